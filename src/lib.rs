@@ -1,0 +1,33 @@
+//! steer: LLM provider calls that survive rate limits, overloads, dropped connections
+//! and streams that die halfway.
+//!
+//! This crate holds the provider side: the request model ([`model`]), the wire formats
+//! of OpenAI, Anthropic and xAI ([`wire`]), the HTTP provider clients ([`provider`]),
+//! the fault-injecting mock provider ([`mock`]) and the `steer` CLI. The reliability
+//! actors live in the `steer-actors` crate.
+//!
+//! ```no_run
+//! use steer_llm::{ChatRequest, Providers};
+//! # async fn run() -> Result<(), steer_llm::Error> {
+//! let providers = Providers::from_env()?;
+//! let req = ChatRequest::new("openai/gpt-4o-mini")?.user("Say hi");
+//! let resp = providers.generate(&req).await?;
+//! println!("{}", resp.text);
+//! # Ok(()) }
+//! ```
+
+pub mod error;
+pub mod mock;
+pub mod model;
+pub mod provider;
+pub mod secret;
+pub mod wire;
+
+pub use error::{Error, FailureKind, ProviderError, TransportKind};
+pub use model::{
+    ChatRequest, ChatResponse, FinishReason, InvalidModelId, Message, ModelId, RequestId, Role,
+    StreamEvent, Usage,
+};
+pub use provider::{Anthropic, EventStream, OpenAiCompatible, Provider, Providers};
+pub use secret::ApiKey;
+pub use async_trait::async_trait;

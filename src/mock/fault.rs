@@ -1,0 +1,529 @@
+//! Fault plans: what the mock does to one request, and their text form.
+//!
+//! A plan is written `part+part+...`, each part `kind` or `kind?key=value&key=value`:
+//!
+//! ```
+//! use steer_llm::mock::FaultPlan;
+//! let plan: FaultPlan = "latency?ms=50+rate_limit?retry_after=2".parse().unwrap();
+//! assert_eq!(plan.to_string(), "latency?ms=50+rate_limit?retry_after=2");
+//! ```
+//!
+//! The kinds are listed in the README (section "Fault injection").
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Server-directed wait headers added to an error response.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WaitHeaders {
+    /// `retry-after`, verbatim (seconds, or anything, to test parsers).
+    pub retry_after: Option<String>,
+    /// `retry-after` as an HTTP-date this many seconds from the response (may be negative).
+    pub retry_after_date: Option<i64>,
+    /// `retry-after-ms`, verbatim.
+    pub retry_after_ms: Option<String>,
+    /// `x-should-retry`.
+    pub should_retry: Option<bool>,
+}
+
+/// What happens to the response.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// A normal reply.
+    Normal,
+    /// A provider error in its status form, by name (see [`super::errors`]).
+    Error {
+        /// The error's name.
+        name: String,
+        /// Wait headers to add.
+        wait: WaitHeaders,
+    },
+    /// Any status with the flavour's generic body.
+    Status {
+        /// The status.
+        code: u16,
+        /// Wait headers to add.
+        wait: WaitHeaders,
+    },
+    /// An in-band stream error after `after` text chunks (status form if not streaming).
+    StreamError {
+        /// The error's name.
+        name: String,
+        /// Text chunks sent first.
+        after: Option<usize>,
+    },
+    /// Stop sending (keep the connection open) after `after` text chunks.
+    Stall {
+        /// Text chunks sent first.
+        after: Option<usize>,
+    },
+    /// End the body cleanly, without the terminal event, after `after` text chunks.
+    Truncate {
+        /// Text chunks sent first.
+        after: Option<usize>,
+    },
+    /// Abort the connection mid-body after `after` text chunks.
+    Reset {
+        /// Text chunks sent first.
+        after: Option<usize>,
+    },
+    /// Send a data line that is not JSON after `after` text chunks, then end.
+    MalformedJson {
+        /// Text chunks sent first.
+        after: Option<usize>,
+    },
+    /// Send bytes that are not SSE (invalid UTF-8) after `after` text chunks, then end.
+    MalformedSse {
+        /// Text chunks sent first.
+        after: Option<usize>,
+    },
+    /// A seeded random mix: each request draws one outcome.
+    Mix(Mix),
+}
+
+/// A seeded random mix of outcomes, in percent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mix {
+    /// Seed of the draw; the n-th request to draw gets the same outcome every run.
+    pub seed: u64,
+    /// Outcomes and their percentages (the rest is normal).
+    pub entries: Vec<(Outcome, f64)>,
+}
+
+/// What the mock does to one request: timing plus one outcome.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaultPlan {
+    /// Delay before the response headers.
+    pub latency: Option<Duration>,
+    /// Delay before each streamed event.
+    pub chunk_delay: Option<Duration>,
+    /// What the response is.
+    pub outcome: Outcome,
+}
+
+impl Default for FaultPlan {
+    fn default() -> Self {
+        FaultPlan::from(Outcome::Normal)
+    }
+}
+
+impl From<Outcome> for FaultPlan {
+    fn from(outcome: Outcome) -> Self {
+        FaultPlan {
+            latency: None,
+            chunk_delay: None,
+            outcome,
+        }
+    }
+}
+
+impl FaultPlan {
+    /// A normal reply.
+    pub fn normal() -> Self {
+        Self::default()
+    }
+    /// The provider error `name` in its status form.
+    pub fn error(name: &str) -> Self {
+        Outcome::Error {
+            name: name.to_string(),
+            wait: WaitHeaders::default(),
+        }
+        .into()
+    }
+    /// Any status, with a generic body.
+    pub fn status(code: u16) -> Self {
+        Outcome::Status {
+            code,
+            wait: WaitHeaders::default(),
+        }
+        .into()
+    }
+    /// The in-band error `name` after `after` text chunks.
+    pub fn stream_error(name: &str, after: usize) -> Self {
+        Outcome::StreamError {
+            name: name.to_string(),
+            after: Some(after),
+        }
+        .into()
+    }
+    /// A stall after `after` text chunks.
+    pub fn stall(after: usize) -> Self {
+        Outcome::Stall { after: Some(after) }.into()
+    }
+    /// A clean end without the terminal event after `after` text chunks.
+    pub fn truncate(after: usize) -> Self {
+        Outcome::Truncate { after: Some(after) }.into()
+    }
+    /// A connection reset after `after` text chunks.
+    pub fn reset(after: usize) -> Self {
+        Outcome::Reset { after: Some(after) }.into()
+    }
+    /// A malformed JSON data line after `after` text chunks.
+    pub fn malformed_json(after: usize) -> Self {
+        Outcome::MalformedJson { after: Some(after) }.into()
+    }
+    /// Bytes that are not SSE after `after` text chunks.
+    pub fn malformed_sse(after: usize) -> Self {
+        Outcome::MalformedSse { after: Some(after) }.into()
+    }
+    /// Adds a delay before the response headers.
+    pub fn with_latency(mut self, d: Duration) -> Self {
+        self.latency = Some(d);
+        self
+    }
+    /// Adds a delay before each streamed event.
+    pub fn with_chunk_delay(mut self, d: Duration) -> Self {
+        self.chunk_delay = Some(d);
+        self
+    }
+    /// Adds `retry-after: <value>` (verbatim) to an error.
+    pub fn retry_after(self, value: &str) -> Self {
+        self.map_wait(|w| w.retry_after = Some(value.to_string()))
+    }
+    /// Adds `retry-after` as an HTTP-date `secs` seconds from the response.
+    pub fn retry_after_date(self, secs: i64) -> Self {
+        self.map_wait(|w| w.retry_after_date = Some(secs))
+    }
+    /// Adds `retry-after-ms: <value>` (verbatim) to an error.
+    pub fn retry_after_ms(self, value: &str) -> Self {
+        self.map_wait(|w| w.retry_after_ms = Some(value.to_string()))
+    }
+    /// Adds `x-should-retry` to an error.
+    pub fn should_retry(self, value: bool) -> Self {
+        self.map_wait(|w| w.should_retry = Some(value))
+    }
+
+    fn map_wait(mut self, f: impl FnOnce(&mut WaitHeaders)) -> Self {
+        if let Outcome::Error { wait, .. } | Outcome::Status { wait, .. } = &mut self.outcome {
+            f(wait);
+        }
+        self
+    }
+}
+
+/// Why a fault spec does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid fault spec {spec:?}: {reason}")]
+pub struct InvalidFaultSpec {
+    /// The spec.
+    pub spec: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl FromStr for FaultPlan {
+    type Err = InvalidFaultSpec;
+
+    fn from_str(spec: &str) -> Result<Self, Self::Err> {
+        let fail = |reason: String| InvalidFaultSpec {
+            spec: spec.to_string(),
+            reason,
+        };
+        let mut plan = FaultPlan::default();
+        let mut outcome_set = false;
+        for part in spec.split('+').map(str::trim) {
+            let (kind, params) = parse_part(part).map_err(&fail)?;
+            match kind {
+                "latency" | "chunk_delay" => {
+                    let ms = params.number::<u64>("ms").map_err(&fail)?.unwrap_or(0);
+                    params.only(&["ms"]).map_err(&fail)?;
+                    let d = Some(Duration::from_millis(ms));
+                    if kind == "latency" {
+                        plan.latency = d;
+                    } else {
+                        plan.chunk_delay = d;
+                    }
+                }
+                _ => {
+                    if outcome_set {
+                        return Err(fail(format!(
+                            "{part:?}: only one outcome per plan (latency and chunk_delay combine)"
+                        )));
+                    }
+                    plan.outcome = parse_outcome(kind, &params).map_err(&fail)?;
+                    outcome_set = true;
+                }
+            }
+        }
+        Ok(plan)
+    }
+}
+
+struct Params<'a>(Vec<(&'a str, &'a str)>);
+
+impl<'a> Params<'a> {
+    fn get(&self, key: &str) -> Option<&'a str> {
+        self.0.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
+    }
+
+    fn number<T: FromStr>(&self, key: &str) -> Result<Option<T>, String> {
+        self.get(key)
+            .map(|v| {
+                v.parse::<T>()
+                    .map_err(|_| format!("{key}={v:?} is not a valid number"))
+            })
+            .transpose()
+    }
+
+    fn only(&self, allowed: &[&str]) -> Result<(), String> {
+        match self.0.iter().find(|(k, _)| !allowed.contains(k)) {
+            Some((k, _)) => Err(format!(
+                "unknown parameter {k:?} (allowed: {})",
+                allowed.join(", ")
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
+fn parse_part(part: &str) -> Result<(&str, Params<'_>), String> {
+    if part.is_empty() {
+        return Err("empty part".into());
+    }
+    let (kind, query) = part.split_once('?').unwrap_or((part, ""));
+    let mut params = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("parameter {pair:?} is not key=value"))?;
+        params.push((k.trim(), v.trim()));
+    }
+    Ok((kind.trim(), Params(params)))
+}
+
+fn parse_wait(params: &Params<'_>) -> Result<WaitHeaders, String> {
+    Ok(WaitHeaders {
+        retry_after: params.get("retry_after").map(str::to_string),
+        retry_after_date: params.number("retry_after_date")?,
+        retry_after_ms: params.get("retry_after_ms").map(str::to_string),
+        should_retry: params
+            .get("should_retry")
+            .map(|v| match v {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                other => Err(format!("should_retry={other:?} must be true or false")),
+            })
+            .transpose()?,
+    })
+}
+
+const WAIT_KEYS: &[&str] = &[
+    "retry_after",
+    "retry_after_date",
+    "retry_after_ms",
+    "should_retry",
+];
+
+fn known_error(name: &str) -> Result<(), String> {
+    if super::errors::all_names().contains(&name) {
+        Ok(())
+    } else {
+        Err(format!(
+            "unknown fault or error name {name:?}; errors: {}",
+            super::errors::all_names().join(", ")
+        ))
+    }
+}
+
+fn parse_outcome(kind: &str, params: &Params<'_>) -> Result<Outcome, String> {
+    let after = || params.number::<usize>("after");
+    Ok(match kind {
+        "ok" | "normal" => {
+            params.only(&[])?;
+            Outcome::Normal
+        }
+        "status" => {
+            let code = params
+                .number::<u16>("code")?
+                .filter(|c| (400..=599).contains(c))
+                .ok_or("status needs code=400..599")?;
+            let mut allowed = vec!["code"];
+            allowed.extend_from_slice(WAIT_KEYS);
+            params.only(&allowed)?;
+            Outcome::Status {
+                code,
+                wait: parse_wait(params)?,
+            }
+        }
+        "stream_error" => {
+            params.only(&["name", "after"])?;
+            let name = params.get("name").unwrap_or("server_error");
+            known_error(name)?;
+            Outcome::StreamError {
+                name: name.to_string(),
+                after: after()?,
+            }
+        }
+        "stall" | "truncate" | "reset" | "malformed_json" | "malformed_sse" => {
+            params.only(&["after"])?;
+            let after = after()?;
+            match kind {
+                "stall" => Outcome::Stall { after },
+                "truncate" => Outcome::Truncate { after },
+                "reset" => Outcome::Reset { after },
+                "malformed_json" => Outcome::MalformedJson { after },
+                _ => Outcome::MalformedSse { after },
+            }
+        }
+        "mix" => {
+            let seed = params.number::<u64>("seed")?.unwrap_or(0);
+            let mut entries = Vec::new();
+            for (k, v) in params.0.iter().filter(|(k, _)| *k != "seed") {
+                let pct: f64 = v
+                    .trim_end_matches('%')
+                    .parse()
+                    .ok()
+                    .filter(|p: &f64| p.is_finite() && *p >= 0.0)
+                    .ok_or_else(|| format!("mix entry {k}={v:?} is not a percentage"))?;
+                let outcome = parse_outcome(k, &Params(Vec::new()))?;
+                if matches!(outcome, Outcome::Mix(_)) {
+                    return Err("a mix cannot contain a mix".into());
+                }
+                entries.push((outcome, pct));
+            }
+            let total: f64 = entries.iter().map(|(_, p)| p).sum();
+            if total > 100.0 {
+                return Err(format!("mix percentages add up to {total} (> 100)"));
+            }
+            Outcome::Mix(Mix { seed, entries })
+        }
+        name => {
+            known_error(name)?;
+            params.only(WAIT_KEYS)?;
+            Outcome::Error {
+                name: name.to_string(),
+                wait: parse_wait(params)?,
+            }
+        }
+    })
+}
+
+impl fmt::Display for FaultPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        if let Some(d) = self.latency {
+            parts.push(format!("latency?ms={}", d.as_millis()));
+        }
+        if let Some(d) = self.chunk_delay {
+            parts.push(format!("chunk_delay?ms={}", d.as_millis()));
+        }
+        if self.outcome != Outcome::Normal || parts.is_empty() {
+            parts.push(self.outcome.to_string());
+        }
+        f.write_str(&parts.join("+"))
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fn with_params(kind: &str, params: Vec<String>) -> String {
+            if params.is_empty() {
+                kind.to_string()
+            } else {
+                format!("{kind}?{}", params.join("&"))
+            }
+        }
+        fn wait_params(w: &WaitHeaders) -> Vec<String> {
+            let mut p = Vec::new();
+            if let Some(v) = &w.retry_after {
+                p.push(format!("retry_after={v}"));
+            }
+            if let Some(v) = w.retry_after_date {
+                p.push(format!("retry_after_date={v}"));
+            }
+            if let Some(v) = &w.retry_after_ms {
+                p.push(format!("retry_after_ms={v}"));
+            }
+            if let Some(v) = w.should_retry {
+                p.push(format!("should_retry={v}"));
+            }
+            p
+        }
+        let after = |a: &Option<usize>| a.map(|n| format!("after={n}")).into_iter().collect();
+        let text = match self {
+            Outcome::Normal => "ok".to_string(),
+            Outcome::Error { name, wait } => with_params(name, wait_params(wait)),
+            Outcome::Status { code, wait } => {
+                let mut p = vec![format!("code={code}")];
+                p.extend(wait_params(wait));
+                with_params("status", p)
+            }
+            Outcome::StreamError { name, after: a } => {
+                let mut p = vec![format!("name={name}")];
+                p.extend(after(a));
+                with_params("stream_error", p)
+            }
+            Outcome::Stall { after: a } => with_params("stall", after(a)),
+            Outcome::Truncate { after: a } => with_params("truncate", after(a)),
+            Outcome::Reset { after: a } => with_params("reset", after(a)),
+            Outcome::MalformedJson { after: a } => with_params("malformed_json", after(a)),
+            Outcome::MalformedSse { after: a } => with_params("malformed_sse", after(a)),
+            Outcome::Mix(mix) => {
+                let mut p = vec![format!("seed={}", mix.seed)];
+                p.extend(mix.entries.iter().map(|(o, pct)| format!("{o}={pct}")));
+                with_params("mix", p)
+            }
+        };
+        f.write_str(&text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_round_trip() {
+        for spec in [
+            "ok",
+            "rate_limit",
+            "rate_limit?retry_after=2",
+            "rate_limit?retry_after_date=30",
+            "rate_limit?retry_after_ms=150.5",
+            "server_error?should_retry=false",
+            "status?code=418",
+            "stream_error?name=overloaded&after=3",
+            "stall?after=5",
+            "truncate?after=0",
+            "reset?after=2",
+            "malformed_json?after=1",
+            "malformed_sse",
+            "latency?ms=200+overloaded",
+            "chunk_delay?ms=5",
+            "mix?seed=7&server_error=10&reset=5&rate_limit=15",
+        ] {
+            let plan: FaultPlan = spec.parse().unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(plan.to_string(), spec);
+        }
+    }
+
+    #[test]
+    fn bad_specs_say_what_is_wrong() {
+        for (spec, needle) in [
+            ("", "empty part"),
+            ("explode", "unknown fault or error name"),
+            ("stall?after=x", "not a valid number"),
+            ("stall?when=3", "unknown parameter"),
+            ("status?code=200", "status needs code"),
+            ("rate_limit+overloaded", "only one outcome"),
+            ("mix?server_error=80&reset=30", "add up to"),
+            ("server_error?should_retry=maybe", "true or false"),
+        ] {
+            let err = spec.parse::<FaultPlan>().unwrap_err();
+            assert!(err.to_string().contains(needle), "{spec}: {err}");
+        }
+    }
+
+    #[test]
+    fn builders_match_their_spec() {
+        assert_eq!(
+            FaultPlan::error("rate_limit").retry_after("2"),
+            "rate_limit?retry_after=2".parse().unwrap()
+        );
+        assert_eq!(
+            FaultPlan::reset(3).with_latency(Duration::from_millis(10)),
+            "latency?ms=10+reset?after=3".parse().unwrap()
+        );
+    }
+}

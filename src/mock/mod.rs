@@ -1,0 +1,378 @@
+//! The mock provider: a real HTTP server on 127.0.0.1 speaking the OpenAI, Anthropic
+//! and xAI wire formats, with deterministic replies and injected faults.
+//!
+//! It is steer's embedded default (CLI, examples, tests, benchmarks) and can be
+//! started in anyone's tests:
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! use steer_llm::mock::{FaultPlan, MockServer};
+//! use steer_llm::ChatRequest;
+//!
+//! let mock = MockServer::start().await.unwrap();
+//! mock.push_faults([FaultPlan::error("rate_limit").retry_after("2")]);
+//! let providers = mock.providers().unwrap();
+//! let req = ChatRequest::new("openai/gpt-4o-mini").unwrap().user("hi");
+//! let err = providers.generate(&req).await.unwrap_err();
+//! assert!(err.to_string().contains("HTTP 429"));
+//! assert!(providers.generate(&req).await.is_ok()); // the script is used up
+//! assert_eq!(mock.requests().len(), 2);
+//! # }
+//! ```
+//!
+//! Faults come from, in order: the request's `x-mock-fault` header, the script for
+//! its `x-client-request-id`, the shared script queue, then the server's default.
+
+pub mod errors;
+mod fault;
+pub mod render;
+mod server;
+pub mod text;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use parking_lot::Mutex;
+
+pub use fault::{FaultPlan, InvalidFaultSpec, Mix, Outcome, WaitHeaders};
+
+use crate::error::Error;
+use crate::provider::{Anthropic, OpenAiCompatible, Providers};
+
+/// The header that injects a fault into one request (black-box use).
+pub const FAULT_HEADER: &str = "x-mock-fault";
+/// The header whose value keys scripted faults ([`MockServer::script_key`]).
+pub const KEY_HEADER: &str = "x-client-request-id";
+/// The API key steer sends to the mock when no real key is set.
+pub const MOCK_API_KEY: &str = "steer-mock-key";
+
+/// Which provider's dialect a request is answered in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Flavour {
+    /// OpenAI Chat Completions.
+    OpenAi,
+    /// Anthropic Messages.
+    Anthropic,
+    /// xAI Chat Completions (chosen for `grok*` models on `/v1/chat/completions`).
+    Xai,
+}
+
+/// One request the mock received.
+#[derive(Clone)]
+pub struct RecordedRequest {
+    /// The path, e.g. `/v1/messages`.
+    pub path: String,
+    /// Request headers, lowercase names, in arrival order.
+    pub headers: Vec<(String, String)>,
+    /// The JSON body (`Null` if it was not JSON).
+    pub body: serde_json::Value,
+    /// The dialect it was answered in.
+    pub flavour: Flavour,
+    /// The fault plan applied (after drawing from a mix), if any.
+    pub fault: Option<FaultPlan>,
+    /// When it arrived.
+    pub received_at: SystemTime,
+}
+
+impl RecordedRequest {
+    /// The first value of a header.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether it asked for a stream.
+    pub fn is_stream(&self) -> bool {
+        self.body.get("stream").and_then(|v| v.as_bool()) == Some(true)
+    }
+
+    /// The `model` field.
+    pub fn model(&self) -> Option<&str> {
+        self.body.get("model").and_then(|v| v.as_str())
+    }
+
+    /// The last message's role and text.
+    pub fn last_message(&self) -> Option<(String, String)> {
+        let last = self.body.get("messages")?.as_array()?.last()?;
+        Some((
+            last.get("role")?.as_str()?.to_string(),
+            server::content_text(last.get("content")?)?,
+        ))
+    }
+}
+
+impl std::fmt::Debug for RecordedRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                let secret = matches!(k.as_str(), "authorization" | "x-api-key");
+                (k.as_str(), if secret { "<redacted>" } else { v.as_str() })
+            })
+            .collect();
+        f.debug_struct("RecordedRequest")
+            .field("path", &self.path)
+            .field("headers", &headers)
+            .field("body", &self.body)
+            .field("flavour", &self.flavour)
+            .field("fault", &self.fault.as_ref().map(|p| p.to_string()))
+            .finish()
+    }
+}
+
+/// Settings of a mock server.
+#[derive(Debug, Clone)]
+pub struct MockBuilder {
+    port: u16,
+    reply_words: Option<usize>,
+    default_fault: Option<FaultPlan>,
+    record: bool,
+    stall_limit: Duration,
+}
+
+impl Default for MockBuilder {
+    fn default() -> Self {
+        MockBuilder {
+            port: 0,
+            reply_words: None,
+            default_fault: None,
+            record: true,
+            stall_limit: Duration::from_secs(300),
+        }
+    }
+}
+
+impl MockBuilder {
+    /// Port on 127.0.0.1 (default 0: an ephemeral port).
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+    /// Every reply has this many words (chunks); default 12 to 48 by conversation.
+    pub fn reply_words(mut self, words: usize) -> Self {
+        self.reply_words = Some(words.max(1));
+        self
+    }
+    /// Fault applied to requests that no header or script covers.
+    pub fn default_fault(mut self, plan: FaultPlan) -> Self {
+        self.default_fault = Some(plan);
+        self
+    }
+    /// Whether to record requests (default on; turn off for long benchmarks).
+    pub fn record_requests(mut self, on: bool) -> Self {
+        self.record = on;
+        self
+    }
+    /// How long a stalled response stays open before the mock closes it (default 300 s).
+    pub fn stall_limit(mut self, limit: Duration) -> Self {
+        self.stall_limit = limit;
+        self
+    }
+
+    /// Starts the server on the current tokio runtime.
+    pub async fn start(self) -> std::io::Result<MockServer> {
+        let listener =
+            tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], self.port))).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared::new(self));
+        let task = tokio::spawn(server::serve(listener, shared.clone()));
+        Ok(MockServer {
+            addr,
+            shared,
+            running: Running::Task(task),
+        })
+    }
+
+    /// Starts the server on a thread of its own, with its own runtime, so that it
+    /// does not share a runtime (or, under load, a scheduler) with the code under test.
+    pub fn start_background(self) -> std::io::Result<MockServer> {
+        let std_listener =
+            std::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], self.port)))?;
+        std_listener.set_nonblocking(true)?;
+        let addr = std_listener.local_addr()?;
+        let shared = Arc::new(Shared::new(self));
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread_shared = shared.clone();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let thread = std::thread::Builder::new()
+            .name("steer-mock".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let Ok(listener) = tokio::net::TcpListener::from_std(std_listener) else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = server::serve(listener, thread_shared) => {}
+                        _ = stop_rx => {}
+                    }
+                });
+                runtime.shutdown_timeout(Duration::from_millis(100));
+            })?;
+        Ok(MockServer {
+            addr,
+            shared,
+            running: Running::Thread(Some((stop_tx, thread))),
+        })
+    }
+}
+
+pub(crate) struct Shared {
+    config: MockBuilder,
+    queue: Mutex<VecDeque<FaultPlan>>,
+    keyed: Mutex<HashMap<String, VecDeque<FaultPlan>>>,
+    default_fault: Mutex<Option<FaultPlan>>,
+    mix_rng: Mutex<Option<(u64, fastrand::Rng)>>,
+    log: Mutex<Vec<RecordedRequest>>,
+    counter: AtomicU64,
+}
+
+impl Shared {
+    fn new(config: MockBuilder) -> Self {
+        Shared {
+            default_fault: Mutex::new(config.default_fault.clone()),
+            config,
+            queue: Mutex::new(VecDeque::new()),
+            keyed: Mutex::new(HashMap::new()),
+            mix_rng: Mutex::new(None),
+            log: Mutex::new(Vec::new()),
+            counter: AtomicU64::new(0),
+        }
+    }
+
+    fn next_id(&self) -> u64 {
+        self.counter.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}
+
+enum Running {
+    Task(tokio::task::JoinHandle<()>),
+    Thread(Option<(tokio::sync::oneshot::Sender<()>, std::thread::JoinHandle<()>)>),
+}
+
+/// A running mock provider. Dropping it stops the server.
+pub struct MockServer {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    running: Running,
+}
+
+impl std::fmt::Debug for MockServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MockServer")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MockServer {
+    /// A builder for a mock with non-default settings.
+    pub fn builder() -> MockBuilder {
+        MockBuilder::default()
+    }
+
+    /// Starts a mock with default settings on an ephemeral port of the current runtime.
+    pub async fn start() -> std::io::Result<MockServer> {
+        MockBuilder::default().start().await
+    }
+
+    /// The socket address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`: the Anthropic base URL.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `http://127.0.0.1:PORT/v1`: the OpenAI and xAI base URL.
+    pub fn openai_base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// OpenAI, Anthropic and xAI providers pointed at this mock, with a mock key.
+    pub fn providers(&self) -> Result<Providers, Error> {
+        let http = crate::provider::http::default_http_client(Duration::from_secs(5))?;
+        Ok(Providers::new()
+            .with(
+                OpenAiCompatible::openai()
+                    .base_url(self.openai_base_url())
+                    .api_key(MOCK_API_KEY)
+                    .http_client(http.clone())
+                    .build()?,
+            )
+            .with(
+                Anthropic::builder()
+                    .base_url(self.base_url())
+                    .api_key(MOCK_API_KEY)
+                    .http_client(http.clone())
+                    .build()?,
+            )
+            .with(
+                OpenAiCompatible::xai()
+                    .base_url(self.openai_base_url())
+                    .api_key(MOCK_API_KEY)
+                    .http_client(http)
+                    .build()?,
+            ))
+    }
+
+    /// Queues fault plans for the next requests (any key), first in, first out.
+    pub fn push_faults(&self, plans: impl IntoIterator<Item = FaultPlan>) {
+        self.shared.queue.lock().extend(plans);
+    }
+
+    /// Queues fault plans for the requests whose `x-client-request-id` is `key`
+    /// (steer sends its request id there).
+    pub fn script_key(&self, key: &str, plans: impl IntoIterator<Item = FaultPlan>) {
+        self.shared
+            .keyed
+            .lock()
+            .entry(key.to_string())
+            .or_default()
+            .extend(plans);
+    }
+
+    /// Sets (or clears) the fault for requests nothing else covers.
+    pub fn set_default_fault(&self, plan: Option<FaultPlan>) {
+        *self.shared.default_fault.lock() = plan;
+    }
+
+    /// Every request received so far, oldest first.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.log.lock().clone()
+    }
+
+    /// How many requests were received (counted even when recording is off).
+    pub fn request_count(&self) -> u64 {
+        self.shared.counter.load(Ordering::Relaxed)
+    }
+
+    /// Forgets the recorded requests.
+    pub fn clear_requests(&self) {
+        self.shared.log.lock().clear();
+    }
+}
+
+impl Drop for MockServer {
+    fn drop(&mut self) {
+        match &mut self.running {
+            Running::Task(task) => task.abort(),
+            Running::Thread(slot) => {
+                if let Some((stop, thread)) = slot.take() {
+                    let _ = stop.send(());
+                    let _ = thread.join();
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! Renders replies in each provider's wire format: JSON bodies and SSE events.
+
+use bytes::Bytes;
+use serde_json::json;
+
+use super::errors::ErrorResponse;
+use super::text::{Finish, Reply};
+use super::Flavour;
+
+/// The SSE events of a streamed reply, in three runs: before the text, one event
+/// per text chunk, and the closing events (finish, usage, terminal event).
+#[derive(Debug, Clone)]
+pub struct Frames {
+    /// Events before the first text chunk.
+    pub head: Vec<Bytes>,
+    /// One event per text chunk.
+    pub content: Vec<Bytes>,
+    /// Finish, usage and the terminal event.
+    pub tail: Vec<Bytes>,
+}
+
+fn data(json: &str) -> Bytes {
+    Bytes::from(format!("data: {json}\n\n"))
+}
+
+fn event(name: &str, json: &str) -> Bytes {
+    Bytes::from(format!("event: {name}\ndata: {json}\n\n"))
+}
+
+fn quote(s: &str) -> String {
+    serde_json::Value::from(s).to_string()
+}
+
+fn openai_finish(f: Finish) -> &'static str {
+    match f {
+        Finish::Stop | Finish::StopSequence => "stop",
+        Finish::Length => "length",
+    }
+}
+
+fn anthropic_stop(f: Finish) -> &'static str {
+    match f {
+        Finish::Stop => "end_turn",
+        Finish::StopSequence => "stop_sequence",
+        Finish::Length => "max_tokens",
+    }
+}
+
+/// The events of a streamed reply.
+pub fn sse_frames(
+    flavour: Flavour,
+    model: &str,
+    reply: &Reply,
+    include_usage: bool,
+    id: &str,
+    created: u64,
+) -> Frames {
+    let completion = reply.chunks.len() as u64;
+    match flavour {
+        Flavour::OpenAi | Flavour::Xai => {
+            let prefix = format!(
+                r#"{{"id":{},"object":"chat.completion.chunk","created":{created},"model":{},"system_fingerprint":"fp_mock","choices":"#,
+                quote(id),
+                quote(model)
+            );
+            let head = vec![data(&format!(
+                r#"{prefix}[{{"index":0,"delta":{{"role":"assistant","content":"","refusal":null}},"logprobs":null,"finish_reason":null}}]}}"#
+            ))];
+            let content = reply
+                .chunks
+                .iter()
+                .map(|c| {
+                    data(&format!(
+                        r#"{prefix}[{{"index":0,"delta":{{"content":{}}},"logprobs":null,"finish_reason":null}}],"obfuscation":"x1"}}"#,
+                        quote(c)
+                    ))
+                })
+                .collect();
+            let mut tail = vec![data(&format!(
+                r#"{prefix}[{{"index":0,"delta":{{}},"logprobs":null,"finish_reason":"{}"}}]}}"#,
+                openai_finish(reply.finish)
+            ))];
+            if include_usage {
+                tail.push(data(&format!(
+                    r#"{prefix}[],"usage":{{"prompt_tokens":{},"completion_tokens":{completion},"total_tokens":{}}}}}"#,
+                    reply.prompt_tokens,
+                    reply.prompt_tokens + completion
+                )));
+            }
+            tail.push(Bytes::from_static(b"data: [DONE]\n\n"));
+            Frames {
+                head,
+                content,
+                tail,
+            }
+        }
+        Flavour::Anthropic => {
+            let start = json!({"type": "message_start", "message": {
+                "id": id, "type": "message", "role": "assistant", "content": [], "model": model,
+                "stop_reason": null, "stop_sequence": null,
+                "usage": {"input_tokens": reply.prompt_tokens, "cache_creation_input_tokens": 0,
+                          "cache_read_input_tokens": 0, "output_tokens": 1}}});
+            let head = vec![
+                event("message_start", &start.to_string()),
+                event(
+                    "content_block_start",
+                    r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+                ),
+                event("ping", r#"{"type": "ping"}"#),
+            ];
+            let content = reply
+                .chunks
+                .iter()
+                .map(|c| {
+                    event(
+                        "content_block_delta",
+                        &format!(
+                            r#"{{"type":"content_block_delta","index":0,"delta":{{"type":"text_delta","text":{}}}}}"#,
+                            quote(c)
+                        ),
+                    )
+                })
+                .collect();
+            let delta = json!({"type": "message_delta",
+                "delta": {"stop_reason": anthropic_stop(reply.finish), "stop_sequence": reply.stop_sequence},
+                "usage": {"output_tokens": completion}});
+            let tail = vec![
+                event(
+                    "content_block_stop",
+                    r#"{"type":"content_block_stop","index":0}"#,
+                ),
+                event("message_delta", &delta.to_string()),
+                event("message_stop", r#"{"type":"message_stop"}"#),
+            ];
+            Frames {
+                head,
+                content,
+                tail,
+            }
+        }
+    }
+}
+
+/// The JSON body of a non-streaming reply.
+pub fn json_body(flavour: Flavour, model: &str, reply: &Reply, id: &str, created: u64) -> String {
+    let text = reply.text();
+    let completion = reply.chunks.len() as u64;
+    match flavour {
+        Flavour::OpenAi | Flavour::Xai => json!({
+            "id": id, "object": "chat.completion", "created": created, "model": model,
+            "choices": [{"index": 0,
+                "message": {"role": "assistant", "content": text, "refusal": null, "annotations": []},
+                "logprobs": null, "finish_reason": openai_finish(reply.finish)}],
+            "usage": {"prompt_tokens": reply.prompt_tokens, "completion_tokens": completion,
+                "total_tokens": reply.prompt_tokens + completion,
+                "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+                "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
+                    "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}},
+            "service_tier": "default", "system_fingerprint": "fp_mock"
+        }),
+        Flavour::Anthropic => json!({
+            "id": id, "type": "message", "role": "assistant", "model": model,
+            "content": [{"type": "text", "text": text}],
+            "stop_reason": anthropic_stop(reply.finish), "stop_sequence": reply.stop_sequence,
+            "usage": {"input_tokens": reply.prompt_tokens, "cache_creation_input_tokens": 0,
+                "cache_read_input_tokens": 0, "output_tokens": completion, "service_tier": "standard"}
+        }),
+    }
+    .to_string()
+}
+
+/// The in-band error event for error `name` (see [`super::errors::in_band_error`]).
+pub fn in_band_frame(event_name: Option<&str>, body: &str) -> Bytes {
+    match event_name {
+        Some(name) => event(name, body),
+        None => data(body),
+    }
+}
+
+/// A data line whose JSON is cut short.
+pub fn malformed_json_frame(flavour: Flavour) -> Bytes {
+    match flavour {
+        Flavour::Anthropic => event(
+            "content_block_delta",
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_del"#,
+        ),
+        Flavour::OpenAi | Flavour::Xai => data(r#"{"id":"chatcmpl-mock","choices":[{"delta":{"con"#),
+    }
+}
+
+/// Bytes that no SSE parser can read as text.
+pub fn malformed_sse_frame() -> Bytes {
+    Bytes::from_static(b"data: \xff\xfe\xfd broken\n\n")
+}
+
+/// A status error without a named body: the flavour's generic shape.
+pub fn generic_error(flavour: Flavour, status: u16, request_id: &str) -> ErrorResponse {
+    let reason = http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Error");
+    let body = match flavour {
+        Flavour::OpenAi => json!({"error": {"message": reason, "type": "server_error", "param": null, "code": null}}),
+        Flavour::Anthropic => json!({"type": "error", "error": {"type": "api_error", "message": reason}, "request_id": request_id}),
+        Flavour::Xai => json!({"code": "unknown", "error": reason}),
+    };
+    ErrorResponse {
+        status,
+        content_type: "application/json",
+        body: body.to_string(),
+    }
+}

@@ -1,0 +1,691 @@
+//! The mock's HTTP handlers.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use axum::routing::post;
+use axum::Router;
+use bytes::Bytes;
+use serde_json::Value;
+
+use super::errors::{self, ErrorResponse};
+use super::fault::{FaultPlan, Outcome, WaitHeaders};
+use super::render::{self, Frames};
+use super::text::{self, Turn};
+use super::{Flavour, RecordedRequest, Shared, FAULT_HEADER, KEY_HEADER};
+
+pub(super) async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
+    let app = Router::new()
+        .route(
+            "/v1/chat/completions",
+            post(|s: State<Arc<Shared>>, h: HeaderMap, b: Bytes| handle(s, Api::Chat, h, b)),
+        )
+        .route(
+            "/v1/messages",
+            post(|s: State<Arc<Shared>>, h: HeaderMap, b: Bytes| handle(s, Api::Messages, h, b)),
+        )
+        .fallback(|| async {
+            json_response(
+                404,
+                r#"{"error":{"message":"steer mock: unknown path (serves POST /v1/chat/completions and POST /v1/messages)","type":"invalid_request_error","param":null,"code":"unknown_url"}}"#.to_string(),
+            )
+        })
+        .with_state(shared);
+    // Errors here mean the listener died; the server simply stops.
+    let _ = axum::serve(listener, app).await;
+}
+
+#[derive(Clone, Copy)]
+enum Api {
+    Chat,
+    Messages,
+}
+
+fn json_response(status: u16, body: String) -> Response {
+    let mut resp = Response::new(Body::from(body));
+    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    resp.headers_mut().insert(
+        "content-type",
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// The text of a message's `content`: a string, or an array of text blocks.
+pub(super) fn content_text(content: &Value) -> Option<String> {
+    match content {
+        Value::String(s) => Some(s.clone()),
+        Value::Array(parts) => Some(
+            parts
+                .iter()
+                .filter_map(|p| p.get("text").and_then(|t| t.as_str()))
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+struct Parsed {
+    model: String,
+    turns: Vec<Turn>,
+    max_tokens: Option<u32>,
+    stop: Vec<String>,
+    stream: bool,
+    include_usage: bool,
+}
+
+/// Reads the request body the way the real API would, or the real 400.
+fn parse_request(flavour: Flavour, body: &Value) -> Result<Parsed, String> {
+    let model = body
+        .get("model")
+        .and_then(|m| m.as_str())
+        .filter(|m| !m.is_empty())
+        .ok_or("model: Field required")?
+        .to_string();
+    let mut turns = Vec::new();
+    if let Some(system) = body.get("system").and_then(content_text) {
+        turns.push(Turn::new("system", &system));
+    }
+    let messages = body
+        .get("messages")
+        .and_then(|m| m.as_array())
+        .filter(|m| !m.is_empty())
+        .ok_or("messages: Field required (a non-empty array)")?;
+    for (i, m) in messages.iter().enumerate() {
+        let role = m
+            .get("role")
+            .and_then(|r| r.as_str())
+            .ok_or_else(|| format!("messages.{i}.role: Field required"))?;
+        let allowed = match flavour {
+            Flavour::Anthropic => matches!(role, "user" | "assistant"),
+            _ => matches!(role, "system" | "developer" | "user" | "assistant"),
+        };
+        if !allowed {
+            return Err(format!("messages.{i}.role: unexpected role {role:?}"));
+        }
+        let content = m
+            .get("content")
+            .and_then(content_text)
+            .ok_or_else(|| format!("messages.{i}.content: Field required"))?;
+        turns.push(Turn::new(role, &content));
+    }
+    let max_tokens = match body.get("max_tokens").or_else(|| body.get("max_completion_tokens")) {
+        None | Some(Value::Null) if flavour == Flavour::Anthropic => {
+            return Err("max_tokens: Field required".into())
+        }
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_u64()
+                .filter(|n| *n >= 1)
+                .map(|n| n.min(u64::from(u32::MAX)) as u32)
+                .ok_or("max_tokens: Input should be a positive integer")?,
+        ),
+    };
+    let stop = match body.get("stop").or_else(|| body.get("stop_sequences")) {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|s| s.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    };
+    Ok(Parsed {
+        model,
+        turns,
+        max_tokens,
+        stop,
+        stream: body.get("stream").and_then(|s| s.as_bool()) == Some(true),
+        include_usage: body
+            .pointer("/stream_options/include_usage")
+            .and_then(|v| v.as_bool())
+            == Some(true),
+    })
+}
+
+/// Whether an Anthropic model rejects a final assistant message: Claude 4.6 and later.
+pub fn rejects_prefill(model: &str) -> bool {
+    let Some(rest) = model.strip_prefix("claude-") else {
+        return false;
+    };
+    let numbers: Vec<u32> = rest
+        .split('-')
+        .filter(|p| !p.is_empty() && p.len() <= 2)
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    match numbers.as_slice() {
+        [major, minor, ..] => (*major, *minor) >= (4, 6),
+        [major] => *major >= 5,
+        [] => false,
+    }
+}
+
+fn invalid_request(flavour: Flavour, message: &str, request_id: &str) -> ErrorResponse {
+    let body = match flavour {
+        Flavour::OpenAi => serde_json::json!({"error": {"message": message, "type": "invalid_request_error", "param": null, "code": null}}),
+        Flavour::Anthropic => serde_json::json!({"type": "error", "error": {"type": "invalid_request_error", "message": message}, "request_id": request_id}),
+        Flavour::Xai => serde_json::json!({"code": "invalid-argument", "error": message}),
+    };
+    ErrorResponse {
+        status: 400,
+        content_type: "application/json",
+        body: body.to_string(),
+    }
+}
+
+fn unauthenticated(flavour: Flavour, request_id: &str) -> ErrorResponse {
+    let body = match flavour {
+        Flavour::OpenAi => serde_json::json!({"error": {"message": "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).", "type": "invalid_request_error", "param": null, "code": null}}),
+        Flavour::Anthropic => serde_json::json!({"type": "error", "error": {"type": "authentication_error", "message": "x-api-key header is required"}, "request_id": request_id}),
+        Flavour::Xai => serde_json::json!({"code": "unauthenticated", "error": "Missing or invalid authorization header."}),
+    };
+    ErrorResponse {
+        status: 401,
+        content_type: "application/json",
+        body: body.to_string(),
+    }
+}
+
+/// Picks the fault plan: header, keyed script, queue, default; then draws a mix.
+fn choose_fault(shared: &Shared, headers: &HeaderMap) -> Result<Option<FaultPlan>, String> {
+    let plan = if let Some(spec) = headers.get(FAULT_HEADER) {
+        let spec = spec
+            .to_str()
+            .map_err(|_| format!("{FAULT_HEADER} is not ASCII"))?;
+        Some(spec.parse::<FaultPlan>().map_err(|e| e.to_string())?)
+    } else {
+        let keyed = headers
+            .get(KEY_HEADER)
+            .and_then(|k| k.to_str().ok())
+            .and_then(|k| {
+                let mut scripts = shared.keyed.lock();
+                let queue = scripts.get_mut(k)?;
+                let plan = queue.pop_front();
+                if queue.is_empty() {
+                    scripts.remove(k);
+                }
+                plan
+            });
+        keyed
+            .or_else(|| shared.queue.lock().pop_front())
+            .or_else(|| shared.default_fault.lock().clone())
+    };
+    Ok(plan.map(|mut plan| {
+        if let Outcome::Mix(mix) = &plan.outcome {
+            let mut guard = shared.mix_rng.lock();
+            if guard.as_ref().map(|(seed, _)| *seed) != Some(mix.seed) {
+                *guard = Some((mix.seed, fastrand::Rng::with_seed(mix.seed)));
+            }
+            let draw = guard
+                .as_mut()
+                .map(|(_, rng)| rng.f64() * 100.0)
+                .unwrap_or(100.0);
+            let mut acc = 0.0;
+            let mut chosen = Outcome::Normal;
+            for (outcome, pct) in &mix.entries {
+                acc += pct;
+                if draw < acc {
+                    chosen = outcome.clone();
+                    break;
+                }
+            }
+            plan.outcome = chosen;
+        }
+        plan
+    }))
+}
+
+async fn handle(
+    State(shared): State<Arc<Shared>>,
+    api: Api,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let n = shared.next_id();
+    let request_id = format!("req_mock{n:020}");
+    let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let flavour = match api {
+        Api::Messages => Flavour::Anthropic,
+        Api::Chat => {
+            let model = json.get("model").and_then(|m| m.as_str()).unwrap_or("");
+            if model.starts_with("grok") {
+                Flavour::Xai
+            } else {
+                Flavour::OpenAi
+            }
+        }
+    };
+    let fault = choose_fault(&shared, &headers);
+    if shared.config.record {
+        shared.log.lock().push(RecordedRequest {
+            path: match api {
+                Api::Chat => "/v1/chat/completions",
+                Api::Messages => "/v1/messages",
+            }
+            .to_string(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
+            body: json.clone(),
+            flavour,
+            fault: fault.as_ref().ok().cloned().flatten(),
+            received_at: SystemTime::now(),
+        });
+    }
+    let ctx = Ctx {
+        flavour,
+        request_id,
+        shared: shared.clone(),
+    };
+    let plan = match fault {
+        Ok(plan) => plan.unwrap_or_default(),
+        Err(message) => {
+            return ctx.error_response(
+                invalid_request(flavour, &format!("steer mock: {message}"), &ctx.request_id),
+                &WaitHeaders::default(),
+            )
+        }
+    };
+    if let Some(d) = plan.latency {
+        tokio::time::sleep(d).await;
+    }
+    if let Some(resp) = ctx.check_headers(&headers) {
+        return resp;
+    }
+    if json.is_null() {
+        let message = "We could not parse the JSON body of your request.";
+        return ctx.error_response(
+            invalid_request(flavour, message, &ctx.request_id),
+            &WaitHeaders::default(),
+        );
+    }
+    let parsed = match parse_request(flavour, &json) {
+        Ok(p) => p,
+        Err(message) => {
+            return ctx.error_response(
+                invalid_request(flavour, &message, &ctx.request_id),
+                &WaitHeaders::default(),
+            )
+        }
+    };
+    if flavour == Flavour::Anthropic {
+        if let Some(last) = parsed.turns.last().filter(|t| t.role == "assistant") {
+            let name = if rejects_prefill(&parsed.model) {
+                Some("prefill_rejected")
+            } else if last.content.ends_with(char::is_whitespace) {
+                Some("trailing_whitespace")
+            } else {
+                None
+            };
+            if let Some(resp) = name.and_then(|n| errors::status_error(flavour, n, &ctx.request_id)) {
+                return ctx.error_response(resp, &WaitHeaders::default());
+            }
+        }
+    }
+    ctx.respond(plan, parsed)
+}
+
+/// Anthropic's rate-limit headers: names, limit and remaining count.
+const ANTHROPIC_LIMITS: [(&str, &str, &str, &str, &str); 4] = [
+    ("anthropic-ratelimit-requests-limit", "anthropic-ratelimit-requests-remaining", "anthropic-ratelimit-requests-reset", "1000", "999"),
+    ("anthropic-ratelimit-tokens-limit", "anthropic-ratelimit-tokens-remaining", "anthropic-ratelimit-tokens-reset", "96000", "95000"),
+    ("anthropic-ratelimit-input-tokens-limit", "anthropic-ratelimit-input-tokens-remaining", "anthropic-ratelimit-input-tokens-reset", "80000", "79000"),
+    ("anthropic-ratelimit-output-tokens-limit", "anthropic-ratelimit-output-tokens-remaining", "anthropic-ratelimit-output-tokens-reset", "16000", "15900"),
+];
+
+struct Ctx {
+    flavour: Flavour,
+    request_id: String,
+    shared: Arc<Shared>,
+}
+
+impl Ctx {
+    fn check_headers(&self, headers: &HeaderMap) -> Option<Response> {
+        let present = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| !v.trim().is_empty())
+        };
+        let authenticated = match self.flavour {
+            Flavour::Anthropic => present("x-api-key"),
+            Flavour::OpenAi | Flavour::Xai => headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .is_some_and(|k| !k.trim().is_empty()),
+        };
+        if !authenticated {
+            return Some(self.error_response(
+                unauthenticated(self.flavour, &self.request_id),
+                &WaitHeaders::default(),
+            ));
+        }
+        if self.flavour == Flavour::Anthropic && !present("anthropic-version") {
+            return Some(self.error_response(
+                invalid_request(
+                    self.flavour,
+                    "anthropic-version: header is required",
+                    &self.request_id,
+                ),
+                &WaitHeaders::default(),
+            ));
+        }
+        None
+    }
+
+    fn base_headers(&self, resp: &mut Response, limited: bool) {
+        let h = resp.headers_mut();
+        let id = HeaderValue::from_str(&self.request_id).ok();
+        match self.flavour {
+            Flavour::OpenAi => {
+                let remaining = if limited { "0" } else { "9999" };
+                h.insert("x-ratelimit-limit-requests", HeaderValue::from_static("10000"));
+                h.insert("x-ratelimit-remaining-requests", HeaderValue::from_static(remaining));
+                h.insert("x-ratelimit-reset-requests", HeaderValue::from_static("6ms"));
+                h.insert("x-ratelimit-limit-tokens", HeaderValue::from_static("150000"));
+                h.insert(
+                    "x-ratelimit-remaining-tokens",
+                    HeaderValue::from_static(if limited { "0" } else { "149984" }),
+                );
+                h.insert(
+                    "x-ratelimit-reset-tokens",
+                    HeaderValue::from_static(if limited { "1m30s" } else { "6m0s" }),
+                );
+                if let Some(id) = id {
+                    h.insert("x-request-id", id);
+                }
+                h.insert("openai-processing-ms", HeaderValue::from_static("1"));
+            }
+            Flavour::Anthropic => {
+                let reset = SystemTime::now() + Duration::from_secs(if limited { 30 } else { 1 });
+                let reset = time::OffsetDateTime::from(reset)
+                    .replace_nanosecond(0)
+                    .ok()
+                    .and_then(|t| {
+                        t.format(&time::format_description::well_known::Rfc3339)
+                            .ok()
+                    })
+                    .and_then(|s| HeaderValue::from_str(&s).ok());
+                for (limit_name, remaining_name, reset_name, limit, remaining) in ANTHROPIC_LIMITS {
+                    h.insert(limit_name, HeaderValue::from_static(limit));
+                    h.insert(
+                        remaining_name,
+                        HeaderValue::from_static(if limited { "0" } else { remaining }),
+                    );
+                    if let Some(reset) = reset.clone() {
+                        h.insert(reset_name, reset);
+                    }
+                }
+                if let Some(id) = id {
+                    h.insert("request-id", id);
+                }
+            }
+            Flavour::Xai => {
+                if let Some(id) = id {
+                    h.insert("x-request-id", id);
+                }
+            }
+        }
+    }
+
+    fn error_response(&self, err: ErrorResponse, wait: &WaitHeaders) -> Response {
+        let mut resp = Response::new(Body::from(err.body));
+        *resp.status_mut() =
+            StatusCode::from_u16(err.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        resp.headers_mut()
+            .insert("content-type", HeaderValue::from_static(err.content_type));
+        self.base_headers(&mut resp, err.status == 429);
+        let h = resp.headers_mut();
+        if let Some(v) = wait.retry_after.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
+            h.insert("retry-after", v);
+        }
+        if let Some(secs) = wait.retry_after_date {
+            let at = if secs >= 0 {
+                SystemTime::now() + Duration::from_secs(secs.unsigned_abs())
+            } else {
+                SystemTime::now() - Duration::from_secs(secs.unsigned_abs())
+            };
+            if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(at)) {
+                h.insert("retry-after", v);
+            }
+        }
+        if let Some(v) = wait
+            .retry_after_ms
+            .as_deref()
+            .and_then(|v| HeaderValue::from_str(v).ok())
+        {
+            h.insert("retry-after-ms", v);
+        }
+        if let Some(v) = wait.should_retry {
+            h.insert(
+                "x-should-retry",
+                HeaderValue::from_static(if v { "true" } else { "false" }),
+            );
+        }
+        resp
+    }
+
+    fn named_error(&self, name: &str) -> ErrorResponse {
+        errors::status_error(self.flavour, name, &self.request_id).unwrap_or_else(|| {
+            invalid_request(
+                self.flavour,
+                &format!(
+                    "steer mock: {:?} has no error named {name:?}; it has: {}",
+                    self.flavour,
+                    errors::names(self.flavour).join(", ")
+                ),
+                &self.request_id,
+            )
+        })
+    }
+
+    fn respond(&self, plan: FaultPlan, parsed: Parsed) -> Response {
+        let after = |a: Option<usize>| a.unwrap_or(0);
+        let stream_fault = match plan.outcome {
+            Outcome::Normal | Outcome::Mix(_) => None,
+            Outcome::Error { name, wait } => {
+                return self.error_response(self.named_error(&name), &wait)
+            }
+            Outcome::Status { code, wait } => {
+                return self.error_response(
+                    render::generic_error(self.flavour, code, &self.request_id),
+                    &wait,
+                )
+            }
+            Outcome::StreamError { name, after: a } => {
+                if !parsed.stream {
+                    return self.error_response(self.named_error(&name), &WaitHeaders::default());
+                }
+                match errors::in_band_error(self.flavour, &name) {
+                    Some((event, body)) => {
+                        Some((after(a), Cut::Send(render::in_band_frame(event, &body))))
+                    }
+                    None => {
+                        return self
+                            .error_response(self.named_error(&name), &WaitHeaders::default())
+                    }
+                }
+            }
+            Outcome::Stall { after: a } => Some((after(a), Cut::Stall)),
+            Outcome::Truncate { after: a } => Some((after(a), Cut::End)),
+            Outcome::Reset { after: a } => Some((after(a), Cut::Reset)),
+            Outcome::MalformedJson { after: a } => Some((
+                after(a),
+                Cut::Send(render::malformed_json_frame(self.flavour)),
+            )),
+            Outcome::MalformedSse { after: a } => {
+                Some((after(a), Cut::Send(render::malformed_sse_frame())))
+            }
+        };
+        let reply = text::reply(
+            &parsed.model,
+            &parsed.turns,
+            parsed.max_tokens,
+            &parsed.stop,
+            self.shared.config.reply_words,
+        );
+        let id = match self.flavour {
+            Flavour::Anthropic => format!("msg_{}", &self.request_id[4..]),
+            _ => format!("chatcmpl-{}", &self.request_id[4..]),
+        };
+        let created = unix_now();
+        let (content_type, body) = if parsed.stream {
+            let frames = render::sse_frames(
+                self.flavour,
+                &parsed.model,
+                &reply,
+                parsed.include_usage,
+                &id,
+                created,
+            );
+            let steps = stream_steps(frames, stream_fault);
+            (
+                "text/event-stream; charset=utf-8",
+                steps_body(steps, plan.chunk_delay, self.shared.config.stall_limit),
+            )
+        } else {
+            let json = render::json_body(self.flavour, &parsed.model, &reply, &id, created);
+            let body = match stream_fault {
+                None => Body::from(json),
+                Some((_, cut)) => {
+                    let half = Bytes::from(json).slice(..json_half(&reply));
+                    let steps = match cut {
+                        Cut::Stall => vec![Step::Send(half), Step::Stall],
+                        Cut::End => vec![Step::Send(half)],
+                        Cut::Reset => vec![Step::Send(half), Step::Reset],
+                        Cut::Send(frame) => vec![Step::Send(non_json(frame))],
+                    };
+                    steps_body(steps, None, self.shared.config.stall_limit)
+                }
+            };
+            ("application/json", body)
+        };
+        let mut resp = Response::new(body);
+        resp.headers_mut()
+            .insert("content-type", HeaderValue::from_static(content_type));
+        if parsed.stream {
+            resp.headers_mut()
+                .insert("cache-control", HeaderValue::from_static("no-cache"));
+        }
+        self.base_headers(&mut resp, false);
+        resp
+    }
+}
+
+/// Where a cut non-streaming body ends: a dozen bytes in, always inside the JSON.
+fn json_half(_reply: &text::Reply) -> usize {
+    12
+}
+
+/// A body that is not JSON, for malformed-response faults on non-streaming requests.
+fn non_json(frame: Bytes) -> Bytes {
+    let mut out = b"{\"id\":\"mock\",".to_vec();
+    out.extend_from_slice(&frame);
+    Bytes::from(out)
+}
+
+/// How a faulted stream ends.
+enum Cut {
+    /// Send this event, then end without the terminal event.
+    Send(Bytes),
+    /// Send nothing more, keep the connection open.
+    Stall,
+    /// End cleanly without the terminal event.
+    End,
+    /// Abort the connection.
+    Reset,
+}
+
+enum Step {
+    Send(Bytes),
+    Stall,
+    Reset,
+}
+
+fn stream_steps(frames: Frames, fault: Option<(usize, Cut)>) -> Vec<Step> {
+    let Frames {
+        head,
+        content,
+        tail,
+    } = frames;
+    let cut_at = fault.as_ref().map(|(after, _)| (*after).min(content.len()));
+    let mut steps: Vec<Step> = Vec::with_capacity(head.len() + content.len() + tail.len() + 1);
+    steps.extend(head.into_iter().map(Step::Send));
+    for (i, frame) in content.into_iter().enumerate() {
+        if cut_at == Some(i) {
+            break;
+        }
+        steps.push(Step::Send(frame));
+    }
+    match fault {
+        None => steps.extend(tail.into_iter().map(Step::Send)),
+        Some((_, Cut::Send(frame))) => steps.push(Step::Send(frame)),
+        Some((_, Cut::Stall)) => steps.push(Step::Stall),
+        Some((_, Cut::End)) => {}
+        Some((_, Cut::Reset)) => steps.push(Step::Reset),
+    }
+    steps
+}
+
+fn steps_body(steps: Vec<Step>, delay: Option<Duration>, stall_limit: Duration) -> Body {
+    let stream = futures::stream::unfold(steps.into_iter(), move |mut steps| async move {
+        match steps.next()? {
+            Step::Send(bytes) => {
+                if let Some(d) = delay {
+                    tokio::time::sleep(d).await;
+                }
+                Some((Ok(bytes), steps))
+            }
+            Step::Stall => {
+                tokio::time::sleep(stall_limit).await;
+                None
+            }
+            Step::Reset => Some((
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "steer mock: connection reset",
+                )),
+                Vec::new().into_iter(),
+            )),
+        }
+    });
+    Body::from_stream(stream)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rejects_prefill;
+
+    #[test]
+    fn prefill_is_rejected_from_claude_4_6_on() {
+        for (model, rejects) in [
+            ("claude-3-5-haiku-latest", false),
+            ("claude-sonnet-4-5-20250929", false),
+            ("claude-sonnet-4-20250514", false),
+            ("claude-opus-4-6", true),
+            ("claude-sonnet-4-6", true),
+            ("claude-opus-4-7", true),
+            ("claude-opus-5", true),
+            ("gpt-4o-mini", false),
+        ] {
+            assert_eq!(rejects_prefill(model), rejects, "{model}");
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! The mock's deterministic replies.
+//!
+//! The reply is a pure function of (model, conversation, max_tokens, stop sequences)
+//! and the server's configured reply length: tests compare byte for byte. A final
+//! assistant message (prefill) is continued, so that prefill + continuation equals
+//! the uninterrupted reply exactly.
+
+/// Words the replies are made of; a few are multi-byte to exercise character offsets.
+const WORDS: &[&str] = &[
+    "steer", "river", "signal", "harbor", "lantern", "quiet", "orbit", "meadow", "copper",
+    "thread", "résumé", "naïve", "window", "garden", "日本語", "ember", "falcon", "granite",
+    "horizon", "island", "jasmine", "kettle", "ladder", "marble", "needle", "ocean", "pepper",
+    "quartz", "ribbon", "saddle", "timber", "umbrella", "velvet", "walnut", "yonder", "zephyr",
+    "café", "über", "señor", "crème", "Ωmega", "🙂", "anchor", "beacon", "canyon", "delta",
+    "echo", "fjord", "glacier", "hollow", "ivory", "jungle", "kernel", "lagoon", "mosaic",
+    "nectar", "oasis", "pillar", "quiver", "rapids", "summit", "tundra", "utopia", "vortex",
+];
+
+/// How a mock reply ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finish {
+    /// The reply ended naturally.
+    Stop,
+    /// `max_tokens` cut it.
+    Length,
+    /// A stop sequence cut it.
+    StopSequence,
+}
+
+/// A reply split into the chunks it is streamed as (one token each).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// The text, chunk by chunk.
+    pub chunks: Vec<String>,
+    /// How it ended.
+    pub finish: Finish,
+    /// The stop sequence that ended it, if one did.
+    pub stop_sequence: Option<String>,
+    /// Tokens counted for the prompt.
+    pub prompt_tokens: u64,
+}
+
+impl Reply {
+    /// The whole text.
+    pub fn text(&self) -> String {
+        self.chunks.concat()
+    }
+}
+
+/// A message as the mock sees it: role and text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Turn {
+    /// `system`, `user` or `assistant`.
+    pub role: String,
+    /// The text.
+    pub content: String,
+}
+
+impl Turn {
+    /// A turn.
+    pub fn new(role: &str, content: &str) -> Self {
+        Turn {
+            role: role.to_string(),
+            content: content.to_string(),
+        }
+    }
+}
+
+/// FNV-1a: a stable hash, so that replies stay the same across runs and platforms.
+fn fnv1a(seed: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(seed, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+fn seed_of(model: &str, turns: &[Turn]) -> u64 {
+    let mut h = fnv1a(0xcbf2_9ce4_8422_2325, model.as_bytes());
+    for t in turns {
+        h = fnv1a(h, t.role.as_bytes());
+        h = fnv1a(h, &[0]);
+        h = fnv1a(h, t.content.as_bytes());
+        h = fnv1a(h, &[0]);
+    }
+    h
+}
+
+/// The uninterrupted reply to `turns`, before `max_tokens` and stop sequences.
+/// `words` fixes its length; otherwise 12 to 48 words, chosen by the conversation.
+pub fn full_chunks(model: &str, turns: &[Turn], words: Option<usize>) -> Vec<String> {
+    let seed = seed_of(model, turns);
+    let count = words.unwrap_or(12 + (seed % 37) as usize).max(1);
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut chunks = Vec::with_capacity(count);
+    let mut sentence_len = 0usize;
+    let mut sentence_target = rng.usize(5..12);
+    for i in 0..count {
+        let word = WORDS[rng.usize(..WORDS.len())];
+        let mut chunk = String::with_capacity(word.len() + 3);
+        if sentence_len == 0 {
+            let mut chars = word.chars();
+            if let Some(first) = chars.next() {
+                chunk.extend(first.to_uppercase());
+                chunk.push_str(chars.as_str());
+            }
+        } else {
+            chunk.push_str(word);
+        }
+        sentence_len += 1;
+        let last = i + 1 == count;
+        if last || sentence_len == sentence_target {
+            chunk.push('.');
+            sentence_len = 0;
+            sentence_target = rng.usize(5..12);
+            if !last {
+                chunk.push_str(if rng.u8(..3) == 0 { "\n\n" } else { " " });
+            }
+        } else {
+            if rng.u8(..10) == 0 {
+                chunk.push(',');
+            }
+            chunk.push(' ');
+        }
+        chunks.push(chunk);
+    }
+    chunks
+}
+
+/// Splits the rest of `chunks` after the first `prefix_len` bytes of their text.
+fn chunks_after(chunks: &[String], prefix_len: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut start = 0usize;
+    for chunk in chunks {
+        let end = start + chunk.len();
+        if end > prefix_len {
+            let from = prefix_len.saturating_sub(start);
+            out.push(chunk[from..].to_string());
+        }
+        start = end;
+    }
+    out
+}
+
+/// Tokens counted for a prompt: words plus four per message.
+pub fn prompt_tokens(turns: &[Turn]) -> u64 {
+    turns
+        .iter()
+        .map(|t| t.content.split_whitespace().count() as u64 + 4)
+        .sum()
+}
+
+/// The reply to a conversation, as the mock sends it.
+///
+/// ```
+/// use steer_llm::mock::text::{reply, Turn};
+/// let turns = vec![Turn::new("user", "hello")];
+/// let whole = reply("gpt-4o-mini", &turns, None, &[], None).text();
+/// // Cut anywhere, the continuation of the prefill completes the same text.
+/// let cut = whole.char_indices().nth(7).unwrap().0;
+/// let mut resumed = turns.clone();
+/// resumed.push(Turn::new("assistant", &whole[..cut]));
+/// let rest = reply("gpt-4o-mini", &resumed, None, &[], None).text();
+/// assert_eq!(format!("{}{}", &whole[..cut], rest), whole);
+/// ```
+pub fn reply(
+    model: &str,
+    turns: &[Turn],
+    max_tokens: Option<u32>,
+    stop: &[String],
+    words: Option<usize>,
+) -> Reply {
+    let prompt_tokens = prompt_tokens(turns);
+    let mut chunks = match turns.split_last() {
+        Some((last, earlier)) if last.role == "assistant" => {
+            let full = full_chunks(model, earlier, words);
+            let text: String = full.concat();
+            if text.starts_with(last.content.as_str()) {
+                chunks_after(&full, last.content.len())
+            } else {
+                full_chunks(model, turns, words)
+            }
+        }
+        _ => full_chunks(model, turns, words),
+    };
+    let mut finish = Finish::Stop;
+    let mut stop_sequence = None;
+    let text: String = chunks.concat();
+    let first_stop = stop
+        .iter()
+        .filter(|s| !s.is_empty())
+        .filter_map(|s| text.find(s.as_str()).map(|at| (at, s)))
+        .min_by_key(|(at, _)| *at);
+    if let Some((at, seq)) = first_stop {
+        let mut kept = Vec::new();
+        let mut start = 0usize;
+        for chunk in chunks {
+            if start >= at {
+                break;
+            }
+            let end = start + chunk.len();
+            kept.push(if end > at {
+                chunk[..at - start].to_string()
+            } else {
+                chunk
+            });
+            start = end;
+        }
+        chunks = kept;
+        finish = Finish::StopSequence;
+        stop_sequence = Some(seq.clone());
+    }
+    if let Some(max) = max_tokens {
+        if chunks.len() > max as usize {
+            chunks.truncate(max as usize);
+            finish = Finish::Length;
+            stop_sequence = None;
+        }
+    }
+    Reply {
+        chunks,
+        finish,
+        stop_sequence,
+        prompt_tokens,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn convo() -> Vec<Turn> {
+        vec![Turn::new("system", "be brief"), Turn::new("user", "tell me")]
+    }
+
+    #[test]
+    fn replies_are_deterministic_and_depend_on_model_and_conversation() {
+        let a = reply("m", &convo(), None, &[], None);
+        assert_eq!(a, reply("m", &convo(), None, &[], None));
+        assert_ne!(a.text(), reply("n", &convo(), None, &[], None).text());
+        let mut other = convo();
+        other[1].content.push('!');
+        assert_ne!(a.text(), reply("m", &other, None, &[], None).text());
+    }
+
+    #[test]
+    fn every_cut_point_continues_exactly() {
+        let whole = reply("m", &convo(), None, &[], Some(40)).text();
+        for (cut, _) in whole.char_indices() {
+            let mut turns = convo();
+            turns.push(Turn::new("assistant", &whole[..cut]));
+            let rest = reply("m", &turns, None, &[], Some(40)).text();
+            assert_eq!(format!("{}{}", &whole[..cut], rest), whole, "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn a_trimmed_prefill_continues_with_the_whitespace() {
+        let whole = reply("m", &convo(), None, &[], Some(30)).text();
+        let cut = whole.find(' ').unwrap() + 1; // prefix ends in a space
+        let prefill = whole[..cut].trim_end();
+        let mut turns = convo();
+        turns.push(Turn::new("assistant", prefill));
+        let rest = reply("m", &turns, None, &[], Some(30)).text();
+        assert!(rest.starts_with(' '));
+        assert_eq!(format!("{prefill}{rest}"), whole);
+    }
+
+    #[test]
+    fn max_tokens_cuts_chunks_and_says_length() {
+        let r = reply("m", &convo(), Some(3), &[], Some(20));
+        assert_eq!(r.chunks.len(), 3);
+        assert_eq!(r.finish, Finish::Length);
+    }
+
+    #[test]
+    fn stop_sequences_cut_before_the_sequence() {
+        let whole = reply("m", &convo(), None, &[], Some(20)).text();
+        let seq = whole.split(' ').nth(3).unwrap().to_string();
+        let r = reply("m", &convo(), None, &[seq.clone()], Some(20));
+        assert_eq!(r.finish, Finish::StopSequence);
+        assert_eq!(r.text(), whole[..whole.find(&seq).unwrap()]);
+    }
+
+    #[test]
+    fn the_word_count_is_configurable() {
+        assert_eq!(full_chunks("m", &convo(), Some(1000)).len(), 1000);
+        let n = full_chunks("m", &convo(), None).len();
+        assert!((12..=48).contains(&n));
+    }
+}

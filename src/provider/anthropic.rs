@@ -1,0 +1,106 @@
+//! The Anthropic Messages provider.
+
+use super::endpoint::{endpoint_methods, Endpoint, EndpointBuilder};
+use super::http::{self, CallContext};
+use super::{EventStream, Provider};
+use crate::error::{Error, ProviderError};
+use crate::model::{ChatRequest, ChatResponse};
+use crate::wire::anthropic::{self as wire, Decoder, RequestBody};
+
+/// The `anthropic-version` header steer sends.
+pub const ANTHROPIC_VERSION: &str = "2023-06-01";
+
+/// Anthropic Messages (`POST {base}/v1/messages`, `x-api-key`, `anthropic-version`).
+///
+/// Key from `ANTHROPIC_API_KEY`, base URL from `ANTHROPIC_BASE_URL`, default
+/// `https://api.anthropic.com` (without `/v1`, like the official client).
+#[derive(Clone)]
+pub struct Anthropic {
+    endpoint: Endpoint,
+}
+
+impl std::fmt::Debug for Anthropic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Anthropic")
+            .field("name", &self.endpoint.name)
+            .field("base_url", &self.endpoint.base_url)
+            .field("api_key", &self.endpoint.api_key)
+            .finish()
+    }
+}
+
+/// Builds an [`Anthropic`] provider.
+#[derive(Debug, Clone)]
+pub struct AnthropicBuilder {
+    endpoint: EndpointBuilder,
+}
+
+impl Anthropic {
+    /// A builder with the public API as default.
+    pub fn builder() -> AnthropicBuilder {
+        AnthropicBuilder {
+            endpoint: EndpointBuilder::new(
+                "anthropic",
+                Some("https://api.anthropic.com"),
+                Some("ANTHROPIC_API_KEY"),
+                Some("ANTHROPIC_BASE_URL"),
+            ),
+        }
+    }
+
+    /// The base URL requests go to.
+    pub fn base_url(&self) -> &str {
+        &self.endpoint.base_url
+    }
+
+    fn context(&self, req: &ChatRequest) -> CallContext {
+        CallContext {
+            provider: self.endpoint.name.clone(),
+            request_id: req.request_id.clone(),
+            api_key: self.endpoint.api_key.clone(),
+        }
+    }
+
+    fn request(&self, req: &ChatRequest, stream: bool) -> reqwest::RequestBuilder {
+        let mut builder = self
+            .endpoint
+            .http
+            .post(format!("{}/v1/messages", self.endpoint.base_url))
+            .header("anthropic-version", ANTHROPIC_VERSION)
+            .header("x-client-request-id", req.request_id.as_str())
+            .json(&RequestBody::new(req, stream));
+        if stream {
+            builder = builder.header("accept", "text/event-stream");
+        }
+        if let Some(key) = &self.endpoint.api_key {
+            builder = builder.header("x-api-key", key.expose());
+        }
+        builder
+    }
+}
+
+impl AnthropicBuilder {
+    endpoint_methods!();
+
+    /// Resolves key, base URL and HTTP client.
+    pub fn build(self) -> Result<Anthropic, Error> {
+        Ok(Anthropic {
+            endpoint: self.endpoint.resolve()?,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Provider for Anthropic {
+    fn name(&self) -> &str {
+        &self.endpoint.name
+    }
+
+    async fn generate(&self, req: &ChatRequest) -> Result<ChatResponse, ProviderError> {
+        http::generate(self.context(req), self.request(req, false), req, wire::parse_response).await
+    }
+
+    async fn stream(&self, req: &ChatRequest) -> Result<EventStream, ProviderError> {
+        http::stream(self.context(req), self.request(req, true), req, Decoder::default()).await
+    }
+}

@@ -1,0 +1,142 @@
+//! Where a provider lives and how to authenticate: base URL, key, HTTP client.
+
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::secret::ApiKey;
+
+use super::http::default_http_client;
+
+/// Default time allowed to open a TCP (and TLS) connection.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Settings shared by every provider builder. Precedence for the key and the base
+/// URL: the builder's value, then the environment variable, then the default.
+#[derive(Clone)]
+pub struct EndpointBuilder {
+    pub(crate) name: String,
+    pub(crate) base_url: Option<String>,
+    pub(crate) api_key: Option<ApiKey>,
+    pub(crate) default_base_url: Option<&'static str>,
+    pub(crate) key_env: Option<&'static str>,
+    pub(crate) base_env: Option<&'static str>,
+    pub(crate) http: Option<reqwest::Client>,
+    pub(crate) connect_timeout: Duration,
+}
+
+impl std::fmt::Debug for EndpointBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EndpointBuilder")
+            .field("name", &self.name)
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A resolved endpoint.
+#[derive(Clone)]
+pub(crate) struct Endpoint {
+    pub name: String,
+    pub base_url: String,
+    pub api_key: Option<ApiKey>,
+    pub http: reqwest::Client,
+}
+
+impl EndpointBuilder {
+    pub(crate) fn new(
+        name: &str,
+        default_base_url: Option<&'static str>,
+        key_env: Option<&'static str>,
+        base_env: Option<&'static str>,
+    ) -> Self {
+        EndpointBuilder {
+            name: name.to_string(),
+            base_url: None,
+            api_key: None,
+            default_base_url,
+            key_env,
+            base_env,
+            http: None,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+        }
+    }
+
+    pub(crate) fn resolve(self) -> Result<Endpoint, Error> {
+        let from_env = |var: Option<&'static str>| {
+            var.and_then(|v| std::env::var(v).ok())
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+        };
+        let base_url = self
+            .base_url
+            .or_else(|| from_env(self.base_env))
+            .or_else(|| self.default_base_url.map(str::to_string))
+            .ok_or_else(|| Error::Config(format!("provider {:?} has no base URL", self.name)))?;
+        let parsed = reqwest::Url::parse(&base_url).map_err(|e| {
+            Error::Config(format!(
+                "provider {:?}: base URL {base_url:?} is not a URL: {e}",
+                self.name
+            ))
+        })?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(Error::Config(format!(
+                "provider {:?}: base URL {base_url:?} must be http or https",
+                self.name
+            )));
+        }
+        let api_key = self
+            .api_key
+            .or_else(|| self.key_env.and_then(ApiKey::from_env));
+        if let Some(key) = &api_key {
+            if http::HeaderValue::from_str(key.expose()).is_err() {
+                return Err(Error::Config(format!(
+                    "provider {:?}: the API key holds characters an HTTP header cannot carry",
+                    self.name
+                )));
+            }
+        }
+        let http = match self.http {
+            Some(c) => c,
+            None => default_http_client(self.connect_timeout)?,
+        };
+        Ok(Endpoint {
+            name: self.name,
+            base_url: base_url.trim_end_matches('/').to_string(),
+            api_key,
+            http,
+        })
+    }
+}
+
+/// Builder methods shared by the provider builders.
+macro_rules! endpoint_methods {
+    () => {
+        /// Sets the API key (otherwise read from the provider's environment variable).
+        pub fn api_key(mut self, key: impl Into<String>) -> Self {
+            self.endpoint.api_key = Some($crate::secret::ApiKey::new(key));
+            self
+        }
+        /// Sets the base URL (otherwise the environment variable, then the public API).
+        pub fn base_url(mut self, url: impl Into<String>) -> Self {
+            self.endpoint.base_url = Some(url.into());
+            self
+        }
+        /// Uses this reqwest client (build it with `retry(reqwest::retry::never())`).
+        pub fn http_client(mut self, client: reqwest::Client) -> Self {
+            self.endpoint.http = Some(client);
+            self
+        }
+        /// Time allowed to connect, for the default HTTP client.
+        pub fn connect_timeout(mut self, timeout: std::time::Duration) -> Self {
+            self.endpoint.connect_timeout = timeout;
+            self
+        }
+        /// Registers the provider under another name.
+        pub fn name(mut self, name: impl Into<String>) -> Self {
+            self.endpoint.name = name.into();
+            self
+        }
+    };
+}
+pub(crate) use endpoint_methods;

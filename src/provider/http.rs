@@ -1,0 +1,353 @@
+//! HTTP plumbing shared by the provider clients: building the reqwest client,
+//! turning responses and reqwest errors into [`ProviderError`]s, and driving a
+//! stream decoder over an SSE body.
+
+use std::collections::VecDeque;
+use std::error::Error as StdError;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use eventsource_stream::{EventStreamError, Eventsource};
+use futures::{Stream, StreamExt};
+use http::HeaderMap;
+
+use super::EventStream;
+use crate::error::{Error, FailureKind, ProviderError, TransportKind};
+use crate::model::{ChatRequest, ChatResponse, RequestId, StreamEvent};
+use crate::wire::openai::Parsed;
+use crate::secret::ApiKey;
+use crate::wire::{DecodeError, Progress, StreamDecoder};
+
+/// Largest error body kept for the classifier.
+pub const ERROR_BODY_LIMIT: usize = 64 * 1024;
+/// Largest successful non-streaming body accepted.
+pub const RESPONSE_BODY_LIMIT: usize = 32 * 1024 * 1024;
+
+/// Builds the reqwest client steer uses when the caller gives none: rustls, no
+/// retries of its own (reliability belongs to the actors), no overall timeout
+/// (deadlines belong to the request actors), a bounded connect time.
+pub fn default_http_client(connect_timeout: Duration) -> Result<reqwest::Client, Error> {
+    reqwest::Client::builder()
+        .connect_timeout(connect_timeout)
+        .retry(reqwest::retry::never())
+        .tcp_nodelay(true)
+        .pool_idle_timeout(Duration::from_secs(60))
+        .user_agent(concat!("steer/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))
+}
+
+/// Who is calling: what every error of one attempt carries.
+#[derive(Clone)]
+pub(crate) struct CallContext {
+    pub provider: String,
+    pub request_id: RequestId,
+    pub api_key: Option<ApiKey>,
+}
+
+impl CallContext {
+    pub(crate) fn error(&self, kind: FailureKind) -> ProviderError {
+        ProviderError::new(self.provider.clone(), self.request_id.clone(), kind)
+    }
+
+    fn scrub(&self, text: String) -> String {
+        match &self.api_key {
+            Some(key) => key.scrub(&text),
+            None => text,
+        }
+    }
+
+    pub(crate) fn transport(&self, e: &reqwest::Error) -> ProviderError {
+        self.error(FailureKind::Transport {
+            kind: transport_kind(e),
+            message: self.scrub(error_chain(e)),
+        })
+    }
+
+    pub(crate) fn malformed(&self, message: String) -> ProviderError {
+        self.error(FailureKind::Malformed {
+            message: self.scrub(message),
+        })
+    }
+}
+
+/// The provider's request id from `x-request-id` (OpenAI, xAI) or `request-id` (Anthropic).
+pub(crate) fn provider_request_id(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("x-request-id")
+        .or_else(|| headers.get("request-id"))
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// Sends the request; a non-success status becomes a [`FailureKind::Status`] error
+/// with headers and (bounded) body.
+pub(crate) async fn send(
+    ctx: &CallContext,
+    request: reqwest::RequestBuilder,
+) -> Result<reqwest::Response, ProviderError> {
+    let response = request.send().await.map_err(|e| ctx.transport(&e))?;
+    if response.status().is_success() {
+        return Ok(response);
+    }
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let (body, _complete) = read_limited(response, ERROR_BODY_LIMIT).await;
+    let body = match &ctx.api_key {
+        Some(key) if contains(&body, key.expose().as_bytes()) => {
+            Bytes::from(key.scrub(&String::from_utf8_lossy(&body)))
+        }
+        _ => body,
+    };
+    let mut err = ctx.error(FailureKind::Status { status, body });
+    err.provider_request_id = provider_request_id(&headers);
+    err.headers = headers;
+    Err(err)
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Reads at most `limit` bytes of a body; the flag says whether it all arrived.
+async fn read_limited(mut response: reqwest::Response, limit: usize) -> (Bytes, bool) {
+    let mut buf = BytesMut::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = limit.saturating_sub(buf.len());
+                buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                if chunk.len() > room {
+                    return (buf.freeze(), false);
+                }
+            }
+            Ok(None) => return (buf.freeze(), true),
+            Err(_) => return (buf.freeze(), false),
+        }
+    }
+}
+
+/// Reads a whole successful body, failing on transport errors and oversize bodies.
+pub(crate) async fn read_body(
+    ctx: &CallContext,
+    mut response: reqwest::Response,
+) -> Result<Bytes, ProviderError> {
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| ctx.transport(&e))? {
+        if buf.len() + chunk.len() > RESPONSE_BODY_LIMIT {
+            return Err(ctx.malformed(format!(
+                "response body larger than {RESPONSE_BODY_LIMIT} bytes"
+            )));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+/// Turns a successful SSE response into steer stream events, starting with `start`.
+pub(crate) fn decode_sse<D: StreamDecoder>(
+    ctx: CallContext,
+    response: reqwest::Response,
+    decoder: D,
+    start: StreamEvent,
+) -> EventStream {
+    let headers = response.headers().clone();
+    let state = SseState {
+        provider_request_id: provider_request_id(&headers),
+        headers,
+        sse: Box::pin(response.bytes_stream().eventsource()),
+        decoder,
+        pending: VecDeque::from([start]),
+        scratch: Vec::new(),
+        events: 0,
+        content_started: false,
+        done: false,
+        ctx,
+    };
+    Box::pin(futures::stream::unfold(state, SseState::next))
+}
+
+type SseSource = std::pin::Pin<
+    Box<
+        dyn Stream<Item = Result<eventsource_stream::Event, EventStreamError<reqwest::Error>>>
+            + Send,
+    >,
+>;
+
+struct SseState<D> {
+    ctx: CallContext,
+    provider_request_id: Option<String>,
+    headers: HeaderMap,
+    sse: SseSource,
+    decoder: D,
+    pending: VecDeque<StreamEvent>,
+    scratch: Vec<StreamEvent>,
+    events: usize,
+    content_started: bool,
+    done: bool,
+}
+
+impl<D: StreamDecoder> SseState<D> {
+    async fn next(mut self) -> Option<(Result<StreamEvent, ProviderError>, Self)> {
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                if matches!(event, StreamEvent::TextDelta { .. }) {
+                    self.content_started = true;
+                }
+                return Some((Ok(event), self));
+            }
+            if self.done {
+                return None;
+            }
+            let kind = match self.sse.next().await {
+                None => FailureKind::Incomplete {
+                    events: self.events,
+                },
+                Some(Err(EventStreamError::Transport(e))) => FailureKind::Transport {
+                    kind: transport_kind(&e),
+                    message: self.ctx.scrub(error_chain(&e)),
+                },
+                Some(Err(EventStreamError::Utf8(e))) => FailureKind::Malformed {
+                    message: format!("stream is not UTF-8: {e}"),
+                },
+                Some(Err(EventStreamError::Parser(e))) => FailureKind::Malformed {
+                    message: format!("malformed SSE: {e}"),
+                },
+                Some(Ok(event)) => {
+                    self.events += 1;
+                    match self
+                        .decoder
+                        .on_event(&event.event, &event.data, &mut self.scratch)
+                    {
+                        Ok(progress) => {
+                            self.pending.extend(self.scratch.drain(..));
+                            self.done = progress == Progress::Done;
+                            continue;
+                        }
+                        Err(DecodeError::InBand(body)) => FailureKind::InBand {
+                            body: self.ctx.scrub(body),
+                        },
+                        Err(DecodeError::Malformed(message)) => FailureKind::Malformed {
+                            message: self.ctx.scrub(message),
+                        },
+                    }
+                }
+            };
+            // Decoders return errors before emitting anything for that event.
+            self.scratch.clear();
+            self.done = true;
+            let mut err = self.ctx.error(kind);
+            err.provider_request_id = self.provider_request_id.clone();
+            err.headers = self.headers.clone();
+            err.content_started = self.content_started;
+            return Some((Err(err), self));
+        }
+    }
+
+}
+
+/// A one-line description of a reqwest error with its causes.
+fn error_chain(e: &reqwest::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
+/// Which layer a reqwest error comes from, by walking its causes.
+pub(crate) fn transport_kind(e: &reqwest::Error) -> TransportKind {
+    if e.is_timeout() {
+        return TransportKind::Timeout;
+    }
+    let mut source: Option<&(dyn StdError + 'static)> = e.source();
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            match io.kind() {
+                ConnectionRefused | AddrNotAvailable | NetworkUnreachable | HostUnreachable => {
+                    return TransportKind::Connect
+                }
+                ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof => {
+                    return TransportKind::Reset
+                }
+                TimedOut => return TransportKind::Timeout,
+                _ => {}
+            }
+        }
+        let text = s.to_string().to_ascii_lowercase();
+        if text.contains("dns error") || text.contains("failed to lookup address") {
+            return TransportKind::Dns;
+        }
+        if text.contains("certificate") || text.contains("tls") || text.contains("handshake") {
+            return TransportKind::Tls;
+        }
+        source = s.source();
+    }
+    if e.is_connect() {
+        TransportKind::Connect
+    } else if e.is_body() || e.is_decode() || e.is_request() {
+        // The request was sent and the connection broke before the response was whole.
+        TransportKind::Reset
+    } else {
+        TransportKind::Other
+    }
+}
+
+/// One non-streaming attempt: send, read the body, parse it with `parse`.
+pub(crate) async fn generate(
+    ctx: CallContext,
+    request: reqwest::RequestBuilder,
+    req: &ChatRequest,
+    parse: fn(&[u8]) -> Result<Parsed, DecodeError>,
+) -> Result<ChatResponse, ProviderError> {
+    let response = send(&ctx, request).await?;
+    let headers = response.headers().clone();
+    let provider_request_id = provider_request_id(&headers);
+    let with_response = |mut err: ProviderError| {
+        err.provider_request_id = provider_request_id.clone();
+        err.headers = headers.clone();
+        err
+    };
+    let body = read_body(&ctx, response).await.map_err(with_response)?;
+    let parsed = parse(&body)
+        .map_err(|e| match e {
+            DecodeError::Malformed(m) => ctx.malformed(m),
+            DecodeError::InBand(body) => ctx.error(FailureKind::InBand { body }),
+        })
+        .map_err(with_response)?;
+    Ok(ChatResponse {
+        text: parsed.text,
+        finish_reason: parsed.finish_reason,
+        usage: parsed.usage,
+        provider: ctx.provider,
+        model: parsed
+            .model
+            .unwrap_or_else(|| req.model.model().to_string()),
+        request_id: req.request_id.clone(),
+        provider_request_id,
+    })
+}
+
+/// One streaming attempt: send, then decode the SSE body with `decoder`.
+pub(crate) async fn stream<D: StreamDecoder>(
+    ctx: CallContext,
+    request: reqwest::RequestBuilder,
+    req: &ChatRequest,
+    decoder: D,
+) -> Result<EventStream, ProviderError> {
+    let response = send(&ctx, request).await?;
+    let start = StreamEvent::Start {
+        request_id: req.request_id.clone(),
+        provider: ctx.provider.clone(),
+        model: req.model.model().to_string(),
+        provider_request_id: provider_request_id(response.headers()),
+    };
+    Ok(decode_sse(ctx, response, decoder, start))
+}

@@ -1,0 +1,92 @@
+//! Provider clients: one trait, the built-in OpenAI-compatible and Anthropic
+//! implementations, and the registry that resolves `provider/model` ids.
+//!
+//! A provider makes exactly one attempt per call. It never retries on its own:
+//! retries, breakers and deadlines belong to the actors, and stacked retries
+//! multiply load during an outage.
+
+mod anthropic;
+mod endpoint;
+pub mod http;
+mod openai;
+mod registry;
+
+use std::pin::Pin;
+
+use futures::Stream;
+
+pub use anthropic::{Anthropic, AnthropicBuilder};
+pub use endpoint::EndpointBuilder;
+pub use openai::{OpenAiCompatible, OpenAiCompatibleBuilder};
+pub use registry::Providers;
+
+use crate::error::ProviderError;
+use crate::model::{ChatRequest, ChatResponse, StreamEvent};
+
+/// The events of one streamed attempt. It ends after `Complete` or after the first
+/// error; an end without `Complete` never happens (it is reported as
+/// [`crate::FailureKind::Incomplete`]).
+pub type EventStream = Pin<Box<dyn Stream<Item = Result<StreamEvent, ProviderError>> + Send>>;
+
+/// An LLM provider: one attempt of a chat request, whole or streamed.
+///
+/// Implement it to plug in a provider steer does not know; register the value
+/// with [`Providers::register`]. For any OpenAI-compatible server (vLLM, Ollama,
+/// Groq, gateways) use [`OpenAiCompatible::custom`] instead.
+///
+/// ```
+/// use steer_llm::{async_trait, ChatRequest, ChatResponse, EventStream, FinishReason, Provider, ProviderError, Usage};
+///
+/// struct Echo;
+///
+/// #[async_trait]
+/// impl Provider for Echo {
+///     fn name(&self) -> &str { "echo" }
+///     async fn generate(&self, req: &ChatRequest) -> Result<ChatResponse, ProviderError> {
+///         let text = req.messages.last().map(|m| m.content.clone()).unwrap_or_default();
+///         Ok(ChatResponse {
+///             text, finish_reason: FinishReason::Stop, usage: Usage::default(),
+///             provider: "echo".into(), model: req.model.model().into(),
+///             request_id: req.request_id.clone(), provider_request_id: None,
+///         })
+///     }
+///     async fn stream(&self, req: &ChatRequest) -> Result<EventStream, ProviderError> {
+///         steer_llm::provider::stream_from_response(self.generate(req).await?)
+///     }
+/// }
+/// ```
+#[async_trait::async_trait]
+pub trait Provider: Send + Sync + 'static {
+    /// The name it is registered under: the `provider` of `provider/model`.
+    fn name(&self) -> &str;
+
+    /// One non-streaming attempt.
+    async fn generate(&self, req: &ChatRequest) -> Result<ChatResponse, ProviderError>;
+
+    /// One streaming attempt. Errors before the response headers are returned here;
+    /// later ones arrive in the stream.
+    async fn stream(&self, req: &ChatRequest) -> Result<EventStream, ProviderError>;
+}
+
+/// Turns a whole response into a stream (start, one text delta, usage, complete):
+/// for custom providers that cannot stream.
+pub fn stream_from_response(resp: ChatResponse) -> Result<EventStream, ProviderError> {
+    let mut events = vec![StreamEvent::Start {
+        request_id: resp.request_id.clone(),
+        provider: resp.provider.clone(),
+        model: resp.model.clone(),
+        provider_request_id: resp.provider_request_id.clone(),
+    }];
+    if !resp.text.is_empty() {
+        events.push(StreamEvent::TextDelta {
+            text: resp.text,
+            offset: 0,
+        });
+    }
+    events.push(StreamEvent::Usage(resp.usage));
+    events.push(StreamEvent::Complete {
+        finish_reason: resp.finish_reason,
+        usage: Some(resp.usage),
+    });
+    Ok(Box::pin(futures::stream::iter(events.into_iter().map(Ok))))
+}

@@ -1,0 +1,140 @@
+//! The OpenAI-compatible provider: OpenAI, xAI, and any server speaking Chat Completions.
+
+use super::endpoint::{endpoint_methods, Endpoint, EndpointBuilder};
+use super::http::{self, CallContext};
+use super::{EventStream, Provider};
+use crate::error::{Error, ProviderError};
+use crate::model::{ChatRequest, ChatResponse};
+use crate::wire::openai::{self as wire, Decoder, RequestBody};
+
+/// A Chat Completions provider (`POST {base}/chat/completions`, bearer key).
+///
+/// ```
+/// use steer_llm::OpenAiCompatible;
+/// // A local vLLM or Ollama server, registered as `local/<model>`:
+/// let local = OpenAiCompatible::custom("local", "http://127.0.0.1:11434/v1").build().unwrap();
+/// # let _ = local;
+/// ```
+#[derive(Clone)]
+pub struct OpenAiCompatible {
+    endpoint: Endpoint,
+    include_usage: bool,
+}
+
+impl std::fmt::Debug for OpenAiCompatible {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenAiCompatible")
+            .field("name", &self.endpoint.name)
+            .field("base_url", &self.endpoint.base_url)
+            .field("api_key", &self.endpoint.api_key)
+            .finish()
+    }
+}
+
+/// Builds an [`OpenAiCompatible`] provider.
+#[derive(Debug, Clone)]
+pub struct OpenAiCompatibleBuilder {
+    endpoint: EndpointBuilder,
+    include_usage: bool,
+}
+
+impl OpenAiCompatible {
+    /// OpenAI: `OPENAI_API_KEY`, `OPENAI_BASE_URL`, default `https://api.openai.com/v1`.
+    pub fn openai() -> OpenAiCompatibleBuilder {
+        OpenAiCompatibleBuilder::new(EndpointBuilder::new(
+            "openai",
+            Some("https://api.openai.com/v1"),
+            Some("OPENAI_API_KEY"),
+            Some("OPENAI_BASE_URL"),
+        ))
+    }
+
+    /// xAI: `XAI_API_KEY`, `XAI_BASE_URL`, default `https://api.x.ai/v1`.
+    pub fn xai() -> OpenAiCompatibleBuilder {
+        OpenAiCompatibleBuilder::new(EndpointBuilder::new(
+            "xai",
+            Some("https://api.x.ai/v1"),
+            Some("XAI_API_KEY"),
+            Some("XAI_BASE_URL"),
+        ))
+    }
+
+    /// Any OpenAI-compatible server, registered under `name`; `base_url` ends before
+    /// `/chat/completions` (usually with `/v1`). No environment variables are read.
+    pub fn custom(name: &str, base_url: &str) -> OpenAiCompatibleBuilder {
+        let mut endpoint = EndpointBuilder::new(name, None, None, None);
+        endpoint.base_url = Some(base_url.to_string());
+        OpenAiCompatibleBuilder::new(endpoint)
+    }
+
+    /// The base URL requests go to.
+    pub fn base_url(&self) -> &str {
+        &self.endpoint.base_url
+    }
+
+    fn context(&self, req: &ChatRequest) -> CallContext {
+        CallContext {
+            provider: self.endpoint.name.clone(),
+            request_id: req.request_id.clone(),
+            api_key: self.endpoint.api_key.clone(),
+        }
+    }
+
+    fn request(&self, req: &ChatRequest, stream: bool) -> reqwest::RequestBuilder {
+        let body = RequestBody::new(req, stream, self.include_usage);
+        let mut builder = self
+            .endpoint
+            .http
+            .post(format!("{}/chat/completions", self.endpoint.base_url))
+            .header("x-client-request-id", req.request_id.as_str())
+            .json(&body);
+        if stream {
+            builder = builder.header("accept", "text/event-stream");
+        }
+        if let Some(key) = &self.endpoint.api_key {
+            builder = builder.bearer_auth(key.expose());
+        }
+        builder
+    }
+}
+
+impl OpenAiCompatibleBuilder {
+    fn new(endpoint: EndpointBuilder) -> Self {
+        OpenAiCompatibleBuilder {
+            endpoint,
+            include_usage: true,
+        }
+    }
+
+    endpoint_methods!();
+
+    /// Whether streaming requests ask for the final usage chunk
+    /// (`stream_options.include_usage`, default on; turn off for servers that reject it).
+    pub fn include_usage(mut self, on: bool) -> Self {
+        self.include_usage = on;
+        self
+    }
+
+    /// Resolves key, base URL and HTTP client.
+    pub fn build(self) -> Result<OpenAiCompatible, Error> {
+        Ok(OpenAiCompatible {
+            endpoint: self.endpoint.resolve()?,
+            include_usage: self.include_usage,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Provider for OpenAiCompatible {
+    fn name(&self) -> &str {
+        &self.endpoint.name
+    }
+
+    async fn generate(&self, req: &ChatRequest) -> Result<ChatResponse, ProviderError> {
+        http::generate(self.context(req), self.request(req, false), req, wire::parse_response).await
+    }
+
+    async fn stream(&self, req: &ChatRequest) -> Result<EventStream, ProviderError> {
+        http::stream(self.context(req), self.request(req, true), req, Decoder::default()).await
+    }
+}

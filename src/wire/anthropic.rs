@@ -1,0 +1,351 @@
+//! Anthropic Messages (`POST /v1/messages`).
+
+use serde::{Deserialize, Serialize};
+
+use super::{snippet, DecodeError, Progress, StreamDecoder, TextCursor};
+use crate::model::{ChatRequest, FinishReason, Role, StreamEvent, Usage};
+
+/// `max_tokens` sent when the request sets none (Anthropic requires one).
+pub const DEFAULT_MAX_TOKENS: u32 = 1024;
+
+/// The body of `POST /v1/messages`.
+#[derive(Debug, Serialize)]
+pub struct RequestBody<'a> {
+    /// Model name, without the provider prefix.
+    pub model: &'a str,
+    /// System prompt: the system messages joined by blank lines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system: Option<String>,
+    /// User and assistant turns.
+    pub messages: Vec<WireMessage<'a>>,
+    /// Token limit (required by the API).
+    pub max_tokens: u32,
+    /// Temperature.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f32>,
+    /// Stop sequences.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub stop_sequences: &'a [String],
+    /// Whether to stream.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stream: bool,
+}
+
+/// A message on the wire.
+#[derive(Debug, Serialize)]
+pub struct WireMessage<'a> {
+    /// `user` or `assistant`.
+    pub role: &'a str,
+    /// Its text.
+    pub content: &'a str,
+}
+
+impl<'a> RequestBody<'a> {
+    /// The body for `req`. System messages move to the top-level `system` field.
+    pub fn new(req: &'a ChatRequest, stream: bool) -> Self {
+        let system: Vec<&str> = req
+            .messages
+            .iter()
+            .filter(|m| m.role == Role::System)
+            .map(|m| m.content.as_str())
+            .collect();
+        RequestBody {
+            model: req.model.model(),
+            system: (!system.is_empty()).then(|| system.join("\n\n")),
+            messages: req
+                .messages
+                .iter()
+                .filter(|m| m.role != Role::System)
+                .map(|m| WireMessage {
+                    role: m.role.as_str(),
+                    content: &m.content,
+                })
+                .collect(),
+            max_tokens: req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+            temperature: req.temperature,
+            stop_sequences: &req.stop,
+            stream,
+        }
+    }
+}
+
+/// Usage as Anthropic sends it.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+pub struct WireUsage {
+    /// Input tokens (absent in most `message_delta` events).
+    #[serde(default)]
+    pub input_tokens: Option<u64>,
+    /// Output tokens.
+    #[serde(default)]
+    pub output_tokens: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct ResponseBody {
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    content: Vec<ContentBlock>,
+    #[serde(default)]
+    stop_reason: Option<String>,
+    #[serde(default)]
+    usage: WireUsage,
+}
+
+#[derive(Deserialize)]
+struct ContentBlock {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    text: Option<String>,
+}
+
+/// What steer keeps of a parsed non-streaming response.
+pub type Parsed = super::openai::Parsed;
+
+/// Parses a non-streaming Messages response: the text blocks, concatenated.
+pub fn parse_response(body: &[u8]) -> Result<Parsed, DecodeError> {
+    let parsed: ResponseBody = serde_json::from_slice(body)
+        .map_err(|e| DecodeError::Malformed(format!("messages body: {e}")))?;
+    let text = parsed
+        .content
+        .iter()
+        .filter(|b| b.kind == "text")
+        .filter_map(|b| b.text.as_deref())
+        .collect::<String>();
+    Ok(Parsed {
+        text,
+        finish_reason: parsed
+            .stop_reason
+            .as_deref()
+            .map(FinishReason::from_anthropic)
+            .unwrap_or_else(|| FinishReason::Other("missing".into())),
+        usage: Usage::new(
+            parsed.usage.input_tokens.unwrap_or(0),
+            parsed.usage.output_tokens.unwrap_or(0),
+        ),
+        model: parsed.model,
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Event {
+    MessageStart {
+        message: StartMessage,
+    },
+    ContentBlockDelta {
+        delta: Delta,
+    },
+    MessageDelta {
+        #[serde(default)]
+        delta: MessageDeltaBody,
+        #[serde(default)]
+        usage: Option<WireUsage>,
+    },
+    MessageStop {},
+    Error {},
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Deserialize)]
+struct StartMessage {
+    #[serde(default)]
+    usage: WireUsage,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Delta {
+    TextDelta {
+        text: String,
+    },
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Deserialize, Default)]
+struct MessageDeltaBody {
+    #[serde(default)]
+    stop_reason: Option<String>,
+}
+
+/// Decodes an Anthropic Messages stream, ending with `message_stop`.
+///
+/// `ping` and unknown events are skipped; usage in `message_delta` is cumulative;
+/// only `text_delta` produces text (tool input and thinking are not text).
+#[derive(Debug, Default)]
+pub struct Decoder {
+    cursor: TextCursor,
+    input_tokens: u64,
+    output_tokens: u64,
+    finish: Option<FinishReason>,
+    saw_usage: bool,
+}
+
+impl StreamDecoder for Decoder {
+    fn on_event(
+        &mut self,
+        event: &str,
+        data: &str,
+        out: &mut Vec<StreamEvent>,
+    ) -> Result<Progress, DecodeError> {
+        if event == "ping" {
+            return Ok(Progress::Continue);
+        }
+        if event == "error" {
+            return Err(DecodeError::InBand(data.to_string()));
+        }
+        let parsed: Event = serde_json::from_str(data).map_err(|e| {
+            DecodeError::Malformed(format!("stream event {:?}: {e}", snippet(data)))
+        })?;
+        match parsed {
+            Event::MessageStart { message } => {
+                self.input_tokens = message.usage.input_tokens.unwrap_or(0);
+            }
+            Event::ContentBlockDelta {
+                delta: Delta::TextDelta { text },
+            } => self.cursor.delta(&text, out),
+            Event::ContentBlockDelta { .. } | Event::Other => {}
+            Event::MessageDelta { delta, usage } => {
+                if let Some(reason) = delta.stop_reason {
+                    self.finish = Some(FinishReason::from_anthropic(&reason));
+                }
+                if let Some(u) = usage {
+                    if let Some(input) = u.input_tokens {
+                        self.input_tokens = input;
+                    }
+                    if let Some(output) = u.output_tokens {
+                        self.output_tokens = output;
+                    }
+                    self.saw_usage = true;
+                    out.push(StreamEvent::Usage(self.usage()));
+                }
+            }
+            Event::MessageStop {} => {
+                out.push(StreamEvent::Complete {
+                    finish_reason: self
+                        .finish
+                        .take()
+                        .unwrap_or_else(|| FinishReason::Other("missing".into())),
+                    usage: self.saw_usage.then(|| self.usage()),
+                });
+                return Ok(Progress::Done);
+            }
+            Event::Error {} => return Err(DecodeError::InBand(data.to_string())),
+        }
+        Ok(Progress::Continue)
+    }
+}
+
+impl Decoder {
+    fn usage(&self) -> Usage {
+        Usage::new(self.input_tokens, self.output_tokens)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REFERENCE: &[(&str, &str)] = &[
+        ("message_start", r#"{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","content":[],"model":"claude-3-5-haiku-latest","stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":11,"output_tokens":1}}}"#),
+        ("content_block_start", r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#),
+        ("ping", r#"{"type": "ping"}"#),
+        ("content_block_delta", r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello"}}"#),
+        ("content_block_delta", r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" there"}}"#),
+        ("content_block_stop", r#"{"type":"content_block_stop","index":0}"#),
+        ("message_delta", r#"{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":6}}"#),
+        ("message_stop", r#"{"type":"message_stop"}"#),
+    ];
+
+    #[test]
+    fn the_reference_stream_decodes() {
+        let mut d = Decoder::default();
+        let mut out = Vec::new();
+        let mut last = Progress::Continue;
+        for (ev, data) in REFERENCE {
+            last = d.on_event(ev, data, &mut out).unwrap();
+        }
+        assert_eq!(last, Progress::Done);
+        assert_eq!(
+            out,
+            vec![
+                StreamEvent::TextDelta {
+                    text: "Hello".into(),
+                    offset: 0
+                },
+                StreamEvent::TextDelta {
+                    text: " there".into(),
+                    offset: 5
+                },
+                StreamEvent::Usage(Usage::new(11, 6)),
+                StreamEvent::Complete {
+                    finish_reason: FinishReason::Stop,
+                    usage: Some(Usage::new(11, 6))
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_events_and_delta_types_are_ignored() {
+        let mut d = Decoder::default();
+        let mut out = Vec::new();
+        d.on_event("brand_new", r#"{"type":"brand_new","x":1}"#, &mut out)
+            .unwrap();
+        d.on_event(
+            "content_block_delta",
+            r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"a\""}}"#,
+            &mut out,
+        )
+        .unwrap();
+        d.on_event(
+            "content_block_delta",
+            r#"{"type":"content_block_delta","index":1,"delta":{"type":"thinking_delta","thinking":"hm"}}"#,
+            &mut out,
+        )
+        .unwrap();
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn an_error_event_is_in_band_whatever_its_body() {
+        let mut d = Decoder::default();
+        let body = r#"{"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}"#;
+        assert_eq!(
+            d.on_event("error", body, &mut Vec::new()),
+            Err(DecodeError::InBand(body.to_string()))
+        );
+        // Without the event line, the data's type still says it.
+        let mut d = Decoder::default();
+        assert_eq!(
+            d.on_event("", body, &mut Vec::new()),
+            Err(DecodeError::InBand(body.to_string()))
+        );
+    }
+
+    #[test]
+    fn system_messages_move_to_the_system_field() {
+        let req = ChatRequest::new("anthropic/claude-3-5-haiku-latest")
+            .unwrap()
+            .system("Be brief.")
+            .user("Hi")
+            .assistant("Hello");
+        let body = serde_json::to_value(RequestBody::new(&req, true)).unwrap();
+        assert_eq!(body["system"], "Be brief.");
+        assert_eq!(body["messages"].as_array().unwrap().len(), 2);
+        assert_eq!(body["max_tokens"], DEFAULT_MAX_TOKENS);
+        assert_eq!(body["stream"], true);
+    }
+
+    #[test]
+    fn non_streaming_body_joins_text_blocks() {
+        let body = br#"{"id":"msg_1","type":"message","role":"assistant","model":"claude-3-5-haiku-latest","content":[{"type":"text","text":"Hi"},{"type":"tool_use","id":"t","name":"f","input":{}},{"type":"text","text":" there"}],"stop_reason":"max_tokens","stop_sequence":null,"usage":{"input_tokens":4,"output_tokens":2}}"#;
+        let p = parse_response(body).unwrap();
+        assert_eq!(p.text, "Hi there");
+        assert_eq!(p.finish_reason, FinishReason::Length);
+        assert_eq!(p.usage, Usage::new(4, 2));
+    }
+}
