@@ -657,13 +657,18 @@ fn steps_body(steps: Vec<Step>, delay: Option<Duration>, stall_limit: Duration) 
                 tokio::time::sleep(stall_limit).await;
                 None
             }
-            Step::Reset => Some((
+            Step::Reset => {
+                // Let the server flush what was sent, so the client sees the
+                // headers and the first events before the connection dies.
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                Some((
                 Err(std::io::Error::new(
                     std::io::ErrorKind::ConnectionReset,
                     "steer mock: connection reset",
                 )),
-                Vec::new().into_iter(),
-            )),
+                    Vec::new().into_iter(),
+                ))
+            }
         }
     });
     Body::from_stream(stream)

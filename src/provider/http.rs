@@ -261,6 +261,22 @@ fn error_chain(e: &reqwest::Error) -> String {
     out
 }
 
+/// Whether `e` is a rustls error, possibly wrapped in (nested) io errors.
+fn is_tls_error(mut e: &(dyn StdError + 'static)) -> bool {
+    loop {
+        if e.downcast_ref::<rustls::Error>().is_some() {
+            return true;
+        }
+        match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => e = inner,
+            None => return false,
+        }
+    }
+}
+
 /// Which layer a reqwest error comes from, by walking its causes.
 pub(crate) fn transport_kind(e: &reqwest::Error) -> TransportKind {
     if e.is_timeout() {
@@ -268,6 +284,9 @@ pub(crate) fn transport_kind(e: &reqwest::Error) -> TransportKind {
     }
     let mut source: Option<&(dyn StdError + 'static)> = e.source();
     while let Some(s) = source {
+        if is_tls_error(s) {
+            return TransportKind::Tls;
+        }
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
             use std::io::ErrorKind::*;
             match io.kind() {

@@ -1,0 +1,61 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use futures::StreamExt;
+use steer_llm::mock::text::{self, Turn};
+use steer_llm::{ChatRequest, EventStream, ProviderError, StreamEvent};
+
+/// The three built-in providers and a model of each.
+pub const MODELS: [&str; 3] = [
+    "openai/gpt-4o-mini",
+    "anthropic/claude-3-5-haiku-latest",
+    "xai/grok-3-mini",
+];
+
+/// A small conversation for `model`.
+pub fn request(model: &str) -> ChatRequest {
+    ChatRequest::new(model)
+        .unwrap()
+        .system("You are terse.")
+        .user("Tell me about rivers.")
+}
+
+/// What the mock answers to `req`, computed from its public text module.
+pub fn expected_text(req: &ChatRequest, words: Option<usize>) -> String {
+    let turns: Vec<Turn> = req
+        .messages
+        .iter()
+        .map(|m| Turn::new(m.role.as_str(), &m.content))
+        .collect();
+    text::reply(req.model.model(), &turns, req.max_tokens, &req.stop, words).text()
+}
+
+/// Everything a stream yields: its events, and the error that ended it, if any.
+pub async fn drain(mut stream: EventStream) -> (Vec<StreamEvent>, Option<ProviderError>) {
+    let mut events = Vec::new();
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(e) => events.push(e),
+            Err(e) => {
+                assert!(
+                    stream.next().await.is_none(),
+                    "nothing may follow a stream error"
+                );
+                return (events, Some(e));
+            }
+        }
+    }
+    (events, None)
+}
+
+/// The text of the deltas, checking that offsets are contiguous.
+pub fn delta_text(events: &[StreamEvent]) -> String {
+    let mut text = String::new();
+    for e in events {
+        if let StreamEvent::TextDelta { text: t, offset } = e {
+            assert_eq!(*offset, text.chars().count(), "offsets must be contiguous");
+            text.push_str(t);
+        }
+    }
+    text
+}

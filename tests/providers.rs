@@ -1,0 +1,250 @@
+//! All three providers through the real HTTP path against the mock: success,
+//! streaming, request shape, prefill continuation.
+
+mod common;
+
+use common::{delta_text, drain, expected_text, request, MODELS};
+use steer_llm::mock::{MockServer, MOCK_API_KEY};
+use steer_llm::{
+    Anthropic, ChatRequest, Error, FinishReason, OpenAiCompatible, Provider, Providers,
+    StreamEvent,
+};
+
+#[tokio::test]
+async fn generate_returns_the_mock_reply_for_every_provider() {
+    let mock = MockServer::start().await.unwrap();
+    let providers = mock.providers().unwrap();
+    for model in MODELS {
+        let req = request(model).request_id(format!("gen-{model}"));
+        let resp = providers.generate(&req).await.unwrap();
+        assert_eq!(resp.text, expected_text(&req, None), "{model}");
+        assert_eq!(resp.finish_reason, FinishReason::Stop);
+        assert_eq!(resp.provider, req.model.provider());
+        assert_eq!(resp.model, req.model.model());
+        assert_eq!(resp.request_id, req.request_id);
+        assert!(resp.usage.completion_tokens > 0);
+        assert_eq!(
+            resp.usage.total_tokens,
+            resp.usage.prompt_tokens + resp.usage.completion_tokens
+        );
+        let provider_id = resp.provider_request_id.expect("provider request id");
+        assert!(provider_id.starts_with("req_"), "{provider_id}");
+    }
+    assert_eq!(mock.requests().len(), 3);
+}
+
+#[tokio::test]
+async fn stream_yields_start_deltas_usage_and_complete_for_every_provider() {
+    let mock = MockServer::start().await.unwrap();
+    let providers = mock.providers().unwrap();
+    for model in MODELS {
+        let req = request(model);
+        let (events, err) = drain(providers.stream(&req).await.unwrap()).await;
+        assert!(err.is_none(), "{model}: {err:?}");
+        assert!(
+            matches!(&events[0], StreamEvent::Start { provider, request_id, provider_request_id: Some(_), .. }
+                if provider == req.model.provider() && *request_id == req.request_id),
+            "{model}: {:?}",
+            events[0]
+        );
+        assert_eq!(delta_text(&events), expected_text(&req, None), "{model}");
+        let chunks = events
+            .iter()
+            .filter(|e| matches!(e, StreamEvent::TextDelta { .. }))
+            .count() as u64;
+        match events.last() {
+            Some(StreamEvent::Complete {
+                finish_reason: FinishReason::Stop,
+                usage: Some(usage),
+            }) => assert_eq!(usage.completion_tokens, chunks, "{model}"),
+            other => panic!("{model}: last event {other:?}"),
+        }
+        assert!(events.iter().any(|e| matches!(e, StreamEvent::Usage(_))));
+    }
+}
+
+#[tokio::test]
+async fn requests_carry_the_real_headers_and_body_of_each_api() {
+    let mock = MockServer::start().await.unwrap();
+    let providers = mock.providers().unwrap();
+    for model in MODELS {
+        let req = request(model)
+            .max_tokens(7)
+            .temperature(0.5)
+            .stop("END")
+            .request_id("shape-1");
+        drain(providers.stream(&req).await.unwrap()).await;
+    }
+    let log = mock.requests();
+    let (openai, anthropic, xai) = (&log[0], &log[1], &log[2]);
+    for r in [openai, xai] {
+        assert_eq!(r.path, "/v1/chat/completions");
+        assert_eq!(
+            r.header("authorization"),
+            Some(format!("Bearer {MOCK_API_KEY}").as_str())
+        );
+        assert_eq!(r.body["messages"][0]["role"], "system");
+        assert_eq!(r.body["max_tokens"], 7);
+        assert_eq!(r.body["stop"][0], "END");
+        assert_eq!(r.body["stream"], true);
+        assert_eq!(r.body["stream_options"]["include_usage"], true);
+    }
+    assert_eq!(xai.body["model"], "grok-3-mini");
+    assert_eq!(anthropic.path, "/v1/messages");
+    assert_eq!(anthropic.header("x-api-key"), Some(MOCK_API_KEY));
+    assert_eq!(anthropic.header("anthropic-version"), Some("2023-06-01"));
+    assert_eq!(anthropic.body["system"], "You are terse.");
+    assert_eq!(anthropic.body["messages"][0]["role"], "user");
+    assert_eq!(anthropic.body["stop_sequences"][0], "END");
+    for r in &log {
+        assert_eq!(r.header("x-client-request-id"), Some("shape-1"));
+        assert!(r.is_stream());
+    }
+    // The recorded request's Debug never shows the key.
+    assert!(!format!("{log:?}").contains(MOCK_API_KEY));
+}
+
+#[tokio::test]
+async fn max_tokens_reports_length() {
+    let mock = MockServer::start().await.unwrap();
+    let providers = mock.providers().unwrap();
+    for model in MODELS {
+        let req = request(model).max_tokens(3);
+        let resp = providers.generate(&req).await.unwrap();
+        assert_eq!(resp.finish_reason, FinishReason::Length, "{model}");
+        assert_eq!(resp.usage.completion_tokens, 3);
+        assert_eq!(resp.text, expected_text(&req, None));
+    }
+}
+
+#[tokio::test]
+async fn a_prefill_is_continued_so_that_prefix_plus_reply_is_the_whole_reply() {
+    let mock = MockServer::start().await.unwrap();
+    let providers = mock.providers().unwrap();
+    for model in MODELS {
+        let whole = providers.generate(&request(model)).await.unwrap().text;
+        // Cut after the third word, trimming the trailing space (Anthropic rejects it).
+        let cut: usize = whole.split_inclusive(' ').take(3).map(str::len).sum();
+        let prefix = whole[..cut].trim_end();
+        let req = request(model).assistant(prefix);
+        let (events, err) = drain(providers.stream(&req).await.unwrap()).await;
+        assert!(err.is_none(), "{model}: {err:?}");
+        assert_eq!(format!("{prefix}{}", delta_text(&events)), whole, "{model}");
+    }
+}
+
+#[tokio::test]
+async fn anthropic_rejects_trailing_whitespace_and_prefill_on_4_6_models() {
+    let mock = MockServer::start().await.unwrap();
+    let providers = mock.providers().unwrap();
+    let req = request("anthropic/claude-3-5-haiku-latest").assistant("Partial ");
+    let Error::Provider(err) = providers.generate(&req).await.unwrap_err() else {
+        panic!("expected a provider error")
+    };
+    assert_eq!(err.status(), Some(400));
+    assert!(err
+        .body_text()
+        .unwrap()
+        .contains("final assistant content cannot end with trailing whitespace"));
+
+    let req = request("anthropic/claude-opus-4-6").assistant("Partial");
+    let Error::Provider(err) = providers.generate(&req).await.unwrap_err() else {
+        panic!("expected a provider error")
+    };
+    assert_eq!(err.status(), Some(400));
+    let body: serde_json::Value = serde_json::from_str(&err.body_text().unwrap()).unwrap();
+    assert_eq!(body["error"]["type"], "invalid_request_error");
+    assert_eq!(
+        body["error"]["message"],
+        "This model does not support assistant message prefill. The conversation must end with a user message."
+    );
+    // Without the prefill the same model answers.
+    assert!(providers
+        .generate(&request("anthropic/claude-opus-4-6"))
+        .await
+        .is_ok());
+}
+
+#[tokio::test]
+async fn a_custom_openai_compatible_provider_is_resolved_by_its_name() {
+    let mock = MockServer::start().await.unwrap();
+    let local = OpenAiCompatible::custom("local", &mock.openai_base_url())
+        .api_key("k")
+        .build()
+        .unwrap();
+    let providers = Providers::new().with(local);
+    let req = ChatRequest::new("local/llama-3-8b").unwrap().user("hi");
+    let resp = providers.generate(&req).await.unwrap();
+    assert_eq!(resp.provider, "local");
+    assert_eq!(resp.text, expected_text(&req, None));
+    match providers
+        .generate(&ChatRequest::new("openai/gpt-4o").unwrap().user("hi"))
+        .await
+    {
+        Err(Error::UnknownProvider { name, known }) => {
+            assert_eq!(name, "openai");
+            assert_eq!(known, vec!["local".to_string()]);
+        }
+        other => panic!("expected UnknownProvider, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_missing_key_gets_the_providers_401() {
+    let mock = MockServer::start().await.unwrap();
+    let no_key = Anthropic::builder()
+        .base_url(mock.base_url())
+        .build()
+        .unwrap();
+    let err = no_key
+        .generate(&request("anthropic/claude-3-5-haiku-latest"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(401));
+    assert!(err.body_text().unwrap().contains("authentication_error"));
+}
+
+#[test]
+fn keys_never_show_in_debug_output() {
+    let key = "sk-very-secret-1234";
+    let p = OpenAiCompatible::openai().api_key(key).build().unwrap();
+    let a = Anthropic::builder().api_key(key).build().unwrap();
+    let builder = OpenAiCompatible::xai().api_key(key);
+    for text in [
+        format!("{p:?}"),
+        format!("{a:?}"),
+        format!("{builder:?}"),
+        format!("{:?}", Providers::new().with(p.clone())),
+    ] {
+        assert!(!text.contains(key), "{text}");
+    }
+}
+
+#[test]
+fn invalid_configuration_is_a_typed_error() {
+    for (result, needle) in [
+        (
+            OpenAiCompatible::custom("x", "not a url").build().err(),
+            "is not a URL",
+        ),
+        (
+            OpenAiCompatible::custom("x", "ftp://host/v1").build().err(),
+            "must be http or https",
+        ),
+        (
+            OpenAiCompatible::openai().api_key("bad\nkey").build().err(),
+            "characters an HTTP header cannot carry",
+        ),
+    ] {
+        match result {
+            Some(Error::Config(message)) => assert!(message.contains(needle), "{message}"),
+            other => panic!("expected a config error with {needle:?}, got {other:?}"),
+        }
+    }
+    // A config error never echoes the key.
+    let e = OpenAiCompatible::openai()
+        .api_key("sk-secret\n")
+        .build()
+        .unwrap_err();
+    assert!(!e.to_string().contains("sk-secret"));
+}
