@@ -58,9 +58,12 @@ pub fn run() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             use clap::error::ErrorKind;
-            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
-                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand)
-            {
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
                 let _ = e.print();
                 return ExitCode::SUCCESS;
             }
@@ -75,7 +78,10 @@ pub fn run() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("steer: error: cannot start the async runtime: {e}");
@@ -134,7 +140,11 @@ async fn mock(port: u16, faults: Option<FaultPlan>, words: Option<usize>) -> Res
         .await
         .map_err(|e| format!("cannot listen on 127.0.0.1:{port}: {e}"))?;
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "steer mock provider listening on {}", server.base_url());
+    let _ = writeln!(
+        out,
+        "steer mock provider listening on {}",
+        server.base_url()
+    );
     let _ = writeln!(out, "  OPENAI_BASE_URL={}", server.openai_base_url());
     let _ = writeln!(out, "  ANTHROPIC_BASE_URL={}", server.base_url());
     let _ = writeln!(out, "  XAI_BASE_URL={}", server.openai_base_url());
@@ -191,7 +201,10 @@ async fn chat(
         } else {
             "the public API".to_string()
         };
-        eprintln!("steer: using the real {} provider ({target})", model.provider());
+        eprintln!(
+            "steer: using the real {} provider ({target})",
+            model.provider()
+        );
         Providers::from_env().map_err(|e| e.to_string())?
     } else {
         let server = MockServer::builder()
@@ -229,7 +242,12 @@ async fn chat(
                 } => {
                     let _ = writeln!(out);
                     let usage = usage
-                        .map(|u| format!("{} prompt + {} completion tokens", u.prompt_tokens, u.completion_tokens))
+                        .map(|u| {
+                            format!(
+                                "{} prompt + {} completion tokens",
+                                u.prompt_tokens, u.completion_tokens
+                            )
+                        })
                         .unwrap_or_else(|| "usage not reported".into());
                     eprintln!("steer: finished ({finish_reason:?}), {usage}");
                 }

@@ -153,7 +153,13 @@ pub(crate) fn body_summary(body: &[u8]) -> String {
         }
     }
     let text = String::from_utf8_lossy(body);
-    truncate_chars(text.split_whitespace().collect::<Vec<_>>().join(" ").as_str(), 300)
+    truncate_chars(
+        text.split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .as_str(),
+        300,
+    )
 }
 
 fn truncate_chars(s: &str, n: usize) -> String {
@@ -173,9 +179,11 @@ impl fmt::Display for ProviderError {
             FailureKind::Transport { kind, message } => {
                 write!(f, "{} error: {message}", kind.as_str())?
             }
-            FailureKind::InBand { body } => {
-                write!(f, "error event in stream: {}", body_summary(body.as_bytes()))?
-            }
+            FailureKind::InBand { body } => write!(
+                f,
+                "error event in stream: {}",
+                body_summary(body.as_bytes())
+            )?,
             FailureKind::Incomplete { events } => write!(
                 f,
                 "stream ended without its terminal event after {events} events"
@@ -220,12 +228,14 @@ impl fmt::Debug for FailureKind {
                 .field("message", message)
                 .finish(),
             FailureKind::InBand { body } => f.debug_struct("InBand").field("body", body).finish(),
-            FailureKind::Incomplete { events } => {
-                f.debug_struct("Incomplete").field("events", events).finish()
-            }
-            FailureKind::Malformed { message } => {
-                f.debug_struct("Malformed").field("message", message).finish()
-            }
+            FailureKind::Incomplete { events } => f
+                .debug_struct("Incomplete")
+                .field("events", events)
+                .finish(),
+            FailureKind::Malformed { message } => f
+                .debug_struct("Malformed")
+                .field("message", message)
+                .finish(),
         }
     }
 }

@@ -23,6 +23,7 @@ pub mod provider;
 pub mod secret;
 pub mod wire;
 
+pub use async_trait::async_trait;
 pub use error::{Error, FailureKind, ProviderError, TransportKind};
 pub use model::{
     ChatRequest, ChatResponse, FinishReason, InvalidModelId, Message, ModelId, RequestId, Role,
@@ -30,4 +31,3 @@ pub use model::{
 };
 pub use provider::{Anthropic, EventStream, OpenAiCompatible, Provider, Providers};
 pub use secret::ApiKey;
-pub use async_trait::async_trait;

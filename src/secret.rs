@@ -69,7 +69,12 @@ mod tests {
         struct Holder {
             key: ApiKey,
         }
-        let text = format!("{:?}", Holder { key: ApiKey::new("sk-abcdef") });
+        let text = format!(
+            "{:?}",
+            Holder {
+                key: ApiKey::new("sk-abcdef")
+            }
+        );
         assert!(!text.contains("sk-abcdef"));
     }
 }

@@ -80,9 +80,21 @@ async fn rate_limit_waits_arrive_in_every_form() {
     let providers = mock.providers().unwrap();
     for model in MODELS {
         let cases = [
-            (FaultPlan::error("rate_limit").retry_after("2"), Some("2"), None),
-            (FaultPlan::error("rate_limit").retry_after_ms("150.5"), None, Some("150.5")),
-            (FaultPlan::error("rate_limit").retry_after("86400"), Some("86400"), None),
+            (
+                FaultPlan::error("rate_limit").retry_after("2"),
+                Some("2"),
+                None,
+            ),
+            (
+                FaultPlan::error("rate_limit").retry_after_ms("150.5"),
+                None,
+                Some("150.5"),
+            ),
+            (
+                FaultPlan::error("rate_limit").retry_after("86400"),
+                Some("86400"),
+                None,
+            ),
             (FaultPlan::error("rate_limit"), None, None),
         ];
         for (plan, retry_after, retry_after_ms) in cases {
@@ -90,7 +102,11 @@ async fn rate_limit_waits_arrive_in_every_form() {
             let err = generate_err(&providers, model).await;
             assert_eq!(err.status(), Some(429), "{model} {plan}");
             assert_eq!(err.header("retry-after"), retry_after, "{model} {plan}");
-            assert_eq!(err.header("retry-after-ms"), retry_after_ms, "{model} {plan}");
+            assert_eq!(
+                err.header("retry-after-ms"),
+                retry_after_ms,
+                "{model} {plan}"
+            );
         }
         mock.push_faults([FaultPlan::error("rate_limit").retry_after_date(30)]);
         let err = generate_err(&providers, model).await;
@@ -119,11 +135,13 @@ async fn rate_limit_headers_and_should_retry_are_kept() {
 
     mock.push_faults([FaultPlan::error("rate_limit")]);
     let err = generate_err(&providers, "anthropic/claude-3-5-haiku-latest").await;
-    assert_eq!(err.header("anthropic-ratelimit-requests-remaining"), Some("0"));
+    assert_eq!(
+        err.header("anthropic-ratelimit-requests-remaining"),
+        Some("0")
+    );
     let reset = err.header("anthropic-ratelimit-tokens-reset").unwrap();
     assert!(
-        time::OffsetDateTime::parse(reset, &time::format_description::well_known::Rfc3339)
-            .is_ok(),
+        time::OffsetDateTime::parse(reset, &time::format_description::well_known::Rfc3339).is_ok(),
         "{reset}"
     );
 }
@@ -136,7 +154,10 @@ async fn a_413_from_a_proxy_keeps_its_html_body() {
         mock.push_faults([FaultPlan::error("payload_too_large")]);
         let err = generate_err(&providers, model).await;
         assert_eq!(err.status(), Some(413));
-        assert!(err.body_text().unwrap().contains("<title>413 Request Entity Too Large"));
+        assert!(err
+            .body_text()
+            .unwrap()
+            .contains("<title>413 Request Entity Too Large"));
         assert!(err.to_string().contains("413 Request Entity Too Large"));
     }
 }
@@ -190,7 +211,10 @@ async fn broken_streams_fail_with_their_kind_and_keep_the_text_before() {
             mock.push_faults([FaultPlan::truncate(after)]);
             let (text, err) = stream_err(&providers, model).await;
             assert_eq!(text, prefix(after), "{model} truncate {after}");
-            assert!(matches!(err.kind, FailureKind::Incomplete { .. }), "{err:?}");
+            assert!(
+                matches!(err.kind, FailureKind::Incomplete { .. }),
+                "{err:?}"
+            );
             assert_eq!(err.content_started, after > 0);
 
             mock.push_faults([FaultPlan::reset(after)]);
@@ -273,7 +297,10 @@ async fn latency_and_chunk_delay_slow_the_response_down() {
     let providers = mock.providers().unwrap();
     mock.push_faults([FaultPlan::normal().with_latency(Duration::from_millis(60))]);
     let started = Instant::now();
-    providers.generate(&request("openai/gpt-4o-mini")).await.unwrap();
+    providers
+        .generate(&request("openai/gpt-4o-mini"))
+        .await
+        .unwrap();
     assert!(started.elapsed() >= Duration::from_millis(60));
 
     let req = request("anthropic/claude-3-5-haiku-latest").max_tokens(5);
@@ -308,14 +335,23 @@ async fn the_fault_header_works_black_box_and_bad_specs_get_a_400() {
     let resp = send("billing").await.unwrap();
     assert_eq!(resp.status(), 400);
     let body = resp.text().await.unwrap();
-    assert!(body.contains("has no error named") && body.contains("billing"), "{body}");
+    assert!(
+        body.contains("has no error named") && body.contains("billing"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
 async fn scripts_apply_in_order_and_by_request_key() {
     let mock = MockServer::start().await.unwrap();
     let providers = mock.providers().unwrap();
-    mock.script_key("keyed", [FaultPlan::error("overloaded"), FaultPlan::error("server_error")]);
+    mock.script_key(
+        "keyed",
+        [
+            FaultPlan::error("overloaded"),
+            FaultPlan::error("server_error"),
+        ],
+    );
     mock.push_faults([FaultPlan::error("rate_limit")]);
     let model = "openai/gpt-4o-mini";
     let keyed = || request(model).request_id("keyed");
@@ -332,7 +368,9 @@ async fn scripts_apply_in_order_and_by_request_key() {
     let log = mock.requests();
     assert_eq!(log.len(), 5);
     assert_eq!(
-        log.iter().map(|r| r.fault.as_ref().map(|f| f.to_string())).collect::<Vec<_>>(),
+        log.iter()
+            .map(|r| r.fault.as_ref().map(|f| f.to_string()))
+            .collect::<Vec<_>>(),
         vec![
             Some("overloaded".to_string()),
             Some("rate_limit".to_string()),
@@ -358,14 +396,16 @@ async fn a_seeded_mix_draws_the_same_outcomes_every_run_in_its_proportions() {
         let providers = mock.providers().unwrap();
         let mut outcomes = Vec::new();
         for _ in 0..200 {
-            outcomes.push(match providers.generate(&request("openai/gpt-4o-mini")).await {
-                Ok(_) => "ok".to_string(),
-                Err(Error::Provider(e)) => match e.status() {
-                    Some(s) => s.to_string(),
-                    None => format!("{:?}", e.transport_kind()),
+            outcomes.push(
+                match providers.generate(&request("openai/gpt-4o-mini")).await {
+                    Ok(_) => "ok".to_string(),
+                    Err(Error::Provider(e)) => match e.status() {
+                        Some(s) => s.to_string(),
+                        None => format!("{:?}", e.transport_kind()),
+                    },
+                    Err(e) => panic!("{e}"),
                 },
-                Err(e) => panic!("{e}"),
-            });
+            );
         }
         runs.push(outcomes);
     }
@@ -373,7 +413,11 @@ async fn a_seeded_mix_draws_the_same_outcomes_every_run_in_its_proportions() {
     let count = |k: &str| runs[0].iter().filter(|o| *o == k).count();
     assert!((20..=60).contains(&count("500")), "{}", count("500"));
     assert!((5..=35).contains(&count("429")), "{}", count("429"));
-    assert!((5..=35).contains(&count("Some(Reset)")), "{}", count("Some(Reset)"));
+    assert!(
+        (5..=35).contains(&count("Some(Reset)")),
+        "{}",
+        count("Some(Reset)")
+    );
     assert!((90..=150).contains(&count("ok")), "{}", count("ok"));
 }
 
@@ -393,7 +437,11 @@ async fn transport_failures_are_typed() {
             .unwrap(),
     );
     let err = generate_err(&providers, "openai/gpt-4o-mini").await;
-    assert_eq!(err.transport_kind(), Some(TransportKind::Connect), "{err:?}");
+    assert_eq!(
+        err.transport_kind(),
+        Some(TransportKind::Connect),
+        "{err:?}"
+    );
 
     // TLS spoken to a plain-HTTP server.
     let mock = MockServer::start().await.unwrap();
@@ -447,5 +495,9 @@ async fn transport_failures_are_typed() {
             .unwrap(),
     );
     let err = generate_err(&providers, "openai/gpt-4o-mini").await;
-    assert_eq!(err.transport_kind(), Some(TransportKind::Timeout), "{err:?}");
+    assert_eq!(
+        err.transport_kind(),
+        Some(TransportKind::Timeout),
+        "{err:?}"
+    );
 }

@@ -6,8 +6,7 @@ mod common;
 use common::{delta_text, drain, expected_text, request, MODELS};
 use steer_llm::mock::{MockServer, MOCK_API_KEY};
 use steer_llm::{
-    Anthropic, ChatRequest, Error, FinishReason, OpenAiCompatible, Provider, Providers,
-    StreamEvent,
+    Anthropic, ChatRequest, Error, FinishReason, OpenAiCompatible, Provider, Providers, StreamEvent,
 };
 
 #[tokio::test]

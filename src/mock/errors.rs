@@ -81,18 +81,66 @@ const ANTHROPIC: &[AnthropicRow] = &[
 
 /// (name, status, body)
 const XAI: &[(&str, u16, &str)] = &[
-    ("invalid_api_key", 400, r#"{"code":"Client specified an invalid argument","error":"Incorrect API key provided: xa***. You can obtain an API key from https://console.x.ai."}"#),
-    ("invalid_api_key_v2", 400, r#"{"code":"invalid-argument","error":"Incorrect API key provided. You can obtain an API key from https://console.x.ai."}"#),
-    ("invalid_request", 400, r#"{"code":"invalid-argument","error":"temperature must be between 0 and 2"}"#),
-    ("unauthorized", 401, r#"{"code":"unauthenticated","error":"Missing or invalid authorization header."}"#),
-    ("out_of_credits", 402, r#"{"error":{"message":"Your team has run out of credits"}}"#),
-    ("not_found", 404, r#"{"code":"not-found","error":"The model grok-unknown does not exist or your team does not have access to it."}"#),
-    ("method_not_allowed", 405, r#"{"code":"method-not-allowed","error":"Method Not Allowed"}"#),
-    ("unsupported_media_type", 415, r#"{"code":"unsupported-media-type","error":"Expected request with `Content-Type: application/json`"}"#),
-    ("unprocessable", 422, r#"{"code":"invalid-argument","error":"Failed to deserialize the JSON body into the target type: messages: missing field `role`"}"#),
-    ("rate_limit", 429, r#"{"code":"resource-exhausted","error":"Too many requests: you have exceeded the rate limit of your team."}"#),
-    ("server_error", 500, r#"{"code":"internal","error":"Internal server error."}"#),
-    ("overloaded", 503, r#"{"code":"unavailable","error":"The service is currently unavailable. Please try again later."}"#),
+    (
+        "invalid_api_key",
+        400,
+        r#"{"code":"Client specified an invalid argument","error":"Incorrect API key provided: xa***. You can obtain an API key from https://console.x.ai."}"#,
+    ),
+    (
+        "invalid_api_key_v2",
+        400,
+        r#"{"code":"invalid-argument","error":"Incorrect API key provided. You can obtain an API key from https://console.x.ai."}"#,
+    ),
+    (
+        "invalid_request",
+        400,
+        r#"{"code":"invalid-argument","error":"temperature must be between 0 and 2"}"#,
+    ),
+    (
+        "unauthorized",
+        401,
+        r#"{"code":"unauthenticated","error":"Missing or invalid authorization header."}"#,
+    ),
+    (
+        "out_of_credits",
+        402,
+        r#"{"error":{"message":"Your team has run out of credits"}}"#,
+    ),
+    (
+        "not_found",
+        404,
+        r#"{"code":"not-found","error":"The model grok-unknown does not exist or your team does not have access to it."}"#,
+    ),
+    (
+        "method_not_allowed",
+        405,
+        r#"{"code":"method-not-allowed","error":"Method Not Allowed"}"#,
+    ),
+    (
+        "unsupported_media_type",
+        415,
+        r#"{"code":"unsupported-media-type","error":"Expected request with `Content-Type: application/json`"}"#,
+    ),
+    (
+        "unprocessable",
+        422,
+        r#"{"code":"invalid-argument","error":"Failed to deserialize the JSON body into the target type: messages: missing field `role`"}"#,
+    ),
+    (
+        "rate_limit",
+        429,
+        r#"{"code":"resource-exhausted","error":"Too many requests: you have exceeded the rate limit of your team."}"#,
+    ),
+    (
+        "server_error",
+        500,
+        r#"{"code":"internal","error":"Internal server error."}"#,
+    ),
+    (
+        "overloaded",
+        503,
+        r#"{"code":"unavailable","error":"The service is currently unavailable. Please try again later."}"#,
+    ),
 ];
 
 fn credits(status: u16, code: &str) -> ErrorResponse {
@@ -144,10 +192,8 @@ pub fn status_error(flavour: Flavour, name: &str, request_id: &str) -> Option<Er
     }
     let name = alias(name).unwrap_or(name);
     match flavour {
-        Flavour::OpenAi => OPENAI
-            .iter()
-            .find(|row| row.0 == name)
-            .map(|(_, status, kind, code, param, message)| {
+        Flavour::OpenAi => OPENAI.iter().find(|row| row.0 == name).map(
+            |(_, status, kind, code, param, message)| {
                 json(
                     *status,
                     serde_json::json!({"error": {
@@ -155,7 +201,8 @@ pub fn status_error(flavour: Flavour, name: &str, request_id: &str) -> Option<Er
                     }})
                     .to_string(),
                 )
-            }),
+            },
+        ),
         Flavour::Anthropic => {
             if name == "request_too_large" {
                 return Some(ErrorResponse {

@@ -255,7 +255,12 @@ impl Shared {
 
 enum Running {
     Task(tokio::task::JoinHandle<()>),
-    Thread(Option<(tokio::sync::oneshot::Sender<()>, std::thread::JoinHandle<()>)>),
+    Thread(
+        Option<(
+            tokio::sync::oneshot::Sender<()>,
+            std::thread::JoinHandle<()>,
+        )>,
+    ),
 }
 
 /// A running mock provider. Dropping it stops the server.

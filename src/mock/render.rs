@@ -184,7 +184,9 @@ pub fn malformed_json_frame(flavour: Flavour) -> Bytes {
             "content_block_delta",
             r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_del"#,
         ),
-        Flavour::OpenAi | Flavour::Xai => data(r#"{"id":"chatcmpl-mock","choices":[{"delta":{"con"#),
+        Flavour::OpenAi | Flavour::Xai => {
+            data(r#"{"id":"chatcmpl-mock","choices":[{"delta":{"con"#)
+        }
     }
 }
 
@@ -200,8 +202,12 @@ pub fn generic_error(flavour: Flavour, status: u16, request_id: &str) -> ErrorRe
         .and_then(|s| s.canonical_reason())
         .unwrap_or("Error");
     let body = match flavour {
-        Flavour::OpenAi => json!({"error": {"message": reason, "type": "server_error", "param": null, "code": null}}),
-        Flavour::Anthropic => json!({"type": "error", "error": {"type": "api_error", "message": reason}, "request_id": request_id}),
+        Flavour::OpenAi => {
+            json!({"error": {"message": reason, "type": "server_error", "param": null, "code": null}})
+        }
+        Flavour::Anthropic => {
+            json!({"type": "error", "error": {"type": "api_error", "message": reason}, "request_id": request_id})
+        }
         Flavour::Xai => json!({"code": "unknown", "error": reason}),
     };
     ErrorResponse {

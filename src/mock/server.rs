@@ -48,10 +48,8 @@ enum Api {
 fn json_response(status: u16, body: String) -> Response {
     let mut resp = Response::new(Body::from(body));
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    resp.headers_mut().insert(
-        "content-type",
-        HeaderValue::from_static("application/json"),
-    );
+    resp.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
     resp
 }
 
@@ -120,7 +118,10 @@ fn parse_request(flavour: Flavour, body: &Value) -> Result<Parsed, String> {
             .ok_or_else(|| format!("messages.{i}.content: Field required"))?;
         turns.push(Turn::new(role, &content));
     }
-    let max_tokens = match body.get("max_tokens").or_else(|| body.get("max_completion_tokens")) {
+    let max_tokens = match body
+        .get("max_tokens")
+        .or_else(|| body.get("max_completion_tokens"))
+    {
         None | Some(Value::Null) if flavour == Flavour::Anthropic => {
             return Err("max_tokens: Field required".into())
         }
@@ -172,8 +173,12 @@ pub fn rejects_prefill(model: &str) -> bool {
 
 fn invalid_request(flavour: Flavour, message: &str, request_id: &str) -> ErrorResponse {
     let body = match flavour {
-        Flavour::OpenAi => serde_json::json!({"error": {"message": message, "type": "invalid_request_error", "param": null, "code": null}}),
-        Flavour::Anthropic => serde_json::json!({"type": "error", "error": {"type": "invalid_request_error", "message": message}, "request_id": request_id}),
+        Flavour::OpenAi => {
+            serde_json::json!({"error": {"message": message, "type": "invalid_request_error", "param": null, "code": null}})
+        }
+        Flavour::Anthropic => {
+            serde_json::json!({"type": "error", "error": {"type": "invalid_request_error", "message": message}, "request_id": request_id})
+        }
         Flavour::Xai => serde_json::json!({"code": "invalid-argument", "error": message}),
     };
     ErrorResponse {
@@ -185,9 +190,15 @@ fn invalid_request(flavour: Flavour, message: &str, request_id: &str) -> ErrorRe
 
 fn unauthenticated(flavour: Flavour, request_id: &str) -> ErrorResponse {
     let body = match flavour {
-        Flavour::OpenAi => serde_json::json!({"error": {"message": "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).", "type": "invalid_request_error", "param": null, "code": null}}),
-        Flavour::Anthropic => serde_json::json!({"type": "error", "error": {"type": "authentication_error", "message": "x-api-key header is required"}, "request_id": request_id}),
-        Flavour::Xai => serde_json::json!({"code": "unauthenticated", "error": "Missing or invalid authorization header."}),
+        Flavour::OpenAi => {
+            serde_json::json!({"error": {"message": "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).", "type": "invalid_request_error", "param": null, "code": null}})
+        }
+        Flavour::Anthropic => {
+            serde_json::json!({"type": "error", "error": {"type": "authentication_error", "message": "x-api-key header is required"}, "request_id": request_id})
+        }
+        Flavour::Xai => {
+            serde_json::json!({"code": "unauthenticated", "error": "Missing or invalid authorization header."})
+        }
     };
     ErrorResponse {
         status: 401,
@@ -333,7 +344,8 @@ async fn handle(
             } else {
                 None
             };
-            if let Some(resp) = name.and_then(|n| errors::status_error(flavour, n, &ctx.request_id)) {
+            if let Some(resp) = name.and_then(|n| errors::status_error(flavour, n, &ctx.request_id))
+            {
                 return ctx.error_response(resp, &WaitHeaders::default());
             }
         }
@@ -343,10 +355,34 @@ async fn handle(
 
 /// Anthropic's rate-limit headers: names, limit and remaining count.
 const ANTHROPIC_LIMITS: [(&str, &str, &str, &str, &str); 4] = [
-    ("anthropic-ratelimit-requests-limit", "anthropic-ratelimit-requests-remaining", "anthropic-ratelimit-requests-reset", "1000", "999"),
-    ("anthropic-ratelimit-tokens-limit", "anthropic-ratelimit-tokens-remaining", "anthropic-ratelimit-tokens-reset", "96000", "95000"),
-    ("anthropic-ratelimit-input-tokens-limit", "anthropic-ratelimit-input-tokens-remaining", "anthropic-ratelimit-input-tokens-reset", "80000", "79000"),
-    ("anthropic-ratelimit-output-tokens-limit", "anthropic-ratelimit-output-tokens-remaining", "anthropic-ratelimit-output-tokens-reset", "16000", "15900"),
+    (
+        "anthropic-ratelimit-requests-limit",
+        "anthropic-ratelimit-requests-remaining",
+        "anthropic-ratelimit-requests-reset",
+        "1000",
+        "999",
+    ),
+    (
+        "anthropic-ratelimit-tokens-limit",
+        "anthropic-ratelimit-tokens-remaining",
+        "anthropic-ratelimit-tokens-reset",
+        "96000",
+        "95000",
+    ),
+    (
+        "anthropic-ratelimit-input-tokens-limit",
+        "anthropic-ratelimit-input-tokens-remaining",
+        "anthropic-ratelimit-input-tokens-reset",
+        "80000",
+        "79000",
+    ),
+    (
+        "anthropic-ratelimit-output-tokens-limit",
+        "anthropic-ratelimit-output-tokens-remaining",
+        "anthropic-ratelimit-output-tokens-reset",
+        "16000",
+        "15900",
+    ),
 ];
 
 struct Ctx {
@@ -363,13 +399,16 @@ impl Ctx {
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|v| !v.trim().is_empty())
         };
+        let bearer = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|k| !k.trim().is_empty());
+        // Anthropic takes `x-api-key`; its current Python client sends the key as a
+        // bearer token, which the API accepts too.
         let authenticated = match self.flavour {
-            Flavour::Anthropic => present("x-api-key"),
-            Flavour::OpenAi | Flavour::Xai => headers
-                .get("authorization")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .is_some_and(|k| !k.trim().is_empty()),
+            Flavour::Anthropic => present("x-api-key") || bearer,
+            Flavour::OpenAi | Flavour::Xai => bearer,
         };
         if !authenticated {
             return Some(self.error_response(
@@ -396,10 +435,22 @@ impl Ctx {
         match self.flavour {
             Flavour::OpenAi => {
                 let remaining = if limited { "0" } else { "9999" };
-                h.insert("x-ratelimit-limit-requests", HeaderValue::from_static("10000"));
-                h.insert("x-ratelimit-remaining-requests", HeaderValue::from_static(remaining));
-                h.insert("x-ratelimit-reset-requests", HeaderValue::from_static("6ms"));
-                h.insert("x-ratelimit-limit-tokens", HeaderValue::from_static("150000"));
+                h.insert(
+                    "x-ratelimit-limit-requests",
+                    HeaderValue::from_static("10000"),
+                );
+                h.insert(
+                    "x-ratelimit-remaining-requests",
+                    HeaderValue::from_static(remaining),
+                );
+                h.insert(
+                    "x-ratelimit-reset-requests",
+                    HeaderValue::from_static("6ms"),
+                );
+                h.insert(
+                    "x-ratelimit-limit-tokens",
+                    HeaderValue::from_static("150000"),
+                );
                 h.insert(
                     "x-ratelimit-remaining-tokens",
                     HeaderValue::from_static(if limited { "0" } else { "149984" }),
@@ -453,7 +504,11 @@ impl Ctx {
             .insert("content-type", HeaderValue::from_static(err.content_type));
         self.base_headers(&mut resp, err.status == 429);
         let h = resp.headers_mut();
-        if let Some(v) = wait.retry_after.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
+        if let Some(v) = wait
+            .retry_after
+            .as_deref()
+            .and_then(|v| HeaderValue::from_str(v).ok())
+        {
             h.insert("retry-after", v);
         }
         if let Some(secs) = wait.retry_after_date {
@@ -662,10 +717,10 @@ fn steps_body(steps: Vec<Step>, delay: Option<Duration>, stall_limit: Duration) 
                 // headers and the first events before the connection dies.
                 tokio::time::sleep(Duration::from_millis(1)).await;
                 Some((
-                Err(std::io::Error::new(
-                    std::io::ErrorKind::ConnectionReset,
-                    "steer mock: connection reset",
-                )),
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionReset,
+                        "steer mock: connection reset",
+                    )),
                     Vec::new().into_iter(),
                 ))
             }

@@ -7,13 +7,70 @@
 
 /// Words the replies are made of; a few are multi-byte to exercise character offsets.
 const WORDS: &[&str] = &[
-    "steer", "river", "signal", "harbor", "lantern", "quiet", "orbit", "meadow", "copper",
-    "thread", "résumé", "naïve", "window", "garden", "日本語", "ember", "falcon", "granite",
-    "horizon", "island", "jasmine", "kettle", "ladder", "marble", "needle", "ocean", "pepper",
-    "quartz", "ribbon", "saddle", "timber", "umbrella", "velvet", "walnut", "yonder", "zephyr",
-    "café", "über", "señor", "crème", "Ωmega", "🙂", "anchor", "beacon", "canyon", "delta",
-    "echo", "fjord", "glacier", "hollow", "ivory", "jungle", "kernel", "lagoon", "mosaic",
-    "nectar", "oasis", "pillar", "quiver", "rapids", "summit", "tundra", "utopia", "vortex",
+    "steer",
+    "river",
+    "signal",
+    "harbor",
+    "lantern",
+    "quiet",
+    "orbit",
+    "meadow",
+    "copper",
+    "thread",
+    "résumé",
+    "naïve",
+    "window",
+    "garden",
+    "日本語",
+    "ember",
+    "falcon",
+    "granite",
+    "horizon",
+    "island",
+    "jasmine",
+    "kettle",
+    "ladder",
+    "marble",
+    "needle",
+    "ocean",
+    "pepper",
+    "quartz",
+    "ribbon",
+    "saddle",
+    "timber",
+    "umbrella",
+    "velvet",
+    "walnut",
+    "yonder",
+    "zephyr",
+    "café",
+    "über",
+    "señor",
+    "crème",
+    "Ωmega",
+    "🙂",
+    "anchor",
+    "beacon",
+    "canyon",
+    "delta",
+    "echo",
+    "fjord",
+    "glacier",
+    "hollow",
+    "ivory",
+    "jungle",
+    "kernel",
+    "lagoon",
+    "mosaic",
+    "nectar",
+    "oasis",
+    "pillar",
+    "quiver",
+    "rapids",
+    "summit",
+    "tundra",
+    "utopia",
+    "vortex",
 ];
 
 /// How a mock reply ends.
@@ -228,7 +285,10 @@ mod tests {
     use super::*;
 
     fn convo() -> Vec<Turn> {
-        vec![Turn::new("system", "be brief"), Turn::new("user", "tell me")]
+        vec![
+            Turn::new("system", "be brief"),
+            Turn::new("user", "tell me"),
+        ]
     }
 
     #[test]
@@ -275,7 +335,7 @@ mod tests {
     fn stop_sequences_cut_before_the_sequence() {
         let whole = reply("m", &convo(), None, &[], Some(20)).text();
         let seq = whole.split(' ').nth(3).unwrap().to_string();
-        let r = reply("m", &convo(), None, &[seq.clone()], Some(20));
+        let r = reply("m", &convo(), None, std::slice::from_ref(&seq), Some(20));
         assert_eq!(r.finish, Finish::StopSequence);
         assert_eq!(r.text(), whole[..whole.find(&seq).unwrap()]);
     }

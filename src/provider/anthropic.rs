@@ -97,10 +97,22 @@ impl Provider for Anthropic {
     }
 
     async fn generate(&self, req: &ChatRequest) -> Result<ChatResponse, ProviderError> {
-        http::generate(self.context(req), self.request(req, false), req, wire::parse_response).await
+        http::generate(
+            self.context(req),
+            self.request(req, false),
+            req,
+            wire::parse_response,
+        )
+        .await
     }
 
     async fn stream(&self, req: &ChatRequest) -> Result<EventStream, ProviderError> {
-        http::stream(self.context(req), self.request(req, true), req, Decoder::default()).await
+        http::stream(
+            self.context(req),
+            self.request(req, true),
+            req,
+            Decoder::default(),
+        )
+        .await
     }
 }

@@ -14,8 +14,8 @@ use http::HeaderMap;
 use super::EventStream;
 use crate::error::{Error, FailureKind, ProviderError, TransportKind};
 use crate::model::{ChatRequest, ChatResponse, RequestId, StreamEvent};
-use crate::wire::openai::Parsed;
 use crate::secret::ApiKey;
+use crate::wire::openai::Parsed;
 use crate::wire::{DecodeError, Progress, StreamDecoder};
 
 /// Largest error body kept for the classifier.
@@ -243,7 +243,6 @@ impl<D: StreamDecoder> SseState<D> {
             return Some((Err(err), self));
         }
     }
-
 }
 
 /// A one-line description of a reqwest error with its causes.

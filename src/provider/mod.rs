@@ -51,7 +51,7 @@ pub type EventStream = Pin<Box<dyn Stream<Item = Result<StreamEvent, ProviderErr
 ///         })
 ///     }
 ///     async fn stream(&self, req: &ChatRequest) -> Result<EventStream, ProviderError> {
-///         steer_llm::provider::stream_from_response(self.generate(req).await?)
+///         Ok(steer_llm::provider::stream_from_response(self.generate(req).await?))
 ///     }
 /// }
 /// ```
@@ -70,7 +70,7 @@ pub trait Provider: Send + Sync + 'static {
 
 /// Turns a whole response into a stream (start, one text delta, usage, complete):
 /// for custom providers that cannot stream.
-pub fn stream_from_response(resp: ChatResponse) -> Result<EventStream, ProviderError> {
+pub fn stream_from_response(resp: ChatResponse) -> EventStream {
     let mut events = vec![StreamEvent::Start {
         request_id: resp.request_id.clone(),
         provider: resp.provider.clone(),
@@ -88,5 +88,5 @@ pub fn stream_from_response(resp: ChatResponse) -> Result<EventStream, ProviderE
         finish_reason: resp.finish_reason,
         usage: Some(resp.usage),
     });
-    Ok(Box::pin(futures::stream::iter(events.into_iter().map(Ok))))
+    Box::pin(futures::stream::iter(events.into_iter().map(Ok)))
 }

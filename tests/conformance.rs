@@ -1,0 +1,71 @@
+//! The official `openai` and `anthropic` Python clients talk to the mock and parse
+//! every response, errors included: the mock speaks the real wire formats.
+//!
+//! Needs a Python with both packages: `STEER_PYTHON`, else `target/py-venv/bin/python`
+//! (`bash .ci/test` creates it).
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::expected_text;
+use steer_llm::mock::MockServer;
+use steer_llm::ChatRequest;
+
+fn python() -> PathBuf {
+    if let Ok(p) = std::env::var("STEER_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/py-venv/bin/python");
+    assert!(
+        venv.exists(),
+        "no Python with the openai and anthropic packages: run `bash .ci/test` (it creates \
+         target/py-venv) or set STEER_PYTHON"
+    );
+    venv
+}
+
+#[test]
+fn the_official_python_clients_parse_everything_the_mock_sends() {
+    let mock = MockServer::builder().start_background().unwrap();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/check.py");
+    let output = Command::new(python())
+        .arg(script)
+        .env("STEER_MOCK_URL", mock.base_url())
+        .output()
+        .expect("run python");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "python failed:\n{stderr}");
+    let out: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+
+    for (model, system) in [
+        ("openai/gpt-4o-mini", true),
+        ("xai/grok-3-mini", true),
+        ("anthropic/claude-3-5-haiku-latest", true),
+    ] {
+        let mut req = ChatRequest::new(model).unwrap();
+        if system {
+            req = req.system("You are terse.");
+        }
+        req = req.user("Tell me about rivers.");
+        if model.starts_with("anthropic") {
+            req = req.max_tokens(1024);
+        }
+        let expected = expected_text(&req, None);
+        let got = &out[req.model.model()];
+        assert_eq!(got["text"], expected.as_str(), "{model}");
+        assert_eq!(got["stream_text"], expected.as_str(), "{model}");
+        assert!(got["stream_usage"].as_u64().unwrap() > 0);
+        assert!(got["request_id"].as_str().unwrap().starts_with("req_"));
+    }
+    assert_eq!(out["openai_error"]["status"], 429);
+    assert!(out["openai_in_band"]
+        .as_str()
+        .unwrap()
+        .contains("The server had an error"));
+    assert_eq!(out["anthropic_error"]["type"], "overloaded_error");
+    assert_eq!(out["anthropic_in_band"], "overloaded_error");
+    // Every request of the script reached the mock: 2 models x 2 + 2 + 2 + 2 errors.
+    assert_eq!(mock.requests().len(), 10);
+}
