@@ -177,7 +177,7 @@ impl fmt::Display for ProviderError {
                 write!(f, "HTTP {status}: {}", body_summary(body))?
             }
             FailureKind::Transport { kind, message } => {
-                write!(f, "{} error: {message}", kind.as_str())?
+                write!(f, "{} error: {}", kind.as_str(), one_line(message))?
             }
             FailureKind::InBand { body } => write!(
                 f,
@@ -188,7 +188,9 @@ impl fmt::Display for ProviderError {
                 f,
                 "stream ended without its terminal event after {events} events"
             )?,
-            FailureKind::Malformed { message } => write!(f, "malformed response: {message}")?,
+            FailureKind::Malformed { message } => {
+                write!(f, "malformed response: {}", one_line(message))?
+            }
         }
         write!(f, " (request {}", self.request_id)?;
         if let Some(id) = &self.provider_request_id {

@@ -361,11 +361,46 @@ pub(crate) async fn stream<D: StreamDecoder>(
     decoder: D,
 ) -> Result<EventStream, ProviderError> {
     let response = send(&ctx, request).await?;
+    Ok(sse_stream(ctx, req, response, decoder))
+}
+
+fn sse_stream<D: StreamDecoder>(
+    ctx: CallContext,
+    req: &ChatRequest,
+    response: reqwest::Response,
+    decoder: D,
+) -> EventStream {
     let start = StreamEvent::Start {
         request_id: req.request_id.clone(),
         provider: ctx.provider.clone(),
         model: req.model.model().to_string(),
         provider_request_id: provider_request_id(response.headers()),
     };
-    Ok(decode_sse(ctx, response, decoder, start))
+    decode_sse(ctx, response, decoder, start)
+}
+
+/// Decodes a successful SSE response you obtained yourself (a custom provider, a
+/// test) into steer's stream events: `Start`, then whatever `decoder` makes of each
+/// event. The stream ends after `Complete` or with exactly one error; a body that
+/// ends without the terminal event is [`FailureKind::Incomplete`].
+///
+/// ```
+/// # async fn demo(response: reqwest::Response) {
+/// use steer_llm::{provider::http::decode_response, wire::openai::Decoder, ChatRequest};
+/// let req = ChatRequest::new("openai/gpt-4o-mini").unwrap().user("hi");
+/// let events = decode_response("openai", &req, response, Decoder::default());
+/// # let _ = events; }
+/// ```
+pub fn decode_response<D: StreamDecoder>(
+    provider: &str,
+    req: &ChatRequest,
+    response: reqwest::Response,
+    decoder: D,
+) -> EventStream {
+    let ctx = CallContext {
+        provider: provider.to_string(),
+        request_id: req.request_id.clone(),
+        api_key: None,
+    };
+    sse_stream(ctx, req, response, decoder)
 }
