@@ -149,17 +149,15 @@ pub(crate) fn body_summary(body: &[u8]) -> String {
             .or_else(|| v.get("message"))
             .and_then(|m| m.as_str());
         if let Some(m) = msg {
-            return truncate_chars(m, 300);
+            return one_line(m);
         }
     }
-    let text = String::from_utf8_lossy(body);
-    truncate_chars(
-        text.split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
-            .as_str(),
-        300,
-    )
+    one_line(&String::from_utf8_lossy(body))
+}
+
+/// Folds all whitespace (newlines included) to single spaces and shortens to 300 characters.
+fn one_line(text: &str) -> String {
+    truncate_chars(&text.split_whitespace().collect::<Vec<_>>().join(" "), 300)
 }
 
 fn truncate_chars(s: &str, n: usize) -> String {
