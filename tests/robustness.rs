@@ -6,7 +6,6 @@ mod common;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::StreamExt;
 use proptest::prelude::*;
 use steer_llm::mock::render;
 use steer_llm::mock::text::{self, Turn};
