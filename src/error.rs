@@ -19,8 +19,12 @@ pub enum TransportKind {
     Tls,
     /// The connection was reset or closed while the response was being read.
     Reset,
-    /// A timeout fired (connect, read or deadline).
+    /// Connecting took longer than the connect timeout.
+    ConnectTimeout,
+    /// A timeout fired while waiting for the response or between events.
     Timeout,
+    /// The request's total deadline ran out.
+    Deadline,
     /// Anything else the HTTP stack reported.
     Other,
 }
@@ -33,7 +37,9 @@ impl TransportKind {
             TransportKind::Dns => "dns",
             TransportKind::Tls => "tls",
             TransportKind::Reset => "reset",
+            TransportKind::ConnectTimeout => "connect timeout",
             TransportKind::Timeout => "timeout",
+            TransportKind::Deadline => "deadline",
             TransportKind::Other => "other",
         }
     }

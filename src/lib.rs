@@ -16,6 +16,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod classify;
 pub mod error;
 pub mod mock;
 pub mod model;
@@ -24,6 +25,7 @@ pub mod secret;
 pub mod wire;
 
 pub use async_trait::async_trait;
+pub use steer_actors::{Category, Failure, Phase, RateLimitHints};
 pub use error::{Error, FailureKind, ProviderError, TransportKind};
 pub use model::{
     ChatRequest, ChatResponse, FinishReason, InvalidModelId, Message, ModelId, RequestId, Role,

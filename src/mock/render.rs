@@ -201,14 +201,20 @@ pub fn generic_error(flavour: Flavour, status: u16, request_id: &str) -> ErrorRe
         .ok()
         .and_then(|s| s.canonical_reason())
         .unwrap_or("Error");
+    let client_error = status < 500;
     let body = match flavour {
         Flavour::OpenAi => {
-            json!({"error": {"message": reason, "type": "server_error", "param": null, "code": null}})
+            let kind = if client_error { "invalid_request_error" } else { "server_error" };
+            json!({"error": {"message": reason, "type": kind, "param": null, "code": null}})
         }
         Flavour::Anthropic => {
-            json!({"type": "error", "error": {"type": "api_error", "message": reason}, "request_id": request_id})
+            let kind = if client_error { "invalid_request_error" } else { "api_error" };
+            json!({"type": "error", "error": {"type": kind, "message": reason}, "request_id": request_id})
         }
-        Flavour::Xai => json!({"code": "unknown", "error": reason}),
+        Flavour::Xai => {
+            let code = if client_error { "invalid-argument" } else { "internal" };
+            json!({"code": code, "error": reason})
+        }
     };
     ErrorResponse {
         status,

@@ -279,7 +279,11 @@ fn is_tls_error(mut e: &(dyn StdError + 'static)) -> bool {
 /// Which layer a reqwest error comes from, by walking its causes.
 pub(crate) fn transport_kind(e: &reqwest::Error) -> TransportKind {
     if e.is_timeout() {
-        return TransportKind::Timeout;
+        return if e.is_connect() {
+            TransportKind::ConnectTimeout
+        } else {
+            TransportKind::Timeout
+        };
     }
     let mut source: Option<&(dyn StdError + 'static)> = e.source();
     while let Some(s) = source {

@@ -1,0 +1,269 @@
+//! Reading an error body of any provider's shape, and the rules that turn
+//! (status, error type, code, message) into a category.
+
+use std::fmt;
+
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::Deserialize;
+use steer_actors::Category;
+
+/// The parts of an error body the rules look at.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ErrorInfo {
+    /// `error.type` (OpenAI, Anthropic).
+    pub kind: Option<String>,
+    /// `error.code` (OpenAI) or the top-level `code` (xAI).
+    pub code: Option<String>,
+    /// `error.message`, a string `error` (xAI), or a top-level `message`.
+    pub message: Option<String>,
+}
+
+/// A JSON value read as text when it is a string or a number, ignored otherwise.
+struct Loose(Option<String>);
+
+impl<'de> Deserialize<'de> for Loose {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Loose;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Loose, E> {
+                Ok(Loose(Some(v.to_string())))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Loose, E> {
+                Ok(Loose(Some(v.to_string())))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Loose, E> {
+                Ok(Loose(Some(v.to_string())))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Loose, E> {
+                Ok(Loose(Some(v.to_string())))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Loose, E> {
+                Ok(Loose(None))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Loose, E> {
+                Ok(Loose(None))
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Loose, E> {
+                Ok(Loose(None))
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Loose, D::Error> {
+                Loose::deserialize(d)
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Loose, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Loose(None))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Loose, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Loose(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The `error` field: an object (OpenAI, Anthropic, xAI 402) or a string (xAI).
+#[derive(Default)]
+struct ErrorField {
+    text: Option<String>,
+    kind: Option<String>,
+    code: Option<String>,
+    message: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for ErrorField {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ErrorField;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an error object or string")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ErrorField, E> {
+                Ok(ErrorField {
+                    text: Some(v.to_string()),
+                    ..ErrorField::default()
+                })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ErrorField, A::Error> {
+                let mut out = ErrorField::default();
+                while let Some(key) = map.next_key::<Loose>()? {
+                    match key.0.as_deref() {
+                        Some("type") => out.kind = map.next_value::<Loose>()?.0,
+                        Some("code") => out.code = map.next_value::<Loose>()?.0,
+                        Some("message") => out.message = map.next_value::<Loose>()?.0,
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(out)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<ErrorField, E> {
+                Ok(ErrorField::default())
+            }
+            fn visit_none<E: de::Error>(self) -> Result<ErrorField, E> {
+                Ok(ErrorField::default())
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<ErrorField, D::Error> {
+                ErrorField::deserialize(d)
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<ErrorField, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(ErrorField::default())
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<ErrorField, E> {
+                Ok(ErrorField::default())
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<ErrorField, E> {
+                Ok(ErrorField::default())
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<ErrorField, E> {
+                Ok(ErrorField::default())
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<ErrorField, E> {
+                Ok(ErrorField::default())
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    #[serde(default)]
+    error: Option<ErrorField>,
+    #[serde(default)]
+    code: Option<Loose>,
+    #[serde(default)]
+    message: Option<Loose>,
+}
+
+/// Reads an error body of any of the three shapes; non-JSON gives an empty info.
+///
+/// ```
+/// use steer_llm::classify::body::parse;
+/// let xai = parse(br#"{"code":"permission-denied","error":"Your team has used all available credits"}"#);
+/// assert_eq!(xai.code.as_deref(), Some("permission-denied"));
+/// let anthropic = parse(br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#);
+/// assert_eq!(anthropic.kind.as_deref(), Some("overloaded_error"));
+/// ```
+pub fn parse(body: &[u8]) -> ErrorInfo {
+    let Ok(envelope) = serde_json::from_slice::<Envelope>(body) else {
+        return ErrorInfo::default();
+    };
+    let top_code = envelope.code.and_then(|c| c.0);
+    let top_message = envelope.message.and_then(|m| m.0);
+    match envelope.error {
+        Some(e) => ErrorInfo {
+            kind: e.kind,
+            code: e.code.or(top_code),
+            message: e.message.or(e.text).or(top_message),
+        },
+        None => ErrorInfo {
+            kind: None,
+            code: top_code,
+            message: top_message,
+        },
+    }
+}
+
+/// Whether `haystack` (lowercase) contains any of `needles`.
+fn any(haystack: &str, needles: &[&str]) -> bool {
+    needles.iter().any(|n| haystack.contains(n))
+}
+
+/// The category of an error from its status (`None` for in-band errors), type,
+/// code and lowercase message. The order of the checks is the policy:
+/// billing before rate limits, specific types and codes before status classes.
+pub fn category(status: Option<u16>, info: &ErrorInfo, message_lower: &str) -> Category {
+    let kind = info.kind.as_deref().unwrap_or("");
+    let code = info.code.as_deref().unwrap_or("");
+    let m = message_lower;
+
+    // Billing and spend caps: never retried, never mistaken for a rate limit.
+    if code == "insufficient_quota"
+        || kind == "insufficient_quota"
+        || kind == "billing_error"
+        || status == Some(402)
+        || any(
+            m,
+            &[
+                "used all available credits",
+                "monthly spending limit",
+                "run out of credits",
+                "credit balance is too low",
+                "spend cap",
+                "specified api usage limits",
+            ],
+        )
+    {
+        return Category::QuotaExceeded;
+    }
+    if code == "context_length_exceeded"
+        || any(m, &["maximum context length", "prompt is too long", "context window"])
+    {
+        return Category::ContextLengthExceeded;
+    }
+    if kind == "request_too_large" || status == Some(413) || m.starts_with("request too large") {
+        return Category::RequestTooLarge;
+    }
+    if matches!(code, "content_filter" | "content_policy_violation")
+        || any(m, &["content management policy", "content policy", "safety system"])
+    {
+        return Category::ContentFiltered;
+    }
+    if matches!(code, "invalid_api_key" | "unauthenticated")
+        || kind == "authentication_error"
+        || any(m, &["incorrect api key", "invalid api key", "invalid x-api-key"])
+    {
+        return Category::Authentication;
+    }
+    match kind {
+        "permission_error" | "request_forbidden" => return Category::PermissionDenied,
+        "not_found_error" => return Category::NotFound,
+        "conflict_error" => return Category::Conflict,
+        "rate_limit_error" | "requests" | "tokens" => return Category::RateLimited,
+        "overloaded_error" | "service_unavailable_error" => return Category::Overloaded,
+        "timeout_error" => return Category::Timeout,
+        "api_error" | "server_error"
+            if code != "server_is_overloaded" && !matches!(status, Some(503 | 504 | 529)) =>
+        {
+            return Category::ServerError
+        }
+        _ => {}
+    }
+    match code {
+        "model_not_found" | "not-found" => return Category::NotFound,
+        "rate_limit_exceeded" | "slow_down" | "resource-exhausted" => {
+            return Category::RateLimited
+        }
+        "Some resource has been exhausted" => return Category::RateLimited,
+        "server_is_overloaded" | "unavailable" => return Category::Overloaded,
+        "permission-denied" => return Category::PermissionDenied,
+        "internal" if !matches!(status, Some(503 | 504 | 529)) => return Category::ServerError,
+        "deadline-exceeded" => return Category::Timeout,
+        _ => {}
+    }
+    match status {
+        Some(401) => Category::Authentication,
+        Some(403) => Category::PermissionDenied,
+        Some(404) => Category::NotFound,
+        Some(408) => Category::Timeout,
+        Some(409) => Category::Conflict,
+        Some(429) => Category::RateLimited,
+        Some(503) | Some(529) => Category::Overloaded,
+        Some(504) => Category::Timeout,
+        Some(500..=599) => Category::ServerError,
+        Some(400) | Some(405) | Some(415) | Some(422) => Category::InvalidRequest,
+        Some(_) if kind == "invalid_request_error" => Category::InvalidRequest,
+        Some(_) => Category::Unknown,
+        // An in-band error nobody recognises: the stream broke on the server's side.
+        None if kind == "invalid_request_error" => Category::InvalidRequest,
+        None => Category::ServerError,
+    }
+}

@@ -1,0 +1,144 @@
+//! Classification: turns a raw [`ProviderError`] into the provider-neutral
+//! [`Failure`] the actors decide from.
+//!
+//! | input | category |
+//! |---|---|
+//! | status + body | by billing words, context length, size, content filter, auth, then `error.type`, `error.code`, then the status class (see [`body::category`]) |
+//! | in-band stream error | by the body's `error.type`, never by the 200 |
+//! | transport: connect, DNS, TLS, reset, other | `network` |
+//! | transport: connect timeout, read/idle timeout | `timeout` |
+//! | transport: total deadline | `deadline_exceeded` (not retryable) |
+//! | stream ended without its terminal event | `stream_interrupted` |
+//! | malformed JSON or SSE | `malformed_response` |
+//! | free text ([`classify_text`]) | ordered message patterns, `unknown` otherwise |
+//!
+//! Retryability is the category's default, overridden by `x-should-retry`. The
+//! server-directed wait is `retry-after-ms`, then `retry-after` (seconds, then
+//! HTTP-date), then OpenAI's "try again in ..." text; it is reported uncapped.
+//!
+//! ```
+//! use steer_llm::{classify::classify, FailureKind, ProviderError};
+//! use steer_actors::Category;
+//! let err = ProviderError::new("openai", "r1".into(), FailureKind::Status {
+//!     status: 429,
+//!     body: r#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#.into(),
+//! });
+//! let failure = classify(&err);
+//! assert_eq!(failure.category, Category::QuotaExceeded);
+//! assert!(!failure.retryable);
+//! ```
+
+pub mod body;
+pub mod text;
+pub mod wait;
+
+use std::time::SystemTime;
+
+use steer_actors::{Category, Failure, Phase};
+
+use crate::error::{body_summary, FailureKind, ProviderError, TransportKind};
+
+/// Classifies a failure, reading HTTP-dates against the system clock.
+pub fn classify(err: &ProviderError) -> Failure {
+    classify_at(err, SystemTime::now())
+}
+
+/// Classifies a failure, reading HTTP-dates and reset instants against `now`.
+pub fn classify_at(err: &ProviderError, now: SystemTime) -> Failure {
+    let (category, info, status) = match &err.kind {
+        FailureKind::Status { status, body } => {
+            let info = body::parse(body);
+            let lower = info
+                .message
+                .as_deref()
+                .map(str::to_lowercase)
+                .unwrap_or_default();
+            (body::category(Some(*status), &info, &lower), info, Some(*status))
+        }
+        FailureKind::InBand { body } => {
+            let info = body::parse(body.as_bytes());
+            let lower = info
+                .message
+                .as_deref()
+                .map(str::to_lowercase)
+                .unwrap_or_default();
+            (body::category(None, &info, &lower), info, None)
+        }
+        FailureKind::Transport { kind, .. } => (
+            match kind {
+                TransportKind::ConnectTimeout | TransportKind::Timeout => Category::Timeout,
+                TransportKind::Deadline => Category::DeadlineExceeded,
+                TransportKind::Connect
+                | TransportKind::Dns
+                | TransportKind::Tls
+                | TransportKind::Reset
+                | TransportKind::Other => Category::Network,
+            },
+            body::ErrorInfo::default(),
+            None,
+        ),
+        FailureKind::Incomplete { .. } => (
+            Category::StreamInterrupted,
+            body::ErrorInfo::default(),
+            None,
+        ),
+        FailureKind::Malformed { .. } => (
+            Category::MalformedResponse,
+            body::ErrorInfo::default(),
+            None,
+        ),
+    };
+    let message = match (&info.message, &err.kind) {
+        (Some(m), _) => m.split_whitespace().collect::<Vec<_>>().join(" "),
+        (None, FailureKind::Status { body, .. }) => body_summary(body),
+        (None, FailureKind::InBand { body }) => body_summary(body.as_bytes()),
+        (None, FailureKind::Transport { kind, message }) => {
+            format!("{} error: {message}", kind.as_str())
+        }
+        (None, FailureKind::Incomplete { events }) => {
+            format!("stream ended without its terminal event after {events} events")
+        }
+        (None, FailureKind::Malformed { message }) => format!("malformed response: {message}"),
+    };
+    let retry_after = wait::retry_after(&err.headers, now).or_else(|| {
+        info.message
+            .as_deref()
+            .filter(|_| category == Category::RateLimited)
+            .and_then(wait::try_again_in)
+    });
+    let retryable = wait::should_retry(&err.headers).unwrap_or(category.retryable_by_default())
+        && category != Category::DeadlineExceeded;
+    Failure {
+        category,
+        retryable,
+        affects_health: category.affects_health(),
+        retry_after,
+        rate_limit: wait::rate_limit_hints(&err.headers, now),
+        provider: err.provider.clone(),
+        status,
+        error_type: info.kind,
+        error_code: info.code,
+        message,
+        request_id: Some(err.request_id.to_string()),
+        provider_request_id: err.provider_request_id.clone(),
+        phase: if err.content_started {
+            Phase::AfterContent
+        } else {
+            Phase::BeforeContent
+        },
+    }
+}
+
+/// Classifies a free-text error (from user code or an unknown transport) with
+/// ordered message patterns; `unknown` and not retryable when none matches.
+pub fn classify_text(provider: &str, message: &str) -> Failure {
+    let one_line = message.split_whitespace().collect::<Vec<_>>().join(" ");
+    Failure::new(text::category(message), provider, &one_line)
+}
+
+impl ProviderError {
+    /// This failure, classified (see [`classify`]).
+    pub fn classify(&self) -> Failure {
+        classify(self)
+    }
+}

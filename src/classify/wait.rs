@@ -1,0 +1,295 @@
+//! Server-directed waits and rate-limit hints, read from headers and messages.
+//!
+//! Every parser here ignores what it cannot trust: values that are not finite, not
+//! positive, overflowing or unparseable give `None`, never a panic.
+
+use std::time::{Duration, SystemTime};
+
+use http::HeaderMap;
+use steer_actors::RateLimitHints;
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim)
+}
+
+/// A positive, finite number of seconds as a duration.
+fn positive_secs(secs: f64) -> Option<Duration> {
+    if secs.is_finite() && secs > 0.0 {
+        Duration::try_from_secs_f64(secs).ok()
+    } else {
+        None
+    }
+}
+
+/// `x-should-retry: true|false`, which overrides every status rule.
+pub fn should_retry(headers: &HeaderMap) -> Option<bool> {
+    match header(headers, "x-should-retry")? {
+        v if v.eq_ignore_ascii_case("true") => Some(true),
+        v if v.eq_ignore_ascii_case("false") => Some(false),
+        _ => None,
+    }
+}
+
+/// The server-directed wait: `retry-after-ms` (float milliseconds), then
+/// `retry-after` as float seconds, then as an HTTP-date relative to `now`.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// let mut h = http::HeaderMap::new();
+/// h.insert("retry-after", "2".parse().unwrap());
+/// assert_eq!(steer_llm::classify::wait::retry_after(&h, SystemTime::now()), Some(Duration::from_secs(2)));
+/// h.insert("retry-after-ms", "inf".parse().unwrap()); // ignored: not finite
+/// assert_eq!(steer_llm::classify::wait::retry_after(&h, SystemTime::now()), Some(Duration::from_secs(2)));
+/// ```
+pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    if let Some(wait) = header(headers, "retry-after-ms")
+        .and_then(|v| v.parse::<f64>().ok())
+        .and_then(|ms| positive_secs(ms / 1000.0))
+    {
+        return Some(wait);
+    }
+    let value = header(headers, "retry-after")?;
+    if let Ok(secs) = value.parse::<f64>() {
+        return positive_secs(secs);
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    at.duration_since(now).ok().filter(|d| !d.is_zero())
+}
+
+/// OpenAI's "Please try again in 84ms / 1.146s / 6s / 1m30s" in an error message.
+pub fn try_again_in(message: &str) -> Option<Duration> {
+    const MARKER: &str = "try again in ";
+    let lower_at = message
+        .char_indices()
+        .find(|(i, _)| {
+            message
+                .get(*i..i + MARKER.len())
+                .is_some_and(|s| s.eq_ignore_ascii_case(MARKER))
+        })
+        .map(|(i, _)| i)?;
+    let rest = &message[lower_at + MARKER.len()..];
+    let token = rest
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .next()?
+        .trim_end_matches('.');
+    go_duration(token).filter(|d| !d.is_zero())
+}
+
+/// Parses a Go duration (`12ms`, `1s`, `1m30s`, `6m0s`, `1h2m3.5s`, `250us`).
+///
+/// ```
+/// use std::time::Duration;
+/// use steer_llm::classify::wait::go_duration;
+/// assert_eq!(go_duration("1m30s"), Some(Duration::from_secs(90)));
+/// assert_eq!(go_duration("1h2m3.5s"), Some(Duration::from_millis(3_723_500)));
+/// assert_eq!(go_duration("12ms"), Some(Duration::from_millis(12)));
+/// assert_eq!(go_duration("soon"), None);
+/// ```
+pub fn go_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    if s == "0" {
+        return Some(Duration::ZERO);
+    }
+    let mut rest = s;
+    let mut total = 0.0f64;
+    let mut parsed_any = false;
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        if number_len == 0 {
+            return None;
+        }
+        let value: f64 = rest[..number_len].parse().ok()?;
+        rest = &rest[number_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 1e-3,
+            "us" | "µs" | "μs" => 1e-6,
+            "ns" => 1e-9,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+        total += value * scale;
+        parsed_any = true;
+    }
+    if !parsed_any || !total.is_finite() {
+        return None;
+    }
+    Duration::try_from_secs_f64(total).ok()
+}
+
+/// Time from `now` until an RFC 3339 instant (zero if it has passed).
+pub fn until_rfc3339(value: &str, now: SystemTime) -> Option<Duration> {
+    let at = time::OffsetDateTime::parse(
+        value.trim(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .ok()?;
+    let now = time::OffsetDateTime::from(now);
+    let diff = at - now;
+    if diff.is_negative() {
+        Some(Duration::ZERO)
+    } else {
+        Duration::try_from(diff).ok()
+    }
+}
+
+fn count(headers: &HeaderMap, name: &str) -> Option<u64> {
+    header(headers, name)?.parse().ok()
+}
+
+/// Rate-limit counts and resets: OpenAI's `x-ratelimit-*` (Go durations) and
+/// Anthropic's `anthropic-ratelimit-*` (RFC 3339 instants).
+pub fn rate_limit_hints(headers: &HeaderMap, now: SystemTime) -> RateLimitHints {
+    let mut hints = RateLimitHints {
+        requests_remaining: count(headers, "x-ratelimit-remaining-requests"),
+        tokens_remaining: count(headers, "x-ratelimit-remaining-tokens"),
+        requests_reset: header(headers, "x-ratelimit-reset-requests").and_then(go_duration),
+        tokens_reset: header(headers, "x-ratelimit-reset-tokens").and_then(go_duration),
+    };
+    let reset = |name: &str| header(headers, name).and_then(|v| until_rfc3339(v, now));
+    hints.requests_remaining = hints
+        .requests_remaining
+        .or_else(|| count(headers, "anthropic-ratelimit-requests-remaining"));
+    hints.requests_reset = hints
+        .requests_reset
+        .or_else(|| reset("anthropic-ratelimit-requests-reset"));
+    // Anthropic has one token bucket in total and one each for input and output:
+    // the scarcest one decides.
+    let token_kinds = ["tokens", "input-tokens", "output-tokens"];
+    if hints.tokens_remaining.is_none() {
+        hints.tokens_remaining = token_kinds
+            .iter()
+            .filter_map(|k| count(headers, &format!("anthropic-ratelimit-{k}-remaining")))
+            .min();
+    }
+    if hints.tokens_reset.is_none() {
+        hints.tokens_reset = token_kinds
+            .iter()
+            .filter_map(|k| reset(&format!("anthropic-ratelimit-{k}-reset")))
+            .max();
+    }
+    hints
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn retry_after_prefers_ms_then_seconds_then_date() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let date = httpdate::fmt_http_date(now + Duration::from_secs(30));
+        let cases: &[(&[(&'static str, &str)], Option<Duration>)] = &[
+            (&[("retry-after-ms", "150.5")], Some(Duration::from_micros(150_500))),
+            (&[("retry-after-ms", "150"), ("retry-after", "9")], Some(Duration::from_millis(150))),
+            (&[("retry-after", "2")], Some(Duration::from_secs(2))),
+            (&[("retry-after", "0.25")], Some(Duration::from_millis(250))),
+            (&[("retry-after", date.as_str())], Some(Duration::from_secs(30))),
+            (&[("retry-after-ms", "nan"), ("retry-after", "3")], Some(Duration::from_secs(3))),
+            (&[("retry-after", "inf")], None),
+            (&[("retry-after", "-1")], None),
+            (&[("retry-after", "0")], None),
+            (&[("retry-after", "1e400")], None),
+            (&[("retry-after", "1e300")], None),
+            (&[("retry-after", "soon")], None),
+            (&[("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT")], None), // in the past
+            (&[], None),
+        ];
+        for (pairs, expected) in cases {
+            assert_eq!(retry_after(&headers(pairs), now), *expected, "{pairs:?}");
+        }
+    }
+
+    #[test]
+    fn should_retry_reads_only_true_and_false() {
+        assert_eq!(should_retry(&headers(&[("x-should-retry", "false")])), Some(false));
+        assert_eq!(should_retry(&headers(&[("x-should-retry", "TRUE")])), Some(true));
+        assert_eq!(should_retry(&headers(&[("x-should-retry", "1")])), None);
+    }
+
+    #[test]
+    fn openai_try_again_messages() {
+        for (msg, expected) in [
+            ("Please try again in 84ms. Visit", Some(Duration::from_millis(84))),
+            ("Please try again in 1.146s. Visit", Some(Duration::from_millis(1146))),
+            ("Please try again in 6s.", Some(Duration::from_secs(6))),
+            ("Please Try Again In 1m30s.", Some(Duration::from_secs(90))),
+            ("Please try again later.", None),
+            ("try again in", None),
+            ("no hint", None),
+        ] {
+            assert_eq!(try_again_in(msg), expected, "{msg}");
+        }
+    }
+
+    #[test]
+    fn go_durations() {
+        for (s, expected) in [
+            ("12ms", Some(Duration::from_millis(12))),
+            ("1s", Some(Duration::from_secs(1))),
+            ("1m30s", Some(Duration::from_secs(90))),
+            ("6m0s", Some(Duration::from_secs(360))),
+            ("1h2m3.5s", Some(Duration::from_millis(3_723_500))),
+            ("250us", Some(Duration::from_micros(250))),
+            ("0", Some(Duration::ZERO)),
+            ("", None),
+            ("5", None),
+            ("1x", None),
+            ("-1s", None),
+            ("1..5s", None),
+            ("99999999999999999999999h", None),
+        ] {
+            assert_eq!(go_duration(s), expected, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn hints_from_both_header_families() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_755_780_000); // 2025-08-21T12:40:00Z
+        let openai = rate_limit_hints(
+            &headers(&[
+                ("x-ratelimit-remaining-requests", "59"),
+                ("x-ratelimit-reset-requests", "1s"),
+                ("x-ratelimit-remaining-tokens", "0"),
+                ("x-ratelimit-reset-tokens", "6m0s"),
+            ]),
+            now,
+        );
+        assert_eq!(openai.requests_remaining, Some(59));
+        assert_eq!(openai.tokens_reset, Some(Duration::from_secs(360)));
+        assert_eq!(openai.exhausted_until(), Some(Duration::from_secs(360)));
+        let anthropic = rate_limit_hints(
+            &headers(&[
+                ("anthropic-ratelimit-requests-remaining", "0"),
+                ("anthropic-ratelimit-requests-reset", "2025-08-21T12:40:59Z"),
+                ("anthropic-ratelimit-tokens-remaining", "96000"),
+                ("anthropic-ratelimit-tokens-reset", "2025-08-21T12:40:10Z"),
+                ("anthropic-ratelimit-output-tokens-remaining", "15"),
+            ]),
+            now,
+        );
+        assert_eq!(anthropic.requests_remaining, Some(0));
+        assert_eq!(anthropic.requests_reset, Some(Duration::from_secs(59)));
+        assert_eq!(anthropic.tokens_remaining, Some(15));
+        assert_eq!(anthropic.tokens_reset, Some(Duration::from_secs(10)));
+        assert_eq!(
+            rate_limit_hints(&headers(&[("x-ratelimit-reset-tokens", "garbage")]), now),
+            RateLimitHints::default()
+        );
+    }
+}
