@@ -111,6 +111,8 @@ fn main() {
         let rps = requests_per_second(url, 64).await;
         println!("mock non-streaming: {rps:.0} req/s (64 concurrent, {RUN:?})");
         let cps = chunks_per_second(stream_url, 8).await;
-        println!("mock streaming: {cps:.0} SSE events/s (1,000-chunk streams, 8 concurrent, {RUN:?})");
+        println!(
+            "mock streaming: {cps:.0} SSE events/s (1,000-chunk streams, 8 concurrent, {RUN:?})"
+        );
     });
 }

@@ -25,7 +25,6 @@ pub mod secret;
 pub mod wire;
 
 pub use async_trait::async_trait;
-pub use steer_actors::{Category, Failure, Phase, RateLimitHints};
 pub use error::{Error, FailureKind, ProviderError, TransportKind};
 pub use model::{
     ChatRequest, ChatResponse, FinishReason, InvalidModelId, Message, ModelId, RequestId, Role,
@@ -33,3 +32,4 @@ pub use model::{
 };
 pub use provider::{Anthropic, EventStream, OpenAiCompatible, Provider, Providers};
 pub use secret::ApiKey;
+pub use steer_actors::{Category, Failure, Phase, RateLimitHints};

@@ -172,55 +172,99 @@ pub fn parse(body: &[u8]) -> ErrorInfo {
     }
 }
 
-/// Whether `haystack` (lowercase) contains any of `needles`.
-fn any(haystack: &str, needles: &[&str]) -> bool {
-    needles.iter().any(|n| haystack.contains(n))
+#[derive(Clone, Copy)]
+enum Phrase {
+    Billing = 1,
+    ContextLength = 2,
+    ContentFilter = 4,
+    BadKey = 8,
+}
+
+/// Which kinds of phrase the message contains, as a bit set of [`Phrase`].
+///
+/// One pass over the words: a word that can start a phrase is checked against the
+/// text that follows it. Faster than a general multi-pattern automaton on these
+/// messages, whose words share many prefixes.
+fn phrases(message: &str) -> u8 {
+    let lower = message.to_ascii_lowercase();
+    let mut bits = 0u8;
+    let mut start = 0usize;
+    for word in lower.split(' ') {
+        let rest = &lower[start..];
+        start += word.len() + 1;
+        let at = |phrase: &str| rest.starts_with(phrase);
+        let found = match word {
+            "used" if at("used all available credits") => Phrase::Billing,
+            "monthly" if at("monthly spending limit") => Phrase::Billing,
+            "run" if at("run out of credits") => Phrase::Billing,
+            "credit" if at("credit balance is too low") => Phrase::Billing,
+            "spend" if at("spend cap") => Phrase::Billing,
+            "specified" if at("specified api usage limits") => Phrase::Billing,
+            "maximum" if at("maximum context length") => Phrase::ContextLength,
+            "prompt" if at("prompt is too long") => Phrase::ContextLength,
+            "context" if at("context window") => Phrase::ContextLength,
+            "content" if at("content management policy") || at("content policy") => {
+                Phrase::ContentFilter
+            }
+            "safety" if at("safety system") => Phrase::ContentFilter,
+            "incorrect" if at("incorrect api key") => Phrase::BadKey,
+            "invalid" if at("invalid api key") || at("invalid x-api-key") => Phrase::BadKey,
+            _ => continue,
+        };
+        bits |= found as u8;
+    }
+    bits
 }
 
 /// The category of an error from its status (`None` for in-band errors), type,
-/// code and lowercase message. The order of the checks is the policy:
-/// billing before rate limits, specific types and codes before status classes.
-pub fn category(status: Option<u16>, info: &ErrorInfo, message_lower: &str) -> Category {
+/// code and message. The order of the checks is the policy: billing before rate
+/// limits, specific types and codes before status classes.
+pub fn category(status: Option<u16>, info: &ErrorInfo) -> Category {
     let kind = info.kind.as_deref().unwrap_or("");
     let code = info.code.as_deref().unwrap_or("");
-    let m = message_lower;
-
-    // Billing and spend caps: never retried, never mistaken for a rate limit.
+    let message = info.message.as_deref().unwrap_or("");
+    // Billing and spend caps first: never retried, never mistaken for a rate limit.
     if code == "insufficient_quota"
         || kind == "insufficient_quota"
         || kind == "billing_error"
         || status == Some(402)
-        || any(
-            m,
-            &[
-                "used all available credits",
-                "monthly spending limit",
-                "run out of credits",
-                "credit balance is too low",
-                "spend cap",
-                "specified api usage limits",
-            ],
-        )
     {
         return Category::QuotaExceeded;
     }
-    if code == "context_length_exceeded"
-        || any(m, &["maximum context length", "prompt is too long", "context window"])
-    {
+    if code == "context_length_exceeded" {
         return Category::ContextLengthExceeded;
     }
-    if kind == "request_too_large" || status == Some(413) || m.starts_with("request too large") {
+    let too_large = message
+        .get(..17)
+        .is_some_and(|p| p.eq_ignore_ascii_case("request too large"));
+    if kind == "request_too_large" || status == Some(413) || too_large {
         return Category::RequestTooLarge;
     }
-    if matches!(code, "content_filter" | "content_policy_violation")
-        || any(m, &["content management policy", "content policy", "safety system"])
-    {
+    // OpenAI's rate-limit codes are exact (quota has its own code, checked above):
+    // no need to read the message.
+    if matches!(code, "rate_limit_exceeded" | "slow_down") {
+        return Category::RateLimited;
+    }
+    if matches!(code, "content_filter" | "content_policy_violation") {
         return Category::ContentFiltered;
     }
-    if matches!(code, "invalid_api_key" | "unauthenticated")
-        || kind == "authentication_error"
-        || any(m, &["incorrect api key", "invalid api key", "invalid x-api-key"])
-    {
+    if matches!(code, "invalid_api_key" | "unauthenticated") || kind == "authentication_error" {
+        return Category::Authentication;
+    }
+    // Providers without precise codes say it in words (xAI credits, Anthropic spend
+    // caps, context and key errors of OpenAI-compatible servers).
+    let found = phrases(message);
+    let has = |p: Phrase| found & p as u8 != 0;
+    if has(Phrase::Billing) {
+        return Category::QuotaExceeded;
+    }
+    if has(Phrase::ContextLength) {
+        return Category::ContextLengthExceeded;
+    }
+    if has(Phrase::ContentFilter) {
+        return Category::ContentFiltered;
+    }
+    if has(Phrase::BadKey) {
         return Category::Authentication;
     }
     match kind {
@@ -239,14 +283,21 @@ pub fn category(status: Option<u16>, info: &ErrorInfo, message_lower: &str) -> C
     }
     match code {
         "model_not_found" | "not-found" => return Category::NotFound,
-        "rate_limit_exceeded" | "slow_down" | "resource-exhausted" => {
-            return Category::RateLimited
-        }
+        "rate_limit_exceeded" | "slow_down" | "resource-exhausted" => return Category::RateLimited,
         "Some resource has been exhausted" => return Category::RateLimited,
         "server_is_overloaded" | "unavailable" => return Category::Overloaded,
         "permission-denied" => return Category::PermissionDenied,
         "internal" if !matches!(status, Some(503 | 504 | 529)) => return Category::ServerError,
         "deadline-exceeded" => return Category::Timeout,
+        "invalid-argument"
+        | "Client specified an invalid argument"
+        | "method-not-allowed"
+        | "unsupported-media-type"
+            if status.is_none() =>
+        {
+            // In a status form the status class says it (and 408/409/429 stay themselves).
+            return Category::InvalidRequest;
+        }
         _ => {}
     }
     match status {
@@ -260,7 +311,6 @@ pub fn category(status: Option<u16>, info: &ErrorInfo, message_lower: &str) -> C
         Some(504) => Category::Timeout,
         Some(500..=599) => Category::ServerError,
         Some(400) | Some(405) | Some(415) | Some(422) => Category::InvalidRequest,
-        Some(_) if kind == "invalid_request_error" => Category::InvalidRequest,
         Some(_) => Category::Unknown,
         // An in-band error nobody recognises: the stream broke on the server's side.
         None if kind == "invalid_request_error" => Category::InvalidRequest,

@@ -48,21 +48,11 @@ pub fn classify_at(err: &ProviderError, now: SystemTime) -> Failure {
     let (category, info, status) = match &err.kind {
         FailureKind::Status { status, body } => {
             let info = body::parse(body);
-            let lower = info
-                .message
-                .as_deref()
-                .map(str::to_lowercase)
-                .unwrap_or_default();
-            (body::category(Some(*status), &info, &lower), info, Some(*status))
+            (body::category(Some(*status), &info), info, Some(*status))
         }
         FailureKind::InBand { body } => {
             let info = body::parse(body.as_bytes());
-            let lower = info
-                .message
-                .as_deref()
-                .map(str::to_lowercase)
-                .unwrap_or_default();
-            (body::category(None, &info, &lower), info, None)
+            (body::category(None, &info), info, None)
         }
         FailureKind::Transport { kind, .. } => (
             match kind {
@@ -89,7 +79,7 @@ pub fn classify_at(err: &ProviderError, now: SystemTime) -> Failure {
         ),
     };
     let message = match (&info.message, &err.kind) {
-        (Some(m), _) => m.split_whitespace().collect::<Vec<_>>().join(" "),
+        (Some(m), _) => one_line(m),
         (None, FailureKind::Status { body, .. }) => body_summary(body),
         (None, FailureKind::InBand { body }) => body_summary(body.as_bytes()),
         (None, FailureKind::Transport { kind, message }) => {
@@ -119,7 +109,7 @@ pub fn classify_at(err: &ProviderError, now: SystemTime) -> Failure {
         error_type: info.kind,
         error_code: info.code,
         message,
-        request_id: Some(err.request_id.to_string()),
+        request_id: Some(err.request_id.as_str().to_owned()),
         provider_request_id: err.provider_request_id.clone(),
         phase: if err.content_started {
             Phase::AfterContent
@@ -132,13 +122,60 @@ pub fn classify_at(err: &ProviderError, now: SystemTime) -> Failure {
 /// Classifies a free-text error (from user code or an unknown transport) with
 /// ordered message patterns; `unknown` and not retryable when none matches.
 pub fn classify_text(provider: &str, message: &str) -> Failure {
-    let one_line = message.split_whitespace().collect::<Vec<_>>().join(" ");
-    Failure::new(text::category(message), provider, &one_line)
+    Failure::new(text::category(message), provider, &one_line(message))
 }
 
 impl ProviderError {
     /// This failure, classified (see [`classify`]).
     pub fn classify(&self) -> Failure {
         classify(self)
+    }
+}
+
+/// Folds runs of whitespace (newlines included) into single spaces.
+fn one_line(text: &str) -> String {
+    if is_one_line(text) {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len());
+    for word in text.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    out
+}
+
+/// Whether `text` is already ASCII with single inner spaces and no other whitespace.
+fn is_one_line(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let mut previous_space = true; // rejects a leading space
+    for &b in bytes {
+        let space = b == b' ';
+        if b >= 0x80 || (b.is_ascii_whitespace() && !space) || (space && previous_space) {
+            return false;
+        }
+        previous_space = space;
+    }
+    !previous_space || bytes.is_empty()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn one_line_folds_whitespace_and_keeps_clean_text() {
+        for (input, expected) in [
+            ("Overloaded", "Overloaded"),
+            ("a b c", "a b c"),
+            (" a  b\n\tc ", "a b c"),
+            ("café\u{2003}bar", "café bar"),
+            ("", ""),
+            (" ", ""),
+        ] {
+            assert_eq!(one_line(input), expected, "{input:?}");
+        }
     }
 }

@@ -15,7 +15,10 @@ fn has_word(text: &str, word: &str) -> bool {
 }
 
 const RULES: &[(Category, &[&str])] = &[
-    (Category::Timeout, &["timed out", "timeout", "deadline exceeded", "408", "504"]),
+    (
+        Category::Timeout,
+        &["timed out", "timeout", "deadline exceeded", "408", "504"],
+    ),
     (
         Category::Network,
         &[
@@ -32,19 +35,78 @@ const RULES: &[(Category, &[&str])] = &[
     ),
     (
         Category::QuotaExceeded,
-        &["quota exceeded", "insufficient quota", "insufficient_quota", "billing", "credits", "spending limit"],
+        &[
+            "quota exceeded",
+            "insufficient quota",
+            "insufficient_quota",
+            "billing",
+            "credits",
+            "spending limit",
+        ],
     ),
-    (Category::RateLimited, &["rate limit", "rate-limit", "ratelimit", "too many requests", "429"]),
+    (
+        Category::RateLimited,
+        &[
+            "rate limit",
+            "rate-limit",
+            "ratelimit",
+            "too many requests",
+            "429",
+        ],
+    ),
     (
         Category::Authentication,
-        &["unauthorized", "unauthenticated", "invalid api key", "incorrect api key", "authentication", "401"],
+        &[
+            "unauthorized",
+            "unauthenticated",
+            "invalid api key",
+            "incorrect api key",
+            "authentication",
+            "401",
+        ],
     ),
-    (Category::PermissionDenied, &["forbidden", "permission denied", "403"]),
-    (Category::ContentFiltered, &["content filter", "content policy", "content_filter", "safety"]),
-    (Category::ContextLengthExceeded, &["context length", "maximum context", "context window"]),
-    (Category::Overloaded, &["overloaded", "service unavailable", "503", "529"]),
-    (Category::ServerError, &["internal server error", "server error", "bad gateway", "500", "502"]),
-    (Category::InvalidRequest, &["invalid", "validation", "bad request", "malformed", "400", "422"]),
+    (
+        Category::PermissionDenied,
+        &["forbidden", "permission denied", "403"],
+    ),
+    (
+        Category::ContentFiltered,
+        &[
+            "content filter",
+            "content policy",
+            "content_filter",
+            "safety",
+        ],
+    ),
+    (
+        Category::ContextLengthExceeded,
+        &["context length", "maximum context", "context window"],
+    ),
+    (
+        Category::Overloaded,
+        &["overloaded", "service unavailable", "503", "529"],
+    ),
+    (
+        Category::ServerError,
+        &[
+            "internal server error",
+            "server error",
+            "bad gateway",
+            "500",
+            "502",
+        ],
+    ),
+    (
+        Category::InvalidRequest,
+        &[
+            "invalid",
+            "validation",
+            "bad request",
+            "malformed",
+            "400",
+            "422",
+        ],
+    ),
 ];
 
 /// The category of a free-text message (`Unknown` if no pattern matches).

@@ -5,17 +5,45 @@
 
 use std::time::{Duration, SystemTime};
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
+
+macro_rules! names {
+    ($($id:ident = $name:literal;)*) => { $(const $id: HeaderName = HeaderName::from_static($name);)* };
+}
+
+names! {
+    SHOULD_RETRY = "x-should-retry";
+    RETRY_AFTER = "retry-after";
+    RETRY_AFTER_MS = "retry-after-ms";
+    OPENAI_REMAINING_REQUESTS = "x-ratelimit-remaining-requests";
+    OPENAI_REMAINING_TOKENS = "x-ratelimit-remaining-tokens";
+    OPENAI_RESET_REQUESTS = "x-ratelimit-reset-requests";
+    OPENAI_RESET_TOKENS = "x-ratelimit-reset-tokens";
+    ANTHROPIC_REMAINING_REQUESTS = "anthropic-ratelimit-requests-remaining";
+    ANTHROPIC_RESET_REQUESTS = "anthropic-ratelimit-requests-reset";
+    ANTHROPIC_REMAINING_TOKENS = "anthropic-ratelimit-tokens-remaining";
+    ANTHROPIC_REMAINING_INPUT = "anthropic-ratelimit-input-tokens-remaining";
+    ANTHROPIC_REMAINING_OUTPUT = "anthropic-ratelimit-output-tokens-remaining";
+    ANTHROPIC_RESET_TOKENS = "anthropic-ratelimit-tokens-reset";
+    ANTHROPIC_RESET_INPUT = "anthropic-ratelimit-input-tokens-reset";
+    ANTHROPIC_RESET_OUTPUT = "anthropic-ratelimit-output-tokens-reset";
+}
 use steer_actors::RateLimitHints;
 
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim)
+fn header<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
 }
 
 /// A positive, finite number of seconds as a duration.
 fn positive_secs(secs: f64) -> Option<Duration> {
     if secs.is_finite() && secs > 0.0 {
-        Duration::try_from_secs_f64(secs).ok()
+        // A value below a nanosecond rounds to zero: no wait at all.
+        Duration::try_from_secs_f64(secs)
+            .ok()
+            .filter(|d| !d.is_zero())
     } else {
         None
     }
@@ -23,7 +51,7 @@ fn positive_secs(secs: f64) -> Option<Duration> {
 
 /// `x-should-retry: true|false`, which overrides every status rule.
 pub fn should_retry(headers: &HeaderMap) -> Option<bool> {
-    match header(headers, "x-should-retry")? {
+    match header(headers, &SHOULD_RETRY)? {
         v if v.eq_ignore_ascii_case("true") => Some(true),
         v if v.eq_ignore_ascii_case("false") => Some(false),
         _ => None,
@@ -42,13 +70,13 @@ pub fn should_retry(headers: &HeaderMap) -> Option<bool> {
 /// assert_eq!(steer_llm::classify::wait::retry_after(&h, SystemTime::now()), Some(Duration::from_secs(2)));
 /// ```
 pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    if let Some(wait) = header(headers, "retry-after-ms")
+    if let Some(wait) = header(headers, &RETRY_AFTER_MS)
         .and_then(|v| v.parse::<f64>().ok())
         .and_then(|ms| positive_secs(ms / 1000.0))
     {
         return Some(wait);
     }
-    let value = header(headers, "retry-after")?;
+    let value = header(headers, &RETRY_AFTER)?;
     if let Ok(secs) = value.parse::<f64>() {
         return positive_secs(secs);
     }
@@ -126,11 +154,9 @@ pub fn go_duration(s: &str) -> Option<Duration> {
 
 /// Time from `now` until an RFC 3339 instant (zero if it has passed).
 pub fn until_rfc3339(value: &str, now: SystemTime) -> Option<Duration> {
-    let at = time::OffsetDateTime::parse(
-        value.trim(),
-        &time::format_description::well_known::Rfc3339,
-    )
-    .ok()?;
+    let at =
+        time::OffsetDateTime::parse(value.trim(), &time::format_description::well_known::Rfc3339)
+            .ok()?;
     let now = time::OffsetDateTime::from(now);
     let diff = at - now;
     if diff.is_negative() {
@@ -140,7 +166,7 @@ pub fn until_rfc3339(value: &str, now: SystemTime) -> Option<Duration> {
     }
 }
 
-fn count(headers: &HeaderMap, name: &str) -> Option<u64> {
+fn count(headers: &HeaderMap, name: &HeaderName) -> Option<u64> {
     header(headers, name)?.parse().ok()
 }
 
@@ -148,31 +174,40 @@ fn count(headers: &HeaderMap, name: &str) -> Option<u64> {
 /// Anthropic's `anthropic-ratelimit-*` (RFC 3339 instants).
 pub fn rate_limit_hints(headers: &HeaderMap, now: SystemTime) -> RateLimitHints {
     let mut hints = RateLimitHints {
-        requests_remaining: count(headers, "x-ratelimit-remaining-requests"),
-        tokens_remaining: count(headers, "x-ratelimit-remaining-tokens"),
-        requests_reset: header(headers, "x-ratelimit-reset-requests").and_then(go_duration),
-        tokens_reset: header(headers, "x-ratelimit-reset-tokens").and_then(go_duration),
+        requests_remaining: count(headers, &OPENAI_REMAINING_REQUESTS),
+        tokens_remaining: count(headers, &OPENAI_REMAINING_TOKENS),
+        requests_reset: header(headers, &OPENAI_RESET_REQUESTS).and_then(go_duration),
+        tokens_reset: header(headers, &OPENAI_RESET_TOKENS).and_then(go_duration),
     };
-    let reset = |name: &str| header(headers, name).and_then(|v| until_rfc3339(v, now));
-    hints.requests_remaining = hints
-        .requests_remaining
-        .or_else(|| count(headers, "anthropic-ratelimit-requests-remaining"));
-    hints.requests_reset = hints
-        .requests_reset
-        .or_else(|| reset("anthropic-ratelimit-requests-reset"));
+    if hints.requests_remaining.is_none() {
+        hints.requests_remaining = count(headers, &ANTHROPIC_REMAINING_REQUESTS);
+    }
+    if hints.requests_reset.is_none() {
+        hints.requests_reset =
+            header(headers, &ANTHROPIC_RESET_REQUESTS).and_then(|v| until_rfc3339(v, now));
+    }
     // Anthropic has one token bucket in total and one each for input and output:
     // the scarcest one decides.
-    let token_kinds = ["tokens", "input-tokens", "output-tokens"];
+    const TOKEN_REMAINING: [HeaderName; 3] = [
+        ANTHROPIC_REMAINING_TOKENS,
+        ANTHROPIC_REMAINING_INPUT,
+        ANTHROPIC_REMAINING_OUTPUT,
+    ];
+    const TOKEN_RESET: [HeaderName; 3] = [
+        ANTHROPIC_RESET_TOKENS,
+        ANTHROPIC_RESET_INPUT,
+        ANTHROPIC_RESET_OUTPUT,
+    ];
     if hints.tokens_remaining.is_none() {
-        hints.tokens_remaining = token_kinds
+        hints.tokens_remaining = TOKEN_REMAINING
             .iter()
-            .filter_map(|k| count(headers, &format!("anthropic-ratelimit-{k}-remaining")))
+            .filter_map(|name| count(headers, name))
             .min();
     }
     if hints.tokens_reset.is_none() {
-        hints.tokens_reset = token_kinds
+        hints.tokens_reset = TOKEN_RESET
             .iter()
-            .filter_map(|k| reset(&format!("anthropic-ratelimit-{k}-reset")))
+            .filter_map(|name| header(headers, name).and_then(|v| until_rfc3339(v, now)))
             .max();
     }
     hints
@@ -194,13 +229,26 @@ mod tests {
     fn retry_after_prefers_ms_then_seconds_then_date() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         let date = httpdate::fmt_http_date(now + Duration::from_secs(30));
-        let cases: &[(&[(&'static str, &str)], Option<Duration>)] = &[
-            (&[("retry-after-ms", "150.5")], Some(Duration::from_micros(150_500))),
-            (&[("retry-after-ms", "150"), ("retry-after", "9")], Some(Duration::from_millis(150))),
+        type Case<'a> = (&'a [(&'static str, &'a str)], Option<Duration>);
+        let cases: &[Case<'_>] = &[
+            (
+                &[("retry-after-ms", "150.5")],
+                Some(Duration::from_micros(150_500)),
+            ),
+            (
+                &[("retry-after-ms", "150"), ("retry-after", "9")],
+                Some(Duration::from_millis(150)),
+            ),
             (&[("retry-after", "2")], Some(Duration::from_secs(2))),
             (&[("retry-after", "0.25")], Some(Duration::from_millis(250))),
-            (&[("retry-after", date.as_str())], Some(Duration::from_secs(30))),
-            (&[("retry-after-ms", "nan"), ("retry-after", "3")], Some(Duration::from_secs(3))),
+            (
+                &[("retry-after", date.as_str())],
+                Some(Duration::from_secs(30)),
+            ),
+            (
+                &[("retry-after-ms", "nan"), ("retry-after", "3")],
+                Some(Duration::from_secs(3)),
+            ),
             (&[("retry-after", "inf")], None),
             (&[("retry-after", "-1")], None),
             (&[("retry-after", "0")], None),
@@ -217,16 +265,28 @@ mod tests {
 
     #[test]
     fn should_retry_reads_only_true_and_false() {
-        assert_eq!(should_retry(&headers(&[("x-should-retry", "false")])), Some(false));
-        assert_eq!(should_retry(&headers(&[("x-should-retry", "TRUE")])), Some(true));
+        assert_eq!(
+            should_retry(&headers(&[("x-should-retry", "false")])),
+            Some(false)
+        );
+        assert_eq!(
+            should_retry(&headers(&[("x-should-retry", "TRUE")])),
+            Some(true)
+        );
         assert_eq!(should_retry(&headers(&[("x-should-retry", "1")])), None);
     }
 
     #[test]
     fn openai_try_again_messages() {
         for (msg, expected) in [
-            ("Please try again in 84ms. Visit", Some(Duration::from_millis(84))),
-            ("Please try again in 1.146s. Visit", Some(Duration::from_millis(1146))),
+            (
+                "Please try again in 84ms. Visit",
+                Some(Duration::from_millis(84)),
+            ),
+            (
+                "Please try again in 1.146s. Visit",
+                Some(Duration::from_millis(1146)),
+            ),
             ("Please try again in 6s.", Some(Duration::from_secs(6))),
             ("Please Try Again In 1m30s.", Some(Duration::from_secs(90))),
             ("Please try again later.", None),

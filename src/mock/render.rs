@@ -204,15 +204,27 @@ pub fn generic_error(flavour: Flavour, status: u16, request_id: &str) -> ErrorRe
     let client_error = status < 500;
     let body = match flavour {
         Flavour::OpenAi => {
-            let kind = if client_error { "invalid_request_error" } else { "server_error" };
+            let kind = if client_error {
+                "invalid_request_error"
+            } else {
+                "server_error"
+            };
             json!({"error": {"message": reason, "type": kind, "param": null, "code": null}})
         }
         Flavour::Anthropic => {
-            let kind = if client_error { "invalid_request_error" } else { "api_error" };
+            let kind = if client_error {
+                "invalid_request_error"
+            } else {
+                "api_error"
+            };
             json!({"type": "error", "error": {"type": kind, "message": reason}, "request_id": request_id})
         }
         Flavour::Xai => {
-            let code = if client_error { "invalid-argument" } else { "internal" };
+            let code = if client_error {
+                "invalid-argument"
+            } else {
+                "internal"
+            };
             json!({"code": code, "error": reason})
         }
     };
