@@ -3,7 +3,17 @@
 //! This crate knows no provider and no HTTP: it decides from a classified
 //! [`Failure`] (category, retryability, health signal, server-directed wait), which
 //! the provider side (`steer-llm`) builds from raw responses.
+//!
+//! - [`breaker`]: the circuit breaker state machine and its actor, one per provider.
+//! - [`retry`]: retry policy, backoff, budget, and the RetryCoordinator actor.
+//! - [`metrics`]: per-provider counters and their Prometheus rendering.
 
+pub mod breaker;
 pub mod failure;
+pub mod metrics;
+pub mod retry;
 
+pub use breaker::{BreakerConfig, BreakerState, CircuitBreaker, TransitionEvent};
 pub use failure::{Category, Failure, Phase, RateLimitHints};
+pub use metrics::{ProviderMetrics, ProviderReport};
+pub use retry::{Backoff, BudgetConfig, GiveUp, Jitter, RetryCoordinator, RetryPolicy};

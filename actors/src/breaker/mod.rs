@@ -1,0 +1,13 @@
+//! The circuit breaker: its state machine ([`state`]) and its actor ([`actor`]).
+
+pub mod actor;
+pub mod state;
+
+pub use actor::{
+    Acquire, BreakerStatus, CircuitBreaker, ForceState, GetStatus, Pause, PermitLease,
+    ResetBreaker, Subscribe, TransitionEvent,
+};
+pub use state::{
+    Breaker, BreakerConfig, BreakerState, BreakerStats, CallOutcome, Permit, Rejection,
+    Transition, TransitionReason,
+};

@@ -1,0 +1,737 @@
+//! The circuit breaker as a plain state machine: no runtime, no timers. The actor
+//! feeds it the current instant and runs the timers it asks for.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+/// When a breaker trips and how it recovers. Every field has a sane default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BreakerConfig {
+    /// Health failures within `window` that open the breaker (default 5).
+    pub failure_threshold: u32,
+    /// The sliding window failures and calls are counted in (default 60 s).
+    pub window: Duration,
+    /// Also open when the failure rate in the window reaches this (0..=1), once
+    /// `min_calls` calls are in the window. Off by default.
+    pub failure_rate: Option<f64>,
+    /// Open when calls slower than `slow_call_threshold` reach this rate. Off by default.
+    pub slow_call_rate: Option<f64>,
+    /// What counts as a slow call (default 30 s).
+    pub slow_call_threshold: Duration,
+    /// Calls needed in the window before a rate is judged (default 10).
+    pub min_calls: u32,
+    /// How long the breaker stays open the first time (default 60 s).
+    pub open_for: Duration,
+    /// Factor applied to `open_for` on each consecutive re-open (default 2).
+    pub open_multiplier: f64,
+    /// Cap on the open time (default 10 min).
+    pub max_open_for: Duration,
+    /// Probes admitted at once while half-open (default 3).
+    pub half_open_permits: u32,
+    /// Consecutive probe successes that close the breaker (default 2).
+    pub success_threshold: u32,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        BreakerConfig {
+            failure_threshold: 5,
+            window: Duration::from_secs(60),
+            failure_rate: None,
+            slow_call_rate: None,
+            slow_call_threshold: Duration::from_secs(30),
+            min_calls: 10,
+            open_for: Duration::from_secs(60),
+            open_multiplier: 2.0,
+            max_open_for: Duration::from_secs(600),
+            half_open_permits: 3,
+            success_threshold: 2,
+        }
+    }
+}
+
+impl BreakerConfig {
+    /// Checks the settings; the message says what is wrong.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.failure_threshold == 0 {
+            return Err("failure_threshold must be at least 1".into());
+        }
+        if self.half_open_permits == 0 || self.success_threshold == 0 {
+            return Err("half_open_permits and success_threshold must be at least 1".into());
+        }
+        for (name, rate) in [
+            ("failure_rate", self.failure_rate),
+            ("slow_call_rate", self.slow_call_rate),
+        ] {
+            if let Some(r) = rate {
+                if !(r > 0.0 && r <= 1.0) {
+                    return Err(format!("{name} must be in (0, 1], got {r}"));
+                }
+            }
+        }
+        if !(self.open_multiplier.is_finite() && self.open_multiplier >= 1.0) {
+            return Err("open_multiplier must be a finite number >= 1".into());
+        }
+        if self.window.is_zero() {
+            return Err("window must be longer than zero".into());
+        }
+        Ok(())
+    }
+}
+
+/// The breaker's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakerState {
+    /// Calls flow; failures are counted.
+    Closed,
+    /// Calls are rejected until the open time ends.
+    Open,
+    /// A few probes are admitted to test recovery.
+    HalfOpen,
+    /// An operator opened it; only an operator closes it.
+    ForcedOpen,
+    /// An operator turned it off: every call is admitted and nothing is counted.
+    Disabled,
+}
+
+/// Why the state changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransitionReason {
+    /// Health failures in the window reached the threshold.
+    FailureThreshold {
+        /// Failures counted.
+        failures: u32,
+    },
+    /// The failure rate reached its limit.
+    FailureRate,
+    /// The slow-call rate reached its limit.
+    SlowCallRate,
+    /// The open time ended.
+    OpenTimeElapsed,
+    /// Enough probes succeeded.
+    ProbesSucceeded,
+    /// A probe failed.
+    ProbeFailed,
+    /// An operator forced it.
+    Forced,
+    /// An operator reset it.
+    Reset,
+}
+
+/// A state change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    /// The state before.
+    pub from: BreakerState,
+    /// The state after.
+    pub to: BreakerState,
+    /// Why.
+    pub reason: TransitionReason,
+    /// For a move to open: how long until half-open.
+    pub open_for: Option<Duration>,
+    /// The generation after the change (for the actor's open timer).
+    pub generation: u64,
+}
+
+/// A permission to make one call. Report its outcome with the same permit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Permit {
+    /// The breaker generation it was granted in.
+    pub generation: u64,
+    /// Whether it is a half-open probe (it holds one of the probe slots).
+    pub probe: bool,
+}
+
+/// Why a call was not admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rejection {
+    /// The breaker is open; it half-opens after `retry_in`.
+    Open {
+        /// Time until half-open.
+        retry_in: Duration,
+    },
+    /// Half-open and every probe slot is taken.
+    ProbesBusy,
+    /// An operator forced it open.
+    ForcedOpen,
+    /// The provider asked everyone to wait (a rate limit), for `retry_in`.
+    Paused {
+        /// Time until the pause ends.
+        retry_in: Duration,
+    },
+}
+
+/// The outcome of a permitted call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallOutcome {
+    /// It succeeded, in this time.
+    Success {
+        /// How long it took.
+        elapsed: Duration,
+    },
+    /// It failed in a way that speaks about the provider's health.
+    HealthFailure,
+    /// It failed for the caller's reasons (bad request, key, ...): not counted;
+    /// a probe slot is freed without a verdict.
+    Neutral,
+    /// The call was cancelled or its actor died: the permit is handed back.
+    Cancelled,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Call {
+    at: Instant,
+    failed: bool,
+    slow: bool,
+}
+
+/// Counters of a breaker, for status queries and metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BreakerStats {
+    /// Calls admitted.
+    pub admitted: u64,
+    /// Calls rejected.
+    pub rejected: u64,
+    /// Health failures reported.
+    pub failures: u64,
+    /// Successes reported.
+    pub successes: u64,
+    /// Times it opened.
+    pub opened: u64,
+    /// Health failures currently in the window.
+    pub failures_in_window: u32,
+    /// Probes in flight (half-open).
+    pub probes_in_flight: u32,
+}
+
+/// The breaker state machine.
+#[derive(Debug, Clone)]
+pub struct Breaker {
+    config: BreakerConfig,
+    state: BreakerState,
+    generation: u64,
+    calls: VecDeque<Call>,
+    reopen_count: u32,
+    open_until: Option<Instant>,
+    paused_until: Option<Instant>,
+    probes_in_flight: u32,
+    probe_successes: u32,
+    stats: BreakerStats,
+}
+
+impl Breaker {
+    /// A closed breaker.
+    pub fn new(config: BreakerConfig) -> Self {
+        Breaker {
+            config,
+            state: BreakerState::Closed,
+            generation: 0,
+            calls: VecDeque::new(),
+            reopen_count: 0,
+            open_until: None,
+            paused_until: None,
+            probes_in_flight: 0,
+            probe_successes: 0,
+            stats: BreakerStats::default(),
+        }
+    }
+
+    /// The current state.
+    pub fn state(&self) -> BreakerState {
+        self.state
+    }
+
+    /// The current generation (it changes on every transition).
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &BreakerConfig {
+        &self.config
+    }
+
+    /// Counters, as of `now`.
+    pub fn stats(&mut self, now: Instant) -> BreakerStats {
+        self.forget_old(now);
+        BreakerStats {
+            failures_in_window: self.calls.iter().filter(|c| c.failed).count() as u32,
+            probes_in_flight: self.probes_in_flight,
+            ..self.stats
+        }
+    }
+
+    /// Until when the provider is paused by a server-directed wait, if it is.
+    pub fn paused_until(&self, now: Instant) -> Option<Instant> {
+        self.paused_until.filter(|t| *t > now)
+    }
+
+    /// Asks to make one call.
+    pub fn try_acquire(&mut self, now: Instant) -> Result<Permit, Rejection> {
+        if self.state == BreakerState::Disabled {
+            self.stats.admitted += 1;
+            return Ok(Permit {
+                generation: self.generation,
+                probe: false,
+            });
+        }
+        if let Some(until) = self.paused_until(now) {
+            self.stats.rejected += 1;
+            return Err(Rejection::Paused {
+                retry_in: until - now,
+            });
+        }
+        let result = match self.state {
+            BreakerState::Closed => Ok(false),
+            BreakerState::HalfOpen if self.probes_in_flight < self.config.half_open_permits => {
+                self.probes_in_flight += 1;
+                Ok(true)
+            }
+            BreakerState::HalfOpen => Err(Rejection::ProbesBusy),
+            BreakerState::Open => Err(Rejection::Open {
+                retry_in: self
+                    .open_until
+                    .map(|t| t.saturating_duration_since(now))
+                    .unwrap_or_default(),
+            }),
+            BreakerState::ForcedOpen => Err(Rejection::ForcedOpen),
+            BreakerState::Disabled => Ok(false),
+        };
+        match result {
+            Ok(probe) => {
+                self.stats.admitted += 1;
+                Ok(Permit {
+                    generation: self.generation,
+                    probe,
+                })
+            }
+            Err(r) => {
+                self.stats.rejected += 1;
+                Err(r)
+            }
+        }
+    }
+
+    /// Records the outcome of a permitted call; returns the transition it caused.
+    pub fn on_outcome(
+        &mut self,
+        permit: Permit,
+        outcome: CallOutcome,
+        now: Instant,
+    ) -> Option<Transition> {
+        match outcome {
+            CallOutcome::Success { .. } => self.stats.successes += 1,
+            CallOutcome::HealthFailure => self.stats.failures += 1,
+            CallOutcome::Neutral | CallOutcome::Cancelled => {}
+        }
+        if permit.generation != self.generation || self.state == BreakerState::Disabled {
+            // Granted in an earlier state: it cannot move this one.
+            return None;
+        }
+        if permit.probe {
+            self.probes_in_flight = self.probes_in_flight.saturating_sub(1);
+        }
+        match self.state {
+            BreakerState::Closed => {
+                let (failed, slow) = match outcome {
+                    CallOutcome::Success { elapsed } => {
+                        (false, elapsed >= self.config.slow_call_threshold)
+                    }
+                    CallOutcome::HealthFailure => (true, false),
+                    CallOutcome::Neutral | CallOutcome::Cancelled => return None,
+                };
+                self.calls.push_back(Call {
+                    at: now,
+                    failed,
+                    slow,
+                });
+                self.forget_old(now);
+                self.trip_reason()
+                    .map(|reason| self.transition(BreakerState::Open, reason, now))
+            }
+            BreakerState::HalfOpen if permit.probe => match outcome {
+                CallOutcome::Success { .. } => {
+                    self.probe_successes += 1;
+                    (self.probe_successes >= self.config.success_threshold).then(|| {
+                        self.transition(
+                            BreakerState::Closed,
+                            TransitionReason::ProbesSucceeded,
+                            now,
+                        )
+                    })
+                }
+                CallOutcome::HealthFailure => Some(self.transition(
+                    BreakerState::Open,
+                    TransitionReason::ProbeFailed,
+                    now,
+                )),
+                CallOutcome::Neutral | CallOutcome::Cancelled => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// A server-directed wait (a rate limit): every call waits until `now + wait`.
+    /// Not a failure.
+    pub fn pause(&mut self, wait: Duration, now: Instant) {
+        let until = now + wait;
+        if self.paused_until.is_none_or(|t| t < until) {
+            self.paused_until = Some(until);
+        }
+    }
+
+    /// The open timer fired for `generation`: half-open if it is still current.
+    pub fn on_open_timer(&mut self, generation: u64, now: Instant) -> Option<Transition> {
+        (self.state == BreakerState::Open && generation == self.generation).then(|| {
+            self.transition(
+                BreakerState::HalfOpen,
+                TransitionReason::OpenTimeElapsed,
+                now,
+            )
+        })
+    }
+
+    /// An operator sets the state (`ForcedOpen`, `Disabled`, or back to `Closed`).
+    pub fn force(&mut self, to: BreakerState, now: Instant) -> Option<Transition> {
+        (self.state != to).then(|| self.transition(to, TransitionReason::Forced, now))
+    }
+
+    /// Back to closed with empty counters.
+    pub fn reset(&mut self, now: Instant) -> Option<Transition> {
+        self.paused_until = None;
+        self.reopen_count = 0;
+        self.calls.clear();
+        (self.state != BreakerState::Closed)
+            .then(|| self.transition(BreakerState::Closed, TransitionReason::Reset, now))
+    }
+
+    fn forget_old(&mut self, now: Instant) {
+        while let Some(c) = self.calls.front() {
+            if now.saturating_duration_since(c.at) >= self.config.window {
+                self.calls.pop_front();
+            } else {
+                break;
+            }
+        }
+    }
+
+    fn trip_reason(&self) -> Option<TransitionReason> {
+        let failures = self.calls.iter().filter(|c| c.failed).count() as u32;
+        if failures >= self.config.failure_threshold {
+            return Some(TransitionReason::FailureThreshold { failures });
+        }
+        let calls = self.calls.len() as f64;
+        if self.calls.len() as u32 >= self.config.min_calls.max(1) {
+            if let Some(rate) = self.config.failure_rate {
+                if f64::from(failures) / calls >= rate {
+                    return Some(TransitionReason::FailureRate);
+                }
+            }
+            if let Some(rate) = self.config.slow_call_rate {
+                let slow = self.calls.iter().filter(|c| c.slow).count() as f64;
+                if slow / calls >= rate {
+                    return Some(TransitionReason::SlowCallRate);
+                }
+            }
+        }
+        None
+    }
+
+    fn transition(
+        &mut self,
+        to: BreakerState,
+        reason: TransitionReason,
+        now: Instant,
+    ) -> Transition {
+        let from = self.state;
+        self.state = to;
+        self.generation += 1;
+        self.probes_in_flight = 0;
+        self.probe_successes = 0;
+        let mut open_for = None;
+        match to {
+            BreakerState::Open => {
+                let factor = self
+                    .config
+                    .open_multiplier
+                    .powi(self.reopen_count.min(64) as i32);
+                let d = self
+                    .config
+                    .open_for
+                    .mul_f64(factor.min(1e9))
+                    .min(self.config.max_open_for);
+                self.reopen_count = self.reopen_count.saturating_add(1);
+                self.open_until = Some(now + d);
+                self.stats.opened += 1;
+                open_for = Some(d);
+            }
+            BreakerState::Closed => {
+                self.reopen_count = 0;
+                self.calls.clear();
+                self.open_until = None;
+            }
+            BreakerState::HalfOpen => self.open_until = None,
+            BreakerState::ForcedOpen | BreakerState::Disabled => {
+                self.open_until = None;
+                self.calls.clear();
+            }
+        }
+        Transition {
+            from,
+            to,
+            reason,
+            open_for,
+            generation: self.generation,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(threshold: u32) -> BreakerConfig {
+        BreakerConfig {
+            failure_threshold: threshold,
+            window: Duration::from_secs(60),
+            open_for: Duration::from_secs(10),
+            half_open_permits: 2,
+            success_threshold: 2,
+            ..BreakerConfig::default()
+        }
+    }
+
+    fn fail(b: &mut Breaker, now: Instant) -> Option<Transition> {
+        let p = b.try_acquire(now).expect("admitted");
+        b.on_outcome(p, CallOutcome::HealthFailure, now)
+    }
+
+    fn open_then_half_open(b: &mut Breaker, now: Instant) {
+        let t = (0..3).find_map(|_| fail(b, now)).expect("opens");
+        assert!(b.on_open_timer(t.generation, now).is_some());
+        assert_eq!(b.state(), BreakerState::HalfOpen);
+    }
+
+    #[test]
+    fn opens_on_the_third_failure_with_threshold_three_and_not_before() {
+        let now = Instant::now();
+        let mut b = Breaker::new(config(3));
+        assert!(fail(&mut b, now).is_none());
+        assert!(fail(&mut b, now).is_none());
+        assert_eq!(b.state(), BreakerState::Closed);
+        let t = fail(&mut b, now).expect("third failure opens");
+        assert_eq!((t.from, t.to), (BreakerState::Closed, BreakerState::Open));
+        assert_eq!(t.reason, TransitionReason::FailureThreshold { failures: 3 });
+        assert_eq!(t.open_for, Some(Duration::from_secs(10)));
+        assert_eq!(
+            b.try_acquire(now + Duration::from_secs(4)),
+            Err(Rejection::Open {
+                retry_in: Duration::from_secs(6)
+            })
+        );
+    }
+
+    #[test]
+    fn failures_older_than_the_window_are_forgotten() {
+        let t0 = Instant::now();
+        let mut b = Breaker::new(config(3));
+        fail(&mut b, t0);
+        fail(&mut b, t0 + Duration::from_secs(30));
+        // The first failure is 60 s old now: only two remain, plus this one.
+        assert!(fail(&mut b, t0 + Duration::from_secs(60)).is_none());
+        assert!(fail(&mut b, t0 + Duration::from_secs(61)).is_some());
+    }
+
+    #[test]
+    fn neutral_failures_never_trip_it() {
+        let now = Instant::now();
+        let mut b = Breaker::new(config(1));
+        for _ in 0..100 {
+            let p = b.try_acquire(now).unwrap();
+            assert!(b.on_outcome(p, CallOutcome::Neutral, now).is_none());
+        }
+        assert_eq!(b.state(), BreakerState::Closed);
+    }
+
+    #[test]
+    fn half_open_admits_exactly_its_permits() {
+        let now = Instant::now();
+        let mut b = Breaker::new(config(3));
+        open_then_half_open(&mut b, now);
+        let granted: Vec<_> = (0..10).filter_map(|_| b.try_acquire(now).ok()).collect();
+        assert_eq!(granted.len(), 2);
+        assert!(granted.iter().all(|p| p.probe));
+        assert_eq!(b.try_acquire(now), Err(Rejection::ProbesBusy));
+    }
+
+    #[test]
+    fn a_cancelled_probe_frees_its_permit() {
+        let now = Instant::now();
+        let mut b = Breaker::new(config(3));
+        open_then_half_open(&mut b, now);
+        let p1 = b.try_acquire(now).unwrap();
+        let _p2 = b.try_acquire(now).unwrap();
+        assert!(b.try_acquire(now).is_err());
+        assert!(b.on_outcome(p1, CallOutcome::Cancelled, now).is_none());
+        assert!(b.try_acquire(now).is_ok());
+        assert_eq!(b.state(), BreakerState::HalfOpen);
+    }
+
+    #[test]
+    fn the_success_threshold_closes_it_and_clears_the_window() {
+        let now = Instant::now();
+        let mut b = Breaker::new(config(3));
+        open_then_half_open(&mut b, now);
+        let p1 = b.try_acquire(now).unwrap();
+        let p2 = b.try_acquire(now).unwrap();
+        let ok = CallOutcome::Success {
+            elapsed: Duration::from_millis(5),
+        };
+        assert!(b.on_outcome(p1, ok, now).is_none());
+        let t = b.on_outcome(p2, ok, now).expect("closes");
+        assert_eq!(t.to, BreakerState::Closed);
+        assert_eq!(t.reason, TransitionReason::ProbesSucceeded);
+        assert_eq!(b.stats(now).failures_in_window, 0);
+        // Two fresh failures do not reopen it (the window was cleared).
+        assert!(fail(&mut b, now).is_none());
+        assert!(fail(&mut b, now).is_none());
+    }
+
+    #[test]
+    fn one_probe_failure_reopens_it_for_longer() {
+        let now = Instant::now();
+        let mut b = Breaker::new(config(3));
+        open_then_half_open(&mut b, now);
+        let p = b.try_acquire(now).unwrap();
+        let t = b.on_outcome(p, CallOutcome::HealthFailure, now).unwrap();
+        assert_eq!((t.to, t.reason), (BreakerState::Open, TransitionReason::ProbeFailed));
+        assert_eq!(t.open_for, Some(Duration::from_secs(20)));
+    }
+
+    #[test]
+    fn outcomes_of_earlier_generations_do_not_move_the_state() {
+        let now = Instant::now();
+        let mut b = Breaker::new(config(3));
+        let stale = b.try_acquire(now).unwrap();
+        open_then_half_open(&mut b, now);
+        assert!(b
+            .on_outcome(stale, CallOutcome::HealthFailure, now)
+            .is_none());
+        assert_eq!(b.state(), BreakerState::HalfOpen);
+        // A stale open timer does nothing either.
+        assert!(b.on_open_timer(0, now).is_none());
+    }
+
+    #[test]
+    fn a_pause_rejects_until_it_ends_and_is_not_a_failure() {
+        let now = Instant::now();
+        let mut b = Breaker::new(config(1));
+        b.pause(Duration::from_secs(2), now);
+        assert_eq!(
+            b.try_acquire(now + Duration::from_millis(500)),
+            Err(Rejection::Paused {
+                retry_in: Duration::from_millis(1500)
+            })
+        );
+        assert!(b.try_acquire(now + Duration::from_secs(2)).is_ok());
+        assert_eq!(b.state(), BreakerState::Closed);
+    }
+
+    #[test]
+    fn failure_and_slow_call_rates_trip_after_min_calls() {
+        let now = Instant::now();
+        let mut b = Breaker::new(BreakerConfig {
+            failure_threshold: 1000,
+            failure_rate: Some(0.5),
+            min_calls: 4,
+            ..BreakerConfig::default()
+        });
+        let ok = CallOutcome::Success {
+            elapsed: Duration::from_millis(1),
+        };
+        let p = b.try_acquire(now).unwrap();
+        b.on_outcome(p, ok, now);
+        assert!(fail(&mut b, now).is_none());
+        let p = b.try_acquire(now).unwrap();
+        b.on_outcome(p, ok, now);
+        let t = fail(&mut b, now).expect("2 of 4 failed");
+        assert_eq!(t.reason, TransitionReason::FailureRate);
+
+        let mut b = Breaker::new(BreakerConfig {
+            slow_call_rate: Some(0.5),
+            slow_call_threshold: Duration::from_secs(1),
+            min_calls: 2,
+            ..BreakerConfig::default()
+        });
+        let slow = CallOutcome::Success {
+            elapsed: Duration::from_secs(2),
+        };
+        let p = b.try_acquire(now).unwrap();
+        assert!(b.on_outcome(p, slow, now).is_none());
+        let p = b.try_acquire(now).unwrap();
+        assert_eq!(
+            b.on_outcome(p, slow, now).map(|t| t.reason),
+            Some(TransitionReason::SlowCallRate)
+        );
+    }
+
+    #[test]
+    fn operator_states() {
+        let now = Instant::now();
+        let mut b = Breaker::new(config(1));
+        b.force(BreakerState::ForcedOpen, now);
+        assert_eq!(b.try_acquire(now), Err(Rejection::ForcedOpen));
+        b.force(BreakerState::Disabled, now);
+        for _ in 0..5 {
+            fail(&mut b, now);
+        }
+        assert_eq!(b.state(), BreakerState::Disabled);
+        let t = b.reset(now).unwrap();
+        assert_eq!((t.to, t.reason), (BreakerState::Closed, TransitionReason::Reset));
+    }
+
+    #[test]
+    fn open_time_grows_to_its_cap_and_resets_on_close() {
+        let now = Instant::now();
+        let mut b = Breaker::new(BreakerConfig {
+            failure_threshold: 1,
+            open_for: Duration::from_secs(10),
+            max_open_for: Duration::from_secs(25),
+            half_open_permits: 1,
+            success_threshold: 1,
+            ..BreakerConfig::default()
+        });
+        let mut opens = Vec::new();
+        let mut t = fail(&mut b, now).unwrap();
+        opens.push(t.open_for.unwrap());
+        for _ in 0..3 {
+            b.on_open_timer(t.generation, now).unwrap();
+            t = fail(&mut b, now).unwrap();
+            opens.push(t.open_for.unwrap());
+        }
+        let s = Duration::from_secs;
+        assert_eq!(opens, vec![s(10), s(20), s(25), s(25)]);
+        b.on_open_timer(t.generation, now).unwrap();
+        let p = b.try_acquire(now).unwrap();
+        b.on_outcome(p, CallOutcome::Success { elapsed: s(0) }, now).unwrap();
+        assert_eq!(fail(&mut b, now).unwrap().open_for, Some(s(10)));
+    }
+
+    #[test]
+    fn invalid_configs_are_rejected() {
+        assert!(BreakerConfig::default().validate().is_ok());
+        for bad in [
+            BreakerConfig { failure_threshold: 0, ..BreakerConfig::default() },
+            BreakerConfig { half_open_permits: 0, ..BreakerConfig::default() },
+            BreakerConfig { failure_rate: Some(1.5), ..BreakerConfig::default() },
+            BreakerConfig { open_multiplier: f64::NAN, ..BreakerConfig::default() },
+        ] {
+            assert!(bad.validate().is_err());
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! Retries: the policy and backoff ([`policy`]), the budget ([`budget`]) and the
+//! coordinator actor ([`coordinator`]).
+
+pub mod budget;
+pub mod coordinator;
+pub mod policy;
+
+pub use budget::{BudgetConfig, RetryBudget};
+pub use coordinator::{
+    AttemptAbandoned, AttemptFailed, GetMetrics, RequestFinished, RequestStarted,
+    RetryCoordinator,
+};
+pub use policy::{decide, AttemptState, Backoff, Decision, GiveUp, Jitter, RetryPolicy};
