@@ -5,6 +5,9 @@ use std::fmt;
 use bytes::Bytes;
 use http::HeaderMap;
 
+use steer_actors::breaker::Rejection;
+use steer_actors::{Failure, GiveUp};
+
 use crate::model::{InvalidModelId, RequestId};
 
 /// How a request failed below HTTP: the connection, name resolution, TLS, or time.
@@ -269,6 +272,117 @@ pub enum Error {
     /// A setting is invalid (a bad base URL, a key with characters a header cannot hold, ...).
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The request failed for good: its last failure was not retried.
+    #[error(transparent)]
+    Failed(Box<FailedRequest>),
+    /// The provider's circuit breaker did not admit the request.
+    #[error("{provider}: not admitted by the circuit breaker ({}){} (request {request_id})",
+        rejection_text(rejection),
+        last.as_ref().map(|f| format!(" after {attempts} attempts, last: {f}")).unwrap_or_default())]
+    Rejected {
+        /// The provider.
+        provider: String,
+        /// steer's request id.
+        request_id: RequestId,
+        /// Why it was not admitted.
+        rejection: Rejection,
+        /// Attempts made before.
+        attempts: u32,
+        /// The failure before the rejection, if any.
+        last: Option<Box<Failure>>,
+    },
+    /// The request's total deadline passed.
+    #[error("request {request_id}: deadline exceeded after {attempts} attempts{}",
+        last.as_ref().map(|f| format!(", last: {f}")).unwrap_or_default())]
+    DeadlineExceeded {
+        /// steer's request id.
+        request_id: RequestId,
+        /// Attempts made.
+        attempts: u32,
+        /// The last failure, if any.
+        last: Option<Box<Failure>>,
+    },
+    /// Provider or user code panicked during the request.
+    #[error("request {request_id}: panicked in attempt {attempts}: {message}")]
+    Panicked {
+        /// steer's request id.
+        request_id: RequestId,
+        /// The panic message.
+        message: String,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// Too many requests in flight (the client's `max_in_flight`).
+    #[error("overloaded: {max_in_flight} requests already in flight")]
+    Overloaded {
+        /// The bound.
+        max_in_flight: usize,
+    },
+    /// steer itself failed (an actor it needs is gone).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+fn rejection_text(r: &Rejection) -> String {
+    match r {
+        Rejection::Open { retry_in } => format!("open, half-opens in {retry_in:?}"),
+        Rejection::ProbesBusy => "half-open, every probe slot is taken".into(),
+        Rejection::ForcedOpen => "forced open by an operator".into(),
+        Rejection::Paused { retry_in } => {
+            format!("paused by a server-directed wait, {retry_in:?} left")
+        }
+    }
+}
+
+/// A request that failed for good after its retries.
+#[derive(Debug)]
+pub struct FailedRequest {
+    /// The last failure, classified.
+    pub failure: Failure,
+    /// Why it was not retried.
+    pub reason: GiveUp,
+    /// Attempts made.
+    pub attempts: u32,
+    /// The raw error of the last attempt (absent for a timeout steer imposed).
+    pub last: Option<ProviderError>,
+}
+
+impl fmt::Display for FailedRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let why = match self.reason {
+            GiveUp::NotRetryable => "not retryable".to_string(),
+            GiveUp::CategoryDisabled => "retries of this category are off".to_string(),
+            GiveUp::AttemptsExhausted => "attempts exhausted".to_string(),
+            GiveUp::ServerWaitTooLong { wait } => {
+                format!("the server asked to wait {wait:?}, above the cap")
+            }
+            GiveUp::BackoffLimit => "total backoff limit reached".to_string(),
+            GiveUp::Deadline => "the next retry would pass the deadline".to_string(),
+            GiveUp::BudgetExhausted => "the provider's retry budget is spent".to_string(),
+        };
+        write!(
+            f,
+            "{} after {} attempt{} ({why})",
+            self.failure,
+            self.attempts,
+            if self.attempts == 1 { "" } else { "s" }
+        )
+    }
+}
+
+impl std::error::Error for FailedRequest {}
+
+impl Error {
+    /// The classified failure behind this error, if there is one.
+    pub fn failure(&self) -> Option<&Failure> {
+        match self {
+            Error::Failed(f) => Some(&f.failure),
+            Error::Rejected { last, .. } | Error::DeadlineExceeded { last, .. } => {
+                last.as_deref()
+            }
+            _ => None,
+        }
+    }
 }
 
 impl From<ProviderError> for Error {

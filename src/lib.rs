@@ -21,15 +21,20 @@ pub mod error;
 pub mod mock;
 pub mod model;
 pub mod provider;
+pub mod runtime;
 pub mod secret;
 pub mod wire;
 
 pub use async_trait::async_trait;
-pub use error::{Error, FailureKind, ProviderError, TransportKind};
+pub use error::{Error, FailedRequest, FailureKind, ProviderError, TransportKind};
 pub use model::{
     ChatRequest, ChatResponse, FinishReason, InvalidModelId, Message, ModelId, RequestId, Role,
     StreamEvent, Usage,
 };
 pub use provider::{Anthropic, EventStream, OpenAiCompatible, Provider, Providers};
 pub use secret::ApiKey;
-pub use steer_actors::{Category, Failure, Phase, RateLimitHints};
+pub use runtime::{Client, ClientBuilder, Generate, GenerateOptions};
+pub use steer_actors::{
+    Backoff, BreakerConfig, BreakerState, BudgetConfig, Category, Failure, GiveUp, Jitter, Phase,
+    RateLimitHints, RetryPolicy,
+};

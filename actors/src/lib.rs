@@ -11,6 +11,7 @@
 pub mod breaker;
 pub mod failure;
 pub mod metrics;
+pub mod request;
 pub mod retry;
 
 pub use breaker::{BreakerConfig, BreakerState, CircuitBreaker, TransitionEvent};

@@ -109,6 +109,8 @@ pub enum RequestFinished {
         /// The last failure's category.
         category: Category,
     },
+    /// The breaker did not admit it.
+    Rejected,
     /// Its caller cancelled it.
     Cancelled,
 }
@@ -130,6 +132,13 @@ impl Handler<RequestFinished> for RetryCoordinator {
                     .metrics
                     .final_failures
                     .entry(category.as_str().to_string())
+                    .or_default() += 1;
+            }
+            RequestFinished::Rejected => {
+                *self
+                    .metrics
+                    .final_failures
+                    .entry("breaker_rejected".into())
                     .or_default() += 1;
             }
             RequestFinished::Cancelled => self.metrics.cancelled += 1,

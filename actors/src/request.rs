@@ -1,0 +1,395 @@
+//! The supervised request actor: one per request. It asks the provider's breaker
+//! for a permit, runs one attempt, reports the outcome to the breaker and the
+//! failure to the coordinator, waits on an actor timer when told to, and repeats.
+//! It replies exactly once.
+//!
+//! The attempt itself is a closure handed in by the provider side: the actor knows
+//! no provider, it sees a future that yields a value or a classified [`Failure`].
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use tokio::sync::oneshot;
+use tracing::Instrument;
+
+use crate::breaker::{Acquire, CallOutcome, CircuitBreaker, Pause, PermitLease, Rejection};
+use crate::failure::{Category, Failure};
+use crate::retry::{
+    AttemptAbandoned, AttemptFailed, AttemptState, Decision, GiveUp, RequestFinished,
+    RequestStarted, RetryCoordinator, RetryPolicy,
+};
+
+/// One attempt: given the attempt number (1-based), a future of the value or of
+/// the classified failure with the raw error.
+pub type AttemptFn<T, E> =
+    Box<dyn FnMut(u32) -> BoxFuture<'static, Result<T, (Failure, E)>> + Send>;
+
+/// What a request may do.
+#[derive(Debug, Clone)]
+pub struct RequestSpec {
+    /// steer's request id (on every span and error).
+    pub request_id: String,
+    /// The provider's name.
+    pub provider: String,
+    /// Longest time one attempt may take.
+    pub attempt_timeout: Option<Duration>,
+    /// Longest time the whole request may take, retries included.
+    pub deadline: Option<Duration>,
+    /// The request's own retry policy (else the provider's).
+    pub policy: Option<Arc<RetryPolicy>>,
+    /// Whether to go through the circuit breaker.
+    pub use_breaker: bool,
+    /// Longest wait for a provider paused by a rate limit (else fail at once).
+    pub max_pause_wait: Duration,
+}
+
+/// A successful request.
+#[derive(Debug)]
+pub struct Completed<T> {
+    /// The value.
+    pub value: T,
+    /// Attempts made.
+    pub attempts: u32,
+}
+
+/// Why a request failed for good.
+#[derive(Debug)]
+pub enum RequestError<E> {
+    /// The last attempt failed and no retry was allowed.
+    Failed {
+        /// The last failure.
+        failure: Failure,
+        /// Why it was not retried.
+        reason: GiveUp,
+        /// Attempts made.
+        attempts: u32,
+        /// The raw error of the last attempt, when there is one.
+        last: Option<E>,
+    },
+    /// The breaker did not admit the call.
+    Rejected {
+        /// Why.
+        rejection: Rejection,
+        /// Attempts made before.
+        attempts: u32,
+        /// The failure before the rejection, if there was an attempt.
+        last: Option<Failure>,
+    },
+    /// The request's deadline passed.
+    DeadlineExceeded {
+        /// Attempts made.
+        attempts: u32,
+        /// The last failure, if any.
+        last: Option<Failure>,
+    },
+    /// Provider or user code panicked during an attempt.
+    Panicked {
+        /// The panic message.
+        message: String,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// An actor the request depends on is gone.
+    Internal(String),
+}
+
+/// The reply of a request actor.
+pub type RequestResult<T, E> = Result<Completed<T>, RequestError<E>>;
+
+/// Cancels a request (its caller went away).
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct Cancel;
+
+/// A supervised request.
+pub struct RequestActor<T: Send + 'static, E: Send + 'static> {
+    spec: RequestSpec,
+    breaker: Addr<CircuitBreaker>,
+    coordinator: Addr<RetryCoordinator>,
+    attempt: AttemptFn<T, E>,
+    reply: Option<oneshot::Sender<RequestResult<T, E>>>,
+    attempts: u32,
+    backoff_so_far: Duration,
+    previous_delay: Option<Duration>,
+    deadline: Option<tokio::time::Instant>,
+    in_flight: bool,
+    last_failure: Option<Failure>,
+    admission: Option<Box<dyn Send>>,
+    span: tracing::Span,
+}
+
+impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
+    /// A request actor; `admission` (e.g. a semaphore permit) is held until it stops.
+    pub fn new(
+        spec: RequestSpec,
+        breaker: Addr<CircuitBreaker>,
+        coordinator: Addr<RetryCoordinator>,
+        attempt: AttemptFn<T, E>,
+        reply: oneshot::Sender<RequestResult<T, E>>,
+        admission: Option<Box<dyn Send>>,
+    ) -> Self {
+        let span = tracing::info_span!("steer.request", request_id = %spec.request_id, provider = %spec.provider);
+        RequestActor {
+            deadline: spec.deadline.map(|d| tokio::time::Instant::now() + d),
+            spec,
+            breaker,
+            coordinator,
+            attempt,
+            reply: Some(reply),
+            attempts: 0,
+            backoff_so_far: Duration::ZERO,
+            previous_delay: None,
+            in_flight: false,
+            last_failure: None,
+            admission,
+            span,
+        }
+    }
+
+    fn time_left(&self) -> Option<Duration> {
+        self.deadline
+            .map(|d| d.saturating_duration_since(tokio::time::Instant::now()))
+    }
+
+    fn finish(&mut self, result: RequestResult<T, E>, ctx: &mut Context<Self>) {
+        let finished = match &result {
+            Ok(c) => RequestFinished::Succeeded {
+                attempts: c.attempts,
+            },
+            Err(RequestError::Failed { failure, .. }) => RequestFinished::Failed {
+                category: failure.category,
+            },
+            Err(RequestError::Rejected { .. }) => RequestFinished::Rejected,
+            Err(RequestError::DeadlineExceeded { .. }) => RequestFinished::Failed {
+                category: Category::DeadlineExceeded,
+            },
+            Err(RequestError::Panicked { .. }) | Err(RequestError::Internal(_)) => {
+                RequestFinished::Failed {
+                    category: Category::Unknown,
+                }
+            }
+        };
+        self.coordinator.do_send(finished);
+        if let Some(tx) = self.reply.take() {
+            let _ = tx.send(result);
+        }
+        ctx.stop();
+    }
+
+    fn next_attempt(&mut self, ctx: &mut Context<Self>) {
+        if self.time_left() == Some(Duration::ZERO) {
+            let result = Err(RequestError::DeadlineExceeded {
+                attempts: self.attempts,
+                last: self.last_failure.take(),
+            });
+            return self.finish(result, ctx);
+        }
+        if !self.spec.use_breaker {
+            return self.run(None, ctx);
+        }
+        ctx.spawn(
+            actix::fut::wrap_future(self.breaker.send(Acquire)).map(|res, act: &mut Self, ctx| {
+                match res {
+                    Ok(Ok(lease)) => act.run(Some(lease), ctx),
+                    Ok(Err(rejection)) => act.rejected(rejection, ctx),
+                    Err(_) => act.finish(
+                        Err(RequestError::Internal("the circuit breaker is gone".into())),
+                        ctx,
+                    ),
+                }
+            }),
+        );
+    }
+
+    fn rejected(&mut self, rejection: Rejection, ctx: &mut Context<Self>) {
+        if let Rejection::Paused { retry_in } = rejection {
+            let fits = self.time_left().is_none_or(|left| retry_in < left);
+            if retry_in <= self.spec.max_pause_wait && fits {
+                tracing::debug!(parent: &self.span, ?retry_in, "provider paused: waiting");
+                ctx.run_later(retry_in, |act, ctx| act.next_attempt(ctx));
+                return;
+            }
+        }
+        let result = Err(RequestError::Rejected {
+            rejection,
+            attempts: self.attempts,
+            last: self.last_failure.take(),
+        });
+        self.finish(result, ctx);
+    }
+
+    fn run(&mut self, lease: Option<PermitLease>, ctx: &mut Context<Self>) {
+        self.attempts += 1;
+        let attempt = self.attempts;
+        let timeout = match (self.spec.attempt_timeout, self.time_left()) {
+            (Some(a), Some(d)) => Some(a.min(d)),
+            (a, d) => a.or(d),
+        };
+        let deadline_bound = self.time_left().is_some_and(|left| timeout == Some(left));
+        let future = (self.attempt)(attempt);
+        let span = self.span.clone();
+        let run = async move {
+            let started = tokio::time::Instant::now();
+            let guarded = AssertUnwindSafe(future).catch_unwind();
+            let outcome = match timeout {
+                Some(t) => tokio::time::timeout(t, guarded).await.ok(),
+                None => Some(guarded.await),
+            };
+            (outcome, started.elapsed())
+        }
+        .instrument(span);
+        self.in_flight = true;
+        ctx.spawn(
+            actix::fut::wrap_future(run).map(move |(outcome, elapsed), act: &mut Self, ctx| {
+                act.in_flight = false;
+                act.on_result(outcome, lease, elapsed, deadline_bound, ctx)
+            }),
+        );
+    }
+
+    fn on_result(
+        &mut self,
+        outcome: Option<std::thread::Result<Result<T, (Failure, E)>>>,
+        lease: Option<PermitLease>,
+        elapsed: Duration,
+        deadline_bound: bool,
+        ctx: &mut Context<Self>,
+    ) {
+        let (failure, raw) = match outcome {
+            Some(Ok(Ok(value))) => {
+                if let Some(l) = lease {
+                    l.report(CallOutcome::Success { elapsed });
+                }
+                let attempts = self.attempts;
+                return self.finish(Ok(Completed { value, attempts }), ctx);
+            }
+            Some(Ok(Err((failure, raw)))) => (failure, Some(raw)),
+            Some(Err(panic)) => {
+                if let Some(l) = lease {
+                    l.report(CallOutcome::Neutral);
+                }
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "non-string panic payload".into());
+                tracing::error!(parent: &self.span, %message, "attempt panicked");
+                let attempts = self.attempts;
+                return self.finish(Err(RequestError::Panicked { message, attempts }), ctx);
+            }
+            None if deadline_bound => {
+                if let Some(l) = lease {
+                    l.report(CallOutcome::HealthFailure);
+                }
+                let result = Err(RequestError::DeadlineExceeded {
+                    attempts: self.attempts,
+                    last: self.last_failure.take(),
+                });
+                return self.finish(result, ctx);
+            }
+            None => {
+                let mut f = Failure::new(
+                    Category::Timeout,
+                    &self.spec.provider,
+                    &format!("attempt timed out after {elapsed:?}"),
+                );
+                f.request_id = Some(self.spec.request_id.clone());
+                (f, None)
+            }
+        };
+        if let Some(l) = lease {
+            let outcome = if failure.category == Category::RateLimited {
+                CallOutcome::Neutral
+            } else if failure.affects_health {
+                CallOutcome::HealthFailure
+            } else {
+                CallOutcome::Neutral
+            };
+            l.report(outcome);
+        }
+        if let (Category::RateLimited, Some(wait)) = (failure.category, failure.retry_after) {
+            if self.spec.use_breaker {
+                self.breaker.do_send(Pause(wait));
+            }
+        }
+        tracing::debug!(parent: &self.span, attempt = self.attempts, category = %failure.category, "attempt failed");
+        let state = AttemptState {
+            attempts: self.attempts,
+            backoff_so_far: self.backoff_so_far,
+            previous_delay: self.previous_delay,
+            time_left: self.time_left(),
+        };
+        let ask = self.coordinator.send(AttemptFailed {
+            failure: failure.clone(),
+            state,
+            policy: self.spec.policy.clone(),
+        });
+        ctx.spawn(
+            actix::fut::wrap_future(ask).map(move |decision, act: &mut Self, ctx| match decision {
+                Ok(Decision::Retry { delay, .. }) => {
+                    act.backoff_so_far += delay;
+                    act.previous_delay = Some(delay);
+                    act.last_failure = Some(failure);
+                    ctx.run_later(delay, |act, ctx| act.next_attempt(ctx));
+                }
+                Ok(Decision::GiveUp(reason)) => {
+                    let attempts = act.attempts;
+                    act.finish(
+                        Err(RequestError::Failed {
+                            failure,
+                            reason,
+                            attempts,
+                            last: raw,
+                        }),
+                        ctx,
+                    )
+                }
+                Err(_) => act.finish(
+                    Err(RequestError::Internal("the retry coordinator is gone".into())),
+                    ctx,
+                ),
+            }),
+        );
+    }
+}
+
+impl<T: Send + 'static, E: Send + 'static> Actor for RequestActor<T, E> {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.coordinator.do_send(RequestStarted);
+        self.next_attempt(ctx);
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        // Dropping the admission permit frees an in-flight slot; a reply still
+        // pending here means the actor was stopped from outside.
+        self.admission.take();
+        if let Some(tx) = self.reply.take() {
+            let _ = tx.send(Err(RequestError::Internal(
+                "the request actor stopped before it finished".into(),
+            )));
+        }
+    }
+}
+
+impl<T: Send + 'static, E: Send + 'static> Handler<Cancel> for RequestActor<T, E> {
+    type Result = ();
+
+    fn handle(&mut self, _: Cancel, ctx: &mut Context<Self>) {
+        if self.reply.take().is_some() {
+            tracing::debug!(parent: &self.span, "cancelled by the caller");
+            if self.in_flight {
+                self.coordinator.do_send(AttemptAbandoned);
+            }
+            self.coordinator.do_send(RequestFinished::Cancelled);
+        }
+        // Stopping drops the in-flight attempt (aborting its HTTP call) and its
+        // permit lease (handing the permit back).
+        ctx.stop();
+    }
+}

@@ -1,0 +1,446 @@
+//! The client facade: `Client::builder()...build()`, `client.generate(req).await`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, Addr, ArbiterHandle};
+use futures::FutureExt;
+use steer_actors::breaker::{
+    BreakerStatus, ForceState, GetStatus, ResetBreaker, Subscribe, TransitionEvent,
+};
+use steer_actors::request::{AttemptFn, Cancel, RequestActor, RequestError, RequestSpec};
+use steer_actors::retry::GetMetrics;
+use steer_actors::{
+    BreakerConfig, BreakerState, BudgetConfig, CircuitBreaker, ProviderReport, RetryCoordinator,
+    RetryPolicy,
+};
+use tokio::sync::{oneshot, Semaphore};
+
+use super::options::GenerateOptions;
+use super::system::Arbiters;
+use super::MetricsSnapshot;
+use crate::classify::classify;
+use crate::error::{Error, ProviderError};
+use crate::model::{ChatRequest, ChatResponse};
+use crate::provider::{Provider, Providers};
+
+/// What happens when `max_in_flight` requests are already running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Overload {
+    /// Fail at once with [`Error::Overloaded`] (default).
+    #[default]
+    Reject,
+    /// Wait for a slot.
+    Wait,
+}
+
+struct ProviderHandle {
+    provider: Arc<dyn Provider>,
+    breaker: Addr<CircuitBreaker>,
+    coordinator: Addr<RetryCoordinator>,
+    arbiter: ArbiterHandle,
+}
+
+struct Inner {
+    handles: BTreeMap<String, ProviderHandle>,
+    admission: Arc<Semaphore>,
+    max_in_flight: usize,
+    overload: Overload,
+    attempt_timeout: Option<Duration>,
+    deadline: Option<Duration>,
+    max_pause_wait: Duration,
+    // Last: stopping the arbiters after the addresses are gone.
+    _arbiters: Arbiters,
+}
+
+/// The reliable client: every call is retried, throttled and protected by the
+/// provider's breaker as configured. Cheap to clone.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), steer_llm::Error> {
+/// use steer_llm::{ChatRequest, Client, Providers};
+/// let client = Client::builder().providers(Providers::from_env()?).build()?;
+/// let reply = client.generate(ChatRequest::new("openai/gpt-4o-mini")?.user("Hi")).await?;
+/// println!("{}", reply.text);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("providers", &self.inner.handles.keys().collect::<Vec<_>>())
+            .field("max_in_flight", &self.inner.max_in_flight)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`Client`].
+#[derive(Debug, Clone)]
+pub struct ClientBuilder {
+    providers: Providers,
+    breaker: BreakerConfig,
+    breaker_for: BTreeMap<String, BreakerConfig>,
+    retry: RetryPolicy,
+    retry_for: BTreeMap<String, RetryPolicy>,
+    budget: BudgetConfig,
+    arbiters: Option<usize>,
+    max_in_flight: usize,
+    overload: Overload,
+    attempt_timeout: Option<Duration>,
+    deadline: Option<Duration>,
+    seed: u64,
+}
+
+impl Default for ClientBuilder {
+    fn default() -> Self {
+        ClientBuilder {
+            providers: Providers::new(),
+            breaker: BreakerConfig::default(),
+            breaker_for: BTreeMap::new(),
+            retry: RetryPolicy::default(),
+            retry_for: BTreeMap::new(),
+            budget: BudgetConfig::default(),
+            arbiters: None,
+            max_in_flight: 10_000,
+            overload: Overload::Reject,
+            attempt_timeout: Some(Duration::from_secs(600)),
+            deadline: None,
+            seed: 0x5ee7,
+        }
+    }
+}
+
+impl ClientBuilder {
+    /// The providers to call (default none; see [`Providers::from_env`]).
+    pub fn providers(mut self, providers: Providers) -> Self {
+        self.providers = providers;
+        self
+    }
+    /// Breaker settings for every provider.
+    pub fn breaker(mut self, config: BreakerConfig) -> Self {
+        self.breaker = config;
+        self
+    }
+    /// Breaker settings for one provider.
+    pub fn breaker_for(mut self, provider: &str, config: BreakerConfig) -> Self {
+        self.breaker_for.insert(provider.to_string(), config);
+        self
+    }
+    /// Retry policy for every provider.
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+    /// Retry policy for one provider.
+    pub fn retry_for(mut self, provider: &str, policy: RetryPolicy) -> Self {
+        self.retry_for.insert(provider.to_string(), policy);
+        self
+    }
+    /// Retry budget of each provider.
+    pub fn retry_budget(mut self, budget: BudgetConfig) -> Self {
+        self.budget = budget;
+        self
+    }
+    /// Arbiters (threads) the actors spread over; default one per core. `0` runs
+    /// everything on the current arbiter of a running actix System (tests use this
+    /// with tokio's paused clock).
+    pub fn arbiters(mut self, n: usize) -> Self {
+        self.arbiters = Some(n);
+        self
+    }
+    /// Requests in flight at once (default 10,000), and what happens above it.
+    pub fn max_in_flight(mut self, n: usize, overload: Overload) -> Self {
+        self.max_in_flight = n.max(1);
+        self.overload = overload;
+        self
+    }
+    /// Time for each attempt (default 600 s; `None` for no limit).
+    pub fn attempt_timeout(mut self, d: Option<Duration>) -> Self {
+        self.attempt_timeout = d;
+        self
+    }
+    /// Total time for each request, retries included (default none).
+    pub fn deadline(mut self, d: Option<Duration>) -> Self {
+        self.deadline = d;
+        self
+    }
+    /// Seed of the backoff jitter (fixed seeds make schedules reproducible).
+    pub fn jitter_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Validates the settings and starts the actors.
+    pub fn build(self) -> Result<Client, Error> {
+        for config in std::iter::once(&self.breaker).chain(self.breaker_for.values()) {
+            config.validate().map_err(Error::Config)?;
+        }
+        for policy in std::iter::once(&self.retry).chain(self.retry_for.values()) {
+            policy.validate().map_err(Error::Config)?;
+        }
+        if !(self.budget.ratio.is_finite() && self.budget.ratio >= 0.0) {
+            return Err(Error::Config("retry budget ratio must be >= 0".into()));
+        }
+        let count = self.arbiters.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        });
+        let arbiters = Arbiters::new(count)?;
+        let mut handles = BTreeMap::new();
+        for (i, name) in self.providers.names().into_iter().enumerate() {
+            let provider = self.providers.get(&name)?;
+            let arbiter = arbiters.handles[i % arbiters.handles.len()].clone();
+            let breaker_config = self.breaker_for.get(&name).unwrap_or(&self.breaker).clone();
+            let policy = self.retry_for.get(&name).unwrap_or(&self.retry).clone();
+            let (budget, seed) = (self.budget, self.seed.wrapping_add(i as u64));
+            let breaker_name = name.clone();
+            let breaker = CircuitBreaker::start_in_arbiter(&arbiter, move |_| {
+                CircuitBreaker::new(&breaker_name, breaker_config)
+            });
+            let coordinator = RetryCoordinator::start_in_arbiter(&arbiter, move |_| {
+                RetryCoordinator::new(policy, budget, seed)
+            });
+            handles.insert(
+                name,
+                ProviderHandle {
+                    provider,
+                    breaker,
+                    coordinator,
+                    arbiter,
+                },
+            );
+        }
+        Ok(Client {
+            inner: Arc::new(Inner {
+                handles,
+                admission: Arc::new(Semaphore::new(self.max_in_flight)),
+                max_in_flight: self.max_in_flight,
+                overload: self.overload,
+                attempt_timeout: self.attempt_timeout,
+                deadline: self.deadline,
+                max_pause_wait: self.retry.max_server_wait,
+                _arbiters: arbiters,
+            }),
+        })
+    }
+}
+
+/// Cancels the request actor if the caller's future is dropped before the reply.
+struct CancelOnDrop<A: actix::Actor + actix::Handler<Cancel>>(Option<Addr<A>>)
+where
+    A::Context: actix::dev::ToEnvelope<A, Cancel>;
+
+impl<A: actix::Actor + actix::Handler<Cancel>> Drop for CancelOnDrop<A>
+where
+    A::Context: actix::dev::ToEnvelope<A, Cancel>,
+{
+    fn drop(&mut self) {
+        if let Some(addr) = self.0.take() {
+            addr.do_send(Cancel);
+        }
+    }
+}
+
+impl Client {
+    /// A builder with defaults.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    fn handle(&self, provider: &str) -> Result<&ProviderHandle, Error> {
+        self.inner
+            .handles
+            .get(provider)
+            .ok_or_else(|| Error::UnknownProvider {
+                name: provider.to_string(),
+                known: self.inner.handles.keys().cloned().collect(),
+            })
+    }
+
+    /// The registered provider names.
+    pub fn providers(&self) -> Vec<String> {
+        self.inner.handles.keys().cloned().collect()
+    }
+
+    /// Sends a request with the client's settings; retried and protected.
+    pub async fn generate(&self, req: ChatRequest) -> Result<ChatResponse, Error> {
+        self.generate_with(req, GenerateOptions::default()).await
+    }
+
+    /// Sends a request with per-request overrides. Dropping the returned future
+    /// cancels the request: its HTTP call is aborted and its breaker permit returned.
+    pub async fn generate_with(
+        &self,
+        req: ChatRequest,
+        options: GenerateOptions,
+    ) -> Result<ChatResponse, Error> {
+        let handle = self.handle(req.model.provider())?;
+        let admission = match self.inner.overload {
+            Overload::Reject => self
+                .inner
+                .admission
+                .clone()
+                .try_acquire_owned()
+                .map_err(|_| Error::Overloaded {
+                    max_in_flight: self.inner.max_in_flight,
+                })?,
+            Overload::Wait => self
+                .inner
+                .admission
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| Error::Internal("the admission semaphore closed".into()))?,
+        };
+        let request_id = req.request_id.clone();
+        let spec = RequestSpec {
+            request_id: request_id.to_string(),
+            provider: handle.provider.name().to_string(),
+            attempt_timeout: options.attempt_timeout.or(self.inner.attempt_timeout),
+            deadline: options.deadline.or(self.inner.deadline),
+            max_pause_wait: options
+                .retry
+                .as_ref()
+                .map(|p| p.max_server_wait)
+                .unwrap_or(self.inner.max_pause_wait),
+            policy: options.retry,
+            use_breaker: options.breaker.unwrap_or(true),
+        };
+        let provider = handle.provider.clone();
+        let req = Arc::new(req);
+        let attempt: AttemptFn<ChatResponse, ProviderError> = Box::new(move |_attempt| {
+            let (provider, req) = (provider.clone(), req.clone());
+            async move {
+                provider
+                    .generate(&req)
+                    .await
+                    .map_err(|e| (classify(&e), e))
+            }
+            .boxed()
+        });
+        let (tx, rx) = oneshot::channel();
+        let (breaker, coordinator) = (handle.breaker.clone(), handle.coordinator.clone());
+        let addr = RequestActor::start_in_arbiter(&handle.arbiter, move |_| {
+            RequestActor::new(spec, breaker, coordinator, attempt, tx, Some(Box::new(admission)))
+        });
+        let mut guard = CancelOnDrop(Some(addr));
+        let reply = rx.await;
+        guard.0 = None;
+        match reply {
+            Ok(Ok(done)) => Ok(done.value),
+            Ok(Err(e)) => Err(request_error(e, &request_id, handle.provider.name())),
+            Err(_) => Err(Error::Internal(format!(
+                "request {request_id}: its actor stopped without a reply"
+            ))),
+        }
+    }
+
+    /// Subscribes `recipient` to the breaker transitions of `provider`.
+    pub fn subscribe(
+        &self,
+        provider: &str,
+        recipient: actix::Recipient<TransitionEvent>,
+    ) -> Result<(), Error> {
+        self.handle(provider)?.breaker.do_send(Subscribe(recipient));
+        Ok(())
+    }
+
+    /// Subscribes `recipient` to the breaker transitions of every provider.
+    pub fn subscribe_all(&self, recipient: actix::Recipient<TransitionEvent>) {
+        for h in self.inner.handles.values() {
+            h.breaker.do_send(Subscribe(recipient.clone()));
+        }
+    }
+
+    /// The breaker status of `provider`.
+    pub async fn status(&self, provider: &str) -> Result<BreakerStatus, Error> {
+        self.handle(provider)?
+            .breaker
+            .send(GetStatus)
+            .await
+            .map_err(|e| Error::Internal(format!("breaker of {provider}: {e}")))
+    }
+
+    /// Forces the breaker of `provider` into `state` (`ForcedOpen`, `Disabled`, `Closed`).
+    pub fn force(&self, provider: &str, state: BreakerState) -> Result<(), Error> {
+        self.handle(provider)?.breaker.do_send(ForceState(state));
+        Ok(())
+    }
+
+    /// Resets the breaker of `provider`.
+    pub fn reset(&self, provider: &str) -> Result<(), Error> {
+        self.handle(provider)?.breaker.do_send(ResetBreaker);
+        Ok(())
+    }
+
+    /// Every provider's breaker status and counters.
+    pub async fn metrics(&self) -> Result<MetricsSnapshot, Error> {
+        let mut providers = Vec::new();
+        for (name, h) in &self.inner.handles {
+            let breaker = h
+                .breaker
+                .send(GetStatus)
+                .await
+                .map_err(|e| Error::Internal(format!("breaker of {name}: {e}")))?;
+            let metrics = h
+                .coordinator
+                .send(GetMetrics)
+                .await
+                .map_err(|e| Error::Internal(format!("coordinator of {name}: {e}")))?;
+            providers.push(ProviderReport {
+                provider: name.clone(),
+                breaker,
+                metrics,
+            });
+        }
+        Ok(MetricsSnapshot { providers })
+    }
+}
+
+fn request_error(
+    e: RequestError<ProviderError>,
+    request_id: &crate::model::RequestId,
+    provider: &str,
+) -> Error {
+    match e {
+        RequestError::Failed {
+            failure,
+            reason,
+            attempts,
+            last,
+        } => Error::Failed(Box::new(crate::error::FailedRequest {
+            failure,
+            reason,
+            attempts,
+            last,
+        })),
+        RequestError::Rejected {
+            rejection,
+            attempts,
+            last,
+        } => Error::Rejected {
+            provider: provider.to_string(),
+            request_id: request_id.clone(),
+            rejection,
+            attempts,
+            last: last.map(Box::new),
+        },
+        RequestError::DeadlineExceeded { attempts, last } => Error::DeadlineExceeded {
+            request_id: request_id.clone(),
+            attempts,
+            last: last.map(Box::new),
+        },
+        RequestError::Panicked { message, attempts } => Error::Panicked {
+            request_id: request_id.clone(),
+            message,
+            attempts,
+        },
+        RequestError::Internal(m) => Error::Internal(format!("request {request_id}: {m}")),
+    }
+}

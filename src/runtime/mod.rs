@@ -1,0 +1,37 @@
+//! The reliability runtime: the client facade, the `Generate` message and its
+//! router, provider health, metrics and their HTTP endpoint.
+//!
+//! Every provider gets a CircuitBreaker and a RetryCoordinator actor, on one
+//! arbiter (its home); every request runs as a supervised `RequestActor` on that
+//! same arbiter, so a request's messages never cross threads.
+
+mod client;
+mod generate;
+pub mod http;
+mod options;
+mod system;
+
+pub use client::{Client, ClientBuilder, Overload};
+pub use generate::{Generate, Router};
+pub use options::GenerateOptions;
+pub use steer_actors::breaker::{BreakerStatus, TransitionEvent};
+pub use steer_actors::metrics::render_prometheus;
+
+/// A serialisable snapshot of every provider's breaker and counters.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct MetricsSnapshot {
+    /// One report per provider, sorted by name.
+    pub providers: Vec<steer_actors::ProviderReport>,
+}
+
+impl MetricsSnapshot {
+    /// The snapshot in the Prometheus text exposition format.
+    pub fn to_prometheus(&self) -> String {
+        render_prometheus(&self.providers)
+    }
+
+    /// The report of one provider.
+    pub fn provider(&self, name: &str) -> Option<&steer_actors::ProviderReport> {
+        self.providers.iter().find(|r| r.provider == name)
+    }
+}
