@@ -377,9 +377,7 @@ impl Error {
     pub fn failure(&self) -> Option<&Failure> {
         match self {
             Error::Failed(f) => Some(&f.failure),
-            Error::Rejected { last, .. } | Error::DeadlineExceeded { last, .. } => {
-                last.as_deref()
-            }
+            Error::Rejected { last, .. } | Error::DeadlineExceeded { last, .. } => last.as_deref(),
             _ => None,
         }
     }

@@ -32,8 +32,8 @@ pub use model::{
     StreamEvent, Usage,
 };
 pub use provider::{Anthropic, EventStream, OpenAiCompatible, Provider, Providers};
-pub use secret::ApiKey;
 pub use runtime::{Client, ClientBuilder, Generate, GenerateOptions};
+pub use secret::ApiKey;
 pub use steer_actors::{
     Backoff, BreakerConfig, BreakerState, BudgetConfig, Category, Failure, GiveUp, Jitter, Phase,
     RateLimitHints, RetryPolicy,

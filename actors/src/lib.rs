@@ -8,6 +8,10 @@
 //! - [`retry`]: retry policy, backoff, budget, and the RetryCoordinator actor.
 //! - [`metrics`]: per-provider counters and their Prometheus rendering.
 
+/// Mailbox capacity of the per-provider actors: large, because every request
+/// asks them something; bounded, because actix's channel needs it to be.
+pub(crate) const MAILBOX_CAPACITY: usize = 1 << 20;
+
 pub mod breaker;
 pub mod failure;
 pub mod metrics;

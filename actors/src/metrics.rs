@@ -61,7 +61,9 @@ fn state_value(s: BreakerState) -> u8 {
 
 /// Escapes a Prometheus label value.
 fn label(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// Renders reports in the Prometheus text exposition format.
@@ -89,7 +91,12 @@ pub fn render_prometheus(reports: &[ProviderReport]) -> String {
         "steer_requests_total",
         "counter",
         "Requests started.",
-        each(&|r, p| vec![format!("steer_requests_total{{provider=\"{p}\"}} {}", r.metrics.requests)]),
+        each(&|r, p| {
+            vec![format!(
+                "steer_requests_total{{provider=\"{p}\"}} {}",
+                r.metrics.requests
+            )]
+        }),
     );
     family(
         "steer_attempts_total",
@@ -99,7 +106,12 @@ pub fn render_prometheus(reports: &[ProviderReport]) -> String {
             r.metrics
                 .attempts
                 .iter()
-                .map(|(o, n)| format!("steer_attempts_total{{provider=\"{p}\",outcome=\"{}\"}} {n}", label(o)))
+                .map(|(o, n)| {
+                    format!(
+                        "steer_attempts_total{{provider=\"{p}\",outcome=\"{}\"}} {n}",
+                        label(o)
+                    )
+                })
                 .collect()
         }),
     );
@@ -107,13 +119,23 @@ pub fn render_prometheus(reports: &[ProviderReport]) -> String {
         "steer_successes_total",
         "counter",
         "Requests that succeeded.",
-        each(&|r, p| vec![format!("steer_successes_total{{provider=\"{p}\"}} {}", r.metrics.successes)]),
+        each(&|r, p| {
+            vec![format!(
+                "steer_successes_total{{provider=\"{p}\"}} {}",
+                r.metrics.successes
+            )]
+        }),
     );
     family(
         "steer_successes_after_retry_total",
         "counter",
         "Requests that succeeded after a retry.",
-        each(&|r, p| vec![format!("steer_successes_after_retry_total{{provider=\"{p}\"}} {}", r.metrics.successes_after_retry)]),
+        each(&|r, p| {
+            vec![format!(
+                "steer_successes_after_retry_total{{provider=\"{p}\"}} {}",
+                r.metrics.successes_after_retry
+            )]
+        }),
     );
     family(
         "steer_final_failures_total",
@@ -123,7 +145,12 @@ pub fn render_prometheus(reports: &[ProviderReport]) -> String {
             r.metrics
                 .final_failures
                 .iter()
-                .map(|(c, n)| format!("steer_final_failures_total{{provider=\"{p}\",category=\"{}\"}} {n}", label(c)))
+                .map(|(c, n)| {
+                    format!(
+                        "steer_final_failures_total{{provider=\"{p}\",category=\"{}\"}} {n}",
+                        label(c)
+                    )
+                })
                 .collect()
         }),
     );
@@ -131,43 +158,78 @@ pub fn render_prometheus(reports: &[ProviderReport]) -> String {
         "steer_retries_total",
         "counter",
         "Retries scheduled.",
-        each(&|r, p| vec![format!("steer_retries_total{{provider=\"{p}\"}} {}", r.metrics.retries)]),
+        each(&|r, p| {
+            vec![format!(
+                "steer_retries_total{{provider=\"{p}\"}} {}",
+                r.metrics.retries
+            )]
+        }),
     );
     family(
         "steer_retry_budget_rejections_total",
         "counter",
         "Retries refused by the retry budget.",
-        each(&|r, p| vec![format!("steer_retry_budget_rejections_total{{provider=\"{p}\"}} {}", r.metrics.budget_rejections)]),
+        each(&|r, p| {
+            vec![format!(
+                "steer_retry_budget_rejections_total{{provider=\"{p}\"}} {}",
+                r.metrics.budget_rejections
+            )]
+        }),
     );
     family(
         "steer_backoff_seconds_total",
         "counter",
         "Sum of backoff delays scheduled.",
-        each(&|r, p| vec![format!("steer_backoff_seconds_total{{provider=\"{p}\"}} {}", r.metrics.backoff_seconds)]),
+        each(&|r, p| {
+            vec![format!(
+                "steer_backoff_seconds_total{{provider=\"{p}\"}} {}",
+                r.metrics.backoff_seconds
+            )]
+        }),
     );
     family(
         "steer_cancelled_total",
         "counter",
         "Requests cancelled by their caller.",
-        each(&|r, p| vec![format!("steer_cancelled_total{{provider=\"{p}\"}} {}", r.metrics.cancelled)]),
+        each(&|r, p| {
+            vec![format!(
+                "steer_cancelled_total{{provider=\"{p}\"}} {}",
+                r.metrics.cancelled
+            )]
+        }),
     );
     family(
         "steer_breaker_state",
         "gauge",
         "Breaker state: 0 closed, 1 half-open, 2 open, 3 forced open, 4 disabled.",
-        each(&|r, p| vec![format!("steer_breaker_state{{provider=\"{p}\"}} {}", state_value(r.breaker.state))]),
+        each(&|r, p| {
+            vec![format!(
+                "steer_breaker_state{{provider=\"{p}\"}} {}",
+                state_value(r.breaker.state)
+            )]
+        }),
     );
     family(
         "steer_breaker_opened_total",
         "counter",
         "Times the breaker opened.",
-        each(&|r, p| vec![format!("steer_breaker_opened_total{{provider=\"{p}\"}} {}", r.breaker.stats.opened)]),
+        each(&|r, p| {
+            vec![format!(
+                "steer_breaker_opened_total{{provider=\"{p}\"}} {}",
+                r.breaker.stats.opened
+            )]
+        }),
     );
     family(
         "steer_breaker_rejected_total",
         "counter",
         "Calls the breaker rejected.",
-        each(&|r, p| vec![format!("steer_breaker_rejected_total{{provider=\"{p}\"}} {}", r.breaker.stats.rejected)]),
+        each(&|r, p| {
+            vec![format!(
+                "steer_breaker_rejected_total{{provider=\"{p}\"}} {}",
+                r.breaker.stats.rejected
+            )]
+        }),
     );
     out
 }

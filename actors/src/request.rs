@@ -191,18 +191,16 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
         if !self.spec.use_breaker {
             return self.run(None, ctx);
         }
-        ctx.spawn(
-            actix::fut::wrap_future(self.breaker.send(Acquire)).map(|res, act: &mut Self, ctx| {
-                match res {
-                    Ok(Ok(lease)) => act.run(Some(lease), ctx),
-                    Ok(Err(rejection)) => act.rejected(rejection, ctx),
-                    Err(_) => act.finish(
-                        Err(RequestError::Internal("the circuit breaker is gone".into())),
-                        ctx,
-                    ),
-                }
-            }),
-        );
+        ctx.spawn(actix::fut::wrap_future(self.breaker.send(Acquire)).map(
+            |res, act: &mut Self, ctx| match res {
+                Ok(Ok(lease)) => act.run(Some(lease), ctx),
+                Ok(Err(rejection)) => act.rejected(rejection, ctx),
+                Err(_) => act.finish(
+                    Err(RequestError::Internal("the circuit breaker is gone".into())),
+                    ctx,
+                ),
+            },
+        ));
     }
 
     fn rejected(&mut self, rejection: Rejection, ctx: &mut Context<Self>) {
@@ -243,12 +241,12 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
         }
         .instrument(span);
         self.in_flight = true;
-        ctx.spawn(
-            actix::fut::wrap_future(run).map(move |(outcome, elapsed), act: &mut Self, ctx| {
+        ctx.spawn(actix::fut::wrap_future(run).map(
+            move |(outcome, elapsed), act: &mut Self, ctx| {
                 act.in_flight = false;
                 act.on_result(outcome, lease, elapsed, deadline_bound, ctx)
-            }),
-        );
+            },
+        ));
     }
 
     fn on_result(
@@ -349,7 +347,9 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
                     )
                 }
                 Err(_) => act.finish(
-                    Err(RequestError::Internal("the retry coordinator is gone".into())),
+                    Err(RequestError::Internal(
+                        "the retry coordinator is gone".into(),
+                    )),
                     ctx,
                 ),
             }),

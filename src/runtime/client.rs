@@ -316,18 +316,19 @@ impl Client {
         let req = Arc::new(req);
         let attempt: AttemptFn<ChatResponse, ProviderError> = Box::new(move |_attempt| {
             let (provider, req) = (provider.clone(), req.clone());
-            async move {
-                provider
-                    .generate(&req)
-                    .await
-                    .map_err(|e| (classify(&e), e))
-            }
-            .boxed()
+            async move { provider.generate(&req).await.map_err(|e| (classify(&e), e)) }.boxed()
         });
         let (tx, rx) = oneshot::channel();
         let (breaker, coordinator) = (handle.breaker.clone(), handle.coordinator.clone());
         let addr = RequestActor::start_in_arbiter(&handle.arbiter, move |_| {
-            RequestActor::new(spec, breaker, coordinator, attempt, tx, Some(Box::new(admission)))
+            RequestActor::new(
+                spec,
+                breaker,
+                coordinator,
+                attempt,
+                tx,
+                Some(Box::new(admission)),
+            )
         });
         let mut guard = CancelOnDrop(Some(addr));
         let reply = rx.await;

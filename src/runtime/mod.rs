@@ -14,7 +14,7 @@ mod system;
 pub use client::{Client, ClientBuilder, Overload};
 pub use generate::{Generate, Router};
 pub use options::GenerateOptions;
-pub use steer_actors::breaker::{BreakerStatus, TransitionEvent};
+pub use steer_actors::breaker::{BreakerStatus, Rejection, TransitionEvent};
 pub use steer_actors::metrics::render_prometheus;
 
 /// A serialisable snapshot of every provider's breaker and counters.

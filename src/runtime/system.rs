@@ -23,8 +23,7 @@ impl Arbiters {
                     background: None,
                 });
             }
-            let handles: Vec<ArbiterHandle> =
-                (0..count).map(|_| Arbiter::new().handle()).collect();
+            let handles: Vec<ArbiterHandle> = (0..count).map(|_| Arbiter::new().handle()).collect();
             return Ok(Arbiters {
                 owned: handles.clone(),
                 handles,

@@ -4,11 +4,13 @@
 use std::time::{Duration, SystemTime};
 
 use actix::prelude::*;
+
+use crate::MAILBOX_CAPACITY;
 use serde::Serialize;
 
 use super::state::{
-    Breaker, BreakerConfig, BreakerState, BreakerStats, CallOutcome, Permit, Rejection,
-    Transition, TransitionReason,
+    Breaker, BreakerConfig, BreakerState, BreakerStats, CallOutcome, Permit, Rejection, Transition,
+    TransitionReason,
 };
 
 fn now() -> std::time::Instant {
@@ -78,7 +80,7 @@ impl Actor for CircuitBreaker {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         // Permit requests are small and many: do not let the mailbox push back.
-        ctx.set_mailbox_capacity(usize::MAX);
+        ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
     }
 }
 

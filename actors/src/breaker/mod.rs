@@ -8,6 +8,6 @@ pub use actor::{
     ResetBreaker, Subscribe, TransitionEvent,
 };
 pub use state::{
-    Breaker, BreakerConfig, BreakerState, BreakerStats, CallOutcome, Permit, Rejection,
-    Transition, TransitionReason,
+    Breaker, BreakerConfig, BreakerState, BreakerStats, CallOutcome, Permit, Rejection, Transition,
+    TransitionReason,
 };

@@ -365,11 +365,9 @@ impl Breaker {
                         )
                     })
                 }
-                CallOutcome::HealthFailure => Some(self.transition(
-                    BreakerState::Open,
-                    TransitionReason::ProbeFailed,
-                    now,
-                )),
+                CallOutcome::HealthFailure => {
+                    Some(self.transition(BreakerState::Open, TransitionReason::ProbeFailed, now))
+                }
                 CallOutcome::Neutral | CallOutcome::Cancelled => None,
             },
             _ => None,
@@ -609,7 +607,10 @@ mod tests {
         open_then_half_open(&mut b, now);
         let p = b.try_acquire(now).unwrap();
         let t = b.on_outcome(p, CallOutcome::HealthFailure, now).unwrap();
-        assert_eq!((t.to, t.reason), (BreakerState::Open, TransitionReason::ProbeFailed));
+        assert_eq!(
+            (t.to, t.reason),
+            (BreakerState::Open, TransitionReason::ProbeFailed)
+        );
         assert_eq!(t.open_for, Some(Duration::from_secs(20)));
     }
 
@@ -692,7 +693,10 @@ mod tests {
         }
         assert_eq!(b.state(), BreakerState::Disabled);
         let t = b.reset(now).unwrap();
-        assert_eq!((t.to, t.reason), (BreakerState::Closed, TransitionReason::Reset));
+        assert_eq!(
+            (t.to, t.reason),
+            (BreakerState::Closed, TransitionReason::Reset)
+        );
     }
 
     #[test]
@@ -718,7 +722,8 @@ mod tests {
         assert_eq!(opens, vec![s(10), s(20), s(25), s(25)]);
         b.on_open_timer(t.generation, now).unwrap();
         let p = b.try_acquire(now).unwrap();
-        b.on_outcome(p, CallOutcome::Success { elapsed: s(0) }, now).unwrap();
+        b.on_outcome(p, CallOutcome::Success { elapsed: s(0) }, now)
+            .unwrap();
         assert_eq!(fail(&mut b, now).unwrap().open_for, Some(s(10)));
     }
 
@@ -726,10 +731,22 @@ mod tests {
     fn invalid_configs_are_rejected() {
         assert!(BreakerConfig::default().validate().is_ok());
         for bad in [
-            BreakerConfig { failure_threshold: 0, ..BreakerConfig::default() },
-            BreakerConfig { half_open_permits: 0, ..BreakerConfig::default() },
-            BreakerConfig { failure_rate: Some(1.5), ..BreakerConfig::default() },
-            BreakerConfig { open_multiplier: f64::NAN, ..BreakerConfig::default() },
+            BreakerConfig {
+                failure_threshold: 0,
+                ..BreakerConfig::default()
+            },
+            BreakerConfig {
+                half_open_permits: 0,
+                ..BreakerConfig::default()
+            },
+            BreakerConfig {
+                failure_rate: Some(1.5),
+                ..BreakerConfig::default()
+            },
+            BreakerConfig {
+                open_multiplier: f64::NAN,
+                ..BreakerConfig::default()
+            },
         ] {
             assert!(bad.validate().is_err());
         }

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
+use crate::MAILBOX_CAPACITY;
+
 use super::budget::{BudgetConfig, RetryBudget};
 use super::policy::{decide, AttemptState, Decision, GiveUp, RetryPolicy};
 use crate::failure::{Category, Failure};
@@ -41,7 +43,7 @@ impl Actor for RetryCoordinator {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.set_mailbox_capacity(usize::MAX);
+        ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
     }
 }
 

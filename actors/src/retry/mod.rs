@@ -7,7 +7,6 @@ pub mod policy;
 
 pub use budget::{BudgetConfig, RetryBudget};
 pub use coordinator::{
-    AttemptAbandoned, AttemptFailed, GetMetrics, RequestFinished, RequestStarted,
-    RetryCoordinator,
+    AttemptAbandoned, AttemptFailed, GetMetrics, RequestFinished, RequestStarted, RetryCoordinator,
 };
 pub use policy::{decide, AttemptState, Backoff, Decision, GiveUp, Jitter, RetryPolicy};

@@ -53,7 +53,9 @@ impl Default for Backoff {
 impl Backoff {
     /// The un-jittered delay before retry number `retry` (1 for the first retry).
     pub fn raw_delay(&self, retry: u32) -> Duration {
-        let factor = self.multiplier.powi(retry.saturating_sub(1).min(1000) as i32);
+        let factor = self
+            .multiplier
+            .powi(retry.saturating_sub(1).min(1000) as i32);
         let secs = self.base.as_secs_f64() * factor;
         if !secs.is_finite() || secs >= self.max_delay.as_secs_f64() {
             self.max_delay
@@ -300,7 +302,10 @@ mod tests {
         };
         let ms = |n| Duration::from_millis(n);
         let schedule: Vec<_> = (1..=5).map(|r| b.delay(r, None, 0.7)).collect();
-        assert_eq!(schedule, vec![ms(100), ms(300), ms(900), ms(2000), ms(2000)]);
+        assert_eq!(
+            schedule,
+            vec![ms(100), ms(300), ms(900), ms(2000), ms(2000)]
+        );
     }
 
     #[test]
@@ -331,8 +336,14 @@ mod tests {
     fn max_attempts_three_means_two_retries() {
         let p = RetryPolicy::default();
         let f = failure(Category::ServerError);
-        assert!(matches!(decide(&p, &f, state(1), 0.5), Decision::Retry { .. }));
-        assert!(matches!(decide(&p, &f, state(2), 0.5), Decision::Retry { .. }));
+        assert!(matches!(
+            decide(&p, &f, state(1), 0.5),
+            Decision::Retry { .. }
+        ));
+        assert!(matches!(
+            decide(&p, &f, state(2), 0.5),
+            Decision::Retry { .. }
+        ));
         assert_eq!(
             decide(&p, &f, state(3), 0.5),
             Decision::GiveUp(GiveUp::AttemptsExhausted)
@@ -399,6 +410,9 @@ mod tests {
             backoff_so_far: Duration::from_millis(500),
             ..AttemptState::default()
         };
-        assert_eq!(decide(&p, &f, s, 0.0), Decision::GiveUp(GiveUp::BackoffLimit));
+        assert_eq!(
+            decide(&p, &f, s, 0.0),
+            Decision::GiveUp(GiveUp::BackoffLimit)
+        );
     }
 }
