@@ -305,28 +305,30 @@ impl MockServer {
     }
 
     /// OpenAI, Anthropic and xAI providers pointed at this mock, with a mock key.
+    /// Each has its own HTTP client (a client's connections belong to the runtime
+    /// that opened them, and the runtime puts each provider on its own arbiter).
     pub fn providers(&self) -> Result<Providers, Error> {
-        let http = crate::provider::http::default_http_client(Duration::from_secs(5))?;
+        let http = || crate::provider::http::default_http_client(Duration::from_secs(5));
         Ok(Providers::new()
             .with(
                 OpenAiCompatible::openai()
                     .base_url(self.openai_base_url())
                     .api_key(MOCK_API_KEY)
-                    .http_client(http.clone())
+                    .http_client(http()?)
                     .build()?,
             )
             .with(
                 Anthropic::builder()
                     .base_url(self.base_url())
                     .api_key(MOCK_API_KEY)
-                    .http_client(http.clone())
+                    .http_client(http()?)
                     .build()?,
             )
             .with(
                 OpenAiCompatible::xai()
                     .base_url(self.openai_base_url())
                     .api_key(MOCK_API_KEY)
-                    .http_client(http)
+                    .http_client(http()?)
                     .build()?,
             ))
     }

@@ -1,0 +1,163 @@
+//! The runtime end to end over real HTTP against the mock (real time, millisecond
+//! settings): every request gets exactly one reply, and the metrics' attempt
+//! counts match the mock's request log.
+
+mod common;
+
+use std::time::Duration;
+
+use common::MODELS;
+use steer_llm::mock::{FaultPlan, MockServer};
+use steer_llm::{
+    Backoff, BreakerConfig, BudgetConfig, ChatRequest, Client, Error, Jitter, RetryPolicy,
+};
+
+fn fast_retries(attempts: u32) -> RetryPolicy {
+    RetryPolicy::default().backoff(Backoff {
+        max_attempts: attempts,
+        base: Duration::from_millis(1),
+        multiplier: 2.0,
+        max_delay: Duration::from_millis(5),
+        jitter: Jitter::Full,
+    })
+}
+
+async fn total_attempts(client: &Client) -> u64 {
+    client
+        .metrics()
+        .await
+        .unwrap()
+        .providers
+        .iter()
+        .map(|p| p.metrics.total_attempts())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_concurrent_requests_with_30_percent_faults_each_get_one_reply() {
+    let mock = MockServer::builder()
+        .default_fault(
+            "mix?seed=9&server_error=15&overloaded=10&reset=5"
+                .parse()
+                .unwrap(),
+        )
+        .record_requests(false)
+        .start_background()
+        .unwrap();
+    let client = Client::builder()
+        .providers(mock.providers().unwrap())
+        .retry(fast_retries(6))
+        .breaker(BreakerConfig {
+            failure_threshold: 1_000_000,
+            ..BreakerConfig::default()
+        })
+        .retry_budget(BudgetConfig {
+            ratio: 1.0,
+            ..BudgetConfig::default()
+        })
+        .build()
+        .unwrap();
+    let requests = (0..1000).map(|i| {
+        let model = MODELS[i % 3];
+        let client = client.clone();
+        async move {
+            let req = ChatRequest::new(model)
+                .unwrap()
+                .user(format!("question {i}"));
+            tokio::time::timeout(Duration::from_secs(60), client.generate(req)).await
+        }
+    });
+    let replies = futures::future::join_all(requests).await;
+    assert_eq!(replies.len(), 1000);
+    let mut ok = 0;
+    for r in &replies {
+        match r {
+            Err(_) => panic!("a request got no reply in time"),
+            Ok(Ok(_)) => ok += 1,
+            Ok(Err(Error::Failed(f))) => assert!(f.failure.retryable, "{f}"),
+            Ok(Err(e)) => panic!("unexpected error: {e}"),
+        }
+    }
+    assert!(ok >= 990, "only {ok} of 1000 succeeded");
+    // One-way reports may still be in flight: wait until the counts settle.
+    let mut attempts = 0;
+    for _ in 0..200 {
+        attempts = total_attempts(&client).await;
+        if attempts == mock.request_count() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(attempts, mock.request_count());
+    assert!(attempts > 1000, "faults must have caused retries");
+    let snapshot = client.metrics().await.unwrap();
+    let successes: u64 = snapshot.providers.iter().map(|p| p.metrics.successes).sum();
+    assert_eq!(successes, ok);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_callers_future_aborts_the_http_call() {
+    let mock = MockServer::builder()
+        .stall_limit(Duration::from_secs(30))
+        .start_background()
+        .unwrap();
+    let client = Client::builder()
+        .providers(mock.providers().unwrap())
+        .build()
+        .unwrap();
+    mock.push_faults([FaultPlan::normal().with_latency(Duration::from_secs(30))]);
+    let req = ChatRequest::new("openai/gpt-4o-mini").unwrap().user("hi");
+    let cut = tokio::time::timeout(Duration::from_millis(200), client.generate(req)).await;
+    assert!(cut.is_err());
+    let mut cancelled = 0;
+    for _ in 0..200 {
+        let snapshot = client.metrics().await.unwrap();
+        cancelled = snapshot.provider("openai").unwrap().metrics.cancelled;
+        if cancelled == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(cancelled, 1);
+    // The next request is served normally.
+    let req = ChatRequest::new("openai/gpt-4o-mini").unwrap().user("hi");
+    assert!(client.generate(req).await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_go_over_the_wire_and_a_non_retryable_error_is_not_retried() {
+    let mock = MockServer::builder().start_background().unwrap();
+    let client = Client::builder()
+        .providers(mock.providers().unwrap())
+        .retry(fast_retries(3))
+        .build()
+        .unwrap();
+    let req = ChatRequest::new("anthropic/claude-3-5-haiku-latest")
+        .unwrap()
+        .user("hi")
+        .request_id("retry-me");
+    mock.script_key(
+        "retry-me",
+        [FaultPlan::error("overloaded"), FaultPlan::reset(0)],
+    );
+    let resp = client.generate(req).await.unwrap();
+    assert_eq!(resp.request_id.as_str(), "retry-me");
+    let log = mock.requests();
+    assert_eq!(log.len(), 3);
+    assert!(log
+        .iter()
+        .all(|r| r.header("x-client-request-id") == Some("retry-me")));
+
+    let req = ChatRequest::new("openai/gpt-4o-mini").unwrap().user("hi");
+    mock.push_faults([FaultPlan::error("insufficient_quota")]);
+    match client.generate(req).await {
+        Err(Error::Failed(f)) => {
+            assert_eq!(f.failure.category, steer_llm::Category::QuotaExceeded);
+            assert_eq!(f.attempts, 1);
+            let raw = f.last.as_ref().expect("the raw error is kept");
+            assert_eq!(raw.status(), Some(429));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(mock.requests().len(), 4);
+}
