@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use futures::StreamExt;
 use steer_llm::mock::{FaultPlan, MockServer};
-use steer_llm::{ChatRequest, ModelId, Providers, StreamEvent};
+use steer_llm::{ChatRequest, Client, ModelId, Providers, RetryPolicy, StreamEvent};
 
 /// steer: LLM calls that survive rate limits, overloads and broken streams.
 #[derive(Parser, Debug)]
@@ -46,9 +46,13 @@ enum Command {
         /// Token limit.
         #[arg(long)]
         max_tokens: Option<u32>,
-        /// With the embedded mock: inject this fault, e.g. `overloaded` or `reset?after=3`.
+        /// With the embedded mock: inject this fault into the first attempt, e.g.
+        /// `overloaded` (retried) or `insufficient_quota` (not retried).
         #[arg(long, value_name = "SPEC")]
         mock_fault: Option<FaultPlan>,
+        /// Attempts in all, retries included (default 3).
+        #[arg(long, default_value_t = 3)]
+        max_attempts: u32,
     },
 }
 
@@ -102,7 +106,17 @@ pub fn run() -> ExitCode {
                 system,
                 max_tokens,
                 mock_fault,
-            } => chat(model, prompt, stream, system, max_tokens, mock_fault).await,
+                max_attempts,
+            } => {
+                let opts = ChatOptions {
+                    stream,
+                    system,
+                    max_tokens,
+                    mock_fault,
+                    max_attempts,
+                };
+                chat(model, prompt, opts).await
+            }
         }
     });
     match result {
@@ -175,14 +189,22 @@ fn is_set(var: &str) -> bool {
     std::env::var(var).is_ok_and(|v| !v.trim().is_empty())
 }
 
-async fn chat(
-    model: String,
-    prompt: String,
+struct ChatOptions {
     stream: bool,
     system: Option<String>,
     max_tokens: Option<u32>,
     mock_fault: Option<FaultPlan>,
-) -> Result<(), String> {
+    max_attempts: u32,
+}
+
+async fn chat(model: String, prompt: String, opts: ChatOptions) -> Result<(), String> {
+    let ChatOptions {
+        stream,
+        system,
+        max_tokens,
+        mock_fault,
+        max_attempts,
+    } = opts;
     let model: ModelId = model.parse().map_err(|e| format!("{e}"))?;
     let (key_var, base_var) = env_vars(model.provider()).ok_or_else(|| {
         format!(
@@ -210,7 +232,7 @@ async fn chat(
         let server = MockServer::builder()
             .start_background()
             .map_err(|e| format!("cannot start the embedded mock provider: {e}"))?;
-        server.set_default_fault(mock_fault);
+        server.push_faults(mock_fault);
         eprintln!(
             "steer: {key_var} is not set; using the embedded mock provider at {}",
             server.base_url()
@@ -255,8 +277,26 @@ async fn chat(
             }
         }
     } else {
-        let resp = providers.generate(&req).await.map_err(|e| e.to_string())?;
+        // Through the reliability runtime: breaker, retries, supervision.
+        let client = Client::builder()
+            .providers(providers)
+            .retry(RetryPolicy::default().max_attempts(max_attempts))
+            .arbiters(1)
+            .build()
+            .map_err(|e| e.to_string())?;
+        let resp = client.generate(req).await.map_err(|e| e.to_string())?;
+        let metrics = client.metrics().await.map_err(|e| e.to_string())?;
+        let retries = metrics
+            .provider(&resp.provider)
+            .map(|p| p.metrics.retries)
+            .unwrap_or(0);
         println!("{}", resp.text);
+        if retries > 0 {
+            eprintln!(
+                "steer: succeeded after {retries} retr{}",
+                if retries == 1 { "y" } else { "ies" }
+            );
+        }
         eprintln!(
             "steer: finished ({:?}), {} prompt + {} completion tokens, provider request {}",
             resp.finish_reason,
