@@ -132,12 +132,23 @@ pub(crate) async fn read_body(
     ctx: &CallContext,
     mut response: reqwest::Response,
 ) -> Result<Bytes, ProviderError> {
+    let too_large = || {
+        ctx.malformed(format!(
+            "response body larger than {RESPONSE_BODY_LIMIT} bytes"
+        ))
+    };
+    match response.content_length() {
+        // A declared length within the limit: one read, no copy.
+        Some(n) if n <= RESPONSE_BODY_LIMIT as u64 => {
+            return response.bytes().await.map_err(|e| ctx.transport(&e))
+        }
+        Some(_) => return Err(too_large()),
+        None => {}
+    }
     let mut buf = BytesMut::new();
     while let Some(chunk) = response.chunk().await.map_err(|e| ctx.transport(&e))? {
         if buf.len() + chunk.len() > RESPONSE_BODY_LIMIT {
-            return Err(ctx.malformed(format!(
-                "response body larger than {RESPONSE_BODY_LIMIT} bytes"
-            )));
+            return Err(too_large());
         }
         buf.extend_from_slice(&chunk);
     }
@@ -329,21 +340,29 @@ pub(crate) async fn generate(
     req: &ChatRequest,
     parse: fn(&[u8]) -> Result<Parsed, DecodeError>,
 ) -> Result<ChatResponse, ProviderError> {
-    let response = send(&ctx, request).await?;
-    let headers = response.headers().clone();
-    let provider_request_id = provider_request_id(&headers);
-    let with_response = |mut err: ProviderError| {
+    let mut response = send(&ctx, request).await?;
+    let provider_request_id = provider_request_id(response.headers());
+    // Moved out, not copied: reading the body does not need them.
+    let headers = std::mem::take(response.headers_mut());
+    let with_response = |mut err: ProviderError, headers: HeaderMap| {
         err.provider_request_id = provider_request_id.clone();
-        err.headers = headers.clone();
+        err.headers = headers;
         err
     };
-    let body = read_body(&ctx, response).await.map_err(with_response)?;
-    let parsed = parse(&body)
-        .map_err(|e| match e {
-            DecodeError::Malformed(m) => ctx.malformed(m),
-            DecodeError::InBand(body) => ctx.error(FailureKind::InBand { body }),
-        })
-        .map_err(with_response)?;
+    let body = match read_body(&ctx, response).await {
+        Ok(body) => body,
+        Err(e) => return Err(with_response(e, headers)),
+    };
+    let parsed = match parse(&body) {
+        Ok(parsed) => parsed,
+        Err(DecodeError::Malformed(m)) => return Err(with_response(ctx.malformed(m), headers)),
+        Err(DecodeError::InBand(body)) => {
+            return Err(with_response(
+                ctx.error(FailureKind::InBand { body }),
+                headers,
+            ))
+        }
+    };
     Ok(ChatResponse {
         text: parsed.text,
         finish_reason: parsed.finish_reason,

@@ -183,12 +183,18 @@ pub enum CallOutcome {
     Cancelled,
 }
 
+/// Calls counted in one slice of the window (for the rates).
 #[derive(Debug, Clone, Copy)]
-struct Call {
-    at: Instant,
-    failed: bool,
-    slow: bool,
+struct Bucket {
+    start: Instant,
+    calls: u32,
+    failures: u32,
+    slow: u32,
 }
+
+/// Slices of the window the rate counters are kept in: memory stays constant
+/// whatever the load, at the price of a window edge that is 1/20 of it wide.
+const BUCKETS: u32 = 20;
 
 /// Counters of a breaker, for status queries and metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -215,7 +221,10 @@ pub struct Breaker {
     config: BreakerConfig,
     state: BreakerState,
     generation: u64,
-    calls: VecDeque<Call>,
+    /// The most recent health failures, at most `failure_threshold` of them:
+    /// enough to know exactly whether the threshold is reached within the window.
+    recent_failures: VecDeque<Instant>,
+    buckets: VecDeque<Bucket>,
     reopen_count: u32,
     open_until: Option<Instant>,
     paused_until: Option<Instant>,
@@ -231,7 +240,8 @@ impl Breaker {
             config,
             state: BreakerState::Closed,
             generation: 0,
-            calls: VecDeque::new(),
+            recent_failures: VecDeque::new(),
+            buckets: VecDeque::new(),
             reopen_count: 0,
             open_until: None,
             paused_until: None,
@@ -260,7 +270,7 @@ impl Breaker {
     pub fn stats(&mut self, now: Instant) -> BreakerStats {
         self.forget_old(now);
         BreakerStats {
-            failures_in_window: self.calls.iter().filter(|c| c.failed).count() as u32,
+            failures_in_window: self.recent_failures.len() as u32,
             probes_in_flight: self.probes_in_flight,
             ..self.stats
         }
@@ -345,12 +355,7 @@ impl Breaker {
                     CallOutcome::HealthFailure => (true, false),
                     CallOutcome::Neutral | CallOutcome::Cancelled => return None,
                 };
-                self.calls.push_back(Call {
-                    at: now,
-                    failed,
-                    slow,
-                });
-                self.forget_old(now);
+                self.record(now, failed, slow);
                 self.trip_reason()
                     .map(|reason| self.transition(BreakerState::Open, reason, now))
             }
@@ -403,36 +408,82 @@ impl Breaker {
     pub fn reset(&mut self, now: Instant) -> Option<Transition> {
         self.paused_until = None;
         self.reopen_count = 0;
-        self.calls.clear();
+        self.clear_window();
         (self.state != BreakerState::Closed)
             .then(|| self.transition(BreakerState::Closed, TransitionReason::Reset, now))
     }
 
     fn forget_old(&mut self, now: Instant) {
-        while let Some(c) = self.calls.front() {
-            if now.saturating_duration_since(c.at) >= self.config.window {
-                self.calls.pop_front();
+        let window = self.config.window;
+        while let Some(at) = self.recent_failures.front() {
+            if now.saturating_duration_since(*at) >= window {
+                self.recent_failures.pop_front();
+            } else {
+                break;
+            }
+        }
+        while let Some(b) = self.buckets.front() {
+            if now.saturating_duration_since(b.start) >= window {
+                self.buckets.pop_front();
             } else {
                 break;
             }
         }
     }
 
+    fn record(&mut self, now: Instant, failed: bool, slow: bool) {
+        self.forget_old(now);
+        if failed {
+            if self.recent_failures.len() as u32 >= self.config.failure_threshold {
+                self.recent_failures.pop_front();
+            }
+            self.recent_failures.push_back(now);
+        }
+        if self.config.failure_rate.is_none() && self.config.slow_call_rate.is_none() {
+            return;
+        }
+        let width = self.config.window / BUCKETS;
+        let fresh = self
+            .buckets
+            .back()
+            .is_none_or(|b| now.saturating_duration_since(b.start) >= width);
+        if fresh {
+            self.buckets.push_back(Bucket {
+                start: now,
+                calls: 0,
+                failures: 0,
+                slow: 0,
+            });
+        }
+        if let Some(b) = self.buckets.back_mut() {
+            b.calls += 1;
+            b.failures += u32::from(failed);
+            b.slow += u32::from(slow);
+        }
+    }
+
+    fn clear_window(&mut self) {
+        self.recent_failures.clear();
+        self.buckets.clear();
+    }
+
     fn trip_reason(&self) -> Option<TransitionReason> {
-        let failures = self.calls.iter().filter(|c| c.failed).count() as u32;
+        let failures = self.recent_failures.len() as u32;
         if failures >= self.config.failure_threshold {
             return Some(TransitionReason::FailureThreshold { failures });
         }
-        let calls = self.calls.len() as f64;
-        if self.calls.len() as u32 >= self.config.min_calls.max(1) {
+        let (calls, failed, slow) = self.buckets.iter().fold((0u32, 0u32, 0u32), |acc, b| {
+            (acc.0 + b.calls, acc.1 + b.failures, acc.2 + b.slow)
+        });
+        if calls >= self.config.min_calls.max(1) {
+            let calls = f64::from(calls);
             if let Some(rate) = self.config.failure_rate {
-                if f64::from(failures) / calls >= rate {
+                if f64::from(failed) / calls >= rate {
                     return Some(TransitionReason::FailureRate);
                 }
             }
             if let Some(rate) = self.config.slow_call_rate {
-                let slow = self.calls.iter().filter(|c| c.slow).count() as f64;
-                if slow / calls >= rate {
+                if f64::from(slow) / calls >= rate {
                     return Some(TransitionReason::SlowCallRate);
                 }
             }
@@ -470,13 +521,13 @@ impl Breaker {
             }
             BreakerState::Closed => {
                 self.reopen_count = 0;
-                self.calls.clear();
+                self.clear_window();
                 self.open_until = None;
             }
             BreakerState::HalfOpen => self.open_until = None,
             BreakerState::ForcedOpen | BreakerState::Disabled => {
                 self.open_until = None;
-                self.calls.clear();
+                self.clear_window();
             }
         }
         Transition {
