@@ -161,3 +161,57 @@ async fn retries_go_over_the_wire_and_a_non_retryable_error_is_not_retried() {
     }
     assert_eq!(mock.requests().len(), 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_endpoint_serves_prometheus_text_and_json() {
+    let mock = MockServer::builder().start_background().unwrap();
+    let client = Client::builder()
+        .providers(mock.providers().unwrap())
+        .build()
+        .unwrap();
+    let req = ChatRequest::new("xai/grok-3-mini").unwrap().user("hi");
+    client.generate(req).await.unwrap();
+    mock.push_faults([FaultPlan::error("invalid_request")]);
+    let req = ChatRequest::new("xai/grok-3-mini")
+        .unwrap()
+        .user("hi")
+        .request_id("visible-id");
+    let err = client.generate(req).await.unwrap_err();
+    assert!(err.to_string().contains("visible-id"), "{err}");
+    let (addr, task) =
+        steer_llm::runtime::http::serve(client.clone(), "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+    let http = reqwest::Client::new();
+    let text = http
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("steer_attempts_total{provider=\"xai\",outcome=\"success\"} 1"),
+        "{text}"
+    );
+    assert!(text
+        .contains("steer_final_failures_total{provider=\"xai\",category=\"invalid_request\"} 1"));
+    let json: serde_json::Value = http
+        .get(format!("http://{addr}/reliability"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let xai = json["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["provider"] == "xai")
+        .unwrap();
+    assert_eq!(xai["breaker"]["state"], "closed");
+    assert_eq!(xai["metrics"]["requests"], 2);
+    task.abort();
+}
