@@ -301,6 +301,8 @@ pub enum Error {
         attempts: u32,
         /// The last failure, if any.
         last: Option<Box<Failure>>,
+        /// For a stream: the text delivered before the deadline.
+        partial: Option<String>,
     },
     /// Provider or user code panicked during the request.
     #[error("request {request_id}: panicked in attempt {attempts}: {message}")]
@@ -345,6 +347,8 @@ pub struct FailedRequest {
     pub attempts: u32,
     /// The raw error of the last attempt (absent for a timeout steer imposed).
     pub last: Option<ProviderError>,
+    /// For a stream: the text delivered before it failed.
+    pub partial: Option<String>,
 }
 
 impl fmt::Display for FailedRequest {
@@ -378,6 +382,15 @@ impl Error {
         match self {
             Error::Failed(f) => Some(&f.failure),
             Error::Rejected { last, .. } | Error::DeadlineExceeded { last, .. } => last.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// For a failed stream: the text it delivered before failing.
+    pub fn partial_text(&self) -> Option<&str> {
+        match self {
+            Error::Failed(f) => f.partial.as_deref(),
+            Error::DeadlineExceeded { partial, .. } => partial.as_deref(),
             _ => None,
         }
     }

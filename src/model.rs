@@ -398,6 +398,21 @@ pub enum StreamEvent {
     },
     /// Usage so far (cumulative, not an increment).
     Usage(Usage),
+    /// A continuation attempt takes over here after the stream broke: the text
+    /// before and after the seam is one response, with nothing lost or repeated.
+    Resumed {
+        /// The attempt that continues (2 for the first retry).
+        attempt: u32,
+        /// Where the seam is in the response text, in characters.
+        offset: usize,
+        /// The provider continuing.
+        provider: String,
+    },
+    /// The response starts again from the beginning: discard the text received so far.
+    Restarted {
+        /// The attempt that starts again.
+        attempt: u32,
+    },
     /// The stream finished successfully.
     Complete {
         /// Why generation stopped.

@@ -17,6 +17,7 @@ pub mod failure;
 pub mod metrics;
 pub mod request;
 pub mod retry;
+pub mod stream;
 
 pub use breaker::{BreakerConfig, BreakerState, CircuitBreaker, TransitionEvent};
 pub use failure::{Category, Failure, Phase, RateLimitHints};

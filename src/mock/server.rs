@@ -17,6 +17,7 @@ use super::fault::{FaultPlan, Outcome, WaitHeaders};
 use super::render::{self, Frames};
 use super::text::{self, Turn};
 use super::{Flavour, RecordedRequest, Shared, FAULT_HEADER, KEY_HEADER};
+use crate::runtime::continuation::rejects_prefill;
 
 pub(super) async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
     let app = Router::new()
@@ -152,23 +153,6 @@ fn parse_request(flavour: Flavour, body: &Value) -> Result<Parsed, String> {
             .and_then(|v| v.as_bool())
             == Some(true),
     })
-}
-
-/// Whether an Anthropic model rejects a final assistant message: Claude 4.6 and later.
-pub fn rejects_prefill(model: &str) -> bool {
-    let Some(rest) = model.strip_prefix("claude-") else {
-        return false;
-    };
-    let numbers: Vec<u32> = rest
-        .split('-')
-        .filter(|p| !p.is_empty() && p.len() <= 2)
-        .filter_map(|p| p.parse().ok())
-        .collect();
-    match numbers.as_slice() {
-        [major, minor, ..] => (*major, *minor) >= (4, 6),
-        [major] => *major >= 5,
-        [] => false,
-    }
 }
 
 fn invalid_request(flavour: Flavour, message: &str, request_id: &str) -> ErrorResponse {
@@ -727,25 +711,4 @@ fn steps_body(steps: Vec<Step>, delay: Option<Duration>, stall_limit: Duration) 
         }
     });
     Body::from_stream(stream)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::rejects_prefill;
-
-    #[test]
-    fn prefill_is_rejected_from_claude_4_6_on() {
-        for (model, rejects) in [
-            ("claude-3-5-haiku-latest", false),
-            ("claude-sonnet-4-5-20250929", false),
-            ("claude-sonnet-4-20250514", false),
-            ("claude-opus-4-6", true),
-            ("claude-sonnet-4-6", true),
-            ("claude-opus-4-7", true),
-            ("claude-opus-5", true),
-            ("gpt-4o-mini", false),
-        ] {
-            assert_eq!(rejects_prefill(model), rejects, "{model}");
-        }
-    }
 }

@@ -197,6 +197,28 @@ fn chunks_after(chunks: &[String], prefix_len: usize) -> Vec<String> {
     out
 }
 
+/// How the mock reads steer's "continue" message (see
+/// [`crate::runtime::continuation`]): the quoted partial text, if `content` is one.
+pub fn quoted_partial(content: &str) -> Option<&str> {
+    use crate::runtime::continuation::{CONTINUE_PREFIX, CONTINUE_SUFFIX};
+    content
+        .strip_prefix(CONTINUE_PREFIX)?
+        .strip_suffix(CONTINUE_SUFFIX)
+}
+
+/// Where a model that was asked to continue starts again: like a real model, it
+/// repeats the last word or two (at least 8 bytes) of what it had written.
+fn restart_point(partial: &str) -> usize {
+    let limit = partial.len().saturating_sub(8);
+    partial
+        .char_indices()
+        .filter(|(i, _)| *i <= limit)
+        .filter(|(i, _)| *i == 0 || partial[..*i].ends_with(char::is_whitespace))
+        .map(|(i, _)| i)
+        .next_back()
+        .unwrap_or(0)
+}
+
 /// Tokens counted for a prompt: words plus four per message.
 pub fn prompt_tokens(turns: &[Turn]) -> u64 {
     turns
@@ -227,6 +249,16 @@ pub fn reply(
 ) -> Reply {
     let prompt_tokens = prompt_tokens(turns);
     let mut chunks = match turns.split_last() {
+        Some((last, earlier)) if last.role == "user" && quoted_partial(&last.content).is_some() => {
+            let partial = quoted_partial(&last.content).unwrap_or_default();
+            let full = full_chunks(model, earlier, words);
+            let text: String = full.concat();
+            if text.starts_with(partial) {
+                chunks_after(&full, restart_point(partial))
+            } else {
+                full_chunks(model, turns, words)
+            }
+        }
         Some((last, earlier)) if last.role == "assistant" => {
             let full = full_chunks(model, earlier, words);
             let text: String = full.concat();

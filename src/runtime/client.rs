@@ -17,7 +17,9 @@ use steer_actors::{
 };
 use tokio::sync::{oneshot, Semaphore};
 
+use super::continuation::Continuation;
 use super::options::GenerateOptions;
+use super::stream::{SteerStream, StreamActor, StreamSettings, STREAM_BUFFER};
 use super::system::Arbiters;
 use super::MetricsSnapshot;
 use crate::classify::classify;
@@ -50,6 +52,7 @@ struct Inner {
     attempt_timeout: Option<Duration>,
     deadline: Option<Duration>,
     max_pause_wait: Duration,
+    stream: StreamDefaults,
     // Last: stopping the arbiters after the addresses are gone.
     _arbiters: Arbiters,
 }
@@ -79,6 +82,26 @@ impl std::fmt::Debug for Client {
     }
 }
 
+/// Stream timeouts and continuation of a client.
+#[derive(Debug, Clone, Copy)]
+struct StreamDefaults {
+    headers_timeout: Option<Duration>,
+    first_token_timeout: Option<Duration>,
+    idle_timeout: Option<Duration>,
+    continuation: Continuation,
+}
+
+impl Default for StreamDefaults {
+    fn default() -> Self {
+        StreamDefaults {
+            headers_timeout: Some(Duration::from_secs(60)),
+            first_token_timeout: Some(Duration::from_secs(120)),
+            idle_timeout: Some(Duration::from_secs(60)),
+            continuation: Continuation::Auto,
+        }
+    }
+}
+
 /// Builds a [`Client`].
 #[derive(Debug, Clone)]
 pub struct ClientBuilder {
@@ -94,6 +117,7 @@ pub struct ClientBuilder {
     attempt_timeout: Option<Duration>,
     deadline: Option<Duration>,
     seed: u64,
+    stream: StreamDefaults,
 }
 
 impl Default for ClientBuilder {
@@ -111,6 +135,7 @@ impl Default for ClientBuilder {
             attempt_timeout: Some(Duration::from_secs(600)),
             deadline: None,
             seed: 0x5ee7,
+            stream: StreamDefaults::default(),
         }
     }
 }
@@ -169,6 +194,25 @@ impl ClientBuilder {
         self.deadline = d;
         self
     }
+    /// Stream timeouts: until the response headers (default 60 s), until the first
+    /// text (default 120 s), and the longest silence between events (default 60 s).
+    pub fn stream_timeouts(
+        mut self,
+        headers: Option<Duration>,
+        first_token: Option<Duration>,
+        idle: Option<Duration>,
+    ) -> Self {
+        self.stream.headers_timeout = headers;
+        self.stream.first_token_timeout = first_token;
+        self.stream.idle_timeout = idle;
+        self
+    }
+    /// What streams do when they break after content began (default: continue,
+    /// by prefill or "continue" message as the model allows).
+    pub fn continuation(mut self, c: Continuation) -> Self {
+        self.stream.continuation = c;
+        self
+    }
     /// Seed of the backoff jitter (fixed seeds make schedules reproducible).
     pub fn jitter_seed(mut self, seed: u64) -> Self {
         self.seed = seed;
@@ -225,6 +269,7 @@ impl ClientBuilder {
                 attempt_timeout: self.attempt_timeout,
                 deadline: self.deadline,
                 max_pause_wait: self.retry.max_server_wait,
+                stream: self.stream,
                 _arbiters: arbiters,
             }),
         })
@@ -281,23 +326,7 @@ impl Client {
         options: GenerateOptions,
     ) -> Result<ChatResponse, Error> {
         let handle = self.handle(req.model.provider())?;
-        let admission = match self.inner.overload {
-            Overload::Reject => self
-                .inner
-                .admission
-                .clone()
-                .try_acquire_owned()
-                .map_err(|_| Error::Overloaded {
-                    max_in_flight: self.inner.max_in_flight,
-                })?,
-            Overload::Wait => self
-                .inner
-                .admission
-                .clone()
-                .acquire_owned()
-                .await
-                .map_err(|_| Error::Internal("the admission semaphore closed".into()))?,
-        };
+        let admission = self.admit().await?;
         let request_id = req.request_id.clone();
         let spec = RequestSpec {
             request_id: request_id.to_string(),
@@ -339,6 +368,65 @@ impl Client {
             Err(_) => Err(Error::Internal(format!(
                 "request {request_id}: its actor stopped without a reply"
             ))),
+        }
+    }
+
+    /// Streams a request: retried before content like [`Client::generate`], resumed
+    /// after content without a lost or repeated character (a `Resumed` event marks
+    /// the seam). Dropping the stream cancels the request.
+    pub async fn stream(&self, req: ChatRequest) -> Result<SteerStream, Error> {
+        self.stream_with(req, GenerateOptions::default()).await
+    }
+
+    /// Streams a request with per-request overrides.
+    pub async fn stream_with(
+        &self,
+        req: ChatRequest,
+        options: GenerateOptions,
+    ) -> Result<SteerStream, Error> {
+        let handle = self.handle(req.model.provider())?;
+        let admission = self.admit().await?;
+        let d = self.inner.stream;
+        let settings = StreamSettings {
+            headers_timeout: options.attempt_timeout.or(d.headers_timeout),
+            first_token_timeout: options.first_token_timeout.or(d.first_token_timeout),
+            idle_timeout: options.idle_timeout.or(d.idle_timeout),
+            deadline: options.deadline.or(self.inner.deadline),
+            max_pause_wait: options
+                .retry
+                .as_ref()
+                .map(|p| p.max_server_wait)
+                .unwrap_or(self.inner.max_pause_wait),
+            policy: options.retry,
+            use_breaker: options.breaker.unwrap_or(true),
+            continuation: options.continuation.unwrap_or(d.continuation),
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel(STREAM_BUFFER);
+        let provider = handle.provider.clone();
+        let (breaker, coordinator) = (handle.breaker.clone(), handle.coordinator.clone());
+        StreamActor::start_in_arbiter(&handle.arbiter, move |_| {
+            StreamActor::new(provider, req, settings, breaker, coordinator, tx, admission)
+        });
+        Ok(SteerStream::new(rx))
+    }
+
+    async fn admit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Error> {
+        match self.inner.overload {
+            Overload::Reject => self
+                .inner
+                .admission
+                .clone()
+                .try_acquire_owned()
+                .map_err(|_| Error::Overloaded {
+                    max_in_flight: self.inner.max_in_flight,
+                }),
+            Overload::Wait => self
+                .inner
+                .admission
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| Error::Internal("the admission semaphore closed".into())),
         }
     }
 
@@ -420,6 +508,7 @@ fn request_error(
             reason,
             attempts,
             last,
+            partial: None,
         })),
         RequestError::Rejected {
             rejection,
@@ -436,6 +525,7 @@ fn request_error(
             request_id: request_id.clone(),
             attempts,
             last: last.map(Box::new),
+            partial: None,
         },
         RequestError::Panicked { message, attempts } => Error::Panicked {
             request_id: request_id.clone(),

@@ -6,14 +6,18 @@
 //! same arbiter, so a request's messages never cross threads.
 
 mod client;
+pub mod continuation;
 mod generate;
 pub mod http;
 mod options;
+mod stream;
 mod system;
 
 pub use client::{Client, ClientBuilder, Overload};
 pub use generate::{Generate, Router};
+pub use continuation::Continuation;
 pub use options::GenerateOptions;
+pub use stream::SteerStream;
 pub use steer_actors::breaker::{BreakerStatus, Rejection, TransitionEvent};
 pub use steer_actors::metrics::render_prometheus;
 

@@ -23,6 +23,9 @@ pub struct GenerateOptions {
     pub(crate) breaker: Option<bool>,
     pub(crate) deadline: Option<Duration>,
     pub(crate) attempt_timeout: Option<Duration>,
+    pub(crate) continuation: Option<super::continuation::Continuation>,
+    pub(crate) first_token_timeout: Option<Duration>,
+    pub(crate) idle_timeout: Option<Duration>,
 }
 
 impl GenerateOptions {
@@ -41,9 +44,24 @@ impl GenerateOptions {
         self.deadline = Some(d);
         self
     }
-    /// Time for each attempt.
+    /// Time for each attempt (for a stream: until its response headers).
     pub fn attempt_timeout(mut self, d: Duration) -> Self {
         self.attempt_timeout = Some(d);
+        self
+    }
+    /// Streams: what to do when the stream breaks after content began.
+    pub fn continuation(mut self, c: super::continuation::Continuation) -> Self {
+        self.continuation = Some(c);
+        self
+    }
+    /// Streams: time from the response headers to the first text.
+    pub fn first_token_timeout(mut self, d: Duration) -> Self {
+        self.first_token_timeout = Some(d);
+        self
+    }
+    /// Streams: longest silence between two events.
+    pub fn idle_timeout(mut self, d: Duration) -> Self {
+        self.idle_timeout = Some(d);
         self
     }
 }

@@ -1,0 +1,602 @@
+//! The stream actor: one per streamed request. It runs each attempt's event stream
+//! itself, keeps the checkpoint (text delivered, chunks, usage, provider request id)
+//! as its own state after every delta, and on a retryable failure after content
+//! began sends a continuation request and splices its output at a `Resumed` seam.
+//!
+//! Its domain logic (checkpoint, seam) lives in `steer_actors::stream`; it sits in
+//! this crate because the events it produces are the SDK's own `StreamEvent`s.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
+
+use actix::prelude::*;
+use futures::{FutureExt, Stream, StreamExt};
+use steer_actors::breaker::{Acquire, CallOutcome, CircuitBreaker, Pause, PermitLease, Rejection};
+use steer_actors::retry::{
+    AttemptAbandoned, AttemptFailed, AttemptState, Decision, GiveUp, RequestFinished,
+    RequestStarted, RetryCoordinator, RetryPolicy,
+};
+use steer_actors::stream::{Checkpoint, Seam};
+use steer_actors::{Category, Failure};
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
+
+use super::continuation::{continuation_request, strategy_for, Continuation};
+use crate::classify::classify;
+use crate::error::{Error, FailedRequest, ProviderError};
+use crate::model::{ChatRequest, StreamEvent, Usage};
+use crate::provider::{EventStream, Provider};
+
+/// Events waiting for a slow consumer, at most: past this the actor stops reading
+/// the HTTP body (backpressure) instead of buffering.
+pub(crate) const STREAM_BUFFER: usize = 16;
+/// Events read from the body in one go before the actor handles them.
+const BATCH: usize = 64;
+
+/// Timeouts and policy of one stream.
+#[derive(Debug, Clone)]
+pub(crate) struct StreamSettings {
+    pub headers_timeout: Option<Duration>,
+    pub first_token_timeout: Option<Duration>,
+    pub idle_timeout: Option<Duration>,
+    pub deadline: Option<Duration>,
+    pub policy: Option<Arc<RetryPolicy>>,
+    pub use_breaker: bool,
+    pub max_pause_wait: Duration,
+    pub continuation: Continuation,
+}
+
+type Item = Result<StreamEvent, Error>;
+
+/// What one read from the body produced.
+enum Batch {
+    Items(Vec<Result<StreamEvent, ProviderError>>),
+    TimedOut { first_token: bool },
+    Cancelled,
+}
+
+pub(crate) struct StreamActor {
+    provider: Arc<dyn Provider>,
+    original: Arc<ChatRequest>,
+    settings: StreamSettings,
+    strategy: Continuation,
+    breaker: Addr<CircuitBreaker>,
+    coordinator: Addr<RetryCoordinator>,
+    tx: mpsc::Sender<Item>,
+    checkpoint: Checkpoint,
+    attempts: u32,
+    backoff_so_far: Duration,
+    previous_delay: Option<Duration>,
+    deadline: Option<tokio::time::Instant>,
+    finished_usage: Usage,
+    attempt_usage: Option<Usage>,
+    attempt_deltas: u64,
+    seam: Option<Seam>,
+    pending_seam_event: Option<StreamEvent>,
+    start_sent: bool,
+    last_failure: Option<Failure>,
+    lease: Option<PermitLease>,
+    in_flight: bool,
+    done: bool,
+    _admission: OwnedSemaphorePermit,
+    span: tracing::Span,
+}
+
+impl StreamActor {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        provider: Arc<dyn Provider>,
+        original: ChatRequest,
+        settings: StreamSettings,
+        breaker: Addr<CircuitBreaker>,
+        coordinator: Addr<RetryCoordinator>,
+        tx: mpsc::Sender<Item>,
+        admission: OwnedSemaphorePermit,
+    ) -> Self {
+        let span = tracing::info_span!("steer.stream", request_id = %original.request_id, provider = %provider.name());
+        let strategy = strategy_for(settings.continuation, provider.name(), original.model.model());
+        StreamActor {
+            deadline: settings.deadline.map(|d| tokio::time::Instant::now() + d),
+            strategy,
+            provider,
+            original: Arc::new(original),
+            settings,
+            breaker,
+            coordinator,
+            tx,
+            checkpoint: Checkpoint::default(),
+            attempts: 0,
+            backoff_so_far: Duration::ZERO,
+            previous_delay: None,
+            finished_usage: Usage::default(),
+            attempt_usage: None,
+            attempt_deltas: 0,
+            seam: None,
+            pending_seam_event: None,
+            start_sent: false,
+            last_failure: None,
+            lease: None,
+            in_flight: false,
+            done: false,
+            _admission: admission,
+            span,
+        }
+    }
+
+    fn time_left(&self) -> Option<Duration> {
+        self.deadline
+            .map(|d| d.saturating_duration_since(tokio::time::Instant::now()))
+    }
+
+    fn total_usage(&self) -> Usage {
+        let current = self.attempt_usage.unwrap_or_default();
+        Usage::new(
+            self.finished_usage.prompt_tokens + current.prompt_tokens,
+            self.finished_usage.completion_tokens + current.completion_tokens,
+        )
+    }
+
+    /// Ends the stream with an error (after delivering it) or with nothing more.
+    fn end(&mut self, error: Option<Error>, finished: RequestFinished, ctx: &mut Context<Self>) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        self.coordinator.do_send(finished);
+        let tx = self.tx.clone();
+        ctx.spawn(
+            actix::fut::wrap_future(async move {
+                if let Some(e) = error {
+                    let _ = tx.send(Err(e)).await;
+                }
+            })
+            .map(|_, _: &mut Self, ctx: &mut Context<Self>| ctx.stop()),
+        );
+    }
+
+    fn partial(&self) -> Option<String> {
+        (!self.checkpoint.text.is_empty()).then(|| self.checkpoint.text.clone())
+    }
+
+    fn next_attempt(&mut self, ctx: &mut Context<Self>) {
+        if self.time_left() == Some(Duration::ZERO) {
+            let e = Error::DeadlineExceeded {
+                request_id: self.original.request_id.clone(),
+                attempts: self.attempts,
+                last: self.last_failure.take().map(Box::new),
+                partial: self.partial(),
+            };
+            let finished = RequestFinished::Failed {
+                category: Category::DeadlineExceeded,
+            };
+            return self.end(Some(e), finished, ctx);
+        }
+        if !self.settings.use_breaker {
+            return self.open(None, ctx);
+        }
+        ctx.spawn(actix::fut::wrap_future(self.breaker.send(Acquire)).map(
+            |res, act: &mut Self, ctx| match res {
+                Ok(Ok(lease)) => act.open(Some(lease), ctx),
+                Ok(Err(rejection)) => act.rejected(rejection, ctx),
+                Err(_) => act.end(
+                    Some(Error::Internal("the circuit breaker is gone".into())),
+                    RequestFinished::Failed {
+                        category: Category::Unknown,
+                    },
+                    ctx,
+                ),
+            },
+        ));
+    }
+
+    fn rejected(&mut self, rejection: Rejection, ctx: &mut Context<Self>) {
+        if let Rejection::Paused { retry_in } = rejection {
+            let fits = self.time_left().is_none_or(|left| retry_in < left);
+            if retry_in <= self.settings.max_pause_wait && fits {
+                ctx.run_later(retry_in, |act, ctx| act.next_attempt(ctx));
+                return;
+            }
+        }
+        let e = Error::Rejected {
+            provider: self.provider.name().to_string(),
+            request_id: self.original.request_id.clone(),
+            rejection,
+            attempts: self.attempts,
+            last: self.last_failure.take().map(Box::new),
+        };
+        self.end(Some(e), RequestFinished::Rejected, ctx);
+    }
+
+    fn open(&mut self, lease: Option<PermitLease>, ctx: &mut Context<Self>) {
+        self.attempts += 1;
+        self.attempt_usage = None;
+        self.attempt_deltas = 0;
+        let request = if self.checkpoint.text.is_empty() {
+            self.seam = None;
+            self.original.as_ref().clone()
+        } else {
+            let (req, seam) = continuation_request(
+                &self.original,
+                &self.checkpoint.text,
+                self.strategy,
+                self.finished_usage.completion_tokens,
+            );
+            self.seam = Some(seam);
+            req
+        };
+        self.lease = lease;
+        self.in_flight = true;
+        let provider = self.provider.clone();
+        let timeout = match (self.settings.headers_timeout, self.time_left()) {
+            (Some(a), Some(d)) => Some(a.min(d)),
+            (a, d) => a.or(d),
+        };
+        let connect = async move {
+            let opening = std::panic::AssertUnwindSafe(provider.stream(&request)).catch_unwind();
+            match timeout {
+                Some(t) => tokio::time::timeout(t, opening).await.ok(),
+                None => Some(opening.await),
+            }
+        };
+        ctx.spawn(
+            actix::fut::wrap_future(tracing::Instrument::instrument(connect, self.span.clone()))
+                .map(|opened, act: &mut Self, ctx| match opened {
+                    Some(Ok(Ok(stream))) => act.pump(stream, ctx),
+                    Some(Ok(Err(e))) => act.failed(classify(&e), Some(e), ctx),
+                    Some(Err(_panic)) => {
+                        let f = Failure::new(Category::Unknown, act.provider.name(), "the provider panicked");
+                        act.failed(f, None, ctx)
+                    }
+                    None => {
+                        let f = Failure::new(
+                            Category::Timeout,
+                            act.provider.name(),
+                            "no response headers in time",
+                        );
+                        act.failed(f, None, ctx)
+                    }
+                }),
+        );
+    }
+
+    /// Reads the next batch of events (waiting for the first under the idle or
+    /// first-token timeout), unless the consumer goes away.
+    fn pump(&mut self, mut stream: EventStream, ctx: &mut Context<Self>) {
+        let first_token = self.attempt_deltas == 0;
+        let wait = if first_token {
+            self.settings.first_token_timeout
+        } else {
+            self.settings.idle_timeout
+        };
+        let wait = match (wait, self.time_left()) {
+            (Some(a), Some(d)) => Some(a.min(d)),
+            (a, d) => a.or(d),
+        };
+        let tx = self.tx.clone();
+        let read = async move {
+            let next = async {
+                match wait {
+                    Some(t) => tokio::time::timeout(t, stream.next()).await.ok(),
+                    None => Some(stream.next().await),
+                }
+            };
+            let first = tokio::select! {
+                biased;
+                _ = tx.closed() => return (Batch::Cancelled, stream),
+                first = next => first,
+            };
+            let Some(first) = first else {
+                return (Batch::TimedOut { first_token }, stream);
+            };
+            let mut items = Vec::with_capacity(8);
+            let mut ended = match first {
+                None => true,
+                Some(item) => {
+                    let err = item.is_err();
+                    items.push(item);
+                    err
+                }
+            };
+            while !ended && items.len() < BATCH {
+                match stream.next().now_or_never() {
+                    Some(Some(item)) => {
+                        ended = item.is_err();
+                        items.push(item);
+                    }
+                    Some(None) => ended = true,
+                    None => break,
+                }
+            }
+            (Batch::Items(items), stream)
+        };
+        ctx.spawn(
+            actix::fut::wrap_future(read)
+                .map(|(batch, stream), act: &mut Self, ctx| act.on_batch(batch, stream, ctx)),
+        );
+    }
+
+    fn deliver(&mut self, text: &str, out: &mut Vec<StreamEvent>) {
+        if text.is_empty() {
+            return;
+        }
+        if let Some(seam_event) = self.pending_seam_event.take() {
+            out.push(seam_event);
+        }
+        let offset = self.checkpoint.deliver(text);
+        out.push(StreamEvent::TextDelta {
+            text: text.to_string(),
+            offset,
+        });
+    }
+
+    fn on_batch(&mut self, batch: Batch, stream: EventStream, ctx: &mut Context<Self>) {
+        let items = match batch {
+            Batch::Cancelled => return self.cancelled(ctx),
+            Batch::TimedOut { first_token } => {
+                drop(stream);
+                let what = if first_token {
+                    "no first token in time"
+                } else {
+                    "the stream went idle"
+                };
+                let f = Failure::new(Category::Timeout, self.provider.name(), what);
+                return self.failed(f, None, ctx);
+            }
+            Batch::Items(items) => items,
+        };
+        let mut out = Vec::with_capacity(items.len() + 2);
+        let mut failure = None;
+        let mut complete = false;
+        let mut ended = items.is_empty();
+        for item in items {
+            match item {
+                Ok(StreamEvent::Start {
+                    provider_request_id,
+                    ..
+                }) => {
+                    self.checkpoint.provider_request_id = provider_request_id.clone();
+                    if !self.start_sent {
+                        self.start_sent = true;
+                        out.push(StreamEvent::Start {
+                            request_id: self.original.request_id.clone(),
+                            provider: self.provider.name().to_string(),
+                            model: self.original.model.model().to_string(),
+                            provider_request_id,
+                        });
+                    }
+                }
+                Ok(StreamEvent::TextDelta { text, .. }) => {
+                    self.attempt_deltas += 1;
+                    let text = match &mut self.seam {
+                        Some(seam) => seam.push(&text),
+                        None => text,
+                    };
+                    self.deliver(&text, &mut out);
+                }
+                Ok(StreamEvent::Usage(u)) => {
+                    self.attempt_usage = Some(u);
+                    out.push(StreamEvent::Usage(self.total_usage()));
+                }
+                Ok(StreamEvent::Complete {
+                    finish_reason,
+                    usage,
+                }) => {
+                    if let Some(rest) = self.seam.as_mut().map(Seam::finish) {
+                        self.deliver(&rest, &mut out);
+                    }
+                    if usage.is_some() {
+                        self.attempt_usage = usage;
+                    }
+                    let total = self.total_usage();
+                    out.push(StreamEvent::Complete {
+                        finish_reason,
+                        usage: Some(total),
+                    });
+                    complete = true;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    failure = Some(e);
+                    ended = true;
+                }
+            }
+        }
+        let tx = self.tx.clone();
+        let send = async move {
+            for event in out {
+                if tx.send(Ok(event)).await.is_err() {
+                    return false;
+                }
+            }
+            true
+        };
+        ctx.spawn(actix::fut::wrap_future(send).map(
+            move |consumer_alive, act: &mut Self, ctx| {
+                if !consumer_alive {
+                    return act.cancelled(ctx);
+                }
+                if complete {
+                    act.in_flight = false;
+                    if let Some(lease) = act.lease.take() {
+                        lease.report(CallOutcome::Success {
+                            elapsed: Duration::ZERO,
+                        });
+                    }
+                    let attempts = act.attempts;
+                    return act.end(None, RequestFinished::Succeeded { attempts }, ctx);
+                }
+                if let Some(e) = failure {
+                    drop(stream);
+                    return act.failed(classify(&e), Some(e), ctx);
+                }
+                if ended {
+                    // Decoders always end with Complete or an error; be safe anyway.
+                    let f = Failure::new(
+                        Category::StreamInterrupted,
+                        act.provider.name(),
+                        "the stream ended without its terminal event",
+                    );
+                    return act.failed(f, None, ctx);
+                }
+                act.pump(stream, ctx);
+            },
+        ));
+    }
+
+    fn cancelled(&mut self, ctx: &mut Context<Self>) {
+        if self.done {
+            return;
+        }
+        tracing::debug!(parent: &self.span, "stream dropped by its consumer");
+        if self.in_flight {
+            self.coordinator.do_send(AttemptAbandoned);
+        }
+        self.done = true;
+        self.coordinator.do_send(RequestFinished::Cancelled);
+        // Stopping drops the HTTP body and the permit lease (handing the permit back).
+        ctx.stop();
+    }
+
+    fn failed(&mut self, mut failure: Failure, raw: Option<ProviderError>, ctx: &mut Context<Self>) {
+        self.in_flight = false;
+        failure.request_id = Some(self.original.request_id.to_string());
+        // Usage adds up across attempts; a broken attempt that reported none is
+        // counted by its deltas.
+        let attempt = self.attempt_usage.take().unwrap_or(Usage::new(0, self.attempt_deltas));
+        self.finished_usage = Usage::new(
+            self.finished_usage.prompt_tokens + attempt.prompt_tokens,
+            self.finished_usage.completion_tokens + attempt.completion_tokens,
+        );
+        if let Some(lease) = self.lease.take() {
+            let outcome = if failure.category != Category::RateLimited && failure.affects_health {
+                CallOutcome::HealthFailure
+            } else {
+                CallOutcome::Neutral
+            };
+            lease.report(outcome);
+        }
+        if let (Category::RateLimited, Some(wait)) = (failure.category, failure.retry_after) {
+            if self.settings.use_breaker {
+                self.breaker.do_send(Pause(wait));
+            }
+        }
+        let content_began = !self.checkpoint.text.is_empty();
+        // A model that rejects prefill: switch to the "continue" message at once.
+        let prefill_rejected = failure.category == Category::InvalidRequest
+            && failure.message.contains("prefill")
+            && self.strategy == Continuation::Prefill
+            && content_began;
+        if prefill_rejected {
+            self.strategy = Continuation::Instruct;
+            self.coordinator.do_send(AttemptAbandoned);
+            return self.next_attempt(ctx);
+        }
+        tracing::debug!(parent: &self.span, attempt = self.attempts, category = %failure.category, content_began, "stream attempt failed");
+        if content_began && self.strategy == Continuation::Off {
+            self.coordinator.do_send(AttemptAbandoned);
+            return self.give_up(failure, GiveUp::NotRetryable, raw, ctx);
+        }
+        let state = AttemptState {
+            attempts: self.attempts,
+            backoff_so_far: self.backoff_so_far,
+            previous_delay: self.previous_delay,
+            time_left: self.time_left(),
+        };
+        let ask = self.coordinator.send(AttemptFailed {
+            failure: failure.clone(),
+            state,
+            policy: self.settings.policy.clone(),
+        });
+        ctx.spawn(actix::fut::wrap_future(ask).map(
+            move |decision, act: &mut Self, ctx| match decision {
+                Ok(Decision::Retry { delay, .. }) => {
+                    act.backoff_so_far += delay;
+                    act.previous_delay = Some(delay);
+                    act.last_failure = Some(failure);
+                    if !act.checkpoint.text.is_empty() {
+                        if act.strategy == Continuation::Restart {
+                            act.checkpoint = Checkpoint::default();
+                            act.pending_seam_event = None;
+                            let restarted = StreamEvent::Restarted {
+                                attempt: act.attempts + 1,
+                            };
+                            let tx = act.tx.clone();
+                            ctx.spawn(actix::fut::wrap_future(async move {
+                                let _ = tx.send(Ok(restarted)).await;
+                            }));
+                        } else {
+                            act.pending_seam_event = Some(StreamEvent::Resumed {
+                                attempt: act.attempts + 1,
+                                offset: act.checkpoint.chars,
+                                provider: act.provider.name().to_string(),
+                            });
+                        }
+                    }
+                    ctx.run_later(delay, |act, ctx| act.next_attempt(ctx));
+                }
+                Ok(Decision::GiveUp(reason)) => act.give_up(failure, reason, raw, ctx),
+                Err(_) => act.end(
+                    Some(Error::Internal("the retry coordinator is gone".into())),
+                    RequestFinished::Failed {
+                        category: Category::Unknown,
+                    },
+                    ctx,
+                ),
+            },
+        ));
+    }
+
+    fn give_up(
+        &mut self,
+        failure: Failure,
+        reason: GiveUp,
+        raw: Option<ProviderError>,
+        ctx: &mut Context<Self>,
+    ) {
+        let category = failure.category;
+        let e = Error::Failed(Box::new(FailedRequest {
+            failure,
+            reason,
+            attempts: self.attempts,
+            last: raw,
+            partial: self.partial(),
+        }));
+        self.end(Some(e), RequestFinished::Failed { category }, ctx);
+    }
+}
+
+impl Actor for StreamActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.coordinator.do_send(RequestStarted);
+        self.next_attempt(ctx);
+    }
+}
+
+/// The events of a reliable stream; dropping it cancels the request (its HTTP call
+/// is aborted and its breaker permit returned).
+pub struct SteerStream {
+    rx: mpsc::Receiver<Item>,
+}
+
+impl SteerStream {
+    pub(crate) fn new(rx: mpsc::Receiver<Item>) -> Self {
+        SteerStream { rx }
+    }
+}
+
+impl std::fmt::Debug for SteerStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SteerStream").finish_non_exhaustive()
+    }
+}
+
+impl Stream for SteerStream {
+    type Item = Result<StreamEvent, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+        self.rx.poll_recv(cx)
+    }
+}
