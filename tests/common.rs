@@ -30,6 +30,16 @@ pub fn expected_text(req: &ChatRequest, words: Option<usize>) -> String {
     text::reply(req.model.model(), &turns, req.max_tokens, &req.stop, words).text()
 }
 
+/// The chunks the mock streams for `req` (one text delta each).
+pub fn expected_chunks(req: &ChatRequest) -> Vec<String> {
+    let turns: Vec<Turn> = req
+        .messages
+        .iter()
+        .map(|m| Turn::new(m.role.as_str(), &m.content))
+        .collect();
+    text::reply(req.model.model(), &turns, req.max_tokens, &req.stop, None).chunks
+}
+
 /// Everything a stream yields: its events, and the error that ended it, if any.
 pub async fn drain(mut stream: EventStream) -> (Vec<StreamEvent>, Option<ProviderError>) {
     let mut events = Vec::new();

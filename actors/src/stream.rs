@@ -169,7 +169,10 @@ mod tests {
 
     #[test]
     fn exact_mode_drops_the_restored_whitespace_once() {
-        assert_eq!(run(Seam::exact("\n\n"), &["\n", "\nNext", " word"]), "Next word");
+        assert_eq!(
+            run(Seam::exact("\n\n"), &["\n", "\nNext", " word"]),
+            "Next word"
+        );
         assert_eq!(run(Seam::exact(" "), &[" Next"]), "Next");
         assert_eq!(run(Seam::exact(" "), &["Next"]), "Next");
         assert_eq!(run(Seam::exact(""), &[" Next"]), " Next");

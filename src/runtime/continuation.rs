@@ -133,9 +133,15 @@ mod tests {
     fn auto_picks_instruct_for_models_that_reject_prefill() {
         let s = |p, m| strategy_for(Continuation::Auto, p, m);
         assert_eq!(s("anthropic", "claude-opus-4-6"), Continuation::Instruct);
-        assert_eq!(s("anthropic", "claude-3-5-haiku-latest"), Continuation::Prefill);
+        assert_eq!(
+            s("anthropic", "claude-3-5-haiku-latest"),
+            Continuation::Prefill
+        );
         assert_eq!(s("openai", "gpt-4o-mini"), Continuation::Prefill);
-        assert_eq!(strategy_for(Continuation::Off, "openai", "x"), Continuation::Off);
+        assert_eq!(
+            strategy_for(Continuation::Off, "openai", "x"),
+            Continuation::Off
+        );
     }
 
     #[test]

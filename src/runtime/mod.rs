@@ -14,12 +14,12 @@ mod stream;
 mod system;
 
 pub use client::{Client, ClientBuilder, Overload};
-pub use generate::{Generate, Router};
 pub use continuation::Continuation;
+pub use generate::{Generate, Router};
 pub use options::GenerateOptions;
-pub use stream::SteerStream;
 pub use steer_actors::breaker::{BreakerStatus, Rejection, TransitionEvent};
 pub use steer_actors::metrics::render_prometheus;
+pub use stream::SteerStream;
 
 /// A serialisable snapshot of every provider's breaker and counters.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]

@@ -95,7 +95,11 @@ impl StreamActor {
         admission: OwnedSemaphorePermit,
     ) -> Self {
         let span = tracing::info_span!("steer.stream", request_id = %original.request_id, provider = %provider.name());
-        let strategy = strategy_for(settings.continuation, provider.name(), original.model.model());
+        let strategy = strategy_for(
+            settings.continuation,
+            provider.name(),
+            original.model.model(),
+        );
         StreamActor {
             deadline: settings.deadline.map(|d| tokio::time::Instant::now() + d),
             strategy,
@@ -245,7 +249,11 @@ impl StreamActor {
                     Some(Ok(Ok(stream))) => act.pump(stream, ctx),
                     Some(Ok(Err(e))) => act.failed(classify(&e), Some(e), ctx),
                     Some(Err(_panic)) => {
-                        let f = Failure::new(Category::Unknown, act.provider.name(), "the provider panicked");
+                        let f = Failure::new(
+                            Category::Unknown,
+                            act.provider.name(),
+                            "the provider panicked",
+                        );
                         act.failed(f, None, ctx)
                     }
                     None => {
@@ -385,6 +393,11 @@ impl StreamActor {
                     if let Some(rest) = self.seam.as_mut().map(Seam::finish) {
                         self.deliver(&rest, &mut out);
                     }
+                    if let Some(seam_event) = self.pending_seam_event.take() {
+                        // The continuation had nothing left to say: the seam is still
+                        // where it took over.
+                        out.push(seam_event);
+                    }
                     if usage.is_some() {
                         self.attempt_usage = usage;
                     }
@@ -411,8 +424,8 @@ impl StreamActor {
             }
             true
         };
-        ctx.spawn(actix::fut::wrap_future(send).map(
-            move |consumer_alive, act: &mut Self, ctx| {
+        ctx.spawn(
+            actix::fut::wrap_future(send).map(move |consumer_alive, act: &mut Self, ctx| {
                 if !consumer_alive {
                     return act.cancelled(ctx);
                 }
@@ -440,8 +453,8 @@ impl StreamActor {
                     return act.failed(f, None, ctx);
                 }
                 act.pump(stream, ctx);
-            },
-        ));
+            }),
+        );
     }
 
     fn cancelled(&mut self, ctx: &mut Context<Self>) {
@@ -458,12 +471,20 @@ impl StreamActor {
         ctx.stop();
     }
 
-    fn failed(&mut self, mut failure: Failure, raw: Option<ProviderError>, ctx: &mut Context<Self>) {
+    fn failed(
+        &mut self,
+        mut failure: Failure,
+        raw: Option<ProviderError>,
+        ctx: &mut Context<Self>,
+    ) {
         self.in_flight = false;
         failure.request_id = Some(self.original.request_id.to_string());
         // Usage adds up across attempts; a broken attempt that reported none is
         // counted by its deltas.
-        let attempt = self.attempt_usage.take().unwrap_or(Usage::new(0, self.attempt_deltas));
+        let attempt = self
+            .attempt_usage
+            .take()
+            .unwrap_or(Usage::new(0, self.attempt_deltas));
         self.finished_usage = Usage::new(
             self.finished_usage.prompt_tokens + attempt.prompt_tokens,
             self.finished_usage.completion_tokens + attempt.completion_tokens,
@@ -508,8 +529,8 @@ impl StreamActor {
             state,
             policy: self.settings.policy.clone(),
         });
-        ctx.spawn(actix::fut::wrap_future(ask).map(
-            move |decision, act: &mut Self, ctx| match decision {
+        ctx.spawn(
+            actix::fut::wrap_future(ask).map(move |decision, act: &mut Self, ctx| match decision {
                 Ok(Decision::Retry { delay, .. }) => {
                     act.backoff_so_far += delay;
                     act.previous_delay = Some(delay);
@@ -543,8 +564,8 @@ impl StreamActor {
                     },
                     ctx,
                 ),
-            },
-        ));
+            }),
+        );
     }
 
     fn give_up(
@@ -571,6 +592,13 @@ impl Actor for StreamActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.coordinator.do_send(RequestStarted);
+        // The consumer may go away at any moment: while connecting, reading or
+        // waiting to retry. Then the request is cancelled.
+        let tx = self.tx.clone();
+        ctx.spawn(
+            actix::fut::wrap_future(async move { tx.closed().await })
+                .map(|_, act: &mut Self, ctx| act.cancelled(ctx)),
+        );
         self.next_attempt(ctx);
     }
 }

@@ -1,0 +1,350 @@
+//! Streams that survive, over real HTTP against the mock: for each provider format,
+//! fault point and fault kind, the concatenated deltas equal the fault-free reply,
+//! and the mock's log shows the continuation request.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{expected_chunks, expected_text, request, MODELS};
+use futures::StreamExt;
+use steer_llm::mock::text::quoted_partial;
+use steer_llm::mock::{FaultPlan, MockServer};
+use steer_llm::runtime::{Continuation, GenerateOptions, SteerStream};
+use steer_llm::{
+    Backoff, BreakerConfig, ChatRequest, Client, Error, Jitter, RetryPolicy, StreamEvent,
+};
+
+fn client(mock: &MockServer) -> Client {
+    Client::builder()
+        .providers(mock.providers().unwrap())
+        .retry(RetryPolicy::default().backoff(Backoff {
+            max_attempts: 4,
+            base: Duration::from_millis(1),
+            multiplier: 2.0,
+            max_delay: Duration::from_millis(5),
+            jitter: Jitter::None,
+        }))
+        .breaker(BreakerConfig {
+            failure_threshold: 1_000_000,
+            ..BreakerConfig::default()
+        })
+        .stream_timeouts(
+            Some(Duration::from_secs(10)),
+            Some(Duration::from_secs(10)),
+            Some(Duration::from_millis(200)),
+        )
+        .build()
+        .unwrap()
+}
+
+struct Collected {
+    events: Vec<StreamEvent>,
+    error: Option<Error>,
+}
+
+impl Collected {
+    fn text(&self) -> String {
+        let mut text = String::new();
+        for e in &self.events {
+            if let StreamEvent::TextDelta { text: t, offset } = e {
+                assert_eq!(*offset, text.chars().count(), "offsets are contiguous");
+                text.push_str(t);
+            }
+        }
+        text
+    }
+
+    fn resumed(&self) -> Vec<(u32, usize)> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                StreamEvent::Resumed {
+                    attempt, offset, ..
+                } => Some((*attempt, *offset)),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+async fn collect(mut stream: SteerStream) -> Collected {
+    let mut events = Vec::new();
+    let mut error = None;
+    while let Some(item) = tokio::time::timeout(Duration::from_secs(20), stream.next())
+        .await
+        .expect("the stream must not hang")
+    {
+        match item {
+            Ok(e) => events.push(e),
+            Err(e) => {
+                error = Some(e);
+                assert!(stream.next().await.is_none(), "nothing follows an error");
+                break;
+            }
+        }
+    }
+    Collected { events, error }
+}
+
+type FaultAt = fn(usize) -> FaultPlan;
+
+fn faults() -> Vec<(&'static str, FaultAt)> {
+    vec![
+        ("reset", FaultPlan::reset),
+        ("truncate", FaultPlan::truncate),
+        ("in-band server_error", |n| {
+            FaultPlan::stream_error("server_error", n)
+        }),
+        ("in-band overloaded", |n| {
+            FaultPlan::stream_error("overloaded", n)
+        }),
+        ("stall past the idle timeout", FaultPlan::stall),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_fault_at_every_point_resumes_byte_exact_for_every_provider() {
+    let mock = MockServer::builder()
+        .stall_limit(Duration::from_secs(2))
+        .start_background()
+        .unwrap();
+    let client = client(&mock);
+    let mut case = 0;
+    for model in MODELS {
+        let words = expected_chunks(&request(model)).len();
+        for (name, fault) in faults() {
+            // First chunk, middle, and the last chunk before the terminal event.
+            for after in [1, words / 2, 10_000] {
+                case += 1;
+                let id = format!("resume-{case}");
+                let req = request(model).request_id(id.as_str());
+                let whole = expected_text(&req, None);
+                mock.clear_requests();
+                mock.script_key(&id, [fault(after)]);
+                let got = collect(client.stream(req.clone()).await.unwrap()).await;
+                let what = format!("{model} {name} after {after}");
+                assert!(got.error.is_none(), "{what}: {:?}", got.error);
+                assert_eq!(got.text(), whole, "{what}");
+                let delivered_before: String = expected_chunks(&req)[..after.min(words)].concat();
+                let seam = delivered_before.chars().count();
+                assert_eq!(got.resumed(), vec![(2, seam)], "{what}");
+                assert!(matches!(
+                    got.events.first(),
+                    Some(StreamEvent::Start { .. })
+                ));
+                assert!(matches!(
+                    got.events.last(),
+                    Some(StreamEvent::Complete { .. })
+                ));
+                // The continuation request carries the delivered text as a prefill
+                // (trimmed of trailing whitespace for Anthropic).
+                let log = mock.requests();
+                assert_eq!(log.len(), 2, "{what}");
+                let (role, content) = log[1].last_message().unwrap();
+                assert_eq!(role, "assistant", "{what}");
+                let expected_prefill = if model.starts_with("anthropic") {
+                    delivered_before.trim_end()
+                } else {
+                    delivered_before.as_str()
+                };
+                assert_eq!(content, expected_prefill, "{what}");
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_that_rejects_prefill_is_continued_by_a_continue_message() {
+    let mock = MockServer::builder()
+        .stall_limit(Duration::from_secs(2))
+        .start_background()
+        .unwrap();
+    let client = client(&mock);
+    let model = "anthropic/claude-opus-4-6";
+    let words = expected_chunks(&request(model)).len();
+    for (name, fault) in faults() {
+        for after in [1, words / 2, 10_000] {
+            let id = format!("instruct-{name}-{after}");
+            let req = request(model).request_id(id.as_str());
+            let whole = expected_text(&req, None);
+            mock.clear_requests();
+            mock.script_key(&id, [fault(after)]);
+            let got = collect(client.stream(req.clone()).await.unwrap()).await;
+            let what = format!("{name} after {after}");
+            assert!(got.error.is_none(), "{what}: {:?}", got.error);
+            assert_eq!(
+                got.text(),
+                whole,
+                "{what}: the repeated overlap was dropped"
+            );
+            let log = mock.requests();
+            assert_eq!(log.len(), 2, "{what}");
+            let (role, content) = log[1].last_message().unwrap();
+            assert_eq!(role, "user");
+            let delivered: String = expected_chunks(&req)[..after.min(words)].concat();
+            assert_eq!(quoted_partial(&content), Some(delivered.as_str()), "{what}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_before_content_are_retried_invisibly() {
+    let mock = MockServer::builder().start_background().unwrap();
+    let client = client(&mock);
+    for model in MODELS {
+        let id = format!("before-{model}");
+        let req = request(model).request_id(id.as_str());
+        let whole = expected_text(&req, None);
+        mock.script_key(
+            &id,
+            [
+                FaultPlan::error("overloaded"),
+                FaultPlan::reset(0),
+                FaultPlan::stream_error("server_error", 0),
+            ],
+        );
+        let got = collect(client.stream(req.clone()).await.unwrap()).await;
+        assert!(got.error.is_none(), "{model}: {:?}", got.error);
+        assert_eq!(got.text(), whole);
+        assert!(
+            got.resumed().is_empty(),
+            "no seam when nothing was delivered"
+        );
+        let starts = got
+            .events
+            .iter()
+            .filter(|e| matches!(e, StreamEvent::Start { .. }))
+            .count();
+        assert_eq!(starts, 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_retryable_error_after_content_carries_the_partial_text() {
+    let mock = MockServer::builder().start_background().unwrap();
+    let client = client(&mock);
+    let req = request("openai/gpt-4o-mini").request_id("partial-1");
+    mock.script_key("partial-1", [FaultPlan::stream_error("invalid_request", 3)]);
+    let got = collect(client.stream(req.clone()).await.unwrap()).await;
+    let err = got.error.as_ref().expect("a final error");
+    let first_three: String = expected_chunks(&req)[..3].concat();
+    assert_eq!(err.partial_text(), Some(first_three.as_str()));
+    assert_eq!(got.text(), first_three);
+    assert_eq!(mock.requests().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_and_off_strategies() {
+    let mock = MockServer::builder().start_background().unwrap();
+    let client = client(&mock);
+    // Restart: a Restarted event, then the whole text again.
+    let req = request("xai/grok-3-mini").request_id("restart-1");
+    let whole = expected_text(&req, None);
+    mock.script_key("restart-1", [FaultPlan::reset(3)]);
+    let opts = GenerateOptions::default().continuation(Continuation::Restart);
+    let got = collect(client.stream_with(req, opts).await.unwrap()).await;
+    assert!(got.error.is_none());
+    let restarted_at = got
+        .events
+        .iter()
+        .position(|e| matches!(e, StreamEvent::Restarted { attempt: 2 }))
+        .expect("a Restarted event");
+    let after: String = got.events[restarted_at..]
+        .iter()
+        .filter_map(|e| match e {
+            StreamEvent::TextDelta { text, .. } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(after, whole);
+
+    // Off: the error carries the partial text, no second request.
+    let req = request("xai/grok-3-mini").request_id("off-1");
+    mock.clear_requests();
+    mock.script_key("off-1", [FaultPlan::reset(2)]);
+    let opts = GenerateOptions::default().continuation(Continuation::Off);
+    let got = collect(client.stream_with(req, opts).await.unwrap()).await;
+    let err = got.error.as_ref().expect("an error");
+    assert_eq!(err.partial_text().map(str::len), Some(got.text().len()));
+    assert_eq!(mock.requests().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_adds_up_across_attempts() {
+    let mock = MockServer::builder().start_background().unwrap();
+    let client = client(&mock);
+    let req = request("anthropic/claude-3-5-haiku-latest").request_id("usage-1");
+    mock.script_key("usage-1", [FaultPlan::reset(4)]);
+    let got = collect(client.stream(req.clone()).await.unwrap()).await;
+    let Some(StreamEvent::Complete {
+        usage: Some(usage), ..
+    }) = got.events.last()
+    else {
+        panic!("no final usage")
+    };
+    let chunks = got
+        .events
+        .iter()
+        .filter(|e| matches!(e, StreamEvent::TextDelta { .. }))
+        .count() as u64;
+    // The broken attempt's 4 chunks plus the continuation's own count.
+    assert!(
+        usage.completion_tokens >= chunks,
+        "{usage:?} vs {chunks} chunks"
+    );
+    assert_eq!(
+        usage.total_tokens,
+        usage.prompt_tokens + usage.completion_tokens
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_stream_frees_its_half_open_permit() {
+    let mock = MockServer::builder().start_background().unwrap();
+    let client = Client::builder()
+        .providers(mock.providers().unwrap())
+        .retry(RetryPolicy::never())
+        .breaker(BreakerConfig {
+            failure_threshold: 1,
+            open_for: Duration::from_millis(50),
+            half_open_permits: 1,
+            success_threshold: 1,
+            ..BreakerConfig::default()
+        })
+        .build()
+        .unwrap();
+    let model = "openai/gpt-4o-mini";
+    mock.push_faults([FaultPlan::error("server_error")]);
+    let failed = collect(client.stream(request(model)).await.unwrap()).await;
+    assert!(failed.error.is_some());
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    // The probe: a slow response we give up on.
+    mock.push_faults([FaultPlan::normal().with_latency(Duration::from_secs(5))]);
+    let probe = client.stream(request(model)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(probe);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The permit came back: the next probe is admitted and closes the breaker.
+    let next = collect(client.stream(request(model)).await.unwrap()).await;
+    assert!(next.error.is_none(), "{:?}", next.error);
+    let status = client.status("openai").await.unwrap();
+    assert_eq!(status.state, steer_llm::BreakerState::Closed);
+    let metrics = client.metrics().await.unwrap();
+    assert_eq!(metrics.provider("openai").unwrap().metrics.cancelled, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_keeps_failing_gets_one_error() {
+    let mock = MockServer::builder().start_background().unwrap();
+    let client = client(&mock);
+    let req = ChatRequest::new("openai/gpt-4o-mini").unwrap().user("x");
+    mock.set_default_fault(Some(FaultPlan::reset(2)));
+    let got = collect(client.stream(req.clone()).await.unwrap()).await;
+    assert!(
+        matches!(got.error, Some(Error::Failed(_))),
+        "{:?}",
+        got.error
+    );
+    assert_eq!(mock.requests().len(), 4);
+}
