@@ -348,3 +348,138 @@ async fn a_request_that_keeps_failing_gets_one_error() {
     );
     assert_eq!(mock.requests().len(), 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_partial_response_of_a_failed_stream_can_be_fetched_by_request_id() {
+    let mock = MockServer::builder().start_background().unwrap();
+    let client = client(&mock);
+    let req = request("anthropic/claude-3-5-haiku-latest").request_id("fetch-me");
+    mock.script_key("fetch-me", [FaultPlan::stream_error("authentication", 5)]);
+    let got = collect(client.stream(req.clone()).await.unwrap()).await;
+    assert!(got.error.is_some());
+    let mut partial = None;
+    for _ in 0..100 {
+        partial = client.partial(&req.request_id).await;
+        if partial.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let partial = partial.expect("kept");
+    assert_eq!(partial.text, expected_chunks(&req)[..5].concat());
+    assert_eq!(partial.provider, "anthropic");
+    assert_eq!(
+        partial.failure.map(|f| f.category),
+        Some(steer_llm::Category::Authentication)
+    );
+    assert!(client.partial(&"unknown".into()).await.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_consumer_holds_the_body_back_instead_of_buffering_it() {
+    // 100,000 chunks (~23 MB of SSE): more than the kernel's socket buffers hold.
+    let mock = MockServer::builder()
+        .reply_words(100_000)
+        .record_requests(false)
+        .start_background()
+        .unwrap();
+    let client = client(&mock);
+    let mut stream = client.stream(request("openai/gpt-4o-mini")).await.unwrap();
+    for _ in 0..10 {
+        stream.next().await.unwrap().unwrap();
+    }
+    // The consumer stops reading; steer must stop reading the body too.
+    let mut last = 0;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now = mock.events_sent();
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    let sent = mock.events_sent();
+    assert!(
+        sent < 80_000,
+        "the mock could send {sent} of 100,000 events: steer buffered them"
+    );
+    // Reading resumes and everything arrives.
+    let mut deltas = 9; // start + 9 text deltas were read above
+    while let Some(item) = stream.next().await {
+        if let StreamEvent::TextDelta { .. } = item.unwrap() {
+            deltas += 1;
+        }
+    }
+    assert_eq!(deltas, 100_000);
+}
+
+mod from_actors {
+    use super::*;
+    use actix::prelude::*;
+    use steer_llm::runtime::{GenerateStream, StreamItem, StreamTo};
+
+    struct Collector {
+        text: String,
+        done: Option<tokio::sync::oneshot::Sender<String>>,
+    }
+    impl Actor for Collector {
+        type Context = Context<Self>;
+    }
+    impl Handler<StreamItem> for Collector {
+        type Result = ();
+        fn handle(&mut self, msg: StreamItem, _: &mut Context<Self>) {
+            match msg.item {
+                Ok(StreamEvent::TextDelta { text, .. }) => self.text.push_str(&text),
+                Ok(StreamEvent::Complete { .. }) => {
+                    if let Some(tx) = self.done.take() {
+                        let _ = tx.send(std::mem::take(&mut self.text));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    #[actix_rt::test]
+    async fn an_actor_receives_the_events_at_a_recipient_or_as_a_stream() {
+        let mock = MockServer::builder().start_background().unwrap();
+        let client = Client::builder()
+            .providers(mock.providers().unwrap())
+            .arbiters(0)
+            .build()
+            .unwrap();
+        let router = client.router();
+        let req = request("xai/grok-3-mini").request_id("to-actor");
+        mock.script_key("to-actor", [FaultPlan::reset(3)]);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let collector = Collector {
+            text: String::new(),
+            done: Some(tx),
+        }
+        .start();
+        router
+            .send(StreamTo {
+                request: req.clone(),
+                options: GenerateOptions::default(),
+                recipient: collector.recipient(),
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(rx.await.unwrap(), expected_text(&req, None));
+
+        let stream = router
+            .send(GenerateStream {
+                request: request("openai/gpt-4o-mini"),
+                options: GenerateOptions::default(),
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        let got = collect(stream).await;
+        assert_eq!(
+            got.text(),
+            expected_text(&request("openai/gpt-4o-mini"), None)
+        );
+    }
+}

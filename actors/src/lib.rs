@@ -15,6 +15,7 @@ pub(crate) const MAILBOX_CAPACITY: usize = 1 << 20;
 pub mod breaker;
 pub mod failure;
 pub mod metrics;
+pub mod partials;
 pub mod request;
 pub mod retry;
 pub mod stream;

@@ -233,6 +233,7 @@ pub(crate) struct Shared {
     mix_rng: Mutex<Option<(u64, fastrand::Rng)>>,
     log: Mutex<Vec<RecordedRequest>>,
     counter: AtomicU64,
+    events_sent: Arc<AtomicU64>,
 }
 
 impl Shared {
@@ -245,6 +246,7 @@ impl Shared {
             mix_rng: Mutex::new(None),
             log: Mutex::new(Vec::new()),
             counter: AtomicU64::new(0),
+            events_sent: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -362,6 +364,12 @@ impl MockServer {
     /// How many requests were received (counted even when recording is off).
     pub fn request_count(&self) -> u64 {
         self.shared.counter.load(Ordering::Relaxed)
+    }
+
+    /// Streamed events (SSE frames) handed to the network so far, over all requests.
+    /// A consumer that reads slowly holds this back (backpressure).
+    pub fn events_sent(&self) -> u64 {
+        self.shared.events_sent.load(Ordering::Relaxed)
     }
 
     /// Forgets the recorded requests.

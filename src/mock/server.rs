@@ -597,7 +597,12 @@ impl Ctx {
             let steps = stream_steps(frames, stream_fault);
             (
                 "text/event-stream; charset=utf-8",
-                steps_body(steps, plan.chunk_delay, self.shared.config.stall_limit),
+                steps_body(
+                    steps,
+                    plan.chunk_delay,
+                    self.shared.config.stall_limit,
+                    self.shared.events_sent.clone(),
+                ),
             )
         } else {
             let json = render::json_body(self.flavour, &parsed.model, &reply, &id, created);
@@ -611,7 +616,12 @@ impl Ctx {
                         Cut::Reset => vec![Step::Send(half), Step::Reset],
                         Cut::Send(frame) => vec![Step::Send(non_json(frame))],
                     };
-                    steps_body(steps, None, self.shared.config.stall_limit)
+                    steps_body(
+                        steps,
+                        None,
+                        self.shared.config.stall_limit,
+                        self.shared.events_sent.clone(),
+                    )
                 }
             };
             ("application/json", body)
@@ -683,30 +693,39 @@ fn stream_steps(frames: Frames, fault: Option<(usize, Cut)>) -> Vec<Step> {
     steps
 }
 
-fn steps_body(steps: Vec<Step>, delay: Option<Duration>, stall_limit: Duration) -> Body {
-    let stream = futures::stream::unfold(steps.into_iter(), move |mut steps| async move {
-        match steps.next()? {
-            Step::Send(bytes) => {
-                if let Some(d) = delay {
-                    tokio::time::sleep(d).await;
+fn steps_body(
+    steps: Vec<Step>,
+    delay: Option<Duration>,
+    stall_limit: Duration,
+    sent: Arc<std::sync::atomic::AtomicU64>,
+) -> Body {
+    let stream = futures::stream::unfold(steps.into_iter(), move |mut steps| {
+        let sent = sent.clone();
+        async move {
+            match steps.next()? {
+                Step::Send(bytes) => {
+                    if let Some(d) = delay {
+                        tokio::time::sleep(d).await;
+                    }
+                    sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    Some((Ok(bytes), steps))
                 }
-                Some((Ok(bytes), steps))
-            }
-            Step::Stall => {
-                tokio::time::sleep(stall_limit).await;
-                None
-            }
-            Step::Reset => {
-                // Let the server flush what was sent, so the client sees the
-                // headers and the first events before the connection dies.
-                tokio::time::sleep(Duration::from_millis(1)).await;
-                Some((
-                    Err(std::io::Error::new(
-                        std::io::ErrorKind::ConnectionReset,
-                        "steer mock: connection reset",
-                    )),
-                    Vec::new().into_iter(),
-                ))
+                Step::Stall => {
+                    tokio::time::sleep(stall_limit).await;
+                    None
+                }
+                Step::Reset => {
+                    // Let the server flush what was sent, so the client sees the
+                    // headers and the first events before the connection dies.
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    Some((
+                        Err(std::io::Error::new(
+                            std::io::ErrorKind::ConnectionReset,
+                            "steer mock: connection reset",
+                        )),
+                        Vec::new().into_iter(),
+                    ))
+                }
             }
         }
     });

@@ -24,8 +24,9 @@ use super::system::Arbiters;
 use super::MetricsSnapshot;
 use crate::classify::classify;
 use crate::error::{Error, ProviderError};
-use crate::model::{ChatRequest, ChatResponse};
+use crate::model::{ChatRequest, ChatResponse, RequestId};
 use crate::provider::{Provider, Providers};
+use steer_actors::partials::{GetPartial, PartialResponse, PartialStore};
 
 /// What happens when `max_in_flight` requests are already running.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -53,6 +54,7 @@ struct Inner {
     deadline: Option<Duration>,
     max_pause_wait: Duration,
     stream: StreamDefaults,
+    partials: Addr<PartialStore>,
     // Last: stopping the arbiters after the addresses are gone.
     _arbiters: Arbiters,
 }
@@ -260,8 +262,12 @@ impl ClientBuilder {
                 },
             );
         }
+        let partials = PartialStore::start_in_arbiter(&arbiters.handles[0], |_| {
+            PartialStore::new(Duration::from_secs(15 * 60), 10_000)
+        });
         Ok(Client {
             inner: Arc::new(Inner {
+                partials,
                 handles,
                 admission: Arc::new(Semaphore::new(self.max_in_flight)),
                 max_in_flight: self.max_in_flight,
@@ -404,8 +410,18 @@ impl Client {
         let (tx, rx) = tokio::sync::mpsc::channel(STREAM_BUFFER);
         let provider = handle.provider.clone();
         let (breaker, coordinator) = (handle.breaker.clone(), handle.coordinator.clone());
+        let partials = self.inner.partials.clone();
         StreamActor::start_in_arbiter(&handle.arbiter, move |_| {
-            StreamActor::new(provider, req, settings, breaker, coordinator, tx, admission)
+            StreamActor::new(
+                provider,
+                req,
+                settings,
+                breaker,
+                coordinator,
+                partials,
+                tx,
+                admission,
+            )
         });
         Ok(SteerStream::new(rx))
     }
@@ -428,6 +444,17 @@ impl Client {
                 .await
                 .map_err(|_| Error::Internal("the admission semaphore closed".into())),
         }
+    }
+
+    /// The partial response of a failed stream, by request id, kept for 15 minutes
+    /// (at most 10,000 of them).
+    pub async fn partial(&self, request_id: &RequestId) -> Option<PartialResponse> {
+        self.inner
+            .partials
+            .send(GetPartial(request_id.to_string()))
+            .await
+            .ok()
+            .flatten()
     }
 
     /// Subscribes `recipient` to the breaker transitions of `provider`.

@@ -15,7 +15,7 @@ mod system;
 
 pub use client::{Client, ClientBuilder, Overload};
 pub use continuation::Continuation;
-pub use generate::{Generate, Router};
+pub use generate::{Generate, GenerateStream, Router, StreamItem, StreamTo};
 pub use options::GenerateOptions;
 pub use steer_actors::breaker::{BreakerStatus, Rejection, TransitionEvent};
 pub use steer_actors::metrics::render_prometheus;

@@ -14,6 +14,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use futures::{FutureExt, Stream, StreamExt};
 use steer_actors::breaker::{Acquire, CallOutcome, CircuitBreaker, Pause, PermitLease, Rejection};
+use steer_actors::partials::{PartialResponse, PartialStore, StorePartial};
 use steer_actors::retry::{
     AttemptAbandoned, AttemptFailed, AttemptState, Decision, GiveUp, RequestFinished,
     RequestStarted, RetryCoordinator, RetryPolicy,
@@ -63,6 +64,7 @@ pub(crate) struct StreamActor {
     strategy: Continuation,
     breaker: Addr<CircuitBreaker>,
     coordinator: Addr<RetryCoordinator>,
+    partials: Addr<PartialStore>,
     tx: mpsc::Sender<Item>,
     checkpoint: Checkpoint,
     attempts: u32,
@@ -91,6 +93,7 @@ impl StreamActor {
         settings: StreamSettings,
         breaker: Addr<CircuitBreaker>,
         coordinator: Addr<RetryCoordinator>,
+        partials: Addr<PartialStore>,
         tx: mpsc::Sender<Item>,
         admission: OwnedSemaphorePermit,
     ) -> Self {
@@ -108,6 +111,7 @@ impl StreamActor {
             settings,
             breaker,
             coordinator,
+            partials,
             tx,
             checkpoint: Checkpoint::default(),
             attempts: 0,
@@ -159,8 +163,19 @@ impl StreamActor {
         );
     }
 
+    /// The text delivered so far, if any; also kept in the client's partial store.
     fn partial(&self) -> Option<String> {
-        (!self.checkpoint.text.is_empty()).then(|| self.checkpoint.text.clone())
+        if self.checkpoint.text.is_empty() {
+            return None;
+        }
+        self.partials.do_send(StorePartial(PartialResponse {
+            request_id: self.original.request_id.to_string(),
+            provider: self.provider.name().to_string(),
+            text: self.checkpoint.text.clone(),
+            attempts: self.attempts,
+            failure: self.last_failure.clone(),
+        }));
+        Some(self.checkpoint.text.clone())
     }
 
     fn next_attempt(&mut self, ctx: &mut Context<Self>) {
@@ -576,6 +591,7 @@ impl StreamActor {
         ctx: &mut Context<Self>,
     ) {
         let category = failure.category;
+        self.last_failure = Some(failure.clone());
         let e = Error::Failed(Box::new(FailedRequest {
             failure,
             reason,
