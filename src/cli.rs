@@ -249,8 +249,15 @@ async fn chat(model: String, prompt: String, opts: ChatOptions) -> Result<(), St
     if let Some(n) = max_tokens {
         req = req.max_tokens(n);
     }
+    // Through the reliability runtime: breaker, retries, supervision, resumption.
+    let client = Client::builder()
+        .providers(providers)
+        .retry(RetryPolicy::default().max_attempts(max_attempts))
+        .arbiters(1)
+        .build()
+        .map_err(|e| e.to_string())?;
     if stream {
-        let mut events = providers.stream(&req).await.map_err(|e| e.to_string())?;
+        let mut events = client.stream(req).await.map_err(|e| e.to_string())?;
         let mut out = std::io::stdout();
         while let Some(event) = events.next().await {
             match event.map_err(|e| e.to_string())? {
@@ -258,18 +265,20 @@ async fn chat(model: String, prompt: String, opts: ChatOptions) -> Result<(), St
                     let _ = out.write_all(text.as_bytes());
                     let _ = out.flush();
                 }
+                StreamEvent::Resumed { attempt, offset, .. } => {
+                    tracing::info!(attempt, offset, "stream resumed");
+                    eprint!("\n[steer: stream broke; attempt {attempt} resumes at character {offset}]\n");
+                }
+                StreamEvent::Restarted { attempt } => {
+                    eprint!("\n[steer: stream restarted, attempt {attempt}]\n");
+                }
                 StreamEvent::Complete {
                     finish_reason,
                     usage,
                 } => {
                     let _ = writeln!(out);
                     let usage = usage
-                        .map(|u| {
-                            format!(
-                                "{} prompt + {} completion tokens",
-                                u.prompt_tokens, u.completion_tokens
-                            )
-                        })
+                        .map(|u| format!("{} prompt + {} completion tokens", u.prompt_tokens, u.completion_tokens))
                         .unwrap_or_else(|| "usage not reported".into());
                     eprintln!("steer: finished ({finish_reason:?}), {usage}");
                 }
@@ -277,13 +286,6 @@ async fn chat(model: String, prompt: String, opts: ChatOptions) -> Result<(), St
             }
         }
     } else {
-        // Through the reliability runtime: breaker, retries, supervision.
-        let client = Client::builder()
-            .providers(providers)
-            .retry(RetryPolicy::default().max_attempts(max_attempts))
-            .arbiters(1)
-            .build()
-            .map_err(|e| e.to_string())?;
         let resp = client.generate(req).await.map_err(|e| e.to_string())?;
         let metrics = client.metrics().await.map_err(|e| e.to_string())?;
         let retries = metrics
