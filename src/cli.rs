@@ -265,7 +265,9 @@ async fn chat(model: String, prompt: String, opts: ChatOptions) -> Result<(), St
                     let _ = out.write_all(text.as_bytes());
                     let _ = out.flush();
                 }
-                StreamEvent::Resumed { attempt, offset, .. } => {
+                StreamEvent::Resumed {
+                    attempt, offset, ..
+                } => {
                     tracing::info!(attempt, offset, "stream resumed");
                     eprint!("\n[steer: stream broke; attempt {attempt} resumes at character {offset}]\n");
                 }
@@ -278,7 +280,12 @@ async fn chat(model: String, prompt: String, opts: ChatOptions) -> Result<(), St
                 } => {
                     let _ = writeln!(out);
                     let usage = usage
-                        .map(|u| format!("{} prompt + {} completion tokens", u.prompt_tokens, u.completion_tokens))
+                        .map(|u| {
+                            format!(
+                                "{} prompt + {} completion tokens",
+                                u.prompt_tokens, u.completion_tokens
+                            )
+                        })
                         .unwrap_or_else(|| "usage not reported".into());
                     eprintln!("steer: finished ({finish_reason:?}), {usage}");
                 }

@@ -158,11 +158,12 @@ pub(crate) async fn read_body(
 /// Turns a successful SSE response into steer stream events, starting with `start`.
 pub(crate) fn decode_sse<D: StreamDecoder>(
     ctx: CallContext,
-    response: reqwest::Response,
+    mut response: reqwest::Response,
     decoder: D,
     start: StreamEvent,
 ) -> EventStream {
-    let headers = response.headers().clone();
+    // Moved out, not copied: the body stream does not need them.
+    let headers = std::mem::take(response.headers_mut());
     let state = SseState {
         provider_request_id: provider_request_id(&headers),
         headers,

@@ -29,9 +29,10 @@ use crate::error::{Error, FailedRequest, ProviderError};
 use crate::model::{ChatRequest, StreamEvent, Usage};
 use crate::provider::{EventStream, Provider};
 
-/// Events waiting for a slow consumer, at most: past this the actor stops reading
-/// the HTTP body (backpressure) instead of buffering.
-pub(crate) const STREAM_BUFFER: usize = 16;
+/// Batches of events waiting for a slow consumer, at most (each at most `BATCH`
+/// events): past this the actor stops reading the HTTP body (backpressure)
+/// instead of buffering.
+pub(crate) const STREAM_BUFFER: usize = 4;
 /// Events read from the body in one go before the actor handles them.
 const BATCH: usize = 64;
 
@@ -49,6 +50,9 @@ pub(crate) struct StreamSettings {
 }
 
 type Item = Result<StreamEvent, Error>;
+/// What travels to the consumer: a batch of events, so that one channel slot is
+/// small (a `Vec`) and a burst of events costs one send.
+type EventBatch = Vec<Item>;
 
 /// What one read from the body produced.
 enum Batch {
@@ -65,7 +69,7 @@ pub(crate) struct StreamActor {
     breaker: Addr<CircuitBreaker>,
     coordinator: Addr<RetryCoordinator>,
     partials: Addr<PartialStore>,
-    tx: mpsc::Sender<Item>,
+    tx: mpsc::Sender<EventBatch>,
     checkpoint: Checkpoint,
     attempts: u32,
     backoff_so_far: Duration,
@@ -77,7 +81,7 @@ pub(crate) struct StreamActor {
     seam: Option<Seam>,
     pending_seam_event: Option<StreamEvent>,
     start_sent: bool,
-    last_failure: Option<Failure>,
+    last_failure: Option<Box<Failure>>,
     lease: Option<PermitLease>,
     in_flight: bool,
     done: bool,
@@ -94,7 +98,7 @@ impl StreamActor {
         breaker: Addr<CircuitBreaker>,
         coordinator: Addr<RetryCoordinator>,
         partials: Addr<PartialStore>,
-        tx: mpsc::Sender<Item>,
+        tx: mpsc::Sender<EventBatch>,
         admission: OwnedSemaphorePermit,
     ) -> Self {
         let span = tracing::info_span!("steer.stream", request_id = %original.request_id, provider = %provider.name());
@@ -156,7 +160,7 @@ impl StreamActor {
         ctx.spawn(
             actix::fut::wrap_future(async move {
                 if let Some(e) = error {
-                    let _ = tx.send(Err(e)).await;
+                    let _ = tx.send(vec![Err(e)]).await;
                 }
             })
             .map(|_, _: &mut Self, ctx: &mut Context<Self>| ctx.stop()),
@@ -173,7 +177,7 @@ impl StreamActor {
             provider: self.provider.name().to_string(),
             text: self.checkpoint.text.clone(),
             attempts: self.attempts,
-            failure: self.last_failure.clone(),
+            failure: self.last_failure.as_deref().cloned(),
         }));
         Some(self.checkpoint.text.clone())
     }
@@ -183,7 +187,7 @@ impl StreamActor {
             let e = Error::DeadlineExceeded {
                 request_id: self.original.request_id.clone(),
                 attempts: self.attempts,
-                last: self.last_failure.take().map(Box::new),
+                last: self.last_failure.take(),
                 partial: self.partial(),
             };
             let finished = RequestFinished::Failed {
@@ -222,7 +226,7 @@ impl StreamActor {
             request_id: self.original.request_id.clone(),
             rejection,
             attempts: self.attempts,
-            last: self.last_failure.take().map(Box::new),
+            last: self.last_failure.take(),
         };
         self.end(Some(e), RequestFinished::Rejected, ctx);
     }
@@ -432,12 +436,7 @@ impl StreamActor {
         }
         let tx = self.tx.clone();
         let send = async move {
-            for event in out {
-                if tx.send(Ok(event)).await.is_err() {
-                    return false;
-                }
-            }
-            true
+            out.is_empty() || tx.send(out.into_iter().map(Ok).collect()).await.is_ok()
         };
         ctx.spawn(
             actix::fut::wrap_future(send).map(move |consumer_alive, act: &mut Self, ctx| {
@@ -549,7 +548,7 @@ impl StreamActor {
                 Ok(Decision::Retry { delay, .. }) => {
                     act.backoff_so_far += delay;
                     act.previous_delay = Some(delay);
-                    act.last_failure = Some(failure);
+                    act.last_failure = Some(Box::new(failure));
                     if !act.checkpoint.text.is_empty() {
                         if act.strategy == Continuation::Restart {
                             act.checkpoint = Checkpoint::default();
@@ -559,7 +558,7 @@ impl StreamActor {
                             };
                             let tx = act.tx.clone();
                             ctx.spawn(actix::fut::wrap_future(async move {
-                                let _ = tx.send(Ok(restarted)).await;
+                                let _ = tx.send(vec![Ok(restarted)]).await;
                             }));
                         } else {
                             act.pending_seam_event = Some(StreamEvent::Resumed {
@@ -591,7 +590,7 @@ impl StreamActor {
         ctx: &mut Context<Self>,
     ) {
         let category = failure.category;
-        self.last_failure = Some(failure.clone());
+        self.last_failure = Some(Box::new(failure.clone()));
         let e = Error::Failed(Box::new(FailedRequest {
             failure,
             reason,
@@ -622,12 +621,16 @@ impl Actor for StreamActor {
 /// The events of a reliable stream; dropping it cancels the request (its HTTP call
 /// is aborted and its breaker permit returned).
 pub struct SteerStream {
-    rx: mpsc::Receiver<Item>,
+    rx: mpsc::Receiver<EventBatch>,
+    current: std::vec::IntoIter<Item>,
 }
 
 impl SteerStream {
-    pub(crate) fn new(rx: mpsc::Receiver<Item>) -> Self {
-        SteerStream { rx }
+    pub(crate) fn new(rx: mpsc::Receiver<EventBatch>) -> Self {
+        SteerStream {
+            rx,
+            current: Vec::new().into_iter(),
+        }
     }
 }
 
@@ -641,6 +644,15 @@ impl Stream for SteerStream {
     type Item = Result<StreamEvent, Error>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
-        self.rx.poll_recv(cx)
+        loop {
+            if let Some(item) = self.current.next() {
+                return Poll::Ready(Some(item));
+            }
+            match self.rx.poll_recv(cx) {
+                Poll::Ready(Some(batch)) => self.current = batch.into_iter(),
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
     }
 }

@@ -1,0 +1,238 @@
+//! Streams: chunks per second through steer against bare reqwest + SSE parsing for
+//! 1,000-chunk streams, and memory per open stream with 10,000 streams open, against
+//! the same mock in one run. `cargo bench --bench stream`
+
+use std::time::{Duration, Instant};
+
+use eventsource_stream::Eventsource;
+use futures::StreamExt;
+use steer_llm::mock::{MockServer, MOCK_API_KEY};
+use steer_llm::{ChatRequest, Client, StreamEvent};
+
+const RUN: Duration = Duration::from_secs(4);
+const OPEN: usize = 10_000;
+
+fn body() -> serde_json::Value {
+    serde_json::json!({
+        "model": "gpt-4o-mini",
+        "messages": [{"role": "user", "content": "Tell me about rivers."}],
+        "stream": true,
+        "stream_options": {"include_usage": true},
+    })
+}
+
+/// A bare client: reqwest, eventsource-stream framing, serde_json per chunk.
+async fn bare_stream(http: &reqwest::Client, url: &str) -> u64 {
+    let resp = http
+        .post(url)
+        .bearer_auth(MOCK_API_KEY)
+        .json(&body())
+        .send()
+        .await
+        .expect("bare stream");
+    let mut events = resp.bytes_stream().eventsource();
+    let mut chunks = 0;
+    while let Some(e) = events.next().await {
+        let e = e.expect("event");
+        if e.data == "[DONE]" {
+            break;
+        }
+        let v: serde_json::Value = serde_json::from_str(&e.data).expect("json");
+        if v["choices"][0]["delta"]["content"].is_string() {
+            chunks += 1;
+        }
+    }
+    chunks
+}
+
+async fn steer_stream(client: &Client) -> u64 {
+    let req = ChatRequest::new("openai/gpt-4o-mini")
+        .expect("model")
+        .user("Tell me about rivers.");
+    let mut s = client.stream(req).await.expect("steer stream");
+    let mut chunks = 0;
+    while let Some(e) = s.next().await {
+        if let StreamEvent::TextDelta { .. } = e.expect("event") {
+            chunks += 1;
+        }
+    }
+    chunks
+}
+
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+fn main() {
+    if let (Ok(phase), Ok(base)) = (
+        std::env::var("STEER_BENCH_PHASE"),
+        std::env::var("STEER_BENCH_MOCK"),
+    ) {
+        return measure_phase(&phase, &base);
+    }
+    let mock = MockServer::builder()
+        .reply_words(1000)
+        .record_requests(false)
+        .start_background()
+        .expect("mock");
+    let url = format!("{}/chat/completions", mock.openai_base_url());
+    let system = actix::System::new();
+    let providers = mock.providers().expect("providers");
+    let url_a = url.clone();
+    let (bare, steer) = system.block_on(async move {
+        let client = Client::builder()
+            .providers(providers)
+            .arbiters(0)
+            .build()
+            .expect("client");
+        let http = reqwest::Client::new();
+        // Warm up, then alternate one-second slices so noise hits both alike.
+        bare_stream(&http, &url_a).await;
+        steer_stream(&client).await;
+        let (mut bare, mut steer) = ((0u64, Duration::ZERO), (0u64, Duration::ZERO));
+        let end = Instant::now() + RUN * 2;
+        while Instant::now() < end {
+            let t = Instant::now();
+            bare.0 += bare_stream(&http, &url_a).await;
+            bare.1 += t.elapsed();
+            let t = Instant::now();
+            steer.0 += steer_stream(&client).await;
+            steer.1 += t.elapsed();
+        }
+        (
+            bare.0 as f64 / bare.1.as_secs_f64(),
+            steer.0 as f64 / steer.1.as_secs_f64(),
+        )
+    });
+    println!("1,000-chunk streams, one at a time, caller on an actix arbiter:");
+    println!(
+        "  bare reqwest + SSE + JSON: {bare:.0} chunks/s; steer: {steer:.0} chunks/s; ratio {:.2}",
+        steer / bare
+    );
+
+    // Memory per open stream: 10,000 streams that have delivered their first chunk
+    // and then stall, held open at once; bare first, then steer.
+    // The mock runs as its own process here: 10,000 connections need 10,000 file
+    // descriptors on each side, and its memory must not count.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_steer"))
+        .args(["mock", "--words", "50", "--faults", "stall?after=1"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start steer mock");
+    let mut first_line = String::new();
+    {
+        use std::io::BufRead;
+        let stdout = child.stdout.take().expect("stdout");
+        std::io::BufReader::new(stdout)
+            .read_line(&mut first_line)
+            .expect("mock banner");
+    }
+    let base = first_line
+        .split_whitespace()
+        .last()
+        .expect("base url")
+        .to_string();
+    let run_phase = |phase: &str| -> f64 {
+        let out = std::process::Command::new(std::env::current_exe().expect("self"))
+            .env("STEER_BENCH_PHASE", phase)
+            .env("STEER_BENCH_MOCK", &base)
+            .output()
+            .expect("phase process");
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("phase {phase} printed {text:?}"))
+    };
+    let steer_per = run_phase("steer");
+    let bare_per = run_phase("bare");
+    println!("{OPEN} open streams (first chunk delivered, then stalled), RSS growth per stream:");
+    println!(
+        "  bare reqwest + SSE: {:.1} KiB; steer: {:.1} KiB; steer beyond bare: {:.1} KiB",
+        bare_per / 1024.0,
+        steer_per / 1024.0,
+        (steer_per - bare_per) / 1024.0
+    );
+    let _ = child.kill();
+}
+
+/// Measures one kind of client holding `OPEN` streams, in a process of its own
+/// (memory freed by one measurement would otherwise be reused by the next).
+fn measure_phase(phase: &str, base: &str) {
+    let stall_url = format!("{base}/v1/chat/completions");
+    let providers = steer_llm::Providers::new().with(
+        steer_llm::OpenAiCompatible::openai()
+            .base_url(format!("{base}/v1"))
+            .api_key(MOCK_API_KEY)
+            .build()
+            .expect("provider"),
+    );
+    let system = actix::System::new();
+    let per_stream = system.block_on(async move {
+        if phase == "steer" {
+            let client = Client::builder()
+                .providers(providers)
+                .arbiters(0)
+                .max_in_flight(OPEN * 2, steer_llm::runtime::Overload::Reject)
+                .stream_timeouts(None, None, None)
+                .build()
+                .expect("client");
+            let before = rss_bytes();
+            let mut held = Vec::with_capacity(OPEN);
+            for chunk in (0..OPEN).collect::<Vec<_>>().chunks(500) {
+                let opened = futures::future::join_all(chunk.iter().map(|_| async {
+                    let req = ChatRequest::new("openai/gpt-4o-mini")
+                        .expect("model")
+                        .user("Tell me about rivers.");
+                    let mut s = client.stream(req).await.expect("open");
+                    loop {
+                        if let Some(Ok(StreamEvent::TextDelta { .. })) = s.next().await {
+                            break;
+                        }
+                    }
+                    s
+                }))
+                .await;
+                held.extend(opened);
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let steer_per = (rss_bytes().saturating_sub(before)) as f64 / OPEN as f64;
+            steer_per
+        } else {
+            let _ = (&providers, &stall_url);
+            let http = reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()
+                .expect("http");
+            let before = rss_bytes();
+            let mut held = Vec::with_capacity(OPEN);
+            for chunk in (0..OPEN).collect::<Vec<_>>().chunks(500) {
+                let opened = futures::future::join_all(chunk.iter().map(|_| async {
+                    let resp = http
+                        .post(&stall_url)
+                        .bearer_auth(MOCK_API_KEY)
+                        .json(&body())
+                        .send()
+                        .await
+                        .expect("open");
+                    let mut events = resp.bytes_stream().eventsource();
+                    let first = events.next().await;
+                    assert!(first.is_some());
+                    events
+                }))
+                .await;
+                held.extend(opened);
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let bare_per = (rss_bytes().saturating_sub(before)) as f64 / OPEN as f64;
+            drop(held);
+            bare_per
+        }
+    });
+    println!("{per_stream}");
+}
