@@ -159,6 +159,7 @@ fn main() {
         (steer_per - bare_per) / 1024.0
     );
     let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// Measures one kind of client holding `OPEN` streams, in a process of its own
@@ -201,8 +202,7 @@ fn measure_phase(phase: &str, base: &str) {
                 held.extend(opened);
             }
             tokio::time::sleep(Duration::from_millis(300)).await;
-            let steer_per = (rss_bytes().saturating_sub(before)) as f64 / OPEN as f64;
-            steer_per
+            (rss_bytes().saturating_sub(before)) as f64 / OPEN as f64
         } else {
             let _ = (&providers, &stall_url);
             let http = reqwest::Client::builder()
