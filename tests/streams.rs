@@ -483,3 +483,43 @@ mod from_actors {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn header_and_first_token_timeouts_retry_the_attempt() {
+    let mock = MockServer::builder()
+        .stall_limit(Duration::from_secs(5))
+        .start_background()
+        .unwrap();
+    let client = Client::builder()
+        .providers(mock.providers().unwrap())
+        .retry(RetryPolicy::default().backoff(Backoff {
+            max_attempts: 3,
+            base: Duration::from_millis(1),
+            multiplier: 1.0,
+            max_delay: Duration::from_millis(1),
+            jitter: Jitter::None,
+        }))
+        .stream_timeouts(
+            Some(Duration::from_millis(150)),
+            Some(Duration::from_millis(150)),
+            Some(Duration::from_secs(5)),
+        )
+        .build()
+        .unwrap();
+    // Headers too late, then no first token, then a normal reply.
+    let req = request("openai/gpt-4o-mini").request_id("timeouts-1");
+    mock.script_key(
+        "timeouts-1",
+        [
+            FaultPlan::normal().with_latency(Duration::from_secs(3)),
+            FaultPlan::stall(0),
+        ],
+    );
+    let got = collect(client.stream(req.clone()).await.unwrap()).await;
+    assert!(got.error.is_none(), "{:?}", got.error);
+    assert_eq!(got.text(), expected_text(&req, None));
+    assert_eq!(mock.requests().len(), 3);
+    let m = client.metrics().await.unwrap();
+    let m = &m.provider("openai").unwrap().metrics;
+    assert_eq!(m.attempts.get("timeout"), Some(&2));
+}
