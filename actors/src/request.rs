@@ -16,11 +16,13 @@ use futures::FutureExt;
 use tokio::sync::oneshot;
 use tracing::Instrument;
 
-use crate::breaker::{Acquire, CallOutcome, CircuitBreaker, Pause, PermitLease, Rejection};
+use crate::breaker::{
+    report_failure, Acquire, CallOutcome, CircuitBreaker, PermitLease, Rejection,
+};
 use crate::failure::{Category, Failure};
 use crate::retry::{
-    AttemptAbandoned, AttemptFailed, AttemptState, Decision, GiveUp, RequestFinished,
-    RequestStarted, RetryCoordinator, RetryPolicy,
+    AttemptAbandoned, AttemptFailed, Decision, GiveUp, Progress, RequestFinished, RequestStarted,
+    RetryCoordinator, RetryPolicy,
 };
 
 /// One attempt: given the attempt number (1-based), a future of the value or of
@@ -112,10 +114,7 @@ pub struct RequestActor<T: Send + 'static, E: Send + 'static> {
     coordinator: Addr<RetryCoordinator>,
     attempt: AttemptFn<T, E>,
     reply: Option<oneshot::Sender<RequestResult<T, E>>>,
-    attempts: u32,
-    backoff_so_far: Duration,
-    previous_delay: Option<Duration>,
-    deadline: Option<tokio::time::Instant>,
+    progress: Progress,
     in_flight: bool,
     last_failure: Option<Failure>,
     admission: Option<Box<dyn Send>>,
@@ -134,15 +133,12 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
     ) -> Self {
         let span = tracing::info_span!("steer.request", request_id = %spec.request_id, provider = %spec.provider);
         RequestActor {
-            deadline: spec.deadline.map(|d| tokio::time::Instant::now() + d),
+            progress: Progress::new(spec.deadline),
             spec,
             breaker,
             coordinator,
             attempt,
             reply: Some(reply),
-            attempts: 0,
-            backoff_so_far: Duration::ZERO,
-            previous_delay: None,
             in_flight: false,
             last_failure: None,
             admission,
@@ -151,8 +147,7 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
     }
 
     fn time_left(&self) -> Option<Duration> {
-        self.deadline
-            .map(|d| d.saturating_duration_since(tokio::time::Instant::now()))
+        self.progress.time_left()
     }
 
     fn finish(&mut self, result: RequestResult<T, E>, ctx: &mut Context<Self>) {
@@ -181,9 +176,9 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
     }
 
     fn next_attempt(&mut self, ctx: &mut Context<Self>) {
-        if self.time_left() == Some(Duration::ZERO) {
+        if self.progress.past_deadline() {
             let result = Err(RequestError::DeadlineExceeded {
-                attempts: self.attempts,
+                attempts: self.progress.attempts(),
                 last: self.last_failure.take(),
             });
             return self.finish(result, ctx);
@@ -214,19 +209,15 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
         }
         let result = Err(RequestError::Rejected {
             rejection,
-            attempts: self.attempts,
+            attempts: self.progress.attempts(),
             last: self.last_failure.take(),
         });
         self.finish(result, ctx);
     }
 
     fn run(&mut self, lease: Option<PermitLease>, ctx: &mut Context<Self>) {
-        self.attempts += 1;
-        let attempt = self.attempts;
-        let timeout = match (self.spec.attempt_timeout, self.time_left()) {
-            (Some(a), Some(d)) => Some(a.min(d)),
-            (a, d) => a.or(d),
-        };
+        let attempt = self.progress.start_attempt();
+        let timeout = self.progress.bounded(self.spec.attempt_timeout);
         let deadline_bound = self.time_left().is_some_and(|left| timeout == Some(left));
         let future = (self.attempt)(attempt);
         let span = self.span.clone();
@@ -262,7 +253,7 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
                 if let Some(l) = lease {
                     l.report(CallOutcome::Success { elapsed });
                 }
-                let attempts = self.attempts;
+                let attempts = self.progress.attempts();
                 return self.finish(Ok(Completed { value, attempts }), ctx);
             }
             Some(Ok(Err((failure, raw)))) => (failure, Some(raw)),
@@ -276,7 +267,7 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "non-string panic payload".into());
                 tracing::error!(parent: &self.span, %message, "attempt panicked");
-                let attempts = self.attempts;
+                let attempts = self.progress.attempts();
                 return self.finish(Err(RequestError::Panicked { message, attempts }), ctx);
             }
             None if deadline_bound => {
@@ -284,7 +275,7 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
                     l.report(CallOutcome::HealthFailure);
                 }
                 let result = Err(RequestError::DeadlineExceeded {
-                    attempts: self.attempts,
+                    attempts: self.progress.attempts(),
                     last: self.last_failure.take(),
                 });
                 return self.finish(result, ctx);
@@ -299,28 +290,9 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
                 (f, None)
             }
         };
-        if let Some(l) = lease {
-            let outcome = if failure.category == Category::RateLimited {
-                CallOutcome::Neutral
-            } else if failure.affects_health {
-                CallOutcome::HealthFailure
-            } else {
-                CallOutcome::Neutral
-            };
-            l.report(outcome);
-        }
-        if let (Category::RateLimited, Some(wait)) = (failure.category, failure.retry_after) {
-            if self.spec.use_breaker {
-                self.breaker.do_send(Pause(wait));
-            }
-        }
-        tracing::debug!(parent: &self.span, attempt = self.attempts, category = %failure.category, "attempt failed");
-        let state = AttemptState {
-            attempts: self.attempts,
-            backoff_so_far: self.backoff_so_far,
-            previous_delay: self.previous_delay,
-            time_left: self.time_left(),
-        };
+        report_failure(lease, &self.breaker, &failure, self.spec.use_breaker);
+        tracing::debug!(parent: &self.span, attempt = self.progress.attempts(), category = %failure.category, "attempt failed");
+        let state = self.progress.state();
         let ask = self.coordinator.send(AttemptFailed {
             failure: failure.clone(),
             state,
@@ -329,13 +301,12 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
         ctx.spawn(
             actix::fut::wrap_future(ask).map(move |decision, act: &mut Self, ctx| match decision {
                 Ok(Decision::Retry { delay, .. }) => {
-                    act.backoff_so_far += delay;
-                    act.previous_delay = Some(delay);
+                    act.progress.backed_off(delay);
                     act.last_failure = Some(failure);
                     ctx.run_later(delay, |act, ctx| act.next_attempt(ctx));
                 }
                 Ok(Decision::GiveUp(reason)) => {
-                    let attempts = act.attempts;
+                    let attempts = act.progress.attempts();
                     act.finish(
                         Err(RequestError::Failed {
                             failure,

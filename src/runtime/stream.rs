@@ -13,11 +13,13 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use futures::{FutureExt, Stream, StreamExt};
-use steer_actors::breaker::{Acquire, CallOutcome, CircuitBreaker, Pause, PermitLease, Rejection};
+use steer_actors::breaker::{
+    report_failure, Acquire, CallOutcome, CircuitBreaker, PermitLease, Rejection,
+};
 use steer_actors::partials::{PartialResponse, PartialStore, StorePartial};
 use steer_actors::retry::{
-    AttemptAbandoned, AttemptFailed, AttemptState, Decision, GiveUp, RequestFinished,
-    RequestStarted, RetryCoordinator, RetryPolicy,
+    AttemptAbandoned, AttemptFailed, Decision, GiveUp, Progress, RequestFinished, RequestStarted,
+    RetryCoordinator, RetryPolicy,
 };
 use steer_actors::stream::{Checkpoint, Seam};
 use steer_actors::{Category, Failure};
@@ -71,10 +73,7 @@ pub(crate) struct StreamActor {
     partials: Addr<PartialStore>,
     tx: mpsc::Sender<EventBatch>,
     checkpoint: Checkpoint,
-    attempts: u32,
-    backoff_so_far: Duration,
-    previous_delay: Option<Duration>,
-    deadline: Option<tokio::time::Instant>,
+    progress: Progress,
     finished_usage: Usage,
     attempt_usage: Option<Usage>,
     attempt_deltas: u64,
@@ -108,7 +107,7 @@ impl StreamActor {
             original.model.model(),
         );
         StreamActor {
-            deadline: settings.deadline.map(|d| tokio::time::Instant::now() + d),
+            progress: Progress::new(settings.deadline),
             strategy,
             provider,
             original: Arc::new(original),
@@ -118,9 +117,6 @@ impl StreamActor {
             partials,
             tx,
             checkpoint: Checkpoint::default(),
-            attempts: 0,
-            backoff_so_far: Duration::ZERO,
-            previous_delay: None,
             finished_usage: Usage::default(),
             attempt_usage: None,
             attempt_deltas: 0,
@@ -137,8 +133,7 @@ impl StreamActor {
     }
 
     fn time_left(&self) -> Option<Duration> {
-        self.deadline
-            .map(|d| d.saturating_duration_since(tokio::time::Instant::now()))
+        self.progress.time_left()
     }
 
     fn total_usage(&self) -> Usage {
@@ -176,17 +171,17 @@ impl StreamActor {
             request_id: self.original.request_id.to_string(),
             provider: self.provider.name().to_string(),
             text: self.checkpoint.text.clone(),
-            attempts: self.attempts,
+            attempts: self.progress.attempts(),
             failure: self.last_failure.as_deref().cloned(),
         }));
         Some(self.checkpoint.text.clone())
     }
 
     fn next_attempt(&mut self, ctx: &mut Context<Self>) {
-        if self.time_left() == Some(Duration::ZERO) {
+        if self.progress.past_deadline() {
             let e = Error::DeadlineExceeded {
                 request_id: self.original.request_id.clone(),
-                attempts: self.attempts,
+                attempts: self.progress.attempts(),
                 last: self.last_failure.take(),
                 partial: self.partial(),
             };
@@ -225,14 +220,14 @@ impl StreamActor {
             provider: self.provider.name().to_string(),
             request_id: self.original.request_id.clone(),
             rejection,
-            attempts: self.attempts,
+            attempts: self.progress.attempts(),
             last: self.last_failure.take(),
         };
         self.end(Some(e), RequestFinished::Rejected, ctx);
     }
 
     fn open(&mut self, lease: Option<PermitLease>, ctx: &mut Context<Self>) {
-        self.attempts += 1;
+        self.progress.start_attempt();
         self.attempt_usage = None;
         self.attempt_deltas = 0;
         let request = if self.checkpoint.text.is_empty() {
@@ -251,10 +246,7 @@ impl StreamActor {
         self.lease = lease;
         self.in_flight = true;
         let provider = self.provider.clone();
-        let timeout = match (self.settings.headers_timeout, self.time_left()) {
-            (Some(a), Some(d)) => Some(a.min(d)),
-            (a, d) => a.or(d),
-        };
+        let timeout = self.progress.bounded(self.settings.headers_timeout);
         let connect = async move {
             let opening = std::panic::AssertUnwindSafe(provider.stream(&request)).catch_unwind();
             match timeout {
@@ -296,10 +288,7 @@ impl StreamActor {
         } else {
             self.settings.idle_timeout
         };
-        let wait = match (wait, self.time_left()) {
-            (Some(a), Some(d)) => Some(a.min(d)),
-            (a, d) => a.or(d),
-        };
+        let wait = self.progress.bounded(wait);
         let tx = self.tx.clone();
         let read = async move {
             let next = async {
@@ -450,7 +439,7 @@ impl StreamActor {
                             elapsed: Duration::ZERO,
                         });
                     }
-                    let attempts = act.attempts;
+                    let attempts = act.progress.attempts();
                     return act.end(None, RequestFinished::Succeeded { attempts }, ctx);
                 }
                 if let Some(e) = failure {
@@ -503,19 +492,12 @@ impl StreamActor {
             self.finished_usage.prompt_tokens + attempt.prompt_tokens,
             self.finished_usage.completion_tokens + attempt.completion_tokens,
         );
-        if let Some(lease) = self.lease.take() {
-            let outcome = if failure.category != Category::RateLimited && failure.affects_health {
-                CallOutcome::HealthFailure
-            } else {
-                CallOutcome::Neutral
-            };
-            lease.report(outcome);
-        }
-        if let (Category::RateLimited, Some(wait)) = (failure.category, failure.retry_after) {
-            if self.settings.use_breaker {
-                self.breaker.do_send(Pause(wait));
-            }
-        }
+        report_failure(
+            self.lease.take(),
+            &self.breaker,
+            &failure,
+            self.settings.use_breaker,
+        );
         let content_began = !self.checkpoint.text.is_empty();
         // A model that rejects prefill: switch to the "continue" message at once.
         let prefill_rejected = failure.category == Category::InvalidRequest
@@ -527,17 +509,12 @@ impl StreamActor {
             self.coordinator.do_send(AttemptAbandoned);
             return self.next_attempt(ctx);
         }
-        tracing::debug!(parent: &self.span, attempt = self.attempts, category = %failure.category, content_began, "stream attempt failed");
+        tracing::debug!(parent: &self.span, attempt = self.progress.attempts(), category = %failure.category, content_began, "stream attempt failed");
         if content_began && self.strategy == Continuation::Off {
             self.coordinator.do_send(AttemptAbandoned);
             return self.give_up(failure, GiveUp::NotRetryable, raw, ctx);
         }
-        let state = AttemptState {
-            attempts: self.attempts,
-            backoff_so_far: self.backoff_so_far,
-            previous_delay: self.previous_delay,
-            time_left: self.time_left(),
-        };
+        let state = self.progress.state();
         let ask = self.coordinator.send(AttemptFailed {
             failure: failure.clone(),
             state,
@@ -546,15 +523,14 @@ impl StreamActor {
         ctx.spawn(
             actix::fut::wrap_future(ask).map(move |decision, act: &mut Self, ctx| match decision {
                 Ok(Decision::Retry { delay, .. }) => {
-                    act.backoff_so_far += delay;
-                    act.previous_delay = Some(delay);
+                    act.progress.backed_off(delay);
                     act.last_failure = Some(Box::new(failure));
                     if !act.checkpoint.text.is_empty() {
                         if act.strategy == Continuation::Restart {
                             act.checkpoint = Checkpoint::default();
                             act.pending_seam_event = None;
                             let restarted = StreamEvent::Restarted {
-                                attempt: act.attempts + 1,
+                                attempt: act.progress.attempts() + 1,
                             };
                             let tx = act.tx.clone();
                             ctx.spawn(actix::fut::wrap_future(async move {
@@ -562,7 +538,7 @@ impl StreamActor {
                             }));
                         } else {
                             act.pending_seam_event = Some(StreamEvent::Resumed {
-                                attempt: act.attempts + 1,
+                                attempt: act.progress.attempts() + 1,
                                 offset: act.checkpoint.chars,
                                 provider: act.provider.name().to_string(),
                             });
@@ -594,7 +570,7 @@ impl StreamActor {
         let e = Error::Failed(Box::new(FailedRequest {
             failure,
             reason,
-            attempts: self.attempts,
+            attempts: self.progress.attempts(),
             last: raw,
             partial: self.partial(),
         }));

@@ -121,6 +121,31 @@ impl Drop for PermitLease {
     }
 }
 
+/// Reports a failed call: a health failure counts against the provider, anything
+/// else (a caller's mistake, a rate limit) is neutral; a rate limit with a
+/// server-directed wait pauses the whole provider.
+pub fn report_failure(
+    lease: Option<PermitLease>,
+    breaker: &Addr<CircuitBreaker>,
+    failure: &crate::failure::Failure,
+    pause: bool,
+) {
+    use crate::failure::Category;
+    if let Some(lease) = lease {
+        let outcome = if failure.category != Category::RateLimited && failure.affects_health {
+            CallOutcome::HealthFailure
+        } else {
+            CallOutcome::Neutral
+        };
+        lease.report(outcome);
+    }
+    if let (Category::RateLimited, Some(wait), true) =
+        (failure.category, failure.retry_after, pause)
+    {
+        breaker.do_send(Pause(wait));
+    }
+}
+
 /// Asks for a permit to make one call.
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "Result<PermitLease, Rejection>")]

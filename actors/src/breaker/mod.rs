@@ -3,6 +3,7 @@
 pub mod actor;
 pub mod state;
 
+pub use actor::report_failure;
 pub use actor::{
     Acquire, BreakerStatus, CircuitBreaker, ForceState, GetStatus, Pause, PermitLease,
     ResetBreaker, Subscribe, TransitionEvent,

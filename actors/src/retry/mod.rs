@@ -4,9 +4,11 @@
 pub mod budget;
 pub mod coordinator;
 pub mod policy;
+pub mod progress;
 
 pub use budget::{BudgetConfig, RetryBudget};
 pub use coordinator::{
     AttemptAbandoned, AttemptFailed, GetMetrics, RequestFinished, RequestStarted, RetryCoordinator,
 };
 pub use policy::{decide, AttemptState, Backoff, Decision, GiveUp, Jitter, RetryPolicy};
+pub use progress::Progress;

@@ -1,0 +1,72 @@
+//! Where one request stands in its retries: attempts, backoff spent, deadline.
+
+use std::time::Duration;
+
+use super::policy::AttemptState;
+
+/// The retry progress of one request (owned by its actor).
+#[derive(Debug, Clone)]
+pub struct Progress {
+    attempts: u32,
+    backoff_so_far: Duration,
+    previous_delay: Option<Duration>,
+    deadline: Option<tokio::time::Instant>,
+}
+
+impl Progress {
+    /// No attempt yet; the deadline, if any, runs from now.
+    pub fn new(deadline: Option<Duration>) -> Self {
+        Progress {
+            attempts: 0,
+            backoff_so_far: Duration::ZERO,
+            previous_delay: None,
+            deadline: deadline.map(|d| tokio::time::Instant::now() + d),
+        }
+    }
+
+    /// Counts a new attempt; returns its number (1-based).
+    pub fn start_attempt(&mut self) -> u32 {
+        self.attempts += 1;
+        self.attempts
+    }
+
+    /// Attempts made so far.
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// Time left until the deadline (zero once passed), if there is one.
+    pub fn time_left(&self) -> Option<Duration> {
+        self.deadline
+            .map(|d| d.saturating_duration_since(tokio::time::Instant::now()))
+    }
+
+    /// Whether the deadline has passed.
+    pub fn past_deadline(&self) -> bool {
+        self.time_left() == Some(Duration::ZERO)
+    }
+
+    /// `limit`, shortened to the time left before the deadline.
+    pub fn bounded(&self, limit: Option<Duration>) -> Option<Duration> {
+        match (limit, self.time_left()) {
+            (Some(a), Some(d)) => Some(a.min(d)),
+            (a, d) => a.or(d),
+        }
+    }
+
+    /// What the retry policy needs to decide.
+    pub fn state(&self) -> AttemptState {
+        AttemptState {
+            attempts: self.attempts,
+            backoff_so_far: self.backoff_so_far,
+            previous_delay: self.previous_delay,
+            time_left: self.time_left(),
+        }
+    }
+
+    /// Records a scheduled backoff delay.
+    pub fn backed_off(&mut self, delay: Duration) {
+        self.backoff_so_far += delay;
+        self.previous_delay = Some(delay);
+    }
+}
