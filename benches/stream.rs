@@ -59,6 +59,39 @@ async fn steer_stream(client: &Client) -> u64 {
     chunks
 }
 
+/// Counts live heap bytes, so that memory per stream is measured exactly (RSS also
+/// moves with allocator fragmentation).
+struct Counting;
+
+static LIVE: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+// SAFETY: every call is forwarded to the system allocator unchanged; only a counter
+// is updated besides.
+unsafe impl std::alloc::GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as i64, std::sync::atomic::Ordering::Relaxed);
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        LIVE.fetch_sub(layout.size() as i64, std::sync::atomic::Ordering::Relaxed);
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new: usize) -> *mut u8 {
+        LIVE.fetch_add(
+            new as i64 - layout.size() as i64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        unsafe { std::alloc::System.realloc(ptr, layout, new) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn heap_bytes() -> i64 {
+    LIVE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
     let pages: u64 = statm
@@ -138,25 +171,33 @@ fn main() {
         .last()
         .expect("base url")
         .to_string();
-    let run_phase = |phase: &str| -> f64 {
+    let run_phase = |phase: &str| -> (f64, f64) {
         let out = std::process::Command::new(std::env::current_exe().expect("self"))
             .env("STEER_BENCH_PHASE", phase)
             .env("STEER_BENCH_MOCK", &base)
             .output()
             .expect("phase process");
         let text = String::from_utf8_lossy(&out.stdout);
-        text.trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("phase {phase} printed {text:?}"))
+        let mut numbers = text.split_whitespace().map(|n| n.parse::<f64>());
+        match (numbers.next(), numbers.next()) {
+            (Some(Ok(heap)), Some(Ok(rss))) => (heap, rss),
+            _ => panic!("phase {phase} printed {text:?}"),
+        }
     };
     let steer_per = run_phase("steer");
     let bare_per = run_phase("bare");
-    println!("{OPEN} open streams (first chunk delivered, then stalled), RSS growth per stream:");
+    println!("{OPEN} open streams (first chunk delivered, then stalled), per stream:");
     println!(
-        "  bare reqwest + SSE: {:.1} KiB; steer: {:.1} KiB; steer beyond bare: {:.1} KiB",
-        bare_per / 1024.0,
-        steer_per / 1024.0,
-        (steer_per - bare_per) / 1024.0
+        "  live heap: bare reqwest + SSE {:.1} KiB; steer {:.1} KiB; steer beyond bare {:.1} KiB",
+        bare_per.0 / 1024.0,
+        steer_per.0 / 1024.0,
+        (steer_per.0 - bare_per.0) / 1024.0
+    );
+    println!(
+        "  RSS growth: bare {:.1} KiB; steer {:.1} KiB; steer beyond bare {:.1} KiB",
+        bare_per.1 / 1024.0,
+        steer_per.1 / 1024.0,
+        (steer_per.1 - bare_per.1) / 1024.0
     );
     let _ = child.kill();
     let _ = child.wait();
@@ -183,7 +224,7 @@ fn measure_phase(phase: &str, base: &str) {
                 .stream_timeouts(None, None, None)
                 .build()
                 .expect("client");
-            let before = rss_bytes();
+            let (before, heap_before) = (rss_bytes(), heap_bytes());
             let mut held = Vec::with_capacity(OPEN);
             for chunk in (0..OPEN).collect::<Vec<_>>().chunks(500) {
                 let opened = futures::future::join_all(chunk.iter().map(|_| async {
@@ -202,14 +243,16 @@ fn measure_phase(phase: &str, base: &str) {
                 held.extend(opened);
             }
             tokio::time::sleep(Duration::from_millis(300)).await;
-            (rss_bytes().saturating_sub(before)) as f64 / OPEN as f64
+            let heap = (heap_bytes() - heap_before) as f64 / OPEN as f64;
+            let rss = (rss_bytes().saturating_sub(before)) as f64 / OPEN as f64;
+            (heap, rss)
         } else {
             let _ = (&providers, &stall_url);
             let http = reqwest::Client::builder()
                 .pool_max_idle_per_host(0)
                 .build()
                 .expect("http");
-            let before = rss_bytes();
+            let (before, heap_before) = (rss_bytes(), heap_bytes());
             let mut held = Vec::with_capacity(OPEN);
             for chunk in (0..OPEN).collect::<Vec<_>>().chunks(500) {
                 let opened = futures::future::join_all(chunk.iter().map(|_| async {
@@ -229,10 +272,11 @@ fn measure_phase(phase: &str, base: &str) {
                 held.extend(opened);
             }
             tokio::time::sleep(Duration::from_millis(300)).await;
-            let bare_per = (rss_bytes().saturating_sub(before)) as f64 / OPEN as f64;
+            let heap = (heap_bytes() - heap_before) as f64 / OPEN as f64;
+            let rss = (rss_bytes().saturating_sub(before)) as f64 / OPEN as f64;
             drop(held);
-            bare_per
+            (heap, rss)
         }
     });
-    println!("{per_stream}");
+    println!("{} {}", per_stream.0, per_stream.1);
 }
