@@ -12,6 +12,13 @@ use steer_llm::{ChatRequest, Client, StreamEvent};
 const RUN: Duration = Duration::from_secs(4);
 const OPEN: usize = 10_000;
 
+fn open_count() -> usize {
+    std::env::var("STEER_BENCH_OPEN")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(OPEN)
+}
+
 fn body() -> serde_json::Value {
     serde_json::json!({
         "model": "gpt-4o-mini",
@@ -214,19 +221,20 @@ fn measure_phase(phase: &str, base: &str) {
             .build()
             .expect("provider"),
     );
+    let open = open_count();
     let system = actix::System::new();
     let per_stream = system.block_on(async move {
         if phase == "steer" {
             let client = Client::builder()
                 .providers(providers)
                 .arbiters(0)
-                .max_in_flight(OPEN * 2, steer_llm::runtime::Overload::Reject)
+                .max_in_flight(open * 2, steer_llm::runtime::Overload::Reject)
                 .stream_timeouts(None, None, None)
                 .build()
                 .expect("client");
             let (before, heap_before) = (rss_bytes(), heap_bytes());
-            let mut held = Vec::with_capacity(OPEN);
-            for chunk in (0..OPEN).collect::<Vec<_>>().chunks(500) {
+            let mut held = Vec::with_capacity(open);
+            for chunk in (0..open).collect::<Vec<_>>().chunks(500) {
                 let opened = futures::future::join_all(chunk.iter().map(|_| async {
                     let req = ChatRequest::new("openai/gpt-4o-mini")
                         .expect("model")
@@ -243,8 +251,8 @@ fn measure_phase(phase: &str, base: &str) {
                 held.extend(opened);
             }
             tokio::time::sleep(Duration::from_millis(300)).await;
-            let heap = (heap_bytes() - heap_before) as f64 / OPEN as f64;
-            let rss = (rss_bytes().saturating_sub(before)) as f64 / OPEN as f64;
+            let heap = (heap_bytes() - heap_before) as f64 / open as f64;
+            let rss = (rss_bytes().saturating_sub(before)) as f64 / open as f64;
             (heap, rss)
         } else {
             let _ = (&providers, &stall_url);
@@ -253,8 +261,8 @@ fn measure_phase(phase: &str, base: &str) {
                 .build()
                 .expect("http");
             let (before, heap_before) = (rss_bytes(), heap_bytes());
-            let mut held = Vec::with_capacity(OPEN);
-            for chunk in (0..OPEN).collect::<Vec<_>>().chunks(500) {
+            let mut held = Vec::with_capacity(open);
+            for chunk in (0..open).collect::<Vec<_>>().chunks(500) {
                 let opened = futures::future::join_all(chunk.iter().map(|_| async {
                     let resp = http
                         .post(&stall_url)
@@ -272,8 +280,8 @@ fn measure_phase(phase: &str, base: &str) {
                 held.extend(opened);
             }
             tokio::time::sleep(Duration::from_millis(300)).await;
-            let heap = (heap_bytes() - heap_before) as f64 / OPEN as f64;
-            let rss = (rss_bytes().saturating_sub(before)) as f64 / OPEN as f64;
+            let heap = (heap_bytes() - heap_before) as f64 / open as f64;
+            let rss = (rss_bytes().saturating_sub(before)) as f64 / open as f64;
             drop(held);
             (heap, rss)
         }

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! steer: LLM provider calls that survive rate limits, overloads, dropped connections
 //! and streams that die halfway.
 //!

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! steer-actors: the reliability actors of steer and the domain logic they own.
 //!
 //! This crate knows no provider and no HTTP: it decides from a classified
