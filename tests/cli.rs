@@ -1,0 +1,128 @@
+//! The `steer` binary: its main job against the embedded mock, and one-line errors.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+fn steer(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_steer"))
+        .args(args)
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("OPENAI_BASE_URL")
+        .env_remove("ANTHROPIC_API_KEY")
+        .env_remove("ANTHROPIC_BASE_URL")
+        .env_remove("XAI_API_KEY")
+        .env_remove("XAI_BASE_URL")
+        .output()
+        .expect("run steer")
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn chat_uses_the_embedded_mock_without_a_key_and_says_so() {
+    for model in [
+        "openai/gpt-4o-mini",
+        "anthropic/claude-3-5-haiku-latest",
+        "xai/grok-3-mini",
+    ] {
+        let out = steer(&["chat", model, "Tell me about rivers."]);
+        assert!(out.status.success(), "{model}: {}", stderr(&out));
+        assert!(stderr(&out).contains("using the embedded mock provider"));
+        assert!(!out.stdout.is_empty());
+    }
+    let out = steer(&[
+        "chat",
+        "openai/gpt-4o-mini",
+        "hi",
+        "--stream",
+        "--mock-fault",
+        "reset?after=3",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("resumes at character"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn errors_are_one_readable_line_with_a_non_zero_exit() {
+    let cases: [(&[&str], i32, &str); 3] = [
+        (
+            &["chat", "nope/model", "hi"],
+            1,
+            "unknown provider \"nope\"",
+        ),
+        (&["chat", "openai/gpt-4o-mini"], 2, "PROMPT"),
+        (&["chat", "gpt-4o-mini", "hi"], 1, "invalid model id"),
+    ];
+    for (args, code, needle) in cases {
+        let out = steer(args);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    // An unreachable base URL (a port nothing listens on).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = Command::new(env!("CARGO_BIN_EXE_steer"))
+        .args(["chat", "openai/gpt-4o-mini", "hi", "--max-attempts", "1"])
+        .env("OPENAI_API_KEY", "sk-test-not-shown")
+        .env("OPENAI_BASE_URL", format!("http://127.0.0.1:{port}/v1"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("steer: error:") && err.contains("network"),
+        "{err}"
+    );
+    assert!(!err.contains("sk-test-not-shown"), "the key leaked: {err}");
+}
+
+#[test]
+fn mock_prints_its_base_url_and_stops_on_ctrl_c() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_steer"))
+        .args(["mock", "--faults", "overloaded"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line.split_whitespace().last().unwrap().to_string();
+    assert!(base.starts_with("http://127.0.0.1:"), "{line}");
+    // It answers with the default fault.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let status = rt.block_on(async {
+        reqwest::Client::new()
+            .post(format!("{base}/v1/chat/completions"))
+            .bearer_auth("k")
+            .json(&serde_json::json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    assert_eq!(status, 503);
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "a clean stop: {:?}", out.status);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stopped after 1 requests"));
+}
