@@ -2,7 +2,6 @@
 //! turning responses and reqwest errors into [`ProviderError`]s, and driving a
 //! stream decoder over an SSE body.
 
-use std::collections::VecDeque;
 use std::error::Error as StdError;
 use std::time::Duration;
 
@@ -158,19 +157,20 @@ pub(crate) async fn read_body(
 /// Turns a successful SSE response into steer stream events, starting with `start`.
 pub(crate) fn decode_sse<D: StreamDecoder>(
     ctx: CallContext,
-    mut response: reqwest::Response,
+    response: reqwest::Response,
     decoder: D,
     start: StreamEvent,
 ) -> EventStream {
-    // Moved out, not copied: the body stream does not need them.
-    let headers = std::mem::take(response.headers_mut());
+    // Only what a classifier reads of a 200 is kept for a later in-band error, and
+    // copied: hyper's header values share the buffer the response head was read
+    // into, and keeping any of them keeps that whole buffer (about 10 KiB) alive.
+    let headers = classifier_headers(response.headers());
     let state = SseState {
         provider_request_id: provider_request_id(&headers),
         headers,
         sse: Box::pin(response.bytes_stream().eventsource()),
         decoder,
-        pending: VecDeque::from([start]),
-        scratch: Vec::new(),
+        pending: vec![start].into_iter(),
         events: 0,
         content_started: false,
         done: false,
@@ -192,8 +192,9 @@ struct SseState<D> {
     headers: HeaderMap,
     sse: SseSource,
     decoder: D,
-    pending: VecDeque<StreamEvent>,
-    scratch: Vec<StreamEvent>,
+    /// Events decoded and not yet yielded. Emptied, buffer and all, before waiting
+    /// on the network: an open stream that is waiting holds no event buffer.
+    pending: std::vec::IntoIter<StreamEvent>,
     events: usize,
     content_started: bool,
     done: bool,
@@ -202,7 +203,7 @@ struct SseState<D> {
 impl<D: StreamDecoder> SseState<D> {
     async fn next(mut self) -> Option<(Result<StreamEvent, ProviderError>, Self)> {
         loop {
-            if let Some(event) = self.pending.pop_front() {
+            if let Some(event) = self.pending.next() {
                 if matches!(event, StreamEvent::TextDelta { .. }) {
                     self.content_started = true;
                 }
@@ -211,6 +212,7 @@ impl<D: StreamDecoder> SseState<D> {
             if self.done {
                 return None;
             }
+            self.pending = Vec::new().into_iter();
             let kind = match self.sse.next().await {
                 None => FailureKind::Incomplete {
                     events: self.events,
@@ -227,12 +229,13 @@ impl<D: StreamDecoder> SseState<D> {
                 },
                 Some(Ok(event)) => {
                     self.events += 1;
+                    let mut decoded = Vec::new();
                     match self
                         .decoder
-                        .on_event(&event.event, &event.data, &mut self.scratch)
+                        .on_event(&event.event, &event.data, &mut decoded)
                     {
                         Ok(progress) => {
-                            self.pending.extend(self.scratch.drain(..));
+                            self.pending = decoded.into_iter();
                             self.done = progress == Progress::Done;
                             continue;
                         }
@@ -245,8 +248,6 @@ impl<D: StreamDecoder> SseState<D> {
                     }
                 }
             };
-            // Decoders return errors before emitting anything for that event.
-            self.scratch.clear();
             self.done = true;
             let mut err = self.ctx.error(kind);
             err.provider_request_id = self.provider_request_id.clone();
@@ -255,6 +256,28 @@ impl<D: StreamDecoder> SseState<D> {
             return Some((Err(err), self));
         }
     }
+}
+
+/// The headers a classifier reads of a successful stream's response (waits, request
+/// ids), copied (names and values) into a map of their own.
+fn classifier_headers(all: &HeaderMap) -> HeaderMap {
+    // Rate-limit counts of a 200 say nothing about an error inside it: not kept.
+    let wanted = |name: &str| {
+        name.starts_with("retry-after")
+            || matches!(name, "x-should-retry" | "x-request-id" | "request-id")
+    };
+    let count = all.keys().filter(|k| wanted(k.as_str())).count();
+    let mut kept = HeaderMap::with_capacity(count);
+    for (name, value) in all.iter().filter(|(k, _)| wanted(k.as_str())) {
+        let copied = (
+            http::HeaderName::from_bytes(name.as_str().as_bytes()),
+            http::HeaderValue::from_bytes(value.as_bytes()),
+        );
+        if let (Ok(name), Ok(value)) = copied {
+            kept.append(name, value);
+        }
+    }
+    kept
 }
 
 /// A one-line description of a reqwest error with its causes.

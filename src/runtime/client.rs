@@ -19,7 +19,7 @@ use tokio::sync::{oneshot, Semaphore};
 
 use super::continuation::Continuation;
 use super::options::GenerateOptions;
-use super::stream::{SteerStream, StreamActor, StreamSettings, STREAM_BUFFER};
+use super::stream::{SteerStream, StreamActor, StreamSettings};
 use super::system::Arbiters;
 use super::MetricsSnapshot;
 use crate::classify::classify;
@@ -407,7 +407,7 @@ impl Client {
             use_breaker: options.breaker.unwrap_or(true),
             continuation: options.continuation.unwrap_or(d.continuation),
         };
-        let (tx, rx) = tokio::sync::mpsc::channel(STREAM_BUFFER);
+        let (stream, tx, consumer_gone) = SteerStream::channel();
         let provider = handle.provider.clone();
         let (breaker, coordinator) = (handle.breaker.clone(), handle.coordinator.clone());
         let partials = self.inner.partials.clone();
@@ -420,10 +420,11 @@ impl Client {
                 coordinator,
                 partials,
                 tx,
+                consumer_gone,
                 admission,
             )
         });
-        Ok(SteerStream::new(rx))
+        Ok(stream)
     }
 
     async fn admit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Error> {

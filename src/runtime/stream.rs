@@ -12,6 +12,8 @@ use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use actix::prelude::*;
+use futures::channel::{mpsc, oneshot};
+use futures::SinkExt;
 use futures::{FutureExt, Stream, StreamExt};
 use steer_actors::breaker::{
     report_failure, Acquire, CallOutcome, CircuitBreaker, PermitLease, Rejection,
@@ -23,7 +25,7 @@ use steer_actors::retry::{
 };
 use steer_actors::stream::{Checkpoint, Seam};
 use steer_actors::{Category, Failure};
-use tokio::sync::{mpsc, OwnedSemaphorePermit};
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::continuation::{continuation_request, strategy_for, Continuation};
 use crate::classify::classify;
@@ -60,7 +62,6 @@ type EventBatch = Vec<Item>;
 enum Batch {
     Items(Vec<Result<StreamEvent, ProviderError>>),
     TimedOut { first_token: bool },
-    Cancelled,
 }
 
 pub(crate) struct StreamActor {
@@ -72,13 +73,15 @@ pub(crate) struct StreamActor {
     coordinator: Addr<RetryCoordinator>,
     partials: Addr<PartialStore>,
     tx: mpsc::Sender<EventBatch>,
+    /// Resolves when the consumer drops its stream.
+    consumer_gone: Option<oneshot::Receiver<()>>,
     checkpoint: Checkpoint,
     progress: Progress,
     finished_usage: Usage,
     attempt_usage: Option<Usage>,
     attempt_deltas: u64,
     seam: Option<Seam>,
-    pending_seam_event: Option<StreamEvent>,
+    pending_seam_event: Option<Box<StreamEvent>>,
     start_sent: bool,
     last_failure: Option<Box<Failure>>,
     lease: Option<PermitLease>,
@@ -98,6 +101,7 @@ impl StreamActor {
         coordinator: Addr<RetryCoordinator>,
         partials: Addr<PartialStore>,
         tx: mpsc::Sender<EventBatch>,
+        consumer_gone: oneshot::Receiver<()>,
         admission: OwnedSemaphorePermit,
     ) -> Self {
         let span = tracing::info_span!("steer.stream", request_id = %original.request_id, provider = %provider.name());
@@ -116,6 +120,7 @@ impl StreamActor {
             coordinator,
             partials,
             tx,
+            consumer_gone: Some(consumer_gone),
             checkpoint: Checkpoint::default(),
             finished_usage: Usage::default(),
             attempt_usage: None,
@@ -151,7 +156,7 @@ impl StreamActor {
         }
         self.done = true;
         self.coordinator.do_send(finished);
-        let tx = self.tx.clone();
+        let mut tx = self.tx.clone();
         ctx.spawn(
             actix::fut::wrap_future(async move {
                 if let Some(e) = error {
@@ -289,18 +294,11 @@ impl StreamActor {
             self.settings.idle_timeout
         };
         let wait = self.progress.bounded(wait);
-        let tx = self.tx.clone();
+        // The consumer going away stops the actor (see `started`), which drops this.
         let read = async move {
-            let next = async {
-                match wait {
-                    Some(t) => tokio::time::timeout(t, stream.next()).await.ok(),
-                    None => Some(stream.next().await),
-                }
-            };
-            let first = tokio::select! {
-                biased;
-                _ = tx.closed() => return (Batch::Cancelled, stream),
-                first = next => first,
+            let first = match wait {
+                Some(t) => tokio::time::timeout(t, stream.next()).await.ok(),
+                None => Some(stream.next().await),
             };
             let Some(first) = first else {
                 return (Batch::TimedOut { first_token }, stream);
@@ -337,7 +335,7 @@ impl StreamActor {
             return;
         }
         if let Some(seam_event) = self.pending_seam_event.take() {
-            out.push(seam_event);
+            out.push(*seam_event);
         }
         let offset = self.checkpoint.deliver(text);
         out.push(StreamEvent::TextDelta {
@@ -348,7 +346,6 @@ impl StreamActor {
 
     fn on_batch(&mut self, batch: Batch, stream: EventStream, ctx: &mut Context<Self>) {
         let items = match batch {
-            Batch::Cancelled => return self.cancelled(ctx),
             Batch::TimedOut { first_token } => {
                 drop(stream);
                 let what = if first_token {
@@ -404,7 +401,7 @@ impl StreamActor {
                     if let Some(seam_event) = self.pending_seam_event.take() {
                         // The continuation had nothing left to say: the seam is still
                         // where it took over.
-                        out.push(seam_event);
+                        out.push(*seam_event);
                     }
                     if usage.is_some() {
                         self.attempt_usage = usage;
@@ -423,7 +420,7 @@ impl StreamActor {
                 }
             }
         }
-        let tx = self.tx.clone();
+        let mut tx = self.tx.clone();
         let send = async move {
             out.is_empty() || tx.send(out.into_iter().map(Ok).collect()).await.is_ok()
         };
@@ -532,16 +529,16 @@ impl StreamActor {
                             let restarted = StreamEvent::Restarted {
                                 attempt: act.progress.attempts() + 1,
                             };
-                            let tx = act.tx.clone();
+                            let mut tx = act.tx.clone();
                             ctx.spawn(actix::fut::wrap_future(async move {
                                 let _ = tx.send(vec![Ok(restarted)]).await;
                             }));
                         } else {
-                            act.pending_seam_event = Some(StreamEvent::Resumed {
+                            act.pending_seam_event = Some(Box::new(StreamEvent::Resumed {
                                 attempt: act.progress.attempts() + 1,
                                 offset: act.checkpoint.chars,
                                 provider: act.provider.name().to_string(),
-                            });
+                            }));
                         }
                     }
                     ctx.run_later(delay, |act, ctx| act.next_attempt(ctx));
@@ -585,11 +582,14 @@ impl Actor for StreamActor {
         self.coordinator.do_send(RequestStarted);
         // The consumer may go away at any moment: while connecting, reading or
         // waiting to retry. Then the request is cancelled.
-        let tx = self.tx.clone();
-        ctx.spawn(
-            actix::fut::wrap_future(async move { tx.closed().await })
+        if let Some(gone) = self.consumer_gone.take() {
+            ctx.spawn(
+                actix::fut::wrap_future(async move {
+                    let _ = gone.await;
+                })
                 .map(|_, act: &mut Self, ctx| act.cancelled(ctx)),
-        );
+            );
+        }
         self.next_attempt(ctx);
     }
 }
@@ -599,14 +599,21 @@ impl Actor for StreamActor {
 pub struct SteerStream {
     rx: mpsc::Receiver<EventBatch>,
     current: std::vec::IntoIter<Item>,
+    /// Dropped with the stream: tells the actor its consumer is gone.
+    _alive: oneshot::Sender<()>,
 }
 
 impl SteerStream {
-    pub(crate) fn new(rx: mpsc::Receiver<EventBatch>) -> Self {
-        SteerStream {
+    /// The stream's two ends: what the consumer holds, and what the actor holds.
+    pub(crate) fn channel() -> (Self, mpsc::Sender<EventBatch>, oneshot::Receiver<()>) {
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        let (alive, gone) = oneshot::channel();
+        let stream = SteerStream {
             rx,
             current: Vec::new().into_iter(),
-        }
+            _alive: alive,
+        };
+        (stream, tx, gone)
     }
 }
 
@@ -622,9 +629,13 @@ impl Stream for SteerStream {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
         loop {
             if let Some(item) = self.current.next() {
+                if self.current.len() == 0 {
+                    // Free the batch now, not when the consumer next polls.
+                    self.current = Vec::new().into_iter();
+                }
                 return Poll::Ready(Some(item));
             }
-            match self.rx.poll_recv(cx) {
+            match self.rx.poll_next_unpin(cx) {
                 Poll::Ready(Some(batch)) => self.current = batch.into_iter(),
                 Poll::Ready(None) => return Poll::Ready(None),
                 Poll::Pending => return Poll::Pending,
