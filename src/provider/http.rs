@@ -2,12 +2,13 @@
 //! turning responses and reqwest errors into [`ProviderError`]s, and driving a
 //! stream decoder over an SSE body.
 
+use std::collections::VecDeque;
 use std::error::Error as StdError;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use eventsource_stream::{EventStreamError, Eventsource};
-use futures::{Stream, StreamExt};
+use futures::{FutureExt, Stream, StreamExt};
 use http::HeaderMap;
 
 use super::EventStream;
@@ -170,7 +171,8 @@ pub(crate) fn decode_sse<D: StreamDecoder>(
         headers,
         sse: Box::pin(response.bytes_stream().eventsource()),
         decoder,
-        pending: vec![start].into_iter(),
+        pending: VecDeque::from([start]),
+        scratch: Vec::new(),
         events: 0,
         content_started: false,
         done: false,
@@ -192,9 +194,11 @@ struct SseState<D> {
     headers: HeaderMap,
     sse: SseSource,
     decoder: D,
-    /// Events decoded and not yet yielded. Emptied, buffer and all, before waiting
-    /// on the network: an open stream that is waiting holds no event buffer.
-    pending: std::vec::IntoIter<StreamEvent>,
+    /// Events decoded and not yet yielded, oldest first.
+    pending: VecDeque<StreamEvent>,
+    /// The decoder's output buffer, reused while events flow. Both buffers are
+    /// released before waiting on the network: a waiting stream holds none.
+    scratch: Vec<StreamEvent>,
     events: usize,
     content_started: bool,
     done: bool,
@@ -203,7 +207,7 @@ struct SseState<D> {
 impl<D: StreamDecoder> SseState<D> {
     async fn next(mut self) -> Option<(Result<StreamEvent, ProviderError>, Self)> {
         loop {
-            if let Some(event) = self.pending.next() {
+            if let Some(event) = self.pending.pop_front() {
                 if matches!(event, StreamEvent::TextDelta { .. }) {
                     self.content_started = true;
                 }
@@ -212,8 +216,15 @@ impl<D: StreamDecoder> SseState<D> {
             if self.done {
                 return None;
             }
-            self.pending = Vec::new().into_iter();
-            let kind = match self.sse.next().await {
+            let next = match self.sse.next().now_or_never() {
+                Some(next) => next,
+                None => {
+                    self.pending = VecDeque::new();
+                    self.scratch = Vec::new();
+                    self.sse.next().await
+                }
+            };
+            let kind = match next {
                 None => FailureKind::Incomplete {
                     events: self.events,
                 },
@@ -229,13 +240,12 @@ impl<D: StreamDecoder> SseState<D> {
                 },
                 Some(Ok(event)) => {
                     self.events += 1;
-                    let mut decoded = Vec::new();
                     match self
                         .decoder
-                        .on_event(&event.event, &event.data, &mut decoded)
+                        .on_event(&event.event, &event.data, &mut self.scratch)
                     {
                         Ok(progress) => {
-                            self.pending = decoded.into_iter();
+                            self.pending.extend(self.scratch.drain(..));
                             self.done = progress == Progress::Done;
                             continue;
                         }

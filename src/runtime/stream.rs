@@ -330,18 +330,15 @@ impl StreamActor {
         );
     }
 
-    fn deliver(&mut self, text: &str, out: &mut Vec<StreamEvent>) {
+    fn deliver(&mut self, text: String, out: &mut Vec<StreamEvent>) {
         if text.is_empty() {
             return;
         }
         if let Some(seam_event) = self.pending_seam_event.take() {
             out.push(*seam_event);
         }
-        let offset = self.checkpoint.deliver(text);
-        out.push(StreamEvent::TextDelta {
-            text: text.to_string(),
-            offset,
-        });
+        let offset = self.checkpoint.deliver(&text);
+        out.push(StreamEvent::TextDelta { text, offset });
     }
 
     fn on_batch(&mut self, batch: Batch, stream: EventStream, ctx: &mut Context<Self>) {
@@ -385,7 +382,7 @@ impl StreamActor {
                         Some(seam) => seam.push(&text),
                         None => text,
                     };
-                    self.deliver(&text, &mut out);
+                    self.deliver(text, &mut out);
                 }
                 Ok(StreamEvent::Usage(u)) => {
                     self.attempt_usage = Some(u);
@@ -396,7 +393,7 @@ impl StreamActor {
                     usage,
                 }) => {
                     if let Some(rest) = self.seam.as_mut().map(Seam::finish) {
-                        self.deliver(&rest, &mut out);
+                        self.deliver(rest, &mut out);
                     }
                     if let Some(seam_event) = self.pending_seam_event.take() {
                         // The continuation had nothing left to say: the seam is still
