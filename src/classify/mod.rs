@@ -45,7 +45,7 @@ pub fn classify(err: &ProviderError) -> Failure {
 
 /// Classifies a failure, reading HTTP-dates and reset instants against `now`.
 pub fn classify_at(err: &ProviderError, now: SystemTime) -> Failure {
-    let (category, info, status) = match &err.kind {
+    let (category, mut info, status) = match &err.kind {
         FailureKind::Status { status, body } => {
             let info = body::parse(body);
             (body::category(Some(*status), &info), info, Some(*status))
@@ -78,8 +78,15 @@ pub fn classify_at(err: &ProviderError, now: SystemTime) -> Failure {
             None,
         ),
     };
-    let message = match (&info.message, &err.kind) {
-        (Some(m), _) => one_line(m),
+    let retry_after = wait::retry_after(&err.headers, now).or_else(|| {
+        info.message
+            .as_deref()
+            .filter(|_| category == Category::RateLimited)
+            .and_then(wait::try_again_in)
+    });
+    let message = match (info.message.take(), &err.kind) {
+        (Some(m), _) if is_one_line(&m) => m,
+        (Some(m), _) => one_line(&m),
         (None, FailureKind::Status { body, .. }) => body_summary(body),
         (None, FailureKind::InBand { body }) => body_summary(body.as_bytes()),
         (None, FailureKind::Transport { kind, message }) => {
@@ -90,12 +97,6 @@ pub fn classify_at(err: &ProviderError, now: SystemTime) -> Failure {
         }
         (None, FailureKind::Malformed { message }) => format!("malformed response: {message}"),
     };
-    let retry_after = wait::retry_after(&err.headers, now).or_else(|| {
-        info.message
-            .as_deref()
-            .filter(|_| category == Category::RateLimited)
-            .and_then(wait::try_again_in)
-    });
     let retryable = wait::should_retry(&err.headers).unwrap_or(category.retryable_by_default())
         && category != Category::DeadlineExceeded;
     Failure {
