@@ -701,3 +701,64 @@ async fn metrics_count_attempts_successes_and_retries() {
     let json = serde_json::to_value(&snapshot).unwrap();
     assert_eq!(json["providers"][0]["metrics"]["successes"], 1);
 }
+
+/// A provider whose stream panics after its first text.
+struct PanicsMidStream;
+
+#[async_trait]
+impl Provider for PanicsMidStream {
+    fn name(&self) -> &str {
+        "fake"
+    }
+    async fn generate(&self, req: &ChatRequest) -> Result<ChatResponse, ProviderError> {
+        Ok(ok(req))
+    }
+    async fn stream(&self, req: &ChatRequest) -> Result<EventStream, ProviderError> {
+        let start = steer_llm::StreamEvent::Start {
+            request_id: req.request_id.clone(),
+            provider: "fake".into(),
+            model: "m".into(),
+            provider_request_id: None,
+        };
+        let delta = steer_llm::StreamEvent::TextDelta {
+            text: "Hello".into(),
+            offset: 0,
+        };
+        let first: Vec<Result<steer_llm::StreamEvent, ProviderError>> = vec![Ok(start), Ok(delta)];
+        let events = futures::StreamExt::chain(
+            futures::stream::iter(first),
+            futures::stream::poll_fn(
+                |_| -> std::task::Poll<Option<Result<steer_llm::StreamEvent, ProviderError>>> {
+                    panic!("decoder bug")
+                },
+            ),
+        );
+        Ok(Box::pin(events))
+    }
+}
+
+#[actix_rt::test]
+async fn a_panic_inside_a_stream_is_that_streams_error_with_its_partial_text() {
+    use futures::StreamExt;
+    let client = Client::builder()
+        .providers(Providers::new().with(PanicsMidStream))
+        .arbiters(0)
+        .build()
+        .unwrap();
+    let mut stream = client.stream(request()).await.unwrap();
+    let mut text = String::new();
+    let mut error = None;
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(steer_llm::StreamEvent::TextDelta { text: t, .. }) => text.push_str(&t),
+            Ok(_) => {}
+            Err(e) => error = Some(e),
+        }
+    }
+    assert_eq!(text, "Hello");
+    let error = error.expect("the stream ends with an error, not silently");
+    assert_eq!(error.partial_text(), Some("Hello"));
+    assert!(error.to_string().contains("panicked"), "{error}");
+    // The system goes on.
+    assert!(client.generate(request()).await.is_ok());
+}

@@ -37,6 +37,15 @@ use crate::provider::{EventStream, Provider};
 /// events): past this the actor stops reading the HTTP body (backpressure)
 /// instead of buffering.
 pub(crate) const STREAM_BUFFER: usize = 4;
+/// The next event of a provider's stream, with a panic in provider code caught.
+fn guarded_next(
+    stream: &mut EventStream,
+) -> futures::future::CatchUnwind<
+    std::panic::AssertUnwindSafe<futures::stream::Next<'_, EventStream>>,
+> {
+    std::panic::AssertUnwindSafe(stream.next()).catch_unwind()
+}
+
 /// Events read from the body in one go before the actor handles them.
 const BATCH: usize = 64;
 
@@ -60,8 +69,14 @@ type EventBatch = Vec<Item>;
 
 /// What one read from the body produced.
 enum Batch {
-    Items(Vec<Result<StreamEvent, ProviderError>>),
-    TimedOut { first_token: bool },
+    Items {
+        items: Vec<Result<StreamEvent, ProviderError>>,
+        /// The provider's stream panicked after these items.
+        panicked: bool,
+    },
+    TimedOut {
+        first_token: bool,
+    },
 }
 
 pub(crate) struct StreamActor {
@@ -295,34 +310,47 @@ impl StreamActor {
         };
         let wait = self.progress.bounded(wait);
         // The consumer going away stops the actor (see `started`), which drops this.
+        // Each poll of the provider's stream is guarded: a panic in provider code
+        // ends the batch (keeping the events before it) and becomes this stream's error.
         let read = async move {
             let first = match wait {
-                Some(t) => tokio::time::timeout(t, stream.next()).await.ok(),
-                None => Some(stream.next().await),
+                Some(t) => tokio::time::timeout(t, guarded_next(&mut stream))
+                    .await
+                    .ok(),
+                None => Some(guarded_next(&mut stream).await),
             };
             let Some(first) = first else {
                 return (Batch::TimedOut { first_token }, stream);
             };
             let mut items = Vec::with_capacity(8);
+            let mut panicked = false;
             let mut ended = match first {
-                None => true,
-                Some(item) => {
+                Err(_) => {
+                    panicked = true;
+                    true
+                }
+                Ok(None) => true,
+                Ok(Some(item)) => {
                     let err = item.is_err();
                     items.push(item);
                     err
                 }
             };
             while !ended && items.len() < BATCH {
-                match stream.next().now_or_never() {
-                    Some(Some(item)) => {
+                match guarded_next(&mut stream).now_or_never() {
+                    Some(Ok(Some(item))) => {
                         ended = item.is_err();
                         items.push(item);
                     }
-                    Some(None) => ended = true,
+                    Some(Ok(None)) => ended = true,
+                    Some(Err(_)) => {
+                        panicked = true;
+                        ended = true;
+                    }
                     None => break,
                 }
             }
-            (Batch::Items(items), stream)
+            (Batch::Items { items, panicked }, stream)
         };
         ctx.spawn(
             actix::fut::wrap_future(read)
@@ -353,12 +381,13 @@ impl StreamActor {
                 let f = Failure::new(Category::Timeout, self.provider.name(), what);
                 return self.failed(f, None, ctx);
             }
-            Batch::Items(items) => items,
+            Batch::Items { items, panicked } => (items, panicked),
         };
+        let (items, panicked) = items;
         let mut out = Vec::with_capacity(items.len() + 2);
         let mut failure = None;
         let mut complete = false;
-        let mut ended = items.is_empty();
+        let mut ended = items.is_empty() && !panicked;
         for item in items {
             match item {
                 Ok(StreamEvent::Start {
@@ -439,6 +468,15 @@ impl StreamActor {
                 if let Some(e) = failure {
                     drop(stream);
                     return act.failed(classify(&e), Some(e), ctx);
+                }
+                if panicked {
+                    drop(stream);
+                    let f = Failure::new(
+                        Category::Unknown,
+                        act.provider.name(),
+                        "the provider's stream panicked",
+                    );
+                    return act.failed(f, None, ctx);
                 }
                 if ended {
                     // Decoders always end with Complete or an error; be safe anyway.
@@ -596,6 +634,8 @@ impl Actor for StreamActor {
 pub struct SteerStream {
     rx: mpsc::Receiver<EventBatch>,
     current: std::vec::IntoIter<Item>,
+    /// Whether `Complete` or an error was yielded: the only two ways to end.
+    ended: bool,
     /// Dropped with the stream: tells the actor its consumer is gone.
     _alive: oneshot::Sender<()>,
 }
@@ -608,6 +648,7 @@ impl SteerStream {
         let stream = SteerStream {
             rx,
             current: Vec::new().into_iter(),
+            ended: false,
             _alive: alive,
         };
         (stream, tx, gone)
@@ -630,11 +671,21 @@ impl Stream for SteerStream {
                     // Free the batch now, not when the consumer next polls.
                     self.current = Vec::new().into_iter();
                 }
+                if matches!(item, Err(_) | Ok(StreamEvent::Complete { .. })) {
+                    self.ended = true;
+                }
                 return Poll::Ready(Some(item));
             }
             match self.rx.poll_next_unpin(cx) {
                 Poll::Ready(Some(batch)) => self.current = batch.into_iter(),
-                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Ready(None) if self.ended => return Poll::Ready(None),
+                Poll::Ready(None) => {
+                    // The actor is gone without a last word: never a silent truncation.
+                    self.ended = true;
+                    return Poll::Ready(Some(Err(Error::Internal(
+                        "the stream's actor stopped before the stream ended".into(),
+                    ))));
+                }
                 Poll::Pending => return Poll::Pending,
             }
         }
