@@ -679,18 +679,8 @@ fn every_transport_kind_has_its_category() {
 
 #[tokio::test]
 async fn real_transport_failures_are_classified() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let providers = Providers::new().with(
-        steer_llm::OpenAiCompatible::openai()
-            .base_url(format!("http://127.0.0.1:{port}/v1"))
-            .api_key("k")
-            .build()
-            .unwrap(),
-    );
+    // Connection refused: a port that was just free.
+    let providers = common::refused_provider();
     let f = failure(&providers, "openai/gpt-4o-mini").await;
     assert_eq!(f.category, Network);
     assert!(f.message.starts_with("connect error"), "{}", f.message);

@@ -3,7 +3,9 @@
 
 use futures::StreamExt;
 use steer_llm::mock::text::{self, Turn};
-use steer_llm::{ChatRequest, EventStream, ProviderError, StreamEvent};
+use steer_llm::{
+    ChatRequest, EventStream, OpenAiCompatible, ProviderError, Providers, StreamEvent,
+};
 
 /// The three built-in providers and a model of each.
 pub const MODELS: [&str; 3] = [
@@ -68,4 +70,21 @@ pub fn delta_text(events: &[StreamEvent]) -> String {
         }
     }
     text
+}
+
+/// An OpenAI provider pointed at a local port nothing listens on (it was free a
+/// moment ago): every call is refused.
+pub fn refused_provider() -> Providers {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    Providers::new().with(
+        OpenAiCompatible::openai()
+            .base_url(format!("http://127.0.0.1:{port}/v1"))
+            .api_key("k")
+            .build()
+            .unwrap(),
+    )
 }

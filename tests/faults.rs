@@ -424,18 +424,7 @@ async fn a_seeded_mix_draws_the_same_outcomes_every_run_in_its_proportions() {
 #[tokio::test]
 async fn transport_failures_are_typed() {
     // Connection refused: a port that was just free.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let providers = Providers::new().with(
-        steer_llm::OpenAiCompatible::openai()
-            .base_url(format!("http://127.0.0.1:{port}/v1"))
-            .api_key("k")
-            .build()
-            .unwrap(),
-    );
+    let providers = common::refused_provider();
     let err = generate_err(&providers, "openai/gpt-4o-mini").await;
     assert_eq!(
         err.transport_kind(),
