@@ -8,6 +8,7 @@ use http::HeaderMap;
 use steer_actors::breaker::Rejection;
 use steer_actors::{Failure, GiveUp};
 
+use crate::fold::{fold_whitespace, truncate_chars};
 use crate::model::{InvalidModelId, RequestId};
 
 /// How a request failed below HTTP: the connection, name resolution, TLS, or time.
@@ -166,14 +167,7 @@ pub(crate) fn body_summary(body: &[u8]) -> String {
 
 /// Folds all whitespace (newlines included) to single spaces and shortens to 300 characters.
 fn one_line(text: &str) -> String {
-    truncate_chars(&text.split_whitespace().collect::<Vec<_>>().join(" "), 300)
-}
-
-fn truncate_chars(s: &str, n: usize) -> String {
-    match s.char_indices().nth(n) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_string(),
-    }
+    truncate_chars(&fold_whitespace(text), 300)
 }
 
 impl fmt::Display for ProviderError {

@@ -19,6 +19,7 @@
 
 pub mod classify;
 pub mod error;
+mod fold;
 pub mod mock;
 pub mod model;
 pub mod provider;

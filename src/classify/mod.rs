@@ -37,6 +37,7 @@ use std::time::SystemTime;
 use steer_actors::{Category, Failure, Phase};
 
 use crate::error::{body_summary, FailureKind, ProviderError, TransportKind};
+use crate::fold::{fold_whitespace, is_folded};
 
 /// Classifies a failure, reading HTTP-dates against the system clock.
 pub fn classify(err: &ProviderError) -> Failure {
@@ -85,8 +86,8 @@ pub fn classify_at(err: &ProviderError, now: SystemTime) -> Failure {
             .and_then(wait::try_again_in)
     });
     let message = match (info.message.take(), &err.kind) {
-        (Some(m), _) if is_one_line(&m) => m,
-        (Some(m), _) => one_line(&m),
+        (Some(m), _) if is_folded(&m) => m,
+        (Some(m), _) => fold_whitespace(&m),
         (None, FailureKind::Status { body, .. }) => body_summary(body),
         (None, FailureKind::InBand { body }) => body_summary(body.as_bytes()),
         (None, FailureKind::Transport { kind, message }) => {
@@ -123,60 +124,12 @@ pub fn classify_at(err: &ProviderError, now: SystemTime) -> Failure {
 /// Classifies a free-text error (from user code or an unknown transport) with
 /// ordered message patterns; `unknown` and not retryable when none matches.
 pub fn classify_text(provider: &str, message: &str) -> Failure {
-    Failure::new(text::category(message), provider, &one_line(message))
+    Failure::new(text::category(message), provider, &fold_whitespace(message))
 }
 
 impl ProviderError {
     /// This failure, classified (see [`classify`]).
     pub fn classify(&self) -> Failure {
         classify(self)
-    }
-}
-
-/// Folds runs of whitespace (newlines included) into single spaces.
-fn one_line(text: &str) -> String {
-    if is_one_line(text) {
-        return text.to_string();
-    }
-    let mut out = String::with_capacity(text.len());
-    for word in text.split_whitespace() {
-        if !out.is_empty() {
-            out.push(' ');
-        }
-        out.push_str(word);
-    }
-    out
-}
-
-/// Whether `text` is already ASCII with single inner spaces and no other whitespace.
-fn is_one_line(text: &str) -> bool {
-    let bytes = text.as_bytes();
-    let mut previous_space = true; // rejects a leading space
-    for &b in bytes {
-        let space = b == b' ';
-        if b >= 0x80 || (b.is_ascii_whitespace() && !space) || (space && previous_space) {
-            return false;
-        }
-        previous_space = space;
-    }
-    !previous_space || bytes.is_empty()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::one_line;
-
-    #[test]
-    fn one_line_folds_whitespace_and_keeps_clean_text() {
-        for (input, expected) in [
-            ("Overloaded", "Overloaded"),
-            ("a b c", "a b c"),
-            (" a  b\n\tc ", "a b c"),
-            ("café\u{2003}bar", "café bar"),
-            ("", ""),
-            (" ", ""),
-        ] {
-            assert_eq!(one_line(input), expected, "{input:?}");
-        }
     }
 }

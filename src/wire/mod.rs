@@ -66,8 +66,5 @@ impl TextCursor {
 
 /// Shortens `data` for an error message.
 pub(crate) fn snippet(data: &str) -> String {
-    match data.char_indices().nth(120) {
-        Some((i, _)) => format!("{}…", &data[..i]),
-        None => data.to_string(),
-    }
+    crate::fold::truncate_chars(data, 120)
 }
