@@ -14,6 +14,7 @@
 pub(crate) const MAILBOX_CAPACITY: usize = 1 << 20;
 
 pub mod breaker;
+mod clock;
 pub mod failure;
 pub mod metrics;
 pub mod partials;

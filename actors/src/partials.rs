@@ -5,6 +5,8 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+
+use crate::clock::now;
 use serde::Serialize;
 
 use crate::failure::Failure;
@@ -89,10 +91,6 @@ impl PartialStore {
 
 impl Actor for PartialStore {
     type Context = Context<Self>;
-}
-
-fn now() -> Instant {
-    tokio::time::Instant::now().into_std()
 }
 
 /// Stores a partial response (one-way).

@@ -146,10 +146,6 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
         }
     }
 
-    fn time_left(&self) -> Option<Duration> {
-        self.progress.time_left()
-    }
-
     fn finish(&mut self, result: RequestResult<T, E>, ctx: &mut Context<Self>) {
         let finished = match &result {
             Ok(c) => RequestFinished::Succeeded {
@@ -200,10 +196,9 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
 
     fn rejected(&mut self, rejection: Rejection, ctx: &mut Context<Self>) {
         if let Rejection::Paused { retry_in } = rejection {
-            let fits = self.time_left().is_none_or(|left| retry_in < left);
-            if retry_in <= self.spec.max_pause_wait && fits {
-                tracing::debug!(parent: &self.span, ?retry_in, "provider paused: waiting");
-                ctx.run_later(retry_in, |act, ctx| act.next_attempt(ctx));
+            if let Some(wait) = self.progress.pause_wait(retry_in, self.spec.max_pause_wait) {
+                tracing::debug!(parent: &self.span, ?wait, "provider paused: waiting");
+                ctx.run_later(wait, |act, ctx| act.next_attempt(ctx));
                 return;
             }
         }
@@ -218,7 +213,10 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
     fn run(&mut self, lease: Option<PermitLease>, ctx: &mut Context<Self>) {
         let attempt = self.progress.start_attempt();
         let timeout = self.progress.bounded(self.spec.attempt_timeout);
-        let deadline_bound = self.time_left().is_some_and(|left| timeout == Some(left));
+        let deadline_bound = self
+            .progress
+            .time_left()
+            .is_some_and(|left| timeout == Some(left));
         let future = (self.attempt)(attempt);
         let span = self.span.clone();
         let run = async move {

@@ -40,6 +40,8 @@ pub enum Overload {
 
 struct ProviderHandle {
     provider: Arc<dyn Provider>,
+    /// Longest server-directed pause its requests wait out: its policy's cap.
+    max_pause_wait: Duration,
     breaker: Addr<CircuitBreaker>,
     coordinator: Addr<RetryCoordinator>,
     arbiter: ArbiterHandle,
@@ -52,7 +54,6 @@ struct Inner {
     overload: Overload,
     attempt_timeout: Option<Duration>,
     deadline: Option<Duration>,
-    max_pause_wait: Duration,
     stream: StreamDefaults,
     partials: Addr<PartialStore>,
     // Last: stopping the arbiters after the addresses are gone.
@@ -244,6 +245,7 @@ impl ClientBuilder {
             let arbiter = arbiters.handles[i % arbiters.handles.len()].clone();
             let breaker_config = self.breaker_for.get(&name).unwrap_or(&self.breaker).clone();
             let policy = self.retry_for.get(&name).unwrap_or(&self.retry).clone();
+            let max_pause_wait = policy.max_server_wait;
             let (budget, seed) = (self.budget, self.seed.wrapping_add(i as u64));
             let breaker_name = name.clone();
             let breaker = CircuitBreaker::start_in_arbiter(&arbiter, move |_| {
@@ -256,6 +258,7 @@ impl ClientBuilder {
                 name,
                 ProviderHandle {
                     provider,
+                    max_pause_wait,
                     breaker,
                     coordinator,
                     arbiter,
@@ -274,7 +277,6 @@ impl ClientBuilder {
                 overload: self.overload,
                 attempt_timeout: self.attempt_timeout,
                 deadline: self.deadline,
-                max_pause_wait: self.retry.max_server_wait,
                 stream: self.stream,
                 _arbiters: arbiters,
             }),
@@ -283,17 +285,12 @@ impl ClientBuilder {
 }
 
 /// Cancels the request actor if the caller's future is dropped before the reply.
-struct CancelOnDrop<A: actix::Actor + actix::Handler<Cancel>>(Option<Addr<A>>)
-where
-    A::Context: actix::dev::ToEnvelope<A, Cancel>;
+struct CancelOnDrop(Option<actix::Recipient<Cancel>>);
 
-impl<A: actix::Actor + actix::Handler<Cancel>> Drop for CancelOnDrop<A>
-where
-    A::Context: actix::dev::ToEnvelope<A, Cancel>,
-{
+impl Drop for CancelOnDrop {
     fn drop(&mut self) {
-        if let Some(addr) = self.0.take() {
-            addr.do_send(Cancel);
+        if let Some(actor) = self.0.take() {
+            actor.do_send(Cancel);
         }
     }
 }
@@ -334,19 +331,7 @@ impl Client {
         let handle = self.handle(req.model.provider())?;
         let admission = self.admit().await?;
         let request_id = req.request_id.clone();
-        let spec = RequestSpec {
-            request_id: request_id.to_string(),
-            provider: handle.provider.name().to_string(),
-            attempt_timeout: options.attempt_timeout.or(self.inner.attempt_timeout),
-            deadline: options.deadline.or(self.inner.deadline),
-            max_pause_wait: options
-                .retry
-                .as_ref()
-                .map(|p| p.max_server_wait)
-                .unwrap_or(self.inner.max_pause_wait),
-            policy: options.retry,
-            use_breaker: options.breaker.unwrap_or(true),
-        };
+        let spec = self.spec(handle, &req, &options, self.inner.attempt_timeout);
         let provider = handle.provider.clone();
         let req = Arc::new(req);
         let attempt: AttemptFn<ChatResponse, ProviderError> = Box::new(move |_attempt| {
@@ -365,7 +350,7 @@ impl Client {
                 Some(Box::new(admission)),
             )
         });
-        let mut guard = CancelOnDrop(Some(addr));
+        let mut guard = CancelOnDrop(Some(addr.recipient()));
         let reply = rx.await;
         guard.0 = None;
         match reply {
@@ -394,17 +379,9 @@ impl Client {
         let admission = self.admit().await?;
         let d = self.inner.stream;
         let settings = StreamSettings {
-            headers_timeout: options.attempt_timeout.or(d.headers_timeout),
+            spec: self.spec(handle, &req, &options, d.headers_timeout),
             first_token_timeout: options.first_token_timeout.or(d.first_token_timeout),
             idle_timeout: options.idle_timeout.or(d.idle_timeout),
-            deadline: options.deadline.or(self.inner.deadline),
-            max_pause_wait: options
-                .retry
-                .as_ref()
-                .map(|p| p.max_server_wait)
-                .unwrap_or(self.inner.max_pause_wait),
-            policy: options.retry,
-            use_breaker: options.breaker.unwrap_or(true),
             continuation: options.continuation.unwrap_or(d.continuation),
         };
         let (stream, tx, consumer_gone) = SteerStream::channel();
@@ -425,6 +402,28 @@ impl Client {
             )
         });
         Ok(stream)
+    }
+
+    /// What every request has: ids, timeouts, policy, breaker use, pause wait.
+    fn spec(
+        &self,
+        handle: &ProviderHandle,
+        req: &ChatRequest,
+        options: &GenerateOptions,
+        attempt_timeout: Option<Duration>,
+    ) -> RequestSpec {
+        RequestSpec {
+            request_id: req.request_id.to_string(),
+            provider: handle.provider.name().to_string(),
+            attempt_timeout: options.attempt_timeout.or(attempt_timeout),
+            deadline: options.deadline.or(self.inner.deadline),
+            max_pause_wait: options
+                .retry
+                .as_ref()
+                .map_or(handle.max_pause_wait, |p| p.max_server_wait),
+            policy: options.retry.clone(),
+            use_breaker: options.breaker.unwrap_or(true),
+        }
     }
 
     async fn admit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Error> {

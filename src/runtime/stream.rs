@@ -19,9 +19,10 @@ use steer_actors::breaker::{
     report_failure, Acquire, CallOutcome, CircuitBreaker, PermitLease, Rejection,
 };
 use steer_actors::partials::{PartialResponse, PartialStore, StorePartial};
+use steer_actors::request::RequestSpec;
 use steer_actors::retry::{
     AttemptAbandoned, AttemptFailed, Decision, GiveUp, Progress, RequestFinished, RequestStarted,
-    RetryCoordinator, RetryPolicy,
+    RetryCoordinator,
 };
 use steer_actors::stream::{Checkpoint, Seam};
 use steer_actors::{Category, Failure};
@@ -52,13 +53,10 @@ const BATCH: usize = 64;
 /// Timeouts and policy of one stream.
 #[derive(Debug, Clone)]
 pub(crate) struct StreamSettings {
-    pub headers_timeout: Option<Duration>,
+    /// What every request has (its `attempt_timeout` runs until the response headers).
+    pub spec: RequestSpec,
     pub first_token_timeout: Option<Duration>,
     pub idle_timeout: Option<Duration>,
-    pub deadline: Option<Duration>,
-    pub policy: Option<Arc<RetryPolicy>>,
-    pub use_breaker: bool,
-    pub max_pause_wait: Duration,
     pub continuation: Continuation,
 }
 
@@ -126,7 +124,7 @@ impl StreamActor {
             original.model.model(),
         );
         StreamActor {
-            progress: Progress::new(settings.deadline),
+            progress: Progress::new(settings.spec.deadline),
             strategy,
             provider,
             original: Arc::new(original),
@@ -150,10 +148,6 @@ impl StreamActor {
             _admission: admission,
             span,
         }
-    }
-
-    fn time_left(&self) -> Option<Duration> {
-        self.progress.time_left()
     }
 
     fn total_usage(&self) -> Usage {
@@ -199,18 +193,20 @@ impl StreamActor {
 
     fn next_attempt(&mut self, ctx: &mut Context<Self>) {
         if self.progress.past_deadline() {
+            // The partial is stored with the last failure, before it is moved out.
+            let partial = self.partial();
             let e = Error::DeadlineExceeded {
                 request_id: self.original.request_id.clone(),
                 attempts: self.progress.attempts(),
                 last: self.last_failure.take(),
-                partial: self.partial(),
+                partial,
             };
             let finished = RequestFinished::Failed {
                 category: Category::DeadlineExceeded,
             };
             return self.end(Some(e), finished, ctx);
         }
-        if !self.settings.use_breaker {
+        if !self.settings.spec.use_breaker {
             return self.open(None, ctx);
         }
         ctx.spawn(actix::fut::wrap_future(self.breaker.send(Acquire)).map(
@@ -230,9 +226,11 @@ impl StreamActor {
 
     fn rejected(&mut self, rejection: Rejection, ctx: &mut Context<Self>) {
         if let Rejection::Paused { retry_in } = rejection {
-            let fits = self.time_left().is_none_or(|left| retry_in < left);
-            if retry_in <= self.settings.max_pause_wait && fits {
-                ctx.run_later(retry_in, |act, ctx| act.next_attempt(ctx));
+            if let Some(wait) = self
+                .progress
+                .pause_wait(retry_in, self.settings.spec.max_pause_wait)
+            {
+                ctx.run_later(wait, |act, ctx| act.next_attempt(ctx));
                 return;
             }
         }
@@ -266,7 +264,7 @@ impl StreamActor {
         self.lease = lease;
         self.in_flight = true;
         let provider = self.provider.clone();
-        let timeout = self.progress.bounded(self.settings.headers_timeout);
+        let timeout = self.progress.bounded(self.settings.spec.attempt_timeout);
         let connect = async move {
             let opening = std::panic::AssertUnwindSafe(provider.stream(&request)).catch_unwind();
             match timeout {
@@ -528,7 +526,7 @@ impl StreamActor {
             self.lease.take(),
             &self.breaker,
             &failure,
-            self.settings.use_breaker,
+            self.settings.spec.use_breaker,
         );
         let content_began = !self.checkpoint.text.is_empty();
         // A model that rejects prefill: switch to the "continue" message at once.
@@ -550,7 +548,7 @@ impl StreamActor {
         let ask = self.coordinator.send(AttemptFailed {
             failure: failure.clone(),
             state,
-            policy: self.settings.policy.clone(),
+            policy: self.settings.spec.policy.clone(),
         });
         ctx.spawn(
             actix::fut::wrap_future(ask).map(move |decision, act: &mut Self, ctx| match decision {

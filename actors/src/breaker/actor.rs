@@ -5,6 +5,8 @@ use std::time::{Duration, SystemTime};
 
 use actix::prelude::*;
 
+use crate::clock::now;
+
 use crate::MAILBOX_CAPACITY;
 use serde::Serialize;
 
@@ -12,11 +14,6 @@ use super::state::{
     Breaker, BreakerConfig, BreakerState, BreakerStats, CallOutcome, Permit, Rejection, Transition,
     TransitionReason,
 };
-
-fn now() -> std::time::Instant {
-    // tokio's clock, so that a paused test clock drives the breaker too.
-    tokio::time::Instant::now().into_std()
-}
 
 /// A state change, as published to subscribers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Message)]

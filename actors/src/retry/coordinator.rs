@@ -7,16 +7,14 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
+use crate::clock::now;
+
 use crate::MAILBOX_CAPACITY;
 
 use super::budget::{BudgetConfig, RetryBudget};
 use super::policy::{decide, AttemptState, Decision, GiveUp, RetryPolicy};
 use crate::failure::{Category, Failure};
 use crate::metrics::ProviderMetrics;
-
-fn now() -> std::time::Instant {
-    tokio::time::Instant::now().into_std()
-}
 
 /// The retry coordinator of one provider.
 pub struct RetryCoordinator {

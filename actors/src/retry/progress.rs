@@ -54,6 +54,14 @@ impl Progress {
         }
     }
 
+    /// How long to wait out a provider paused by a server-directed wait before
+    /// asking again: `None` when the pause is longer than `max_wait` or would
+    /// outlast the deadline (the request then fails, or fails over, at once).
+    pub fn pause_wait(&self, retry_in: Duration, max_wait: Duration) -> Option<Duration> {
+        let fits = self.time_left().is_none_or(|left| retry_in < left);
+        (retry_in <= max_wait && fits).then_some(retry_in)
+    }
+
     /// What the retry policy needs to decide.
     pub fn state(&self) -> AttemptState {
         AttemptState {
@@ -68,5 +76,20 @@ impl Progress {
     pub fn backed_off(&mut self, delay: Duration) {
         self.backoff_so_far += delay;
         self.previous_delay = Some(delay);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pause_is_waited_out_only_within_the_cap_and_the_deadline() {
+        let s = Duration::from_secs;
+        let open_ended = Progress::new(None);
+        assert_eq!(open_ended.pause_wait(s(5), s(60)), Some(s(5)));
+        assert_eq!(open_ended.pause_wait(s(61), s(60)), None);
+        let bounded = Progress::new(Some(s(3)));
+        assert_eq!(bounded.pause_wait(s(5), s(60)), None);
     }
 }
