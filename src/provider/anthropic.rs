@@ -65,7 +65,7 @@ impl Anthropic {
         let mut builder = self
             .endpoint
             .http
-            .post(format!("{}/v1/messages", self.endpoint.base_url))
+            .post(self.endpoint.url.clone())
             .header("anthropic-version", ANTHROPIC_VERSION)
             .header("x-client-request-id", req.request_id.as_str())
             .json(&RequestBody::new(req, stream));
@@ -85,7 +85,7 @@ impl AnthropicBuilder {
     /// Resolves key, base URL and HTTP client.
     pub fn build(self) -> Result<Anthropic, Error> {
         Ok(Anthropic {
-            endpoint: self.endpoint.resolve()?,
+            endpoint: self.endpoint.resolve("/v1/messages")?,
         })
     }
 }

@@ -39,6 +39,8 @@ impl std::fmt::Debug for EndpointBuilder {
 pub(crate) struct Endpoint {
     pub name: String,
     pub base_url: String,
+    /// The endpoint's one URL (base + the API's path), parsed once.
+    pub url: reqwest::Url,
     pub api_key: Option<ApiKey>,
     pub http: reqwest::Client,
 }
@@ -62,7 +64,8 @@ impl EndpointBuilder {
         }
     }
 
-    pub(crate) fn resolve(self) -> Result<Endpoint, Error> {
+    /// Resolves key, base URL and HTTP client; `path` is the API's path after the base.
+    pub(crate) fn resolve(self, path: &str) -> Result<Endpoint, Error> {
         let from_env = |var: Option<&'static str>| {
             var.and_then(|v| std::env::var(v).ok())
                 .map(|s| s.trim().to_string())
@@ -100,9 +103,17 @@ impl EndpointBuilder {
             Some(c) => c,
             None => default_http_client(self.connect_timeout)?,
         };
+        let base_url = base_url.trim_end_matches('/').to_string();
+        let url = reqwest::Url::parse(&format!("{base_url}{path}")).map_err(|e| {
+            Error::Config(format!(
+                "provider {:?}: {base_url}{path} is not a URL: {e}",
+                self.name
+            ))
+        })?;
         Ok(Endpoint {
             name: self.name,
-            base_url: base_url.trim_end_matches('/').to_string(),
+            base_url,
+            url,
             api_key,
             http,
         })

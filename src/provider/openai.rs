@@ -85,7 +85,7 @@ impl OpenAiCompatible {
         let mut builder = self
             .endpoint
             .http
-            .post(format!("{}/chat/completions", self.endpoint.base_url))
+            .post(self.endpoint.url.clone())
             .header("x-client-request-id", req.request_id.as_str())
             .json(&body);
         if stream {
@@ -118,7 +118,7 @@ impl OpenAiCompatibleBuilder {
     /// Resolves key, base URL and HTTP client.
     pub fn build(self) -> Result<OpenAiCompatible, Error> {
         Ok(OpenAiCompatible {
-            endpoint: self.endpoint.resolve()?,
+            endpoint: self.endpoint.resolve("/chat/completions")?,
             include_usage: self.include_usage,
         })
     }

@@ -2,6 +2,7 @@
 //! and the seam that removes what the continuation repeats.
 
 use steer_actors::stream::Seam;
+use steer_actors::{Category, Failure};
 
 use crate::model::{ChatRequest, Message, Role};
 
@@ -48,6 +49,12 @@ pub fn rejects_prefill(model: &str) -> bool {
         [major] => *major >= 5,
         [] => false,
     }
+}
+
+/// Whether a failure is a model refusing an assistant prefill (Anthropic's 400
+/// "This model does not support assistant message prefill").
+pub fn is_prefill_rejection(failure: &Failure) -> bool {
+    failure.category == Category::InvalidRequest && failure.message.contains("prefill")
 }
 
 /// The strategy `Auto` stands for with this provider and model.

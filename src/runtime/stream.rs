@@ -28,7 +28,7 @@ use steer_actors::stream::{Checkpoint, Seam};
 use steer_actors::{Category, Failure};
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::continuation::{continuation_request, strategy_for, Continuation};
+use super::continuation::{continuation_request, is_prefill_rejection, strategy_for, Continuation};
 use crate::classify::classify;
 use crate::error::{Error, FailedRequest, ProviderError};
 use crate::model::{ChatRequest, StreamEvent, Usage};
@@ -530,8 +530,7 @@ impl StreamActor {
         );
         let content_began = !self.checkpoint.text.is_empty();
         // A model that rejects prefill: switch to the "continue" message at once.
-        let prefill_rejected = failure.category == Category::InvalidRequest
-            && failure.message.contains("prefill")
+        let prefill_rejected = is_prefill_rejection(&failure)
             && self.strategy == Continuation::Prefill
             && content_began;
         if prefill_rejected {

@@ -206,7 +206,7 @@ impl StreamDecoder for Decoder {
             }
             Event::ContentBlockDelta {
                 delta: Delta::TextDelta { text },
-            } => self.cursor.delta(&text, out),
+            } => self.cursor.delta(text, out),
             Event::ContentBlockDelta { .. } | Event::Other => {}
             Event::MessageDelta { delta, usage } => {
                 if let Some(reason) = delta.stop_reason {

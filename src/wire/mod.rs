@@ -46,16 +46,13 @@ pub struct TextCursor {
 
 impl TextCursor {
     /// Emits a text delta at the current offset and advances past it.
-    pub fn delta(&mut self, text: &str, out: &mut Vec<StreamEvent>) {
+    pub fn delta(&mut self, text: String, out: &mut Vec<StreamEvent>) {
         if text.is_empty() {
             return;
         }
         let offset = self.chars;
         self.chars += text.chars().count();
-        out.push(StreamEvent::TextDelta {
-            text: text.to_string(),
-            offset,
-        });
+        out.push(StreamEvent::TextDelta { text, offset });
     }
 
     /// Characters emitted so far.

@@ -230,7 +230,7 @@ impl StreamDecoder for Decoder {
         }
         if let Some(choice) = chunk.choices.into_iter().next() {
             if let Some(text) = choice.delta.and_then(|d| d.content) {
-                self.cursor.delta(&text, out);
+                self.cursor.delta(text, out);
             }
             if let Some(reason) = choice.finish_reason {
                 self.finish = Some(FinishReason::from_openai(&reason));
