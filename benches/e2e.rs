@@ -133,6 +133,23 @@ fn report(placement: &str, lat: [Duration; 5], bare_rps: f64, steer_rps: f64) {
     );
 }
 
+/// Latencies of interleaved pairs, then bare and steer throughput, in this runtime.
+async fn compare(client: Client, url: String) -> ([Duration; 5], f64, f64) {
+    let http = reqwest::Client::new();
+    let lat = latencies(|| bare_once(&http, &url), || steer_once(&client)).await;
+    let bare = throughput(move || {
+        let (http, url) = (http.clone(), url.clone());
+        async move { bare_once(&http, &url).await }
+    })
+    .await;
+    let steer = throughput(move || {
+        let client = client.clone();
+        async move { steer_once(&client).await }
+    })
+    .await;
+    (lat, bare, steer)
+}
+
 fn main() {
     let mock = MockServer::builder()
         .record_requests(false)
@@ -150,22 +167,7 @@ fn main() {
             .arbiters(0)
             .build()
             .expect("client");
-        let http = reqwest::Client::new();
-        let lat = latencies(|| bare_once(&http, &url_a), || steer_once(&client)).await;
-        let h = http.clone();
-        let u = url_a.clone();
-        let bt = throughput(move || {
-            let (h, u) = (h.clone(), u.clone());
-            async move { bare_once(&h, &u).await }
-        })
-        .await;
-        let c = client.clone();
-        let st = throughput(move || {
-            let c = c.clone();
-            async move { steer_once(&c).await }
-        })
-        .await;
-        (lat, bt, st)
+        compare(client, url_a).await
     });
     report("in actix (one arbiter)", lat, bare, steer);
 
@@ -178,23 +180,6 @@ fn main() {
         .providers(mock.providers().expect("providers"))
         .build()
         .expect("client");
-    let (lat, bare, steer) = rt.block_on(async move {
-        let http = reqwest::Client::new();
-        let lat = latencies(|| bare_once(&http, &url), || steer_once(&client)).await;
-        let h = http.clone();
-        let u = url.clone();
-        let bt = throughput(move || {
-            let (h, u) = (h.clone(), u.clone());
-            async move { bare_once(&h, &u).await }
-        })
-        .await;
-        let c = client.clone();
-        let st = throughput(move || {
-            let c = c.clone();
-            async move { steer_once(&c).await }
-        })
-        .await;
-        (lat, bt, st)
-    });
+    let (lat, bare, steer) = rt.block_on(compare(client, url));
     report("from tokio (client on its own arbiters)", lat, bare, steer);
 }

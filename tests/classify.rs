@@ -621,14 +621,7 @@ async fn a_stall_past_the_clients_timeout_is_a_timeout() {
         .timeout(Duration::from_millis(100))
         .build()
         .unwrap();
-    let providers = Providers::new().with(
-        steer_llm::OpenAiCompatible::openai()
-            .base_url(mock.openai_base_url())
-            .api_key("k")
-            .http_client(http)
-            .build()
-            .unwrap(),
-    );
+    let providers = common::openai_at(&mock.openai_base_url(), http);
     let mut stream = providers
         .stream(&request("openai/gpt-4o-mini"))
         .await

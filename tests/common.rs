@@ -72,6 +72,18 @@ pub fn delta_text(events: &[StreamEvent]) -> String {
     text
 }
 
+/// An OpenAI provider at `base_url` (ending in `/v1`) using `http`.
+pub fn openai_at(base_url: &str, http: reqwest::Client) -> Providers {
+    Providers::new().with(
+        OpenAiCompatible::openai()
+            .base_url(base_url)
+            .api_key("k")
+            .http_client(http)
+            .build()
+            .unwrap(),
+    )
+}
+
 /// An OpenAI provider pointed at a local port nothing listens on (it was free a
 /// moment ago): every call is refused.
 pub fn refused_provider() -> Providers {
@@ -80,11 +92,8 @@ pub fn refused_provider() -> Providers {
         .local_addr()
         .unwrap()
         .port();
-    Providers::new().with(
-        OpenAiCompatible::openai()
-            .base_url(format!("http://127.0.0.1:{port}/v1"))
-            .api_key("k")
-            .build()
-            .unwrap(),
+    openai_at(
+        &format!("http://127.0.0.1:{port}/v1"),
+        reqwest::Client::new(),
     )
 }

@@ -434,12 +434,9 @@ async fn transport_failures_are_typed() {
 
     // TLS spoken to a plain-HTTP server.
     let mock = MockServer::start().await.unwrap();
-    let providers = Providers::new().with(
-        steer_llm::OpenAiCompatible::openai()
-            .base_url(format!("https://{}/v1", mock.addr()))
-            .api_key("k")
-            .build()
-            .unwrap(),
+    let providers = common::openai_at(
+        &format!("https://{}/v1", mock.addr()),
+        reqwest::Client::new(),
     );
     let err = generate_err(&providers, "openai/gpt-4o-mini").await;
     assert_eq!(err.transport_kind(), Some(TransportKind::Tls), "{err:?}");
@@ -457,14 +454,7 @@ async fn transport_failures_are_typed() {
         .dns_resolver(std::sync::Arc::new(NoNames))
         .build()
         .unwrap();
-    let providers = Providers::new().with(
-        steer_llm::OpenAiCompatible::openai()
-            .base_url("http://api.example.invalid/v1")
-            .api_key("k")
-            .http_client(http)
-            .build()
-            .unwrap(),
-    );
+    let providers = common::openai_at("http://api.example.invalid/v1", http);
     let err = generate_err(&providers, "openai/gpt-4o-mini").await;
     assert_eq!(err.transport_kind(), Some(TransportKind::Dns), "{err:?}");
 
@@ -475,14 +465,7 @@ async fn transport_failures_are_typed() {
         .timeout(Duration::from_millis(50))
         .build()
         .unwrap();
-    let providers = Providers::new().with(
-        steer_llm::OpenAiCompatible::openai()
-            .base_url(mock.openai_base_url())
-            .api_key("k")
-            .http_client(http)
-            .build()
-            .unwrap(),
-    );
+    let providers = common::openai_at(&mock.openai_base_url(), http);
     let err = generate_err(&providers, "openai/gpt-4o-mini").await;
     assert_eq!(
         err.transport_kind(),
