@@ -8,15 +8,17 @@
 //! - "from tokio": the caller is plain tokio code and the client runs its actors on
 //!   its own arbiters (the default); the bare client runs on the caller's runtime.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::future::{FutureExt, LocalBoxFuture};
 use steer_llm::mock::{MockServer, MOCK_API_KEY};
-use steer_llm::{ChatRequest, Client};
+use steer_llm::{ChatRequest, Client, Provider};
 
 const SEQUENTIAL: usize = 3000;
-const RUN: Duration = Duration::from_secs(3);
+/// Throughput is measured in `SLICES` slices of `SLICE` per call: 3 s each.
+const SLICE: Duration = Duration::from_millis(250);
+const SLICES: u32 = 12;
 const CONCURRENCY: usize = 64;
 
 fn body() -> serde_json::Value {
@@ -39,115 +41,141 @@ async fn bare_once(http: &reqwest::Client, url: &str) {
     assert!(v["choices"][0]["message"]["content"].is_string());
 }
 
-async fn steer_once(client: &Client) {
-    let req = ChatRequest::new("openai/gpt-4o-mini")
+fn request() -> ChatRequest {
+    ChatRequest::new("openai/gpt-4o-mini")
         .expect("model")
-        .user("Tell me about rivers.");
-    client.generate(req).await.expect("steer request");
+        .user("Tell me about rivers.")
+}
+
+async fn provider_once(provider: &Arc<dyn Provider>) {
+    provider
+        .generate(&request())
+        .await
+        .expect("provider request");
+}
+
+async fn steer_once(client: &Client) {
+    client.generate(request()).await.expect("steer request");
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
-/// Latency of `a` and `b` at concurrency 1, interleaved (a, b, a, b, ...) so that
-/// the machine's noise hits both alike: (a p50, a p99, b p50, b p99, median of b - a).
-async fn latencies<A, FA, B, FB>(mut a: A, mut b: B) -> [Duration; 5]
-where
-    A: FnMut() -> FA,
-    FA: std::future::Future<Output = ()>,
-    B: FnMut() -> FB,
-    FB: std::future::Future<Output = ()>,
-{
-    for _ in 0..200 {
-        a().await;
-        b().await;
-    }
-    let (mut sa, mut sb) = (
-        Vec::with_capacity(SEQUENTIAL),
-        Vec::with_capacity(SEQUENTIAL),
-    );
-    let mut diffs = Vec::with_capacity(SEQUENTIAL);
-    for _ in 0..SEQUENTIAL {
-        let t = Instant::now();
-        a().await;
-        let da = t.elapsed();
-        let t = Instant::now();
-        b().await;
-        let db = t.elapsed();
-        sa.push(da);
-        sb.push(db);
-        diffs.push(db.as_secs_f64() - da.as_secs_f64());
-    }
-    sa.sort();
-    sb.sort();
-    diffs.sort_by(f64::total_cmp);
-    let median_diff = diffs[diffs.len() / 2];
-    [
-        percentile(&sa, 0.5),
-        percentile(&sa, 0.99),
-        percentile(&sb, 0.5),
-        percentile(&sb, 0.99),
-        Duration::from_secs_f64(median_diff.max(0.0)),
-    ]
+type Call<'a> = Box<dyn Fn() -> LocalBoxFuture<'a, ()> + 'a>;
+
+/// One variant's latency at concurrency 1: p50, p99 and the median of its paired
+/// differences to the first variant (the bare client).
+struct Latency {
+    p50: Duration,
+    p99: Duration,
+    added: f64,
 }
 
-async fn throughput<F, Fut>(f: F) -> f64
-where
-    F: Fn() -> Fut + Clone + 'static,
-    Fut: std::future::Future<Output = ()> + 'static,
-{
-    let done = Arc::new(AtomicU64::new(0));
-    let deadline = Instant::now() + RUN;
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..CONCURRENCY)
-        .map(|_| {
-            let (f, done) = (f.clone(), done.clone());
-            async move {
-                while Instant::now() < deadline {
-                    f().await;
-                    done.fetch_add(1, Ordering::Relaxed);
-                }
+/// Latency of each call at concurrency 1, interleaved (a, b, c, a, b, c, ...) so
+/// that the machine's noise hits all alike.
+async fn latencies(calls: &[Call<'_>]) -> Vec<Latency> {
+    for _ in 0..200 {
+        for call in calls {
+            call().await;
+        }
+    }
+    let mut samples = vec![Vec::with_capacity(SEQUENTIAL); calls.len()];
+    for _ in 0..SEQUENTIAL {
+        for (call, s) in calls.iter().zip(samples.iter_mut()) {
+            let t = Instant::now();
+            call().await;
+            s.push(t.elapsed());
+        }
+    }
+    let base = samples[0].clone();
+    samples
+        .into_iter()
+        .map(|s| {
+            let mut diffs: Vec<f64> = s
+                .iter()
+                .zip(&base)
+                .map(|(x, b)| x.as_secs_f64() - b.as_secs_f64())
+                .collect();
+            diffs.sort_by(f64::total_cmp);
+            let mut sorted = s;
+            sorted.sort();
+            Latency {
+                p50: percentile(&sorted, 0.5),
+                p99: percentile(&sorted, 0.99),
+                added: diffs[diffs.len() / 2],
             }
         })
-        .collect();
-    futures::future::join_all(tasks).await;
-    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+        .collect()
 }
 
-fn report(placement: &str, lat: [Duration; 5], bare_rps: f64, steer_rps: f64) {
+/// Throughput of each call at `CONCURRENCY` callers, in interleaved slices
+/// (a, b, c, a, b, c, ...) so that the machine's drift hits all alike.
+async fn throughputs(calls: &[Call<'_>]) -> Vec<f64> {
+    let mut done = vec![0u64; calls.len()];
+    let mut spent = vec![Duration::ZERO; calls.len()];
+    for _ in 0..SLICES {
+        for (i, call) in calls.iter().enumerate() {
+            let started = Instant::now();
+            let deadline = started + SLICE;
+            let counts = futures::future::join_all((0..CONCURRENCY).map(|_| async move {
+                let mut n = 0u64;
+                while Instant::now() < deadline {
+                    call().await;
+                    n += 1;
+                }
+                n
+            }))
+            .await;
+            done[i] += counts.iter().sum::<u64>();
+            spent[i] += started.elapsed();
+        }
+    }
+    done.iter()
+        .zip(&spent)
+        .map(|(n, t)| *n as f64 / t.as_secs_f64())
+        .collect()
+}
+
+const NAMES: [&str; 3] = ["bare reqwest", "steer provider alone", "steer generate"];
+
+fn report(placement: &str, lat: &[Latency], rps: &[f64]) {
     println!("{placement}:");
-    println!(
-        "  concurrency 1, {SEQUENTIAL} interleaved pairs: bare p50 {:?} p99 {:?}; steer p50 {:?} p99 {:?}",
-        lat[0], lat[1], lat[2], lat[3]
-    );
-    println!(
-        "  added by steer: median of paired differences {:.1} µs; p50 {:+.1} µs; p99 {:+.1} µs",
-        lat[4].as_secs_f64() * 1e6,
-        (lat[2].as_secs_f64() - lat[0].as_secs_f64()) * 1e6,
-        (lat[3].as_secs_f64() - lat[1].as_secs_f64()) * 1e6
-    );
-    println!(
-        "  {CONCURRENCY} concurrent, {RUN:?} each: bare {bare_rps:.0} req/s, steer {steer_rps:.0} req/s, ratio {:.2}",
-        steer_rps / bare_rps
-    );
+    println!("  concurrency 1, {SEQUENTIAL} interleaved rounds; {CONCURRENCY} concurrent for {SLICES} interleaved slices of {SLICE:?} each");
+    for ((name, l), r) in NAMES.iter().zip(lat).zip(rps) {
+        println!(
+            "  {name:<22} p50 {:>7.1} µs  p99 {:>7.1} µs  added (median of pairs) {:>+6.1} µs  {r:>7.0} req/s  ratio {:.2}",
+            l.p50.as_secs_f64() * 1e6,
+            l.p99.as_secs_f64() * 1e6,
+            l.added * 1e6,
+            r / rps[0]
+        );
+    }
 }
 
-/// Latencies of interleaved pairs, then bare and steer throughput, in this runtime.
-async fn compare(client: Client, url: String) -> ([Duration; 5], f64, f64) {
+/// Latencies of interleaved rounds, then each variant's throughput, in this runtime.
+async fn compare(
+    client: Client,
+    provider: Arc<dyn Provider>,
+    url: String,
+) -> (Vec<Latency>, Vec<f64>) {
     let http = reqwest::Client::new();
-    let lat = latencies(|| bare_once(&http, &url), || steer_once(&client)).await;
-    let bare = throughput(move || {
-        let (http, url) = (http.clone(), url.clone());
-        async move { bare_once(&http, &url).await }
-    })
-    .await;
-    let steer = throughput(move || {
-        let client = client.clone();
-        async move { steer_once(&client).await }
-    })
-    .await;
-    (lat, bare, steer)
+    let (http, url, provider, client) = (&http, &url, &provider, &client);
+    let calls: Vec<Call<'_>> = vec![
+        Box::new(move || bare_once(http, url).boxed_local()),
+        Box::new(move || provider_once(provider).boxed_local()),
+        Box::new(move || steer_once(client).boxed_local()),
+    ];
+    let lat = latencies(&calls).await;
+    let rps = throughputs(&calls).await;
+    (lat, rps)
+}
+
+/// The mock's OpenAI provider, with an HTTP client of its own.
+fn own_provider(mock: &MockServer) -> Arc<dyn Provider> {
+    mock.providers()
+        .and_then(|p| p.get("openai"))
+        .expect("openai provider")
 }
 
 fn main() {
@@ -161,25 +189,30 @@ fn main() {
     let system = actix::System::new();
     let providers = mock.providers().expect("providers");
     let url_a = url.clone();
-    let (lat, bare, steer) = system.block_on(async move {
+    // The "provider alone" variant gets its own HTTP client, as the bare one does:
+    // a reqwest client shared between two runtimes hands connections across them.
+    let provider = own_provider(&mock);
+    let (lat, rps) = system.block_on(async move {
         let client = Client::builder()
             .providers(providers)
             .arbiters(0)
             .build()
             .expect("client");
-        compare(client, url_a).await
+        compare(client, provider, url_a).await
     });
-    report("in actix (one arbiter)", lat, bare, steer);
+    report("in actix (one arbiter)", &lat, &rps);
 
     // From tokio: the client on its own arbiters.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
+    let providers = mock.providers().expect("providers");
+    let provider = own_provider(&mock);
     let client = Client::builder()
-        .providers(mock.providers().expect("providers"))
+        .providers(providers)
         .build()
         .expect("client");
-    let (lat, bare, steer) = rt.block_on(compare(client, url));
-    report("from tokio (client on its own arbiters)", lat, bare, steer);
+    let (lat, rps) = rt.block_on(compare(client, provider, url));
+    report("from tokio (client on its own arbiters)", &lat, &rps);
 }

@@ -5,6 +5,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -157,18 +158,38 @@ impl Message {
 ///
 /// It is sent to providers as `x-client-request-id` and appears on every error,
 /// span and log line of the request.
-#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct RequestId(String);
+///
+/// Cloning it is a reference count: it travels with every attempt, error and event.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct RequestId(Arc<str>);
 
 impl RequestId {
     /// A fresh random id (UUID v4).
     pub fn random() -> Self {
-        RequestId(uuid::Uuid::new_v4().to_string())
+        let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        RequestId(Arc::from(
+            &*uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text),
+        ))
     }
     /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+    /// The id as shared text (no copy).
+    pub fn shared(&self) -> Arc<str> {
+        self.0.clone()
+    }
+}
+
+impl Serialize for RequestId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for RequestId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(RequestId::from)
     }
 }
 
@@ -180,13 +201,13 @@ impl Default for RequestId {
 
 impl From<String> for RequestId {
     fn from(s: String) -> Self {
-        RequestId(s)
+        RequestId(Arc::from(s))
     }
 }
 
 impl From<&str> for RequestId {
     fn from(s: &str) -> Self {
-        RequestId(s.to_string())
+        RequestId(Arc::from(s))
     }
 }
 

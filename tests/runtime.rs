@@ -762,3 +762,35 @@ async fn a_panic_inside_a_stream_is_that_streams_error_with_its_partial_text() {
     // The system goes on.
     assert!(client.generate(request()).await.is_ok());
 }
+
+/// While the breaker admits every call, a request takes its permit from the
+/// breaker's gate without a message; a pause or an open breaker shuts the gate (the
+/// actor decides again), the pause's end opens it, and every pass is counted.
+#[actix_rt::test]
+async fn the_breakers_gate_admits_without_asking_only_while_closed_and_unpaused() {
+    use steer_actors::breaker::{BreakerRef, CallOutcome, CircuitBreaker, GetStatus, Pause};
+    tokio::time::pause();
+    let breaker = BreakerRef::start(CircuitBreaker::new("p", breaker(1, 1)), &Arbiter::current());
+    let before_the_pause = breaker.pass().expect("a closed breaker's gate is open");
+    breaker.addr().do_send(Pause(Duration::from_secs(2)));
+    settle().await;
+    assert!(breaker.pass().is_none(), "paused: ask");
+    let asked = breaker.acquire().await.unwrap();
+    assert!(matches!(asked, Err(Rejection::Paused { .. })), "{asked:?}");
+    tokio::time::advance(Duration::from_millis(2_002)).await;
+    settle().await;
+    let lease = breaker.pass().expect("the gate opens when the pause ends");
+    lease.report(CallOutcome::HealthFailure);
+    settle().await;
+    assert!(breaker.pass().is_none(), "open: ask");
+    // A pass from before the change cannot move the new state.
+    before_the_pause.report(CallOutcome::Success {
+        elapsed: Duration::from_millis(1),
+    });
+    settle().await;
+    let status = breaker.addr().send(GetStatus).await.unwrap();
+    assert_eq!(status.state, BreakerState::Open);
+    assert_eq!(status.stats.admitted, 2, "passes count when they report");
+    assert_eq!(status.stats.rejected, 1);
+    assert_eq!((status.stats.failures, status.stats.successes), (1, 1));
+}

@@ -93,6 +93,11 @@ async fn a_thousand_concurrent_requests_with_30_percent_faults_each_get_one_repl
     let snapshot = client.metrics().await.unwrap();
     let successes: u64 = snapshot.providers.iter().map(|p| p.metrics.successes).sum();
     assert_eq!(successes, ok);
+    let counted: u64 = snapshot.providers.iter().map(|p| p.metrics.requests).sum();
+    assert_eq!(
+        counted, 1000,
+        "each request is counted once, at its first report"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

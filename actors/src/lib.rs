@@ -8,6 +8,8 @@
 //! - [`breaker`]: the circuit breaker state machine and its actor, one per provider.
 //! - [`retry`]: retry policy, backoff, budget, and the RetryCoordinator actor.
 //! - [`metrics`]: per-provider counters and their Prometheus rendering.
+//! - [`provider`]: a provider's two actors, as its requests hold them.
+//! - [`request`]: the supervised request actor.
 
 /// Mailbox capacity of the per-provider actors: large, because every request
 /// asks them something; bounded, because actix's channel needs it to be.
@@ -18,6 +20,7 @@ mod clock;
 pub mod failure;
 pub mod metrics;
 pub mod partials;
+pub mod provider;
 pub mod request;
 pub mod retry;
 pub mod stream;
@@ -25,4 +28,5 @@ pub mod stream;
 pub use breaker::{BreakerConfig, BreakerState, CircuitBreaker, TransitionEvent};
 pub use failure::{Category, Failure, Phase, RateLimitHints};
 pub use metrics::{ProviderMetrics, ProviderReport};
+pub use provider::ProviderActors;
 pub use retry::{Backoff, BudgetConfig, GiveUp, Jitter, RetryCoordinator, RetryPolicy};

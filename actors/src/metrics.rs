@@ -11,16 +11,18 @@ use crate::breaker::{BreakerState, BreakerStatus};
 /// Counters of one provider. Attempt counts add up to the calls the provider saw.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ProviderMetrics {
-    /// Requests started.
+    /// Requests counted: each at its first report to the coordinator (a failed
+    /// first attempt, or its end), so a request still on its first attempt is
+    /// not counted yet.
     pub requests: u64,
     /// Attempts by outcome: `success`, or the failure's category.
-    pub attempts: BTreeMap<String, u64>,
+    pub attempts: BTreeMap<&'static str, u64>,
     /// Requests that succeeded.
     pub successes: u64,
     /// Requests that succeeded after at least one retry.
     pub successes_after_retry: u64,
     /// Requests that failed for good, by the last failure's category.
-    pub final_failures: BTreeMap<String, u64>,
+    pub final_failures: BTreeMap<&'static str, u64>,
     /// Retries scheduled.
     pub retries: u64,
     /// Retries refused because the retry budget was spent.

@@ -13,16 +13,15 @@ use std::time::Duration;
 use actix::prelude::*;
 use futures::future::BoxFuture;
 use futures::FutureExt;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, OwnedSemaphorePermit};
 use tracing::Instrument;
 
-use crate::breaker::{
-    report_failure, Acquire, CallOutcome, CircuitBreaker, PermitLease, Rejection,
-};
+use crate::breaker::{report_failure, CallOutcome, PermitLease, Rejection};
 use crate::failure::{Category, Failure};
+use crate::provider::ProviderActors;
 use crate::retry::{
-    AttemptAbandoned, AttemptFailed, Decision, GiveUp, Progress, RequestFinished, RequestStarted,
-    RetryCoordinator, RetryPolicy,
+    AttemptAbandoned, AttemptFailed, Decision, GiveUp, Progress, RequestEnd, RequestFinished,
+    RetryPolicy,
 };
 
 /// One attempt: given the attempt number (1-based), a future of the value or of
@@ -34,9 +33,9 @@ pub type AttemptFn<T, E> =
 #[derive(Debug, Clone)]
 pub struct RequestSpec {
     /// steer's request id (on every span and error).
-    pub request_id: String,
+    pub request_id: Arc<str>,
     /// The provider's name.
-    pub provider: String,
+    pub provider: Arc<str>,
     /// Longest time one attempt may take.
     pub attempt_timeout: Option<Duration>,
     /// Longest time the whole request may take, retries included.
@@ -110,33 +109,30 @@ pub struct Cancel;
 /// A supervised request.
 pub struct RequestActor<T: Send + 'static, E: Send + 'static> {
     spec: RequestSpec,
-    breaker: Addr<CircuitBreaker>,
-    coordinator: Addr<RetryCoordinator>,
+    actors: Arc<ProviderActors>,
     attempt: AttemptFn<T, E>,
     reply: Option<oneshot::Sender<RequestResult<T, E>>>,
     progress: Progress,
     in_flight: bool,
     last_failure: Option<Failure>,
-    admission: Option<Box<dyn Send>>,
+    admission: Option<OwnedSemaphorePermit>,
     span: tracing::Span,
 }
 
 impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
-    /// A request actor; `admission` (e.g. a semaphore permit) is held until it stops.
+    /// A request actor; `admission` (the caller's in-flight slot) is held until it stops.
     pub fn new(
         spec: RequestSpec,
-        breaker: Addr<CircuitBreaker>,
-        coordinator: Addr<RetryCoordinator>,
+        actors: Arc<ProviderActors>,
         attempt: AttemptFn<T, E>,
         reply: oneshot::Sender<RequestResult<T, E>>,
-        admission: Option<Box<dyn Send>>,
+        admission: Option<OwnedSemaphorePermit>,
     ) -> Self {
         let span = tracing::info_span!("steer.request", request_id = %spec.request_id, provider = %spec.provider);
         RequestActor {
             progress: Progress::new(spec.deadline),
             spec,
-            breaker,
-            coordinator,
+            actors,
             attempt,
             reply: Some(reply),
             in_flight: false,
@@ -147,28 +143,35 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
     }
 
     fn finish(&mut self, result: RequestResult<T, E>, ctx: &mut Context<Self>) {
-        let finished = match &result {
-            Ok(c) => RequestFinished::Succeeded {
+        let end = match &result {
+            Ok(c) => RequestEnd::Succeeded {
                 attempts: c.attempts,
             },
-            Err(RequestError::Failed { failure, .. }) => RequestFinished::Failed {
+            Err(RequestError::Failed { failure, .. }) => RequestEnd::Failed {
                 category: failure.category,
             },
-            Err(RequestError::Rejected { .. }) => RequestFinished::Rejected,
-            Err(RequestError::DeadlineExceeded { .. }) => RequestFinished::Failed {
+            Err(RequestError::Rejected { .. }) => RequestEnd::Rejected,
+            Err(RequestError::DeadlineExceeded { .. }) => RequestEnd::Failed {
                 category: Category::DeadlineExceeded,
             },
             Err(RequestError::Panicked { .. }) | Err(RequestError::Internal(_)) => {
-                RequestFinished::Failed {
+                RequestEnd::Failed {
                     category: Category::Unknown,
                 }
             }
         };
-        self.coordinator.do_send(finished);
+        self.report_end(end);
         if let Some(tx) = self.reply.take() {
             let _ = tx.send(result);
         }
         ctx.stop();
+    }
+
+    fn report_end(&mut self, end: RequestEnd) {
+        self.actors.coordinator.do_send(RequestFinished {
+            end,
+            first_report: self.progress.first_report(),
+        });
     }
 
     fn next_attempt(&mut self, ctx: &mut Context<Self>) {
@@ -182,7 +185,10 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
         if !self.spec.use_breaker {
             return self.run(None, ctx);
         }
-        ctx.spawn(actix::fut::wrap_future(self.breaker.send(Acquire)).map(
+        if let Some(lease) = self.actors.breaker.pass() {
+            return self.run(Some(lease), ctx);
+        }
+        ctx.spawn(actix::fut::wrap_future(self.actors.breaker.acquire()).map(
             |res, act: &mut Self, ctx| match res {
                 Ok(Ok(lease)) => act.run(Some(lease), ctx),
                 Ok(Err(rejection)) => act.rejected(rejection, ctx),
@@ -284,17 +290,18 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
                     &self.spec.provider,
                     &format!("attempt timed out after {elapsed:?}"),
                 );
-                f.request_id = Some(self.spec.request_id.clone());
+                f.request_id = Some(self.spec.request_id.to_string());
                 (f, None)
             }
         };
-        report_failure(lease, &self.breaker, &failure, self.spec.use_breaker);
+        report_failure(lease, &self.actors.breaker, &failure, self.spec.use_breaker);
         tracing::debug!(parent: &self.span, attempt = self.progress.attempts(), category = %failure.category, "attempt failed");
         let state = self.progress.state();
-        let ask = self.coordinator.send(AttemptFailed {
+        let ask = self.actors.coordinator.send(AttemptFailed {
             failure: failure.clone(),
             state,
             policy: self.spec.policy.clone(),
+            first_report: self.progress.first_report(),
         });
         ctx.spawn(
             actix::fut::wrap_future(ask).map(move |decision, act: &mut Self, ctx| match decision {
@@ -330,7 +337,6 @@ impl<T: Send + 'static, E: Send + 'static> Actor for RequestActor<T, E> {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        self.coordinator.do_send(RequestStarted);
         self.next_attempt(ctx);
     }
 
@@ -353,9 +359,9 @@ impl<T: Send + 'static, E: Send + 'static> Handler<Cancel> for RequestActor<T, E
         if self.reply.take().is_some() {
             tracing::debug!(parent: &self.span, "cancelled by the caller");
             if self.in_flight {
-                self.coordinator.do_send(AttemptAbandoned);
+                self.actors.coordinator.do_send(AttemptAbandoned);
             }
-            self.coordinator.do_send(RequestFinished::Cancelled);
+            self.report_end(RequestEnd::Cancelled);
         }
         // Stopping drops the in-flight attempt (aborting its HTTP call) and its
         // permit lease (handing the permit back).

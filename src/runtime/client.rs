@@ -12,8 +12,8 @@ use steer_actors::breaker::{
 use steer_actors::request::{AttemptFn, Cancel, RequestActor, RequestError, RequestSpec};
 use steer_actors::retry::GetMetrics;
 use steer_actors::{
-    BreakerConfig, BreakerState, BudgetConfig, CircuitBreaker, ProviderReport, RetryCoordinator,
-    RetryPolicy,
+    BreakerConfig, BreakerState, BudgetConfig, CircuitBreaker, ProviderActors, ProviderReport,
+    RetryCoordinator, RetryPolicy,
 };
 use tokio::sync::{oneshot, Semaphore};
 
@@ -40,11 +40,33 @@ pub enum Overload {
 
 struct ProviderHandle {
     provider: Arc<dyn Provider>,
+    /// Its name, shared by every request's spec.
+    name: Arc<str>,
     /// Longest server-directed pause its requests wait out: its policy's cap.
     max_pause_wait: Duration,
-    breaker: Addr<CircuitBreaker>,
-    coordinator: Addr<RetryCoordinator>,
+    actors: Arc<ProviderActors>,
     arbiter: ArbiterHandle,
+    /// The arbiter's thread, when known.
+    thread: Option<std::thread::ThreadId>,
+}
+
+impl ProviderHandle {
+    fn breaker(&self) -> &Addr<CircuitBreaker> {
+        self.actors.breaker.addr()
+    }
+
+    /// Starts `actor` on this provider's arbiter: in place when called on that
+    /// arbiter (one queue hop fewer), else through the arbiter's queue.
+    fn start<A>(&self, actor: A) -> Addr<A>
+    where
+        A: Actor<Context = actix::Context<A>> + Send,
+    {
+        if self.thread == Some(std::thread::current().id()) {
+            actor.start()
+        } else {
+            A::start_in_arbiter(&self.arbiter, move |_| actor)
+        }
+    }
 }
 
 struct Inner {
@@ -242,26 +264,26 @@ impl ClientBuilder {
         let mut handles = BTreeMap::new();
         for (i, name) in self.providers.names().into_iter().enumerate() {
             let provider = self.providers.get(&name)?;
-            let arbiter = arbiters.handles[i % arbiters.handles.len()].clone();
+            let slot = i % arbiters.handles.len();
+            let (arbiter, thread) = (arbiters.handles[slot].clone(), arbiters.threads[slot]);
             let breaker_config = self.breaker_for.get(&name).unwrap_or(&self.breaker).clone();
             let policy = self.retry_for.get(&name).unwrap_or(&self.retry).clone();
             let max_pause_wait = policy.max_server_wait;
             let (budget, seed) = (self.budget, self.seed.wrapping_add(i as u64));
-            let breaker_name = name.clone();
-            let breaker = CircuitBreaker::start_in_arbiter(&arbiter, move |_| {
-                CircuitBreaker::new(&breaker_name, breaker_config)
-            });
-            let coordinator = RetryCoordinator::start_in_arbiter(&arbiter, move |_| {
-                RetryCoordinator::new(policy, budget, seed)
-            });
+            let actors = ProviderActors::start(
+                &arbiter,
+                CircuitBreaker::new(&name, breaker_config),
+                RetryCoordinator::new(policy, budget, seed),
+            );
             handles.insert(
                 name,
                 ProviderHandle {
+                    name: Arc::from(provider.name()),
                     provider,
                     max_pause_wait,
-                    breaker,
-                    coordinator,
+                    actors,
                     arbiter,
+                    thread,
                 },
             );
         }
@@ -285,9 +307,14 @@ impl ClientBuilder {
 }
 
 /// Cancels the request actor if the caller's future is dropped before the reply.
-struct CancelOnDrop(Option<actix::Recipient<Cancel>>);
+struct CancelOnDrop<A: actix::Handler<Cancel>>(Option<Addr<A>>)
+where
+    A::Context: actix::dev::ToEnvelope<A, Cancel>;
 
-impl Drop for CancelOnDrop {
+impl<A: actix::Handler<Cancel>> Drop for CancelOnDrop<A>
+where
+    A::Context: actix::dev::ToEnvelope<A, Cancel>,
+{
     fn drop(&mut self) {
         if let Some(actor) = self.0.take() {
             actor.do_send(Cancel);
@@ -339,18 +366,14 @@ impl Client {
             async move { provider.generate(&req).await.map_err(|e| (classify(&e), e)) }.boxed()
         });
         let (tx, rx) = oneshot::channel();
-        let (breaker, coordinator) = (handle.breaker.clone(), handle.coordinator.clone());
-        let addr = RequestActor::start_in_arbiter(&handle.arbiter, move |_| {
-            RequestActor::new(
-                spec,
-                breaker,
-                coordinator,
-                attempt,
-                tx,
-                Some(Box::new(admission)),
-            )
-        });
-        let mut guard = CancelOnDrop(Some(addr.recipient()));
+        let addr = handle.start(RequestActor::new(
+            spec,
+            handle.actors.clone(),
+            attempt,
+            tx,
+            Some(admission),
+        ));
+        let mut guard = CancelOnDrop(Some(addr));
         let reply = rx.await;
         guard.0 = None;
         match reply {
@@ -386,21 +409,17 @@ impl Client {
         };
         let (stream, tx, consumer_gone) = SteerStream::channel();
         let provider = handle.provider.clone();
-        let (breaker, coordinator) = (handle.breaker.clone(), handle.coordinator.clone());
         let partials = self.inner.partials.clone();
-        StreamActor::start_in_arbiter(&handle.arbiter, move |_| {
-            StreamActor::new(
-                provider,
-                req,
-                settings,
-                breaker,
-                coordinator,
-                partials,
-                tx,
-                consumer_gone,
-                admission,
-            )
-        });
+        handle.start(StreamActor::new(
+            provider,
+            req,
+            settings,
+            handle.actors.clone(),
+            partials,
+            tx,
+            consumer_gone,
+            admission,
+        ));
         Ok(stream)
     }
 
@@ -413,8 +432,8 @@ impl Client {
         attempt_timeout: Option<Duration>,
     ) -> RequestSpec {
         RequestSpec {
-            request_id: req.request_id.to_string(),
-            provider: handle.provider.name().to_string(),
+            request_id: req.request_id.shared(),
+            provider: handle.name.clone(),
             attempt_timeout: options.attempt_timeout.or(attempt_timeout),
             deadline: options.deadline.or(self.inner.deadline),
             max_pause_wait: options
@@ -463,21 +482,23 @@ impl Client {
         provider: &str,
         recipient: actix::Recipient<TransitionEvent>,
     ) -> Result<(), Error> {
-        self.handle(provider)?.breaker.do_send(Subscribe(recipient));
+        self.handle(provider)?
+            .breaker()
+            .do_send(Subscribe(recipient));
         Ok(())
     }
 
     /// Subscribes `recipient` to the breaker transitions of every provider.
     pub fn subscribe_all(&self, recipient: actix::Recipient<TransitionEvent>) {
         for h in self.inner.handles.values() {
-            h.breaker.do_send(Subscribe(recipient.clone()));
+            h.breaker().do_send(Subscribe(recipient.clone()));
         }
     }
 
     /// The breaker status of `provider`.
     pub async fn status(&self, provider: &str) -> Result<BreakerStatus, Error> {
         self.handle(provider)?
-            .breaker
+            .breaker()
             .send(GetStatus)
             .await
             .map_err(|e| Error::Internal(format!("breaker of {provider}: {e}")))
@@ -485,13 +506,13 @@ impl Client {
 
     /// Forces the breaker of `provider` into `state` (`ForcedOpen`, `Disabled`, `Closed`).
     pub fn force(&self, provider: &str, state: BreakerState) -> Result<(), Error> {
-        self.handle(provider)?.breaker.do_send(ForceState(state));
+        self.handle(provider)?.breaker().do_send(ForceState(state));
         Ok(())
     }
 
     /// Resets the breaker of `provider`.
     pub fn reset(&self, provider: &str) -> Result<(), Error> {
-        self.handle(provider)?.breaker.do_send(ResetBreaker);
+        self.handle(provider)?.breaker().do_send(ResetBreaker);
         Ok(())
     }
 
@@ -500,11 +521,12 @@ impl Client {
         let mut providers = Vec::new();
         for (name, h) in &self.inner.handles {
             let breaker = h
-                .breaker
+                .breaker()
                 .send(GetStatus)
                 .await
                 .map_err(|e| Error::Internal(format!("breaker of {name}: {e}")))?;
             let metrics = h
+                .actors
                 .coordinator
                 .send(GetMetrics)
                 .await

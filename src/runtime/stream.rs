@@ -15,16 +15,14 @@ use actix::prelude::*;
 use futures::channel::{mpsc, oneshot};
 use futures::SinkExt;
 use futures::{FutureExt, Stream, StreamExt};
-use steer_actors::breaker::{
-    report_failure, Acquire, CallOutcome, CircuitBreaker, PermitLease, Rejection,
-};
+use steer_actors::breaker::{report_failure, CallOutcome, PermitLease, Rejection};
 use steer_actors::partials::{PartialResponse, PartialStore, StorePartial};
 use steer_actors::request::RequestSpec;
 use steer_actors::retry::{
-    AttemptAbandoned, AttemptFailed, Decision, GiveUp, Progress, RequestFinished, RequestStarted,
-    RetryCoordinator,
+    AttemptAbandoned, AttemptFailed, Decision, GiveUp, Progress, RequestEnd, RequestFinished,
 };
 use steer_actors::stream::{Checkpoint, Seam};
+use steer_actors::ProviderActors;
 use steer_actors::{Category, Failure};
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -82,8 +80,7 @@ pub(crate) struct StreamActor {
     original: Arc<ChatRequest>,
     settings: StreamSettings,
     strategy: Continuation,
-    breaker: Addr<CircuitBreaker>,
-    coordinator: Addr<RetryCoordinator>,
+    actors: Arc<ProviderActors>,
     partials: Addr<PartialStore>,
     tx: mpsc::Sender<EventBatch>,
     /// Resolves when the consumer drops its stream.
@@ -110,8 +107,7 @@ impl StreamActor {
         provider: Arc<dyn Provider>,
         original: ChatRequest,
         settings: StreamSettings,
-        breaker: Addr<CircuitBreaker>,
-        coordinator: Addr<RetryCoordinator>,
+        actors: Arc<ProviderActors>,
         partials: Addr<PartialStore>,
         tx: mpsc::Sender<EventBatch>,
         consumer_gone: oneshot::Receiver<()>,
@@ -129,8 +125,7 @@ impl StreamActor {
             provider,
             original: Arc::new(original),
             settings,
-            breaker,
-            coordinator,
+            actors,
             partials,
             tx,
             consumer_gone: Some(consumer_gone),
@@ -158,13 +153,20 @@ impl StreamActor {
         )
     }
 
+    fn report_end(&mut self, end: RequestEnd) {
+        self.actors.coordinator.do_send(RequestFinished {
+            end,
+            first_report: self.progress.first_report(),
+        });
+    }
+
     /// Ends the stream with an error (after delivering it) or with nothing more.
-    fn end(&mut self, error: Option<Error>, finished: RequestFinished, ctx: &mut Context<Self>) {
+    fn end(&mut self, error: Option<Error>, end: RequestEnd, ctx: &mut Context<Self>) {
         if self.done {
             return;
         }
         self.done = true;
-        self.coordinator.do_send(finished);
+        self.report_end(end);
         let mut tx = self.tx.clone();
         ctx.spawn(
             actix::fut::wrap_future(async move {
@@ -201,7 +203,7 @@ impl StreamActor {
                 last: self.last_failure.take(),
                 partial,
             };
-            let finished = RequestFinished::Failed {
+            let finished = RequestEnd::Failed {
                 category: Category::DeadlineExceeded,
             };
             return self.end(Some(e), finished, ctx);
@@ -209,13 +211,16 @@ impl StreamActor {
         if !self.settings.spec.use_breaker {
             return self.open(None, ctx);
         }
-        ctx.spawn(actix::fut::wrap_future(self.breaker.send(Acquire)).map(
+        if let Some(lease) = self.actors.breaker.pass() {
+            return self.open(Some(lease), ctx);
+        }
+        ctx.spawn(actix::fut::wrap_future(self.actors.breaker.acquire()).map(
             |res, act: &mut Self, ctx| match res {
                 Ok(Ok(lease)) => act.open(Some(lease), ctx),
                 Ok(Err(rejection)) => act.rejected(rejection, ctx),
                 Err(_) => act.end(
                     Some(Error::Internal("the circuit breaker is gone".into())),
-                    RequestFinished::Failed {
+                    RequestEnd::Failed {
                         category: Category::Unknown,
                     },
                     ctx,
@@ -241,7 +246,7 @@ impl StreamActor {
             attempts: self.progress.attempts(),
             last: self.last_failure.take(),
         };
-        self.end(Some(e), RequestFinished::Rejected, ctx);
+        self.end(Some(e), RequestEnd::Rejected, ctx);
     }
 
     fn open(&mut self, lease: Option<PermitLease>, ctx: &mut Context<Self>) {
@@ -461,7 +466,7 @@ impl StreamActor {
                         });
                     }
                     let attempts = act.progress.attempts();
-                    return act.end(None, RequestFinished::Succeeded { attempts }, ctx);
+                    return act.end(None, RequestEnd::Succeeded { attempts }, ctx);
                 }
                 if let Some(e) = failure {
                     drop(stream);
@@ -496,10 +501,10 @@ impl StreamActor {
         }
         tracing::debug!(parent: &self.span, "stream dropped by its consumer");
         if self.in_flight {
-            self.coordinator.do_send(AttemptAbandoned);
+            self.actors.coordinator.do_send(AttemptAbandoned);
         }
         self.done = true;
-        self.coordinator.do_send(RequestFinished::Cancelled);
+        self.report_end(RequestEnd::Cancelled);
         // Stopping drops the HTTP body and the permit lease (handing the permit back).
         ctx.stop();
     }
@@ -524,7 +529,7 @@ impl StreamActor {
         );
         report_failure(
             self.lease.take(),
-            &self.breaker,
+            &self.actors.breaker,
             &failure,
             self.settings.spec.use_breaker,
         );
@@ -535,19 +540,20 @@ impl StreamActor {
             && content_began;
         if prefill_rejected {
             self.strategy = Continuation::Instruct;
-            self.coordinator.do_send(AttemptAbandoned);
+            self.actors.coordinator.do_send(AttemptAbandoned);
             return self.next_attempt(ctx);
         }
         tracing::debug!(parent: &self.span, attempt = self.progress.attempts(), category = %failure.category, content_began, "stream attempt failed");
         if content_began && self.strategy == Continuation::Off {
-            self.coordinator.do_send(AttemptAbandoned);
+            self.actors.coordinator.do_send(AttemptAbandoned);
             return self.give_up(failure, GiveUp::NotRetryable, raw, ctx);
         }
         let state = self.progress.state();
-        let ask = self.coordinator.send(AttemptFailed {
+        let ask = self.actors.coordinator.send(AttemptFailed {
             failure: failure.clone(),
             state,
             policy: self.settings.spec.policy.clone(),
+            first_report: self.progress.first_report(),
         });
         ctx.spawn(
             actix::fut::wrap_future(ask).map(move |decision, act: &mut Self, ctx| match decision {
@@ -578,7 +584,7 @@ impl StreamActor {
                 Ok(Decision::GiveUp(reason)) => act.give_up(failure, reason, raw, ctx),
                 Err(_) => act.end(
                     Some(Error::Internal("the retry coordinator is gone".into())),
-                    RequestFinished::Failed {
+                    RequestEnd::Failed {
                         category: Category::Unknown,
                     },
                     ctx,
@@ -603,7 +609,7 @@ impl StreamActor {
             last: raw,
             partial: self.partial(),
         }));
-        self.end(Some(e), RequestFinished::Failed { category }, ctx);
+        self.end(Some(e), RequestEnd::Failed { category }, ctx);
     }
 }
 
@@ -611,7 +617,6 @@ impl Actor for StreamActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        self.coordinator.do_send(RequestStarted);
         // The consumer may go away at any moment: while connecting, reading or
         // waiting to retry. Then the request is cancelled.
         if let Some(gone) = self.consumer_gone.take() {

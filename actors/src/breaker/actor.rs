@@ -1,6 +1,7 @@
 //! The CircuitBreaker actor: one per provider, a thin shell around [`Breaker`] that
 //! owns it, answers permit requests, runs the open timer and publishes transitions.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use actix::prelude::*;
@@ -10,6 +11,7 @@ use crate::clock::now;
 use crate::MAILBOX_CAPACITY;
 use serde::Serialize;
 
+use super::gate::AdmissionGate;
 use super::state::{
     Breaker, BreakerConfig, BreakerState, BreakerStats, CallOutcome, Permit, Rejection, Transition,
     TransitionReason,
@@ -36,19 +38,30 @@ pub struct CircuitBreaker {
     provider: String,
     breaker: Breaker,
     subscribers: Vec<Recipient<TransitionEvent>>,
+    gate: AdmissionGate,
 }
 
 impl CircuitBreaker {
     /// A closed breaker for `provider`.
     pub fn new(provider: &str, config: BreakerConfig) -> Self {
-        CircuitBreaker {
+        let breaker = CircuitBreaker {
             provider: provider.to_string(),
             breaker: Breaker::new(config),
             subscribers: Vec::new(),
-        }
+            gate: AdmissionGate::new(),
+        };
+        breaker.sync_gate();
+        breaker
+    }
+
+    /// Publishes whether calls may take permits without asking. Called after
+    /// every message or timer that may change the state or the pause.
+    fn sync_gate(&self) {
+        self.gate.publish(self.breaker.admits_all(now()));
     }
 
     fn publish(&mut self, t: Transition, ctx: &mut Context<Self>) {
+        self.sync_gate();
         tracing::info!(provider = %self.provider, from = ?t.from, to = ?t.to, reason = ?t.reason, "breaker transition");
         if let Some(open_for) = t.open_for {
             let generation = t.generation;
@@ -81,13 +94,63 @@ impl Actor for CircuitBreaker {
     }
 }
 
+/// A provider's breaker as its requests hold it: the actor's address and its
+/// admission gate behind one reference count, so that holding one allocates
+/// nothing.
+#[derive(Clone)]
+pub struct BreakerRef(Arc<BreakerLink>);
+
+struct BreakerLink {
+    addr: Addr<CircuitBreaker>,
+    gate: AdmissionGate,
+}
+
+impl BreakerRef {
+    /// Starts `breaker` on `arbiter`.
+    pub fn start(breaker: CircuitBreaker, arbiter: &ArbiterHandle) -> Self {
+        let gate = breaker.gate.clone();
+        let addr = CircuitBreaker::start_in_arbiter(arbiter, move |_| breaker);
+        BreakerRef(Arc::new(BreakerLink { addr, gate }))
+    }
+
+    /// The actor's address: status, subscriptions, operator messages.
+    pub fn addr(&self) -> &Addr<CircuitBreaker> {
+        &self.0.addr
+    }
+
+    /// A permit taken without asking, while the breaker admits every call
+    /// (closed and not paused, or disabled); `None` means: ask with [`BreakerRef::acquire`].
+    pub fn pass(&self) -> Option<PermitLease> {
+        self.0.gate.pass().map(|permit| PermitLease {
+            permit,
+            from_gate: true,
+            breaker: Some(self.clone()),
+        })
+    }
+
+    /// Asks the actor for a permit.
+    pub fn acquire(&self) -> actix::dev::Request<CircuitBreaker, Acquire> {
+        self.0.addr.send(Acquire(self.clone()))
+    }
+}
+
+impl std::fmt::Debug for BreakerRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BreakerRef")
+            .field("gate", &self.0.gate)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A granted permit. Report the call's outcome with [`PermitLease::report`]; if the
 /// lease is dropped unreported (a cancelled request, a dead actor), the permit is
 /// handed back.
 #[derive(Debug)]
 pub struct PermitLease {
     permit: Permit,
-    breaker: Option<Addr<CircuitBreaker>>,
+    /// Taken from the gate: the breaker counts it when its outcome arrives.
+    from_gate: bool,
+    breaker: Option<BreakerRef>,
 }
 
 impl PermitLease {
@@ -98,10 +161,15 @@ impl PermitLease {
 
     /// Reports the outcome (one-way).
     pub fn report(mut self, outcome: CallOutcome) {
-        if let Some(addr) = self.breaker.take() {
-            addr.do_send(Report {
+        self.send(outcome);
+    }
+
+    fn send(&mut self, outcome: CallOutcome) {
+        if let Some(breaker) = self.breaker.take() {
+            breaker.addr().do_send(Report {
                 permit: self.permit,
                 outcome,
+                from_gate: self.from_gate,
             });
         }
     }
@@ -109,12 +177,7 @@ impl PermitLease {
 
 impl Drop for PermitLease {
     fn drop(&mut self) {
-        if let Some(addr) = self.breaker.take() {
-            addr.do_send(Report {
-                permit: self.permit,
-                outcome: CallOutcome::Cancelled,
-            });
-        }
+        self.send(CallOutcome::Cancelled);
     }
 }
 
@@ -123,7 +186,7 @@ impl Drop for PermitLease {
 /// server-directed wait pauses the whole provider.
 pub fn report_failure(
     lease: Option<PermitLease>,
-    breaker: &Addr<CircuitBreaker>,
+    breaker: &BreakerRef,
     failure: &crate::failure::Failure,
     pause: bool,
 ) {
@@ -139,23 +202,26 @@ pub fn report_failure(
     if let (Category::RateLimited, Some(wait), true) =
         (failure.category, failure.retry_after, pause)
     {
-        breaker.do_send(Pause(wait));
+        breaker.addr().do_send(Pause(wait));
     }
 }
 
-/// Asks for a permit to make one call.
-#[derive(Debug, Clone, Copy, Message)]
+/// Asks for a permit to make one call; the lease reports back through the
+/// reference it carries. (While the gate admits every call, [`BreakerRef::pass`]
+/// gives one without asking.)
+#[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<PermitLease, Rejection>")]
-pub struct Acquire;
+pub struct Acquire(pub BreakerRef);
 
 impl Handler<Acquire> for CircuitBreaker {
     type Result = Result<PermitLease, Rejection>;
 
-    fn handle(&mut self, _: Acquire, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: Acquire, _: &mut Context<Self>) -> Self::Result {
         let permit = self.breaker.try_acquire(now())?;
         Ok(PermitLease {
             permit,
-            breaker: Some(ctx.address()),
+            from_gate: false,
+            breaker: Some(msg.0),
         })
     }
 }
@@ -166,12 +232,16 @@ impl Handler<Acquire> for CircuitBreaker {
 struct Report {
     permit: Permit,
     outcome: CallOutcome,
+    from_gate: bool,
 }
 
 impl Handler<Report> for CircuitBreaker {
     type Result = ();
 
     fn handle(&mut self, msg: Report, ctx: &mut Context<Self>) {
+        if msg.from_gate {
+            self.breaker.count_admitted();
+        }
         if let Some(t) = self.breaker.on_outcome(msg.permit, msg.outcome, now()) {
             self.publish(t, ctx);
         }
@@ -186,8 +256,12 @@ pub struct Pause(pub Duration);
 impl Handler<Pause> for CircuitBreaker {
     type Result = ();
 
-    fn handle(&mut self, msg: Pause, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: Pause, ctx: &mut Context<Self>) {
         self.breaker.pause(msg.0, now());
+        self.sync_gate();
+        // The gate opens again when the pause ends (a later, longer pause keeps
+        // it shut: the state machine knows the latest end).
+        ctx.run_later(msg.0, |act, _| act.sync_gate());
     }
 }
 
@@ -263,5 +337,7 @@ impl Handler<ResetBreaker> for CircuitBreaker {
         if let Some(t) = self.breaker.reset(now()) {
             self.publish(t, ctx);
         }
+        // A reset also ends a pause, with or without a transition.
+        self.sync_gate();
     }
 }

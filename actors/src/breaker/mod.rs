@@ -1,13 +1,15 @@
 //! The circuit breaker: its state machine ([`state`]) and its actor ([`actor`]).
 
 pub mod actor;
+pub mod gate;
 pub mod state;
 
 pub use actor::report_failure;
 pub use actor::{
-    Acquire, BreakerStatus, CircuitBreaker, ForceState, GetStatus, Pause, PermitLease,
+    Acquire, BreakerRef, BreakerStatus, CircuitBreaker, ForceState, GetStatus, Pause, PermitLease,
     ResetBreaker, Subscribe, TransitionEvent,
 };
+pub use gate::AdmissionGate;
 pub use state::{
     Breaker, BreakerConfig, BreakerState, BreakerStats, CallOutcome, Permit, Rejection, Transition,
     TransitionReason,

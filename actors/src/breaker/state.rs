@@ -281,6 +281,24 @@ impl Breaker {
         self.paused_until.filter(|t| *t > now)
     }
 
+    /// The generation whose permits a call may take without asking, while the
+    /// breaker admits every call: closed and not paused, or disabled. `None` while
+    /// calls must ask (open, half-open, forced open, paused).
+    pub fn admits_all(&self, now: Instant) -> Option<u64> {
+        let free = match self.state {
+            BreakerState::Disabled => true,
+            BreakerState::Closed => self.paused_until(now).is_none(),
+            _ => false,
+        };
+        free.then_some(self.generation)
+    }
+
+    /// Counts a call admitted without asking (see [`Breaker::admits_all`]): it is
+    /// counted when its outcome arrives.
+    pub fn count_admitted(&mut self) {
+        self.stats.admitted += 1;
+    }
+
     /// Asks to make one call.
     pub fn try_acquire(&mut self, now: Instant) -> Result<Permit, Rejection> {
         if self.state == BreakerState::Disabled {
@@ -692,6 +710,31 @@ mod tests {
         );
         assert!(b.try_acquire(now + Duration::from_secs(2)).is_ok());
         assert_eq!(b.state(), BreakerState::Closed);
+    }
+
+    #[test]
+    fn only_a_closed_unpaused_or_disabled_breaker_admits_without_asking() {
+        let now = Instant::now();
+        let mut b = Breaker::new(config(1));
+        assert_eq!(b.admits_all(now), Some(0));
+        b.pause(Duration::from_secs(2), now);
+        assert_eq!(b.admits_all(now), None);
+        assert_eq!(b.admits_all(now + Duration::from_secs(2)), Some(0));
+        fail(&mut b, now + Duration::from_secs(2));
+        assert_eq!(b.state(), BreakerState::Open);
+        assert_eq!(b.admits_all(now + Duration::from_secs(2)), None);
+        let mut half_open = Breaker::new(config(3));
+        open_then_half_open(&mut half_open, now);
+        assert_eq!(half_open.admits_all(now), None);
+        b.force(BreakerState::ForcedOpen, now);
+        assert_eq!(b.admits_all(now), None);
+        b.force(BreakerState::Disabled, now);
+        b.pause(Duration::from_secs(2), now);
+        assert_eq!(b.admits_all(now), Some(b.generation()));
+        b.force(BreakerState::Closed, now);
+        assert_eq!(b.admits_all(now), None, "still paused");
+        b.reset(now);
+        assert_eq!(b.admits_all(now), Some(b.generation()));
     }
 
     #[test]

@@ -45,15 +45,10 @@ impl Actor for RetryCoordinator {
     }
 }
 
-/// A request started (one-way).
-#[derive(Debug, Clone, Copy, Message)]
-#[rtype(result = "()")]
-pub struct RequestStarted;
-
-impl Handler<RequestStarted> for RetryCoordinator {
-    type Result = ();
-
-    fn handle(&mut self, _: RequestStarted, _: &mut Context<Self>) {
+impl RetryCoordinator {
+    /// Counts a request, at its first report: a failed first attempt or its end.
+    /// (One message fewer per request than announcing every start.)
+    fn count_request(&mut self) {
         self.metrics.requests += 1;
         self.budget.record_request(now());
     }
@@ -69,16 +64,21 @@ pub struct AttemptFailed {
     pub state: AttemptState,
     /// The request's own policy, overriding the provider's.
     pub policy: Option<Arc<RetryPolicy>>,
+    /// Whether this is the request's first report (it is counted then).
+    pub first_report: bool,
 }
 
 impl Handler<AttemptFailed> for RetryCoordinator {
     type Result = MessageResult<AttemptFailed>;
 
     fn handle(&mut self, msg: AttemptFailed, _: &mut Context<Self>) -> Self::Result {
+        if msg.first_report {
+            self.count_request();
+        }
         *self
             .metrics
             .attempts
-            .entry(msg.failure.category.as_str().to_string())
+            .entry(msg.failure.category.as_str())
             .or_default() += 1;
         let policy = msg.policy.as_ref().unwrap_or(&self.policy);
         let mut decision = decide(policy, &msg.failure, msg.state, self.rng.f64());
@@ -98,7 +98,17 @@ impl Handler<AttemptFailed> for RetryCoordinator {
 /// How a request ended (one-way).
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "()")]
-pub enum RequestFinished {
+pub struct RequestFinished {
+    /// How.
+    pub end: RequestEnd,
+    /// Whether this is the request's first report (no failed attempt was
+    /// reported before): it is counted then.
+    pub first_report: bool,
+}
+
+/// How a request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestEnd {
     /// It succeeded after this many attempts.
     Succeeded {
         /// Attempts made.
@@ -119,29 +129,32 @@ impl Handler<RequestFinished> for RetryCoordinator {
     type Result = ();
 
     fn handle(&mut self, msg: RequestFinished, _: &mut Context<Self>) {
-        match msg {
-            RequestFinished::Succeeded { attempts } => {
-                *self.metrics.attempts.entry("success".into()).or_default() += 1;
+        if msg.first_report {
+            self.count_request();
+        }
+        match msg.end {
+            RequestEnd::Succeeded { attempts } => {
+                *self.metrics.attempts.entry("success").or_default() += 1;
                 self.metrics.successes += 1;
                 if attempts > 1 {
                     self.metrics.successes_after_retry += 1;
                 }
             }
-            RequestFinished::Failed { category } => {
+            RequestEnd::Failed { category } => {
                 *self
                     .metrics
                     .final_failures
-                    .entry(category.as_str().to_string())
+                    .entry(category.as_str())
                     .or_default() += 1;
             }
-            RequestFinished::Rejected => {
+            RequestEnd::Rejected => {
                 *self
                     .metrics
                     .final_failures
-                    .entry("breaker_rejected".into())
+                    .entry("breaker_rejected")
                     .or_default() += 1;
             }
-            RequestFinished::Cancelled => self.metrics.cancelled += 1,
+            RequestEnd::Cancelled => self.metrics.cancelled += 1,
         }
     }
 }
@@ -156,7 +169,7 @@ impl Handler<AttemptAbandoned> for RetryCoordinator {
     type Result = ();
 
     fn handle(&mut self, _: AttemptAbandoned, _: &mut Context<Self>) {
-        *self.metrics.attempts.entry("cancelled".into()).or_default() += 1;
+        *self.metrics.attempts.entry("cancelled").or_default() += 1;
     }
 }
 

@@ -8,7 +8,7 @@ pub mod progress;
 
 pub use budget::{BudgetConfig, RetryBudget};
 pub use coordinator::{
-    AttemptAbandoned, AttemptFailed, GetMetrics, RequestFinished, RequestStarted, RetryCoordinator,
+    AttemptAbandoned, AttemptFailed, GetMetrics, RequestEnd, RequestFinished, RetryCoordinator,
 };
 pub use policy::{decide, AttemptState, Backoff, Decision, GiveUp, Jitter, RetryPolicy};
 pub use progress::Progress;

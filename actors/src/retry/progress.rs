@@ -11,6 +11,7 @@ pub struct Progress {
     backoff_so_far: Duration,
     previous_delay: Option<Duration>,
     deadline: Option<tokio::time::Instant>,
+    reported: bool,
 }
 
 impl Progress {
@@ -21,6 +22,7 @@ impl Progress {
             backoff_so_far: Duration::ZERO,
             previous_delay: None,
             deadline: deadline.map(|d| tokio::time::Instant::now() + d),
+            reported: false,
         }
     }
 
@@ -70,6 +72,12 @@ impl Progress {
             previous_delay: self.previous_delay,
             time_left: self.time_left(),
         }
+    }
+
+    /// Whether a report to the coordinator about to be sent is the request's first
+    /// (the coordinator counts the request then): `true` once, then `false`.
+    pub fn first_report(&mut self) -> bool {
+        !std::mem::replace(&mut self.reported, true)
     }
 
     /// Records a scheduled backoff delay.

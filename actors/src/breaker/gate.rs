@@ -1,0 +1,60 @@
+//! The admission gate: where a breaker that admits every call (closed and not
+//! paused, or disabled) says so, so that a request takes its permit without a
+//! message round trip. Only the CircuitBreaker actor writes it; while it says
+//! "ask", requests send [`Acquire`](super::Acquire) and the actor decides.
+//!
+//! This is the one shortcut around message passing on the request path; why it
+//! is worth it is measured in BENCHMARKS.md ("The request path").
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use super::state::Permit;
+
+/// "Ask the actor": no generation is this large.
+const ASK: u64 = u64::MAX;
+
+/// A breaker's published admission: the generation whose permits may be taken
+/// without asking, or "ask".
+#[derive(Debug, Clone)]
+pub struct AdmissionGate(Arc<AtomicU64>);
+
+impl AdmissionGate {
+    /// A gate that says "ask" until the breaker publishes.
+    pub(crate) fn new() -> Self {
+        AdmissionGate(Arc::new(AtomicU64::new(ASK)))
+    }
+
+    /// A permit of the published generation, if the breaker admits every call.
+    pub fn pass(&self) -> Option<Permit> {
+        let generation = self.0.load(Ordering::Acquire);
+        (generation != ASK).then_some(Permit {
+            generation,
+            probe: false,
+        })
+    }
+
+    /// Publishes what [`Breaker::admits_all`](super::Breaker::admits_all) says.
+    pub(crate) fn publish(&self, admits_all: Option<u64>) {
+        self.0.store(
+            admits_all.filter(|g| *g != ASK).unwrap_or(ASK),
+            Ordering::Release,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gate_passes_only_the_published_generation() {
+        let gate = AdmissionGate::new();
+        assert_eq!(gate.pass(), None);
+        gate.publish(Some(7));
+        assert_eq!(gate.clone().pass().map(|p| p.generation), Some(7));
+        assert_eq!(gate.pass().map(|p| p.probe), Some(false));
+        gate.publish(None);
+        assert_eq!(gate.pass(), None);
+    }
+}

@@ -1,0 +1,34 @@
+//! The actors of one provider as its requests hold them: the circuit breaker
+//! and the retry coordinator, started side by side on one arbiter, shared behind
+//! one reference count.
+
+use std::sync::Arc;
+
+use actix::{Actor, Addr, ArbiterHandle};
+
+use crate::breaker::{BreakerRef, CircuitBreaker};
+use crate::retry::RetryCoordinator;
+
+/// A provider's CircuitBreaker and RetryCoordinator.
+#[derive(Debug)]
+pub struct ProviderActors {
+    /// The circuit breaker: its address and admission gate.
+    pub breaker: BreakerRef,
+    /// The retry coordinator.
+    pub coordinator: Addr<RetryCoordinator>,
+}
+
+impl ProviderActors {
+    /// Starts `breaker` and `coordinator` on `arbiter`. A request actor placed on
+    /// the same arbiter exchanges its messages with them without crossing threads.
+    pub fn start(
+        arbiter: &ArbiterHandle,
+        breaker: CircuitBreaker,
+        coordinator: RetryCoordinator,
+    ) -> Arc<Self> {
+        Arc::new(ProviderActors {
+            breaker: BreakerRef::start(breaker, arbiter),
+            coordinator: RetryCoordinator::start_in_arbiter(arbiter, move |_| coordinator),
+        })
+    }
+}

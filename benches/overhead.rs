@@ -1,0 +1,97 @@
+//! What steer's runtime costs per request, without HTTP: `client.generate` against a
+//! provider that answers at once, minus a direct call of the same provider.
+//! `cargo bench --bench overhead`
+//!
+//! The loopback benchmark (`e2e`) tells what a user sees; this one isolates the
+//! actor path (admission, request actor, permit, attempt, reports, reply) so that a
+//! change to it can be measured above the machine's noise.
+
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use steer_llm::provider::EventStream;
+use steer_llm::{
+    ChatRequest, ChatResponse, Client, FinishReason, Provider, ProviderError, Providers, Usage,
+};
+
+/// A provider that answers every request at once.
+struct Immediate;
+
+#[steer_llm::async_trait]
+impl Provider for Immediate {
+    fn name(&self) -> &str {
+        "null"
+    }
+
+    async fn generate(&self, req: &ChatRequest) -> Result<ChatResponse, ProviderError> {
+        Ok(ChatResponse {
+            text: String::new(),
+            finish_reason: FinishReason::Stop,
+            usage: Usage::new(1, 1),
+            provider: "null".into(),
+            model: req.model.model().to_string(),
+            request_id: req.request_id.clone(),
+            provider_request_id: None,
+        })
+    }
+
+    async fn stream(&self, req: &ChatRequest) -> Result<EventStream, ProviderError> {
+        let resp = self.generate(req).await?;
+        Ok(steer_llm::provider::stream_from_response(resp))
+    }
+}
+
+fn request() -> ChatRequest {
+    ChatRequest::new("null/model")
+        .unwrap_or_else(|_| unreachable!())
+        .user("hi")
+}
+
+/// Runs `iters` requests, `concurrency` at a time, through `call`.
+async fn run<F, Fut>(iters: u64, concurrency: u64, call: F) -> Duration
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let started = Instant::now();
+    let mut left = iters;
+    while left > 0 {
+        let n = left.min(concurrency);
+        futures::future::join_all((0..n).map(|_| call())).await;
+        left -= n;
+    }
+    started.elapsed()
+}
+
+fn overhead(c: &mut Criterion) {
+    let system = actix::System::new();
+    let client = system.block_on(async {
+        Client::builder()
+            .providers(Providers::new().with(Immediate))
+            .arbiters(0)
+            .build()
+            .unwrap_or_else(|e| panic!("client: {e}"))
+    });
+    let direct = Immediate;
+    let mut group = c.benchmark_group("overhead");
+    for concurrency in [1u64, 64] {
+        group.bench_function(format!("direct/{concurrency}"), |b| {
+            b.iter_custom(|iters| {
+                system.block_on(run(iters, concurrency, || async {
+                    let _ = direct.generate(&request()).await;
+                }))
+            })
+        });
+        group.bench_function(format!("steer/{concurrency}"), |b| {
+            b.iter_custom(|iters| {
+                system.block_on(run(iters, concurrency, || async {
+                    let _ = client.generate(request()).await;
+                }))
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, overhead);
+criterion_main!(benches);
