@@ -27,7 +27,11 @@ use crate::retry::{
 /// One attempt: given the attempt number (1-based), a future of the value or of
 /// the classified failure with the raw error.
 pub type AttemptFn<T, E> =
-    Box<dyn FnMut(u32) -> BoxFuture<'static, Result<T, (Failure, E)>> + Send>;
+    Box<dyn FnMut(u32) -> BoxFuture<'static, Result<T, AttemptError<E>>> + Send>;
+
+/// A failed attempt: the classified failure and the raw error. Boxed, so that the
+/// success path moves small values.
+pub type AttemptError<E> = Box<(Failure, E)>;
 
 /// What a request may do.
 #[derive(Debug, Clone)]
@@ -98,8 +102,9 @@ pub enum RequestError<E> {
     Internal(String),
 }
 
-/// The reply of a request actor.
-pub type RequestResult<T, E> = Result<Completed<T>, RequestError<E>>;
+/// The reply of a request actor. The error is boxed, so that the success path
+/// moves small values.
+pub type RequestResult<T, E> = Result<Completed<T>, Box<RequestError<E>>>;
 
 /// Cancels a request (its caller went away).
 #[derive(Debug, Clone, Copy, Message)]
@@ -114,7 +119,9 @@ pub struct RequestActor<T: Send + 'static, E: Send + 'static> {
     reply: Option<oneshot::Sender<RequestResult<T, E>>>,
     progress: Progress,
     in_flight: bool,
-    last_failure: Option<Failure>,
+    /// Boxed: kept small, the actor's task stays under the allocator's large-chunk
+    /// size (whose allocations cost a consolidation pass each, measured).
+    last_failure: Option<Box<Failure>>,
     admission: Option<OwnedSemaphorePermit>,
     span: tracing::Span,
 }
@@ -142,7 +149,7 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
         }
     }
 
-    fn finish(&mut self, result: RequestResult<T, E>, ctx: &mut Context<Self>) {
+    fn finish(&mut self, result: Result<Completed<T>, RequestError<E>>, ctx: &mut Context<Self>) {
         let end = match &result {
             Ok(c) => RequestEnd::Succeeded {
                 attempts: c.attempts,
@@ -162,7 +169,7 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
         };
         self.report_end(end);
         if let Some(tx) = self.reply.take() {
-            let _ = tx.send(result);
+            let _ = tx.send(result.map_err(Box::new));
         }
         ctx.stop();
     }
@@ -178,7 +185,7 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
         if self.progress.past_deadline() {
             let result = Err(RequestError::DeadlineExceeded {
                 attempts: self.progress.attempts(),
-                last: self.last_failure.take(),
+                last: self.last_failure.take().map(|f| *f),
             });
             return self.finish(result, ctx);
         }
@@ -211,7 +218,7 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
         let result = Err(RequestError::Rejected {
             rejection,
             attempts: self.progress.attempts(),
-            last: self.last_failure.take(),
+            last: self.last_failure.take().map(|f| *f),
         });
         self.finish(result, ctx);
     }
@@ -246,7 +253,7 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
 
     fn on_result(
         &mut self,
-        outcome: Option<std::thread::Result<Result<T, (Failure, E)>>>,
+        outcome: Option<std::thread::Result<Result<T, AttemptError<E>>>>,
         lease: Option<PermitLease>,
         elapsed: Duration,
         deadline_bound: bool,
@@ -260,7 +267,10 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
                 let attempts = self.progress.attempts();
                 return self.finish(Ok(Completed { value, attempts }), ctx);
             }
-            Some(Ok(Err((failure, raw)))) => (failure, Some(raw)),
+            Some(Ok(Err(error))) => {
+                let (failure, raw) = *error;
+                (failure, Some(raw))
+            }
             Some(Err(panic)) => {
                 if let Some(l) = lease {
                     l.report(CallOutcome::Neutral);
@@ -280,7 +290,7 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
                 }
                 let result = Err(RequestError::DeadlineExceeded {
                     attempts: self.progress.attempts(),
-                    last: self.last_failure.take(),
+                    last: self.last_failure.take().map(|f| *f),
                 });
                 return self.finish(result, ctx);
             }
@@ -307,7 +317,7 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
             actix::fut::wrap_future(ask).map(move |decision, act: &mut Self, ctx| match decision {
                 Ok(Decision::Retry { delay, .. }) => {
                     act.progress.backed_off(delay);
-                    act.last_failure = Some(failure);
+                    act.last_failure = Some(Box::new(failure));
                     ctx.run_later(delay, |act, ctx| act.next_attempt(ctx));
                 }
                 Ok(Decision::GiveUp(reason)) => {
@@ -345,9 +355,9 @@ impl<T: Send + 'static, E: Send + 'static> Actor for RequestActor<T, E> {
         // pending here means the actor was stopped from outside.
         self.admission.take();
         if let Some(tx) = self.reply.take() {
-            let _ = tx.send(Err(RequestError::Internal(
+            let _ = tx.send(Err(Box::new(RequestError::Internal(
                 "the request actor stopped before it finished".into(),
-            )));
+            ))));
         }
     }
 }

@@ -363,7 +363,11 @@ impl Client {
         let req = Arc::new(req);
         let attempt: AttemptFn<ChatResponse, ProviderError> = Box::new(move |_attempt| {
             let (provider, req) = (provider.clone(), req.clone());
-            async move { provider.generate(&req).await.map_err(|e| (classify(&e), e)) }.boxed()
+            async move {
+                let result = provider.generate(&req).await;
+                result.map_err(|e| Box::new((classify(&e), e)))
+            }
+            .boxed()
         });
         let (tx, rx) = oneshot::channel();
         let addr = handle.start(RequestActor::new(
@@ -378,7 +382,7 @@ impl Client {
         guard.0 = None;
         match reply {
             Ok(Ok(done)) => Ok(done.value),
-            Ok(Err(e)) => Err(request_error(e, &request_id, handle.provider.name())),
+            Ok(Err(e)) => Err(request_error(*e, &request_id, handle.provider.name())),
             Err(_) => Err(Error::Internal(format!(
                 "request {request_id}: its actor stopped without a reply"
             ))),
