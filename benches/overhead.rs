@@ -74,7 +74,7 @@ fn overhead(c: &mut Criterion) {
     });
     let direct = Immediate;
     let mut group = c.benchmark_group("overhead");
-    for concurrency in [1u64, 64] {
+    for concurrency in [1u64, 64, 1024] {
         group.bench_function(format!("direct/{concurrency}"), |b| {
             b.iter_custom(|iters| {
                 system.block_on(run(iters, concurrency, || async {
