@@ -9,12 +9,14 @@
 //! - [`retry`]: retry policy, backoff, budget, and the RetryCoordinator actor.
 //! - [`metrics`]: per-provider counters and their Prometheus rendering.
 //! - [`provider`]: a provider's two actors, as its requests hold them.
-//! - [`request`]: the supervised request actor.
+//! - [`request`]: the supervised request actor, and [`attempt_loop`]: the steps
+//!   around its attempts, shared with the stream actor.
 
 /// Mailbox capacity of the per-provider actors: large, because every request
 /// asks them something; bounded, because actix's channel needs it to be.
 pub(crate) const MAILBOX_CAPACITY: usize = 1 << 20;
 
+pub mod attempt_loop;
 pub mod breaker;
 mod clock;
 pub mod failure;

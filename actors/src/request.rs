@@ -16,13 +16,11 @@ use futures::FutureExt;
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 use tracing::Instrument;
 
+use crate::attempt_loop::{self, AttemptLoop, Stop};
 use crate::breaker::{report_failure, CallOutcome, PermitLease, Rejection};
 use crate::failure::{Category, Failure};
 use crate::provider::ProviderActors;
-use crate::retry::{
-    AttemptAbandoned, AttemptFailed, Decision, GiveUp, Progress, RequestEnd, RequestFinished,
-    RetryPolicy,
-};
+use crate::retry::{AttemptAbandoned, GiveUp, Progress, RequestEnd, RetryPolicy};
 
 /// One attempt: given the attempt number (1-based), a future of the value or of
 /// the classified failure with the raw error.
@@ -167,60 +165,11 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
                 }
             }
         };
-        self.report_end(end);
+        attempt_loop::report_end(self, end);
         if let Some(tx) = self.reply.take() {
             let _ = tx.send(result.map_err(Box::new));
         }
         ctx.stop();
-    }
-
-    fn report_end(&mut self, end: RequestEnd) {
-        self.actors.coordinator.do_send(RequestFinished {
-            end,
-            first_report: self.progress.first_report(),
-        });
-    }
-
-    fn next_attempt(&mut self, ctx: &mut Context<Self>) {
-        if self.progress.past_deadline() {
-            let result = Err(RequestError::DeadlineExceeded {
-                attempts: self.progress.attempts(),
-                last: self.last_failure.take().map(|f| *f),
-            });
-            return self.finish(result, ctx);
-        }
-        if !self.spec.use_breaker {
-            return self.run(None, ctx);
-        }
-        if let Some(lease) = self.actors.breaker.pass() {
-            return self.run(Some(lease), ctx);
-        }
-        ctx.spawn(actix::fut::wrap_future(self.actors.breaker.acquire()).map(
-            |res, act: &mut Self, ctx| match res {
-                Ok(Ok(lease)) => act.run(Some(lease), ctx),
-                Ok(Err(rejection)) => act.rejected(rejection, ctx),
-                Err(_) => act.finish(
-                    Err(RequestError::Internal("the circuit breaker is gone".into())),
-                    ctx,
-                ),
-            },
-        ));
-    }
-
-    fn rejected(&mut self, rejection: Rejection, ctx: &mut Context<Self>) {
-        if let Rejection::Paused { retry_in } = rejection {
-            if let Some(wait) = self.progress.pause_wait(retry_in, self.spec.max_pause_wait) {
-                tracing::debug!(parent: &self.span, ?wait, "provider paused: waiting");
-                ctx.run_later(wait, |act, ctx| act.next_attempt(ctx));
-                return;
-            }
-        }
-        let result = Err(RequestError::Rejected {
-            rejection,
-            attempts: self.progress.attempts(),
-            last: self.last_failure.take().map(|f| *f),
-        });
-        self.finish(result, ctx);
     }
 
     fn run(&mut self, lease: Option<PermitLease>, ctx: &mut Context<Self>) {
@@ -288,11 +237,7 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
                 if let Some(l) = lease {
                     l.report(CallOutcome::HealthFailure);
                 }
-                let result = Err(RequestError::DeadlineExceeded {
-                    attempts: self.progress.attempts(),
-                    last: self.last_failure.take().map(|f| *f),
-                });
-                return self.finish(result, ctx);
+                return self.stop(Stop::DeadlineExceeded, ctx);
             }
             None => {
                 let mut f = Failure::new(
@@ -306,40 +251,67 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
         };
         report_failure(lease, &self.actors.breaker, &failure, self.spec.use_breaker);
         tracing::debug!(parent: &self.span, attempt = self.progress.attempts(), category = %failure.category, "attempt failed");
-        let state = self.progress.state();
-        let ask = self.actors.coordinator.send(AttemptFailed {
-            failure: failure.clone(),
-            state,
-            policy: self.spec.policy.clone(),
-            first_report: self.progress.first_report(),
+        attempt_loop::retry_or_give_up(self, failure, raw, ctx);
+    }
+}
+
+impl<T: Send + 'static, E: Send + 'static> AttemptLoop for RequestActor<T, E> {
+    type Raw = E;
+
+    fn spec(&self) -> &RequestSpec {
+        &self.spec
+    }
+
+    fn progress(&mut self) -> &mut Progress {
+        &mut self.progress
+    }
+
+    fn actors(&self) -> &ProviderActors {
+        &self.actors
+    }
+
+    fn span(&self) -> &tracing::Span {
+        &self.span
+    }
+
+    fn attempt(&mut self, lease: Option<PermitLease>, ctx: &mut Context<Self>) {
+        self.run(lease, ctx);
+    }
+
+    fn retrying(&mut self, failure: Failure, _: &mut Context<Self>) {
+        self.last_failure = Some(Box::new(failure));
+    }
+
+    fn give_up(
+        &mut self,
+        failure: Failure,
+        reason: GiveUp,
+        raw: Option<E>,
+        ctx: &mut Context<Self>,
+    ) {
+        let attempts = self.progress.attempts();
+        let result = Err(RequestError::Failed {
+            failure,
+            reason,
+            attempts,
+            last: raw,
         });
-        ctx.spawn(
-            actix::fut::wrap_future(ask).map(move |decision, act: &mut Self, ctx| match decision {
-                Ok(Decision::Retry { delay, .. }) => {
-                    act.progress.backed_off(delay);
-                    act.last_failure = Some(Box::new(failure));
-                    ctx.run_later(delay, |act, ctx| act.next_attempt(ctx));
-                }
-                Ok(Decision::GiveUp(reason)) => {
-                    let attempts = act.progress.attempts();
-                    act.finish(
-                        Err(RequestError::Failed {
-                            failure,
-                            reason,
-                            attempts,
-                            last: raw,
-                        }),
-                        ctx,
-                    )
-                }
-                Err(_) => act.finish(
-                    Err(RequestError::Internal(
-                        "the retry coordinator is gone".into(),
-                    )),
-                    ctx,
-                ),
-            }),
-        );
+        self.finish(result, ctx);
+    }
+
+    fn stop(&mut self, why: Stop, ctx: &mut Context<Self>) {
+        let attempts = self.progress.attempts();
+        let last = self.last_failure.take().map(|f| *f);
+        let error = match why {
+            Stop::DeadlineExceeded => RequestError::DeadlineExceeded { attempts, last },
+            Stop::Rejected(rejection) => RequestError::Rejected {
+                rejection,
+                attempts,
+                last,
+            },
+            Stop::Internal(message) => RequestError::Internal(message.into()),
+        };
+        self.finish(Err(error), ctx);
     }
 }
 
@@ -347,7 +319,7 @@ impl<T: Send + 'static, E: Send + 'static> Actor for RequestActor<T, E> {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        self.next_attempt(ctx);
+        attempt_loop::next_attempt(self, ctx);
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
@@ -371,7 +343,7 @@ impl<T: Send + 'static, E: Send + 'static> Handler<Cancel> for RequestActor<T, E
             if self.in_flight {
                 self.actors.coordinator.do_send(AttemptAbandoned);
             }
-            self.report_end(RequestEnd::Cancelled);
+            attempt_loop::report_end(self, RequestEnd::Cancelled);
         }
         // Stopping drops the in-flight attempt (aborting its HTTP call) and its
         // permit lease (handing the permit back).

@@ -15,12 +15,11 @@ use actix::prelude::*;
 use futures::channel::{mpsc, oneshot};
 use futures::SinkExt;
 use futures::{FutureExt, Stream, StreamExt};
-use steer_actors::breaker::{report_failure, CallOutcome, PermitLease, Rejection};
+use steer_actors::attempt_loop::{self, AttemptLoop, Stop};
+use steer_actors::breaker::{report_failure, CallOutcome, PermitLease};
 use steer_actors::partials::{PartialResponse, PartialStore, StorePartial};
 use steer_actors::request::RequestSpec;
-use steer_actors::retry::{
-    AttemptAbandoned, AttemptFailed, Decision, GiveUp, Progress, RequestEnd, RequestFinished,
-};
+use steer_actors::retry::{AttemptAbandoned, GiveUp, Progress, RequestEnd};
 use steer_actors::stream::{Checkpoint, Seam};
 use steer_actors::ProviderActors;
 use steer_actors::{Category, Failure};
@@ -153,20 +152,13 @@ impl StreamActor {
         )
     }
 
-    fn report_end(&mut self, end: RequestEnd) {
-        self.actors.coordinator.do_send(RequestFinished {
-            end,
-            first_report: self.progress.first_report(),
-        });
-    }
-
     /// Ends the stream with an error (after delivering it) or with nothing more.
     fn end(&mut self, error: Option<Error>, end: RequestEnd, ctx: &mut Context<Self>) {
         if self.done {
             return;
         }
         self.done = true;
-        self.report_end(end);
+        attempt_loop::report_end(self, end);
         let mut tx = self.tx.clone();
         ctx.spawn(
             actix::fut::wrap_future(async move {
@@ -191,62 +183,6 @@ impl StreamActor {
             failure: self.last_failure.as_deref().cloned(),
         }));
         Some(self.checkpoint.text.clone())
-    }
-
-    fn next_attempt(&mut self, ctx: &mut Context<Self>) {
-        if self.progress.past_deadline() {
-            // The partial is stored with the last failure, before it is moved out.
-            let partial = self.partial();
-            let e = Error::DeadlineExceeded {
-                request_id: self.original.request_id.clone(),
-                attempts: self.progress.attempts(),
-                last: self.last_failure.take(),
-                partial,
-            };
-            let finished = RequestEnd::Failed {
-                category: Category::DeadlineExceeded,
-            };
-            return self.end(Some(e), finished, ctx);
-        }
-        if !self.settings.spec.use_breaker {
-            return self.open(None, ctx);
-        }
-        if let Some(lease) = self.actors.breaker.pass() {
-            return self.open(Some(lease), ctx);
-        }
-        ctx.spawn(actix::fut::wrap_future(self.actors.breaker.acquire()).map(
-            |res, act: &mut Self, ctx| match res {
-                Ok(Ok(lease)) => act.open(Some(lease), ctx),
-                Ok(Err(rejection)) => act.rejected(rejection, ctx),
-                Err(_) => act.end(
-                    Some(Error::Internal("the circuit breaker is gone".into())),
-                    RequestEnd::Failed {
-                        category: Category::Unknown,
-                    },
-                    ctx,
-                ),
-            },
-        ));
-    }
-
-    fn rejected(&mut self, rejection: Rejection, ctx: &mut Context<Self>) {
-        if let Rejection::Paused { retry_in } = rejection {
-            if let Some(wait) = self
-                .progress
-                .pause_wait(retry_in, self.settings.spec.max_pause_wait)
-            {
-                ctx.run_later(wait, |act, ctx| act.next_attempt(ctx));
-                return;
-            }
-        }
-        let e = Error::Rejected {
-            provider: self.provider.name().to_string(),
-            request_id: self.original.request_id.clone(),
-            rejection,
-            attempts: self.progress.attempts(),
-            last: self.last_failure.take(),
-        };
-        self.end(Some(e), RequestEnd::Rejected, ctx);
     }
 
     fn open(&mut self, lease: Option<PermitLease>, ctx: &mut Context<Self>) {
@@ -504,7 +440,7 @@ impl StreamActor {
             self.actors.coordinator.do_send(AttemptAbandoned);
         }
         self.done = true;
-        self.report_end(RequestEnd::Cancelled);
+        attempt_loop::report_end(self, RequestEnd::Cancelled);
         // Stopping drops the HTTP body and the permit lease (handing the permit back).
         ctx.stop();
     }
@@ -541,56 +477,68 @@ impl StreamActor {
         if prefill_rejected {
             self.strategy = Continuation::Instruct;
             self.actors.coordinator.do_send(AttemptAbandoned);
-            return self.next_attempt(ctx);
+            return attempt_loop::next_attempt(self, ctx);
         }
         tracing::debug!(parent: &self.span, attempt = self.progress.attempts(), category = %failure.category, content_began, "stream attempt failed");
         if content_began && self.strategy == Continuation::Off {
             self.actors.coordinator.do_send(AttemptAbandoned);
             return self.give_up(failure, GiveUp::NotRetryable, raw, ctx);
         }
-        let state = self.progress.state();
-        let ask = self.actors.coordinator.send(AttemptFailed {
-            failure: failure.clone(),
-            state,
-            policy: self.settings.spec.policy.clone(),
-            first_report: self.progress.first_report(),
-        });
-        ctx.spawn(
-            actix::fut::wrap_future(ask).map(move |decision, act: &mut Self, ctx| match decision {
-                Ok(Decision::Retry { delay, .. }) => {
-                    act.progress.backed_off(delay);
-                    act.last_failure = Some(Box::new(failure));
-                    if !act.checkpoint.text.is_empty() {
-                        if act.strategy == Continuation::Restart {
-                            act.checkpoint = Checkpoint::default();
-                            act.pending_seam_event = None;
-                            let restarted = StreamEvent::Restarted {
-                                attempt: act.progress.attempts() + 1,
-                            };
-                            let mut tx = act.tx.clone();
-                            ctx.spawn(actix::fut::wrap_future(async move {
-                                let _ = tx.send(vec![Ok(restarted)]).await;
-                            }));
-                        } else {
-                            act.pending_seam_event = Some(Box::new(StreamEvent::Resumed {
-                                attempt: act.progress.attempts() + 1,
-                                offset: act.checkpoint.chars,
-                                provider: act.provider.name().to_string(),
-                            }));
-                        }
-                    }
-                    ctx.run_later(delay, |act, ctx| act.next_attempt(ctx));
-                }
-                Ok(Decision::GiveUp(reason)) => act.give_up(failure, reason, raw, ctx),
-                Err(_) => act.end(
-                    Some(Error::Internal("the retry coordinator is gone".into())),
-                    RequestEnd::Failed {
-                        category: Category::Unknown,
-                    },
-                    ctx,
-                ),
-            }),
-        );
+        attempt_loop::retry_or_give_up(self, failure, raw, ctx);
+    }
+
+    /// A retry after content: mark the seam (or announce the restart) for the
+    /// consumer before the next attempt's text.
+    fn mark_seam(&mut self, ctx: &mut Context<Self>) {
+        if self.checkpoint.text.is_empty() {
+            return;
+        }
+        if self.strategy == Continuation::Restart {
+            self.checkpoint = Checkpoint::default();
+            self.pending_seam_event = None;
+            let restarted = StreamEvent::Restarted {
+                attempt: self.progress.attempts() + 1,
+            };
+            let mut tx = self.tx.clone();
+            ctx.spawn(actix::fut::wrap_future(async move {
+                let _ = tx.send(vec![Ok(restarted)]).await;
+            }));
+        } else {
+            self.pending_seam_event = Some(Box::new(StreamEvent::Resumed {
+                attempt: self.progress.attempts() + 1,
+                offset: self.checkpoint.chars,
+                provider: self.provider.name().to_string(),
+            }));
+        }
+    }
+}
+
+impl AttemptLoop for StreamActor {
+    type Raw = ProviderError;
+
+    fn spec(&self) -> &RequestSpec {
+        &self.settings.spec
+    }
+
+    fn progress(&mut self) -> &mut Progress {
+        &mut self.progress
+    }
+
+    fn actors(&self) -> &ProviderActors {
+        &self.actors
+    }
+
+    fn span(&self) -> &tracing::Span {
+        &self.span
+    }
+
+    fn attempt(&mut self, lease: Option<PermitLease>, ctx: &mut Context<Self>) {
+        self.open(lease, ctx);
+    }
+
+    fn retrying(&mut self, failure: Failure, ctx: &mut Context<Self>) {
+        self.last_failure = Some(Box::new(failure));
+        self.mark_seam(ctx);
     }
 
     fn give_up(
@@ -611,6 +559,44 @@ impl StreamActor {
         }));
         self.end(Some(e), RequestEnd::Failed { category }, ctx);
     }
+
+    fn stop(&mut self, why: Stop, ctx: &mut Context<Self>) {
+        // The partial is stored with the last failure, before it is moved out.
+        let partial = self.partial();
+        let request_id = self.original.request_id.clone();
+        let attempts = self.progress.attempts();
+        let last = self.last_failure.take();
+        let (e, end) = match why {
+            Stop::DeadlineExceeded => (
+                Error::DeadlineExceeded {
+                    request_id,
+                    attempts,
+                    last,
+                    partial,
+                },
+                RequestEnd::Failed {
+                    category: Category::DeadlineExceeded,
+                },
+            ),
+            Stop::Rejected(rejection) => (
+                Error::Rejected {
+                    provider: self.provider.name().to_string(),
+                    request_id,
+                    rejection,
+                    attempts,
+                    last,
+                },
+                RequestEnd::Rejected,
+            ),
+            Stop::Internal(message) => (
+                Error::Internal(message.into()),
+                RequestEnd::Failed {
+                    category: Category::Unknown,
+                },
+            ),
+        };
+        self.end(Some(e), end, ctx);
+    }
 }
 
 impl Actor for StreamActor {
@@ -627,7 +613,7 @@ impl Actor for StreamActor {
                 .map(|_, act: &mut Self, ctx| act.cancelled(ctx)),
             );
         }
-        self.next_attempt(ctx);
+        attempt_loop::next_attempt(self, ctx);
     }
 }
 
