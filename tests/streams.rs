@@ -523,3 +523,46 @@ async fn header_and_first_token_timeouts_retry_the_attempt() {
     let m = &m.provider("openai").unwrap().metrics;
     assert_eq!(m.attempts.get("timeout"), Some(&2));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_the_breaker_stops_after_content_keeps_its_partial_text() {
+    let mock = MockServer::builder().start_background().unwrap();
+    let client = Client::builder()
+        .providers(mock.providers().unwrap())
+        .retry(RetryPolicy::default().backoff(Backoff {
+            max_attempts: 4,
+            base: Duration::from_millis(1),
+            multiplier: 2.0,
+            max_delay: Duration::from_millis(5),
+            jitter: Jitter::None,
+        }))
+        .breaker(BreakerConfig {
+            failure_threshold: 1,
+            ..BreakerConfig::default()
+        })
+        .build()
+        .unwrap();
+    let req = request("openai/gpt-4o-mini").request_id("stopped-by-breaker");
+    mock.script_key("stopped-by-breaker", [FaultPlan::reset(4)]);
+    let got = collect(client.stream(req.clone()).await.unwrap()).await;
+    let delivered = expected_chunks(&req)[..4].concat();
+    assert_eq!(got.text(), delivered);
+    match got.error {
+        Some(Error::Rejected { rejection, .. }) => {
+            assert!(
+                matches!(rejection, steer_llm::runtime::Rejection::Open { .. }),
+                "{rejection:?}"
+            )
+        }
+        other => panic!("expected the open breaker's rejection, got {other:?}"),
+    }
+    let mut partial = None;
+    for _ in 0..100 {
+        partial = client.partial(&req.request_id).await;
+        if partial.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(partial.expect("kept").text, delivered);
+}
