@@ -16,6 +16,11 @@ use steer_llm::{
 };
 
 fn client(mock: &MockServer) -> Client {
+    client_with_breaker(mock, 1_000_000)
+}
+
+/// The tests' client, whose breaker opens after `failure_threshold` failures.
+fn client_with_breaker(mock: &MockServer, failure_threshold: u32) -> Client {
     Client::builder()
         .providers(mock.providers().unwrap())
         .retry(RetryPolicy::default().backoff(Backoff {
@@ -26,7 +31,7 @@ fn client(mock: &MockServer) -> Client {
             jitter: Jitter::None,
         }))
         .breaker(BreakerConfig {
-            failure_threshold: 1_000_000,
+            failure_threshold,
             ..BreakerConfig::default()
         })
         .stream_timeouts(
@@ -349,6 +354,21 @@ async fn a_request_that_keeps_failing_gets_one_error() {
     assert_eq!(mock.requests().len(), 4);
 }
 
+/// The partial response the client keeps for `req`, once its one-way store message
+/// has been handled.
+async fn stored_partial(
+    client: &Client,
+    req: &ChatRequest,
+) -> Option<steer_llm::runtime::PartialResponse> {
+    for _ in 0..100 {
+        if let Some(p) = client.partial(&req.request_id).await {
+            return Some(p);
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    None
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_partial_response_of_a_failed_stream_can_be_fetched_by_request_id() {
     let mock = MockServer::builder().start_background().unwrap();
@@ -357,14 +377,7 @@ async fn the_partial_response_of_a_failed_stream_can_be_fetched_by_request_id() 
     mock.script_key("fetch-me", [FaultPlan::stream_error("authentication", 5)]);
     let got = collect(client.stream(req.clone()).await.unwrap()).await;
     assert!(got.error.is_some());
-    let mut partial = None;
-    for _ in 0..100 {
-        partial = client.partial(&req.request_id).await;
-        if partial.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let partial = stored_partial(&client, &req).await;
     let partial = partial.expect("kept");
     assert_eq!(partial.text, expected_chunks(&req)[..5].concat());
     assert_eq!(partial.provider, "anthropic");
@@ -527,21 +540,7 @@ async fn header_and_first_token_timeouts_retry_the_attempt() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_the_breaker_stops_after_content_keeps_its_partial_text() {
     let mock = MockServer::builder().start_background().unwrap();
-    let client = Client::builder()
-        .providers(mock.providers().unwrap())
-        .retry(RetryPolicy::default().backoff(Backoff {
-            max_attempts: 4,
-            base: Duration::from_millis(1),
-            multiplier: 2.0,
-            max_delay: Duration::from_millis(5),
-            jitter: Jitter::None,
-        }))
-        .breaker(BreakerConfig {
-            failure_threshold: 1,
-            ..BreakerConfig::default()
-        })
-        .build()
-        .unwrap();
+    let client = client_with_breaker(&mock, 1);
     let req = request("openai/gpt-4o-mini").request_id("stopped-by-breaker");
     mock.script_key("stopped-by-breaker", [FaultPlan::reset(4)]);
     let got = collect(client.stream(req.clone()).await.unwrap()).await;
@@ -556,13 +555,6 @@ async fn a_stream_the_breaker_stops_after_content_keeps_its_partial_text() {
         }
         other => panic!("expected the open breaker's rejection, got {other:?}"),
     }
-    let mut partial = None;
-    for _ in 0..100 {
-        partial = client.partial(&req.request_id).await;
-        if partial.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let partial = stored_partial(&client, &req).await;
     assert_eq!(partial.expect("kept").text, delivered);
 }

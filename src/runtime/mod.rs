@@ -19,6 +19,7 @@ pub use generate::{Generate, GenerateStream, Router, StreamItem, StreamTo};
 pub use options::GenerateOptions;
 pub use steer_actors::breaker::{BreakerStatus, Rejection, TransitionEvent};
 pub use steer_actors::metrics::render_prometheus;
+pub use steer_actors::partials::PartialResponse;
 pub use stream::SteerStream;
 
 /// A serialisable snapshot of every provider's breaker and counters.
