@@ -18,6 +18,7 @@
 //! ```
 
 pub mod classify;
+pub mod continue_message;
 pub mod error;
 mod fold;
 pub mod mock;

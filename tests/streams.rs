@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{expected_chunks, expected_text, request, MODELS};
 use futures::StreamExt;
-use steer_llm::mock::text::quoted_partial;
+use steer_llm::continue_message;
 use steer_llm::mock::{FaultPlan, MockServer};
 use steer_llm::runtime::{Continuation, GenerateOptions, SteerStream};
 use steer_llm::{
@@ -188,7 +188,11 @@ async fn a_model_that_rejects_prefill_is_continued_by_a_continue_message() {
             let (role, content) = log[1].last_message().unwrap();
             assert_eq!(role, "user");
             let delivered: String = expected_chunks(&req)[..after.min(words)].concat();
-            assert_eq!(quoted_partial(&content), Some(delivered.as_str()), "{what}");
+            assert_eq!(
+                continue_message::read(&content),
+                Some(delivered.as_str()),
+                "{what}"
+            );
         }
     }
 }

@@ -17,7 +17,7 @@ use super::fault::{FaultPlan, Outcome, WaitHeaders};
 use super::render::{self, Frames};
 use super::text::{self, Turn};
 use super::{Flavour, RecordedRequest, Shared, FAULT_HEADER, KEY_HEADER};
-use crate::runtime::continuation::rejects_prefill;
+use crate::continue_message::rejects_prefill;
 
 pub(super) async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
     let app = Router::new()

@@ -197,15 +197,6 @@ fn chunks_after(chunks: &[String], prefix_len: usize) -> Vec<String> {
     out
 }
 
-/// How the mock reads steer's "continue" message (see
-/// [`crate::runtime::continuation`]): the quoted partial text, if `content` is one.
-pub fn quoted_partial(content: &str) -> Option<&str> {
-    use crate::runtime::continuation::{CONTINUE_PREFIX, CONTINUE_SUFFIX};
-    content
-        .strip_prefix(CONTINUE_PREFIX)?
-        .strip_suffix(CONTINUE_SUFFIX)
-}
-
 /// Where a model that was asked to continue starts again: like a real model, it
 /// repeats the last word or two (at least 8 bytes) of what it had written.
 fn restart_point(partial: &str) -> usize {
@@ -249,8 +240,10 @@ pub fn reply(
 ) -> Reply {
     let prompt_tokens = prompt_tokens(turns);
     let mut chunks = match turns.split_last() {
-        Some((last, earlier)) if last.role == "user" && quoted_partial(&last.content).is_some() => {
-            let partial = quoted_partial(&last.content).unwrap_or_default();
+        Some((last, earlier))
+            if last.role == "user" && crate::continue_message::read(&last.content).is_some() =>
+        {
+            let partial = crate::continue_message::read(&last.content).unwrap_or_default();
             let full = full_chunks(model, earlier, words);
             let text: String = full.concat();
             if text.starts_with(partial) {

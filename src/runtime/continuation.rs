@@ -4,14 +4,8 @@
 use steer_actors::stream::Seam;
 use steer_actors::{Category, Failure};
 
+use crate::continue_message::{self, rejects_prefill};
 use crate::model::{ChatRequest, Message, Role};
-
-/// Opening of the "continue" user message (models that reject prefill).
-pub const CONTINUE_PREFIX: &str =
-    "Your previous response was interrupted. Here is what you had written so far:\n\n<partial>\n";
-/// End of the "continue" user message.
-pub const CONTINUE_SUFFIX: &str =
-    "\n</partial>\n\nContinue exactly where it stopped, without repeating any of it.";
 
 /// What a stream does when it breaks after content began and the failure is retryable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
@@ -31,24 +25,6 @@ pub enum Continuation {
     Restart,
     /// Do not retry after content began: the error carries the partial text.
     Off,
-}
-
-/// Whether an Anthropic model rejects a final assistant message: Claude 4.6 and later
-/// (`claude-opus-4-6`, `claude-sonnet-4-6`, `claude-opus-4-7`, `claude-*-5`).
-pub fn rejects_prefill(model: &str) -> bool {
-    let Some(rest) = model.strip_prefix("claude-") else {
-        return false;
-    };
-    let numbers: Vec<u32> = rest
-        .split('-')
-        .filter(|p| !p.is_empty() && p.len() <= 2)
-        .filter_map(|p| p.parse().ok())
-        .collect();
-    match numbers.as_slice() {
-        [major, minor, ..] => (*major, *minor) >= (4, 6),
-        [major] => *major >= 5,
-        [] => false,
-    }
 }
 
 /// Whether a failure is a model refusing an assistant prefill (Anthropic's 400
@@ -88,7 +64,7 @@ pub fn continuation_request(
         Continuation::Instruct => {
             req.messages.push(Message {
                 role: Role::User,
-                content: format!("{CONTINUE_PREFIX}{delivered}{CONTINUE_SUFFIX}"),
+                content: continue_message::write(delivered),
             });
             (req, Seam::overlap(delivered))
         }
@@ -130,10 +106,7 @@ mod tests {
         let (req, _) = continuation_request(&original, "Hello ", Continuation::Instruct, 0);
         let last = req.messages.last().unwrap();
         assert_eq!(last.role, Role::User);
-        assert_eq!(
-            crate::mock::text::quoted_partial(&last.content),
-            Some("Hello ")
-        );
+        assert_eq!(continue_message::read(&last.content), Some("Hello "));
     }
 
     #[test]
@@ -149,21 +122,5 @@ mod tests {
             strategy_for(Continuation::Off, "openai", "x"),
             Continuation::Off
         );
-    }
-
-    #[test]
-    fn prefill_is_rejected_from_claude_4_6_on() {
-        for (model, rejects) in [
-            ("claude-3-5-haiku-latest", false),
-            ("claude-sonnet-4-5-20250929", false),
-            ("claude-sonnet-4-20250514", false),
-            ("claude-opus-4-6", true),
-            ("claude-sonnet-4-6", true),
-            ("claude-opus-4-7", true),
-            ("claude-opus-5", true),
-            ("gpt-4o-mini", false),
-        ] {
-            assert_eq!(rejects_prefill(model), rejects, "{model}");
-        }
     }
 }
