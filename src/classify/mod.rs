@@ -79,7 +79,8 @@ pub fn classify_at(err: &ProviderError, now: SystemTime) -> Failure {
             None,
         ),
     };
-    let retry_after = wait::retry_after(&err.headers, now).or_else(|| {
+    let headers = wait::Scanned::of(&err.headers);
+    let retry_after = wait::retry_after_in(&headers, now).or_else(|| {
         info.message
             .as_deref()
             .filter(|_| category == Category::RateLimited)
@@ -98,14 +99,14 @@ pub fn classify_at(err: &ProviderError, now: SystemTime) -> Failure {
         }
         (None, FailureKind::Malformed { message }) => format!("malformed response: {message}"),
     };
-    let retryable = wait::should_retry(&err.headers).unwrap_or(category.retryable_by_default())
+    let retryable = wait::should_retry_in(&headers).unwrap_or(category.retryable_by_default())
         && category != Category::DeadlineExceeded;
     Failure {
         category,
         retryable,
         affects_health: category.affects_health(),
         retry_after,
-        rate_limit: wait::rate_limit_hints(&err.headers, now),
+        rate_limit: wait::rate_limit_hints_in(&headers, now),
         provider: err.provider.clone(),
         status,
         error_type: info.kind,

@@ -7,8 +7,19 @@ use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, HeaderName};
 
+/// The headers the classifier reads: each name becomes the index of its value in a
+/// [`Scanned`] set and in `NAMES`.
 macro_rules! names {
-    ($($id:ident = $name:literal;)*) => { $(const $id: HeaderName = HeaderName::from_static($name);)* };
+    ($($id:ident = $name:literal;)*) => {
+        const COUNT: usize = [$(stringify!($id)),*].len();
+        static NAMES: [HeaderName; COUNT] = [$(HeaderName::from_static($name)),*];
+        names!(@index 0usize; $($id)*);
+    };
+    (@index $n:expr; $id:ident $($rest:ident)*) => {
+        const $id: usize = $n;
+        names!(@index $n + 1usize; $($rest)*);
+    };
+    (@index $n:expr;) => {};
 }
 
 names! {
@@ -30,11 +41,29 @@ names! {
 }
 use steer_actors::RateLimitHints;
 
-fn header<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
+/// The values of the headers the classifier reads, found in one pass over a
+/// response's headers: cheaper than a hashed lookup for each name (a 429 carries a
+/// dozen headers and the classifier asks for up to fifteen). The first value of a
+/// repeated header counts, as with `HeaderMap::get`.
+pub struct Scanned<'a>([Option<&'a str>; COUNT]);
+
+impl<'a> Scanned<'a> {
+    /// Scans `headers` once.
+    pub fn of(headers: &'a HeaderMap) -> Self {
+        let mut values = [None; COUNT];
+        for (name, value) in headers {
+            if let Some(i) = NAMES.iter().position(|n| n == name) {
+                if values[i].is_none() {
+                    values[i] = Some(value.to_str().map(str::trim).unwrap_or(""));
+                }
+            }
+        }
+        Scanned(values)
+    }
+
+    fn get(&self, name: usize) -> Option<&'a str> {
+        self.0[name].filter(|v| !v.is_empty())
+    }
 }
 
 /// A positive, finite number of seconds as a duration.
@@ -51,7 +80,12 @@ fn positive_secs(secs: f64) -> Option<Duration> {
 
 /// `x-should-retry: true|false`, which overrides every status rule.
 pub fn should_retry(headers: &HeaderMap) -> Option<bool> {
-    match header(headers, &SHOULD_RETRY)? {
+    should_retry_in(&Scanned::of(headers))
+}
+
+/// [`should_retry`] over headers already scanned.
+pub fn should_retry_in(headers: &Scanned<'_>) -> Option<bool> {
+    match headers.get(SHOULD_RETRY)? {
         v if v.eq_ignore_ascii_case("true") => Some(true),
         v if v.eq_ignore_ascii_case("false") => Some(false),
         _ => None,
@@ -70,13 +104,19 @@ pub fn should_retry(headers: &HeaderMap) -> Option<bool> {
 /// assert_eq!(steer_llm::classify::wait::retry_after(&h, SystemTime::now()), Some(Duration::from_secs(2)));
 /// ```
 pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    if let Some(wait) = header(headers, &RETRY_AFTER_MS)
+    retry_after_in(&Scanned::of(headers), now)
+}
+
+/// [`retry_after`] over headers already scanned.
+pub fn retry_after_in(headers: &Scanned<'_>, now: SystemTime) -> Option<Duration> {
+    if let Some(wait) = headers
+        .get(RETRY_AFTER_MS)
         .and_then(|v| v.parse::<f64>().ok())
         .and_then(|ms| positive_secs(ms / 1000.0))
     {
         return Some(wait);
     }
-    let value = header(headers, &RETRY_AFTER)?;
+    let value = headers.get(RETRY_AFTER)?;
     if let Ok(secs) = value.parse::<f64>() {
         return positive_secs(secs);
     }
@@ -166,34 +206,40 @@ pub fn until_rfc3339(value: &str, now: SystemTime) -> Option<Duration> {
     }
 }
 
-fn count(headers: &HeaderMap, name: &HeaderName) -> Option<u64> {
-    header(headers, name)?.parse().ok()
+fn count(headers: &Scanned<'_>, name: usize) -> Option<u64> {
+    headers.get(name)?.parse().ok()
 }
 
 /// Rate-limit counts and resets: OpenAI's `x-ratelimit-*` (Go durations) and
 /// Anthropic's `anthropic-ratelimit-*` (RFC 3339 instants).
 pub fn rate_limit_hints(headers: &HeaderMap, now: SystemTime) -> RateLimitHints {
+    rate_limit_hints_in(&Scanned::of(headers), now)
+}
+
+/// [`rate_limit_hints`] over headers already scanned.
+pub fn rate_limit_hints_in(headers: &Scanned<'_>, now: SystemTime) -> RateLimitHints {
     let mut hints = RateLimitHints {
-        requests_remaining: count(headers, &OPENAI_REMAINING_REQUESTS),
-        tokens_remaining: count(headers, &OPENAI_REMAINING_TOKENS),
-        requests_reset: header(headers, &OPENAI_RESET_REQUESTS).and_then(go_duration),
-        tokens_reset: header(headers, &OPENAI_RESET_TOKENS).and_then(go_duration),
+        requests_remaining: count(headers, OPENAI_REMAINING_REQUESTS),
+        tokens_remaining: count(headers, OPENAI_REMAINING_TOKENS),
+        requests_reset: headers.get(OPENAI_RESET_REQUESTS).and_then(go_duration),
+        tokens_reset: headers.get(OPENAI_RESET_TOKENS).and_then(go_duration),
     };
     if hints.requests_remaining.is_none() {
-        hints.requests_remaining = count(headers, &ANTHROPIC_REMAINING_REQUESTS);
+        hints.requests_remaining = count(headers, ANTHROPIC_REMAINING_REQUESTS);
     }
     if hints.requests_reset.is_none() {
-        hints.requests_reset =
-            header(headers, &ANTHROPIC_RESET_REQUESTS).and_then(|v| until_rfc3339(v, now));
+        hints.requests_reset = headers
+            .get(ANTHROPIC_RESET_REQUESTS)
+            .and_then(|v| until_rfc3339(v, now));
     }
     // Anthropic has one token bucket in total and one each for input and output:
     // the scarcest one decides.
-    const TOKEN_REMAINING: [HeaderName; 3] = [
+    const TOKEN_REMAINING: [usize; 3] = [
         ANTHROPIC_REMAINING_TOKENS,
         ANTHROPIC_REMAINING_INPUT,
         ANTHROPIC_REMAINING_OUTPUT,
     ];
-    const TOKEN_RESET: [HeaderName; 3] = [
+    const TOKEN_RESET: [usize; 3] = [
         ANTHROPIC_RESET_TOKENS,
         ANTHROPIC_RESET_INPUT,
         ANTHROPIC_RESET_OUTPUT,
@@ -201,13 +247,13 @@ pub fn rate_limit_hints(headers: &HeaderMap, now: SystemTime) -> RateLimitHints 
     if hints.tokens_remaining.is_none() {
         hints.tokens_remaining = TOKEN_REMAINING
             .iter()
-            .filter_map(|name| count(headers, name))
+            .filter_map(|name| count(headers, *name))
             .min();
     }
     if hints.tokens_reset.is_none() {
         hints.tokens_reset = TOKEN_RESET
             .iter()
-            .filter_map(|name| header(headers, name).and_then(|v| until_rfc3339(v, now)))
+            .filter_map(|name| headers.get(*name).and_then(|v| until_rfc3339(v, now)))
             .max();
     }
     hints
