@@ -7,15 +7,19 @@
 //! between are here, once. Each step is a function over an actor that implements
 //! [`AttemptLoop`], run inside that actor's context.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::breaker::{PermitLease, Rejection};
 use crate::failure::Failure;
 use crate::provider::ProviderActors;
 use crate::request::RequestSpec;
-use crate::retry::{AttemptFailed, Decision, GiveUp, Progress, RequestEnd, RequestFinished};
+use crate::retry::{
+    AttemptAbandoned, AttemptFailed, Decision, GiveUp, Progress, RequestEnd, RequestFinished,
+};
 
 /// Why a request ends before an attempt's failure could decide it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,24 +32,65 @@ pub enum Stop {
     Internal(&'static str),
 }
 
+/// What every request actor holds for the loop: what it may do, where it stands,
+/// its provider's actors, its span, its last failure and its in-flight slot.
+pub struct RequestCore {
+    /// What the request may do.
+    pub spec: RequestSpec,
+    /// Where it stands in its retries.
+    pub progress: Progress,
+    /// The provider's breaker and coordinator.
+    pub actors: Arc<ProviderActors>,
+    /// The request's tracing span.
+    pub span: tracing::Span,
+    /// The failure before the current attempt, if any. Boxed: it is rare, and it
+    /// keeps the actor small (a request actor's task stays under the allocator's
+    /// large-chunk size, measured in BENCHMARKS.md).
+    pub last_failure: Option<Box<Failure>>,
+    /// Whether an attempt is running (a cancellation then counts it as abandoned).
+    pub in_flight: bool,
+    /// The caller's in-flight slot, freed when the actor goes.
+    pub admission: Option<OwnedSemaphorePermit>,
+}
+
+impl RequestCore {
+    /// A request that has made no attempt yet; its deadline runs from now.
+    pub fn new(
+        spec: RequestSpec,
+        actors: Arc<ProviderActors>,
+        span: tracing::Span,
+        admission: Option<OwnedSemaphorePermit>,
+    ) -> Self {
+        RequestCore {
+            progress: Progress::new(spec.deadline),
+            spec,
+            actors,
+            span,
+            last_failure: None,
+            in_flight: false,
+            admission,
+        }
+    }
+
+    /// The last failure, taken out.
+    pub fn take_last_failure(&mut self) -> Option<Failure> {
+        self.last_failure.take().map(|f| *f)
+    }
+}
+
 /// What an actor running the attempt loop provides.
 pub trait AttemptLoop: Actor<Context = Context<Self>> {
     /// The raw error of a failed attempt, handed back when the request gives up.
     type Raw: Send + 'static;
 
-    /// What the request may do.
-    fn spec(&self) -> &RequestSpec;
-    /// Where the request stands in its retries.
-    fn progress(&mut self) -> &mut Progress;
-    /// The provider's breaker and coordinator.
-    fn actors(&self) -> &ProviderActors;
-    /// The request's tracing span.
-    fn span(&self) -> &tracing::Span;
+    /// The state the loop works on.
+    fn core(&mut self) -> &mut RequestCore;
 
     /// Runs one attempt with this permit (`None` when the breaker is off).
     fn attempt(&mut self, lease: Option<PermitLease>, ctx: &mut Context<Self>);
-    /// A retry of `failure` is granted; the next attempt starts after the backoff.
-    fn retrying(&mut self, failure: Failure, ctx: &mut Context<Self>);
+    /// A retry is granted (the failure is in [`RequestCore::last_failure`]); the
+    /// next attempt starts after the backoff.
+    fn retrying(&mut self, _ctx: &mut Context<Self>) {}
     /// No retry: the request ends with `failure`.
     fn give_up(
         &mut self,
@@ -62,16 +107,17 @@ pub trait AttemptLoop: Actor<Context = Context<Self>> {
 /// breaker's gate or asks for one, waits out a pause it may wait for, or stops on
 /// a rejection.
 pub fn next_attempt<A: AttemptLoop>(act: &mut A, ctx: &mut Context<A>) {
-    if act.progress().past_deadline() {
+    let core = act.core();
+    if core.progress.past_deadline() {
         return act.stop(Stop::DeadlineExceeded, ctx);
     }
-    if !act.spec().use_breaker {
+    if !core.spec.use_breaker {
         return act.attempt(None, ctx);
     }
-    if let Some(lease) = act.actors().breaker.pass() {
+    if let Some(lease) = core.actors.breaker.pass() {
         return act.attempt(Some(lease), ctx);
     }
-    let ask = act.actors().breaker.acquire();
+    let ask = core.actors.breaker.acquire();
     ctx.spawn(
         actix::fut::wrap_future(ask).map(|answer, act: &mut A, ctx| match answer {
             Ok(Ok(lease)) => act.attempt(Some(lease), ctx),
@@ -83,9 +129,9 @@ pub fn next_attempt<A: AttemptLoop>(act: &mut A, ctx: &mut Context<A>) {
 
 fn rejected<A: AttemptLoop>(act: &mut A, rejection: Rejection, ctx: &mut Context<A>) {
     if let Rejection::Paused { retry_in } = rejection {
-        let max_wait = act.spec().max_pause_wait;
-        if let Some(wait) = act.progress().pause_wait(retry_in, max_wait) {
-            tracing::debug!(parent: act.span(), ?wait, "provider paused: waiting");
+        let core = act.core();
+        if let Some(wait) = core.progress.pause_wait(retry_in, core.spec.max_pause_wait) {
+            tracing::debug!(parent: &core.span, ?wait, "provider paused: waiting");
             ctx.run_later(wait, next_attempt);
             return;
         }
@@ -102,13 +148,14 @@ pub fn retry_or_give_up<A: AttemptLoop>(
     raw: Option<A::Raw>,
     ctx: &mut Context<A>,
 ) {
+    let core = act.core();
     let question = AttemptFailed {
         failure: failure.clone(),
-        state: act.progress().state(),
-        policy: act.spec().policy.clone(),
-        first_report: act.progress().first_report(),
+        state: core.progress.state(),
+        policy: core.spec.policy.clone(),
+        first_report: core.progress.first_report(),
     };
-    let ask = act.actors().coordinator.send(question);
+    let ask = core.actors.coordinator.send(question);
     ctx.spawn(
         actix::fut::wrap_future(ask).map(move |decision, act: &mut A, ctx| match decision {
             Ok(Decision::Retry { delay, .. }) => retry_after(act, failure, delay, ctx),
@@ -124,16 +171,28 @@ fn retry_after<A: AttemptLoop>(
     delay: Duration,
     ctx: &mut Context<A>,
 ) {
-    act.progress().backed_off(delay);
-    act.retrying(failure, ctx);
+    let core = act.core();
+    core.progress.backed_off(delay);
+    core.last_failure = Some(Box::new(failure));
+    act.retrying(ctx);
     ctx.run_later(delay, next_attempt);
 }
 
 /// Tells the coordinator how the request ended (one-way); the request is counted
 /// then if it never reported before.
 pub fn report_end<A: AttemptLoop>(act: &mut A, end: RequestEnd) {
-    let first_report = act.progress().first_report();
-    act.actors()
+    let core = act.core();
+    let first_report = core.progress.first_report();
+    core.actors
         .coordinator
         .do_send(RequestFinished { end, first_report });
+}
+
+/// Tells the coordinator the caller cancelled the request: an attempt in flight
+/// is counted as abandoned, then the request as cancelled.
+pub fn report_cancelled<A: AttemptLoop>(act: &mut A) {
+    if act.core().in_flight {
+        act.core().actors.coordinator.do_send(AttemptAbandoned);
+    }
+    report_end(act, RequestEnd::Cancelled);
 }

@@ -16,11 +16,11 @@ use futures::FutureExt;
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 use tracing::Instrument;
 
-use crate::attempt_loop::{self, AttemptLoop, Stop};
+use crate::attempt_loop::{self, AttemptLoop, RequestCore, Stop};
 use crate::breaker::{report_failure, CallOutcome, PermitLease, Rejection};
 use crate::failure::{Category, Failure};
 use crate::provider::ProviderActors;
-use crate::retry::{AttemptAbandoned, GiveUp, Progress, RequestEnd, RetryPolicy};
+use crate::retry::{GiveUp, RequestEnd, RetryPolicy};
 
 /// One attempt: given the attempt number (1-based), a future of the value or of
 /// the classified failure with the raw error.
@@ -111,17 +111,9 @@ pub struct Cancel;
 
 /// A supervised request.
 pub struct RequestActor<T: Send + 'static, E: Send + 'static> {
-    spec: RequestSpec,
-    actors: Arc<ProviderActors>,
+    core: RequestCore,
     attempt: AttemptFn<T, E>,
     reply: Option<oneshot::Sender<RequestResult<T, E>>>,
-    progress: Progress,
-    in_flight: bool,
-    /// Boxed: kept small, the actor's task stays under the allocator's large-chunk
-    /// size (whose allocations cost a consolidation pass each, measured).
-    last_failure: Option<Box<Failure>>,
-    admission: Option<OwnedSemaphorePermit>,
-    span: tracing::Span,
 }
 
 impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
@@ -135,15 +127,9 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
     ) -> Self {
         let span = tracing::info_span!("steer.request", request_id = %spec.request_id, provider = %spec.provider);
         RequestActor {
-            progress: Progress::new(spec.deadline),
-            spec,
-            actors,
+            core: RequestCore::new(spec, actors, span, admission),
             attempt,
             reply: Some(reply),
-            in_flight: false,
-            last_failure: None,
-            admission,
-            span,
         }
     }
 
@@ -173,14 +159,15 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
     }
 
     fn run(&mut self, lease: Option<PermitLease>, ctx: &mut Context<Self>) {
-        let attempt = self.progress.start_attempt();
-        let timeout = self.progress.bounded(self.spec.attempt_timeout);
+        let attempt = self.core.progress.start_attempt();
+        let timeout = self.core.progress.bounded(self.core.spec.attempt_timeout);
         let deadline_bound = self
+            .core
             .progress
             .time_left()
             .is_some_and(|left| timeout == Some(left));
         let future = (self.attempt)(attempt);
-        let span = self.span.clone();
+        let span = self.core.span.clone();
         let run = async move {
             let started = tokio::time::Instant::now();
             let guarded = AssertUnwindSafe(future).catch_unwind();
@@ -191,10 +178,10 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
             (outcome, started.elapsed())
         }
         .instrument(span);
-        self.in_flight = true;
+        self.core.in_flight = true;
         ctx.spawn(actix::fut::wrap_future(run).map(
             move |(outcome, elapsed), act: &mut Self, ctx| {
-                act.in_flight = false;
+                act.core.in_flight = false;
                 act.on_result(outcome, lease, elapsed, deadline_bound, ctx)
             },
         ));
@@ -213,7 +200,7 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
                 if let Some(l) = lease {
                     l.report(CallOutcome::Success { elapsed });
                 }
-                let attempts = self.progress.attempts();
+                let attempts = self.core.progress.attempts();
                 return self.finish(Ok(Completed { value, attempts }), ctx);
             }
             Some(Ok(Err(error))) => {
@@ -229,8 +216,8 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
                     .map(|s| s.to_string())
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "non-string panic payload".into());
-                tracing::error!(parent: &self.span, %message, "attempt panicked");
-                let attempts = self.progress.attempts();
+                tracing::error!(parent: &self.core.span, %message, "attempt panicked");
+                let attempts = self.core.progress.attempts();
                 return self.finish(Err(RequestError::Panicked { message, attempts }), ctx);
             }
             None if deadline_bound => {
@@ -242,15 +229,20 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
             None => {
                 let mut f = Failure::new(
                     Category::Timeout,
-                    &self.spec.provider,
+                    &self.core.spec.provider,
                     &format!("attempt timed out after {elapsed:?}"),
                 );
-                f.request_id = Some(self.spec.request_id.to_string());
+                f.request_id = Some(self.core.spec.request_id.to_string());
                 (f, None)
             }
         };
-        report_failure(lease, &self.actors.breaker, &failure, self.spec.use_breaker);
-        tracing::debug!(parent: &self.span, attempt = self.progress.attempts(), category = %failure.category, "attempt failed");
+        report_failure(
+            lease,
+            &self.core.actors.breaker,
+            &failure,
+            self.core.spec.use_breaker,
+        );
+        tracing::debug!(parent: &self.core.span, attempt = self.core.progress.attempts(), category = %failure.category, "attempt failed");
         attempt_loop::retry_or_give_up(self, failure, raw, ctx);
     }
 }
@@ -258,28 +250,12 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
 impl<T: Send + 'static, E: Send + 'static> AttemptLoop for RequestActor<T, E> {
     type Raw = E;
 
-    fn spec(&self) -> &RequestSpec {
-        &self.spec
-    }
-
-    fn progress(&mut self) -> &mut Progress {
-        &mut self.progress
-    }
-
-    fn actors(&self) -> &ProviderActors {
-        &self.actors
-    }
-
-    fn span(&self) -> &tracing::Span {
-        &self.span
+    fn core(&mut self) -> &mut RequestCore {
+        &mut self.core
     }
 
     fn attempt(&mut self, lease: Option<PermitLease>, ctx: &mut Context<Self>) {
         self.run(lease, ctx);
-    }
-
-    fn retrying(&mut self, failure: Failure, _: &mut Context<Self>) {
-        self.last_failure = Some(Box::new(failure));
     }
 
     fn give_up(
@@ -289,7 +265,7 @@ impl<T: Send + 'static, E: Send + 'static> AttemptLoop for RequestActor<T, E> {
         raw: Option<E>,
         ctx: &mut Context<Self>,
     ) {
-        let attempts = self.progress.attempts();
+        let attempts = self.core.progress.attempts();
         let result = Err(RequestError::Failed {
             failure,
             reason,
@@ -300,8 +276,8 @@ impl<T: Send + 'static, E: Send + 'static> AttemptLoop for RequestActor<T, E> {
     }
 
     fn stop(&mut self, why: Stop, ctx: &mut Context<Self>) {
-        let attempts = self.progress.attempts();
-        let last = self.last_failure.take().map(|f| *f);
+        let attempts = self.core.progress.attempts();
+        let last = self.core.take_last_failure();
         let error = match why {
             Stop::DeadlineExceeded => RequestError::DeadlineExceeded { attempts, last },
             Stop::Rejected(rejection) => RequestError::Rejected {
@@ -325,7 +301,7 @@ impl<T: Send + 'static, E: Send + 'static> Actor for RequestActor<T, E> {
     fn stopped(&mut self, _: &mut Context<Self>) {
         // Dropping the admission permit frees an in-flight slot; a reply still
         // pending here means the actor was stopped from outside.
-        self.admission.take();
+        self.core.admission.take();
         if let Some(tx) = self.reply.take() {
             let _ = tx.send(Err(Box::new(RequestError::Internal(
                 "the request actor stopped before it finished".into(),
@@ -339,11 +315,8 @@ impl<T: Send + 'static, E: Send + 'static> Handler<Cancel> for RequestActor<T, E
 
     fn handle(&mut self, _: Cancel, ctx: &mut Context<Self>) {
         if self.reply.take().is_some() {
-            tracing::debug!(parent: &self.span, "cancelled by the caller");
-            if self.in_flight {
-                self.actors.coordinator.do_send(AttemptAbandoned);
-            }
-            attempt_loop::report_end(self, RequestEnd::Cancelled);
+            tracing::debug!(parent: &self.core.span, "cancelled by the caller");
+            attempt_loop::report_cancelled(self);
         }
         // Stopping drops the in-flight attempt (aborting its HTTP call) and its
         // permit lease (handing the permit back).

@@ -15,11 +15,11 @@ use actix::prelude::*;
 use futures::channel::{mpsc, oneshot};
 use futures::SinkExt;
 use futures::{FutureExt, Stream, StreamExt};
-use steer_actors::attempt_loop::{self, AttemptLoop, Stop};
+use steer_actors::attempt_loop::{self, AttemptLoop, RequestCore, Stop};
 use steer_actors::breaker::{report_failure, CallOutcome, PermitLease};
 use steer_actors::partials::{PartialResponse, PartialStore, StorePartial};
 use steer_actors::request::RequestSpec;
-use steer_actors::retry::{AttemptAbandoned, GiveUp, Progress, RequestEnd};
+use steer_actors::retry::{AttemptAbandoned, GiveUp, RequestEnd};
 use steer_actors::stream::{Checkpoint, Seam};
 use steer_actors::ProviderActors;
 use steer_actors::{Category, Failure};
@@ -77,27 +77,23 @@ enum Batch {
 pub(crate) struct StreamActor {
     provider: Arc<dyn Provider>,
     original: Arc<ChatRequest>,
-    settings: StreamSettings,
+    core: RequestCore,
+    first_token_timeout: Option<Duration>,
+    idle_timeout: Option<Duration>,
     strategy: Continuation,
-    actors: Arc<ProviderActors>,
     partials: Addr<PartialStore>,
     tx: mpsc::Sender<EventBatch>,
     /// Resolves when the consumer drops its stream.
     consumer_gone: Option<oneshot::Receiver<()>>,
     checkpoint: Checkpoint,
-    progress: Progress,
     finished_usage: Usage,
     attempt_usage: Option<Usage>,
     attempt_deltas: u64,
     seam: Option<Seam>,
     pending_seam_event: Option<Box<StreamEvent>>,
     start_sent: bool,
-    last_failure: Option<Box<Failure>>,
     lease: Option<PermitLease>,
-    in_flight: bool,
     done: bool,
-    _admission: OwnedSemaphorePermit,
-    span: tracing::Span,
 }
 
 impl StreamActor {
@@ -113,18 +109,20 @@ impl StreamActor {
         admission: OwnedSemaphorePermit,
     ) -> Self {
         let span = tracing::info_span!("steer.stream", request_id = %original.request_id, provider = %provider.name());
-        let strategy = strategy_for(
-            settings.continuation,
-            provider.name(),
-            original.model.model(),
-        );
+        let StreamSettings {
+            spec,
+            first_token_timeout,
+            idle_timeout,
+            continuation,
+        } = settings;
+        let strategy = strategy_for(continuation, provider.name(), original.model.model());
         StreamActor {
-            progress: Progress::new(settings.spec.deadline),
+            core: RequestCore::new(spec, actors, span, Some(admission)),
+            first_token_timeout,
+            idle_timeout,
             strategy,
             provider,
             original: Arc::new(original),
-            settings,
-            actors,
             partials,
             tx,
             consumer_gone: Some(consumer_gone),
@@ -135,12 +133,8 @@ impl StreamActor {
             seam: None,
             pending_seam_event: None,
             start_sent: false,
-            last_failure: None,
             lease: None,
-            in_flight: false,
             done: false,
-            _admission: admission,
-            span,
         }
     }
 
@@ -179,14 +173,14 @@ impl StreamActor {
             request_id: self.original.request_id.to_string(),
             provider: self.provider.name().to_string(),
             text: self.checkpoint.text.clone(),
-            attempts: self.progress.attempts(),
-            failure: self.last_failure.as_deref().cloned(),
+            attempts: self.core.progress.attempts(),
+            failure: self.core.last_failure.as_deref().cloned(),
         }));
         Some(self.checkpoint.text.clone())
     }
 
     fn open(&mut self, lease: Option<PermitLease>, ctx: &mut Context<Self>) {
-        self.progress.start_attempt();
+        self.core.progress.start_attempt();
         self.attempt_usage = None;
         self.attempt_deltas = 0;
         let request = if self.checkpoint.text.is_empty() {
@@ -203,9 +197,9 @@ impl StreamActor {
             req
         };
         self.lease = lease;
-        self.in_flight = true;
+        self.core.in_flight = true;
         let provider = self.provider.clone();
-        let timeout = self.progress.bounded(self.settings.spec.attempt_timeout);
+        let timeout = self.core.progress.bounded(self.core.spec.attempt_timeout);
         let connect = async move {
             let opening = std::panic::AssertUnwindSafe(provider.stream(&request)).catch_unwind();
             match timeout {
@@ -214,27 +208,30 @@ impl StreamActor {
             }
         };
         ctx.spawn(
-            actix::fut::wrap_future(tracing::Instrument::instrument(connect, self.span.clone()))
-                .map(|opened, act: &mut Self, ctx| match opened {
-                    Some(Ok(Ok(stream))) => act.pump(stream, ctx),
-                    Some(Ok(Err(e))) => act.failed(classify(&e), Some(e), ctx),
-                    Some(Err(_panic)) => {
-                        let f = Failure::new(
-                            Category::Unknown,
-                            act.provider.name(),
-                            "the provider panicked",
-                        );
-                        act.failed(f, None, ctx)
-                    }
-                    None => {
-                        let f = Failure::new(
-                            Category::Timeout,
-                            act.provider.name(),
-                            "no response headers in time",
-                        );
-                        act.failed(f, None, ctx)
-                    }
-                }),
+            actix::fut::wrap_future(tracing::Instrument::instrument(
+                connect,
+                self.core.span.clone(),
+            ))
+            .map(|opened, act: &mut Self, ctx| match opened {
+                Some(Ok(Ok(stream))) => act.pump(stream, ctx),
+                Some(Ok(Err(e))) => act.failed(classify(&e), Some(e), ctx),
+                Some(Err(_panic)) => {
+                    let f = Failure::new(
+                        Category::Unknown,
+                        act.provider.name(),
+                        "the provider panicked",
+                    );
+                    act.failed(f, None, ctx)
+                }
+                None => {
+                    let f = Failure::new(
+                        Category::Timeout,
+                        act.provider.name(),
+                        "no response headers in time",
+                    );
+                    act.failed(f, None, ctx)
+                }
+            }),
         );
     }
 
@@ -243,11 +240,11 @@ impl StreamActor {
     fn pump(&mut self, mut stream: EventStream, ctx: &mut Context<Self>) {
         let first_token = self.attempt_deltas == 0;
         let wait = if first_token {
-            self.settings.first_token_timeout
+            self.first_token_timeout
         } else {
-            self.settings.idle_timeout
+            self.idle_timeout
         };
-        let wait = self.progress.bounded(wait);
+        let wait = self.core.progress.bounded(wait);
         // The consumer going away stops the actor (see `started`), which drops this.
         // Each poll of the provider's stream is guarded: a panic in provider code
         // ends the batch (keeping the events before it) and becomes this stream's error.
@@ -395,13 +392,13 @@ impl StreamActor {
                     return act.cancelled(ctx);
                 }
                 if complete {
-                    act.in_flight = false;
+                    act.core.in_flight = false;
                     if let Some(lease) = act.lease.take() {
                         lease.report(CallOutcome::Success {
                             elapsed: Duration::ZERO,
                         });
                     }
-                    let attempts = act.progress.attempts();
+                    let attempts = act.core.progress.attempts();
                     return act.end(None, RequestEnd::Succeeded { attempts }, ctx);
                 }
                 if let Some(e) = failure {
@@ -435,12 +432,9 @@ impl StreamActor {
         if self.done {
             return;
         }
-        tracing::debug!(parent: &self.span, "stream dropped by its consumer");
-        if self.in_flight {
-            self.actors.coordinator.do_send(AttemptAbandoned);
-        }
+        tracing::debug!(parent: &self.core.span, "stream dropped by its consumer");
         self.done = true;
-        attempt_loop::report_end(self, RequestEnd::Cancelled);
+        attempt_loop::report_cancelled(self);
         // Stopping drops the HTTP body and the permit lease (handing the permit back).
         ctx.stop();
     }
@@ -451,7 +445,7 @@ impl StreamActor {
         raw: Option<ProviderError>,
         ctx: &mut Context<Self>,
     ) {
-        self.in_flight = false;
+        self.core.in_flight = false;
         failure.request_id = Some(self.original.request_id.to_string());
         // Usage adds up across attempts; a broken attempt that reported none is
         // counted by its deltas.
@@ -465,9 +459,9 @@ impl StreamActor {
         );
         report_failure(
             self.lease.take(),
-            &self.actors.breaker,
+            &self.core.actors.breaker,
             &failure,
-            self.settings.spec.use_breaker,
+            self.core.spec.use_breaker,
         );
         let content_began = !self.checkpoint.text.is_empty();
         // A model that rejects prefill: switch to the "continue" message at once.
@@ -476,12 +470,12 @@ impl StreamActor {
             && content_began;
         if prefill_rejected {
             self.strategy = Continuation::Instruct;
-            self.actors.coordinator.do_send(AttemptAbandoned);
+            self.core.actors.coordinator.do_send(AttemptAbandoned);
             return attempt_loop::next_attempt(self, ctx);
         }
-        tracing::debug!(parent: &self.span, attempt = self.progress.attempts(), category = %failure.category, content_began, "stream attempt failed");
+        tracing::debug!(parent: &self.core.span, attempt = self.core.progress.attempts(), category = %failure.category, content_began, "stream attempt failed");
         if content_began && self.strategy == Continuation::Off {
-            self.actors.coordinator.do_send(AttemptAbandoned);
+            self.core.actors.coordinator.do_send(AttemptAbandoned);
             return self.give_up(failure, GiveUp::NotRetryable, raw, ctx);
         }
         attempt_loop::retry_or_give_up(self, failure, raw, ctx);
@@ -497,7 +491,7 @@ impl StreamActor {
             self.checkpoint = Checkpoint::default();
             self.pending_seam_event = None;
             let restarted = StreamEvent::Restarted {
-                attempt: self.progress.attempts() + 1,
+                attempt: self.core.progress.attempts() + 1,
             };
             let mut tx = self.tx.clone();
             ctx.spawn(actix::fut::wrap_future(async move {
@@ -505,7 +499,7 @@ impl StreamActor {
             }));
         } else {
             self.pending_seam_event = Some(Box::new(StreamEvent::Resumed {
-                attempt: self.progress.attempts() + 1,
+                attempt: self.core.progress.attempts() + 1,
                 offset: self.checkpoint.chars,
                 provider: self.provider.name().to_string(),
             }));
@@ -516,28 +510,15 @@ impl StreamActor {
 impl AttemptLoop for StreamActor {
     type Raw = ProviderError;
 
-    fn spec(&self) -> &RequestSpec {
-        &self.settings.spec
-    }
-
-    fn progress(&mut self) -> &mut Progress {
-        &mut self.progress
-    }
-
-    fn actors(&self) -> &ProviderActors {
-        &self.actors
-    }
-
-    fn span(&self) -> &tracing::Span {
-        &self.span
+    fn core(&mut self) -> &mut RequestCore {
+        &mut self.core
     }
 
     fn attempt(&mut self, lease: Option<PermitLease>, ctx: &mut Context<Self>) {
         self.open(lease, ctx);
     }
 
-    fn retrying(&mut self, failure: Failure, ctx: &mut Context<Self>) {
-        self.last_failure = Some(Box::new(failure));
+    fn retrying(&mut self, ctx: &mut Context<Self>) {
         self.mark_seam(ctx);
     }
 
@@ -549,11 +530,11 @@ impl AttemptLoop for StreamActor {
         ctx: &mut Context<Self>,
     ) {
         let category = failure.category;
-        self.last_failure = Some(Box::new(failure.clone()));
+        self.core.last_failure = Some(Box::new(failure.clone()));
         let e = Error::Failed(Box::new(FailedRequest {
             failure,
             reason,
-            attempts: self.progress.attempts(),
+            attempts: self.core.progress.attempts(),
             last: raw,
             partial: self.partial(),
         }));
@@ -564,8 +545,8 @@ impl AttemptLoop for StreamActor {
         // The partial is stored with the last failure, before it is moved out.
         let partial = self.partial();
         let request_id = self.original.request_id.clone();
-        let attempts = self.progress.attempts();
-        let last = self.last_failure.take();
+        let attempts = self.core.progress.attempts();
+        let last = self.core.last_failure.take();
         let (e, end) = match why {
             Stop::DeadlineExceeded => (
                 Error::DeadlineExceeded {
