@@ -794,3 +794,28 @@ async fn the_breakers_gate_admits_without_asking_only_while_closed_and_unpaused(
     assert_eq!(status.stats.rejected, 1);
     assert_eq!((status.stats.failures, status.stats.successes), (1, 1));
 }
+
+/// A client on the caller's arbiter (`arbiters(0)`) may be called from any task on
+/// that thread, including a plain `tokio::spawn`ed one outside actix's task set.
+#[actix_rt::test]
+async fn a_client_on_this_arbiter_serves_a_plain_tokio_task_too() {
+    let script = Arc::new(Script::default());
+    let client = client(&script, |b| b);
+    let from_tokio = tokio::spawn({
+        let client = client.clone();
+        async move {
+            let reply = client.generate(request()).await;
+            let mut stream = client.stream(request()).await?;
+            let mut streamed = String::new();
+            while let Some(event) = futures::StreamExt::next(&mut stream).await {
+                if let steer_llm::StreamEvent::TextDelta { text, .. } = event? {
+                    streamed.push_str(&text);
+                }
+            }
+            Ok::<_, Error>((reply?.text, streamed))
+        }
+    });
+    let (generated, streamed) = from_tokio.await.unwrap().unwrap();
+    assert_eq!((generated.as_str(), streamed.as_str()), ("ok", "ok"));
+    assert_eq!(client.generate(request()).await.unwrap().text, "ok");
+}

@@ -1,8 +1,6 @@
 //! Where the actors run: arbiters in the caller's actix System, or a System of
 //! steer's own on a background thread.
 
-use std::thread::ThreadId;
-
 use actix::{Arbiter, ArbiterHandle, System};
 
 use crate::error::Error;
@@ -10,9 +8,6 @@ use crate::error::Error;
 /// The arbiters a client's actors run on, and what to stop when it goes.
 pub(crate) struct Arbiters {
     pub handles: Vec<ArbiterHandle>,
-    /// The thread of each arbiter: a request made on it starts its actor in
-    /// place instead of through the arbiter's queue.
-    pub threads: Vec<Option<ThreadId>>,
     owned: Vec<ArbiterHandle>,
     background: Option<(System, Option<std::thread::JoinHandle<()>>)>,
 }
@@ -24,14 +19,12 @@ impl Arbiters {
             if count == 0 {
                 return Ok(Arbiters {
                     handles: vec![Arbiter::current()],
-                    threads: vec![Some(std::thread::current().id())],
                     owned: Vec::new(),
                     background: None,
                 });
             }
             let handles: Vec<ArbiterHandle> = (0..count).map(|_| Arbiter::new().handle()).collect();
             return Ok(Arbiters {
-                threads: handles.iter().map(thread_of).collect(),
                 owned: handles.clone(),
                 handles,
                 background: None,
@@ -57,21 +50,11 @@ impl Arbiters {
             .recv()
             .map_err(|_| Error::Config("steer's actor system did not start".into()))?;
         Ok(Arbiters {
-            threads: handles.iter().map(thread_of).collect(),
             owned: handles.clone(),
             handles,
             background: Some((system, Some(thread))),
         })
     }
-}
-
-/// The thread an arbiter runs on (`None` if it does not answer).
-fn thread_of(arbiter: &ArbiterHandle) -> Option<ThreadId> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    arbiter.spawn_fn(move || {
-        let _ = tx.send(std::thread::current().id());
-    });
-    rx.recv().ok()
 }
 
 impl Drop for Arbiters {
