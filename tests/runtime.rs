@@ -777,7 +777,14 @@ async fn the_breakers_gate_admits_without_asking_only_while_closed_and_unpaused(
     assert!(breaker.pass().is_none(), "paused: ask");
     let asked = breaker.acquire().await.unwrap();
     assert!(matches!(asked, Err(Rejection::Paused { .. })), "{asked:?}");
+    // A later end moves the pause; an earlier one changes nothing.
+    breaker.addr().do_send(Pause(Duration::from_secs(3)));
+    breaker.addr().do_send(Pause(Duration::from_secs(1)));
+    settle().await;
     tokio::time::advance(Duration::from_millis(2_002)).await;
+    settle().await;
+    assert!(breaker.pass().is_none(), "paused until 3 s");
+    tokio::time::advance(Duration::from_millis(1_000)).await;
     settle().await;
     let lease = breaker.pass().expect("the gate opens when the pause ends");
     lease.report(CallOutcome::HealthFailure);

@@ -39,6 +39,9 @@ pub struct CircuitBreaker {
     breaker: Breaker,
     subscribers: Vec<Recipient<TransitionEvent>>,
     gate: AdmissionGate,
+    /// The timer that opens the gate when the current pause ends (one, however
+    /// many 429s a storm brings).
+    pause_timer: Option<SpawnHandle>,
 }
 
 impl CircuitBreaker {
@@ -49,6 +52,7 @@ impl CircuitBreaker {
             breaker: Breaker::new(config),
             subscribers: Vec::new(),
             gate: AdmissionGate::new(),
+            pause_timer: None,
         };
         breaker.sync_gate();
         breaker
@@ -257,11 +261,22 @@ impl Handler<Pause> for CircuitBreaker {
     type Result = ();
 
     fn handle(&mut self, msg: Pause, ctx: &mut Context<Self>) {
-        self.breaker.pause(msg.0, now());
+        let now = now();
+        let before = self.breaker.paused_until(now);
+        self.breaker.pause(msg.0, now);
         self.sync_gate();
-        // The gate opens again when the pause ends (a later, longer pause keeps
-        // it shut: the state machine knows the latest end).
-        ctx.run_later(msg.0, |act, _| act.sync_gate());
+        // The gate opens again when the pause ends: one timer, moved when a pause
+        // ends later (a shorter one changes nothing).
+        let until = self.breaker.paused_until(now);
+        if let (Some(until), true) = (until, until != before) {
+            if let Some(timer) = self.pause_timer.take() {
+                ctx.cancel_future(timer);
+            }
+            self.pause_timer = Some(ctx.run_later(until - now, |act, _| {
+                act.pause_timer = None;
+                act.sync_gate();
+            }));
+        }
     }
 }
 
