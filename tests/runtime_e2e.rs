@@ -33,6 +33,15 @@ async fn total_attempts(client: &Client) -> u64 {
         .sum()
 }
 
+async fn total_admitted(client: &Client) -> u64 {
+    let snapshot = client.metrics().await.unwrap();
+    snapshot
+        .providers
+        .iter()
+        .map(|p| p.breaker.stats.admitted)
+        .sum()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_concurrent_requests_with_30_percent_faults_each_get_one_reply() {
     let mock = MockServer::builder()
@@ -79,16 +88,20 @@ async fn a_thousand_concurrent_requests_with_30_percent_faults_each_get_one_repl
         }
     }
     assert!(ok >= 990, "only {ok} of 1000 succeeded");
-    // One-way reports may still be in flight: wait until the counts settle.
-    let mut attempts = 0;
+    // One-way reports may still be in flight: wait until the counts settle. Every
+    // call went through a breaker (from its gate, which counts a pass when its
+    // outcome arrives), so the breakers' admissions add up to the calls too.
+    let (mut attempts, mut admitted) = (0, 0);
     for _ in 0..200 {
         attempts = total_attempts(&client).await;
-        if attempts == mock.request_count() {
+        admitted = total_admitted(&client).await;
+        if (attempts, admitted) == (mock.request_count(), mock.request_count()) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(attempts, mock.request_count());
+    assert_eq!(admitted, mock.request_count());
     assert!(attempts > 1000, "faults must have caused retries");
     let snapshot = client.metrics().await.unwrap();
     let successes: u64 = snapshot.providers.iter().map(|p| p.metrics.successes).sum();
