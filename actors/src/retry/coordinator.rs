@@ -3,7 +3,6 @@
 //! or give up?" after every failed attempt.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix::prelude::*;
 
@@ -184,9 +183,4 @@ impl Handler<GetMetrics> for RetryCoordinator {
     fn handle(&mut self, _: GetMetrics, _: &mut Context<Self>) -> Self::Result {
         MessageResult(self.metrics.clone())
     }
-}
-
-/// Time helper for callers building an [`AttemptState`].
-pub fn saturating_left(deadline: Option<std::time::Instant>) -> Option<Duration> {
-    deadline.map(|d| d.saturating_duration_since(now()))
 }
