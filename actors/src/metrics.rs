@@ -7,6 +7,7 @@ use std::fmt::Write;
 use serde::Serialize;
 
 use crate::breaker::{BreakerState, BreakerStatus};
+use crate::retry::{Decision, GiveUp, RequestEnd};
 
 /// Counters of one provider. Attempt counts add up to the calls the provider saw.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -34,6 +35,43 @@ pub struct ProviderMetrics {
 }
 
 impl ProviderMetrics {
+    /// Counts an attempt by its outcome: `success`, `cancelled`, or a failure's category.
+    pub fn record_attempt(&mut self, outcome: &'static str) {
+        *self.attempts.entry(outcome).or_default() += 1;
+    }
+
+    /// Counts what the coordinator answered a failed attempt.
+    pub fn record_decision(&mut self, decision: &Decision) {
+        match decision {
+            Decision::Retry { delay, .. } => {
+                self.retries += 1;
+                self.backoff_seconds += delay.as_secs_f64();
+            }
+            Decision::GiveUp(GiveUp::BudgetExhausted) => self.budget_rejections += 1,
+            Decision::GiveUp(_) => {}
+        }
+    }
+
+    /// Counts how a request ended.
+    pub fn record_end(&mut self, end: RequestEnd) {
+        match end {
+            RequestEnd::Succeeded { attempts } => {
+                self.record_attempt("success");
+                self.successes += 1;
+                if attempts > 1 {
+                    self.successes_after_retry += 1;
+                }
+            }
+            RequestEnd::Failed { category } => {
+                *self.final_failures.entry(category.as_str()).or_default() += 1;
+            }
+            RequestEnd::Rejected => {
+                *self.final_failures.entry("breaker_rejected").or_default() += 1
+            }
+            RequestEnd::Cancelled => self.cancelled += 1,
+        }
+    }
+
     /// All attempts, whatever their outcome.
     pub fn total_attempts(&self) -> u64 {
         self.attempts.values().sum()

@@ -53,6 +53,24 @@ impl RetryCoordinator {
     }
 }
 
+/// The policy's decision on `failure`, unless it is a retry the budget refuses:
+/// then the request gives up with [`GiveUp::BudgetExhausted`].
+pub fn decide_within_budget(
+    policy: &RetryPolicy,
+    failure: &Failure,
+    state: AttemptState,
+    random: f64,
+    budget: &mut RetryBudget,
+    now: std::time::Instant,
+) -> Decision {
+    match decide(policy, failure, state, random) {
+        Decision::Retry { .. } if !budget.try_retry(now) => {
+            Decision::GiveUp(GiveUp::BudgetExhausted)
+        }
+        decision => decision,
+    }
+}
+
 /// An attempt failed: retry or give up?
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "Decision")]
@@ -74,22 +92,17 @@ impl Handler<AttemptFailed> for RetryCoordinator {
         if msg.first_report {
             self.count_request();
         }
-        *self
-            .metrics
-            .attempts
-            .entry(msg.failure.category.as_str())
-            .or_default() += 1;
+        self.metrics.record_attempt(msg.failure.category.as_str());
         let policy = msg.policy.as_ref().unwrap_or(&self.policy);
-        let mut decision = decide(policy, &msg.failure, msg.state, self.rng.f64());
-        if let Decision::Retry { delay, .. } = decision {
-            if self.budget.try_retry(now()) {
-                self.metrics.retries += 1;
-                self.metrics.backoff_seconds += delay.as_secs_f64();
-            } else {
-                self.metrics.budget_rejections += 1;
-                decision = Decision::GiveUp(GiveUp::BudgetExhausted);
-            }
-        }
+        let decision = decide_within_budget(
+            policy,
+            &msg.failure,
+            msg.state,
+            self.rng.f64(),
+            &mut self.budget,
+            now(),
+        );
+        self.metrics.record_decision(&decision);
         MessageResult(decision)
     }
 }
@@ -131,30 +144,7 @@ impl Handler<RequestFinished> for RetryCoordinator {
         if msg.first_report {
             self.count_request();
         }
-        match msg.end {
-            RequestEnd::Succeeded { attempts } => {
-                *self.metrics.attempts.entry("success").or_default() += 1;
-                self.metrics.successes += 1;
-                if attempts > 1 {
-                    self.metrics.successes_after_retry += 1;
-                }
-            }
-            RequestEnd::Failed { category } => {
-                *self
-                    .metrics
-                    .final_failures
-                    .entry(category.as_str())
-                    .or_default() += 1;
-            }
-            RequestEnd::Rejected => {
-                *self
-                    .metrics
-                    .final_failures
-                    .entry("breaker_rejected")
-                    .or_default() += 1;
-            }
-            RequestEnd::Cancelled => self.metrics.cancelled += 1,
-        }
+        self.metrics.record_end(msg.end);
     }
 }
 
@@ -168,7 +158,7 @@ impl Handler<AttemptAbandoned> for RetryCoordinator {
     type Result = ();
 
     fn handle(&mut self, _: AttemptAbandoned, _: &mut Context<Self>) {
-        *self.metrics.attempts.entry("cancelled").or_default() += 1;
+        self.metrics.record_attempt("cancelled");
     }
 }
 
@@ -182,5 +172,39 @@ impl Handler<GetMetrics> for RetryCoordinator {
 
     fn handle(&mut self, _: GetMetrics, _: &mut Context<Self>) -> Self::Result {
         MessageResult(self.metrics.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    #[test]
+    fn a_retry_the_budget_refuses_becomes_a_budget_give_up() {
+        let failure = Failure::new(Category::ServerError, "p", "boom");
+        let state = AttemptState {
+            attempts: 1,
+            backoff_so_far: Duration::ZERO,
+            previous_delay: None,
+            time_left: None,
+        };
+        let policy = RetryPolicy::default();
+        let mut budget = RetryBudget::new(BudgetConfig {
+            ratio: 0.0,
+            min_retries_per_sec: 0,
+            window: Duration::from_secs(10),
+        });
+        let now = Instant::now();
+        let refused = decide_within_budget(&policy, &failure, state, 0.5, &mut budget, now);
+        assert_eq!(refused, Decision::GiveUp(GiveUp::BudgetExhausted));
+        let mut metrics = ProviderMetrics::default();
+        metrics.record_decision(&refused);
+        assert_eq!((metrics.retries, metrics.budget_rejections), (0, 1));
+
+        let mut roomy = RetryBudget::new(BudgetConfig::default());
+        let granted = decide_within_budget(&policy, &failure, state, 0.5, &mut roomy, now);
+        assert!(matches!(granted, Decision::Retry { .. }), "{granted:?}");
     }
 }
