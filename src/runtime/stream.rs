@@ -216,21 +216,9 @@ impl StreamActor {
                 Some(Ok(Ok(stream))) => act.pump(stream, ctx),
                 Some(Ok(Err(e))) => act.failed(classify(&e), Some(e), ctx),
                 Some(Err(_panic)) => {
-                    let f = Failure::new(
-                        Category::Unknown,
-                        act.provider.name(),
-                        "the provider panicked",
-                    );
-                    act.failed(f, None, ctx)
+                    act.failed_with(Category::Unknown, "the provider panicked", ctx)
                 }
-                None => {
-                    let f = Failure::new(
-                        Category::Timeout,
-                        act.provider.name(),
-                        "no response headers in time",
-                    );
-                    act.failed(f, None, ctx)
-                }
+                None => act.failed_with(Category::Timeout, "no response headers in time", ctx),
             }),
         );
     }
@@ -306,7 +294,7 @@ impl StreamActor {
     }
 
     fn on_batch(&mut self, batch: Batch, stream: EventStream, ctx: &mut Context<Self>) {
-        let items = match batch {
+        let (items, panicked) = match batch {
             Batch::TimedOut { first_token } => {
                 drop(stream);
                 let what = if first_token {
@@ -314,12 +302,10 @@ impl StreamActor {
                 } else {
                     "the stream went idle"
                 };
-                let f = Failure::new(Category::Timeout, self.provider.name(), what);
-                return self.failed(f, None, ctx);
+                return self.failed_with(Category::Timeout, what, ctx);
             }
             Batch::Items { items, panicked } => (items, panicked),
         };
-        let (items, panicked) = items;
         let mut out = Vec::with_capacity(items.len() + 2);
         let mut failure = None;
         let mut complete = false;
@@ -407,21 +393,19 @@ impl StreamActor {
                 }
                 if panicked {
                     drop(stream);
-                    let f = Failure::new(
+                    return act.failed_with(
                         Category::Unknown,
-                        act.provider.name(),
                         "the provider's stream panicked",
+                        ctx,
                     );
-                    return act.failed(f, None, ctx);
                 }
                 if ended {
                     // Decoders always end with Complete or an error; be safe anyway.
-                    let f = Failure::new(
+                    return act.failed_with(
                         Category::StreamInterrupted,
-                        act.provider.name(),
                         "the stream ended without its terminal event",
+                        ctx,
                     );
-                    return act.failed(f, None, ctx);
                 }
                 act.pump(stream, ctx);
             }),
@@ -437,6 +421,13 @@ impl StreamActor {
         attempt_loop::report_cancelled(self);
         // Stopping drops the HTTP body and the permit lease (handing the permit back).
         ctx.stop();
+    }
+
+    /// An attempt failed in steer's own reading of it (a timeout, a panic, a
+    /// stream that stopped short): no provider error to classify.
+    fn failed_with(&mut self, category: Category, message: &str, ctx: &mut Context<Self>) {
+        let failure = Failure::new(category, self.provider.name(), message);
+        self.failed(failure, None, ctx);
     }
 
     fn failed(
