@@ -284,6 +284,8 @@ pub enum Error {
         attempts: u32,
         /// The failure before the rejection, if any.
         last: Option<Box<Failure>>,
+        /// For a stream: the text delivered before the rejection.
+        partial: Option<String>,
     },
     /// The request's total deadline passed.
     #[error("request {request_id}: deadline exceeded after {attempts} attempts{}",
@@ -384,7 +386,9 @@ impl Error {
     pub fn partial_text(&self) -> Option<&str> {
         match self {
             Error::Failed(f) => f.partial.as_deref(),
-            Error::DeadlineExceeded { partial, .. } => partial.as_deref(),
+            Error::DeadlineExceeded { partial, .. } | Error::Rejected { partial, .. } => {
+                partial.as_deref()
+            }
             _ => None,
         }
     }

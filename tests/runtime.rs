@@ -262,7 +262,7 @@ async fn validation_errors_never_trip_the_breaker() {
     for _ in 0..20 {
         let f = failed(client.generate(request()).await);
         assert_eq!(f.failure.category, Category::InvalidRequest);
-        assert_eq!(f.reason, GiveUp::CategoryDisabled);
+        assert_eq!(f.reason, GiveUp::NotRetryable);
     }
     settle().await;
     assert_eq!(state(&client).await, BreakerState::Closed);

@@ -13,8 +13,8 @@ use std::time::Duration;
 use actix::prelude::*;
 use tokio::sync::OwnedSemaphorePermit;
 
-use crate::breaker::{PermitLease, Rejection};
-use crate::failure::Failure;
+use crate::breaker::{CallOutcome, PermitLease, Rejection};
+use crate::failure::{Category, Failure};
 use crate::provider::ProviderActors;
 use crate::request::RequestSpec;
 use crate::retry::{
@@ -188,11 +188,30 @@ pub fn report_end<A: AttemptLoop>(act: &mut A, end: RequestEnd) {
         .do_send(RequestFinished { end, first_report });
 }
 
+/// The request's deadline cut the attempt in flight: the attempt is counted (as
+/// `deadline_exceeded`), its permit reported without a verdict on the provider's
+/// health (the caller's time ran out, not the provider's), and the request
+/// stops with [`Stop::DeadlineExceeded`].
+pub fn deadline_cut<A: AttemptLoop>(act: &mut A, lease: Option<PermitLease>, ctx: &mut Context<A>) {
+    if let Some(lease) = lease {
+        lease.report(CallOutcome::Neutral);
+    }
+    let core = act.core();
+    core.in_flight = false;
+    core.actors.coordinator.do_send(AttemptAbandoned {
+        outcome: Category::DeadlineExceeded.as_str(),
+    });
+    act.stop(Stop::DeadlineExceeded, ctx);
+}
+
 /// Tells the coordinator the caller cancelled the request: an attempt in flight
 /// is counted as abandoned, then the request as cancelled.
 pub fn report_cancelled<A: AttemptLoop>(act: &mut A) {
     if act.core().in_flight {
-        act.core().actors.coordinator.do_send(AttemptAbandoned);
+        act.core()
+            .actors
+            .coordinator
+            .do_send(AttemptAbandoned::CANCELLED);
     }
     report_end(act, RequestEnd::Cancelled);
 }

@@ -18,7 +18,7 @@ pub(crate) const MAILBOX_CAPACITY: usize = 1 << 20;
 
 pub mod attempt_loop;
 pub mod breaker;
-mod clock;
+pub mod clock;
 pub mod failure;
 pub mod metrics;
 pub mod partials;

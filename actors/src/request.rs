@@ -160,12 +160,12 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
 
     fn run(&mut self, lease: Option<PermitLease>, ctx: &mut Context<Self>) {
         let attempt = self.core.progress.start_attempt();
-        let timeout = self.core.progress.bounded(self.core.spec.attempt_timeout);
-        let deadline_bound = self
+        let limit = self
             .core
             .progress
-            .time_left()
-            .is_some_and(|left| timeout == Some(left));
+            .attempt_limit(self.core.spec.attempt_timeout);
+        let timeout = limit.map(|l| l.duration);
+        let deadline_bound = limit.is_some_and(|l| l.by_deadline);
         let future = (self.attempt)(attempt);
         let span = self.core.span.clone();
         let run = async move {
@@ -220,12 +220,7 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
                 let attempts = self.core.progress.attempts();
                 return self.finish(Err(RequestError::Panicked { message, attempts }), ctx);
             }
-            None if deadline_bound => {
-                if let Some(l) = lease {
-                    l.report(CallOutcome::HealthFailure);
-                }
-                return self.stop(Stop::DeadlineExceeded, ctx);
-            }
+            None if deadline_bound => return attempt_loop::deadline_cut(self, lease, ctx),
             None => {
                 let mut f = Failure::new(
                     Category::Timeout,

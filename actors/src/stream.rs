@@ -5,6 +5,8 @@
 //! continuation attempt starts, a [`Seam`] sits between it and the consumer and
 //! removes what the continuation repeats of the text already delivered.
 
+use std::collections::VecDeque;
+
 use serde::Serialize;
 
 /// What a stream has delivered so far.
@@ -14,7 +16,9 @@ pub struct Checkpoint {
     pub text: String,
     /// Its length in characters.
     pub chars: usize,
-    /// Text deltas delivered.
+    /// Text deltas delivered. Each delta is at least one token, so this is what
+    /// steer counts against the request's `max_tokens` (exact for providers that
+    /// send one token a delta, as OpenAI and xAI do).
     pub chunks: u64,
     /// Prompt tokens of the attempts so far (finished attempts plus the current one).
     pub prompt_tokens: u64,
@@ -22,16 +26,48 @@ pub struct Checkpoint {
     pub completion_tokens: u64,
     /// The provider's id of the current attempt.
     pub provider_request_id: Option<String>,
+    /// Byte lengths of the latest deltas, covering at least the last
+    /// [`MAX_OVERLAP`] bytes: how many tokens a continuation may repeat.
+    #[serde(skip)]
+    recent: VecDeque<usize>,
 }
 
 impl Checkpoint {
-    /// Records delivered text; returns its offset (in characters).
+    /// Records one delivered delta; returns its offset (in characters).
     pub fn deliver(&mut self, text: &str) -> usize {
         let offset = self.chars;
         self.text.push_str(text);
-        self.chars += text.chars().count();
-        self.chunks += 1;
+        self.chars = self.chars.saturating_add(text.chars().count());
+        self.chunks = self.chunks.saturating_add(1);
+        self.recent.push_back(text.len());
+        // Keep just enough deltas to cover the overlap window.
+        while self.recent.len() > 1 {
+            let covered: usize = self.recent.iter().skip(1).sum();
+            if covered >= MAX_OVERLAP {
+                self.recent.pop_front();
+            } else {
+                break;
+            }
+        }
         offset
+    }
+
+    /// How many of the latest deltas hold the last `bytes` bytes of the text:
+    /// the tokens a continuation spends if it repeats them.
+    pub fn deltas_in_tail(&self, bytes: usize) -> u64 {
+        if bytes == 0 {
+            return 0;
+        }
+        let mut covered = 0usize;
+        let mut count = 0u64;
+        for len in self.recent.iter().rev() {
+            count = count.saturating_add(1);
+            covered = covered.saturating_add(*len);
+            if covered >= bytes {
+                break;
+            }
+        }
+        count
     }
 }
 
@@ -41,10 +77,17 @@ pub const MAX_OVERLAP: usize = 512;
 pub const MIN_OVERLAP: usize = 4;
 
 /// What sits at the seam between delivered text and a continuation.
+///
+/// It is fed the continuation's deltas one by one and gives back, delta by delta,
+/// what the consumer does not have yet: a delta wholly repeated is dropped, a
+/// delta partly repeated is shortened, the others pass as they are.
 #[derive(Debug, Clone)]
 pub struct Seam {
     mode: Mode,
-    buffer: String,
+    /// Deltas held while the seam cannot yet tell how much is repeated.
+    held: Vec<String>,
+    /// Bytes held (the sum of `held`).
+    held_len: usize,
     decided: bool,
 }
 
@@ -64,7 +107,8 @@ impl Seam {
         Seam {
             decided: already_delivered.is_empty(),
             mode: Mode::Exact(already_delivered.to_string()),
-            buffer: String::new(),
+            held: Vec::new(),
+            held_len: 0,
         }
     }
 
@@ -72,49 +116,83 @@ impl Seam {
     pub fn overlap(delivered: &str) -> Self {
         let mut start = delivered.len().saturating_sub(MAX_OVERLAP);
         while !delivered.is_char_boundary(start) {
-            start += 1;
+            start = start.saturating_add(1);
         }
         Seam {
-            mode: Mode::Overlap(delivered[start..].to_string()),
-            buffer: String::new(),
+            mode: Mode::Overlap(delivered.get(start..).unwrap_or_default().to_string()),
+            held: Vec::new(),
+            held_len: 0,
             decided: false,
         }
     }
 
-    /// Feeds continuation text; returns what may be delivered now.
-    pub fn push(&mut self, text: &str) -> String {
-        if self.decided {
-            return text.to_string();
-        }
-        self.buffer.push_str(text);
-        match self.try_decide() {
-            Some(drop) => self.release(drop),
-            None => String::new(),
+    /// The most bytes of delivered text this seam may drop from a continuation:
+    /// what the continuation may spend tokens repeating.
+    pub fn droppable(&self) -> usize {
+        match &self.mode {
+            Mode::Exact(expected) => expected.len(),
+            Mode::Overlap(tail) => tail.len(),
         }
     }
 
-    /// The continuation ended: decide with what there is.
-    pub fn finish(&mut self) -> String {
+    /// Feeds one continuation delta; returns the deltas that may be delivered now.
+    pub fn push(&mut self, text: String) -> Vec<String> {
         if self.decided {
-            return String::new();
+            return if text.is_empty() {
+                Vec::new()
+            } else {
+                vec![text]
+            };
         }
-        let drop = self.best_drop();
+        self.held_len = self.held_len.saturating_add(text.len());
+        self.held.push(text);
+        match self.try_decide() {
+            Some(drop) => self.release(drop),
+            None => Vec::new(),
+        }
+    }
+
+    /// The continuation ended: decide with what there is. A continuation that
+    /// ends while it may still be repeating delivered text delivers none of it.
+    pub fn finish(&mut self) -> Vec<String> {
+        if self.decided {
+            return Vec::new();
+        }
+        let held = self.held.concat();
+        let drop = if self.still_repeating(&held) {
+            held.len()
+        } else {
+            self.best_drop(&held)
+        };
         self.release(drop)
     }
 
-    fn release(&mut self, drop: usize) -> String {
+    /// Drops `drop` bytes from the start of the held deltas and releases the rest.
+    fn release(&mut self, mut drop: usize) -> Vec<String> {
         self.decided = true;
-        let out = self.buffer[drop..].to_string();
-        self.buffer.clear();
+        self.held_len = 0;
+        let mut out = Vec::new();
+        for piece in std::mem::take(&mut self.held) {
+            if drop >= piece.len() {
+                drop = drop.saturating_sub(piece.len());
+                continue;
+            }
+            let rest = piece.get(drop..).unwrap_or_default();
+            drop = 0;
+            if !rest.is_empty() {
+                out.push(rest.to_string());
+            }
+        }
         out
     }
 
     /// `Some(bytes to drop)` once no longer overlap is possible.
     fn try_decide(&self) -> Option<usize> {
+        let held = self.held.concat();
         match &self.mode {
             Mode::Exact(expected) => {
-                if self.buffer.len() >= expected.len() || !expected.starts_with(&self.buffer[..]) {
-                    Some(self.best_drop())
+                if held.len() >= expected.len() || !expected.starts_with(&held[..]) {
+                    Some(self.best_drop(&held))
                 } else {
                     None
                 }
@@ -124,19 +202,30 @@ impl Seam {
                 // longer repetition of the tail.
                 let could_grow = char_starts(tail).any(|i| {
                     let suffix = &tail[i..];
-                    suffix.len() > self.buffer.len() && suffix.starts_with(&self.buffer[..])
+                    suffix.len() > held.len() && suffix.starts_with(&held[..])
                 });
-                (!could_grow).then(|| self.best_drop())
+                (!could_grow).then(|| self.best_drop(&held))
             }
         }
     }
 
-    fn best_drop(&self) -> usize {
+    /// Whether everything held is the start of a repetition of delivered text.
+    fn still_repeating(&self, held: &str) -> bool {
         match &self.mode {
-            Mode::Exact(expected) => common_prefix(expected, &self.buffer),
+            Mode::Exact(expected) => expected.starts_with(held),
+            Mode::Overlap(tail) => char_starts(tail).any(|i| {
+                let suffix = &tail[i..];
+                suffix.len() >= MIN_OVERLAP && suffix.starts_with(held)
+            }),
+        }
+    }
+
+    fn best_drop(&self, held: &str) -> usize {
+        match &self.mode {
+            Mode::Exact(expected) => common_prefix(expected, held),
             Mode::Overlap(tail) => char_starts(tail)
                 .map(|i| &tail[i..])
-                .filter(|suffix| suffix.len() >= MIN_OVERLAP && self.buffer.starts_with(suffix))
+                .filter(|suffix| suffix.len() >= MIN_OVERLAP && held.starts_with(suffix))
                 .map(str::len)
                 .max()
                 .unwrap_or(0),
@@ -162,9 +251,52 @@ mod tests {
     use super::*;
 
     fn run(mut seam: Seam, pieces: &[&str]) -> String {
-        let mut out: String = pieces.iter().map(|p| seam.push(p)).collect();
-        out.push_str(&seam.finish());
+        let mut out: String = pieces
+            .iter()
+            .flat_map(|p| seam.push(p.to_string()))
+            .collect();
+        out.push_str(&seam.finish().concat());
         out
+    }
+
+    #[test]
+    fn deltas_keep_their_boundaries_and_wholly_repeated_ones_vanish() {
+        let mut seam = Seam::overlap("The river runs to the sea. It ");
+        let mut out = Vec::new();
+        for piece in ["sea. ", "It ", "carries ", "silt."] {
+            out.extend(seam.push(piece.to_string()));
+        }
+        out.extend(seam.finish());
+        assert_eq!(out, vec!["carries ", "silt."]);
+        let mut exact = Seam::exact(" ");
+        assert!(exact.push(" ".into()).is_empty());
+        assert_eq!(exact.push("next ".into()), vec!["next "]);
+    }
+
+    #[test]
+    fn a_continuation_that_ends_inside_the_repetition_delivers_nothing() {
+        // The model starts again at "sea. It " and is cut after "sea. I".
+        assert_eq!(run(Seam::overlap("to the sea. It "), &["sea. ", "I"]), "");
+        assert_eq!(run(Seam::exact("\n\n"), &["\n"]), "");
+        // Text that is not a repetition is kept at the end too.
+        assert_eq!(run(Seam::overlap("to the sea. It "), &["Then"]), "Then");
+    }
+
+    #[test]
+    fn the_checkpoint_knows_how_many_deltas_hold_its_tail() {
+        let mut c = Checkpoint::default();
+        for d in ["The ", "river ", "runs."] {
+            c.deliver(d);
+        }
+        assert_eq!(c.deltas_in_tail(0), 0);
+        assert_eq!(c.deltas_in_tail(1), 1);
+        assert_eq!(c.deltas_in_tail(6), 2);
+        assert_eq!(c.deltas_in_tail(1000), 3);
+        for _ in 0..1000 {
+            c.deliver("word ");
+        }
+        // Bounded: just enough deltas for the overlap window.
+        assert!(c.deltas_in_tail(usize::MAX) <= (MAX_OVERLAP / 5 + 2) as u64);
     }
 
     #[test]

@@ -567,6 +567,7 @@ fn request_error(
             rejection,
             attempts,
             last: last.map(Box::new),
+            partial: None,
         },
         RequestError::DeadlineExceeded { attempts, last } => Error::DeadlineExceeded {
             request_id: request_id.clone(),

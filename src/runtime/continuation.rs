@@ -1,7 +1,7 @@
 //! How a broken stream is continued: the continuation request for each strategy,
 //! and the seam that removes what the continuation repeats.
 
-use steer_actors::stream::Seam;
+use steer_actors::stream::{Checkpoint, Seam};
 use steer_actors::{Category, Failure};
 
 use crate::continue_message::{self, rejects_prefill};
@@ -44,24 +44,33 @@ pub fn strategy_for(requested: Continuation, provider: &str, model: &str) -> Con
     }
 }
 
-/// The request that continues `original` after `delivered`, and its seam.
+/// Tokens of `original`'s `max_tokens` that the consumer has not received yet
+/// (counted as delivered deltas, see [`Checkpoint::chunks`]); `None` without a limit.
+pub fn tokens_left(original: &ChatRequest, checkpoint: &Checkpoint) -> Option<u64> {
+    original
+        .max_tokens
+        .map(|max| u64::from(max).saturating_sub(checkpoint.chunks))
+}
+
+/// The request that continues `original` after what `checkpoint` delivered, and
+/// its seam.
 ///
-/// `completion_tokens` already generated are taken off `max_tokens`. Anthropic
-/// rejects a prefill ending in whitespace: it is trimmed, and the seam drops it
-/// from the continuation (the consumer already has it).
+/// With a `max_tokens`, the continuation may generate the tokens left plus those
+/// it spends repeating what the seam drops (the whitespace trimmed from an
+/// Anthropic prefill, or the overlap a model repeats after the "continue"
+/// message); steer itself stops the stream once the consumer has the tokens left,
+/// so the spliced reply never exceeds the limit. Anthropic rejects a prefill
+/// ending in whitespace: it is trimmed, and the seam drops it from the
+/// continuation (the consumer already has it).
 pub fn continuation_request(
     original: &ChatRequest,
-    delivered: &str,
+    checkpoint: &Checkpoint,
     strategy: Continuation,
-    completion_tokens: u64,
 ) -> (ChatRequest, Seam) {
-    let mut req = original.clone();
-    if let Some(max) = req.max_tokens {
-        let left = u64::from(max).saturating_sub(completion_tokens).max(1);
-        req.max_tokens = Some(u32::try_from(left).unwrap_or(max));
-    }
-    match strategy {
+    let delivered = checkpoint.text.as_str();
+    let (mut req, seam) = match strategy {
         Continuation::Instruct => {
+            let mut req = original.clone();
             req.messages.push(Message {
                 role: Role::User,
                 content: continue_message::write(delivered),
@@ -74,22 +83,39 @@ pub fn continuation_request(
             } else {
                 delivered
             };
+            let trimmed = delivered.get(prefill.len()..).unwrap_or_default();
             if prefill.is_empty() {
                 // Nothing but whitespace was delivered: ask again, drop it if repeated.
-                return (original.clone(), Seam::exact(delivered));
+                (original.clone(), Seam::exact(delivered))
+            } else {
+                let mut req = original.clone();
+                req.messages.push(Message {
+                    role: Role::Assistant,
+                    content: prefill.to_string(),
+                });
+                (req, Seam::exact(trimmed))
             }
-            req.messages.push(Message {
-                role: Role::Assistant,
-                content: prefill.to_string(),
-            });
-            (req, Seam::exact(&delivered[prefill.len()..]))
         }
+    };
+    if let Some(left) = tokens_left(original, checkpoint) {
+        let repeated = checkpoint.deltas_in_tail(seam.droppable());
+        let budget = left.saturating_add(repeated).max(1);
+        req.max_tokens = Some(u32::try_from(budget).unwrap_or(u32::MAX));
     }
+    (req, seam)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn delivered(deltas: &[&str]) -> Checkpoint {
+        let mut c = Checkpoint::default();
+        for d in deltas {
+            c.deliver(d);
+        }
+        c
+    }
 
     #[test]
     fn anthropic_prefill_is_trimmed_and_instruct_quotes_the_text() {
@@ -97,16 +123,36 @@ mod tests {
             .unwrap()
             .user("hi")
             .max_tokens(100);
-        let (req, mut seam) =
-            continuation_request(&original, "Hello there.\n\n", Continuation::Prefill, 30);
+        let checkpoint = delivered(&["Hello ", "there.\n\n"]);
+        let (req, mut seam) = continuation_request(&original, &checkpoint, Continuation::Prefill);
         assert_eq!(req.messages.last().unwrap().content, "Hello there.");
-        assert_eq!(req.max_tokens, Some(70));
-        assert_eq!(seam.push("\n\nNext"), "Next");
+        // 98 tokens left, and one more for the trimmed whitespace it repeats.
+        assert_eq!(req.max_tokens, Some(99));
+        assert_eq!(seam.push("\n\nNext".into()), vec!["Next"]);
 
-        let (req, _) = continuation_request(&original, "Hello ", Continuation::Instruct, 0);
+        let checkpoint = delivered(&["Hello "]);
+        let (req, _) = continuation_request(&original, &checkpoint, Continuation::Instruct);
         let last = req.messages.last().unwrap();
         assert_eq!(last.role, Role::User);
         assert_eq!(continue_message::read(&last.content), Some("Hello "));
+        assert_eq!(req.max_tokens, Some(100), "99 left, 1 delta it may repeat");
+    }
+
+    #[test]
+    fn the_budget_counts_delivered_deltas_and_what_the_seam_may_drop() {
+        let original = ChatRequest::new("openai/gpt-4o-mini")
+            .unwrap()
+            .user("hi")
+            .max_tokens(3);
+        let checkpoint = delivered(&["A ", "b "]);
+        assert_eq!(tokens_left(&original, &checkpoint), Some(1));
+        let (req, _) = continuation_request(&original, &checkpoint, Continuation::Prefill);
+        assert_eq!(req.max_tokens, Some(1), "an OpenAI prefill repeats nothing");
+        let all = delivered(&["A ", "b ", "c "]);
+        assert_eq!(tokens_left(&original, &all), Some(0));
+        let unlimited = ChatRequest::new("openai/gpt-4o-mini").unwrap().user("hi");
+        let (req, _) = continuation_request(&unlimited, &all, Continuation::Instruct);
+        assert_eq!(req.max_tokens, None);
     }
 
     #[test]

@@ -25,10 +25,12 @@ use steer_actors::ProviderActors;
 use steer_actors::{Category, Failure};
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::continuation::{continuation_request, is_prefill_rejection, strategy_for, Continuation};
+use super::continuation::{
+    continuation_request, is_prefill_rejection, strategy_for, tokens_left, Continuation,
+};
 use crate::classify::classify;
 use crate::error::{Error, FailedRequest, ProviderError};
-use crate::model::{ChatRequest, StreamEvent, Usage};
+use crate::model::{ChatRequest, FinishReason, StreamEvent, Usage};
 use crate::provider::{EventStream, Provider};
 
 /// Batches of events waiting for a slow consumer, at most (each at most `BATCH`
@@ -71,6 +73,8 @@ enum Batch {
     },
     TimedOut {
         first_token: bool,
+        /// The request's deadline, not the stream's own timeout, cut the wait.
+        by_deadline: bool,
     },
 }
 
@@ -141,21 +145,32 @@ impl StreamActor {
     fn total_usage(&self) -> Usage {
         let current = self.attempt_usage.unwrap_or_default();
         Usage::new(
-            self.finished_usage.prompt_tokens + current.prompt_tokens,
-            self.finished_usage.completion_tokens + current.completion_tokens,
+            self.finished_usage
+                .prompt_tokens
+                .saturating_add(current.prompt_tokens),
+            self.finished_usage
+                .completion_tokens
+                .saturating_add(current.completion_tokens),
         )
     }
 
     /// Ends the stream with an error (after delivering it) or with nothing more.
+    /// A failed stream's partial text is stored before its error reaches the
+    /// consumer, so `client.partial(id)` has it as soon as the error is seen.
     fn end(&mut self, error: Option<Error>, end: RequestEnd, ctx: &mut Context<Self>) {
         if self.done {
             return;
         }
         self.done = true;
         attempt_loop::report_end(self, end);
+        let store = error.as_ref().and_then(|_| self.partial_record());
+        let partials = self.partials.clone();
         let mut tx = self.tx.clone();
         ctx.spawn(
             actix::fut::wrap_future(async move {
+                if let Some(record) = store {
+                    let _ = partials.send(StorePartial(record)).await;
+                }
                 if let Some(e) = error {
                     let _ = tx.send(vec![Err(e)]).await;
                 }
@@ -164,19 +179,25 @@ impl StreamActor {
         );
     }
 
-    /// The text delivered so far, if any; also kept in the client's partial store.
+    /// The text delivered so far, if any (the error that ends the stream carries it).
     fn partial(&self) -> Option<String> {
-        if self.checkpoint.text.is_empty() {
-            return None;
-        }
-        self.partials.do_send(StorePartial(PartialResponse {
+        (!self.checkpoint.text.is_empty()).then(|| self.checkpoint.text.clone())
+    }
+
+    /// What the client's partial store keeps of a failed stream, if it delivered text.
+    fn partial_record(&self) -> Option<PartialResponse> {
+        self.partial().map(|text| PartialResponse {
             request_id: self.original.request_id.to_string(),
             provider: self.provider.name().to_string(),
-            text: self.checkpoint.text.clone(),
+            text,
             attempts: self.core.progress.attempts(),
             failure: self.core.last_failure.as_deref().cloned(),
-        }));
-        Some(self.checkpoint.text.clone())
+        })
+    }
+
+    /// Whether the consumer has every token the request's `max_tokens` allows.
+    fn budget_spent(&self) -> bool {
+        tokens_left(&self.original, &self.checkpoint) == Some(0)
     }
 
     fn open(&mut self, lease: Option<PermitLease>, ctx: &mut Context<Self>) {
@@ -187,19 +208,19 @@ impl StreamActor {
             self.seam = None;
             self.original.as_ref().clone()
         } else {
-            let (req, seam) = continuation_request(
-                &self.original,
-                &self.checkpoint.text,
-                self.strategy,
-                self.finished_usage.completion_tokens,
-            );
+            let (req, seam) = continuation_request(&self.original, &self.checkpoint, self.strategy);
             self.seam = Some(seam);
             req
         };
         self.lease = lease;
         self.core.in_flight = true;
         let provider = self.provider.clone();
-        let timeout = self.core.progress.bounded(self.core.spec.attempt_timeout);
+        let limit = self
+            .core
+            .progress
+            .attempt_limit(self.core.spec.attempt_timeout);
+        let by_deadline = limit.is_some_and(|l| l.by_deadline);
+        let timeout = limit.map(|l| l.duration);
         let connect = async move {
             let opening = std::panic::AssertUnwindSafe(provider.stream(&request)).catch_unwind();
             match timeout {
@@ -212,11 +233,15 @@ impl StreamActor {
                 connect,
                 self.core.span.clone(),
             ))
-            .map(|opened, act: &mut Self, ctx| match opened {
+            .map(move |opened, act: &mut Self, ctx| match opened {
                 Some(Ok(Ok(stream))) => act.pump(stream, ctx),
                 Some(Ok(Err(e))) => act.failed(classify(&e), Some(e), ctx),
                 Some(Err(_panic)) => {
                     act.failed_with(Category::Unknown, "the provider panicked", ctx)
+                }
+                None if by_deadline => {
+                    let lease = act.lease.take();
+                    attempt_loop::deadline_cut(act, lease, ctx)
                 }
                 None => act.failed_with(Category::Timeout, "no response headers in time", ctx),
             }),
@@ -232,7 +257,9 @@ impl StreamActor {
         } else {
             self.idle_timeout
         };
-        let wait = self.core.progress.bounded(wait);
+        let limit = self.core.progress.attempt_limit(wait);
+        let by_deadline = limit.is_some_and(|l| l.by_deadline);
+        let wait = limit.map(|l| l.duration);
         // The consumer going away stops the actor (see `started`), which drops this.
         // Each poll of the provider's stream is guarded: a panic in provider code
         // ends the batch (keeping the events before it) and becomes this stream's error.
@@ -244,7 +271,13 @@ impl StreamActor {
                 None => Some(guarded_next(&mut stream).await),
             };
             let Some(first) = first else {
-                return (Batch::TimedOut { first_token }, stream);
+                return (
+                    Batch::TimedOut {
+                        first_token,
+                        by_deadline,
+                    },
+                    stream,
+                );
             };
             let mut items = Vec::with_capacity(8);
             let mut panicked = false;
@@ -282,20 +315,46 @@ impl StreamActor {
         );
     }
 
-    fn deliver(&mut self, text: String, out: &mut Vec<StreamEvent>) {
+    /// Delivers one delta, unless the consumer already has every token the
+    /// request's `max_tokens` allows: then returns `false` (a continuation that
+    /// would go past the limit is cut there).
+    fn deliver(&mut self, text: String, out: &mut Vec<StreamEvent>) -> bool {
         if text.is_empty() {
-            return;
+            return true;
+        }
+        if self.budget_spent() {
+            return false;
         }
         if let Some(seam_event) = self.pending_seam_event.take() {
             out.push(*seam_event);
         }
         let offset = self.checkpoint.deliver(&text);
         out.push(StreamEvent::TextDelta { text, offset });
+        true
+    }
+
+    /// The stream ends at the token limit: what the consumer has is the whole
+    /// reply `max_tokens` allows.
+    fn complete_at_limit(&mut self, out: &mut Vec<StreamEvent>) {
+        if self.attempt_usage.is_none() {
+            self.attempt_usage = Some(Usage::new(0, self.attempt_deltas));
+        }
+        out.push(StreamEvent::Complete {
+            finish_reason: FinishReason::Length,
+            usage: Some(self.total_usage()),
+        });
     }
 
     fn on_batch(&mut self, batch: Batch, stream: EventStream, ctx: &mut Context<Self>) {
         let (items, panicked) = match batch {
-            Batch::TimedOut { first_token } => {
+            Batch::TimedOut {
+                by_deadline: true, ..
+            } => {
+                drop(stream);
+                let lease = self.lease.take();
+                return attempt_loop::deadline_cut(self, lease, ctx);
+            }
+            Batch::TimedOut { first_token, .. } => {
                 drop(stream);
                 let what = if first_token {
                     "no first token in time"
@@ -328,12 +387,19 @@ impl StreamActor {
                     }
                 }
                 Ok(StreamEvent::TextDelta { text, .. }) => {
-                    self.attempt_deltas += 1;
-                    let text = match &mut self.seam {
-                        Some(seam) => seam.push(&text),
-                        None => text,
+                    self.attempt_deltas = self.attempt_deltas.saturating_add(1);
+                    let within_limit = match self.seam.as_mut() {
+                        Some(seam) => {
+                            let pieces = seam.push(text);
+                            pieces.into_iter().all(|p| self.deliver(p, &mut out))
+                        }
+                        None => self.deliver(text, &mut out),
                     };
-                    self.deliver(text, &mut out);
+                    if !within_limit {
+                        self.complete_at_limit(&mut out);
+                        complete = true;
+                        break;
+                    }
                 }
                 Ok(StreamEvent::Usage(u)) => {
                     self.attempt_usage = Some(u);
@@ -343,8 +409,9 @@ impl StreamActor {
                     finish_reason,
                     usage,
                 }) => {
-                    if let Some(rest) = self.seam.as_mut().map(Seam::finish) {
-                        self.deliver(rest, &mut out);
+                    let rest = self.seam.as_mut().map(Seam::finish).unwrap_or_default();
+                    for piece in rest {
+                        self.deliver(piece, &mut out);
                     }
                     if let Some(seam_event) = self.pending_seam_event.take() {
                         // The continuation had nothing left to say: the seam is still
@@ -445,8 +512,12 @@ impl StreamActor {
             .take()
             .unwrap_or(Usage::new(0, self.attempt_deltas));
         self.finished_usage = Usage::new(
-            self.finished_usage.prompt_tokens + attempt.prompt_tokens,
-            self.finished_usage.completion_tokens + attempt.completion_tokens,
+            self.finished_usage
+                .prompt_tokens
+                .saturating_add(attempt.prompt_tokens),
+            self.finished_usage
+                .completion_tokens
+                .saturating_add(attempt.completion_tokens),
         );
         report_failure(
             self.lease.take(),
@@ -455,18 +526,50 @@ impl StreamActor {
             self.core.spec.use_breaker,
         );
         let content_began = !self.checkpoint.text.is_empty();
+        if content_began && failure.retryable && self.budget_spent() {
+            // The break came after the last token `max_tokens` allows: nothing is
+            // missing, so nothing is asked for.
+            tracing::debug!(parent: &self.core.span, category = %failure.category, "stream broke after its last allowed token: complete");
+            self.core.actors.coordinator.do_send(AttemptAbandoned {
+                outcome: failure.category.as_str(),
+            });
+            let mut out = Vec::with_capacity(1);
+            out.push(StreamEvent::Complete {
+                finish_reason: FinishReason::Length,
+                usage: Some(self.total_usage()),
+            });
+            let mut tx = self.tx.clone();
+            let attempts = self.core.progress.attempts();
+            ctx.spawn(
+                actix::fut::wrap_future(async move {
+                    tx.send(out.into_iter().map(Ok).collect()).await.is_ok()
+                })
+                .map(move |alive, act: &mut Self, ctx| {
+                    if alive {
+                        act.end(None, RequestEnd::Succeeded { attempts }, ctx)
+                    } else {
+                        act.cancelled(ctx)
+                    }
+                }),
+            );
+            return;
+        }
         // A model that rejects prefill: switch to the "continue" message at once.
         let prefill_rejected = is_prefill_rejection(&failure)
             && self.strategy == Continuation::Prefill
             && content_began;
         if prefill_rejected {
             self.strategy = Continuation::Instruct;
-            self.core.actors.coordinator.do_send(AttemptAbandoned);
+            self.core.actors.coordinator.do_send(AttemptAbandoned {
+                outcome: failure.category.as_str(),
+            });
             return attempt_loop::next_attempt(self, ctx);
         }
         tracing::debug!(parent: &self.core.span, attempt = self.core.progress.attempts(), category = %failure.category, content_began, "stream attempt failed");
         if content_began && self.strategy == Continuation::Off {
-            self.core.actors.coordinator.do_send(AttemptAbandoned);
+            self.core.actors.coordinator.do_send(AttemptAbandoned {
+                outcome: failure.category.as_str(),
+            });
             return self.give_up(failure, GiveUp::NotRetryable, raw, ctx);
         }
         attempt_loop::retry_or_give_up(self, failure, raw, ctx);
@@ -533,11 +636,10 @@ impl AttemptLoop for StreamActor {
     }
 
     fn stop(&mut self, why: Stop, ctx: &mut Context<Self>) {
-        // The partial is stored with the last failure, before it is moved out.
         let partial = self.partial();
         let request_id = self.original.request_id.clone();
         let attempts = self.core.progress.attempts();
-        let last = self.core.last_failure.take();
+        let last = self.core.last_failure.clone();
         let (e, end) = match why {
             Stop::DeadlineExceeded => (
                 Error::DeadlineExceeded {
@@ -557,6 +659,7 @@ impl AttemptLoop for StreamActor {
                     rejection,
                     attempts,
                     last,
+                    partial,
                 },
                 RequestEnd::Rejected,
             ),

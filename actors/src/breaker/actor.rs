@@ -17,6 +17,9 @@ use super::state::{
     TransitionReason,
 };
 
+#[cfg(test)]
+mod tests;
+
 /// A state change, as published to subscribers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Message)]
 #[rtype(result = "()")]
@@ -89,12 +92,57 @@ impl CircuitBreaker {
     }
 }
 
+impl CircuitBreaker {
+    /// Runs a handler's body; a panic in it (a bug: every input is checked) stops
+    /// the actor, and its supervisor restarts it with fresh state
+    /// ([`Supervised::restarting`]). The provider is never left unprotected.
+    fn guarded<R>(
+        &mut self,
+        ctx: &mut Context<Self>,
+        body: impl FnOnce(&mut Self, &mut Context<Self>) -> R,
+    ) -> Option<R> {
+        let run = std::panic::AssertUnwindSafe(|| body(self, ctx));
+        match std::panic::catch_unwind(run) {
+            Ok(r) => Some(r),
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "non-string panic payload".into());
+                tracing::error!(provider = %self.provider, %message, "circuit breaker failed: restarting it");
+                ctx.stop();
+                None
+            }
+        }
+    }
+}
+
 impl Actor for CircuitBreaker {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         // Permit requests are small and many: do not let the mailbox push back.
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+    }
+}
+
+impl Supervised for CircuitBreaker {
+    /// Fresh state (closed, empty counters, no pause), the same subscribers and
+    /// gate; subscribers are told with a [`TransitionReason::Restarted`] event.
+    fn restarting(&mut self, ctx: &mut Context<Self>) {
+        let from = self.breaker.state();
+        self.breaker = self.breaker.restarted();
+        // The context's timers are gone with the old run.
+        self.pause_timer = None;
+        let t = Transition {
+            from,
+            to: self.breaker.state(),
+            reason: TransitionReason::Restarted,
+            open_for: None,
+            generation: self.breaker.generation(),
+        };
+        self.publish(t, ctx);
     }
 }
 
@@ -110,10 +158,11 @@ struct BreakerLink {
 }
 
 impl BreakerRef {
-    /// Starts `breaker` on `arbiter`.
+    /// Starts `breaker` on `arbiter`, under a supervisor: if the actor stops (a
+    /// handler failed) it is restarted with fresh state, at the same address.
     pub fn start(breaker: CircuitBreaker, arbiter: &ArbiterHandle) -> Self {
         let gate = breaker.gate.clone();
-        let addr = CircuitBreaker::start_in_arbiter(arbiter, move |_| breaker);
+        let addr = Supervisor::start_in_arbiter(arbiter, move |_| breaker);
         BreakerRef(Arc::new(BreakerLink { addr, gate }))
     }
 
@@ -220,8 +269,15 @@ pub struct Acquire(pub BreakerRef);
 impl Handler<Acquire> for CircuitBreaker {
     type Result = Result<PermitLease, Rejection>;
 
-    fn handle(&mut self, msg: Acquire, _: &mut Context<Self>) -> Self::Result {
-        let permit = self.breaker.try_acquire(now())?;
+    fn handle(&mut self, msg: Acquire, ctx: &mut Context<Self>) -> Self::Result {
+        let permit = self
+            .guarded(ctx, |act, _| act.breaker.try_acquire(now()))
+            // The breaker failed and restarts closed: the call is admitted, as the
+            // fresh breaker would admit it.
+            .unwrap_or(Ok(Permit {
+                generation: self.breaker.generation().wrapping_add(1),
+                probe: false,
+            }))?;
         Ok(PermitLease {
             permit,
             from_gate: false,
@@ -243,16 +299,20 @@ impl Handler<Report> for CircuitBreaker {
     type Result = ();
 
     fn handle(&mut self, msg: Report, ctx: &mut Context<Self>) {
-        if msg.from_gate {
-            self.breaker.count_admitted();
-        }
-        if let Some(t) = self.breaker.on_outcome(msg.permit, msg.outcome, now()) {
-            self.publish(t, ctx);
-        }
+        self.guarded(ctx, |act, ctx| {
+            if msg.from_gate {
+                act.breaker.count_admitted();
+            }
+            if let Some(t) = act.breaker.on_outcome(msg.permit, msg.outcome, now()) {
+                act.publish(t, ctx);
+            }
+        });
     }
 }
 
-/// A server-directed wait: every call to this provider waits (or fails over) until it ends.
+/// A server-directed wait: every call to this provider waits (or fails over) until
+/// it ends. A wait longer than the breaker's `max_pause` is refused (logged and
+/// counted), never obeyed.
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "()")]
 pub struct Pause(pub Duration);
@@ -261,9 +321,19 @@ impl Handler<Pause> for CircuitBreaker {
     type Result = ();
 
     fn handle(&mut self, msg: Pause, ctx: &mut Context<Self>) {
+        self.guarded(ctx, |act, ctx| act.pause(msg.0, ctx));
+    }
+}
+
+impl CircuitBreaker {
+    fn pause(&mut self, wait: Duration, ctx: &mut Context<Self>) {
         let now = now();
         let before = self.breaker.paused_until(now);
-        self.breaker.pause(msg.0, now);
+        if !self.breaker.pause(wait, now) {
+            tracing::warn!(provider = %self.provider, ?wait, max_pause = ?self.breaker.config().max_pause,
+                "server-directed wait above the cap: reported, not obeyed");
+            return;
+        }
         self.sync_gate();
         // The gate opens again when the pause ends: one timer, moved when a pause
         // ends later (a shorter one changes nothing).
@@ -272,7 +342,8 @@ impl Handler<Pause> for CircuitBreaker {
             if let Some(timer) = self.pause_timer.take() {
                 ctx.cancel_future(timer);
             }
-            self.pause_timer = Some(ctx.run_later(until - now, |act, _| {
+            let wait = until.saturating_duration_since(now);
+            self.pause_timer = Some(ctx.run_later(wait, |act, _| {
                 act.pause_timer = None;
                 act.sync_gate();
             }));
@@ -320,7 +391,10 @@ impl Handler<GetStatus> for CircuitBreaker {
             provider: self.provider.clone(),
             state: self.breaker.state(),
             stats: self.breaker.stats(now),
-            paused_for: self.breaker.paused_until(now).map(|t| t - now),
+            paused_for: self
+                .breaker
+                .paused_until(now)
+                .map(|t| t.saturating_duration_since(now)),
         })
     }
 }
@@ -334,9 +408,11 @@ impl Handler<ForceState> for CircuitBreaker {
     type Result = ();
 
     fn handle(&mut self, msg: ForceState, ctx: &mut Context<Self>) {
-        if let Some(t) = self.breaker.force(msg.0, now()) {
-            self.publish(t, ctx);
-        }
+        self.guarded(ctx, |act, ctx| {
+            if let Some(t) = act.breaker.force(msg.0, now()) {
+                act.publish(t, ctx);
+            }
+        });
     }
 }
 
@@ -349,10 +425,27 @@ impl Handler<ResetBreaker> for CircuitBreaker {
     type Result = ();
 
     fn handle(&mut self, _: ResetBreaker, ctx: &mut Context<Self>) {
-        if let Some(t) = self.breaker.reset(now()) {
-            self.publish(t, ctx);
-        }
-        // A reset also ends a pause, with or without a transition.
-        self.sync_gate();
+        self.guarded(ctx, |act, ctx| {
+            if let Some(t) = act.breaker.reset(now()) {
+                act.publish(t, ctx);
+            }
+            // A reset also ends a pause, with or without a transition.
+            act.sync_gate();
+        });
+    }
+}
+
+/// Makes the handler fail, to test the supervisor.
+#[cfg(test)]
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+struct Crash;
+
+#[cfg(test)]
+impl Handler<Crash> for CircuitBreaker {
+    type Result = ();
+
+    fn handle(&mut self, _: Crash, ctx: &mut Context<Self>) {
+        self.guarded(ctx, |_, _| panic!("injected failure"));
     }
 }

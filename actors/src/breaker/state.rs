@@ -6,8 +6,12 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-/// When a breaker trips and how it recovers. Every field has a sane default.
+use crate::clock::later;
+
+/// When a breaker trips and how it recovers. Every field has a sane default (a
+/// field missing from a deserialised config takes it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct BreakerConfig {
     /// Health failures within `window` that open the breaker (default 5).
     pub failure_threshold: u32,
@@ -28,10 +32,17 @@ pub struct BreakerConfig {
     pub open_multiplier: f64,
     /// Cap on the open time (default 10 min).
     pub max_open_for: Duration,
-    /// Probes admitted at once while half-open (default 3).
+    /// Probes admitted in each half-open period (default 3), in total: calls made
+    /// one after another get no more probes than calls made at once. A probe that
+    /// ends without a verdict (cancelled, or a caller's error) frees its slot.
     pub half_open_permits: u32,
-    /// Consecutive probe successes that close the breaker (default 2).
+    /// Probe successes that close the breaker (default 2). A half-open period
+    /// admits only `half_open_permits` probes, so a larger value counts as that.
     pub success_threshold: u32,
+    /// Longest pause one server-directed wait may put on the provider (default
+    /// 60 s). A longer wait is reported with the failure, not obeyed: one response
+    /// never stops a provider for longer than this.
+    pub max_pause: Duration,
 }
 
 impl Default for BreakerConfig {
@@ -48,6 +59,7 @@ impl Default for BreakerConfig {
             max_open_for: Duration::from_secs(600),
             half_open_permits: 3,
             success_threshold: 2,
+            max_pause: Duration::from_secs(60),
         }
     }
 }
@@ -120,6 +132,8 @@ pub enum TransitionReason {
     Forced,
     /// An operator reset it.
     Reset,
+    /// The breaker's actor failed and was restarted with fresh state.
+    Restarted,
 }
 
 /// A state change.
@@ -155,7 +169,7 @@ pub enum Rejection {
         /// Time until half-open.
         retry_in: Duration,
     },
-    /// Half-open and every probe slot is taken.
+    /// Half-open and this period's probes are all admitted.
     ProbesBusy,
     /// An operator forced it open.
     ForcedOpen,
@@ -213,6 +227,8 @@ pub struct BreakerStats {
     pub failures_in_window: u32,
     /// Probes in flight (half-open).
     pub probes_in_flight: u32,
+    /// Server-directed waits longer than `max_pause`, reported and not obeyed.
+    pub pauses_refused: u64,
 }
 
 /// The breaker state machine.
@@ -229,6 +245,9 @@ pub struct Breaker {
     open_until: Option<Instant>,
     paused_until: Option<Instant>,
     probes_in_flight: u32,
+    /// Probe slots of this half-open period taken by probes that did not end
+    /// without a verdict: at `half_open_permits`, no more probes are admitted.
+    probes_admitted: u32,
     probe_successes: u32,
     stats: BreakerStats,
 }
@@ -246,9 +265,19 @@ impl Breaker {
             open_until: None,
             paused_until: None,
             probes_in_flight: 0,
+            probes_admitted: 0,
             probe_successes: 0,
             stats: BreakerStats::default(),
         }
+    }
+
+    /// A fresh closed breaker with the same configuration, for an actor restarted
+    /// after a failure: its generation moves on, so permits granted before the
+    /// restart cannot move the new state.
+    pub fn restarted(&self) -> Breaker {
+        let mut fresh = Breaker::new(self.config.clone());
+        fresh.generation = self.generation.wrapping_add(1);
+        fresh
     }
 
     /// The current state.
@@ -270,7 +299,7 @@ impl Breaker {
     pub fn stats(&mut self, now: Instant) -> BreakerStats {
         self.forget_old(now);
         BreakerStats {
-            failures_in_window: self.recent_failures.len() as u32,
+            failures_in_window: u32::try_from(self.recent_failures.len()).unwrap_or(u32::MAX),
             probes_in_flight: self.probes_in_flight,
             ..self.stats
         }
@@ -296,28 +325,29 @@ impl Breaker {
     /// Counts a call admitted without asking (see [`Breaker::admits_all`]): it is
     /// counted when its outcome arrives.
     pub fn count_admitted(&mut self) {
-        self.stats.admitted += 1;
+        self.stats.admitted = self.stats.admitted.saturating_add(1);
     }
 
     /// Asks to make one call.
     pub fn try_acquire(&mut self, now: Instant) -> Result<Permit, Rejection> {
         if self.state == BreakerState::Disabled {
-            self.stats.admitted += 1;
+            self.count_admitted();
             return Ok(Permit {
                 generation: self.generation,
                 probe: false,
             });
         }
         if let Some(until) = self.paused_until(now) {
-            self.stats.rejected += 1;
+            self.stats.rejected = self.stats.rejected.saturating_add(1);
             return Err(Rejection::Paused {
-                retry_in: until - now,
+                retry_in: until.saturating_duration_since(now),
             });
         }
         let result = match self.state {
             BreakerState::Closed => Ok(false),
-            BreakerState::HalfOpen if self.probes_in_flight < self.config.half_open_permits => {
-                self.probes_in_flight += 1;
+            BreakerState::HalfOpen if self.probes_admitted < self.config.half_open_permits => {
+                self.probes_admitted = self.probes_admitted.saturating_add(1);
+                self.probes_in_flight = self.probes_in_flight.saturating_add(1);
                 Ok(true)
             }
             BreakerState::HalfOpen => Err(Rejection::ProbesBusy),
@@ -332,14 +362,14 @@ impl Breaker {
         };
         match result {
             Ok(probe) => {
-                self.stats.admitted += 1;
+                self.count_admitted();
                 Ok(Permit {
                     generation: self.generation,
                     probe,
                 })
             }
             Err(r) => {
-                self.stats.rejected += 1;
+                self.stats.rejected = self.stats.rejected.saturating_add(1);
                 Err(r)
             }
         }
@@ -353,8 +383,12 @@ impl Breaker {
         now: Instant,
     ) -> Option<Transition> {
         match outcome {
-            CallOutcome::Success { .. } => self.stats.successes += 1,
-            CallOutcome::HealthFailure => self.stats.failures += 1,
+            CallOutcome::Success { .. } => {
+                self.stats.successes = self.stats.successes.saturating_add(1)
+            }
+            CallOutcome::HealthFailure => {
+                self.stats.failures = self.stats.failures.saturating_add(1)
+            }
             CallOutcome::Neutral | CallOutcome::Cancelled => {}
         }
         if permit.generation != self.generation || self.state == BreakerState::Disabled {
@@ -363,6 +397,10 @@ impl Breaker {
         }
         if permit.probe {
             self.probes_in_flight = self.probes_in_flight.saturating_sub(1);
+            if matches!(outcome, CallOutcome::Neutral | CallOutcome::Cancelled) {
+                // No verdict: its slot goes to another probe.
+                self.probes_admitted = self.probes_admitted.saturating_sub(1);
+            }
         }
         match self.state {
             BreakerState::Closed => {
@@ -379,8 +417,12 @@ impl Breaker {
             }
             BreakerState::HalfOpen if permit.probe => match outcome {
                 CallOutcome::Success { .. } => {
-                    self.probe_successes += 1;
-                    (self.probe_successes >= self.config.success_threshold).then(|| {
+                    self.probe_successes = self.probe_successes.saturating_add(1);
+                    let needed = self
+                        .config
+                        .success_threshold
+                        .min(self.config.half_open_permits);
+                    (self.probe_successes >= needed).then(|| {
                         self.transition(
                             BreakerState::Closed,
                             TransitionReason::ProbesSucceeded,
@@ -398,12 +440,19 @@ impl Breaker {
     }
 
     /// A server-directed wait (a rate limit): every call waits until `now + wait`.
-    /// Not a failure.
-    pub fn pause(&mut self, wait: Duration, now: Instant) {
-        let until = now + wait;
+    /// Not a failure. A wait longer than the configured `max_pause` is refused
+    /// (counted in [`BreakerStats::pauses_refused`]): returns whether the provider
+    /// is paused for it.
+    pub fn pause(&mut self, wait: Duration, now: Instant) -> bool {
+        if wait > self.config.max_pause {
+            self.stats.pauses_refused = self.stats.pauses_refused.saturating_add(1);
+            return false;
+        }
+        let until = later(now, wait);
         if self.paused_until.is_none_or(|t| t < until) {
             self.paused_until = Some(until);
         }
+        true
     }
 
     /// The open timer fired for `generation`: half-open if it is still current.
@@ -422,11 +471,13 @@ impl Breaker {
         (self.state != to).then(|| self.transition(to, TransitionReason::Forced, now))
     }
 
-    /// Back to closed with empty counters.
+    /// Back to closed with empty counters: the window, the open-time growth, any
+    /// pause and every counter of [`BreakerStats`].
     pub fn reset(&mut self, now: Instant) -> Option<Transition> {
         self.paused_until = None;
         self.reopen_count = 0;
         self.clear_window();
+        self.stats = BreakerStats::default();
         (self.state != BreakerState::Closed)
             .then(|| self.transition(BreakerState::Closed, TransitionReason::Reset, now))
     }
@@ -452,7 +503,8 @@ impl Breaker {
     fn record(&mut self, now: Instant, failed: bool, slow: bool) {
         self.forget_old(now);
         if failed {
-            if self.recent_failures.len() as u32 >= self.config.failure_threshold {
+            let kept = u32::try_from(self.recent_failures.len()).unwrap_or(u32::MAX);
+            if kept >= self.config.failure_threshold {
                 self.recent_failures.pop_front();
             }
             self.recent_failures.push_back(now);
@@ -474,9 +526,9 @@ impl Breaker {
             });
         }
         if let Some(b) = self.buckets.back_mut() {
-            b.calls += 1;
-            b.failures += u32::from(failed);
-            b.slow += u32::from(slow);
+            b.calls = b.calls.saturating_add(1);
+            b.failures = b.failures.saturating_add(u32::from(failed));
+            b.slow = b.slow.saturating_add(u32::from(slow));
         }
     }
 
@@ -486,12 +538,16 @@ impl Breaker {
     }
 
     fn trip_reason(&self) -> Option<TransitionReason> {
-        let failures = self.recent_failures.len() as u32;
+        let failures = u32::try_from(self.recent_failures.len()).unwrap_or(u32::MAX);
         if failures >= self.config.failure_threshold {
             return Some(TransitionReason::FailureThreshold { failures });
         }
         let (calls, failed, slow) = self.buckets.iter().fold((0u32, 0u32, 0u32), |acc, b| {
-            (acc.0 + b.calls, acc.1 + b.failures, acc.2 + b.slow)
+            (
+                acc.0.saturating_add(b.calls),
+                acc.1.saturating_add(b.failures),
+                acc.2.saturating_add(b.slow),
+            )
         });
         if calls >= self.config.min_calls.max(1) {
             let calls = f64::from(calls);
@@ -517,24 +573,17 @@ impl Breaker {
     ) -> Transition {
         let from = self.state;
         self.state = to;
-        self.generation += 1;
+        self.generation = self.generation.wrapping_add(1);
         self.probes_in_flight = 0;
+        self.probes_admitted = 0;
         self.probe_successes = 0;
         let mut open_for = None;
         match to {
             BreakerState::Open => {
-                let factor = self
-                    .config
-                    .open_multiplier
-                    .powi(self.reopen_count.min(64) as i32);
-                let d = self
-                    .config
-                    .open_for
-                    .mul_f64(factor.min(1e9))
-                    .min(self.config.max_open_for);
+                let d = open_time(&self.config, self.reopen_count);
                 self.reopen_count = self.reopen_count.saturating_add(1);
-                self.open_until = Some(now + d);
-                self.stats.opened += 1;
+                self.open_until = Some(later(now, d));
+                self.stats.opened = self.stats.opened.saturating_add(1);
                 open_for = Some(d);
             }
             BreakerState::Closed => {
@@ -556,6 +605,18 @@ impl Breaker {
             generation: self.generation,
         }
     }
+}
+
+/// How long the breaker stays open after `reopens` consecutive re-opens:
+/// `open_for * open_multiplier^reopens`, capped at `max_open_for`, computed so that
+/// no setting can overflow.
+fn open_time(config: &BreakerConfig, reopens: u32) -> Duration {
+    let exponent = i32::try_from(reopens.min(64)).unwrap_or(64);
+    let factor = config.open_multiplier.powi(exponent);
+    let secs = config.open_for.as_secs_f64() * factor;
+    Duration::try_from_secs_f64(secs)
+        .unwrap_or(config.max_open_for)
+        .min(config.max_open_for)
 }
 
 #[cfg(test)]
@@ -819,6 +880,113 @@ mod tests {
         b.on_outcome(p, CallOutcome::Success { elapsed: s(0) }, now)
             .unwrap();
         assert_eq!(fail(&mut b, now).unwrap().open_for, Some(s(10)));
+    }
+
+    #[test]
+    fn half_open_admits_its_permits_in_total_not_at_once() {
+        let now = Instant::now();
+        let mut b = Breaker::new(BreakerConfig {
+            half_open_permits: 3,
+            success_threshold: 3,
+            ..config(3)
+        });
+        open_then_half_open(&mut b, now);
+        let ok = CallOutcome::Success {
+            elapsed: Duration::from_millis(1),
+        };
+        // One after another: each probe ends before the next is asked for.
+        for _ in 0..2 {
+            let p = b.try_acquire(now).unwrap();
+            assert!(b.on_outcome(p, ok, now).is_none());
+        }
+        let third = b.try_acquire(now).unwrap();
+        assert_eq!(b.try_acquire(now), Err(Rejection::ProbesBusy));
+        // A probe without a verdict gives its slot to another.
+        assert!(b.on_outcome(third, CallOutcome::Neutral, now).is_none());
+        let fourth = b.try_acquire(now).unwrap();
+        assert_eq!(b.try_acquire(now), Err(Rejection::ProbesBusy));
+        assert_eq!(
+            b.on_outcome(fourth, ok, now).map(|t| t.to),
+            Some(BreakerState::Closed)
+        );
+    }
+
+    #[test]
+    fn a_success_threshold_above_the_permits_closes_on_every_probe_succeeding() {
+        let now = Instant::now();
+        let mut b = Breaker::new(BreakerConfig {
+            half_open_permits: 1,
+            success_threshold: 2,
+            ..config(3)
+        });
+        open_then_half_open(&mut b, now);
+        let p = b.try_acquire(now).unwrap();
+        let ok = CallOutcome::Success {
+            elapsed: Duration::from_millis(1),
+        };
+        assert_eq!(
+            b.on_outcome(p, ok, now).map(|t| t.to),
+            Some(BreakerState::Closed)
+        );
+    }
+
+    #[test]
+    fn waits_above_the_cap_are_refused_and_none_overflows() {
+        let now = Instant::now();
+        let mut b = Breaker::new(config(3));
+        assert!(!b.pause(Duration::from_secs(86_400), now));
+        assert!(!b.pause(Duration::MAX, now));
+        assert_eq!(b.paused_until(now), None);
+        assert_eq!(b.stats(now).pauses_refused, 2);
+        let mut uncapped = Breaker::new(BreakerConfig {
+            max_pause: Duration::MAX,
+            ..config(3)
+        });
+        assert!(uncapped.pause(Duration::MAX, now));
+        assert!(uncapped.paused_until(now).is_some());
+        assert!(matches!(
+            uncapped.try_acquire(now),
+            Err(Rejection::Paused { .. })
+        ));
+    }
+
+    #[test]
+    fn extreme_open_times_do_not_overflow() {
+        let now = Instant::now();
+        let mut b = Breaker::new(BreakerConfig {
+            failure_threshold: 1,
+            open_for: Duration::MAX,
+            open_multiplier: 1e300,
+            max_open_for: Duration::MAX,
+            half_open_permits: 1,
+            success_threshold: 1,
+            ..BreakerConfig::default()
+        });
+        for _ in 0..3 {
+            let t = fail(&mut b, now).unwrap();
+            assert_eq!(t.open_for, Some(Duration::MAX));
+            b.on_open_timer(t.generation, now).unwrap();
+        }
+    }
+
+    #[test]
+    fn reset_empties_every_counter_and_a_restart_moves_the_generation() {
+        let now = Instant::now();
+        let mut b = Breaker::new(config(2));
+        fail(&mut b, now);
+        fail(&mut b, now);
+        assert!(b.stats(now).failures > 0 && b.stats(now).opened == 1);
+        b.reset(now);
+        assert_eq!(b.stats(now), BreakerStats::default());
+        let before = b.generation();
+        let stale = b.try_acquire(now).unwrap();
+        let mut fresh = b.restarted();
+        assert_eq!(fresh.state(), BreakerState::Closed);
+        assert!(fresh.generation() > before);
+        assert!(fresh
+            .on_outcome(stale, CallOutcome::HealthFailure, now)
+            .is_none());
+        assert_eq!(fresh.stats(now).failures_in_window, 0);
     }
 
     #[test]

@@ -149,16 +149,27 @@ impl Handler<RequestFinished> for RetryCoordinator {
 }
 
 /// An attempt was made but its outcome is not a failure the coordinator decides
-/// on (a cancelled attempt): counted so attempts add up to the provider's calls.
-#[derive(Debug, Clone, Message)]
+/// on (a cancelled attempt, one the deadline cut, one the stream retries at once
+/// in another form): counted so attempts add up to the provider's calls.
+#[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "()")]
-pub struct AttemptAbandoned;
+pub struct AttemptAbandoned {
+    /// How it ended: `cancelled`, or a failure category's name.
+    pub outcome: &'static str,
+}
+
+impl AttemptAbandoned {
+    /// An attempt its caller cancelled.
+    pub const CANCELLED: AttemptAbandoned = AttemptAbandoned {
+        outcome: "cancelled",
+    };
+}
 
 impl Handler<AttemptAbandoned> for RetryCoordinator {
     type Result = ();
 
-    fn handle(&mut self, _: AttemptAbandoned, _: &mut Context<Self>) {
-        self.metrics.record_attempt("cancelled");
+    fn handle(&mut self, msg: AttemptAbandoned, _: &mut Context<Self>) {
+        self.metrics.record_attempt(msg.outcome);
     }
 }
 

@@ -51,16 +51,44 @@ impl Default for Backoff {
 }
 
 impl Backoff {
+    /// Sets the attempts in all, the first included (at least 1).
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = n.max(1);
+        self
+    }
+
+    /// Sets the delay before the first retry.
+    pub fn base(mut self, base: Duration) -> Self {
+        self.base = base;
+        self
+    }
+
+    /// Sets the growth per retry.
+    pub fn multiplier(mut self, multiplier: f64) -> Self {
+        self.multiplier = multiplier;
+        self
+    }
+
+    /// Sets the cap on one delay.
+    pub fn max_delay(mut self, max_delay: Duration) -> Self {
+        self.max_delay = max_delay;
+        self
+    }
+
+    /// Sets the randomisation.
+    pub fn jitter(mut self, jitter: Jitter) -> Self {
+        self.jitter = jitter;
+        self
+    }
+
     /// The un-jittered delay before retry number `retry` (1 for the first retry).
     pub fn raw_delay(&self, retry: u32) -> Duration {
-        let factor = self
-            .multiplier
-            .powi(retry.saturating_sub(1).min(1000) as i32);
-        let secs = self.base.as_secs_f64() * factor;
+        let exponent = i32::try_from(retry.saturating_sub(1).min(1000)).unwrap_or(1000);
+        let secs = self.base.as_secs_f64() * self.multiplier.powi(exponent);
         if !secs.is_finite() || secs >= self.max_delay.as_secs_f64() {
             self.max_delay
         } else {
-            Duration::from_secs_f64(secs)
+            Duration::try_from_secs_f64(secs).unwrap_or(self.max_delay)
         }
     }
 
@@ -75,25 +103,43 @@ impl Backoff {
         let d = self.raw_delay(retry);
         match self.jitter {
             Jitter::None => d,
-            Jitter::Full => d.mul_f64(random),
-            Jitter::Equal => d / 2 + (d / 2).mul_f64(random),
+            Jitter::Full => scaled(d, random),
+            Jitter::Equal => (d / 2).saturating_add(scaled(d / 2, random)),
             Jitter::Decorrelated => {
                 let low = self.base.as_secs_f64();
                 let high = previous.unwrap_or(self.base).as_secs_f64() * 3.0;
                 let secs = low + (high - low).max(0.0) * random;
-                Duration::from_secs_f64(secs.min(self.max_delay.as_secs_f64()))
+                Duration::try_from_secs_f64(secs)
+                    .unwrap_or(self.max_delay)
+                    .min(self.max_delay)
             }
         }
     }
 }
 
-/// The retry policy of a provider (or of one request, as an override).
+/// `d * factor` for a factor in `[0, 1]`, never above `d` (float rounding of a
+/// huge `d` cannot overflow it).
+fn scaled(d: Duration, factor: f64) -> Duration {
+    Duration::try_from_secs_f64(d.as_secs_f64() * factor)
+        .unwrap_or(d)
+        .min(d)
+}
+
+/// The retry policy of a provider (or of one request, as an override). Every
+/// field has a builder method of the same name.
 ///
 /// ```
-/// use steer_actors::{Category, RetryPolicy};
-/// let policy = RetryPolicy::default().retry_on(Category::ServerError, false);
+/// use std::time::Duration;
+/// use steer_actors::{Backoff, Category, RetryPolicy};
+/// let policy = RetryPolicy::default()
+///     .retry_on(Category::ServerError, false)
+///     .max_attempts(5)
+///     .max_server_wait(Duration::from_secs(30))
+///     .max_total_backoff(Some(Duration::from_secs(20)))
+///     .per_category(Category::RateLimited, Backoff::default().base(Duration::from_secs(1)));
 /// assert!(!policy.retries(Category::ServerError));
 /// assert!(policy.retries(Category::Overloaded));
+/// assert_eq!(policy.backoff_for(Category::RateLimited).base, Duration::from_secs(1));
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RetryPolicy {
@@ -148,10 +194,34 @@ impl RetryPolicy {
         self
     }
 
-    /// Sets the backoff for every category.
+    /// Sets the backoff for every category without its own.
     pub fn backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
         self
+    }
+
+    /// Sets the backoff of one category (e.g. longer for rate limits).
+    pub fn per_category(mut self, category: Category, backoff: Backoff) -> Self {
+        self.per_category.insert(category, backoff);
+        self
+    }
+
+    /// Sets the longest server-directed wait that is honoured.
+    pub fn max_server_wait(mut self, wait: Duration) -> Self {
+        self.max_server_wait = wait;
+        self
+    }
+
+    /// Sets the cap on the sum of one request's backoff delays (`None`: no cap).
+    pub fn max_total_backoff(mut self, limit: Option<Duration>) -> Self {
+        self.max_total_backoff = limit;
+        self
+    }
+
+    /// Whether retries of `category` were switched off explicitly with
+    /// [`RetryPolicy::retry_on`].
+    pub fn switched_off(&self, category: Category) -> bool {
+        self.enabled.get(&category) == Some(&false)
     }
 
     /// Whether failures of `category` may be retried at all.
@@ -185,9 +255,11 @@ impl RetryPolicy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GiveUp {
-    /// The failure is not retryable (by its category or `x-should-retry`).
+    /// The failure is not retryable: its category is not retried by default (a
+    /// bad request, a bad key, ...) or the server said `x-should-retry: false`.
     NotRetryable,
-    /// Retries of this category are switched off.
+    /// Retries of this category were switched off by the policy
+    /// ([`RetryPolicy::retry_on`]).
     CategoryDisabled,
     /// Every allowed attempt was made.
     AttemptsExhausted,
@@ -240,10 +312,10 @@ pub fn decide(
     state: AttemptState,
     random: f64,
 ) -> Decision {
-    if !policy.retries(failure.category) {
+    if policy.switched_off(failure.category) {
         return Decision::GiveUp(GiveUp::CategoryDisabled);
     }
-    if !failure.retryable {
+    if !policy.retries(failure.category) || !failure.retryable {
         return Decision::GiveUp(GiveUp::NotRetryable);
     }
     let backoff = policy.backoff_for(failure.category);
@@ -261,7 +333,7 @@ pub fn decide(
         ),
     };
     if let Some(limit) = policy.max_total_backoff {
-        if state.backoff_so_far + delay > limit {
+        if state.backoff_so_far.saturating_add(delay) > limit {
             return Decision::GiveUp(GiveUp::BackoffLimit);
         }
     }
@@ -365,6 +437,58 @@ mod tests {
             decide(&p, &failure(Category::InvalidRequest), state(1), 0.5),
             Decision::GiveUp(GiveUp::NotRetryable)
         );
+    }
+
+    #[test]
+    fn a_category_not_retried_by_default_is_not_retryable_not_switched_off() {
+        let p = RetryPolicy::default();
+        assert_eq!(
+            decide(&p, &failure(Category::InvalidRequest), state(1), 0.5),
+            Decision::GiveUp(GiveUp::NotRetryable)
+        );
+        let off = p.retry_on(Category::InvalidRequest, false);
+        assert_eq!(
+            decide(&off, &failure(Category::InvalidRequest), state(1), 0.5),
+            Decision::GiveUp(GiveUp::CategoryDisabled)
+        );
+    }
+
+    #[test]
+    fn extreme_settings_and_waits_never_overflow() {
+        let huge = Backoff {
+            max_attempts: u32::MAX,
+            base: Duration::MAX,
+            multiplier: f64::MAX,
+            max_delay: Duration::MAX,
+            jitter: Jitter::Decorrelated,
+        };
+        for retry in [0, 1, 2, 1000, u32::MAX] {
+            for random in [0.0, 0.5, 1.0, f64::NAN] {
+                assert!(huge.delay(retry, Some(Duration::MAX), random) <= Duration::MAX);
+                for jitter in [Jitter::None, Jitter::Full, Jitter::Equal] {
+                    let b = Backoff { jitter, ..huge };
+                    let _ = b.delay(retry, None, random);
+                }
+            }
+        }
+        let p = RetryPolicy {
+            backoff: huge,
+            max_server_wait: Duration::MAX,
+            max_total_backoff: Some(Duration::MAX),
+            ..RetryPolicy::default()
+        };
+        let mut f = failure(Category::RateLimited);
+        f.retry_after = Some(Duration::MAX);
+        let s = AttemptState {
+            attempts: 1,
+            backoff_so_far: Duration::MAX,
+            previous_delay: Some(Duration::MAX),
+            time_left: None,
+        };
+        assert!(matches!(
+            decide(&p, &f, s, 0.5),
+            Decision::Retry { .. } | Decision::GiveUp(_)
+        ));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::policy::AttemptState;
+use crate::clock::later_tokio;
 
 /// The retry progress of one request (owned by its actor).
 #[derive(Debug, Clone)]
@@ -21,14 +22,14 @@ impl Progress {
             attempts: 0,
             backoff_so_far: Duration::ZERO,
             previous_delay: None,
-            deadline: deadline.map(|d| tokio::time::Instant::now() + d),
+            deadline: deadline.map(|d| later_tokio(tokio::time::Instant::now(), d)),
             reported: false,
         }
     }
 
     /// Counts a new attempt; returns its number (1-based).
     pub fn start_attempt(&mut self) -> u32 {
-        self.attempts += 1;
+        self.attempts = self.attempts.saturating_add(1);
         self.attempts
     }
 
@@ -50,9 +51,28 @@ impl Progress {
 
     /// `limit`, shortened to the time left before the deadline.
     pub fn bounded(&self, limit: Option<Duration>) -> Option<Duration> {
+        self.attempt_limit(limit).map(|l| l.duration)
+    }
+
+    /// The time one attempt may take: `limit`, or the time left before the
+    /// deadline when that is shorter (then `by_deadline` is set). One reading of
+    /// the clock decides both, so a deadline that cuts an attempt is always
+    /// reported as the deadline, never as the attempt's own timeout.
+    pub fn attempt_limit(&self, limit: Option<Duration>) -> Option<AttemptLimit> {
         match (limit, self.time_left()) {
-            (Some(a), Some(d)) => Some(a.min(d)),
-            (a, d) => a.or(d),
+            (Some(a), Some(left)) if left <= a => Some(AttemptLimit {
+                duration: left,
+                by_deadline: true,
+            }),
+            (Some(a), _) => Some(AttemptLimit {
+                duration: a,
+                by_deadline: false,
+            }),
+            (None, Some(left)) => Some(AttemptLimit {
+                duration: left,
+                by_deadline: true,
+            }),
+            (None, None) => None,
         }
     }
 
@@ -82,9 +102,20 @@ impl Progress {
 
     /// Records a scheduled backoff delay.
     pub fn backed_off(&mut self, delay: Duration) {
-        self.backoff_so_far += delay;
+        self.backoff_so_far = self.backoff_so_far.saturating_add(delay);
         self.previous_delay = Some(delay);
     }
+}
+
+/// How long one attempt may run, and whether the request's deadline is what
+/// limits it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttemptLimit {
+    /// The time the attempt may take.
+    pub duration: Duration,
+    /// Whether it is the time left before the deadline (a timeout is then the
+    /// deadline's).
+    pub by_deadline: bool,
 }
 
 #[cfg(test)]
@@ -99,5 +130,27 @@ mod tests {
         assert_eq!(open_ended.pause_wait(s(61), s(60)), None);
         let bounded = Progress::new(Some(s(3)));
         assert_eq!(bounded.pause_wait(s(5), s(60)), None);
+    }
+
+    #[test]
+    fn a_deadline_shorter_than_the_attempt_timeout_is_named_as_the_limit() {
+        let s = Duration::from_secs;
+        let p = Progress::new(Some(s(3)));
+        let limit = p.attempt_limit(Some(s(10))).unwrap();
+        assert!(limit.by_deadline && limit.duration <= s(3));
+        let limit = p.attempt_limit(None).unwrap();
+        assert!(limit.by_deadline);
+        let open = Progress::new(None);
+        assert_eq!(
+            open.attempt_limit(Some(s(10))),
+            Some(AttemptLimit {
+                duration: s(10),
+                by_deadline: false
+            })
+        );
+        assert_eq!(open.attempt_limit(None), None);
+        // A deadline too far away to represent is no panic.
+        let far = Progress::new(Some(Duration::MAX));
+        assert!(far.time_left().is_some());
     }
 }
