@@ -562,3 +562,56 @@ async fn a_stream_the_breaker_stops_after_content_keeps_its_partial_text() {
     let partial = stored_partial(&client, &req).await;
     assert_eq!(partial.expect("kept").text, delivered);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_broken_after_its_last_allowed_token_completes_without_asking_again() {
+    let mock = MockServer::builder().start_background().unwrap();
+    let client = client(&mock);
+    for model in MODELS {
+        let id = format!("at-limit-{model}");
+        let req = request(model).request_id(id.as_str()).max_tokens(5);
+        let whole = expected_text(&req, None);
+        // After every allowed token, just before the terminal events.
+        mock.clear_requests();
+        mock.script_key(&id, [FaultPlan::reset(10_000)]);
+        let got = collect(client.stream(req.clone()).await.unwrap()).await;
+        assert!(got.error.is_none(), "{model}: {:?}", got.error);
+        assert_eq!(got.text(), whole, "{model}");
+        assert_eq!(mock.requests().len(), 1, "{model}: no continuation is sent");
+        assert!(matches!(
+            got.events.last(),
+            Some(StreamEvent::Complete {
+                finish_reason: steer_llm::FinishReason::Length,
+                ..
+            })
+        ));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_continuation_never_delivers_more_than_max_tokens() {
+    let mock = MockServer::builder().start_background().unwrap();
+    let client = client(&mock);
+    for model in ["anthropic/claude-3-5-haiku-latest", "anthropic/claude-opus-4-6"] {
+        for after in 1..8 {
+            let id = format!("limit-{model}-{after}");
+            let req = request(model).request_id(id.as_str()).max_tokens(8);
+            let whole = expected_text(&req, None);
+            mock.clear_requests();
+            mock.script_key(&id, [FaultPlan::reset(after)]);
+            let got = collect(client.stream(req.clone()).await.unwrap()).await;
+            assert!(got.error.is_none(), "{model} {after}: {:?}", got.error);
+            assert_eq!(got.text(), whole, "{model} after {after}");
+            let deltas = got
+                .events
+                .iter()
+                .filter(|e| matches!(e, StreamEvent::TextDelta { .. }))
+                .count();
+            assert!(deltas <= 8, "{model} after {after}: {deltas} deltas");
+            // The continuation may spend tokens on what the seam drops, and no more.
+            let log = mock.requests();
+            let asked = log[1].body["max_tokens"].as_u64().unwrap();
+            assert!(asked <= 8, "{model} after {after}: asked for {asked}");
+        }
+    }
+}

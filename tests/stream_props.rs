@@ -1,0 +1,227 @@
+//! The promise of a resumed stream, as a property over the request's parameters
+//! and the fault points, through the real HTTP path against the mock: whatever
+//! `max_tokens`, stop sequence, reply length, fault kind and fault point (one
+//! fault, or a second one in the continuation), for all three wire formats and a
+//! model that rejects prefill, the spliced text equals the fault-free reply for the
+//! same request and never holds more deltas (tokens) than `max_tokens`.
+
+mod common;
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use steer_llm::mock::text::{self, Finish, Turn};
+use steer_llm::mock::{FaultPlan, MockServer};
+use steer_llm::{
+    Backoff, BreakerConfig, ChatRequest, Client, FinishReason, Jitter, RetryPolicy, StreamEvent,
+};
+
+const MODELS: [&str; 4] = [
+    "openai/gpt-4o-mini",
+    "anthropic/claude-3-5-haiku-latest",
+    "xai/grok-3-mini",
+    // Rejects prefill: continued by the "continue" message, overlap dropped.
+    "anthropic/claude-opus-4-6",
+];
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Reset,
+    Truncate,
+    InBandServerError,
+    InBandOverloaded,
+    MalformedJson,
+    Stall,
+}
+
+impl Kind {
+    fn plan(self, after: usize) -> FaultPlan {
+        match self {
+            Kind::Reset => FaultPlan::reset(after),
+            Kind::Truncate => FaultPlan::truncate(after),
+            Kind::InBandServerError => FaultPlan::stream_error("server_error", after),
+            Kind::InBandOverloaded => FaultPlan::stream_error("overloaded", after),
+            Kind::MalformedJson => format!("malformed_json?after={after}")
+                .parse()
+                .expect("a fault plan"),
+            Kind::Stall => FaultPlan::stall(after),
+        }
+    }
+}
+
+fn kind() -> impl Strategy<Value = Kind> {
+    prop_oneof![
+        3 => Just(Kind::Reset),
+        3 => Just(Kind::Truncate),
+        3 => Just(Kind::InBandServerError),
+        2 => Just(Kind::InBandOverloaded),
+        2 => Just(Kind::MalformedJson),
+        1 => Just(Kind::Stall),
+    ]
+}
+
+#[derive(Debug, Clone)]
+struct Case {
+    model: &'static str,
+    topic: u16,
+    max_tokens: Option<u32>,
+    /// A word of the fault-free reply used as a stop sequence, by index.
+    stop_word: Option<usize>,
+    first: (Kind, usize),
+    second: Option<(Kind, usize)>,
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    (
+        prop::sample::select(&MODELS[..]),
+        0u16..500,
+        prop_oneof![1 => Just(None), 3 => (1u32..60).prop_map(Some)],
+        prop_oneof![3 => Just(None), 1 => (0usize..50).prop_map(Some)],
+        (kind(), 0usize..60),
+        prop_oneof![2 => Just(None), 1 => (kind(), 0usize..40).prop_map(Some)],
+    )
+        .prop_map(
+            |(model, topic, max_tokens, stop_word, first, second)| Case {
+                model,
+                topic,
+                max_tokens,
+                stop_word,
+                first,
+                second,
+            },
+        )
+}
+
+fn turns(req: &ChatRequest) -> Vec<Turn> {
+    req.messages
+        .iter()
+        .map(|m| Turn::new(m.role.as_str(), &m.content))
+        .collect()
+}
+
+/// The request of a case, and the mock's fault-free reply to it.
+fn request(case: &Case, id: &str) -> (ChatRequest, text::Reply) {
+    let mut req = ChatRequest::new(case.model)
+        .unwrap()
+        .system("You are terse.")
+        .user(format!("Tell me about rivers, number {}.", case.topic))
+        .request_id(id);
+    if let Some(max) = case.max_tokens {
+        req = req.max_tokens(max);
+    }
+    if let Some(i) = case.stop_word {
+        let whole = text::reply(req.model.model(), &turns(&req), None, &[], None);
+        let word = whole.chunks[i % whole.chunks.len()].trim().to_string();
+        if !word.is_empty() {
+            req = req.stop(word);
+        }
+    }
+    let reply = text::reply(
+        req.model.model(),
+        &turns(&req),
+        req.max_tokens,
+        &req.stop,
+        None,
+    );
+    (req, reply)
+}
+
+fn client(mock: &MockServer) -> Client {
+    Client::builder()
+        .providers(mock.providers().unwrap())
+        .retry(RetryPolicy::default().backoff(Backoff {
+            max_attempts: 5,
+            base: Duration::from_millis(1),
+            multiplier: 2.0,
+            max_delay: Duration::from_millis(4),
+            jitter: Jitter::None,
+        }))
+        .breaker(BreakerConfig {
+            failure_threshold: 1_000_000,
+            ..BreakerConfig::default()
+        })
+        .stream_timeouts(
+            Some(Duration::from_secs(10)),
+            Some(Duration::from_secs(10)),
+            Some(Duration::from_millis(150)),
+        )
+        .build()
+        .unwrap()
+}
+
+async fn check(client: &Client, mock: &MockServer, case: &Case, n: u64) -> Result<(), String> {
+    let id = format!("prop-{n}");
+    let (req, reply) = request(case, &id);
+    let mut plans = vec![case.first.0.plan(case.first.1)];
+    if let Some((kind, after)) = case.second {
+        plans.push(kind.plan(after));
+    }
+    mock.script_key(&id, plans);
+    let mut stream = client.stream(req).await.map_err(|e| e.to_string())?;
+    let mut text = String::new();
+    let mut deltas = 0u32;
+    let mut finish = None;
+    loop {
+        let next = tokio::time::timeout(Duration::from_secs(20), stream.next())
+            .await
+            .map_err(|_| "the stream hung".to_string())?;
+        match next {
+            None => break,
+            Some(Err(e)) => return Err(format!("stream failed: {e}")),
+            Some(Ok(StreamEvent::TextDelta { text: t, offset })) => {
+                if offset != text.chars().count() {
+                    return Err(format!("offset {offset} after {:?}", text));
+                }
+                text.push_str(&t);
+                deltas += 1;
+            }
+            Some(Ok(StreamEvent::Complete { finish_reason, .. })) => finish = Some(finish_reason),
+            Some(Ok(_)) => {}
+        }
+    }
+    let expected = reply.text();
+    if text != expected {
+        return Err(format!("spliced {text:?}\n  fault-free {expected:?}"));
+    }
+    if let Some(max) = case.max_tokens {
+        if deltas > max {
+            return Err(format!("{deltas} deltas for max_tokens {max}"));
+        }
+    }
+    if reply.finish == Finish::Length && finish != Some(FinishReason::Length) {
+        return Err(format!("finish {finish:?}, fault-free was cut by max_tokens"));
+    }
+    Ok(())
+}
+
+#[test]
+fn a_resumed_stream_equals_the_fault_free_reply_for_every_parameter_and_fault() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mock = MockServer::builder()
+        .stall_limit(Duration::from_secs(2))
+        .record_requests(false)
+        .start_background()
+        .unwrap();
+    let client = runtime.block_on(async { client(&mock) });
+    let mut runner = TestRunner::new(Config {
+        cases: 160,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let n = std::sync::atomic::AtomicU64::new(0);
+    let result = runner.run(&case(), |case| {
+        let n = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        runtime
+            .block_on(check(&client, &mock, &case, n))
+            .map_err(TestCaseError::fail)
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
