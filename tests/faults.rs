@@ -454,7 +454,7 @@ async fn transport_failures_are_typed() {
         .dns_resolver(std::sync::Arc::new(NoNames))
         .build()
         .unwrap();
-    let providers = common::openai_at("http://api.example.invalid/v1", http);
+    let providers = common::openai_at("https://api.example.invalid/v1", http);
     let err = generate_err(&providers, "openai/gpt-4o-mini").await;
     assert_eq!(err.transport_kind(), Some(TransportKind::Dns), "{err:?}");
 

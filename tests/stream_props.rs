@@ -191,7 +191,9 @@ async fn check(client: &Client, mock: &MockServer, case: &Case, n: u64) -> Resul
         }
     }
     if reply.finish == Finish::Length && finish != Some(FinishReason::Length) {
-        return Err(format!("finish {finish:?}, fault-free was cut by max_tokens"));
+        return Err(format!(
+            "finish {finish:?}, fault-free was cut by max_tokens"
+        ));
     }
     Ok(())
 }

@@ -592,7 +592,10 @@ async fn a_stream_broken_after_its_last_allowed_token_completes_without_asking_a
 async fn a_continuation_never_delivers_more_than_max_tokens() {
     let mock = MockServer::builder().start_background().unwrap();
     let client = client(&mock);
-    for model in ["anthropic/claude-3-5-haiku-latest", "anthropic/claude-opus-4-6"] {
+    for model in [
+        "anthropic/claude-3-5-haiku-latest",
+        "anthropic/claude-opus-4-6",
+    ] {
         for after in 1..8 {
             let id = format!("limit-{model}-{after}");
             let req = request(model).request_id(id.as_str()).max_tokens(8);

@@ -6,6 +6,7 @@ use crate::error::Error;
 use crate::secret::ApiKey;
 
 use super::http::default_http_client;
+use crate::wire::sse::DEFAULT_MAX_EVENT_BYTES;
 
 /// Default time allowed to open a TCP (and TLS) connection.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -22,6 +23,8 @@ pub struct EndpointBuilder {
     pub(crate) base_env: Option<&'static str>,
     pub(crate) http: Option<reqwest::Client>,
     pub(crate) connect_timeout: Duration,
+    pub(crate) max_event_bytes: usize,
+    pub(crate) allow_insecure_http: bool,
 }
 
 impl std::fmt::Debug for EndpointBuilder {
@@ -43,6 +46,8 @@ pub(crate) struct Endpoint {
     pub url: reqwest::Url,
     pub api_key: Option<ApiKey>,
     pub http: reqwest::Client,
+    /// Largest server-sent event accepted from this endpoint.
+    pub max_event_bytes: usize,
 }
 
 impl EndpointBuilder {
@@ -61,6 +66,8 @@ impl EndpointBuilder {
             base_env,
             http: None,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
+            allow_insecure_http: false,
         }
     }
 
@@ -99,6 +106,18 @@ impl EndpointBuilder {
                 )));
             }
         }
+        if api_key.is_some()
+            && parsed.scheme() == "http"
+            && !is_loopback(&parsed)
+            && !self.allow_insecure_http
+        {
+            return Err(Error::Config(format!(
+                "provider {:?}: base URL {base_url:?} would send the API key in clear text to a \
+                 host that is not this machine; use https, or opt in with \
+                 allow_insecure_http(true)",
+                self.name
+            )));
+        }
         let http = match self.http {
             Some(c) => c,
             None => default_http_client(self.connect_timeout)?,
@@ -116,7 +135,23 @@ impl EndpointBuilder {
             url,
             api_key,
             http,
+            max_event_bytes: self.max_event_bytes,
         })
+    }
+}
+
+/// Whether `url` names this machine: `localhost`, 127.0.0.0/8 or `::1`.
+fn is_loopback(url: &reqwest::Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => {
+            let host = host.to_ascii_lowercase();
+            host == "localhost" || host.ends_with(".localhost")
+        }
     }
 }
 
@@ -141,6 +176,18 @@ macro_rules! endpoint_methods {
         /// Time allowed to connect, for the default HTTP client.
         pub fn connect_timeout(mut self, timeout: std::time::Duration) -> Self {
             self.endpoint.connect_timeout = timeout;
+            self
+        }
+        /// Largest server-sent event accepted (default 1 MiB): a bigger one fails
+        /// the attempt as a malformed response instead of growing memory.
+        pub fn max_event_bytes(mut self, bytes: usize) -> Self {
+            self.endpoint.max_event_bytes = bytes.max(1);
+            self
+        }
+        /// Allows a plain `http://` base URL to a host other than this machine,
+        /// which sends the API key in clear text (default: refused at build).
+        pub fn allow_insecure_http(mut self, allow: bool) -> Self {
+            self.endpoint.allow_insecure_http = allow;
             self
         }
         /// Registers the provider under another name.

@@ -7,7 +7,6 @@ use std::error::Error as StdError;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use eventsource_stream::{EventStreamError, Eventsource};
 use futures::{FutureExt, Stream, StreamExt};
 use http::HeaderMap;
 
@@ -16,6 +15,7 @@ use crate::error::{Error, FailureKind, ProviderError, TransportKind};
 use crate::model::{ChatRequest, ChatResponse, RequestId, StreamEvent};
 use crate::secret::ApiKey;
 use crate::wire::openai::Parsed;
+use crate::wire::sse::{SseDecoder, SseEvent, DEFAULT_MAX_EVENT_BYTES};
 use crate::wire::{DecodeError, Progress, StreamDecoder};
 
 /// Largest error body kept for the classifier.
@@ -25,10 +25,14 @@ pub const RESPONSE_BODY_LIMIT: usize = 32 * 1024 * 1024;
 
 /// Builds the reqwest client steer uses when the caller gives none: rustls, no
 /// retries of its own (reliability belongs to the actors), no overall timeout
-/// (deadlines belong to the request actors), a bounded connect time.
+/// (deadlines belong to the request actors), a bounded connect time, and no
+/// redirects: a provider API never needs one, and following one would carry the
+/// key's header (Anthropic's `x-api-key` survives reqwest's cross-origin
+/// stripping) to wherever a proxy points. A 3xx is an error like any other status.
 pub fn default_http_client(connect_timeout: Duration) -> Result<reqwest::Client, Error> {
     reqwest::Client::builder()
         .connect_timeout(connect_timeout)
+        .redirect(reqwest::redirect::Policy::none())
         .retry(reqwest::retry::never())
         .tcp_nodelay(true)
         .pool_idle_timeout(Duration::from_secs(60))
@@ -43,6 +47,8 @@ pub(crate) struct CallContext {
     pub provider: String,
     pub request_id: RequestId,
     pub api_key: Option<ApiKey>,
+    /// Largest server-sent event accepted.
+    pub max_event_bytes: usize,
 }
 
 impl CallContext {
@@ -58,10 +64,21 @@ impl CallContext {
     }
 
     pub(crate) fn transport(&self, e: &reqwest::Error) -> ProviderError {
-        self.error(FailureKind::Transport {
-            kind: transport_kind(e),
-            message: self.scrub(error_chain(e)),
-        })
+        self.error(self.transport_failure(e))
+    }
+
+    /// A reqwest error as a failure: a response the HTTP parser refused (an
+    /// oversized or broken head) is a malformed response, not a network fault.
+    fn transport_failure(&self, e: &reqwest::Error) -> FailureKind {
+        let message = self.scrub(error_chain(e));
+        if is_parse_error(e) {
+            FailureKind::Malformed { message }
+        } else {
+            FailureKind::Transport {
+                kind: transport_kind(e),
+                message,
+            }
+        }
     }
 
     pub(crate) fn malformed(&self, message: String) -> ProviderError {
@@ -92,21 +109,35 @@ pub(crate) async fn send(
     }
     let status = response.status().as_u16();
     let headers = response.headers().clone();
-    let (body, _complete) = read_limited(response, ERROR_BODY_LIMIT).await;
-    let body = match &ctx.api_key {
-        Some(key) if contains(&body, key.expose().as_bytes()) => {
-            Bytes::from(key.scrub(&String::from_utf8_lossy(&body)))
-        }
-        _ => body,
-    };
+    let body = read_error_body(ctx, response).await;
     let mut err = ctx.error(FailureKind::Status { status, body });
     err.provider_request_id = provider_request_id(&headers);
     err.headers = headers;
     Err(err)
 }
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+/// An error body, at most [`ERROR_BODY_LIMIT`] bytes, with the key scrubbed out
+/// before it is cut: a cut through the key cannot leave a piece of it behind.
+async fn read_error_body(ctx: &CallContext, response: reqwest::Response) -> Bytes {
+    let Some(key) = &ctx.api_key else {
+        return read_limited(response, ERROR_BODY_LIMIT).await.0;
+    };
+    // Read a key's length past the limit, so that a key straddling the limit is
+    // seen whole; scrub; then cut.
+    let (body, _) = read_limited(
+        response,
+        ERROR_BODY_LIMIT.saturating_add(key.expose().len()),
+    )
+    .await;
+    let scrubbed = key.scrub_bytes(&body);
+    let mut cut = scrubbed.len().min(ERROR_BODY_LIMIT);
+    if let Ok(text) = std::str::from_utf8(&scrubbed) {
+        while !text.is_char_boundary(cut) {
+            cut = cut.saturating_sub(1);
+        }
+    }
+    // What is left at the cut may still end in the start of the key.
+    Bytes::from(key.scrub_bytes(&scrubbed[..cut]).into_owned())
 }
 
 /// Reads at most `limit` bytes of a body; the flag says whether it all arrived.
@@ -169,7 +200,10 @@ pub(crate) fn decode_sse<D: StreamDecoder>(
     let state = SseState {
         provider_request_id: provider_request_id(&headers),
         headers,
-        sse: Box::pin(response.bytes_stream().eventsource()),
+        body: Box::pin(response.bytes_stream()),
+        sse: SseDecoder::new(ctx.max_event_bytes),
+        framed: VecDeque::new(),
+        fed: Vec::new(),
         decoder,
         pending: VecDeque::from([start]),
         scratch: Vec::new(),
@@ -181,18 +215,19 @@ pub(crate) fn decode_sse<D: StreamDecoder>(
     Box::pin(futures::stream::unfold(state, SseState::next))
 }
 
-type SseSource = std::pin::Pin<
-    Box<
-        dyn Stream<Item = Result<eventsource_stream::Event, EventStreamError<reqwest::Error>>>
-            + Send,
-    >,
->;
+type BodySource = std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>>;
 
 struct SseState<D> {
     ctx: CallContext,
     provider_request_id: Option<String>,
     headers: HeaderMap,
-    sse: SseSource,
+    body: BodySource,
+    /// Frames the body into events, bounded.
+    sse: SseDecoder,
+    /// Events framed and not yet decoded, oldest first.
+    framed: VecDeque<SseEvent>,
+    /// The framer's output buffer, reused.
+    fed: Vec<SseEvent>,
     decoder: D,
     /// Events decoded and not yet yielded, oldest first.
     pending: VecDeque<StreamEvent>,
@@ -216,46 +251,49 @@ impl<D: StreamDecoder> SseState<D> {
             if self.done {
                 return None;
             }
-            let next = match self.sse.next().now_or_never() {
-                Some(next) => next,
-                None => {
-                    self.pending = VecDeque::new();
-                    self.scratch = Vec::new();
-                    self.sse.next().await
+            let kind = if let Some(event) = self.framed.pop_front() {
+                self.events = self.events.saturating_add(1);
+                match self
+                    .decoder
+                    .on_event(&event.event, &event.data, &mut self.scratch)
+                {
+                    Ok(progress) => {
+                        self.pending.extend(self.scratch.drain(..));
+                        self.done = progress == Progress::Done;
+                        continue;
+                    }
+                    Err(DecodeError::InBand(body)) => FailureKind::InBand {
+                        body: self.ctx.scrub(body),
+                    },
+                    Err(DecodeError::Malformed(message)) => FailureKind::Malformed {
+                        message: self.ctx.scrub(message),
+                    },
                 }
-            };
-            let kind = match next {
-                None => FailureKind::Incomplete {
-                    events: self.events,
-                },
-                Some(Err(EventStreamError::Transport(e))) => FailureKind::Transport {
-                    kind: transport_kind(&e),
-                    message: self.ctx.scrub(error_chain(&e)),
-                },
-                Some(Err(EventStreamError::Utf8(e))) => FailureKind::Malformed {
-                    message: format!("stream is not UTF-8: {e}"),
-                },
-                Some(Err(EventStreamError::Parser(e))) => FailureKind::Malformed {
-                    message: format!("malformed SSE: {e}"),
-                },
-                Some(Ok(event)) => {
-                    self.events += 1;
-                    match self
-                        .decoder
-                        .on_event(&event.event, &event.data, &mut self.scratch)
-                    {
-                        Ok(progress) => {
-                            self.pending.extend(self.scratch.drain(..));
-                            self.done = progress == Progress::Done;
+            } else {
+                let next = match self.body.next().now_or_never() {
+                    Some(next) => next,
+                    None => {
+                        self.pending = VecDeque::new();
+                        self.scratch = Vec::new();
+                        self.framed = VecDeque::new();
+                        self.fed = Vec::new();
+                        self.body.next().await
+                    }
+                };
+                match next {
+                    None => FailureKind::Incomplete {
+                        events: self.events,
+                    },
+                    Some(Err(e)) => self.ctx.transport_failure(&e),
+                    Some(Ok(bytes)) => match self.sse.push(&bytes, &mut self.fed) {
+                        Ok(()) => {
+                            self.framed.extend(self.fed.drain(..));
                             continue;
                         }
-                        Err(DecodeError::InBand(body)) => FailureKind::InBand {
-                            body: self.ctx.scrub(body),
+                        Err(e) => FailureKind::Malformed {
+                            message: format!("malformed SSE: {e}"),
                         },
-                        Err(DecodeError::Malformed(message)) => FailureKind::Malformed {
-                            message: self.ctx.scrub(message),
-                        },
-                    }
+                    },
                 }
             };
             self.done = true;
@@ -303,6 +341,19 @@ fn error_chain(e: &reqwest::Error) -> String {
         source = s.source();
     }
     out
+}
+
+/// Whether the HTTP parser refused the response (a head too large, a bad status
+/// line or header): the server answered, but not with HTTP steer can read.
+fn is_parse_error(e: &reqwest::Error) -> bool {
+    let mut source: Option<&(dyn StdError + 'static)> = e.source();
+    while let Some(s) = source {
+        if let Some(h) = s.downcast_ref::<hyper::Error>() {
+            return h.is_parse() || h.is_parse_too_large() || h.is_parse_status();
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// Whether `e` is a rustls error, possibly wrapped in (nested) io errors.
@@ -418,7 +469,51 @@ pub(crate) async fn stream<D: StreamDecoder>(
     decoder: D,
 ) -> Result<EventStream, ProviderError> {
     let response = send(&ctx, request).await?;
+    if is_json(response.headers()) {
+        // A 2xx that is not an event stream: a proxy's answer, or an error object.
+        return Err(json_instead_of_stream(&ctx, response).await);
+    }
     Ok(sse_stream(ctx, req, response, decoder))
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        })
+}
+
+/// The failure of a streaming request answered with JSON: the error it carries
+/// (in-band, classified by its body), else a malformed response.
+async fn json_instead_of_stream(ctx: &CallContext, response: reqwest::Response) -> ProviderError {
+    let provider_request_id = provider_request_id(response.headers());
+    let headers = classifier_headers(response.headers());
+    let body = read_error_body(ctx, response).await;
+    let carries_error = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .is_some_and(|v| {
+            v.get("error").is_some() || v.get("type").and_then(|t| t.as_str()) == Some("error")
+        });
+    let kind = if carries_error {
+        FailureKind::InBand {
+            body: String::from_utf8_lossy(&body).into_owned(),
+        }
+    } else {
+        FailureKind::Malformed {
+            message: format!(
+                "a streaming request was answered with JSON, not an event stream: {}",
+                crate::error::body_summary(&body)
+            ),
+        }
+    };
+    let mut err = ctx.error(kind);
+    err.provider_request_id = provider_request_id;
+    err.headers = headers;
+    err
 }
 
 fn sse_stream<D: StreamDecoder>(
@@ -458,6 +553,7 @@ pub fn decode_response<D: StreamDecoder>(
         provider: provider.to_string(),
         request_id: req.request_id.clone(),
         api_key: None,
+        max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
     };
     sse_stream(ctx, req, response, decoder)
 }

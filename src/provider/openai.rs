@@ -77,6 +77,7 @@ impl OpenAiCompatible {
             provider: self.endpoint.name.clone(),
             request_id: req.request_id.clone(),
             api_key: self.endpoint.api_key.clone(),
+            max_event_bytes: self.endpoint.max_event_bytes,
         }
     }
 

@@ -82,9 +82,12 @@ pub struct WireUsage {
 
 #[derive(Deserialize)]
 struct ResponseBody {
+    /// `message` in every reply (checked when present).
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
     #[serde(default)]
     model: Option<String>,
-    #[serde(default)]
+    /// Required: a body without it is not a reply.
     content: Vec<ContentBlock>,
     #[serde(default)]
     stop_reason: Option<String>,
@@ -103,10 +106,24 @@ struct ContentBlock {
 /// What steer keeps of a parsed non-streaming response.
 pub type Parsed = super::openai::Parsed;
 
-/// Parses a non-streaming Messages response: the text blocks, concatenated.
+/// Parses a non-streaming Messages response: the text blocks, concatenated. A 2xx
+/// body that is not a message is a failure: an error object is the error it
+/// carries ([`DecodeError::InBand`]), anything else (`{}`, a proxy's JSON, a
+/// wrong `type`) is malformed.
 pub fn parse_response(body: &[u8]) -> Result<Parsed, DecodeError> {
-    let parsed: ResponseBody = serde_json::from_slice(body)
-        .map_err(|e| DecodeError::Malformed(format!("messages body: {e}")))?;
+    let parsed: ResponseBody = serde_json::from_slice(body).map_err(|e| {
+        if super::openai::carries_error(body) {
+            DecodeError::InBand(String::from_utf8_lossy(body).into_owned())
+        } else {
+            DecodeError::Malformed(format!("messages body: {e}"))
+        }
+    })?;
+    if let Some(kind) = parsed.kind.as_deref().filter(|k| *k != "message") {
+        return Err(DecodeError::Malformed(format!(
+            "messages body of type {:?}, not a message",
+            snippet(kind)
+        )));
+    }
     let text = parsed
         .content
         .iter()
@@ -305,6 +322,27 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn a_2xx_of_the_wrong_shape_is_a_failure_never_an_empty_reply() {
+        for body in [
+            &b"{}"[..],
+            br#"{"status":"ok"}"#,
+            br#"{"type":"completion","content":[]}"#,
+            b"[]",
+        ] {
+            assert!(
+                matches!(parse_response(body), Err(DecodeError::Malformed(_))),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        let error =
+            br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
+        assert!(matches!(parse_response(error), Err(DecodeError::InBand(_))));
+        let ok = br#"{"type":"message","content":[{"type":"text","text":"Hi"}],"stop_reason":"end_turn","usage":{"input_tokens":1,"output_tokens":1}}"#;
+        assert_eq!(parse_response(ok).unwrap().text, "Hi");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 pub mod anthropic;
 pub mod openai;
+pub mod sse;
 
 use crate::model::StreamEvent;
 

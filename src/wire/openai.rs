@@ -138,10 +138,17 @@ pub struct Parsed {
     pub model: Option<String>,
 }
 
-/// Parses a non-streaming response body.
+/// Parses a non-streaming response body. A 2xx body that is not a chat
+/// completion is a failure: an error object is the error it carries
+/// ([`DecodeError::InBand`]), anything else (`{}`, a proxy's JSON) is malformed.
 pub fn parse_response(body: &[u8]) -> Result<Parsed, DecodeError> {
-    let parsed: ResponseBody = serde_json::from_slice(body)
-        .map_err(|e| DecodeError::Malformed(format!("chat completion body: {e}")))?;
+    let parsed: ResponseBody = serde_json::from_slice(body).map_err(|e| {
+        if carries_error(body) {
+            DecodeError::InBand(String::from_utf8_lossy(body).into_owned())
+        } else {
+            DecodeError::Malformed(format!("chat completion body: {e}"))
+        }
+    })?;
     let choice = parsed
         .choices
         .into_iter()
@@ -159,10 +166,26 @@ pub fn parse_response(body: &[u8]) -> Result<Parsed, DecodeError> {
     })
 }
 
+/// Whether a JSON body is an error object (`{"error": ...}`, or Anthropic's
+/// `{"type": "error", ...}`) rather than a reply.
+pub(crate) fn carries_error(body: &[u8]) -> bool {
+    #[derive(Deserialize)]
+    struct Probe<'a> {
+        #[serde(default)]
+        error: Option<serde::de::IgnoredAny>,
+        #[serde(default, rename = "type", borrow)]
+        kind: Option<std::borrow::Cow<'a, str>>,
+    }
+    serde_json::from_slice::<Probe<'_>>(body)
+        .is_ok_and(|p| p.error.is_some() || p.kind.as_deref() == Some("error"))
+}
+
 #[derive(Deserialize)]
 struct Chunk {
+    /// Required: a chunk without it (and without usage or an error) is not a
+    /// chat completion chunk.
     #[serde(default)]
-    choices: Vec<ChunkChoice>,
+    choices: Option<Vec<ChunkChoice>>,
     #[serde(default)]
     usage: Option<WireUsage>,
     #[serde(default)]
@@ -228,7 +251,13 @@ impl StreamDecoder for Decoder {
         if chunk.error.is_some() {
             return Err(DecodeError::InBand(data.to_string()));
         }
-        if let Some(choice) = chunk.choices.into_iter().next() {
+        if chunk.choices.is_none() && chunk.usage.is_none() {
+            return Err(DecodeError::Malformed(format!(
+                "stream chunk without choices: {:?}",
+                snippet(data)
+            )));
+        }
+        if let Some(choice) = chunk.choices.into_iter().flatten().next() {
             if let Some(text) = choice.delta.and_then(|d| d.content) {
                 self.cursor.delta(text, out);
             }
@@ -302,6 +331,29 @@ mod tests {
         let body = r#"{"error":{"message":"The server had an error while processing your request. Sorry about that!","type":"server_error","param":null,"code":null}}"#;
         let (_, last) = run(&[body]);
         assert_eq!(last, Err(DecodeError::InBand(body.to_string())));
+    }
+
+    #[test]
+    fn a_2xx_of_the_wrong_shape_is_a_failure_never_an_empty_reply() {
+        for body in [
+            &b"{}"[..],
+            br#"{"status":"ok"}"#,
+            br#"{"choices":[]}"#,
+            b"[]",
+            b"null",
+        ] {
+            assert!(
+                matches!(parse_response(body), Err(DecodeError::Malformed(_))),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        let error = br#"{"error":{"message":"overloaded","type":"server_error"}}"#;
+        assert!(matches!(parse_response(error), Err(DecodeError::InBand(_))));
+        let (_, last) = run(&[r#"{"id":"x","object":"proxy.status"}"#]);
+        assert!(matches!(last, Err(DecodeError::Malformed(_))));
+        let (_, last) = run(&["[1,2]"]);
+        assert!(matches!(last, Err(DecodeError::Malformed(_))));
     }
 
     #[test]
