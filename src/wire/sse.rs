@@ -68,8 +68,11 @@ pub struct SseDecoder {
     line: Vec<u8>,
     /// The last byte fed was a `\r`: a `\n` right after it ends no new line.
     after_cr: bool,
-    /// Nothing has been fed yet (a BOM may start the stream).
+    /// The stream's first bytes are still being read (a BOM may start it, even
+    /// split across chunks).
     at_start: bool,
+    /// Those first bytes, at most a BOM's length.
+    start: Vec<u8>,
     event: String,
     data: String,
     /// Whether a `data` field was seen in this event.
@@ -84,6 +87,7 @@ impl SseDecoder {
             line: Vec::new(),
             after_cr: false,
             at_start: true,
+            start: Vec::new(),
             event: String::new(),
             data: String::new(),
             has_data: false,
@@ -100,10 +104,23 @@ impl SseDecoder {
 
     /// Feeds a chunk; complete events are appended to `out`.
     pub fn push(&mut self, mut chunk: &[u8], out: &mut Vec<SseEvent>) -> Result<(), SseError> {
-        if self.at_start && !chunk.is_empty() {
+        if self.at_start {
+            const BOM: &[u8] = "\u{feff}".as_bytes();
+            let take = BOM.len().saturating_sub(self.start.len()).min(chunk.len());
+            self.start.extend_from_slice(&chunk[..take]);
+            chunk = &chunk[take..];
+            if self.start.len() < BOM.len() && BOM.starts_with(&self.start) {
+                // Maybe a BOM, not whole yet.
+                return Ok(());
+            }
             self.at_start = false;
-            chunk = chunk.strip_prefix("\u{feff}".as_bytes()).unwrap_or(chunk);
+            let start = std::mem::take(&mut self.start);
+            self.feed(start.strip_prefix(BOM).unwrap_or(&start), out)?;
         }
+        self.feed(chunk, out)
+    }
+
+    fn feed(&mut self, mut chunk: &[u8], out: &mut Vec<SseEvent>) -> Result<(), SseError> {
         while !chunk.is_empty() {
             if self.after_cr {
                 self.after_cr = false;
@@ -228,6 +245,17 @@ mod tests {
         // `data` with no value is an event with empty data; an event without
         // data is not dispatched.
         assert_eq!(got, vec![ev("message", "")]);
+    }
+
+    #[test]
+    fn a_bom_split_across_chunks_is_still_a_bom() {
+        let bom = "\u{feff}".as_bytes();
+        let got = decode(&[&bom[..1], &bom[1..2], &bom[2..], b"data: a\n\n"], 100).unwrap();
+        assert_eq!(got, vec![ev("message", "a")]);
+        // Two bytes that only start like one are data.
+        let got = decode(&[&bom[..2], b"x\ndata: b\n\n"], 100);
+        assert_eq!(got, Err(SseError::Utf8));
+        assert_eq!(decode(&[b"da", b"ta: c\n\n"], 100).unwrap(), vec![ev("message", "c")]);
     }
 
     #[test]
