@@ -29,6 +29,10 @@ enum Command {
         /// Fixed reply length in words (default: 12 to 48, by conversation).
         #[arg(long)]
         words: Option<usize>,
+        /// Keep the latest N requests, served as JSON at `GET /mock/requests`
+        /// (default: none are kept).
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        record: usize,
     },
     /// Send one request. Uses the real provider when its key (or base URL) is set,
     /// otherwise the embedded mock provider.
@@ -98,7 +102,8 @@ pub fn run() -> ExitCode {
                 port,
                 faults,
                 words,
-            } => mock(port, faults, words).await,
+                record,
+            } => mock(port, faults, words, record).await,
             Command::Chat {
                 model,
                 prompt,
@@ -141,8 +146,13 @@ fn one_line_usage_error(rendered: &str) -> String {
     format!("{} (see `steer --help`)", parts.join(" "))
 }
 
-async fn mock(port: u16, faults: Option<FaultPlan>, words: Option<usize>) -> Result<(), String> {
-    let mut builder = MockServer::builder().port(port);
+async fn mock(
+    port: u16,
+    faults: Option<FaultPlan>,
+    words: Option<usize>,
+    record: usize,
+) -> Result<(), String> {
+    let mut builder = MockServer::builder().port(port).request_log(record);
     if let Some(plan) = faults {
         builder = builder.default_fault(plan);
     }

@@ -247,3 +247,33 @@ fn invalid_configuration_is_a_typed_error() {
         .unwrap_err();
     assert!(!e.to_string().contains("sk-secret"));
 }
+
+#[tokio::test]
+async fn the_mock_keeps_only_the_latest_requests() {
+    let mock = MockServer::builder().request_log(3).start().await.unwrap();
+    let providers = mock.providers().unwrap();
+    for i in 0..7 {
+        let req = request("openai/gpt-4o-mini").user(format!("turn {i}"));
+        providers.generate(&req).await.unwrap();
+    }
+    let kept = mock.requests();
+    assert_eq!(kept.len(), 3, "a ring of the configured size");
+    assert_eq!(mock.request_count(), 7, "every request is still counted");
+    let last = kept.last().unwrap().last_message().unwrap().1;
+    assert_eq!(last, "turn 6");
+    let listed: serde_json::Value = reqwest::get(format!("{}/mock/requests", mock.base_url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed.as_array().map(Vec::len), Some(3));
+    assert_eq!(listed[2]["last_message"]["content"], "turn 6");
+    let off = MockServer::builder().request_log(0).start().await.unwrap();
+    off.providers()
+        .unwrap()
+        .generate(&request("openai/gpt-4o-mini"))
+        .await
+        .unwrap();
+    assert!(off.requests().is_empty());
+}

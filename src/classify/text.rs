@@ -38,7 +38,6 @@ const RULES: &[(Category, &[&str])] = &[
         &[
             "quota exceeded",
             "insufficient quota",
-            "insufficient_quota",
             "billing",
             "credits",
             "spending limit",
@@ -48,8 +47,8 @@ const RULES: &[(Category, &[&str])] = &[
         Category::RateLimited,
         &[
             "rate limit",
-            "rate-limit",
             "ratelimit",
+            "rate limited",
             "too many requests",
             "429",
         ],
@@ -74,7 +73,6 @@ const RULES: &[(Category, &[&str])] = &[
         &[
             "content filter",
             "content policy",
-            "content_filter",
             "safety",
         ],
     ),
@@ -109,7 +107,44 @@ const RULES: &[(Category, &[&str])] = &[
     ),
 ];
 
-/// The category of a free-text message (`Unknown` if no pattern matches).
+/// A message as the patterns are written: lower case, words split at `_`, `-`,
+/// whitespace and camel-case humps, one space between them. `TOO_MANY_REQUESTS`,
+/// `too-many-requests` and `TooManyRequests` all read "too many requests".
+pub fn normalise(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut prev: Option<char> = None;
+    for c in message.chars() {
+        let separator = c == '_' || c == '-' || c.is_whitespace();
+        if separator {
+            if !out.is_empty() && !out.ends_with(' ') {
+                out.push(' ');
+            }
+        } else {
+            if c.is_uppercase()
+                && prev.is_some_and(|p| p.is_lowercase())
+                && !out.ends_with(' ')
+            {
+                out.push(' ');
+            }
+            out.extend(c.to_lowercase());
+        }
+        prev = Some(c);
+    }
+    if out.ends_with(' ') {
+        out.pop();
+    }
+    out
+}
+
+/// The category of a free-text message (`Unknown` if no pattern matches). Case
+/// and separators do not matter (see [`normalise`]).
+///
+/// ```
+/// # use steer_actors::Category;
+/// # use steer_llm::classify::text::category;
+/// assert_eq!(category("TOO_MANY_REQUESTS"), Category::RateLimited);
+/// assert_eq!(category("RateLimitExceeded"), Category::RateLimited);
+/// ```
 ///
 /// ```
 /// use steer_actors::Category;
@@ -119,10 +154,55 @@ const RULES: &[(Category, &[&str])] = &[
 /// assert_eq!(category("something odd"), Category::Unknown);
 /// ```
 pub fn category(message: &str) -> Category {
-    let lower = message.to_lowercase();
+    let lower = normalise(message);
     RULES
         .iter()
         .find(|(_, words)| words.iter().any(|w| has_word(&lower, w)))
         .map(|(c, _)| *c)
         .unwrap_or(Category::Unknown)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every spelling of a phrase the classifier knows: upper case, snake case,
+    /// kebab case, camel case, extra spaces.
+    fn spellings(phrase: &str) -> Vec<String> {
+        let words: Vec<&str> = phrase.split(' ').collect();
+        let camel: String = words
+            .iter()
+            .map(|w| {
+                let mut c = w.chars();
+                c.next()
+                    .map(|f| f.to_uppercase().chain(c).collect::<String>())
+                    .unwrap_or_default()
+            })
+            .collect();
+        vec![
+            phrase.to_uppercase(),
+            words.join("_").to_uppercase(),
+            words.join("-"),
+            words.join("  "),
+            camel,
+            format!("error: {}!", words.join("_")),
+        ]
+    }
+
+    #[test]
+    fn case_and_separators_do_not_change_the_category() {
+        for (category, phrases) in RULES {
+            for phrase in phrases.iter().filter(|p| p.contains(' ')) {
+                for spelled in spellings(phrase) {
+                    let got = super::category(&spelled);
+                    // An earlier rule may claim the phrase (timeout before network):
+                    // the spelling must not change which.
+                    assert_eq!(got, super::category(phrase), "{spelled:?}");
+                    assert_ne!(got, Category::Unknown, "{spelled:?} of {category:?}");
+                }
+            }
+        }
+        assert_eq!(super::category("TOO_MANY_REQUESTS"), Category::RateLimited);
+        assert_eq!(normalise("  TooManyRequests__now "), "too many requests now");
+    }
 }

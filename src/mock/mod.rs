@@ -133,9 +133,14 @@ pub struct MockBuilder {
     port: u16,
     reply_words: Option<usize>,
     default_fault: Option<FaultPlan>,
-    record: bool,
+    /// Requests kept in the log, the latest ones (0: none).
+    record: usize,
     stall_limit: Duration,
 }
+
+/// Requests a mock keeps by default: the latest 10,000 (a ring, so a long
+/// benchmark against it does not grow it).
+pub const DEFAULT_REQUEST_LOG: usize = 10_000;
 
 impl Default for MockBuilder {
     fn default() -> Self {
@@ -143,7 +148,7 @@ impl Default for MockBuilder {
             port: 0,
             reply_words: None,
             default_fault: None,
-            record: true,
+            record: DEFAULT_REQUEST_LOG,
             stall_limit: Duration::from_secs(300),
         }
     }
@@ -165,9 +170,16 @@ impl MockBuilder {
         self.default_fault = Some(plan);
         self
     }
-    /// Whether to record requests (default on; turn off for long benchmarks).
+    /// Whether to record requests (default on, the latest
+    /// [`DEFAULT_REQUEST_LOG`] of them).
     pub fn record_requests(mut self, on: bool) -> Self {
-        self.record = on;
+        self.record = if on { DEFAULT_REQUEST_LOG } else { 0 };
+        self
+    }
+    /// Keeps the latest `capacity` requests (0: records none). Older ones are
+    /// dropped as new ones arrive, so memory stays bounded under any load.
+    pub fn request_log(mut self, capacity: usize) -> Self {
+        self.record = capacity;
         self
     }
     /// How long a stalled response stays open before the mock closes it (default 300 s).
@@ -231,7 +243,7 @@ pub(crate) struct Shared {
     keyed: Mutex<HashMap<String, VecDeque<FaultPlan>>>,
     default_fault: Mutex<Option<FaultPlan>>,
     mix_rng: Mutex<Option<(u64, fastrand::Rng)>>,
-    log: Mutex<Vec<RecordedRequest>>,
+    log: Mutex<VecDeque<RecordedRequest>>,
     counter: AtomicU64,
     events_sent: Arc<AtomicU64>,
 }
@@ -244,10 +256,28 @@ impl Shared {
             queue: Mutex::new(VecDeque::new()),
             keyed: Mutex::new(HashMap::new()),
             mix_rng: Mutex::new(None),
-            log: Mutex::new(Vec::new()),
+            log: Mutex::new(VecDeque::new()),
             counter: AtomicU64::new(0),
             events_sent: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// Records a request, dropping the oldest past the log's capacity.
+    pub(crate) fn record(&self, request: RecordedRequest) {
+        let capacity = self.config.record;
+        if capacity == 0 {
+            return;
+        }
+        let mut log = self.log.lock();
+        while log.len() >= capacity {
+            log.pop_front();
+        }
+        log.push_back(request);
+    }
+
+    /// Whether requests are recorded at all.
+    pub(crate) fn records(&self) -> bool {
+        self.config.record > 0
     }
 
     fn next_id(&self) -> u64 {
@@ -356,9 +386,9 @@ impl MockServer {
         *self.shared.default_fault.lock() = plan;
     }
 
-    /// Every request received so far, oldest first.
+    /// The requests recorded (the latest ones, up to the log's capacity), oldest first.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.shared.log.lock().clone()
+        self.shared.log.lock().iter().cloned().collect()
     }
 
     /// How many requests were received (counted even when recording is off).

@@ -19,6 +19,26 @@ use super::text::{self, Turn};
 use super::{Flavour, RecordedRequest, Shared, FAULT_HEADER, KEY_HEADER};
 use crate::continue_message::rejects_prefill;
 
+/// `GET /mock/requests`: the recorded requests as JSON (path, model, stream, the
+/// fault applied, the last message; never headers, which carry keys).
+fn recorded(shared: &Shared) -> axum::response::Response {
+    let list: Vec<Value> = shared
+        .log
+        .lock()
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "path": r.path,
+                "model": r.model(),
+                "stream": r.is_stream(),
+                "fault": r.fault.as_ref().map(|f| f.to_string()),
+                "last_message": r.last_message().map(|(role, text)| serde_json::json!({"role": role, "content": text})),
+            })
+        })
+        .collect();
+    json_response(200, Value::Array(list).to_string())
+}
+
 pub(super) async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
     let app = Router::new()
         .route(
@@ -28,6 +48,10 @@ pub(super) async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>
         .route(
             "/v1/messages",
             post(|s: State<Arc<Shared>>, h: HeaderMap, b: Bytes| handle(s, Api::Messages, h, b)),
+        )
+        .route(
+            "/mock/requests",
+            axum::routing::get(|s: State<Arc<Shared>>| async move { recorded(&s) }),
         )
         .fallback(|| async {
             json_response(
@@ -261,8 +285,8 @@ async fn handle(
         }
     };
     let fault = choose_fault(&shared, &headers);
-    if shared.config.record {
-        shared.log.lock().push(RecordedRequest {
+    if shared.records() {
+        shared.record(RecordedRequest {
             path: match api {
                 Api::Chat => "/v1/chat/completions",
                 Api::Messages => "/v1/messages",
