@@ -155,7 +155,10 @@ fn a_ten_megabyte_line_is_refused_at_the_limit() {
         }
     }
     assert!(refused, "a line past the limit is refused");
-    assert!(fed <= (1 << 20) + chunk.len(), "refused at the limit, fed {fed}");
+    assert!(
+        fed <= (1 << 20) + chunk.len(),
+        "refused at the limit, fed {fed}"
+    );
     assert!(out.is_empty());
 
     // Under a large limit, the same 10 MB line is framed in one pass.

@@ -70,11 +70,7 @@ const RULES: &[(Category, &[&str])] = &[
     ),
     (
         Category::ContentFiltered,
-        &[
-            "content filter",
-            "content policy",
-            "safety",
-        ],
+        &["content filter", "content policy", "safety"],
     ),
     (
         Category::ContextLengthExceeded,
@@ -120,10 +116,7 @@ pub fn normalise(message: &str) -> String {
                 out.push(' ');
             }
         } else {
-            if c.is_uppercase()
-                && prev.is_some_and(|p| p.is_lowercase())
-                && !out.ends_with(' ')
-            {
+            if c.is_uppercase() && prev.is_some_and(|p| p.is_lowercase()) && !out.ends_with(' ') {
                 out.push(' ');
             }
             out.extend(c.to_lowercase());
@@ -203,6 +196,9 @@ mod tests {
             }
         }
         assert_eq!(super::category("TOO_MANY_REQUESTS"), Category::RateLimited);
-        assert_eq!(normalise("  TooManyRequests__now "), "too many requests now");
+        assert_eq!(
+            normalise("  TooManyRequests__now "),
+            "too many requests now"
+        );
     }
 }

@@ -469,43 +469,46 @@ pub(crate) async fn stream<D: StreamDecoder>(
     decoder: D,
 ) -> Result<EventStream, ProviderError> {
     let response = send(&ctx, request).await?;
-    if is_json(response.headers()) {
+    if !is_event_stream(response.headers()) {
         // A 2xx that is not an event stream: a proxy's answer, or an error object.
-        return Err(json_instead_of_stream(&ctx, response).await);
+        return Err(not_a_stream(&ctx, response).await);
     }
     Ok(sse_stream(ctx, req, response, decoder))
 }
 
-fn is_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("application/json")
-        })
+/// Whether a response to a streaming request says it is an event stream (or
+/// says nothing: such servers exist, and the framer judges the body).
+fn is_event_stream(headers: &HeaderMap) -> bool {
+    match headers.get(http::header::CONTENT_TYPE) {
+        None => true,
+        Some(v) => v
+            .to_str()
+            .is_ok_and(|v| v.to_ascii_lowercase().contains("event-stream")),
+    }
 }
 
-/// The failure of a streaming request answered with JSON: the error it carries
-/// (in-band, classified by its body), else a malformed response.
-async fn json_instead_of_stream(ctx: &CallContext, response: reqwest::Response) -> ProviderError {
+/// The failure of a streaming request answered with something else (JSON, a
+/// proxy's page): the error it carries (in-band, classified by its body), else a
+/// malformed response.
+async fn not_a_stream(ctx: &CallContext, response: reqwest::Response) -> ProviderError {
     let provider_request_id = provider_request_id(response.headers());
     let headers = classifier_headers(response.headers());
+    let content_type = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| crate::fold::truncate_chars(v, 60))
+        .unwrap_or_default();
     let body = read_error_body(ctx, response).await;
-    let carries_error = serde_json::from_slice::<serde_json::Value>(&body)
-        .ok()
-        .is_some_and(|v| {
-            v.get("error").is_some() || v.get("type").and_then(|t| t.as_str()) == Some("error")
-        });
-    let kind = if carries_error {
+    let kind = if crate::wire::openai::carries_error(&body) {
         FailureKind::InBand {
             body: String::from_utf8_lossy(&body).into_owned(),
         }
     } else {
         FailureKind::Malformed {
             message: format!(
-                "a streaming request was answered with JSON, not an event stream: {}",
+                "a streaming request was answered with {}, not an event stream: {}",
+                content_type,
                 crate::error::body_summary(&body)
             ),
         }

@@ -255,7 +255,10 @@ mod tests {
         // Two bytes that only start like one are data.
         let got = decode(&[&bom[..2], b"x\ndata: b\n\n"], 100);
         assert_eq!(got, Err(SseError::Utf8));
-        assert_eq!(decode(&[b"da", b"ta: c\n\n"], 100).unwrap(), vec![ev("message", "c")]);
+        assert_eq!(
+            decode(&[b"da", b"ta: c\n\n"], 100).unwrap(),
+            vec![ev("message", "c")]
+        );
     }
 
     #[test]

@@ -1,0 +1,345 @@
+//! Hostile servers on 127.0.0.1 (raw TCP): each misbehaviour ends in a typed
+//! error, in bounded time (every wait here is a hang detector, never a speed
+//! assertion) and bounded memory (the client stops reading at its limit, so the
+//! server cannot push more than the limit plus the sockets' buffers).
+
+#[path = "hostile/server.rs"]
+mod server;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use server::{head, openai_ok, response, Hostile, Reply};
+use steer_llm::runtime::SteerStream;
+use steer_llm::{
+    Anthropic, Category, ChatRequest, Client, Error, OpenAiCompatible, Providers, RetryPolicy,
+};
+
+const KEY: &str = "sk-hostile-0123456789abcdefghij";
+
+fn openai(url: &str, max_event: usize) -> Providers {
+    Providers::new().with(
+        OpenAiCompatible::openai()
+            .base_url(format!("{url}/v1"))
+            .api_key(KEY)
+            .max_event_bytes(max_event)
+            .build()
+            .unwrap(),
+    )
+}
+
+fn anthropic(url: &str) -> Providers {
+    Providers::new().with(
+        Anthropic::builder()
+            .base_url(url)
+            .api_key(KEY)
+            .build()
+            .unwrap(),
+    )
+}
+
+fn hostile_client(providers: Providers) -> Client {
+    Client::builder()
+        .providers(providers)
+        .retry(RetryPolicy::never())
+        .attempt_timeout(Some(Duration::from_millis(400)))
+        .stream_timeouts(
+            Some(Duration::from_secs(5)),
+            Some(Duration::from_millis(400)),
+            Some(Duration::from_millis(400)),
+        )
+        .build()
+        .unwrap()
+}
+
+fn req(model: &str) -> ChatRequest {
+    ChatRequest::new(model).unwrap().user("hi")
+}
+
+/// The stream's final error (within a hang detector's bound).
+async fn stream_error(mut stream: SteerStream) -> Error {
+    let run = async {
+        while let Some(item) = stream.next().await {
+            if let Err(e) = item {
+                return e;
+            }
+        }
+        panic!("the stream ended without an error");
+    };
+    tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("a hostile stream must not hang")
+}
+
+fn category(e: &Error) -> Category {
+    e.failure()
+        .map(|f| f.category)
+        .unwrap_or_else(|| panic!("a classified failure, got {e:?}"))
+}
+
+fn sse_head() -> Vec<u8> {
+    head("200 OK", "text/event-stream", &[])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_line_fails_as_malformed_at_the_event_limit() {
+    let server = Hostile::start(Arc::new(|_, _| Reply::Endless {
+        head: [sse_head(), b"data: ".to_vec()].concat(),
+        repeat: vec![b'x'; 64 * 1024],
+        pace: None,
+        max: 256 << 20,
+    }))
+    .await;
+    let client = hostile_client(openai(&server.url(), 256 * 1024));
+    let e = stream_error(client.stream(req("openai/gpt-4o-mini")).await.unwrap()).await;
+    assert_eq!(category(&e), Category::MalformedResponse, "{e}");
+    assert!(e.to_string().contains("larger than 262144 bytes"), "{e}");
+    // Unbounded buffering would have read all 256 MiB.
+    assert!(
+        server.written() < 64 << 20,
+        "{} bytes written",
+        server.written()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endless_data_lines_without_a_blank_line_fail_at_the_event_limit() {
+    let server = Hostile::start(Arc::new(|_, _| Reply::Endless {
+        head: sse_head(),
+        repeat: b"data: {\"choices\":[]}\n".repeat(1000),
+        pace: None,
+        max: 256 << 20,
+    }))
+    .await;
+    let client = hostile_client(openai(&server.url(), 256 * 1024));
+    let e = stream_error(client.stream(req("openai/gpt-4o-mini")).await.unwrap()).await;
+    assert_eq!(category(&e), Category::MalformedResponse, "{e}");
+    assert!(
+        server.written() < 64 << 20,
+        "{} bytes written",
+        server.written()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endless_keep_alives_without_text_end_at_the_first_token_timeout() {
+    let server = Hostile::start(Arc::new(|_, _| Reply::Endless {
+        head: sse_head(),
+        repeat: b": keep-alive\n\nevent: ping\ndata: {}\n\n".to_vec(),
+        pace: Some(Duration::from_millis(5)),
+        max: 64 << 20,
+    }))
+    .await;
+    let client = hostile_client(openai(&server.url(), 1 << 20));
+    let e = stream_error(client.stream(req("openai/gpt-4o-mini")).await.unwrap()).await;
+    // An OpenAI chunk `{}` is not a chunk: malformed at once; pings alone would
+    // have hit the first-token timeout.
+    assert!(
+        matches!(
+            category(&e),
+            Category::MalformedResponse | Category::Timeout
+        ),
+        "{e}"
+    );
+
+    let pings = Hostile::start(Arc::new(|_, _| Reply::Endless {
+        head: sse_head(),
+        repeat: b": keep-alive\n\n".to_vec(),
+        pace: Some(Duration::from_millis(5)),
+        max: 64 << 20,
+    }))
+    .await;
+    let client = hostile_client(openai(&pings.url(), 1 << 20));
+    let e = stream_error(client.stream(req("openai/gpt-4o-mini")).await.unwrap()).await;
+    assert_eq!(category(&e), Category::Timeout, "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickled_body_ends_at_the_attempt_timeout() {
+    let body = openai_ok();
+    let split = body.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let server = Hostile::start(Arc::new(move |_, _| Reply::Trickle {
+        head: body[..split].to_vec(),
+        body: body[split..].to_vec(),
+        every: Duration::from_millis(50),
+    }))
+    .await;
+    let client = hostile_client(openai(&server.url(), 1 << 20));
+    let e = tokio::time::timeout(
+        Duration::from_secs(30),
+        client.generate(req("openai/gpt-4o-mini")),
+    )
+    .await
+    .expect("no hang")
+    .unwrap_err();
+    assert_eq!(category(&e), Category::Timeout, "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_2xx_that_is_not_a_reply_is_a_failure_in_every_format() {
+    let bodies: Vec<(&str, &str, &str, Category)> = vec![
+        (
+            "anthropic",
+            "application/json",
+            "{}",
+            Category::MalformedResponse,
+        ),
+        (
+            "anthropic",
+            "application/json",
+            r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+            Category::Overloaded,
+        ),
+        (
+            "openai",
+            "application/json",
+            r#"{"status":"ok","proxy":"edge-7"}"#,
+            Category::MalformedResponse,
+        ),
+        (
+            "openai",
+            "application/json",
+            r#"{"error":{"message":"The server had an error","type":"server_error"}}"#,
+            Category::ServerError,
+        ),
+        (
+            "openai",
+            "text/html",
+            "<html>hello</html>",
+            Category::MalformedResponse,
+        ),
+    ];
+    for (format, content_type, body, expected) in bodies {
+        let reply = response("200 OK", content_type, &[], body);
+        let server = Hostile::start(Arc::new(move |_, _| Reply::Bytes(reply.clone()))).await;
+        let (providers, model) = match format {
+            "anthropic" => (
+                anthropic(&server.url()),
+                "anthropic/claude-3-5-haiku-latest",
+            ),
+            _ => (openai(&server.url(), 1 << 20), "openai/gpt-4o-mini"),
+        };
+        let client = hostile_client(providers);
+        let e = client.generate(req(model)).await.unwrap_err();
+        assert_eq!(category(&e), expected, "{format} {body}: {e}");
+        // The same answer to a streaming request.
+        let e = stream_error(client.stream(req(model)).await.unwrap()).await;
+        assert_eq!(category(&e), expected, "{format} {body} streamed: {e}");
+    }
+    // A stream of chunks that are not chunks.
+    let reply = [
+        sse_head(),
+        b"data: {\"foo\":1}\n\ndata: [DONE]\n\n".to_vec(),
+    ]
+    .concat();
+    let server = Hostile::start(Arc::new(move |_, _| Reply::Bytes(reply.clone()))).await;
+    let client = hostile_client(openai(&server.url(), 1 << 20));
+    let e = stream_error(client.stream(req("openai/gpt-4o-mini")).await.unwrap()).await;
+    assert_eq!(category(&e), Category::MalformedResponse, "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_are_not_followed_so_no_key_travels() {
+    let elsewhere = Hostile::start(Arc::new(|_, _| Reply::Bytes(openai_ok()))).await;
+    let target = format!("{}/v1/messages", elsewhere.url());
+    let server = Hostile::start(Arc::new(move |_, _| {
+        Reply::Bytes(response(
+            "307 Temporary Redirect",
+            "text/plain",
+            &[format!("location: {target}")],
+            "moved",
+        ))
+    }))
+    .await;
+    for providers in [anthropic(&server.url()), openai(&server.url(), 1 << 20)] {
+        let client = hostile_client(providers);
+        let model = if client.providers() == ["anthropic"] {
+            "anthropic/claude-3-5-haiku-latest"
+        } else {
+            "openai/gpt-4o-mini"
+        };
+        let e = client.generate(req(model)).await.unwrap_err();
+        let failure = e.failure().expect("classified");
+        assert_eq!(failure.status, Some(307), "{e}");
+        assert!(!failure.retryable);
+    }
+    assert!(
+        elsewhere.requests.lock().is_empty(),
+        "the redirect's target was never called"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_response_head_is_malformed_not_a_reset() {
+    let big = format!("x-padding: {}", "a".repeat(512 * 1024));
+    let reply = head("200 OK", "application/json", &[big]);
+    let server = Hostile::start(Arc::new(move |_, _| Reply::Bytes(reply.clone()))).await;
+    let client = hostile_client(openai(&server.url(), 1 << 20));
+    let e = client
+        .generate(req("openai/gpt-4o-mini"))
+        .await
+        .unwrap_err();
+    assert_eq!(category(&e), Category::MalformedResponse, "{e}");
+    let e = stream_error(client.stream(req("openai/gpt-4o-mini")).await.unwrap()).await;
+    assert_eq!(category(&e), Category::MalformedResponse, "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_echoed_across_the_body_limit_leaves_no_piece_behind() {
+    // The key starts a few bytes before the 64 KiB cut, so a cut-then-scrub
+    // would keep its start.
+    for before_cut in [1usize, 5, 8, 12, 20, KEY.len()] {
+        let limit = steer_llm::provider::http::ERROR_BODY_LIMIT;
+        let padding = "a".repeat(limit - before_cut);
+        let body = format!("{padding}{KEY} and more text after it");
+        let reply = response("400 Bad Request", "text/plain", &[], &body);
+        let server = Hostile::start(Arc::new(move |_, _| Reply::Bytes(reply.clone()))).await;
+        let client = hostile_client(openai(&server.url(), 1 << 20));
+        let e = client
+            .generate(req("openai/gpt-4o-mini"))
+            .await
+            .unwrap_err();
+        let shown = format!("{e:?} {e}");
+        for n in 8..=KEY.len() {
+            assert!(
+                !shown.contains(&KEY[..n]),
+                "cut {before_cut}: {n} characters of the key leaked"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_key_is_never_sent_in_clear_text_to_another_host() {
+    let build = |url: &str, allow: bool| {
+        OpenAiCompatible::openai()
+            .base_url(url)
+            .api_key(KEY)
+            .allow_insecure_http(allow)
+            .build()
+    };
+    for remote in [
+        "http://10.1.2.3/v1",
+        "http://api.example.com/v1",
+        "http://127.0.0.1.example.com/v1",
+    ] {
+        let e = build(remote, false).unwrap_err();
+        assert!(e.to_string().contains("clear text"), "{remote}: {e}");
+        assert!(!e.to_string().contains(KEY));
+        assert!(build(remote, true).is_ok(), "{remote}: opted in");
+    }
+    for local in [
+        "http://127.0.0.1:8080/v1",
+        "http://127.9.9.9/v1",
+        "http://localhost:11434/v1",
+        "http://[::1]:8080/v1",
+        "https://api.example.com/v1",
+    ] {
+        assert!(build(local, false).is_ok(), "{local}");
+    }
+    // Without a key there is nothing to leak.
+    assert!(OpenAiCompatible::custom("lan", "http://10.1.2.3/v1")
+        .build()
+        .is_ok());
+}
