@@ -343,3 +343,137 @@ fn a_key_is_never_sent_in_clear_text_to_another_host() {
         .build()
         .is_ok());
 }
+
+mod extreme_headers {
+    use super::*;
+    use parking_lot::Mutex;
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestCaseError, TestRunner};
+
+    /// Values no server should send, and some it might.
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(vec![
+                "1e19",
+                "10000000000000000000",
+                "18446744073709551616",
+                "1e22",
+                "1e300",
+                "1e400",
+                "inf",
+                "-inf",
+                "Infinity",
+                "NaN",
+                "nan",
+                "-1",
+                "-0",
+                "0",
+                "0.0000000001",
+                "1e-300",
+                "86400",
+                "604800",
+                "3.5",
+                "0x10",
+                "",
+                " ",
+                "soon",
+                "99999999999999999999999h",
+                "1h1h1h1h",
+                "2562047788015215h",
+                "Fri, 31 Dec 9999 23:59:59 GMT",
+                "Thu, 01 Jan 1970 00:00:00 GMT",
+                "Sun, 06 Nov 1994 08:49:37 GMT",
+                "9999-12-31T23:59:59Z",
+                "+275760-09-13T00:00:00Z",
+                "2025-13-45T99:99:99Z",
+                "true",
+                "FALSE",
+            ])
+            .prop_map(str::to_string),
+            any::<u64>().prop_map(|n| n.to_string()),
+            any::<f64>().prop_map(|f| f.to_string()),
+            (1u64..u64::MAX).prop_map(|n| format!("{n}ms")),
+        ]
+    }
+
+    fn name() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec![
+            "retry-after",
+            "retry-after-ms",
+            "x-should-retry",
+            "x-ratelimit-remaining-requests",
+            "x-ratelimit-remaining-tokens",
+            "x-ratelimit-reset-requests",
+            "x-ratelimit-reset-tokens",
+            "anthropic-ratelimit-requests-remaining",
+            "anthropic-ratelimit-requests-reset",
+            "anthropic-ratelimit-tokens-remaining",
+            "anthropic-ratelimit-tokens-reset",
+            "anthropic-ratelimit-output-tokens-reset",
+        ])
+    }
+
+    #[test]
+    fn no_header_value_panics_pauses_past_the_cap_or_stops_the_breaker() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let headers: Arc<Mutex<Vec<String>>> = Arc::default();
+        let current = headers.clone();
+        let server = runtime.block_on(Hostile::start(Arc::new(move |n, _| {
+            if n % 2 == 1 {
+                return Reply::Bytes(openai_ok());
+            }
+            let body = r#"{"error":{"message":"Rate limit reached. Please try again in 1e19s.","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#;
+            Reply::Bytes(response(
+                "429 Too Many Requests",
+                "application/json",
+                &current.lock(),
+                body,
+            ))
+        })));
+        let client = runtime.block_on(async { hostile_client(openai(&server.url(), 1 << 20)) });
+        let cap = steer_llm::BreakerConfig::default().max_pause;
+        let mut runner = TestRunner::new(Config {
+            cases: 96,
+            failure_persistence: None,
+            ..Config::default()
+        });
+        let strategy = prop::collection::vec((name(), value()), 1..5);
+        let result = runner.run(&strategy, |pairs| {
+            *headers.lock() = pairs.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+            runtime.block_on(async {
+                let e = client
+                    .generate(req("openai/gpt-4o-mini"))
+                    .await
+                    .expect_err("a 429");
+                let failure = e
+                    .failure()
+                    .ok_or_else(|| TestCaseError::fail(format!("{e:?}")))?;
+                prop_assert_eq!(failure.category, Category::RateLimited);
+                // The breaker answers, and never pauses for longer than the cap.
+                let status = client
+                    .status("openai")
+                    .await
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                prop_assert!(status.paused_for.is_none_or(|p| p <= cap), "{:?}", status);
+                prop_assert_eq!(status.state, steer_llm::BreakerState::Closed);
+                // Its counters survived: it was not restarted after a failure.
+                prop_assert!(status.stats.admitted >= 1, "{:?}", status);
+                // And it still protects and admits: after a reset the next call
+                // goes through.
+                client
+                    .reset("openai")
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let ok = client.generate(req("openai/gpt-4o-mini")).await;
+                prop_assert!(ok.is_ok(), "{:?}", ok);
+                Ok(())
+            })
+        });
+        if let Err(e) = result {
+            panic!("{e}");
+        }
+    }
+}

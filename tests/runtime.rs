@@ -826,3 +826,63 @@ async fn a_client_on_this_arbiter_serves_a_plain_tokio_task_too() {
     assert_eq!((generated.as_str(), streamed.as_str()), ("ok", "ok"));
     assert_eq!(client.generate(request()).await.unwrap().text, "ok");
 }
+
+#[actix_rt::test]
+async fn a_deadline_that_cuts_an_attempt_is_a_deadline_on_a_real_clock_and_is_counted() {
+    // A real clock: the deadline and the attempt timeout are read once, so the
+    // cut is always named as the deadline (two readings used to disagree).
+    let script = Arc::new(Script::default());
+    let client = client_with_policy(&script, no_jitter(3));
+    let runs = 10;
+    push(
+        &script,
+        std::iter::repeat_n(Step::Sleep(Duration::from_secs(60)), runs),
+    );
+    for run in 0..runs {
+        let result = client
+            .generate_with(
+                request(),
+                GenerateOptions::default()
+                    .deadline(Duration::from_millis(20))
+                    .attempt_timeout(Duration::from_secs(30)),
+            )
+            .await;
+        assert!(
+            matches!(result, Err(Error::DeadlineExceeded { attempts: 1, .. })),
+            "run {run}: {result:?}"
+        );
+    }
+    settle().await;
+    let m = client.metrics().await.unwrap();
+    let metrics = &m.provider("fake").unwrap().metrics;
+    assert_eq!(
+        metrics.attempts.get("deadline_exceeded"),
+        Some(&(runs as u64))
+    );
+    assert_eq!(
+        metrics.total_attempts(),
+        runs as u64,
+        "every call is counted"
+    );
+    // The caller's deadline says nothing about the provider's health.
+    assert_eq!(state(&client).await, BreakerState::Closed);
+}
+
+#[actix_rt::test]
+async fn reset_closes_the_breaker_and_empties_its_counters() {
+    tokio::time::pause();
+    let script = Arc::new(Script::default());
+    let client = client(&script, |b| b);
+    push(&script, std::iter::repeat_n(five_hundred(), 3));
+    for _ in 0..3 {
+        let _ = client.generate(request()).await;
+    }
+    settle().await;
+    let before = client.status("fake").await.unwrap();
+    assert_eq!(before.state, BreakerState::Open);
+    assert!(before.stats.failures == 3 && before.stats.opened == 1);
+    client.reset("fake").unwrap();
+    let after = client.status("fake").await.unwrap();
+    assert_eq!(after.state, BreakerState::Closed);
+    assert_eq!(after.stats, steer_llm::runtime::BreakerStats::default());
+}

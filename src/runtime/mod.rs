@@ -17,7 +17,9 @@ pub use client::{Client, ClientBuilder, Overload};
 pub use continuation::Continuation;
 pub use generate::{Generate, GenerateStream, Router, StreamItem, StreamTo};
 pub use options::GenerateOptions;
-pub use steer_actors::breaker::{BreakerStatus, Rejection, TransitionEvent};
+pub use steer_actors::breaker::{
+    BreakerStats, BreakerStatus, Rejection, TransitionEvent, TransitionReason,
+};
 pub use steer_actors::metrics::render_prometheus;
 pub use steer_actors::partials::PartialResponse;
 pub use stream::SteerStream;
