@@ -31,7 +31,7 @@ pub fn later(at: Instant, d: Duration) -> Instant {
         if d.is_zero() {
             return at;
         }
-        d /= 2;
+        d = d.checked_div(2).unwrap_or_default();
     }
 }
 

@@ -1,4 +1,7 @@
 #![warn(missing_docs)]
+// Time and counters here are fed by servers and users (`retry-after`, deadlines,
+// open times): every operation that can overflow saturates or is checked.
+#![cfg_attr(not(test), warn(clippy::arithmetic_side_effects))]
 //! steer-actors: the reliability actors of steer and the domain logic they own.
 //!
 //! This crate knows no provider and no HTTP: it decides from a classified

@@ -34,20 +34,25 @@ pub struct ProviderMetrics {
     pub cancelled: u64,
 }
 
+/// Adds one to a counter, saturating.
+fn bump(counter: &mut u64) {
+    *counter = counter.saturating_add(1);
+}
+
 impl ProviderMetrics {
     /// Counts an attempt by its outcome: `success`, `cancelled`, or a failure's category.
     pub fn record_attempt(&mut self, outcome: &'static str) {
-        *self.attempts.entry(outcome).or_default() += 1;
+        bump(self.attempts.entry(outcome).or_default());
     }
 
     /// Counts what the coordinator answered a failed attempt.
     pub fn record_decision(&mut self, decision: &Decision) {
         match decision {
             Decision::Retry { delay, .. } => {
-                self.retries += 1;
+                bump(&mut self.retries);
                 self.backoff_seconds += delay.as_secs_f64();
             }
-            Decision::GiveUp(GiveUp::BudgetExhausted) => self.budget_rejections += 1,
+            Decision::GiveUp(GiveUp::BudgetExhausted) => bump(&mut self.budget_rejections),
             Decision::GiveUp(_) => {}
         }
     }
@@ -57,18 +62,18 @@ impl ProviderMetrics {
         match end {
             RequestEnd::Succeeded { attempts } => {
                 self.record_attempt("success");
-                self.successes += 1;
+                bump(&mut self.successes);
                 if attempts > 1 {
-                    self.successes_after_retry += 1;
+                    bump(&mut self.successes_after_retry);
                 }
             }
             RequestEnd::Failed { category } => {
-                *self.final_failures.entry(category.as_str()).or_default() += 1;
+                bump(self.final_failures.entry(category.as_str()).or_default());
             }
             RequestEnd::Rejected => {
-                *self.final_failures.entry("breaker_rejected").or_default() += 1
+                bump(self.final_failures.entry("breaker_rejected").or_default())
             }
-            RequestEnd::Cancelled => self.cancelled += 1,
+            RequestEnd::Cancelled => bump(&mut self.cancelled),
         }
     }
 

@@ -533,11 +533,10 @@ impl StreamActor {
             self.core.actors.coordinator.do_send(AttemptAbandoned {
                 outcome: failure.category.as_str(),
             });
-            let mut out = Vec::with_capacity(1);
-            out.push(StreamEvent::Complete {
+            let out = vec![StreamEvent::Complete {
                 finish_reason: FinishReason::Length,
                 usage: Some(self.total_usage()),
-            });
+            }];
             let mut tx = self.tx.clone();
             let attempts = self.core.progress.attempts();
             ctx.spawn(

@@ -512,7 +512,7 @@ impl Breaker {
         if self.config.failure_rate.is_none() && self.config.slow_call_rate.is_none() {
             return;
         }
-        let width = self.config.window / BUCKETS;
+        let width = self.config.window.checked_div(BUCKETS).unwrap_or_default();
         let fresh = self
             .buckets
             .back()

@@ -46,8 +46,8 @@ impl RetryBudget {
         }
     }
 
-    fn bucket(&mut self, now: Instant) -> &mut (Instant, u64, u64) {
-        let width = self.config.window / 10;
+    fn bucket(&mut self, now: Instant) -> Option<&mut (Instant, u64, u64)> {
+        let width = self.config.window.checked_div(10).unwrap_or_default();
         while let Some(front) = self.buckets.front() {
             if now.saturating_duration_since(front.0) >= self.config.window {
                 self.buckets.pop_front();
@@ -63,13 +63,14 @@ impl RetryBudget {
             self.buckets.push_back((now, 0, 0));
         }
         // A bucket was just pushed if there was none.
-        let last = self.buckets.len() - 1;
-        &mut self.buckets[last]
+        self.buckets.back_mut()
     }
 
     /// Counts a first attempt.
     pub fn record_request(&mut self, now: Instant) {
-        self.bucket(now).1 += 1;
+        if let Some(b) = self.bucket(now) {
+            b.1 = b.1.saturating_add(1);
+        }
     }
 
     /// Takes one retry from the budget; `false` if it is spent.
@@ -78,11 +79,15 @@ impl RetryBudget {
         let (requests, retries) = self
             .buckets
             .iter()
-            .fold((0u64, 0u64), |(a, b), x| (a + x.1, b + x.2));
+            .fold((0u64, 0u64), |(a, b), x| {
+                (a.saturating_add(x.1), b.saturating_add(x.2))
+            });
         let floor = f64::from(self.config.min_retries_per_sec) * self.config.window.as_secs_f64();
         let allowed = requests as f64 * self.config.ratio + floor;
         if (retries as f64) < allowed {
-            self.bucket(now).2 += 1;
+            if let Some(b) = self.bucket(now) {
+                b.2 = b.2.saturating_add(1);
+            }
             true
         } else {
             false

@@ -48,7 +48,7 @@ impl RetryCoordinator {
     /// Counts a request, at its first report: a failed first attempt or its end.
     /// (One message fewer per request than announcing every start.)
     fn count_request(&mut self) {
-        self.metrics.requests += 1;
+        self.metrics.requests = self.metrics.requests.saturating_add(1);
         self.budget.record_request(now());
     }
 }

@@ -104,7 +104,10 @@ impl Backoff {
         match self.jitter {
             Jitter::None => d,
             Jitter::Full => scaled(d, random),
-            Jitter::Equal => (d / 2).saturating_add(scaled(d / 2, random)),
+            Jitter::Equal => {
+                let half = d.checked_div(2).unwrap_or_default();
+                half.saturating_add(scaled(half, random))
+            }
             Jitter::Decorrelated => {
                 let low = self.base.as_secs_f64();
                 let high = previous.unwrap_or(self.base).as_secs_f64() * 3.0;
