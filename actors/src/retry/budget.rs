@@ -76,12 +76,9 @@ impl RetryBudget {
     /// Takes one retry from the budget; `false` if it is spent.
     pub fn try_retry(&mut self, now: Instant) -> bool {
         self.bucket(now);
-        let (requests, retries) = self
-            .buckets
-            .iter()
-            .fold((0u64, 0u64), |(a, b), x| {
-                (a.saturating_add(x.1), b.saturating_add(x.2))
-            });
+        let (requests, retries) = self.buckets.iter().fold((0u64, 0u64), |(a, b), x| {
+            (a.saturating_add(x.1), b.saturating_add(x.2))
+        });
         let floor = f64::from(self.config.min_retries_per_sec) * self.config.window.as_secs_f64();
         let allowed = requests as f64 * self.config.ratio + floor;
         if (retries as f64) < allowed {
