@@ -126,3 +126,44 @@ fn mock_prints_its_base_url_and_stops_on_ctrl_c() {
     assert!(out.status.success(), "a clean stop: {:?}", out.status);
     assert!(String::from_utf8_lossy(&out.stderr).contains("stopped after 1 requests"));
 }
+
+#[test]
+fn hostile_waits_and_token_limits_from_the_issue_reproductions_hold() {
+    // A wait no provider means: one readable error, no panic, no 24-hour pause.
+    for wait in ["1e19", "10000000000000000000", "86400"] {
+        let fault = format!("rate_limit?retry_after={wait}");
+        let out = steer(&["chat", "openai/gpt-4o-mini", "hi", "--mock-fault", &fault]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{wait}: {err}");
+        assert!(!err.contains("panicked"), "{wait}: {err}");
+        assert!(err.contains("above the cap"), "{wait}: {err}");
+    }
+    // A stream resumed after its last allowed token adds nothing.
+    let plain = steer(&[
+        "chat",
+        "openai/gpt-4o-mini",
+        "Tell me about rivers",
+        "--stream",
+        "--max-tokens",
+        "10",
+    ]);
+    let broken = steer(&[
+        "chat",
+        "openai/gpt-4o-mini",
+        "Tell me about rivers",
+        "--stream",
+        "--max-tokens",
+        "10",
+        "--mock-fault",
+        "reset?after=99",
+    ]);
+    assert!(
+        plain.status.success() && broken.status.success(),
+        "{}",
+        stderr(&broken)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&broken.stdout),
+        String::from_utf8_lossy(&plain.stdout)
+    );
+}

@@ -168,7 +168,11 @@ macro_rules! endpoint_methods {
             self.endpoint.base_url = Some(url.into());
             self
         }
-        /// Uses this reqwest client (build it with `retry(reqwest::retry::never())`).
+        /// Uses this reqwest client. Build it as steer builds its own
+        /// ([`default_http_client`](crate::provider::http::default_http_client)):
+        /// `retry(reqwest::retry::never())` (retries belong to the actors) and
+        /// `redirect(reqwest::redirect::Policy::none())` (a client that follows
+        /// redirects may carry the key's header to another origin).
         pub fn http_client(mut self, client: reqwest::Client) -> Self {
             self.endpoint.http = Some(client);
             self
