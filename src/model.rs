@@ -369,6 +369,15 @@ impl Usage {
             total_tokens: prompt_tokens.saturating_add(completion_tokens),
         }
     }
+
+    /// The usage of two attempts together (saturating).
+    pub fn plus(self, other: Usage) -> Usage {
+        Usage::new(
+            self.prompt_tokens.saturating_add(other.prompt_tokens),
+            self.completion_tokens
+                .saturating_add(other.completion_tokens),
+        )
+    }
 }
 
 /// A complete (non-streaming) response.

@@ -139,24 +139,20 @@ fn hostile_waits_and_token_limits_from_the_issue_reproductions_hold() {
         assert!(err.contains("above the cap"), "{wait}: {err}");
     }
     // A stream resumed after its last allowed token adds nothing.
-    let plain = steer(&[
+    let chat = [
         "chat",
         "openai/gpt-4o-mini",
         "Tell me about rivers",
         "--stream",
-        "--max-tokens",
-        "10",
-    ]);
-    let broken = steer(&[
-        "chat",
-        "openai/gpt-4o-mini",
-        "Tell me about rivers",
-        "--stream",
-        "--max-tokens",
-        "10",
-        "--mock-fault",
-        "reset?after=99",
-    ]);
+    ];
+    let plain = steer(&[&chat[..], &["--max-tokens", "10"]].concat());
+    let broken = steer(
+        &[
+            &chat[..],
+            &["--max-tokens", "10", "--mock-fault", "reset?after=99"],
+        ]
+        .concat(),
+    );
     assert!(
         plain.status.success() && broken.status.success(),
         "{}",

@@ -82,54 +82,54 @@ fn sse_head() -> Vec<u8> {
     head("200 OK", "text/event-stream", &[])
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_endless_line_fails_as_malformed_at_the_event_limit() {
-    let server = Hostile::start(Arc::new(|_, _| Reply::Endless {
-        head: [sse_head(), b"data: ".to_vec()].concat(),
-        repeat: vec![b'x'; 64 * 1024],
-        pace: None,
+/// A server that answers every request with an event stream that starts with
+/// `start` and then repeats `repeat` (every `pace`) up to 256 MiB.
+async fn endless(start: &[u8], repeat: Vec<u8>, pace: Option<Duration>) -> Hostile {
+    let head = [sse_head(), start.to_vec()].concat();
+    Hostile::start(Arc::new(move |_, _| Reply::Endless {
+        head: head.clone(),
+        repeat: repeat.clone(),
+        pace,
         max: 256 << 20,
     }))
-    .await;
+    .await
+}
+
+/// Asserts that the client stopped reading long before the server's 256 MiB.
+#[track_caller]
+fn read_bounded(server: &Hostile) {
+    let written = server.written();
+    assert!(written < 64 << 20, "{written} bytes written");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_line_fails_as_malformed_at_the_event_limit() {
+    let server = endless(b"data: ", vec![b'x'; 64 * 1024], None).await;
     let client = hostile_client(openai(&server.url(), 256 * 1024));
     let e = stream_error(client.stream(req("openai/gpt-4o-mini")).await.unwrap()).await;
     assert_eq!(category(&e), Category::MalformedResponse, "{e}");
     assert!(e.to_string().contains("larger than 262144 bytes"), "{e}");
     // Unbounded buffering would have read all 256 MiB.
-    assert!(
-        server.written() < 64 << 20,
-        "{} bytes written",
-        server.written()
-    );
+    read_bounded(&server);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endless_data_lines_without_a_blank_line_fail_at_the_event_limit() {
-    let server = Hostile::start(Arc::new(|_, _| Reply::Endless {
-        head: sse_head(),
-        repeat: b"data: {\"choices\":[]}\n".repeat(1000),
-        pace: None,
-        max: 256 << 20,
-    }))
-    .await;
+    let server = endless(b"", b"data: {\"choices\":[]}\n".repeat(1000), None).await;
     let client = hostile_client(openai(&server.url(), 256 * 1024));
     let e = stream_error(client.stream(req("openai/gpt-4o-mini")).await.unwrap()).await;
     assert_eq!(category(&e), Category::MalformedResponse, "{e}");
-    assert!(
-        server.written() < 64 << 20,
-        "{} bytes written",
-        server.written()
-    );
+    read_bounded(&server);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endless_keep_alives_without_text_end_at_the_first_token_timeout() {
-    let server = Hostile::start(Arc::new(|_, _| Reply::Endless {
-        head: sse_head(),
-        repeat: b": keep-alive\n\nevent: ping\ndata: {}\n\n".to_vec(),
-        pace: Some(Duration::from_millis(5)),
-        max: 64 << 20,
-    }))
+    let pace = Some(Duration::from_millis(5));
+    let server = endless(
+        b"",
+        b": keep-alive\n\nevent: ping\ndata: {}\n\n".to_vec(),
+        pace,
+    )
     .await;
     let client = hostile_client(openai(&server.url(), 1 << 20));
     let e = stream_error(client.stream(req("openai/gpt-4o-mini")).await.unwrap()).await;
@@ -143,13 +143,7 @@ async fn endless_keep_alives_without_text_end_at_the_first_token_timeout() {
         "{e}"
     );
 
-    let pings = Hostile::start(Arc::new(|_, _| Reply::Endless {
-        head: sse_head(),
-        repeat: b": keep-alive\n\n".to_vec(),
-        pace: Some(Duration::from_millis(5)),
-        max: 64 << 20,
-    }))
-    .await;
+    let pings = endless(b"", b": keep-alive\n\n".to_vec(), pace).await;
     let client = hostile_client(openai(&pings.url(), 1 << 20));
     let e = stream_error(client.stream(req("openai/gpt-4o-mini")).await.unwrap()).await;
     assert_eq!(category(&e), Category::Timeout, "{e}");

@@ -144,14 +144,7 @@ impl StreamActor {
 
     fn total_usage(&self) -> Usage {
         let current = self.attempt_usage.unwrap_or_default();
-        Usage::new(
-            self.finished_usage
-                .prompt_tokens
-                .saturating_add(current.prompt_tokens),
-            self.finished_usage
-                .completion_tokens
-                .saturating_add(current.completion_tokens),
-        )
+        self.finished_usage.plus(current)
     }
 
     /// Ends the stream with an error (after delivering it) or with nothing more.
@@ -511,14 +504,7 @@ impl StreamActor {
             .attempt_usage
             .take()
             .unwrap_or(Usage::new(0, self.attempt_deltas));
-        self.finished_usage = Usage::new(
-            self.finished_usage
-                .prompt_tokens
-                .saturating_add(attempt.prompt_tokens),
-            self.finished_usage
-                .completion_tokens
-                .saturating_add(attempt.completion_tokens),
-        );
+        self.finished_usage = self.finished_usage.plus(attempt);
         report_failure(
             self.lease.take(),
             &self.core.actors.breaker,
