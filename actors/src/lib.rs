@@ -29,6 +29,7 @@ pub mod provider;
 pub mod request;
 pub mod retry;
 pub mod stream;
+mod supervise;
 
 pub use breaker::{BreakerConfig, BreakerState, CircuitBreaker, TransitionEvent};
 pub use failure::{Category, Failure, Phase, RateLimitHints};

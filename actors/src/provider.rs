@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use actix::{Actor, Addr, ArbiterHandle};
+use actix::{Addr, ArbiterHandle};
 
 use crate::breaker::{BreakerRef, CircuitBreaker};
 use crate::retry::RetryCoordinator;
@@ -19,7 +19,7 @@ pub struct ProviderActors {
 }
 
 impl ProviderActors {
-    /// Starts `breaker` and `coordinator` on `arbiter`. A request actor placed on
+    /// Starts `breaker` and `coordinator` on `arbiter`, each under a supervisor. A request actor placed on
     /// the same arbiter exchanges its messages with them without crossing threads.
     pub fn start(
         arbiter: &ArbiterHandle,
@@ -28,7 +28,8 @@ impl ProviderActors {
     ) -> Arc<Self> {
         Arc::new(ProviderActors {
             breaker: BreakerRef::start(breaker, arbiter),
-            coordinator: RetryCoordinator::start_in_arbiter(arbiter, move |_| coordinator),
+            // Supervised: restarted at the same address if a handler fails.
+            coordinator: actix::Supervisor::start_in_arbiter(arbiter, move |_| coordinator),
         })
     }
 }

@@ -93,28 +93,16 @@ impl CircuitBreaker {
 }
 
 impl CircuitBreaker {
-    /// Runs a handler's body; a panic in it (a bug: every input is checked) stops
-    /// the actor, and its supervisor restarts it with fresh state
-    /// ([`Supervised::restarting`]). The provider is never left unprotected.
+    /// Runs a handler's body; a panic in it stops the actor, and its supervisor
+    /// restarts it with fresh state ([`Supervised::restarting`]). The provider is
+    /// never left unprotected.
     fn guarded<R>(
         &mut self,
         ctx: &mut Context<Self>,
         body: impl FnOnce(&mut Self, &mut Context<Self>) -> R,
     ) -> Option<R> {
-        let run = std::panic::AssertUnwindSafe(|| body(self, ctx));
-        match std::panic::catch_unwind(run) {
-            Ok(r) => Some(r),
-            Err(panic) => {
-                let message = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "non-string panic payload".into());
-                tracing::error!(provider = %self.provider, %message, "circuit breaker failed: restarting it");
-                ctx.stop();
-                None
-            }
-        }
+        let who = format!("circuit breaker of {}", self.provider);
+        crate::supervise::guarded(self, ctx, &who, body)
     }
 }
 

@@ -46,6 +46,11 @@ impl RetryBudget {
         }
     }
 
+    /// The settings.
+    pub fn config(&self) -> BudgetConfig {
+        self.config
+    }
+
     fn bucket(&mut self, now: Instant) -> Option<&mut (Instant, u64, u64)> {
         let width = self.config.window.checked_div(10).unwrap_or_default();
         while let Some(front) = self.buckets.front() {

@@ -44,6 +44,14 @@ impl Actor for RetryCoordinator {
     }
 }
 
+impl Supervised for RetryCoordinator {
+    /// After a failed handler: an empty budget; the policy, the jitter source and
+    /// the metrics (counters only grow) are kept.
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        self.budget = RetryBudget::new(self.budget.config());
+    }
+}
+
 impl RetryCoordinator {
     /// Counts a request, at its first report: a failed first attempt or its end.
     /// (One message fewer per request than announcing every start.)
@@ -88,22 +96,26 @@ pub struct AttemptFailed {
 impl Handler<AttemptFailed> for RetryCoordinator {
     type Result = MessageResult<AttemptFailed>;
 
-    fn handle(&mut self, msg: AttemptFailed, _: &mut Context<Self>) -> Self::Result {
-        if msg.first_report {
-            self.count_request();
-        }
-        self.metrics.record_attempt(msg.failure.category.as_str());
-        let policy = msg.policy.as_ref().unwrap_or(&self.policy);
-        let decision = decide_within_budget(
-            policy,
-            &msg.failure,
-            msg.state,
-            self.rng.f64(),
-            &mut self.budget,
-            now(),
-        );
-        self.metrics.record_decision(&decision);
-        MessageResult(decision)
+    fn handle(&mut self, msg: AttemptFailed, ctx: &mut Context<Self>) -> Self::Result {
+        let decision = crate::supervise::guarded(self, ctx, "retry coordinator", |act, _| {
+            if msg.first_report {
+                act.count_request();
+            }
+            act.metrics.record_attempt(msg.failure.category.as_str());
+            let policy = msg.policy.as_ref().unwrap_or(&act.policy);
+            let decision = decide_within_budget(
+                policy,
+                &msg.failure,
+                msg.state,
+                act.rng.f64(),
+                &mut act.budget,
+                now(),
+            );
+            act.metrics.record_decision(&decision);
+            decision
+        });
+        // A coordinator that failed deciding restarts; this request stops retrying.
+        MessageResult(decision.unwrap_or(Decision::GiveUp(GiveUp::NotRetryable)))
     }
 }
 
@@ -140,11 +152,13 @@ pub enum RequestEnd {
 impl Handler<RequestFinished> for RetryCoordinator {
     type Result = ();
 
-    fn handle(&mut self, msg: RequestFinished, _: &mut Context<Self>) {
-        if msg.first_report {
-            self.count_request();
-        }
-        self.metrics.record_end(msg.end);
+    fn handle(&mut self, msg: RequestFinished, ctx: &mut Context<Self>) {
+        crate::supervise::guarded(self, ctx, "retry coordinator", |act, _| {
+            if msg.first_report {
+                act.count_request();
+            }
+            act.metrics.record_end(msg.end);
+        });
     }
 }
 
@@ -186,11 +200,51 @@ impl Handler<GetMetrics> for RetryCoordinator {
     }
 }
 
+/// Makes a handler fail, to test the supervisor.
+#[cfg(test)]
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+struct Crash;
+
+#[cfg(test)]
+impl Handler<Crash> for RetryCoordinator {
+    type Result = ();
+
+    fn handle(&mut self, _: Crash, ctx: &mut Context<Self>) {
+        crate::supervise::guarded(self, ctx, "test", |_, _| panic!("injected failure"));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::{Duration, Instant};
 
     use super::*;
+
+    #[test]
+    fn a_failed_coordinator_is_restarted_at_the_same_address() {
+        actix::System::new().block_on(async {
+            let coordinator = actix::Supervisor::start(|_| {
+                RetryCoordinator::new(RetryPolicy::default(), BudgetConfig::default(), 1)
+            });
+            coordinator.send(Crash).await.unwrap();
+            let decision = coordinator
+                .send(AttemptFailed {
+                    failure: Failure::new(Category::ServerError, "p", "boom"),
+                    state: AttemptState {
+                        attempts: 1,
+                        ..AttemptState::default()
+                    },
+                    policy: None,
+                    first_report: true,
+                })
+                .await
+                .expect("the same address answers");
+            assert!(matches!(decision, Decision::Retry { .. }), "{decision:?}");
+            let metrics = coordinator.send(GetMetrics).await.unwrap();
+            assert_eq!(metrics.requests, 1);
+        });
+    }
 
     #[test]
     fn a_retry_the_budget_refuses_becomes_a_budget_give_up() {

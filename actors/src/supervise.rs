@@ -1,0 +1,33 @@
+//! Handlers that cannot take their actor down: a panic in a handler's body (a
+//! bug: every input is checked) is caught, logged, and stops the actor, which its
+//! `Supervisor` restarts at the same address with fresh state.
+
+use actix::{Actor, ActorContext};
+
+/// Runs `body`; on a panic, logs it with `who` and stops the actor (its
+/// supervisor restarts it). `None` when the body panicked.
+pub(crate) fn guarded<A, C, R>(
+    act: &mut A,
+    ctx: &mut C,
+    who: &str,
+    body: impl FnOnce(&mut A, &mut C) -> R,
+) -> Option<R>
+where
+    A: Actor<Context = C>,
+    C: ActorContext,
+{
+    let run = std::panic::AssertUnwindSafe(|| body(act, ctx));
+    match std::panic::catch_unwind(run) {
+        Ok(r) => Some(r),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "non-string panic payload".into());
+            tracing::error!(%who, %message, "actor failed: restarting it");
+            ctx.stop();
+            None
+        }
+    }
+}
