@@ -84,6 +84,11 @@ pub enum FailureKind {
         /// What was wrong.
         message: String,
     },
+    /// The request cannot be expressed in the provider's wire format (nothing was sent).
+    Invalid {
+        /// What cannot be expressed.
+        message: String,
+    },
 }
 
 /// The failure of one attempt against one provider, with everything the classifier
@@ -192,6 +197,9 @@ impl fmt::Display for ProviderError {
             FailureKind::Malformed { message } => {
                 write!(f, "malformed response: {}", one_line(message))?
             }
+            FailureKind::Invalid { message } => {
+                write!(f, "invalid request: {}", one_line(message))?
+            }
         }
         write!(f, " (request {}", self.request_id)?;
         if let Some(id) = &self.provider_request_id {
@@ -239,6 +247,10 @@ impl fmt::Debug for FailureKind {
                 .debug_struct("Malformed")
                 .field("message", message)
                 .finish(),
+            FailureKind::Invalid { message } => f
+                .debug_struct("Invalid")
+                .field("message", message)
+                .finish(),
         }
     }
 }
@@ -266,6 +278,16 @@ pub enum Error {
     /// A setting is invalid (a bad base URL, a key with characters a header cannot hold, ...).
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The request cannot be sent as it is: its provider's wire format cannot
+    /// express it (an image in a system message, a JSON mode Anthropic lacks, a
+    /// tool choice naming no tool, ...). Nothing was sent.
+    #[error("invalid request for {provider}: {message}")]
+    InvalidRequest {
+        /// The provider.
+        provider: String,
+        /// What cannot be expressed.
+        message: String,
+    },
     /// The request failed for good: its last failure was not retried.
     #[error(transparent)]
     Failed(Box<FailedRequest>),

@@ -18,6 +18,7 @@
 //! ```
 
 pub mod classify;
+pub mod content;
 pub mod continue_message;
 pub mod error;
 mod fold;
@@ -26,9 +27,12 @@ pub mod model;
 pub mod provider;
 pub mod runtime;
 pub mod secret;
+pub mod tools;
 pub mod wire;
 
 pub use async_trait::async_trait;
+pub use content::{ImageSource, Part};
+pub use tools::{OutputError, ResponseFormat, Tool, ToolCall, ToolChoice, ToolResult};
 pub use error::{Error, FailedRequest, FailureKind, ProviderError, TransportKind};
 pub use model::{
     ChatRequest, ChatResponse, FinishReason, InvalidModelId, Message, ModelId, RequestId, Role,

@@ -8,6 +8,10 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::content::Part;
+use crate::tools::{OutputError, ResponseFormat, Tool, ToolCall, ToolChoice, ToolResult};
 
 /// A model id of the form `provider/model`, e.g. `openai/gpt-4o-mini`.
 ///
@@ -108,6 +112,9 @@ pub enum Role {
     User,
     /// The model's turn; a final assistant message is a prefill the model continues.
     Assistant,
+    /// Results of the assistant's tool calls (OpenAI `tool` messages, Anthropic
+    /// `tool_result` blocks in a user turn).
+    Tool,
 }
 
 impl Role {
@@ -117,40 +124,87 @@ impl Role {
             Role::System => "system",
             Role::User => "user",
             Role::Assistant => "assistant",
+            Role::Tool => "tool",
         }
     }
 }
 
-/// One message of a conversation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One message of a conversation: a role and its parts (text, images, tool calls,
+/// tool results).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Message {
     /// Who wrote it.
     pub role: Role,
-    /// Its text.
-    pub content: String,
+    /// What it holds, in order.
+    pub content: Vec<Part>,
 }
 
 impl Message {
+    /// A message of these parts.
+    pub fn new(role: Role, content: Vec<Part>) -> Self {
+        Message { role, content }
+    }
     /// A system message.
     pub fn system(content: impl Into<String>) -> Self {
-        Message {
-            role: Role::System,
-            content: content.into(),
-        }
+        Message::new(Role::System, vec![Part::Text(content.into())])
     }
     /// A user message.
     pub fn user(content: impl Into<String>) -> Self {
-        Message {
-            role: Role::User,
-            content: content.into(),
-        }
+        Message::new(Role::User, vec![Part::Text(content.into())])
+    }
+    /// A user message of several parts (text and images).
+    pub fn user_parts(parts: Vec<Part>) -> Self {
+        Message::new(Role::User, parts)
     }
     /// An assistant message.
     pub fn assistant(content: impl Into<String>) -> Self {
-        Message {
-            role: Role::Assistant,
-            content: content.into(),
+        Message::new(Role::Assistant, vec![Part::Text(content.into())])
+    }
+    /// The assistant's turn that called tools, for the history: its text (may be
+    /// empty) and its calls, as the response gave them.
+    pub fn assistant_tool_calls(text: impl Into<String>, calls: Vec<ToolCall>) -> Self {
+        let text = text.into();
+        let mut content = Vec::with_capacity(calls.len() + 1);
+        if !text.is_empty() {
+            content.push(Part::Text(text));
         }
+        content.extend(calls.into_iter().map(Part::ToolCall));
+        Message::new(Role::Assistant, content)
+    }
+    /// The result of tool call `call_id`.
+    pub fn tool_result(call_id: impl Into<String>, content: impl Into<String>) -> Self {
+        Message::new(
+            Role::Tool,
+            vec![Part::ToolResult(ToolResult::new(call_id, content))],
+        )
+    }
+    /// The text parts, joined.
+    pub fn text(&self) -> String {
+        self.content.iter().filter_map(Part::as_text).collect()
+    }
+    /// The text parts, joined, borrowed when there is one.
+    pub fn text_cow(&self) -> std::borrow::Cow<'_, str> {
+        match self.content.as_slice() {
+            [Part::Text(t)] => std::borrow::Cow::Borrowed(t.as_str()),
+            _ => std::borrow::Cow::Owned(self.text()),
+        }
+    }
+    /// Whether the message is text only.
+    pub fn is_text(&self) -> bool {
+        self.content.iter().all(|p| matches!(p, Part::Text(_)))
+    }
+}
+
+/// Extra HTTP headers of one request (names and values as given). `Debug` shows
+/// the names only: a value may be a secret.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtraHeaders(pub Vec<(String, String)>);
+
+impl fmt::Debug for ExtraHeaders {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(k, _)| k))
+            .finish()
     }
 }
 
@@ -248,11 +302,37 @@ pub struct ChatRequest {
     pub temperature: Option<f32>,
     /// Stop sequences.
     pub stop: Vec<String>,
+    /// Tools the model may call.
+    pub tools: Vec<Tool>,
+    /// Whether and which tool the model must call (provider default when unset).
+    pub tool_choice: Option<ToolChoice>,
+    /// Whether the model may call several tools at once (provider default when unset).
+    pub parallel_tool_calls: Option<bool>,
+    /// What the reply must look like (JSON, or JSON of a schema).
+    pub response_format: Option<ResponseFormat>,
+    /// Any other provider parameter, as top-level body fields (they override
+    /// steer's own): `top_p`, `seed`, `user`, `metadata`, `reasoning_effort`, ...
+    pub extra_body: Map<String, Value>,
+    /// Extra HTTP headers (a beta flag, an organisation, ...).
+    pub extra_headers: ExtraHeaders,
     /// steer's id of this request.
     pub request_id: RequestId,
 }
 
 impl ChatRequest {
+    /// Whether the request is plain text chat: no tools, no structured output, no
+    /// part but text, no tool results. Every wire format can express it.
+    pub fn is_plain(&self) -> bool {
+        self.tools.is_empty()
+            && self.extra_headers.0.is_empty()
+            && self.tool_choice.is_none()
+            && self.response_format.is_none()
+            && self
+                .messages
+                .iter()
+                .all(|m| m.role != Role::Tool && m.is_text())
+    }
+
     /// A request with no messages yet, for `provider/model`, with a fresh request id.
     pub fn new(model: &str) -> Result<Self, InvalidModelId> {
         Ok(Self::for_model(model.parse()?))
@@ -266,6 +346,12 @@ impl ChatRequest {
             max_tokens: None,
             temperature: None,
             stop: Vec::new(),
+            tools: Vec::new(),
+            tool_choice: None,
+            parallel_tool_calls: None,
+            response_format: None,
+            extra_body: Map::new(),
+            extra_headers: ExtraHeaders::default(),
             request_id: RequestId::random(),
         }
     }
@@ -305,6 +391,46 @@ impl ChatRequest {
     /// Sets the caller's request id.
     pub fn request_id(mut self, id: impl Into<RequestId>) -> Self {
         self.request_id = id.into();
+        self
+    }
+    /// Adds a tool the model may call.
+    pub fn tool(mut self, tool: Tool) -> Self {
+        self.tools.push(tool);
+        self
+    }
+    /// Sets whether and which tool the model must call.
+    pub fn tool_choice(mut self, choice: ToolChoice) -> Self {
+        self.tool_choice = Some(choice);
+        self
+    }
+    /// Allows or forbids several tool calls in one turn.
+    pub fn parallel_tool_calls(mut self, on: bool) -> Self {
+        self.parallel_tool_calls = Some(on);
+        self
+    }
+    /// Asks for a reply that is JSON following `schema` (see
+    /// [`ChatResponse::parse`]).
+    pub fn json_schema(mut self, name: impl Into<String>, schema: Value) -> Self {
+        self.response_format = Some(ResponseFormat::JsonSchema {
+            name: name.into(),
+            schema,
+            strict: true,
+        });
+        self
+    }
+    /// Asks for a reply that is a JSON object (where the provider has such a mode).
+    pub fn json_mode(mut self) -> Self {
+        self.response_format = Some(ResponseFormat::Json);
+        self
+    }
+    /// Sets a provider parameter steer does not model, as a top-level body field.
+    pub fn extra_body(mut self, key: impl Into<String>, value: Value) -> Self {
+        self.extra_body.insert(key.into(), value);
+        self
+    }
+    /// Adds an HTTP header to this request.
+    pub fn extra_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.extra_headers.0.push((name.into(), value.into()));
         self
     }
 }
@@ -358,6 +484,12 @@ pub struct Usage {
     pub completion_tokens: u64,
     /// Their sum.
     pub total_tokens: u64,
+    /// Prompt tokens read from the provider's cache, when it reports them
+    /// (OpenAI `cached_tokens`, Anthropic `cache_read_input_tokens`).
+    pub cached_prompt_tokens: Option<u64>,
+    /// Generated tokens spent on reasoning, when the provider reports them
+    /// (OpenAI `reasoning_tokens`).
+    pub reasoning_tokens: Option<u64>,
 }
 
 impl Usage {
@@ -367,16 +499,26 @@ impl Usage {
             prompt_tokens,
             completion_tokens,
             total_tokens: prompt_tokens.saturating_add(completion_tokens),
+            cached_prompt_tokens: None,
+            reasoning_tokens: None,
         }
     }
 
     /// The usage of two attempts together (saturating).
     pub fn plus(self, other: Usage) -> Usage {
-        Usage::new(
-            self.prompt_tokens.saturating_add(other.prompt_tokens),
-            self.completion_tokens
-                .saturating_add(other.completion_tokens),
-        )
+        let add = |a: Option<u64>, b: Option<u64>| match (a, b) {
+            (None, None) => None,
+            (a, b) => Some(a.unwrap_or(0).saturating_add(b.unwrap_or(0))),
+        };
+        Usage {
+            cached_prompt_tokens: add(self.cached_prompt_tokens, other.cached_prompt_tokens),
+            reasoning_tokens: add(self.reasoning_tokens, other.reasoning_tokens),
+            ..Usage::new(
+                self.prompt_tokens.saturating_add(other.prompt_tokens),
+                self.completion_tokens
+                    .saturating_add(other.completion_tokens),
+            )
+        }
     }
 }
 
@@ -397,6 +539,31 @@ pub struct ChatResponse {
     pub request_id: RequestId,
     /// The provider's id of the request (`x-request-id` / `request-id`), if sent.
     pub provider_request_id: Option<String>,
+    /// The tools the model called, in order (`finish_reason` is then `ToolCalls`).
+    pub tool_calls: Vec<ToolCall>,
+}
+
+impl ChatResponse {
+    /// The reply as JSON (for a request with a [`ResponseFormat`]).
+    pub fn json(&self) -> Result<Value, OutputError> {
+        serde_json::from_str(self.text.trim()).map_err(|_| OutputError::not_json(&self.text))
+    }
+
+    /// The reply as a typed value (for a request with a JSON schema).
+    ///
+    /// ```
+    /// # fn demo(reply: steer_llm::ChatResponse) -> Result<(), steer_llm::tools::OutputError> {
+    /// #[derive(serde::Deserialize)]
+    /// struct City { name: String, population: u64 }
+    /// let city: City = reply.parse()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, OutputError> {
+        serde_json::from_str(self.text.trim()).map_err(|e| OutputError {
+            message: e.to_string(),
+            text: self.text.clone(),
+        })
+    }
 }
 
 /// One event of a streamed response.
@@ -437,6 +604,36 @@ pub enum StreamEvent {
         offset: usize,
         /// The provider continuing.
         provider: String,
+    },
+    /// A tool call begins (its arguments follow as `ToolCallDelta`s).
+    ToolCallStart {
+        /// Its position among the response's tool calls (0 for the first).
+        index: usize,
+        /// The provider's id of the call.
+        id: String,
+        /// The tool.
+        name: String,
+    },
+    /// A piece of a tool call's argument text.
+    ToolCallDelta {
+        /// The call's index.
+        index: usize,
+        /// The piece.
+        arguments: String,
+    },
+    /// A tool call is complete: its arguments, parsed. Delivered exactly once per call.
+    ToolCall {
+        /// The call's index.
+        index: usize,
+        /// The call.
+        call: ToolCall,
+    },
+    /// A seam: the stream broke while this call's arguments were arriving, and the
+    /// continuation makes the call again from its start. Discard what arrived for
+    /// it (its `ToolCallStart` and deltas); its complete `ToolCall` follows.
+    ToolCallDiscarded {
+        /// The call's index.
+        index: usize,
     },
     /// The response starts again from the beginning: discard the text received so far.
     Restarted {

@@ -78,6 +78,11 @@ pub fn classify_at(err: &ProviderError, now: SystemTime) -> Failure {
             body::ErrorInfo::default(),
             None,
         ),
+        FailureKind::Invalid { .. } => (
+            Category::InvalidRequest,
+            body::ErrorInfo::default(),
+            None,
+        ),
     };
     let headers = wait::Scanned::of(&err.headers);
     let retry_after = wait::retry_after_in(&headers, now).or_else(|| {
@@ -98,6 +103,7 @@ pub fn classify_at(err: &ProviderError, now: SystemTime) -> Failure {
             format!("stream ended without its terminal event after {events} events")
         }
         (None, FailureKind::Malformed { message }) => format!("malformed response: {message}"),
+        (None, FailureKind::Invalid { message }) => format!("invalid request: {message}"),
     };
     let retryable = wait::should_retry_in(&headers).unwrap_or(category.retryable_by_default())
         && category != Category::DeadlineExceeded;

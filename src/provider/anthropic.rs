@@ -3,9 +3,9 @@
 use super::endpoint::{endpoint_methods, Endpoint, EndpointBuilder};
 use super::http::{self, CallContext};
 use super::{EventStream, Provider};
-use crate::error::{Error, ProviderError};
+use crate::error::{Error, FailureKind, ProviderError};
 use crate::model::{ChatRequest, ChatResponse};
-use crate::wire::anthropic::{self as wire, Decoder, RequestBody};
+use crate::wire::anthropic::{self as wire, Decoder};
 
 /// The `anthropic-version` header steer sends.
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
@@ -62,21 +62,28 @@ impl Anthropic {
         }
     }
 
-    fn request(&self, req: &ChatRequest, stream: bool) -> reqwest::RequestBuilder {
+    fn request(
+        &self,
+        req: &ChatRequest,
+        stream: bool,
+    ) -> Result<reqwest::RequestBuilder, ProviderError> {
+        let body = wire::request_json(req, stream)
+            .map_err(|message| self.context(req).error(FailureKind::Invalid { message }))?;
         let mut builder = self
             .endpoint
             .http
             .post(self.endpoint.url.clone())
             .header("anthropic-version", ANTHROPIC_VERSION)
             .header("x-client-request-id", req.request_id.as_str())
-            .json(&RequestBody::new(req, stream));
+            .header(::http::header::CONTENT_TYPE, "application/json")
+            .body(body);
         if stream {
             builder = builder.header("accept", "text/event-stream");
         }
         if let Some(key) = &self.endpoint.api_key {
             builder = builder.header("x-api-key", key.expose());
         }
-        builder
+        Ok(super::http::extra_headers(builder, req))
     }
 }
 
@@ -97,10 +104,17 @@ impl Provider for Anthropic {
         &self.endpoint.name
     }
 
+    fn check(&self, req: &ChatRequest) -> Result<(), String> {
+        if req.is_plain() {
+            return Ok(());
+        }
+        wire::RequestBody::new(req, false).map(|_| ())
+    }
+
     async fn generate(&self, req: &ChatRequest) -> Result<ChatResponse, ProviderError> {
         http::generate(
             self.context(req),
-            self.request(req, false),
+            self.request(req, false)?,
             req,
             wire::parse_response,
         )
@@ -110,7 +124,7 @@ impl Provider for Anthropic {
     async fn stream(&self, req: &ChatRequest) -> Result<EventStream, ProviderError> {
         http::stream(
             self.context(req),
-            self.request(req, true),
+            self.request(req, true)?,
             req,
             Decoder::default(),
         )

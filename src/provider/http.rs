@@ -97,6 +97,24 @@ pub(crate) fn provider_request_id(headers: &HeaderMap) -> Option<String> {
         .map(str::to_string)
 }
 
+/// Adds a request's extra headers to `builder` (names or values a header cannot
+/// carry are skipped, with a warning).
+pub(crate) fn extra_headers(
+    mut builder: reqwest::RequestBuilder,
+    req: &ChatRequest,
+) -> reqwest::RequestBuilder {
+    for (name, value) in &req.extra_headers.0 {
+        match (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            http::HeaderValue::from_str(value),
+        ) {
+            (Ok(name), Ok(value)) => builder = builder.header(name, value),
+            _ => tracing::warn!(header = %name, "extra header skipped: not a valid HTTP header"),
+        }
+    }
+    builder
+}
+
 /// Sends the request; a non-success status becomes a [`FailureKind::Status`] error
 /// with headers and (bounded) body.
 pub(crate) async fn send(
@@ -449,6 +467,7 @@ pub(crate) async fn generate(
         }
     };
     Ok(ChatResponse {
+        tool_calls: parsed.tool_calls,
         text: parsed.text,
         finish_reason: parsed.finish_reason,
         usage: parsed.usage,

@@ -63,6 +63,14 @@ pub trait Provider: Send + Sync + 'static {
     /// One non-streaming attempt.
     async fn generate(&self, req: &ChatRequest) -> Result<ChatResponse, ProviderError>;
 
+    /// Whether this provider can express `req` (its parts, tools, output format):
+    /// the client asks before any attempt, and a `Err(why)` is an
+    /// [`Error::InvalidRequest`](crate::Error::InvalidRequest). The default accepts
+    /// everything.
+    fn check(&self, _req: &ChatRequest) -> Result<(), String> {
+        Ok(())
+    }
+
     /// One streaming attempt. Errors before the response headers are returned here;
     /// later ones arrive in the stream.
     async fn stream(&self, req: &ChatRequest) -> Result<EventStream, ProviderError>;

@@ -3,9 +3,9 @@
 use super::endpoint::{endpoint_methods, Endpoint, EndpointBuilder};
 use super::http::{self, CallContext};
 use super::{EventStream, Provider};
-use crate::error::{Error, ProviderError};
+use crate::error::{Error, FailureKind, ProviderError};
 use crate::model::{ChatRequest, ChatResponse};
-use crate::wire::openai::{self as wire, Decoder, RequestBody};
+use crate::wire::openai::{self as wire, Decoder};
 
 /// A Chat Completions provider (`POST {base}/chat/completions`, bearer key).
 ///
@@ -81,21 +81,27 @@ impl OpenAiCompatible {
         }
     }
 
-    fn request(&self, req: &ChatRequest, stream: bool) -> reqwest::RequestBuilder {
-        let body = RequestBody::new(req, stream, self.include_usage);
+    fn request(
+        &self,
+        req: &ChatRequest,
+        stream: bool,
+    ) -> Result<reqwest::RequestBuilder, ProviderError> {
+        let body = wire::request_json(req, stream, self.include_usage)
+            .map_err(|message| self.context(req).error(FailureKind::Invalid { message }))?;
         let mut builder = self
             .endpoint
             .http
             .post(self.endpoint.url.clone())
             .header("x-client-request-id", req.request_id.as_str())
-            .json(&body);
+            .header(::http::header::CONTENT_TYPE, "application/json")
+            .body(body);
         if stream {
             builder = builder.header("accept", "text/event-stream");
         }
         if let Some(key) = &self.endpoint.api_key {
             builder = builder.bearer_auth(key.expose());
         }
-        builder
+        Ok(super::http::extra_headers(builder, req))
     }
 }
 
@@ -131,10 +137,17 @@ impl Provider for OpenAiCompatible {
         &self.endpoint.name
     }
 
+    fn check(&self, req: &ChatRequest) -> Result<(), String> {
+        if req.is_plain() {
+            return Ok(());
+        }
+        wire::RequestBody::new(req, false, self.include_usage).map(|_| ())
+    }
+
     async fn generate(&self, req: &ChatRequest) -> Result<ChatResponse, ProviderError> {
         http::generate(
             self.context(req),
-            self.request(req, false),
+            self.request(req, false)?,
             req,
             wire::parse_response,
         )
@@ -144,7 +157,7 @@ impl Provider for OpenAiCompatible {
     async fn stream(&self, req: &ChatRequest) -> Result<EventStream, ProviderError> {
         http::stream(
             self.context(req),
-            self.request(req, true),
+            self.request(req, true)?,
             req,
             Decoder::default(),
         )

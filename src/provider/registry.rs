@@ -75,12 +75,22 @@ impl Providers {
     /// One non-streaming attempt at the provider the request's model names.
     pub async fn generate(&self, req: &ChatRequest) -> Result<ChatResponse, Error> {
         let provider = self.get(req.model.provider())?;
+        checked(provider.as_ref(), req)?;
         Ok(provider.generate(req).await?)
     }
 
     /// One streaming attempt at the provider the request's model names.
     pub async fn stream(&self, req: &ChatRequest) -> Result<EventStream, Error> {
         let provider = self.get(req.model.provider())?;
+        checked(provider.as_ref(), req)?;
         Ok(provider.stream(req).await?)
     }
+}
+
+/// [`Provider::check`] as the library's error.
+fn checked(provider: &dyn Provider, req: &ChatRequest) -> Result<(), Error> {
+    provider.check(req).map_err(|message| Error::InvalidRequest {
+        provider: provider.name().to_string(),
+        message,
+    })
 }

@@ -53,6 +53,16 @@ impl ProviderHandle {
         self.actors.breaker.addr()
     }
 
+    /// Whether the provider can express `req`; nothing is sent when it cannot.
+    fn check(&self, req: &ChatRequest) -> Result<(), Error> {
+        self.provider
+            .check(req)
+            .map_err(|message| Error::InvalidRequest {
+                provider: self.name.to_string(),
+                message,
+            })
+    }
+
     /// Starts `actor` on this provider's arbiter, through the arbiter's queue: its
     /// closure runs inside the arbiter's task set wherever the caller is (starting it
     /// in place saved 0.3 µs but panics when the caller is a plain tokio task on that
@@ -350,6 +360,7 @@ impl Client {
         options: GenerateOptions,
     ) -> Result<ChatResponse, Error> {
         let handle = self.handle(req.model.provider())?;
+        handle.check(&req)?;
         let admission = self.admit().await?;
         let request_id = req.request_id.clone();
         let spec = self.spec(handle, &req, &options, self.inner.attempt_timeout);
@@ -397,6 +408,7 @@ impl Client {
         options: GenerateOptions,
     ) -> Result<SteerStream, Error> {
         let handle = self.handle(req.model.provider())?;
+        handle.check(&req)?;
         let admission = self.admit().await?;
         let d = self.inner.stream;
         let settings = StreamSettings {

@@ -5,7 +5,7 @@ use steer_actors::stream::{Checkpoint, Seam};
 use steer_actors::{Category, Failure};
 
 use crate::continue_message::{self, rejects_prefill};
-use crate::model::{ChatRequest, Message, Role};
+use crate::model::{ChatRequest, Message};
 
 /// What a stream does when it breaks after content began and the failure is retryable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
@@ -71,10 +71,7 @@ pub fn continuation_request(
     let (mut req, seam) = match strategy {
         Continuation::Instruct => {
             let mut req = original.clone();
-            req.messages.push(Message {
-                role: Role::User,
-                content: continue_message::write(delivered),
-            });
+            req.messages.push(Message::user(continue_message::write(delivered)));
             (req, Seam::overlap(delivered))
         }
         _ => {
@@ -89,10 +86,7 @@ pub fn continuation_request(
                 (original.clone(), Seam::exact(delivered))
             } else {
                 let mut req = original.clone();
-                req.messages.push(Message {
-                    role: Role::Assistant,
-                    content: prefill.to_string(),
-                });
+                req.messages.push(Message::assistant(prefill));
                 (req, Seam::exact(trimmed))
             }
         }
@@ -125,7 +119,7 @@ mod tests {
             .max_tokens(100);
         let checkpoint = delivered(&["Hello ", "there.\n\n"]);
         let (req, mut seam) = continuation_request(&original, &checkpoint, Continuation::Prefill);
-        assert_eq!(req.messages.last().unwrap().content, "Hello there.");
+        assert_eq!(req.messages.last().unwrap().text(), "Hello there.");
         // 98 tokens left, and one more for the trimmed whitespace it repeats.
         assert_eq!(req.max_tokens, Some(99));
         assert_eq!(seam.push("\n\nNext".into()), vec!["Next"]);
@@ -134,7 +128,7 @@ mod tests {
         let (req, _) = continuation_request(&original, &checkpoint, Continuation::Instruct);
         let last = req.messages.last().unwrap();
         assert_eq!(last.role, Role::User);
-        assert_eq!(continue_message::read(&last.content), Some("Hello "));
+        assert_eq!(continue_message::read(&last.text()), Some("Hello "));
         assert_eq!(req.max_tokens, Some(100), "99 left, 1 delta it may repeat");
     }
 

@@ -3,7 +3,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::{snippet, DecodeError, Progress, StreamDecoder, TextCursor};
+use crate::content::{ImageSource, Part};
 use crate::model::{ChatRequest, FinishReason, Role, StreamEvent, Usage};
+use crate::tools::{ResponseFormat, ToolCall, ToolChoice};
+use serde_json::Value;
 
 /// `max_tokens` sent when the request sets none (Anthropic requires one).
 pub const DEFAULT_MAX_TOKENS: u32 = 1024;
@@ -29,6 +32,15 @@ pub struct RequestBody<'a> {
     /// Whether to stream.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub stream: bool,
+    /// Tools.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<WireTool<'a>>,
+    /// `auto`, `any`, `tool` or `none`, and `disable_parallel_tool_use`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<Value>,
+    /// Structured output: `{"format": {"type": "json_schema", "schema": ...}}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_config: Option<Value>,
 }
 
 /// A message on the wire.
@@ -36,37 +48,224 @@ pub struct RequestBody<'a> {
 pub struct WireMessage<'a> {
     /// `user` or `assistant`.
     pub role: &'a str,
-    /// Its text.
-    pub content: &'a str,
+    /// Text, or content blocks.
+    pub content: WireContent<'a>,
+}
+
+/// A message's content: plain text, or blocks.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum WireContent<'a> {
+    /// Text alone.
+    Text(std::borrow::Cow<'a, str>),
+    /// Blocks.
+    Blocks(Vec<Block<'a>>),
+}
+
+/// A content block.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Block<'a> {
+    /// Text.
+    Text {
+        /// The text.
+        text: &'a str,
+    },
+    /// An image.
+    Image {
+        /// Where it comes from.
+        source: ImageBlockSource<'a>,
+    },
+    /// A tool call of the history.
+    ToolUse {
+        /// Its id.
+        id: &'a str,
+        /// The tool.
+        name: &'a str,
+        /// Its input (an object).
+        input: &'a Value,
+    },
+    /// The result of a call.
+    ToolResult {
+        /// The call it answers.
+        tool_use_id: &'a str,
+        /// The result.
+        content: &'a str,
+        /// Whether the tool failed.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        is_error: bool,
+    },
+}
+
+/// An image block's source.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ImageBlockSource<'a> {
+    /// Inline data.
+    Base64 {
+        /// Its media type.
+        media_type: &'a str,
+        /// The base64 data.
+        data: &'a str,
+    },
+    /// A URL.
+    Url {
+        /// The URL.
+        url: &'a str,
+    },
+}
+
+/// A tool on the wire.
+#[derive(Debug, Serialize)]
+pub struct WireTool<'a> {
+    /// Its name.
+    pub name: &'a str,
+    /// Its description.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<&'a str>,
+    /// JSON Schema of its input.
+    pub input_schema: &'a Value,
+    /// Strict tool use.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub strict: bool,
 }
 
 impl<'a> RequestBody<'a> {
-    /// The body for `req`. System messages move to the top-level `system` field.
-    pub fn new(req: &'a ChatRequest, stream: bool) -> Self {
-        let system: Vec<&str> = req
-            .messages
-            .iter()
-            .filter(|m| m.role == Role::System)
-            .map(|m| m.content.as_str())
-            .collect();
-        RequestBody {
+    /// The body for `req`. System messages move to the top-level `system` field,
+    /// tool results to `tool_result` blocks of a user turn. What Messages cannot
+    /// express (a JSON mode without a schema, an image outside a user turn, tool
+    /// arguments that are not an object) is an error, before any HTTP call.
+    pub fn new(req: &'a ChatRequest, stream: bool) -> Result<Self, String> {
+        super::check_request(req)?;
+        let mut system = Vec::new();
+        let mut messages: Vec<WireMessage<'a>> = Vec::with_capacity(req.messages.len());
+        for (i, m) in req.messages.iter().enumerate() {
+            let unsupported = |p: &Part| {
+                Err(format!(
+                    "messages.{i}: a {} message cannot hold a {} part in Messages",
+                    m.role.as_str(),
+                    p.kind()
+                ))
+            };
+            if m.role == Role::System {
+                for p in &m.content {
+                    match p {
+                        Part::Text(t) => system.push(t.as_str()),
+                        other => return unsupported(other),
+                    }
+                }
+                continue;
+            }
+            let mut blocks = Vec::with_capacity(m.content.len());
+            for p in &m.content {
+                let block = match (m.role, p) {
+                    (Role::User | Role::Assistant, Part::Text(text)) => Block::Text { text },
+                    (Role::User, Part::Image(src)) => Block::Image {
+                        source: match src {
+                            ImageSource::Url(url) => ImageBlockSource::Url { url },
+                            ImageSource::Base64 { media_type, data } => ImageBlockSource::Base64 {
+                                media_type,
+                                data,
+                            },
+                        },
+                    },
+                    (Role::Assistant, Part::ToolCall(c)) => {
+                        if c.unparsed.is_some() || !c.arguments.is_object() {
+                            return Err(format!(
+                                "messages.{i}: tool call {:?} has arguments that are not a JSON object",
+                                c.name
+                            ));
+                        }
+                        Block::ToolUse {
+                            id: &c.id,
+                            name: &c.name,
+                            input: &c.arguments,
+                        }
+                    }
+                    (Role::Tool, Part::ToolResult(r)) => Block::ToolResult {
+                        tool_use_id: &r.call_id,
+                        content: &r.content,
+                        is_error: r.is_error,
+                    },
+                    (_, other) => return unsupported(other),
+                };
+                blocks.push(block);
+            }
+            let role = if m.role == Role::Assistant { "assistant" } else { "user" };
+            // Results of several calls go in one user turn.
+            if m.role == Role::Tool {
+                if let Some(WireMessage {
+                    role: "user",
+                    content: WireContent::Blocks(previous),
+                }) = messages.last_mut()
+                {
+                    if matches!(previous.first(), Some(Block::ToolResult { .. })) {
+                        previous.extend(blocks);
+                        continue;
+                    }
+                }
+            }
+            let content = if m.is_text() {
+                WireContent::Text(m.text_cow())
+            } else {
+                WireContent::Blocks(blocks)
+            };
+            messages.push(WireMessage { role, content });
+        }
+        let disable_parallel = req.parallel_tool_calls == Some(false) && !req.tools.is_empty();
+        let mut tool_choice = req.tool_choice.as_ref().map(|c| match c {
+            ToolChoice::Auto => serde_json::json!({"type": "auto"}),
+            ToolChoice::None => serde_json::json!({"type": "none"}),
+            ToolChoice::Required => serde_json::json!({"type": "any"}),
+            ToolChoice::Tool(name) => serde_json::json!({"type": "tool", "name": name}),
+        });
+        if disable_parallel {
+            let choice = tool_choice.get_or_insert_with(|| serde_json::json!({"type": "auto"}));
+            if let Some(fields) = choice.as_object_mut() {
+                if fields.get("type").and_then(Value::as_str) != Some("none") {
+                    fields.insert("disable_parallel_tool_use".into(), Value::Bool(true));
+                }
+            }
+        }
+        let output_config = match &req.response_format {
+            None => None,
+            Some(ResponseFormat::Json) => {
+                return Err("Messages has no JSON mode without a schema: use a JSON schema \
+                            (ChatRequest::json_schema)"
+                    .into())
+            }
+            Some(ResponseFormat::JsonSchema { schema, .. }) => Some(
+                serde_json::json!({"format": {"type": "json_schema", "schema": schema}}),
+            ),
+        };
+        Ok(RequestBody {
             model: req.model.model(),
             system: (!system.is_empty()).then(|| system.join("\n\n")),
-            messages: req
-                .messages
-                .iter()
-                .filter(|m| m.role != Role::System)
-                .map(|m| WireMessage {
-                    role: m.role.as_str(),
-                    content: &m.content,
-                })
-                .collect(),
+            messages,
             max_tokens: req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
             temperature: req.temperature,
             stop_sequences: &req.stop,
             stream,
-        }
+            tools: req
+                .tools
+                .iter()
+                .map(|t| WireTool {
+                    name: &t.name,
+                    description: t.description.as_deref(),
+                    input_schema: &t.input_schema,
+                    strict: t.strict,
+                })
+                .collect(),
+            tool_choice,
+            output_config,
+        })
     }
+}
+
+/// The JSON of `req`'s body, extra body fields merged in (they win).
+pub fn request_json(req: &ChatRequest, stream: bool) -> Result<Vec<u8>, String> {
+    let body = RequestBody::new(req, stream)?;
+    super::with_extra(&body, &req.extra_body)
 }
 
 /// Usage as Anthropic sends it.
@@ -78,6 +277,9 @@ pub struct WireUsage {
     /// Output tokens.
     #[serde(default)]
     pub output_tokens: Option<u64>,
+    /// Input tokens read from the prompt cache.
+    #[serde(default)]
+    pub cache_read_input_tokens: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -101,6 +303,12 @@ struct ContentBlock {
     kind: String,
     #[serde(default)]
     text: Option<String>,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    input: Option<Value>,
 }
 
 /// What steer keeps of a parsed non-streaming response.
@@ -130,17 +338,34 @@ pub fn parse_response(body: &[u8]) -> Result<Parsed, DecodeError> {
         .filter(|b| b.kind == "text")
         .filter_map(|b| b.text.as_deref())
         .collect::<String>();
+    let tool_calls = parsed
+        .content
+        .iter()
+        .filter(|b| b.kind == "tool_use")
+        .map(|b| {
+            ToolCall::new(
+                b.id.clone().unwrap_or_default(),
+                b.name.clone().unwrap_or_default(),
+                b.input
+                    .clone()
+                    .unwrap_or_else(|| Value::Object(Default::default())),
+            )
+        })
+        .collect();
+    let mut usage = Usage::new(
+        parsed.usage.input_tokens.unwrap_or(0),
+        parsed.usage.output_tokens.unwrap_or(0),
+    );
+    usage.cached_prompt_tokens = parsed.usage.cache_read_input_tokens;
     Ok(Parsed {
+        tool_calls,
         text,
         finish_reason: parsed
             .stop_reason
             .as_deref()
             .map(FinishReason::from_anthropic)
             .unwrap_or_else(|| FinishReason::Other("missing".into())),
-        usage: Usage::new(
-            parsed.usage.input_tokens.unwrap_or(0),
-            parsed.usage.output_tokens.unwrap_or(0),
-        ),
+        usage,
         model: parsed.model,
     })
 }
@@ -151,8 +376,19 @@ enum Event {
     MessageStart {
         message: StartMessage,
     },
+    ContentBlockStart {
+        #[serde(default)]
+        index: usize,
+        content_block: StartBlock,
+    },
     ContentBlockDelta {
+        #[serde(default)]
+        index: usize,
         delta: Delta,
+    },
+    ContentBlockStop {
+        #[serde(default)]
+        index: usize,
     },
     MessageDelta {
         #[serde(default)]
@@ -174,9 +410,26 @@ struct StartMessage {
 
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+enum StartBlock {
+    ToolUse {
+        #[serde(default)]
+        id: String,
+        #[serde(default)]
+        name: String,
+    },
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
 enum Delta {
     TextDelta {
         text: String,
+    },
+    InputJsonDelta {
+        #[serde(default)]
+        partial_json: String,
     },
     #[serde(other)]
     Other,
@@ -195,6 +448,7 @@ struct MessageDeltaBody {
 #[derive(Debug, Default)]
 pub struct Decoder {
     cursor: TextCursor,
+    calls: super::CallAssembler,
     input_tokens: u64,
     output_tokens: u64,
     finish: Option<FinishReason>,
@@ -221,10 +475,20 @@ impl StreamDecoder for Decoder {
             Event::MessageStart { message } => {
                 self.input_tokens = message.usage.input_tokens.unwrap_or(0);
             }
+            Event::ContentBlockStart {
+                index,
+                content_block: StartBlock::ToolUse { id, name },
+            } => self.calls.start(index, id, name, out),
             Event::ContentBlockDelta {
                 delta: Delta::TextDelta { text },
+                ..
             } => self.cursor.delta(text, out),
-            Event::ContentBlockDelta { .. } | Event::Other => {}
+            Event::ContentBlockDelta {
+                index,
+                delta: Delta::InputJsonDelta { partial_json },
+            } => self.calls.delta(index, partial_json, out)?,
+            Event::ContentBlockStop { index } => self.calls.finish(index, out),
+            Event::ContentBlockStart { .. } | Event::ContentBlockDelta { .. } | Event::Other => {}
             Event::MessageDelta { delta, usage } => {
                 if let Some(reason) = delta.stop_reason {
                     self.finish = Some(FinishReason::from_anthropic(&reason));
@@ -241,6 +505,7 @@ impl StreamDecoder for Decoder {
                 }
             }
             Event::MessageStop {} => {
+                self.calls.finish_all(out);
                 out.push(StreamEvent::Complete {
                     finish_reason: self
                         .finish

@@ -8,7 +8,11 @@ pub mod anthropic;
 pub mod openai;
 pub mod sse;
 
-use crate::model::StreamEvent;
+use serde_json::{Map, Value};
+
+use crate::content::Part;
+use crate::model::{ChatRequest, StreamEvent};
+use crate::tools::{ResponseFormat, ToolCall, ToolChoice};
 
 /// What a stream decoder makes of one SSE event it cannot turn into stream events.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +63,165 @@ impl TextCursor {
     /// Characters emitted so far.
     pub fn position(&self) -> usize {
         self.chars
+    }
+}
+
+/// Largest argument text one streamed tool call may accumulate.
+pub const MAX_TOOL_ARGUMENTS: usize = 4 * 1024 * 1024;
+
+/// Checks what no wire format can express: invalid tools, a tool choice without
+/// tools or naming an unknown one, invalid images, a schema that is not an object.
+pub(crate) fn check_request(req: &ChatRequest) -> Result<(), String> {
+    for (i, tool) in req.tools.iter().enumerate() {
+        tool.validate()?;
+        if req.tools[..i].iter().any(|t| t.name == tool.name) {
+            return Err(format!("two tools are named {:?}", tool.name));
+        }
+    }
+    match &req.tool_choice {
+        Some(ToolChoice::Auto | ToolChoice::None) | None => {}
+        Some(_) if req.tools.is_empty() => {
+            return Err("a tool choice that requires a call needs tools".into())
+        }
+        Some(ToolChoice::Tool(name)) if !req.tools.iter().any(|t| &t.name == name) => {
+            return Err(format!("tool_choice names {name:?}, which is not among the tools"))
+        }
+        Some(_) => {}
+    }
+    if let Some(ResponseFormat::JsonSchema { schema, .. }) = &req.response_format {
+        if !schema.is_object() {
+            return Err("the response format's schema must be a JSON object".into());
+        }
+    }
+    for (name, value) in &req.extra_headers.0 {
+        let valid = http::HeaderName::from_bytes(name.as_bytes()).is_ok()
+            && http::HeaderValue::from_str(value).is_ok();
+        if !valid {
+            return Err(format!("extra header {name:?} is not a valid HTTP header"));
+        }
+    }
+    for (i, m) in req.messages.iter().enumerate() {
+        for p in &m.content {
+            if let Part::Image(src) = p {
+                src.validate().map_err(|e| format!("messages.{i}: {e}"))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `body` as JSON, with `extra` fields merged in at the top level (they win).
+pub(crate) fn with_extra<T: serde::Serialize>(
+    body: &T,
+    extra: &Map<String, Value>,
+) -> Result<Vec<u8>, String> {
+    if extra.is_empty() {
+        return serde_json::to_vec(body).map_err(|e| format!("cannot encode the request: {e}"));
+    }
+    let mut value =
+        serde_json::to_value(body).map_err(|e| format!("cannot encode the request: {e}"))?;
+    if let Value::Object(fields) = &mut value {
+        for (k, v) in extra {
+            fields.insert(k.clone(), v.clone());
+        }
+    }
+    serde_json::to_vec(&value).map_err(|e| format!("cannot encode the request: {e}"))
+}
+
+/// Assembles streamed tool calls from their starts and argument pieces, keyed by
+/// the provider's index, numbered 0, 1, ... in the order they start.
+#[derive(Debug, Default)]
+pub struct CallAssembler {
+    open: Vec<OpenCall>,
+    next: usize,
+}
+
+#[derive(Debug)]
+struct OpenCall {
+    key: usize,
+    index: usize,
+    id: String,
+    name: String,
+    arguments: String,
+}
+
+impl CallAssembler {
+    /// A call starts (a second start of the same key is ignored).
+    pub fn start(&mut self, key: usize, id: String, name: String, out: &mut Vec<StreamEvent>) {
+        if self.open.iter().any(|c| c.key == key) {
+            return;
+        }
+        let index = self.next;
+        self.next = self.next.saturating_add(1);
+        out.push(StreamEvent::ToolCallStart {
+            index,
+            id: id.clone(),
+            name: name.clone(),
+        });
+        self.open.push(OpenCall {
+            key,
+            index,
+            id,
+            name,
+            arguments: String::new(),
+        });
+    }
+
+    /// A piece of an open call's arguments (pieces of unknown calls are dropped).
+    pub fn delta(
+        &mut self,
+        key: usize,
+        piece: String,
+        out: &mut Vec<StreamEvent>,
+    ) -> Result<(), DecodeError> {
+        let Some(call) = self.open.iter_mut().find(|c| c.key == key) else {
+            return Ok(());
+        };
+        if piece.is_empty() {
+            return Ok(());
+        }
+        if call.arguments.len().saturating_add(piece.len()) > MAX_TOOL_ARGUMENTS {
+            return Err(DecodeError::Malformed(format!(
+                "tool call {:?}: arguments larger than {MAX_TOOL_ARGUMENTS} bytes",
+                call.name
+            )));
+        }
+        call.arguments.push_str(&piece);
+        out.push(StreamEvent::ToolCallDelta {
+            index: call.index,
+            arguments: piece,
+        });
+        Ok(())
+    }
+
+    /// The call of `key` is complete.
+    pub fn finish(&mut self, key: usize, out: &mut Vec<StreamEvent>) {
+        if let Some(at) = self.open.iter().position(|c| c.key == key) {
+            let call = self.open.remove(at);
+            out.push(StreamEvent::ToolCall {
+                index: call.index,
+                call: ToolCall::from_text(call.id, call.name, &call.arguments),
+            });
+        }
+    }
+
+    /// Completes every open call whose key is below `key`.
+    pub fn finish_below(&mut self, key: usize, out: &mut Vec<StreamEvent>) {
+        let mut below: Vec<usize> = self.open.iter().map(|c| c.key).filter(|k| *k < key).collect();
+        below.sort_unstable();
+        for k in below {
+            self.finish(k, out);
+        }
+    }
+
+    /// Completes every open call, in order.
+    pub fn finish_all(&mut self, out: &mut Vec<StreamEvent>) {
+        self.finish_below(usize::MAX, out);
+        // (A key of usize::MAX itself cannot be below it.)
+        let rest: Vec<usize> = self.open.iter().map(|c| c.key).collect();
+        for k in rest {
+            self.finish(k, out);
+        }
     }
 }
 

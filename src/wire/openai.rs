@@ -4,7 +4,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{snippet, DecodeError, Progress, StreamDecoder, TextCursor};
-use crate::model::{ChatRequest, FinishReason, StreamEvent, Usage};
+use crate::content::Part;
+use crate::model::{ChatRequest, FinishReason, Message, Role, StreamEvent, Usage};
+use crate::tools::{ResponseFormat, ToolCall, ToolChoice};
 
 /// The body of `POST /v1/chat/completions`.
 #[derive(Debug, Serialize)]
@@ -28,6 +30,18 @@ pub struct RequestBody<'a> {
     /// Asks for the final usage chunk when streaming.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stream_options: Option<StreamOptions>,
+    /// Tools (`type: function`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<WireTool<'a>>,
+    /// `auto`, `none`, `required` or a named function.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<Value>,
+    /// Whether several calls may come in one turn.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parallel_tool_calls: Option<bool>,
+    /// `json_object` or `json_schema`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_format: Option<Value>,
 }
 
 /// `stream_options` of a streaming request.
@@ -40,25 +54,110 @@ pub struct StreamOptions {
 /// A message on the wire.
 #[derive(Debug, Serialize)]
 pub struct WireMessage<'a> {
-    /// `system`, `user` or `assistant`.
+    /// `system`, `user`, `assistant` or `tool`.
     pub role: &'a str,
-    /// Its text.
-    pub content: &'a str,
+    /// Text, or parts (text and images); absent for an assistant turn of tool calls only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content: Option<WireContent<'a>>,
+    /// The assistant's tool calls.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<WireToolCall<'a>>,
+    /// For a `tool` message: the call it answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<&'a str>,
+}
+
+/// A message's content: plain text, or parts.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum WireContent<'a> {
+    /// Text alone.
+    Text(std::borrow::Cow<'a, str>),
+    /// Text and images.
+    Parts(Vec<WirePart<'a>>),
+}
+
+/// One content part.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum WirePart<'a> {
+    /// Text.
+    Text {
+        /// The text.
+        text: &'a str,
+    },
+    /// An image, by URL (inline data as a `data:` URL).
+    ImageUrl {
+        /// `{"url": ...}`.
+        image_url: ImageUrl,
+    },
+}
+
+/// `image_url` of a part.
+#[derive(Debug, Serialize)]
+pub struct ImageUrl {
+    /// An http(s) or `data:` URL.
+    pub url: String,
+}
+
+/// A tool on the wire.
+#[derive(Debug, Serialize)]
+pub struct WireTool<'a> {
+    /// Always `function`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The function.
+    pub function: WireFunction<'a>,
+}
+
+/// A tool's function.
+#[derive(Debug, Serialize)]
+pub struct WireFunction<'a> {
+    /// Its name.
+    pub name: &'a str,
+    /// Its description.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<&'a str>,
+    /// JSON Schema of its arguments.
+    pub parameters: &'a Value,
+    /// Enforce the schema.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub strict: bool,
+}
+
+/// A tool call in an assistant message of the history.
+#[derive(Debug, Serialize)]
+pub struct WireToolCall<'a> {
+    /// The call's id.
+    pub id: &'a str,
+    /// Always `function`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Name and arguments (as JSON text).
+    pub function: WireCallFunction<'a>,
+}
+
+/// The function of a tool call.
+#[derive(Debug, Serialize)]
+pub struct WireCallFunction<'a> {
+    /// The tool.
+    pub name: &'a str,
+    /// The arguments, as JSON text.
+    pub arguments: String,
 }
 
 impl<'a> RequestBody<'a> {
     /// The body for `req`; `include_usage` adds `stream_options` when streaming.
-    pub fn new(req: &'a ChatRequest, stream: bool, include_usage: bool) -> Self {
-        RequestBody {
+    /// What Chat Completions cannot express is an error, before any HTTP call.
+    pub fn new(req: &'a ChatRequest, stream: bool, include_usage: bool) -> Result<Self, String> {
+        super::check_request(req)?;
+        let mut messages = Vec::with_capacity(req.messages.len());
+        for (i, m) in req.messages.iter().enumerate() {
+            translate(m, i, &mut messages)?;
+        }
+        Ok(RequestBody {
             model: req.model.model(),
-            messages: req
-                .messages
-                .iter()
-                .map(|m| WireMessage {
-                    role: m.role.as_str(),
-                    content: &m.content,
-                })
-                .collect(),
+            messages,
             max_tokens: req.max_tokens,
             temperature: req.temperature,
             stop: &req.stop,
@@ -66,8 +165,120 @@ impl<'a> RequestBody<'a> {
             stream_options: (stream && include_usage).then_some(StreamOptions {
                 include_usage: true,
             }),
+            tools: req
+                .tools
+                .iter()
+                .map(|t| WireTool {
+                    kind: "function",
+                    function: WireFunction {
+                        name: &t.name,
+                        description: t.description.as_deref(),
+                        parameters: &t.input_schema,
+                        strict: t.strict,
+                    },
+                })
+                .collect(),
+            tool_choice: req.tool_choice.as_ref().map(|c| match c {
+                ToolChoice::Auto => Value::from("auto"),
+                ToolChoice::None => Value::from("none"),
+                ToolChoice::Required => Value::from("required"),
+                ToolChoice::Tool(name) => {
+                    serde_json::json!({"type": "function", "function": {"name": name}})
+                }
+            }),
+            parallel_tool_calls: req.parallel_tool_calls.filter(|_| !req.tools.is_empty()),
+            response_format: req.response_format.as_ref().map(|f| match f {
+                ResponseFormat::Json => serde_json::json!({"type": "json_object"}),
+                ResponseFormat::JsonSchema {
+                    name,
+                    schema,
+                    strict,
+                } => serde_json::json!({"type": "json_schema",
+                    "json_schema": {"name": name, "schema": schema, "strict": strict}}),
+            }),
+        })
+    }
+}
+
+/// The JSON of `req`'s body, extra body fields merged in (they win).
+pub fn request_json(req: &ChatRequest, stream: bool, include_usage: bool) -> Result<Vec<u8>, String> {
+    let body = RequestBody::new(req, stream, include_usage)?;
+    super::with_extra(&body, &req.extra_body)
+}
+
+fn translate<'a>(m: &'a Message, i: usize, out: &mut Vec<WireMessage<'a>>) -> Result<(), String> {
+    let unsupported = |p: &Part| {
+        Err(format!(
+            "messages.{i}: a {} message cannot hold a {} part in Chat Completions",
+            m.role.as_str(),
+            p.kind()
+        ))
+    };
+    let plain = |role, content| WireMessage {
+        role,
+        content,
+        tool_calls: Vec::new(),
+        tool_call_id: None,
+    };
+    match m.role {
+        Role::System | Role::User => {
+            let mut parts = Vec::with_capacity(m.content.len());
+            for p in &m.content {
+                match p {
+                    Part::Text(text) => parts.push(WirePart::Text { text }),
+                    Part::Image(src) if m.role == Role::User => parts.push(WirePart::ImageUrl {
+                        image_url: ImageUrl { url: src.as_url() },
+                    }),
+                    other => return unsupported(other),
+                }
+            }
+            let content = if m.is_text() {
+                WireContent::Text(m.text_cow())
+            } else {
+                WireContent::Parts(parts)
+            };
+            out.push(plain(m.role.as_str(), Some(content)));
+        }
+        Role::Assistant => {
+            let mut calls = Vec::new();
+            for p in &m.content {
+                match p {
+                    Part::Text(_) => {}
+                    Part::ToolCall(c) => calls.push(WireToolCall {
+                        id: &c.id,
+                        kind: "function",
+                        function: WireCallFunction {
+                            name: &c.name,
+                            arguments: c.arguments_text(),
+                        },
+                    }),
+                    other => return unsupported(other),
+                }
+            }
+            let text = m.text_cow();
+            let content = (!text.is_empty() || calls.is_empty()).then_some(WireContent::Text(text));
+            out.push(WireMessage {
+                role: "assistant",
+                content,
+                tool_calls: calls,
+                tool_call_id: None,
+            });
+        }
+        Role::Tool => {
+            for p in &m.content {
+                match p {
+                    Part::ToolResult(r) => out.push(WireMessage {
+                        role: "tool",
+                        content: Some(WireContent::Text(r.content.as_str().into())),
+                        tool_calls: Vec::new(),
+                        tool_call_id: Some(&r.call_id),
+                    }),
+                    other => return unsupported(other),
+                }
+            }
         }
     }
+    Ok(())
 }
 
 /// Token usage as OpenAI sends it.
@@ -82,6 +293,28 @@ pub struct WireUsage {
     /// Total tokens.
     #[serde(default)]
     pub total_tokens: Option<u64>,
+    /// `cached_tokens` and more.
+    #[serde(default)]
+    pub prompt_tokens_details: Option<PromptDetails>,
+    /// `reasoning_tokens` and more.
+    #[serde(default)]
+    pub completion_tokens_details: Option<CompletionDetails>,
+}
+
+/// `usage.prompt_tokens_details`.
+#[derive(Debug, Clone, Copy, Deserialize, Default)]
+pub struct PromptDetails {
+    /// Prompt tokens read from the cache.
+    #[serde(default)]
+    pub cached_tokens: Option<u64>,
+}
+
+/// `usage.completion_tokens_details`.
+#[derive(Debug, Clone, Copy, Deserialize, Default)]
+pub struct CompletionDetails {
+    /// Tokens spent on reasoning.
+    #[serde(default)]
+    pub reasoning_tokens: Option<u64>,
 }
 
 impl From<WireUsage> for Usage {
@@ -90,6 +323,8 @@ impl From<WireUsage> for Usage {
         if let Some(total) = u.total_tokens {
             usage.total_tokens = total;
         }
+        usage.cached_prompt_tokens = u.prompt_tokens_details.and_then(|d| d.cached_tokens);
+        usage.reasoning_tokens = u.completion_tokens_details.and_then(|d| d.reasoning_tokens);
         usage
     }
 }
@@ -123,6 +358,30 @@ pub struct ChoiceMessage {
     /// Its text (null for a pure tool call).
     #[serde(default)]
     pub content: Option<String>,
+    /// Its tool calls.
+    #[serde(default)]
+    pub tool_calls: Option<Vec<ResponseToolCall>>,
+}
+
+/// A tool call of a response.
+#[derive(Debug, Deserialize)]
+pub struct ResponseToolCall {
+    /// The call's id.
+    #[serde(default)]
+    pub id: String,
+    /// Name and arguments.
+    pub function: ResponseFunction,
+}
+
+/// The function of a response's tool call.
+#[derive(Debug, Deserialize)]
+pub struct ResponseFunction {
+    /// The tool.
+    #[serde(default)]
+    pub name: String,
+    /// The arguments, as JSON text.
+    #[serde(default)]
+    pub arguments: String,
 }
 
 /// What steer keeps of a parsed non-streaming response.
@@ -136,6 +395,8 @@ pub struct Parsed {
     pub usage: Usage,
     /// The model that answered, when named.
     pub model: Option<String>,
+    /// The tool calls, in order.
+    pub tool_calls: Vec<ToolCall>,
 }
 
 /// Parses a non-streaming response body. A 2xx body that is not a chat
@@ -154,7 +415,15 @@ pub fn parse_response(body: &[u8]) -> Result<Parsed, DecodeError> {
         .into_iter()
         .next()
         .ok_or_else(|| DecodeError::Malformed("chat completion without choices".into()))?;
+    let tool_calls = choice
+        .message
+        .tool_calls
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| ToolCall::from_text(c.id, c.function.name, &c.function.arguments))
+        .collect();
     Ok(Parsed {
+        tool_calls,
         text: choice.message.content.unwrap_or_default(),
         finish_reason: choice
             .finish_reason
@@ -204,6 +473,26 @@ struct ChunkChoice {
 struct ChunkDelta {
     #[serde(default)]
     content: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Vec<ChunkToolCall>>,
+}
+
+#[derive(Deserialize)]
+struct ChunkToolCall {
+    #[serde(default)]
+    index: usize,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    function: Option<ChunkFunction>,
+}
+
+#[derive(Deserialize)]
+struct ChunkFunction {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    arguments: Option<String>,
 }
 
 /// Decodes an OpenAI-format stream: `data:` lines of chunks ending with `data: [DONE]`.
@@ -222,6 +511,7 @@ pub struct Decoder {
     cursor: TextCursor,
     finish: Option<FinishReason>,
     usage: Option<Usage>,
+    calls: super::CallAssembler,
 }
 
 impl StreamDecoder for Decoder {
@@ -233,6 +523,7 @@ impl StreamDecoder for Decoder {
     ) -> Result<Progress, DecodeError> {
         let data = data.trim();
         if data == "[DONE]" {
+            self.calls.finish_all(out);
             out.push(StreamEvent::Complete {
                 finish_reason: self
                     .finish
@@ -258,10 +549,29 @@ impl StreamDecoder for Decoder {
             )));
         }
         if let Some(choice) = chunk.choices.into_iter().flatten().next() {
-            if let Some(text) = choice.delta.and_then(|d| d.content) {
-                self.cursor.delta(text, out);
+            if let Some(delta) = choice.delta {
+                if let Some(text) = delta.content {
+                    self.cursor.delta(text, out);
+                }
+                for call in delta.tool_calls.into_iter().flatten() {
+                    let (name, arguments) = match call.function {
+                        Some(f) => (f.name, f.arguments),
+                        None => (None, None),
+                    };
+                    // OpenAI streams parallel calls one after another: a new
+                    // index means the ones before it are complete.
+                    self.calls.finish_below(call.index, out);
+                    if let Some(name) = name {
+                        self.calls
+                            .start(call.index, call.id.unwrap_or_default(), name, out);
+                    }
+                    if let Some(arguments) = arguments {
+                        self.calls.delta(call.index, arguments, out)?;
+                    }
+                }
             }
             if let Some(reason) = choice.finish_reason {
+                self.calls.finish_all(out);
                 self.finish = Some(FinishReason::from_openai(&reason));
             }
         }
