@@ -247,10 +247,9 @@ impl fmt::Debug for FailureKind {
                 .debug_struct("Malformed")
                 .field("message", message)
                 .finish(),
-            FailureKind::Invalid { message } => f
-                .debug_struct("Invalid")
-                .field("message", message)
-                .finish(),
+            FailureKind::Invalid { message } => {
+                f.debug_struct("Invalid").field("message", message).finish()
+            }
         }
     }
 }

@@ -32,7 +32,6 @@ pub mod wire;
 
 pub use async_trait::async_trait;
 pub use content::{ImageSource, Part};
-pub use tools::{OutputError, ResponseFormat, Tool, ToolCall, ToolChoice, ToolResult};
 pub use error::{Error, FailedRequest, FailureKind, ProviderError, TransportKind};
 pub use model::{
     ChatRequest, ChatResponse, FinishReason, InvalidModelId, Message, ModelId, RequestId, Role,
@@ -45,6 +44,7 @@ pub use steer_actors::{
     Backoff, BreakerConfig, BreakerState, BudgetConfig, Category, Failure, GiveUp, Jitter, Phase,
     RateLimitHints, RetryPolicy,
 };
+pub use tools::{OutputError, ResponseFormat, Tool, ToolCall, ToolChoice, ToolResult};
 
 /// The README's examples, compiled as doc tests so that they stay true.
 #[doc = include_str!("../README.md")]

@@ -27,7 +27,7 @@ pub fn expected_text(req: &ChatRequest, words: Option<usize>) -> String {
     let turns: Vec<Turn> = req
         .messages
         .iter()
-        .map(|m| Turn::new(m.role.as_str(), &m.content))
+        .map(|m| Turn::new(m.role.as_str(), &m.text()))
         .collect();
     text::reply(req.model.model(), &turns, req.max_tokens, &req.stop, words).text()
 }
@@ -37,7 +37,7 @@ pub fn expected_chunks(req: &ChatRequest) -> Vec<String> {
     let turns: Vec<Turn> = req
         .messages
         .iter()
-        .map(|m| Turn::new(m.role.as_str(), &m.content))
+        .map(|m| Turn::new(m.role.as_str(), &m.text()))
         .collect();
     text::reply(req.model.model(), &turns, req.max_tokens, &req.stop, None).chunks
 }

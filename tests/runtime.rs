@@ -56,6 +56,7 @@ fn ok(req: &ChatRequest) -> ChatResponse {
         model: req.model.model().into(),
         request_id: req.request_id.clone(),
         provider_request_id: None,
+        tool_calls: Vec::new(),
     }
 }
 

@@ -97,7 +97,7 @@ fn case() -> impl Strategy<Value = Case> {
 fn turns(req: &ChatRequest) -> Vec<Turn> {
     req.messages
         .iter()
-        .map(|m| Turn::new(m.role.as_str(), &m.content))
+        .map(|m| Turn::new(m.role.as_str(), &m.text()))
         .collect()
 }
 

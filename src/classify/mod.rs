@@ -78,11 +78,7 @@ pub fn classify_at(err: &ProviderError, now: SystemTime) -> Failure {
             body::ErrorInfo::default(),
             None,
         ),
-        FailureKind::Invalid { .. } => (
-            Category::InvalidRequest,
-            body::ErrorInfo::default(),
-            None,
-        ),
+        FailureKind::Invalid { .. } => (Category::InvalidRequest, body::ErrorInfo::default(), None),
     };
     let headers = wait::Scanned::of(&err.headers);
     let retry_after = wait::retry_after_in(&headers, now).or_else(|| {

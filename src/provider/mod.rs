@@ -43,11 +43,12 @@ pub type EventStream = Pin<Box<dyn Stream<Item = Result<StreamEvent, ProviderErr
 /// impl Provider for Echo {
 ///     fn name(&self) -> &str { "echo" }
 ///     async fn generate(&self, req: &ChatRequest) -> Result<ChatResponse, ProviderError> {
-///         let text = req.messages.last().map(|m| m.content.clone()).unwrap_or_default();
+///         let text = req.messages.last().map(|m| m.text()).unwrap_or_default();
 ///         Ok(ChatResponse {
 ///             text, finish_reason: FinishReason::Stop, usage: Usage::default(),
 ///             provider: "echo".into(), model: req.model.model().into(),
 ///             request_id: req.request_id.clone(), provider_request_id: None,
+///             tool_calls: Vec::new(),
 ///         })
 ///     }
 ///     async fn stream(&self, req: &ChatRequest) -> Result<EventStream, ProviderError> {

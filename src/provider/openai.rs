@@ -85,9 +85,10 @@ impl OpenAiCompatible {
         &self,
         req: &ChatRequest,
         stream: bool,
-    ) -> Result<reqwest::RequestBuilder, ProviderError> {
-        let body = wire::request_json(req, stream, self.include_usage)
-            .map_err(|message| self.context(req).error(FailureKind::Invalid { message }))?;
+    ) -> Result<reqwest::RequestBuilder, Box<ProviderError>> {
+        let body = wire::request_json(req, stream, self.include_usage).map_err(|message| {
+            Box::new(self.context(req).error(FailureKind::Invalid { message }))
+        })?;
         let mut builder = self
             .endpoint
             .http
@@ -147,7 +148,7 @@ impl Provider for OpenAiCompatible {
     async fn generate(&self, req: &ChatRequest) -> Result<ChatResponse, ProviderError> {
         http::generate(
             self.context(req),
-            self.request(req, false)?,
+            self.request(req, false).map_err(|e| *e)?,
             req,
             wire::parse_response,
         )
@@ -157,7 +158,7 @@ impl Provider for OpenAiCompatible {
     async fn stream(&self, req: &ChatRequest) -> Result<EventStream, ProviderError> {
         http::stream(
             self.context(req),
-            self.request(req, true)?,
+            self.request(req, true).map_err(|e| *e)?,
             req,
             Decoder::default(),
         )

@@ -89,8 +89,10 @@ impl Providers {
 
 /// [`Provider::check`] as the library's error.
 fn checked(provider: &dyn Provider, req: &ChatRequest) -> Result<(), Error> {
-    provider.check(req).map_err(|message| Error::InvalidRequest {
-        provider: provider.name().to_string(),
-        message,
-    })
+    provider
+        .check(req)
+        .map_err(|message| Error::InvalidRequest {
+            provider: provider.name().to_string(),
+            message,
+        })
 }

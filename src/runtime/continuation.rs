@@ -71,7 +71,8 @@ pub fn continuation_request(
     let (mut req, seam) = match strategy {
         Continuation::Instruct => {
             let mut req = original.clone();
-            req.messages.push(Message::user(continue_message::write(delivered)));
+            req.messages
+                .push(Message::user(continue_message::write(delivered)));
             (req, Seam::overlap(delivered))
         }
         _ => {
@@ -127,7 +128,7 @@ mod tests {
         let checkpoint = delivered(&["Hello "]);
         let (req, _) = continuation_request(&original, &checkpoint, Continuation::Instruct);
         let last = req.messages.last().unwrap();
-        assert_eq!(last.role, Role::User);
+        assert_eq!(last.role, crate::model::Role::User);
         assert_eq!(continue_message::read(&last.text()), Some("Hello "));
         assert_eq!(req.max_tokens, Some(100), "99 left, 1 delta it may repeat");
     }

@@ -163,10 +163,9 @@ impl<'a> RequestBody<'a> {
                     (Role::User, Part::Image(src)) => Block::Image {
                         source: match src {
                             ImageSource::Url(url) => ImageBlockSource::Url { url },
-                            ImageSource::Base64 { media_type, data } => ImageBlockSource::Base64 {
-                                media_type,
-                                data,
-                            },
+                            ImageSource::Base64 { media_type, data } => {
+                                ImageBlockSource::Base64 { media_type, data }
+                            }
                         },
                     },
                     (Role::Assistant, Part::ToolCall(c)) => {
@@ -191,7 +190,11 @@ impl<'a> RequestBody<'a> {
                 };
                 blocks.push(block);
             }
-            let role = if m.role == Role::Assistant { "assistant" } else { "user" };
+            let role = if m.role == Role::Assistant {
+                "assistant"
+            } else {
+                "user"
+            };
             // Results of several calls go in one user turn.
             if m.role == Role::Tool {
                 if let Some(WireMessage {
@@ -230,13 +233,15 @@ impl<'a> RequestBody<'a> {
         let output_config = match &req.response_format {
             None => None,
             Some(ResponseFormat::Json) => {
-                return Err("Messages has no JSON mode without a schema: use a JSON schema \
+                return Err(
+                    "Messages has no JSON mode without a schema: use a JSON schema \
                             (ChatRequest::json_schema)"
-                    .into())
+                        .into(),
+                )
             }
-            Some(ResponseFormat::JsonSchema { schema, .. }) => Some(
-                serde_json::json!({"format": {"type": "json_schema", "schema": schema}}),
-            ),
+            Some(ResponseFormat::JsonSchema { schema, .. }) => {
+                Some(serde_json::json!({"format": {"type": "json_schema", "schema": schema}}))
+            }
         };
         Ok(RequestBody {
             model: req.model.model(),
@@ -423,6 +428,7 @@ enum StartBlock {
 
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[allow(clippy::enum_variant_names)] // the wire's own names
 enum Delta {
     TextDelta {
         text: String,
@@ -655,7 +661,7 @@ mod tests {
             .system("Be brief.")
             .user("Hi")
             .assistant("Hello");
-        let body = serde_json::to_value(RequestBody::new(&req, true)).unwrap();
+        let body = serde_json::to_value(RequestBody::new(&req, true).unwrap()).unwrap();
         assert_eq!(body["system"], "Be brief.");
         assert_eq!(body["messages"].as_array().unwrap().len(), 2);
         assert_eq!(body["max_tokens"], DEFAULT_MAX_TOKENS);

@@ -84,7 +84,9 @@ pub(crate) fn check_request(req: &ChatRequest) -> Result<(), String> {
             return Err("a tool choice that requires a call needs tools".into())
         }
         Some(ToolChoice::Tool(name)) if !req.tools.iter().any(|t| &t.name == name) => {
-            return Err(format!("tool_choice names {name:?}, which is not among the tools"))
+            return Err(format!(
+                "tool_choice names {name:?}, which is not among the tools"
+            ))
         }
         Some(_) => {}
     }
@@ -207,7 +209,12 @@ impl CallAssembler {
 
     /// Completes every open call whose key is below `key`.
     pub fn finish_below(&mut self, key: usize, out: &mut Vec<StreamEvent>) {
-        let mut below: Vec<usize> = self.open.iter().map(|c| c.key).filter(|k| *k < key).collect();
+        let mut below: Vec<usize> = self
+            .open
+            .iter()
+            .map(|c| c.key)
+            .filter(|k| *k < key)
+            .collect();
         below.sort_unstable();
         for k in below {
             self.finish(k, out);

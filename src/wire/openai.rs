@@ -201,7 +201,11 @@ impl<'a> RequestBody<'a> {
 }
 
 /// The JSON of `req`'s body, extra body fields merged in (they win).
-pub fn request_json(req: &ChatRequest, stream: bool, include_usage: bool) -> Result<Vec<u8>, String> {
+pub fn request_json(
+    req: &ChatRequest,
+    stream: bool,
+    include_usage: bool,
+) -> Result<Vec<u8>, String> {
     let body = RequestBody::new(req, stream, include_usage)?;
     super::with_extra(&body, &req.extra_body)
 }
