@@ -22,9 +22,66 @@ pub fn write(delivered: &str) -> String {
     format!("{PREFIX}{delivered}{SUFFIX}")
 }
 
-/// The quoted text, if `content` is a continue message.
+/// The quoted text, if `content` is a continue message (without tool calls).
 pub fn read(content: &str) -> Option<&str> {
     content.strip_prefix(PREFIX)?.strip_suffix(SUFFIX)
+}
+
+/// Between the quoted text and the quoted tool calls.
+const CALLS_OPEN: &str = "\n</partial>\n\nThe tool calls you had made, complete:\n<tool_calls>\n";
+/// After the quoted tool calls.
+const CALLS_CLOSE: &str =
+    "\n</tool_calls>\n\nContinue exactly where it stopped, without repeating any of it or any of those calls.";
+
+/// The message quoting `delivered` and the tool calls already made whole (their
+/// names and arguments); without calls, [`write`].
+pub fn write_with_calls(delivered: &str, calls: &[crate::tools::ToolCall]) -> String {
+    if calls.is_empty() {
+        return write(delivered);
+    }
+    let quoted: Vec<serde_json::Value> = calls
+        .iter()
+        .map(|c| serde_json::json!({"name": c.name, "arguments": c.arguments}))
+        .collect();
+    format!(
+        "{PREFIX}{delivered}{CALLS_OPEN}{}{CALLS_CLOSE}",
+        serde_json::Value::Array(quoted)
+    )
+}
+
+/// What a continue message quotes: the text, and the tool calls (name, arguments).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Quoted {
+    /// The text delivered.
+    pub text: String,
+    /// The tool calls made whole, in order.
+    pub calls: Vec<(String, serde_json::Value)>,
+}
+
+/// Reads a continue message, with or without quoted tool calls.
+pub fn read_quoted(content: &str) -> Option<Quoted> {
+    if let Some(text) = read(content) {
+        return Some(Quoted {
+            text: text.to_string(),
+            calls: Vec::new(),
+        });
+    }
+    let inner = content.strip_prefix(PREFIX)?.strip_suffix(CALLS_CLOSE)?;
+    let at = inner.rfind(CALLS_OPEN)?;
+    let text = &inner[..at];
+    let list: Vec<serde_json::Value> =
+        serde_json::from_str(&inner[at + CALLS_OPEN.len()..]).ok()?;
+    let calls = list
+        .into_iter()
+        .map(|c| {
+            let name = c.get("name")?.as_str()?.to_string();
+            Some((name, c.get("arguments")?.clone()))
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(Quoted {
+        text: text.to_string(),
+        calls,
+    })
 }
 
 /// Whether an Anthropic model rejects a final assistant message: Claude 4.6 and later
@@ -55,6 +112,21 @@ mod tests {
             assert_eq!(read(&write(text)), Some(text));
         }
         assert_eq!(read("Continue, please."), None);
+    }
+
+    #[test]
+    fn a_message_with_calls_reads_back_its_text_and_calls() {
+        let call =
+            crate::tools::ToolCall::new("id", "get_weather", serde_json::json!({"city": "Oslo"}));
+        let message = write_with_calls("Let me check.", std::slice::from_ref(&call));
+        let quoted = read_quoted(&message).unwrap();
+        assert_eq!(quoted.text, "Let me check.");
+        assert_eq!(
+            quoted.calls,
+            vec![("get_weather".to_string(), call.arguments)]
+        );
+        assert_eq!(read_quoted(&write("abc")).unwrap().calls, vec![]);
+        assert_eq!(write_with_calls("abc", &[]), write("abc"));
     }
 
     #[test]

@@ -26,8 +26,10 @@
 pub mod errors;
 mod fault;
 pub mod render;
+pub mod request;
 mod server;
 pub mod text;
+pub mod tools;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;

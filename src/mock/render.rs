@@ -35,6 +35,7 @@ fn openai_finish(f: Finish) -> &'static str {
     match f {
         Finish::Stop | Finish::StopSequence => "stop",
         Finish::Length => "length",
+        Finish::ToolUse => "tool_calls",
     }
 }
 
@@ -43,7 +44,22 @@ fn anthropic_stop(f: Finish) -> &'static str {
         Finish::Stop => "end_turn",
         Finish::StopSequence => "stop_sequence",
         Finish::Length => "max_tokens",
+        Finish::ToolUse => "tool_use",
     }
+}
+
+/// The id prefix of tool calls in a flavour.
+fn call_prefix(flavour: Flavour) -> &'static str {
+    match flavour {
+        Flavour::Anthropic => "toolu_",
+        Flavour::OpenAi | Flavour::Xai => "call_",
+    }
+}
+
+/// Tokens the reply generated: its text chunks and its calls' argument pieces.
+fn completion_tokens(reply: &Reply) -> u64 {
+    let pieces: usize = reply.calls.iter().map(|c| c.pieces.len()).sum();
+    (reply.chunks.len() + pieces) as u64
 }
 
 /// The events of a streamed reply.
@@ -55,7 +71,7 @@ pub fn sse_frames(
     id: &str,
     created: u64,
 ) -> Frames {
-    let completion = reply.chunks.len() as u64;
+    let completion = completion_tokens(reply);
     match flavour {
         Flavour::OpenAi | Flavour::Xai => {
             let prefix = format!(
@@ -66,7 +82,7 @@ pub fn sse_frames(
             let head = vec![data(&format!(
                 r#"{prefix}[{{"index":0,"delta":{{"role":"assistant","content":"","refusal":null}},"logprobs":null,"finish_reason":null}}]}}"#
             ))];
-            let content = reply
+            let mut content: Vec<Bytes> = reply
                 .chunks
                 .iter()
                 .map(|c| {
@@ -76,6 +92,21 @@ pub fn sse_frames(
                     ))
                 })
                 .collect();
+            let delta = |calls: serde_json::Value| {
+                data(&format!(
+                    r#"{prefix}[{{"index":0,"delta":{{"tool_calls":{calls}}},"logprobs":null,"finish_reason":null}}]}}"#
+                ))
+            };
+            for (i, call) in reply.calls.iter().enumerate() {
+                let id = call.id(call_prefix(flavour), reply.call_seed);
+                content.push(delta(json!([{"index": i, "id": id, "type": "function",
+                    "function": {"name": call.name, "arguments": ""}}])));
+                for piece in &call.pieces {
+                    content.push(delta(
+                        json!([{"index": i, "function": {"arguments": piece}}]),
+                    ));
+                }
+            }
             let mut tail = vec![data(&format!(
                 r#"{prefix}[{{"index":0,"delta":{{}},"logprobs":null,"finish_reason":"{}"}}]}}"#,
                 openai_finish(reply.finish)
@@ -100,15 +131,23 @@ pub fn sse_frames(
                 "stop_reason": null, "stop_sequence": null,
                 "usage": {"input_tokens": reply.prompt_tokens, "cache_creation_input_tokens": 0,
                           "cache_read_input_tokens": 0, "output_tokens": 1}}});
-            let head = vec![
-                event("message_start", &start.to_string()),
-                event(
+            // A reply of tool calls alone has no text block.
+            let text_block = !reply.chunks.is_empty() || reply.calls.is_empty();
+            let mut head = vec![event("message_start", &start.to_string())];
+            if text_block {
+                head.push(event(
                     "content_block_start",
                     r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
-                ),
-                event("ping", r#"{"type": "ping"}"#),
-            ];
-            let content = reply
+                ));
+            }
+            head.push(event("ping", r#"{"type": "ping"}"#));
+            let block_stop = |i: usize| {
+                event(
+                    "content_block_stop",
+                    &json!({"type": "content_block_stop", "index": i}).to_string(),
+                )
+            };
+            let mut content: Vec<Bytes> = reply
                 .chunks
                 .iter()
                 .map(|c| {
@@ -121,17 +160,31 @@ pub fn sse_frames(
                     )
                 })
                 .collect();
+            let mut tail = Vec::with_capacity(3);
+            if reply.calls.is_empty() {
+                tail.push(block_stop(0));
+            } else {
+                if text_block {
+                    content.push(block_stop(0));
+                }
+                let first = usize::from(text_block);
+                for (j, call) in reply.calls.iter().enumerate() {
+                    let index = first + j;
+                    let id = call.id(call_prefix(flavour), reply.call_seed);
+                    content.push(event("content_block_start", &json!({"type": "content_block_start",
+                        "index": index, "content_block": {"type": "tool_use", "id": id, "name": call.name, "input": {}}}).to_string()));
+                    for piece in &call.pieces {
+                        content.push(event("content_block_delta", &json!({"type": "content_block_delta",
+                            "index": index, "delta": {"type": "input_json_delta", "partial_json": piece}}).to_string()));
+                    }
+                    content.push(block_stop(index));
+                }
+            }
             let delta = json!({"type": "message_delta",
                 "delta": {"stop_reason": anthropic_stop(reply.finish), "stop_sequence": reply.stop_sequence},
                 "usage": {"output_tokens": completion}});
-            let tail = vec![
-                event(
-                    "content_block_stop",
-                    r#"{"type":"content_block_stop","index":0}"#,
-                ),
-                event("message_delta", &delta.to_string()),
-                event("message_stop", r#"{"type":"message_stop"}"#),
-            ];
+            tail.push(event("message_delta", &delta.to_string()));
+            tail.push(event("message_stop", r#"{"type":"message_stop"}"#));
             Frames {
                 head,
                 content,
@@ -144,12 +197,26 @@ pub fn sse_frames(
 /// The JSON body of a non-streaming reply.
 pub fn json_body(flavour: Flavour, model: &str, reply: &Reply, id: &str, created: u64) -> String {
     let text = reply.text();
-    let completion = reply.chunks.len() as u64;
+    let completion = completion_tokens(reply);
+    let prefix = call_prefix(flavour);
     match flavour {
-        Flavour::OpenAi | Flavour::Xai => json!({
+        Flavour::OpenAi | Flavour::Xai => {
+            let mut message = json!({"role": "assistant", "content": text, "refusal": null, "annotations": []});
+            if !reply.calls.is_empty() {
+                if text.is_empty() {
+                    message["content"] = serde_json::Value::Null;
+                }
+                message["tool_calls"] = reply
+                    .calls
+                    .iter()
+                    .map(|c| json!({"id": c.id(prefix, reply.call_seed), "type": "function",
+                        "function": {"name": c.name, "arguments": c.arguments.to_string()}}))
+                    .collect();
+            }
+            json!({
             "id": id, "object": "chat.completion", "created": created, "model": model,
             "choices": [{"index": 0,
-                "message": {"role": "assistant", "content": text, "refusal": null, "annotations": []},
+                "message": message,
                 "logprobs": null, "finish_reason": openai_finish(reply.finish)}],
             "usage": {"prompt_tokens": reply.prompt_tokens, "completion_tokens": completion,
                 "total_tokens": reply.prompt_tokens + completion,
@@ -157,14 +224,25 @@ pub fn json_body(flavour: Flavour, model: &str, reply: &Reply, id: &str, created
                 "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
                     "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}},
             "service_tier": "default", "system_fingerprint": "fp_mock"
-        }),
-        Flavour::Anthropic => json!({
+            })
+        }
+        Flavour::Anthropic => {
+            let mut content = Vec::with_capacity(reply.calls.len() + 1);
+            if !text.is_empty() || reply.calls.is_empty() {
+                content.push(json!({"type": "text", "text": text}));
+            }
+            for c in &reply.calls {
+                content.push(json!({"type": "tool_use", "id": c.id(prefix, reply.call_seed),
+                    "name": c.name, "input": c.arguments}));
+            }
+            json!({
             "id": id, "type": "message", "role": "assistant", "model": model,
-            "content": [{"type": "text", "text": text}],
+            "content": content,
             "stop_reason": anthropic_stop(reply.finish), "stop_sequence": reply.stop_sequence,
             "usage": {"input_tokens": reply.prompt_tokens, "cache_creation_input_tokens": 0,
                 "cache_read_input_tokens": 0, "output_tokens": completion, "service_tier": "standard"}
-        }),
+            })
+        }
     }
     .to_string()
 }

@@ -15,7 +15,7 @@ use serde_json::Value;
 use super::errors::{self, ErrorResponse};
 use super::fault::{FaultPlan, Outcome, WaitHeaders};
 use super::render::{self, Frames};
-use super::text::{self, Turn};
+use super::text;
 use super::{Flavour, RecordedRequest, Shared, FAULT_HEADER, KEY_HEADER};
 use crate::continue_message::rejects_prefill;
 
@@ -97,86 +97,6 @@ fn unix_now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
-}
-
-struct Parsed {
-    model: String,
-    turns: Vec<Turn>,
-    max_tokens: Option<u32>,
-    stop: Vec<String>,
-    stream: bool,
-    include_usage: bool,
-}
-
-/// Reads the request body the way the real API would, or the real 400.
-fn parse_request(flavour: Flavour, body: &Value) -> Result<Parsed, String> {
-    let model = body
-        .get("model")
-        .and_then(|m| m.as_str())
-        .filter(|m| !m.is_empty())
-        .ok_or("model: Field required")?
-        .to_string();
-    let mut turns = Vec::new();
-    if let Some(system) = body.get("system").and_then(content_text) {
-        turns.push(Turn::new("system", &system));
-    }
-    let messages = body
-        .get("messages")
-        .and_then(|m| m.as_array())
-        .filter(|m| !m.is_empty())
-        .ok_or("messages: Field required (a non-empty array)")?;
-    for (i, m) in messages.iter().enumerate() {
-        let role = m
-            .get("role")
-            .and_then(|r| r.as_str())
-            .ok_or_else(|| format!("messages.{i}.role: Field required"))?;
-        let allowed = match flavour {
-            Flavour::Anthropic => matches!(role, "user" | "assistant"),
-            _ => matches!(role, "system" | "developer" | "user" | "assistant"),
-        };
-        if !allowed {
-            return Err(format!("messages.{i}.role: unexpected role {role:?}"));
-        }
-        let content = m
-            .get("content")
-            .and_then(content_text)
-            .ok_or_else(|| format!("messages.{i}.content: Field required"))?;
-        turns.push(Turn::new(role, &content));
-    }
-    let max_tokens = match body
-        .get("max_tokens")
-        .or_else(|| body.get("max_completion_tokens"))
-    {
-        None | Some(Value::Null) if flavour == Flavour::Anthropic => {
-            return Err("max_tokens: Field required".into())
-        }
-        None | Some(Value::Null) => None,
-        Some(v) => Some(
-            v.as_u64()
-                .filter(|n| *n >= 1)
-                .map(|n| n.min(u64::from(u32::MAX)) as u32)
-                .ok_or("max_tokens: Input should be a positive integer")?,
-        ),
-    };
-    let stop = match body.get("stop").or_else(|| body.get("stop_sequences")) {
-        Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(a)) => a
-            .iter()
-            .filter_map(|s| s.as_str().map(str::to_string))
-            .collect(),
-        _ => Vec::new(),
-    };
-    Ok(Parsed {
-        model,
-        turns,
-        max_tokens,
-        stop,
-        stream: body.get("stream").and_then(|s| s.as_bool()) == Some(true),
-        include_usage: body
-            .pointer("/stream_options/include_usage")
-            .and_then(|v| v.as_bool())
-            == Some(true),
-    })
 }
 
 fn invalid_request(flavour: Flavour, message: &str, request_id: &str) -> ErrorResponse {
@@ -334,7 +254,7 @@ async fn handle(
             &WaitHeaders::default(),
         );
     }
-    let parsed = match parse_request(flavour, &json) {
+    let parsed = match super::request::read(flavour, &json) {
         Ok(p) => p,
         Err(message) => {
             return ctx.error_response(
@@ -344,10 +264,14 @@ async fn handle(
         }
     };
     if flavour == Flavour::Anthropic {
-        if let Some(last) = parsed.turns.last().filter(|t| t.role == "assistant") {
+        if let Some(last) = parsed
+            .messages
+            .last()
+            .filter(|m| m.role == crate::model::Role::Assistant)
+        {
             let name = if rejects_prefill(&parsed.model) {
                 Some("prefill_rejected")
-            } else if last.content.ends_with(char::is_whitespace) {
+            } else if last.text().ends_with(char::is_whitespace) {
                 Some("trailing_whitespace")
             } else {
                 None
@@ -559,7 +483,7 @@ impl Ctx {
         })
     }
 
-    fn respond(&self, plan: FaultPlan, parsed: Parsed) -> Response {
+    fn respond(&self, plan: FaultPlan, parsed: super::request::MockRequest) -> Response {
         let after = |a: Option<usize>| a.unwrap_or(0);
         let stream_fault = match plan.outcome {
             Outcome::Normal | Outcome::Mix(_) => None,
@@ -597,13 +521,7 @@ impl Ctx {
                 Some((after(a), Cut::Send(render::malformed_sse_frame())))
             }
         };
-        let reply = text::reply(
-            &parsed.model,
-            &parsed.turns,
-            parsed.max_tokens,
-            &parsed.stop,
-            self.shared.config.reply_words,
-        );
+        let reply = text::respond(&parsed, self.shared.config.reply_words);
         let id = match self.flavour {
             Flavour::Anthropic => format!("msg_{}", &self.request_id[4..]),
             _ => format!("chatcmpl-{}", &self.request_id[4..]),

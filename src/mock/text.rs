@@ -5,8 +5,14 @@
 //! assistant message (prefill) is continued, so that prefill + continuation equals
 //! the uninterrupted reply exactly.
 
+use super::request::MockRequest;
+use super::tools::{calls_for, pieces, value_for, MockCall};
+use crate::content::Part;
+use crate::model::{Message, Role};
+use crate::tools::ResponseFormat;
+
 /// Words the replies are made of; a few are multi-byte to exercise character offsets.
-const WORDS: &[&str] = &[
+pub(crate) const WORDS: &[&str] = &[
     "steer",
     "river",
     "signal",
@@ -82,10 +88,12 @@ pub enum Finish {
     Length,
     /// A stop sequence cut it.
     StopSequence,
+    /// It ends with tool calls.
+    ToolUse,
 }
 
 /// A reply split into the chunks it is streamed as (one token each).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Reply {
     /// The text, chunk by chunk.
     pub chunks: Vec<String>,
@@ -95,6 +103,10 @@ pub struct Reply {
     pub stop_sequence: Option<String>,
     /// Tokens counted for the prompt.
     pub prompt_tokens: u64,
+    /// The tool calls after the text, in order.
+    pub calls: Vec<MockCall>,
+    /// What the calls' ids derive from (the conversation before any continuation).
+    pub call_seed: u64,
 }
 
 impl Reply {
@@ -107,10 +119,12 @@ impl Reply {
 /// A message as the mock sees it: role and text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Turn {
-    /// `system`, `user` or `assistant`.
+    /// `system`, `user`, `assistant` or `tool`.
     pub role: String,
-    /// The text.
+    /// The text (an assistant's tool calls and a tool's results as text too).
     pub content: String,
+    /// Images it holds.
+    pub images: usize,
 }
 
 impl Turn {
@@ -119,6 +133,28 @@ impl Turn {
         Turn {
             role: role.to_string(),
             content: content.to_string(),
+            images: 0,
+        }
+    }
+
+    /// A message of steer's model as a turn.
+    pub fn of(m: &Message) -> Self {
+        let mut content = String::new();
+        let mut images = 0;
+        for p in &m.content {
+            match p {
+                Part::Text(t) => content.push_str(t),
+                Part::Image(_) => images += 1,
+                Part::ToolCall(c) => {
+                    content.push_str(&format!("\n[call {} {}]", c.name, c.arguments_text()))
+                }
+                Part::ToolResult(r) => content.push_str(&r.content),
+            }
+        }
+        Turn {
+            role: m.role.as_str().to_string(),
+            content,
+            images,
         }
     }
 }
@@ -210,12 +246,45 @@ fn restart_point(partial: &str) -> usize {
         .unwrap_or(0)
 }
 
-/// Tokens counted for a prompt: words plus four per message.
+/// Tokens counted for a prompt: words plus four per message, 85 per image.
 pub fn prompt_tokens(turns: &[Turn]) -> u64 {
     turns
         .iter()
-        .map(|t| t.content.split_whitespace().count() as u64 + 4)
+        .map(|t| t.content.split_whitespace().count() as u64 + 4 + 85 * t.images as u64)
         .sum()
+}
+
+/// The reply to a request as the mock read it: text, tool calls, structured
+/// output, continued where the conversation ends in a prefill or a continue
+/// message (see [`super::tools`] for the tool rules).
+pub fn respond(req: &MockRequest, words: Option<usize>) -> Reply {
+    let turns: Vec<Turn> = req.messages.iter().map(Turn::of).collect();
+    let ask = Ask {
+        tools: req,
+        parallel: req.parallel_tool_calls.unwrap_or(true),
+    };
+    compose(
+        &req.model,
+        &turns,
+        req.max_tokens,
+        &req.stop,
+        words,
+        Some(ask),
+    )
+}
+
+/// What a request asks beyond text.
+#[derive(Clone, Copy)]
+struct Ask<'a> {
+    tools: &'a MockRequest,
+    parallel: bool,
+}
+
+/// How the conversation asks to be continued, if it does.
+enum Continued<'a> {
+    No,
+    Prefill(&'a str),
+    Quote(crate::continue_message::Quoted),
 }
 
 /// The reply to a conversation, as the mock sends it.
@@ -238,32 +307,104 @@ pub fn reply(
     stop: &[String],
     words: Option<usize>,
 ) -> Reply {
+    compose(model, turns, max_tokens, stop, words, None)
+}
+
+/// The whole reply to `base` (the conversation before any continuation): its text
+/// chunks and its calls.
+fn whole(
+    model: &str,
+    base: &[Turn],
+    words: Option<usize>,
+    ask: Option<Ask<'_>>,
+) -> (Vec<String>, Vec<MockCall>, u64) {
+    let seed = seed_of(model, base);
+    let Some(ask) = ask else {
+        return (full_chunks(model, base, words), Vec::new(), seed);
+    };
+    let req = ask.tools;
+    let last_user = base
+        .iter()
+        .rev()
+        .find(|t| t.role == "user")
+        .map(|t| t.content.as_str())
+        .unwrap_or("");
+    let answering = base.last().is_some_and(|t| t.role == Role::Tool.as_str());
+    let calls = calls_for(
+        &req.tools,
+        req.tool_choice.as_ref(),
+        ask.parallel,
+        last_user,
+        answering,
+        seed,
+    );
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let text = match &req.response_format {
+        Some(ResponseFormat::JsonSchema { schema, .. }) => {
+            pieces(&value_for(schema, &mut rng, 0).to_string(), 7)
+        }
+        Some(ResponseFormat::Json) => {
+            let answer = full_chunks(model, base, words).concat();
+            pieces(&serde_json::json!({ "answer": answer }).to_string(), 7)
+        }
+        // A short preamble before the calls, as models write.
+        None if !calls.is_empty() => full_chunks(model, base, Some(4)),
+        None => full_chunks(model, base, words),
+    };
+    (text, calls, seed)
+}
+
+fn compose(
+    model: &str,
+    turns: &[Turn],
+    max_tokens: Option<u32>,
+    stop: &[String],
+    words: Option<usize>,
+    ask: Option<Ask<'_>>,
+) -> Reply {
     let prompt_tokens = prompt_tokens(turns);
-    let mut chunks = match turns.split_last() {
-        Some((last, earlier))
-            if last.role == "user" && crate::continue_message::read(&last.content).is_some() =>
-        {
-            let partial = crate::continue_message::read(&last.content).unwrap_or_default();
-            let full = full_chunks(model, earlier, words);
-            let text: String = full.concat();
-            if text.starts_with(partial) {
-                chunks_after(&full, restart_point(partial))
-            } else {
-                full_chunks(model, turns, words)
+    let (continued, base) = match turns.split_last() {
+        Some((last, earlier)) if last.role == "user" => {
+            match crate::continue_message::read_quoted(&last.content) {
+                Some(q) => (Continued::Quote(q), earlier),
+                None => (Continued::No, turns),
             }
         }
         Some((last, earlier)) if last.role == "assistant" => {
-            let full = full_chunks(model, earlier, words);
-            let text: String = full.concat();
-            if text.starts_with(last.content.as_str()) {
-                chunks_after(&full, last.content.len())
-            } else {
-                full_chunks(model, turns, words)
+            (Continued::Prefill(last.content.as_str()), earlier)
+        }
+        _ => (Continued::No, turns),
+    };
+    let (full, all_calls, call_seed) = whole(model, base, words, ask);
+    let text: String = full.concat();
+    let fresh = || (full_chunks(model, turns, words), Vec::new());
+    let (mut chunks, mut calls) = match continued {
+        Continued::No => (full, all_calls),
+        Continued::Prefill(prefix) if text.starts_with(prefix) => {
+            (chunks_after(&full, prefix.len()), all_calls)
+        }
+        Continued::Quote(q) if text.starts_with(q.text.as_str()) => {
+            let made = q.calls.len();
+            let same = all_calls.len() >= made
+                && all_calls
+                    .iter()
+                    .zip(&q.calls)
+                    .all(|(c, (name, args))| &c.name == name && &c.arguments == args);
+            match (same, made) {
+                // A model asked to continue repeats the end of what it wrote.
+                (true, 0) => (chunks_after(&full, restart_point(&q.text)), all_calls),
+                // The text was whole before the calls began: the calls not yet made.
+                (true, _) => (Vec::new(), all_calls.into_iter().skip(made).collect()),
+                (false, _) => fresh(),
             }
         }
-        _ => full_chunks(model, turns, words),
+        Continued::Prefill(_) | Continued::Quote(_) => fresh(),
     };
-    let mut finish = Finish::Stop;
+    let mut finish = if calls.is_empty() {
+        Finish::Stop
+    } else {
+        Finish::ToolUse
+    };
     let mut stop_sequence = None;
     let text: String = chunks.concat();
     let first_stop = stop
@@ -289,12 +430,14 @@ pub fn reply(
         chunks = kept;
         finish = Finish::StopSequence;
         stop_sequence = Some(seq.clone());
+        calls.clear();
     }
     if let Some(max) = max_tokens {
         if chunks.len() > max as usize {
             chunks.truncate(max as usize);
             finish = Finish::Length;
             stop_sequence = None;
+            calls.clear();
         }
     }
     Reply {
@@ -302,6 +445,8 @@ pub fn reply(
         finish,
         stop_sequence,
         prompt_tokens,
+        calls,
+        call_seed,
     }
 }
 
