@@ -6,6 +6,7 @@ use steer_actors::{Category, Failure};
 
 use crate::continue_message::{self, rejects_prefill};
 use crate::model::{ChatRequest, Message};
+use crate::tools::ToolCall;
 
 /// What a stream does when it breaks after content began and the failure is retryable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
@@ -66,13 +67,24 @@ pub fn continuation_request(
     original: &ChatRequest,
     checkpoint: &Checkpoint,
     strategy: Continuation,
+    calls: &[ToolCall],
+    tools_began: bool,
 ) -> (ChatRequest, Seam) {
     let delivered = checkpoint.text.as_str();
+    // No provider takes an assistant turn that ends in a tool call as a prefill:
+    // once a call began, the "continue" message quotes the calls made whole.
+    let strategy = if tools_began {
+        Continuation::Instruct
+    } else {
+        strategy
+    };
     let (mut req, seam) = match strategy {
         Continuation::Instruct => {
             let mut req = original.clone();
             req.messages
-                .push(Message::user(continue_message::write(delivered)));
+                .push(Message::user(continue_message::write_with_calls(
+                    delivered, calls,
+                )));
             (req, Seam::overlap(delivered))
         }
         _ => {
@@ -119,14 +131,16 @@ mod tests {
             .user("hi")
             .max_tokens(100);
         let checkpoint = delivered(&["Hello ", "there.\n\n"]);
-        let (req, mut seam) = continuation_request(&original, &checkpoint, Continuation::Prefill);
+        let (req, mut seam) =
+            continuation_request(&original, &checkpoint, Continuation::Prefill, &[], false);
         assert_eq!(req.messages.last().unwrap().text(), "Hello there.");
         // 98 tokens left, and one more for the trimmed whitespace it repeats.
         assert_eq!(req.max_tokens, Some(99));
         assert_eq!(seam.push("\n\nNext".into()), vec!["Next"]);
 
         let checkpoint = delivered(&["Hello "]);
-        let (req, _) = continuation_request(&original, &checkpoint, Continuation::Instruct);
+        let (req, _) =
+            continuation_request(&original, &checkpoint, Continuation::Instruct, &[], false);
         let last = req.messages.last().unwrap();
         assert_eq!(last.role, crate::model::Role::User);
         assert_eq!(continue_message::read(&last.text()), Some("Hello "));
@@ -141,12 +155,13 @@ mod tests {
             .max_tokens(3);
         let checkpoint = delivered(&["A ", "b "]);
         assert_eq!(tokens_left(&original, &checkpoint), Some(1));
-        let (req, _) = continuation_request(&original, &checkpoint, Continuation::Prefill);
+        let (req, _) =
+            continuation_request(&original, &checkpoint, Continuation::Prefill, &[], false);
         assert_eq!(req.max_tokens, Some(1), "an OpenAI prefill repeats nothing");
         let all = delivered(&["A ", "b ", "c "]);
         assert_eq!(tokens_left(&original, &all), Some(0));
         let unlimited = ChatRequest::new("openai/gpt-4o-mini").unwrap().user("hi");
-        let (req, _) = continuation_request(&unlimited, &all, Continuation::Instruct);
+        let (req, _) = continuation_request(&unlimited, &all, Continuation::Instruct, &[], false);
         assert_eq!(req.max_tokens, None);
     }
 

@@ -11,6 +11,7 @@ mod generate;
 pub mod http;
 mod options;
 mod stream;
+mod stream_calls;
 mod system;
 
 pub use client::{Client, ClientBuilder, Overload};

@@ -28,6 +28,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use super::continuation::{
     continuation_request, is_prefill_rejection, strategy_for, tokens_left, Continuation,
 };
+use super::stream_calls::StreamCalls;
 use crate::classify::classify;
 use crate::error::{Error, FailedRequest, ProviderError};
 use crate::model::{ChatRequest, FinishReason, StreamEvent, Usage};
@@ -94,7 +95,10 @@ pub(crate) struct StreamActor {
     attempt_usage: Option<Usage>,
     attempt_deltas: u64,
     seam: Option<Seam>,
-    pending_seam_event: Option<Box<StreamEvent>>,
+    /// Seam events (`Resumed`, `ToolCallDiscarded`) waiting for the continuation's
+    /// first event, or for its end.
+    pending_seam: Vec<StreamEvent>,
+    calls: StreamCalls,
     start_sent: bool,
     lease: Option<PermitLease>,
     done: bool,
@@ -135,7 +139,8 @@ impl StreamActor {
             attempt_usage: None,
             attempt_deltas: 0,
             seam: None,
-            pending_seam_event: None,
+            pending_seam: Vec::new(),
+            calls: StreamCalls::default(),
             start_sent: false,
             lease: None,
             done: false,
@@ -188,6 +193,11 @@ impl StreamActor {
         })
     }
 
+    /// Whether anything (text or a tool call's events) reached the consumer.
+    fn delivered_anything(&self) -> bool {
+        !self.checkpoint.text.is_empty() || self.calls.any()
+    }
+
     /// Whether the consumer has every token the request's `max_tokens` allows.
     fn budget_spent(&self) -> bool {
         tokens_left(&self.original, &self.checkpoint) == Some(0)
@@ -197,11 +207,19 @@ impl StreamActor {
         self.core.progress.start_attempt();
         self.attempt_usage = None;
         self.attempt_deltas = 0;
-        let request = if self.checkpoint.text.is_empty() {
+        let continuing = self.delivered_anything();
+        self.calls.begin_attempt(continuing);
+        let request = if !continuing {
             self.seam = None;
             self.original.as_ref().clone()
         } else {
-            let (req, seam) = continuation_request(&self.original, &self.checkpoint, self.strategy);
+            let (req, seam) = continuation_request(
+                &self.original,
+                &self.checkpoint,
+                self.strategy,
+                self.calls.delivered(),
+                self.calls.any(),
+            );
             self.seam = Some(seam);
             req
         };
@@ -318,9 +336,7 @@ impl StreamActor {
         if self.budget_spent() {
             return false;
         }
-        if let Some(seam_event) = self.pending_seam_event.take() {
-            out.push(*seam_event);
-        }
+        out.append(&mut self.pending_seam);
         let offset = self.checkpoint.deliver(&text);
         out.push(StreamEvent::TextDelta { text, offset });
         true
@@ -406,11 +422,9 @@ impl StreamActor {
                     for piece in rest {
                         self.deliver(piece, &mut out);
                     }
-                    if let Some(seam_event) = self.pending_seam_event.take() {
-                        // The continuation had nothing left to say: the seam is still
-                        // where it took over.
-                        out.push(*seam_event);
-                    }
+                    // A continuation with nothing left to say: the seam is still
+                    // where it took over.
+                    out.append(&mut self.pending_seam);
                     if usage.is_some() {
                         self.attempt_usage = usage;
                     }
@@ -420,6 +434,18 @@ impl StreamActor {
                         usage: Some(total),
                     });
                     complete = true;
+                }
+                Ok(
+                    event @ (StreamEvent::ToolCallStart { .. }
+                    | StreamEvent::ToolCallDelta { .. }
+                    | StreamEvent::ToolCall { .. }),
+                ) => {
+                    let mut now = Vec::new();
+                    self.calls.on_event(event, &mut now);
+                    if !now.is_empty() {
+                        out.append(&mut self.pending_seam);
+                        out.append(&mut now);
+                    }
                 }
                 Ok(_) => {}
                 Err(e) => {
@@ -511,7 +537,7 @@ impl StreamActor {
             &failure,
             self.core.spec.use_breaker,
         );
-        let content_began = !self.checkpoint.text.is_empty();
+        let content_began = self.delivered_anything();
         if content_began && failure.retryable && self.budget_spent() {
             // The break came after the last token `max_tokens` allows: nothing is
             // missing, so nothing is asked for.
@@ -563,12 +589,13 @@ impl StreamActor {
     /// A retry after content: mark the seam (or announce the restart) for the
     /// consumer before the next attempt's text.
     fn mark_seam(&mut self, ctx: &mut Context<Self>) {
-        if self.checkpoint.text.is_empty() {
+        if !self.delivered_anything() {
             return;
         }
         if self.strategy == Continuation::Restart {
             self.checkpoint = Checkpoint::default();
-            self.pending_seam_event = None;
+            self.calls.reset();
+            self.pending_seam.clear();
             let restarted = StreamEvent::Restarted {
                 attempt: self.core.progress.attempts() + 1,
             };
@@ -577,11 +604,15 @@ impl StreamActor {
                 let _ = tx.send(vec![Ok(restarted)]).await;
             }));
         } else {
-            self.pending_seam_event = Some(Box::new(StreamEvent::Resumed {
-                attempt: self.core.progress.attempts() + 1,
+            self.pending_seam = vec![StreamEvent::Resumed {
+                attempt: self.core.progress.attempts().saturating_add(1),
                 offset: self.checkpoint.chars,
                 provider: self.provider.name().to_string(),
-            }));
+            }];
+            if let Some(index) = self.calls.interrupted() {
+                self.pending_seam
+                    .push(StreamEvent::ToolCallDiscarded { index });
+            }
         }
     }
 }
