@@ -66,6 +66,16 @@ fn the_official_python_clients_parse_everything_the_mock_sends() {
         .contains("The server had an error"));
     assert_eq!(out["anthropic_error"]["type"], "overloaded_error");
     assert_eq!(out["anthropic_in_band"], "overloaded_error");
-    // Every request of the script reached the mock: 2 models x 2 + 2 + 2 + 2 errors.
-    assert_eq!(mock.requests().len(), 10);
+    // Tool calls and structured output, as the official clients parsed them: the
+    // arguments and the JSON satisfy the schema the script sent.
+    for key in ["gpt-4o-mini_tools", "grok-3-mini_tools", "anthropic_tools"] {
+        for field in ["arguments", "structured"] {
+            let v = &out[key][field];
+            assert!(v["city"].is_string(), "{key} {field}: {v}");
+            assert!((1..=7).contains(&v["days"].as_i64().unwrap_or(0)), "{key} {field}: {v}");
+        }
+    }
+    // Every request of the script reached the mock: 2 models x 2 + 2 + 2 + 2 errors,
+    // then 2 models x 4 tool requests and 4 Anthropic ones.
+    assert_eq!(mock.requests().len(), 22);
 }

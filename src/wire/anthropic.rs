@@ -148,12 +148,11 @@ impl<'a> RequestBody<'a> {
                 ))
             };
             if m.role == Role::System {
-                for p in &m.content {
-                    match p {
-                        Part::Text(t) => system.push(t.as_str()),
-                        other => return unsupported(other),
-                    }
+                if let Some(other) = m.content.iter().find(|p| !matches!(p, Part::Text(_))) {
+                    return unsupported(other);
                 }
+                // One system message's parts are one text; messages are paragraphs.
+                system.push(m.text_cow());
                 continue;
             }
             let mut blocks = Vec::with_capacity(m.content.len());

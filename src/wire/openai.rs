@@ -271,6 +271,12 @@ fn translate<'a>(m: &'a Message, i: usize, out: &mut Vec<WireMessage<'a>>) -> Re
         Role::Tool => {
             for p in &m.content {
                 match p {
+                    Part::ToolResult(r) if r.is_error => {
+                        return Err(format!(
+                            "messages.{i}: Chat Completions has no error flag for tool results; \
+                             say so in the result's content"
+                        ))
+                    }
                     Part::ToolResult(r) => out.push(WireMessage {
                         role: "tool",
                         content: Some(WireContent::Text(r.content.as_str().into())),

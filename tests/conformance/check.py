@@ -94,4 +94,67 @@ try:
 except anthropic.APIStatusError as e:
     out["anthropic_in_band"] = e.body["error"]["type"]
 
+# Tool calls and structured output, parsed by the official clients.
+weather = {"type": "object",
+           "properties": {"city": {"type": "string"}, "days": {"type": "integer", "minimum": 1, "maximum": 7}},
+           "required": ["city", "days"]}
+tool_msgs = [{"role": "user", "content": "What's the weather in Oslo?"}]
+for model in ["gpt-4o-mini", "grok-3-mini"]:
+    r = oa.chat.completions.create(model=model, messages=tool_msgs, tool_choice="required",
+                                   tools=[{"type": "function", "function": {"name": "get_weather", "parameters": weather}}])
+    assert r.choices[0].finish_reason == "tool_calls", r
+    call = r.choices[0].message.tool_calls[0]
+    args = json.loads(call.function.arguments)
+    assert call.function.name == "get_weather" and isinstance(args["city"], str) and 1 <= args["days"] <= 7, args
+    # Streamed: the client accumulates the argument pieces.
+    pieces, names, finish = {}, {}, None
+    with oa.chat.completions.create(model=model, messages=tool_msgs, tool_choice="required", stream=True,
+                                    tools=[{"type": "function", "function": {"name": "get_weather", "parameters": weather}}]) as s:
+        for chunk in s:
+            for c in chunk.choices:
+                for tc in (c.delta.tool_calls or []):
+                    if tc.function and tc.function.name:
+                        names[tc.index] = tc.function.name
+                    if tc.function and tc.function.arguments:
+                        pieces[tc.index] = pieces.get(tc.index, "") + tc.function.arguments
+                if c.finish_reason:
+                    finish = c.finish_reason
+    assert finish == "tool_calls" and names == {0: "get_weather"}, (finish, names)
+    assert json.loads(pieces[0]) == args, (pieces, args)
+    # Second turn: the result leads to text.
+    r2 = oa.chat.completions.create(model=model, messages=tool_msgs + [
+        {"role": "assistant", "content": r.choices[0].message.content, "tool_calls": [call.model_dump()]},
+        {"role": "tool", "tool_call_id": call.id, "content": '{"forecast": "rain"}'}],
+        tools=[{"type": "function", "function": {"name": "get_weather", "parameters": weather}}])
+    assert r2.choices[0].finish_reason == "stop" and r2.choices[0].message.content, r2
+    # Structured output.
+    r3 = oa.chat.completions.create(model=model, messages=msgs, response_format={
+        "type": "json_schema", "json_schema": {"name": "forecast", "schema": weather, "strict": True}})
+    parsed = json.loads(r3.choices[0].message.content)
+    assert isinstance(parsed["city"], str) and 1 <= parsed["days"] <= 7, parsed
+    out[model + "_tools"] = {"arguments": args, "structured": parsed}
+
+r = an.messages.create(model=model if False else "claude-3-5-haiku-latest", max_tokens=256, messages=tool_msgs,
+                       tools=[{"name": "get_weather", "input_schema": weather}], tool_choice={"type": "any"})
+assert r.stop_reason == "tool_use", r
+use = [b for b in r.content if b.type == "tool_use"][0]
+assert use.name == "get_weather" and 1 <= use.input["days"] <= 7, use
+with an.messages.stream(model="claude-3-5-haiku-latest", max_tokens=256, messages=tool_msgs,
+                        tools=[{"name": "get_weather", "input_schema": weather}], tool_choice={"type": "any"}) as s:
+    for _ in s:
+        pass
+    final = s.get_final_message()
+streamed_use = [b for b in final.content if b.type == "tool_use"][0]
+assert final.stop_reason == "tool_use" and streamed_use.input == use.input, (final, use)
+r2 = an.messages.create(model="claude-3-5-haiku-latest", max_tokens=256, tools=[{"name": "get_weather", "input_schema": weather}],
+                        messages=tool_msgs + [{"role": "assistant", "content": [b.model_dump() for b in r.content]},
+                                              {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id,
+                                                                            "content": '{"forecast": "rain"}'}]}])
+assert r2.stop_reason == "end_turn" and r2.content[0].text, r2
+r3 = an.messages.create(model="claude-3-5-haiku-latest", max_tokens=256, messages=amsgs,
+                        extra_body={"output_config": {"format": {"type": "json_schema", "schema": weather}}})
+structured = json.loads(r3.content[0].text)
+assert isinstance(structured["city"], str), structured
+out["anthropic_tools"] = {"arguments": use.input, "structured": structured}
+
 print(json.dumps(out))
