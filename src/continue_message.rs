@@ -34,7 +34,7 @@ const CALLS_CLOSE: &str =
     "\n</tool_calls>\n\nContinue exactly where it stopped, without repeating any of it or any of those calls.";
 
 /// The message quoting `delivered` and the tool calls already made whole (their
-/// names and arguments); without calls, [`write`].
+/// names and arguments); without calls, [`write()`].
 pub fn write_with_calls(delivered: &str, calls: &[crate::tools::ToolCall]) -> String {
     if calls.is_empty() {
         return write(delivered);

@@ -72,7 +72,10 @@ fn the_official_python_clients_parse_everything_the_mock_sends() {
         for field in ["arguments", "structured"] {
             let v = &out[key][field];
             assert!(v["city"].is_string(), "{key} {field}: {v}");
-            assert!((1..=7).contains(&v["days"].as_i64().unwrap_or(0)), "{key} {field}: {v}");
+            assert!(
+                (1..=7).contains(&v["days"].as_i64().unwrap_or(0)),
+                "{key} {field}: {v}"
+            );
         }
     }
     // Every request of the script reached the mock: 2 models x 2 + 2 + 2 + 2 errors,

@@ -454,3 +454,39 @@ async fn a_fault_anywhere_in_a_tool_call_delivers_every_call_whole_exactly_once(
         "only {discards} calls were cut in the middle"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_continuation_carries_tools_choice_format_and_extra_parameters() {
+    let mock = MockServer::builder().start_background().unwrap();
+    let client = client(&mock);
+    for model in MODELS {
+        let id = format!("carry-{model}");
+        let req = two_calls(model, &id)
+            .tool_choice(ToolChoice::Auto)
+            .parallel_tool_calls(true)
+            .extra_body("seed", json!(11))
+            .extra_header("x-trace-id", "t-1");
+        mock.clear_requests();
+        // Inside the first call's arguments.
+        mock.script_key(&id, [FaultPlan::reset(6)]);
+        let got = collect(client.stream(req).await.unwrap()).await;
+        assert!(
+            got.error.is_none() && got.calls.len() == 2,
+            "{model}: {got:?}"
+        );
+        let log = mock.requests();
+        assert_eq!(log.len(), 2, "{model}");
+        let (first, second) = (&log[0].body, &log[1].body);
+        for key in ["tools", "tool_choice", "seed"] {
+            assert_eq!(first[key], second[key], "{model}: {key} carried");
+        }
+        assert_eq!(log[1].header("x-trace-id"), Some("t-1"));
+        // In the continuation's wire format: the continue message quotes what was made.
+        let (role, text) = log[1].last_message().unwrap();
+        assert_eq!(role, "user");
+        assert!(
+            steer_llm::continue_message::read_quoted(&text).is_some(),
+            "{model}: {text}"
+        );
+    }
+}

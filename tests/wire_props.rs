@@ -14,8 +14,16 @@ use steer_llm::{
 };
 
 fn word() -> impl Strategy<Value = String> {
-    prop::sample::select(vec!["alpha", "beta", "gamma", "日本", "x y", "", "{\"a\":1}"])
-        .prop_map(str::to_string)
+    prop::sample::select(vec![
+        "alpha",
+        "beta",
+        "gamma",
+        "日本",
+        "x y",
+        "",
+        "{\"a\":1}",
+    ])
+    .prop_map(str::to_string)
 }
 
 fn image() -> impl Strategy<Value = ImageSource> {
@@ -72,9 +80,12 @@ fn tool() -> impl Strategy<Value = Tool> {
         any::<bool>(),
     )
         .prop_map(|(name, strict)| {
-            Tool::new(name, json!({"type": "object", "properties": {"city": {"type": "string"}}}))
-                .description("d")
-                .strict(strict)
+            Tool::new(
+                name,
+                json!({"type": "object", "properties": {"city": {"type": "string"}}}),
+            )
+            .description("d")
+            .strict(strict)
         })
 }
 
@@ -162,7 +173,12 @@ fn canonical(messages: &[Message]) -> (String, Vec<(Role, Vec<Part>)>) {
             if !text.is_empty() {
                 v.push(Part::Text(text));
             }
-            v.extend(m.content.iter().filter(|p| matches!(p, Part::ToolCall(_))).cloned());
+            v.extend(
+                m.content
+                    .iter()
+                    .filter(|p| matches!(p, Part::ToolCall(_)))
+                    .cloned(),
+            );
             v
         } else {
             m.content.clone()
@@ -189,7 +205,10 @@ fn check(flavour: Flavour, req: &ChatRequest) -> Result<(), TestCaseError> {
     let can = expressible(flavour, req);
     let bytes = match translated {
         Err(e) => {
-            prop_assert!(!can, "{flavour:?} refused what it can express: {e}\n{req:?}");
+            prop_assert!(
+                !can,
+                "{flavour:?} refused what it can express: {e}\n{req:?}"
+            );
             return Ok(());
         }
         Ok(bytes) => bytes,
@@ -203,9 +222,19 @@ fn check(flavour: Flavour, req: &ChatRequest) -> Result<(), TestCaseError> {
             prop_assert!(e.contains("messages"), "{e}");
             return Ok(());
         }
-        Err(e) => return Err(TestCaseError::fail(format!("{flavour:?} sent what it cannot read: {e}\n{body}"))),
+        Err(e) => {
+            return Err(TestCaseError::fail(format!(
+                "{flavour:?} sent what it cannot read: {e}\n{body}"
+            )))
+        }
     };
-    prop_assert_eq!(canonical(&back.messages), canonical(&req.messages), "{:?}\n{}", flavour, body);
+    prop_assert_eq!(
+        canonical(&back.messages),
+        canonical(&req.messages),
+        "{:?}\n{}",
+        flavour,
+        body
+    );
     prop_assert_eq!(&back.tools, &req.tools);
     let parallel = |p: Option<bool>, tools: bool| tools.then(|| p.unwrap_or(true));
     if req.tool_choice != Some(ToolChoice::None) {
