@@ -71,6 +71,8 @@ struct Case {
     stop_word: Option<usize>,
     first: (Kind, usize),
     second: Option<(Kind, usize)>,
+    /// Two tools, named by the prompt: the reply calls both.
+    tools: bool,
 }
 
 fn case() -> impl Strategy<Value = Case> {
@@ -81,15 +83,17 @@ fn case() -> impl Strategy<Value = Case> {
         prop_oneof![3 => Just(None), 1 => (0usize..50).prop_map(Some)],
         (kind(), 0usize..60),
         prop_oneof![2 => Just(None), 1 => (kind(), 0usize..40).prop_map(Some)],
+        prop::bool::weighted(0.35),
     )
         .prop_map(
-            |(model, topic, max_tokens, stop_word, first, second)| Case {
+            |(model, topic, max_tokens, stop_word, first, second, tools)| Case {
                 model,
                 topic,
                 max_tokens,
                 stop_word,
                 first,
                 second,
+                tools,
             },
         )
 }
@@ -103,11 +107,22 @@ fn turns(req: &ChatRequest) -> Vec<Turn> {
 
 /// The request of a case, and the mock's fault-free reply to it.
 fn request(case: &Case, id: &str) -> (ChatRequest, text::Reply) {
+    let ask = if case.tools {
+        " Use get_weather and get_time."
+    } else {
+        ""
+    };
     let mut req = ChatRequest::new(case.model)
         .unwrap()
         .system("You are terse.")
-        .user(format!("Tell me about rivers, number {}.", case.topic))
+        .user(format!("Tell me about rivers, number {}.{ask}", case.topic))
         .request_id(id);
+    if case.tools {
+        let schema = |field: &str| serde_json::json!({"type": "object", "properties": {field: {"type": "string"}}, "required": [field]});
+        req = req
+            .tool(steer_llm::Tool::new("get_weather", schema("city")))
+            .tool(steer_llm::Tool::new("get_time", schema("zone")));
+    }
     if let Some(max) = case.max_tokens {
         req = req.max_tokens(max);
     }
@@ -154,6 +169,18 @@ fn client(mock: &MockServer) -> Client {
 async fn check(client: &Client, mock: &MockServer, case: &Case, n: u64) -> Result<(), String> {
     let id = format!("prop-{n}");
     let (req, reply) = request(case, &id);
+    // The mock is deterministic: a fault-free call is the oracle for the calls.
+    let whole = client
+        .generate(req.clone().request_id(format!("oracle-{n}")))
+        .await
+        .map_err(|e| e.to_string())?;
+    let plain_cut = reply.finish == Finish::Length;
+    if !case.tools
+        && (whole.text != reply.text()
+            || plain_cut != (whole.finish_reason == FinishReason::Length))
+    {
+        return Err("the oracle disagrees with the mock's text module".into());
+    }
     let mut plans = vec![case.first.0.plan(case.first.1)];
     if let Some((kind, after)) = case.second {
         plans.push(kind.plan(after));
@@ -163,6 +190,7 @@ async fn check(client: &Client, mock: &MockServer, case: &Case, n: u64) -> Resul
     let mut text = String::new();
     let mut deltas = 0u32;
     let mut finish = None;
+    let mut calls = Vec::new();
     loop {
         let next = tokio::time::timeout(Duration::from_secs(20), stream.next())
             .await
@@ -178,10 +206,27 @@ async fn check(client: &Client, mock: &MockServer, case: &Case, n: u64) -> Resul
                 deltas += 1;
             }
             Some(Ok(StreamEvent::Complete { finish_reason, .. })) => finish = Some(finish_reason),
+            Some(Ok(StreamEvent::ToolCall { index, call })) => {
+                if index != calls.len() {
+                    return Err(format!("call index {index} after {} calls", calls.len()));
+                }
+                calls.push(call);
+            }
             Some(Ok(_)) => {}
         }
     }
-    let expected = reply.text();
+    let expected = whole.text.clone();
+    let same_calls = calls.len() == whole.tool_calls.len()
+        && calls
+            .iter()
+            .zip(&whole.tool_calls)
+            .all(|(a, b)| a.same_as(b));
+    if !same_calls {
+        return Err(format!(
+            "calls {calls:?}\n  fault-free {:?}",
+            whole.tool_calls
+        ));
+    }
     if text != expected {
         return Err(format!("spliced {text:?}\n  fault-free {expected:?}"));
     }
@@ -190,7 +235,7 @@ async fn check(client: &Client, mock: &MockServer, case: &Case, n: u64) -> Resul
             return Err(format!("{deltas} deltas for max_tokens {max}"));
         }
     }
-    if reply.finish == Finish::Length && finish != Some(FinishReason::Length) {
+    if whole.finish_reason == FinishReason::Length && finish != Some(FinishReason::Length) {
         return Err(format!(
             "finish {finish:?}, fault-free was cut by max_tokens"
         ));
