@@ -7,6 +7,34 @@ use steer_llm::{
     ChatRequest, EventStream, OpenAiCompatible, ProviderError, Providers, StreamEvent,
 };
 
+/// A client for tests that break streams on purpose: quick retries (5 attempts,
+/// 1-4 ms), a breaker that never opens, a 150 ms idle timeout.
+pub fn fault_tolerant_client(mock: &steer_llm::mock::MockServer) -> steer_llm::Client {
+    use std::time::Duration;
+    steer_llm::Client::builder()
+        .providers(mock.providers().unwrap())
+        .retry(
+            steer_llm::RetryPolicy::default().backoff(steer_llm::Backoff {
+                max_attempts: 5,
+                base: Duration::from_millis(1),
+                multiplier: 2.0,
+                max_delay: Duration::from_millis(4),
+                jitter: steer_llm::Jitter::None,
+            }),
+        )
+        .breaker(steer_llm::BreakerConfig {
+            failure_threshold: 1_000_000,
+            ..steer_llm::BreakerConfig::default()
+        })
+        .stream_timeouts(
+            Some(Duration::from_secs(10)),
+            Some(Duration::from_secs(10)),
+            Some(Duration::from_millis(150)),
+        )
+        .build()
+        .unwrap()
+}
+
 /// The three built-in providers and a model of each.
 pub const MODELS: [&str; 3] = [
     "openai/gpt-4o-mini",

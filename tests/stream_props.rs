@@ -14,9 +14,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use steer_llm::mock::text::{self, Finish, Turn};
 use steer_llm::mock::{FaultPlan, MockServer};
-use steer_llm::{
-    Backoff, BreakerConfig, ChatRequest, Client, FinishReason, Jitter, RetryPolicy, StreamEvent,
-};
+use steer_llm::{ChatRequest, Client, FinishReason, StreamEvent};
 
 const MODELS: [&str; 4] = [
     "openai/gpt-4o-mini",
@@ -144,26 +142,7 @@ fn request(case: &Case, id: &str) -> (ChatRequest, text::Reply) {
 }
 
 fn client(mock: &MockServer) -> Client {
-    Client::builder()
-        .providers(mock.providers().unwrap())
-        .retry(RetryPolicy::default().backoff(Backoff {
-            max_attempts: 5,
-            base: Duration::from_millis(1),
-            multiplier: 2.0,
-            max_delay: Duration::from_millis(4),
-            jitter: Jitter::None,
-        }))
-        .breaker(BreakerConfig {
-            failure_threshold: 1_000_000,
-            ..BreakerConfig::default()
-        })
-        .stream_timeouts(
-            Some(Duration::from_secs(10)),
-            Some(Duration::from_secs(10)),
-            Some(Duration::from_millis(150)),
-        )
-        .build()
-        .unwrap()
+    common::fault_tolerant_client(mock)
 }
 
 async fn check(client: &Client, mock: &MockServer, case: &Case, n: u64) -> Result<(), String> {

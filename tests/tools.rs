@@ -11,8 +11,8 @@ use serde_json::{json, Value};
 use steer_llm::mock::{FaultPlan, MockServer};
 use steer_llm::runtime::SteerStream;
 use steer_llm::{
-    Backoff, BreakerConfig, ChatRequest, Client, Error, FinishReason, ImageSource, Jitter, Message,
-    Part, RetryPolicy, StreamEvent, Tool, ToolCall, ToolChoice,
+    ChatRequest, Client, Error, FinishReason, ImageSource, Message, Part, StreamEvent, Tool,
+    ToolCall, ToolChoice,
 };
 
 const MODELS: [&str; 3] = [
@@ -40,26 +40,7 @@ fn time_tool() -> Tool {
 }
 
 fn client(mock: &MockServer) -> Client {
-    Client::builder()
-        .providers(mock.providers().unwrap())
-        .retry(RetryPolicy::default().backoff(Backoff {
-            max_attempts: 5,
-            base: Duration::from_millis(1),
-            multiplier: 2.0,
-            max_delay: Duration::from_millis(4),
-            jitter: Jitter::None,
-        }))
-        .breaker(BreakerConfig {
-            failure_threshold: 1_000_000,
-            ..BreakerConfig::default()
-        })
-        .stream_timeouts(
-            Some(Duration::from_secs(10)),
-            Some(Duration::from_secs(10)),
-            Some(Duration::from_millis(150)),
-        )
-        .build()
-        .unwrap()
+    common::fault_tolerant_client(mock)
 }
 
 fn satisfies_weather(args: &Value) {
@@ -237,6 +218,10 @@ async fn images_are_sent_and_counted_and_bad_ones_refused_before_sending() {
                 Part::image(ImageSource::base64("image/png", "iVBORw0KGgo=")),
             ]));
         let a = client.generate(plain).await.unwrap();
+        // Usage details where the provider reports them (the mock reports zeros).
+        assert_eq!(a.usage.cached_prompt_tokens, Some(0), "{model}");
+        let reasoning = if model.starts_with("anthropic") { None } else { Some(0) };
+        assert_eq!(a.usage.reasoning_tokens, reasoning, "{model}");
         let b = client.generate(with_images).await.unwrap();
         assert_eq!(
             b.usage.prompt_tokens,

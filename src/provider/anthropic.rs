@@ -54,12 +54,7 @@ impl Anthropic {
     }
 
     fn context(&self, req: &ChatRequest) -> CallContext {
-        CallContext {
-            provider: self.endpoint.name.clone(),
-            request_id: req.request_id.clone(),
-            api_key: self.endpoint.api_key.clone(),
-            max_event_bytes: self.endpoint.max_event_bytes,
-        }
+        self.endpoint.context(req)
     }
 
     fn request(

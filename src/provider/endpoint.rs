@@ -140,6 +140,18 @@ impl EndpointBuilder {
     }
 }
 
+impl Endpoint {
+    /// What every error of one attempt at this endpoint carries.
+    pub(crate) fn context(&self, req: &crate::model::ChatRequest) -> super::http::CallContext {
+        super::http::CallContext {
+            provider: self.name.clone(),
+            request_id: req.request_id.clone(),
+            api_key: self.api_key.clone(),
+            max_event_bytes: self.max_event_bytes,
+        }
+    }
+}
+
 /// Whether `url` names this machine: `localhost`, 127.0.0.0/8 or `::1`.
 fn is_loopback(url: &reqwest::Url) -> bool {
     let Some(host) = url.host_str() else {

@@ -73,12 +73,7 @@ impl OpenAiCompatible {
     }
 
     fn context(&self, req: &ChatRequest) -> CallContext {
-        CallContext {
-            provider: self.endpoint.name.clone(),
-            request_id: req.request_id.clone(),
-            api_key: self.endpoint.api_key.clone(),
-            max_event_bytes: self.endpoint.max_event_bytes,
-        }
+        self.endpoint.context(req)
     }
 
     fn request(
