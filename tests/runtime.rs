@@ -166,7 +166,7 @@ fn five_hundred() -> Step {
 }
 
 async fn state(client: &Client) -> BreakerState {
-    client.status("fake").await.unwrap().state
+    client.status("fake/model").await.unwrap().state
 }
 
 /// Asserts a measured virtual-time gap: exact up to the timer wheel's 1 ms rounding.
@@ -772,33 +772,50 @@ async fn the_breakers_gate_admits_without_asking_only_while_closed_and_unpaused(
     use steer_actors::breaker::{BreakerRef, CallOutcome, CircuitBreaker, GetStatus, Pause};
     tokio::time::pause();
     let breaker = BreakerRef::start(CircuitBreaker::new("p", breaker(1, 1)), &Arbiter::current());
-    let before_the_pause = breaker.pass().expect("a closed breaker's gate is open");
-    breaker.addr().do_send(Pause(Duration::from_secs(2)));
+    let m: Arc<str> = Arc::from("m");
+    let pause = |secs| Pause {
+        model: m.clone(),
+        wait: Duration::from_secs(secs),
+    };
+    // The first call to a model asks (the actor starts keeping its state); then
+    // its gate answers.
+    assert!(breaker.pass(&m).is_none(), "a model not seen yet: ask");
+    drop(breaker.acquire(&m).await.unwrap().unwrap());
+    let before_the_pause = breaker.pass(&m).expect("a closed breaker's gate is open");
+    breaker.addr().do_send(pause(2));
     settle().await;
-    assert!(breaker.pass().is_none(), "paused: ask");
-    let asked = breaker.acquire().await.unwrap();
+    assert!(breaker.pass(&m).is_none(), "paused: ask");
+    let asked = breaker.acquire(&m).await.unwrap();
     assert!(matches!(asked, Err(Rejection::Paused { .. })), "{asked:?}");
     // A later end moves the pause; an earlier one changes nothing.
-    breaker.addr().do_send(Pause(Duration::from_secs(3)));
-    breaker.addr().do_send(Pause(Duration::from_secs(1)));
+    breaker.addr().do_send(pause(3));
+    breaker.addr().do_send(pause(1));
     settle().await;
     tokio::time::advance(Duration::from_millis(2_002)).await;
     settle().await;
-    assert!(breaker.pass().is_none(), "paused until 3 s");
+    assert!(breaker.pass(&m).is_none(), "paused until 3 s");
     tokio::time::advance(Duration::from_millis(1_000)).await;
     settle().await;
-    let lease = breaker.pass().expect("the gate opens when the pause ends");
+    let lease = breaker
+        .pass(&m)
+        .expect("the gate opens when the pause ends");
     lease.report(CallOutcome::HealthFailure);
     settle().await;
-    assert!(breaker.pass().is_none(), "open: ask");
+    assert!(breaker.pass(&m).is_none(), "open: ask");
     // A pass from before the change cannot move the new state.
     before_the_pause.report(CallOutcome::Success {
         elapsed: Duration::from_millis(1),
     });
     settle().await;
-    let status = breaker.addr().send(GetStatus).await.unwrap();
+    let status = breaker
+        .addr()
+        .send(GetStatus {
+            model: Some("m".into()),
+        })
+        .await
+        .unwrap();
     assert_eq!(status.state, BreakerState::Open);
-    assert_eq!(status.stats.admitted, 2, "passes count when they report");
+    assert_eq!(status.stats.admitted, 3, "passes count when they report");
     assert_eq!(status.stats.rejected, 1);
     assert_eq!((status.stats.failures, status.stats.successes), (1, 1));
 }
@@ -879,11 +896,11 @@ async fn reset_closes_the_breaker_and_empties_its_counters() {
         let _ = client.generate(request()).await;
     }
     settle().await;
-    let before = client.status("fake").await.unwrap();
+    let before = client.status("fake/model").await.unwrap();
     assert_eq!(before.state, BreakerState::Open);
     assert!(before.stats.failures == 3 && before.stats.opened == 1);
     client.reset("fake").unwrap();
-    let after = client.status("fake").await.unwrap();
+    let after = client.status("fake/model").await.unwrap();
     assert_eq!(after.state, BreakerState::Closed);
     assert_eq!(after.stats, steer_llm::runtime::BreakerStats::default());
 }

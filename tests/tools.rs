@@ -220,7 +220,11 @@ async fn images_are_sent_and_counted_and_bad_ones_refused_before_sending() {
         let a = client.generate(plain).await.unwrap();
         // Usage details where the provider reports them (the mock reports zeros).
         assert_eq!(a.usage.cached_prompt_tokens, Some(0), "{model}");
-        let reasoning = if model.starts_with("anthropic") { None } else { Some(0) };
+        let reasoning = if model.starts_with("anthropic") {
+            None
+        } else {
+            Some(0)
+        };
         assert_eq!(a.usage.reasoning_tokens, reasoning, "{model}");
         let b = client.generate(with_images).await.unwrap();
         assert_eq!(

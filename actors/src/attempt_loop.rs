@@ -114,10 +114,10 @@ pub fn next_attempt<A: AttemptLoop>(act: &mut A, ctx: &mut Context<A>) {
     if !core.spec.use_breaker {
         return act.attempt(None, ctx);
     }
-    if let Some(lease) = core.actors.breaker.pass() {
+    if let Some(lease) = core.actors.breaker.pass(&core.spec.model) {
         return act.attempt(Some(lease), ctx);
     }
-    let ask = core.actors.breaker.acquire();
+    let ask = core.actors.breaker.acquire(&core.spec.model);
     ctx.spawn(
         actix::fut::wrap_future(ask).map(|answer, act: &mut A, ctx| match answer {
             Ok(Ok(lease)) => act.attempt(Some(lease), ctx),

@@ -255,13 +255,55 @@ pub fn render_prometheus(reports: &[ProviderReport]) -> String {
         }),
     );
     family(
+        "steer_model_breaker_state",
+        "gauge",
+        "A model's breaker state (same values); models are bounded per provider.",
+        each(&|r, p| {
+            r.breaker
+                .models
+                .iter()
+                .map(|m| {
+                    format!(
+                        "steer_model_breaker_state{{provider=\"{p}\",model=\"{}\"}} {}",
+                        label(m.model.as_deref().unwrap_or("")),
+                        state_value(m.state)
+                    )
+                })
+                .collect()
+        }),
+    );
+    family(
+        "steer_model_paused_seconds",
+        "gauge",
+        "Time left on a model's server-directed pause.",
+        each(&|r, p| {
+            r.breaker
+                .models
+                .iter()
+                .map(|m| {
+                    format!(
+                        "steer_model_paused_seconds{{provider=\"{p}\",model=\"{}\"}} {}",
+                        label(m.model.as_deref().unwrap_or("")),
+                        m.paused_for.map_or(0.0, |d| d.as_secs_f64())
+                    )
+                })
+                .collect()
+        }),
+    );
+    family(
         "steer_breaker_opened_total",
         "counter",
-        "Times the breaker opened.",
+        "Times the breaker opened (the endpoint's and its models').",
         each(&|r, p| {
+            let opened = r
+                .breaker
+                .models
+                .iter()
+                .fold(r.breaker.stats.opened, |n, m| {
+                    n.saturating_add(m.stats.opened)
+                });
             vec![format!(
-                "steer_breaker_opened_total{{provider=\"{p}\"}} {}",
-                r.breaker.stats.opened
+                "steer_breaker_opened_total{{provider=\"{p}\"}} {opened}"
             )]
         }),
     );
@@ -270,9 +312,15 @@ pub fn render_prometheus(reports: &[ProviderReport]) -> String {
         "counter",
         "Calls the breaker rejected.",
         each(&|r, p| {
+            let rejected = r
+                .breaker
+                .models
+                .iter()
+                .fold(r.breaker.stats.rejected, |n, m| {
+                    n.saturating_add(m.stats.rejected)
+                });
             vec![format!(
-                "steer_breaker_rejected_total{{provider=\"{p}\"}} {}",
-                r.breaker.stats.rejected
+                "steer_breaker_rejected_total{{provider=\"{p}\"}} {rejected}"
             )]
         }),
     );

@@ -38,6 +38,8 @@ pub struct RequestSpec {
     pub request_id: Arc<str>,
     /// The provider's name.
     pub provider: Arc<str>,
+    /// The model (its breaker and pauses are the model's own).
+    pub model: Arc<str>,
     /// Longest time one attempt may take.
     pub attempt_timeout: Option<Duration>,
     /// Longest time the whole request may take, retries included.
@@ -234,6 +236,7 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
         report_failure(
             lease,
             &self.core.actors.breaker,
+            &self.core.spec.model,
             &failure,
             self.core.spec.use_breaker,
         );

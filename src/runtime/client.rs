@@ -7,7 +7,7 @@ use std::time::Duration;
 use actix::{Actor, Addr, ArbiterHandle};
 use futures::FutureExt;
 use steer_actors::breaker::{
-    BreakerStatus, ForceState, GetStatus, ResetBreaker, Subscribe, TransitionEvent,
+    BreakerStatus, ForceState, GetStatus, ResetBreaker, Subscribe, Target, TransitionEvent,
 };
 use steer_actors::request::{AttemptFn, Cancel, RequestActor, RequestError, RequestSpec};
 use steer_actors::retry::GetMetrics;
@@ -444,6 +444,7 @@ impl Client {
         RequestSpec {
             request_id: req.request_id.shared(),
             provider: handle.name.clone(),
+            model: Arc::from(req.model.model()),
             attempt_timeout: options.attempt_timeout.or(attempt_timeout),
             deadline: options.deadline.or(self.inner.deadline),
             max_pause_wait: options
@@ -486,43 +487,60 @@ impl Client {
             .flatten()
     }
 
-    /// Subscribes `recipient` to the breaker transitions of `provider`.
+    /// Subscribes `recipient` to the breaker transitions of `target`: a provider
+    /// (`"openai"`: its endpoint and every model) or one model (`"openai/gpt-4o"`).
     pub fn subscribe(
         &self,
-        provider: &str,
+        target: &str,
         recipient: actix::Recipient<TransitionEvent>,
     ) -> Result<(), Error> {
-        self.handle(provider)?
-            .breaker()
-            .do_send(Subscribe(recipient));
+        let target = Target::parse(target);
+        self.handle(&target.provider)?.breaker().do_send(Subscribe {
+            recipient,
+            model: target.model,
+        });
         Ok(())
     }
 
     /// Subscribes `recipient` to the breaker transitions of every provider.
     pub fn subscribe_all(&self, recipient: actix::Recipient<TransitionEvent>) {
         for h in self.inner.handles.values() {
-            h.breaker().do_send(Subscribe(recipient.clone()));
+            h.breaker().do_send(Subscribe {
+                recipient: recipient.clone(),
+                model: None,
+            });
         }
     }
 
-    /// The breaker status of `provider`.
-    pub async fn status(&self, provider: &str) -> Result<BreakerStatus, Error> {
-        self.handle(provider)?
+    /// The breaker status of `target`: a provider (its endpoint, with each model's
+    /// status in `models`) or one model (`"openai/gpt-4o"`).
+    pub async fn status(&self, target: &str) -> Result<BreakerStatus, Error> {
+        let t = Target::parse(target);
+        self.handle(&t.provider)?
             .breaker()
-            .send(GetStatus)
+            .send(GetStatus { model: t.model })
             .await
-            .map_err(|e| Error::Internal(format!("breaker of {provider}: {e}")))
+            .map_err(|e| Error::Internal(format!("breaker of {target}: {e}")))
     }
 
-    /// Forces the breaker of `provider` into `state` (`ForcedOpen`, `Disabled`, `Closed`).
-    pub fn force(&self, provider: &str, state: BreakerState) -> Result<(), Error> {
-        self.handle(provider)?.breaker().do_send(ForceState(state));
+    /// Forces the breaker of `target` into `state` (`ForcedOpen`, `Disabled`,
+    /// `Closed`): a provider's endpoint (every model) or one model.
+    pub fn force(&self, target: &str, state: BreakerState) -> Result<(), Error> {
+        let t = Target::parse(target);
+        self.handle(&t.provider)?.breaker().do_send(ForceState {
+            state,
+            model: t.model,
+        });
         Ok(())
     }
 
-    /// Resets the breaker of `provider`.
-    pub fn reset(&self, provider: &str) -> Result<(), Error> {
-        self.handle(provider)?.breaker().do_send(ResetBreaker);
+    /// Resets the breaker of `target` to closed with empty counters: a provider
+    /// (its endpoint and every model) or one model.
+    pub fn reset(&self, target: &str) -> Result<(), Error> {
+        let t = Target::parse(target);
+        self.handle(&t.provider)?
+            .breaker()
+            .do_send(ResetBreaker { model: t.model });
         Ok(())
     }
 
@@ -532,7 +550,7 @@ impl Client {
         for (name, h) in &self.inner.handles {
             let breaker = h
                 .breaker()
-                .send(GetStatus)
+                .send(GetStatus::default())
                 .await
                 .map_err(|e| Error::Internal(format!("breaker of {name}: {e}")))?;
             let metrics = h

@@ -534,6 +534,7 @@ impl StreamActor {
         report_failure(
             self.lease.take(),
             &self.core.actors.breaker,
+            &self.core.spec.model,
             &failure,
             self.core.spec.use_breaker,
         );

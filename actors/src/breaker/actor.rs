@@ -1,6 +1,11 @@
-//! The CircuitBreaker actor: one per provider, a thin shell around [`Breaker`] that
-//! owns it, answers permit requests, runs the open timer and publishes transitions.
+//! The CircuitBreaker actor: one per provider, a thin shell around the [`Breaker`]s
+//! it owns: one for the provider's endpoint (connection, DNS and TLS failures
+//! speak for every model) and one per model (rate limits, overload and server
+//! errors are metered per model). A call is admitted when both admit it. The actor
+//! answers permit requests, runs the open and pause timers and publishes
+//! transitions.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -11,7 +16,8 @@ use crate::clock::now;
 use crate::MAILBOX_CAPACITY;
 use serde::Serialize;
 
-use super::gate::AdmissionGate;
+use super::gate::{AdmissionGate, GateMap};
+use super::scope::{failure_scope, Scope};
 use super::state::{
     Breaker, BreakerConfig, BreakerState, BreakerStats, CallOutcome, Permit, Rejection, Transition,
     TransitionReason,
@@ -20,12 +26,20 @@ use super::state::{
 #[cfg(test)]
 mod tests;
 
+/// Models a breaker keeps state for, at most: past it, a new model replaces one
+/// that is closed and quiet, or shares the overflow state.
+pub const MAX_MODELS: usize = 1024;
+/// The state models beyond [`MAX_MODELS`] share.
+const OVERFLOW: &str = "*";
+
 /// A state change, as published to subscribers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Message)]
 #[rtype(result = "()")]
 pub struct TransitionEvent {
     /// The provider whose breaker changed.
     pub provider: String,
+    /// The model whose breaker changed; `None` for the provider's endpoint.
+    pub model: Option<String>,
     /// The state before.
     pub from: BreakerState,
     /// The state after.
@@ -36,15 +50,24 @@ pub struct TransitionEvent {
     pub at: SystemTime,
 }
 
+struct ModelBreaker {
+    breaker: Breaker,
+    gate: AdmissionGate,
+    /// The timer that opens the gate when the model's pause ends (one, however
+    /// many 429s a storm brings).
+    pause_timer: Option<SpawnHandle>,
+}
+
 /// The circuit breaker of one provider.
 pub struct CircuitBreaker {
     provider: String,
-    breaker: Breaker,
-    subscribers: Vec<Recipient<TransitionEvent>>,
-    gate: AdmissionGate,
-    /// The timer that opens the gate when the current pause ends (one, however
-    /// many 429s a storm brings).
-    pause_timer: Option<SpawnHandle>,
+    config: BreakerConfig,
+    endpoint: Breaker,
+    models: HashMap<Arc<str>, ModelBreaker>,
+    /// Subscribers, each to one model or (`None`) to all.
+    subscribers: Vec<(Option<String>, Recipient<TransitionEvent>)>,
+    endpoint_gate: AdmissionGate,
+    gates: GateMap,
 }
 
 impl CircuitBreaker {
@@ -52,47 +75,136 @@ impl CircuitBreaker {
     pub fn new(provider: &str, config: BreakerConfig) -> Self {
         let breaker = CircuitBreaker {
             provider: provider.to_string(),
-            breaker: Breaker::new(config),
+            endpoint: Breaker::new(config.clone()),
+            config,
+            models: HashMap::new(),
             subscribers: Vec::new(),
-            gate: AdmissionGate::new(),
-            pause_timer: None,
+            endpoint_gate: AdmissionGate::new(),
+            gates: GateMap::default(),
         };
-        breaker.sync_gate();
+        breaker.sync_endpoint_gate();
         breaker
     }
 
-    /// Publishes whether calls may take permits without asking. Called after
-    /// every message or timer that may change the state or the pause.
-    fn sync_gate(&self) {
-        self.gate.publish(self.breaker.admits_all(now()));
+    /// Publishes whether calls may pass the endpoint without asking.
+    fn sync_endpoint_gate(&self) {
+        self.endpoint_gate.publish(self.endpoint.admits_all(now()));
     }
 
-    fn publish(&mut self, t: Transition, ctx: &mut Context<Self>) {
-        self.sync_gate();
-        tracing::info!(provider = %self.provider, from = ?t.from, to = ?t.to, reason = ?t.reason, "breaker transition");
+    /// Publishes whether calls to `model` may take permits without asking.
+    fn sync_gate(&self, model: &str) {
+        if let Some(m) = self.models.get(model) {
+            m.gate.publish(m.breaker.admits_all(now()));
+        }
+    }
+
+    /// The key a model's state is kept under (the overflow key past the cap).
+    fn key(&mut self, model: &str) -> Arc<str> {
+        if let Some((k, _)) = self.models.get_key_value(model) {
+            return k.clone();
+        }
+        if self.models.len() >= MAX_MODELS {
+            let now = now();
+            let mut quiet = None;
+            for (k, m) in self.models.iter_mut() {
+                if &**k != OVERFLOW
+                    && m.breaker.state() == BreakerState::Closed
+                    && m.breaker.paused_until(now).is_none()
+                    && m.breaker.stats(now).failures_in_window == 0
+                {
+                    quiet = Some(k.clone());
+                    break;
+                }
+            }
+            match quiet {
+                Some(k) => {
+                    self.models.remove(&k);
+                }
+                None => return self.overflow(),
+            }
+        }
+        self.insert(Arc::from(model))
+    }
+
+    fn overflow(&mut self) -> Arc<str> {
+        match self.models.get_key_value(OVERFLOW) {
+            Some((k, _)) => k.clone(),
+            None => self.insert(Arc::from(OVERFLOW)),
+        }
+    }
+
+    fn insert(&mut self, key: Arc<str>) -> Arc<str> {
+        let gate = AdmissionGate::new();
+        let breaker = Breaker::new(self.config.clone());
+        gate.publish(breaker.admits_all(now()));
+        self.models.insert(
+            key.clone(),
+            ModelBreaker {
+                breaker,
+                gate,
+                pause_timer: None,
+            },
+        );
+        self.publish_gates();
+        key
+    }
+
+    /// Publishes the map of model gates (copy on write: only when models change).
+    fn publish_gates(&self) {
+        let map: HashMap<Arc<str>, AdmissionGate> = self
+            .models
+            .iter()
+            .map(|(k, m)| (k.clone(), m.gate.clone()))
+            .collect();
+        self.gates.store(map);
+    }
+
+    fn breaker_mut(&mut self, model: Option<&Arc<str>>) -> Option<&mut Breaker> {
+        match model {
+            None => Some(&mut self.endpoint),
+            Some(m) => self.models.get_mut(m).map(|m| &mut m.breaker),
+        }
+    }
+
+    fn publish(&mut self, model: Option<Arc<str>>, t: Transition, ctx: &mut Context<Self>) {
+        match &model {
+            None => self.sync_endpoint_gate(),
+            Some(m) => self.sync_gate(m),
+        }
+        tracing::info!(provider = %self.provider, model = model.as_deref().unwrap_or("*endpoint*"),
+            from = ?t.from, to = ?t.to, reason = ?t.reason, "breaker transition");
         if let Some(open_for) = t.open_for {
             let generation = t.generation;
+            let key = model.clone();
             ctx.run_later(open_for, move |act, ctx| {
-                if let Some(t) = act.breaker.on_open_timer(generation, now()) {
-                    act.publish(t, ctx);
+                let fired = act
+                    .breaker_mut(key.as_ref())
+                    .and_then(|b| b.on_open_timer(generation, now()));
+                if let Some(t) = fired {
+                    act.publish(key, t, ctx);
                 }
             });
         }
         let event = TransitionEvent {
             provider: self.provider.clone(),
+            model: model.as_deref().map(str::to_string),
             from: t.from,
             to: t.to,
             reason: t.reason,
             at: SystemTime::now(),
         };
-        self.subscribers.retain(|s| s.connected());
-        for s in &self.subscribers {
-            s.do_send(event.clone());
+        self.subscribers.retain(|(_, s)| s.connected());
+        for (filter, s) in &self.subscribers {
+            let wanted = match filter {
+                None => true,
+                Some(f) => event.model.as_deref() == Some(f.as_str()),
+            };
+            if wanted {
+                s.do_send(event.clone());
+            }
         }
     }
-}
 
-impl CircuitBreaker {
     /// Runs a handler's body; a panic in it stops the actor, and its supervisor
     /// restarts it with fresh state ([`Supervised::restarting`]). The provider is
     /// never left unprotected.
@@ -116,42 +228,56 @@ impl Actor for CircuitBreaker {
 }
 
 impl Supervised for CircuitBreaker {
-    /// Fresh state (closed, empty counters, no pause), the same subscribers and
-    /// gate; subscribers are told with a [`TransitionReason::Restarted`] event.
+    /// Fresh state (closed, empty counters, no pause, no model kept), the same
+    /// subscribers and gates; subscribers are told with a
+    /// [`TransitionReason::Restarted`] event.
     fn restarting(&mut self, ctx: &mut Context<Self>) {
-        let from = self.breaker.state();
-        self.breaker = self.breaker.restarted();
-        // The context's timers are gone with the old run.
-        self.pause_timer = None;
+        let from = self.endpoint.state();
+        self.endpoint = self.endpoint.restarted();
+        self.sync_endpoint_gate();
+        let now = now();
+        for m in self.models.values_mut() {
+            // The generation moves on: permits from before cannot move the new state.
+            m.breaker = m.breaker.restarted();
+            // The context's timers are gone with the old run.
+            m.pause_timer = None;
+            m.gate.publish(m.breaker.admits_all(now));
+        }
         let t = Transition {
             from,
-            to: self.breaker.state(),
+            to: self.endpoint.state(),
             reason: TransitionReason::Restarted,
             open_for: None,
-            generation: self.breaker.generation(),
+            generation: self.endpoint.generation(),
         };
-        self.publish(t, ctx);
+        self.publish(None, t, ctx);
     }
 }
 
 /// A provider's breaker as its requests hold it: the actor's address and its
-/// admission gate behind one reference count, so that holding one allocates
+/// admission gates behind one reference count, so that holding one allocates
 /// nothing.
 #[derive(Clone)]
 pub struct BreakerRef(Arc<BreakerLink>);
 
 struct BreakerLink {
     addr: Addr<CircuitBreaker>,
-    gate: AdmissionGate,
+    endpoint_gate: AdmissionGate,
+    gates: GateMap,
 }
 
 impl BreakerRef {
     /// Starts `breaker` on `arbiter`, under a supervisor: if the actor stops (a
     /// handler failed) it is restarted with fresh state, at the same address.
     pub fn start(breaker: CircuitBreaker, arbiter: &ArbiterHandle) -> Self {
-        let gate = breaker.gate.clone();
+        let endpoint_gate = breaker.endpoint_gate.clone();
+        let gates = breaker.gates.clone();
         let addr = Supervisor::start_in_arbiter(arbiter, move |_| breaker);
-        BreakerRef(Arc::new(BreakerLink { addr, gate }))
+        BreakerRef(Arc::new(BreakerLink {
+            addr,
+            endpoint_gate,
+            gates,
+        }))
     }
 
     /// The actor's address: status, subscriptions, operator messages.
@@ -159,26 +285,34 @@ impl BreakerRef {
         &self.0.addr
     }
 
-    /// A permit taken without asking, while the breaker admits every call
-    /// (closed and not paused, or disabled); `None` means: ask with [`BreakerRef::acquire`].
-    pub fn pass(&self) -> Option<PermitLease> {
-        self.0.gate.pass().map(|permit| PermitLease {
+    /// A permit for `model` taken without asking, while the endpoint and the model
+    /// admit every call (closed and not paused, or disabled); `None` means: ask
+    /// with [`BreakerRef::acquire`].
+    pub fn pass(&self, model: &Arc<str>) -> Option<PermitLease> {
+        let endpoint = self.0.endpoint_gate.pass()?;
+        let permit = self.0.gates.pass(model)?;
+        Some(PermitLease {
+            endpoint,
             permit,
+            model: model.clone(),
             from_gate: true,
             breaker: Some(self.clone()),
         })
     }
 
-    /// Asks the actor for a permit.
-    pub fn acquire(&self) -> actix::dev::Request<CircuitBreaker, Acquire> {
-        self.0.addr.send(Acquire(self.clone()))
+    /// Asks the actor for a permit for `model`.
+    pub fn acquire(&self, model: &Arc<str>) -> actix::dev::Request<CircuitBreaker, Acquire> {
+        self.0.addr.send(Acquire {
+            breaker: self.clone(),
+            model: model.clone(),
+        })
     }
 }
 
 impl std::fmt::Debug for BreakerRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BreakerRef")
-            .field("gate", &self.0.gate)
+            .field("endpoint_gate", &self.0.endpoint_gate)
             .finish_non_exhaustive()
     }
 }
@@ -188,28 +322,40 @@ impl std::fmt::Debug for BreakerRef {
 /// handed back.
 #[derive(Debug)]
 pub struct PermitLease {
+    /// The endpoint's permit.
+    endpoint: Permit,
+    /// The model's permit.
     permit: Permit,
+    model: Arc<str>,
     /// Taken from the gate: the breaker counts it when its outcome arrives.
     from_gate: bool,
     breaker: Option<BreakerRef>,
 }
 
 impl PermitLease {
-    /// The permit.
+    /// The model's permit.
     pub fn permit(&self) -> Permit {
         self.permit
     }
 
-    /// Reports the outcome (one-way).
-    pub fn report(mut self, outcome: CallOutcome) {
-        self.send(outcome);
+    /// Reports the outcome (one-way); a health failure counts against the model.
+    pub fn report(self, outcome: CallOutcome) {
+        self.report_in(outcome, Scope::Model);
     }
 
-    fn send(&mut self, outcome: CallOutcome) {
+    /// Reports the outcome (one-way); a health failure counts in `scope`.
+    pub fn report_in(mut self, outcome: CallOutcome, scope: Scope) {
+        self.send(outcome, scope);
+    }
+
+    fn send(&mut self, outcome: CallOutcome, scope: Scope) {
         if let Some(breaker) = self.breaker.take() {
             breaker.addr().do_send(Report {
+                endpoint: self.endpoint,
                 permit: self.permit,
+                model: self.model.clone(),
                 outcome,
+                scope,
                 from_gate: self.from_gate,
             });
         }
@@ -218,16 +364,17 @@ impl PermitLease {
 
 impl Drop for PermitLease {
     fn drop(&mut self) {
-        self.send(CallOutcome::Cancelled);
+        self.send(CallOutcome::Cancelled, Scope::Model);
     }
 }
 
-/// Reports a failed call: a health failure counts against the provider, anything
-/// else (a caller's mistake, a rate limit) is neutral; a rate limit with a
-/// server-directed wait pauses the whole provider.
+/// Reports a failed call: a health failure counts against the model, or against
+/// the endpoint for a network failure; anything else (a caller's mistake, a rate
+/// limit) is neutral; a rate limit with a server-directed wait pauses the model.
 pub fn report_failure(
     lease: Option<PermitLease>,
     breaker: &BreakerRef,
+    model: &Arc<str>,
     failure: &crate::failure::Failure,
     pause: bool,
 ) {
@@ -238,48 +385,83 @@ pub fn report_failure(
         } else {
             CallOutcome::Neutral
         };
-        lease.report(outcome);
+        lease.report_in(outcome, failure_scope(failure.category));
     }
     if let (Category::RateLimited, Some(wait), true) =
         (failure.category, failure.retry_after, pause)
     {
-        breaker.addr().do_send(Pause(wait));
+        breaker.addr().do_send(Pause {
+            model: model.clone(),
+            wait,
+        });
     }
 }
 
-/// Asks for a permit to make one call; the lease reports back through the
-/// reference it carries. (While the gate admits every call, [`BreakerRef::pass`]
-/// gives one without asking.)
+/// Asks for a permit to call `model`; the lease reports back through the
+/// reference it carries. (While the gates admit every call,
+/// [`BreakerRef::pass`] gives one without asking.)
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "Result<PermitLease, Rejection>")]
-pub struct Acquire(pub BreakerRef);
+pub struct Acquire {
+    /// Where the lease reports.
+    pub breaker: BreakerRef,
+    /// The model.
+    pub model: Arc<str>,
+}
 
 impl Handler<Acquire> for CircuitBreaker {
     type Result = Result<PermitLease, Rejection>;
 
     fn handle(&mut self, msg: Acquire, ctx: &mut Context<Self>) -> Self::Result {
-        let permit = self
-            .guarded(ctx, |act, _| act.breaker.try_acquire(now()))
-            // The breaker failed and restarts closed: the call is admitted, as the
-            // fresh breaker would admit it.
-            .unwrap_or(Ok(Permit {
-                generation: self.breaker.generation().wrapping_add(1),
+        let granted = self.guarded(ctx, |act, _| {
+            let key = act.key(&msg.model);
+            let now = now();
+            let endpoint = act.endpoint.try_acquire(now)?;
+            let Some(m) = act.models.get_mut(&key) else {
+                return Ok((endpoint, endpoint, key));
+            };
+            match m.breaker.try_acquire(now) {
+                Ok(permit) => Ok((endpoint, permit, key)),
+                Err(rejection) => {
+                    // The endpoint's permit goes back without a verdict.
+                    act.endpoint
+                        .on_outcome(endpoint, CallOutcome::Cancelled, now);
+                    Err(rejection)
+                }
+            }
+        });
+        // A breaker that failed restarts closed: the call is admitted, as the
+        // fresh breaker would admit it (its permits cannot move the new state).
+        let (endpoint, permit, model) = granted.unwrap_or(Ok((
+            Permit {
+                generation: u64::MAX,
                 probe: false,
-            }))?;
+            },
+            Permit {
+                generation: u64::MAX,
+                probe: false,
+            },
+            msg.model.clone(),
+        )))?;
         Ok(PermitLease {
+            endpoint,
             permit,
+            model,
             from_gate: false,
-            breaker: Some(msg.0),
+            breaker: Some(msg.breaker),
         })
     }
 }
 
 /// The outcome of a permitted call (sent by [`PermitLease`]).
-#[derive(Debug, Clone, Copy, Message)]
+#[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
 struct Report {
+    endpoint: Permit,
     permit: Permit,
+    model: Arc<str>,
     outcome: CallOutcome,
+    scope: Scope,
     from_gate: bool,
 }
 
@@ -288,67 +470,111 @@ impl Handler<Report> for CircuitBreaker {
 
     fn handle(&mut self, msg: Report, ctx: &mut Context<Self>) {
         self.guarded(ctx, |act, ctx| {
+            let now = now();
+            // A health failure counts where it belongs; the other breaker learns
+            // nothing from it (the endpoint answered, or the model was never reached).
+            let (for_endpoint, for_model) = match (msg.outcome, msg.scope) {
+                (CallOutcome::HealthFailure, Scope::Endpoint) => {
+                    (CallOutcome::HealthFailure, CallOutcome::Neutral)
+                }
+                (CallOutcome::HealthFailure, Scope::Model) => {
+                    (CallOutcome::Neutral, CallOutcome::HealthFailure)
+                }
+                (other, _) => (other, other),
+            };
             if msg.from_gate {
-                act.breaker.count_admitted();
+                act.endpoint.count_admitted();
             }
-            if let Some(t) = act.breaker.on_outcome(msg.permit, msg.outcome, now()) {
-                act.publish(t, ctx);
+            if let Some(t) = act.endpoint.on_outcome(msg.endpoint, for_endpoint, now) {
+                act.publish(None, t, ctx);
+            }
+            let key = act.key(&msg.model);
+            let moved = act.models.get_mut(&key).and_then(|m| {
+                if msg.from_gate {
+                    m.breaker.count_admitted();
+                }
+                m.breaker.on_outcome(msg.permit, for_model, now)
+            });
+            if let Some(t) = moved {
+                act.publish(Some(key), t, ctx);
             }
         });
     }
 }
 
-/// A server-directed wait: every call to this provider waits (or fails over) until
+/// A server-directed wait: every call to this model waits (or fails over) until
 /// it ends. A wait longer than the breaker's `max_pause` is refused (logged and
 /// counted), never obeyed.
-#[derive(Debug, Clone, Copy, Message)]
+#[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
-pub struct Pause(pub Duration);
+pub struct Pause {
+    /// The model the wait is for.
+    pub model: Arc<str>,
+    /// The wait.
+    pub wait: Duration,
+}
 
 impl Handler<Pause> for CircuitBreaker {
     type Result = ();
 
     fn handle(&mut self, msg: Pause, ctx: &mut Context<Self>) {
-        self.guarded(ctx, |act, ctx| act.pause(msg.0, ctx));
+        self.guarded(ctx, |act, ctx| act.pause(&msg.model, msg.wait, ctx));
     }
 }
 
 impl CircuitBreaker {
-    fn pause(&mut self, wait: Duration, ctx: &mut Context<Self>) {
+    fn pause(&mut self, model: &str, wait: Duration, ctx: &mut Context<Self>) {
+        let key = self.key(model);
         let now = now();
-        let before = self.breaker.paused_until(now);
-        if !self.breaker.pause(wait, now) {
-            tracing::warn!(provider = %self.provider, ?wait, max_pause = ?self.breaker.config().max_pause,
+        let provider = self.provider.clone();
+        let Some(m) = self.models.get_mut(&key) else {
+            return;
+        };
+        let before = m.breaker.paused_until(now);
+        if !m.breaker.pause(wait, now) {
+            tracing::warn!(%provider, model = %key, ?wait, max_pause = ?m.breaker.config().max_pause,
                 "server-directed wait above the cap: reported, not obeyed");
             return;
         }
-        self.sync_gate();
-        // The gate opens again when the pause ends: one timer, moved when a pause
-        // ends later (a shorter one changes nothing).
-        let until = self.breaker.paused_until(now);
+        m.gate.publish(m.breaker.admits_all(now));
+        // The gate opens again when the pause ends: one timer a model, moved when
+        // a pause ends later (a shorter one changes nothing).
+        let until = m.breaker.paused_until(now);
         if let (Some(until), true) = (until, until != before) {
-            if let Some(timer) = self.pause_timer.take() {
+            if let Some(timer) = m.pause_timer.take() {
                 ctx.cancel_future(timer);
             }
             let wait = until.saturating_duration_since(now);
-            self.pause_timer = Some(ctx.run_later(wait, |act, _| {
-                act.pause_timer = None;
-                act.sync_gate();
-            }));
+            let timer_key = key.clone();
+            let timer = ctx.run_later(wait, move |act, _| {
+                if let Some(m) = act.models.get_mut(&timer_key) {
+                    m.pause_timer = None;
+                }
+                act.sync_gate(&timer_key);
+            });
+            if let Some(m) = self.models.get_mut(&key) {
+                m.pause_timer = Some(timer);
+            }
         }
     }
 }
 
-/// Subscribes to transitions.
+/// Subscribes to transitions: of one model (`Some`), or of the endpoint and
+/// every model (`None`).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Subscribe(pub Recipient<TransitionEvent>);
+pub struct Subscribe {
+    /// Who is told.
+    pub recipient: Recipient<TransitionEvent>,
+    /// The model, or every transition.
+    pub model: Option<String>,
+}
 
 impl Handler<Subscribe> for CircuitBreaker {
     type Result = ();
 
     fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) {
-        self.subscribers.push(msg.0);
+        self.subscribers.push((msg.model, msg.recipient));
     }
 }
 
@@ -357,68 +583,126 @@ impl Handler<Subscribe> for CircuitBreaker {
 pub struct BreakerStatus {
     /// The provider.
     pub provider: String,
+    /// The model, for a model's status; `None` for the provider's endpoint.
+    pub model: Option<String>,
     /// Its state.
     pub state: BreakerState,
     /// Its counters.
     pub stats: BreakerStats,
     /// Time left on a server-directed pause.
     pub paused_for: Option<Duration>,
+    /// For the provider: each model's status, by name.
+    pub models: Vec<BreakerStatus>,
 }
 
-/// Asks for the breaker's status.
-#[derive(Debug, Clone, Copy, Message)]
+/// Asks for the status of the provider (with its models) or of one model.
+#[derive(Debug, Clone, Default, Message)]
 #[rtype(result = "BreakerStatus")]
-pub struct GetStatus;
+pub struct GetStatus {
+    /// The model, or the whole provider.
+    pub model: Option<String>,
+}
+
+impl CircuitBreaker {
+    fn status_of(&mut self, model: Option<&str>, now: std::time::Instant) -> BreakerStatus {
+        let (state, stats, paused_for) = match model {
+            None => (self.endpoint.state(), self.endpoint.stats(now), None),
+            Some(name) => match self.models.get_mut(name) {
+                Some(m) => (
+                    m.breaker.state(),
+                    m.breaker.stats(now),
+                    m.breaker
+                        .paused_until(now)
+                        .map(|t| t.saturating_duration_since(now)),
+                ),
+                // A model not called yet: a fresh, closed breaker.
+                None => (BreakerState::Closed, BreakerStats::default(), None),
+            },
+        };
+        BreakerStatus {
+            provider: self.provider.clone(),
+            model: model.map(str::to_string),
+            state,
+            stats,
+            paused_for,
+            models: Vec::new(),
+        }
+    }
+}
 
 impl Handler<GetStatus> for CircuitBreaker {
     type Result = MessageResult<GetStatus>;
 
-    fn handle(&mut self, _: GetStatus, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: GetStatus, _: &mut Context<Self>) -> Self::Result {
         let now = now();
-        MessageResult(BreakerStatus {
-            provider: self.provider.clone(),
-            state: self.breaker.state(),
-            stats: self.breaker.stats(now),
-            paused_for: self
-                .breaker
-                .paused_until(now)
-                .map(|t| t.saturating_duration_since(now)),
-        })
+        let mut status = self.status_of(msg.model.as_deref(), now);
+        if msg.model.is_none() {
+            let mut names: Vec<Arc<str>> = self.models.keys().cloned().collect();
+            names.sort();
+            status.models = names.iter().map(|n| self.status_of(Some(n), now)).collect();
+        }
+        MessageResult(status)
     }
 }
 
-/// An operator sets the state: `ForcedOpen`, `Disabled`, or `Closed`.
-#[derive(Debug, Clone, Copy, Message)]
+/// An operator sets the state (`ForcedOpen`, `Disabled`, or `Closed`) of the
+/// provider's endpoint (`model: None`: every model) or of one model.
+#[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
-pub struct ForceState(pub BreakerState);
+pub struct ForceState {
+    /// The state.
+    pub state: BreakerState,
+    /// The model, or the whole provider.
+    pub model: Option<String>,
+}
 
 impl Handler<ForceState> for CircuitBreaker {
     type Result = ();
 
     fn handle(&mut self, msg: ForceState, ctx: &mut Context<Self>) {
         self.guarded(ctx, |act, ctx| {
-            if let Some(t) = act.breaker.force(msg.0, now()) {
-                act.publish(t, ctx);
+            let key = msg.model.as_deref().map(|m| act.key(m));
+            let moved = act
+                .breaker_mut(key.as_ref())
+                .and_then(|b| b.force(msg.state, now()));
+            if let Some(t) = moved {
+                act.publish(key, t, ctx);
             }
         });
     }
 }
 
-/// Resets the breaker to closed with empty counters.
-#[derive(Debug, Clone, Copy, Message)]
+/// Resets to closed with empty counters: one model, or (`None`) the endpoint and
+/// every model.
+#[derive(Debug, Clone, Default, Message)]
 #[rtype(result = "()")]
-pub struct ResetBreaker;
+pub struct ResetBreaker {
+    /// The model, or the whole provider.
+    pub model: Option<String>,
+}
 
 impl Handler<ResetBreaker> for CircuitBreaker {
     type Result = ();
 
-    fn handle(&mut self, _: ResetBreaker, ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: ResetBreaker, ctx: &mut Context<Self>) {
         self.guarded(ctx, |act, ctx| {
-            if let Some(t) = act.breaker.reset(now()) {
-                act.publish(t, ctx);
+            let keys: Vec<Option<Arc<str>>> = match &msg.model {
+                Some(m) => vec![Some(act.key(m))],
+                None => std::iter::once(None)
+                    .chain(act.models.keys().cloned().map(Some))
+                    .collect(),
+            };
+            for key in keys {
+                let moved = act.breaker_mut(key.as_ref()).and_then(|b| b.reset(now()));
+                if let Some(t) = moved {
+                    act.publish(key.clone(), t, ctx);
+                }
+                // A reset also ends a pause, with or without a transition.
+                match &key {
+                    None => act.sync_endpoint_gate(),
+                    Some(k) => act.sync_gate(k),
+                }
             }
-            // A reset also ends a pause, with or without a transition.
-            act.sync_gate();
         });
     }
 }

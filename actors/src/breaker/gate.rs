@@ -6,8 +6,11 @@
 //! This is the one shortcut around message passing on the request path; why it
 //! is worth it is measured in BENCHMARKS.md ("The request path").
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 use super::state::Permit;
 
@@ -40,6 +43,32 @@ impl AdmissionGate {
             admits_all.filter(|g| *g != ASK).unwrap_or(ASK),
             Ordering::Release,
         );
+    }
+}
+
+/// The gates of a provider's models, by name: written (replaced whole) by the
+/// breaker actor when a model is added, read without a lock by every request.
+#[derive(Clone, Default)]
+pub struct GateMap(Arc<ArcSwap<HashMap<Arc<str>, AdmissionGate>>>);
+
+impl GateMap {
+    /// A permit for `model`, if its gate admits every call (`None` also for a
+    /// model the actor has not seen yet: ask it).
+    pub fn pass(&self, model: &str) -> Option<Permit> {
+        self.0.load().get(model)?.pass()
+    }
+
+    /// Replaces the map.
+    pub(crate) fn store(&self, map: HashMap<Arc<str>, AdmissionGate>) {
+        self.0.store(Arc::new(map));
+    }
+}
+
+impl std::fmt::Debug for GateMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GateMap")
+            .field("models", &self.0.load().len())
+            .finish()
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod actor;
 pub mod gate;
+pub mod scope;
 pub mod state;
 
 pub use actor::report_failure;
@@ -9,7 +10,8 @@ pub use actor::{
     Acquire, BreakerRef, BreakerStatus, CircuitBreaker, ForceState, GetStatus, Pause, PermitLease,
     ResetBreaker, Subscribe, TransitionEvent,
 };
-pub use gate::AdmissionGate;
+pub use gate::{AdmissionGate, GateMap};
+pub use scope::{failure_scope, Scope, Target};
 pub use state::{
     Breaker, BreakerConfig, BreakerState, BreakerStats, CallOutcome, Permit, Rejection, Transition,
     TransitionReason,
