@@ -4,8 +4,14 @@
 //!
 //! This crate holds the provider side: the request model ([`model`]), the wire formats
 //! of OpenAI, Anthropic and xAI ([`wire`]), the HTTP provider clients ([`provider`]),
-//! the fault-injecting mock provider ([`mock`]) and the `steer` CLI. The reliability
+//! the fault-injecting mock provider (`mock`) and the `steer` CLI. The reliability
 //! actors live in the `steer-actors` crate.
+//!
+//! Features (all on by default): `mock` (the mock provider, an HTTP server on
+//! 127.0.0.1: turn it on in your dev-dependencies), `http-endpoint`
+//! (`runtime::http`: `GET /metrics` and `GET /reliability`), `cli` (the `steer`
+//! binary). With `default-features = false` the library compiles no HTTP server, no
+//! CLI parser and no log subscriber.
 //!
 //! ```no_run
 //! use steer_llm::{ChatRequest, Providers};
@@ -22,6 +28,7 @@ pub mod content;
 pub mod continue_message;
 pub mod error;
 mod fold;
+#[cfg(feature = "mock")]
 pub mod mock;
 pub mod model;
 pub mod provider;

@@ -1,5 +1,6 @@
 //! Classification of every provider error of providers.md, every transport failure
 //! and every mock fault, through the real HTTP path where there is one.
+#![cfg(feature = "mock")]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Property tests of the classifier: arbitrary headers, bodies and messages never
 //! panic and always give a category, and its answers stay consistent.
+#![cfg(feature = "mock")]
 
 use std::time::{Duration, SystemTime};
 

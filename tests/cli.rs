@@ -1,4 +1,5 @@
 //! The `steer` binary: its main job against the embedded mock, and one-line errors.
+#![cfg(feature = "cli")]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

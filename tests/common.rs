@@ -1,4 +1,5 @@
-//! Helpers shared by the integration tests.
+//! Helpers shared by the integration tests (with the mock).
+#![cfg(feature = "mock")]
 #![allow(dead_code)]
 
 use futures::StreamExt;

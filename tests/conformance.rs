@@ -3,6 +3,7 @@
 //!
 //! Needs a Python with both packages: `STEER_PYTHON`, else `target/py-venv/bin/python`
 //! (`bash .ci/test` creates it).
+#![cfg(feature = "mock")]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Every fault the mock injects, through the real HTTP path, with the exact failure
 //! information the client returns.
+#![cfg(feature = "mock")]
 
 mod common;
 

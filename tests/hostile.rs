@@ -2,6 +2,7 @@
 //! error, in bounded time (every wait here is a hang detector, never a speed
 //! assertion) and bounded memory (the client stops reading at its limit, so the
 //! server cannot push more than the limit plus the sockets' buffers).
+#![cfg(feature = "mock")]
 
 #[path = "hostile/server.rs"]
 mod server;

@@ -1,5 +1,6 @@
 //! Health and pauses are kept per model, over real HTTP against the mock: one
 //! model's 429 pauses that model, and its siblings on the same provider run on.
+#![cfg(feature = "mock")]
 
 use std::time::Duration;
 

@@ -1,5 +1,6 @@
 //! All three providers through the real HTTP path against the mock: success,
 //! streaming, request shape, prefill continuation.
+#![cfg(feature = "mock")]
 
 mod common;
 

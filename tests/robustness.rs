@@ -1,5 +1,6 @@
 //! Property tests: random bytes and random mutations of real SSE streams and error
 //! bodies never make the client panic or hang, and always end in a typed outcome.
+#![cfg(feature = "mock")]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! The reliability runtime under tokio's paused clock, with a scripted in-process
 //! provider: every rule of the breaker, the retry coordinator and supervision.
+#![cfg(feature = "mock")]
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,6 +1,7 @@
 //! The runtime end to end over real HTTP against the mock (real time, millisecond
 //! settings): every request gets exactly one reply, and the metrics' attempt
 //! counts match the mock's request log.
+#![cfg(feature = "mock")]
 
 mod common;
 

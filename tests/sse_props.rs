@@ -1,6 +1,7 @@
 //! steer's bounded SSE framer against the crate it replaced: on any valid stream,
 //! cut into any chunks, both yield the same events; and on hostile streams it
 //! stays bounded and linear.
+#![cfg(feature = "mock")]
 
 use futures::StreamExt;
 use proptest::prelude::*;

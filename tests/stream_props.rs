@@ -4,6 +4,7 @@
 //! fault, or a second one in the continuation), for all three wire formats and a
 //! model that rejects prefill, the spliced text equals the fault-free reply for the
 //! same request and never holds more deltas (tokens) than `max_tokens`.
+#![cfg(feature = "mock")]
 
 mod common;
 

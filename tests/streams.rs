@@ -1,6 +1,7 @@
 //! Streams that survive, over real HTTP against the mock: for each provider format,
 //! fault point and fault kind, the concatenated deltas equal the fault-free reply,
 //! and the mock's log shows the continuation request.
+#![cfg(feature = "mock")]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Tool calls, structured output, images and extra parameters through the real
 //! HTTP path against the mock, for all three providers; and tool calls streamed
 //! under faults, delivered whole exactly once.
+#![cfg(feature = "mock")]
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! output formats) through each wire format and back, read by the mock as the
 //! real API would: nothing is lost that the format can express, and what it
 //! cannot express is refused before any HTTP call.
+#![cfg(feature = "mock")]
 
 use proptest::prelude::*;
 use serde_json::{json, Value};

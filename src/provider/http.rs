@@ -367,7 +367,7 @@ fn is_parse_error(e: &reqwest::Error) -> bool {
     let mut source: Option<&(dyn StdError + 'static)> = e.source();
     while let Some(s) = source {
         if let Some(h) = s.downcast_ref::<hyper::Error>() {
-            return h.is_parse() || h.is_parse_too_large() || h.is_parse_status();
+            return h.is_parse() || h.is_parse_status();
         }
         source = s.source();
     }

@@ -8,6 +8,7 @@
 mod client;
 pub mod continuation;
 mod generate;
+#[cfg(feature = "http-endpoint")]
 pub mod http;
 mod options;
 mod stream;
