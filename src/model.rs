@@ -319,12 +319,30 @@ pub struct ChatRequest {
     pub request_id: RequestId,
 }
 
+/// Body fields that limit generated tokens, when given as extra body fields.
+pub const TOKEN_LIMIT_FIELDS: [&str; 2] = ["max_tokens", "max_completion_tokens"];
+
 impl ChatRequest {
+    /// The limit on generated tokens: `max_tokens`, or one given as an extra body
+    /// field (which the wire format sends instead), the smaller if both.
+    pub fn token_limit(&self) -> Option<u64> {
+        let extra = TOKEN_LIMIT_FIELDS
+            .iter()
+            .filter_map(|k| self.extra_body.get(*k).and_then(Value::as_u64))
+            .min();
+        match (self.max_tokens.map(u64::from), extra) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     /// Whether the request is plain text chat: no tools, no structured output, no
     /// part but text, no tool results. Every wire format can express it.
     pub fn is_plain(&self) -> bool {
         self.tools.is_empty()
             && self.extra_headers.0.is_empty()
+            && !self.extra_body.contains_key("n")
+            && !self.extra_body.contains_key("stream")
             && self.tool_choice.is_none()
             && self.response_format.is_none()
             && self

@@ -616,3 +616,53 @@ async fn a_continuation_never_delivers_more_than_max_tokens() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_limit_given_as_an_extra_field_holds_across_a_resume_too() {
+    let mock = MockServer::builder().start_background().unwrap();
+    let client = client(&mock);
+    for model in MODELS {
+        for after in [2, 5, 10_000] {
+            let id = format!("extra-limit-{model}-{after}");
+            let req = request(model)
+                .request_id(id.as_str())
+                .extra_body("max_tokens", serde_json::json!(6));
+            let whole = client
+                .generate(req.clone().request_id("oracle"))
+                .await
+                .unwrap();
+            mock.clear_requests();
+            mock.script_key(&id, [FaultPlan::reset(after)]);
+            let got = collect(client.stream(req).await.unwrap()).await;
+            assert!(got.error.is_none(), "{model} {after}: {:?}", got.error);
+            assert_eq!(got.text(), whole.text, "{model} after {after}");
+            let deltas = got
+                .events
+                .iter()
+                .filter(|e| matches!(e, StreamEvent::TextDelta { .. }))
+                .count();
+            assert!(deltas <= 6, "{model} after {after}: {deltas}");
+            for r in mock.requests().iter().skip(1) {
+                let asked = r.body["max_tokens"].as_u64().unwrap();
+                assert!(
+                    asked <= 6,
+                    "{model} after {after}: the continuation asked {asked}"
+                );
+            }
+        }
+    }
+    // Parameters steer cannot honour are refused before anything is sent.
+    for (key, value) in [
+        ("n", serde_json::json!(2)),
+        ("stream", serde_json::json!(false)),
+    ] {
+        let req = request("openai/gpt-4o-mini").extra_body(key, value);
+        assert!(
+            matches!(
+                client.generate(req).await,
+                Err(Error::InvalidRequest { .. })
+            ),
+            "{key}"
+        );
+    }
+}

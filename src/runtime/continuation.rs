@@ -49,8 +49,8 @@ pub fn strategy_for(requested: Continuation, provider: &str, model: &str) -> Con
 /// (counted as delivered deltas, see [`Checkpoint::chunks`]); `None` without a limit.
 pub fn tokens_left(original: &ChatRequest, checkpoint: &Checkpoint) -> Option<u64> {
     original
-        .max_tokens
-        .map(|max| u64::from(max).saturating_sub(checkpoint.chunks))
+        .token_limit()
+        .map(|max| max.saturating_sub(checkpoint.chunks))
 }
 
 /// The request that continues `original` after what `checkpoint` delivered, and
@@ -107,7 +107,15 @@ pub fn continuation_request(
     if let Some(left) = tokens_left(original, checkpoint) {
         let repeated = checkpoint.deltas_in_tail(seam.droppable());
         let budget = left.saturating_add(repeated).max(1);
-        req.max_tokens = Some(u32::try_from(budget).unwrap_or(u32::MAX));
+        let budget = u32::try_from(budget).unwrap_or(u32::MAX);
+        req.max_tokens = Some(budget);
+        // A limit given as an extra body field would win over steer's: it gets the
+        // same budget.
+        for key in crate::model::TOKEN_LIMIT_FIELDS {
+            if let Some(v) = req.extra_body.get_mut(key) {
+                *v = serde_json::Value::from(budget);
+            }
+        }
     }
     (req, seam)
 }

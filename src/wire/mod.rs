@@ -95,6 +95,16 @@ pub(crate) fn check_request(req: &ChatRequest) -> Result<(), String> {
             return Err("the response format's schema must be a JSON object".into());
         }
     }
+    if req
+        .extra_body
+        .get("n")
+        .is_some_and(|n| n.as_u64() != Some(1))
+    {
+        return Err("steer delivers one choice: an extra `n` other than 1 is not supported".into());
+    }
+    if req.extra_body.get("stream").is_some() {
+        return Err("`stream` is steer's to set: use Client::stream or Client::generate".into());
+    }
     for (name, value) in &req.extra_headers.0 {
         let valid = http::HeaderName::from_bytes(name.as_bytes()).is_ok()
             && http::HeaderValue::from_str(value).is_ok();

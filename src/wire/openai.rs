@@ -473,6 +473,9 @@ struct Chunk {
 
 #[derive(Deserialize)]
 struct ChunkChoice {
+    /// Which choice; steer delivers the first (index 0).
+    #[serde(default)]
+    index: u32,
     #[serde(default)]
     delta: Option<ChunkDelta>,
     #[serde(default)]
@@ -558,7 +561,7 @@ impl StreamDecoder for Decoder {
                 snippet(data)
             )));
         }
-        if let Some(choice) = chunk.choices.into_iter().flatten().next() {
+        if let Some(choice) = chunk.choices.into_iter().flatten().find(|c| c.index == 0) {
             if let Some(delta) = choice.delta {
                 if let Some(text) = delta.content {
                     self.cursor.delta(text, out);
