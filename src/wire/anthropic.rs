@@ -456,6 +456,7 @@ pub struct Decoder {
     calls: super::CallAssembler,
     input_tokens: u64,
     output_tokens: u64,
+    cached_tokens: Option<u64>,
     finish: Option<FinishReason>,
     saw_usage: bool,
 }
@@ -479,6 +480,7 @@ impl StreamDecoder for Decoder {
         match parsed {
             Event::MessageStart { message } => {
                 self.input_tokens = message.usage.input_tokens.unwrap_or(0);
+                self.cached_tokens = message.usage.cache_read_input_tokens;
             }
             Event::ContentBlockStart {
                 index,
@@ -528,7 +530,9 @@ impl StreamDecoder for Decoder {
 
 impl Decoder {
     fn usage(&self) -> Usage {
-        Usage::new(self.input_tokens, self.output_tokens)
+        let mut usage = Usage::new(self.input_tokens, self.output_tokens);
+        usage.cached_prompt_tokens = self.cached_tokens;
+        usage
     }
 }
 
