@@ -33,6 +33,7 @@ impl Provider for Immediate {
             request_id: req.request_id.clone(),
             provider_request_id: None,
             tool_calls: Vec::new(),
+            route: Vec::new(),
         })
     }
 

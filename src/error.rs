@@ -331,6 +331,18 @@ pub enum Error {
         /// Attempts made.
         attempts: u32,
     },
+    /// Every target of a model group failed or was unavailable.
+    #[error("group {group}: no target answered ({}){}",
+        steps.iter().map(|s| format!("{}: {}", s.target, s.outcome)).collect::<Vec<_>>().join(", "),
+        back_in.map(|d| format!("; the first is back in {d:?}")).unwrap_or_default())]
+    GroupExhausted {
+        /// The group.
+        group: String,
+        /// Each target tried and how it ended.
+        steps: Vec<crate::model::RouteStep>,
+        /// When the first target is back, if one said.
+        back_in: Option<std::time::Duration>,
+    },
     /// Too many requests in flight (the client's `max_in_flight`).
     #[error("overloaded: {max_in_flight} requests already in flight")]
     Overloaded {

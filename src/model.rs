@@ -559,6 +559,57 @@ pub struct ChatResponse {
     pub provider_request_id: Option<String>,
     /// The tools the model called, in order (`finish_reason` is then `ToolCalls`).
     pub tool_calls: Vec<ToolCall>,
+    /// For a request to a model group: the targets tried, in order, and how each
+    /// ended (the last one answered). Empty otherwise.
+    pub route: Vec<RouteStep>,
+}
+
+/// One target a grouped request tried.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteStep {
+    /// The target, `deployment/model`.
+    pub target: String,
+    /// `answered`, or why it did not: a failure's category, `breaker_rejected`,
+    /// `paused`, `invalid_request`, ...
+    pub outcome: String,
+    /// When the target can be tried again, if it said (a breaker's half-open time,
+    /// a pause's end).
+    pub back_in: Option<std::time::Duration>,
+}
+
+impl RouteStep {
+    pub(crate) fn answered(target: &ModelId) -> Self {
+        RouteStep {
+            target: target.to_string(),
+            outcome: "answered".into(),
+            back_in: None,
+        }
+    }
+
+    pub(crate) fn failed(target: &ModelId, error: &crate::error::Error) -> Self {
+        use crate::error::Error;
+        use steer_actors::breaker::Rejection;
+        let (outcome, back_in) = match error {
+            Error::Rejected { rejection, .. } => match rejection {
+                Rejection::Open { retry_in } => ("breaker_open".to_string(), Some(*retry_in)),
+                Rejection::Paused { retry_in } => ("paused".to_string(), Some(*retry_in)),
+                Rejection::ProbesBusy => ("breaker_half_open".to_string(), None),
+                Rejection::ForcedOpen => ("breaker_forced_open".to_string(), None),
+            },
+            Error::InvalidRequest { .. } => ("invalid_request".to_string(), None),
+            other => (
+                other
+                    .failure()
+                    .map_or("error".to_string(), |f| f.category.as_str().to_string()),
+                None,
+            ),
+        };
+        RouteStep {
+            target: target.to_string(),
+            outcome,
+            back_in,
+        }
+    }
 }
 
 impl ChatResponse {

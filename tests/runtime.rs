@@ -58,6 +58,7 @@ fn ok(req: &ChatRequest) -> ChatResponse {
         request_id: req.request_id.clone(),
         provider_request_id: None,
         tool_calls: Vec::new(),
+        route: Vec::new(),
     }
 }
 

@@ -480,3 +480,30 @@ async fn a_continuation_carries_tools_choice_format_and_extra_parameters() {
         );
     }
 }
+
+/// Found by the stream property: the text used every allowed token and the break
+/// came right after it; the tool calls that follow the text must still arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_break_after_the_last_text_token_still_delivers_the_calls_that_follow() {
+    let mock = MockServer::builder().start_background().unwrap();
+    let client = client(&mock);
+    for model in MODELS {
+        let id = format!("budget-calls-{model}");
+        let req = two_calls(model, &id).max_tokens(4);
+        let whole = client
+            .generate(req.clone().request_id("oracle"))
+            .await
+            .unwrap();
+        assert_eq!(
+            whole.tool_calls.len(),
+            2,
+            "{model}: the preamble fits in 4 tokens"
+        );
+        mock.script_key(&id, [FaultPlan::reset(4)]);
+        let got = collect(client.stream(req).await.unwrap()).await;
+        assert!(got.error.is_none(), "{model}: {:?}", got.error);
+        assert_eq!(got.text, whole.text, "{model}");
+        assert_eq!(got.calls.len(), 2, "{model}");
+        assert_eq!(got.finish, Some(FinishReason::ToolCalls), "{model}");
+    }
+}

@@ -467,6 +467,7 @@ pub(crate) async fn generate(
         }
     };
     Ok(ChatResponse {
+        route: Vec::new(),
         tool_calls: parsed.tool_calls,
         text: parsed.text,
         finish_reason: parsed.finish_reason,

@@ -18,7 +18,9 @@ use steer_actors::{
 use tokio::sync::{oneshot, Semaphore};
 
 use super::continuation::Continuation;
+use super::group::{Group, GROUP_PROVIDER};
 use super::options::GenerateOptions;
+use super::route::RouteActor;
 use super::stream::{SteerStream, StreamActor, StreamSettings};
 use super::system::Arbiters;
 use super::MetricsSnapshot;
@@ -84,6 +86,7 @@ struct Inner {
     deadline: Option<Duration>,
     stream: StreamDefaults,
     partials: Addr<PartialStore>,
+    groups: BTreeMap<String, Group>,
     // Last: stopping the arbiters after the addresses are gone.
     _arbiters: Arbiters,
 }
@@ -149,6 +152,7 @@ pub struct ClientBuilder {
     deadline: Option<Duration>,
     seed: u64,
     stream: StreamDefaults,
+    groups: BTreeMap<String, Group>,
 }
 
 impl Default for ClientBuilder {
@@ -167,6 +171,7 @@ impl Default for ClientBuilder {
             deadline: None,
             seed: 0x5ee7,
             stream: StreamDefaults::default(),
+            groups: BTreeMap::new(),
         }
     }
 }
@@ -244,6 +249,13 @@ impl ClientBuilder {
         self.stream.continuation = c;
         self
     }
+    /// A model group: requests to `group/<name>` go to its targets, failing over
+    /// from one to the next as [`group::after_failure`](super::group::after_failure)
+    /// says.
+    pub fn group(mut self, name: &str, group: Group) -> Self {
+        self.groups.insert(name.to_string(), group);
+        self
+    }
     /// Seed of the backoff jitter (fixed seeds make schedules reproducible).
     pub fn jitter_seed(mut self, seed: u64) -> Self {
         self.seed = seed;
@@ -260,6 +272,12 @@ impl ClientBuilder {
         }
         if !(self.budget.ratio.is_finite() && self.budget.ratio >= 0.0) {
             return Err(Error::Config("retry budget ratio must be >= 0".into()));
+        }
+        let known = self.providers.names();
+        for (name, group) in &self.groups {
+            group
+                .validate(&known)
+                .map_err(|e| Error::Config(format!("group {name:?}: {e}")))?;
         }
         let count = self.arbiters.unwrap_or_else(|| {
             std::thread::available_parallelism()
@@ -304,6 +322,7 @@ impl ClientBuilder {
                 attempt_timeout: self.attempt_timeout,
                 deadline: self.deadline,
                 stream: self.stream,
+                groups: self.groups,
                 _arbiters: arbiters,
             }),
         })
@@ -359,6 +378,9 @@ impl Client {
         req: ChatRequest,
         options: GenerateOptions,
     ) -> Result<ChatResponse, Error> {
+        if req.model.provider() == GROUP_PROVIDER {
+            return self.generate_in_group(req, options).await;
+        }
         let handle = self.handle(req.model.provider())?;
         handle.check(&req)?;
         let admission = self.admit().await?;
@@ -392,6 +414,45 @@ impl Client {
                 "request {request_id}: its actor stopped without a reply"
             ))),
         }
+    }
+
+    /// A request to `group/<name>`: a route actor carries it through the group's
+    /// targets.
+    async fn generate_in_group(
+        &self,
+        req: ChatRequest,
+        options: GenerateOptions,
+    ) -> Result<ChatResponse, Error> {
+        let name = req.model.model().to_string();
+        let group =
+            self.inner
+                .groups
+                .get(&name)
+                .cloned()
+                .ok_or_else(|| Error::UnknownProvider {
+                    name: format!("group/{name}"),
+                    known: self
+                        .inner
+                        .groups
+                        .keys()
+                        .map(|g| format!("group/{g}"))
+                        .collect(),
+                })?;
+        let deadline = options.deadline.or(self.inner.deadline);
+        let (tx, rx) = oneshot::channel();
+        let route = RouteActor::new(self.clone(), name, group, req, options, deadline, tx);
+        let addr = match self.inner.handles.values().next() {
+            Some(h) => RouteActor::start_in_arbiter(&h.arbiter, move |_| route),
+            None => return Err(Error::Config("no provider is registered".into())),
+        };
+        let mut guard = CancelOnDrop(Some(addr));
+        let reply = rx.await;
+        guard.0 = None;
+        reply.unwrap_or_else(|_| {
+            Err(Error::Internal(
+                "the route actor stopped without a reply".into(),
+            ))
+        })
     }
 
     /// Streams a request: retried before content like [`Client::generate`], resumed
@@ -447,10 +508,14 @@ impl Client {
             model: Arc::from(req.model.model()),
             attempt_timeout: options.attempt_timeout.or(attempt_timeout),
             deadline: options.deadline.or(self.inner.deadline),
-            max_pause_wait: options
-                .retry
-                .as_ref()
-                .map_or(handle.max_pause_wait, |p| p.max_server_wait),
+            max_pause_wait: if options.skip_pauses {
+                Duration::ZERO
+            } else {
+                options
+                    .retry
+                    .as_ref()
+                    .map_or(handle.max_pause_wait, |p| p.max_server_wait)
+            },
             policy: options.retry.clone(),
             use_breaker: options.breaker.unwrap_or(true),
         }

@@ -8,9 +8,11 @@
 mod client;
 pub mod continuation;
 mod generate;
+pub mod group;
 #[cfg(feature = "http-endpoint")]
 pub mod http;
 mod options;
+mod route;
 mod stream;
 mod stream_calls;
 mod system;

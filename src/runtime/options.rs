@@ -26,6 +26,8 @@ pub struct GenerateOptions {
     pub(crate) continuation: Option<super::continuation::Continuation>,
     pub(crate) first_token_timeout: Option<Duration>,
     pub(crate) idle_timeout: Option<Duration>,
+    /// A request routed through a group does not wait out a paused target.
+    pub(crate) skip_pauses: bool,
 }
 
 impl GenerateOptions {

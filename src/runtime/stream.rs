@@ -539,7 +539,10 @@ impl StreamActor {
             self.core.spec.use_breaker,
         );
         let content_began = self.delivered_anything();
-        if content_began && failure.retryable && self.budget_spent() {
+        // Only text counts against the budget here, so only a request that can
+        // produce nothing but text is whole at its last allowed token.
+        let text_only = self.original.tools.is_empty();
+        if content_began && failure.retryable && text_only && self.budget_spent() {
             // The break came after the last token `max_tokens` allows: nothing is
             // missing, so nothing is asked for.
             tracing::debug!(parent: &self.core.span, category = %failure.category, "stream broke after its last allowed token: complete");

@@ -1,0 +1,326 @@
+//! Model groups: an ordered list of targets (`deployment/model`) a request may name
+//! instead of one model, and the plain rules of routing through them: which target
+//! is next, and whether a failure moves the request on. No runtime here; the route
+//! actor (`runtime::route`) runs these rules.
+
+use serde::{Deserialize, Serialize};
+use steer_actors::{Category, GiveUp};
+
+use crate::error::Error;
+use crate::model::ModelId;
+
+/// The provider name that means "a group": `group/fast` names the group `fast`.
+pub const GROUP_PROVIDER: &str = "group";
+
+/// How a group picks among the available targets of its best tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Selection {
+    /// The first untried target, in the group's order (default).
+    #[default]
+    InOrder,
+    /// A random untried target, in proportion to the weights.
+    Weighted,
+}
+
+/// One target of a group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupTarget {
+    /// The deployment (a registered provider) and model.
+    pub target: ModelId,
+    /// Its share for [`Selection::Weighted`] (default 1; 0 never picks it).
+    pub weight: u32,
+    /// Its priority tier: lower tiers are tried first (default 0).
+    pub tier: u32,
+}
+
+/// A model group.
+///
+/// ```
+/// use steer_llm::runtime::group::{Group, Selection};
+/// let fast = Group::new(["openai/gpt-4o-mini", "anthropic/claude-3-5-haiku-latest"])
+///     .unwrap()
+///     .selection(Selection::InOrder);
+/// assert_eq!(fast.targets.len(), 2);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Group {
+    /// The targets, in order.
+    pub targets: Vec<GroupTarget>,
+    /// How the next target is picked.
+    pub selection: Selection,
+    /// Where a request whose prompt is too long for a target goes.
+    pub context_fallback: Option<ModelId>,
+    /// Where a request a target's content filter refused goes.
+    pub content_fallback: Option<ModelId>,
+}
+
+impl Group {
+    /// A group of these targets (`deployment/model`), in order, weight 1, tier 0.
+    pub fn new<I, S>(targets: I) -> Result<Self, Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let targets = targets
+            .into_iter()
+            .map(|t| {
+                Ok(GroupTarget {
+                    target: t.as_ref().parse()?,
+                    weight: 1,
+                    tier: 0,
+                })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        if targets.is_empty() {
+            return Err(Error::Config("a group needs at least one target".into()));
+        }
+        Ok(Group {
+            targets,
+            selection: Selection::InOrder,
+            context_fallback: None,
+            content_fallback: None,
+        })
+    }
+
+    /// Sets how the next target is picked.
+    pub fn selection(mut self, selection: Selection) -> Self {
+        self.selection = selection;
+        self
+    }
+
+    /// Sets the weights, in the targets' order.
+    pub fn weights(mut self, weights: &[u32]) -> Self {
+        for (t, w) in self.targets.iter_mut().zip(weights) {
+            t.weight = *w;
+        }
+        self
+    }
+
+    /// Sets the tiers, in the targets' order.
+    pub fn tiers(mut self, tiers: &[u32]) -> Self {
+        for (t, tier) in self.targets.iter_mut().zip(tiers) {
+            t.tier = *tier;
+        }
+        self
+    }
+
+    /// Sets the target for prompts too long for the others.
+    pub fn context_fallback(mut self, target: &str) -> Result<Self, Error> {
+        self.context_fallback = Some(target.parse()?);
+        Ok(self)
+    }
+
+    /// Sets the target for requests a content filter refused.
+    pub fn content_fallback(mut self, target: &str) -> Result<Self, Error> {
+        self.content_fallback = Some(target.parse()?);
+        Ok(self)
+    }
+
+    /// The next target to try: among the untried targets that `available` admits,
+    /// those of the lowest tier, picked by the group's selection (`random` is
+    /// uniform in `[0, 1)`). A target that failed the request is never picked
+    /// again.
+    pub fn pick(
+        &self,
+        tried: &[ModelId],
+        available: impl Fn(&ModelId) -> bool,
+        random: f64,
+    ) -> Option<&ModelId> {
+        let candidates: Vec<&GroupTarget> = self
+            .targets
+            .iter()
+            .filter(|t| !tried.contains(&t.target) && available(&t.target))
+            .collect();
+        let tier = candidates.iter().map(|t| t.tier).min()?;
+        let best: Vec<&GroupTarget> = candidates.into_iter().filter(|t| t.tier == tier).collect();
+        match self.selection {
+            Selection::InOrder => best.first().map(|t| &t.target),
+            Selection::Weighted => {
+                let total: u64 = best.iter().map(|t| u64::from(t.weight)).sum();
+                if total == 0 {
+                    return None;
+                }
+                let random = if random.is_finite() {
+                    random.clamp(0.0, 1.0)
+                } else {
+                    0.0
+                };
+                let mut point = (random * total as f64) as u64;
+                for t in &best {
+                    let w = u64::from(t.weight);
+                    if point < w {
+                        return Some(&t.target);
+                    }
+                    point = point.saturating_sub(w);
+                }
+                best.iter().rev().find(|t| t.weight > 0).map(|t| &t.target)
+            }
+        }
+    }
+
+    /// Checks the group against the registered providers.
+    pub fn validate(&self, known: &[String]) -> Result<(), String> {
+        let all = self
+            .targets
+            .iter()
+            .map(|t| &t.target)
+            .chain(self.context_fallback.iter())
+            .chain(self.content_fallback.iter());
+        for t in all {
+            if !known.iter().any(|k| k == t.provider()) {
+                return Err(format!(
+                    "target {t}: no provider {:?} is registered (known: {})",
+                    t.provider(),
+                    known.join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a failed attempt at one target means for the route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Move {
+    /// Try the next target.
+    Next,
+    /// Go to this target (a fallback for this kind of failure).
+    Fallback(ModelId),
+    /// Fail: the request itself caused it, or time is up.
+    Stop,
+}
+
+/// Whether a target's final error moves the request on: failures of the target
+/// (its breaker, its key, its quota, its overload, a wait above the cap, retries
+/// spent) move on; a prompt too long or a refusal go to the group's fallback; an
+/// error the request itself caused fails the same everywhere and stops it, and so
+/// does a deadline.
+pub fn after_failure(group: &Group, error: &Error) -> Move {
+    match error {
+        Error::Rejected { .. } | Error::InvalidRequest { .. } => Move::Next,
+        Error::Failed(f) => {
+            if f.reason == GiveUp::Deadline {
+                return Move::Stop;
+            }
+            match f.failure.category {
+                Category::ContextLengthExceeded => group
+                    .context_fallback
+                    .clone()
+                    .map_or(Move::Stop, Move::Fallback),
+                Category::ContentFiltered => group
+                    .content_fallback
+                    .clone()
+                    .map_or(Move::Stop, Move::Fallback),
+                Category::InvalidRequest | Category::RequestTooLarge | Category::Unknown => {
+                    Move::Stop
+                }
+                Category::DeadlineExceeded => Move::Stop,
+                _ => Move::Next,
+            }
+        }
+        _ => Move::Stop,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group() -> Group {
+        Group::new(["a/m", "b/m", "c/m"]).unwrap()
+    }
+
+    fn id(s: &str) -> ModelId {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn in_order_picks_the_first_untried_available_target_of_the_best_tier() {
+        let g = group().tiers(&[1, 0, 0]);
+        assert_eq!(g.pick(&[], |_| true, 0.5), Some(&id("b/m")));
+        assert_eq!(g.pick(&[id("b/m")], |_| true, 0.5), Some(&id("c/m")));
+        assert_eq!(
+            g.pick(&[id("b/m"), id("c/m")], |_| true, 0.5),
+            Some(&id("a/m"))
+        );
+        assert_eq!(g.pick(&[], |t| t != &id("b/m"), 0.5), Some(&id("c/m")));
+        assert_eq!(
+            g.pick(&[id("a/m"), id("b/m"), id("c/m")], |_| true, 0.5),
+            None
+        );
+    }
+
+    #[test]
+    fn weighted_picks_follow_the_weights_within_five_percent() {
+        let g = group().selection(Selection::Weighted).weights(&[1, 3, 6]);
+        let mut rng = fastrand::Rng::with_seed(42);
+        let mut counts = [0u32; 3];
+        for _ in 0..10_000 {
+            let t = g.pick(&[], |_| true, rng.f64()).unwrap();
+            counts[["a/m", "b/m", "c/m"]
+                .iter()
+                .position(|n| *t == id(n))
+                .unwrap()] += 1;
+        }
+        for (count, share) in counts.iter().zip([0.1, 0.3, 0.6]) {
+            let got = f64::from(*count) / 10_000.0;
+            assert!((got - share).abs() <= share * 0.05, "{counts:?}");
+        }
+        // A failed target is never picked again while another is untried.
+        for _ in 0..1000 {
+            assert_ne!(g.pick(&[id("c/m")], |_| true, rng.f64()), Some(&id("c/m")));
+        }
+    }
+
+    #[test]
+    fn failures_of_the_target_move_on_and_the_requests_own_stop() {
+        use crate::error::FailedRequest;
+        use steer_actors::Failure;
+        let g = group().context_fallback("c/big").unwrap();
+        let failed = |category, reason| {
+            Error::Failed(Box::new(FailedRequest {
+                failure: Failure::new(category, "a", "x"),
+                reason,
+                attempts: 1,
+                last: None,
+                partial: None,
+            }))
+        };
+        for c in [
+            Category::Authentication,
+            Category::QuotaExceeded,
+            Category::Overloaded,
+            Category::ServerError,
+            Category::Network,
+            Category::RateLimited,
+            Category::NotFound,
+        ] {
+            assert_eq!(
+                after_failure(&g, &failed(c, GiveUp::AttemptsExhausted)),
+                Move::Next,
+                "{c}"
+            );
+        }
+        assert_eq!(
+            after_failure(
+                &g,
+                &failed(Category::ContextLengthExceeded, GiveUp::NotRetryable)
+            ),
+            Move::Fallback(id("c/big"))
+        );
+        assert_eq!(
+            after_failure(&g, &failed(Category::ContentFiltered, GiveUp::NotRetryable)),
+            Move::Stop,
+            "no content fallback configured"
+        );
+        assert_eq!(
+            after_failure(&g, &failed(Category::InvalidRequest, GiveUp::NotRetryable)),
+            Move::Stop
+        );
+        assert_eq!(
+            after_failure(&g, &failed(Category::ServerError, GiveUp::Deadline)),
+            Move::Stop
+        );
+    }
+}
