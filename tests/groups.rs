@@ -217,4 +217,9 @@ async fn a_group_naming_an_unknown_provider_is_a_configuration_error() {
         client.generate(ask()).await,
         Err(Error::UnknownProvider { .. })
     ));
+    // Streams through a group are refused clearly (not yet supported).
+    assert!(matches!(
+        client.stream(ask()).await,
+        Err(Error::InvalidRequest { .. })
+    ));
 }

@@ -468,6 +468,14 @@ impl Client {
         req: ChatRequest,
         options: GenerateOptions,
     ) -> Result<SteerStream, Error> {
+        if req.model.provider() == GROUP_PROVIDER {
+            return Err(Error::InvalidRequest {
+                provider: req.model.to_string(),
+                message: "streams through a model group are not supported yet: stream one of \
+                          its targets"
+                    .into(),
+            });
+        }
         let handle = self.handle(req.model.provider())?;
         handle.check(&req)?;
         let admission = self.admit().await?;
