@@ -704,6 +704,22 @@ pub enum StreamEvent {
         /// The call's index.
         index: usize,
     },
+    /// A seam where a model group's next target takes over the stream: the text
+    /// before and after it is one response, nothing lost or repeated.
+    FailedOver {
+        /// The attempt that continues.
+        attempt: u32,
+        /// Where the seam is in the response text, in characters.
+        offset: usize,
+        /// The target taking over, `deployment/model`.
+        target: String,
+    },
+    /// The targets a grouped stream tried and how each ended (sent once, just
+    /// before `Complete`).
+    Route {
+        /// The targets, in order; the last one answered.
+        steps: Vec<RouteStep>,
+    },
     /// The response starts again from the beginning: discard the text received so far.
     Restarted {
         /// The attempt that starts again.

@@ -217,9 +217,86 @@ async fn a_group_naming_an_unknown_provider_is_a_configuration_error() {
         client.generate(ask()).await,
         Err(Error::UnknownProvider { .. })
     ));
-    // Streams through a group are refused clearly (not yet supported).
-    assert!(matches!(
-        client.stream(ask()).await,
-        Err(Error::InvalidRequest { .. })
-    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_broken_midway_completes_on_the_next_target_in_its_wire_format() {
+    use futures::StreamExt;
+    use steer_llm::mock::text::{self, Turn};
+    use steer_llm::StreamEvent;
+    let models = [MINI, HAIKU, "xai/grok-3-mini"];
+    let mock = MockServer::builder().start_background().unwrap();
+    let mut case = 0;
+    for first in models {
+        for second in models.iter().filter(|m| **m != first) {
+            case += 1;
+            let client = Client::builder()
+                .providers(mock.providers().unwrap())
+                .retry(RetryPolicy::never())
+                .group("pair", Group::new([first, second]).unwrap())
+                .build()
+                .unwrap();
+            let id = format!("failover-{case}");
+            let req = ChatRequest::new("group/pair")
+                .unwrap()
+                .system("You are terse.")
+                .user("Tell me about rivers.")
+                .request_id(id.as_str());
+            let turns = vec![
+                Turn::new("system", "You are terse."),
+                Turn::new("user", "Tell me about rivers."),
+            ];
+            let first_model: steer_llm::ModelId = first.parse().unwrap();
+            let chunks = text::reply(first_model.model(), &turns, None, &[], None).chunks;
+            let cut = chunks.len() * 2 / 5;
+            let prefix: String = chunks[..cut].concat();
+            mock.script_key(&id, [FaultPlan::reset(cut)]);
+            // What the second target continues the prefix with (the mock continues
+            // a prefill of another model's text as a fresh reply).
+            let second_model: steer_llm::ModelId = second.parse().unwrap();
+            let prefill = if second.starts_with("anthropic") {
+                prefix.trim_end()
+            } else {
+                prefix.as_str()
+            };
+            let mut continued = turns.clone();
+            continued.push(Turn::new("assistant", prefill));
+            let rest = text::reply(second_model.model(), &continued, None, &[], None).text();
+
+            let mut stream = client.stream(req).await.unwrap();
+            let (mut got, mut seams, mut route, mut finished) =
+                (String::new(), Vec::new(), None, false);
+            while let Some(event) = within(stream.next()).await {
+                match event.unwrap_or_else(|e| panic!("{first} -> {second}: {e}")) {
+                    StreamEvent::TextDelta { text, offset } => {
+                        assert_eq!(offset, got.chars().count());
+                        got.push_str(&text);
+                    }
+                    StreamEvent::FailedOver { offset, target, .. } => seams.push((offset, target)),
+                    StreamEvent::Route { steps } => route = Some(steps),
+                    StreamEvent::Complete { .. } => finished = true,
+                    _ => {}
+                }
+            }
+            let what = format!("{first} -> {second}");
+            assert!(finished, "{what}");
+            assert_eq!(
+                got,
+                format!("{prefix}{rest}"),
+                "{what}: every character once"
+            );
+            assert_eq!(
+                seams,
+                [(prefix.chars().count(), second.to_string())],
+                "{what}"
+            );
+            let steps = route.expect("the route before Complete");
+            assert_eq!(steps.len(), 2, "{what}");
+            assert_eq!(steps[0].target, first);
+            assert_eq!(
+                (steps[1].target.as_str(), steps[1].outcome.as_str()),
+                (*second, "answered")
+            );
+        }
+    }
 }

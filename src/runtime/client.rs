@@ -21,12 +21,12 @@ use super::continuation::Continuation;
 use super::group::{Group, GROUP_PROVIDER};
 use super::options::GenerateOptions;
 use super::route::RouteActor;
-use super::stream::{SteerStream, StreamActor, StreamSettings};
+use super::stream::{Resolve, SteerStream, StreamActor, StreamRoute, StreamSettings};
 use super::system::Arbiters;
 use super::MetricsSnapshot;
 use crate::classify::classify;
 use crate::error::{Error, ProviderError};
-use crate::model::{ChatRequest, ChatResponse, RequestId};
+use crate::model::{ChatRequest, ChatResponse, ModelId, RequestId};
 use crate::provider::{Provider, Providers};
 use steer_actors::partials::{GetPartial, PartialResponse, PartialStore};
 
@@ -469,13 +469,53 @@ impl Client {
         options: GenerateOptions,
     ) -> Result<SteerStream, Error> {
         if req.model.provider() == GROUP_PROVIDER {
-            return Err(Error::InvalidRequest {
-                provider: req.model.to_string(),
-                message: "streams through a model group are not supported yet: stream one of \
-                          its targets"
-                    .into(),
-            });
+            return self.stream_in_group(req, options).await;
         }
+        self.start_stream(req, options, None).await
+    }
+
+    /// A stream to `group/<name>`: it starts at the group's first target and moves
+    /// to the next when its target gives up, continuing from its checkpoint.
+    async fn stream_in_group(
+        &self,
+        mut req: ChatRequest,
+        mut options: GenerateOptions,
+    ) -> Result<SteerStream, Error> {
+        let name = req.model.model().to_string();
+        let group = self.group(&name)?;
+        let first = group
+            .pick(&[], |_| true, fastrand::f64())
+            .cloned()
+            .ok_or_else(|| Error::Config(format!("group {name:?} has no target to pick")))?;
+        req.model = first.clone();
+        // A paused target is skipped, not waited for: the stream moves on.
+        options.skip_pauses = true;
+        let inner = self.inner.clone();
+        let resolve: Resolve = Arc::new(move |t: &ModelId| {
+            inner
+                .handles
+                .get(t.provider())
+                .map(|h| (h.provider.clone(), h.actors.clone()))
+        });
+        let route = StreamRoute {
+            name,
+            group,
+            tried: vec![first],
+            steps: Vec::new(),
+            resolve,
+            continuation: options
+                .continuation
+                .unwrap_or(self.inner.stream.continuation),
+        };
+        self.start_stream(req, options, Some(route)).await
+    }
+
+    async fn start_stream(
+        &self,
+        req: ChatRequest,
+        options: GenerateOptions,
+        route: Option<StreamRoute>,
+    ) -> Result<SteerStream, Error> {
         let handle = self.handle(req.model.provider())?;
         handle.check(&req)?;
         let admission = self.admit().await?;
@@ -489,7 +529,7 @@ impl Client {
         let (stream, tx, consumer_gone) = SteerStream::channel();
         let provider = handle.provider.clone();
         let partials = self.inner.partials.clone();
-        handle.start(StreamActor::new(
+        let actor = StreamActor::new(
             provider,
             req,
             settings,
@@ -498,8 +538,28 @@ impl Client {
             tx,
             consumer_gone,
             admission,
-        ));
+        );
+        handle.start(match route {
+            Some(route) => actor.with_route(route),
+            None => actor,
+        });
         Ok(stream)
+    }
+
+    fn group(&self, name: &str) -> Result<Group, Error> {
+        self.inner
+            .groups
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::UnknownProvider {
+                name: format!("group/{name}"),
+                known: self
+                    .inner
+                    .groups
+                    .keys()
+                    .map(|g| format!("group/{g}"))
+                    .collect(),
+            })
     }
 
     /// What every request has: ids, timeouts, policy, breaker use, pause wait.

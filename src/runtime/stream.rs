@@ -28,10 +28,11 @@ use tokio::sync::OwnedSemaphorePermit;
 use super::continuation::{
     continuation_request, is_prefill_rejection, strategy_for, tokens_left, Continuation,
 };
+use super::group::{after_failure, Group, Move};
 use super::stream_calls::StreamCalls;
 use crate::classify::classify;
 use crate::error::{Error, FailedRequest, ProviderError};
-use crate::model::{ChatRequest, FinishReason, StreamEvent, Usage};
+use crate::model::{ChatRequest, FinishReason, ModelId, RouteStep, StreamEvent, Usage};
 use crate::provider::{EventStream, Provider};
 
 /// Batches of events waiting for a slow consumer, at most (each at most `BATCH`
@@ -61,6 +62,22 @@ pub(crate) struct StreamSettings {
 }
 
 type Item = Result<StreamEvent, Error>;
+
+/// Finds a target's provider and actors.
+pub(crate) type Resolve =
+    Arc<dyn Fn(&ModelId) -> Option<(Arc<dyn Provider>, Arc<ProviderActors>)> + Send + Sync>;
+
+/// The route of a stream that names a model group.
+pub(crate) struct StreamRoute {
+    /// The group's name (for logs).
+    pub name: String,
+    pub group: Group,
+    pub tried: Vec<ModelId>,
+    pub steps: Vec<RouteStep>,
+    pub resolve: Resolve,
+    /// The continuation asked for (each target's strategy derives from it).
+    pub continuation: Continuation,
+}
 /// What travels to the consumer: a batch of events, so that one channel slot is
 /// small (a `Vec`) and a burst of events costs one send.
 type EventBatch = Vec<Item>;
@@ -102,6 +119,7 @@ pub(crate) struct StreamActor {
     start_sent: bool,
     lease: Option<PermitLease>,
     done: bool,
+    route: Option<Box<StreamRoute>>,
 }
 
 impl StreamActor {
@@ -144,7 +162,89 @@ impl StreamActor {
             start_sent: false,
             lease: None,
             done: false,
+            route: None,
         }
+    }
+
+    /// Carries the stream through a model group's targets.
+    pub(crate) fn with_route(mut self, route: StreamRoute) -> Self {
+        self.route = Some(Box::new(route));
+        self
+    }
+
+    /// The stream's target gave up with `error`: moves to the next target of its
+    /// group, if it has one and the group's rules say so, continuing from the
+    /// checkpoint in the new target's wire format behind a `FailedOver` seam.
+    /// `false` when the stream ends here.
+    fn fail_over(&mut self, error: &Error, end: RequestEnd, ctx: &mut Context<Self>) -> bool {
+        let Some(mut route) = self.route.take() else {
+            return false;
+        };
+        let current = self.original.model.clone();
+        route.steps.push(RouteStep::failed(&current, error));
+        let mut forced = match after_failure(&route.group, error) {
+            Move::Next => None,
+            Move::Fallback(t) if !route.tried.contains(&t) => Some(t),
+            Move::Fallback(_) | Move::Stop => {
+                self.route = Some(route);
+                return false;
+            }
+        };
+        if self.delivered_anything() && self.strategy == Continuation::Off {
+            self.route = Some(route);
+            return false;
+        }
+        let next = loop {
+            let target = match forced.take() {
+                Some(t) => t,
+                None => match route.group.pick(&route.tried, |_| true, fastrand::f64()) {
+                    Some(t) => t.clone(),
+                    None => break None,
+                },
+            };
+            route.tried.push(target.clone());
+            if let Some(found) = (route.resolve)(&target) {
+                break Some((target, found));
+            }
+        };
+        let Some((target, (provider, actors))) = next else {
+            self.route = Some(route);
+            return false;
+        };
+        tracing::debug!(parent: &self.core.span, group = %route.name, from = %current, to = %target, "stream fails over");
+        // The leg ends at its target (its coordinator counts it there).
+        attempt_loop::report_end(self, end);
+        let time_left = self.core.progress.time_left();
+        self.provider = provider;
+        self.core.actors = actors;
+        self.core.spec.provider = Arc::from(target.provider());
+        self.core.spec.model = Arc::from(target.model());
+        self.core.progress = steer_actors::retry::Progress::new(time_left);
+        self.lease = None;
+        let mut original = self.original.as_ref().clone();
+        original.model = target.clone();
+        self.original = Arc::new(original);
+        self.strategy = strategy_for(route.continuation, target.provider(), target.model());
+        if self.delivered_anything() {
+            if self.strategy == Continuation::Restart {
+                self.checkpoint = Checkpoint::default();
+                self.calls.reset();
+                self.pending_seam = vec![StreamEvent::Restarted { attempt: 1 }];
+            } else {
+                self.pending_seam = vec![StreamEvent::FailedOver {
+                    attempt: 1,
+                    offset: self.checkpoint.chars,
+                    target: target.to_string(),
+                }];
+                if let Some(index) = self.calls.interrupted() {
+                    self.pending_seam
+                        .push(StreamEvent::ToolCallDiscarded { index });
+                }
+            }
+        }
+        self.route = Some(route);
+        attempt_loop::next_attempt(self, ctx);
+        true
     }
 
     fn total_usage(&self) -> Usage {
@@ -429,6 +529,11 @@ impl StreamActor {
                         self.attempt_usage = usage;
                     }
                     let total = self.total_usage();
+                    if let Some(route) = self.route.as_mut() {
+                        let mut steps = std::mem::take(&mut route.steps);
+                        steps.push(RouteStep::answered(&self.original.model));
+                        out.push(StreamEvent::Route { steps });
+                    }
                     out.push(StreamEvent::Complete {
                         finish_reason,
                         usage: Some(total),
@@ -652,10 +757,14 @@ impl AttemptLoop for StreamActor {
             last: raw,
             partial: self.partial(),
         }));
+        if self.fail_over(&e, RequestEnd::Failed { category }, ctx) {
+            return;
+        }
         self.end(Some(e), RequestEnd::Failed { category }, ctx);
     }
 
     fn stop(&mut self, why: Stop, ctx: &mut Context<Self>) {
+        let rejected = matches!(why, Stop::Rejected(_));
         let partial = self.partial();
         let request_id = self.original.request_id.clone();
         let attempts = self.core.progress.attempts();
@@ -690,6 +799,9 @@ impl AttemptLoop for StreamActor {
                 },
             ),
         };
+        if rejected && self.fail_over(&e, end, ctx) {
+            return;
+        }
         self.end(Some(e), end, ctx);
     }
 }
