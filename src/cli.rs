@@ -57,6 +57,10 @@ enum Command {
         /// Attempts in all, retries included (default 3).
         #[arg(long, default_value_t = 3)]
         max_attempts: u32,
+        /// A TOML file of deployments, model groups, retry and breaker settings;
+        /// name a group as the model: `group/<name>`.
+        #[arg(long, value_name = "FILE")]
+        config: Option<std::path::PathBuf>,
     },
 }
 
@@ -112,6 +116,7 @@ pub fn run() -> ExitCode {
                 max_tokens,
                 mock_fault,
                 max_attempts,
+                config,
             } => {
                 let opts = ChatOptions {
                     stream,
@@ -119,6 +124,7 @@ pub fn run() -> ExitCode {
                     max_tokens,
                     mock_fault,
                     max_attempts,
+                    config,
                 };
                 chat(model, prompt, opts).await
             }
@@ -205,6 +211,7 @@ struct ChatOptions {
     max_tokens: Option<u32>,
     mock_fault: Option<FaultPlan>,
     max_attempts: u32,
+    config: Option<std::path::PathBuf>,
 }
 
 async fn chat(model: String, prompt: String, opts: ChatOptions) -> Result<(), String> {
@@ -214,16 +221,35 @@ async fn chat(model: String, prompt: String, opts: ChatOptions) -> Result<(), St
         max_tokens,
         mock_fault,
         max_attempts,
+        config,
     } = opts;
     let model: ModelId = model.parse().map_err(|e| format!("{e}"))?;
-    let (key_var, base_var) = env_vars(model.provider()).ok_or_else(|| {
-        format!(
-            "unknown provider {:?}; known: anthropic, openai, xai",
-            model.provider()
-        )
-    })?;
-    let real = is_set(key_var) || is_set(base_var);
-    let _mock; // keeps the embedded mock alive for the whole call
+    let config = match &config {
+        Some(path) => Some(steer_llm::config::Config::load(path).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let configured = config.as_ref().is_some_and(|c| {
+        c.deployments.contains_key(model.provider())
+            || (model.provider() == "group" && c.groups.contains_key(model.model()))
+    });
+    // A deployment or a group of the file: real when any provider key is set.
+    let (key_var, base_var) = match env_vars(model.provider()) {
+        Some(vars) => vars,
+        None if configured => ("OPENAI_API_KEY", "ANTHROPIC_API_KEY"),
+        None => {
+            return Err(format!(
+                "unknown provider {:?}; known: anthropic, openai, xai{}",
+                model.provider(),
+                if config.is_some() {
+                    ", and the file's deployments and group/<name>"
+                } else {
+                    ""
+                }
+            ))
+        }
+    };
+    let real = is_set(key_var) || is_set(base_var) || (configured && is_set("XAI_API_KEY"));
+    let mut _mock = None; // keeps the embedded mock alive for the whole call
     let providers = if real {
         if mock_fault.is_some() {
             return Err("--mock-fault only applies to the embedded mock provider".into());
@@ -248,8 +274,21 @@ async fn chat(model: String, prompt: String, opts: ChatOptions) -> Result<(), St
             server.base_url()
         );
         let providers = server.providers().map_err(|e| e.to_string())?;
-        _mock = server;
+        _mock = Some(server);
         providers
+    };
+    let providers = match &config {
+        Some(c) => c
+            .deployments(providers, |kind| {
+                let mock = _mock.as_ref()?;
+                let url = match kind {
+                    steer_llm::config::Kind::Anthropic => mock.base_url(),
+                    _ => mock.openai_base_url(),
+                };
+                Some((url, steer_llm::mock::MOCK_API_KEY.to_string()))
+            })
+            .map_err(|e| e.to_string())?,
+        None => providers,
     };
     let mut req = ChatRequest::for_model(model);
     if let Some(s) = system {
@@ -260,12 +299,14 @@ async fn chat(model: String, prompt: String, opts: ChatOptions) -> Result<(), St
         req = req.max_tokens(n);
     }
     // Through the reliability runtime: breaker, retries, supervision, resumption.
-    let client = Client::builder()
+    let mut builder = Client::builder()
         .providers(providers)
         .retry(RetryPolicy::default().max_attempts(max_attempts))
-        .arbiters(1)
-        .build()
-        .map_err(|e| e.to_string())?;
+        .arbiters(1);
+    if let Some(c) = &config {
+        builder = c.apply(builder).map_err(|e| e.to_string())?;
+    }
+    let client = builder.build().map_err(|e| e.to_string())?;
     if stream {
         let mut events = client.stream(req).await.map_err(|e| e.to_string())?;
         let mut out = std::io::stdout();

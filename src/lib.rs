@@ -24,6 +24,7 @@
 //! ```
 
 pub mod classify;
+pub mod config;
 pub mod content;
 pub mod continue_message;
 pub mod error;

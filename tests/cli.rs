@@ -164,3 +164,55 @@ fn hostile_waits_and_token_limits_from_the_issue_reproductions_hold() {
         String::from_utf8_lossy(&plain.stdout)
     );
 }
+
+#[test]
+fn chat_reads_groups_and_deployments_from_a_config_file() {
+    let dir = std::env::temp_dir().join(format!("steer-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("steer.toml");
+    std::fs::write(
+        &good,
+        r#"
+[deployments.backup]
+kind = "anthropic"
+api_key_env = "BACKUP_ANTHROPIC_KEY"
+
+[groups.fast]
+targets = ["openai/gpt-4o-mini", "backup/claude-3-5-haiku-latest"]
+
+[breaker]
+failure_threshold = 5
+open_for = "30s"
+"#,
+    )
+    .unwrap();
+    // The first target is overloaded and has one attempt: the group's next target,
+    // a deployment of the file, answers.
+    let config = good.to_string_lossy().into_owned();
+    let out = steer(&[
+        "chat",
+        "group/fast",
+        "hi",
+        "--config",
+        &config,
+        "--max-attempts",
+        "1",
+        "--mock-fault",
+        "overloaded",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!out.stdout.is_empty());
+    // A typo is an error naming the line and the key.
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[groups.fast]\ntargets = [\"openai/gpt-4o-mini\"]\nselecton = \"weighted\"\n",
+    )
+    .unwrap();
+    let bad = bad.to_string_lossy().into_owned();
+    let out = steer(&["chat", "group/fast", "hi", "--config", &bad]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("line 3") && err.contains("selecton"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

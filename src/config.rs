@@ -1,0 +1,358 @@
+//! A client's settings from a TOML file: deployments, model groups, retry and
+//! breaker settings. The same structure is buildable in code (the builders); a
+//! file is read with `serde` and the `toml` crate, and an error names the line
+//! and the key.
+//!
+//! ```
+//! let config = steer_llm::config::Config::from_toml(r#"
+//! [deployments.openai-b]
+//! kind = "openai"
+//! base_url = "https://gateway.example.com/v1"
+//! api_key_env = "OPENAI_ORG_B_KEY"
+//!
+//! [groups.fast]
+//! targets = ["openai/gpt-4o-mini", "anthropic/claude-3-5-haiku-latest"]
+//! selection = "weighted"
+//! weights = [3, 1]
+//!
+//! [retry]
+//! max_attempts = 4
+//! max_server_wait = "30s"
+//!
+//! [breaker]
+//! failure_threshold = 5
+//! open_for = "1m"
+//! "#).unwrap();
+//! assert_eq!(config.groups["fast"].targets.len(), 2);
+//! ```
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::error::Error;
+use crate::provider::{Anthropic, OpenAiCompatible, Providers};
+use crate::runtime::group::{Group, Selection};
+use crate::runtime::ClientBuilder;
+
+/// The whole file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Providers registered under their own names (another key, another gateway).
+    #[serde(default)]
+    pub deployments: BTreeMap<String, DeploymentConfig>,
+    /// Model groups, by name (requests name them `group/<name>`).
+    #[serde(default)]
+    pub groups: BTreeMap<String, GroupConfig>,
+    /// The retry policy of every provider.
+    #[serde(default)]
+    pub retry: Option<RetryConfig>,
+    /// The breaker settings of every provider.
+    #[serde(default)]
+    pub breaker: Option<BreakerSettings>,
+}
+
+/// Which wire format and defaults a deployment has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// OpenAI Chat Completions.
+    Openai,
+    /// Anthropic Messages.
+    Anthropic,
+    /// xAI (Chat Completions).
+    Xai,
+}
+
+/// One deployment.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentConfig {
+    /// Its wire format.
+    pub kind: Kind,
+    /// Its base URL (else the kind's public API).
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// The environment variable holding its key (keys never live in the file).
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+}
+
+/// One model group.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupConfig {
+    /// Its targets, `deployment/model`, in order.
+    pub targets: Vec<String>,
+    /// `in_order` (default) or `weighted`.
+    #[serde(default)]
+    pub selection: Option<Selection>,
+    /// Weights, in the targets' order.
+    #[serde(default)]
+    pub weights: Option<Vec<u32>>,
+    /// Priority tiers, in the targets' order (lower first).
+    #[serde(default)]
+    pub tiers: Option<Vec<u32>>,
+    /// The target for prompts too long for the others.
+    #[serde(default)]
+    pub context_fallback: Option<String>,
+    /// The target for requests a content filter refused.
+    #[serde(default)]
+    pub content_fallback: Option<String>,
+}
+
+/// Retry settings (each optional: the default stays).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryConfig {
+    /// Attempts in all.
+    #[serde(default)]
+    pub max_attempts: Option<u32>,
+    /// Delay before the first retry (`"500ms"`, `"2s"`, or seconds).
+    #[serde(default, deserialize_with = "duration")]
+    pub base: Option<Duration>,
+    /// Cap on one delay.
+    #[serde(default, deserialize_with = "duration")]
+    pub max_delay: Option<Duration>,
+    /// Longest server-directed wait honoured.
+    #[serde(default, deserialize_with = "duration")]
+    pub max_server_wait: Option<Duration>,
+}
+
+/// Breaker settings (each optional: the default stays).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakerSettings {
+    /// Health failures in the window that open it.
+    #[serde(default)]
+    pub failure_threshold: Option<u32>,
+    /// The window.
+    #[serde(default, deserialize_with = "duration")]
+    pub window: Option<Duration>,
+    /// How long it stays open the first time.
+    #[serde(default, deserialize_with = "duration")]
+    pub open_for: Option<Duration>,
+    /// Longest pause one server-directed wait may impose.
+    #[serde(default, deserialize_with = "duration")]
+    pub max_pause: Option<Duration>,
+    /// Probes admitted per half-open period.
+    #[serde(default)]
+    pub half_open_permits: Option<u32>,
+}
+
+/// A duration as `"500ms"`, `"30s"`, `"1m30s"`, or a number of seconds.
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Text(String),
+        Secs(f64),
+    }
+    let parsed = match Raw::deserialize(d)? {
+        Raw::Text(t) => crate::classify::wait::go_duration(&t),
+        Raw::Secs(s) if s.is_finite() && s >= 0.0 => Duration::try_from_secs_f64(s).ok(),
+        Raw::Secs(_) => None,
+    };
+    parsed.map(Some).ok_or_else(|| {
+        serde::de::Error::custom("expected a duration such as \"500ms\", \"30s\" or \"1m30s\"")
+    })
+}
+
+impl Config {
+    /// Reads a configuration; an error names the line and the key.
+    pub fn from_toml(text: &str) -> Result<Config, Error> {
+        let config: Config =
+            toml::from_str(text).map_err(|e| Error::Config(format!("configuration: {e}")))?;
+        for (name, g) in &config.groups {
+            g.group()
+                .map_err(|e| Error::Config(format!("configuration: groups.{name}: {e}")))?;
+        }
+        Ok(config)
+    }
+
+    /// Reads a configuration file.
+    pub fn load(path: &std::path::Path) -> Result<Config, Error> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
+        Self::from_toml(&text).map_err(|e| match e {
+            Error::Config(m) => Error::Config(format!("{}: {m}", path.display())),
+            other => other,
+        })
+    }
+
+    /// `providers` with the deployments added. `embedded` may point a deployment
+    /// elsewhere by kind, with a key (the CLI's embedded mock does).
+    pub fn deployments(
+        &self,
+        mut providers: Providers,
+        embedded: impl Fn(Kind) -> Option<(String, String)>,
+    ) -> Result<Providers, Error> {
+        for (name, d) in &self.deployments {
+            let (base, key) = match embedded(d.kind) {
+                Some((url, key)) => (Some(url), Some(key)),
+                None => (
+                    d.base_url.clone(),
+                    d.api_key_env
+                        .as_deref()
+                        .and_then(|v| std::env::var(v).ok())
+                        .filter(|k| !k.trim().is_empty()),
+                ),
+            };
+            let built: std::sync::Arc<dyn crate::provider::Provider> = match d.kind {
+                Kind::Anthropic => {
+                    let mut b = Anthropic::builder().name(name.as_str());
+                    if let Some(url) = base {
+                        b = b.base_url(url);
+                    }
+                    if let Some(k) = key {
+                        b = b.api_key(k);
+                    }
+                    std::sync::Arc::new(b.build()?)
+                }
+                Kind::Openai | Kind::Xai => {
+                    let mut b = if d.kind == Kind::Xai {
+                        OpenAiCompatible::xai()
+                    } else {
+                        OpenAiCompatible::openai()
+                    }
+                    .name(name.as_str());
+                    if let Some(url) = base {
+                        b = b.base_url(url);
+                    }
+                    if let Some(k) = key {
+                        b = b.api_key(k);
+                    }
+                    std::sync::Arc::new(b.build()?)
+                }
+            };
+            providers.register(built);
+        }
+        Ok(providers)
+    }
+
+    /// `builder` with the groups, the retry policy and the breaker settings.
+    pub fn apply(&self, mut builder: ClientBuilder) -> Result<ClientBuilder, Error> {
+        for (name, g) in &self.groups {
+            builder = builder.group(
+                name,
+                g.group()
+                    .map_err(|e| Error::Config(format!("groups.{name}: {e}")))?,
+            );
+        }
+        if let Some(r) = &self.retry {
+            let mut policy = steer_actors::RetryPolicy::default();
+            if let Some(n) = r.max_attempts {
+                policy = policy.max_attempts(n);
+            }
+            if let Some(d) = r.base {
+                policy.backoff.base = d;
+            }
+            if let Some(d) = r.max_delay {
+                policy.backoff.max_delay = d;
+            }
+            if let Some(d) = r.max_server_wait {
+                policy = policy.max_server_wait(d);
+            }
+            builder = builder.retry(policy);
+        }
+        if let Some(b) = &self.breaker {
+            let mut config = steer_actors::BreakerConfig::default();
+            if let Some(n) = b.failure_threshold {
+                config.failure_threshold = n;
+            }
+            if let Some(d) = b.window {
+                config.window = d;
+            }
+            if let Some(d) = b.open_for {
+                config.open_for = d;
+            }
+            if let Some(d) = b.max_pause {
+                config.max_pause = d;
+            }
+            if let Some(n) = b.half_open_permits {
+                config.half_open_permits = n;
+            }
+            builder = builder.breaker(config);
+        }
+        Ok(builder)
+    }
+}
+
+impl GroupConfig {
+    /// The group this describes.
+    pub fn group(&self) -> Result<Group, String> {
+        let mut group = Group::new(&self.targets).map_err(|e| format!("targets: {e}"))?;
+        if let Some(s) = self.selection {
+            group = group.selection(s);
+        }
+        if let Some(w) = &self.weights {
+            if w.len() != self.targets.len() {
+                return Err(format!(
+                    "weights: {} weights for {} targets",
+                    w.len(),
+                    self.targets.len()
+                ));
+            }
+            group = group.weights(w);
+        }
+        if let Some(t) = &self.tiers {
+            if t.len() != self.targets.len() {
+                return Err(format!(
+                    "tiers: {} tiers for {} targets",
+                    t.len(),
+                    self.targets.len()
+                ));
+            }
+            group = group.tiers(t);
+        }
+        if let Some(t) = &self.context_fallback {
+            group = group
+                .context_fallback(t)
+                .map_err(|e| format!("context_fallback: {e}"))?;
+        }
+        if let Some(t) = &self.content_fallback {
+            group = group
+                .content_fallback(t)
+                .map_err(|e| format!("content_fallback: {e}"))?;
+        }
+        Ok(group)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_line_and_the_key() {
+        let err = Config::from_toml("[groups.fast]\ntargets = [\"a/b\"]\nweigths = [1]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 3") && err.contains("weigths"), "{err}");
+        let err = Config::from_toml("[groups.fast]\ntargets = [\"not-a-model\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("groups.fast") && err.contains("targets"),
+            "{err}"
+        );
+        let err = Config::from_toml("[groups.fast]\ntargets = [\"a/b\", \"c/d\"]\nweights = [1]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("weights: 1 weights for 2 targets"), "{err}");
+        let err = Config::from_toml("[retry]\nmax_server_wait = \"soon\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2") && err.contains("duration"), "{err}");
+    }
+
+    #[test]
+    fn durations_read_as_text_or_seconds() {
+        let c = Config::from_toml("[breaker]\nopen_for = \"1m30s\"\nwindow = 2.5\n").unwrap();
+        let b = c.breaker.unwrap();
+        assert_eq!(b.open_for, Some(Duration::from_secs(90)));
+        assert_eq!(b.window, Some(Duration::from_millis(2500)));
+    }
+}
