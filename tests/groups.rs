@@ -300,3 +300,42 @@ async fn a_stream_broken_midway_completes_on_the_next_target_in_its_wire_format(
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_latency_selection_settles_on_the_faster_deployment() {
+    let slow = MockServer::builder()
+        .default_fault(FaultPlan::normal().with_latency(Duration::from_millis(150)))
+        .start_background()
+        .unwrap();
+    let fast = MockServer::builder().start_background().unwrap();
+    let deployment = |name: &str, mock: &MockServer| {
+        OpenAiCompatible::openai()
+            .name(name)
+            .base_url(mock.openai_base_url())
+            .api_key("sk-test")
+            .build()
+            .unwrap()
+    };
+    let client = Client::builder()
+        .providers(
+            Providers::new()
+                .with(deployment("slow", &slow))
+                .with(deployment("quick", &fast)),
+        )
+        .group(
+            "fast",
+            Group::new(["slow/gpt-4o-mini", "quick/gpt-4o-mini"])
+                .unwrap()
+                .selection(Selection::Latency),
+        )
+        .build()
+        .unwrap();
+    let mut answered = Vec::new();
+    for _ in 0..12 {
+        answered.push(within(client.generate(ask())).await.unwrap().provider);
+    }
+    // Each is heard from once (a target with no latency yet goes first), then the
+    // quicker one gets the traffic.
+    assert!(answered[..2].contains(&"slow".to_string()), "{answered:?}");
+    assert!(answered[2..].iter().all(|p| p == "quick"), "{answered:?}");
+}

@@ -23,6 +23,7 @@ use super::options::GenerateOptions;
 use super::route::RouteActor;
 use super::stream::{Resolve, SteerStream, StreamActor, StreamRoute, StreamSettings};
 use super::system::Arbiters;
+use super::target_load::{Load, TargetLoad};
 use super::MetricsSnapshot;
 use crate::classify::classify;
 use crate::error::{Error, ProviderError};
@@ -87,6 +88,8 @@ struct Inner {
     stream: StreamDefaults,
     partials: Addr<PartialStore>,
     groups: BTreeMap<String, Group>,
+    /// The load of every target of every group (fixed at build: no lock to read).
+    loads: Arc<std::collections::HashMap<ModelId, Arc<TargetLoad>>>,
     // Last: stopping the arbiters after the addresses are gone.
     _arbiters: Arbiters,
 }
@@ -322,6 +325,19 @@ impl ClientBuilder {
                 attempt_timeout: self.attempt_timeout,
                 deadline: self.deadline,
                 stream: self.stream,
+                loads: Arc::new(
+                    self.groups
+                        .values()
+                        .flat_map(|g| {
+                            g.targets
+                                .iter()
+                                .map(|t| t.target.clone())
+                                .chain(g.context_fallback.iter().cloned())
+                                .chain(g.content_fallback.iter().cloned())
+                        })
+                        .map(|t| (t, Arc::new(TargetLoad::default())))
+                        .collect(),
+                ),
                 groups: self.groups,
                 _arbiters: arbiters,
             }),
@@ -484,7 +500,7 @@ impl Client {
         let name = req.model.model().to_string();
         let group = self.group(&name)?;
         let first = group
-            .pick(&[], |_| true, fastrand::f64())
+            .pick_by_load(&[], |_| true, fastrand::f64(), |t| self.load_of(t))
             .cloned()
             .ok_or_else(|| Error::Config(format!("group {name:?} has no target to pick")))?;
         req.model = first.clone();
@@ -500,6 +516,7 @@ impl Client {
         let route = StreamRoute {
             name,
             group,
+            client: self.clone(),
             tried: vec![first],
             steps: Vec::new(),
             resolve,
@@ -544,6 +561,20 @@ impl Client {
             None => actor,
         });
         Ok(stream)
+    }
+
+    /// A group target's load counters.
+    pub(crate) fn target_load(&self, target: &ModelId) -> Option<Arc<TargetLoad>> {
+        self.inner.loads.get(target).cloned()
+    }
+
+    /// A group target's load, for selection.
+    pub(crate) fn load_of(&self, target: &ModelId) -> Load {
+        self.inner
+            .loads
+            .get(target)
+            .map(|l| l.load())
+            .unwrap_or_default()
     }
 
     fn group(&self, name: &str) -> Result<Group, Error> {

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 use steer_actors::{Category, GiveUp};
 
+pub use super::target_load::Load;
 use crate::error::Error;
 use crate::model::ModelId;
 
@@ -21,6 +22,11 @@ pub enum Selection {
     InOrder,
     /// A random untried target, in proportion to the weights.
     Weighted,
+    /// The untried target with the fewest requests in flight (ties: in order).
+    LeastInFlight,
+    /// The untried target with the lowest recent latency (an exponentially
+    /// weighted average; a target not heard from yet goes first; ties: in order).
+    Latency,
 }
 
 /// One target of a group.
@@ -127,6 +133,17 @@ impl Group {
         available: impl Fn(&ModelId) -> bool,
         random: f64,
     ) -> Option<&ModelId> {
+        self.pick_by_load(tried, available, random, |_| Load::default())
+    }
+
+    /// [`Group::pick`], with each target's load for the load-aware selections.
+    pub fn pick_by_load(
+        &self,
+        tried: &[ModelId],
+        available: impl Fn(&ModelId) -> bool,
+        random: f64,
+        load: impl Fn(&ModelId) -> Load,
+    ) -> Option<&ModelId> {
         let candidates: Vec<&GroupTarget> = self
             .targets
             .iter()
@@ -136,6 +153,15 @@ impl Group {
         let best: Vec<&GroupTarget> = candidates.into_iter().filter(|t| t.tier == tier).collect();
         match self.selection {
             Selection::InOrder => best.first().map(|t| &t.target),
+            // `min_by_key` keeps the first of equals: ties go in order.
+            Selection::LeastInFlight => best
+                .iter()
+                .min_by_key(|t| load(&t.target).in_flight)
+                .map(|t| &t.target),
+            Selection::Latency => best
+                .iter()
+                .min_by_key(|t| load(&t.target).latency_micros)
+                .map(|t| &t.target),
             Selection::Weighted => {
                 let total: u64 = best.iter().map(|t| u64::from(t.weight)).sum();
                 if total == 0 {
@@ -248,6 +274,48 @@ mod tests {
         assert_eq!(
             g.pick(&[id("a/m"), id("b/m"), id("c/m")], |_| true, 0.5),
             None
+        );
+    }
+
+    #[test]
+    fn load_aware_selections_pick_the_least_loaded_and_the_fastest() {
+        let loads = |t: &ModelId| match t.provider() {
+            "a" => Load {
+                in_flight: 5,
+                latency_micros: 900,
+            },
+            "b" => Load {
+                in_flight: 1,
+                latency_micros: 300,
+            },
+            _ => Load {
+                in_flight: 1,
+                latency_micros: 100,
+            },
+        };
+        let least = group().selection(Selection::LeastInFlight);
+        assert_eq!(
+            least.pick_by_load(&[], |_| true, 0.5, loads),
+            Some(&id("b/m")),
+            "ties in order"
+        );
+        let fastest = group().selection(Selection::Latency);
+        assert_eq!(
+            fastest.pick_by_load(&[], |_| true, 0.5, loads),
+            Some(&id("c/m"))
+        );
+        assert_eq!(
+            fastest.pick_by_load(&[id("c/m")], |_| true, 0.5, loads),
+            Some(&id("b/m"))
+        );
+        // A target not heard from yet is tried first.
+        let unknown = |t: &ModelId| Load {
+            in_flight: 0,
+            latency_micros: if t.provider() == "b" { 0 } else { 50 },
+        };
+        assert_eq!(
+            fastest.pick_by_load(&[], |_| true, 0.5, unknown),
+            Some(&id("b/m"))
         );
     }
 

@@ -16,6 +16,7 @@ mod route;
 mod stream;
 mod stream_calls;
 mod system;
+mod target_load;
 
 pub use client::{Client, ClientBuilder, Overload};
 pub use continuation::Continuation;

@@ -90,7 +90,12 @@ impl RouteActor {
     fn next(&mut self, ctx: &mut Context<Self>) {
         let target = match self.forced.take() {
             Some(t) => t,
-            None => match self.group.pick(&self.tried, |_| true, fastrand::f64()) {
+            None => match self.group.pick_by_load(
+                &self.tried,
+                |_| true,
+                fastrand::f64(),
+                |t| self.client.load_of(t),
+            ) {
                 Some(t) => t.clone(),
                 None => return self.exhausted(ctx),
             },
@@ -105,7 +110,16 @@ impl RouteActor {
             options.deadline = Some(d.saturating_duration_since(tokio::time::Instant::now()));
         }
         let client = self.client.clone();
-        let run = async move { client.generate_with(leg, options).await };
+        let load = client.target_load(&target);
+        let run = async move {
+            let _in_flight = load.as_ref().map(|l| l.start());
+            let started = tokio::time::Instant::now();
+            let result = client.generate_with(leg, options).await;
+            if let (Ok(_), Some(l)) = (&result, &load) {
+                l.record(started.elapsed());
+            }
+            result
+        };
         ctx.spawn(
             actix::fut::wrap_future(run)
                 .map(move |result, act: &mut Self, ctx| act.on_leg(target, result, ctx)),

@@ -72,6 +72,8 @@ pub(crate) struct StreamRoute {
     /// The group's name (for logs).
     pub name: String,
     pub group: Group,
+    /// For the targets' load (selection).
+    pub client: super::Client,
     pub tried: Vec<ModelId>,
     pub steps: Vec<RouteStep>,
     pub resolve: Resolve,
@@ -120,6 +122,8 @@ pub(crate) struct StreamActor {
     lease: Option<PermitLease>,
     done: bool,
     route: Option<Box<StreamRoute>>,
+    /// A grouped stream counts as in flight at its current target.
+    in_flight_at: Option<super::target_load::InFlight>,
 }
 
 impl StreamActor {
@@ -163,11 +167,16 @@ impl StreamActor {
             lease: None,
             done: false,
             route: None,
+            in_flight_at: None,
         }
     }
 
     /// Carries the stream through a model group's targets.
     pub(crate) fn with_route(mut self, route: StreamRoute) -> Self {
+        self.in_flight_at = route
+            .client
+            .target_load(&self.original.model)
+            .map(|l| l.start());
         self.route = Some(Box::new(route));
         self
     }
@@ -197,7 +206,12 @@ impl StreamActor {
         let next = loop {
             let target = match forced.take() {
                 Some(t) => t,
-                None => match route.group.pick(&route.tried, |_| true, fastrand::f64()) {
+                None => match route.group.pick_by_load(
+                    &route.tried,
+                    |_| true,
+                    fastrand::f64(),
+                    |t| route.client.load_of(t),
+                ) {
                     Some(t) => t.clone(),
                     None => break None,
                 },
@@ -225,6 +239,7 @@ impl StreamActor {
         original.model = target.clone();
         self.original = Arc::new(original);
         self.strategy = strategy_for(route.continuation, target.provider(), target.model());
+        self.in_flight_at = route.client.target_load(&target).map(|l| l.start());
         if self.delivered_anything() {
             if self.strategy == Continuation::Restart {
                 self.checkpoint = Checkpoint::default();
