@@ -34,6 +34,7 @@ impl Provider for Immediate {
             provider_request_id: None,
             tool_calls: Vec::new(),
             route: Vec::new(),
+            rate_limit: Default::default(),
         })
     }
 

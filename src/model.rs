@@ -562,6 +562,8 @@ pub struct ChatResponse {
     /// For a request to a model group: the targets tried, in order, and how each
     /// ended (the last one answered). Empty otherwise.
     pub route: Vec<RouteStep>,
+    /// What the response's rate-limit headers said (remaining counts and resets).
+    pub rate_limit: steer_actors::RateLimitHints,
 }
 
 /// One target a grouped request tried.

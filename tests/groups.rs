@@ -339,3 +339,47 @@ async fn the_latency_selection_settles_on_the_faster_deployment() {
     assert!(answered[..2].contains(&"slow".to_string()), "{answered:?}");
     assert!(answered[2..].iter().all(|p| p == "quick"), "{answered:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_whose_headers_say_its_limit_is_spent_is_skipped_before_it_answers_429() {
+    let first = MockServer::builder().start_background().unwrap();
+    let second = MockServer::builder().start_background().unwrap();
+    let deployment = |name: &str, mock: &MockServer| {
+        OpenAiCompatible::openai()
+            .name(name)
+            .base_url(mock.openai_base_url())
+            .api_key("sk-test")
+            .build()
+            .unwrap()
+    };
+    let client = Client::builder()
+        .providers(
+            Providers::new()
+                .with(deployment("one", &first))
+                .with(deployment("two", &second)),
+        )
+        .group(
+            "fast",
+            Group::new(["one/gpt-4o-mini", "two/gpt-4o-mini"]).unwrap(),
+        )
+        .build()
+        .unwrap();
+    // The first answers, and its headers say no tokens are left for 1m30s.
+    first.push_faults(["nearly_spent".parse().unwrap()]);
+    let reply = within(client.generate(ask())).await.unwrap();
+    assert_eq!(reply.provider, "one");
+    assert_eq!(reply.rate_limit.tokens_remaining, Some(0));
+    // In order, "one" would come first: it is skipped until its limit resets.
+    let sent = first.request_count();
+    for _ in 0..3 {
+        let reply = within(client.generate(ask())).await.unwrap();
+        assert_eq!(reply.provider, "two");
+        assert_eq!(
+            reply.route.len(),
+            1,
+            "skipped, not tried: {:?}",
+            reply.route
+        );
+    }
+    assert_eq!(first.request_count(), sent);
+}

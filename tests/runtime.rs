@@ -59,6 +59,7 @@ fn ok(req: &ChatRequest) -> ChatResponse {
         provider_request_id: None,
         tool_calls: Vec::new(),
         route: Vec::new(),
+        rate_limit: Default::default(),
     }
 }
 

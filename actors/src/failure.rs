@@ -177,6 +177,22 @@ impl RateLimitHints {
         *self == RateLimitHints::default()
     }
 
+    /// How long a target should be skipped because its limit is (nearly) spent: at
+    /// most one request left, or no tokens left, until the reset the provider gave
+    /// (one second when it gave none).
+    pub fn nearly_spent_for(&self) -> Option<Duration> {
+        let fallback = Duration::from_secs(1);
+        let requests = self
+            .requests_remaining
+            .filter(|n| *n <= 1)
+            .map(|_| self.requests_reset.unwrap_or(fallback));
+        let tokens = self
+            .tokens_remaining
+            .filter(|n| *n == 0)
+            .map(|_| self.tokens_reset.unwrap_or(fallback));
+        requests.max(tokens)
+    }
+
     /// When an exhausted limit refills: the reset of any limit whose remaining
     /// count is zero, the later one if both are.
     pub fn exhausted_until(&self) -> Option<Duration> {
@@ -307,6 +323,22 @@ mod tests {
         };
         assert_eq!(both.exhausted_until(), Some(Duration::from_secs(60)));
         assert_eq!(RateLimitHints::default().exhausted_until(), None);
+    }
+
+    #[test]
+    fn a_limit_is_nearly_spent_at_one_request_or_no_tokens_until_its_reset() {
+        let s = Duration::from_secs;
+        let hints = |requests, tokens| RateLimitHints {
+            requests_remaining: requests,
+            tokens_remaining: tokens,
+            requests_reset: Some(s(2)),
+            tokens_reset: Some(s(90)),
+        };
+        assert_eq!(hints(Some(50), Some(1000)).nearly_spent_for(), None);
+        assert_eq!(hints(Some(1), Some(1000)).nearly_spent_for(), Some(s(2)));
+        assert_eq!(hints(Some(50), Some(0)).nearly_spent_for(), Some(s(90)));
+        assert_eq!(hints(Some(0), Some(0)).nearly_spent_for(), Some(s(90)));
+        assert_eq!(RateLimitHints::default().nearly_spent_for(), None);
     }
 
     #[test]

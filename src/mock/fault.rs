@@ -32,6 +32,8 @@ pub struct WaitHeaders {
 pub enum Outcome {
     /// A normal reply.
     Normal,
+    /// A normal reply whose rate-limit headers say the limit is spent (remaining 0).
+    NearlySpent,
     /// A provider error in its status form, by name (see [`super::errors`]).
     Error {
         /// The error's name.
@@ -333,6 +335,10 @@ fn parse_outcome(kind: &str, params: &Params<'_>) -> Result<Outcome, String> {
             params.only(&[])?;
             Outcome::Normal
         }
+        "nearly_spent" => {
+            params.only(&[])?;
+            Outcome::NearlySpent
+        }
         "status" => {
             let code = params
                 .number::<u16>("code")?
@@ -443,6 +449,7 @@ impl fmt::Display for Outcome {
         let after = |a: &Option<usize>| a.map(|n| format!("after={n}")).into_iter().collect();
         let text = match self {
             Outcome::Normal => "ok".to_string(),
+            Outcome::NearlySpent => "nearly_spent".to_string(),
             Outcome::Error { name, wait } => with_params(name, wait_params(wait)),
             Outcome::Status { code, wait } => {
                 let mut p = vec![format!("code={code}")];

@@ -484,9 +484,10 @@ impl Ctx {
     }
 
     fn respond(&self, plan: FaultPlan, parsed: super::request::MockRequest) -> Response {
+        let spent = plan.outcome == Outcome::NearlySpent;
         let after = |a: Option<usize>| a.unwrap_or(0);
         let stream_fault = match plan.outcome {
-            Outcome::Normal | Outcome::Mix(_) => None,
+            Outcome::Normal | Outcome::NearlySpent | Outcome::Mix(_) => None,
             Outcome::Error { name, wait } => {
                 return self.error_response(self.named_error(&name), &wait)
             }
@@ -575,7 +576,7 @@ impl Ctx {
             resp.headers_mut()
                 .insert("cache-control", HeaderValue::from_static("no-cache"));
         }
-        self.base_headers(&mut resp, false);
+        self.base_headers(&mut resp, spent);
         resp
     }
 }

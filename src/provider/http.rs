@@ -466,7 +466,10 @@ pub(crate) async fn generate(
             ))
         }
     };
+    let rate_limit =
+        crate::classify::wait::rate_limit_hints(&headers, std::time::SystemTime::now());
     Ok(ChatResponse {
+        rate_limit,
         route: Vec::new(),
         tool_calls: parsed.tool_calls,
         text: parsed.text,

@@ -499,9 +499,8 @@ impl Client {
     ) -> Result<SteerStream, Error> {
         let name = req.model.model().to_string();
         let group = self.group(&name)?;
-        let first = group
-            .pick_by_load(&[], |_| true, fastrand::f64(), |t| self.load_of(t))
-            .cloned()
+        let first = self
+            .pick_target(&group, &[])
             .ok_or_else(|| Error::Config(format!("group {name:?} has no target to pick")))?;
         req.model = first.clone();
         // A paused target is skipped, not waited for: the stream moves on.
@@ -566,6 +565,21 @@ impl Client {
     /// A group target's load counters.
     pub(crate) fn target_load(&self, target: &ModelId) -> Option<Arc<TargetLoad>> {
         self.inner.loads.get(target).cloned()
+    }
+
+    /// The next target of `group` for a request that tried `tried`: one whose rate
+    /// limit is not nearly spent, else (rather than failing) any untried one.
+    pub(crate) fn pick_target(&self, group: &Group, tried: &[ModelId]) -> Option<ModelId> {
+        let random = fastrand::f64();
+        group
+            .pick_by_load(tried, |t| self.available(t), random, |t| self.load_of(t))
+            .or_else(|| group.pick_by_load(tried, |_| true, random, |t| self.load_of(t)))
+            .cloned()
+    }
+
+    /// Whether a group may pick `target` now: not while its rate limit is nearly spent.
+    pub(crate) fn available(&self, target: &ModelId) -> bool {
+        self.inner.loads.get(target).is_none_or(|l| !l.is_spent())
     }
 
     /// A group target's load, for selection.

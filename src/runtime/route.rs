@@ -90,13 +90,8 @@ impl RouteActor {
     fn next(&mut self, ctx: &mut Context<Self>) {
         let target = match self.forced.take() {
             Some(t) => t,
-            None => match self.group.pick_by_load(
-                &self.tried,
-                |_| true,
-                fastrand::f64(),
-                |t| self.client.load_of(t),
-            ) {
-                Some(t) => t.clone(),
+            None => match self.client.pick_target(&self.group, &self.tried) {
+                Some(t) => t,
                 None => return self.exhausted(ctx),
             },
         };
@@ -115,8 +110,11 @@ impl RouteActor {
             let _in_flight = load.as_ref().map(|l| l.start());
             let started = tokio::time::Instant::now();
             let result = client.generate_with(leg, options).await;
-            if let (Ok(_), Some(l)) = (&result, &load) {
+            if let (Ok(reply), Some(l)) = (&result, &load) {
                 l.record(started.elapsed());
+                if let Some(wait) = reply.rate_limit.nearly_spent_for() {
+                    l.spent_for(wait);
+                }
             }
             result
         };

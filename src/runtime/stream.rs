@@ -206,13 +206,8 @@ impl StreamActor {
         let next = loop {
             let target = match forced.take() {
                 Some(t) => t,
-                None => match route.group.pick_by_load(
-                    &route.tried,
-                    |_| true,
-                    fastrand::f64(),
-                    |t| route.client.load_of(t),
-                ) {
-                    Some(t) => t.clone(),
+                None => match route.client.pick_target(&route.group, &route.tried) {
+                    Some(t) => t,
                     None => break None,
                 },
             };

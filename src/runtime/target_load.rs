@@ -16,10 +16,24 @@ pub struct Load {
 }
 
 /// The counters of one target.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct TargetLoad {
     in_flight: AtomicU64,
     ewma_micros: AtomicU64,
+    /// Until when (milliseconds after `epoch`) its rate limit is nearly spent.
+    spent_until_ms: AtomicU64,
+    epoch: tokio::time::Instant,
+}
+
+impl Default for TargetLoad {
+    fn default() -> Self {
+        TargetLoad {
+            in_flight: AtomicU64::new(0),
+            ewma_micros: AtomicU64::new(0),
+            spent_until_ms: AtomicU64::new(0),
+            epoch: tokio::time::Instant::now(),
+        }
+    }
 }
 
 impl TargetLoad {
@@ -35,6 +49,20 @@ impl TargetLoad {
     pub fn start(self: &std::sync::Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         InFlight(self.clone())
+    }
+
+    /// Its rate limit is nearly spent for `wait` (the headers of an answer said so):
+    /// groups skip it until then.
+    pub fn spent_for(&self, wait: Duration) {
+        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let until = now.saturating_add(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX));
+        self.spent_until_ms.fetch_max(until, Ordering::Relaxed);
+    }
+
+    /// Whether it is to be skipped now.
+    pub fn is_spent(&self) -> bool {
+        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.spent_until_ms.load(Ordering::Relaxed) > now
     }
 
     /// Folds one answer's latency into the average.
