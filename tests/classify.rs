@@ -52,6 +52,14 @@ const TABLE: &[Row] = &[
     // OpenAI
     (
         Flavour::OpenAi,
+        "content_policy",
+        400,
+        ContentFiltered,
+        Some("invalid_request_error"),
+        Some("content_policy_violation"),
+    ),
+    (
+        Flavour::OpenAi,
         "context_length_exceeded",
         400,
         ContextLengthExceeded,

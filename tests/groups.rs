@@ -383,3 +383,85 @@ async fn a_target_whose_headers_say_its_limit_is_spent_is_skipped_before_it_answ
     }
     assert_eq!(first.request_count(), sent);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grouped_stream_with_every_target_down_fails_at_once_or_waits_for_the_earliest() {
+    use futures::StreamExt;
+    let mock = MockServer::builder().start_background().unwrap();
+    let client = Client::builder()
+        .providers(mock.providers().unwrap())
+        .retry(RetryPolicy::never())
+        .breaker(BreakerConfig {
+            failure_threshold: 1,
+            open_for: Duration::from_millis(300),
+            ..BreakerConfig::default()
+        })
+        .group("fast", Group::new([MINI, HAIKU]).unwrap())
+        .build()
+        .unwrap();
+    async fn last_event(
+        client: &Client,
+        deadline: Duration,
+    ) -> Result<Vec<steer_llm::StreamEvent>, Error> {
+        let mut s = client
+            .stream_with(ask(), GenerateOptions::default().deadline(deadline))
+            .await?;
+        let mut events = Vec::new();
+        while let Some(e) = within(s.next()).await {
+            events.push(e?);
+        }
+        Ok(events)
+    }
+    mock.set_default_fault(Some(FaultPlan::error("server_error")));
+    let err = last_event(&client, Duration::from_millis(50))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::GroupExhausted { .. }), "{err:?}");
+    // Both open now: a stream that cannot wait fails at once, saying when.
+    let err = last_event(&client, Duration::from_millis(50))
+        .await
+        .unwrap_err();
+    match &err {
+        Error::GroupExhausted { back_in, steps, .. } => {
+            assert!(back_in.is_some(), "{err:?}");
+            assert!(
+                steps.iter().all(|s| s.outcome == "breaker_open"),
+                "{steps:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // One with time waits for the earliest half-open and gets its reply.
+    mock.set_default_fault(None);
+    let events = last_event(&client, Duration::from_secs(10)).await.unwrap();
+    assert!(matches!(
+        events.last(),
+        Some(steer_llm::StreamEvent::Complete { .. })
+    ));
+    let route = events.iter().find_map(|e| match e {
+        steer_llm::StreamEvent::Route { steps } => Some(steps.clone()),
+        _ => None,
+    });
+    assert_eq!(route.unwrap().last().unwrap().outcome, "answered");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_goes_to_the_groups_content_fallback() {
+    let mock = MockServer::builder().start_background().unwrap();
+    let group = Group::new([MINI]).unwrap().content_fallback(HAIKU).unwrap();
+    let client = Client::builder()
+        .providers(mock.providers().unwrap())
+        .retry(RetryPolicy::never())
+        .group("fast", group)
+        .build()
+        .unwrap();
+    mock.push_faults([FaultPlan::error("content_policy")]);
+    let reply = within(client.generate(ask())).await;
+    match reply {
+        Ok(reply) => {
+            assert_eq!(reply.provider, "anthropic", "{:?}", reply.route);
+            assert_eq!(reply.route[0].outcome, "content_filtered");
+        }
+        Err(e) => panic!("{e}"),
+    }
+}

@@ -37,6 +37,8 @@ const OPENAI: &[OpenAiRow] = &[
      "This model's maximum context length is 128000 tokens. However, your messages resulted in 131072 tokens. Please reduce the length of the messages."),
     ("invalid_request", 400, "invalid_request_error", None, Some("temperature"),
      "Invalid type for 'temperature': expected a decimal, but got a string instead."),
+    ("content_policy", 400, "invalid_request_error", Some("content_policy_violation"), None,
+     "Your request was rejected as a result of our safety system."),
     ("invalid_api_key", 401, "invalid_request_error", Some("invalid_api_key"), None,
      "Incorrect API key provided: sk-mock***key. You can find your API key at https://platform.openai.com/account/api-keys."),
     ("permission_denied", 403, "request_forbidden", Some("unsupported_country_region_territory"), None,

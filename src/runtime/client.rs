@@ -522,6 +522,7 @@ impl Client {
             continuation: options
                 .continuation
                 .unwrap_or(self.inner.stream.continuation),
+            waited: false,
         };
         self.start_stream(req, options, Some(route)).await
     }

@@ -67,6 +67,23 @@ type Item = Result<StreamEvent, Error>;
 pub(crate) type Resolve =
     Arc<dyn Fn(&ModelId) -> Option<(Arc<dyn Provider>, Arc<ProviderActors>)> + Send + Sync>;
 
+/// The route's next target (a forced fallback first), with its provider and actors.
+fn pick_next(
+    route: &mut StreamRoute,
+    mut forced: Option<ModelId>,
+) -> Option<(ModelId, Arc<dyn Provider>, Arc<ProviderActors>)> {
+    loop {
+        let target = match forced.take() {
+            Some(t) => t,
+            None => route.client.pick_target(&route.group, &route.tried)?,
+        };
+        route.tried.push(target.clone());
+        if let Some((provider, actors)) = (route.resolve)(&target) {
+            return Some((target, provider, actors));
+        }
+    }
+}
+
 /// The route of a stream that names a model group.
 pub(crate) struct StreamRoute {
     /// The group's name (for logs).
@@ -79,6 +96,8 @@ pub(crate) struct StreamRoute {
     pub resolve: Resolve,
     /// The continuation asked for (each target's strategy derives from it).
     pub continuation: Continuation,
+    /// Whether the stream already waited for a target to come back.
+    pub waited: bool,
 }
 /// What travels to the consumer: a batch of events, so that one channel slot is
 /// small (a `Vec`) and a burst of events costs one send.
@@ -191,7 +210,7 @@ impl StreamActor {
         };
         let current = self.original.model.clone();
         route.steps.push(RouteStep::failed(&current, error));
-        let mut forced = match after_failure(&route.group, error) {
+        let forced = match after_failure(&route.group, error) {
             Move::Next => None,
             Move::Fallback(t) if !route.tried.contains(&t) => Some(t),
             Move::Fallback(_) | Move::Stop => {
@@ -203,26 +222,84 @@ impl StreamActor {
             self.route = Some(route);
             return false;
         }
-        let next = loop {
-            let target = match forced.take() {
-                Some(t) => t,
-                None => match route.client.pick_target(&route.group, &route.tried) {
-                    Some(t) => t,
-                    None => break None,
-                },
-            };
-            route.tried.push(target.clone());
-            if let Some(found) = (route.resolve)(&target) {
-                break Some((target, found));
+        match pick_next(&mut route, forced) {
+            Some((target, provider, actors)) => {
+                tracing::debug!(parent: &self.core.span, group = %route.name, from = %current, to = %target, "stream fails over");
+                // The leg ends at its target (its coordinator counts it there).
+                attempt_loop::report_end(self, end);
+                self.switch(route, target, provider, actors, ctx);
             }
+            None => self.route_exhausted(route, end, ctx),
+        }
+        true
+    }
+
+    /// Every target is unavailable: waits, once, for the earliest to come back if
+    /// that fits the deadline, else ends with [`Error::GroupExhausted`].
+    fn route_exhausted(
+        &mut self,
+        mut route: Box<StreamRoute>,
+        end: RequestEnd,
+        ctx: &mut Context<Self>,
+    ) {
+        let back_in = route.steps.iter().filter_map(|s| s.back_in).min();
+        let time_left = self.core.progress.time_left();
+        if let (false, Some(wait)) = (route.waited, back_in) {
+            if time_left.is_none_or(|left| wait < left) {
+                route.waited = true;
+                route.tried.clear();
+                attempt_loop::report_end(self, end);
+                self.route = Some(route);
+                ctx.run_later(wait, |act, ctx| {
+                    let Some(mut route) = act.route.take() else {
+                        return;
+                    };
+                    match pick_next(&mut route, None) {
+                        Some((target, provider, actors)) => {
+                            act.switch(route, target, provider, actors, ctx)
+                        }
+                        None => {
+                            let e = Error::GroupExhausted {
+                                group: route.name.clone(),
+                                steps: route.steps.clone(),
+                                back_in: None,
+                            };
+                            act.route = Some(route);
+                            // The leg's end was reported when the wait began.
+                            act.done = true;
+                            let mut tx = act.tx.clone();
+                            ctx.spawn(
+                                actix::fut::wrap_future(async move {
+                                    let _ = tx.send(vec![Err(e)]).await;
+                                })
+                                .map(|_, _: &mut Self, ctx: &mut Context<Self>| ctx.stop()),
+                            );
+                        }
+                    }
+                });
+                return;
+            }
+        }
+        let e = Error::GroupExhausted {
+            group: route.name.clone(),
+            steps: route.steps.clone(),
+            back_in,
         };
-        let Some((target, (provider, actors))) = next else {
-            self.route = Some(route);
-            return false;
-        };
-        tracing::debug!(parent: &self.core.span, group = %route.name, from = %current, to = %target, "stream fails over");
-        // The leg ends at its target (its coordinator counts it there).
-        attempt_loop::report_end(self, end);
+        self.route = Some(route);
+        self.end(Some(e), end, ctx);
+    }
+
+    /// Moves the stream to `target`: its provider, breaker and coordinator, a
+    /// fresh retry progress within the deadline, its continuation strategy, and a
+    /// seam for the consumer if content was delivered.
+    fn switch(
+        &mut self,
+        route: Box<StreamRoute>,
+        target: ModelId,
+        provider: Arc<dyn Provider>,
+        actors: Arc<ProviderActors>,
+        ctx: &mut Context<Self>,
+    ) {
         let time_left = self.core.progress.time_left();
         self.provider = provider;
         self.core.actors = actors;
@@ -254,7 +331,6 @@ impl StreamActor {
         }
         self.route = Some(route);
         attempt_loop::next_attempt(self, ctx);
-        true
     }
 
     fn total_usage(&self) -> Usage {
