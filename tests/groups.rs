@@ -44,6 +44,8 @@ async fn an_unavailable_or_failing_target_sends_the_request_to_the_next() {
         .unwrap();
     // An open breaker: moved on without a call.
     client.force(MINI, BreakerState::ForcedOpen).unwrap();
+    // `force` is one-way: a status query, answered after it, says it is done.
+    client.status(MINI).await.unwrap();
     let reply = within(client.generate(ask())).await.unwrap();
     assert_eq!(reply.provider, "anthropic");
     assert_eq!(
@@ -54,6 +56,7 @@ async fn an_unavailable_or_failing_target_sends_the_request_to_the_next() {
         ]
     );
     client.reset(MINI).unwrap();
+    client.status(MINI).await.unwrap();
     // A wait above the cap: moved on at once, not slept.
     mock.push_faults([FaultPlan::error("rate_limit").retry_after("3600")]);
     let reply = within(client.generate(ask())).await.unwrap();
@@ -148,7 +151,7 @@ async fn with_every_target_down_a_route_fails_at_once_or_waits_for_the_earliest(
     let mock = MockServer::builder().start_background().unwrap();
     let breakers = BreakerConfig {
         failure_threshold: 1,
-        open_for: Duration::from_millis(300),
+        open_for: Duration::from_millis(800),
         ..BreakerConfig::default()
     };
     let client = Client::builder()
@@ -393,7 +396,7 @@ async fn a_grouped_stream_with_every_target_down_fails_at_once_or_waits_for_the_
         .retry(RetryPolicy::never())
         .breaker(BreakerConfig {
             failure_threshold: 1,
-            open_for: Duration::from_millis(300),
+            open_for: Duration::from_millis(800),
             ..BreakerConfig::default()
         })
         .group("fast", Group::new([MINI, HAIKU]).unwrap())

@@ -93,6 +93,7 @@ async fn forcing_a_model_open_stops_only_that_model_and_forcing_the_provider_sto
     client
         .force("anthropic/claude-opus-4-6", BreakerState::ForcedOpen)
         .unwrap();
+    client.status("anthropic/claude-opus-4-6").await.unwrap();
     let opus = client
         .generate(ask("anthropic/claude-opus-4-6", "o-1"))
         .await;
@@ -111,6 +112,8 @@ async fn forcing_a_model_open_stops_only_that_model_and_forcing_the_provider_sto
         .await
         .is_ok());
     client.force("anthropic", BreakerState::ForcedOpen).unwrap();
+    // `force` is one-way: a status query, answered after it, says it is done.
+    client.status("anthropic").await.unwrap();
     let haiku = client
         .generate(ask("anthropic/claude-3-5-haiku-latest", "h-2"))
         .await;

@@ -703,7 +703,9 @@ impl Client {
     }
 
     /// Forces the breaker of `target` into `state` (`ForcedOpen`, `Disabled`,
-    /// `Closed`): a provider's endpoint (every model) or one model.
+    /// `Closed`): a provider's endpoint (every model) or one model. One-way: it
+    /// takes effect when the breaker handles it; a [`Client::status`] awaited after
+    /// it sees it done.
     pub fn force(&self, target: &str, state: BreakerState) -> Result<(), Error> {
         let t = Target::parse(target);
         self.handle(&t.provider)?.breaker().do_send(ForceState {
@@ -714,7 +716,7 @@ impl Client {
     }
 
     /// Resets the breaker of `target` to closed with empty counters: a provider
-    /// (its endpoint and every model) or one model.
+    /// (its endpoint and every model) or one model. One-way, like [`Client::force`].
     pub fn reset(&self, target: &str) -> Result<(), Error> {
         let t = Target::parse(target);
         self.handle(&t.provider)?
