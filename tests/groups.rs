@@ -185,7 +185,7 @@ async fn with_every_target_down_a_route_fails_at_once_or_waits_for_the_earliest(
                 "{steps:?}"
             );
             assert!(
-                back_in.is_some_and(|d| d <= Duration::from_millis(300)),
+                back_in.is_some_and(|d| d <= Duration::from_millis(800)),
                 "{back_in:?}"
             );
         }
