@@ -27,6 +27,16 @@ fn outcomes(steps: &[steer_llm::model::RouteStep]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A deployment: OpenAI's format at `mock`, registered as `name`.
+fn deployment(name: &str, mock: &MockServer) -> OpenAiCompatible {
+    OpenAiCompatible::openai()
+        .name(name)
+        .base_url(mock.openai_base_url())
+        .api_key("sk-test")
+        .build()
+        .unwrap()
+}
+
 async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(30), f)
         .await
@@ -107,14 +117,6 @@ async fn a_thousand_requests_over_two_deployments_one_always_failing_all_succeed
         .record_requests(false)
         .start_background()
         .unwrap();
-    let deployment = |name: &str, mock: &MockServer| {
-        OpenAiCompatible::openai()
-            .name(name)
-            .base_url(mock.openai_base_url())
-            .api_key("sk-test")
-            .build()
-            .unwrap()
-    };
     let providers = Providers::new()
         .with(deployment("org-a", &sick))
         .with(deployment("org-b", &healthy));
@@ -311,14 +313,6 @@ async fn the_latency_selection_settles_on_the_faster_deployment() {
         .start_background()
         .unwrap();
     let fast = MockServer::builder().start_background().unwrap();
-    let deployment = |name: &str, mock: &MockServer| {
-        OpenAiCompatible::openai()
-            .name(name)
-            .base_url(mock.openai_base_url())
-            .api_key("sk-test")
-            .build()
-            .unwrap()
-    };
     let client = Client::builder()
         .providers(
             Providers::new()
@@ -347,14 +341,6 @@ async fn the_latency_selection_settles_on_the_faster_deployment() {
 async fn a_target_whose_headers_say_its_limit_is_spent_is_skipped_before_it_answers_429() {
     let first = MockServer::builder().start_background().unwrap();
     let second = MockServer::builder().start_background().unwrap();
-    let deployment = |name: &str, mock: &MockServer| {
-        OpenAiCompatible::openai()
-            .name(name)
-            .base_url(mock.openai_base_url())
-            .api_key("sk-test")
-            .build()
-            .unwrap()
-    };
     let client = Client::builder()
         .providers(
             Providers::new()

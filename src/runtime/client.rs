@@ -440,20 +440,7 @@ impl Client {
         options: GenerateOptions,
     ) -> Result<ChatResponse, Error> {
         let name = req.model.model().to_string();
-        let group =
-            self.inner
-                .groups
-                .get(&name)
-                .cloned()
-                .ok_or_else(|| Error::UnknownProvider {
-                    name: format!("group/{name}"),
-                    known: self
-                        .inner
-                        .groups
-                        .keys()
-                        .map(|g| format!("group/{g}"))
-                        .collect(),
-                })?;
+        let group = self.group(&name)?;
         let deadline = options.deadline.or(self.inner.deadline);
         let (tx, rx) = oneshot::channel();
         let route = RouteActor::new(self.clone(), name, group, req, options, deadline, tx);
