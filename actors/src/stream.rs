@@ -30,6 +30,9 @@ pub struct Checkpoint {
     /// [`MAX_OVERLAP`] bytes: how many tokens a continuation may repeat.
     #[serde(skip)]
     recent: VecDeque<usize>,
+    /// The sum of `recent`.
+    #[serde(skip)]
+    recent_bytes: usize,
 }
 
 impl Checkpoint {
@@ -40,11 +43,14 @@ impl Checkpoint {
         self.chars = self.chars.saturating_add(text.chars().count());
         self.chunks = self.chunks.saturating_add(1);
         self.recent.push_back(text.len());
-        // Keep just enough deltas to cover the overlap window.
-        while self.recent.len() > 1 {
-            let covered: usize = self.recent.iter().skip(1).sum();
-            if covered >= MAX_OVERLAP {
+        self.recent_bytes = self.recent_bytes.saturating_add(text.len());
+        // Keep just enough deltas to cover the overlap window: drop the oldest
+        // while the others still cover it (a running sum, not a rescan).
+        while let Some(&oldest) = self.recent.front() {
+            let without = self.recent_bytes.saturating_sub(oldest);
+            if self.recent.len() > 1 && without >= MAX_OVERLAP {
                 self.recent.pop_front();
+                self.recent_bytes = without;
             } else {
                 break;
             }
