@@ -104,7 +104,7 @@ impl RecordedRequest {
         let last = self.body.get("messages")?.as_array()?.last()?;
         Some((
             last.get("role")?.as_str()?.to_string(),
-            server::content_text(last.get("content")?)?,
+            request::text_of(last.get("content")?)?,
         ))
     }
 }

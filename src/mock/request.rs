@@ -37,7 +37,8 @@ pub struct MockRequest {
     pub response_format: Option<ResponseFormat>,
 }
 
-fn text_of(v: &Value) -> Option<String> {
+/// The text of a message's content: a string, or the `text` of its parts.
+pub(crate) fn text_of(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
         Value::Array(parts) => Some(

@@ -78,20 +78,6 @@ fn json_response(status: u16, body: String) -> Response {
     resp
 }
 
-/// The text of a message's `content`: a string, or an array of text blocks.
-pub(super) fn content_text(content: &Value) -> Option<String> {
-    match content {
-        Value::String(s) => Some(s.clone()),
-        Value::Array(parts) => Some(
-            parts
-                .iter()
-                .filter_map(|p| p.get("text").and_then(|t| t.as_str()))
-                .collect(),
-        ),
-        _ => None,
-    }
-}
-
 fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

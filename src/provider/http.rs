@@ -523,7 +523,7 @@ async fn not_a_stream(ctx: &CallContext, response: reqwest::Response) -> Provide
         .map(|v| crate::fold::truncate_chars(v, 60))
         .unwrap_or_default();
     let body = read_error_body(ctx, response).await;
-    let kind = if crate::wire::openai::carries_error(&body) {
+    let kind = if crate::wire::carries_error(&body) {
         FailureKind::InBand {
             body: String::from_utf8_lossy(&body).into_owned(),
         }

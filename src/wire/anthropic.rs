@@ -324,7 +324,7 @@ pub type Parsed = super::openai::Parsed;
 /// wrong `type`) is malformed.
 pub fn parse_response(body: &[u8]) -> Result<Parsed, DecodeError> {
     let parsed: ResponseBody = serde_json::from_slice(body).map_err(|e| {
-        if super::openai::carries_error(body) {
+        if super::carries_error(body) {
             DecodeError::InBand(String::from_utf8_lossy(body).into_owned())
         } else {
             DecodeError::Malformed(format!("messages body: {e}"))

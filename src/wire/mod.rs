@@ -122,6 +122,20 @@ pub(crate) fn check_request(req: &ChatRequest) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether a JSON body is an error object (`{"error": ...}`, or Anthropic's
+/// `{"type": "error", ...}`) rather than a reply.
+pub(crate) fn carries_error(body: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Probe<'a> {
+        #[serde(default)]
+        error: Option<serde::de::IgnoredAny>,
+        #[serde(default, rename = "type", borrow)]
+        kind: Option<std::borrow::Cow<'a, str>>,
+    }
+    serde_json::from_slice::<Probe<'_>>(body)
+        .is_ok_and(|p| p.error.is_some() || p.kind.as_deref() == Some("error"))
+}
+
 /// `body` as JSON, with `extra` fields merged in at the top level (they win).
 pub(crate) fn with_extra<T: serde::Serialize>(
     body: &T,

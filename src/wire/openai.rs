@@ -414,7 +414,7 @@ pub struct Parsed {
 /// ([`DecodeError::InBand`]), anything else (`{}`, a proxy's JSON) is malformed.
 pub fn parse_response(body: &[u8]) -> Result<Parsed, DecodeError> {
     let parsed: ResponseBody = serde_json::from_slice(body).map_err(|e| {
-        if carries_error(body) {
+        if super::carries_error(body) {
             DecodeError::InBand(String::from_utf8_lossy(body).into_owned())
         } else {
             DecodeError::Malformed(format!("chat completion body: {e}"))
@@ -443,20 +443,6 @@ pub fn parse_response(body: &[u8]) -> Result<Parsed, DecodeError> {
         usage: parsed.usage.map(Usage::from).unwrap_or_default(),
         model: parsed.model,
     })
-}
-
-/// Whether a JSON body is an error object (`{"error": ...}`, or Anthropic's
-/// `{"type": "error", ...}`) rather than a reply.
-pub(crate) fn carries_error(body: &[u8]) -> bool {
-    #[derive(Deserialize)]
-    struct Probe<'a> {
-        #[serde(default)]
-        error: Option<serde::de::IgnoredAny>,
-        #[serde(default, rename = "type", borrow)]
-        kind: Option<std::borrow::Cow<'a, str>>,
-    }
-    serde_json::from_slice::<Probe<'_>>(body)
-        .is_ok_and(|p| p.error.is_some() || p.kind.as_deref() == Some("error"))
 }
 
 #[derive(Deserialize)]
