@@ -213,11 +213,7 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
                 if let Some(l) = lease {
                     l.report(CallOutcome::Neutral);
                 }
-                let message = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "non-string panic payload".into());
+                let message = crate::supervise::panic_message(panic.as_ref());
                 tracing::error!(parent: &self.core.span, %message, "attempt panicked");
                 let attempts = self.core.progress.attempts();
                 return self.finish(Err(RequestError::Panicked { message, attempts }), ctx);

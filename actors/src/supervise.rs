@@ -20,14 +20,19 @@ where
     match std::panic::catch_unwind(run) {
         Ok(r) => Some(r),
         Err(panic) => {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "non-string panic payload".into());
+            let message = panic_message(panic.as_ref());
             tracing::error!(%who, %message, "actor failed: restarting it");
             ctx.stop();
             None
         }
     }
+}
+
+/// The message of a caught panic (`panic!("...")` payloads are `&str` or `String`).
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".into())
 }
