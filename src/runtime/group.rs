@@ -8,7 +8,7 @@ use steer_actors::{Category, GiveUp};
 
 pub use super::target_load::Load;
 use crate::error::Error;
-use crate::model::ModelId;
+use crate::model::{ModelId, RouteStep};
 
 /// The provider name that means "a group": `group/fast` names the group `fast`.
 pub const GROUP_PROVIDER: &str = "group";
@@ -206,6 +206,23 @@ impl Group {
     }
 }
 
+/// When the first of the targets tried is back, if any said (a breaker's
+/// half-open time, a pause's end).
+pub fn earliest_back(steps: &[RouteStep]) -> Option<std::time::Duration> {
+    steps.iter().filter_map(|s| s.back_in).min()
+}
+
+/// With every target unavailable: how long to wait for the earliest to come back,
+/// if the route may: it has not waited yet, and the wait ends before the deadline.
+pub fn recovery_wait(
+    steps: &[RouteStep],
+    waited: bool,
+    time_left: Option<std::time::Duration>,
+) -> Option<std::time::Duration> {
+    let wait = earliest_back(steps).filter(|_| !waited)?;
+    time_left.is_none_or(|left| wait < left).then_some(wait)
+}
+
 /// What a failed attempt at one target means for the route.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Move {
@@ -339,6 +356,28 @@ mod tests {
         for _ in 0..1000 {
             assert_ne!(g.pick(&[id("c/m")], |_| true, rng.f64()), Some(&id("c/m")));
         }
+    }
+
+    #[test]
+    fn a_route_waits_once_for_the_earliest_recovery_within_the_deadline() {
+        use std::time::Duration;
+        let step = |back_in| RouteStep {
+            target: "a/m".into(),
+            outcome: "breaker_open".into(),
+            back_in,
+        };
+        let ms = Duration::from_millis;
+        let steps = [step(Some(ms(300))), step(Some(ms(100))), step(None)];
+        assert_eq!(earliest_back(&steps), Some(ms(100)));
+        assert_eq!(recovery_wait(&steps, false, None), Some(ms(100)));
+        assert_eq!(recovery_wait(&steps, false, Some(ms(150))), Some(ms(100)));
+        assert_eq!(
+            recovery_wait(&steps, false, Some(ms(100))),
+            None,
+            "not before the deadline"
+        );
+        assert_eq!(recovery_wait(&steps, true, None), None, "once");
+        assert_eq!(recovery_wait(&[step(None)], false, None), None);
     }
 
     #[test]

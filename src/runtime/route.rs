@@ -10,7 +10,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
-use super::group::{after_failure, Group, Move};
+use super::group::{after_failure, earliest_back, recovery_wait, Group, Move};
 use super::options::GenerateOptions;
 use super::Client;
 use crate::error::Error;
@@ -64,25 +64,20 @@ impl RouteActor {
     }
 
     fn exhausted(&mut self, ctx: &mut Context<Self>) {
-        let back_in = self.steps.iter().filter_map(|s| s.back_in).min();
         let time_left = self
             .deadline
             .map(|d| d.saturating_duration_since(tokio::time::Instant::now()));
-        // Every target is unavailable for now: wait for the earliest, once, if
-        // that fits the deadline.
-        if let (false, Some(wait)) = (self.waited, back_in) {
-            if time_left.is_none_or(|left| wait < left) {
-                self.waited = true;
-                self.tried.clear();
-                tracing::debug!(group = %self.name, ?wait, "every target unavailable: waiting for the earliest");
-                ctx.run_later(wait, |act, ctx| act.next(ctx));
-                return;
-            }
+        if let Some(wait) = recovery_wait(&self.steps, self.waited, time_left) {
+            self.waited = true;
+            self.tried.clear();
+            tracing::debug!(group = %self.name, ?wait, "every target unavailable: waiting for the earliest");
+            ctx.run_later(wait, |act, ctx| act.next(ctx));
+            return;
         }
         let error = Error::GroupExhausted {
             group: self.name.clone(),
+            back_in: earliest_back(&self.steps),
             steps: std::mem::take(&mut self.steps),
-            back_in,
         };
         self.finish(Err(error), ctx);
     }

@@ -28,7 +28,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use super::continuation::{
     continuation_request, is_prefill_rejection, strategy_for, tokens_left, Continuation,
 };
-use super::group::{after_failure, Group, Move};
+use super::group::{after_failure, earliest_back, recovery_wait, Group, Move};
 use super::stream_calls::StreamCalls;
 use crate::classify::classify;
 use crate::error::{Error, FailedRequest, ProviderError};
@@ -242,48 +242,29 @@ impl StreamActor {
         end: RequestEnd,
         ctx: &mut Context<Self>,
     ) {
-        let back_in = route.steps.iter().filter_map(|s| s.back_in).min();
         let time_left = self.core.progress.time_left();
-        if let (false, Some(wait)) = (route.waited, back_in) {
-            if time_left.is_none_or(|left| wait < left) {
-                route.waited = true;
-                route.tried.clear();
-                attempt_loop::report_end(self, end);
-                self.route = Some(route);
-                ctx.run_later(wait, |act, ctx| {
-                    let Some(mut route) = act.route.take() else {
-                        return;
-                    };
-                    match pick_next(&mut route, None) {
-                        Some((target, provider, actors)) => {
-                            act.switch(route, target, provider, actors, ctx)
-                        }
-                        None => {
-                            let e = Error::GroupExhausted {
-                                group: route.name.clone(),
-                                steps: route.steps.clone(),
-                                back_in: None,
-                            };
-                            act.route = Some(route);
-                            // The leg's end was reported when the wait began.
-                            act.done = true;
-                            let mut tx = act.tx.clone();
-                            ctx.spawn(
-                                actix::fut::wrap_future(async move {
-                                    let _ = tx.send(vec![Err(e)]).await;
-                                })
-                                .map(|_, _: &mut Self, ctx: &mut Context<Self>| ctx.stop()),
-                            );
-                        }
+        if let Some(wait) = recovery_wait(&route.steps, route.waited, time_left) {
+            route.waited = true;
+            route.tried.clear();
+            self.route = Some(route);
+            ctx.run_later(wait, move |act, ctx| {
+                let Some(mut route) = act.route.take() else {
+                    return;
+                };
+                match pick_next(&mut route, None) {
+                    Some((target, provider, actors)) => {
+                        attempt_loop::report_end(act, end);
+                        act.switch(route, target, provider, actors, ctx)
                     }
-                });
-                return;
-            }
+                    None => act.route_exhausted(route, end, ctx),
+                }
+            });
+            return;
         }
         let e = Error::GroupExhausted {
             group: route.name.clone(),
             steps: route.steps.clone(),
-            back_in,
+            back_in: earliest_back(&route.steps),
         };
         self.route = Some(route);
         self.end(Some(e), end, ctx);
