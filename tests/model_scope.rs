@@ -12,14 +12,20 @@ fn ask(model: &str, id: &str) -> ChatRequest {
     ChatRequest::new(model).unwrap().user("hi").request_id(id)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_429_on_one_model_leaves_its_siblings_running() {
+/// A mock and a client of its three providers, without retries.
+fn mock_and_client() -> (MockServer, Client) {
     let mock = MockServer::builder().start_background().unwrap();
     let client = Client::builder()
         .providers(mock.providers().unwrap())
         .retry(RetryPolicy::never())
         .build()
         .unwrap();
+    (mock, client)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_on_one_model_leaves_its_siblings_running() {
+    let (mock, client) = mock_and_client();
     mock.script_key("big-1", [FaultPlan::error("rate_limit").retry_after("30")]);
     let err = client
         .generate(ask("openai/gpt-4o", "big-1"))
@@ -84,12 +90,7 @@ async fn a_429_on_one_model_leaves_its_siblings_running() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forcing_a_model_open_stops_only_that_model_and_forcing_the_provider_stops_all() {
-    let mock = MockServer::builder().start_background().unwrap();
-    let client = Client::builder()
-        .providers(mock.providers().unwrap())
-        .retry(RetryPolicy::never())
-        .build()
-        .unwrap();
+    let (mock, client) = mock_and_client();
     client
         .force("anthropic/claude-opus-4-6", BreakerState::ForcedOpen)
         .unwrap();
