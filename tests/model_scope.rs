@@ -90,7 +90,7 @@ async fn a_429_on_one_model_leaves_its_siblings_running() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forcing_a_model_open_stops_only_that_model_and_forcing_the_provider_stops_all() {
-    let (mock, client) = mock_and_client();
+    let (_mock, client) = mock_and_client(); // the mock lives as long as the client
     client
         .force("anthropic/claude-opus-4-6", BreakerState::ForcedOpen)
         .unwrap();
