@@ -32,6 +32,7 @@ impl Provider for Immediate {
             model: req.model.model().to_string(),
             request_id: req.request_id.clone(),
             provider_request_id: None,
+            response_id: None,
             tool_calls: Vec::new(),
             route: Vec::new(),
             rate_limit: Default::default(),

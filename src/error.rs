@@ -406,6 +406,34 @@ impl fmt::Display for FailedRequest {
 impl std::error::Error for FailedRequest {}
 
 impl Error {
+    /// A short, fixed word for what went wrong, fit for a metric label or the
+    /// OpenTelemetry `error.type` attribute: the failure's category
+    /// (`rate_limited`, `server_error`, ...) when there is one, else
+    /// `breaker_rejected`, `deadline_exceeded`, `panicked`, `group_exhausted`,
+    /// `client_overloaded`, `invalid_request`, `unknown_provider`,
+    /// `invalid_model_id`, `config` or `internal`.
+    ///
+    /// ```
+    /// let e = steer_llm::Error::Overloaded { max_in_flight: 8 };
+    /// assert_eq!(e.kind(), "client_overloaded");
+    /// ```
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Provider(e) => crate::classify::classify(e).category.as_str(),
+            Error::Failed(f) => f.failure.category.as_str(),
+            Error::Rejected { .. } => "breaker_rejected",
+            Error::DeadlineExceeded { .. } => "deadline_exceeded",
+            Error::Panicked { .. } => "panicked",
+            Error::GroupExhausted { .. } => "group_exhausted",
+            Error::Overloaded { .. } => "client_overloaded",
+            Error::InvalidRequest { .. } => "invalid_request",
+            Error::UnknownProvider { .. } => "unknown_provider",
+            Error::InvalidModelId(_) => "invalid_model_id",
+            Error::Config(_) => "config",
+            Error::Internal(_) => "internal",
+        }
+    }
+
     /// The classified failure behind this error, if there is one.
     pub fn failure(&self) -> Option<&Failure> {
         match self {

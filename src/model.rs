@@ -557,6 +557,9 @@ pub struct ChatResponse {
     pub request_id: RequestId,
     /// The provider's id of the request (`x-request-id` / `request-id`), if sent.
     pub provider_request_id: Option<String>,
+    /// The response's own id in its body (`chatcmpl-...`, `msg_...`), if sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_id: Option<String>,
     /// The tools the model called, in order (`finish_reason` is then `ToolCalls`).
     pub tool_calls: Vec<ToolCall>,
     /// For a request to a model group: the targets tried, in order, and how each

@@ -78,11 +78,12 @@ async fn a_429_on_one_model_leaves_its_siblings_running() {
         .filter_map(|m| m.model.clone())
         .collect();
     assert_eq!(names, ["gpt-4o", "gpt-4o-mini"]);
-    let text = client.metrics().await.unwrap().to_prometheus();
+    let text = client.prometheus_text();
     assert!(
-        text.contains(r#"steer_model_paused_seconds{provider="openai",model="gpt-4o"}"#),
+        text.contains(r#"steer_pauses_total{provider="openai",model="gpt-4o"} 1"#),
         "{text}"
     );
+    assert!(!text.contains(r#"steer_pauses_total{provider="openai",model="gpt-4o-mini"}"#));
     // Resetting the model ends its pause; the sibling was never touched.
     client.reset("openai/gpt-4o").unwrap();
     assert!(client.generate(ask("openai/gpt-4o", "big-3")).await.is_ok());

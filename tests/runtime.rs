@@ -57,6 +57,7 @@ fn ok(req: &ChatRequest) -> ChatResponse {
         model: req.model.model().into(),
         request_id: req.request_id.clone(),
         provider_request_id: None,
+        response_id: None,
         tool_calls: Vec::new(),
         route: Vec::new(),
         rate_limit: Default::default(),
@@ -696,12 +697,21 @@ async fn metrics_count_attempts_successes_and_retries() {
     assert_eq!(m.final_failures.get("invalid_request"), Some(&1));
     assert_eq!(m.retries, 1);
     assert!((m.backoff_seconds - 0.5).abs() < 1e-9);
-    let text = snapshot.to_prometheus();
-    assert!(
-        text.contains("steer_attempts_total{provider=\"fake\",outcome=\"server_error\"} 1"),
-        "{text}"
-    );
-    assert!(text.contains("steer_breaker_state{provider=\"fake\"} 0"));
+    // The Prometheus families say the same, by model, with latency histograms.
+    let text = client.prometheus_text();
+    for line in [
+        r#"steer_attempts_total{provider="fake",model="model",outcome="server_error"} 1"#,
+        r#"steer_attempts_total{provider="fake",model="model",outcome="success"} 1"#,
+        r#"steer_attempt_duration_seconds_count{provider="fake",model="model",outcome="invalid_request"} 1"#,
+        r#"steer_requests_total{provider="fake",model="model",outcome="success"} 1"#,
+        r#"steer_requests_total{provider="fake",model="model",outcome="invalid_request"} 1"#,
+        r#"steer_retries_total{provider="fake",model="model",outcome="server_error"} 1"#,
+        r#"steer_backoff_seconds_total{provider="fake"} 0.5"#,
+        r#"steer_breaker_state{provider="fake",model=""} 0"#,
+        r#"steer_in_flight_requests{provider="fake"} 0"#,
+    ] {
+        assert!(text.contains(line), "{line} not in\n{text}");
+    }
     let json = serde_json::to_value(&snapshot).unwrap();
     assert_eq!(json["providers"][0]["metrics"]["successes"], 1);
 }

@@ -210,12 +210,14 @@ async fn the_operator_endpoint_serves_prometheus_text_and_json() {
         .text()
         .await
         .unwrap();
-    assert!(
-        text.contains("steer_attempts_total{provider=\"xai\",outcome=\"success\"} 1"),
-        "{text}"
-    );
-    assert!(text
-        .contains("steer_final_failures_total{provider=\"xai\",category=\"invalid_request\"} 1"));
+    for line in [
+        r#"steer_attempts_total{provider="xai",model="grok-3-mini",outcome="success"} 1"#,
+        r#"steer_requests_total{provider="xai",model="grok-3-mini",outcome="invalid_request"} 1"#,
+        r#"steer_attempt_duration_seconds_count{provider="xai",model="grok-3-mini",outcome="success"} 1"#,
+        r#"steer_tokens_total{provider="xai",model="grok-3-mini",token_type="input"}"#,
+    ] {
+        assert!(text.contains(line), "{line} not in\n{text}");
+    }
     let json: serde_json::Value = http
         .get(format!("http://{addr}/reliability"))
         .send()

@@ -15,6 +15,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use crate::breaker::{CallOutcome, PermitLease, Rejection};
 use crate::failure::{Category, Failure};
+use crate::meters::{rejection_name, GaugeGuard, TargetLabels};
 use crate::provider::ProviderActors;
 use crate::request::RequestSpec;
 use crate::retry::{
@@ -33,7 +34,8 @@ pub enum Stop {
 }
 
 /// What every request actor holds for the loop: what it may do, where it stands,
-/// its provider's actors, its span, its last failure and its in-flight slot.
+/// its provider's actors, its spans and metric labels, its last failure and its
+/// in-flight slot.
 pub struct RequestCore {
     /// What the request may do.
     pub spec: RequestSpec,
@@ -43,6 +45,14 @@ pub struct RequestCore {
     pub actors: Arc<ProviderActors>,
     /// The request's tracing span.
     pub span: tracing::Span,
+    /// The span of the attempt in flight (a child of `span`), if any.
+    pub attempt_span: tracing::Span,
+    /// The request's metric labels (its provider and bounded model label).
+    pub labels: TargetLabels,
+    /// When the request started (its duration is measured from here).
+    pub started: tokio::time::Instant,
+    /// When the attempt in flight started.
+    pub attempt_started: tokio::time::Instant,
     /// The failure before the current attempt, if any. Boxed: it is rare, and it
     /// keeps the actor small (a request actor's task stays under the allocator's
     /// large-chunk size, measured in BENCHMARKS.md).
@@ -51,6 +61,8 @@ pub struct RequestCore {
     pub in_flight: bool,
     /// The caller's in-flight slot, freed when the actor goes.
     pub admission: Option<OwnedSemaphorePermit>,
+    /// Counts the request in flight at its provider while it lives.
+    in_flight_gauge: GaugeGuard,
 }
 
 impl RequestCore {
@@ -61,14 +73,61 @@ impl RequestCore {
         span: tracing::Span,
         admission: Option<OwnedSemaphorePermit>,
     ) -> Self {
+        let now = tokio::time::Instant::now();
         RequestCore {
             progress: Progress::new(spec.deadline),
+            labels: actors.meters.target(&spec.provider, &spec.model),
+            in_flight_gauge: actors.meters.in_flight(&spec.provider),
             spec,
             actors,
             span,
+            attempt_span: tracing::Span::none(),
+            started: now,
+            attempt_started: now,
             last_failure: None,
             in_flight: false,
             admission,
+        }
+    }
+
+    /// Moves the request to another provider and model (a failover): its actors,
+    /// labels and in-flight count go there, and its retries start afresh within
+    /// what is left of its deadline.
+    pub fn retarget(&mut self, actors: Arc<ProviderActors>, provider: &str, model: &str) {
+        let time_left = self.progress.time_left();
+        self.spec.provider = Arc::from(provider);
+        self.spec.model = Arc::from(model);
+        self.labels = actors.meters.target(provider, model);
+        self.in_flight_gauge = actors.meters.in_flight(provider);
+        self.actors = actors;
+        self.progress = Progress::new(time_left);
+    }
+
+    /// Counts a new attempt and opens its span (a child of the request's, with
+    /// the attempt number and the resend count of the OpenTelemetry HTTP
+    /// conventions); returns the attempt number.
+    pub fn begin_attempt(&mut self) -> u32 {
+        let attempt = self.progress.start_attempt();
+        self.attempt_started = tokio::time::Instant::now();
+        self.attempt_span = tracing::info_span!(
+            parent: &self.span,
+            "steer.attempt",
+            steer.attempt = attempt,
+            http.request.resend_count = attempt.saturating_sub(1),
+            error.type = tracing::field::Empty,
+            steer.retry.delay_ms = tracing::field::Empty,
+        );
+        attempt
+    }
+
+    /// The attempt in flight ended with `outcome` (`success`, `cancelled`, or the
+    /// failure's category): counted and timed, its span closed with the outcome
+    /// as `error.type` unless it succeeded.
+    pub fn end_attempt(&mut self, outcome: &'static str) {
+        let elapsed = self.attempt_started.elapsed();
+        self.actors.meters.attempt(&self.labels, outcome, elapsed);
+        if outcome != "success" {
+            self.attempt_span.record("error.type", outcome);
         }
     }
 
@@ -136,6 +195,9 @@ fn rejected<A: AttemptLoop>(act: &mut A, rejection: Rejection, ctx: &mut Context
             return;
         }
     }
+    let core = act.core();
+    core.actors.meters.rejection(&core.labels, &rejection);
+    tracing::info!(parent: &core.span, rejection = rejection_name(&rejection), "steer.breaker.rejected");
     act.stop(Stop::Rejected(rejection), ctx);
 }
 
@@ -159,7 +221,13 @@ pub fn retry_or_give_up<A: AttemptLoop>(
     ctx.spawn(
         actix::fut::wrap_future(ask).map(move |decision, act: &mut A, ctx| match decision {
             Ok(Decision::Retry { delay, .. }) => retry_after(act, failure, delay, ctx),
-            Ok(Decision::GiveUp(reason)) => act.give_up(failure, reason, raw, ctx),
+            Ok(Decision::GiveUp(reason)) => {
+                if reason == GiveUp::BudgetExhausted {
+                    let core = act.core();
+                    core.actors.meters.budget_rejection(&core.labels);
+                }
+                act.give_up(failure, reason, raw, ctx)
+            }
             Err(_) => act.stop(Stop::Internal("the retry coordinator is gone"), ctx),
         }),
     );
@@ -173,6 +241,12 @@ fn retry_after<A: AttemptLoop>(
 ) {
     let core = act.core();
     core.progress.backed_off(delay);
+    core.actors
+        .meters
+        .retry(&core.labels, failure.category.as_str(), delay);
+    let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+    core.attempt_span.record("steer.retry.delay_ms", delay_ms);
+    core.attempt_span = tracing::Span::none();
     core.last_failure = Some(Box::new(failure));
     act.retrying(ctx);
     ctx.run_later(delay, next_attempt);
@@ -182,6 +256,11 @@ fn retry_after<A: AttemptLoop>(
 /// then if it never reported before.
 pub fn report_end<A: AttemptLoop>(act: &mut A, end: RequestEnd) {
     let core = act.core();
+    core.attempt_span = tracing::Span::none();
+    let outcome = end.outcome();
+    core.actors
+        .meters
+        .request(&core.labels, outcome, core.started.elapsed());
     let first_report = core.progress.first_report();
     core.actors
         .coordinator
@@ -198,6 +277,7 @@ pub fn deadline_cut<A: AttemptLoop>(act: &mut A, lease: Option<PermitLease>, ctx
     }
     let core = act.core();
     core.in_flight = false;
+    core.end_attempt(Category::DeadlineExceeded.as_str());
     core.actors.coordinator.do_send(AttemptAbandoned {
         outcome: Category::DeadlineExceeded.as_str(),
     });
@@ -208,6 +288,7 @@ pub fn deadline_cut<A: AttemptLoop>(act: &mut A, lease: Option<PermitLease>, ctx
 /// is counted as abandoned, then the request as cancelled.
 pub fn report_cancelled<A: AttemptLoop>(act: &mut A) {
     if act.core().in_flight {
+        act.core().end_attempt("cancelled");
         act.core()
             .actors
             .coordinator

@@ -10,7 +10,8 @@
 //!
 //! - [`breaker`]: the circuit breaker state machine and its actor, one per provider.
 //! - [`retry`]: retry policy, backoff, budget, and the RetryCoordinator actor.
-//! - [`metrics`]: per-provider counters and their Prometheus rendering.
+//! - [`metrics`]: per-provider counters (the snapshot); [`meters`]: the
+//!   Prometheus families (histograms, counters, gauges) of a client.
 //! - [`provider`]: a provider's two actors, as its requests hold them.
 //! - [`request`]: the supervised request actor, and [`attempt_loop`]: the steps
 //!   around its attempts, shared with the stream actor.
@@ -23,6 +24,7 @@ pub mod attempt_loop;
 pub mod breaker;
 pub mod clock;
 pub mod failure;
+pub mod meters;
 pub mod metrics;
 pub mod partials;
 pub mod provider;

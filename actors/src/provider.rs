@@ -7,6 +7,7 @@ use std::sync::Arc;
 use actix::{Addr, ArbiterHandle};
 
 use crate::breaker::{BreakerRef, CircuitBreaker};
+use crate::meters::Meters;
 use crate::retry::RetryCoordinator;
 
 /// A provider's CircuitBreaker and RetryCoordinator.
@@ -16,20 +17,25 @@ pub struct ProviderActors {
     pub breaker: BreakerRef,
     /// The retry coordinator.
     pub coordinator: Addr<RetryCoordinator>,
+    /// The client's metric families, which its requests record into.
+    pub meters: Meters,
 }
 
 impl ProviderActors {
-    /// Starts `breaker` and `coordinator` on `arbiter`, each under a supervisor. A request actor placed on
-    /// the same arbiter exchanges its messages with them without crossing threads.
+    /// Starts `breaker` and `coordinator` on `arbiter`, each under a supervisor,
+    /// recording into `meters`. A request actor placed on the same arbiter
+    /// exchanges its messages with them without crossing threads.
     pub fn start(
         arbiter: &ArbiterHandle,
         breaker: CircuitBreaker,
         coordinator: RetryCoordinator,
+        meters: Meters,
     ) -> Arc<Self> {
         Arc::new(ProviderActors {
-            breaker: BreakerRef::start(breaker, arbiter),
+            breaker: BreakerRef::start(breaker.with_meters(meters.clone()), arbiter),
             // Supervised: restarted at the same address if a handler fails.
             coordinator: actix::Supervisor::start_in_arbiter(arbiter, move |_| coordinator),
+            meters,
         })
     }
 }

@@ -119,15 +119,17 @@ pub struct RequestActor<T: Send + 'static, E: Send + 'static> {
 }
 
 impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
-    /// A request actor; `admission` (the caller's in-flight slot) is held until it stops.
+    /// A request actor; `admission` (the caller's in-flight slot) is held until it
+    /// stops. Its attempts' spans are children of `span` (the caller's request
+    /// span; `tracing::Span::none()` for none).
     pub fn new(
         spec: RequestSpec,
         actors: Arc<ProviderActors>,
         attempt: AttemptFn<T, E>,
         reply: oneshot::Sender<RequestResult<T, E>>,
         admission: Option<OwnedSemaphorePermit>,
+        span: tracing::Span,
     ) -> Self {
-        let span = tracing::info_span!("steer.request", request_id = %spec.request_id, provider = %spec.provider);
         RequestActor {
             core: RequestCore::new(spec, actors, span, admission),
             attempt,
@@ -161,7 +163,7 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
     }
 
     fn run(&mut self, lease: Option<PermitLease>, ctx: &mut Context<Self>) {
-        let attempt = self.core.progress.start_attempt();
+        let attempt = self.core.begin_attempt();
         let limit = self
             .core
             .progress
@@ -169,7 +171,7 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
         let timeout = limit.map(|l| l.duration);
         let deadline_bound = limit.is_some_and(|l| l.by_deadline);
         let future = (self.attempt)(attempt);
-        let span = self.core.span.clone();
+        let span = self.core.attempt_span.clone();
         let run = async move {
             let started = tokio::time::Instant::now();
             let guarded = AssertUnwindSafe(future).catch_unwind();
@@ -199,6 +201,7 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
     ) {
         let (failure, raw) = match outcome {
             Some(Ok(Ok(value))) => {
+                self.core.end_attempt("success");
                 if let Some(l) = lease {
                     l.report(CallOutcome::Success { elapsed });
                 }
@@ -213,6 +216,7 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
                 if let Some(l) = lease {
                     l.report(CallOutcome::Neutral);
                 }
+                self.core.end_attempt("panicked");
                 let message = crate::supervise::panic_message(panic.as_ref());
                 tracing::error!(parent: &self.core.span, %message, "attempt panicked");
                 let attempts = self.core.progress.attempts();
@@ -229,6 +233,7 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
                 (f, None)
             }
         };
+        self.core.end_attempt(failure.category.as_str());
         report_failure(
             lease,
             &self.core.actors.breaker,

@@ -481,6 +481,7 @@ pub(crate) async fn generate(
             .unwrap_or_else(|| req.model.model().to_string()),
         request_id: req.request_id.clone(),
         provider_request_id,
+        response_id: parsed.id,
     })
 }
 

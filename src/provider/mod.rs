@@ -47,7 +47,7 @@ pub type EventStream = Pin<Box<dyn Stream<Item = Result<StreamEvent, ProviderErr
 ///         Ok(ChatResponse {
 ///             text, finish_reason: FinishReason::Stop, usage: Usage::default(),
 ///             provider: "echo".into(), model: req.model.model().into(),
-///             request_id: req.request_id.clone(), provider_request_id: None,
+///             request_id: req.request_id.clone(), provider_request_id: None, response_id: None,
 ///             tool_calls: Vec::new(), route: Vec::new(), rate_limit: Default::default(),
 ///         })
 ///     }

@@ -24,11 +24,13 @@ use super::route::RouteActor;
 use super::stream::{Resolve, SteerStream, StreamActor, StreamRoute, StreamSettings};
 use super::system::Arbiters;
 use super::target_load::{Load, TargetLoad};
+use super::trace;
 use super::MetricsSnapshot;
 use crate::classify::classify;
 use crate::error::{Error, ProviderError};
 use crate::model::{ChatRequest, ChatResponse, ModelId, RequestId};
 use crate::provider::{Provider, Providers};
+use steer_actors::meters::Meters;
 use steer_actors::partials::{GetPartial, PartialResponse, PartialStore};
 
 /// What happens when `max_in_flight` requests are already running.
@@ -90,6 +92,10 @@ struct Inner {
     groups: BTreeMap<String, Group>,
     /// The load of every target of every group (fixed at build: no lock to read).
     loads: Arc<std::collections::HashMap<ModelId, Arc<TargetLoad>>>,
+    /// The client's metric families.
+    meters: Meters,
+    /// Whether spans record prompt and reply text.
+    record_content: bool,
     // Last: stopping the arbiters after the addresses are gone.
     _arbiters: Arbiters,
 }
@@ -156,6 +162,7 @@ pub struct ClientBuilder {
     seed: u64,
     stream: StreamDefaults,
     groups: BTreeMap<String, Group>,
+    record_content: bool,
 }
 
 impl Default for ClientBuilder {
@@ -175,6 +182,7 @@ impl Default for ClientBuilder {
             seed: 0x5ee7,
             stream: StreamDefaults::default(),
             groups: BTreeMap::new(),
+            record_content: false,
         }
     }
 }
@@ -259,6 +267,13 @@ impl ClientBuilder {
         self.groups.insert(name.to_string(), group);
         self
     }
+    /// Whether request spans record the prompt (`gen_ai.input.messages`) and the
+    /// reply (`gen_ai.output.messages`). Off by default: traces often leave the
+    /// service, and prompts hold what users typed.
+    pub fn record_content(mut self, on: bool) -> Self {
+        self.record_content = on;
+        self
+    }
     /// Seed of the backoff jitter (fixed seeds make schedules reproducible).
     pub fn jitter_seed(mut self, seed: u64) -> Self {
         self.seed = seed;
@@ -288,6 +303,7 @@ impl ClientBuilder {
                 .unwrap_or(1)
         });
         let arbiters = Arbiters::new(count)?;
+        let meters = Meters::new();
         let mut handles = BTreeMap::new();
         for (i, name) in self.providers.names().into_iter().enumerate() {
             let provider = self.providers.get(&name)?;
@@ -300,6 +316,7 @@ impl ClientBuilder {
                 &arbiter,
                 CircuitBreaker::new(&name, breaker_config),
                 RetryCoordinator::new(policy, budget, seed),
+                meters.clone(),
             );
             handles.insert(
                 name,
@@ -339,6 +356,8 @@ impl ClientBuilder {
                         .collect(),
                 ),
                 groups: self.groups,
+                meters,
+                record_content: self.record_content,
                 _arbiters: arbiters,
             }),
         })
@@ -397,6 +416,37 @@ impl Client {
         if req.model.provider() == GROUP_PROVIDER {
             return self.generate_in_group(req, options).await;
         }
+        let record_content = self.inner.record_content;
+        let span = trace::request_span(&req, trace::Kind::Generate, record_content);
+        let target = req.model.clone();
+        let result = self.generate_at(req, options, span.clone()).await;
+        match &result {
+            Ok(reply) => {
+                trace::record_response(&span, reply, record_content);
+                self.count_tokens(&target, reply);
+            }
+            Err(e) => trace::record_error(&span, e),
+        }
+        result
+    }
+
+    /// Counts a reply's tokens at the provider and model it was asked of.
+    fn count_tokens(&self, target: &ModelId, reply: &ChatResponse) {
+        let labels = self.inner.meters.target(target.provider(), target.model());
+        self.inner.meters.tokens(
+            &labels,
+            reply.usage.prompt_tokens,
+            reply.usage.completion_tokens,
+        );
+    }
+
+    /// A request to one provider, its attempts under `span`.
+    async fn generate_at(
+        &self,
+        req: ChatRequest,
+        options: GenerateOptions,
+        span: tracing::Span,
+    ) -> Result<ChatResponse, Error> {
         let handle = self.handle(req.model.provider())?;
         handle.check(&req)?;
         let admission = self.admit().await?;
@@ -419,6 +469,7 @@ impl Client {
             attempt,
             tx,
             Some(admission),
+            span,
         ));
         let mut guard = CancelOnDrop(Some(addr));
         let reply = rx.await;
@@ -529,6 +580,7 @@ impl Client {
             first_token_timeout: options.first_token_timeout.or(d.first_token_timeout),
             idle_timeout: options.idle_timeout.or(d.idle_timeout),
             continuation: options.continuation.unwrap_or(d.continuation),
+            record_content: self.inner.record_content,
         };
         let (stream, tx, consumer_gone) = SteerStream::channel();
         let provider = handle.provider.clone();
@@ -710,6 +762,19 @@ impl Client {
             .breaker()
             .do_send(ResetBreaker { model: t.model });
         Ok(())
+    }
+
+    /// The client's metric families (latency histograms, counters, gauges), to
+    /// add to a service's own `prometheus_client` registry with
+    /// [`Meters::register`].
+    pub fn meters(&self) -> &Meters {
+        &self.inner.meters
+    }
+
+    /// The client's metrics in the Prometheus text format (what `GET /metrics`
+    /// serves).
+    pub fn prometheus_text(&self) -> String {
+        self.inner.meters.encode()
     }
 
     /// Every provider's breaker status and counters.

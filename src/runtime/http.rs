@@ -11,15 +11,15 @@ use axum::routing::get;
 use super::Client;
 
 async fn metrics(State(client): State<Client>) -> Response {
-    match client.metrics().await {
-        Ok(snapshot) => (
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-            snapshot.to_prometheus(),
-        )
-            .into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
-    }
+    (
+        [(header::CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE)],
+        client.prometheus_text(),
+    )
+        .into_response()
 }
+
+/// The content type of [`Client::prometheus_text`]: Prometheus text, version 0.0.4.
+pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 async fn reliability(State(client): State<Client>) -> Response {
     match client.metrics().await {

@@ -17,6 +17,7 @@ mod stream;
 mod stream_calls;
 mod system;
 mod target_load;
+pub mod trace;
 
 pub use client::{Client, ClientBuilder, Overload};
 pub use continuation::Continuation;
@@ -25,7 +26,7 @@ pub use options::GenerateOptions;
 pub use steer_actors::breaker::{
     BreakerStats, BreakerStatus, Rejection, TransitionEvent, TransitionReason,
 };
-pub use steer_actors::metrics::render_prometheus;
+pub use steer_actors::meters::Meters;
 pub use steer_actors::partials::PartialResponse;
 pub use stream::SteerStream;
 
@@ -37,11 +38,6 @@ pub struct MetricsSnapshot {
 }
 
 impl MetricsSnapshot {
-    /// The snapshot in the Prometheus text exposition format.
-    pub fn to_prometheus(&self) -> String {
-        render_prometheus(&self.providers)
-    }
-
     /// The report of one provider.
     pub fn provider(&self, name: &str) -> Option<&steer_actors::ProviderReport> {
         self.providers.iter().find(|r| r.provider == name)

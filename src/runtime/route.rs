@@ -29,6 +29,8 @@ pub(crate) struct RouteActor {
     deadline: Option<tokio::time::Instant>,
     waited: bool,
     reply: Option<oneshot::Sender<Result<ChatResponse, Error>>>,
+    /// The group request's span: each leg's request span is its child.
+    span: tracing::Span,
 }
 
 impl RouteActor {
@@ -41,7 +43,15 @@ impl RouteActor {
         deadline: Option<Duration>,
         reply: oneshot::Sender<Result<ChatResponse, Error>>,
     ) -> Self {
+        let span = tracing::info_span!(
+            "steer.route",
+            otel.name = %format_args!("chat group/{name}"),
+            steer.group = %name,
+            steer.request_id = %request.request_id,
+            error.type = tracing::field::Empty,
+        );
         RouteActor {
+            span,
             client,
             name,
             group,
@@ -57,6 +67,9 @@ impl RouteActor {
     }
 
     fn finish(&mut self, result: Result<ChatResponse, Error>, ctx: &mut Context<Self>) {
+        if let Err(e) = &result {
+            self.span.record("error.type", e.kind());
+        }
         if let Some(tx) = self.reply.take() {
             let _ = tx.send(result);
         }
@@ -90,6 +103,11 @@ impl RouteActor {
                 None => return self.exhausted(ctx),
             },
         };
+        if let Some(last) = self.steps.last() {
+            let to = target.to_string();
+            tracing::info!(parent: &self.span, from = %last.target, to = %to, "steer.failover");
+            self.client.meters().failover(&self.name, &last.target, &to);
+        }
         self.tried.push(target.clone());
         let mut leg = self.request.clone();
         leg.model = target.clone();
@@ -114,7 +132,7 @@ impl RouteActor {
             result
         };
         ctx.spawn(
-            actix::fut::wrap_future(run)
+            actix::fut::wrap_future(tracing::Instrument::instrument(run, self.span.clone()))
                 .map(move |result, act: &mut Self, ctx| act.on_leg(target, result, ctx)),
         );
     }

@@ -17,6 +17,7 @@ use futures::SinkExt;
 use futures::{FutureExt, Stream, StreamExt};
 use steer_actors::attempt_loop::{self, AttemptLoop, RequestCore, Stop};
 use steer_actors::breaker::{report_failure, CallOutcome, PermitLease};
+use steer_actors::meters::GaugeGuard;
 use steer_actors::partials::{PartialResponse, PartialStore, StorePartial};
 use steer_actors::request::RequestSpec;
 use steer_actors::retry::{AttemptAbandoned, GiveUp, RequestEnd};
@@ -30,6 +31,7 @@ use super::continuation::{
 };
 use super::group::{after_failure, earliest_back, recovery_wait, Group, Move};
 use super::stream_calls::StreamCalls;
+use super::trace;
 use crate::classify::classify;
 use crate::error::{Error, FailedRequest, ProviderError};
 use crate::model::{ChatRequest, FinishReason, ModelId, RouteStep, StreamEvent, Usage};
@@ -59,6 +61,8 @@ pub(crate) struct StreamSettings {
     pub first_token_timeout: Option<Duration>,
     pub idle_timeout: Option<Duration>,
     pub continuation: Continuation,
+    /// Whether the span records prompt and reply text.
+    pub record_content: bool,
 }
 
 type Item = Result<StreamEvent, Error>;
@@ -143,6 +147,13 @@ pub(crate) struct StreamActor {
     route: Option<Box<StreamRoute>>,
     /// A grouped stream counts as in flight at its current target.
     in_flight_at: Option<super::target_load::InFlight>,
+    /// Counts the stream open at its provider while it lives.
+    open_gauge: GaugeGuard,
+    /// When the first content reached the consumer, from the stream's start.
+    first_content: Option<Duration>,
+    /// The finish reason of the completed stream.
+    finish_reason: Option<FinishReason>,
+    record_content: bool,
 }
 
 impl StreamActor {
@@ -157,13 +168,15 @@ impl StreamActor {
         consumer_gone: oneshot::Receiver<()>,
         admission: OwnedSemaphorePermit,
     ) -> Self {
-        let span = tracing::info_span!("steer.stream", request_id = %original.request_id, provider = %provider.name());
         let StreamSettings {
             spec,
             first_token_timeout,
             idle_timeout,
             continuation,
+            record_content,
         } = settings;
+        let span = trace::request_span(&original, trace::Kind::Stream, record_content);
+        let open_gauge = actors.meters.open_stream(provider.name());
         let strategy = strategy_for(continuation, provider.name(), original.model.model());
         StreamActor {
             core: RequestCore::new(spec, actors, span, Some(admission)),
@@ -187,6 +200,10 @@ impl StreamActor {
             done: false,
             route: None,
             in_flight_at: None,
+            open_gauge,
+            first_content: None,
+            finish_reason: None,
+            record_content,
         }
     }
 
@@ -224,7 +241,12 @@ impl StreamActor {
         }
         match pick_next(&mut route, forced) {
             Some((target, provider, actors)) => {
-                tracing::debug!(parent: &self.core.span, group = %route.name, from = %current, to = %target, "stream fails over");
+                tracing::info!(parent: &self.core.span, group = %route.name, from = %current, to = %target, "steer.failover");
+                self.core.actors.meters.failover(
+                    &route.name,
+                    &current.to_string(),
+                    &target.to_string(),
+                );
                 // The leg ends at its target (its coordinator counts it there).
                 attempt_loop::report_end(self, end);
                 self.switch(route, target, provider, actors, ctx);
@@ -281,12 +303,10 @@ impl StreamActor {
         actors: Arc<ProviderActors>,
         ctx: &mut Context<Self>,
     ) {
-        let time_left = self.core.progress.time_left();
+        self.open_gauge = actors.meters.open_stream(provider.name());
         self.provider = provider;
-        self.core.actors = actors;
-        self.core.spec.provider = Arc::from(target.provider());
-        self.core.spec.model = Arc::from(target.model());
-        self.core.progress = steer_actors::retry::Progress::new(time_left);
+        self.core
+            .retarget(actors, target.provider(), target.model());
         self.lease = None;
         let mut original = self.original.as_ref().clone();
         original.model = target.clone();
@@ -327,6 +347,7 @@ impl StreamActor {
             return;
         }
         self.done = true;
+        self.record_end(error.as_ref(), end);
         attempt_loop::report_end(self, end);
         let store = error.as_ref().and_then(|_| self.partial_record());
         let partials = self.partials.clone();
@@ -341,6 +362,34 @@ impl StreamActor {
                 }
             })
             .map(|_, _: &mut Self, ctx: &mut Context<Self>| ctx.stop()),
+        );
+    }
+
+    /// Records how the stream ended on its span and meters: its outcome, time to
+    /// first content, finish reason and tokens.
+    fn record_end(&mut self, error: Option<&Error>, end: RequestEnd) {
+        let span = &self.core.span;
+        let usage = self.total_usage();
+        match error {
+            Some(e) => trace::record_error(span, e),
+            None => {
+                span.record("gen_ai.response.model", self.original.model.model());
+                let finish = self.finish_reason.clone().unwrap_or(FinishReason::Stop);
+                trace::record_end(span, &finish, usage);
+                if self.record_content {
+                    span.record("gen_ai.output.messages", self.checkpoint.text.as_str());
+                }
+            }
+        }
+        let outcome = end.outcome();
+        let meters = &self.core.actors.meters;
+        if let Some(first) = self.first_content {
+            meters.first_token(&self.core.labels, outcome, first);
+        }
+        meters.tokens(
+            &self.core.labels,
+            usage.prompt_tokens,
+            usage.completion_tokens,
         );
     }
 
@@ -371,7 +420,7 @@ impl StreamActor {
     }
 
     fn open(&mut self, lease: Option<PermitLease>, ctx: &mut Context<Self>) {
-        self.core.progress.start_attempt();
+        self.core.begin_attempt();
         self.attempt_usage = None;
         self.attempt_deltas = 0;
         let continuing = self.delivered_anything();
@@ -409,7 +458,7 @@ impl StreamActor {
         ctx.spawn(
             actix::fut::wrap_future(tracing::Instrument::instrument(
                 connect,
-                self.core.span.clone(),
+                self.core.attempt_span.clone(),
             ))
             .map(move |opened, act: &mut Self, ctx| match opened {
                 Some(Ok(Ok(stream))) => act.pump(stream, ctx),
@@ -504,6 +553,9 @@ impl StreamActor {
             return false;
         }
         out.append(&mut self.pending_seam);
+        if self.first_content.is_none() {
+            self.first_content = Some(self.core.started.elapsed());
+        }
         let offset = self.checkpoint.deliver(&text);
         out.push(StreamEvent::TextDelta { text, offset });
         true
@@ -512,6 +564,7 @@ impl StreamActor {
     /// The stream ends at the token limit: what the consumer has is the whole
     /// reply `max_tokens` allows.
     fn complete_at_limit(&mut self, out: &mut Vec<StreamEvent>) {
+        self.finish_reason = Some(FinishReason::Length);
         if self.attempt_usage.is_none() {
             self.attempt_usage = Some(Usage::new(0, self.attempt_deltas));
         }
@@ -601,6 +654,7 @@ impl StreamActor {
                         steps.push(RouteStep::answered(&self.original.model));
                         out.push(StreamEvent::Route { steps });
                     }
+                    self.finish_reason = Some(finish_reason.clone());
                     out.push(StreamEvent::Complete {
                         finish_reason,
                         usage: Some(total),
@@ -637,6 +691,7 @@ impl StreamActor {
                 }
                 if complete {
                     act.core.in_flight = false;
+                    act.core.end_attempt("success");
                     if let Some(lease) = act.lease.take() {
                         lease.report(CallOutcome::Success {
                             elapsed: Duration::ZERO,
@@ -695,6 +750,7 @@ impl StreamActor {
         ctx: &mut Context<Self>,
     ) {
         self.core.in_flight = false;
+        self.core.end_attempt(failure.category.as_str());
         failure.request_id = Some(self.original.request_id.to_string());
         // Usage adds up across attempts; a broken attempt that reported none is
         // counted by its deltas.
@@ -721,6 +777,7 @@ impl StreamActor {
             self.core.actors.coordinator.do_send(AttemptAbandoned {
                 outcome: failure.category.as_str(),
             });
+            self.finish_reason = Some(FinishReason::Length);
             let out = vec![StreamEvent::Complete {
                 finish_reason: FinishReason::Length,
                 usage: Some(self.total_usage()),
@@ -772,17 +829,21 @@ impl StreamActor {
             self.checkpoint = Checkpoint::default();
             self.calls.reset();
             self.pending_seam.clear();
-            let restarted = StreamEvent::Restarted {
-                attempt: self.core.progress.attempts() + 1,
-            };
+            let attempt = self.core.progress.attempts().saturating_add(1);
+            tracing::info!(parent: &self.core.span, attempt, "steer.stream.restarted");
+            let restarted = StreamEvent::Restarted { attempt };
             let mut tx = self.tx.clone();
             ctx.spawn(actix::fut::wrap_future(async move {
                 let _ = tx.send(vec![Ok(restarted)]).await;
             }));
         } else {
+            let attempt = self.core.progress.attempts().saturating_add(1);
+            let offset = self.checkpoint.chars;
+            tracing::info!(parent: &self.core.span, attempt, offset, "steer.stream.resumed");
+            self.core.actors.meters.resumption(&self.core.labels);
             self.pending_seam = vec![StreamEvent::Resumed {
-                attempt: self.core.progress.attempts().saturating_add(1),
-                offset: self.checkpoint.chars,
+                attempt,
+                offset,
                 provider: self.provider.name().to_string(),
             }];
             if let Some(index) = self.calls.interrupted() {

@@ -292,6 +292,8 @@ struct ResponseBody {
     #[serde(default, rename = "type")]
     kind: Option<String>,
     #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
     model: Option<String>,
     /// Required: a body without it is not a reply.
     content: Vec<ContentBlock>,
@@ -371,6 +373,7 @@ pub fn parse_response(body: &[u8]) -> Result<Parsed, DecodeError> {
             .unwrap_or_else(|| FinishReason::Other("missing".into())),
         usage,
         model: parsed.model,
+        id: parsed.id,
     })
 }
 

@@ -342,6 +342,9 @@ impl From<WireUsage> for Usage {
 /// A non-streaming response body.
 #[derive(Debug, Deserialize)]
 pub struct ResponseBody {
+    /// The response's id (`chatcmpl-...`).
+    #[serde(default)]
+    pub id: Option<String>,
     /// The model that answered.
     #[serde(default)]
     pub model: Option<String>,
@@ -405,6 +408,8 @@ pub struct Parsed {
     pub usage: Usage,
     /// The model that answered, when named.
     pub model: Option<String>,
+    /// The response's id, when sent.
+    pub id: Option<String>,
     /// The tool calls, in order.
     pub tool_calls: Vec<ToolCall>,
 }
@@ -442,6 +447,7 @@ pub fn parse_response(body: &[u8]) -> Result<Parsed, DecodeError> {
             .unwrap_or_else(|| FinishReason::Other("missing".into())),
         usage: parsed.usage.map(Usage::from).unwrap_or_default(),
         model: parsed.model,
+        id: parsed.id,
     })
 }
 

@@ -22,6 +22,7 @@ use super::state::{
     Breaker, BreakerConfig, BreakerState, BreakerStats, CallOutcome, Permit, Rejection, Transition,
     TransitionReason,
 };
+use crate::meters::Meters;
 
 #[cfg(test)]
 mod tests;
@@ -68,6 +69,8 @@ pub struct CircuitBreaker {
     subscribers: Vec<(Option<String>, Recipient<TransitionEvent>)>,
     endpoint_gate: AdmissionGate,
     gates: GateMap,
+    /// Where transitions and pauses are counted.
+    meters: Meters,
 }
 
 impl CircuitBreaker {
@@ -81,9 +84,17 @@ impl CircuitBreaker {
             subscribers: Vec::new(),
             endpoint_gate: AdmissionGate::new(),
             gates: GateMap::default(),
+            meters: Meters::new(),
         };
         breaker.sync_endpoint_gate();
         breaker
+    }
+
+    /// Counts transitions and pauses into `meters` (else into families of its own).
+    pub fn with_meters(mut self, meters: Meters) -> Self {
+        meters.breaker_state(&self.provider, None, self.endpoint.state());
+        self.meters = meters;
+        self
     }
 
     /// Publishes whether calls may pass the endpoint without asking.
@@ -137,6 +148,8 @@ impl CircuitBreaker {
         let gate = AdmissionGate::new();
         let breaker = Breaker::new(self.config.clone());
         gate.publish(breaker.admits_all(now()));
+        self.meters
+            .breaker_state(&self.provider, Some(&key), breaker.state());
         self.models.insert(
             key.clone(),
             ModelBreaker {
@@ -173,6 +186,8 @@ impl CircuitBreaker {
         }
         tracing::info!(provider = %self.provider, model = model.as_deref().unwrap_or("*endpoint*"),
             from = ?t.from, to = ?t.to, reason = ?t.reason, "breaker transition");
+        self.meters
+            .transition(&self.provider, model.as_deref(), t.from, t.to);
         if let Some(open_for) = t.open_for {
             let generation = t.generation;
             let key = model.clone();
@@ -537,6 +552,7 @@ impl CircuitBreaker {
             return;
         }
         m.gate.publish(m.breaker.admits_all(now));
+        self.meters.pause(&provider, &key, wait);
         // The gate opens again when the pause ends: one timer a model, moved when
         // a pause ends later (a shorter one changes nothing).
         let until = m.breaker.paused_until(now);

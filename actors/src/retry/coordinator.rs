@@ -149,6 +149,19 @@ pub enum RequestEnd {
     Cancelled,
 }
 
+impl RequestEnd {
+    /// The word the end is counted under: `success`, the failure's category,
+    /// `breaker_rejected` or `cancelled`.
+    pub fn outcome(self) -> &'static str {
+        match self {
+            RequestEnd::Succeeded { .. } => "success",
+            RequestEnd::Failed { category } => category.as_str(),
+            RequestEnd::Rejected => "breaker_rejected",
+            RequestEnd::Cancelled => "cancelled",
+        }
+    }
+}
+
 impl Handler<RequestFinished> for RetryCoordinator {
     type Result = ();
 

@@ -1,0 +1,149 @@
+//! The span of a request, in the OpenTelemetry semantic conventions for
+//! generative AI: a user with `tracing-opentelemetry` gets standard GenAI client
+//! spans (`chat gpt-4o`, kind client, `gen_ai.*` attributes) without a mapping.
+//!
+//! One span per request (`steer.request`, or `steer.stream` for a stream); each
+//! attempt is a child span (`steer.attempt`, from the actors crate) carrying its
+//! number, `http.request.resend_count` and, when it failed, `error.type` (the
+//! failure's category). Resumptions, failovers and breaker rejections are events
+//! on the request span. Prompt and reply text are recorded
+//! (`gen_ai.input.messages`, `gen_ai.output.messages`) only when the client was
+//! built with [`record_content`](super::ClientBuilder::record_content).
+
+use tracing::field::Empty;
+use tracing::Span;
+
+use crate::error::Error;
+use crate::model::{ChatRequest, ChatResponse, FinishReason, Usage};
+
+/// The vendor as the GenAI conventions name it (`gen_ai.provider.name`), from the
+/// provider's registered name: `openai`, `anthropic`, `x_ai`, else the name itself.
+pub fn provider_name(registered: &str) -> &str {
+    match registered {
+        "xai" => "x_ai",
+        other => other,
+    }
+}
+
+/// What a request's span is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Generate,
+    Stream,
+}
+
+/// The span of one request to `provider` (its registered name).
+pub(crate) fn request_span(req: &ChatRequest, kind: Kind, record_content: bool) -> Span {
+    let model = req.model.model();
+    let provider = req.model.provider();
+    let span = match kind {
+        Kind::Generate => tracing::info_span!(
+            "steer.request",
+            otel.name = %format_args!("chat {model}"),
+            otel.kind = "client",
+            otel.status_code = Empty,
+            gen_ai.operation.name = "chat",
+            gen_ai.provider.name = provider_name(provider),
+            gen_ai.request.model = model,
+            gen_ai.request.max_tokens = Empty,
+            gen_ai.request.temperature = Empty,
+            gen_ai.request.stop_sequences = Empty,
+            gen_ai.response.model = Empty,
+            gen_ai.response.id = Empty,
+            gen_ai.response.finish_reasons = Empty,
+            gen_ai.usage.input_tokens = Empty,
+            gen_ai.usage.output_tokens = Empty,
+            gen_ai.input.messages = Empty,
+            gen_ai.output.messages = Empty,
+            error.type = Empty,
+            steer.request_id = %req.request_id,
+            steer.provider = provider,
+        ),
+        Kind::Stream => tracing::info_span!(
+            "steer.stream",
+            otel.name = %format_args!("chat {model}"),
+            otel.kind = "client",
+            otel.status_code = Empty,
+            gen_ai.operation.name = "chat",
+            gen_ai.provider.name = provider_name(provider),
+            gen_ai.request.model = model,
+            gen_ai.request.max_tokens = Empty,
+            gen_ai.request.temperature = Empty,
+            gen_ai.request.stop_sequences = Empty,
+            gen_ai.response.model = Empty,
+            gen_ai.response.id = Empty,
+            gen_ai.response.finish_reasons = Empty,
+            gen_ai.usage.input_tokens = Empty,
+            gen_ai.usage.output_tokens = Empty,
+            gen_ai.input.messages = Empty,
+            gen_ai.output.messages = Empty,
+            error.type = Empty,
+            steer.request_id = %req.request_id,
+            steer.provider = provider,
+            steer.stream = true,
+        ),
+    };
+    if let Some(n) = req.max_tokens {
+        span.record("gen_ai.request.max_tokens", n);
+    }
+    if let Some(t) = req.temperature {
+        span.record("gen_ai.request.temperature", f64::from(t));
+    }
+    if !req.stop.is_empty() {
+        span.record(
+            "gen_ai.request.stop_sequences",
+            json_text(&req.stop).as_str(),
+        );
+    }
+    if record_content {
+        span.record("gen_ai.input.messages", json_text(&req.messages).as_str());
+    }
+    span
+}
+
+/// A value as JSON text (the conventions' arrays and message lists; tracing has
+/// no array values).
+fn json_text<T: serde::Serialize + ?Sized>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+/// The word of a finish reason in `gen_ai.response.finish_reasons`.
+fn finish_word(reason: &FinishReason) -> &str {
+    match reason {
+        FinishReason::Stop => "stop",
+        FinishReason::Length => "length",
+        FinishReason::ContentFilter => "content_filter",
+        FinishReason::ToolCalls => "tool_calls",
+        FinishReason::Other(word) => word,
+    }
+}
+
+/// Records how a request ended well: the answering model, the response id, the
+/// finish reason, the tokens, and the text when content is recorded.
+pub(crate) fn record_response(span: &Span, resp: &ChatResponse, record_content: bool) {
+    span.record("gen_ai.response.model", resp.model.as_str());
+    if let Some(id) = &resp.response_id {
+        span.record("gen_ai.response.id", id.as_str());
+    }
+    record_end(span, &resp.finish_reason, resp.usage);
+    if record_content {
+        span.record("gen_ai.output.messages", resp.text.as_str());
+    }
+}
+
+/// Records the finish reason and the tokens of a request that ended well.
+pub(crate) fn record_end(span: &Span, finish: &FinishReason, usage: Usage) {
+    span.record(
+        "gen_ai.response.finish_reasons",
+        json_text(&[finish_word(finish)]).as_str(),
+    );
+    span.record("gen_ai.usage.input_tokens", usage.prompt_tokens);
+    span.record("gen_ai.usage.output_tokens", usage.completion_tokens);
+}
+
+/// Records how a request failed: `error.type` (a low-cardinality word, see
+/// [`Error::kind`]) and an error status.
+pub(crate) fn record_error(span: &Span, e: &Error) {
+    span.record("error.type", e.kind());
+    span.record("otel.status_code", "ERROR");
+}
