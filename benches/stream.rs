@@ -99,6 +99,11 @@ fn heap_bytes() -> i64 {
     LIVE.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
     let pages: u64 = statm
@@ -155,6 +160,42 @@ fn main() {
         "  bare reqwest + SSE + JSON: {bare:.0} chunks/s; steer: {steer:.0} chunks/s; ratio {:.2}",
         steer / bare
     );
+
+    // The wall time of a short stream on a kept-alive connection: the mock sets
+    // TCP_NODELAY, so this stays well under a millisecond or two; ~40 ms would be
+    // Nagle and the client's delayed ACK holding the stream's end.
+    let short = MockServer::builder()
+        .reply_words(20)
+        .record_requests(false)
+        .start_background()
+        .expect("mock");
+    let short_url = format!("{}/chat/completions", short.openai_base_url());
+    let short_providers = short.providers().expect("providers");
+    let (bare_ms, steer_ms) = actix::System::new().block_on(async move {
+        let client = Client::builder()
+            .providers(short_providers)
+            .arbiters(0)
+            .build()
+            .expect("client");
+        let http = reqwest::Client::new();
+        let (mut bare, mut steer) = (Vec::new(), Vec::new());
+        for i in 0..60 {
+            let t = Instant::now();
+            bare_stream(&http, &short_url).await;
+            let b = t.elapsed();
+            let t = Instant::now();
+            steer_stream(&client).await;
+            let s = t.elapsed();
+            // The first requests open the connections.
+            if i >= 10 {
+                bare.push(b.as_secs_f64() * 1e3);
+                steer.push(s.as_secs_f64() * 1e3);
+            }
+        }
+        (median(&mut bare), median(&mut steer))
+    });
+    println!("a 20-chunk stream on a kept-alive loopback connection, wall time (median of 50):");
+    println!("  bare {bare_ms:.2} ms; steer {steer_ms:.2} ms (about 40 ms would mean a Nagle stall)");
 
     // Memory per open stream: 10,000 streams that have delivered their first chunk
     // and then stall, held open at once; bare first, then steer.

@@ -39,6 +39,8 @@ fn recorded(shared: &Shared) -> axum::response::Response {
     json_response(200, Value::Array(list).to_string())
 }
 
+use axum::serve::ListenerExt;
+
 pub(super) async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
     let app = Router::new()
         .route(
@@ -60,6 +62,13 @@ pub(super) async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>
             )
         })
         .with_state(shared);
+    // TCP_NODELAY on every connection: without it, on a kept-alive connection
+    // Nagle and the client's delayed ACK hold the end of each stream for ~40 ms,
+    // for every client (BENCHMARKS.md reports a 20-chunk stream's wall time so
+    // that a return of the stall shows).
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     // Errors here mean the listener died; the server simply stops.
     let _ = axum::serve(listener, app).await;
 }

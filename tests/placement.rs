@@ -1,0 +1,258 @@
+//! Every place a user calls steer from works, and cancels by drop: a task spawned
+//! on a multi-thread tokio runtime, the body of a `#[tokio::main]` program, an
+//! actix-web handler, and an actor. Nothing here is timed: the cost of each
+//! placement is measured by `cargo bench --bench e2e` and `--bench stream`.
+#![cfg(feature = "mock")]
+
+mod common;
+
+use std::time::Duration;
+
+use actix::prelude::*;
+use futures::StreamExt;
+use steer_llm::mock::{FaultPlan, MockServer};
+use steer_llm::runtime::{Router, StreamItem, StreamTo};
+use steer_llm::{ChatRequest, Client, Generate, StreamEvent};
+
+const MODEL: &str = "openai/gpt-4o-mini";
+
+fn request(id: &str) -> ChatRequest {
+    ChatRequest::new(MODEL)
+        .unwrap()
+        .user("Tell me about rivers.")
+        .request_id(id)
+}
+
+/// Waits (bounded, in small steps) until the metrics show `n` cancelled requests
+/// and nothing in flight or open.
+async fn cancelled(client: &Client, n: u32) -> Result<(), String> {
+    let want = format!(
+        r#"steer_requests_total{{provider="openai",model="gpt-4o-mini",outcome="cancelled"}} {n}"#
+    );
+    for _ in 0..1_000 {
+        let text = client.prometheus_text();
+        if text.contains(&want)
+            && text.contains(r#"steer_in_flight_requests{provider="openai"} 0"#)
+            && !text.contains(r#"steer_open_streams{provider="openai"} 1"#)
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    Err(client.prometheus_text())
+}
+
+/// A reply and a whole stream, then a stream and a request dropped half-way.
+async fn exercise(client: &Client, mock: &MockServer, tag: &str) {
+    let reply = client.generate(request(&format!("{tag}-g"))).await.unwrap();
+    assert_eq!(
+        reply.text,
+        common::expected_text(&request("x"), None),
+        "{tag}"
+    );
+    let mut text = String::new();
+    let mut s = client.stream(request(&format!("{tag}-s"))).await.unwrap();
+    while let Some(e) = s.next().await {
+        if let StreamEvent::TextDelta { text: t, .. } = e.unwrap() {
+            text.push_str(&t);
+        }
+    }
+    assert_eq!(text, reply.text, "{tag}");
+
+    // Dropped after its first text: cancelled, its slot freed.
+    mock.push_faults([FaultPlan::normal().with_chunk_delay(Duration::from_millis(100))]);
+    let mut s = client.stream(request(&format!("{tag}-drop-s"))).await.unwrap();
+    while let Some(e) = s.next().await {
+        if matches!(e.unwrap(), StreamEvent::TextDelta { .. }) {
+            break;
+        }
+    }
+    drop(s);
+    cancelled(client, 1).await.unwrap();
+    // A request whose future is dropped before the reply: cancelled too.
+    mock.push_faults([FaultPlan::normal().with_latency(Duration::from_secs(30))]);
+    let pending = client.generate(request(&format!("{tag}-drop-g")));
+    assert!(tokio::time::timeout(Duration::from_millis(50), pending)
+        .await
+        .is_err());
+    cancelled(client, 2).await.unwrap();
+}
+
+#[test]
+fn from_a_spawned_task_on_a_multi_thread_runtime() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mock = MockServer::builder().start_background().unwrap();
+        let client = Client::builder()
+            .providers(mock.providers().unwrap())
+            .build()
+            .unwrap();
+        tokio::spawn(async move { exercise(&client, &mock, "task").await })
+            .await
+            .unwrap();
+    });
+}
+
+/// What `#[tokio::main]` expands to: a multi-thread runtime blocking on the body.
+#[test]
+fn from_a_tokio_main_body() {
+    let body = async {
+        let mock = MockServer::builder().start_background().unwrap();
+        let client = Client::builder()
+            .providers(mock.providers().unwrap())
+            .build()
+            .unwrap();
+        exercise(&client, &mock, "main").await;
+    };
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(body);
+}
+
+#[actix_rt::test]
+async fn from_an_actix_web_handler() {
+    use actix_web::{web, App, HttpResponse, HttpServer};
+    let mock = MockServer::builder().start_background().unwrap();
+    let client = Client::builder()
+        .providers(mock.providers().unwrap())
+        .build()
+        .unwrap();
+    async fn handler(
+        client: web::Data<Client>,
+        mock: web::Data<MockServer>,
+        tag: web::Path<String>,
+    ) -> HttpResponse {
+        exercise(&client, &mock, &tag).await;
+        HttpResponse::Ok().body("done")
+    }
+    let (data, mock) = (web::Data::new(client.clone()), web::Data::new(mock));
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .app_data(mock.clone())
+            .route("/run/{tag}", web::get().to(handler))
+    })
+    .workers(1)
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let addr = server.addrs()[0];
+    let server = server.run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    let body = reqwest::get(format!("http://{addr}/run/web"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(body, "done");
+    handle.stop(true).await;
+}
+
+/// A user's actor: asks the router for a reply and for a stream of events.
+struct Caller {
+    router: Addr<Router>,
+    text: String,
+    done: Option<tokio::sync::oneshot::Sender<(String, String)>>,
+    reply: String,
+}
+
+impl Actor for Caller {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.router
+            .send(Generate::new(request("actor-g")))
+            .into_actor(self)
+            .map(|reply, act, ctx| {
+                act.reply = reply.unwrap().unwrap().text;
+                let me = ctx.address().recipient::<StreamItem>();
+                act.router.do_send(StreamTo {
+                    request: request("actor-s"),
+                    options: Default::default(),
+                    recipient: me,
+                });
+            })
+            .wait(ctx);
+    }
+}
+
+impl Handler<StreamItem> for Caller {
+    type Result = ();
+
+    fn handle(&mut self, item: StreamItem, ctx: &mut Context<Self>) {
+        match item.item {
+            Ok(StreamEvent::TextDelta { text, .. }) => self.text.push_str(&text),
+            Ok(StreamEvent::Complete { .. }) => {
+                if let Some(tx) = self.done.take() {
+                    let _ = tx.send((self.reply.clone(), std::mem::take(&mut self.text)));
+                }
+                ctx.stop();
+            }
+            Ok(_) => {}
+            Err(e) => panic!("stream failed: {e}"),
+        }
+    }
+}
+
+/// A user's actor that stops after the first text of its stream.
+struct Quitter {
+    router: Addr<Router>,
+}
+
+impl Actor for Quitter {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.router.do_send(StreamTo {
+            request: request("actor-drop-s"),
+            options: Default::default(),
+            recipient: ctx.address().recipient(),
+        });
+    }
+}
+
+impl Handler<StreamItem> for Quitter {
+    type Result = ();
+
+    fn handle(&mut self, item: StreamItem, ctx: &mut Context<Self>) {
+        if matches!(item.item, Ok(StreamEvent::TextDelta { .. })) {
+            ctx.stop();
+        }
+    }
+}
+
+#[actix_rt::test]
+async fn from_an_actor() {
+    let mock = MockServer::builder().start_background().unwrap();
+    let client = Client::builder()
+        .providers(mock.providers().unwrap())
+        .arbiters(1)
+        .build()
+        .unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    Caller {
+        router: client.router(),
+        text: String::new(),
+        done: Some(tx),
+        reply: String::new(),
+    }
+    .start();
+    let (reply, streamed) = rx.await.unwrap();
+    assert_eq!(reply, common::expected_text(&request("x"), None));
+    assert_eq!(streamed, reply);
+
+    // An actor that goes away mid-stream: its stream is cancelled.
+    mock.push_faults([FaultPlan::normal().with_chunk_delay(Duration::from_millis(100))]);
+    Quitter {
+        router: client.router(),
+    }
+    .start();
+    cancelled(&client, 1).await.unwrap();
+}
