@@ -195,7 +195,9 @@ fn main() {
         (median(&mut bare), median(&mut steer))
     });
     println!("a 20-chunk stream on a kept-alive loopback connection, wall time (median of 50):");
-    println!("  bare {bare_ms:.2} ms; steer {steer_ms:.2} ms (about 40 ms would mean a Nagle stall)");
+    println!(
+        "  bare {bare_ms:.2} ms; steer {steer_ms:.2} ms (about 40 ms would mean a Nagle stall)"
+    );
 
     // Memory per open stream: 10,000 streams that have delivered their first chunk
     // and then stall, held open at once; bare first, then steer.
@@ -234,7 +236,10 @@ fn main() {
     };
     let steer_per = run_phase("steer");
     let bare_per = run_phase("bare");
-    println!("{OPEN} open streams (first chunk delivered, then stalled), per stream:");
+    println!(
+        "{} open streams (first chunk delivered, then stalled), per stream:",
+        open_count()
+    );
     println!(
         "  live heap: bare reqwest + SSE {:.1} KiB; steer {:.1} KiB; steer beyond bare {:.1} KiB",
         bare_per.0 / 1024.0,

@@ -35,6 +35,7 @@ pub mod model;
 pub mod provider;
 pub mod runtime;
 pub mod secret;
+pub mod shared;
 pub mod tools;
 pub mod wire;
 

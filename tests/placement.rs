@@ -61,7 +61,10 @@ async fn exercise(client: &Client, mock: &MockServer, tag: &str) {
 
     // Dropped after its first text: cancelled, its slot freed.
     mock.push_faults([FaultPlan::normal().with_chunk_delay(Duration::from_millis(100))]);
-    let mut s = client.stream(request(&format!("{tag}-drop-s"))).await.unwrap();
+    let mut s = client
+        .stream(request(&format!("{tag}-drop-s")))
+        .await
+        .unwrap();
     while let Some(e) = s.next().await {
         if matches!(e.unwrap(), StreamEvent::TextDelta { .. }) {
             break;

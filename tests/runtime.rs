@@ -789,6 +789,7 @@ async fn the_breakers_gate_admits_without_asking_only_while_closed_and_unpaused(
     let pause = |secs| Pause {
         model: m.clone(),
         wait: Duration::from_secs(secs),
+        from_fleet: false,
     };
     // The first call to a model asks (the actor starts keeping its state); then
     // its gate answers.

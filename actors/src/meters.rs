@@ -132,6 +132,7 @@ struct Families {
     tokens: Family<TokenLabels, Counter>,
     in_flight: Family<ProviderLabels, Gauge>,
     open_streams: Family<ProviderLabels, Gauge>,
+    shared_up: Gauge,
     /// The model labels given out, per provider.
     models: RwLock<HashMap<Arc<str>, HashSet<Arc<str>>>>,
     /// steer's own registry of the families above, for [`Meters::encode`].
@@ -209,6 +210,7 @@ impl Meters {
             tokens: Family::default(),
             in_flight: Family::default(),
             open_streams: Family::default(),
+            shared_up: Gauge::default(),
             models: RwLock::new(HashMap::new()),
             registry: Registry::default(),
         };
@@ -427,6 +429,11 @@ impl Meters {
         }
     }
 
+    /// Whether the replica's shared state (Redis) answers.
+    pub fn shared_up(&self, up: bool) {
+        self.inner.shared_up.set(i64::from(up));
+    }
+
     /// Counts a request in flight at `provider` until the guard drops.
     pub fn in_flight(&self, provider: &str) -> GaugeGuard {
         GaugeGuard::new(self.inner.in_flight.get_or_create_owned(&ProviderLabels {
@@ -542,6 +549,11 @@ impl Families {
             "steer_open_streams",
             "Streams open",
             self.open_streams.clone(),
+        );
+        r.register(
+            "steer_shared_up",
+            "Whether the shared state (Redis) answers: 1 yes, 0 no (only with sharing on)",
+            self.shared_up.clone(),
         );
     }
 }

@@ -96,6 +96,9 @@ struct Inner {
     meters: Meters,
     /// Whether spans record prompt and reply text.
     record_content: bool,
+    /// The mirror of pauses shared with other replicas, when sharing is on.
+    #[cfg(feature = "shared-redis")]
+    shared: Option<Addr<crate::shared::redis::SharedPauses>>,
     // Last: stopping the arbiters after the addresses are gone.
     _arbiters: Arbiters,
 }
@@ -163,6 +166,7 @@ pub struct ClientBuilder {
     stream: StreamDefaults,
     groups: BTreeMap<String, Group>,
     record_content: bool,
+    shared: Option<crate::shared::SharedConfig>,
 }
 
 impl Default for ClientBuilder {
@@ -183,6 +187,7 @@ impl Default for ClientBuilder {
             stream: StreamDefaults::default(),
             groups: BTreeMap::new(),
             record_content: false,
+            shared: None,
         }
     }
 }
@@ -274,6 +279,13 @@ impl ClientBuilder {
         self.record_content = on;
         self
     }
+    /// Shares rate-limit pauses with the other replicas of the service through
+    /// Redis (feature `shared-redis`; off by default). See [`crate::shared`].
+    #[cfg(feature = "shared-redis")]
+    pub fn shared(mut self, config: crate::shared::SharedConfig) -> Self {
+        self.shared = Some(config);
+        self
+    }
     /// Seed of the backoff jitter (fixed seeds make schedules reproducible).
     pub fn jitter_seed(mut self, seed: u64) -> Self {
         self.seed = seed;
@@ -329,6 +341,30 @@ impl ClientBuilder {
                 },
             );
         }
+        #[cfg(feature = "shared-redis")]
+        let shared = match &self.shared {
+            Some(config) => {
+                use crate::shared::redis::SharedPauses;
+                let breakers = handles
+                    .iter()
+                    .map(|(name, h)| (name.clone(), h.actors.breaker.clone()))
+                    .collect();
+                let mirror = SharedPauses::new(config.clone(), breakers, meters.clone())?;
+                let addr = SharedPauses::start_in_arbiter(&arbiters.handles[0], |_| mirror);
+                for h in handles.values() {
+                    h.breaker()
+                        .do_send(steer_actors::breaker::SharePauses(addr.clone().recipient()));
+                }
+                Some(addr)
+            }
+            None => None,
+        };
+        #[cfg(not(feature = "shared-redis"))]
+        if self.shared.is_some() {
+            return Err(Error::Config(
+                "shared state needs the shared-redis feature".into(),
+            ));
+        }
         let partials = PartialStore::start_in_arbiter(&arbiters.handles[0], |_| {
             PartialStore::new(Duration::from_secs(15 * 60), 10_000)
         });
@@ -358,6 +394,8 @@ impl ClientBuilder {
                 groups: self.groups,
                 meters,
                 record_content: self.record_content,
+                #[cfg(feature = "shared-redis")]
+                shared,
                 _arbiters: arbiters,
             }),
         })
@@ -775,6 +813,19 @@ impl Client {
     /// serves).
     pub fn prometheus_text(&self) -> String {
         self.inner.meters.encode()
+    }
+
+    /// The state of the pauses shared with other replicas; `None` when sharing is off.
+    #[cfg(feature = "shared-redis")]
+    pub async fn shared_status(&self) -> Result<Option<crate::shared::redis::SharedStatus>, Error> {
+        match &self.inner.shared {
+            Some(addr) => addr
+                .send(crate::shared::redis::GetSharedStatus)
+                .await
+                .map(Some)
+                .map_err(|e| Error::Internal(format!("shared state: {e}"))),
+            None => Ok(None),
+        }
     }
 
     /// Every provider's breaker status and counters.

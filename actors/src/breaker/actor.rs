@@ -71,6 +71,8 @@ pub struct CircuitBreaker {
     gates: GateMap,
     /// Where transitions and pauses are counted.
     meters: Meters,
+    /// Where obeyed pauses are reported for other replicas, when shared.
+    share: Option<Recipient<PauseSeen>>,
 }
 
 impl CircuitBreaker {
@@ -85,6 +87,7 @@ impl CircuitBreaker {
             endpoint_gate: AdmissionGate::new(),
             gates: GateMap::default(),
             meters: Meters::new(),
+            share: None,
         };
         breaker.sync_endpoint_gate();
         breaker
@@ -408,6 +411,7 @@ pub fn report_failure(
         breaker.addr().do_send(Pause {
             model: model.clone(),
             wait,
+            from_fleet: false,
         });
     }
 }
@@ -527,29 +531,70 @@ pub struct Pause {
     pub model: Arc<str>,
     /// The wait.
     pub wait: Duration,
+    /// Whether it came from the fleet (another replica's pause, through shared
+    /// state) rather than from a response this process saw: a fleet pause is not
+    /// shared again.
+    pub from_fleet: bool,
+}
+
+/// A pause this process saw and obeyed, told to whoever shares the breaker's
+/// state with other replicas.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct PauseSeen {
+    /// The provider.
+    pub provider: String,
+    /// The model.
+    pub model: String,
+    /// The wait the server asked for.
+    pub wait: Duration,
+}
+
+/// Tells the breaker where to report the pauses it obeys (the replica's shared
+/// state actor).
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct SharePauses(pub Recipient<PauseSeen>);
+
+impl Handler<SharePauses> for CircuitBreaker {
+    type Result = ();
+
+    fn handle(&mut self, msg: SharePauses, _: &mut Context<Self>) {
+        self.share = Some(msg.0);
+    }
 }
 
 impl Handler<Pause> for CircuitBreaker {
     type Result = ();
 
     fn handle(&mut self, msg: Pause, ctx: &mut Context<Self>) {
-        self.guarded(ctx, |act, ctx| act.pause(&msg.model, msg.wait, ctx));
+        let obeyed = self
+            .guarded(ctx, |act, ctx| act.pause(&msg.model, msg.wait, ctx))
+            .unwrap_or(false);
+        if let (true, false, Some(share)) = (obeyed, msg.from_fleet, &self.share) {
+            share.do_send(PauseSeen {
+                provider: self.provider.clone(),
+                model: msg.model.to_string(),
+                wait: msg.wait,
+            });
+        }
     }
 }
 
 impl CircuitBreaker {
-    fn pause(&mut self, model: &str, wait: Duration, ctx: &mut Context<Self>) {
+    /// Pauses `model` for `wait`; `false` when the wait is refused (above the cap).
+    fn pause(&mut self, model: &str, wait: Duration, ctx: &mut Context<Self>) -> bool {
         let key = self.key(model);
         let now = now();
         let provider = self.provider.clone();
         let Some(m) = self.models.get_mut(&key) else {
-            return;
+            return false;
         };
         let before = m.breaker.paused_until(now);
         if !m.breaker.pause(wait, now) {
             tracing::warn!(%provider, model = %key, ?wait, max_pause = ?m.breaker.config().max_pause,
                 "server-directed wait above the cap: reported, not obeyed");
-            return;
+            return false;
         }
         m.gate.publish(m.breaker.admits_all(now));
         self.meters.pause(&provider, &key, wait);
@@ -572,6 +617,7 @@ impl CircuitBreaker {
                 m.pause_timer = Some(timer);
             }
         }
+        true
     }
 }
 

@@ -7,8 +7,8 @@ pub mod state;
 
 pub use actor::report_failure;
 pub use actor::{
-    Acquire, BreakerRef, BreakerStatus, CircuitBreaker, ForceState, GetStatus, Pause, PermitLease,
-    ResetBreaker, Subscribe, TransitionEvent,
+    Acquire, BreakerRef, BreakerStatus, CircuitBreaker, ForceState, GetStatus, Pause, PauseSeen,
+    PermitLease, ResetBreaker, SharePauses, Subscribe, TransitionEvent,
 };
 pub use gate::{AdmissionGate, GateMap};
 pub use scope::{failure_scope, Scope, Target};

@@ -49,6 +49,7 @@ fn a_failed_breaker_is_restarted_fresh_at_the_same_address_and_says_so() {
             .send(Pause {
                 model: m.clone(),
                 wait: Duration::from_secs(30),
+                from_fleet: false,
             })
             .await
             .unwrap();
@@ -86,6 +87,7 @@ fn a_wait_above_the_cap_does_not_pause_the_provider() {
         let pause = |wait| Pause {
             model: m.clone(),
             wait,
+            from_fleet: false,
         };
         let model_status = || GetStatus {
             model: Some("m".into()),

@@ -1,0 +1,280 @@
+//! Pauses shared across replicas through a real `redis-server` (installed by
+//! `.ci/run`; `STEER_REDIS_SERVER` names the binary, default `redis-server`),
+//! which each test starts on a free port of 127.0.0.1 and stops at its end.
+//! Three clients, each with its own actix System, share one Redis and one mock.
+#![cfg(all(feature = "mock", feature = "shared-redis"))]
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use steer_llm::mock::{FaultPlan, MockServer};
+use steer_llm::runtime::Rejection;
+use steer_llm::shared::SharedConfig;
+use steer_llm::{ChatRequest, Client, Error, GenerateOptions, RetryPolicy};
+
+/// A redis-server of the test's own; killed when dropped.
+struct Redis {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Redis {
+    fn start() -> Redis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut redis = Redis { port, child: None };
+        redis.restart();
+        redis
+    }
+
+    fn restart(&mut self) {
+        let binary = std::env::var("STEER_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
+        let child = Command::new(&binary)
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {binary} (installed by .ci/run): {e}"));
+        self.child = Some(child);
+        for _ in 0..500 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("redis-server did not start on port {}", self.port);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A replica: a client of its own (its own actix System on its own thread),
+/// sharing through `redis` under `prefix`; one attempt, so that a 429 ends the
+/// request at once (its pause stays).
+fn replica(mock: &MockServer, redis: &Redis, prefix: &str) -> Client {
+    Client::builder()
+        .providers(mock.providers().unwrap())
+        .retry(RetryPolicy::default().max_attempts(1))
+        .shared(
+            SharedConfig::redis(&redis.url())
+                .prefix(prefix)
+                .backstop(Duration::from_millis(100)),
+        )
+        .build()
+        .unwrap()
+}
+
+fn ask(model: &str) -> ChatRequest {
+    ChatRequest::new(model)
+        .unwrap()
+        .user("Tell me about rivers.")
+}
+
+/// Waits (bounded, in small steps) for `cond`.
+async fn eventually<F: std::future::Future<Output = bool>>(mut cond: impl FnMut() -> F) -> bool {
+    for _ in 0..1_000 {
+        if cond().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    false
+}
+
+async fn paused(client: &Client, target: &str) -> bool {
+    client
+        .status(target)
+        .await
+        .map(|s| s.paused_for.is_some_and(|d| !d.is_zero()))
+        .unwrap_or(false)
+}
+
+async fn connected(client: &Client) -> bool {
+    matches!(client.shared_status().await, Ok(Some(s)) if s.connected)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_seen_by_one_replica_is_obeyed_by_the_others() {
+    let mut redis = Redis::start();
+    let mock = MockServer::builder().start_background().unwrap();
+    let replicas: Vec<Client> = (0..3).map(|_| replica(&mock, &redis, "t1")).collect();
+    for r in &replicas {
+        assert!(eventually(|| connected(r)).await, "every replica connects");
+    }
+    let model = "openai/gpt-4o-mini";
+    // Replica 0 meets a 429 that asks for 30 s.
+    mock.push_faults([FaultPlan::error("rate_limit").retry_after("30")]);
+    let err = replicas[0].generate(ask(model)).await.unwrap_err();
+    assert_eq!(
+        err.failure().map(|f| f.category.as_str()),
+        Some("rate_limited")
+    );
+    assert!(paused(&replicas[0], model).await);
+    // The others obey it without sending anything.
+    for r in &replicas[1..] {
+        assert!(
+            eventually(|| paused(r, model)).await,
+            "the pause reaches every replica"
+        );
+    }
+    let sent = mock.requests().len();
+    let impatient = GenerateOptions::default()
+        .retry(RetryPolicy::never().max_server_wait(Duration::from_secs(1)));
+    for r in &replicas[1..] {
+        let refused = r.generate_with(ask(model), impatient.clone()).await;
+        assert!(
+            matches!(
+                refused,
+                Err(Error::Rejected {
+                    rejection: Rejection::Paused { .. },
+                    ..
+                })
+            ),
+            "{refused:?}"
+        );
+    }
+    assert_eq!(
+        mock.requests().len(),
+        sent,
+        "no paused replica called the provider"
+    );
+    // Another model of the same provider is not paused anywhere.
+    for r in &replicas {
+        assert!(r.generate(ask("openai/gpt-4o")).await.is_ok());
+    }
+    let status = replicas[1].shared_status().await.unwrap().unwrap();
+    assert!(status.pauses_received >= 1, "{status:?}");
+    let status = replicas[0].shared_status().await.unwrap().unwrap();
+    assert!(status.pauses_shared >= 1, "{status:?}");
+    assert!(replicas[1].prometheus_text().contains("steer_shared_up 1"));
+
+    // Redis goes away: nothing is lost, local protection stays, status says so.
+    redis.kill();
+    for r in &replicas {
+        assert!(eventually(|| async { !connected(r).await }).await);
+    }
+    for r in &replicas {
+        assert!(
+            r.generate(ask("openai/gpt-4o")).await.is_ok(),
+            "requests go on"
+        );
+        assert!(paused(r, model).await, "the local pause stays");
+    }
+    assert!(replicas[2].prometheus_text().contains("steer_shared_up 0"));
+
+    // Redis is back (empty): the replicas reconnect and resync. A pause written
+    // while they were away from pub/sub reaches them by the backstop read.
+    redis.restart();
+    for r in &replicas {
+        assert!(
+            eventually(|| connected(r)).await,
+            "every replica reconnects"
+        );
+    }
+    let key = steer_llm::shared::pause_key("t1", "anthropic", "claude-3-5-haiku-latest");
+    let mut conn = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(&key)
+        .arg("1")
+        .arg("PX")
+        .arg(30_000)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    for r in &replicas {
+        assert!(eventually(|| paused(r, "anthropic/claude-3-5-haiku-latest")).await);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_extends_a_pause_but_never_shortens_it_and_other_prefixes_are_apart() {
+    let redis = Redis::start();
+    let mock = MockServer::builder().start_background().unwrap();
+    // No backstop read during the test: this replica learns only by pub/sub, so
+    // the keys written below behind its back stay unknown to it.
+    let a = Client::builder()
+        .providers(mock.providers().unwrap())
+        .retry(RetryPolicy::default().max_attempts(1))
+        .shared(
+            SharedConfig::redis(&redis.url())
+                .prefix("t2")
+                .backstop(Duration::from_secs(3600)),
+        )
+        .build()
+        .unwrap();
+    let apart = replica(&mock, &redis, "other-service");
+    assert!(eventually(|| connected(&a)).await);
+    assert!(eventually(|| connected(&apart)).await);
+    let mut conn = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let long = steer_llm::shared::pause_key("t2", "xai", "grok-3-mini");
+    let short = steer_llm::shared::pause_key("t2", "xai", "grok-3");
+    for (key, ms) in [(&long, 60_000), (&short, 1_000)] {
+        let _: () = redis::cmd("SET")
+            .arg(key)
+            .arg("1")
+            .arg("PX")
+            .arg(ms)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    let shared = |n: u64| {
+        let a = a.clone();
+        async move { matches!(a.shared_status().await, Ok(Some(s)) if s.pauses_shared >= n) }
+    };
+    // A 2 s pause seen here leaves the fleet's 60 s one as it is...
+    mock.push_faults([FaultPlan::error("rate_limit").retry_after("2")]);
+    assert!(a.generate(ask("xai/grok-3-mini")).await.is_err());
+    assert!(eventually(|| shared(1)).await, "the write ran");
+    let ttl = |key: String| {
+        let mut c = conn.clone();
+        async move {
+            redis::cmd("PTTL")
+                .arg(&key)
+                .query_async::<i64>(&mut c)
+                .await
+                .unwrap()
+        }
+    };
+    assert!(
+        ttl(long.clone()).await > 50_000,
+        "a write never shortens a pause"
+    );
+    // ...and a 40 s one extends the fleet's 1 s one.
+    mock.push_faults([FaultPlan::error("rate_limit").retry_after("40")]);
+    assert!(a.generate(ask("xai/grok-3")).await.is_err());
+    assert!(eventually(|| shared(2)).await);
+    assert!(
+        ttl(short.clone()).await > 30_000,
+        "a longer pause extends it"
+    );
+    // Another service's prefix never saw any of it.
+    assert!(!paused(&apart, "xai/grok-3").await);
+    assert!(apart.generate(ask("xai/grok-3")).await.is_ok());
+}
