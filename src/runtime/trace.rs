@@ -36,52 +36,36 @@ pub(crate) enum Kind {
 pub(crate) fn request_span(req: &ChatRequest, kind: Kind, record_content: bool) -> Span {
     let model = req.model.model();
     let provider = req.model.provider();
+    // One field list for both names (a span's name is fixed at its call site).
+    macro_rules! genai_span {
+        ($name:literal) => {
+            tracing::info_span!(
+                $name,
+                otel.name = %format_args!("chat {model}"),
+                otel.kind = "client",
+                otel.status_code = Empty,
+                gen_ai.operation.name = "chat",
+                gen_ai.provider.name = provider_name(provider),
+                gen_ai.request.model = model,
+                gen_ai.request.max_tokens = Empty,
+                gen_ai.request.temperature = Empty,
+                gen_ai.request.stop_sequences = Empty,
+                gen_ai.response.model = Empty,
+                gen_ai.response.id = Empty,
+                gen_ai.response.finish_reasons = Empty,
+                gen_ai.usage.input_tokens = Empty,
+                gen_ai.usage.output_tokens = Empty,
+                gen_ai.input.messages = Empty,
+                gen_ai.output.messages = Empty,
+                error.type = Empty,
+                steer.request_id = %req.request_id,
+                steer.provider = provider,
+            )
+        };
+    }
     let span = match kind {
-        Kind::Generate => tracing::info_span!(
-            "steer.request",
-            otel.name = %format_args!("chat {model}"),
-            otel.kind = "client",
-            otel.status_code = Empty,
-            gen_ai.operation.name = "chat",
-            gen_ai.provider.name = provider_name(provider),
-            gen_ai.request.model = model,
-            gen_ai.request.max_tokens = Empty,
-            gen_ai.request.temperature = Empty,
-            gen_ai.request.stop_sequences = Empty,
-            gen_ai.response.model = Empty,
-            gen_ai.response.id = Empty,
-            gen_ai.response.finish_reasons = Empty,
-            gen_ai.usage.input_tokens = Empty,
-            gen_ai.usage.output_tokens = Empty,
-            gen_ai.input.messages = Empty,
-            gen_ai.output.messages = Empty,
-            error.type = Empty,
-            steer.request_id = %req.request_id,
-            steer.provider = provider,
-        ),
-        Kind::Stream => tracing::info_span!(
-            "steer.stream",
-            otel.name = %format_args!("chat {model}"),
-            otel.kind = "client",
-            otel.status_code = Empty,
-            gen_ai.operation.name = "chat",
-            gen_ai.provider.name = provider_name(provider),
-            gen_ai.request.model = model,
-            gen_ai.request.max_tokens = Empty,
-            gen_ai.request.temperature = Empty,
-            gen_ai.request.stop_sequences = Empty,
-            gen_ai.response.model = Empty,
-            gen_ai.response.id = Empty,
-            gen_ai.response.finish_reasons = Empty,
-            gen_ai.usage.input_tokens = Empty,
-            gen_ai.usage.output_tokens = Empty,
-            gen_ai.input.messages = Empty,
-            gen_ai.output.messages = Empty,
-            error.type = Empty,
-            steer.request_id = %req.request_id,
-            steer.provider = provider,
-            steer.stream = true,
-        ),
+        Kind::Generate => genai_span!("steer.request"),
+        Kind::Stream => genai_span!("steer.stream"),
     };
     if let Some(n) = req.max_tokens {
         span.record("gen_ai.request.max_tokens", n);
