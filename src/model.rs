@@ -730,6 +730,14 @@ pub enum StreamEvent {
         /// The attempt that starts again.
         attempt: u32,
     },
+    /// The response's own id in its body (`chatcmpl-...`, `msg_...`), when the
+    /// provider sends one: what a provider's stream yields once it is known. The
+    /// client records it on the request's span (`gen_ai.response.id`) and does not
+    /// pass it on.
+    ResponseId {
+        /// The id.
+        id: String,
+    },
     /// The stream finished successfully.
     Complete {
         /// Why generation stopped.

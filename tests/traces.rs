@@ -232,6 +232,10 @@ async fn a_retried_resumed_stream_is_one_genai_span_with_a_child_per_attempt() {
         .unwrap_or(0);
     assert!(output > 0, "{span:?}");
     assert_eq!(field(&span, "error.type"), None, "the stream succeeded");
+    assert!(
+        field(&span, "gen_ai.response.id").is_some_and(|id| id.starts_with("chatcmpl-")),
+        "{span:?}"
+    );
 
     // One child per attempt, numbered, the failed ones classified.
     let attempts: Vec<_> = attempts

@@ -630,6 +630,10 @@ impl StreamActor {
                         break;
                     }
                 }
+                Ok(StreamEvent::ResponseId { id }) => {
+                    // The last attempt's id is the reply's: later records win.
+                    self.core.span.record("gen_ai.response.id", id.as_str());
+                }
                 Ok(StreamEvent::Usage(u)) => {
                     self.attempt_usage = Some(u);
                     out.push(StreamEvent::Usage(self.total_usage()));

@@ -412,6 +412,8 @@ enum Event {
 #[derive(Deserialize)]
 struct StartMessage {
     #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
     usage: WireUsage,
 }
 
@@ -482,6 +484,9 @@ impl StreamDecoder for Decoder {
         })?;
         match parsed {
             Event::MessageStart { message } => {
+                if let Some(id) = message.id {
+                    out.push(StreamEvent::ResponseId { id });
+                }
                 self.input_tokens = message.usage.input_tokens.unwrap_or(0);
                 self.cached_tokens = message.usage.cache_read_input_tokens;
             }
@@ -584,6 +589,7 @@ mod tests {
         assert_eq!(
             out,
             vec![
+                StreamEvent::ResponseId { id: "msg_1".into() },
                 StreamEvent::TextDelta {
                     text: "Hello".into(),
                     offset: 0

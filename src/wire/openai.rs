@@ -453,6 +453,9 @@ pub fn parse_response(body: &[u8]) -> Result<Parsed, DecodeError> {
 
 #[derive(Deserialize)]
 struct Chunk {
+    /// The response's id (the same in every chunk).
+    #[serde(default)]
+    id: Option<String>,
     /// Required: a chunk without it (and without usage or an error) is not a
     /// chat completion chunk.
     #[serde(default)]
@@ -517,6 +520,7 @@ pub struct Decoder {
     finish: Option<FinishReason>,
     usage: Option<Usage>,
     calls: super::CallAssembler,
+    id_sent: bool,
 }
 
 impl StreamDecoder for Decoder {
@@ -552,6 +556,10 @@ impl StreamDecoder for Decoder {
                 "stream chunk without choices: {:?}",
                 snippet(data)
             )));
+        }
+        if let (Some(id), false) = (chunk.id, self.id_sent) {
+            self.id_sent = true;
+            out.push(StreamEvent::ResponseId { id });
         }
         if let Some(choice) = chunk.choices.into_iter().flatten().find(|c| c.index == 0) {
             if let Some(delta) = choice.delta {
@@ -619,6 +627,9 @@ mod tests {
         assert_eq!(
             out,
             vec![
+                StreamEvent::ResponseId {
+                    id: "chatcmpl-1".into()
+                },
                 StreamEvent::TextDelta {
                     text: "Hello".into(),
                     offset: 0
