@@ -278,3 +278,149 @@ async fn a_write_extends_a_pause_but_never_shortens_it_and_other_prefixes_are_ap
     assert!(!paused(&apart, "xai/grok-3").await);
     assert!(apart.generate(ask("xai/grok-3")).await.is_ok());
 }
+
+/// A replica whose model breaker opens after two server errors for 600 ms, and
+/// half-opens for one probe; the fleet opens at two votes and allows one probe.
+fn breaker_replica(mock: &MockServer, redis: &Redis, prefix: &str) -> Client {
+    Client::builder()
+        .providers(mock.providers().unwrap())
+        .retry(RetryPolicy::default().max_attempts(1))
+        .breaker(steer_llm::BreakerConfig {
+            failure_threshold: 2,
+            open_for: Duration::from_millis(600),
+            half_open_permits: 1,
+            success_threshold: 1,
+            ..steer_llm::BreakerConfig::default()
+        })
+        .shared(
+            SharedConfig::redis(&redis.url())
+                .prefix(prefix)
+                .backstop(Duration::from_millis(100))
+                .quorum(2)
+                .probes(1, Duration::from_secs(3)),
+        )
+        .build()
+        .unwrap()
+}
+
+async fn state(client: &Client, target: &str) -> steer_llm::BreakerState {
+    client.status(target).await.unwrap().state
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quorum_opens_the_fleet_one_replica_does_not_and_one_probe_ends_the_outage() {
+    use steer_llm::BreakerState::{Closed, HalfOpen, Open};
+    let redis = Redis::start();
+    let mock = MockServer::builder().start_background().unwrap();
+    let replicas: Vec<Client> = (0..3)
+        .map(|_| breaker_replica(&mock, &redis, "t3"))
+        .collect();
+    for r in &replicas {
+        assert!(eventually(|| connected(r)).await);
+    }
+    let model = "openai/gpt-4o-mini";
+    let votes = || {
+        let url = redis.url();
+        async move {
+            let mut c = redis::Client::open(url)
+                .unwrap()
+                .get_multiplexed_async_connection()
+                .await
+                .unwrap();
+            redis::cmd("ZCARD")
+                .arg("t3:opens:openai/gpt-4o-mini")
+                .query_async::<u64>(&mut c)
+                .await
+                .unwrap()
+        }
+    };
+    let fail_twice = |r: &Client| {
+        let (r, mock) = (r.clone(), &mock);
+        async move {
+            for _ in 0..2 {
+                mock.push_faults([FaultPlan::error("server_error")]);
+                assert!(r.generate(ask(model)).await.is_err());
+            }
+        }
+    };
+    // One replica's own failures open it alone: one vote is no quorum.
+    fail_twice(&replicas[0]).await;
+    assert_eq!(state(&replicas[0], model).await, Open);
+    assert!(
+        eventually(|| async { votes().await == 1 }).await,
+        "replica 0 voted"
+    );
+    for r in &replicas[1..] {
+        assert_eq!(
+            state(r, model).await,
+            Closed,
+            "one sick replica stops only itself"
+        );
+    }
+    // A second replica opens: the quorum opens the third, which saw no failure.
+    fail_twice(&replicas[1]).await;
+    assert!(
+        eventually(|| async { state(&replicas[2], model).await == Open }).await,
+        "the quorum opens every replica"
+    );
+    let sent = mock.requests().len();
+    assert!(matches!(
+        replicas[2].generate(ask(model)).await,
+        Err(Error::Rejected { .. })
+    ));
+    assert_eq!(
+        mock.requests().len(),
+        sent,
+        "the fleet-opened replica sent nothing"
+    );
+
+    // The opens end: one replica holds the fleet's probe lease; the others stay open.
+    assert!(
+        eventually(|| async {
+            for r in &replicas {
+                if state(r, model).await == HalfOpen {
+                    return true;
+                }
+            }
+            false
+        })
+        .await,
+        "a replica half-opens"
+    );
+    let mut states = Vec::new();
+    for r in &replicas {
+        states.push(state(r, model).await);
+    }
+    assert_eq!(
+        states.iter().filter(|s| **s == HalfOpen).count(),
+        1,
+        "one probe fleet-wide: {states:?}"
+    );
+    assert!(
+        states.iter().all(|s| matches!(s, HalfOpen | Open)),
+        "{states:?}"
+    );
+    // Every replica tries: only the lease holder's call reaches the provider.
+    let sent = mock.requests().len();
+    let mut answered = 0;
+    for r in &replicas {
+        if r.generate(ask(model)).await.is_ok() {
+            answered += 1;
+        }
+    }
+    assert_eq!(answered, 1);
+    assert_eq!(
+        mock.requests().len(),
+        sent + 1,
+        "one probe reached the provider"
+    );
+    // The probe found it well: the others half-open at once, not after the lease.
+    for r in &replicas {
+        assert!(
+            eventually(|| async { state(r, model).await != Open }).await,
+            "the recovery reaches every replica"
+        );
+    }
+    let s = replicas[0].shared_status().await.unwrap().unwrap();
+    assert!(s.opens_voted >= 1, "{s:?}");
+}

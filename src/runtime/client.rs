@@ -352,8 +352,10 @@ impl ClientBuilder {
                 let mirror = SharedPauses::new(config.clone(), breakers, meters.clone())?;
                 let addr = SharedPauses::start_in_arbiter(&arbiters.handles[0], |_| mirror);
                 for h in handles.values() {
-                    h.breaker()
-                        .do_send(steer_actors::breaker::SharePauses(addr.clone().recipient()));
+                    h.breaker().do_send(steer_actors::breaker::ShareState {
+                        reports: addr.clone().recipient(),
+                        probes: addr.clone().recipient(),
+                    });
                 }
                 Some(addr)
             }

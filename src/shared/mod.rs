@@ -1,17 +1,25 @@
-//! State shared across the replicas of a service: rate-limit pauses, through
-//! Redis (feature `shared-redis`). A pause one replica obeys (a 429 with a
-//! server-directed wait) describes the API key all replicas share, so every
-//! replica obeys it until the same instant.
+//! State shared across the replicas of a service, through Redis (feature
+//! `shared-redis`):
 //!
-//! What goes to Redis: for each paused `(provider, model)`, a key
-//! `{prefix}:pause:{provider}/{model}` whose TTL (set with `PX`, extended only,
-//! never shortened) is the pause, and a message on `{prefix}:events`. Nothing
-//! else: no keys, prompts or responses. Redis owns the expiry, so the replicas'
-//! clocks need not agree. The request path reads only the breaker's local gates:
-//! Redis being slow or down never makes a request slower or fail.
+//! - **Pauses.** A pause one replica obeys (a 429 with a server-directed wait)
+//!   describes the API key all replicas share: every replica obeys it until the
+//!   same instant. Key `{prefix}:pause:{provider}/{model}`, its TTL the pause
+//!   (`PX`, extended only, never shortened).
+//! - **Opens, by quorum.** A replica whose breaker opens on its own evidence
+//!   votes (`{prefix}:opens:{target}`, a sorted set of replica ids scored by the
+//!   vote's expiry); the fleet opens the target on every replica when
+//!   [`SharedConfig::quorum`] replicas vote within their open times. One sick
+//!   replica (a broken network on its host) stops only itself.
+//! - **Probes.** When an open ends, a replica claims one of
+//!   [`SharedConfig::probes`] leases (`{prefix}:probe:{target}`, a counter with a
+//!   TTL) before half-opening; the others stay open until the leases expire, with
+//!   jitter. When a probe finds the target well, the others half-open at once.
 //!
-//! Shared breaker opens (with a quorum) and fleet-wide probe leases are not
-//! shared yet (see ARCHITECTURE.md).
+//! Announcements go on `{prefix}:events`. Nothing else is written: no keys,
+//! prompts or responses. Redis owns every expiry (TTLs, and `TIME` inside the
+//! scripts), so the replicas' clocks need not agree. The request path reads only
+//! the breakers' local gates: Redis slow or down never makes a request slower or
+//! fail.
 
 #[cfg(feature = "shared-redis")]
 pub mod redis;
@@ -29,6 +37,13 @@ pub struct SharedConfig {
     /// How often the full state is read again, as a backstop for pub/sub
     /// messages lost while disconnected (default 1 s).
     pub backstop: Duration,
+    /// Replicas whose breakers must open a target before the fleet opens it
+    /// everywhere (default 2).
+    pub quorum: u32,
+    /// Probes fleet-wide when an open ends (default 1).
+    pub probes: u32,
+    /// How long a probe lease lasts (default 5 s).
+    pub probe_lease: Duration,
 }
 
 impl SharedConfig {
@@ -38,7 +53,23 @@ impl SharedConfig {
             url: url.to_string(),
             prefix: "steer".to_string(),
             backstop: Duration::from_secs(1),
+            quorum: 2,
+            probes: 1,
+            probe_lease: Duration::from_secs(5),
         }
+    }
+
+    /// Replicas that must open a target before the fleet does (at least 1).
+    pub fn quorum(mut self, replicas: u32) -> Self {
+        self.quorum = replicas.max(1);
+        self
+    }
+
+    /// Probes fleet-wide when an open ends, and how long each lease lasts.
+    pub fn probes(mut self, probes: u32, lease: Duration) -> Self {
+        self.probes = probes.max(1);
+        self.probe_lease = lease;
+        self
     }
 
     /// The prefix of keys and channels.
@@ -74,26 +105,88 @@ pub fn parse_pause_key<'a>(prefix: &str, key: &'a str) -> Option<(&'a str, &'a s
     (!provider.is_empty() && !model.is_empty()).then_some((provider, model))
 }
 
-/// The channel pause announcements go to.
+/// The channel announcements go to.
 pub fn events_channel(prefix: &str) -> String {
     format!("{prefix}:events")
 }
 
-/// An announcement: `{pause key}\n{milliseconds}`.
-pub fn announcement(key: &str, ms: u64) -> String {
-    format!("{key}\n{ms}")
+/// A breaker's target as shared: `provider/model`, or `provider/` for the
+/// provider's endpoint.
+pub fn target(provider: &str, model: Option<&str>) -> String {
+    format!("{provider}/{}", model.unwrap_or(""))
 }
 
-/// Reads an announcement back: the provider, model and wait. Anything else
-/// (another service's message on a shared channel, a bad number) is `None`.
-pub fn parse_announcement<'a>(
-    prefix: &str,
-    payload: &'a str,
-) -> Option<(&'a str, &'a str, Duration)> {
-    let (key, ms) = payload.split_once('\n')?;
-    let (provider, model) = parse_pause_key(prefix, key)?;
-    let ms: u64 = ms.trim().parse().ok()?;
-    Some((provider, model, Duration::from_millis(ms)))
+/// Reads a target back: the provider and the model (`None`: the endpoint).
+pub fn parse_target(target: &str) -> Option<(&str, Option<&str>)> {
+    let (provider, model) = target.split_once('/')?;
+    (!provider.is_empty()).then_some((provider, (!model.is_empty()).then_some(model)))
+}
+
+/// The key of the open votes for a target.
+pub fn opens_key(prefix: &str, target: &str) -> String {
+    format!("{prefix}:opens:{target}")
+}
+
+/// The key of the probe leases of a target.
+pub fn probe_key(prefix: &str, target: &str) -> String {
+    format!("{prefix}:probe:{target}")
+}
+
+/// What goes over the events channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Announcement<'a> {
+    /// `pause\n{pause key}\n{ms}`: a pause of `ms` from now.
+    Pause {
+        /// The provider.
+        provider: &'a str,
+        /// The model.
+        model: &'a str,
+        /// The wait.
+        wait: Duration,
+    },
+    /// `open\n{target}\n{votes}`: replicas that opened the target.
+    Open {
+        /// The target.
+        target: &'a str,
+        /// Live votes.
+        votes: u64,
+    },
+    /// `recovered\n{target}`: a probe found the target well.
+    Recovered {
+        /// The target.
+        target: &'a str,
+    },
+}
+
+/// A pause announcement's text.
+pub fn announcement(key: &str, ms: u64) -> String {
+    format!("pause\n{key}\n{ms}")
+}
+
+/// Reads an announcement. Anything else (another service's message on a shared
+/// channel, a bad number) is `None`.
+pub fn parse_announcement<'a>(prefix: &str, payload: &'a str) -> Option<Announcement<'a>> {
+    let mut parts = payload.splitn(3, '\n');
+    let (kind, subject, rest) = (parts.next()?, parts.next()?, parts.next());
+    match (kind, rest) {
+        ("pause", Some(ms)) => {
+            let (provider, model) = parse_pause_key(prefix, subject)?;
+            let ms: u64 = ms.trim().parse().ok()?;
+            Some(Announcement::Pause {
+                provider,
+                model,
+                wait: Duration::from_millis(ms),
+            })
+        }
+        ("open", Some(votes)) => Some(Announcement::Open {
+            target: parse_target(subject).map(|_| subject)?,
+            votes: votes.trim().parse().ok()?,
+        }),
+        ("recovered", None) => Some(Announcement::Recovered {
+            target: parse_target(subject).map(|_| subject)?,
+        }),
+        _ => None,
+    }
 }
 
 /// Milliseconds of a wait as Redis takes them: at least 1 (`PX 0` is an error),
@@ -116,17 +209,42 @@ mod tests {
         let a = announcement(&key, 1500);
         assert_eq!(
             parse_announcement("svc", &a),
-            Some(("east", "gpt-4o", Duration::from_millis(1500)))
+            Some(Announcement::Pause {
+                provider: "east",
+                model: "gpt-4o",
+                wait: Duration::from_millis(1500)
+            })
+        );
+        assert_eq!(
+            parse_announcement("svc", "open\neast/\n2"),
+            Some(Announcement::Open {
+                target: "east/",
+                votes: 2
+            })
+        );
+        assert_eq!(
+            parse_announcement("svc", "recovered\neast/gpt-4o"),
+            Some(Announcement::Recovered {
+                target: "east/gpt-4o"
+            })
         );
         for bad in [
             "",
-            "svc:pause:east/m",
-            "svc:pause:east/m\nx",
-            "x\n5",
-            "svc:pause:east/m\n-1",
+            "pause\nsvc:pause:east/m",
+            "pause\nsvc:pause:east/m\nx",
+            "pause\nx\n5",
+            "pause\nsvc:pause:east/m\n-1",
+            "open\n/m\n2",
+            "open\neast/m\nmany",
+            "recovered\neast/m\nextra",
+            "hello\nworld",
         ] {
             assert_eq!(parse_announcement("svc", bad), None, "{bad:?}");
         }
+        assert_eq!(target("east", None), "east/");
+        assert_eq!(parse_target("east/"), Some(("east", None)));
+        assert_eq!(parse_target("east/ft:x"), Some(("east", Some("ft:x"))));
+        assert_eq!(parse_target("/x"), None);
         assert_eq!(wait_ms(Duration::ZERO), 1);
         assert_eq!(wait_ms(Duration::MAX), u64::MAX);
     }

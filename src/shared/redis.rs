@@ -1,13 +1,20 @@
-//! The actor that mirrors pauses between this replica's breakers and Redis.
+//! The actor that mirrors breaker state between this replica and Redis.
 //!
-//! - A pause a breaker obeys ([`PauseSeen`]) is written with an extend-only
-//!   script: `SET key PX ms` only when the key's remaining TTL is shorter, then
-//!   `PUBLISH` on the events channel. A write never shortens a pause.
-//! - Announcements from other replicas arrive by pub/sub and become
-//!   [`Pause`]s of the local breaker, marked as from the fleet (not shared again).
-//! - Every `backstop` period, and after every (re)connection, every pause key is
-//!   read with its remaining TTL (`SCAN` + `PTTL`): pub/sub drops messages while
-//!   disconnected, and the TTL is Redis's own clock, not this replica's.
+//! - A pause a breaker obeys ([`FleetReport::Paused`]) is written with an
+//!   extend-only script: `SET key PX ms` only when the key's remaining TTL is
+//!   shorter, then `PUBLISH`. A write never shortens a pause.
+//! - An own open ([`FleetReport::Opened`]) is a vote: the replica's id in the
+//!   target's sorted set, scored by the vote's expiry in Redis's `TIME`; the
+//!   script answers and announces the live votes, and every replica opens the
+//!   target when they reach the quorum ([`FleetOpen`]).
+//! - A probe lease ([`ClaimProbe`]) is a counter with a TTL: the first
+//!   `probes` claims win, the rest wait out the TTL.
+//! - A recovery ([`FleetReport::Recovered`]) clears the votes and leases and
+//!   half-opens the target everywhere ([`FleetRecovered`]).
+//! - Announcements from other replicas arrive by pub/sub. Every `backstop`
+//!   period, and after every (re)connection, every pause and vote key is read
+//!   again: pub/sub drops messages while disconnected, and the TTLs are Redis's
+//!   own clock, not this replica's.
 //! - Redis slow or down: every operation has a timeout, failures are logged once
 //!   and shown in [`SharedStatus`] and the `steer_shared_up` gauge; the breakers
 //!   keep their local state; the actor reconnects and resyncs.
@@ -18,12 +25,14 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use redis::aio::ConnectionManager;
-use steer_actors::breaker::{BreakerRef, Pause, PauseSeen};
+use steer_actors::breaker::{
+    BreakerRef, ClaimProbe, FleetOpen, FleetRecovered, FleetReport, Pause, ProbeClaim,
+};
 use steer_actors::meters::Meters;
 
 use super::{
-    announcement, events_channel, parse_announcement, parse_pause_key, pause_key, wait_ms,
-    SharedConfig,
+    announcement, events_channel, opens_key, parse_announcement, parse_pause_key, parse_target,
+    pause_key, probe_key, target, wait_ms, Announcement, SharedConfig,
 };
 use crate::error::Error;
 
@@ -44,6 +53,78 @@ end
 return 0
 "#;
 
+/// The current time in ms by Redis's clock, in a script.
+const NOW: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"#;
+
+/// Votes for an open: KEYS[1] the votes, KEYS[2] the channel; ARGV[1] the
+/// replica, ARGV[2] the open time in ms, ARGV[3] the target. Answers the live votes.
+const VOTE: &str = r#"
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local expires = now + tonumber(ARGV[2])
+local old = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if (not old) or tonumber(old) < expires then
+  redis.call('ZADD', KEYS[1], expires, ARGV[1])
+end
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+redis.call('PEXPIREAT', KEYS[1], math.floor(tonumber(last[2])))
+local votes = redis.call('ZCARD', KEYS[1])
+redis.call('PUBLISH', KEYS[2], 'open\n' .. ARGV[3] .. '\n' .. votes)
+return votes
+"#;
+
+/// Counts the live votes of KEYS[1].
+const COUNT: &str = r#"
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+return redis.call('ZCARD', KEYS[1])
+"#;
+
+/// Claims a probe lease: KEYS[1] the leases; ARGV[1] how many, ARGV[2] the lease
+/// in ms. Answers -1 when granted, else the ms until the leases expire.
+const CLAIM: &str = r#"
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if n <= tonumber(ARGV[1]) then return -1 end
+local left = redis.call('PTTL', KEYS[1])
+if left < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  left = tonumber(ARGV[2])
+end
+return left
+"#;
+
+/// A probe found the target well: KEYS[1] votes, KEYS[2] leases, KEYS[3] the
+/// channel; ARGV[1] the target.
+const RECOVERED: &str = r#"
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('PUBLISH', KEYS[3], 'recovered\n' .. ARGV[1])
+return 1
+"#;
+
+/// The scripts, compiled once (redis-rs sends `EVALSHA`, and `EVAL` the first time).
+struct Scripts {
+    extend: redis::Script,
+    vote: redis::Script,
+    count: redis::Script,
+    claim: redis::Script,
+    recovered: redis::Script,
+}
+
+impl Scripts {
+    fn new() -> Self {
+        let timed = |body: &str| redis::Script::new(&format!("{NOW}{body}"));
+        Scripts {
+            extend: redis::Script::new(EXTEND_ONLY),
+            vote: timed(VOTE),
+            count: timed(COUNT),
+            claim: redis::Script::new(CLAIM),
+            recovered: redis::Script::new(RECOVERED),
+        }
+    }
+}
+
 /// What the replica knows of its shared state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct SharedStatus {
@@ -55,6 +136,14 @@ pub struct SharedStatus {
     pub pauses_shared: u64,
     /// Pauses of other replicas applied here (announcements and backstop reads).
     pub pauses_received: u64,
+    /// Own opens voted for the fleet's quorum.
+    pub opens_voted: u64,
+    /// Targets the fleet opened here (a quorum of votes).
+    pub fleet_opens: u64,
+    /// Probe leases claimed: granted and denied.
+    pub probes_granted: u64,
+    /// Probe leases denied (another replica probes).
+    pub probes_denied: u64,
 }
 
 /// Asks for the [`SharedStatus`].
@@ -68,7 +157,9 @@ pub struct SharedPauses {
     client: redis::Client,
     conn: Option<ConnectionManager>,
     breakers: HashMap<String, BreakerRef>,
-    script: Arc<redis::Script>,
+    scripts: Arc<Scripts>,
+    /// This replica's id in votes.
+    replica: String,
     meters: Meters,
     status: SharedStatus,
     reconnect_delay: Duration,
@@ -90,7 +181,8 @@ impl SharedPauses {
             client,
             conn: None,
             breakers,
-            script: Arc::new(redis::Script::new(EXTEND_ONLY)),
+            scripts: Arc::new(Scripts::new()),
+            replica: uuid::Uuid::new_v4().to_string(),
             meters,
             status: SharedStatus::default(),
             reconnect_delay: Duration::from_millis(50),
@@ -161,56 +253,115 @@ impl SharedPauses {
         );
     }
 
-    /// Reads every pause key with its remaining TTL and applies it locally.
+    /// Reads every pause key with its remaining TTL and every target's live
+    /// votes, and applies them locally.
     fn resync(&mut self, ctx: &mut Context<Self>) {
         let Some(mut conn) = self.conn.clone() else {
             return;
         };
-        let pattern = format!("{}:pause:*", glob_escape(&self.config.prefix));
+        let prefix = glob_escape(&self.config.prefix);
+        let scripts = self.scripts.clone();
         let read = async move {
-            let mut cursor: u64 = 0;
+            let pauses = scan(&mut conn, &format!("{prefix}:pause:*")).await?;
             let mut found = Vec::new();
-            loop {
-                let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(500)
-                    .query_async(&mut conn)
-                    .await?;
-                if !keys.is_empty() {
-                    let mut pipe = redis::pipe();
-                    for k in &keys {
-                        pipe.cmd("PTTL").arg(k);
-                    }
-                    let ttls: Vec<i64> = pipe.query_async(&mut conn).await?;
-                    found.extend(keys.into_iter().zip(ttls));
+            if !pauses.is_empty() {
+                let mut pipe = redis::pipe();
+                for k in &pauses {
+                    pipe.cmd("PTTL").arg(k);
                 }
-                cursor = next;
-                if cursor == 0 {
-                    break;
-                }
+                let ttls: Vec<i64> = pipe.query_async(&mut conn).await?;
+                found.extend(pauses.into_iter().zip(ttls));
             }
-            Ok::<_, redis::RedisError>(found)
+            let mut votes = Vec::new();
+            for key in scan(&mut conn, &format!("{prefix}:opens:*")).await? {
+                let n: u64 = scripts.count.key(&key).invoke_async(&mut conn).await?;
+                votes.push((key, n));
+            }
+            Ok::<_, redis::RedisError>((found, votes))
+        };
+        let read = async move {
+            tokio::time::timeout(OPERATION_TIMEOUT.saturating_mul(4), read)
+                .await
+                .map_err(timeout_error)?
         };
         ctx.spawn(
             actix::fut::wrap_future(read).map(|read, act: &mut Self, ctx| match read {
-                Ok(found) => {
+                Ok((pauses, votes)) => {
                     act.up();
-                    for (key, ttl) in found {
+                    let prefix = act.config.prefix.clone();
+                    for (key, ttl) in pauses {
                         let Ok(ms) = u64::try_from(ttl) else {
                             continue; // -2 gone, -1 no expiry (not ours)
                         };
-                        let prefix = act.config.prefix.clone();
                         if let Some((provider, model)) = parse_pause_key(&prefix, &key) {
                             act.apply(provider, model, Duration::from_millis(ms));
+                        }
+                    }
+                    let opens = format!("{prefix}:opens:");
+                    for (key, n) in votes {
+                        if let Some(target) = key.strip_prefix(&opens) {
+                            act.on_votes(target, n);
                         }
                     }
                 }
                 Err(e) => act.down("backstop read", e, ctx),
             }),
         );
+    }
+
+    /// A target has `votes` live open votes: at the quorum, open it here.
+    fn on_votes(&mut self, target: &str, votes: u64) {
+        if votes < u64::from(self.config.quorum) {
+            return;
+        }
+        let Some((provider, model)) = parse_target(target) else {
+            return;
+        };
+        if let Some(breaker) = self.breakers.get(provider) {
+            breaker.addr().do_send(FleetOpen {
+                model: model.map(Arc::from),
+            });
+            self.status.fleet_opens = self.status.fleet_opens.saturating_add(1);
+        }
+    }
+
+    /// A probe found `target` well: half-open it here.
+    fn on_recovered(&mut self, target: &str) {
+        let Some((provider, model)) = parse_target(target) else {
+            return;
+        };
+        if let Some(breaker) = self.breakers.get(provider) {
+            breaker.addr().do_send(FleetRecovered {
+                model: model.map(Arc::from),
+            });
+        }
+    }
+
+    /// Runs `write` against Redis (with the operation timeout); counts it with
+    /// `done` once Redis has answered.
+    fn write<F>(
+        &mut self,
+        what: &'static str,
+        done: fn(&mut SharedStatus),
+        write: F,
+        ctx: &mut Context<Self>,
+    ) where
+        F: std::future::Future<Output = redis::RedisResult<i64>> + 'static,
+    {
+        let timed = async move {
+            tokio::time::timeout(OPERATION_TIMEOUT, write)
+                .await
+                .map_err(timeout_error)?
+        };
+        ctx.spawn(actix::fut::wrap_future(timed).map(
+            move |answer, act: &mut Self, ctx| match answer {
+                Ok(_) => {
+                    act.up();
+                    done(&mut act.status);
+                }
+                Err(e) => act.down(what, e, ctx),
+            },
+        ));
     }
 
     /// Pauses the local breaker of `provider` for `model`, as the fleet says.
@@ -225,6 +376,27 @@ impl SharedPauses {
                 from_fleet: true,
             });
             self.status.pauses_received = self.status.pauses_received.saturating_add(1);
+        }
+    }
+}
+
+/// Every key matching `pattern`.
+async fn scan(conn: &mut ConnectionManager, pattern: &str) -> redis::RedisResult<Vec<String>> {
+    let mut cursor: u64 = 0;
+    let mut keys = Vec::new();
+    loop {
+        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(500)
+            .query_async(conn)
+            .await?;
+        keys.extend(batch);
+        cursor = next;
+        if cursor == 0 {
+            return Ok(keys);
         }
     }
 }
@@ -262,33 +434,119 @@ impl Actor for SharedPauses {
     }
 }
 
-impl Handler<PauseSeen> for SharedPauses {
+impl Handler<FleetReport> for SharedPauses {
     type Result = ();
 
-    fn handle(&mut self, msg: PauseSeen, ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: FleetReport, ctx: &mut Context<Self>) {
         let Some(mut conn) = self.conn.clone() else {
-            return; // down: the local breaker has the pause; the backstop catches up
+            return; // down: the local breaker has it; the backstop catches up
         };
-        let key = pause_key(&self.config.prefix, &msg.provider, &msg.model);
-        let ms = wait_ms(msg.wait);
-        let channel = events_channel(&self.config.prefix);
-        let script = self.script.clone();
-        let write = async move {
-            let mut call = script.key(&key);
-            call.key(channel).arg(ms).arg(announcement(&key, ms));
+        let prefix = self.config.prefix.clone();
+        let channel = events_channel(&prefix);
+        let scripts = self.scripts.clone();
+        match msg {
+            FleetReport::Paused {
+                provider,
+                model,
+                wait,
+            } => {
+                let key = pause_key(&prefix, &provider, &model);
+                let ms = wait_ms(wait);
+                self.write(
+                    "pause write",
+                    |s| s.pauses_shared = s.pauses_shared.saturating_add(1),
+                    async move {
+                        let mut call = scripts.extend.key(&key);
+                        call.key(channel).arg(ms).arg(announcement(&key, ms));
+                        call.invoke_async::<i64>(&mut conn).await
+                    },
+                    ctx,
+                );
+            }
+            FleetReport::Opened {
+                provider,
+                model,
+                open_for,
+            } => {
+                let target = target(&provider, model.as_deref());
+                let key = opens_key(&prefix, &target);
+                let replica = self.replica.clone();
+                self.write(
+                    "open vote",
+                    |s| s.opens_voted = s.opens_voted.saturating_add(1),
+                    async move {
+                        let mut call = scripts.vote.key(&key);
+                        call.key(channel)
+                            .arg(replica)
+                            .arg(wait_ms(open_for))
+                            .arg(&target);
+                        call.invoke_async::<i64>(&mut conn).await
+                    },
+                    ctx,
+                );
+            }
+            FleetReport::Recovered { provider, model } => {
+                let target = target(&provider, model.as_deref());
+                let (votes, leases) = (opens_key(&prefix, &target), probe_key(&prefix, &target));
+                self.write(
+                    "recovery",
+                    |_| {},
+                    async move {
+                        let mut call = scripts.recovered.key(&votes);
+                        call.key(leases).key(channel).arg(&target);
+                        call.invoke_async::<i64>(&mut conn).await
+                    },
+                    ctx,
+                );
+            }
+        }
+    }
+}
+
+impl Handler<ClaimProbe> for SharedPauses {
+    type Result = ResponseActFuture<Self, ProbeClaim>;
+
+    fn handle(&mut self, msg: ClaimProbe, _: &mut Context<Self>) -> Self::Result {
+        let Some(mut conn) = self.conn.clone() else {
+            // Down: every replica probes on its own, as without sharing.
+            return Box::pin(actix::fut::ready(ProbeClaim::Granted));
+        };
+        let key = probe_key(
+            &self.config.prefix,
+            &target(&msg.provider, msg.model.as_deref()),
+        );
+        let (probes, lease) = (self.config.probes, wait_ms(self.config.probe_lease));
+        let scripts = self.scripts.clone();
+        let claim = async move {
+            let mut call = scripts.claim.key(&key);
+            call.arg(probes).arg(lease);
             tokio::time::timeout(OPERATION_TIMEOUT, call.invoke_async::<i64>(&mut conn))
                 .await
                 .map_err(timeout_error)?
         };
-        ctx.spawn(
-            actix::fut::wrap_future(write).map(|done, act: &mut Self, ctx| match done {
-                Ok(_) => {
+        Box::pin(
+            actix::fut::wrap_future(claim).map(|answer, act: &mut Self, ctx| match answer {
+                Ok(left) => {
                     act.up();
-                    act.status.pauses_shared = act.status.pauses_shared.saturating_add(1);
+                    match u64::try_from(left) {
+                        Ok(ms) => {
+                            act.status.probes_denied = act.status.probes_denied.saturating_add(1);
+                            ProbeClaim::Denied {
+                                retry_in: Duration::from_millis(ms.max(1)),
+                            }
+                        }
+                        Err(_) => {
+                            act.status.probes_granted = act.status.probes_granted.saturating_add(1);
+                            ProbeClaim::Granted
+                        }
+                    }
                 }
-                Err(e) => act.down("pause write", e, ctx),
+                Err(e) => {
+                    act.down("probe claim", e, ctx);
+                    ProbeClaim::Granted
+                }
             }),
-        );
+        )
     }
 }
 
@@ -298,8 +556,15 @@ impl StreamHandler<redis::Msg> for SharedPauses {
             return;
         };
         let prefix = self.config.prefix.clone();
-        if let Some((provider, model, wait)) = parse_announcement(&prefix, &payload) {
-            self.apply(provider, model, wait);
+        match parse_announcement(&prefix, &payload) {
+            Some(Announcement::Pause {
+                provider,
+                model,
+                wait,
+            }) => self.apply(provider, model, wait),
+            Some(Announcement::Open { target, votes }) => self.on_votes(target, votes),
+            Some(Announcement::Recovered { target }) => self.on_recovered(target),
+            None => {}
         }
     }
 

@@ -24,8 +24,11 @@ use super::state::{
 };
 use crate::meters::Meters;
 
+mod fleet;
 #[cfg(test)]
 mod tests;
+
+pub use fleet::{ClaimProbe, FleetOpen, FleetRecovered, FleetReport, ProbeClaim, ShareState};
 
 /// Models a breaker keeps state for, at most: past it, a new model replaces one
 /// that is closed and quiet, or shares the overflow state.
@@ -71,8 +74,9 @@ pub struct CircuitBreaker {
     gates: GateMap,
     /// Where transitions and pauses are counted.
     meters: Meters,
-    /// Where obeyed pauses are reported for other replicas, when shared.
-    share: Option<Recipient<PauseSeen>>,
+    /// The replica's shared state, when the breaker's state is shared with the
+    /// fleet: where pauses and opens are reported, probe leases claimed.
+    fleet: Option<ShareState>,
 }
 
 impl CircuitBreaker {
@@ -87,7 +91,7 @@ impl CircuitBreaker {
             endpoint_gate: AdmissionGate::new(),
             gates: GateMap::default(),
             meters: Meters::new(),
-            share: None,
+            fleet: None,
         };
         breaker.sync_endpoint_gate();
         breaker
@@ -191,16 +195,13 @@ impl CircuitBreaker {
             from = ?t.from, to = ?t.to, reason = ?t.reason, "breaker transition");
         self.meters
             .transition(&self.provider, model.as_deref(), t.from, t.to);
+        self.tell_fleet(model.as_deref(), &t);
         if let Some(open_for) = t.open_for {
             let generation = t.generation;
             let key = model.clone();
-            ctx.run_later(open_for, move |act, ctx| {
-                let fired = act
-                    .breaker_mut(key.as_ref())
-                    .and_then(|b| b.on_open_timer(generation, now()));
-                if let Some(t) = fired {
-                    act.publish(key, t, ctx);
-                }
+            let wait = self.with_fleet_jitter(open_for);
+            ctx.run_later(wait, move |act, ctx| {
+                act.open_time_over(key, generation, ctx)
             });
         }
         let event = TransitionEvent {
@@ -537,33 +538,6 @@ pub struct Pause {
     pub from_fleet: bool,
 }
 
-/// A pause this process saw and obeyed, told to whoever shares the breaker's
-/// state with other replicas.
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
-pub struct PauseSeen {
-    /// The provider.
-    pub provider: String,
-    /// The model.
-    pub model: String,
-    /// The wait the server asked for.
-    pub wait: Duration,
-}
-
-/// Tells the breaker where to report the pauses it obeys (the replica's shared
-/// state actor).
-#[derive(Debug, Clone, Message)]
-#[rtype(result = "()")]
-pub struct SharePauses(pub Recipient<PauseSeen>);
-
-impl Handler<SharePauses> for CircuitBreaker {
-    type Result = ();
-
-    fn handle(&mut self, msg: SharePauses, _: &mut Context<Self>) {
-        self.share = Some(msg.0);
-    }
-}
-
 impl Handler<Pause> for CircuitBreaker {
     type Result = ();
 
@@ -571,8 +545,8 @@ impl Handler<Pause> for CircuitBreaker {
         let obeyed = self
             .guarded(ctx, |act, ctx| act.pause(&msg.model, msg.wait, ctx))
             .unwrap_or(false);
-        if let (true, false, Some(share)) = (obeyed, msg.from_fleet, &self.share) {
-            share.do_send(PauseSeen {
+        if let (true, false, Some(fleet)) = (obeyed, msg.from_fleet, &self.fleet) {
+            fleet.reports.do_send(FleetReport::Paused {
                 provider: self.provider.clone(),
                 model: msg.model.to_string(),
                 wait: msg.wait,

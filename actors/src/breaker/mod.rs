@@ -7,9 +7,10 @@ pub mod state;
 
 pub use actor::report_failure;
 pub use actor::{
-    Acquire, BreakerRef, BreakerStatus, CircuitBreaker, ForceState, GetStatus, Pause, PauseSeen,
-    PermitLease, ResetBreaker, SharePauses, Subscribe, TransitionEvent,
+    Acquire, BreakerRef, BreakerStatus, CircuitBreaker, ForceState, GetStatus, Pause, PermitLease,
+    ResetBreaker, Subscribe, TransitionEvent,
 };
+pub use actor::{ClaimProbe, FleetOpen, FleetRecovered, FleetReport, ProbeClaim, ShareState};
 pub use gate::{AdmissionGate, GateMap};
 pub use scope::{failure_scope, Scope, Target};
 pub use state::{

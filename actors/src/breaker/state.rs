@@ -134,6 +134,9 @@ pub enum TransitionReason {
     Reset,
     /// The breaker's actor failed and was restarted with fresh state.
     Restarted,
+    /// The fleet's shared state said so: a quorum of replicas opened the target,
+    /// or the replica that probed it found it well again.
+    Fleet,
 }
 
 /// A state change.
@@ -466,6 +469,31 @@ impl Breaker {
         })
     }
 
+    /// The fleet opened the target (a quorum of replicas did): a closed breaker
+    /// opens as if it had tripped; any other state stays.
+    pub fn fleet_open(&mut self, now: Instant) -> Option<Transition> {
+        (self.state == BreakerState::Closed)
+            .then(|| self.transition(BreakerState::Open, TransitionReason::Fleet, now))
+    }
+
+    /// The replica that probed the target found it well: an open breaker
+    /// half-opens at once (its own probes confirm it); any other state stays.
+    pub fn fleet_recovered(&mut self, now: Instant) -> Option<Transition> {
+        (self.state == BreakerState::Open)
+            .then(|| self.transition(BreakerState::HalfOpen, TransitionReason::Fleet, now))
+    }
+
+    /// Another replica holds the fleet's probe lease: the open state of
+    /// `generation` lasts `wait` longer (rejections say so). `false` when the
+    /// breaker has moved on.
+    pub fn stay_open(&mut self, generation: u64, wait: Duration, now: Instant) -> bool {
+        let current = self.state == BreakerState::Open && generation == self.generation;
+        if current {
+            self.open_until = Some(later(now, wait));
+        }
+        current
+    }
+
     /// An operator sets the state (`ForcedOpen`, `Disabled`, or back to `Closed`).
     pub fn force(&mut self, to: BreakerState, now: Instant) -> Option<Transition> {
         (self.state != to).then(|| self.transition(to, TransitionReason::Forced, now))
@@ -643,6 +671,57 @@ mod tests {
         let t = (0..3).find_map(|_| fail(b, now)).expect("opens");
         assert!(b.on_open_timer(t.generation, now).is_some());
         assert_eq!(b.state(), BreakerState::HalfOpen);
+    }
+
+    #[test]
+    fn the_fleet_opens_only_a_closed_breaker_and_recovers_only_an_open_one() {
+        let now = Instant::now();
+        let mut b = Breaker::new(config(3));
+        assert!(
+            b.fleet_recovered(now).is_none(),
+            "closed: nothing to recover"
+        );
+        let t = b.fleet_open(now).expect("a closed breaker opens");
+        assert_eq!(
+            (t.to, t.reason.clone()),
+            (BreakerState::Open, TransitionReason::Fleet)
+        );
+        assert_eq!(t.open_for, Some(Duration::from_secs(10)));
+        assert!(b.fleet_open(now).is_none(), "already open");
+        let t = b.fleet_recovered(now).expect("an open breaker half-opens");
+        assert_eq!(t.to, BreakerState::HalfOpen);
+        assert!(
+            b.fleet_open(now).is_none(),
+            "half-open stays: its probes decide"
+        );
+        let mut forced = Breaker::new(config(3));
+        forced.force(BreakerState::ForcedOpen, now);
+        assert!(forced.fleet_open(now).is_none() && forced.fleet_recovered(now).is_none());
+    }
+
+    #[test]
+    fn staying_open_for_the_fleets_probe_moves_the_reopen_and_needs_the_generation() {
+        let now = Instant::now();
+        let mut b = Breaker::new(config(1));
+        let t = fail(&mut b, now).expect("opens");
+        let later_on = now + Duration::from_secs(10);
+        assert!(b.stay_open(t.generation, Duration::from_secs(3), later_on));
+        assert_eq!(
+            b.try_acquire(later_on),
+            Err(Rejection::Open {
+                retry_in: Duration::from_secs(3)
+            })
+        );
+        assert!(!b.stay_open(
+            t.generation.wrapping_add(1),
+            Duration::from_secs(3),
+            later_on
+        ));
+        assert!(b.on_open_timer(t.generation, later_on).is_some());
+        assert!(
+            !b.stay_open(t.generation, Duration::from_secs(3), later_on),
+            "moved on"
+        );
     }
 
     #[test]
