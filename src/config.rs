@@ -52,6 +52,60 @@ pub struct Config {
     /// The breaker settings of every provider.
     #[serde(default)]
     pub breaker: Option<BreakerSettings>,
+    /// State shared with the other replicas through Redis (feature `shared-redis`).
+    #[serde(default)]
+    pub shared: Option<SharedSettings>,
+}
+
+/// `[shared]`: pauses, opens and probe leases shared through Redis.
+///
+/// ```toml
+/// [shared]
+/// redis = "redis://127.0.0.1:6379/"
+/// prefix = "my-service"
+/// quorum = 2
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharedSettings {
+    /// The Redis URL (user and password in it, if any).
+    pub redis: String,
+    /// Prefix of keys and channels (default `steer`).
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// Period of the backstop read (default 1 s).
+    #[serde(default, deserialize_with = "duration")]
+    pub backstop: Option<Duration>,
+    /// Replicas that must open a target before the fleet does (default 2).
+    #[serde(default)]
+    pub quorum: Option<u32>,
+    /// Probes fleet-wide when an open ends (default 1).
+    #[serde(default)]
+    pub probes: Option<u32>,
+    /// How long a probe lease lasts (default 5 s).
+    #[serde(default, deserialize_with = "duration")]
+    pub probe_lease: Option<Duration>,
+}
+
+impl SharedSettings {
+    /// The settings as a [`SharedConfig`](crate::shared::SharedConfig).
+    pub fn config(&self) -> crate::shared::SharedConfig {
+        let mut c = crate::shared::SharedConfig::redis(&self.redis);
+        if let Some(p) = &self.prefix {
+            c = c.prefix(p);
+        }
+        if let Some(d) = self.backstop {
+            c = c.backstop(d);
+        }
+        if let Some(q) = self.quorum {
+            c = c.quorum(q);
+        }
+        let (probes, lease) = (
+            self.probes.unwrap_or(c.probes),
+            self.probe_lease.unwrap_or(c.probe_lease),
+        );
+        c.probes(probes, lease)
+    }
 }
 
 /// Which wire format and defaults a deployment has.
@@ -276,6 +330,19 @@ impl Config {
             }
             builder = builder.breaker(config);
         }
+        if let Some(shared) = &self.shared {
+            #[cfg(feature = "shared-redis")]
+            {
+                builder = builder.shared(shared.config());
+            }
+            #[cfg(not(feature = "shared-redis"))]
+            {
+                let _ = shared.config();
+                return Err(Error::Config(
+                    "[shared] needs steer-llm's shared-redis feature".into(),
+                ));
+            }
+        }
         Ok(builder)
     }
 }
@@ -346,6 +413,38 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("line 2") && err.contains("duration"), "{err}");
+    }
+
+    #[test]
+    fn the_shared_table_reads_into_a_shared_config() {
+        let c = Config::from_toml(
+            "[shared]\nredis = \"redis://127.0.0.1:7/\"\nprefix = \"svc\"\nbackstop = \"250ms\"\nquorum = 3\nprobes = 2\nprobe_lease = 4\n",
+        )
+        .unwrap();
+        let shared = c.shared.as_ref().unwrap().config();
+        assert_eq!(shared.url, "redis://127.0.0.1:7/");
+        assert_eq!(shared.prefix, "svc");
+        assert_eq!(shared.backstop, Duration::from_millis(250));
+        assert_eq!((shared.quorum, shared.probes), (3, 2));
+        assert_eq!(shared.probe_lease, Duration::from_secs(4));
+        let defaults = Config::from_toml("[shared]\nredis = \"redis://h/\"\n").unwrap();
+        assert_eq!(
+            defaults.shared.unwrap().config(),
+            crate::shared::SharedConfig::redis("redis://h/")
+        );
+        let err = Config::from_toml("[shared]\nredis = \"redis://h/\"\nquorom = 2\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 3") && err.contains("quorom"), "{err}");
+        assert!(
+            Config::from_toml("[shared]\nprefix = \"x\"\n").is_err(),
+            "redis is required"
+        );
+        #[cfg(not(feature = "shared-redis"))]
+        assert!(
+            c.apply(crate::Client::builder()).is_err(),
+            "needs the feature"
+        );
     }
 
     #[test]

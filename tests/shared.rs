@@ -424,3 +424,104 @@ async fn a_quorum_opens_the_fleet_one_replica_does_not_and_one_probe_ends_the_ou
     let s = replicas[0].shared_status().await.unwrap().unwrap();
     assert!(s.opens_voted >= 1, "{s:?}");
 }
+
+/// A replica process (`examples/replica.rs`), driven by lines on its stdin.
+struct Process {
+    child: Child,
+    input: std::process::ChildStdin,
+    output: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl Process {
+    fn start(mock: &MockServer, redis: &Redis, prefix: &str) -> Process {
+        // Examples are built next to the test binaries: target/<profile>/examples.
+        let exe = std::env::current_exe().unwrap();
+        let dir = exe.parent().and_then(|d| d.parent()).unwrap();
+        let binary = dir.join("examples").join("replica");
+        if !binary.exists() {
+            // `cargo test --test shared` builds no examples: build this one.
+            let built = Command::new(env!("CARGO"))
+                .args(["build", "--quiet", "--features", "mock shared-redis"])
+                .args(["--example", "replica"])
+                .status()
+                .unwrap();
+            assert!(built.success(), "building examples/replica.rs failed");
+        }
+        let mut child = Command::new(&binary)
+            .env("STEER_REDIS_URL", redis.url())
+            .env("STEER_MOCK_BASE", mock.openai_base_url())
+            .env("STEER_PREFIX", prefix)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", binary.display()));
+        let input = child.stdin.take().unwrap();
+        let output = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut p = Process {
+            child,
+            input,
+            output,
+        };
+        assert_eq!(p.line(), "ready");
+        p
+    }
+
+    fn line(&mut self) -> String {
+        use std::io::BufRead;
+        let mut line = String::new();
+        self.output.read_line(&mut line).unwrap();
+        line.trim().to_string()
+    }
+
+    fn ask(&mut self, command: &str) -> String {
+        use std::io::Write;
+        writeln!(self.input, "{command}").unwrap();
+        self.line()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn three_replica_processes_obey_one_pause() {
+    let redis = Redis::start();
+    let mock = MockServer::builder().start_background().unwrap();
+    let mut replicas: Vec<Process> = (0..3)
+        .map(|_| Process::start(&mock, &redis, "t4"))
+        .collect();
+    let model = "openai/gpt-4o-mini";
+    assert_eq!(replicas[1].ask(&format!("ask {model}")), "ok");
+    mock.push_faults([FaultPlan::error("rate_limit").retry_after("30")]);
+    assert_eq!(replicas[0].ask(&format!("ask {model}")), "err rate_limited");
+    assert_eq!(replicas[0].ask(&format!("paused {model}")), "yes");
+    for r in &mut replicas[1..] {
+        let mut paused = false;
+        for _ in 0..500 {
+            if r.ask(&format!("paused {model}")) == "yes" {
+                paused = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(paused, "the pause reaches every process");
+    }
+    let sent = mock.requests().len();
+    for r in &mut replicas[1..] {
+        assert_eq!(r.ask(&format!("ask {model}")), "err breaker_rejected");
+    }
+    assert_eq!(
+        mock.requests().len(),
+        sent,
+        "no paused process called the provider"
+    );
+    assert_eq!(
+        replicas[2].ask("ask openai/gpt-4o"),
+        "ok",
+        "other models run"
+    );
+}
