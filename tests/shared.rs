@@ -165,6 +165,24 @@ async fn a_pause_seen_by_one_replica_is_obeyed_by_the_others() {
     let status = replicas[0].shared_status().await.unwrap().unwrap();
     assert!(status.pauses_shared >= 1, "{status:?}");
     assert!(replicas[1].prometheus_text().contains("steer_shared_up 1"));
+    // Nothing but pause keys went to Redis: no API key, prompt or reply.
+    let mut audit = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut audit)
+        .await
+        .unwrap();
+    assert_eq!(keys, ["t1:pause:openai/gpt-4o-mini"], "{keys:?}");
+    let value: String = redis::cmd("GET")
+        .arg(&keys[0])
+        .query_async(&mut audit)
+        .await
+        .unwrap();
+    assert_eq!(value, "1");
 
     // Redis goes away: nothing is lost, local protection stays, status says so.
     redis.kill();
@@ -279,7 +297,7 @@ async fn a_write_extends_a_pause_but_never_shortens_it_and_other_prefixes_are_ap
     assert!(apart.generate(ask("xai/grok-3")).await.is_ok());
 }
 
-/// A replica whose model breaker opens after two server errors for 600 ms, and
+/// A replica whose model breaker opens after two server errors for 1 s, and
 /// half-opens for one probe; the fleet opens at two votes and allows one probe.
 fn breaker_replica(mock: &MockServer, redis: &Redis, prefix: &str) -> Client {
     Client::builder()
@@ -287,7 +305,7 @@ fn breaker_replica(mock: &MockServer, redis: &Redis, prefix: &str) -> Client {
         .retry(RetryPolicy::default().max_attempts(1))
         .breaker(steer_llm::BreakerConfig {
             failure_threshold: 2,
-            open_for: Duration::from_millis(600),
+            open_for: Duration::from_millis(1000),
             half_open_permits: 1,
             success_threshold: 1,
             ..steer_llm::BreakerConfig::default()
@@ -400,15 +418,25 @@ async fn a_quorum_opens_the_fleet_one_replica_does_not_and_one_probe_ends_the_ou
         states.iter().all(|s| matches!(s, HalfOpen | Open)),
         "{states:?}"
     );
-    // Every replica tries: only the lease holder's call reaches the provider.
+    // The others try first: refused, nothing reaches the provider; then the lease
+    // holder's probe does.
+    let holder = states.iter().position(|s| *s == HalfOpen).unwrap_or(0);
     let sent = mock.requests().len();
-    let mut answered = 0;
-    for r in &replicas {
-        if r.generate(ask(model)).await.is_ok() {
-            answered += 1;
+    for (i, r) in replicas.iter().enumerate() {
+        if i != holder {
+            let refused = r.generate(ask(model)).await;
+            assert!(
+                matches!(refused, Err(Error::Rejected { .. })),
+                "{refused:?}"
+            );
         }
     }
-    assert_eq!(answered, 1);
+    assert_eq!(
+        mock.requests().len(),
+        sent,
+        "no probe but the lease holder's"
+    );
+    assert!(replicas[holder].generate(ask(model)).await.is_ok());
     assert_eq!(
         mock.requests().len(),
         sent + 1,

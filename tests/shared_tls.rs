@@ -1,5 +1,5 @@
-//! Shared state through Redis over TLS (`rediss://`): a `redis-server` with a TLS
-//! port only and a certificate from a CA made for the test (with the `openssl`
+//! Shared state through Redis over TLS with a password (`rediss://:pass@host`):
+//! a `redis-server` with a TLS port only, `requirepass`, and a certificate from a CA made for the test (with the `openssl`
 //! command, installed by `.ci/run`); the CA is trusted through `SSL_CERT_FILE`,
 //! as a deployment would trust its own CA. A binary of its own, so that the
 //! environment variable is set before any thread starts.
@@ -113,6 +113,7 @@ fn pauses_are_shared_over_tls() {
             "server.key",
         ])
         .args(["--tls-ca-cert-file", "ca.crt", "--tls-auth-clients", "no"])
+        .args(["--requirepass", "s3cret-pass"])
         .args(["--save", "", "--appendonly", "no"])
         .stdout(Stdio::null())
         .spawn()
@@ -128,7 +129,8 @@ fn pauses_are_shared_over_tls() {
         .unwrap();
     rt.block_on(async {
         let mock = MockServer::builder().start_background().unwrap();
-        let url = format!("rediss://localhost:{port}/");
+        // TLS and AUTH, both from the URL.
+        let url = format!("rediss://:s3cret-pass@localhost:{port}/");
         let replica = || {
             Client::builder()
                 .providers(mock.providers().unwrap())
