@@ -103,7 +103,22 @@ fn main() {
         while matches!(a.shared_status().await, Ok(Some(s)) if !s.connected) {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+        // And one that resynced the 1,000 paused models from Redis (its breaker
+        // keeps 1,000 pauses while it serves another model).
+        let loaded = replica(true, "bench");
+        while matches!(loaded.shared_status().await, Ok(Some(s)) if !s.connected || s.pauses_received < 1000) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         let ask = || ChatRequest::new("openai/gpt-4o-mini").expect("model").user("hi");
+        let mut busy = Vec::new();
+        for _ in 0..20 {
+            let t = Instant::now();
+            for _ in 0..100 {
+                loaded.generate(ask()).await.expect("reply");
+            }
+            busy.push(t.elapsed().as_secs_f64() * 1e6 / 100.0);
+        }
+        busy.sort_by(f64::total_cmp);
         let (mut on, mut off) = (Vec::new(), Vec::new());
         for block in 0..40 {
             // Alternate which goes first, so that neither always follows the other.
@@ -129,6 +144,13 @@ fn main() {
             percentile(&on, 0.1),
             percentile(&on, 0.9),
             percentile(&on, 0.5) / percentile(&off, 0.5)
+        );
+        println!(
+            "  a client holding 1,000 paused models: {:.1} µs ({:.1}-{:.1}); ratio to off {:.3}",
+            percentile(&busy, 0.5),
+            percentile(&busy, 0.1),
+            percentile(&busy, 0.9),
+            percentile(&busy, 0.5) / percentile(&off, 0.5)
         );
     });
     let _ = redis.kill();

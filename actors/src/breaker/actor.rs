@@ -22,6 +22,7 @@ use super::state::{
     Breaker, BreakerConfig, BreakerState, BreakerStats, CallOutcome, Permit, Rejection, Transition,
     TransitionReason,
 };
+use super::wakeups::Wakeups;
 use crate::meters::Meters;
 
 mod fleet;
@@ -57,9 +58,6 @@ pub struct TransitionEvent {
 struct ModelBreaker {
     breaker: Breaker,
     gate: AdmissionGate,
-    /// The timer that opens the gate when the model's pause ends (one, however
-    /// many 429s a storm brings).
-    pause_timer: Option<SpawnHandle>,
 }
 
 /// The circuit breaker of one provider.
@@ -77,6 +75,9 @@ pub struct CircuitBreaker {
     /// The replica's shared state, when the breaker's state is shared with the
     /// fleet: where pauses and opens are reported, probe leases claimed.
     fleet: Option<ShareState>,
+    /// When paused models wake, and the one timer set for the earliest.
+    wakeups: Wakeups,
+    wake_timer: Option<SpawnHandle>,
 }
 
 impl CircuitBreaker {
@@ -92,6 +93,8 @@ impl CircuitBreaker {
             gates: GateMap::default(),
             meters: Meters::new(),
             fleet: None,
+            wakeups: Wakeups::default(),
+            wake_timer: None,
         };
         breaker.sync_endpoint_gate();
         breaker
@@ -137,6 +140,7 @@ impl CircuitBreaker {
             match quiet {
                 Some(k) => {
                     self.models.remove(&k);
+                    self.wakeups.forget(&k);
                 }
                 None => return self.overflow(),
             }
@@ -157,14 +161,8 @@ impl CircuitBreaker {
         gate.publish(breaker.admits_all(now()));
         self.meters
             .breaker_state(&self.provider, Some(&key), breaker.state());
-        self.models.insert(
-            key.clone(),
-            ModelBreaker {
-                breaker,
-                gate,
-                pause_timer: None,
-            },
-        );
+        self.models
+            .insert(key.clone(), ModelBreaker { breaker, gate });
         self.publish_gates();
         key
     }
@@ -258,10 +256,11 @@ impl Supervised for CircuitBreaker {
         for m in self.models.values_mut() {
             // The generation moves on: permits from before cannot move the new state.
             m.breaker = m.breaker.restarted();
-            // The context's timers are gone with the old run.
-            m.pause_timer = None;
             m.gate.publish(m.breaker.admits_all(now));
         }
+        // The context's timers are gone with the old run (and the pauses with it).
+        self.wakeups.clear();
+        self.wake_timer = None;
         let t = Transition {
             from,
             to: self.endpoint.state(),
@@ -572,26 +571,34 @@ impl CircuitBreaker {
         }
         m.gate.publish(m.breaker.admits_all(now));
         self.meters.pause(&provider, &key, wait);
-        // The gate opens again when the pause ends: one timer a model, moved when
-        // a pause ends later (a shorter one changes nothing).
+        // The gate opens again when the pause ends: one queue of wake-ups and
+        // one timer for the whole breaker, set for the earliest.
         let until = m.breaker.paused_until(now);
         if let (Some(until), true) = (until, until != before) {
-            if let Some(timer) = m.pause_timer.take() {
-                ctx.cancel_future(timer);
-            }
-            let wait = until.saturating_duration_since(now);
-            let timer_key = key.clone();
-            let timer = ctx.run_later(wait, move |act, _| {
-                if let Some(m) = act.models.get_mut(&timer_key) {
-                    m.pause_timer = None;
-                }
-                act.sync_gate(&timer_key);
-            });
-            if let Some(m) = self.models.get_mut(&key) {
-                m.pause_timer = Some(timer);
+            if self.wakeups.schedule(&key, until) {
+                self.set_wake_timer(now, ctx);
             }
         }
         true
+    }
+
+    /// (Re)sets the one wake-up timer for the earliest pause end.
+    fn set_wake_timer(&mut self, at: std::time::Instant, ctx: &mut Context<Self>) {
+        if let Some(timer) = self.wake_timer.take() {
+            ctx.cancel_future(timer);
+        }
+        let Some(next) = self.wakeups.next() else {
+            return;
+        };
+        let wait = next.saturating_duration_since(at);
+        self.wake_timer = Some(ctx.run_later(wait, |act, ctx| {
+            act.wake_timer = None;
+            let woke_at = now();
+            for model in act.wakeups.due(woke_at) {
+                act.sync_gate(&model);
+            }
+            act.set_wake_timer(woke_at, ctx);
+        }));
     }
 }
 

@@ -4,6 +4,7 @@ pub mod actor;
 pub mod gate;
 pub mod scope;
 pub mod state;
+pub mod wakeups;
 
 pub use actor::report_failure;
 pub use actor::{
