@@ -35,6 +35,7 @@ impl Redis {
         let child = Command::new(&binary)
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
             .args(["--save", "", "--appendonly", "no"])
+            .args(["--enable-debug-command", "local"])
             .stdout(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("start {binary} (installed by .ci/run): {e}"));
@@ -552,4 +553,56 @@ fn three_replica_processes_obey_one_pause() {
         "ok",
         "other models run"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_redis_makes_no_request_wait() {
+    let redis = Redis::start();
+    let mock = MockServer::builder().start_background().unwrap();
+    let replicas: Vec<Client> = (0..2).map(|_| replica(&mock, &redis, "t5")).collect();
+    for r in &replicas {
+        assert!(eventually(|| connected(r)).await);
+    }
+    // Redis stops answering for a second (DEBUG SLEEP blocks the whole server).
+    let url = redis.url();
+    let asleep = tokio::spawn(async move {
+        // No response timeout on this connection: it waits the whole sleep out.
+        let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
+        let mut c = redis::Client::open(url)
+            .unwrap()
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .unwrap();
+        let _: () = redis::cmd("DEBUG")
+            .arg("SLEEP")
+            .arg(1)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Meanwhile requests go on, a 429 among them (whose pause write must wait on
+    // Redis): every one is answered while Redis still sleeps.
+    mock.push_faults([FaultPlan::error("rate_limit").retry_after("30")]);
+    assert!(replicas[0]
+        .generate(ask("openai/gpt-4o-mini"))
+        .await
+        .is_err());
+    assert!(
+        paused(&replicas[0], "openai/gpt-4o-mini").await,
+        "the local pause holds"
+    );
+    for r in &replicas {
+        for _ in 0..5 {
+            assert!(r.generate(ask("openai/gpt-4o")).await.is_ok());
+        }
+    }
+    assert!(
+        !asleep.is_finished(),
+        "every request was answered while Redis slept"
+    );
+    asleep.await.unwrap();
+    // Redis is back: the pause reaches the other replica (by its write, or the
+    // backstop after the reconnection).
+    assert!(eventually(|| paused(&replicas[1], "openai/gpt-4o-mini")).await);
 }

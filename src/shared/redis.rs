@@ -164,6 +164,33 @@ pub struct SharedPauses {
     status: SharedStatus,
     reconnect_delay: Duration,
     connecting: bool,
+    /// Reports that could not be written, to write when Redis is back (bounded).
+    unsent: Vec<Unsent>,
+}
+
+/// A report not written yet, and until when it matters.
+struct Unsent {
+    report: FleetReport,
+    until: std::time::Instant,
+}
+
+/// Reports kept while Redis is away, at most (the oldest go first).
+const MAX_UNSENT: usize = 4096;
+
+impl Unsent {
+    fn of(report: &FleetReport) -> Unsent {
+        let now = std::time::Instant::now();
+        let lasts = match report {
+            FleetReport::Paused { wait, .. } => *wait,
+            FleetReport::Opened { open_for, .. } => *open_for,
+            // A recovery matters while others may still be open.
+            FleetReport::Recovered { .. } => Duration::from_secs(60),
+        };
+        Unsent {
+            report: report.clone(),
+            until: now.checked_add(lasts).unwrap_or(now),
+        }
+    }
 }
 
 impl SharedPauses {
@@ -187,6 +214,7 @@ impl SharedPauses {
             status: SharedStatus::default(),
             reconnect_delay: Duration::from_millis(50),
             connecting: false,
+            unsent: Vec::new(),
         })
     }
 
@@ -246,6 +274,7 @@ impl SharedPauses {
                 Ok((conn, pubsub)) => {
                     act.conn = Some(conn);
                     ctx.add_stream(pubsub.into_on_message());
+                    act.replay_unsent(ctx);
                     act.resync(ctx);
                 }
                 Err(e) => act.down("connection", e, ctx),
@@ -343,6 +372,7 @@ impl SharedPauses {
         &mut self,
         what: &'static str,
         done: fn(&mut SharedStatus),
+        report: Unsent,
         write: F,
         ctx: &mut Context<Self>,
     ) where
@@ -359,9 +389,49 @@ impl SharedPauses {
                     act.up();
                     done(&mut act.status);
                 }
-                Err(e) => act.down(what, e, ctx),
+                Err(e) => {
+                    act.keep_unsent(report);
+                    act.down(what, e, ctx);
+                }
             },
         ));
+    }
+
+    /// Keeps a report to write when Redis is back, dropping the oldest past the bound.
+    fn keep_unsent(&mut self, report: Unsent) {
+        if self.unsent.len() >= MAX_UNSENT {
+            self.unsent.remove(0);
+        }
+        self.unsent.push(report);
+    }
+
+    /// What could not be written while Redis was away, written now (what is
+    /// still in effect, with the time it has left).
+    fn replay_unsent(&mut self, ctx: &mut Context<Self>) {
+        let now = std::time::Instant::now();
+        for Unsent { report, until } in std::mem::take(&mut self.unsent) {
+            let Some(left) = until.checked_duration_since(now).filter(|d| !d.is_zero()) else {
+                continue;
+            };
+            let report = match report {
+                FleetReport::Paused {
+                    provider, model, ..
+                } => FleetReport::Paused {
+                    provider,
+                    model,
+                    wait: left,
+                },
+                FleetReport::Opened {
+                    provider, model, ..
+                } => FleetReport::Opened {
+                    provider,
+                    model,
+                    open_for: left,
+                },
+                other => other,
+            };
+            ctx.notify(report);
+        }
     }
 
     /// Pauses the local breaker of `provider` for `model`, as the fleet says.
@@ -438,8 +508,11 @@ impl Handler<FleetReport> for SharedPauses {
     type Result = ();
 
     fn handle(&mut self, msg: FleetReport, ctx: &mut Context<Self>) {
+        let unsent = Unsent::of(&msg);
         let Some(mut conn) = self.conn.clone() else {
-            return; // down: the local breaker has it; the backstop catches up
+            // Down: the local breaker has it; written when Redis is back.
+            self.keep_unsent(unsent);
+            return;
         };
         let prefix = self.config.prefix.clone();
         let channel = events_channel(&prefix);
@@ -455,6 +528,7 @@ impl Handler<FleetReport> for SharedPauses {
                 self.write(
                     "pause write",
                     |s| s.pauses_shared = s.pauses_shared.saturating_add(1),
+                    unsent,
                     async move {
                         let mut call = scripts.extend.key(&key);
                         call.key(channel).arg(ms).arg(announcement(&key, ms));
@@ -474,6 +548,7 @@ impl Handler<FleetReport> for SharedPauses {
                 self.write(
                     "open vote",
                     |s| s.opens_voted = s.opens_voted.saturating_add(1),
+                    unsent,
                     async move {
                         let mut call = scripts.vote.key(&key);
                         call.key(channel)
@@ -491,6 +566,7 @@ impl Handler<FleetReport> for SharedPauses {
                 self.write(
                     "recovery",
                     |_| {},
+                    unsent,
                     async move {
                         let mut call = scripts.recovered.key(&votes);
                         call.key(leases).key(channel).arg(&target);
