@@ -302,10 +302,18 @@ fn measure_phase(phase: &str, base: &str) {
             (heap, rss)
         } else {
             let _ = (&providers, &stall_url);
-            let http = reqwest::Client::builder()
-                .pool_max_idle_per_host(0)
-                .build()
-                .expect("http");
+            // STEER_BENCH_BARE_AS_STEER=1: the bare client built as steer builds its
+            // own (no redirects, no reqwest retries, a connect timeout), to tell
+            // reqwest's settings from steer's own cost.
+            let http = if std::env::var("STEER_BENCH_BARE_AS_STEER").is_ok() {
+                steer_llm::provider::http::default_http_client(Duration::from_secs(10))
+                    .expect("http")
+            } else {
+                reqwest::Client::builder()
+                    .pool_max_idle_per_host(0)
+                    .build()
+                    .expect("http")
+            };
             let (before, heap_before) = (rss_bytes(), heap_bytes());
             let mut held = Vec::with_capacity(open);
             for chunk in (0..open).collect::<Vec<_>>().chunks(500) {
