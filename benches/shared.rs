@@ -7,7 +7,9 @@
 //!
 //! `cargo bench --features shared-redis --bench shared`
 
-use std::process::{Command, Stdio};
+#[path = "../tests/shared/redis_server.rs"]
+mod redis_server;
+
 use std::time::{Duration, Instant};
 
 use steer_llm::mock::{FaultPlan, MockServer};
@@ -20,20 +22,10 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 fn main() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port");
-    let binary = std::env::var("STEER_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
-    let mut redis = Command::new(&binary)
-        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-        .args(["--save", "", "--appendonly", "no"])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start redis-server");
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let port = redis_server::free_port();
+    let mut cmd = redis_server::command();
+    cmd.args(["--port", &port.to_string()]);
+    let mut redis = redis_server::spawn_ready(cmd);
     let url = format!("redis://127.0.0.1:{port}/");
     let mock = MockServer::builder()
         .record_requests(false)

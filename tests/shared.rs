@@ -4,6 +4,9 @@
 //! Three clients, each with its own actix System, share one Redis and one mock.
 #![cfg(all(feature = "mock", feature = "shared-redis"))]
 
+#[path = "shared/redis_server.rs"]
+mod redis_server;
+
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -20,33 +23,19 @@ struct Redis {
 
 impl Redis {
     fn start() -> Redis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut redis = Redis { port, child: None };
+        let mut redis = Redis {
+            port: redis_server::free_port(),
+            child: None,
+        };
         redis.restart();
         redis
     }
 
     fn restart(&mut self) {
-        let binary = std::env::var("STEER_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
-        let child = Command::new(&binary)
-            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
-            .args(["--save", "", "--appendonly", "no"])
-            .args(["--enable-debug-command", "local"])
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {binary} (installed by .ci/run): {e}"));
-        self.child = Some(child);
-        for _ in 0..500 {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        panic!("redis-server did not start on port {}", self.port);
+        let mut cmd = redis_server::command();
+        cmd.args(["--port", &self.port.to_string()])
+            .args(["--enable-debug-command", "local"]);
+        self.child = Some(redis_server::spawn_ready(cmd));
     }
 
     fn kill(&mut self) {
@@ -528,15 +517,10 @@ fn three_replica_processes_obey_one_pause() {
     mock.push_faults([FaultPlan::error("rate_limit").retry_after("30")]);
     assert_eq!(replicas[0].ask(&format!("ask {model}")), "err rate_limited");
     assert_eq!(replicas[0].ask(&format!("paused {model}")), "yes");
+    // Each question is a round trip through the process: asked again until the
+    // pause has arrived (bounded), with no sleep between.
     for r in &mut replicas[1..] {
-        let mut paused = false;
-        for _ in 0..500 {
-            if r.ask(&format!("paused {model}")) == "yes" {
-                paused = true;
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        let paused = (0..20_000).any(|_| r.ask(&format!("paused {model}")) == "yes");
         assert!(paused, "the pause reaches every process");
     }
     let sent = mock.requests().len();

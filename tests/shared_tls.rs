@@ -5,6 +5,9 @@
 //! environment variable is set before any thread starts.
 #![cfg(all(feature = "mock", feature = "shared-redis"))]
 
+#[path = "shared/redis_server.rs"]
+mod redis_server;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -90,22 +93,10 @@ fn pauses_are_shared_over_tls() {
     // Before any thread starts: rustls-native-certs reads it for the trusted roots.
     std::env::set_var("SSL_CERT_FILE", dir.join("ca.crt"));
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let binary = std::env::var("STEER_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
-    let mut redis = Command::new(&binary)
-        .current_dir(&dir)
-        .args([
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--tls-port",
-            &port.to_string(),
-        ])
+    let port = redis_server::free_port();
+    let mut cmd = redis_server::command();
+    cmd.current_dir(&dir)
+        .args(["--port", "0", "--tls-port", &port.to_string()])
         .args([
             "--tls-cert-file",
             "server.crt",
@@ -113,14 +104,8 @@ fn pauses_are_shared_over_tls() {
             "server.key",
         ])
         .args(["--tls-ca-cert-file", "ca.crt", "--tls-auth-clients", "no"])
-        .args(["--requirepass", "s3cret-pass"])
-        .args(["--save", "", "--appendonly", "no"])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start redis-server");
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+        .args(["--requirepass", "s3cret-pass"]);
+    let mut redis = redis_server::spawn_ready(cmd);
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
