@@ -76,8 +76,8 @@ impl RequestCore {
         let now = tokio::time::Instant::now();
         RequestCore {
             progress: Progress::new(spec.deadline),
-            labels: actors.meters.target(&spec.provider, &spec.model),
-            in_flight_gauge: actors.meters.in_flight(&spec.provider),
+            labels: actors.meters.target(spec.provider.clone(), &spec.model),
+            in_flight_gauge: actors.meters.in_flight(spec.provider.clone()),
             spec,
             actors,
             span,
@@ -97,8 +97,8 @@ impl RequestCore {
         let time_left = self.progress.time_left();
         self.spec.provider = Arc::from(provider);
         self.spec.model = Arc::from(model);
-        self.labels = actors.meters.target(provider, model);
-        self.in_flight_gauge = actors.meters.in_flight(provider);
+        self.labels = actors.meters.target(self.spec.provider.clone(), model);
+        self.in_flight_gauge = actors.meters.in_flight(self.spec.provider.clone());
         self.actors = actors;
         self.progress = Progress::new(time_left);
     }

@@ -135,6 +135,8 @@ struct Families {
     shared_up: Gauge,
     /// The model labels given out, per provider.
     models: RwLock<HashMap<Arc<str>, HashSet<Arc<str>>>>,
+    /// [`OTHER_MODEL`], shared.
+    other: Arc<str>,
     /// steer's own registry of the families above, for [`Meters::encode`].
     registry: Registry,
 }
@@ -212,6 +214,7 @@ impl Meters {
             open_streams: Family::default(),
             shared_up: Gauge::default(),
             models: RwLock::new(HashMap::new()),
+            other: Arc::from(OTHER_MODEL),
             registry: Registry::default(),
         };
         let mut registry = Registry::default();
@@ -245,9 +248,10 @@ impl Meters {
         out
     }
 
-    /// The labels of `provider` and `model`, with the model label bounded.
-    pub fn target(&self, provider: &str, model: &str) -> TargetLabels {
-        let provider: Arc<str> = Arc::from(provider);
+    /// The labels of `provider` and `model`, with the model label bounded. (An
+    /// `Arc<str>` provider is shared, not copied: the request path passes its own.)
+    pub fn target(&self, provider: impl Into<Arc<str>>, model: &str) -> TargetLabels {
+        let provider = provider.into();
         let model = self.model_label(&provider, model);
         TargetLabels { provider, model }
     }
@@ -258,7 +262,7 @@ impl Meters {
                 return m.clone();
             }
             if known.len() >= MAX_MODEL_LABELS {
-                return Arc::from(OTHER_MODEL);
+                return self.inner.other.clone();
             }
         }
         let mut models = self.inner.models.write();
@@ -267,7 +271,7 @@ impl Meters {
             return m.clone();
         }
         if known.len() >= MAX_MODEL_LABELS {
-            return Arc::from(OTHER_MODEL);
+            return self.inner.other.clone();
         }
         let m: Arc<str> = Arc::from(model);
         known.insert(m.clone());
@@ -435,19 +439,19 @@ impl Meters {
     }
 
     /// Counts a request in flight at `provider` until the guard drops.
-    pub fn in_flight(&self, provider: &str) -> GaugeGuard {
+    pub fn in_flight(&self, provider: impl Into<Arc<str>>) -> GaugeGuard {
         GaugeGuard::new(self.inner.in_flight.get_or_create_owned(&ProviderLabels {
-            provider: Arc::from(provider),
+            provider: provider.into(),
         }))
     }
 
     /// Counts a stream open at `provider` until the guard drops.
-    pub fn open_stream(&self, provider: &str) -> GaugeGuard {
+    pub fn open_stream(&self, provider: impl Into<Arc<str>>) -> GaugeGuard {
         GaugeGuard::new(
             self.inner
                 .open_streams
                 .get_or_create_owned(&ProviderLabels {
-                    provider: Arc::from(provider),
+                    provider: provider.into(),
                 }),
         )
     }

@@ -98,7 +98,7 @@ struct Inner {
     record_content: bool,
     /// The mirror of pauses shared with other replicas, when sharing is on.
     #[cfg(feature = "shared-redis")]
-    shared: Option<Addr<crate::shared::redis::SharedPauses>>,
+    shared: Option<Addr<crate::shared::redis::SharedState>>,
     // Last: stopping the arbiters after the addresses are gone.
     _arbiters: Arbiters,
 }
@@ -344,13 +344,13 @@ impl ClientBuilder {
         #[cfg(feature = "shared-redis")]
         let shared = match &self.shared {
             Some(config) => {
-                use crate::shared::redis::SharedPauses;
+                use crate::shared::redis::SharedState;
                 let breakers = handles
                     .iter()
                     .map(|(name, h)| (name.clone(), h.actors.breaker.clone()))
                     .collect();
-                let mirror = SharedPauses::new(config.clone(), breakers, meters.clone())?;
-                let addr = SharedPauses::start_in_arbiter(&arbiters.handles[0], |_| mirror);
+                let mirror = SharedState::new(config.clone(), breakers, meters.clone())?;
+                let addr = SharedState::start_in_arbiter(&arbiters.handles[0], |_| mirror);
                 for h in handles.values() {
                     h.breaker().do_send(steer_actors::breaker::ShareState {
                         reports: addr.clone().recipient(),

@@ -176,7 +176,7 @@ impl StreamActor {
             record_content,
         } = settings;
         let span = trace::request_span(&original, trace::Kind::Stream, record_content);
-        let open_gauge = actors.meters.open_stream(provider.name());
+        let open_gauge = actors.meters.open_stream(spec.provider.clone());
         let strategy = strategy_for(continuation, provider.name(), original.model.model());
         StreamActor {
             core: RequestCore::new(spec, actors, span, Some(admission)),
@@ -303,10 +303,14 @@ impl StreamActor {
         actors: Arc<ProviderActors>,
         ctx: &mut Context<Self>,
     ) {
-        self.open_gauge = actors.meters.open_stream(provider.name());
         self.provider = provider;
         self.core
             .retarget(actors, target.provider(), target.model());
+        self.open_gauge = self
+            .core
+            .actors
+            .meters
+            .open_stream(self.core.spec.provider.clone());
         self.lease = None;
         let mut original = self.original.as_ref().clone();
         original.model = target.clone();

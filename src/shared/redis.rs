@@ -1,4 +1,5 @@
-//! The actor that mirrors breaker state between this replica and Redis.
+//! The actor that mirrors breaker state between this replica and Redis
+//! ([`SharedState`]).
 //!
 //! - A pause a breaker obeys ([`FleetReport::Paused`]) is written with an
 //!   extend-only script: `SET key PX ms` only when the key's remaining TTL is
@@ -151,8 +152,8 @@ pub struct SharedStatus {
 #[rtype(result = "SharedStatus")]
 pub struct GetSharedStatus;
 
-/// The mirror of one client's pauses.
-pub struct SharedPauses {
+/// The mirror of one client's breaker state (pauses, open votes, probe leases).
+pub struct SharedState {
     config: SharedConfig,
     client: redis::Client,
     conn: Option<ConnectionManager>,
@@ -193,7 +194,7 @@ impl Unsent {
     }
 }
 
-impl SharedPauses {
+impl SharedState {
     /// A mirror for `breakers` (by provider name); checks the URL now, connects
     /// once started.
     pub fn new(
@@ -203,7 +204,7 @@ impl SharedPauses {
     ) -> Result<Self, Error> {
         let client = redis::Client::open(config.url.as_str())
             .map_err(|e| Error::Config(format!("shared state: bad Redis URL: {e}")))?;
-        Ok(SharedPauses {
+        Ok(SharedState {
             config,
             client,
             conn: None,
@@ -343,27 +344,24 @@ impl SharedPauses {
         if votes < u64::from(self.config.quorum) {
             return;
         }
-        let Some((provider, model)) = parse_target(target) else {
-            return;
-        };
-        if let Some(breaker) = self.breakers.get(provider) {
-            breaker.addr().do_send(FleetOpen {
-                model: model.map(Arc::from),
-            });
+        if let Some((breaker, model)) = self.breaker_of(target) {
+            breaker.addr().do_send(FleetOpen { model });
             self.status.fleet_opens = self.status.fleet_opens.saturating_add(1);
         }
     }
 
     /// A probe found `target` well: half-open it here.
     fn on_recovered(&mut self, target: &str) {
-        let Some((provider, model)) = parse_target(target) else {
-            return;
-        };
-        if let Some(breaker) = self.breakers.get(provider) {
-            breaker.addr().do_send(FleetRecovered {
-                model: model.map(Arc::from),
-            });
+        if let Some((breaker, model)) = self.breaker_of(target) {
+            breaker.addr().do_send(FleetRecovered { model });
         }
+    }
+
+    /// The local breaker of a shared target, and the target's model (`None`:
+    /// the endpoint); `None` for a provider this replica does not have.
+    fn breaker_of(&self, target: &str) -> Option<(&BreakerRef, Option<Arc<str>>)> {
+        let (provider, model) = parse_target(target)?;
+        Some((self.breakers.get(provider)?, model.map(Arc::from)))
     }
 
     /// Runs `write` against Redis (with the operation timeout); counts it with
@@ -450,6 +448,17 @@ impl SharedPauses {
     }
 }
 
+/// The claim script's answer: -1 (or any negative) granted, else the ms until
+/// the leases expire.
+fn claim_answer(answer: i64) -> ProbeClaim {
+    match u64::try_from(answer) {
+        Ok(ms) => ProbeClaim::Denied {
+            retry_in: Duration::from_millis(ms.max(1)),
+        },
+        Err(_) => ProbeClaim::Granted,
+    }
+}
+
 /// Every key matching `pattern`.
 async fn scan(conn: &mut ConnectionManager, pattern: &str) -> redis::RedisResult<Vec<String>> {
     let mut cursor: u64 = 0;
@@ -490,7 +499,7 @@ fn glob_escape(s: &str) -> String {
     out
 }
 
-impl Actor for SharedPauses {
+impl Actor for SharedState {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
@@ -504,7 +513,7 @@ impl Actor for SharedPauses {
     }
 }
 
-impl Handler<FleetReport> for SharedPauses {
+impl Handler<FleetReport> for SharedState {
     type Result = ();
 
     fn handle(&mut self, msg: FleetReport, ctx: &mut Context<Self>) {
@@ -579,7 +588,7 @@ impl Handler<FleetReport> for SharedPauses {
     }
 }
 
-impl Handler<ClaimProbe> for SharedPauses {
+impl Handler<ClaimProbe> for SharedState {
     type Result = ResponseActFuture<Self, ProbeClaim>;
 
     fn handle(&mut self, msg: ClaimProbe, _: &mut Context<Self>) -> Self::Result {
@@ -602,20 +611,15 @@ impl Handler<ClaimProbe> for SharedPauses {
         };
         Box::pin(
             actix::fut::wrap_future(claim).map(|answer, act: &mut Self, ctx| match answer {
-                Ok(left) => {
+                Ok(answer) => {
                     act.up();
-                    match u64::try_from(left) {
-                        Ok(ms) => {
-                            act.status.probes_denied = act.status.probes_denied.saturating_add(1);
-                            ProbeClaim::Denied {
-                                retry_in: Duration::from_millis(ms.max(1)),
-                            }
-                        }
-                        Err(_) => {
-                            act.status.probes_granted = act.status.probes_granted.saturating_add(1);
-                            ProbeClaim::Granted
-                        }
-                    }
+                    let claim = claim_answer(answer);
+                    let counter = match claim {
+                        ProbeClaim::Granted => &mut act.status.probes_granted,
+                        ProbeClaim::Denied { .. } => &mut act.status.probes_denied,
+                    };
+                    *counter = counter.saturating_add(1);
+                    claim
                 }
                 Err(e) => {
                     act.down("probe claim", e, ctx);
@@ -626,7 +630,7 @@ impl Handler<ClaimProbe> for SharedPauses {
     }
 }
 
-impl StreamHandler<redis::Msg> for SharedPauses {
+impl StreamHandler<redis::Msg> for SharedState {
     fn handle(&mut self, msg: redis::Msg, _: &mut Context<Self>) {
         let Ok(payload) = msg.get_payload::<String>() else {
             return;
@@ -650,7 +654,7 @@ impl StreamHandler<redis::Msg> for SharedPauses {
     }
 }
 
-impl Handler<GetSharedStatus> for SharedPauses {
+impl Handler<GetSharedStatus> for SharedState {
     type Result = MessageResult<GetSharedStatus>;
 
     fn handle(&mut self, _: GetSharedStatus, _: &mut Context<Self>) -> Self::Result {
@@ -661,6 +665,25 @@ impl Handler<GetSharedStatus> for SharedPauses {
 #[cfg(test)]
 mod tests {
     use super::glob_escape;
+
+    #[test]
+    fn a_claim_is_granted_on_a_negative_answer_and_denied_for_the_lease_left() {
+        use super::{claim_answer, Duration, ProbeClaim};
+        assert_eq!(claim_answer(-1), ProbeClaim::Granted);
+        assert_eq!(
+            claim_answer(2500),
+            ProbeClaim::Denied {
+                retry_in: Duration::from_millis(2500)
+            }
+        );
+        assert_eq!(
+            claim_answer(0),
+            ProbeClaim::Denied {
+                retry_in: Duration::from_millis(1)
+            },
+            "never a zero wait"
+        );
+    }
 
     #[test]
     fn glob_characters_are_escaped() {
