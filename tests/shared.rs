@@ -590,3 +590,77 @@ async fn a_slow_redis_makes_no_request_wait() {
     // backstop after the reconnection).
     assert!(eventually(|| paused(&replicas[1], "openai/gpt-4o-mini")).await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_shared_state_never_pauses_past_the_cap_nor_stops_the_mirror() {
+    let redis = Redis::start();
+    let mock = MockServer::builder().start_background().unwrap();
+    let r = replica(&mock, &redis, "t6");
+    assert!(eventually(|| connected(&r)).await);
+    let mut c = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    // Another writer: a pause a year long, a key without expiry, keys and
+    // announcements of the wrong shape, extreme numbers.
+    let year = 365 * 24 * 3_600_000_u64;
+    let _: () = redis::cmd("SET")
+        .arg("t6:pause:openai/gpt-4o-mini")
+        .arg("1")
+        .arg("PX")
+        .arg(year)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    for (key, value) in [
+        ("t6:pause:openai/gpt-4o", "x"),
+        ("t6:pause:nomodel", "1"),
+        ("t6:opens:openai/gpt-4o", "not a sorted set"),
+    ] {
+        let _: () = redis::cmd("SET")
+            .arg(key)
+            .arg(value)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+    }
+    for payload in [
+        "pause\nt6:pause:openai/gpt-4o-mini\n18446744073709551615",
+        "pause\nt6:pause:openai/gpt-4o\n99999999999999999999999",
+        "open\nopenai/gpt-4o\n18446744073709551615x",
+        "recovered\n/\n",
+        &"x".repeat(1 << 20),
+        "",
+    ] {
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg("t6:events")
+            .arg(payload)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+    }
+    // A valid announcement after the garbage still arrives: the mirror runs on.
+    let _: i64 = redis::cmd("PUBLISH")
+        .arg("t6:events")
+        .arg("pause\nt6:pause:anthropic/claude-3-5-haiku-latest\n20000")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(eventually(|| paused(&r, "anthropic/claude-3-5-haiku-latest")).await);
+    // Waits above the breaker's cap (60 s) are refused, not obeyed: those models
+    // still answer, however often the backstop reads them.
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert!(
+        !paused(&r, "openai/gpt-4o-mini").await,
+        "a year-long pause is refused"
+    );
+    assert!(r.generate(ask("openai/gpt-4o-mini")).await.is_ok());
+    assert!(r.generate(ask("openai/gpt-4o")).await.is_ok());
+    let status = r.status("openai").await.unwrap();
+    assert!(status
+        .models
+        .iter()
+        .all(|m| m.state == steer_llm::BreakerState::Closed));
+    assert!(connected(&r).await, "{:?}", r.shared_status().await);
+}

@@ -304,8 +304,12 @@ impl SharedState {
             }
             let mut votes = Vec::new();
             for key in scan(&mut conn, &format!("{prefix}:opens:*")).await? {
-                let n: u64 = scripts.count.key(&key).invoke_async(&mut conn).await?;
-                votes.push((key, n));
+                match scripts.count.key(&key).invoke_async::<u64>(&mut conn).await {
+                    Ok(n) => votes.push((key, n)),
+                    // Another writer's key of the wrong shape: skipped, not fatal.
+                    Err(e) if refused_by_server(&e) => {}
+                    Err(e) => return Err(e),
+                }
             }
             Ok::<_, redis::RedisError>((found, votes))
         };
@@ -387,6 +391,11 @@ impl SharedState {
                     act.up();
                     done(&mut act.status);
                 }
+                // Redis answered, and refused (a key of the wrong shape, written
+                // by someone else): said, not retried; the connection is fine.
+                Err(e) if refused_by_server(&e) => {
+                    tracing::warn!(error = %e, "shared state: Redis refused a {what}");
+                }
                 Err(e) => {
                     act.keep_unsent(report);
                     act.down(what, e, ctx);
@@ -446,6 +455,12 @@ impl SharedState {
             self.status.pauses_received = self.status.pauses_received.saturating_add(1);
         }
     }
+}
+
+/// Whether Redis answered with an error (a key of the wrong type, a script
+/// error) rather than failing to answer: the connection is well.
+fn refused_by_server(e: &redis::RedisError) -> bool {
+    !(e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal())
 }
 
 /// The claim script's answer: -1 (or any negative) granted, else the ms until
@@ -621,6 +636,8 @@ impl Handler<ClaimProbe> for SharedState {
                     *counter = counter.saturating_add(1);
                     claim
                 }
+                // Refused (a lease key of the wrong shape): probe, as alone.
+                Err(e) if refused_by_server(&e) => ProbeClaim::Granted,
                 Err(e) => {
                     act.down("probe claim", e, ctx);
                     ProbeClaim::Granted
