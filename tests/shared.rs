@@ -564,7 +564,26 @@ async fn a_slow_redis_makes_no_request_wait() {
             .await
             .unwrap();
     });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Asleep once a PING with a short timeout goes unanswered (bounded).
+    let probe_config =
+        redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_millis(20)));
+    let mut probe = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection_with_config(&probe_config)
+        .await
+        .unwrap();
+    let mut asleep_now = false;
+    for _ in 0..200 {
+        if redis::cmd("PING")
+            .query_async::<String>(&mut probe)
+            .await
+            .is_err()
+        {
+            asleep_now = true;
+            break;
+        }
+    }
+    assert!(asleep_now, "DEBUG SLEEP took hold");
     // Meanwhile requests go on, a 429 among them (whose pause write must wait on
     // Redis): every one is answered while Redis still sleeps.
     mock.push_faults([FaultPlan::error("rate_limit").retry_after("30")]);
@@ -650,7 +669,12 @@ async fn hostile_shared_state_never_pauses_past_the_cap_nor_stops_the_mirror() {
     assert!(eventually(|| paused(&r, "anthropic/claude-3-5-haiku-latest")).await);
     // Waits above the breaker's cap (60 s) are refused, not obeyed: those models
     // still answer, however often the backstop reads them.
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    // Two backstop reads have applied what they found (each applies both live pauses).
+    let received = |n: u64| {
+        let r = r.clone();
+        async move { matches!(r.shared_status().await, Ok(Some(s)) if s.pauses_received >= n) }
+    };
+    assert!(eventually(|| received(6)).await);
     assert!(
         !paused(&r, "openai/gpt-4o-mini").await,
         "a year-long pause is refused"
