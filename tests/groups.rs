@@ -163,11 +163,12 @@ async fn with_every_target_down_a_route_fails_at_once_or_waits_for_the_earliest(
         .group("fast", Group::new([MINI, HAIKU]).unwrap())
         .build()
         .unwrap();
-    // Both targets fail once: both breakers open.
+    // Both targets fail once: both breakers open. (400 ms: time for two calls on a
+    // loaded machine, and under the 800 ms open time, so the route cannot wait.)
     mock.set_default_fault(Some(FaultPlan::error("server_error")));
     let err = within(client.generate_with(
         ask(),
-        GenerateOptions::default().deadline(Duration::from_millis(50)),
+        GenerateOptions::default().deadline(Duration::from_millis(400)),
     ))
     .await
     .unwrap_err();
@@ -401,8 +402,9 @@ async fn a_grouped_stream_with_every_target_down_fails_at_once_or_waits_for_the_
         }
         Ok(events)
     }
+    // 400 ms: time for two calls on a loaded machine, under the 800 ms open time.
     mock.set_default_fault(Some(FaultPlan::error("server_error")));
-    let err = last_event(&client, Duration::from_millis(50))
+    let err = last_event(&client, Duration::from_millis(400))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::GroupExhausted { .. }), "{err:?}");
