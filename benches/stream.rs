@@ -1,6 +1,11 @@
-//! Streams: chunks per second through steer against bare reqwest + SSE parsing for
-//! 1,000-chunk streams, and memory per open stream with 10,000 streams open, against
-//! the same mock in one run. `cargo bench --bench stream`
+//! Streams: chunks per second and CPU per chunk through steer against bare
+//! reqwest with SSE parsing for 1,000-chunk streams, from every placement (an actix arbiter,
+//! a user's actor, an actix-web handler, tasks spawned on plain tokio), one at a
+//! time and 64 concurrent; the wall time of a short stream on a kept-alive
+//! connection; and memory per open stream with 10,000 streams open, against the
+//! same mock in one run. `cargo bench --bench stream`
+
+mod placement;
 
 use std::time::{Duration, Instant};
 
@@ -9,7 +14,6 @@ use futures::StreamExt;
 use steer_llm::mock::{MockServer, MOCK_API_KEY};
 use steer_llm::{ChatRequest, Client, StreamEvent};
 
-const RUN: Duration = Duration::from_secs(4);
 const OPEN: usize = 10_000;
 
 fn open_count() -> usize {
@@ -121,45 +125,25 @@ fn main() {
     ) {
         return measure_phase(&phase, &base);
     }
-    let mock = MockServer::builder()
-        .reply_words(1000)
-        .record_requests(false)
-        .start_background()
-        .expect("mock");
-    let url = format!("{}/chat/completions", mock.openai_base_url());
-    let system = actix::System::new();
-    let providers = mock.providers().expect("providers");
-    let url_a = url.clone();
-    let (bare, steer) = system.block_on(async move {
-        let client = Client::builder()
-            .providers(providers)
-            .arbiters(0)
-            .build()
-            .expect("client");
-        let http = reqwest::Client::new();
-        // Warm up, then alternate one-second slices so noise hits both alike.
-        bare_stream(&http, &url_a).await;
-        steer_stream(&client).await;
-        let (mut bare, mut steer) = ((0u64, Duration::ZERO), (0u64, Duration::ZERO));
-        let end = Instant::now() + RUN * 2;
-        while Instant::now() < end {
-            let t = Instant::now();
-            bare.0 += bare_stream(&http, &url_a).await;
-            bare.1 += t.elapsed();
-            let t = Instant::now();
-            steer.0 += steer_stream(&client).await;
-            steer.1 += t.elapsed();
-        }
-        (
-            bare.0 as f64 / bare.1.as_secs_f64(),
-            steer.0 as f64 / steer.1.as_secs_f64(),
-        )
-    });
-    println!("1,000-chunk streams, one at a time, caller on an actix arbiter:");
+    let mock = placement::MockProcess::start(1000, None);
+    let settings = placement::Settings::from_env(5, 1000);
     println!(
-        "  bare reqwest + SSE + JSON: {bare:.0} chunks/s; steer: {steer:.0} chunks/s; ratio {:.2}",
-        steer / bare
+        "1,000-chunk streams, steer / bare, medians of {} alternating rounds of {:?} (spread):",
+        settings.rounds, settings.length
     );
+    for p in settings.placements(&placement::Placement::ALL) {
+        println!("{}:", p.name());
+        for (label, concurrency) in [("one stream at a time", 1), ("64 concurrent streams", 64)] {
+            let plan = placement::Plan {
+                kind: placement::Kind::Stream,
+                concurrency,
+                length: settings.length,
+                rounds: settings.rounds,
+            };
+            placement::report(label, "chunk", &placement::run(p, &mock, plan));
+        }
+    }
+    drop(mock);
 
     // The wall time of a short stream on a kept-alive connection: the mock sets
     // TCP_NODELAY, so this stays well under a millisecond or two; ~40 ms would be

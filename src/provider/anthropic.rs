@@ -68,6 +68,7 @@ impl Anthropic {
         let mut builder = self
             .endpoint
             .http
+            .current()
             .post(self.endpoint.url.clone())
             .header("anthropic-version", ANTHROPIC_VERSION)
             .header("x-client-request-id", req.request_id.as_str())

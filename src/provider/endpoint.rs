@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::error::Error;
 use crate::secret::ApiKey;
 
-use super::http::default_http_client;
+use super::clients::HttpClients;
 use crate::wire::sse::DEFAULT_MAX_EVENT_BYTES;
 
 /// Default time allowed to open a TCP (and TLS) connection.
@@ -45,7 +45,8 @@ pub(crate) struct Endpoint {
     /// The endpoint's one URL (base + the API's path), parsed once.
     pub url: reqwest::Url,
     pub api_key: Option<ApiKey>,
-    pub http: reqwest::Client,
+    /// Its HTTP clients (one per runtime that calls, unless the caller gave one).
+    pub http: std::sync::Arc<HttpClients>,
     /// Largest server-sent event accepted from this endpoint.
     pub max_event_bytes: usize,
 }
@@ -118,10 +119,7 @@ impl EndpointBuilder {
                 self.name
             )));
         }
-        let http = match self.http {
-            Some(c) => c,
-            None => default_http_client(self.connect_timeout)?,
-        };
+        let http = std::sync::Arc::new(HttpClients::new(self.http, self.connect_timeout)?);
         let base_url = base_url.trim_end_matches('/').to_string();
         let url = reqwest::Url::parse(&format!("{base_url}{path}")).map_err(|e| {
             Error::Config(format!(

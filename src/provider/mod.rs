@@ -6,6 +6,7 @@
 //! multiply load during an outage.
 
 mod anthropic;
+mod clients;
 mod endpoint;
 pub mod http;
 mod openai;

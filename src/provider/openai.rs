@@ -87,6 +87,7 @@ impl OpenAiCompatible {
         let mut builder = self
             .endpoint
             .http
+            .current()
             .post(self.endpoint.url.clone())
             .header("x-client-request-id", req.request_id.as_str())
             .header(::http::header::CONTENT_TYPE, "application/json")

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Actor, Addr, ArbiterHandle};
+use actix::{Actor, Addr};
 use futures::FutureExt;
 use steer_actors::breaker::{
     BreakerStatus, ForceState, GetStatus, ResetBreaker, Subscribe, Target, TransitionEvent,
@@ -21,7 +21,8 @@ use super::continuation::Continuation;
 use super::group::{Group, GROUP_PROVIDER};
 use super::options::GenerateOptions;
 use super::route::RouteActor;
-use super::stream::{Resolve, SteerStream, StreamActor, StreamRoute, StreamSettings};
+use super::steer_stream::SteerStream;
+use super::stream::{Resolve, StreamActor, StreamRoute, StreamSettings};
 use super::system::Arbiters;
 use super::target_load::{Load, TargetLoad};
 use super::trace;
@@ -50,7 +51,6 @@ struct ProviderHandle {
     /// Longest server-directed pause its requests wait out: its policy's cap.
     max_pause_wait: Duration,
     actors: Arc<ProviderActors>,
-    arbiter: ArbiterHandle,
 }
 
 impl ProviderHandle {
@@ -66,17 +66,6 @@ impl ProviderHandle {
                 provider: self.name.to_string(),
                 message,
             })
-    }
-
-    /// Starts `actor` on this provider's arbiter, through the arbiter's queue: its
-    /// closure runs inside the arbiter's task set wherever the caller is (starting it
-    /// in place saved 0.3 µs but panics when the caller is a plain tokio task on that
-    /// thread, outside actix's task set; measured in BENCHMARKS.md).
-    fn start<A>(&self, actor: A) -> Addr<A>
-    where
-        A: Actor<Context = actix::Context<A>> + Send,
-    {
-        A::start_in_arbiter(&self.arbiter, move |_| actor)
     }
 }
 
@@ -99,8 +88,10 @@ struct Inner {
     /// The mirror of pauses shared with other replicas, when sharing is on.
     #[cfg(feature = "shared-redis")]
     shared: Option<Addr<crate::shared::redis::SharedState>>,
+    /// Which of the client's arbiters takes the next request from outside actix.
+    next_arbiter: std::sync::atomic::AtomicUsize,
     // Last: stopping the arbiters after the addresses are gone.
-    _arbiters: Arbiters,
+    arbiters: Arbiters,
 }
 
 /// The reliable client: every call is retried, throttled and protected by the
@@ -337,7 +328,6 @@ impl ClientBuilder {
                     provider,
                     max_pause_wait,
                     actors,
-                    arbiter,
                 },
             );
         }
@@ -398,7 +388,8 @@ impl ClientBuilder {
                 record_content: self.record_content,
                 #[cfg(feature = "shared-redis")]
                 shared,
-                _arbiters: arbiters,
+                next_arbiter: std::sync::atomic::AtomicUsize::new(0),
+                arbiters,
             }),
         })
     }
@@ -421,6 +412,30 @@ where
 }
 
 impl Client {
+    /// Starts a request's actor where its caller runs: on the caller's arbiter
+    /// when it has one (a user's actor, an actix-web worker), so that the
+    /// request's messages, timers and HTTP connection stay on the caller's thread;
+    /// otherwise on the client's arbiters in turn, so that requests from plain
+    /// tokio spread over them. Always through the arbiter's queue: its closure
+    /// runs inside the arbiter's task set even when the caller is a plain tokio
+    /// task on that thread (starting in place panics there; BENCHMARKS.md).
+    /// The provider's breaker and coordinator stay on their home arbiter: the
+    /// request reaches them by the lock-free gate and one-way reports.
+    fn start<A>(&self, actor: A) -> Addr<A>
+    where
+        A: Actor<Context = actix::Context<A>> + Send,
+    {
+        let arbiter = actix::Arbiter::try_current().unwrap_or_else(|| {
+            let handles = &self.inner.arbiters.handles;
+            let n = self
+                .inner
+                .next_arbiter
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            handles[n % handles.len()].clone()
+        });
+        A::start_in_arbiter(&arbiter, move |_| actor)
+    }
+
     /// A builder with defaults.
     pub fn builder() -> ClientBuilder {
         ClientBuilder::default()
@@ -503,7 +518,7 @@ impl Client {
             .boxed()
         });
         let (tx, rx) = oneshot::channel();
-        let addr = handle.start(RequestActor::new(
+        let addr = self.start(RequestActor::new(
             spec,
             handle.actors.clone(),
             attempt,
@@ -535,10 +550,10 @@ impl Client {
         let deadline = options.deadline.or(self.inner.deadline);
         let (tx, rx) = oneshot::channel();
         let route = RouteActor::new(self.clone(), name, group, req, options, deadline, tx);
-        let addr = match self.inner.handles.values().next() {
-            Some(h) => RouteActor::start_in_arbiter(&h.arbiter, move |_| route),
-            None => return Err(Error::Config("no provider is registered".into())),
-        };
+        if self.inner.handles.is_empty() {
+            return Err(Error::Config("no provider is registered".into()));
+        }
+        let addr = self.start(route);
         let mut guard = CancelOnDrop(Some(addr));
         let reply = rx.await;
         guard.0 = None;
@@ -635,7 +650,7 @@ impl Client {
             consumer_gone,
             admission,
         );
-        handle.start(match route {
+        self.start(match route {
             Some(route) => actor.with_route(route),
             None => actor,
         });

@@ -212,14 +212,21 @@ pub fn earliest_back(steps: &[RouteStep]) -> Option<std::time::Duration> {
     steps.iter().filter_map(|s| s.back_in).min()
 }
 
-/// With every target unavailable: how long to wait for the earliest to come back,
-/// if the route may: it has not waited yet, and the wait ends before the deadline.
+/// What a route waits beyond a target's announced return: the breaker's timer
+/// runs on its own arbiter, in whole milliseconds, and may fire a little after
+/// the route's own.
+pub const RECOVERY_MARGIN: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// With every target unavailable: how long to wait for the earliest to come back
+/// (and [`RECOVERY_MARGIN`]), if the route may: it has not waited yet, and the
+/// wait ends before the deadline.
 pub fn recovery_wait(
     steps: &[RouteStep],
     waited: bool,
     time_left: Option<std::time::Duration>,
 ) -> Option<std::time::Duration> {
-    let wait = earliest_back(steps).filter(|_| !waited)?;
+    let back = earliest_back(steps).filter(|_| !waited)?;
+    let wait = back.saturating_add(RECOVERY_MARGIN);
     time_left.is_none_or(|left| wait < left).then_some(wait)
 }
 
@@ -369,10 +376,11 @@ mod tests {
         let ms = Duration::from_millis;
         let steps = [step(Some(ms(300))), step(Some(ms(100))), step(None)];
         assert_eq!(earliest_back(&steps), Some(ms(100)));
-        assert_eq!(recovery_wait(&steps, false, None), Some(ms(100)));
-        assert_eq!(recovery_wait(&steps, false, Some(ms(150))), Some(ms(100)));
+        let waited = ms(100) + RECOVERY_MARGIN;
+        assert_eq!(recovery_wait(&steps, false, None), Some(waited));
+        assert_eq!(recovery_wait(&steps, false, Some(ms(150))), Some(waited));
         assert_eq!(
-            recovery_wait(&steps, false, Some(ms(100))),
+            recovery_wait(&steps, false, Some(waited)),
             None,
             "not before the deadline"
         );

@@ -13,8 +13,11 @@ pub mod group;
 pub mod http;
 mod options;
 mod route;
+mod steer_stream;
 mod stream;
 mod stream_calls;
+mod stream_delivery;
+mod stream_reader;
 mod system;
 mod target_load;
 pub mod trace;
@@ -28,7 +31,7 @@ pub use steer_actors::breaker::{
 };
 pub use steer_actors::meters::Meters;
 pub use steer_actors::partials::PartialResponse;
-pub use stream::SteerStream;
+pub use steer_stream::SteerStream;
 
 /// A serialisable snapshot of every provider's breaker and counters.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]

@@ -11,4 +11,4 @@ pub use coordinator::{
     AttemptAbandoned, AttemptFailed, GetMetrics, RequestEnd, RequestFinished, RetryCoordinator,
 };
 pub use policy::{decide, AttemptState, Backoff, Decision, GiveUp, Jitter, RetryPolicy};
-pub use progress::{AttemptLimit, Progress};
+pub use progress::{limit_at, AttemptLimit, Progress};

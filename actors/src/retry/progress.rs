@@ -59,21 +59,12 @@ impl Progress {
     /// the clock decides both, so a deadline that cuts an attempt is always
     /// reported as the deadline, never as the attempt's own timeout.
     pub fn attempt_limit(&self, limit: Option<Duration>) -> Option<AttemptLimit> {
-        match (limit, self.time_left()) {
-            (Some(a), Some(left)) if left <= a => Some(AttemptLimit {
-                duration: left,
-                by_deadline: true,
-            }),
-            (Some(a), _) => Some(AttemptLimit {
-                duration: a,
-                by_deadline: false,
-            }),
-            (None, Some(left)) => Some(AttemptLimit {
-                duration: left,
-                by_deadline: true,
-            }),
-            (None, None) => None,
-        }
+        limit_at(limit, self.deadline, tokio::time::Instant::now())
+    }
+
+    /// The deadline, if there is one.
+    pub fn deadline(&self) -> Option<tokio::time::Instant> {
+        self.deadline
     }
 
     /// How long to wait out a provider paused by a server-directed wait before
@@ -116,6 +107,31 @@ pub struct AttemptLimit {
     /// Whether it is the time left before the deadline (a timeout is then the
     /// deadline's).
     pub by_deadline: bool,
+}
+
+/// [`Progress::attempt_limit`] at `now` for a request whose deadline is
+/// `deadline`: for code that runs an attempt away from its request's actor.
+pub fn limit_at(
+    limit: Option<Duration>,
+    deadline: Option<tokio::time::Instant>,
+    now: tokio::time::Instant,
+) -> Option<AttemptLimit> {
+    let time_left = deadline.map(|d| d.saturating_duration_since(now));
+    match (limit, time_left) {
+        (Some(a), Some(left)) if left <= a => Some(AttemptLimit {
+            duration: left,
+            by_deadline: true,
+        }),
+        (Some(a), _) => Some(AttemptLimit {
+            duration: a,
+            by_deadline: false,
+        }),
+        (None, Some(left)) => Some(AttemptLimit {
+            duration: left,
+            by_deadline: true,
+        }),
+        (None, None) => None,
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,314 @@
+//! What a stream has delivered and what it delivers next: the checkpoint, the
+//! seam of a continuation, seam events waiting for their first text, tool calls,
+//! usage and the finish reason. Plain logic: one provider event in, the events
+//! for the consumer out.
+//!
+//! The stream actor owns a [`Delivery`] between attempts; for each attempt it
+//! lends it to that attempt's reader (which runs where the consumer reads) and
+//! gets it back with the attempt's outcome, so that exactly one of them holds it
+//! at any time.
+
+use std::time::Duration;
+
+use steer_actors::stream::{Checkpoint, Seam};
+
+use super::continuation::tokens_left;
+use super::stream_calls::StreamCalls;
+use crate::model::{ChatRequest, FinishReason, RouteStep, StreamEvent, Usage};
+
+/// The delivery state of one stream.
+#[derive(Debug, Default)]
+pub(crate) struct Delivery {
+    /// What the consumer has.
+    pub checkpoint: Checkpoint,
+    /// Usage of the attempts that ended.
+    pub finished_usage: Usage,
+    /// Usage the current attempt reported.
+    pub attempt_usage: Option<Usage>,
+    /// Text deltas the current attempt produced.
+    pub attempt_deltas: u64,
+    /// Removes what a continuation repeats of the delivered text.
+    pub seam: Option<Seam>,
+    /// Seam events (`Resumed`, `FailedOver`, `ToolCallDiscarded`) waiting for
+    /// the continuation's first event, or for its end.
+    pub pending_seam: Vec<StreamEvent>,
+    /// Tool calls across attempts.
+    pub calls: StreamCalls,
+    /// Whether the consumer has its `Start`.
+    pub start_sent: bool,
+    /// When the first content reached the consumer, from the stream's start.
+    pub first_content: Option<Duration>,
+    /// The finish reason of the completed stream.
+    pub finish_reason: Option<FinishReason>,
+}
+
+/// Who the stream is and what it asked: what the events it makes name.
+pub(crate) struct Asked<'a> {
+    /// The request as the caller made it (at the current target).
+    pub original: &'a ChatRequest,
+    /// The provider's name.
+    pub provider: &'a str,
+    /// When the stream started (time to first content runs from here).
+    pub started: tokio::time::Instant,
+    /// A grouped stream's route so far (its `Route` event precedes `Complete`).
+    pub route: Option<&'a [RouteStep]>,
+}
+
+/// What one provider event did.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// More to read.
+    Continue,
+    /// The stream is complete (its `Complete` is in the output).
+    Complete,
+}
+
+impl Delivery {
+    /// Usage of every attempt so far.
+    pub fn total_usage(&self) -> Usage {
+        self.finished_usage
+            .plus(self.attempt_usage.unwrap_or_default())
+    }
+
+    /// Whether anything (text or a tool call's events) reached the consumer.
+    pub fn delivered_anything(&self) -> bool {
+        !self.checkpoint.text.is_empty() || self.calls.any()
+    }
+
+    /// Whether the consumer has every token the request's `max_tokens` allows.
+    pub fn budget_spent(&self, original: &ChatRequest) -> bool {
+        tokens_left(original, &self.checkpoint) == Some(0)
+    }
+
+    /// A new attempt starts: its usage and deltas count from zero.
+    pub fn begin_attempt(&mut self, continuing: bool) {
+        self.attempt_usage = None;
+        self.attempt_deltas = 0;
+        self.calls.begin_attempt(continuing);
+    }
+
+    /// The attempt failed: its usage (or, when it reported none, its deltas)
+    /// joins the finished attempts'.
+    pub fn attempt_failed(&mut self) {
+        let attempt = self
+            .attempt_usage
+            .take()
+            .unwrap_or(Usage::new(0, self.attempt_deltas));
+        self.finished_usage = self.finished_usage.plus(attempt);
+    }
+
+    /// Delivers one delta, unless the consumer already has every token the
+    /// request's `max_tokens` allows: then returns `false` (a continuation that
+    /// would go past the limit is cut there).
+    fn deliver(&mut self, text: String, asked: &Asked<'_>, out: &mut Vec<StreamEvent>) -> bool {
+        if text.is_empty() {
+            return true;
+        }
+        if self.budget_spent(asked.original) {
+            return false;
+        }
+        out.append(&mut self.pending_seam);
+        if self.first_content.is_none() {
+            self.first_content = Some(asked.started.elapsed());
+        }
+        let offset = self.checkpoint.deliver(&text);
+        out.push(StreamEvent::TextDelta { text, offset });
+        true
+    }
+
+    /// The stream ends at the token limit: what the consumer has is the whole
+    /// reply `max_tokens` allows.
+    pub fn complete_at_limit(&mut self, out: &mut Vec<StreamEvent>) {
+        self.finish_reason = Some(FinishReason::Length);
+        if self.attempt_usage.is_none() {
+            self.attempt_usage = Some(Usage::new(0, self.attempt_deltas));
+        }
+        out.push(StreamEvent::Complete {
+            finish_reason: FinishReason::Length,
+            usage: Some(self.total_usage()),
+        });
+    }
+
+    /// One event of the provider's stream: what the consumer gets of it goes to
+    /// `out`. A response id is recorded on `span` (the last attempt's wins).
+    pub fn on_event(
+        &mut self,
+        event: StreamEvent,
+        asked: &Asked<'_>,
+        span: &tracing::Span,
+        out: &mut Vec<StreamEvent>,
+    ) -> Step {
+        match event {
+            StreamEvent::Start {
+                provider_request_id,
+                ..
+            } => {
+                self.checkpoint.provider_request_id = provider_request_id.clone();
+                if !self.start_sent {
+                    self.start_sent = true;
+                    out.push(StreamEvent::Start {
+                        request_id: asked.original.request_id.clone(),
+                        provider: asked.provider.to_string(),
+                        model: asked.original.model.model().to_string(),
+                        provider_request_id,
+                    });
+                }
+            }
+            StreamEvent::TextDelta { text, .. } => {
+                self.attempt_deltas = self.attempt_deltas.saturating_add(1);
+                let within_limit = match self.seam.as_mut() {
+                    Some(seam) => {
+                        let pieces = seam.push(text);
+                        pieces.into_iter().all(|p| self.deliver(p, asked, out))
+                    }
+                    None => self.deliver(text, asked, out),
+                };
+                if !within_limit {
+                    self.complete_at_limit(out);
+                    return Step::Complete;
+                }
+            }
+            StreamEvent::ResponseId { id } => {
+                span.record("gen_ai.response.id", id.as_str());
+            }
+            StreamEvent::Usage(u) => {
+                self.attempt_usage = Some(u);
+                out.push(StreamEvent::Usage(self.total_usage()));
+            }
+            StreamEvent::Complete {
+                finish_reason,
+                usage,
+            } => {
+                let rest = self.seam.as_mut().map(Seam::finish).unwrap_or_default();
+                for piece in rest {
+                    self.deliver(piece, asked, out);
+                }
+                // A continuation with nothing left to say: the seam is still
+                // where it took over.
+                out.append(&mut self.pending_seam);
+                if usage.is_some() {
+                    self.attempt_usage = usage;
+                }
+                let total = self.total_usage();
+                if let Some(route) = asked.route {
+                    let mut steps = route.to_vec();
+                    steps.push(RouteStep::answered(&asked.original.model));
+                    out.push(StreamEvent::Route { steps });
+                }
+                self.finish_reason = Some(finish_reason.clone());
+                out.push(StreamEvent::Complete {
+                    finish_reason,
+                    usage: Some(total),
+                });
+                return Step::Complete;
+            }
+            event @ (StreamEvent::ToolCallStart { .. }
+            | StreamEvent::ToolCallDelta { .. }
+            | StreamEvent::ToolCall { .. }) => {
+                let mut now = Vec::new();
+                self.calls.on_event(event, &mut now);
+                if !now.is_empty() {
+                    out.append(&mut self.pending_seam);
+                    out.append(&mut now);
+                }
+            }
+            _ => {}
+        }
+        Step::Continue
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn asked(req: &ChatRequest) -> Asked<'_> {
+        Asked {
+            original: req,
+            provider: "openai",
+            started: tokio::time::Instant::now(),
+            route: None,
+        }
+    }
+
+    fn delta(text: &str) -> StreamEvent {
+        StreamEvent::TextDelta {
+            text: text.into(),
+            offset: 0,
+        }
+    }
+
+    #[test]
+    fn text_is_delivered_at_its_offset_and_the_seam_waits_for_it() {
+        let req = ChatRequest::new("openai/m").expect("model").user("hi");
+        let mut d = Delivery {
+            pending_seam: vec![StreamEvent::Restarted { attempt: 2 }],
+            ..Delivery::default()
+        };
+        let mut out = Vec::new();
+        let span = tracing::Span::none();
+        assert_eq!(
+            d.on_event(delta(""), &asked(&req), &span, &mut out),
+            Step::Continue
+        );
+        assert!(out.is_empty(), "an empty delta releases nothing");
+        d.on_event(delta("Hello"), &asked(&req), &span, &mut out);
+        d.on_event(delta(" world"), &asked(&req), &span, &mut out);
+        assert!(matches!(out[0], StreamEvent::Restarted { attempt: 2 }));
+        assert!(matches!(&out[1], StreamEvent::TextDelta { text, offset: 0 } if text == "Hello"));
+        assert!(matches!(&out[2], StreamEvent::TextDelta { text, offset: 5 } if text == " world"));
+        assert_eq!(d.checkpoint.text, "Hello world");
+        assert!(d.first_content.is_some());
+    }
+
+    #[test]
+    fn a_continuation_is_cut_at_max_tokens_and_completes_there() {
+        let req = ChatRequest::new("openai/m")
+            .expect("model")
+            .user("hi")
+            .max_tokens(2);
+        let mut d = Delivery::default();
+        let (span, mut out) = (tracing::Span::none(), Vec::new());
+        assert_eq!(
+            d.on_event(delta("a"), &asked(&req), &span, &mut out),
+            Step::Continue
+        );
+        assert_eq!(
+            d.on_event(delta("b"), &asked(&req), &span, &mut out),
+            Step::Continue
+        );
+        assert_eq!(
+            d.on_event(delta("c"), &asked(&req), &span, &mut out),
+            Step::Complete
+        );
+        assert_eq!(d.checkpoint.text, "ab");
+        assert!(matches!(
+            out.last(),
+            Some(StreamEvent::Complete {
+                finish_reason: FinishReason::Length,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn usage_adds_up_across_attempts() {
+        let req = ChatRequest::new("openai/m").expect("model").user("hi");
+        let mut d = Delivery::default();
+        let (span, mut out) = (tracing::Span::none(), Vec::new());
+        d.on_event(delta("a"), &asked(&req), &span, &mut out);
+        d.attempt_failed();
+        d.begin_attempt(true);
+        d.on_event(
+            StreamEvent::Usage(Usage::new(5, 3)),
+            &asked(&req),
+            &span,
+            &mut out,
+        );
+        assert_eq!(
+            d.total_usage(),
+            Usage::new(5, 4),
+            "one delta of the broken attempt, then 3"
+        );
+    }
+}

@@ -1,0 +1,283 @@
+//! One attempt of a stream, read where the consumer reads.
+//!
+//! The stream actor decides everything around an attempt (the permit, the
+//! request, the retry, the continuation, the failover); the attempt itself (the
+//! HTTP call and its body) is polled by the consumer's own task, inside
+//! [`SteerStream`](super::SteerStream)'s `poll_next`, as a bare client's body
+//! would be. Then every event reaches the consumer without crossing a thread, and
+//! the attempt's connection belongs to the consumer's runtime. The actor lends the
+//! attempt its [`Delivery`] in an [`AttemptPlan`] and gets it back with the
+//! [`Outcome`] in an [`AttemptEnded`] message: one owner at a time, no lock.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use actix::{Message, Recipient};
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
+use steer_actors::retry::limit_at;
+use steer_actors::Category;
+use tokio::time::{Instant, Sleep};
+
+use super::stream_delivery::{Asked, Delivery, Step};
+use crate::error::{Error, ProviderError};
+use crate::model::{ChatRequest, RouteStep, StreamEvent};
+use crate::provider::{EventStream, Provider};
+
+/// What the consumer receives: an event or the error that ends the stream.
+pub(crate) type Item = Result<StreamEvent, Error>;
+
+/// What the stream actor sends its consumer.
+pub(crate) enum Command {
+    /// Events to deliver as they are (a seam announcement, an end at the
+    /// token limit, the error that ends the stream).
+    Events(Vec<Item>),
+    /// The next attempt, to read.
+    Attempt(Box<AttemptPlan>),
+}
+
+/// One attempt, as the actor hands it to the consumer's side.
+pub(crate) struct AttemptPlan {
+    /// The stream's delivery state, lent for the attempt.
+    pub delivery: Delivery,
+    pub provider: Arc<dyn Provider>,
+    /// What this attempt sends (the request, or its continuation).
+    pub request: ChatRequest,
+    /// The request as the caller made it, at the current target.
+    pub original: Arc<ChatRequest>,
+    /// When the stream started.
+    pub started: Instant,
+    /// The request's deadline.
+    pub deadline: Option<Instant>,
+    /// Until the response headers.
+    pub headers_timeout: Option<Duration>,
+    /// Until the first text delta.
+    pub first_token_timeout: Option<Duration>,
+    /// The longest silence between events after it.
+    pub idle_timeout: Option<Duration>,
+    /// A grouped stream's route so far.
+    pub route: Option<Vec<RouteStep>>,
+    /// The request's span (a response id is recorded there).
+    pub span: tracing::Span,
+    /// The attempt's span (the HTTP call runs in it).
+    pub attempt_span: tracing::Span,
+    /// Where the outcome goes.
+    pub report: Recipient<AttemptEnded>,
+}
+
+/// How an attempt ended, with the delivery state handed back.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct AttemptEnded {
+    pub delivery: Delivery,
+    pub outcome: Outcome,
+}
+
+/// How an attempt ended.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// The stream is complete: its `Complete` reached the consumer's queue.
+    Complete,
+    /// The provider failed it (before the headers or in the stream).
+    Failed(ProviderError),
+    /// steer's own reading failed it: a timeout, a panic in provider code, a
+    /// stream that stopped without its terminal event.
+    Steer {
+        category: Category,
+        message: &'static str,
+    },
+    /// The request's deadline cut it.
+    DeadlineCut,
+}
+
+type Opening = BoxFuture<'static, std::thread::Result<Result<EventStream, ProviderError>>>;
+
+enum State {
+    Opening(Opening),
+    Reading(EventStream),
+}
+
+/// The timer of the wait in progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    /// Not waiting (an event just arrived): armed at the next wait.
+    Unarmed,
+    /// Waiting with no limit.
+    Unlimited,
+    /// Waiting until the timer; `by_deadline` when the deadline set it.
+    Armed { by_deadline: bool },
+}
+
+/// What one poll of the reader did.
+pub(crate) enum Read {
+    /// Events are in the queue.
+    Events,
+    /// The attempt ended (its outcome is sent; events before it are queued).
+    Ended,
+}
+
+/// Reads one attempt.
+pub(crate) struct Reader {
+    plan: Box<AttemptPlan>,
+    state: State,
+    wait: Wait,
+    timer: Option<Pin<Box<Sleep>>>,
+    /// Reused for the events one provider event makes.
+    scratch: Vec<StreamEvent>,
+}
+
+impl Reader {
+    pub fn new(plan: Box<AttemptPlan>) -> Reader {
+        let provider = plan.provider.clone();
+        let request = plan.request.clone();
+        let opening = tracing::Instrument::instrument(
+            std::panic::AssertUnwindSafe(async move { provider.stream(&request).await })
+                .catch_unwind(),
+            plan.attempt_span.clone(),
+        )
+        .boxed();
+        Reader {
+            plan,
+            state: State::Opening(opening),
+            wait: Wait::Unarmed,
+            timer: None,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Sets the timer for a wait of at most `timeout` (and the deadline).
+    fn arm(&mut self, timeout: Option<Duration>) {
+        let now = Instant::now();
+        let limit = limit_at(timeout, self.plan.deadline, now);
+        let at = limit.and_then(|l| now.checked_add(l.duration).map(|at| (at, l.by_deadline)));
+        self.wait = match at {
+            None => Wait::Unlimited,
+            Some((at, by_deadline)) => {
+                match self.timer.as_mut() {
+                    Some(t) => t.as_mut().reset(at),
+                    None => self.timer = Some(Box::pin(tokio::time::sleep_until(at))),
+                }
+                Wait::Armed { by_deadline }
+            }
+        };
+    }
+
+    /// Whether the wait in progress ran out (its timer registered otherwise).
+    fn timed_out(&mut self, cx: &mut Context<'_>, timeout: Option<Duration>) -> Option<bool> {
+        if self.wait == Wait::Unarmed {
+            self.arm(timeout);
+        }
+        let Wait::Armed { by_deadline } = self.wait else {
+            return None;
+        };
+        let timer = self.timer.as_mut()?;
+        timer.as_mut().poll(cx).is_ready().then_some(by_deadline)
+    }
+
+    /// Ends the attempt: the delivery goes back to the actor with `outcome`.
+    fn end(&mut self, outcome: Outcome) -> Poll<Read> {
+        let delivery = std::mem::take(&mut self.plan.delivery);
+        // An actor that is gone cannot be told; its consumer then sees the
+        // channel close, an error of its own.
+        self.plan.report.do_send(AttemptEnded { delivery, outcome });
+        Poll::Ready(Read::Ended)
+    }
+
+    /// Reads on: `Events` as soon as one provider event gave the consumer
+    /// something, `Ended` when the attempt ends.
+    pub fn poll(&mut self, cx: &mut Context<'_>, queue: &mut VecDeque<Item>) -> Poll<Read> {
+        loop {
+            let stream = match &mut self.state {
+                State::Opening(opening) => match opening.as_mut().poll(cx) {
+                    Poll::Ready(Ok(Ok(stream))) => {
+                        self.wait = Wait::Unarmed;
+                        self.state = State::Reading(stream);
+                        continue;
+                    }
+                    Poll::Ready(Ok(Err(e))) => return self.end(Outcome::Failed(e)),
+                    Poll::Ready(Err(_panic)) => {
+                        return self.end(Outcome::Steer {
+                            category: Category::Unknown,
+                            message: "the provider panicked",
+                        })
+                    }
+                    Poll::Pending => {
+                        return match self.timed_out(cx, self.plan.headers_timeout) {
+                            Some(true) => self.end(Outcome::DeadlineCut),
+                            Some(false) => self.end(Outcome::Steer {
+                                category: Category::Timeout,
+                                message: "no response headers in time",
+                            }),
+                            None => Poll::Pending,
+                        };
+                    }
+                },
+                State::Reading(stream) => stream,
+            };
+            // Each poll of the provider's stream is guarded: a panic in provider
+            // code ends the attempt (keeping the events before it).
+            let next = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                stream.poll_next_unpin(cx)
+            }));
+            let event = match next {
+                Err(_panic) => {
+                    return self.end(Outcome::Steer {
+                        category: Category::Unknown,
+                        message: "the provider's stream panicked",
+                    })
+                }
+                Ok(Poll::Ready(Some(Ok(event)))) => event,
+                Ok(Poll::Ready(Some(Err(e)))) => return self.end(Outcome::Failed(e)),
+                Ok(Poll::Ready(None)) => {
+                    // Decoders always end with Complete or an error; be safe anyway.
+                    return self.end(Outcome::Steer {
+                        category: Category::StreamInterrupted,
+                        message: "the stream ended without its terminal event",
+                    });
+                }
+                Ok(Poll::Pending) => {
+                    let first_token = self.plan.delivery.attempt_deltas == 0;
+                    let timeout = if first_token {
+                        self.plan.first_token_timeout
+                    } else {
+                        self.plan.idle_timeout
+                    };
+                    return match self.timed_out(cx, timeout) {
+                        Some(true) => self.end(Outcome::DeadlineCut),
+                        Some(false) => self.end(Outcome::Steer {
+                            category: Category::Timeout,
+                            message: if first_token {
+                                "no first token in time"
+                            } else {
+                                "the stream went idle"
+                            },
+                        }),
+                        None => Poll::Pending,
+                    };
+                }
+            };
+            self.wait = Wait::Unarmed;
+            let plan = &mut *self.plan;
+            let asked = Asked {
+                original: &plan.original,
+                provider: plan.provider.name(),
+                started: plan.started,
+                route: plan.route.as_deref(),
+            };
+            let step = plan
+                .delivery
+                .on_event(event, &asked, &plan.span, &mut self.scratch);
+            queue.extend(self.scratch.drain(..).map(Ok));
+            if step == Step::Complete {
+                return self.end(Outcome::Complete);
+            }
+            if !queue.is_empty() {
+                return Poll::Ready(Read::Events);
+            }
+        }
+    }
+}
