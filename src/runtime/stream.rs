@@ -94,8 +94,6 @@ pub(crate) struct StreamActor {
     /// What the consumer has and gets next; lent to each attempt's reader
     /// (then this holds an empty one) and handed back with its outcome.
     delivery: Delivery,
-    /// Where attempts report their outcome (this actor).
-    me: Option<Recipient<AttemptEnded>>,
     lease: Option<PermitLease>,
     done: bool,
     route: Option<Box<StreamRoute>>,
@@ -139,7 +137,6 @@ impl StreamActor {
             tx,
             consumer_gone: Some(consumer_gone),
             delivery: Delivery::default(),
-            me: None,
             lease: None,
             done: false,
             route: None,
@@ -368,7 +365,7 @@ impl StreamActor {
         self.delivery.begin_attempt(continuing);
         let request = if !continuing {
             self.delivery.seam = None;
-            self.original.as_ref().clone()
+            self.original.clone()
         } else {
             let (req, seam) = continuation_request(
                 &self.original,
@@ -378,18 +375,14 @@ impl StreamActor {
                 self.delivery.calls.any(),
             );
             self.delivery.seam = Some(seam);
-            req
+            Arc::new(req)
         };
         self.lease = lease;
         self.core.in_flight = true;
-        let report = match &self.me {
-            Some(me) => me.clone(),
-            None => return self.stop(Stop::Internal("the stream actor has no address"), ctx),
-        };
         let plan = AttemptPlan {
             delivery: std::mem::take(&mut self.delivery),
             provider: self.provider.clone(),
-            request,
+            request: Some(request),
             original: self.original.clone(),
             started: self.core.started,
             deadline: self.core.progress.deadline(),
@@ -399,7 +392,7 @@ impl StreamActor {
             route: self.route.as_ref().map(|r| r.steps.clone()),
             span: self.core.span.clone(),
             attempt_span: self.core.attempt_span.clone(),
-            report,
+            report: ctx.address().recipient(),
         };
         if self
             .tx
@@ -657,7 +650,6 @@ impl Actor for StreamActor {
                 }),
             );
         }
-        self.me = Some(ctx.address().recipient());
         attempt_loop::next_attempt(self, ctx);
     }
 }

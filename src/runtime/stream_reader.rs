@@ -45,8 +45,9 @@ pub(crate) struct AttemptPlan {
     /// The stream's delivery state, lent for the attempt.
     pub delivery: Delivery,
     pub provider: Arc<dyn Provider>,
-    /// What this attempt sends (the request, or its continuation).
-    pub request: ChatRequest,
+    /// What this attempt sends (the request, or its continuation); taken by the
+    /// reader's HTTP call, so that it lives no longer than that call.
+    pub request: Option<Arc<ChatRequest>>,
     /// The request as the caller made it, at the current target.
     pub original: Arc<ChatRequest>,
     /// When the stream started.
@@ -94,6 +95,9 @@ pub(crate) enum Outcome {
     DeadlineCut,
 }
 
+/// Events queued for the consumer, at most, before it gets them.
+const BATCH: usize = 64;
+
 type Opening = BoxFuture<'static, std::thread::Result<Result<EventStream, ProviderError>>>;
 
 enum State {
@@ -131,9 +135,9 @@ pub(crate) struct Reader {
 }
 
 impl Reader {
-    pub fn new(plan: Box<AttemptPlan>) -> Reader {
+    pub fn new(mut plan: Box<AttemptPlan>) -> Reader {
         let provider = plan.provider.clone();
-        let request = plan.request.clone();
+        let request = plan.request.take().unwrap_or_else(|| plan.original.clone());
         let opening = tracing::Instrument::instrument(
             std::panic::AssertUnwindSafe(async move { provider.stream(&request).await })
                 .catch_unwind(),
@@ -187,8 +191,8 @@ impl Reader {
         Poll::Ready(Read::Ended)
     }
 
-    /// Reads on: `Events` as soon as one provider event gave the consumer
-    /// something, `Ended` when the attempt ends.
+    /// Reads on: `Events` once the body has nothing more ready (or a batch is
+    /// queued) and the consumer has something, `Ended` when the attempt ends.
     pub fn poll(&mut self, cx: &mut Context<'_>, queue: &mut VecDeque<Item>) -> Poll<Read> {
         loop {
             let stream = match &mut self.state {
@@ -256,7 +260,16 @@ impl Reader {
                                 "the stream went idle"
                             },
                         }),
-                        None => Poll::Pending,
+                        None if queue.is_empty() => {
+                            // A waiting stream holds no buffer of its own.
+                            self.scratch = Vec::new();
+                            *queue = VecDeque::new();
+                            Poll::Pending
+                        }
+                        None => {
+                            self.scratch = Vec::new();
+                            Poll::Ready(Read::Events)
+                        }
                     };
                 }
             };
@@ -275,7 +288,11 @@ impl Reader {
             if step == Step::Complete {
                 return self.end(Outcome::Complete);
             }
-            if !queue.is_empty() {
+            // Events that already arrived are read on, up to a batch, before the
+            // consumer gets them: no latency is added (the next one is not
+            // waited for), and a body read to its waiting point frees its decode
+            // buffers (a stream held open costs less).
+            if queue.len() >= BATCH {
                 return Poll::Ready(Read::Events);
             }
         }
