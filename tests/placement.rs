@@ -259,3 +259,102 @@ async fn from_an_actor() {
     .start();
     cancelled(&client, 1).await.unwrap();
 }
+
+/// The text of a whole stream read on the current runtime.
+async fn stream_text(client: &Client, id: &str) -> Result<String, steer_llm::Error> {
+    let mut text = String::new();
+    let mut s = client.stream(request(id)).await?;
+    while let Some(e) = s.next().await {
+        if let StreamEvent::TextDelta { text: t, .. } = e? {
+            text.push_str(&t);
+        }
+    }
+    Ok(text)
+}
+
+/// A stream's HTTP call runs on the runtime that reads it, with a connection of
+/// that runtime's own: runtimes that sit idle (a current-thread runtime nobody
+/// drives) or end after reading leave nothing that stalls or breaks the streams
+/// of the others, with retries off so that a broken connection would show.
+#[test]
+fn runtimes_that_sit_idle_or_end_do_not_hold_up_the_others() {
+    let mock = MockServer::builder().start_background().unwrap();
+    let client = Client::builder()
+        .providers(mock.providers().unwrap())
+        .retry(steer_llm::RetryPolicy::never())
+        .build()
+        .unwrap();
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    let want = common::expected_text(&request("x"), None);
+    let idle = runtime();
+    for i in 0..3 {
+        let text = idle.block_on(stream_text(&client, &format!("idle-{i}")));
+        assert_eq!(text.unwrap(), want);
+    }
+    // `idle` is kept, undriven; another runtime ends after each stream.
+    for i in 0..3 {
+        let ended = runtime();
+        let text = ended.block_on(async {
+            tokio::time::timeout(
+                Duration::from_secs(20),
+                stream_text(&client, &format!("e-{i}")),
+            )
+            .await
+        });
+        assert_eq!(text.expect("not stalled").unwrap(), want);
+        drop(ended);
+    }
+    // And a multi-thread runtime's spawned tasks, after both.
+    let multi = tokio::runtime::Runtime::new().unwrap();
+    let texts = multi.block_on(async {
+        let tasks: Vec<_> = (0..4)
+            .map(|i| {
+                let client = client.clone();
+                tokio::spawn(async move {
+                    tokio::time::timeout(
+                        Duration::from_secs(20),
+                        stream_text(&client, &format!("m-{i}")),
+                    )
+                    .await
+                })
+            })
+            .collect();
+        futures::future::join_all(tasks).await
+    });
+    for t in texts {
+        assert_eq!(t.unwrap().expect("not stalled").unwrap(), want);
+    }
+    drop(idle);
+}
+
+/// The stream is read by the task that polls it: a stream that is never polled
+/// sends nothing, and one dropped unpolled is counted cancelled with its slot
+/// freed.
+#[actix_rt::test]
+async fn a_stream_is_read_by_the_task_that_polls_it() {
+    let mock = MockServer::builder().start_background().unwrap();
+    let client = Client::builder()
+        .providers(mock.providers().unwrap())
+        .build()
+        .unwrap();
+    let s = client.stream(request("unpolled")).await.unwrap();
+    // The actor has handed the first attempt over; nothing reads it yet.
+    client.status("openai").await.unwrap();
+    assert_eq!(
+        mock.request_count(),
+        0,
+        "no HTTP call before the first poll"
+    );
+    drop(s);
+    cancelled(&client, 1).await.unwrap();
+    assert_eq!(mock.request_count(), 0);
+    // Polled, it runs.
+    let text = stream_text(&client, "polled").await.unwrap();
+    assert_eq!(text, common::expected_text(&request("x"), None));
+    assert_eq!(mock.request_count(), 1);
+}

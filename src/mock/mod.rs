@@ -338,31 +338,32 @@ impl MockServer {
         format!("http://{}/v1", self.addr)
     }
 
-    /// OpenAI, Anthropic and xAI providers pointed at this mock, with a mock key.
-    /// Each has its own HTTP client (a client's connections belong to the runtime
-    /// that opened them, and the runtime puts each provider on its own arbiter).
+    /// OpenAI, Anthropic and xAI providers pointed at this mock, with a mock key,
+    /// and steer's default HTTP clients (one per runtime that calls: a client's
+    /// connections belong to the runtime that opened them) with a 5 s connect
+    /// timeout.
     pub fn providers(&self) -> Result<Providers, Error> {
-        let http = || crate::provider::http::default_http_client(Duration::from_secs(5));
+        let connect = Duration::from_secs(5);
         Ok(Providers::new()
             .with(
                 OpenAiCompatible::openai()
                     .base_url(self.openai_base_url())
                     .api_key(MOCK_API_KEY)
-                    .http_client(http()?)
+                    .connect_timeout(connect)
                     .build()?,
             )
             .with(
                 Anthropic::builder()
                     .base_url(self.base_url())
                     .api_key(MOCK_API_KEY)
-                    .http_client(http()?)
+                    .connect_timeout(connect)
                     .build()?,
             )
             .with(
                 OpenAiCompatible::xai()
                     .base_url(self.openai_base_url())
                     .api_key(MOCK_API_KEY)
-                    .http_client(http()?)
+                    .connect_timeout(connect)
                     .build()?,
             ))
     }

@@ -183,6 +183,12 @@ macro_rules! endpoint_methods {
         /// `retry(reqwest::retry::never())` (retries belong to the actors) and
         /// `redirect(reqwest::redirect::Policy::none())` (a client that follows
         /// redirects may carry the key's header to another origin).
+        ///
+        /// It is used as given from every runtime that calls, while steer's own
+        /// default is one client per runtime: a reqwest client's pooled
+        /// connections are tasks of the runtime that opened them, so a stream
+        /// read on one runtime may wait on another that is idle or gone. Give a
+        /// client only when one tokio runtime calls this provider.
         pub fn http_client(mut self, client: reqwest::Client) -> Self {
             self.endpoint.http = Some(client);
             self
