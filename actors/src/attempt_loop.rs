@@ -262,9 +262,7 @@ pub fn report_end<A: AttemptLoop>(act: &mut A, end: RequestEnd) {
         .meters
         .request(&core.labels, outcome, core.started.elapsed());
     let first_report = core.progress.first_report();
-    core.actors
-        .coordinator
-        .do_send(RequestFinished { end, first_report });
+    core.actors.finished(RequestFinished { end, first_report });
 }
 
 /// The request's deadline cut the attempt in flight: the attempt is counted (as

@@ -28,6 +28,7 @@ pub mod meters;
 pub mod metrics;
 pub mod partials;
 pub mod provider;
+pub mod relay;
 pub mod request;
 pub mod retry;
 pub mod stream;

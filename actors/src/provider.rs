@@ -1,17 +1,27 @@
 //! The actors of one provider as its requests hold them: the circuit breaker
 //! and the retry coordinator, started side by side on one arbiter, shared behind
-//! one reference count.
+//! one reference count, and the relays that gather its requests' success reports
+//! on the arbiters where they run.
 
 use std::sync::Arc;
+use std::thread::ThreadId;
+use std::time::Duration;
 
-use actix::{Addr, ArbiterHandle};
+use actix::{Actor, Addr, Arbiter, ArbiterHandle};
+use crate::breaker::{failure_outcome, pause_for, Scope};
+use crate::failure::Failure;
+use parking_lot::RwLock;
 
-use crate::breaker::{BreakerRef, CircuitBreaker};
+use crate::breaker::{BreakerRef, CallOutcome, CircuitBreaker, PermitLease};
 use crate::meters::Meters;
-use crate::retry::RetryCoordinator;
+use crate::relay::{FlushReports, Relayed, ReportRelay};
+use crate::retry::{RequestEnd, RequestFinished, RetryCoordinator};
+
+/// Arbiters with a relay of their own, at most (past it the oldest goes, and
+/// flushes as it goes).
+const MAX_RELAYS: usize = 64;
 
 /// A provider's CircuitBreaker and RetryCoordinator.
-#[derive(Debug)]
 pub struct ProviderActors {
     /// The circuit breaker: its address and admission gate.
     pub breaker: BreakerRef,
@@ -19,6 +29,17 @@ pub struct ProviderActors {
     pub coordinator: Addr<RetryCoordinator>,
     /// The client's metric families, which its requests record into.
     pub meters: Meters,
+    /// One relay per arbiter its requests ran on.
+    relays: RwLock<Vec<(ThreadId, Addr<ReportRelay>)>>,
+}
+
+impl std::fmt::Debug for ProviderActors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderActors")
+            .field("breaker", &self.breaker)
+            .field("relays", &self.relays.read().len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl ProviderActors {
@@ -36,6 +57,94 @@ impl ProviderActors {
             // Supervised: restarted at the same address if a handler fails.
             coordinator: actix::Supervisor::start_in_arbiter(arbiter, move |_| coordinator),
             meters,
+            relays: RwLock::new(Vec::new()),
         })
+    }
+
+    /// The relay of the current arbiter, started on first use; `None` outside
+    /// any arbiter.
+    fn relay(&self) -> Option<Addr<ReportRelay>> {
+        let me = std::thread::current().id();
+        if let Some((_, r)) = self.relays.read().iter().find(|(t, _)| *t == me) {
+            return Some(r.clone());
+        }
+        let arbiter = Arbiter::try_current()?;
+        let mut all = self.relays.write();
+        if let Some((_, r)) = all.iter().find(|(t, _)| *t == me) {
+            return Some(r.clone());
+        }
+        if all.len() >= MAX_RELAYS {
+            all.remove(0);
+        }
+        let relay = ReportRelay::new(self.breaker.addr().clone(), self.coordinator.clone());
+        let addr = ReportRelay::start_in_arbiter(&arbiter, move |_| relay);
+        all.push((me, addr.clone()));
+        Some(addr)
+    }
+
+    /// Reports a successful call of `lease`: through the current arbiter's
+    /// relay when the permit came from the admission gate (the breaker admitted
+    /// every call, so one success moves nothing), else straight to the breaker.
+    pub fn report_success(&self, lease: PermitLease, elapsed: Duration) {
+        let outcome = CallOutcome::Success { elapsed };
+        if lease.from_gate() {
+            if let Some(relay) = self.relay() {
+                if let Some(report) = lease.into_report(outcome, Scope::Model) {
+                    relay.do_send(Relayed::Report(report));
+                }
+                return;
+            }
+        }
+        lease.report(outcome);
+    }
+
+    /// Reports a failed call (see [`report_failure`](crate::breaker::report_failure)):
+    /// a gate permit's failure goes through the current arbiter's relay, which
+    /// sends it at once behind the successes it holds, so that the breaker sees
+    /// this arbiter's outcomes in the order they happened; a pause goes at once.
+    pub fn report_failure(
+        &self,
+        lease: Option<PermitLease>,
+        model: &Arc<str>,
+        failure: &Failure,
+        pause: bool,
+    ) {
+        if let Some(lease) = lease {
+            let (outcome, scope) = failure_outcome(failure);
+            match self.relay().filter(|_| lease.from_gate()) {
+                Some(relay) => {
+                    if let Some(report) = lease.into_report(outcome, scope) {
+                        relay.do_send(Relayed::ReportNow(report));
+                    }
+                }
+                None => lease.report_in(outcome, scope),
+            }
+        }
+        if pause {
+            pause_for(&self.breaker, model, failure);
+        }
+    }
+
+    /// Tells the coordinator how a request ended: a success through the current
+    /// arbiter's relay, anything else at once.
+    pub fn finished(&self, msg: RequestFinished) {
+        if matches!(msg.end, RequestEnd::Succeeded { .. }) {
+            if let Some(relay) = self.relay() {
+                relay.do_send(Relayed::Finished(msg));
+                return;
+            }
+        }
+        self.coordinator.do_send(msg);
+    }
+
+    /// Sends on every report the relays hold; once it returns, a question to
+    /// the breaker or the coordinator comes after them.
+    pub async fn flush_reports(&self) {
+        let relays: Vec<Addr<ReportRelay>> =
+            self.relays.read().iter().map(|(_, r)| r.clone()).collect();
+        for r in relays {
+            // A relay that is gone flushed as it went.
+            let _ = r.send(FlushReports).await;
+        }
     }
 }

@@ -17,7 +17,7 @@ use tokio::sync::{oneshot, OwnedSemaphorePermit};
 use tracing::Instrument;
 
 use crate::attempt_loop::{self, AttemptLoop, RequestCore, Stop};
-use crate::breaker::{report_failure, CallOutcome, PermitLease, Rejection};
+use crate::breaker::{CallOutcome, PermitLease, Rejection};
 use crate::failure::{Category, Failure};
 use crate::provider::ProviderActors;
 use crate::retry::{GiveUp, RequestEnd, RetryPolicy};
@@ -203,7 +203,7 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
             Some(Ok(Ok(value))) => {
                 self.core.end_attempt("success");
                 if let Some(l) = lease {
-                    l.report(CallOutcome::Success { elapsed });
+                    self.core.actors.report_success(l, elapsed);
                 }
                 let attempts = self.core.progress.attempts();
                 return self.finish(Ok(Completed { value, attempts }), ctx);
@@ -234,9 +234,8 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
             }
         };
         self.core.end_attempt(failure.category.as_str());
-        report_failure(
+        self.core.actors.report_failure(
             lease,
-            &self.core.actors.breaker,
             &self.core.spec.model,
             &failure,
             self.core.spec.use_breaker,

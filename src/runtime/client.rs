@@ -789,7 +789,9 @@ impl Client {
     /// status in `models`) or one model (`"openai/gpt-4o"`).
     pub async fn status(&self, target: &str) -> Result<BreakerStatus, Error> {
         let t = Target::parse(target);
-        self.handle(&t.provider)?
+        let handle = self.handle(&t.provider)?;
+        handle.actors.flush_reports().await;
+        handle
             .breaker()
             .send(GetStatus { model: t.model })
             .await
@@ -849,6 +851,7 @@ impl Client {
     pub async fn metrics(&self) -> Result<MetricsSnapshot, Error> {
         let mut providers = Vec::new();
         for (name, h) in &self.inner.handles {
+            h.actors.flush_reports().await;
             let breaker = h
                 .breaker()
                 .send(GetStatus::default())

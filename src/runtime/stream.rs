@@ -12,7 +12,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use futures::channel::{mpsc, oneshot};
 use steer_actors::attempt_loop::{self, AttemptLoop, RequestCore, Stop};
-use steer_actors::breaker::{report_failure, CallOutcome, PermitLease};
+use steer_actors::breaker::PermitLease;
 use steer_actors::meters::GaugeGuard;
 use steer_actors::partials::{PartialResponse, PartialStore, StorePartial};
 use steer_actors::request::RequestSpec;
@@ -414,9 +414,7 @@ impl StreamActor {
                 self.core.in_flight = false;
                 self.core.end_attempt("success");
                 if let Some(lease) = self.lease.take() {
-                    lease.report(CallOutcome::Success {
-                        elapsed: Duration::ZERO,
-                    });
+                    self.core.actors.report_success(lease, Duration::ZERO);
                 }
                 let attempts = self.core.progress.attempts();
                 self.end(None, RequestEnd::Succeeded { attempts }, ctx)
@@ -460,9 +458,8 @@ impl StreamActor {
         // Usage adds up across attempts; a broken attempt that reported none is
         // counted by its deltas.
         self.delivery.attempt_failed();
-        report_failure(
+        self.core.actors.report_failure(
             self.lease.take(),
-            &self.core.actors.breaker,
             &self.core.spec.model,
             &failure,
             self.core.spec.use_breaker,

@@ -366,6 +366,25 @@ impl PermitLease {
         self.send(outcome, scope);
     }
 
+    /// The report of `outcome`, to send another way (the lease then sends
+    /// nothing, not even on drop); `None` when it was already reported.
+    pub(crate) fn into_report(mut self, outcome: CallOutcome, scope: Scope) -> Option<Report> {
+        self.breaker.take().map(|_| Report {
+            endpoint: self.endpoint,
+            permit: self.permit,
+            model: self.model.clone(),
+            outcome,
+            scope,
+            from_gate: self.from_gate,
+        })
+    }
+
+    /// Whether the permit came from the admission gate (the breaker admitted
+    /// every call): its outcome then decides no transition on its own.
+    pub fn from_gate(&self) -> bool {
+        self.from_gate
+    }
+
     fn send(&mut self, outcome: CallOutcome, scope: Scope) {
         if let Some(breaker) = self.breaker.take() {
             breaker.addr().do_send(Report {
@@ -396,17 +415,32 @@ pub fn report_failure(
     failure: &crate::failure::Failure,
     pause: bool,
 ) {
-    use crate::failure::Category;
     if let Some(lease) = lease {
-        let outcome = if failure.category != Category::RateLimited && failure.affects_health {
-            CallOutcome::HealthFailure
-        } else {
-            CallOutcome::Neutral
-        };
-        lease.report_in(outcome, failure_scope(failure.category));
+        let (outcome, scope) = failure_outcome(failure);
+        lease.report_in(outcome, scope);
     }
-    if let (Category::RateLimited, Some(wait), true) =
-        (failure.category, failure.retry_after, pause)
+    if pause {
+        pause_for(breaker, model, failure);
+    }
+}
+
+/// What a failed call tells the breaker, and where it counts: a health failure
+/// against its model, or its endpoint for a network failure; anything else (a
+/// caller's mistake, a rate limit) is neutral.
+pub fn failure_outcome(failure: &crate::failure::Failure) -> (CallOutcome, Scope) {
+    use crate::failure::Category;
+    let outcome = if failure.category != Category::RateLimited && failure.affects_health {
+        CallOutcome::HealthFailure
+    } else {
+        CallOutcome::Neutral
+    };
+    (outcome, failure_scope(failure.category))
+}
+
+/// Pauses `model` for a rate limit's server-directed wait, if it has one.
+pub fn pause_for(breaker: &BreakerRef, model: &Arc<str>, failure: &crate::failure::Failure) {
+    if let (crate::failure::Category::RateLimited, Some(wait)) =
+        (failure.category, failure.retry_after)
     {
         breaker.addr().do_send(Pause {
             model: model.clone(),
@@ -472,16 +506,32 @@ impl Handler<Acquire> for CircuitBreaker {
     }
 }
 
-/// The outcome of a permitted call (sent by [`PermitLease`]).
+/// The outcome of a permitted call (sent by [`PermitLease`], or gathered by a
+/// [`ReportRelay`](crate::relay::ReportRelay)).
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
-struct Report {
+pub(crate) struct Report {
     endpoint: Permit,
     permit: Permit,
     model: Arc<str>,
     outcome: CallOutcome,
     scope: Scope,
     from_gate: bool,
+}
+
+/// Reports gathered on another arbiter, in the order they were made.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub(crate) struct Reports(pub Vec<Report>);
+
+impl Handler<Reports> for CircuitBreaker {
+    type Result = ();
+
+    fn handle(&mut self, msg: Reports, ctx: &mut Context<Self>) {
+        for report in msg.0 {
+            <Self as Handler<Report>>::handle(self, report, ctx);
+        }
+    }
 }
 
 impl Handler<Report> for CircuitBreaker {

@@ -6,7 +6,7 @@ pub mod scope;
 pub mod state;
 pub mod wakeups;
 
-pub use actor::report_failure;
+pub use actor::{failure_outcome, pause_for, report_failure};
 pub use actor::{
     Acquire, BreakerRef, BreakerStatus, CircuitBreaker, ForceState, GetStatus, Pause, PermitLease,
     ResetBreaker, Subscribe, TransitionEvent,

@@ -162,6 +162,21 @@ impl RequestEnd {
     }
 }
 
+/// Ends gathered on another arbiter, in order.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub(crate) struct RequestsFinished(pub Vec<RequestFinished>);
+
+impl Handler<RequestsFinished> for RetryCoordinator {
+    type Result = ();
+
+    fn handle(&mut self, msg: RequestsFinished, ctx: &mut Context<Self>) {
+        for end in msg.0 {
+            <Self as Handler<RequestFinished>>::handle(self, end, ctx);
+        }
+    }
+}
+
 impl Handler<RequestFinished> for RetryCoordinator {
     type Result = ();
 

@@ -1,0 +1,121 @@
+//! The one-way reports of successful requests, gathered where the requests ran.
+//!
+//! A request's actor runs where its caller runs (a user's actor, an actix-web
+//! worker, one of the client's arbiters), while its provider's breaker and
+//! coordinator live on their home arbiter. Each success sends both a report
+//! (`Report`, `RequestFinished`), and a message to a parked thread wakes it: at
+//! load, one wake-up of the home thread per request, measured at about a third of
+//! a bare client's CPU per request. A `ReportRelay` (one per provider and arbiter)
+//! takes those reports on the requests' own thread and sends them on in one
+//! message each per millisecond. Only outcomes that cannot move a breaker by
+//! themselves wait (successes of permits from the admission gate, successful
+//! ends), never longer than [`FLUSH_AFTER`]; a failure of a gate permit is sent
+//! at once behind the successes held, so the breaker sees one arbiter's outcomes
+//! in order; probes (permits the breaker gave by message) report directly. Whoever reads the
+//! breaker's or the coordinator's state through the client first flushes the
+//! relays ([`ProviderActors::flush_reports`](crate::ProviderActors::flush_reports)),
+//! so a reply is never ahead of its own report for them.
+
+use std::time::Duration;
+
+use actix::prelude::*;
+
+use crate::breaker::actor::{Report, Reports};
+use crate::breaker::CircuitBreaker;
+use crate::retry::coordinator::RequestsFinished;
+use crate::retry::{RequestFinished, RetryCoordinator};
+
+/// The longest a gathered report waits.
+pub const FLUSH_AFTER: Duration = Duration::from_millis(1);
+
+/// Gathers the success reports of one provider's requests on one arbiter.
+pub struct ReportRelay {
+    breaker: Addr<CircuitBreaker>,
+    coordinator: Addr<RetryCoordinator>,
+    reports: Vec<Report>,
+    finished: Vec<RequestFinished>,
+    /// Whether a flush is due.
+    scheduled: bool,
+}
+
+impl ReportRelay {
+    /// A relay to `breaker` and `coordinator`.
+    pub fn new(breaker: Addr<CircuitBreaker>, coordinator: Addr<RetryCoordinator>) -> Self {
+        ReportRelay {
+            breaker,
+            coordinator,
+            reports: Vec::new(),
+            finished: Vec::new(),
+            scheduled: false,
+        }
+    }
+
+    fn flush(&mut self) {
+        self.scheduled = false;
+        if !self.reports.is_empty() {
+            self.breaker
+                .do_send(Reports(std::mem::take(&mut self.reports)));
+        }
+        if !self.finished.is_empty() {
+            self.coordinator
+                .do_send(RequestsFinished(std::mem::take(&mut self.finished)));
+        }
+    }
+}
+
+impl Actor for ReportRelay {
+    type Context = Context<Self>;
+}
+
+/// Nothing gathered is lost when the relay goes (its arbiter stopping included).
+impl Drop for ReportRelay {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+/// A report to pass on.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub(crate) enum Relayed {
+    /// A success: sent within [`FLUSH_AFTER`].
+    Report(Report),
+    /// Any other outcome: sent now, behind what is held.
+    ReportNow(Report),
+    /// A request's end: sent within [`FLUSH_AFTER`].
+    Finished(RequestFinished),
+}
+
+impl Handler<Relayed> for ReportRelay {
+    type Result = ();
+
+    fn handle(&mut self, msg: Relayed, ctx: &mut Context<Self>) {
+        match msg {
+            Relayed::Report(r) => self.reports.push(r),
+            Relayed::ReportNow(r) => {
+                self.reports.push(r);
+                return self.flush();
+            }
+            Relayed::Finished(f) => self.finished.push(f),
+        }
+        if !self.scheduled {
+            self.scheduled = true;
+            ctx.run_later(FLUSH_AFTER, |act, _| act.flush());
+        }
+    }
+}
+
+/// Sends what was gathered now; answered once it is in the breaker's and the
+/// coordinator's mailboxes (so a question asked of them after the answer comes
+/// after the reports).
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct FlushReports;
+
+impl Handler<FlushReports> for ReportRelay {
+    type Result = ();
+
+    fn handle(&mut self, _: FlushReports, _: &mut Context<Self>) {
+        self.flush();
+    }
+}
