@@ -5,7 +5,8 @@
 //! CPU per request (this process's CPU, every thread). `cargo bench --bench e2e`
 //!
 //! `STEER_BENCH_PLACEMENTS=tokio,actix-web` picks placements; `STEER_BENCH_ROUNDS`
-//! and `STEER_BENCH_SLICE_MS` the rounds and their length.
+//! and `STEER_BENCH_SLICE_MS` the rounds and their length; `STEER_BENCH_ARBITERS`
+//! the plain tokio client's arbiters.
 
 mod placement;
 

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::thread::ThreadId;
 use std::time::Duration;
 
-use actix::{Actor, Addr, Arbiter, ArbiterHandle};
 use crate::breaker::{failure_outcome, pause_for, Scope};
 use crate::failure::Failure;
+use actix::{Actor, Addr, Arbiter, ArbiterHandle};
 use parking_lot::RwLock;
 
 use crate::breaker::{BreakerRef, CallOutcome, CircuitBreaker, PermitLease};

@@ -370,7 +370,11 @@ pub fn run(placement: Placement, mock: &MockProcess, plan: Plan) -> Vec<(Slice, 
                 .build()
                 .expect("runtime");
             rt.block_on(async move {
-                let client = Client::builder().providers(providers).build().expect("client");
+                let mut builder = Client::builder().providers(providers);
+                if let Some(n) = std::env::var("STEER_BENCH_ARBITERS").ok().and_then(|n| n.parse().ok()) {
+                    builder = builder.arbiters(n);
+                }
+                let client = builder.build().expect("client");
                 let c = Callers {
                     http: reqwest::Client::new(),
                     url,
