@@ -567,6 +567,10 @@ impl Client {
     /// Streams a request: retried before content like [`Client::generate`], resumed
     /// after content without a lost or repeated character (a `Resumed` event marks
     /// the seam). Dropping the stream cancels the request.
+    ///
+    /// The HTTP call is made and read by the task that polls the stream (as a
+    /// bare client's body is), on that task's runtime: nothing is sent before the
+    /// first poll, and the headers timeout runs from there.
     pub async fn stream(&self, req: ChatRequest) -> Result<SteerStream, Error> {
         self.stream_with(req, GenerateOptions::default()).await
     }

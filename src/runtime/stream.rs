@@ -48,6 +48,12 @@ pub(crate) struct StreamSettings {
 pub(crate) type Resolve =
     Arc<dyn Fn(&ModelId) -> Option<(Arc<dyn Provider>, Arc<ProviderActors>)> + Send + Sync>;
 
+/// The stream's delivery state, as the actor holds it between attempts (an
+/// empty one is made if an attempt never handed it back).
+fn held(delivery: &mut Option<Box<Delivery>>) -> &mut Delivery {
+    delivery.get_or_insert_with(Box::default)
+}
+
 /// The route's next target (a forced fallback first), with its provider and actors.
 fn pick_next(
     route: &mut StreamRoute,
@@ -93,7 +99,7 @@ pub(crate) struct StreamActor {
     consumer_gone: Option<oneshot::Receiver<()>>,
     /// What the consumer has and gets next; lent to each attempt's reader
     /// (then this holds an empty one) and handed back with its outcome.
-    delivery: Delivery,
+    delivery: Option<Box<Delivery>>,
     lease: Option<PermitLease>,
     done: bool,
     route: Option<Box<StreamRoute>>,
@@ -136,7 +142,7 @@ impl StreamActor {
             partials,
             tx,
             consumer_gone: Some(consumer_gone),
-            delivery: Delivery::default(),
+            delivery: None,
             lease: None,
             done: false,
             route: None,
@@ -174,7 +180,7 @@ impl StreamActor {
                 return false;
             }
         };
-        if self.delivery.delivered_anything() && self.strategy == Continuation::Off {
+        if held(&mut self.delivery).delivered_anything() && self.strategy == Continuation::Off {
             self.route = Some(route);
             return false;
         }
@@ -256,7 +262,7 @@ impl StreamActor {
         self.original = Arc::new(original);
         self.strategy = strategy_for(route.continuation, target.provider(), target.model());
         self.in_flight_at = route.client.target_load(&target).map(|l| l.start());
-        let d = &mut self.delivery;
+        let d = held(&mut self.delivery);
         if d.delivered_anything() {
             if self.strategy == Continuation::Restart {
                 d.checkpoint = Checkpoint::default();
@@ -307,29 +313,23 @@ impl StreamActor {
     /// Records how the stream ended on its span and meters: its outcome, time to
     /// first content, finish reason and tokens.
     fn record_end(&mut self, error: Option<&Error>, end: RequestEnd) {
+        let d = held(&mut self.delivery);
         let span = &self.core.span;
-        let usage = self.delivery.total_usage();
+        let usage = d.total_usage();
         match error {
             Some(e) => trace::record_error(span, e),
             None => {
                 span.record("gen_ai.response.model", self.original.model.model());
-                let finish = self
-                    .delivery
-                    .finish_reason
-                    .clone()
-                    .unwrap_or(FinishReason::Stop);
+                let finish = d.finish_reason.clone().unwrap_or(FinishReason::Stop);
                 trace::record_end(span, &finish, usage);
                 if self.record_content {
-                    span.record(
-                        "gen_ai.output.messages",
-                        self.delivery.checkpoint.text.as_str(),
-                    );
+                    span.record("gen_ai.output.messages", d.checkpoint.text.as_str());
                 }
             }
         }
         let outcome = end.outcome();
         let meters = &self.core.actors.meters;
-        if let Some(first) = self.delivery.first_content {
+        if let Some(first) = held(&mut self.delivery).first_content {
             meters.first_token(&self.core.labels, outcome, first);
         }
         meters.tokens(
@@ -341,7 +341,7 @@ impl StreamActor {
 
     /// The text delivered so far, if any (the error that ends the stream carries it).
     fn partial(&self) -> Option<String> {
-        let text = &self.delivery.checkpoint.text;
+        let text = &self.delivery.as_ref()?.checkpoint.text;
         (!text.is_empty()).then(|| text.clone())
     }
 
@@ -361,26 +361,27 @@ impl StreamActor {
     /// state, lent until the attempt ends.
     fn open(&mut self, lease: Option<PermitLease>, ctx: &mut Context<Self>) {
         self.core.begin_attempt();
-        let continuing = self.delivery.delivered_anything();
-        self.delivery.begin_attempt(continuing);
+        let d = held(&mut self.delivery);
+        let continuing = d.delivered_anything();
+        d.begin_attempt(continuing);
         let request = if !continuing {
-            self.delivery.seam = None;
+            d.seam = None;
             self.original.clone()
         } else {
             let (req, seam) = continuation_request(
                 &self.original,
-                &self.delivery.checkpoint,
+                &d.checkpoint,
                 self.strategy,
-                self.delivery.calls.delivered(),
-                self.delivery.calls.any(),
+                d.calls.delivered(),
+                d.calls.any(),
             );
-            self.delivery.seam = Some(seam);
+            d.seam = Some(seam);
             Arc::new(req)
         };
         self.lease = lease;
         self.core.in_flight = true;
         let plan = AttemptPlan {
-            delivery: std::mem::take(&mut self.delivery),
+            delivery: Some(self.delivery.take().unwrap_or_default()),
             provider: self.provider.clone(),
             request: Some(request),
             original: self.original.clone(),
@@ -405,7 +406,7 @@ impl StreamActor {
 
     /// An attempt's reader handed the delivery state back with its outcome.
     fn attempt_ended(&mut self, ended: AttemptEnded, ctx: &mut Context<Self>) {
-        self.delivery = ended.delivery;
+        self.delivery = Some(ended.delivery);
         if self.done {
             return;
         }
@@ -457,21 +458,21 @@ impl StreamActor {
         failure.request_id = Some(self.original.request_id.to_string());
         // Usage adds up across attempts; a broken attempt that reported none is
         // counted by its deltas.
-        self.delivery.attempt_failed();
+        held(&mut self.delivery).attempt_failed();
         self.core.actors.report_failure(
             self.lease.take(),
             &self.core.spec.model,
             &failure,
             self.core.spec.use_breaker,
         );
-        let content_began = self.delivery.delivered_anything();
+        let content_began = held(&mut self.delivery).delivered_anything();
         // Only text counts against the budget here, so only a request that can
         // produce nothing but text is whole at its last allowed token.
         let text_only = self.original.tools.is_empty();
         if content_began
             && failure.retryable
             && text_only
-            && self.delivery.budget_spent(&self.original)
+            && held(&mut self.delivery).budget_spent(&self.original)
         {
             // The break came after the last token `max_tokens` allows: nothing is
             // missing, so nothing is asked for.
@@ -479,10 +480,10 @@ impl StreamActor {
             self.core.actors.coordinator.do_send(AttemptAbandoned {
                 outcome: failure.category.as_str(),
             });
-            self.delivery.finish_reason = Some(FinishReason::Length);
+            held(&mut self.delivery).finish_reason = Some(FinishReason::Length);
             let complete = StreamEvent::Complete {
                 finish_reason: FinishReason::Length,
-                usage: Some(self.delivery.total_usage()),
+                usage: Some(held(&mut self.delivery).total_usage()),
             };
             let attempts = self.core.progress.attempts();
             return match self.tx.unbounded_send(Command::Events(vec![Ok(complete)])) {
@@ -514,7 +515,7 @@ impl StreamActor {
     /// A retry after content: mark the seam (or announce the restart) for the
     /// consumer before the next attempt's text.
     fn mark_seam(&mut self, ctx: &mut Context<Self>) {
-        let (d, core) = (&mut self.delivery, &self.core);
+        let (d, core) = (held(&mut self.delivery), &self.core);
         if !d.delivered_anything() {
             return;
         }

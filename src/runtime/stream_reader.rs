@@ -42,8 +42,8 @@ pub(crate) enum Command {
 
 /// One attempt, as the actor hands it to the consumer's side.
 pub(crate) struct AttemptPlan {
-    /// The stream's delivery state, lent for the attempt.
-    pub delivery: Delivery,
+    /// The stream's delivery state, lent for the attempt (the reader takes it).
+    pub delivery: Option<Box<Delivery>>,
     pub provider: Arc<dyn Provider>,
     /// What this attempt sends (the request, or its continuation); taken by the
     /// reader's HTTP call, so that it lives no longer than that call.
@@ -74,7 +74,7 @@ pub(crate) struct AttemptPlan {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub(crate) struct AttemptEnded {
-    pub delivery: Delivery,
+    pub delivery: Box<Delivery>,
     pub outcome: Outcome,
 }
 
@@ -127,6 +127,8 @@ pub(crate) enum Read {
 /// Reads one attempt.
 pub(crate) struct Reader {
     plan: Box<AttemptPlan>,
+    /// The stream's delivery state while this attempt holds it.
+    delivery: Option<Box<Delivery>>,
     state: State,
     wait: Wait,
     timer: Option<Pin<Box<Sleep>>>,
@@ -145,6 +147,7 @@ impl Reader {
         )
         .boxed();
         Reader {
+            delivery: plan.delivery.take(),
             plan,
             state: State::Opening(opening),
             wait: Wait::Unarmed,
@@ -184,7 +187,7 @@ impl Reader {
 
     /// Ends the attempt: the delivery goes back to the actor with `outcome`.
     fn end(&mut self, outcome: Outcome) -> Poll<Read> {
-        let delivery = std::mem::take(&mut self.plan.delivery);
+        let delivery = self.delivery.take().unwrap_or_default();
         // An actor that is gone cannot be told; its consumer then sees the
         // channel close, an error of its own.
         self.plan.report.do_send(AttemptEnded { delivery, outcome });
@@ -244,7 +247,7 @@ impl Reader {
                     });
                 }
                 Ok(Poll::Pending) => {
-                    let first_token = self.plan.delivery.attempt_deltas == 0;
+                    let first_token = self.delivery.as_ref().is_none_or(|d| d.attempt_deltas == 0);
                     let timeout = if first_token {
                         self.plan.first_token_timeout
                     } else {
@@ -281,9 +284,13 @@ impl Reader {
                 started: plan.started,
                 route: plan.route.as_deref(),
             };
-            let step = plan
-                .delivery
-                .on_event(event, &asked, &plan.span, &mut self.scratch);
+            let Some(delivery) = self.delivery.as_deref_mut() else {
+                return self.end(Outcome::Steer {
+                    category: Category::Unknown,
+                    message: "the stream's delivery state is missing",
+                });
+            };
+            let step = delivery.on_event(event, &asked, &plan.span, &mut self.scratch);
             queue.extend(self.scratch.drain(..).map(Ok));
             if step == Step::Complete {
                 return self.end(Outcome::Complete);
