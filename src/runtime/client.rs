@@ -77,7 +77,8 @@ struct Inner {
     attempt_timeout: Option<Duration>,
     deadline: Option<Duration>,
     stream: StreamDefaults,
-    partials: Addr<PartialStore>,
+    /// Shared by every stream (an actix `Addr` clone allocates; an `Arc` clone does not).
+    partials: Arc<Addr<PartialStore>>,
     groups: BTreeMap<String, Group>,
     /// The load of every target of every group (fixed at build: no lock to read).
     loads: Arc<std::collections::HashMap<ModelId, Arc<TargetLoad>>>,
@@ -357,9 +358,9 @@ impl ClientBuilder {
                 "shared state needs the shared-redis feature".into(),
             ));
         }
-        let partials = PartialStore::start_in_arbiter(&arbiters.handles[0], |_| {
+        let partials = Arc::new(PartialStore::start_in_arbiter(&arbiters.handles[0], |_| {
             PartialStore::new(Duration::from_secs(15 * 60), 10_000)
-        });
+        }));
         Ok(Client {
             inner: Arc::new(Inner {
                 partials,

@@ -93,7 +93,7 @@ pub(crate) struct StreamActor {
     first_token_timeout: Option<Duration>,
     idle_timeout: Option<Duration>,
     strategy: Continuation,
-    partials: Addr<PartialStore>,
+    partials: Arc<Addr<PartialStore>>,
     tx: mpsc::UnboundedSender<Command>,
     /// Resolves when the consumer drops its stream.
     consumer_gone: Option<oneshot::Receiver<()>>,
@@ -117,7 +117,7 @@ impl StreamActor {
         original: ChatRequest,
         settings: StreamSettings,
         actors: Arc<ProviderActors>,
-        partials: Addr<PartialStore>,
+        partials: Arc<Addr<PartialStore>>,
         tx: mpsc::UnboundedSender<Command>,
         consumer_gone: oneshot::Receiver<()>,
         admission: OwnedSemaphorePermit,
@@ -266,7 +266,7 @@ impl StreamActor {
         if d.delivered_anything() {
             if self.strategy == Continuation::Restart {
                 d.checkpoint = Checkpoint::default();
-                d.calls.reset();
+                d.reset_calls();
                 d.pending_seam = vec![StreamEvent::Restarted { attempt: 1 }];
             } else {
                 d.pending_seam = vec![StreamEvent::FailedOver {
@@ -274,7 +274,7 @@ impl StreamActor {
                     offset: d.checkpoint.chars,
                     target: target.to_string(),
                 }];
-                if let Some(index) = d.calls.interrupted() {
+                if let Some(index) = d.interrupted_call() {
                     d.pending_seam
                         .push(StreamEvent::ToolCallDiscarded { index });
                 }
@@ -372,10 +372,10 @@ impl StreamActor {
                 &self.original,
                 &d.checkpoint,
                 self.strategy,
-                d.calls.delivered(),
-                d.calls.any(),
+                d.delivered_calls(),
+                d.any_calls(),
             );
-            d.seam = Some(seam);
+            d.seam = Some(Box::new(seam));
             Arc::new(req)
         };
         self.lease = lease;
@@ -521,7 +521,7 @@ impl StreamActor {
         }
         if self.strategy == Continuation::Restart {
             d.checkpoint = Checkpoint::default();
-            d.calls.reset();
+            d.reset_calls();
             d.pending_seam.clear();
             let attempt = core.progress.attempts().saturating_add(1);
             tracing::info!(parent: &core.span, attempt, "steer.stream.restarted");
@@ -543,7 +543,7 @@ impl StreamActor {
                 offset,
                 provider: self.provider.name().to_string(),
             }];
-            if let Some(index) = d.calls.interrupted() {
+            if let Some(index) = d.interrupted_call() {
                 d.pending_seam
                     .push(StreamEvent::ToolCallDiscarded { index });
             }

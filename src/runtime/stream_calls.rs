@@ -50,11 +50,6 @@ impl StreamCalls {
         self.open.take()
     }
 
-    /// Forgets everything (the stream restarts from scratch).
-    pub fn reset(&mut self) {
-        *self = StreamCalls::default();
-    }
-
     /// A tool-call event of the attempt; what to deliver now, re-indexed.
     pub fn on_event(&mut self, event: StreamEvent, out: &mut Vec<StreamEvent>) {
         if !self.holding {

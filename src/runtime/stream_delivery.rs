@@ -27,13 +27,18 @@ pub(crate) struct Delivery {
     pub attempt_usage: Option<Usage>,
     /// Text deltas the current attempt produced.
     pub attempt_deltas: u64,
-    /// Removes what a continuation repeats of the delivered text.
-    pub seam: Option<Seam>,
+    /// Removes what a continuation repeats of the delivered text (boxed: only
+    /// continuations have one, and every open stream carries the field).
+    pub seam: Option<Box<Seam>>,
     /// Seam events (`Resumed`, `FailedOver`, `ToolCallDiscarded`) waiting for
     /// the continuation's first event, or for its end.
     pub pending_seam: Vec<StreamEvent>,
-    /// Tool calls across attempts.
-    pub calls: StreamCalls,
+    /// Tool calls across attempts, once the stream has one (boxed: most streams
+    /// have none, and every open stream carries the field).
+    calls: Option<Box<StreamCalls>>,
+    /// Whether the current attempt continues delivered content (a tool call's
+    /// state made later starts from it).
+    continuing: bool,
     /// Whether the consumer has its `Start`.
     pub start_sent: bool,
     /// When the first content reached the consumer, from the stream's start.
@@ -64,6 +69,27 @@ pub(crate) enum Step {
 }
 
 impl Delivery {
+    /// Whether any tool-call event reached the consumer.
+    pub fn any_calls(&self) -> bool {
+        self.calls.as_ref().is_some_and(|c| c.any())
+    }
+
+    /// The tool calls delivered whole.
+    pub fn delivered_calls(&self) -> &[crate::tools::ToolCall] {
+        self.calls.as_ref().map_or(&[], |c| c.delivered())
+    }
+
+    /// The attempt broke: the index of a call the consumer must discard, if one
+    /// was being delivered.
+    pub fn interrupted_call(&mut self) -> Option<usize> {
+        self.calls.as_mut().and_then(|c| c.interrupted())
+    }
+
+    /// Forgets every tool call (the stream restarts from scratch).
+    pub fn reset_calls(&mut self) {
+        self.calls = None;
+    }
+
     /// Usage of every attempt so far.
     pub fn total_usage(&self) -> Usage {
         self.finished_usage
@@ -72,7 +98,7 @@ impl Delivery {
 
     /// Whether anything (text or a tool call's events) reached the consumer.
     pub fn delivered_anything(&self) -> bool {
-        !self.checkpoint.text.is_empty() || self.calls.any()
+        !self.checkpoint.text.is_empty() || self.any_calls()
     }
 
     /// Whether the consumer has every token the request's `max_tokens` allows.
@@ -84,7 +110,10 @@ impl Delivery {
     pub fn begin_attempt(&mut self, continuing: bool) {
         self.attempt_usage = None;
         self.attempt_deltas = 0;
-        self.calls.begin_attempt(continuing);
+        self.continuing = continuing;
+        if let Some(calls) = self.calls.as_mut() {
+            calls.begin_attempt(continuing);
+        }
     }
 
     /// The attempt failed: its usage (or, when it reported none, its deltas)
@@ -179,7 +208,7 @@ impl Delivery {
                 finish_reason,
                 usage,
             } => {
-                let rest = self.seam.as_mut().map(Seam::finish).unwrap_or_default();
+                let rest = self.seam.as_mut().map(|s| s.finish()).unwrap_or_default();
                 for piece in rest {
                     self.deliver(piece, asked, out);
                 }
@@ -206,7 +235,13 @@ impl Delivery {
             | StreamEvent::ToolCallDelta { .. }
             | StreamEvent::ToolCall { .. }) => {
                 let mut now = Vec::new();
-                self.calls.on_event(event, &mut now);
+                let continuing = self.continuing;
+                let calls = self.calls.get_or_insert_with(|| {
+                    let mut calls = Box::<StreamCalls>::default();
+                    calls.begin_attempt(continuing);
+                    calls
+                });
+                calls.on_event(event, &mut now);
                 if !now.is_empty() {
                     out.append(&mut self.pending_seam);
                     out.append(&mut now);

@@ -64,7 +64,7 @@ pub(crate) struct AttemptPlan {
     pub route: Option<Vec<RouteStep>>,
     /// The request's span (a response id is recorded there).
     pub span: tracing::Span,
-    /// The attempt's span (the HTTP call runs in it).
+    /// The attempt's span (the HTTP call runs in it; taken by the reader).
     pub attempt_span: tracing::Span,
     /// Where the outcome goes.
     pub report: Recipient<AttemptEnded>,
@@ -143,7 +143,7 @@ impl Reader {
         let opening = tracing::Instrument::instrument(
             std::panic::AssertUnwindSafe(async move { provider.stream(&request).await })
                 .catch_unwind(),
-            plan.attempt_span.clone(),
+            std::mem::replace(&mut plan.attempt_span, tracing::Span::none()),
         )
         .boxed();
         Reader {
