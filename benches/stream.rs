@@ -187,24 +187,8 @@ fn main() {
     // and then stall, held open at once; bare first, then steer.
     // The mock runs as its own process here: 10,000 connections need 10,000 file
     // descriptors on each side, and its memory must not count.
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_steer"))
-        .args(["mock", "--words", "50", "--faults", "stall?after=1"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("start steer mock");
-    let mut first_line = String::new();
-    {
-        use std::io::BufRead;
-        let stdout = child.stdout.take().expect("stdout");
-        std::io::BufReader::new(stdout)
-            .read_line(&mut first_line)
-            .expect("mock banner");
-    }
-    let base = first_line
-        .split_whitespace()
-        .last()
-        .expect("base url")
-        .to_string();
+    let stalling = placement::MockProcess::start(50, Some("stall?after=1"));
+    let base = stalling.base.clone();
     let run_phase = |phase: &str| -> (f64, f64) {
         let out = std::process::Command::new(std::env::current_exe().expect("self"))
             .env("STEER_BENCH_PHASE", phase)
@@ -236,8 +220,7 @@ fn main() {
         steer_per.1 / 1024.0,
         (steer_per.1 - bare_per.1) / 1024.0
     );
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(stalling);
 }
 
 /// Polls each held stream once with a waker of its own: the body then no longer

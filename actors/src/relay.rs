@@ -119,3 +119,90 @@ impl Handler<FlushReports> for ReportRelay {
         self.flush();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::breaker::{BreakerConfig, BreakerStatus, CallOutcome, GetStatus};
+    use crate::failure::{Category, Failure};
+    use crate::meters::Meters;
+    use crate::retry::{BudgetConfig, RetryPolicy};
+    use crate::ProviderActors;
+
+    async fn status(actors: &ProviderActors, model: &str) -> BreakerStatus {
+        actors
+            .breaker
+            .addr()
+            .send(GetStatus {
+                model: Some(model.into()),
+            })
+            .await
+            .expect("breaker")
+    }
+
+    /// Successes wait in the relay (no time passes on the paused clock, so the
+    /// flush timer has not fired), a flush sends them, and a failure goes at once
+    /// behind the successes held, in order: the breaker opens on the failure
+    /// count, never before it has counted the successes before it.
+    #[test]
+    fn successes_wait_in_the_relay_and_a_failure_takes_them_along() {
+        let system = actix::System::with_tokio_rt(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .start_paused(true)
+                .build()
+                .expect("runtime")
+        });
+        system.block_on(relay_scenario());
+    }
+
+    async fn relay_scenario() {
+        let actors = ProviderActors::start(
+            &actix::Arbiter::current(),
+            crate::CircuitBreaker::new(
+                "p",
+                BreakerConfig {
+                    failure_threshold: 1,
+                    ..BreakerConfig::default()
+                },
+            ),
+            crate::RetryCoordinator::new(RetryPolicy::default(), BudgetConfig::default(), 1),
+            Meters::new(),
+        );
+        let model: Arc<str> = Arc::from("m");
+        // First sight of the model: asked of the actor, reported directly.
+        let first = actors.breaker.acquire(&model).await.unwrap().unwrap();
+        actors.report_success(first, std::time::Duration::ZERO);
+        let started = tokio::time::Instant::now();
+        assert_eq!(status(&actors, "m").await.stats.successes, 1);
+
+        for _ in 0..3 {
+            let lease = actors.breaker.pass(&model).expect("the gate admits");
+            actors.report_success(lease, std::time::Duration::ZERO);
+        }
+        assert_eq!(status(&actors, "m").await.stats.successes, 1, "held");
+        actors.flush_reports().await;
+        assert_eq!(status(&actors, "m").await.stats.successes, 4, "flushed");
+
+        let lease = actors.breaker.pass(&model).expect("the gate admits");
+        actors.report_success(lease, std::time::Duration::ZERO);
+        let lease = actors.breaker.pass(&model).expect("the gate admits");
+        let boom = Failure::new(Category::ServerError, "p", "boom");
+        actors.report_failure(Some(lease), &model, &boom, true);
+        // The relay's turn comes, then the breaker's: no timer is needed.
+        let mut s = status(&actors, "m").await;
+        for _ in 0..100 {
+            if s.stats.failures > 0 {
+                break;
+            }
+            tokio::task::yield_now().await;
+            s = status(&actors, "m").await;
+        }
+        assert_eq!(tokio::time::Instant::now(), started, "no time passed");
+        assert_eq!(s.stats.failures, 1);
+        assert_eq!(s.stats.successes, 5, "the success before it came first");
+        assert_eq!(s.state, crate::BreakerState::Open);
+    }
+}

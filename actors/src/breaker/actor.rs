@@ -369,14 +369,22 @@ impl PermitLease {
     /// The report of `outcome`, to send another way (the lease then sends
     /// nothing, not even on drop); `None` when it was already reported.
     pub(crate) fn into_report(mut self, outcome: CallOutcome, scope: Scope) -> Option<Report> {
-        self.breaker.take().map(|_| Report {
+        self.take_report(outcome, scope).map(|(_, report)| report)
+    }
+
+    /// The report of `outcome` and where it goes, once: the lease reports
+    /// nothing after it.
+    fn take_report(&mut self, outcome: CallOutcome, scope: Scope) -> Option<(BreakerRef, Report)> {
+        let breaker = self.breaker.take()?;
+        let report = Report {
             endpoint: self.endpoint,
             permit: self.permit,
             model: self.model.clone(),
             outcome,
             scope,
             from_gate: self.from_gate,
-        })
+        };
+        Some((breaker, report))
     }
 
     /// Whether the permit came from the admission gate (the breaker admitted
@@ -386,15 +394,8 @@ impl PermitLease {
     }
 
     fn send(&mut self, outcome: CallOutcome, scope: Scope) {
-        if let Some(breaker) = self.breaker.take() {
-            breaker.addr().do_send(Report {
-                endpoint: self.endpoint,
-                permit: self.permit,
-                model: self.model.clone(),
-                outcome,
-                scope,
-                from_gate: self.from_gate,
-            });
+        if let Some((breaker, report)) = self.take_report(outcome, scope) {
+            breaker.addr().do_send(report);
         }
     }
 }
