@@ -124,8 +124,7 @@ impl Handler<FlushReports> for ReportRelay {
 mod tests {
     use std::sync::Arc;
 
-    use super::*;
-    use crate::breaker::{BreakerConfig, BreakerStatus, CallOutcome, GetStatus};
+    use crate::breaker::{BreakerConfig, BreakerStatus, GetStatus};
     use crate::failure::{Category, Failure};
     use crate::meters::Meters;
     use crate::retry::{BudgetConfig, RetryPolicy};
