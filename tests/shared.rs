@@ -549,6 +549,7 @@ async fn a_slow_redis_makes_no_request_wait() {
     }
     // Redis stops answering for a second (DEBUG SLEEP blocks the whole server).
     let url = redis.url();
+    let (connected_tx, connected_rx) = tokio::sync::oneshot::channel();
     let asleep = tokio::spawn(async move {
         // No response timeout on this connection: it waits the whole sleep out.
         let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
@@ -557,6 +558,7 @@ async fn a_slow_redis_makes_no_request_wait() {
             .get_multiplexed_async_connection_with_config(&config)
             .await
             .unwrap();
+        let _ = connected_tx.send(());
         let _: () = redis::cmd("DEBUG")
             .arg("SLEEP")
             .arg(1)
@@ -572,8 +574,11 @@ async fn a_slow_redis_makes_no_request_wait() {
         .get_multiplexed_async_connection_with_config(&probe_config)
         .await
         .unwrap();
+    // The sleeping connection is open (on a loaded machine that can take longer
+    // than many PINGs); its command follows at once.
+    connected_rx.await.unwrap();
     let mut asleep_now = false;
-    for _ in 0..200 {
+    for _ in 0..5_000 {
         if redis::cmd("PING")
             .query_async::<String>(&mut probe)
             .await
