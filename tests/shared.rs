@@ -547,7 +547,16 @@ async fn a_slow_redis_makes_no_request_wait() {
     for r in &replicas {
         assert!(eventually(|| connected(r)).await);
     }
-    // Redis stops answering for a second (DEBUG SLEEP blocks the whole server).
+    // The probe's connection first: its set-up would time out in the sleep.
+    // Asleep once a PING with a short timeout goes unanswered (bounded).
+    let probe_config =
+        redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_millis(20)));
+    let mut probe = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection_with_config(&probe_config)
+        .await
+        .unwrap();
+    // Redis stops answering for 3 s (DEBUG SLEEP blocks the whole server).
     let url = redis.url();
     let (connected_tx, connected_rx) = tokio::sync::oneshot::channel();
     let asleep = tokio::spawn(async move {
@@ -559,26 +568,23 @@ async fn a_slow_redis_makes_no_request_wait() {
             .await
             .unwrap();
         let _ = connected_tx.send(());
+        // 3 s: room for the requests below on a loaded machine.
         let _: () = redis::cmd("DEBUG")
             .arg("SLEEP")
-            .arg(1)
+            .arg(3)
             .query_async(&mut c)
             .await
             .unwrap();
     });
-    // Asleep once a PING with a short timeout goes unanswered (bounded).
-    let probe_config =
-        redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_millis(20)));
-    let mut probe = redis::Client::open(redis.url())
-        .unwrap()
-        .get_multiplexed_async_connection_with_config(&probe_config)
-        .await
-        .unwrap();
     // The sleeping connection is open (on a loaded machine that can take longer
     // than many PINGs); its command follows at once.
     connected_rx.await.unwrap();
+    // Until a PING goes unanswered, or the sleep is over (then it was missed).
     let mut asleep_now = false;
-    for _ in 0..5_000 {
+    for _ in 0..100_000 {
+        if asleep.is_finished() {
+            break;
+        }
         if redis::cmd("PING")
             .query_async::<String>(&mut probe)
             .await
