@@ -23,53 +23,6 @@ fn open_count() -> usize {
         .unwrap_or(OPEN)
 }
 
-fn body() -> serde_json::Value {
-    serde_json::json!({
-        "model": "gpt-4o-mini",
-        "messages": [{"role": "user", "content": "Tell me about rivers."}],
-        "stream": true,
-        "stream_options": {"include_usage": true},
-    })
-}
-
-/// A bare client: reqwest, eventsource-stream framing, serde_json per chunk.
-async fn bare_stream(http: &reqwest::Client, url: &str) -> u64 {
-    let resp = http
-        .post(url)
-        .bearer_auth(MOCK_API_KEY)
-        .json(&body())
-        .send()
-        .await
-        .expect("bare stream");
-    let mut events = resp.bytes_stream().eventsource();
-    let mut chunks = 0;
-    while let Some(e) = events.next().await {
-        let e = e.expect("event");
-        if e.data == "[DONE]" {
-            break;
-        }
-        let v: serde_json::Value = serde_json::from_str(&e.data).expect("json");
-        if v["choices"][0]["delta"]["content"].is_string() {
-            chunks += 1;
-        }
-    }
-    chunks
-}
-
-async fn steer_stream(client: &Client) -> u64 {
-    let req = ChatRequest::new("openai/gpt-4o-mini")
-        .expect("model")
-        .user("Tell me about rivers.");
-    let mut s = client.stream(req).await.expect("steer stream");
-    let mut chunks = 0;
-    while let Some(e) = s.next().await {
-        if let StreamEvent::TextDelta { .. } = e.expect("event") {
-            chunks += 1;
-        }
-    }
-    chunks
-}
-
 /// Counts live heap bytes, so that memory per stream is measured exactly (RSS also
 /// moves with allocator fragmentation).
 struct Counting;
@@ -101,11 +54,6 @@ static ALLOCATOR: Counting = Counting;
 
 fn heap_bytes() -> i64 {
     LIVE.load(std::sync::atomic::Ordering::Relaxed)
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 fn rss_bytes() -> u64 {
@@ -165,10 +113,10 @@ fn main() {
         let (mut bare, mut steer) = (Vec::new(), Vec::new());
         for i in 0..60 {
             let t = Instant::now();
-            bare_stream(&http, &short_url).await;
+            placement::bare(&http, &short_url, placement::Kind::Stream).await;
             let b = t.elapsed();
             let t = Instant::now();
-            steer_stream(&client).await;
+            placement::steer(&client, placement::Kind::Stream).await;
             let s = t.elapsed();
             // The first requests open the connections.
             if i >= 10 {
@@ -176,7 +124,7 @@ fn main() {
                 steer.push(s.as_secs_f64() * 1e3);
             }
         }
-        (median(&mut bare), median(&mut steer))
+        (placement::median(&mut bare), placement::median(&mut steer))
     });
     println!("a 20-chunk stream on a kept-alive loopback connection, wall time (median of 50):");
     println!(
@@ -301,7 +249,7 @@ fn measure_phase(phase: &str, base: &str) {
                     let resp = http
                         .post(&stall_url)
                         .bearer_auth(MOCK_API_KEY)
-                        .json(&body())
+                        .json(&placement::body(placement::Kind::Stream))
                         .send()
                         .await
                         .expect("open");

@@ -111,7 +111,19 @@ pub struct Callers {
     pub client: Client,
 }
 
-fn body(kind: Kind) -> serde_json::Value {
+impl Callers {
+    /// steer's `client` and a bare reqwest client made here, both for `url`.
+    fn new(client: Client, url: Arc<str>) -> Callers {
+        Callers {
+            http: reqwest::Client::new(),
+            url,
+            client,
+        }
+    }
+}
+
+/// The bare client's request body (the same request steer sends).
+pub fn body(kind: Kind) -> serde_json::Value {
     let mut v = serde_json::json!({
         "model": "gpt-4o-mini",
         "messages": [{"role": "user", "content": "Tell me about rivers."}],
@@ -323,11 +335,7 @@ pub fn run(placement: Placement, mock: &MockProcess, plan: Plan) -> Vec<(Slice, 
                 .arbiters(0)
                 .build()
                 .expect("client");
-            let c = Callers {
-                http: reqwest::Client::new(),
-                url,
-                client,
-            };
+            let c = Callers::new(client, url);
             rounds(plan, |variant, length| {
                 let c = c.clone();
                 async move { slice(&c, plan.kind, variant, plan.concurrency, length).await }
@@ -340,11 +348,7 @@ pub fn run(placement: Placement, mock: &MockProcess, plan: Plan) -> Vec<(Slice, 
                 .build()
                 .expect("client");
             let caller = Caller {
-                c: Callers {
-                    http: reqwest::Client::new(),
-                    url,
-                    client,
-                },
+                c: Callers::new(client, url),
             }
             .start();
             rounds(plan, |variant, length| {
@@ -375,11 +379,7 @@ pub fn run(placement: Placement, mock: &MockProcess, plan: Plan) -> Vec<(Slice, 
                     builder = builder.arbiters(n);
                 }
                 let client = builder.build().expect("client");
-                let c = Callers {
-                    http: reqwest::Client::new(),
-                    url,
-                    client,
-                };
+                let c = Callers::new(client, url);
                 rounds(plan, |variant, length| {
                     let c = c.clone();
                     async move { spawned_slice(&c, plan.kind, variant, plan.concurrency, length).await }

@@ -2,8 +2,11 @@
 //! router, provider health, metrics and their HTTP endpoint.
 //!
 //! Every provider gets a CircuitBreaker and a RetryCoordinator actor, on one
-//! arbiter (its home); every request runs as a supervised `RequestActor` on that
-//! same arbiter, so a request's messages never cross threads.
+//! arbiter (its home); every request runs as a supervised `RequestActor` (a
+//! stream as a `StreamActor`) where its caller runs: the caller's arbiter when it
+//! has one, else one of the client's. It reaches its provider's actors through
+//! the admission gate and one-way reports, gathered per arbiter; a stream's
+//! attempts are read by the task that polls it (ARCHITECTURE.md, "Placement").
 
 mod client;
 pub mod continuation;
