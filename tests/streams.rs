@@ -427,6 +427,53 @@ async fn a_slow_consumer_holds_the_body_back_instead_of_buffering_it() {
     assert_eq!(deltas, 100_000);
 }
 
+/// The stream is read by its consumer's task, so a consumer that stops reading
+/// for longer than the idle timeout, while the provider has already sent
+/// everything, must not be taken for a silent provider: no timeout, no retry,
+/// every character once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_away_longer_than_the_idle_timeout_is_not_a_silent_provider() {
+    let mock = MockServer::builder().start_background().unwrap();
+    let client = Client::builder()
+        .providers(mock.providers().unwrap())
+        .stream_timeouts(
+            Some(Duration::from_secs(10)),
+            Some(Duration::from_secs(10)),
+            Some(Duration::from_millis(30)),
+        )
+        .build()
+        .unwrap();
+    let req = request("openai/gpt-4o-mini");
+    let mut stream = client.stream(req.clone()).await.unwrap();
+    let mut text = String::new();
+    while text.is_empty() {
+        if let StreamEvent::TextDelta { text: t, .. } = stream.next().await.unwrap().unwrap() {
+            text.push_str(&t);
+        }
+    }
+    // Away: until the mock has sent the whole reply (bounded), then past the
+    // idle timeout, so that the reader's timer ran out while nobody read.
+    let chunks = expected_chunks(&req).len() as u64;
+    for _ in 0..2_000 {
+        if mock.events_sent() >= chunks {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    while let Some(item) = stream.next().await {
+        match item.unwrap() {
+            StreamEvent::TextDelta { text: t, .. } => text.push_str(&t),
+            e @ (StreamEvent::Resumed { .. } | StreamEvent::Restarted { .. }) => {
+                panic!("the away consumer was taken for an idle provider: {e:?}")
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(text, expected_text(&req, None));
+    assert_eq!(mock.request_count(), 1, "no retry");
+}
+
 mod from_actors {
     use super::*;
     use actix::prelude::*;
