@@ -138,7 +138,7 @@ impl RequestCore {
 }
 
 /// What an actor running the attempt loop provides.
-pub trait AttemptLoop: Actor<Context = Context<Self>> {
+pub trait AttemptLoop: Actor<Context = Context<Self>> + Send {
     /// The raw error of a failed attempt, handed back when the request gives up.
     type Raw: Send + 'static;
 
@@ -162,6 +162,19 @@ pub trait AttemptLoop: Actor<Context = Context<Self>> {
     fn stop(&mut self, why: Stop, ctx: &mut Context<Self>);
 }
 
+/// Spawns `fut` into the actor's context, checking that it is `Send`: a request
+/// actor may run [`InPlace`](crate::in_place::InPlace), moved between a tokio
+/// runtime's threads with everything it spawned, which is sound only if all of it
+/// is `Send` (actix stores spawned futures without that bound). Every future the
+/// loop and the request actor spawn goes through here.
+pub fn spawn_send<A, F>(ctx: &mut Context<A>, fut: F)
+where
+    A: Actor<Context = Context<A>> + Send,
+    F: ActorFuture<A, Output = ()> + Send + 'static,
+{
+    ctx.spawn(fut);
+}
+
 /// Starts the next attempt: stops past the deadline, takes a permit from the
 /// breaker's gate or asks for one, waits out a pause it may wait for, or stops on
 /// a rejection.
@@ -177,7 +190,8 @@ pub fn next_attempt<A: AttemptLoop>(act: &mut A, ctx: &mut Context<A>) {
         return act.attempt(Some(lease), ctx);
     }
     let ask = core.actors.breaker.acquire(&core.spec.model);
-    ctx.spawn(
+    spawn_send(
+        ctx,
         actix::fut::wrap_future(ask).map(|answer, act: &mut A, ctx| match answer {
             Ok(Ok(lease)) => act.attempt(Some(lease), ctx),
             Ok(Err(rejection)) => rejected(act, rejection, ctx),
@@ -218,7 +232,8 @@ pub fn retry_or_give_up<A: AttemptLoop>(
         first_report: core.progress.first_report(),
     };
     let ask = core.actors.coordinator.send(question);
-    ctx.spawn(
+    spawn_send(
+        ctx,
         actix::fut::wrap_future(ask).map(move |decision, act: &mut A, ctx| match decision {
             Ok(Decision::Retry { delay, .. }) => retry_after(act, failure, delay, ctx),
             Ok(Decision::GiveUp(reason)) => {

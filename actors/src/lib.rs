@@ -13,6 +13,7 @@
 //! - [`metrics`]: per-provider counters (the snapshot); [`meters`]: the
 //!   Prometheus families (histograms, counters, gauges) of a client.
 //! - [`provider`]: a provider's two actors, as its requests hold them.
+//! - [`in_place`]: an actor run by the task that awaits it (no arbiter needed).
 //! - [`request`]: the supervised request actor, and [`attempt_loop`]: the steps
 //!   around its attempts, shared with the stream actor.
 
@@ -24,6 +25,7 @@ pub mod attempt_loop;
 pub mod breaker;
 pub mod clock;
 pub mod failure;
+pub mod in_place;
 pub mod meters;
 pub mod metrics;
 pub mod partials;

@@ -4,7 +4,6 @@
 //! on the arbiters where they run.
 
 use std::sync::Arc;
-use std::thread::ThreadId;
 use std::time::Duration;
 
 use crate::breaker::{failure_outcome, pause_for, Scope};
@@ -13,11 +12,12 @@ use actix::{Actor, Addr, Arbiter, ArbiterHandle};
 use parking_lot::RwLock;
 
 use crate::breaker::{BreakerRef, CallOutcome, CircuitBreaker, PermitLease};
+use crate::in_place::InPlace;
 use crate::meters::Meters;
 use crate::relay::{FlushReports, Relayed, ReportRelay};
 use crate::retry::{RequestEnd, RequestFinished, RetryCoordinator};
 
-/// Arbiters with a relay of their own, at most (past it the oldest goes, and
+/// Runtimes with a relay of their own, at most (past it the oldest goes, and
 /// flushes as it goes).
 const MAX_RELAYS: usize = 64;
 
@@ -29,8 +29,8 @@ pub struct ProviderActors {
     pub coordinator: Addr<RetryCoordinator>,
     /// The client's metric families, which its requests record into.
     pub meters: Meters,
-    /// One relay per arbiter its requests ran on.
-    relays: RwLock<Vec<(ThreadId, Addr<ReportRelay>)>>,
+    /// One relay per runtime its requests ran on (an arbiter's or a plain tokio one).
+    relays: RwLock<Vec<(tokio::runtime::Id, Addr<ReportRelay>)>>,
 }
 
 impl std::fmt::Debug for ProviderActors {
@@ -61,14 +61,14 @@ impl ProviderActors {
         })
     }
 
-    /// The relay of the current arbiter, started on first use; `None` outside
-    /// any arbiter.
+    /// The relay of the current runtime (an arbiter's, or a plain tokio
+    /// runtime's), started on first use; `None` outside any runtime.
     fn relay(&self) -> Option<Addr<ReportRelay>> {
-        let me = std::thread::current().id();
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        let me = runtime.id();
         if let Some((_, r)) = self.relays.read().iter().find(|(t, _)| *t == me) {
             return Some(r.clone());
         }
-        let arbiter = Arbiter::try_current()?;
         let mut all = self.relays.write();
         if let Some((_, r)) = all.iter().find(|(t, _)| *t == me) {
             return Some(r.clone());
@@ -77,7 +77,17 @@ impl ProviderActors {
             all.remove(0);
         }
         let relay = ReportRelay::new(self.breaker.addr().clone(), self.coordinator.clone());
-        let addr = ReportRelay::start_in_arbiter(&arbiter, move |_| relay);
+        let addr = match Arbiter::try_current() {
+            Some(arbiter) => ReportRelay::start_in_arbiter(&arbiter, move |_| relay),
+            // Plain tokio: the relay runs as a task of that runtime, so that
+            // requests there wake no other thread; it flushes as the runtime drops it.
+            None => {
+                let relay = InPlace::new(relay);
+                let addr = relay.address()?;
+                runtime.spawn(relay);
+                addr
+            }
+        };
         all.push((me, addr.clone()));
         Some(addr)
     }

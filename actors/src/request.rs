@@ -183,12 +183,13 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
         }
         .instrument(span);
         self.core.in_flight = true;
-        ctx.spawn(actix::fut::wrap_future(run).map(
-            move |(outcome, elapsed), act: &mut Self, ctx| {
+        attempt_loop::spawn_send(
+            ctx,
+            actix::fut::wrap_future(run).map(move |(outcome, elapsed), act: &mut Self, ctx| {
                 act.core.in_flight = false;
                 act.on_result(outcome, lease, elapsed, deadline_bound, ctx)
-            },
-        ));
+            }),
+        );
     }
 
     fn on_result(
@@ -297,13 +298,20 @@ impl<T: Send + 'static, E: Send + 'static> Actor for RequestActor<T, E> {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
-        // Dropping the admission permit frees an in-flight slot; a reply still
-        // pending here means the actor was stopped from outside.
+        // Dropping the admission permit frees an in-flight slot. A reply still
+        // pending here means the actor was stopped from outside: by its caller
+        // going away (an actor run in place is stopped as its caller's future
+        // drops, after the reply's receiver), counted cancelled; else an error.
         self.core.admission.take();
         if let Some(tx) = self.reply.take() {
-            let _ = tx.send(Err(Box::new(RequestError::Internal(
-                "the request actor stopped before it finished".into(),
-            ))));
+            if tx.is_closed() {
+                tracing::debug!(parent: &self.core.span, "cancelled by the caller");
+                attempt_loop::report_cancelled(self);
+            } else {
+                let _ = tx.send(Err(Box::new(RequestError::Internal(
+                    "the request actor stopped before it finished".into(),
+                ))));
+            }
         }
     }
 }
