@@ -15,7 +15,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use crate::breaker::{CallOutcome, PermitLease, Rejection};
 use crate::failure::{Category, Failure};
-use crate::meters::{rejection_name, GaugeGuard, TargetLabels};
+use crate::meters::{rejection_name, GaugeGuard, TargetMeters};
 use crate::provider::ProviderActors;
 use crate::request::RequestSpec;
 use crate::retry::{
@@ -47,8 +47,9 @@ pub struct RequestCore {
     pub span: tracing::Span,
     /// The span of the attempt in flight (a child of `span`), if any.
     pub attempt_span: tracing::Span,
-    /// The request's metric labels (its provider and bounded model label).
-    pub labels: TargetLabels,
+    /// The request's metric labels (its provider and bounded model label), with
+    /// its success path's metrics resolved.
+    pub target: TargetMeters,
     /// When the request started (its duration is measured from here).
     pub started: tokio::time::Instant,
     /// When the attempt in flight started.
@@ -74,10 +75,13 @@ impl RequestCore {
         admission: Option<OwnedSemaphorePermit>,
     ) -> Self {
         let now = tokio::time::Instant::now();
+        let target = actors
+            .meters
+            .target_meters(spec.provider.clone(), &spec.model);
         RequestCore {
             progress: Progress::new(spec.deadline),
-            labels: actors.meters.target(spec.provider.clone(), &spec.model),
-            in_flight_gauge: actors.meters.in_flight(spec.provider.clone()),
+            in_flight_gauge: target.in_flight(),
+            target,
             spec,
             actors,
             span,
@@ -97,8 +101,10 @@ impl RequestCore {
         let time_left = self.progress.time_left();
         self.spec.provider = Arc::from(provider);
         self.spec.model = Arc::from(model);
-        self.labels = actors.meters.target(self.spec.provider.clone(), model);
-        self.in_flight_gauge = actors.meters.in_flight(self.spec.provider.clone());
+        self.target = actors
+            .meters
+            .target_meters(self.spec.provider.clone(), model);
+        self.in_flight_gauge = self.target.in_flight();
         self.actors = actors;
         self.progress = Progress::new(time_left);
     }
@@ -125,7 +131,14 @@ impl RequestCore {
     /// as `error.type` unless it succeeded.
     pub fn end_attempt(&mut self, outcome: &'static str) {
         let elapsed = self.attempt_started.elapsed();
-        self.actors.meters.attempt(&self.labels, outcome, elapsed);
+        self.end_attempt_after(outcome, elapsed);
+    }
+
+    /// [`end_attempt`](Self::end_attempt), with the attempt's duration already read.
+    pub fn end_attempt_after(&mut self, outcome: &'static str, elapsed: Duration) {
+        self.actors
+            .meters
+            .attempt_at(&self.target, outcome, elapsed);
         if outcome != "success" {
             self.attempt_span.record("error.type", outcome);
         }
@@ -210,7 +223,9 @@ fn rejected<A: AttemptLoop>(act: &mut A, rejection: Rejection, ctx: &mut Context
         }
     }
     let core = act.core();
-    core.actors.meters.rejection(&core.labels, &rejection);
+    core.actors
+        .meters
+        .rejection(core.target.labels(), &rejection);
     tracing::info!(parent: &core.span, rejection = rejection_name(&rejection), "steer.breaker.rejected");
     act.stop(Stop::Rejected(rejection), ctx);
 }
@@ -239,7 +254,7 @@ pub fn retry_or_give_up<A: AttemptLoop>(
             Ok(Decision::GiveUp(reason)) => {
                 if reason == GiveUp::BudgetExhausted {
                     let core = act.core();
-                    core.actors.meters.budget_rejection(&core.labels);
+                    core.actors.meters.budget_rejection(core.target.labels());
                 }
                 act.give_up(failure, reason, raw, ctx)
             }
@@ -258,7 +273,7 @@ fn retry_after<A: AttemptLoop>(
     core.progress.backed_off(delay);
     core.actors
         .meters
-        .retry(&core.labels, failure.category.as_str(), delay);
+        .retry(core.target.labels(), failure.category.as_str(), delay);
     let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
     core.attempt_span.record("steer.retry.delay_ms", delay_ms);
     core.attempt_span = tracing::Span::none();
@@ -275,7 +290,7 @@ pub fn report_end<A: AttemptLoop>(act: &mut A, end: RequestEnd) {
     let outcome = end.outcome();
     core.actors
         .meters
-        .request(&core.labels, outcome, core.started.elapsed());
+        .request_at(&core.target, outcome, core.started.elapsed());
     let first_report = core.progress.first_report();
     core.actors.finished(RequestFinished { end, first_report });
 }

@@ -20,8 +20,9 @@
 //! assert!(text.contains(r#"steer_attempts_total{provider="openai",model="gpt-4o",outcome="success"} 1"#));
 //! ```
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use parking_lot::RwLock;
@@ -133,8 +134,9 @@ struct Families {
     in_flight: Family<ProviderLabels, Gauge>,
     open_streams: Family<ProviderLabels, Gauge>,
     shared_up: Gauge,
-    /// The model labels given out, per provider.
-    models: RwLock<HashMap<Arc<str>, HashSet<Arc<str>>>>,
+    /// The model labels given out, per provider, each with its success path's
+    /// metrics resolved.
+    models: RwLock<HashMap<Arc<str>, ProviderModels>>,
     /// [`OTHER_MODEL`], shared.
     other: Arc<str>,
     /// steer's own registry of the families above, for [`Meters::encode`].
@@ -251,31 +253,88 @@ impl Meters {
     /// The labels of `provider` and `model`, with the model label bounded. (An
     /// `Arc<str>` provider is shared, not copied: the request path passes its own.)
     pub fn target(&self, provider: impl Into<Arc<str>>, model: &str) -> TargetLabels {
-        let provider = provider.into();
-        let model = self.model_label(&provider, model);
-        TargetLabels { provider, model }
+        self.target_meters(provider, model).labels().clone()
     }
 
-    fn model_label(&self, provider: &Arc<str>, model: &str) -> Arc<str> {
-        if let Some(known) = self.inner.models.read().get(provider) {
-            if let Some(m) = known.get(model) {
-                return m.clone();
-            }
-            if known.len() >= MAX_MODEL_LABELS {
-                return self.inner.other.clone();
+    /// The labels of `provider` and `model` (bounded as [`target`](Self::target)'s)
+    /// with the metrics a successful request records, resolved once per label:
+    /// a request that takes it records its success without hashing a label set.
+    pub fn target_meters(&self, provider: impl Into<Arc<str>>, model: &str) -> TargetMeters {
+        let provider = provider.into();
+        if let Some(known) = self.inner.models.read().get(&provider) {
+            if let Some(t) = known.get(model) {
+                return t;
             }
         }
         let mut models = self.inner.models.write();
         let known = models.entry(provider.clone()).or_default();
-        if let Some(m) = known.get(model) {
-            return m.clone();
+        if let Some(t) = known.get(model) {
+            return t;
         }
-        if known.len() >= MAX_MODEL_LABELS {
-            return self.inner.other.clone();
+        let label = if known.models.len() >= MAX_MODEL_LABELS {
+            self.inner.other.clone()
+        } else {
+            Arc::from(model)
+        };
+        let t = TargetMeters(Arc::new(TargetHandles::new(
+            TargetLabels {
+                provider,
+                model: label.clone(),
+            },
+            self.inner.in_flight.clone(),
+        )));
+        if Arc::ptr_eq(&label, &self.inner.other) {
+            known.other = Some(t.clone());
+        } else {
+            known.models.insert(label, t.clone());
         }
-        let m: Arc<str> = Arc::from(model);
-        known.insert(m.clone());
-        m
+        t
+    }
+
+    /// A request ended with `outcome` (see [`request`](Self::request)).
+    pub fn request_at(&self, t: &TargetMeters, outcome: &'static str, elapsed: Duration) {
+        if outcome != SUCCESS {
+            return self.request(t.labels(), outcome, elapsed);
+        }
+        let f = &self.inner;
+        let h = &t.0;
+        h.requests_ok
+            .get_or_init(|| f.requests.get_or_create_owned(&h.ok()))
+            .inc();
+        h.request_duration_ok
+            .get_or_init(|| f.request_duration.get_or_create_owned(&h.ok()))
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// An attempt ended with `outcome` (see [`attempt`](Self::attempt)).
+    pub fn attempt_at(&self, t: &TargetMeters, outcome: &'static str, elapsed: Duration) {
+        if outcome != SUCCESS {
+            return self.attempt(t.labels(), outcome, elapsed);
+        }
+        let f = &self.inner;
+        let h = &t.0;
+        h.attempts_ok
+            .get_or_init(|| f.attempts.get_or_create_owned(&h.ok()))
+            .inc();
+        h.attempt_duration_ok
+            .get_or_init(|| f.attempt_duration.get_or_create_owned(&h.ok()))
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Tokens a reply used (see [`tokens`](Self::tokens)).
+    pub fn tokens_at(&self, t: &TargetMeters, input: u64, output: u64) {
+        let f = &self.inner;
+        let h = &t.0;
+        if input > 0 {
+            h.input_tokens
+                .get_or_init(|| f.tokens.get_or_create_owned(&h.tokens("input")))
+                .inc_by(input);
+        }
+        if output > 0 {
+            h.output_tokens
+                .get_or_init(|| f.tokens.get_or_create_owned(&h.tokens("output")))
+                .inc_by(output);
+        }
     }
 
     fn with_outcome(t: &TargetLabels, outcome: &'static str) -> OutcomeLabels {
@@ -457,6 +516,101 @@ impl Meters {
     }
 }
 
+/// The outcome of a successful request or attempt.
+const SUCCESS: &str = "success";
+
+/// A provider's model labels: each known model's metrics, and those of the
+/// models past the bound, which share [`OTHER_MODEL`].
+#[derive(Default)]
+struct ProviderModels {
+    models: HashMap<Arc<str>, TargetMeters>,
+    other: Option<TargetMeters>,
+}
+
+impl ProviderModels {
+    /// The metrics `model` records into: its own, or `other`'s once the bound is
+    /// reached; `None` for a model not seen yet while there is room.
+    fn get(&self, model: &str) -> Option<TargetMeters> {
+        match self.models.get(model) {
+            Some(t) => Some(t.clone()),
+            None if self.models.len() >= MAX_MODEL_LABELS => self.other.clone(),
+            None => None,
+        }
+    }
+}
+
+/// A provider and model's labels with the metrics its successful requests
+/// record, resolved once (shared handles of the families' own metrics). Cloning
+/// shares them.
+#[derive(Clone)]
+pub struct TargetMeters(Arc<TargetHandles>);
+
+struct TargetHandles {
+    labels: TargetLabels,
+    // Each made in its family on first use (a series that never counted is not
+    // rendered), then shared.
+    requests_ok: OnceLock<Counter>,
+    request_duration_ok: OnceLock<Histogram>,
+    attempts_ok: OnceLock<Counter>,
+    attempt_duration_ok: OnceLock<Histogram>,
+    input_tokens: OnceLock<Counter>,
+    output_tokens: OnceLock<Counter>,
+    in_flight: OnceLock<Gauge>,
+    in_flight_family: Family<ProviderLabels, Gauge>,
+}
+
+impl TargetHandles {
+    fn new(labels: TargetLabels, in_flight_family: Family<ProviderLabels, Gauge>) -> Self {
+        TargetHandles {
+            labels,
+            requests_ok: OnceLock::new(),
+            request_duration_ok: OnceLock::new(),
+            attempts_ok: OnceLock::new(),
+            attempt_duration_ok: OnceLock::new(),
+            input_tokens: OnceLock::new(),
+            output_tokens: OnceLock::new(),
+            in_flight: OnceLock::new(),
+            in_flight_family,
+        }
+    }
+
+    fn ok(&self) -> OutcomeLabels {
+        Meters::with_outcome(&self.labels, SUCCESS)
+    }
+
+    fn tokens(&self, token_type: &'static str) -> TokenLabels {
+        TokenLabels {
+            provider: self.labels.provider.clone(),
+            model: self.labels.model.clone(),
+            token_type,
+        }
+    }
+}
+
+impl TargetMeters {
+    /// The labels.
+    pub fn labels(&self) -> &TargetLabels {
+        &self.0.labels
+    }
+
+    /// Counts a request in flight at the provider until the guard drops.
+    pub fn in_flight(&self) -> GaugeGuard {
+        let h = &self.0;
+        let gauge = h.in_flight.get_or_init(|| {
+            h.in_flight_family.get_or_create_owned(&ProviderLabels {
+                provider: h.labels.provider.clone(),
+            })
+        });
+        GaugeGuard::new(gauge.clone())
+    }
+}
+
+impl std::fmt::Debug for TargetMeters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("TargetMeters").field(&self.0.labels).finish()
+    }
+}
+
 impl Families {
     fn register_into(&self, r: &mut Registry) {
         r.register(
@@ -593,6 +747,57 @@ mod tests {
         // A known model keeps its label; another provider has its own room.
         assert_eq!(&*m.target("p", "m3").model, "m3");
         assert_eq!(&*m.target("q", "one-too-many").model, "one-too-many");
+    }
+
+    /// The resolved success path counts into the same series as the label path,
+    /// a failure through it goes to its own outcome, and models past the bound
+    /// share `other`'s handles.
+    #[test]
+    fn resolved_target_meters_count_in_the_labelled_series() {
+        let m = Meters::new();
+        let t = m.target_meters("p", "m");
+        m.attempt_at(&t, "success", Duration::from_millis(5));
+        m.attempt_at(
+            &m.target_meters("p", "m"),
+            "success",
+            Duration::from_millis(5),
+        );
+        m.attempt(&m.target("p", "m"), "success", Duration::from_millis(5));
+        m.request_at(&t, "server_error", Duration::from_millis(5));
+        m.request_at(&t, "success", Duration::from_millis(5));
+        m.tokens_at(&t, 0, 9);
+        let guard = t.in_flight();
+        let text = m.encode();
+        assert!(
+            text.contains(r#"steer_attempts_total{provider="p",model="m",outcome="success"} 3"#),
+            "{text}"
+        );
+        assert!(text
+            .contains(r#"steer_requests_total{provider="p",model="m",outcome="server_error"} 1"#));
+        assert!(
+            text.contains(r#"steer_requests_total{provider="p",model="m",outcome="success"} 1"#)
+        );
+        assert!(
+            text.contains(r#"steer_tokens_total{provider="p",model="m",token_type="output"} 9"#)
+        );
+        assert!(!text.contains(r#"token_type="input""#), "no zero series");
+        assert!(
+            text.contains(r#"steer_in_flight_requests{provider="p"} 1"#),
+            "{text}"
+        );
+        drop(guard);
+        for i in 1..MAX_MODEL_LABELS {
+            m.target_meters("p", &format!("m{i}"));
+        }
+        let a = m.target_meters("p", "past-the-bound-1");
+        let b = m.target_meters("p", "past-the-bound-2");
+        assert_eq!(&*a.labels().model, OTHER_MODEL);
+        assert!(Arc::ptr_eq(&a.0, &b.0), "one `other` per provider");
+        m.attempt_at(&a, "success", Duration::ZERO);
+        m.attempt_at(&b, "success", Duration::ZERO);
+        assert!(m
+            .encode()
+            .contains(r#"steer_attempts_total{provider="p",model="other",outcome="success"} 2"#));
     }
 
     #[test]

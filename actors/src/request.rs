@@ -20,6 +20,7 @@ use crate::attempt_loop::{self, AttemptLoop, RequestCore, Stop};
 use crate::breaker::{CallOutcome, PermitLease, Rejection};
 use crate::failure::{Category, Failure};
 use crate::provider::ProviderActors;
+use crate::retry::progress::limit_at;
 use crate::retry::{GiveUp, RequestEnd, RetryPolicy};
 
 /// One attempt: given the attempt number (1-based), a future of the value or of
@@ -164,29 +165,32 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
 
     fn run(&mut self, lease: Option<PermitLease>, ctx: &mut Context<Self>) {
         let attempt = self.core.begin_attempt();
-        let limit = self
-            .core
-            .progress
-            .attempt_limit(self.core.spec.attempt_timeout);
-        let timeout = limit.map(|l| l.duration);
+        // One reading of the clock starts the attempt, bounds it and sets its timer.
+        let started = self.core.attempt_started;
+        let limit = limit_at(
+            self.core.spec.attempt_timeout,
+            self.core.progress.deadline(),
+            started,
+        );
+        // A limit past what the clock can hold is no limit (never an overflow).
+        let timer = limit.and_then(|l| started.checked_add(l.duration));
         let deadline_bound = limit.is_some_and(|l| l.by_deadline);
         let future = (self.attempt)(attempt);
         let span = self.core.attempt_span.clone();
         let run = async move {
-            let started = tokio::time::Instant::now();
             let guarded = AssertUnwindSafe(future).catch_unwind();
-            let outcome = match timeout {
-                Some(t) => tokio::time::timeout(t, guarded).await.ok(),
+            match timer {
+                Some(at) => tokio::time::timeout_at(at, guarded).await.ok(),
                 None => Some(guarded.await),
-            };
-            (outcome, started.elapsed())
+            }
         }
         .instrument(span);
         self.core.in_flight = true;
         attempt_loop::spawn_send(
             ctx,
-            actix::fut::wrap_future(run).map(move |(outcome, elapsed), act: &mut Self, ctx| {
+            actix::fut::wrap_future(run).map(move |outcome, act: &mut Self, ctx| {
                 act.core.in_flight = false;
+                let elapsed = act.core.attempt_started.elapsed();
                 act.on_result(outcome, lease, elapsed, deadline_bound, ctx)
             }),
         );
@@ -202,7 +206,7 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
     ) {
         let (failure, raw) = match outcome {
             Some(Ok(Ok(value))) => {
-                self.core.end_attempt("success");
+                self.core.end_attempt_after("success", elapsed);
                 if let Some(l) = lease {
                     self.core.actors.report_success(l, elapsed);
                 }
@@ -217,7 +221,7 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
                 if let Some(l) = lease {
                     l.report(CallOutcome::Neutral);
                 }
-                self.core.end_attempt("panicked");
+                self.core.end_attempt_after("panicked", elapsed);
                 let message = crate::supervise::panic_message(panic.as_ref());
                 tracing::error!(parent: &self.core.span, %message, "attempt panicked");
                 let attempts = self.core.progress.attempts();
@@ -234,7 +238,8 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
                 (f, None)
             }
         };
-        self.core.end_attempt(failure.category.as_str());
+        self.core
+            .end_attempt_after(failure.category.as_str(), elapsed);
         self.core.actors.report_failure(
             lease,
             &self.core.spec.model,

@@ -528,8 +528,11 @@ impl Client {
 
     /// Counts a reply's tokens at the provider and model it was asked of.
     fn count_tokens(&self, target: &ModelId, reply: &ChatResponse) {
-        let labels = self.inner.meters.target(target.provider(), target.model());
-        self.inner.meters.tokens(
+        let labels = self
+            .inner
+            .meters
+            .target_meters(target.provider(), target.model());
+        self.inner.meters.tokens_at(
             &labels,
             reply.usage.prompt_tokens,
             reply.usage.completion_tokens,

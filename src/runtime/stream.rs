@@ -330,10 +330,10 @@ impl StreamActor {
         let outcome = end.outcome();
         let meters = &self.core.actors.meters;
         if let Some(first) = held(&mut self.delivery).first_content {
-            meters.first_token(&self.core.labels, outcome, first);
+            meters.first_token(self.core.target.labels(), outcome, first);
         }
         meters.tokens(
-            &self.core.labels,
+            self.core.target.labels(),
             usage.prompt_tokens,
             usage.completion_tokens,
         );
@@ -537,7 +537,7 @@ impl StreamActor {
             let attempt = core.progress.attempts().saturating_add(1);
             let offset = d.checkpoint.chars;
             tracing::info!(parent: &core.span, attempt, offset, "steer.stream.resumed");
-            core.actors.meters.resumption(&core.labels);
+            core.actors.meters.resumption(core.target.labels());
             d.pending_seam = vec![StreamEvent::Resumed {
                 attempt,
                 offset,
