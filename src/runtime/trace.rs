@@ -67,6 +67,10 @@ pub(crate) fn request_span(req: &ChatRequest, kind: Kind, record_content: bool) 
         Kind::Generate => genai_span!("steer.request"),
         Kind::Stream => genai_span!("steer.stream"),
     };
+    // No subscriber wants it: nothing to record (the JSON texts cost allocations).
+    if span.is_disabled() {
+        return span;
+    }
     if let Some(n) = req.max_tokens {
         span.record("gen_ai.request.max_tokens", n);
     }
@@ -105,6 +109,9 @@ fn finish_word(reason: &FinishReason) -> &str {
 /// Records how a request ended well: the answering model, the response id, the
 /// finish reason, the tokens, and the text when content is recorded.
 pub(crate) fn record_response(span: &Span, resp: &ChatResponse, record_content: bool) {
+    if span.is_disabled() {
+        return;
+    }
     span.record("gen_ai.response.model", resp.model.as_str());
     if let Some(id) = &resp.response_id {
         span.record("gen_ai.response.id", id.as_str());
@@ -117,6 +124,9 @@ pub(crate) fn record_response(span: &Span, resp: &ChatResponse, record_content: 
 
 /// Records the finish reason and the tokens of a request that ended well.
 pub(crate) fn record_end(span: &Span, finish: &FinishReason, usage: Usage) {
+    if span.is_disabled() {
+        return;
+    }
     span.record(
         "gen_ai.response.finish_reasons",
         json_text(&[finish_word(finish)]).as_str(),
