@@ -188,6 +188,16 @@ where
     ctx.spawn(fut);
 }
 
+/// Runs `f` after `delay` on an actor timer, checking that it is `Send` (see
+/// [`spawn_send`]).
+pub fn run_later_send<A, F>(ctx: &mut Context<A>, delay: Duration, f: F)
+where
+    A: Actor<Context = Context<A>> + Send,
+    F: FnOnce(&mut A, &mut Context<A>) + Send + 'static,
+{
+    ctx.run_later(delay, f);
+}
+
 /// Starts the next attempt: stops past the deadline, takes a permit from the
 /// breaker's gate or asks for one, waits out a pause it may wait for, or stops on
 /// a rejection.
@@ -218,7 +228,7 @@ fn rejected<A: AttemptLoop>(act: &mut A, rejection: Rejection, ctx: &mut Context
         let core = act.core();
         if let Some(wait) = core.progress.pause_wait(retry_in, core.spec.max_pause_wait) {
             tracing::debug!(parent: &core.span, ?wait, "provider paused: waiting");
-            ctx.run_later(wait, next_attempt);
+            run_later_send(ctx, wait, next_attempt);
             return;
         }
     }
@@ -279,7 +289,7 @@ fn retry_after<A: AttemptLoop>(
     core.attempt_span = tracing::Span::none();
     core.last_failure = Some(Box::new(failure));
     act.retrying(ctx);
-    ctx.run_later(delay, next_attempt);
+    run_later_send(ctx, delay, next_attempt);
 }
 
 /// Tells the coordinator how the request ended (one-way); the request is counted

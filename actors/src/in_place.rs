@@ -56,15 +56,16 @@ pub struct InPlace<A: Actor<Context = Context<A>>> {
     fut: Option<Box<ContextFut<A, Context<A>>>>,
 }
 
-// SAFETY: `ContextFut` is `!Send` only because the futures an actor spawns into
-// its context are stored as `Box<dyn ActorFuture<A>>` without a `Send` bound;
-// nothing in it is tied to a thread (its mailbox and address are `Arc`-based,
-// it reads no thread-local, it spawns nothing). The actor itself is `Send` (the
-// bound below), and the actors run this way (`RequestActor`, `ReportRelay`) spawn
-// only `Send` futures and closures, each through `attempt_loop::spawn_send` or
-// `run_later` with a plain function, which check it at compile time. Moving the
-// whole between threads, never polled from two at once (`&mut` polling), is
-// then what moving a `Send` future is.
+// SAFETY: `ContextFut` is `!Send` only because the futures and timer closures an
+// actor spawns into its context are stored as `Box<dyn ...>` without a `Send`
+// bound; nothing in it is tied to a thread (its mailbox and address are
+// `Arc`-based, it reads no thread-local, it spawns nothing). The actor itself is
+// `Send` (the bound below), and the actors run this way spawn only `Send` futures
+// and closures: `RequestActor` and steer-llm's `StreamActor` through
+// `attempt_loop::spawn_send` and `attempt_loop::run_later_send`, which check it at
+// compile time; `ReportRelay`'s one timer closure captures nothing. Moving the
+// whole between threads, never polled from two at once (`&mut` polling), is then
+// what moving a `Send` future is.
 unsafe impl<A: Actor<Context = Context<A>> + Send> Send for InPlace<A> {}
 
 impl<A: Actor<Context = Context<A>>> InPlace<A> {

@@ -693,11 +693,10 @@ impl Client {
             consumer_gone,
             admission,
         );
-        self.start(match route {
+        Ok(stream.run(match route {
             Some(route) => actor.with_route(route),
             None => actor,
-        });
-        Ok(stream)
+        }))
     }
 
     /// A group target's load counters.

@@ -3,10 +3,10 @@
 //!
 //! Every provider gets a CircuitBreaker and a RetryCoordinator actor, on one
 //! arbiter (its home); every request runs as a supervised `RequestActor` (a
-//! stream as a `StreamActor`) where its caller runs: the caller's arbiter when it
-//! has one, else one of the client's. It reaches its provider's actors through
-//! the admission gate and one-way reports, gathered per arbiter; a stream's
-//! attempts are read by the task that polls it (ARCHITECTURE.md, "Placement").
+//! stream as a `StreamActor`) in its caller's own future or stream (`InPlace`),
+//! on whatever runtime polls it. It reaches its provider's actors through the
+//! admission gate and one-way reports, gathered per runtime; a stream's attempts
+//! are read by the task that polls it (ARCHITECTURE.md, "Placement").
 
 mod client;
 pub mod continuation;

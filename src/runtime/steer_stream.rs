@@ -5,9 +5,12 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures::channel::{mpsc, oneshot};
-use futures::{Stream, StreamExt};
+use futures::{Future, Stream, StreamExt};
 use sync_wrapper::SyncWrapper;
 
+use steer_actors::in_place::InPlace;
+
+use super::stream::StreamActor;
 use super::stream_reader::{Command, Item, Read, Reader};
 use crate::error::Error;
 use crate::model::StreamEvent;
@@ -17,7 +20,8 @@ use crate::model::StreamEvent;
 ///
 /// Each attempt's HTTP call is made and read by the task that polls this stream,
 /// as a bare client's would be (its events never cross a thread); the stream's
-/// actor decides between attempts.
+/// actor decides between attempts, and runs in this stream too (`InPlace`): it
+/// starts at the first poll, and goes with the stream.
 pub struct SteerStream {
     rx: mpsc::UnboundedReceiver<Command>,
     /// Events ready for the consumer.
@@ -30,6 +34,9 @@ pub struct SteerStream {
     /// Tells the actor how its consumer went: a `()` once the stream ended,
     /// dropped unsent when the consumer gave up before (a cancellation).
     alive: Option<oneshot::Sender<()>>,
+    /// The stream's actor, polled with the stream (`None` once it has stopped).
+    /// Last: dropped after the consumer's end of everything above.
+    actor: Option<SyncWrapper<InPlace<StreamActor>>>,
 }
 
 impl SteerStream {
@@ -43,8 +50,32 @@ impl SteerStream {
             reader: None,
             ended: false,
             alive: Some(alive),
+            actor: None,
         };
         (stream, tx, gone)
+    }
+
+    /// The stream with its actor, which runs as the stream is polled.
+    pub(crate) fn run(mut self, actor: StreamActor) -> Self {
+        self.actor = Some(SyncWrapper::new(InPlace::new(actor)));
+        self
+    }
+
+    /// Gives the actor its turn; a panic in it ends the stream with an error.
+    fn poll_actor(&mut self, cx: &mut Context<'_>) {
+        let Some(actor) = self.actor.as_mut() else {
+            return;
+        };
+        match Pin::new(actor.get_mut()).poll(cx) {
+            Poll::Pending => {}
+            Poll::Ready(Ok(())) => self.actor = None,
+            Poll::Ready(Err(message)) => {
+                self.actor = None;
+                self.queue.push_back(Err(Error::Internal(format!(
+                    "the stream's actor panicked: {message}"
+                ))));
+            }
+        }
     }
 }
 
@@ -71,6 +102,8 @@ impl Stream for SteerStream {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
+        // The actor's messages and timers wake this task: it runs first.
+        this.poll_actor(cx);
         loop {
             if let Some(item) = this.queue.pop_front() {
                 if matches!(item, Err(_) | Ok(StreamEvent::Complete { .. })) {
@@ -89,6 +122,8 @@ impl Stream for SteerStream {
                     Poll::Ready(Read::Events) => continue,
                     Poll::Ready(Read::Ended) => {
                         this.reader = None;
+                        // The actor has the attempt's outcome to decide on.
+                        this.poll_actor(cx);
                         continue;
                     }
                     Poll::Pending => return Poll::Pending,

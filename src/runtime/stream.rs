@@ -214,7 +214,7 @@ impl StreamActor {
             route.waited = true;
             route.tried.clear();
             self.route = Some(route);
-            ctx.run_later(wait, move |act, ctx| {
+            attempt_loop::run_later_send(ctx, wait, move |act, ctx| {
                 let Some(mut route) = act.route.take() else {
                     return;
                 };
@@ -297,7 +297,8 @@ impl StreamActor {
         let store = error.as_ref().and_then(|_| self.partial_record());
         let partials = self.partials.clone();
         let tx = self.tx.clone();
-        ctx.spawn(
+        attempt_loop::spawn_send(
+            ctx,
             actix::fut::wrap_future(async move {
                 if let Some(record) = store {
                     let _ = partials.send(StorePartial(record)).await;
@@ -640,7 +641,8 @@ impl Actor for StreamActor {
         // A consumer that read the stream to its end says so; one that drops
         // it before cancels it.
         if let Some(gone) = self.consumer_gone.take() {
-            ctx.spawn(
+            attempt_loop::spawn_send(
+                ctx,
                 actix::fut::wrap_future(gone).map(|read_to_end, act: &mut Self, ctx| {
                     if read_to_end.is_err() {
                         act.cancelled(ctx)
@@ -652,9 +654,8 @@ impl Actor for StreamActor {
     }
 }
 
-/// An actor dropped before its stream ended (its arbiter stopped under it, as an
-/// actix-web worker's does on a hard stop): the request is counted cancelled, as
-/// a dropped consumer's would be.
+/// An actor dropped before its stream ended (with the `SteerStream` it runs in,
+/// dropped by its consumer): the request is counted cancelled.
 impl Drop for StreamActor {
     fn drop(&mut self) {
         if !self.done {
