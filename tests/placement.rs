@@ -358,3 +358,66 @@ async fn a_stream_is_read_by_the_task_that_polls_it() {
     assert_eq!(text, common::expected_text(&request("x"), None));
     assert_eq!(mock.request_count(), 1);
 }
+
+/// A request's actor runs in the caller's own future: the provider is called on
+/// the thread that awaits `generate` (a current-thread tokio runtime here, so one
+/// thread), never on steer's arbiters; its success reports, gathered by a relay
+/// that is a task of that runtime, reach the breaker before `status` answers.
+#[test]
+fn a_request_runs_on_the_callers_thread_and_its_reports_reach_the_breaker() {
+    use std::sync::{Arc, Mutex};
+    use steer_llm::provider::EventStream;
+    use steer_llm::{ChatResponse, FinishReason, Provider, ProviderError, Providers, Usage};
+
+    struct Where(Arc<Mutex<Vec<std::thread::ThreadId>>>);
+
+    #[steer_llm::async_trait]
+    impl Provider for Where {
+        fn name(&self) -> &str {
+            "here"
+        }
+        async fn generate(&self, req: &ChatRequest) -> Result<ChatResponse, ProviderError> {
+            self.0.lock().unwrap().push(std::thread::current().id());
+            Ok(ChatResponse {
+                text: "ok".into(),
+                finish_reason: FinishReason::Stop,
+                usage: Usage::new(1, 1),
+                provider: "here".into(),
+                model: req.model.model().to_string(),
+                request_id: req.request_id.clone(),
+                provider_request_id: None,
+                response_id: None,
+                tool_calls: Vec::new(),
+                route: Vec::new(),
+                rate_limit: Default::default(),
+            })
+        }
+        async fn stream(&self, req: &ChatRequest) -> Result<EventStream, ProviderError> {
+            let resp = self.generate(req).await?;
+            Ok(steer_llm::provider::stream_from_response(resp))
+        }
+    }
+
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let client = Client::builder()
+        .providers(Providers::new().with(Where(seen.clone())))
+        .build()
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let caller = std::thread::current().id();
+    let status = rt.block_on(async {
+        for i in 0..20 {
+            let req = ChatRequest::new("here/m").unwrap().user("hi");
+            let reply = client.generate(req).await.unwrap();
+            assert_eq!(reply.text, "ok", "request {i}");
+        }
+        client.status("here/m").await.unwrap()
+    });
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 20);
+    assert!(seen.iter().all(|t| *t == caller), "{seen:?} vs {caller:?}");
+    assert_eq!(status.stats.successes, 20, "{status:?}");
+}

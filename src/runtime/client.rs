@@ -10,13 +10,11 @@ use futures::FutureExt;
 use steer_actors::breaker::{
     BreakerStatus, ForceState, GetStatus, ResetBreaker, Subscribe, Target, TransitionEvent,
 };
-use steer_actors::request::{
-    AttemptFn, Cancel, RequestActor, RequestError, RequestResult, RequestSpec,
-};
+use steer_actors::request::{AttemptFn, RequestActor, RequestError, RequestSpec};
 
-/// What a request's actor replies.
-type GenerateReply = RequestResult<ChatResponse, ProviderError>;
-use steer_actors::in_place::{InPlace, NoReply, Until};
+use steer_actors::in_place::NoReply;
+
+use super::request_run::{CancelOnDrop, GenerateReply, RequestRun};
 use steer_actors::retry::GetMetrics;
 use steer_actors::{
     BreakerConfig, BreakerState, BudgetConfig, CircuitBreaker, ProviderActors, ProviderReport,
@@ -403,32 +401,16 @@ impl ClientBuilder {
     }
 }
 
-/// Cancels the request actor if the caller's future is dropped before the reply.
-struct CancelOnDrop<A: actix::Handler<Cancel>>(Option<Addr<A>>)
-where
-    A::Context: actix::dev::ToEnvelope<A, Cancel>;
-
-impl<A: actix::Handler<Cancel>> Drop for CancelOnDrop<A>
-where
-    A::Context: actix::dev::ToEnvelope<A, Cancel>,
-{
-    fn drop(&mut self) {
-        if let Some(actor) = self.0.take() {
-            actor.do_send(Cancel);
-        }
-    }
-}
-
 impl Client {
-    /// Starts a stream's or a group route's actor where its caller runs: on the
-    /// caller's arbiter when it has one (a user's actor, an actix-web worker), so
-    /// that its messages and timers stay on the caller's thread; otherwise on the
-    /// client's arbiters in turn. Always through the arbiter's queue: its closure
-    /// runs inside the arbiter's task set even when the caller is a plain tokio
-    /// task on that thread (starting in place panics there; BENCHMARKS.md).
-    /// (A non-streaming request's actor runs in the caller's own future instead:
-    /// [`InPlace`].) The provider's breaker and coordinator stay on their home
-    /// arbiter: requests reach them by the lock-free gate and one-way reports.
+    /// Starts a group route's actor where its caller runs: on the caller's arbiter
+    /// when it has one (a user's actor, an actix-web worker), so that its messages
+    /// and timers stay on the caller's thread; otherwise on the client's arbiters
+    /// in turn. Always through the arbiter's queue: its closure runs inside the
+    /// arbiter's task set even when the caller is a plain tokio task on that thread
+    /// (starting in place panics there; BENCHMARKS.md). (A request's actor runs as
+    /// `RequestRun` says, a stream's in its `SteerStream`.) The provider's breaker
+    /// and coordinator stay on their home arbiter: requests reach them by the
+    /// lock-free gate and one-way reports.
     fn start<A>(&self, actor: A) -> Addr<A>
     where
         A: Actor<Context = actix::Context<A>> + Send,
@@ -539,10 +521,10 @@ impl Client {
         );
     }
 
-    /// The request's actor, run in place until it replies: it runs in the
-    /// awaiting future, on the caller's task (`InPlace`), so no thread is woken
-    /// to start it or to hear its reply. Dropping the future drops the actor: its
-    /// HTTP call is aborted, its permit handed back, the request counted cancelled.
+    /// The request's actor, running where its caller runs until it replies
+    /// (`RequestRun`: a task of the caller's arbiter, or in the caller's own future
+    /// outside actix). Dropping the future cancels it: its HTTP call is aborted,
+    /// its permit handed back, the request counted cancelled.
     fn request_actor(
         &self,
         handle: &ProviderHandle,
@@ -550,7 +532,7 @@ impl Client {
         options: &GenerateOptions,
         admission: tokio::sync::OwnedSemaphorePermit,
         span: tracing::Span,
-    ) -> Until<RequestActor<ChatResponse, ProviderError>, GenerateReply> {
+    ) -> RequestRun {
         let spec = self.spec(handle, &req, options, self.inner.attempt_timeout);
         let provider = handle.provider.clone();
         let req = Arc::new(req);
@@ -571,7 +553,7 @@ impl Client {
             Some(admission),
             span,
         );
-        InPlace::new(actor).until(rx)
+        RequestRun::start(actor, rx)
     }
 
     /// A request to `group/<name>`: a route actor carries it through the group's

@@ -15,6 +15,7 @@ pub mod group;
 #[cfg(feature = "http-endpoint")]
 pub mod http;
 mod options;
+mod request_run;
 mod route;
 mod steer_stream;
 mod stream;
