@@ -5,7 +5,8 @@
 use futures::StreamExt;
 use steer_llm::mock::text::{self, Turn};
 use steer_llm::{
-    ChatRequest, EventStream, OpenAiCompatible, ProviderError, Providers, StreamEvent,
+    ChatRequest, ChatResponse, EventStream, FinishReason, OpenAiCompatible, ProviderError,
+    Providers, StreamEvent, Usage,
 };
 
 /// A client for tests that break streams on purpose: quick retries (5 attempts,
@@ -125,4 +126,22 @@ pub fn refused_provider() -> Providers {
         &format!("http://127.0.0.1:{port}/v1"),
         reqwest::Client::new(),
     )
+}
+
+/// A successful reply of `provider` to `req`, with the text `ok` and one token
+/// each way (for test providers that answer without HTTP).
+pub fn ok_reply(req: &ChatRequest, provider: &str) -> ChatResponse {
+    ChatResponse {
+        text: "ok".into(),
+        finish_reason: FinishReason::Stop,
+        usage: Usage::new(1, 1),
+        provider: provider.into(),
+        model: req.model.model().into(),
+        request_id: req.request_id.clone(),
+        provider_request_id: None,
+        response_id: None,
+        tool_calls: Vec::new(),
+        route: Vec::new(),
+        rate_limit: Default::default(),
+    }
 }

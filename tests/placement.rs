@@ -367,7 +367,7 @@ async fn a_stream_is_read_by_the_task_that_polls_it() {
 fn a_request_runs_on_the_callers_thread_and_its_reports_reach_the_breaker() {
     use std::sync::{Arc, Mutex};
     use steer_llm::provider::EventStream;
-    use steer_llm::{ChatResponse, FinishReason, Provider, ProviderError, Providers, Usage};
+    use steer_llm::{ChatResponse, Provider, ProviderError, Providers};
 
     struct Where(Arc<Mutex<Vec<std::thread::ThreadId>>>);
 
@@ -378,19 +378,7 @@ fn a_request_runs_on_the_callers_thread_and_its_reports_reach_the_breaker() {
         }
         async fn generate(&self, req: &ChatRequest) -> Result<ChatResponse, ProviderError> {
             self.0.lock().unwrap().push(std::thread::current().id());
-            Ok(ChatResponse {
-                text: "ok".into(),
-                finish_reason: FinishReason::Stop,
-                usage: Usage::new(1, 1),
-                provider: "here".into(),
-                model: req.model.model().to_string(),
-                request_id: req.request_id.clone(),
-                provider_request_id: None,
-                response_id: None,
-                tool_calls: Vec::new(),
-                route: Vec::new(),
-                rate_limit: Default::default(),
-            })
+            Ok(common::ok_reply(req, "here"))
         }
         async fn stream(&self, req: &ChatRequest) -> Result<EventStream, ProviderError> {
             let resp = self.generate(req).await?;

@@ -2,6 +2,8 @@
 //! provider: every rule of the breaker, the retry coordinator and supervision.
 #![cfg(feature = "mock")]
 
+mod common;
+
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -13,8 +15,8 @@ use parking_lot::Mutex;
 use steer_llm::runtime::{GenerateOptions, Overload, Rejection, TransitionEvent};
 use steer_llm::{
     async_trait, Backoff, BreakerConfig, BreakerState, BudgetConfig, Category, ChatRequest,
-    ChatResponse, Client, Error, EventStream, FailureKind, FinishReason, GiveUp, Jitter, Provider,
-    ProviderError, Providers, RetryPolicy, Usage,
+    ChatResponse, Client, Error, EventStream, FailureKind, GiveUp, Jitter, Provider, ProviderError,
+    Providers, RetryPolicy,
 };
 use tokio::time::Instant;
 
@@ -49,19 +51,7 @@ impl Drop for DropFlag {
 }
 
 fn ok(req: &ChatRequest) -> ChatResponse {
-    ChatResponse {
-        text: "ok".into(),
-        finish_reason: FinishReason::Stop,
-        usage: Usage::new(1, 1),
-        provider: "fake".into(),
-        model: req.model.model().into(),
-        request_id: req.request_id.clone(),
-        provider_request_id: None,
-        response_id: None,
-        tool_calls: Vec::new(),
-        route: Vec::new(),
-        rate_limit: Default::default(),
-    }
+    common::ok_reply(req, "fake")
 }
 
 fn status_error(
