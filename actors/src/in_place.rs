@@ -7,7 +7,7 @@
 //! request (BENCHMARKS.md, "Every placement"). [`InPlace`] drives the same
 //! context (the actor, its mailbox, its timers and the futures it spawned)
 //! from the caller's own task instead, by polling actix's
-//! [`ContextFut`](actix::dev::ContextFut): the actor is the same actor with the
+//! [`ContextFut`]: the actor is the same actor with the
 //! same address and handlers, it just runs where its caller runs, as a bare
 //! client's request does.
 //!
