@@ -16,6 +16,8 @@
 //! use steer_actors::in_place::InPlace;
 //!
 //! struct Once(Option<tokio::sync::oneshot::Sender<u32>>);
+//! // SAFETY: it spawns nothing.
+//! unsafe impl steer_actors::in_place::SendContext for Once {}
 //! impl Actor for Once {
 //!     type Context = Context<Self>;
 //!     fn started(&mut self, ctx: &mut Context<Self>) {
@@ -56,17 +58,25 @@ pub struct InPlace<A: Actor<Context = Context<A>>> {
     fut: Option<Box<ContextFut<A, Context<A>>>>,
 }
 
+/// An actor whose context may move between threads with it.
+///
+/// # Safety
+///
+/// Implement it only for an actor every future and timer closure of which,
+/// spawned into its context (by its handlers, `started`, `ctx.spawn`,
+/// `ctx.run_later`, ...), is `Send`. actix stores them without that bound, so the
+/// compiler cannot check it; `attempt_loop::spawn_send` and
+/// `attempt_loop::run_later_send` are spawns that do.
+pub unsafe trait SendContext: Actor<Context = Context<Self>> + Send {}
+
 // SAFETY: `ContextFut` is `!Send` only because the futures and timer closures an
 // actor spawns into its context are stored as `Box<dyn ...>` without a `Send`
-// bound; nothing in it is tied to a thread (its mailbox and address are
-// `Arc`-based, it reads no thread-local, it spawns nothing). The actor itself is
-// `Send` (the bound below), and the actors run this way spawn only `Send` futures
-// and closures: `RequestActor` and steer-llm's `StreamActor` through
-// `attempt_loop::spawn_send` and `attempt_loop::run_later_send`, which check it at
-// compile time; `ReportRelay`'s one timer closure captures nothing. Moving the
-// whole between threads, never polled from two at once (`&mut` polling), is then
-// what moving a `Send` future is.
-unsafe impl<A: Actor<Context = Context<A>> + Send> Send for InPlace<A> {}
+// bound; nothing else in it is tied to a thread (its mailbox and address are
+// `Arc`-based, it reads no thread-local, it spawns nothing). The actor is `Send`
+// and, by `SendContext`'s contract, so is everything it spawns. Moving the whole
+// between threads, never polled from two at once (`&mut` polling), is then what
+// moving a `Send` future is.
+unsafe impl<A: SendContext> Send for InPlace<A> {}
 
 impl<A: Actor<Context = Context<A>>> InPlace<A> {
     /// The actor with a fresh context; it starts (`started` runs) on the first poll.
@@ -179,6 +189,8 @@ mod tests {
         done: Option<tokio::sync::oneshot::Sender<u32>>,
     }
 
+    // SAFETY: its one timer closure is a plain function.
+    unsafe impl SendContext for Ticks {}
     impl Actor for Ticks {
         type Context = Context<Self>;
         fn started(&mut self, ctx: &mut Context<Self>) {
@@ -199,6 +211,8 @@ mod tests {
     }
 
     struct Boom;
+    // SAFETY: it spawns nothing.
+    unsafe impl SendContext for Boom {}
     impl Actor for Boom {
         type Context = Context<Self>;
         fn started(&mut self, _: &mut Context<Self>) {

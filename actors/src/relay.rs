@@ -67,6 +67,9 @@ impl Actor for ReportRelay {
     type Context = Context<Self>;
 }
 
+// SAFETY: its one timer closure (`flush`) captures nothing; it spawns no future.
+unsafe impl crate::in_place::SendContext for ReportRelay {}
+
 /// Nothing gathered is lost when the relay goes (its arbiter stopping included).
 impl Drop for ReportRelay {
     fn drop(&mut self) {

@@ -295,6 +295,13 @@ impl<T: Send + 'static, E: Send + 'static> AttemptLoop for RequestActor<T, E> {
     }
 }
 
+// SAFETY: every future and timer closure it and the attempt loop spawn goes
+// through `attempt_loop::spawn_send` / `run_later_send`, which require `Send`.
+unsafe impl<T: Send + 'static, E: Send + 'static> crate::in_place::SendContext
+    for RequestActor<T, E>
+{
+}
+
 impl<T: Send + 'static, E: Send + 'static> Actor for RequestActor<T, E> {
     type Context = Context<Self>;
 

@@ -665,6 +665,10 @@ impl Drop for StreamActor {
     }
 }
 
+// SAFETY: every future and timer closure it and the attempt loop spawn goes
+// through `attempt_loop::spawn_send` / `run_later_send`, which require `Send`.
+unsafe impl steer_actors::in_place::SendContext for StreamActor {}
+
 impl Handler<AttemptEnded> for StreamActor {
     type Result = ();
 
