@@ -207,4 +207,105 @@ mod tests {
         assert_eq!(s.stats.successes, 5, "the success before it came first");
         assert_eq!(s.state, crate::BreakerState::Open);
     }
+
+    /// What one step of a request does to the relay.
+    #[derive(Debug, Clone, Copy)]
+    enum Step {
+        Success,
+        Failure,
+        /// Time passes (the relay's flush timer may fire).
+        Wait(u64),
+    }
+
+    fn steps() -> impl proptest::strategy::Strategy<Value = Vec<Step>> {
+        use proptest::prelude::*;
+        proptest::collection::vec(
+            prop_oneof![
+                4 => Just(Step::Success),
+                2 => Just(Step::Failure),
+                1 => (0u64..3).prop_map(Step::Wait),
+            ],
+            1..40,
+        )
+    }
+
+    async fn interleaving(steps: Vec<Step>) -> Result<(), String> {
+        let actors = ProviderActors::start(
+            &actix::Arbiter::current(),
+            crate::CircuitBreaker::new(
+                "p",
+                BreakerConfig {
+                    failure_threshold: 1_000,
+                    ..BreakerConfig::default()
+                },
+            ),
+            crate::RetryCoordinator::new(RetryPolicy::default(), BudgetConfig::default(), 1),
+            Meters::new(),
+        );
+        let model: Arc<str> = Arc::from("m");
+        let first = actors.breaker.acquire(&model).await.unwrap().unwrap();
+        actors.report_success(first, std::time::Duration::ZERO);
+        let (mut successes, mut failures) = (1u64, 0u64);
+        for step in steps {
+            match step {
+                Step::Success => {
+                    let lease = actors.breaker.pass(&model).ok_or("the gate admits")?;
+                    actors.report_success(lease, std::time::Duration::ZERO);
+                    successes += 1;
+                }
+                Step::Failure => {
+                    let lease = actors.breaker.pass(&model).ok_or("the gate admits")?;
+                    let boom = Failure::new(Category::ServerError, "p", "boom");
+                    actors.report_failure(Some(lease), &model, &boom, true);
+                    failures += 1;
+                    // It goes at once (no time passes) and never ahead of the
+                    // successes before it.
+                    let mut s = status(&actors, "m").await;
+                    for _ in 0..100 {
+                        if s.stats.failures == failures {
+                            break;
+                        }
+                        tokio::task::yield_now().await;
+                        s = status(&actors, "m").await;
+                    }
+                    if s.stats.failures != failures || s.stats.successes != successes {
+                        return Err(format!(
+                            "after failure {failures}: the breaker counted {:?}, {successes} successes were before it",
+                            s.stats
+                        ));
+                    }
+                }
+                Step::Wait(ms) => tokio::time::advance(std::time::Duration::from_millis(ms)).await,
+            }
+        }
+        actors.flush_reports().await;
+        let s = status(&actors, "m").await;
+        if (s.stats.successes, s.stats.failures) != (successes, failures) {
+            return Err(format!(
+                "at the end: {:?}, sent {successes} / {failures}",
+                s.stats
+            ));
+        }
+        Ok(())
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+        /// Any interleaving of successes, failures and time on one runtime: every
+        /// report reaches the breaker exactly once, and a failure is counted
+        /// with every success sent before it already counted.
+        #[test]
+        fn every_interleaving_reaches_the_breaker_once_and_in_order(steps in steps()) {
+            let system = actix::System::with_tokio_rt(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .start_paused(true)
+                    .build()
+                    .expect("runtime")
+            });
+            let out = system.block_on(interleaving(steps));
+            proptest::prop_assert!(out.is_ok(), "{}", out.unwrap_err());
+        }
+    }
 }
