@@ -18,9 +18,9 @@ use tracing::Instrument;
 
 use crate::attempt_loop::{self, AttemptLoop, RequestCore, Stop};
 use crate::breaker::{CallOutcome, PermitLease, Rejection};
+use crate::clock::later_tokio;
 use crate::failure::{Category, Failure};
 use crate::provider::ProviderActors;
-use crate::retry::progress::limit_at;
 use crate::retry::{GiveUp, RequestEnd, RetryPolicy};
 
 /// One attempt: given the attempt number (1-based), a future of the value or of
@@ -167,13 +167,11 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
         let attempt = self.core.begin_attempt();
         // One reading of the clock starts the attempt, bounds it and sets its timer.
         let started = self.core.attempt_started;
-        let limit = limit_at(
-            self.core.spec.attempt_timeout,
-            self.core.progress.deadline(),
-            started,
-        );
-        // A limit past what the clock can hold is no limit (never an overflow).
-        let timer = limit.and_then(|l| started.checked_add(l.duration));
+        let limit = self
+            .core
+            .progress
+            .attempt_limit_at(self.core.spec.attempt_timeout, started);
+        let timer = limit.map(|l| later_tokio(started, l.duration));
         let deadline_bound = limit.is_some_and(|l| l.by_deadline);
         let future = (self.attempt)(attempt);
         let span = self.core.attempt_span.clone();

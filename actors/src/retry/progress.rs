@@ -59,7 +59,17 @@ impl Progress {
     /// the clock decides both, so a deadline that cuts an attempt is always
     /// reported as the deadline, never as the attempt's own timeout.
     pub fn attempt_limit(&self, limit: Option<Duration>) -> Option<AttemptLimit> {
-        limit_at(limit, self.deadline, tokio::time::Instant::now())
+        self.attempt_limit_at(limit, tokio::time::Instant::now())
+    }
+
+    /// [`attempt_limit`](Self::attempt_limit) for an attempt that starts at `now`
+    /// (a clock reading the caller already has).
+    pub fn attempt_limit_at(
+        &self,
+        limit: Option<Duration>,
+        now: tokio::time::Instant,
+    ) -> Option<AttemptLimit> {
+        limit_at(limit, self.deadline, now)
     }
 
     /// The deadline, if there is one.
