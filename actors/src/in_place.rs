@@ -47,6 +47,8 @@ use std::task::{Context as TaskContext, Poll};
 use actix::dev::ContextFut;
 use actix::{Actor, Addr, Context};
 
+use crate::own_wakes::OwnWakes;
+
 /// An actor whose context is polled by whoever awaits this future. It resolves
 /// when the actor stops; a panic in the actor's code resolves it with the panic
 /// message instead of unwinding into the caller. Dropping it drops the actor
@@ -56,6 +58,9 @@ pub struct InPlace<A: Actor<Context = Context<A>>> {
     /// `None` once the actor has stopped or panicked. Boxed: the context holds
     /// the actor and its spawned futures, and the caller's future stays small.
     fut: Option<Box<ContextFut<A, Context<A>>>>,
+    /// The actor waking its own task (a reply, a message to itself) is one
+    /// more poll here, not a yield that hands the request to another worker.
+    wakes: OwnWakes,
 }
 
 /// An actor whose context may move between threads with it.
@@ -83,6 +88,7 @@ impl<A: Actor<Context = Context<A>>> InPlace<A> {
     pub fn new(actor: A) -> Self {
         InPlace {
             fut: Some(Box::new(Context::new().into_future(actor))),
+            wakes: OwnWakes::default(),
         }
     }
 
@@ -97,22 +103,31 @@ impl<A: Actor<Context = Context<A>>> Future for InPlace<A> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let Some(fut) = this.fut.as_mut() else {
-            return Poll::Ready(Ok(()));
-        };
-        match std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(&mut **fut).poll(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(())) => {
-                this.fut = None;
-                Poll::Ready(Ok(()))
-            }
-            Err(panic) => {
-                // The context may be half-way through a handler: drop it where a
-                // second panic (its drop polls it once more) is caught too.
-                let fut = this.fut.take();
-                let _ = std::panic::catch_unwind(AssertUnwindSafe(move || drop(fut)));
-                Poll::Ready(Err(crate::supervise::panic_message(panic.as_ref())))
-            }
+        this.wakes.poll(cx, |cx| poll_context(&mut this.fut, cx))
+    }
+}
+
+/// One poll of an actor's context: `Ok` once it has stopped, the panic's
+/// message if its code panicked.
+fn poll_context<A: Actor<Context = Context<A>>>(
+    context: &mut Option<Box<ContextFut<A, Context<A>>>>,
+    cx: &mut TaskContext<'_>,
+) -> Poll<Result<(), String>> {
+    let Some(fut) = context.as_mut() else {
+        return Poll::Ready(Ok(()));
+    };
+    match std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(&mut **fut).poll(cx))) {
+        Ok(Poll::Pending) => Poll::Pending,
+        Ok(Poll::Ready(())) => {
+            *context = None;
+            Poll::Ready(Ok(()))
+        }
+        Err(panic) => {
+            // The context may be half-way through a handler: drop it where a
+            // second panic (its drop polls it once more) is caught too.
+            let fut = context.take();
+            let _ = std::panic::catch_unwind(AssertUnwindSafe(move || drop(fut)));
+            Poll::Ready(Err(crate::supervise::panic_message(panic.as_ref())))
         }
     }
 }
@@ -152,20 +167,27 @@ impl<A: Actor<Context = Context<A>>, T> Future for Until<A, T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        if !this.stopped {
-            match Pin::new(&mut this.actor).poll(cx) {
-                Poll::Pending => {}
-                Poll::Ready(Ok(())) => this.stopped = true,
-                Poll::Ready(Err(message)) => return Poll::Ready(Err(NoReply::Panicked(message))),
+        let (context, stopped, reply) = (&mut this.actor.fut, &mut this.stopped, &mut this.reply);
+        // The reply is sent while the actor is polled here, waking this very
+        // task: `wakes` makes that one more turn of this loop.
+        this.actor.wakes.poll(cx, |cx| {
+            if !*stopped {
+                match poll_context(context, cx) {
+                    Poll::Pending => {}
+                    Poll::Ready(Ok(())) => *stopped = true,
+                    Poll::Ready(Err(message)) => {
+                        return Poll::Ready(Err(NoReply::Panicked(message)))
+                    }
+                }
             }
-        }
-        match Pin::new(&mut this.reply).poll(cx) {
-            Poll::Ready(Ok(value)) => Poll::Ready(Ok(value)),
-            Poll::Ready(Err(_)) => Poll::Ready(Err(NoReply::Stopped)),
-            // A stopped actor has dropped its sender, so this is not reached
-            // then; if it were, the receiver's waker is registered.
-            Poll::Pending => Poll::Pending,
-        }
+            match Pin::new(&mut *reply).poll(cx) {
+                Poll::Ready(Ok(value)) => Poll::Ready(Ok(value)),
+                Poll::Ready(Err(_)) => Poll::Ready(Err(NoReply::Stopped)),
+                // A stopped actor has dropped its sender, so this is not reached
+                // then; if it were, the receiver's waker is registered.
+                Poll::Pending => Poll::Pending,
+            }
+        })
     }
 }
 

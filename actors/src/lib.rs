@@ -28,6 +28,7 @@ pub mod failure;
 pub mod in_place;
 pub mod meters;
 pub mod metrics;
+pub mod own_wakes;
 pub mod partials;
 pub mod provider;
 pub mod relay;

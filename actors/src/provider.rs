@@ -14,7 +14,7 @@ use parking_lot::RwLock;
 use crate::breaker::{BreakerRef, CallOutcome, CircuitBreaker, PermitLease};
 use crate::in_place::InPlace;
 use crate::meters::Meters;
-use crate::relay::{FlushReports, Relayed, ReportRelay};
+use crate::relay::{FlushReports, RelayInbox, Relayed, ReportRelay};
 use crate::retry::{RequestEnd, RequestFinished, RetryCoordinator};
 
 /// Runtimes with a relay of their own, at most (past it the oldest goes, and
@@ -30,7 +30,7 @@ pub struct ProviderActors {
     /// The client's metric families, which its requests record into.
     pub meters: Meters,
     /// One relay per runtime its requests ran on (an arbiter's or a plain tokio one).
-    relays: RwLock<Vec<(tokio::runtime::Id, Addr<ReportRelay>)>>,
+    relays: RwLock<Vec<(tokio::runtime::Id, Arc<RelayInbox>)>>,
 }
 
 impl std::fmt::Debug for ProviderActors {
@@ -63,7 +63,7 @@ impl ProviderActors {
 
     /// The relay of the current runtime (an arbiter's, or a plain tokio
     /// runtime's), started on first use; `None` outside any runtime.
-    fn relay(&self) -> Option<Addr<ReportRelay>> {
+    fn relay(&self) -> Option<Arc<RelayInbox>> {
         let runtime = tokio::runtime::Handle::try_current().ok()?;
         let me = runtime.id();
         if let Some((_, r)) = self.relays.read().iter().find(|(t, _)| *t == me) {
@@ -76,20 +76,25 @@ impl ProviderActors {
         if all.len() >= MAX_RELAYS {
             all.remove(0);
         }
-        let relay = ReportRelay::new(self.breaker.addr().clone(), self.coordinator.clone());
-        let addr = match Arbiter::try_current() {
-            Some(arbiter) => ReportRelay::start_in_arbiter(&arbiter, move |_| relay),
-            // Plain tokio: the relay runs as a task of that runtime, so that
-            // requests there wake no other thread; it flushes as the runtime drops it.
-            None => {
-                let relay = InPlace::new(relay);
-                let addr = relay.address()?;
-                runtime.spawn(relay);
-                addr
-            }
-        };
-        all.push((me, addr.clone()));
-        Some(addr)
+        let inbox = ReportRelay::with_inbox(
+            self.breaker.addr().clone(),
+            self.coordinator.clone(),
+            |relay| match Arbiter::try_current() {
+                Some(arbiter) => Some(ReportRelay::start_in_arbiter(&arbiter, move |_| relay)),
+                // Plain tokio: the relay runs as a task of that runtime, so that
+                // requests there wake no other thread; it flushes as the runtime
+                // drops it.
+                None => {
+                    let relay = InPlace::new(relay);
+                    let addr = relay.address()?;
+                    runtime.spawn(relay);
+                    Some(addr)
+                }
+            },
+        )?;
+        let inbox = Arc::new(inbox);
+        all.push((me, inbox.clone()));
+        Some(inbox)
     }
 
     /// Reports a successful call of `lease`: through the current arbiter's
@@ -100,7 +105,7 @@ impl ProviderActors {
         if lease.from_gate() {
             if let Some(relay) = self.relay() {
                 if let Some(report) = lease.into_report(outcome, Scope::Model) {
-                    relay.do_send(Relayed::Report(report));
+                    relay.hold(Relayed::Report(report));
                 }
                 return;
             }
@@ -124,7 +129,7 @@ impl ProviderActors {
             match self.relay().filter(|_| lease.from_gate()) {
                 Some(relay) => {
                     if let Some(report) = lease.into_report(outcome, scope) {
-                        relay.do_send(Relayed::ReportNow(report));
+                        relay.send_now(Relayed::Report(report));
                     }
                 }
                 None => lease.report_in(outcome, scope),
@@ -140,7 +145,7 @@ impl ProviderActors {
     pub fn finished(&self, msg: RequestFinished) {
         if matches!(msg.end, RequestEnd::Succeeded { .. }) {
             if let Some(relay) = self.relay() {
-                relay.do_send(Relayed::Finished(msg));
+                relay.hold(Relayed::Finished(msg));
                 return;
             }
         }
@@ -150,8 +155,12 @@ impl ProviderActors {
     /// Sends on every report the relays hold; once it returns, a question to
     /// the breaker or the coordinator comes after them.
     pub async fn flush_reports(&self) {
-        let relays: Vec<Addr<ReportRelay>> =
-            self.relays.read().iter().map(|(_, r)| r.clone()).collect();
+        let relays: Vec<Addr<ReportRelay>> = self
+            .relays
+            .read()
+            .iter()
+            .map(|(_, r)| r.relay().clone())
+            .collect();
         for r in relays {
             // A relay that is gone flushed as it went.
             let _ = r.send(FlushReports).await;
