@@ -92,6 +92,15 @@ impl<A: Actor<Context = Context<A>>> InPlace<A> {
         }
     }
 
+    /// One poll of the actor with `cx`'s waker as it is, without [`OwnWakes`]:
+    /// for a caller that polls the actor beside work of its own in one future
+    /// (a stream and its reader), where the actor's wakes are mostly for that
+    /// work, and which keeps the memory `OwnWakes` takes (a stream's
+    /// memory is measured per open stream).
+    pub fn poll_here(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), String>> {
+        poll_context(&mut self.fut, cx)
+    }
+
     /// The actor's address (`None` once it has stopped).
     pub fn address(&self) -> Option<Addr<A>> {
         self.fut.as_ref().map(|f| f.address())

@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures::channel::{mpsc, oneshot};
-use futures::{Future, Stream, StreamExt};
+use futures::{Stream, StreamExt};
 use sync_wrapper::SyncWrapper;
 
 use steer_actors::in_place::InPlace;
@@ -66,7 +66,7 @@ impl SteerStream {
         let Some(actor) = self.actor.as_mut() else {
             return;
         };
-        match Pin::new(actor.get_mut()).poll(cx) {
+        match actor.get_mut().poll_here(cx) {
             Poll::Pending => {}
             Poll::Ready(Ok(())) => self.actor = None,
             Poll::Ready(Err(message)) => {
