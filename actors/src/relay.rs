@@ -211,6 +211,34 @@ mod tests {
     use super::{Relayed, ReportRelay, FLUSH_AFTER};
     use actix::Actor;
 
+    /// An actix System on a current-thread runtime with tokio's clock paused.
+    fn paused_system() -> actix::SystemRunner {
+        actix::System::with_tokio_rt(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .start_paused(true)
+                .build()
+                .expect("runtime")
+        })
+    }
+
+    /// Provider "p"'s actors on the current arbiter, its breaker opening after
+    /// `failure_threshold` failures.
+    fn actors_with_threshold(failure_threshold: u32) -> Arc<ProviderActors> {
+        ProviderActors::start(
+            &actix::Arbiter::current(),
+            crate::CircuitBreaker::new(
+                "p",
+                BreakerConfig {
+                    failure_threshold,
+                    ..BreakerConfig::default()
+                },
+            ),
+            crate::RetryCoordinator::new(RetryPolicy::default(), BudgetConfig::default(), 1),
+            Meters::new(),
+        )
+    }
+
     async fn status(actors: &ProviderActors, model: &str) -> BreakerStatus {
         actors
             .breaker
@@ -228,29 +256,12 @@ mod tests {
     /// count, never before it has counted the successes before it.
     #[test]
     fn successes_wait_in_the_relay_and_a_failure_takes_them_along() {
-        let system = actix::System::with_tokio_rt(|| {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .start_paused(true)
-                .build()
-                .expect("runtime")
-        });
+        let system = paused_system();
         system.block_on(relay_scenario());
     }
 
     async fn relay_scenario() {
-        let actors = ProviderActors::start(
-            &actix::Arbiter::current(),
-            crate::CircuitBreaker::new(
-                "p",
-                BreakerConfig {
-                    failure_threshold: 1,
-                    ..BreakerConfig::default()
-                },
-            ),
-            crate::RetryCoordinator::new(RetryPolicy::default(), BudgetConfig::default(), 1),
-            Meters::new(),
-        );
+        let actors = actors_with_threshold(1);
         let model: Arc<str> = Arc::from("m");
         // First sight of the model: asked of the actor, reported directly.
         let first = actors.breaker.acquire(&model).await.unwrap().unwrap();
@@ -291,20 +302,9 @@ mod tests {
     /// breaker when the timer fires.
     #[test]
     fn only_the_first_report_after_a_flush_wakes_the_relay() {
-        let system = actix::System::with_tokio_rt(|| {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .start_paused(true)
-                .build()
-                .expect("runtime")
-        });
+        let system = paused_system();
         system.block_on(async {
-            let actors = ProviderActors::start(
-                &actix::Arbiter::current(),
-                crate::CircuitBreaker::new("p", BreakerConfig::default()),
-                crate::RetryCoordinator::new(RetryPolicy::default(), BudgetConfig::default(), 1),
-                Meters::new(),
-            );
+            let actors = actors_with_threshold(BreakerConfig::default().failure_threshold);
             let model: Arc<str> = Arc::from("m");
             let first = actors.breaker.acquire(&model).await.unwrap().unwrap();
             actors.report_success(first, std::time::Duration::ZERO);
@@ -369,18 +369,7 @@ mod tests {
     }
 
     async fn interleaving(steps: Vec<Step>) -> Result<(), String> {
-        let actors = ProviderActors::start(
-            &actix::Arbiter::current(),
-            crate::CircuitBreaker::new(
-                "p",
-                BreakerConfig {
-                    failure_threshold: 1_000,
-                    ..BreakerConfig::default()
-                },
-            ),
-            crate::RetryCoordinator::new(RetryPolicy::default(), BudgetConfig::default(), 1),
-            Meters::new(),
-        );
+        let actors = actors_with_threshold(1_000);
         let model: Arc<str> = Arc::from("m");
         let first = actors.breaker.acquire(&model).await.unwrap().unwrap();
         actors.report_success(first, std::time::Duration::ZERO);
@@ -436,13 +425,7 @@ mod tests {
         /// with every success sent before it already counted.
         #[test]
         fn every_interleaving_reaches_the_breaker_once_and_in_order(steps in steps()) {
-            let system = actix::System::with_tokio_rt(|| {
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .start_paused(true)
-                    .build()
-                    .expect("runtime")
-            });
+            let system = paused_system();
             let out = system.block_on(interleaving(steps));
             proptest::prop_assert!(out.is_ok(), "{}", out.unwrap_err());
         }
