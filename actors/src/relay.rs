@@ -347,6 +347,61 @@ mod tests {
         });
     }
 
+    /// On a tokio runtime without timers the relay's first `Arm` panics (its
+    /// flush timer cannot be made): the relay sends what it holds as it goes,
+    /// and reports left after that go straight to the breaker. None is lost.
+    #[test]
+    fn a_runtime_without_timers_loses_no_report() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let home = std::thread::spawn(move || {
+            let system = actix::System::new();
+            system.block_on(async {
+                let _ = tx.send((actix::Arbiter::current(), actix::System::current()));
+            });
+            let _ = system.run();
+        });
+        let (arbiter, system) = rx.recv().expect("home arbiter");
+        let actors = ProviderActors::start(
+            &arbiter,
+            crate::CircuitBreaker::new("p", BreakerConfig::default()),
+            crate::RetryCoordinator::new(RetryPolicy::default(), BudgetConfig::default(), 1),
+            Meters::new(),
+        );
+        let no_timers = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let counted = no_timers.block_on(async {
+            let model: Arc<str> = Arc::from("m");
+            let first = actors.breaker.acquire(&model).await.unwrap().unwrap();
+            actors.report_success(first, std::time::Duration::ZERO);
+            let success = || {
+                let lease = actors.breaker.pass(&model).expect("the gate admits");
+                actors.report_success(lease, std::time::Duration::ZERO);
+            };
+            // Held by the relay, which panics on its first turn.
+            success();
+            success();
+            for _ in 0..10 {
+                tokio::task::yield_now().await;
+            }
+            // The relay is gone: straight to the breaker.
+            success();
+            actors.flush_reports().await;
+            let mut s = status(&actors, "m").await;
+            for _ in 0..100 {
+                if s.stats.successes == 4 {
+                    break;
+                }
+                tokio::task::yield_now().await;
+                s = status(&actors, "m").await;
+            }
+            s.stats.successes
+        });
+        system.stop();
+        home.join().expect("home thread");
+        assert_eq!(counted, 4, "every success reached the breaker once");
+    }
+
     /// What one step of a request does to the relay.
     #[derive(Debug, Clone, Copy)]
     enum Step {
