@@ -5,12 +5,14 @@
 //! coordinator live on their home arbiter. Each success sends both a report
 //! (`Report`, `RequestFinished`), and a message to a parked thread wakes it: at
 //! load, one wake-up of the home thread per request, measured at about a third of
-//! a bare client's CPU per request. A `ReportRelay` (one per provider and arbiter)
-//! takes those reports on the requests' own thread and sends them on in one
-//! message each per millisecond. Only outcomes that cannot move a breaker by
+//! a bare client's CPU per request. A `ReportRelay` (one per provider and
+//! runtime: an arbiter's, or a plain tokio one's) takes those reports on the
+//! requests' own runtime, left in its inbox (`RelayInbox`, which wakes the relay
+//! only for the first report after a flush), and sends them on in one message
+//! each per millisecond. Only outcomes that cannot move a breaker by
 //! themselves wait (successes of permits from the admission gate, successful
 //! ends), never longer than [`FLUSH_AFTER`]; a failure of a gate permit is sent
-//! at once behind the successes held, so the breaker sees one arbiter's outcomes
+//! at once behind the successes held, so the breaker sees one runtime's outcomes
 //! in order; probes (permits the breaker gave by message) report directly. Whoever reads the
 //! breaker's or the coordinator's state through the client first flushes the
 //! relays ([`ProviderActors::flush_reports`](crate::ProviderActors::flush_reports)),
