@@ -213,6 +213,25 @@ mod tests {
     use super::{Relayed, ReportRelay, FLUSH_AFTER};
     use actix::Actor;
 
+    /// The breaker's status of `model` once `counted` holds for it, or after 100
+    /// turns of the runtime (reports reach it through the relay's and the
+    /// breaker's mailboxes: a few turns, no time).
+    async fn status_once(
+        actors: &ProviderActors,
+        model: &str,
+        counted: impl Fn(&BreakerStatus) -> bool,
+    ) -> BreakerStatus {
+        let mut s = status(actors, model).await;
+        for _ in 0..100 {
+            if counted(&s) {
+                break;
+            }
+            tokio::task::yield_now().await;
+            s = status(actors, model).await;
+        }
+        s
+    }
+
     /// An actix System on a current-thread runtime with tokio's clock paused.
     fn paused_system() -> actix::SystemRunner {
         actix::System::with_tokio_rt(|| {
@@ -285,14 +304,7 @@ mod tests {
         let boom = Failure::new(Category::ServerError, "p", "boom");
         actors.report_failure(Some(lease), &model, &boom, true);
         // The relay's turn comes, then the breaker's: no timer is needed.
-        let mut s = status(&actors, "m").await;
-        for _ in 0..100 {
-            if s.stats.failures > 0 {
-                break;
-            }
-            tokio::task::yield_now().await;
-            s = status(&actors, "m").await;
-        }
+        let s = status_once(&actors, "m", |s| s.stats.failures > 0).await;
         assert_eq!(tokio::time::Instant::now(), started, "no time passed");
         assert_eq!(s.stats.failures, 1);
         assert_eq!(s.stats.successes, 5, "the success before it came first");
@@ -333,14 +345,7 @@ mod tests {
             }
             assert_eq!(status(&actors, "m").await.stats.successes, 1, "held");
             tokio::time::advance(FLUSH_AFTER * 2).await;
-            let mut s = status(&actors, "m").await;
-            for _ in 0..100 {
-                if s.stats.successes == 11 {
-                    break;
-                }
-                tokio::task::yield_now().await;
-                s = status(&actors, "m").await;
-            }
+            let s = status_once(&actors, "m", |s| s.stats.successes == 11).await;
             assert_eq!(s.stats.successes, 11, "all ten sent by the timer");
             assert!(
                 inbox.hold(success()),
@@ -389,14 +394,7 @@ mod tests {
             // The relay is gone: straight to the breaker.
             success();
             actors.flush_reports().await;
-            let mut s = status(&actors, "m").await;
-            for _ in 0..100 {
-                if s.stats.successes == 4 {
-                    break;
-                }
-                tokio::task::yield_now().await;
-                s = status(&actors, "m").await;
-            }
+            let s = status_once(&actors, "m", |s| s.stats.successes == 4).await;
             s.stats.successes
         });
         system.stop();
@@ -445,14 +443,7 @@ mod tests {
                     failures += 1;
                     // It goes at once (no time passes) and never ahead of the
                     // successes before it.
-                    let mut s = status(&actors, "m").await;
-                    for _ in 0..100 {
-                        if s.stats.failures == failures {
-                            break;
-                        }
-                        tokio::task::yield_now().await;
-                        s = status(&actors, "m").await;
-                    }
+                    let s = status_once(&actors, "m", |s| s.stats.failures == failures).await;
                     if s.stats.failures != failures || s.stats.successes != successes {
                         return Err(format!(
                             "after failure {failures}: the breaker counted {:?}, {successes} successes were before it",
