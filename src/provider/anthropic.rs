@@ -109,22 +109,16 @@ impl Provider for Anthropic {
     }
 
     async fn generate(&self, req: &ChatRequest) -> Result<ChatResponse, ProviderError> {
-        http::generate(
-            self.context(req),
-            self.request(req, false).map_err(|e| *e)?,
-            req,
-            wire::parse_response,
-        )
-        .await
+        // In statements of their own: a temporary of the awaiting statement
+        // would be kept in the future beside the attempt's.
+        let request = self.request(req, false).map_err(|e| *e)?;
+        let attempt = http::generate(self.context(req), request, req, wire::parse_response);
+        attempt.await
     }
 
     async fn stream(&self, req: &ChatRequest) -> Result<EventStream, ProviderError> {
-        http::stream(
-            self.context(req),
-            self.request(req, true).map_err(|e| *e)?,
-            req,
-            Decoder::default(),
-        )
-        .await
+        let request = self.request(req, true).map_err(|e| *e)?;
+        let attempt = http::stream(self.context(req), request, req, Decoder::default());
+        attempt.await
     }
 }

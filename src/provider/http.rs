@@ -6,6 +6,8 @@ use std::collections::VecDeque;
 use std::error::Error as StdError;
 use std::time::Duration;
 
+use std::future::Future;
+
 use bytes::{Bytes, BytesMut};
 use futures::{FutureExt, Stream, StreamExt};
 use http::HeaderMap;
@@ -29,6 +31,10 @@ pub const RESPONSE_BODY_LIMIT: usize = 32 * 1024 * 1024;
 /// redirects: a provider API never needs one, and following one would carry the
 /// key's header (Anthropic's `x-api-key` survives reqwest's cross-origin
 /// stripping) to wherever a proxy points. A 3xx is an error like any other status.
+/// No `User-Agent` of steer's own: with it an OpenAI request carries seven
+/// headers, and the seventh grows its header map past glibc's per-thread cache
+/// (an allocation under the shared arena's lock on every request, measured in
+/// BENCHMARKS.md); set one per request (`extra_headers`) or with your own client.
 pub fn default_http_client(connect_timeout: Duration) -> Result<reqwest::Client, Error> {
     reqwest::Client::builder()
         .connect_timeout(connect_timeout)
@@ -36,7 +42,6 @@ pub fn default_http_client(connect_timeout: Duration) -> Result<reqwest::Client,
         .retry(reqwest::retry::never())
         .tcp_nodelay(true)
         .pool_idle_timeout(Duration::from_secs(60))
-        .user_agent(concat!("steer/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))
 }
@@ -119,19 +124,27 @@ pub(crate) fn extra_headers(
 /// with headers and (bounded) body.
 pub(crate) async fn send(
     ctx: &CallContext,
-    request: reqwest::RequestBuilder,
+    sent: impl Future<Output = reqwest::Result<reqwest::Response>>,
 ) -> Result<reqwest::Response, ProviderError> {
-    let response = request.send().await.map_err(|e| ctx.transport(&e))?;
+    let response = sent.await.map_err(|e| ctx.transport(&e))?;
     if response.status().is_success() {
         return Ok(response);
     }
+    // Boxed: the error path's reads would otherwise grow every request's future
+    // (the success path's too) past the allocator's per-thread cache size.
+    Err(Box::pin(status_error(ctx, response)).await)
+}
+
+/// The error of a response with a non-success status: its headers and its
+/// (bounded, scrubbed) body.
+async fn status_error(ctx: &CallContext, response: reqwest::Response) -> ProviderError {
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let body = read_error_body(ctx, response).await;
     let mut err = ctx.error(FailureKind::Status { status, body });
     err.provider_request_id = provider_request_id(&headers);
     err.headers = headers;
-    Err(err)
+    err
 }
 
 /// An error body, at most [`ERROR_BODY_LIMIT`] bytes, with the key scrubbed out
@@ -186,22 +199,34 @@ pub(crate) async fn read_body(
             "response body larger than {RESPONSE_BODY_LIMIT} bytes"
         ))
     };
-    match response.content_length() {
-        // A declared length within the limit: one read, no copy.
-        Some(n) if n <= RESPONSE_BODY_LIMIT as u64 => {
-            return response.bytes().await.map_err(|e| ctx.transport(&e))
-        }
-        Some(_) => return Err(too_large()),
-        None => {}
+    if response
+        .content_length()
+        .is_some_and(|n| n > RESPONSE_BODY_LIMIT as u64)
+    {
+        return Err(too_large());
     }
+    // Chunk by chunk (`chunk()`'s future is 32 bytes, `bytes()`'s 568: it would
+    // grow every request's future past the allocator's per-thread cache size);
+    // a body that comes in one chunk, as most do, is returned without a copy.
+    let mut first: Option<Bytes> = None;
     let mut buf = BytesMut::new();
+    let mut len = 0usize;
     while let Some(chunk) = response.chunk().await.map_err(|e| ctx.transport(&e))? {
-        if buf.len() + chunk.len() > RESPONSE_BODY_LIMIT {
+        len = len.saturating_add(chunk.len());
+        if len > RESPONSE_BODY_LIMIT {
             return Err(too_large());
         }
-        buf.extend_from_slice(&chunk);
+        match first.take() {
+            None if buf.is_empty() => first = Some(chunk),
+            held => {
+                if let Some(held) = held {
+                    buf.extend_from_slice(&held);
+                }
+                buf.extend_from_slice(&chunk);
+            }
+        }
     }
-    Ok(buf.freeze())
+    Ok(first.unwrap_or_else(|| buf.freeze()))
 }
 
 /// Turns a successful SSE response into steer stream events, starting with `start`.
@@ -437,13 +462,26 @@ pub(crate) fn transport_kind(e: &reqwest::Error) -> TransportKind {
 }
 
 /// One non-streaming attempt: send, read the body, parse it with `parse`.
-pub(crate) async fn generate(
+///
+/// The request is handed to reqwest before the future starts: the builder (272
+/// bytes) is not kept in it, so that the attempt's future (boxed once per
+/// attempt) stays within the allocator's per-thread cache (`attempt_futures_stay_small`).
+pub(crate) fn generate<'a>(
     ctx: CallContext,
     request: reqwest::RequestBuilder,
+    req: &'a ChatRequest,
+    parse: fn(&[u8]) -> Result<Parsed, DecodeError>,
+) -> impl Future<Output = Result<ChatResponse, ProviderError>> + Send + 'a {
+    generate_from(ctx, request.send(), req, parse)
+}
+
+async fn generate_from(
+    ctx: CallContext,
+    sent: impl Future<Output = reqwest::Result<reqwest::Response>>,
     req: &ChatRequest,
     parse: fn(&[u8]) -> Result<Parsed, DecodeError>,
 ) -> Result<ChatResponse, ProviderError> {
-    let mut response = send(&ctx, request).await?;
+    let mut response = send(&ctx, sent).await?;
     let provider_request_id = provider_request_id(response.headers());
     // Moved out, not copied: reading the body does not need them.
     let headers = std::mem::take(response.headers_mut());
@@ -485,17 +523,27 @@ pub(crate) async fn generate(
     })
 }
 
-/// One streaming attempt: send, then decode the SSE body with `decoder`.
-pub(crate) async fn stream<D: StreamDecoder>(
+/// One streaming attempt: send, then decode the SSE body with `decoder` (the
+/// request handed to reqwest before the future starts, as in [`generate`]).
+pub(crate) fn stream<'a, D: StreamDecoder + 'a>(
     ctx: CallContext,
     request: reqwest::RequestBuilder,
+    req: &'a ChatRequest,
+    decoder: D,
+) -> impl Future<Output = Result<EventStream, ProviderError>> + Send + 'a {
+    stream_from(ctx, request.send(), req, decoder)
+}
+
+async fn stream_from<D: StreamDecoder>(
+    ctx: CallContext,
+    sent: impl Future<Output = reqwest::Result<reqwest::Response>>,
     req: &ChatRequest,
     decoder: D,
 ) -> Result<EventStream, ProviderError> {
-    let response = send(&ctx, request).await?;
+    let response = send(&ctx, sent).await?;
     if !is_event_stream(response.headers()) {
         // A 2xx that is not an event stream: a proxy's answer, or an error object.
-        return Err(not_a_stream(&ctx, response).await);
+        return Err(Box::pin(not_a_stream(&ctx, response)).await);
     }
     Ok(sse_stream(ctx, req, response, decoder))
 }
@@ -583,4 +631,39 @@ pub fn decode_response<D: StreamDecoder>(
         max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
     };
     sse_stream(ctx, req, response, decoder)
+}
+
+#[cfg(test)]
+mod attempt_future_size {
+    use crate::provider::{Anthropic, OpenAiCompatible, Provider};
+    use crate::ChatRequest;
+
+    /// The attempt's future is boxed once per attempt: at most 1,024 bytes it
+    /// comes from glibc's per-thread cache, above it from the shared arena under
+    /// its lock, which two workers freeing each other's memory contend for (the
+    /// provider's future was 1,904 bytes; measured in BENCHMARKS.md).
+    #[test]
+    fn attempt_futures_stay_small() {
+        let openai = OpenAiCompatible::custom("p", "http://127.0.0.1:9/v1")
+            .api_key("k")
+            .build()
+            .expect("provider");
+        let anthropic = Anthropic::builder()
+            .base_url("http://127.0.0.1:9")
+            .api_key("k")
+            .build()
+            .expect("provider");
+        let req = ChatRequest::new("p/m").expect("model").user("hi");
+        let providers: [&dyn Provider; 2] = [&openai, &anthropic];
+        for p in providers {
+            let generate = p.generate(&req);
+            let stream = p.stream(&req);
+            let (g, s) = (
+                std::mem::size_of_val(&*generate),
+                std::mem::size_of_val(&*stream),
+            );
+            assert!(g <= 1024, "{}: generate's future is {g} bytes", p.name());
+            assert!(s <= 1024, "{}: stream's future is {s} bytes", p.name());
+        }
+    }
 }
