@@ -62,6 +62,9 @@ pub struct RequestCore {
     pub in_flight: bool,
     /// The caller's in-flight slot, freed when the actor goes.
     pub admission: Option<OwnedSemaphorePermit>,
+    /// The permit of the attempt that succeeded and how long it took: reported
+    /// with the request's end ([`report_end`]), in one trip through the relay.
+    pub succeeded: Option<(PermitLease, Duration)>,
     /// Counts the request in flight at its provider while it lives.
     in_flight_gauge: GaugeGuard,
 }
@@ -91,6 +94,7 @@ impl RequestCore {
             last_failure: None,
             in_flight: false,
             admission,
+            succeeded: None,
         }
     }
 
@@ -302,7 +306,9 @@ pub fn report_end<A: AttemptLoop>(act: &mut A, end: RequestEnd) {
         .meters
         .request_at(&core.target, outcome, core.started.elapsed());
     let first_report = core.progress.first_report();
-    core.actors.finished(RequestFinished { end, first_report });
+    let succeeded = core.succeeded.take();
+    core.actors
+        .request_ended(succeeded, RequestFinished { end, first_report });
 }
 
 /// The request's deadline cut the attempt in flight: the attempt is counted (as

@@ -61,14 +61,25 @@ impl ProviderActors {
         })
     }
 
-    /// The relay of the current runtime (an arbiter's, or a plain tokio
-    /// runtime's), started on first use; `None` outside any runtime.
-    fn relay(&self) -> Option<Arc<RelayInbox>> {
+    /// Runs `f` with the relay of the current runtime (an arbiter's, or a plain
+    /// tokio runtime's), started on first use; `None` outside any runtime.
+    ///
+    /// The relay is used under the read guard, not cloned out: every request's
+    /// report comes here, from every worker, and each reference count or lock
+    /// word both workers write is a cache line they pass back and forth.
+    fn with_relay<R>(&self, f: impl FnOnce(&RelayInbox) -> R) -> Option<R> {
         let runtime = tokio::runtime::Handle::try_current().ok()?;
         let me = runtime.id();
         if let Some((_, r)) = self.relays.read().iter().find(|(t, _)| *t == me) {
-            return Some(r.clone());
+            return Some(f(r));
         }
+        let inbox = self.start_relay(runtime)?;
+        Some(f(&inbox))
+    }
+
+    /// Starts the relay of `runtime` (unless another caller just did).
+    fn start_relay(&self, runtime: tokio::runtime::Handle) -> Option<Arc<RelayInbox>> {
+        let me = runtime.id();
         let mut all = self.relays.write();
         if let Some((_, r)) = all.iter().find(|(t, _)| *t == me) {
             return Some(r.clone());
@@ -103,14 +114,56 @@ impl ProviderActors {
     pub fn report_success(&self, lease: PermitLease, elapsed: Duration) {
         let outcome = CallOutcome::Success { elapsed };
         if lease.from_gate() {
-            if let Some(relay) = self.relay() {
-                if let Some(report) = lease.into_report(outcome, Scope::Model) {
-                    relay.hold(Relayed::Report(report));
-                }
-                return;
+            if let Some(report) = lease.into_report(outcome, Scope::Model) {
+                self.hold_or_deliver(Relayed::Report(report));
             }
+            return;
         }
         lease.report(outcome);
+    }
+
+    /// Reports how a request ended, with the success of its last attempt when
+    /// it succeeded (`success`: its permit and how long the attempt took): both
+    /// in one trip through the relay, since neither can move the breaker or the
+    /// coordinator by itself; any other end goes at once.
+    pub fn request_ended(&self, success: Option<(PermitLease, Duration)>, msg: RequestFinished) {
+        if !matches!(msg.end, RequestEnd::Succeeded { .. }) {
+            if let Some((lease, elapsed)) = success {
+                self.report_success(lease, elapsed);
+            }
+            self.coordinator.do_send(msg);
+            return;
+        }
+        let report = match success {
+            Some((lease, elapsed)) if lease.from_gate() => {
+                lease.into_report(CallOutcome::Success { elapsed }, Scope::Model)
+            }
+            Some((lease, elapsed)) => {
+                lease.report(CallOutcome::Success { elapsed });
+                None
+            }
+            None => None,
+        };
+        self.hold_or_deliver(match report {
+            Some(report) => Relayed::Succeeded(report, msg),
+            None => Relayed::Finished(msg),
+        });
+    }
+
+    /// Leaves `held` with the current runtime's relay; outside any runtime,
+    /// sends it straight on.
+    fn hold_or_deliver(&self, held: Relayed) {
+        let mut held = Some(held);
+        let relayed = self.with_relay(|relay| {
+            if let Some(h) = held.take() {
+                relay.hold(h);
+            }
+        });
+        if relayed.is_none() {
+            if let Some(h) = held {
+                h.deliver(self.breaker.addr(), &self.coordinator);
+            }
+        }
     }
 
     /// Reports a failed call (see [`report_failure`](crate::breaker::report_failure)):
@@ -126,30 +179,23 @@ impl ProviderActors {
     ) {
         if let Some(lease) = lease {
             let (outcome, scope) = failure_outcome(failure);
-            match self.relay().filter(|_| lease.from_gate()) {
-                Some(relay) => {
-                    if let Some(report) = lease.into_report(outcome, scope) {
-                        relay.send_now(Relayed::Report(report));
+            if !lease.from_gate() {
+                lease.report_in(outcome, scope);
+            } else if let Some(report) = lease.into_report(outcome, scope) {
+                let mut report = Some(Relayed::Report(report));
+                self.with_relay(|relay| {
+                    if let Some(r) = report.take() {
+                        relay.send_now(r);
                     }
+                });
+                if let Some(r) = report {
+                    r.deliver(self.breaker.addr(), &self.coordinator);
                 }
-                None => lease.report_in(outcome, scope),
             }
         }
         if pause {
             pause_for(&self.breaker, model, failure);
         }
-    }
-
-    /// Tells the coordinator how a request ended: a success through the current
-    /// arbiter's relay, anything else at once.
-    pub fn finished(&self, msg: RequestFinished) {
-        if matches!(msg.end, RequestEnd::Succeeded { .. }) {
-            if let Some(relay) = self.relay() {
-                relay.hold(Relayed::Finished(msg));
-                return;
-            }
-        }
-        self.coordinator.do_send(msg);
     }
 
     /// Sends on every report the relays hold; once it returns, a question to

@@ -18,7 +18,7 @@
 //! relays ([`ProviderActors::flush_reports`](crate::ProviderActors::flush_reports)),
 //! so a reply is never ahead of its own report for them.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
@@ -39,6 +39,27 @@ pub(crate) enum Relayed {
     Report(Report),
     /// A request's end, for the coordinator.
     Finished(RequestFinished),
+    /// A request's successful last call, for the breaker, and its end, for the
+    /// coordinator: one trip through the inbox for both.
+    Succeeded(Report, RequestFinished),
+}
+
+impl Relayed {
+    /// Sends it straight to the breaker and the coordinator (no relay to hold it).
+    pub(crate) fn deliver(
+        self,
+        breaker: &Addr<CircuitBreaker>,
+        coordinator: &Addr<RetryCoordinator>,
+    ) {
+        match self {
+            Relayed::Report(r) => breaker.do_send(r),
+            Relayed::Finished(f) => coordinator.do_send(f),
+            Relayed::Succeeded(r, f) => {
+                breaker.do_send(r);
+                coordinator.do_send(f);
+            }
+        }
+    }
 }
 
 /// Where a runtime's requests leave their reports for its relay.
@@ -64,7 +85,16 @@ impl RelayInbox {
     /// this woke the relay (the first since its last flush).
     pub(crate) fn hold(&self, report: Relayed) -> bool {
         if let Err(mpsc::SendError(report)) = self.reports.send(report) {
-            self.deliver(report);
+            report.deliver(&self.breaker, &self.coordinator);
+            return false;
+        }
+        // Read before it is written: while the relay is armed (most reports at
+        // load) this leaves the flag's cache line shared, where a swap would take
+        // it from the other workers each time. The fences pair with the relay's
+        // in `flush` (a store, then a load, on each side): either this load sees
+        // the flush's `false`, or the flush's drain sees the report just sent.
+        fence(Ordering::SeqCst);
+        if self.armed.load(Ordering::Relaxed) {
             return false;
         }
         let woke = !self.armed.swap(true, Ordering::AcqRel);
@@ -78,20 +108,13 @@ impl RelayInbox {
     pub(crate) fn send_now(&self, report: Relayed) {
         match self.reports.send(report) {
             Ok(()) => self.relay.do_send(FlushReports),
-            Err(mpsc::SendError(report)) => self.deliver(report),
+            Err(mpsc::SendError(report)) => report.deliver(&self.breaker, &self.coordinator),
         }
     }
 
     /// The relay, to ask for a flush.
     pub(crate) fn relay(&self) -> &Addr<ReportRelay> {
         &self.relay
-    }
-
-    fn deliver(&self, report: Relayed) {
-        match report {
-            Relayed::Report(r) => self.breaker.do_send(Reports(vec![r])),
-            Relayed::Finished(f) => self.coordinator.do_send(RequestsFinished(vec![f])),
-        }
     }
 }
 
@@ -136,11 +159,17 @@ impl ReportRelay {
         // setter's write: a report left after this is either read below or
         // arms the relay again.
         self.armed.swap(false, Ordering::AcqRel);
+        // Pairs with the fence in `RelayInbox::hold`.
+        fence(Ordering::SeqCst);
         let (mut reports, mut finished) = (Vec::new(), Vec::new());
         while let Ok(held) = self.inbox.try_recv() {
             match held {
                 Relayed::Report(r) => reports.push(r),
                 Relayed::Finished(f) => finished.push(f),
+                Relayed::Succeeded(r, f) => {
+                    reports.push(r);
+                    finished.push(f);
+                }
             }
         }
         if !reports.is_empty() {

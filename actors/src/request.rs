@@ -205,9 +205,8 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
         let (failure, raw) = match outcome {
             Some(Ok(Ok(value))) => {
                 self.core.end_attempt_after("success", elapsed);
-                if let Some(l) = lease {
-                    self.core.actors.report_success(l, elapsed);
-                }
+                // Reported with the request's end, in `finish`.
+                self.core.succeeded = lease.map(|l| (l, elapsed));
                 let attempts = self.core.progress.attempts();
                 return self.finish(Ok(Completed { value, attempts }), ctx);
             }

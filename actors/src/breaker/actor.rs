@@ -308,11 +308,11 @@ impl BreakerRef {
     /// with [`BreakerRef::acquire`].
     pub fn pass(&self, model: &Arc<str>) -> Option<PermitLease> {
         let endpoint = self.0.endpoint_gate.pass()?;
-        let permit = self.0.gates.pass(model)?;
+        let (permit, model) = self.0.gates.pass(model)?;
         Some(PermitLease {
             endpoint,
             permit,
-            model: model.clone(),
+            model,
             from_gate: true,
             breaker: Some(self.clone()),
         })

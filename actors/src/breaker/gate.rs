@@ -53,9 +53,13 @@ pub struct GateMap(Arc<ArcSwap<HashMap<Arc<str>, AdmissionGate>>>);
 
 impl GateMap {
     /// A permit for `model`, if its gate admits every call (`None` also for a
-    /// model the actor has not seen yet: ask it).
-    pub fn pass(&self, model: &str) -> Option<Permit> {
-        self.0.load().get(model)?.pass()
+    /// model the actor has not seen yet: ask it), with the map's own name of the
+    /// model: a lease that carries it to the breaker's thread carries no
+    /// allocation of the request's, freed there.
+    pub fn pass(&self, model: &str) -> Option<(Permit, Arc<str>)> {
+        let map = self.0.load();
+        let (name, gate) = map.get_key_value(model)?;
+        Some((gate.pass()?, name.clone()))
     }
 
     /// Replaces the map.
