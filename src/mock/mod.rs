@@ -33,7 +33,7 @@ pub mod tools;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -244,6 +244,12 @@ pub(crate) struct Shared {
     queue: Mutex<VecDeque<FaultPlan>>,
     keyed: Mutex<HashMap<String, VecDeque<FaultPlan>>>,
     default_fault: Mutex<Option<FaultPlan>>,
+    /// Plans waiting in `queue` and `keyed`, and whether `default_fault` is set:
+    /// read first, so that a request with nothing scripted takes no lock (the
+    /// mock's workers would otherwise contend for these three on every request,
+    /// and more on steer's, which carry a key, than on a bare client's).
+    scripted: AtomicUsize,
+    has_default: AtomicBool,
     mix_rng: Mutex<Option<(u64, fastrand::Rng)>>,
     log: Mutex<VecDeque<RecordedRequest>>,
     counter: AtomicU64,
@@ -254,6 +260,8 @@ impl Shared {
     fn new(config: MockBuilder) -> Self {
         Shared {
             default_fault: Mutex::new(config.default_fault.clone()),
+            scripted: AtomicUsize::new(0),
+            has_default: AtomicBool::new(config.default_fault.is_some()),
             config,
             queue: Mutex::new(VecDeque::new()),
             keyed: Mutex::new(HashMap::new()),
@@ -280,6 +288,30 @@ impl Shared {
     /// Whether requests are recorded at all.
     pub(crate) fn records(&self) -> bool {
         self.config.record > 0
+    }
+
+    /// The next scripted plan for a request with `key`: its own script, the
+    /// queue, then the default.
+    pub(crate) fn scripted_plan(&self, key: Option<&str>) -> Option<FaultPlan> {
+        if self.scripted.load(Ordering::Acquire) > 0 {
+            let keyed = key.and_then(|k| {
+                let mut scripts = self.keyed.lock();
+                let queue = scripts.get_mut(k)?;
+                let plan = queue.pop_front();
+                if queue.is_empty() {
+                    scripts.remove(k);
+                }
+                plan
+            });
+            if let Some(plan) = keyed.or_else(|| self.queue.lock().pop_front()) {
+                self.scripted.fetch_sub(1, Ordering::AcqRel);
+                return Some(plan);
+            }
+        }
+        if self.has_default.load(Ordering::Acquire) {
+            return self.default_fault.lock().clone();
+        }
+        None
     }
 
     fn next_id(&self) -> u64 {
@@ -370,23 +402,32 @@ impl MockServer {
 
     /// Queues fault plans for the next requests (any key), first in, first out.
     pub fn push_faults(&self, plans: impl IntoIterator<Item = FaultPlan>) {
-        self.shared.queue.lock().extend(plans);
+        let mut queue = self.shared.queue.lock();
+        let before = queue.len();
+        queue.extend(plans);
+        self.shared
+            .scripted
+            .fetch_add(queue.len() - before, Ordering::AcqRel);
     }
 
     /// Queues fault plans for the requests whose `x-client-request-id` is `key`
     /// (steer sends its request id there).
     pub fn script_key(&self, key: &str, plans: impl IntoIterator<Item = FaultPlan>) {
-        self.shared
-            .keyed
-            .lock()
-            .entry(key.to_string())
-            .or_default()
-            .extend(plans);
+        let mut scripts = self.shared.keyed.lock();
+        let queue = scripts.entry(key.to_string()).or_default();
+        let before = queue.len();
+        queue.extend(plans);
+        let added = queue.len() - before;
+        self.shared.scripted.fetch_add(added, Ordering::AcqRel);
     }
 
     /// Sets (or clears) the fault for requests nothing else covers.
     pub fn set_default_fault(&self, plan: Option<FaultPlan>) {
-        *self.shared.default_fault.lock() = plan;
+        let mut default = self.shared.default_fault.lock();
+        self.shared
+            .has_default
+            .store(plan.is_some(), Ordering::Release);
+        *default = plan;
     }
 
     /// The requests recorded (the latest ones, up to the log's capacity), oldest first.

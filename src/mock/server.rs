@@ -138,21 +138,7 @@ fn choose_fault(shared: &Shared, headers: &HeaderMap) -> Result<Option<FaultPlan
             .map_err(|_| format!("{FAULT_HEADER} is not ASCII"))?;
         Some(spec.parse::<FaultPlan>().map_err(|e| e.to_string())?)
     } else {
-        let keyed = headers
-            .get(KEY_HEADER)
-            .and_then(|k| k.to_str().ok())
-            .and_then(|k| {
-                let mut scripts = shared.keyed.lock();
-                let queue = scripts.get_mut(k)?;
-                let plan = queue.pop_front();
-                if queue.is_empty() {
-                    scripts.remove(k);
-                }
-                plan
-            });
-        keyed
-            .or_else(|| shared.queue.lock().pop_front())
-            .or_else(|| shared.default_fault.lock().clone())
+        shared.scripted_plan(headers.get(KEY_HEADER).and_then(|k| k.to_str().ok()))
     };
     Ok(plan.map(|mut plan| {
         if let Outcome::Mix(mix) = &plan.outcome {
