@@ -62,9 +62,6 @@ pub struct RequestCore {
     pub in_flight: bool,
     /// The caller's in-flight slot, freed when the actor goes.
     pub admission: Option<OwnedSemaphorePermit>,
-    /// The permit of the attempt that succeeded and how long it took: reported
-    /// with the request's end ([`report_end`]), in one trip through the relay.
-    pub succeeded: Option<(PermitLease, Duration)>,
     /// Counts the request in flight at its provider while it lives.
     in_flight_gauge: GaugeGuard,
 }
@@ -94,7 +91,6 @@ impl RequestCore {
             last_failure: None,
             in_flight: false,
             admission,
-            succeeded: None,
         }
     }
 
@@ -299,6 +295,16 @@ fn retry_after<A: AttemptLoop>(
 /// Tells the coordinator how the request ended (one-way); the request is counted
 /// then if it never reported before.
 pub fn report_end<A: AttemptLoop>(act: &mut A, end: RequestEnd) {
+    report_end_after(act, end, None);
+}
+
+/// [`report_end`], with the permit of the attempt that succeeded and how long it
+/// took: both reports make one trip through the relay.
+pub fn report_end_after<A: AttemptLoop>(
+    act: &mut A,
+    end: RequestEnd,
+    succeeded: Option<(PermitLease, Duration)>,
+) {
     let core = act.core();
     core.attempt_span = tracing::Span::none();
     let outcome = end.outcome();
@@ -306,7 +312,6 @@ pub fn report_end<A: AttemptLoop>(act: &mut A, end: RequestEnd) {
         .meters
         .request_at(&core.target, outcome, core.started.elapsed());
     let first_report = core.progress.first_report();
-    let succeeded = core.succeeded.take();
     core.actors
         .request_ended(succeeded, RequestFinished { end, first_report });
 }

@@ -117,6 +117,9 @@ pub struct RequestActor<T: Send + 'static, E: Send + 'static> {
     core: RequestCore,
     attempt: AttemptFn<T, E>,
     reply: Option<oneshot::Sender<RequestResult<T, E>>>,
+    /// The permit of the attempt that succeeded and how long it took, reported
+    /// with the request's end (one trip through the relay for both).
+    succeeded: Option<(PermitLease, Duration)>,
 }
 
 impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
@@ -135,6 +138,7 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
             core: RequestCore::new(spec, actors, span, admission),
             attempt,
             reply: Some(reply),
+            succeeded: None,
         }
     }
 
@@ -156,7 +160,8 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
                 }
             }
         };
-        attempt_loop::report_end(self, end);
+        let succeeded = self.succeeded.take();
+        attempt_loop::report_end_after(self, end, succeeded);
         if let Some(tx) = self.reply.take() {
             let _ = tx.send(result.map_err(Box::new));
         }
@@ -206,7 +211,7 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
             Some(Ok(Ok(value))) => {
                 self.core.end_attempt_after("success", elapsed);
                 // Reported with the request's end, in `finish`.
-                self.core.succeeded = lease.map(|l| (l, elapsed));
+                self.succeeded = lease.map(|l| (l, elapsed));
                 let attempts = self.core.progress.attempts();
                 return self.finish(Ok(Completed { value, attempts }), ctx);
             }
