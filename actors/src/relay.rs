@@ -9,7 +9,7 @@
 //! runtime: an arbiter's, or a plain tokio one's) takes those reports on the
 //! requests' own runtime, left in its inbox (`RelayInbox`, which wakes the relay
 //! only for the first report after a flush), and sends them on in one message
-//! each per millisecond. Only outcomes that cannot move a breaker by
+//! each per [`FLUSH_AFTER`]. Only outcomes that cannot move a breaker by
 //! themselves wait (successes of permits from the admission gate, successful
 //! ends), never longer than [`FLUSH_AFTER`]; a failure of a gate permit is sent
 //! at once behind the successes held, so the breaker sees one runtime's outcomes
@@ -29,8 +29,12 @@ use crate::breaker::CircuitBreaker;
 use crate::retry::coordinator::RequestsFinished;
 use crate::retry::{RequestFinished, RetryCoordinator};
 
-/// The longest a gathered report waits.
-pub const FLUSH_AFTER: Duration = Duration::from_millis(1);
+/// The longest a gathered report waits. 10 ms, not 1: each flush wakes the
+/// home arbiter's thread, which on a small machine preempts a worker; at 1 ms
+/// that tipped plain tokio at 64 concurrent into its costly regime in 60% of
+/// short rounds, at 10 ms in 8-28% (BENCHMARKS.md). What waits cannot move a
+/// breaker by itself, and whoever reads the breaker or the coordinator flushes.
+pub const FLUSH_AFTER: Duration = Duration::from_millis(10);
 
 /// A report the relay passes on.
 #[derive(Debug)]
