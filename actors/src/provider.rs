@@ -115,7 +115,7 @@ impl ProviderActors {
         let outcome = CallOutcome::Success { elapsed };
         if lease.from_gate() {
             if let Some(report) = lease.into_report(outcome, Scope::Model) {
-                self.hold_or_deliver(Relayed::Report(report));
+                self.relay(Relayed::Report(report), false);
             }
             return;
         }
@@ -144,25 +144,27 @@ impl ProviderActors {
             }
             None => None,
         };
-        self.hold_or_deliver(match report {
+        let held = match report {
             Some(report) => Relayed::Succeeded(report, msg),
             None => Relayed::Finished(msg),
-        });
+        };
+        self.relay(held, false);
     }
 
-    /// Leaves `held` with the current runtime's relay; outside any runtime,
-    /// sends it straight on.
-    fn hold_or_deliver(&self, held: Relayed) {
+    /// Leaves `held` with the current runtime's relay (`now`: to be sent at
+    /// once, behind what the relay holds); outside any runtime, sends it
+    /// straight on.
+    fn relay(&self, held: Relayed, now: bool) {
         let mut held = Some(held);
-        let relayed = self.with_relay(|relay| {
-            if let Some(h) = held.take() {
+        self.with_relay(|relay| match held.take() {
+            Some(h) if now => relay.send_now(h),
+            Some(h) => {
                 relay.hold(h);
             }
+            None => {}
         });
-        if relayed.is_none() {
-            if let Some(h) = held {
-                h.deliver(self.breaker.addr(), &self.coordinator);
-            }
+        if let Some(h) = held {
+            h.deliver(self.breaker.addr(), &self.coordinator);
         }
     }
 
@@ -182,15 +184,7 @@ impl ProviderActors {
             if !lease.from_gate() {
                 lease.report_in(outcome, scope);
             } else if let Some(report) = lease.into_report(outcome, scope) {
-                let mut report = Some(Relayed::Report(report));
-                self.with_relay(|relay| {
-                    if let Some(r) = report.take() {
-                        relay.send_now(r);
-                    }
-                });
-                if let Some(r) = report {
-                    r.deliver(self.breaker.addr(), &self.coordinator);
-                }
+                self.relay(Relayed::Report(report), true);
             }
         }
         if pause {
