@@ -37,6 +37,15 @@ pub fn fault_tolerant_client(mock: &steer_llm::mock::MockServer) -> steer_llm::C
         .unwrap()
 }
 
+/// A multi-thread tokio runtime with two workers (the shape of most services).
+pub fn two_worker_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// The three built-in providers and a model of each.
 pub const MODELS: [&str; 3] = [
     "openai/gpt-4o-mini",

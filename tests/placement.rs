@@ -83,11 +83,7 @@ async fn exercise(client: &Client, mock: &MockServer, tag: &str) {
 
 #[test]
 fn from_a_spawned_task_on_a_multi_thread_runtime() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::two_worker_runtime();
     rt.block_on(async {
         let mock = MockServer::builder().start_background().unwrap();
         let client = Client::builder()

@@ -57,26 +57,6 @@ fn fault() -> impl Strategy<Value = Fault> {
     ]
 }
 
-fn client(mock: &MockServer) -> Client {
-    Client::builder()
-        .providers(mock.providers().unwrap())
-        .retry(
-            steer_llm::RetryPolicy::default().backoff(steer_llm::Backoff {
-                max_attempts: 3,
-                base: Duration::from_millis(1),
-                multiplier: 2.0,
-                max_delay: Duration::from_millis(2),
-                jitter: steer_llm::Jitter::None,
-            }),
-        )
-        .breaker(steer_llm::BreakerConfig {
-            failure_threshold: 1_000_000,
-            ..steer_llm::BreakerConfig::default()
-        })
-        .build()
-        .unwrap()
-}
-
 /// One call's text, or its error.
 async fn call(client: Client, req: ChatRequest, stream: bool) -> Result<String, Error> {
     if !stream {
@@ -111,14 +91,10 @@ proptest! {
     fn in_place_requests_across_workers_end_once_under_faults(
         calls in proptest::collection::vec((fault(), any::<bool>()), 4..24),
     ) {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = common::two_worker_runtime();
         rt.block_on(async {
             let mock = MockServer::builder().start_background().unwrap();
-            let client = client(&mock);
+            let client = common::fault_tolerant_client(&mock);
             let tasks: Vec<_> = calls
                 .iter()
                 .enumerate()
