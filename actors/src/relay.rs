@@ -130,6 +130,9 @@ pub struct ReportRelay {
     armed: Arc<AtomicBool>,
     /// Whether a flush is due.
     scheduled: bool,
+    /// How many reports and ends the last flush sent: the next one's batches
+    /// are made that size at once (a flush carries up to 10 ms of requests).
+    last: (usize, usize),
 }
 
 impl ReportRelay {
@@ -148,6 +151,7 @@ impl ReportRelay {
             inbox: rx,
             armed: armed.clone(),
             scheduled: false,
+            last: (0, 0),
         })?;
         Some(RelayInbox {
             reports: tx,
@@ -165,7 +169,10 @@ impl ReportRelay {
         self.armed.swap(false, Ordering::AcqRel);
         // Pairs with the fence in `RelayInbox::hold`.
         fence(Ordering::SeqCst);
-        let (mut reports, mut finished) = (Vec::new(), Vec::new());
+        let (mut reports, mut finished) = (
+            Vec::with_capacity(self.last.0),
+            Vec::with_capacity(self.last.1),
+        );
         while let Ok(held) = self.inbox.try_recv() {
             match held {
                 Relayed::Report(r) => reports.push(r),
@@ -176,6 +183,7 @@ impl ReportRelay {
                 }
             }
         }
+        self.last = (reports.len(), finished.len());
         if !reports.is_empty() {
             self.breaker.do_send(Reports(reports));
         }
