@@ -9,8 +9,10 @@ use std::time::Duration;
 use crate::breaker::{failure_outcome, pause_for, Scope};
 use crate::failure::Failure;
 use actix::{Actor, Addr, Arbiter, ArbiterHandle};
-use parking_lot::RwLock;
+use parking_lot::{MappedRwLockReadGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use tokio::runtime::Id;
 
+use crate::breaker::actor::Report;
 use crate::breaker::{BreakerRef, CallOutcome, CircuitBreaker, PermitLease};
 use crate::in_place::InPlace;
 use crate::meters::Meters;
@@ -30,7 +32,7 @@ pub struct ProviderActors {
     /// The client's metric families, which its requests record into.
     pub meters: Meters,
     /// One relay per runtime its requests ran on (an arbiter's or a plain tokio one).
-    relays: RwLock<Vec<(tokio::runtime::Id, Arc<RelayInbox>)>>,
+    relays: RwLock<Vec<(Id, RelayInbox)>>,
 }
 
 impl std::fmt::Debug for ProviderActors {
@@ -61,33 +63,33 @@ impl ProviderActors {
         })
     }
 
-    /// Runs `f` with the relay of the current runtime (an arbiter's, or a plain
-    /// tokio runtime's), started on first use; `None` outside any runtime.
+    /// The relay of the current runtime (an arbiter's, or a plain tokio
+    /// runtime's), started on first use; `None` outside any runtime.
     ///
-    /// The relay is used under the read guard, not cloned out: every request's
-    /// report comes here, from every worker, and each reference count or lock
-    /// word both workers write is a cache line they pass back and forth.
-    fn with_relay<R>(&self, f: impl FnOnce(&RelayInbox) -> R) -> Option<R> {
+    /// Lent under the read guard, not cloned out: every request's report comes
+    /// here, from every worker, and each reference count or lock word both
+    /// workers write is a cache line they pass back and forth.
+    fn current_relay(&self) -> Option<MappedRwLockReadGuard<'_, RelayInbox>> {
         let runtime = tokio::runtime::Handle::try_current().ok()?;
         let me = runtime.id();
-        if let Some((_, r)) = self.relays.read().iter().find(|(t, _)| *t == me) {
-            return Some(f(r));
+        if let Ok(relay) = RwLockReadGuard::try_map(self.relays.read(), |all| relay_of(all, me)) {
+            return Some(relay);
         }
-        let inbox = self.start_relay(runtime)?;
-        Some(f(&inbox))
+        let mut all = self.relays.write();
+        if relay_of(&all, me).is_none() {
+            let inbox = self.start_relay(&runtime)?;
+            if all.len() >= MAX_RELAYS {
+                all.remove(0);
+            }
+            all.push((me, inbox));
+        }
+        RwLockReadGuard::try_map(RwLockWriteGuard::downgrade(all), |all| relay_of(all, me)).ok()
     }
 
-    /// Starts the relay of `runtime` (unless another caller just did).
-    fn start_relay(&self, runtime: tokio::runtime::Handle) -> Option<Arc<RelayInbox>> {
-        let me = runtime.id();
-        let mut all = self.relays.write();
-        if let Some((_, r)) = all.iter().find(|(t, _)| *t == me) {
-            return Some(r.clone());
-        }
-        if all.len() >= MAX_RELAYS {
-            all.remove(0);
-        }
-        let inbox = ReportRelay::with_inbox(
+    /// Starts a relay on `runtime`: on its arbiter, or as a task of a plain
+    /// tokio runtime.
+    fn start_relay(&self, runtime: &tokio::runtime::Handle) -> Option<RelayInbox> {
+        ReportRelay::with_inbox(
             self.breaker.addr().clone(),
             self.coordinator.clone(),
             |relay| match Arbiter::try_current() {
@@ -102,10 +104,7 @@ impl ProviderActors {
                     Some(addr)
                 }
             },
-        )?;
-        let inbox = Arc::new(inbox);
-        all.push((me, inbox.clone()));
-        Some(inbox)
+        )
     }
 
     /// Reports a successful call of `lease`: through the current arbiter's
@@ -113,13 +112,9 @@ impl ProviderActors {
     /// every call, so one success moves nothing), else straight to the breaker.
     pub fn report_success(&self, lease: PermitLease, elapsed: Duration) {
         let outcome = CallOutcome::Success { elapsed };
-        if lease.from_gate() {
-            if let Some(report) = lease.into_report(outcome, Scope::Model) {
-                self.relay(Relayed::Report(report), false);
-            }
-            return;
+        if let Some(report) = relayable(lease, outcome, Scope::Model) {
+            self.relay(Relayed::Report(report), false);
         }
-        lease.report(outcome);
     }
 
     /// Reports how a request ended, with the success of its last attempt when
@@ -127,23 +122,15 @@ impl ProviderActors {
     /// in one trip through the relay, since neither can move the breaker or the
     /// coordinator by itself; any other end goes at once.
     pub fn request_ended(&self, success: Option<(PermitLease, Duration)>, msg: RequestFinished) {
+        let report = success.and_then(|(lease, elapsed)| {
+            relayable(lease, CallOutcome::Success { elapsed }, Scope::Model)
+        });
         if !matches!(msg.end, RequestEnd::Succeeded { .. }) {
-            if let Some((lease, elapsed)) = success {
-                self.report_success(lease, elapsed);
+            if let Some(report) = report {
+                self.relay(Relayed::Report(report), false);
             }
-            self.coordinator.do_send(msg);
-            return;
+            return self.coordinator.do_send(msg);
         }
-        let report = match success {
-            Some((lease, elapsed)) if lease.from_gate() => {
-                lease.into_report(CallOutcome::Success { elapsed }, Scope::Model)
-            }
-            Some((lease, elapsed)) => {
-                lease.report(CallOutcome::Success { elapsed });
-                None
-            }
-            None => None,
-        };
         let held = match report {
             Some(report) => Relayed::Succeeded(report, msg),
             None => Relayed::Finished(msg),
@@ -155,16 +142,12 @@ impl ProviderActors {
     /// once, behind what the relay holds); outside any runtime, sends it
     /// straight on.
     fn relay(&self, held: Relayed, now: bool) {
-        let mut held = Some(held);
-        self.with_relay(|relay| match held.take() {
-            Some(h) if now => relay.send_now(h),
-            Some(h) => {
-                relay.hold(h);
+        match self.current_relay() {
+            Some(relay) if now => relay.send_now(held),
+            Some(relay) => {
+                relay.hold(held);
             }
-            None => {}
-        });
-        if let Some(h) = held {
-            h.deliver(self.breaker.addr(), &self.coordinator);
+            None => held.deliver(self.breaker.addr(), &self.coordinator),
         }
     }
 
@@ -181,9 +164,7 @@ impl ProviderActors {
     ) {
         if let Some(lease) = lease {
             let (outcome, scope) = failure_outcome(failure);
-            if !lease.from_gate() {
-                lease.report_in(outcome, scope);
-            } else if let Some(report) = lease.into_report(outcome, scope) {
+            if let Some(report) = relayable(lease, outcome, scope) {
                 self.relay(Relayed::Report(report), true);
             }
         }
@@ -206,4 +187,21 @@ impl ProviderActors {
             let _ = r.send(FlushReports).await;
         }
     }
+}
+
+/// The report of `lease`'s outcome for the relay, when its permit came from the
+/// admission gate; any other permit (a probe's, given by message) reports
+/// straight to the breaker, and nothing is left to relay.
+fn relayable(lease: PermitLease, outcome: CallOutcome, scope: Scope) -> Option<Report> {
+    if lease.from_gate() {
+        lease.into_report(outcome, scope)
+    } else {
+        lease.report_in(outcome, scope);
+        None
+    }
+}
+
+/// The relay of runtime `me` among `all`.
+fn relay_of(all: &[(Id, RelayInbox)], me: Id) -> Option<&RelayInbox> {
+    all.iter().find(|(t, _)| *t == me).map(|(_, r)| r)
 }
