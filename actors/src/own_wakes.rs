@@ -75,6 +75,8 @@ impl std::fmt::Debug for OwnWakes {
     }
 }
 
+/// Starts [`IDLE`] (0).
+#[derive(Default)]
 struct Shared {
     state: AtomicU8,
     task: AtomicWaker,
@@ -102,12 +104,7 @@ impl OwnWakes {
         cx: &mut Context<'_>,
         mut poll: impl FnMut(&mut Context<'_>) -> Poll<T>,
     ) -> Poll<T> {
-        let shared = self.shared.get_or_insert_with(|| {
-            Arc::new(Shared {
-                state: AtomicU8::new(IDLE),
-                task: AtomicWaker::new(),
-            })
-        });
+        let shared = self.shared.get_or_insert_with(Arc::default);
         shared.task.register(cx.waker());
         let waker = waker_ref(shared);
         let mut own = Context::from_waker(&waker);
@@ -142,6 +139,12 @@ mod tests {
         }
     }
 
+    impl Count {
+        fn woken(&self) -> usize {
+            self.0.load(Ordering::SeqCst)
+        }
+    }
+
     fn task() -> (Arc<Count>, std::task::Waker) {
         let count = Arc::new(Count(AtomicUsize::new(0)));
         let waker = futures::task::waker(count.clone());
@@ -163,7 +166,7 @@ mod tests {
             Poll::Ready(polls)
         });
         assert_eq!(r, Poll::Ready(3));
-        assert_eq!(count.0.load(Ordering::SeqCst), 0);
+        assert_eq!(count.woken(), 0);
     }
 
     #[test]
@@ -177,13 +180,13 @@ mod tests {
             Poll::Pending
         });
         assert!(r.is_pending());
-        assert_eq!(count.0.load(Ordering::SeqCst), 0);
+        assert_eq!(count.woken(), 0);
         // From another thread, as a reply from another arbiter would.
         let kept = kept.expect("registered");
         std::thread::spawn(move || kept.wake())
             .join()
             .expect("waker");
-        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(count.woken(), 1);
     }
 
     #[test]
@@ -199,7 +202,7 @@ mod tests {
         });
         assert!(r.is_pending());
         assert_eq!(polls, MAX_POLLS);
-        assert_eq!(count.0.load(Ordering::SeqCst), 1, "the task is woken once");
+        assert_eq!(count.woken(), 1, "the task is woken once");
     }
 
     #[test]
@@ -215,7 +218,7 @@ mod tests {
         // The future moved to another task, then was woken.
         let _: Poll<()> = wakes.poll(&mut Context::from_waker(&w2), |_| Poll::Pending);
         kept.expect("registered").wake();
-        assert_eq!(first.0.load(Ordering::SeqCst), 0);
-        assert_eq!(second.0.load(Ordering::SeqCst), 1);
+        assert_eq!(first.woken(), 0);
+        assert_eq!(second.woken(), 1);
     }
 }
