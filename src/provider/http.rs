@@ -4,9 +4,8 @@
 
 use std::collections::VecDeque;
 use std::error::Error as StdError;
-use std::time::Duration;
-
 use std::future::Future;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures::{FutureExt, Stream, StreamExt};
@@ -208,25 +207,35 @@ pub(crate) async fn read_body(
     // Chunk by chunk (`chunk()`'s future is 32 bytes, `bytes()`'s 568: it would
     // grow every request's future past the allocator's per-thread cache size);
     // a body that comes in one chunk, as most do, is returned without a copy.
-    let mut first: Option<Bytes> = None;
-    let mut buf = BytesMut::new();
     let mut len = 0usize;
-    while let Some(chunk) = response.chunk().await.map_err(|e| ctx.transport(&e))? {
+    // Whether the body, with `chunk`, is past the limit.
+    let mut past_limit = |chunk: &Bytes| {
         len = len.saturating_add(chunk.len());
-        if len > RESPONSE_BODY_LIMIT {
+        len > RESPONSE_BODY_LIMIT
+    };
+    let transport = |e: reqwest::Error| ctx.transport(&e);
+    let Some(first) = response.chunk().await.map_err(transport)? else {
+        return Ok(Bytes::new());
+    };
+    if past_limit(&first) {
+        return Err(too_large());
+    }
+    let Some(second) = response.chunk().await.map_err(transport)? else {
+        return Ok(first);
+    };
+    if past_limit(&second) {
+        return Err(too_large());
+    }
+    let mut buf = BytesMut::with_capacity(first.len().saturating_add(second.len()));
+    buf.extend_from_slice(&first);
+    buf.extend_from_slice(&second);
+    while let Some(chunk) = response.chunk().await.map_err(transport)? {
+        if past_limit(&chunk) {
             return Err(too_large());
         }
-        match first.take() {
-            None if buf.is_empty() => first = Some(chunk),
-            held => {
-                if let Some(held) = held {
-                    buf.extend_from_slice(&held);
-                }
-                buf.extend_from_slice(&chunk);
-            }
-        }
+        buf.extend_from_slice(&chunk);
     }
-    Ok(first.unwrap_or_else(|| buf.freeze()))
+    Ok(buf.freeze())
 }
 
 /// Turns a successful SSE response into steer stream events, starting with `start`.
