@@ -280,6 +280,48 @@ async fn an_oversized_response_head_is_malformed_not_a_reset() {
     assert_eq!(category(&e), Category::MalformedResponse, "{e}");
 }
 
+/// A reply body past the 32 MiB limit, sent without a length (read until the
+/// server closes) or declaring one: a malformed reply, read no further than the
+/// limit (or not at all), never held whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_or_oversized_2xx_body_fails_at_the_body_limit() {
+    let endless = Hostile::start(Arc::new(move |_, _| Reply::Endless {
+        head: [
+            head("200 OK", "application/json", &[]),
+            b"{\"id\":\"".to_vec(),
+        ]
+        .concat(),
+        repeat: vec![b'x'; 64 * 1024],
+        pace: None,
+        max: 256 << 20,
+    }))
+    .await;
+    let declared = format!("content-length: {}", 1u64 << 40);
+    let reply = [
+        head("200 OK", "application/json", &[declared]),
+        b"{".to_vec(),
+    ]
+    .concat();
+    let oversized = Hostile::start(Arc::new(move |_, _| Reply::Bytes(reply.clone()))).await;
+    for server in [&endless, &oversized] {
+        // Not `hostile_client`: 32 MiB over a loaded loopback may take longer
+        // than its 400 ms attempt timeout; this is a hang detector only.
+        let client = Client::builder()
+            .providers(openai(&server.url(), 1 << 20))
+            .retry(RetryPolicy::never())
+            .attempt_timeout(Some(Duration::from_secs(30)))
+            .build()
+            .unwrap();
+        let e = client
+            .generate(req("openai/gpt-4o-mini"))
+            .await
+            .unwrap_err();
+        assert_eq!(category(&e), Category::MalformedResponse, "{e}");
+        assert!(e.to_string().contains("larger than 33554432 bytes"), "{e}");
+        read_bounded(server);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_echoed_across_the_body_limit_leaves_no_piece_behind() {
     // The key starts a few bytes before the 64 KiB cut, so a cut-then-scrub
