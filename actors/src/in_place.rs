@@ -178,7 +178,8 @@ impl<A: Actor<Context = Context<A>>, T> Future for Until<A, T> {
         let this = self.get_mut();
         let (context, stopped, reply) = (&mut this.actor.fut, &mut this.stopped, &mut this.reply);
         // The reply is sent while the actor is polled here, waking this very
-        // task: `wakes` makes that one more turn of this loop.
+        // task: under `wakes` that wake is noted (a turn more if the poll ends
+        // `Pending`), not a yield that hands the task to another worker.
         this.actor.wakes.poll(cx, |cx| {
             if !*stopped {
                 match poll_context(context, cx) {
