@@ -24,7 +24,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use super::continuation::{continuation_request, is_prefill_rejection, strategy_for, Continuation};
 use super::group::{after_failure, earliest_back, recovery_wait, Group, Move};
-use super::stream_delivery::Delivery;
+use super::stream_delivery::{Asked, Delivery};
 use super::stream_reader::{AttemptEnded, AttemptPlan, Command, Outcome};
 use super::trace;
 use crate::classify::classify;
@@ -481,13 +481,17 @@ impl StreamActor {
             self.core.actors.coordinator.do_send(AttemptAbandoned {
                 outcome: failure.category.as_str(),
             });
-            held(&mut self.delivery).finish_reason = Some(FinishReason::Length);
-            let complete = StreamEvent::Complete {
-                finish_reason: FinishReason::Length,
-                usage: Some(held(&mut self.delivery).total_usage()),
+            let asked = Asked {
+                original: &self.original,
+                provider: self.provider.name(),
+                started: self.core.started,
+                route: self.route.as_ref().map(|r| r.steps.as_slice()),
             };
+            let mut last = Vec::new();
+            held(&mut self.delivery).complete(FinishReason::Length, &asked, &mut last);
             let attempts = self.core.progress.attempts();
-            return match self.tx.unbounded_send(Command::Events(vec![Ok(complete)])) {
+            let last = last.into_iter().map(Ok).collect();
+            return match self.tx.unbounded_send(Command::Events(last)) {
                 Ok(()) => self.end(None, RequestEnd::Succeeded { attempts }, ctx),
                 Err(_) => self.cancelled(ctx),
             };

@@ -147,13 +147,30 @@ impl Delivery {
 
     /// The stream ends at the token limit: what the consumer has is the whole
     /// reply `max_tokens` allows.
-    pub fn complete_at_limit(&mut self, out: &mut Vec<StreamEvent>) {
-        self.finish_reason = Some(FinishReason::Length);
+    pub fn complete_at_limit(&mut self, asked: &Asked<'_>, out: &mut Vec<StreamEvent>) {
         if self.attempt_usage.is_none() {
             self.attempt_usage = Some(Usage::new(0, self.attempt_deltas));
         }
+        self.complete(FinishReason::Length, asked, out);
+    }
+
+    /// The stream's last events, however it ends well: a grouped stream's route
+    /// (the target asked last answered), then `Complete` with the usage of every
+    /// attempt.
+    pub fn complete(
+        &mut self,
+        finish_reason: FinishReason,
+        asked: &Asked<'_>,
+        out: &mut Vec<StreamEvent>,
+    ) {
+        if let Some(route) = asked.route {
+            let mut steps = route.to_vec();
+            steps.push(RouteStep::answered(&asked.original.model));
+            out.push(StreamEvent::Route { steps });
+        }
+        self.finish_reason = Some(finish_reason.clone());
         out.push(StreamEvent::Complete {
-            finish_reason: FinishReason::Length,
+            finish_reason,
             usage: Some(self.total_usage()),
         });
     }
@@ -193,7 +210,7 @@ impl Delivery {
                     None => self.deliver(text, asked, out),
                 };
                 if !within_limit {
-                    self.complete_at_limit(out);
+                    self.complete_at_limit(asked, out);
                     return Step::Complete;
                 }
             }
@@ -218,17 +235,7 @@ impl Delivery {
                 if usage.is_some() {
                     self.attempt_usage = usage;
                 }
-                let total = self.total_usage();
-                if let Some(route) = asked.route {
-                    let mut steps = route.to_vec();
-                    steps.push(RouteStep::answered(&asked.original.model));
-                    out.push(StreamEvent::Route { steps });
-                }
-                self.finish_reason = Some(finish_reason.clone());
-                out.push(StreamEvent::Complete {
-                    finish_reason,
-                    usage: Some(total),
-                });
+                self.complete(finish_reason, asked, out);
                 return Step::Complete;
             }
             event @ (StreamEvent::ToolCallStart { .. }
@@ -317,6 +324,50 @@ mod tests {
             Step::Complete
         );
         assert_eq!(d.checkpoint.text, "ab");
+        assert!(matches!(
+            out.last(),
+            Some(StreamEvent::Complete {
+                finish_reason: FinishReason::Length,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_grouped_stream_cut_at_max_tokens_sends_its_route_before_complete() {
+        let req = ChatRequest::new("anthropic/m")
+            .expect("model")
+            .user("hi")
+            .max_tokens(1);
+        let before = [RouteStep {
+            target: "openai/m".into(),
+            outcome: "server_error".into(),
+            back_in: None,
+        }];
+        let asked = Asked {
+            route: Some(&before),
+            ..asked(&req)
+        };
+        let mut d = Delivery::default();
+        let (span, mut out) = (tracing::Span::none(), Vec::new());
+        d.on_event(delta("a"), &asked, &span, &mut out);
+        assert_eq!(
+            d.on_event(delta("b"), &asked, &span, &mut out),
+            Step::Complete
+        );
+        let steps = out.iter().find_map(|e| match e {
+            StreamEvent::Route { steps } => Some(steps),
+            _ => None,
+        });
+        let targets: Vec<_> = steps
+            .expect("a Route event")
+            .iter()
+            .map(|s| (s.target.as_str(), s.outcome.as_str()))
+            .collect();
+        assert_eq!(
+            targets,
+            [("openai/m", "server_error"), ("anthropic/m", "answered")]
+        );
         assert!(matches!(
             out.last(),
             Some(StreamEvent::Complete {
