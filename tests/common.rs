@@ -154,3 +154,40 @@ pub fn ok_reply(req: &ChatRequest, provider: &str) -> ChatResponse {
         rate_limit: Default::default(),
     }
 }
+
+/// A fault that breaks a stream mid-way, struck after a number of chunks.
+#[derive(Debug, Clone, Copy)]
+pub enum StreamFault {
+    Reset,
+    Truncate,
+    InBandServerError,
+    InBandOverloaded,
+    MalformedJson,
+    Stall,
+}
+
+impl StreamFault {
+    /// The mock's plan that strikes it after `after` chunks.
+    pub fn plan(self, after: usize) -> steer_llm::mock::FaultPlan {
+        use steer_llm::mock::FaultPlan;
+        match self {
+            StreamFault::Reset => FaultPlan::reset(after),
+            StreamFault::Truncate => FaultPlan::truncate(after),
+            StreamFault::InBandServerError => FaultPlan::stream_error("server_error", after),
+            StreamFault::InBandOverloaded => FaultPlan::stream_error("overloaded", after),
+            StreamFault::MalformedJson => format!("malformed_json?after={after}")
+                .parse()
+                .expect("a fault plan"),
+            StreamFault::Stall => FaultPlan::stall(after),
+        }
+    }
+}
+
+/// The models a stream property runs over: the three wire formats and a model
+/// that rejects prefill (continued by the "continue" message).
+pub const STREAM_MODELS: [&str; 4] = [
+    "openai/gpt-4o-mini",
+    "anthropic/claude-3-5-haiku-latest",
+    "xai/grok-3-mini",
+    "anthropic/claude-opus-4-6",
+];

@@ -8,6 +8,8 @@
 //! delivered text), and no more deltas than `max_tokens` reach the consumer.
 #![cfg(feature = "mock")]
 
+mod common;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -17,43 +19,13 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use steer_actors::stream::{MAX_OVERLAP, MIN_OVERLAP};
 use steer_llm::continue_message::{self, rejects_prefill};
 use steer_llm::mock::text::{self, Turn};
-use steer_llm::mock::{FaultPlan, MockServer};
+use steer_llm::mock::MockServer;
 use steer_llm::runtime::group::Group;
 use steer_llm::{BreakerConfig, ChatRequest, Client, RetryPolicy, StreamEvent};
 
-const MODELS: [&str; 4] = [
-    "openai/gpt-4o-mini",
-    "anthropic/claude-3-5-haiku-latest",
-    "xai/grok-3-mini",
-    // Rejects prefill: a stream failing over to it is continued by the
-    // "continue" message.
-    "anthropic/claude-opus-4-6",
-];
+use common::{StreamFault, STREAM_MODELS as MODELS};
 
 const SYSTEM: &str = "You are terse.";
-
-#[derive(Debug, Clone, Copy)]
-enum Kind {
-    Reset,
-    Truncate,
-    InBandServerError,
-    InBandOverloaded,
-    MalformedJson,
-}
-
-impl Kind {
-    fn plan(self, after: usize) -> FaultPlan {
-        match self {
-            Kind::Reset => FaultPlan::reset(after),
-            Kind::Truncate => FaultPlan::truncate(after),
-            Kind::InBandServerError => FaultPlan::stream_error("server_error", after),
-            Kind::InBandOverloaded => FaultPlan::stream_error("overloaded", after),
-            Kind::MalformedJson => format!("malformed_json?after={after}")
-                .parse()
-                .expect("a fault plan"),
-        }
-    }
-}
 
 #[derive(Debug, Clone)]
 struct Case {
@@ -64,7 +36,7 @@ struct Case {
     max_tokens: Option<u32>,
     /// A word of the first target's fault-free reply used as a stop sequence.
     stop_word: Option<usize>,
-    fault: (Kind, usize),
+    fault: (StreamFault, usize),
 }
 
 impl Case {
@@ -77,11 +49,11 @@ impl Case {
 
 fn case() -> impl Strategy<Value = Case> {
     let kind = prop_oneof![
-        3 => Just(Kind::Reset),
-        3 => Just(Kind::Truncate),
-        3 => Just(Kind::InBandServerError),
-        2 => Just(Kind::InBandOverloaded),
-        2 => Just(Kind::MalformedJson),
+        3 => Just(StreamFault::Reset),
+        3 => Just(StreamFault::Truncate),
+        3 => Just(StreamFault::InBandServerError),
+        2 => Just(StreamFault::InBandOverloaded),
+        2 => Just(StreamFault::MalformedJson),
     ];
     (
         0usize..MODELS.len(),

@@ -14,50 +14,19 @@ use futures::StreamExt;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use steer_llm::mock::text::{self, Finish, Turn};
-use steer_llm::mock::{FaultPlan, MockServer};
+use steer_llm::mock::MockServer;
 use steer_llm::{ChatRequest, Client, FinishReason, StreamEvent};
 
-const MODELS: [&str; 4] = [
-    "openai/gpt-4o-mini",
-    "anthropic/claude-3-5-haiku-latest",
-    "xai/grok-3-mini",
-    // Rejects prefill: continued by the "continue" message, overlap dropped.
-    "anthropic/claude-opus-4-6",
-];
+use common::{StreamFault, STREAM_MODELS as MODELS};
 
-#[derive(Debug, Clone, Copy)]
-enum Kind {
-    Reset,
-    Truncate,
-    InBandServerError,
-    InBandOverloaded,
-    MalformedJson,
-    Stall,
-}
-
-impl Kind {
-    fn plan(self, after: usize) -> FaultPlan {
-        match self {
-            Kind::Reset => FaultPlan::reset(after),
-            Kind::Truncate => FaultPlan::truncate(after),
-            Kind::InBandServerError => FaultPlan::stream_error("server_error", after),
-            Kind::InBandOverloaded => FaultPlan::stream_error("overloaded", after),
-            Kind::MalformedJson => format!("malformed_json?after={after}")
-                .parse()
-                .expect("a fault plan"),
-            Kind::Stall => FaultPlan::stall(after),
-        }
-    }
-}
-
-fn kind() -> impl Strategy<Value = Kind> {
+fn kind() -> impl Strategy<Value = StreamFault> {
     prop_oneof![
-        3 => Just(Kind::Reset),
-        3 => Just(Kind::Truncate),
-        3 => Just(Kind::InBandServerError),
-        2 => Just(Kind::InBandOverloaded),
-        2 => Just(Kind::MalformedJson),
-        1 => Just(Kind::Stall),
+        3 => Just(StreamFault::Reset),
+        3 => Just(StreamFault::Truncate),
+        3 => Just(StreamFault::InBandServerError),
+        2 => Just(StreamFault::InBandOverloaded),
+        2 => Just(StreamFault::MalformedJson),
+        1 => Just(StreamFault::Stall),
     ]
 }
 
@@ -68,8 +37,8 @@ struct Case {
     max_tokens: Option<u32>,
     /// A word of the fault-free reply used as a stop sequence, by index.
     stop_word: Option<usize>,
-    first: (Kind, usize),
-    second: Option<(Kind, usize)>,
+    first: (StreamFault, usize),
+    second: Option<(StreamFault, usize)>,
     /// Two tools, named by the prompt: the reply calls both.
     tools: bool,
 }
