@@ -10,6 +10,7 @@
 
 mod common;
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -292,14 +293,13 @@ fn a_stream_failed_over_midway_holds_every_character_once_for_every_parameter_an
         .record_requests(false)
         .start_background()
         .unwrap();
-    let mut clients: HashMap<(&str, &str), Client> = HashMap::new();
+    let clients: RefCell<HashMap<(&str, &str), Client>> = RefCell::default();
     let mut runner = TestRunner::new(Config {
         cases: 300,
         failure_persistence: None,
         ..Config::default()
     });
     let n = std::sync::atomic::AtomicU64::new(0);
-    let clients = std::cell::RefCell::new(&mut clients);
     let result = runner.run(&case(), |case| {
         let n = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let pair = case.models();

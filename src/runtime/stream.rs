@@ -24,7 +24,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use super::continuation::{continuation_request, is_prefill_rejection, strategy_for, Continuation};
 use super::group::{after_failure, earliest_back, recovery_wait, Group, Move};
-use super::stream_delivery::{Asked, Delivery};
+use super::stream_delivery::Delivery;
 use super::stream_reader::{AttemptEnded, AttemptPlan, Command, Outcome};
 use super::trace;
 use crate::classify::classify;
@@ -481,14 +481,14 @@ impl StreamActor {
             self.core.actors.coordinator.do_send(AttemptAbandoned {
                 outcome: failure.category.as_str(),
             });
-            let asked = Asked {
-                original: &self.original,
-                provider: self.provider.name(),
-                started: self.core.started,
-                route: self.route.as_ref().map(|r| r.steps.as_slice()),
-            };
+            let route = self.route.as_ref().map(|r| r.steps.as_slice());
             let mut last = Vec::new();
-            held(&mut self.delivery).complete(FinishReason::Length, &asked, &mut last);
+            held(&mut self.delivery).complete(
+                FinishReason::Length,
+                route,
+                &self.original.model,
+                &mut last,
+            );
             let attempts = self.core.progress.attempts();
             let last = last.into_iter().map(Ok).collect();
             return match self.tx.unbounded_send(Command::Events(last)) {

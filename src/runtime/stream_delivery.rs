@@ -14,7 +14,7 @@ use steer_actors::stream::{Checkpoint, Seam};
 
 use super::continuation::tokens_left;
 use super::stream_calls::StreamCalls;
-use crate::model::{ChatRequest, FinishReason, RouteStep, StreamEvent, Usage};
+use crate::model::{ChatRequest, FinishReason, ModelId, RouteStep, StreamEvent, Usage};
 
 /// The delivery state of one stream.
 #[derive(Debug, Default)]
@@ -151,21 +151,27 @@ impl Delivery {
         if self.attempt_usage.is_none() {
             self.attempt_usage = Some(Usage::new(0, self.attempt_deltas));
         }
-        self.complete(FinishReason::Length, asked, out);
+        self.complete(
+            FinishReason::Length,
+            asked.route,
+            &asked.original.model,
+            out,
+        );
     }
 
     /// The stream's last events, however it ends well: a grouped stream's route
-    /// (the target asked last answered), then `Complete` with the usage of every
-    /// attempt.
+    /// (`route` so far, then `answered`, the target asked last), then `Complete`
+    /// with the usage of every attempt.
     pub fn complete(
         &mut self,
         finish_reason: FinishReason,
-        asked: &Asked<'_>,
+        route: Option<&[RouteStep]>,
+        answered: &ModelId,
         out: &mut Vec<StreamEvent>,
     ) {
-        if let Some(route) = asked.route {
+        if let Some(route) = route {
             let mut steps = route.to_vec();
-            steps.push(RouteStep::answered(&asked.original.model));
+            steps.push(RouteStep::answered(answered));
             out.push(StreamEvent::Route { steps });
         }
         self.finish_reason = Some(finish_reason.clone());
@@ -235,7 +241,7 @@ impl Delivery {
                 if usage.is_some() {
                     self.attempt_usage = usage;
                 }
-                self.complete(finish_reason, asked, out);
+                self.complete(finish_reason, asked.route, &asked.original.model, out);
                 return Step::Complete;
             }
             event @ (StreamEvent::ToolCallStart { .. }
