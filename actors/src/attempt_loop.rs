@@ -17,10 +17,10 @@ use crate::breaker::{CallOutcome, PermitLease, Rejection};
 use crate::failure::{Category, Failure};
 use crate::meters::{rejection_name, GaugeGuard, TargetMeters};
 use crate::provider::ProviderActors;
-use crate::request::RequestSpec;
 use crate::retry::{
     AttemptAbandoned, AttemptFailed, Decision, GiveUp, Progress, RequestEnd, RequestFinished,
 };
+use crate::spec::RequestSpec;
 
 /// Why a request ends before an attempt's failure could decide it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,6 +14,7 @@
 //!   Prometheus families (histograms, counters, gauges) of a client.
 //! - [`provider`]: a provider's two actors, as its requests hold them.
 //! - [`in_place`]: an actor run by the task that awaits it (no arbiter needed).
+//! - [`spec`]: what one request may do ([`spec::RequestSpec`]).
 //! - [`request`]: the supervised request actor, and [`attempt_loop`]: the steps
 //!   around its attempts, shared with the stream actor.
 
@@ -34,6 +35,7 @@ pub mod provider;
 pub mod relay;
 pub mod request;
 pub mod retry;
+pub mod spec;
 pub mod stream;
 mod supervise;
 

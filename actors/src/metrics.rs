@@ -1,87 +1,13 @@
-//! Reliability counters of a provider, kept by its RetryCoordinator: the
-//! snapshot `client.metrics()` returns (and `GET /reliability` serves). The
-//! Prometheus families are in [`meters`](crate::meters).
-
-use std::collections::BTreeMap;
+//! What operators see of a provider: its breaker's status beside the counters
+//! its RetryCoordinator keeps ([`ProviderMetrics`], defined with the
+//! coordinator in [`retry::counters`](crate::retry::counters)), the snapshot
+//! `client.metrics()` returns (and `GET /reliability` serves). The Prometheus
+//! families are in [`meters`](crate::meters).
 
 use serde::Serialize;
 
 use crate::breaker::BreakerStatus;
-use crate::retry::{Decision, GiveUp, RequestEnd};
-
-/// Counters of one provider. Attempt counts add up to the calls the provider saw.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct ProviderMetrics {
-    /// Requests counted: each at its first report to the coordinator (a failed
-    /// first attempt, or its end), so a request still on its first attempt is
-    /// not counted yet.
-    pub requests: u64,
-    /// Attempts by outcome: `success`, or the failure's category.
-    pub attempts: BTreeMap<&'static str, u64>,
-    /// Requests that succeeded.
-    pub successes: u64,
-    /// Requests that succeeded after at least one retry.
-    pub successes_after_retry: u64,
-    /// Requests that failed for good, by the last failure's category.
-    pub final_failures: BTreeMap<&'static str, u64>,
-    /// Retries scheduled.
-    pub retries: u64,
-    /// Retries refused because the retry budget was spent.
-    pub budget_rejections: u64,
-    /// Sum of all backoff delays scheduled, in seconds.
-    pub backoff_seconds: f64,
-    /// Requests cancelled by their caller.
-    pub cancelled: u64,
-}
-
-/// Adds one to a counter, saturating.
-fn bump(counter: &mut u64) {
-    *counter = counter.saturating_add(1);
-}
-
-impl ProviderMetrics {
-    /// Counts an attempt by its outcome: `success`, `cancelled`, or a failure's category.
-    pub fn record_attempt(&mut self, outcome: &'static str) {
-        bump(self.attempts.entry(outcome).or_default());
-    }
-
-    /// Counts what the coordinator answered a failed attempt.
-    pub fn record_decision(&mut self, decision: &Decision) {
-        match decision {
-            Decision::Retry { delay, .. } => {
-                bump(&mut self.retries);
-                self.backoff_seconds += delay.as_secs_f64();
-            }
-            Decision::GiveUp(GiveUp::BudgetExhausted) => bump(&mut self.budget_rejections),
-            Decision::GiveUp(_) => {}
-        }
-    }
-
-    /// Counts how a request ended.
-    pub fn record_end(&mut self, end: RequestEnd) {
-        match end {
-            RequestEnd::Succeeded { attempts } => {
-                self.record_attempt("success");
-                bump(&mut self.successes);
-                if attempts > 1 {
-                    bump(&mut self.successes_after_retry);
-                }
-            }
-            RequestEnd::Failed { category } => {
-                bump(self.final_failures.entry(category.as_str()).or_default());
-            }
-            RequestEnd::Rejected => {
-                bump(self.final_failures.entry("breaker_rejected").or_default())
-            }
-            RequestEnd::Cancelled => bump(&mut self.cancelled),
-        }
-    }
-
-    /// All attempts, whatever their outcome.
-    pub fn total_attempts(&self) -> u64 {
-        self.attempts.values().sum()
-    }
-}
+pub use crate::retry::ProviderMetrics;
 
 /// One provider's metrics and breaker status, as shown to operators.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -21,7 +21,8 @@ use crate::breaker::{CallOutcome, PermitLease, Rejection};
 use crate::clock::later_tokio;
 use crate::failure::{Category, Failure};
 use crate::provider::ProviderActors;
-use crate::retry::{GiveUp, RequestEnd, RetryPolicy};
+use crate::retry::{GiveUp, RequestEnd};
+use crate::spec::RequestSpec;
 
 /// One attempt: given the attempt number (1-based), a future of the value or of
 /// the classified failure with the raw error.
@@ -31,27 +32,6 @@ pub type AttemptFn<T, E> =
 /// A failed attempt: the classified failure and the raw error. Boxed, so that the
 /// success path moves small values.
 pub type AttemptError<E> = Box<(Failure, E)>;
-
-/// What a request may do.
-#[derive(Debug, Clone)]
-pub struct RequestSpec {
-    /// steer's request id (on every span and error).
-    pub request_id: Arc<str>,
-    /// The provider's name.
-    pub provider: Arc<str>,
-    /// The model (its breaker and pauses are the model's own).
-    pub model: Arc<str>,
-    /// Longest time one attempt may take.
-    pub attempt_timeout: Option<Duration>,
-    /// Longest time the whole request may take, retries included.
-    pub deadline: Option<Duration>,
-    /// The request's own retry policy (else the provider's).
-    pub policy: Option<Arc<RetryPolicy>>,
-    /// Whether to go through the circuit breaker.
-    pub use_breaker: bool,
-    /// Longest wait for a provider paused by a rate limit (else fail at once).
-    pub max_pause_wait: Duration,
-}
 
 /// A successful request.
 #[derive(Debug)]

@@ -10,7 +10,8 @@ use futures::FutureExt;
 use steer_actors::breaker::{
     BreakerStatus, ForceState, GetStatus, ResetBreaker, Subscribe, Target, TransitionEvent,
 };
-use steer_actors::request::{AttemptFn, RequestActor, RequestError, RequestSpec};
+use steer_actors::request::{AttemptFn, RequestActor, RequestError};
+use steer_actors::spec::RequestSpec;
 
 use steer_actors::in_place::NoReply;
 

@@ -11,9 +11,9 @@ use crate::clock::now;
 use crate::MAILBOX_CAPACITY;
 
 use super::budget::{BudgetConfig, RetryBudget};
+use super::counters::{ProviderMetrics, RequestEnd};
 use super::policy::{decide, AttemptState, Decision, GiveUp, RetryPolicy};
-use crate::failure::{Category, Failure};
-use crate::metrics::ProviderMetrics;
+use crate::failure::Failure;
 
 /// The retry coordinator of one provider.
 pub struct RetryCoordinator {
@@ -130,38 +130,6 @@ pub struct RequestFinished {
     pub first_report: bool,
 }
 
-/// How a request ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RequestEnd {
-    /// It succeeded after this many attempts.
-    Succeeded {
-        /// Attempts made.
-        attempts: u32,
-    },
-    /// It failed for good with this category.
-    Failed {
-        /// The last failure's category.
-        category: Category,
-    },
-    /// The breaker did not admit it.
-    Rejected,
-    /// Its caller cancelled it.
-    Cancelled,
-}
-
-impl RequestEnd {
-    /// The word the end is counted under: `success`, the failure's category,
-    /// `breaker_rejected` or `cancelled`.
-    pub fn outcome(self) -> &'static str {
-        match self {
-            RequestEnd::Succeeded { .. } => "success",
-            RequestEnd::Failed { category } => category.as_str(),
-            RequestEnd::Rejected => "breaker_rejected",
-            RequestEnd::Cancelled => "cancelled",
-        }
-    }
-}
-
 /// Ends gathered on another arbiter, in order.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
@@ -248,6 +216,7 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::*;
+    use crate::failure::Category;
 
     #[test]
     fn a_failed_coordinator_is_restarted_at_the_same_address() {

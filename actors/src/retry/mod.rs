@@ -1,14 +1,16 @@
-//! Retries: the policy and backoff ([`policy`]), the budget ([`budget`]) and the
-//! coordinator actor ([`coordinator`]).
+//! Retries: the policy and backoff ([`policy`]), the budget ([`budget`]), what is
+//! counted ([`counters`]) and the coordinator actor ([`coordinator`]).
 
 pub mod budget;
 pub mod coordinator;
+pub mod counters;
 pub mod policy;
 pub mod progress;
 
 pub use budget::{BudgetConfig, RetryBudget};
 pub use coordinator::{
-    AttemptAbandoned, AttemptFailed, GetMetrics, RequestEnd, RequestFinished, RetryCoordinator,
+    AttemptAbandoned, AttemptFailed, GetMetrics, RequestFinished, RetryCoordinator,
 };
+pub use counters::{ProviderMetrics, RequestEnd};
 pub use policy::{decide, AttemptState, Backoff, Decision, GiveUp, Jitter, RetryPolicy};
 pub use progress::{limit_at, AttemptLimit, Progress};
