@@ -467,14 +467,7 @@ impl StreamActor {
             self.core.spec.use_breaker,
         );
         let content_began = held(&mut self.delivery).delivered_anything();
-        // Only text counts against the budget here, so only a request that can
-        // produce nothing but text is whole at its last allowed token.
-        let text_only = self.original.tools.is_empty();
-        if content_began
-            && failure.retryable
-            && text_only
-            && held(&mut self.delivery).budget_spent(&self.original)
-        {
+        if held(&mut self.delivery).whole_at_break(&self.original, failure.retryable) {
             // The break came after the last token `max_tokens` allows: nothing is
             // missing, so nothing is asked for.
             tracing::debug!(parent: &self.core.span, category = %failure.category, "stream broke after its last allowed token: complete");

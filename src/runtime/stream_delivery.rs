@@ -106,6 +106,19 @@ impl Delivery {
         tokens_left(original, &self.checkpoint) == Some(0)
     }
 
+    /// Whether a stream that broke with a `retryable` failure is whole anyway:
+    /// the consumer has text and every token `max_tokens` allows, so nothing is
+    /// missing and nothing is asked for. Only text counts against the budget
+    /// here, so only a request that can produce nothing but text (no tools) is
+    /// whole at its last allowed token; a failure that is not retryable ends the
+    /// stream as an error whatever was delivered.
+    pub fn whole_at_break(&self, original: &ChatRequest, retryable: bool) -> bool {
+        retryable
+            && original.tools.is_empty()
+            && self.delivered_anything()
+            && self.budget_spent(original)
+    }
+
     /// A new attempt starts: its usage and deltas count from zero.
     pub fn begin_attempt(&mut self, continuing: bool) {
         self.attempt_usage = None;
@@ -307,6 +320,33 @@ mod tests {
         assert!(matches!(&out[2], StreamEvent::TextDelta { text, offset: 5 } if text == " world"));
         assert_eq!(d.checkpoint.text, "Hello world");
         assert!(d.first_content.is_some());
+    }
+
+    #[test]
+    fn a_break_is_whole_only_after_the_last_allowed_token_of_a_text_only_request() {
+        let limited = ChatRequest::new("openai/m")
+            .expect("model")
+            .user("hi")
+            .max_tokens(2);
+        let (span, mut out) = (tracing::Span::none(), Vec::new());
+        let mut d = Delivery::default();
+        assert!(!d.whole_at_break(&limited, true), "nothing delivered yet");
+        d.on_event(delta("a"), &asked(&limited), &span, &mut out);
+        assert!(!d.whole_at_break(&limited, true), "one token of two");
+        d.on_event(delta("b"), &asked(&limited), &span, &mut out);
+        assert!(d.whole_at_break(&limited, true));
+        assert!(
+            !d.whole_at_break(&limited, false),
+            "a failure that is not retryable stays an error"
+        );
+        let tool = crate::tools::Tool::new("f", serde_json::json!({"type": "object"}));
+        let with_tools = limited.clone().tool(tool);
+        assert!(
+            !d.whole_at_break(&with_tools, true),
+            "a tool call may still be owed"
+        );
+        let unlimited = ChatRequest::new("openai/m").expect("model").user("hi");
+        assert!(!d.whole_at_break(&unlimited, true), "no limit, never whole");
     }
 
     #[test]
