@@ -6,7 +6,7 @@ use futures::StreamExt;
 use steer_llm::mock::text::{self, Turn};
 use steer_llm::{
     ChatRequest, ChatResponse, EventStream, FinishReason, OpenAiCompatible, ProviderError,
-    Providers, StreamEvent, Usage,
+    Providers, StreamEvent, ToolCall, Usage,
 };
 
 /// A client for tests that break streams on purpose: quick retries (5 attempts,
@@ -191,3 +191,62 @@ pub const STREAM_MODELS: [&str; 4] = [
     "xai/grok-3-mini",
     "anthropic/claude-opus-4-6",
 ];
+
+/// What a consumer saw of one stream, read to its end by [`read_stream`].
+#[derive(Debug, Default)]
+pub struct SeenStream {
+    /// The text, spliced from every delta.
+    pub text: String,
+    /// How many text deltas carried it.
+    pub deltas: u32,
+    /// Every failover's seam: the offset it came at and the target taken.
+    pub seams: Vec<(usize, String)>,
+    /// The route of a grouped stream, when one was sent.
+    pub steps: Option<Vec<steer_llm::model::RouteStep>>,
+    /// The finish reason of its `Complete`, when one came.
+    pub finish: Option<FinishReason>,
+    /// The tool calls, in their index order.
+    pub calls: Vec<ToolCall>,
+}
+
+/// Reads a stream to its end, checking as it goes that every delta comes at the
+/// offset of the text before it and every tool call at the next index. An
+/// error event, a broken promise or 20 s without an event is an `Err`.
+pub async fn read_stream(
+    mut stream: steer_llm::runtime::SteerStream,
+) -> Result<SeenStream, String> {
+    let mut seen = SeenStream::default();
+    loop {
+        let next = tokio::time::timeout(std::time::Duration::from_secs(20), stream.next())
+            .await
+            .map_err(|_| "the stream hung".to_string())?;
+        match next {
+            None => return Ok(seen),
+            Some(Err(e)) => return Err(format!("stream failed: {e}")),
+            Some(Ok(StreamEvent::TextDelta { text, offset })) => {
+                if offset != seen.text.chars().count() {
+                    return Err(format!("offset {offset} after {:?}", seen.text));
+                }
+                seen.text.push_str(&text);
+                seen.deltas += 1;
+            }
+            Some(Ok(StreamEvent::FailedOver { offset, target, .. })) => {
+                seen.seams.push((offset, target))
+            }
+            Some(Ok(StreamEvent::Route { steps })) => seen.steps = Some(steps),
+            Some(Ok(StreamEvent::Complete { finish_reason, .. })) => {
+                seen.finish = Some(finish_reason)
+            }
+            Some(Ok(StreamEvent::ToolCall { index, call })) => {
+                if index != seen.calls.len() {
+                    return Err(format!(
+                        "call index {index} after {} calls",
+                        seen.calls.len()
+                    ));
+                }
+                seen.calls.push(call);
+            }
+            Some(Ok(_)) => {}
+        }
+    }
+}

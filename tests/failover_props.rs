@@ -14,7 +14,6 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use futures::StreamExt;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use steer_actors::stream::{MAX_OVERLAP, MIN_OVERLAP};
@@ -22,7 +21,7 @@ use steer_llm::continue_message::{self, rejects_prefill};
 use steer_llm::mock::text::{self, Turn};
 use steer_llm::mock::MockServer;
 use steer_llm::runtime::group::Group;
-use steer_llm::{BreakerConfig, ChatRequest, Client, RetryPolicy, StreamEvent};
+use steer_llm::{BreakerConfig, ChatRequest, Client, RetryPolicy};
 
 use common::{StreamFault, STREAM_MODELS as MODELS};
 
@@ -148,42 +147,6 @@ fn expected_rest(second: &str, case: &Case, stop: &[String], delivered: &str) ->
     }
 }
 
-#[derive(Default)]
-struct Seen {
-    text: String,
-    deltas: u32,
-    seams: Vec<(usize, String)>,
-    steps: Option<Vec<steer_llm::model::RouteStep>>,
-    completed: bool,
-}
-
-async fn read(client: &Client, req: ChatRequest) -> Result<Seen, String> {
-    let mut stream = client.stream(req).await.map_err(|e| e.to_string())?;
-    let mut seen = Seen::default();
-    loop {
-        let next = tokio::time::timeout(Duration::from_secs(20), stream.next())
-            .await
-            .map_err(|_| "the stream hung".to_string())?;
-        match next {
-            None => return Ok(seen),
-            Some(Err(e)) => return Err(format!("stream failed: {e}")),
-            Some(Ok(StreamEvent::TextDelta { text, offset })) => {
-                if offset != seen.text.chars().count() {
-                    return Err(format!("offset {offset} after {:?}", seen.text));
-                }
-                seen.text.push_str(&text);
-                seen.deltas += 1;
-            }
-            Some(Ok(StreamEvent::FailedOver { offset, target, .. })) => {
-                seen.seams.push((offset, target))
-            }
-            Some(Ok(StreamEvent::Route { steps })) => seen.steps = Some(steps),
-            Some(Ok(StreamEvent::Complete { .. })) => seen.completed = true,
-            Some(Ok(_)) => {}
-        }
-    }
-}
-
 fn client(mock: &MockServer, first: &str, second: &str) -> Client {
     Client::builder()
         .providers(mock.providers().unwrap())
@@ -219,8 +182,9 @@ async fn check(client: &Client, mock: &MockServer, case: &Case, n: u64) -> Resul
         req = req.stop(s.clone());
     }
     mock.script_key(&id, [case.fault.0.plan(case.fault.1)]);
-    let seen = read(client, req).await?;
-    if !seen.completed {
+    let stream = client.stream(req).await.map_err(|e| e.to_string())?;
+    let seen = common::read_stream(stream).await?;
+    if seen.finish.is_none() {
         return Err("no Complete".into());
     }
     if let Some(max) = case.max_tokens {

@@ -10,12 +10,11 @@ mod common;
 
 use std::time::Duration;
 
-use futures::StreamExt;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use steer_llm::mock::text::{self, Finish, Turn};
 use steer_llm::mock::MockServer;
-use steer_llm::{ChatRequest, Client, FinishReason, StreamEvent};
+use steer_llm::{ChatRequest, Client, FinishReason};
 
 use common::{StreamFault, STREAM_MODELS as MODELS};
 
@@ -135,35 +134,14 @@ async fn check(client: &Client, mock: &MockServer, case: &Case, n: u64) -> Resul
         plans.push(kind.plan(after));
     }
     mock.script_key(&id, plans);
-    let mut stream = client.stream(req).await.map_err(|e| e.to_string())?;
-    let mut text = String::new();
-    let mut deltas = 0u32;
-    let mut finish = None;
-    let mut calls = Vec::new();
-    loop {
-        let next = tokio::time::timeout(Duration::from_secs(20), stream.next())
-            .await
-            .map_err(|_| "the stream hung".to_string())?;
-        match next {
-            None => break,
-            Some(Err(e)) => return Err(format!("stream failed: {e}")),
-            Some(Ok(StreamEvent::TextDelta { text: t, offset })) => {
-                if offset != text.chars().count() {
-                    return Err(format!("offset {offset} after {:?}", text));
-                }
-                text.push_str(&t);
-                deltas += 1;
-            }
-            Some(Ok(StreamEvent::Complete { finish_reason, .. })) => finish = Some(finish_reason),
-            Some(Ok(StreamEvent::ToolCall { index, call })) => {
-                if index != calls.len() {
-                    return Err(format!("call index {index} after {} calls", calls.len()));
-                }
-                calls.push(call);
-            }
-            Some(Ok(_)) => {}
-        }
-    }
+    let stream = client.stream(req).await.map_err(|e| e.to_string())?;
+    let common::SeenStream {
+        text,
+        deltas,
+        finish,
+        calls,
+        ..
+    } = common::read_stream(stream).await?;
     let expected = whole.text.clone();
     let same_calls = calls.len() == whole.tool_calls.len()
         && calls
