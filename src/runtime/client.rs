@@ -484,13 +484,9 @@ impl Client {
                 if let Err(e) = handle.check(&req) {
                     break 'run Err(e);
                 }
-                let admission = match self.try_admit() {
-                    Some(Ok(permit)) => permit,
-                    Some(Err(e)) => break 'run Err(e),
-                    None => match self.admit().await {
-                        Ok(permit) => permit,
-                        Err(e) => break 'run Err(e),
-                    },
+                let admission = match self.admit().await {
+                    Ok(permit) => permit,
+                    Err(e) => break 'run Err(e),
                 };
                 let request_id = req.request_id.clone();
                 let reply = self
@@ -754,36 +750,24 @@ impl Client {
         }
     }
 
-    /// An in-flight slot without waiting: `None` when the caller must wait for one
-    /// (`Overload::Wait` and every slot taken).
-    fn try_admit(&self) -> Option<Result<tokio::sync::OwnedSemaphorePermit, Error>> {
-        match self.inner.admission.clone().try_acquire_owned() {
-            Ok(permit) => Some(Ok(permit)),
-            Err(_) if self.inner.overload == Overload::Wait => None,
-            Err(_) => Some(Err(Error::Overloaded {
-                max_in_flight: self.inner.max_in_flight,
-            })),
-        }
-    }
-
+    /// An in-flight slot: taken at once when one is free; else waited for
+    /// (`Overload::Wait`) or refused as [`Error::Overloaded`] (`Overload::Reject`).
     async fn admit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Error> {
-        match self.inner.overload {
-            Overload::Reject => self
-                .inner
-                .admission
-                .clone()
-                .try_acquire_owned()
-                .map_err(|_| Error::Overloaded {
+        use tokio::sync::TryAcquireError;
+        let closed = || Error::Internal("the admission semaphore closed".into());
+        // Decided before any await, so that the future keeps nothing of it.
+        match self.inner.admission.clone().try_acquire_owned() {
+            Ok(permit) => return Ok(permit),
+            Err(TryAcquireError::Closed) => return Err(closed()),
+            Err(TryAcquireError::NoPermits) if self.inner.overload == Overload::Reject => {
+                return Err(Error::Overloaded {
                     max_in_flight: self.inner.max_in_flight,
-                }),
-            Overload::Wait => self
-                .inner
-                .admission
-                .clone()
-                .acquire_owned()
-                .await
-                .map_err(|_| Error::Internal("the admission semaphore closed".into())),
+                })
+            }
+            Err(TryAcquireError::NoPermits) => {}
         }
+        let admission = self.inner.admission.clone();
+        admission.acquire_owned().await.map_err(|_| closed())
     }
 
     /// The partial response of a failed stream, by request id, kept for 15 minutes
