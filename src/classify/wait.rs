@@ -5,15 +5,23 @@
 
 use std::time::{Duration, SystemTime};
 
-use http::{HeaderMap, HeaderName};
+use http::HeaderMap;
 
 /// The headers the classifier reads: each name becomes the index of its value in a
-/// [`Scanned`] set and in `NAMES`.
+/// [`Scanned`] set, and `index_of` finds a header's index by its name with one
+/// `match` (a jump on length, then a compare), not a compare with every name.
 macro_rules! names {
     ($($id:ident = $name:literal;)*) => {
         const COUNT: usize = [$(stringify!($id)),*].len();
-        static NAMES: [HeaderName; COUNT] = [$(HeaderName::from_static($name)),*];
         names!(@index 0usize; $($id)*);
+        #[cfg(test)]
+        const LITERALS: [&str; COUNT] = [$($name),*];
+        fn index_of(name: &str) -> Option<usize> {
+            match name {
+                $($name => Some($id),)*
+                _ => None,
+            }
+        }
     };
     (@index $n:expr; $id:ident $($rest:ident)*) => {
         const $id: usize = $n;
@@ -52,7 +60,7 @@ impl<'a> Scanned<'a> {
     pub fn of(headers: &'a HeaderMap) -> Self {
         let mut values = [None; COUNT];
         for (name, value) in headers {
-            if let Some(i) = NAMES.iter().position(|n| n == name) {
+            if let Some(i) = index_of(name.as_str()) {
                 if values[i].is_none() {
                     values[i] = Some(value.to_str().map(str::trim).unwrap_or(""));
                 }
@@ -269,6 +277,18 @@ mod tests {
             h.insert(*k, v.parse().unwrap());
         }
         h
+    }
+
+    #[test]
+    fn every_name_read_has_its_own_index_and_no_other_header_has_one() {
+        for (i, name) in LITERALS.iter().enumerate() {
+            assert_eq!(index_of(name), Some(i), "{name}");
+            let h = headers(&[("content-type", "x"), (name, "7")]);
+            assert_eq!(Scanned::of(&h).get(i), Some("7"), "{name}");
+        }
+        for other in ["retry-after-s", "x-ratelimit", "", "content-length"] {
+            assert_eq!(index_of(other), None, "{other}");
+        }
     }
 
     #[test]
