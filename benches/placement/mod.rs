@@ -91,6 +91,12 @@ impl Drop for MockProcess {
 
 /// CPU time of this process so far (user and system, every thread).
 pub fn cpu_now() -> Duration {
+    usage_now().0
+}
+
+/// This process's CPU time (every thread) and its context switches so far
+/// (voluntary and involuntary).
+pub fn usage_now() -> (Duration, u64) {
     // SAFETY: getrusage writes one plain struct we own.
     let usage = unsafe {
         let mut u: libc::rusage = std::mem::zeroed();
@@ -100,7 +106,8 @@ pub fn cpu_now() -> Duration {
     let tv = |t: libc::timeval| {
         Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
     };
-    tv(usage.ru_utime) + tv(usage.ru_stime)
+    let switches = (usage.ru_nvcsw as u64).saturating_add(usage.ru_nivcsw as u64);
+    (tv(usage.ru_utime) + tv(usage.ru_stime), switches)
 }
 
 /// Everything one call needs, made in the runtime that calls.
@@ -210,6 +217,8 @@ pub struct Slice {
     pub units: u64,
     pub wall: Duration,
     pub cpu: Duration,
+    /// Context switches of this process's threads.
+    pub switches: u64,
 }
 
 impl Slice {
@@ -219,6 +228,10 @@ impl Slice {
     /// CPU per unit, in µs.
     pub fn cpu_per_unit(&self) -> f64 {
         self.cpu.as_secs_f64() * 1e6 / self.units.max(1) as f64
+    }
+    /// Context switches per unit.
+    pub fn switches_per_unit(&self) -> f64 {
+        self.switches as f64 / self.units.max(1) as f64
     }
 }
 
@@ -231,7 +244,7 @@ pub async fn slice(
     concurrency: usize,
     length: Duration,
 ) -> Slice {
-    let (t, cpu) = (Instant::now(), cpu_now());
+    let (t, (cpu, switches)) = (Instant::now(), usage_now());
     let deadline = t + length;
     let units = futures::future::join_all((0..concurrency).map(|_| async move {
         let mut n = 0;
@@ -246,7 +259,8 @@ pub async fn slice(
     Slice {
         units,
         wall: t.elapsed(),
-        cpu: cpu_now() - cpu,
+        cpu: usage_now().0 - cpu,
+        switches: usage_now().1.saturating_sub(switches),
     }
 }
 
@@ -258,7 +272,7 @@ pub async fn spawned_slice(
     concurrency: usize,
     length: Duration,
 ) -> Slice {
-    let (t, cpu) = (Instant::now(), cpu_now());
+    let (t, (cpu, switches)) = (Instant::now(), usage_now());
     let deadline = t + length;
     let tasks: Vec<_> = (0..concurrency)
         .map(|_| {
@@ -279,7 +293,8 @@ pub async fn spawned_slice(
     Slice {
         units,
         wall: t.elapsed(),
-        cpu: cpu_now() - cpu,
+        cpu: usage_now().0 - cpu,
+        switches: usage_now().1.saturating_sub(switches),
     }
 }
 
@@ -397,6 +412,21 @@ where
     Fut: std::future::Future<Output = Slice>,
 {
     let warm = plan.length / 4;
+    // One variant only (both halves of each round), for a profiler to see it alone.
+    if let Ok(only) = std::env::var("STEER_BENCH_ONLY") {
+        let v = if only == "steer" {
+            Variant::Steer
+        } else {
+            Variant::Bare
+        };
+        let mut out = Vec::with_capacity(plan.rounds);
+        for _ in 0..plan.rounds {
+            let a = slice(v, plan.length).await;
+            let b = slice(v, plan.length).await;
+            out.push((a, b));
+        }
+        return out;
+    }
     slice(Variant::Bare, warm).await;
     slice(Variant::Steer, warm).await;
     let mut out = Vec::with_capacity(plan.rounds);
@@ -486,10 +516,11 @@ fn actix_web_rounds(
         )
         .await;
         HttpResponse::Ok().body(format!(
-            "{} {} {}",
+            "{} {} {} {}",
             s.units,
             s.wall.as_nanos(),
-            s.cpu.as_nanos()
+            s.cpu.as_nanos(),
+            s.switches
         ))
     }
 
@@ -545,15 +576,17 @@ fn actix_web_rounds(
                 let mut n = text
                     .split_whitespace()
                     .map(|x| x.parse::<u64>().expect("number"));
-                let (units, wall, cpu) = (
+                let (units, wall, cpu, switches) = (
                     n.next().expect("units"),
                     n.next().expect("wall"),
                     n.next().expect("cpu"),
+                    n.next().expect("switches"),
                 );
                 Slice {
                     units,
                     wall: Duration::from_nanos(wall),
                     cpu: Duration::from_nanos(cpu),
+                    switches,
                 }
             }
         };
@@ -591,14 +624,18 @@ pub fn report(label: &str, unit: &str, rounds: &[(Slice, Slice)]) {
         let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         format!("{lo:.2}-{hi:.2}")
     };
+    let mut bare_switches: Vec<f64> = rounds.iter().map(|(b, _)| b.switches_per_unit()).collect();
+    let mut steer_switches: Vec<f64> = rounds.iter().map(|(_, s)| s.switches_per_unit()).collect();
     let (rate_spread, cpu_spread) = (spread(&rate), spread(&cpu));
     let (rate, cpu) = (median(&mut rate), median(&mut cpu));
     println!(
-        "  {label:<34} throughput {:>9.0} / {:>9.0} {unit}/s  ratio {rate:.2} ({rate_spread})   CPU {:>6.2} / {:>6.2} µs/{unit}  ratio {cpu:.2} ({cpu_spread})",
+        "  {label:<34} throughput {:>9.0} / {:>9.0} {unit}/s  ratio {rate:.2} ({rate_spread})   CPU {:>6.2} / {:>6.2} µs/{unit}  ratio {cpu:.2} ({cpu_spread})   switches {:.3} / {:.3} per {unit}",
         median(&mut steer_rate),
         median(&mut bare_rate),
         median(&mut steer_cpu),
         median(&mut bare_cpu),
+        median(&mut steer_switches),
+        median(&mut bare_switches),
     );
 }
 
