@@ -201,6 +201,8 @@ pub struct SeenStream {
     pub deltas: u32,
     /// Every failover's seam: the offset it came at and the target taken.
     pub seams: Vec<(usize, String)>,
+    /// How many tool calls had come at the first seam.
+    pub calls_at_seam: Option<usize>,
     /// The route of a grouped stream, when one was sent.
     pub steps: Option<Vec<steer_llm::model::RouteStep>>,
     /// The finish reason of its `Complete`, when one came.
@@ -231,6 +233,7 @@ pub async fn read_stream(
                 seen.deltas += 1;
             }
             Some(Ok(StreamEvent::FailedOver { offset, target, .. })) => {
+                seen.calls_at_seam.get_or_insert(seen.calls.len());
                 seen.seams.push((offset, target))
             }
             Some(Ok(StreamEvent::Route { steps })) => seen.steps = Some(steps),

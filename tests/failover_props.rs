@@ -5,7 +5,12 @@
 //! any `max_tokens` and stop sequence, completes on the second target with every
 //! character once: the text before the seam is the first target's own, the text
 //! after it is the second target's continuation of it (less only what repeats the
-//! delivered text), and no more deltas than `max_tokens` reach the consumer.
+//! delivered text), and no more deltas than `max_tokens` reach the consumer. With
+//! tools (`check_tools`): the calls before the seam are the first target's own, no
+//! call is delivered twice or cut, and nothing asked for is lost.
+//!
+//! And a hostile first target (extreme or garbage `retry-after` on a 429 or 503, a
+//! 2xx body of the wrong shape) never holds a grouped request, streamed or not.
 #![cfg(feature = "mock")]
 
 mod common;
@@ -37,6 +42,8 @@ struct Case {
     /// A word of the first target's fault-free reply used as a stop sequence.
     stop_word: Option<usize>,
     fault: (StreamFault, usize),
+    /// Two tools, named by the prompt: each target's reply calls both.
+    tools: bool,
 }
 
 impl Case {
@@ -62,21 +69,51 @@ fn case() -> impl Strategy<Value = Case> {
         prop_oneof![1 => Just(None), 2 => (1u32..60).prop_map(Some)],
         prop_oneof![3 => Just(None), 1 => (0usize..50).prop_map(Some)],
         (kind, 0usize..60),
+        prop::bool::weighted(0.3),
     )
         .prop_map(
-            |(first, second, topic, max_tokens, stop_word, fault)| Case {
+            |(first, second, topic, max_tokens, stop_word, fault, tools)| Case {
                 first,
                 second,
                 topic,
                 max_tokens,
                 stop_word,
                 fault,
+                tools,
             },
         )
 }
 
 fn user(case: &Case) -> String {
-    format!("Tell me about rivers, number {}.", case.topic)
+    let ask = if case.tools {
+        " Use get_weather and get_time."
+    } else {
+        ""
+    };
+    format!("Tell me about rivers, number {}.{ask}", case.topic)
+}
+
+const TOOLS: [(&str, &str); 2] = [("get_weather", "city"), ("get_time", "zone")];
+
+/// The case's request to `model`: its conversation, limits and tools.
+fn request(model: &str, case: &Case, stop: &[String]) -> ChatRequest {
+    let mut req = ChatRequest::new(model)
+        .unwrap()
+        .system(SYSTEM)
+        .user(user(case));
+    if case.tools {
+        for (name, field) in TOOLS {
+            let schema = serde_json::json!({"type": "object", "properties": {field: {"type": "string"}}, "required": [field]});
+            req = req.tool(steer_llm::Tool::new(name, schema));
+        }
+    }
+    if let Some(max) = case.max_tokens {
+        req = req.max_tokens(max);
+    }
+    for s in stop {
+        req = req.stop(s.clone());
+    }
+    req
 }
 
 fn model_name(id: &str) -> String {
@@ -170,16 +207,9 @@ async fn check(client: &Client, mock: &MockServer, case: &Case, n: u64) -> Resul
     let (first, second) = case.models();
     let id = format!("failover-prop-{n}");
     let stop = stops(case);
-    let mut req = ChatRequest::new("group/pair")
-        .unwrap()
-        .system(SYSTEM)
-        .user(user(case))
-        .request_id(id.as_str());
-    if let Some(max) = case.max_tokens {
-        req = req.max_tokens(max);
-    }
-    for s in &stop {
-        req = req.stop(s.clone());
+    let req = request("group/pair", case, &stop).request_id(id.as_str());
+    if case.tools {
+        return check_tools(client, mock, case, req, n).await;
     }
     mock.script_key(&id, [case.fault.0.plan(case.fault.1)]);
     let stream = client.stream(req).await.map_err(|e| e.to_string())?;
@@ -246,6 +276,117 @@ async fn check(client: &Client, mock: &MockServer, case: &Case, n: u64) -> Resul
     Ok(())
 }
 
+/// A case with tools. Each target's own reply is a short preamble and a call of
+/// each tool; a break may come in the preamble or in a call's arguments. What
+/// holds: the text before the seam and the calls made before it are the first
+/// target's own, in order; no call is delivered twice (a continuation that
+/// repeats a call delivered whole has it dropped) or cut (every call's
+/// arguments are whole JSON with the field its schema requires); both tools are
+/// called; and without a seam the reply is one target's own, calls and all.
+async fn check_tools(
+    client: &Client,
+    mock: &MockServer,
+    case: &Case,
+    req: ChatRequest,
+    n: u64,
+) -> Result<(), String> {
+    let (first, second) = case.models();
+    let stop = stops(case);
+    let own = |model: &'static str| {
+        let req = request(model, case, &stop).request_id(format!("oracle-{n}-{model}"));
+        async move { client.generate(req).await.map_err(|e| e.to_string()) }
+    };
+    let id = req.request_id.to_string();
+    mock.script_key(&id, [case.fault.0.plan(case.fault.1)]);
+    let stream = client.stream(req).await.map_err(|e| e.to_string())?;
+    let seen = common::read_stream(stream).await?;
+    if seen.finish.is_none() {
+        return Err("no Complete".into());
+    }
+    for (i, call) in seen.calls.iter().enumerate() {
+        let field = TOOLS
+            .iter()
+            .find(|(name, _)| *name == call.name)
+            .map(|(_, field)| *field)
+            .ok_or(format!("a call of {:?}", call.name))?;
+        if !call.arguments.get(field).is_some_and(|v| v.is_string()) {
+            return Err(format!("call {i} cut or malformed: {call:?}"));
+        }
+        // The prompt names each tool once, and a target told (by the continue
+        // message) which calls were made does not make them again: a tool
+        // called twice is a call delivered twice, with whatever arguments.
+        if seen.calls[..i].iter().any(|c| c.name == call.name) {
+            return Err(format!("call {i} delivered twice: {:?}", seen.calls));
+        }
+    }
+    let steps = seen.steps.as_ref().ok_or("no Route before Complete")?;
+    // Whether `got` begins `want`, call for call, whatever their ids.
+    let begins = |got: &[steer_llm::ToolCall], want: &[steer_llm::ToolCall]| {
+        got.len() <= want.len() && got.iter().zip(want).all(|(a, b)| a.same_as(b))
+    };
+    match (steps.len(), seen.seams.as_slice()) {
+        // The first target broke after the last token `max_tokens` allows: with
+        // tools a call may still be owed, so the second is asked, and has no
+        // token left to add (nothing after the seam, so no seam announced).
+        (2, []) if case.max_tokens == Some(seen.deltas) && seen.calls.is_empty() => {
+            let whole = own(first).await?;
+            if !whole.text.starts_with(&seen.text) {
+                return Err(format!(
+                    "cut at the limit {:?}\n  own {:?}",
+                    seen.text, whole.text
+                ));
+            }
+        }
+        (1, []) | (2, []) => {
+            let target = if steps.len() == 1 { first } else { second };
+            let whole = own(target).await?;
+            let calls_same = seen.calls.len() == whole.tool_calls.len()
+                && begins(&seen.calls, &whole.tool_calls);
+            if seen.text != whole.text || !calls_same {
+                return Err(format!(
+                    "{target}: {:?} {:?}\n  own {:?} {:?}",
+                    seen.text, seen.calls, whole.text, whole.tool_calls
+                ));
+            }
+        }
+        (2, [(offset, target)]) => {
+            if target != second {
+                return Err(format!("failed over to {target}, not {second}"));
+            }
+            let whole = own(first).await?;
+            let delivered: String = seen.text.chars().take(*offset).collect();
+            if !whole.text.starts_with(&delivered) {
+                return Err(format!(
+                    "before the seam {delivered:?}\n  own {:?}",
+                    whole.text
+                ));
+            }
+            let before = seen.calls_at_seam.unwrap_or(0);
+            if !begins(&seen.calls[..before], &whole.tool_calls) {
+                return Err(format!(
+                    "calls before the seam {:?}\n  own {:?}",
+                    &seen.calls[..before],
+                    whole.tool_calls
+                ));
+            }
+            // Nothing lost: with no limit or stop sequence to cut the reply
+            // short, both tools are called (by the first target, the second, or
+            // one each).
+            let uncut = case.max_tokens.is_none() && stop.is_empty();
+            for (name, _) in TOOLS.iter().filter(|_| uncut) {
+                if !seen.calls.iter().any(|c| c.name == *name) {
+                    return Err(format!("{name} never called: {:?}", seen.calls));
+                }
+            }
+        }
+        (n, seams) => return Err(format!("{n} steps with seams {seams:?}")),
+    }
+    if steps.last().map(|s| s.outcome.as_str()) != Some("answered") {
+        return Err(format!("route {steps:?}"));
+    }
+    Ok(())
+}
+
 #[test]
 fn a_stream_failed_over_midway_holds_every_character_once_for_every_parameter_and_fault() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -275,6 +416,162 @@ fn a_stream_failed_over_midway_holds_every_character_once_for_every_parameter_an
         runtime
             .block_on(check(&client, &mock, &case, n))
             .map_err(TestCaseError::fail)
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
+
+/// What a hostile first target does to a request before any text.
+#[derive(Debug, Clone)]
+enum Hostile {
+    /// A 429 whose `retry-after` (or `retry-after-ms`) is extreme or garbage.
+    RateLimited { header: &'static str, value: String },
+    /// A 429 whose `retry-after` is an HTTP-date this many seconds away.
+    RateLimitedUntil(i64),
+    /// A 2xx whose body is not the wire format (cut JSON, bytes that are not UTF-8).
+    WrongShape(&'static str),
+    /// A 503 saying it is overloaded, with an extreme `retry-after`.
+    Overloaded(String),
+}
+
+impl Hostile {
+    fn plan(&self) -> steer_llm::mock::FaultPlan {
+        use steer_llm::mock::FaultPlan;
+        match self {
+            Hostile::RateLimited { header, value } if *header == "retry-after" => {
+                FaultPlan::error("rate_limit").retry_after(value)
+            }
+            Hostile::RateLimited { value, .. } => {
+                FaultPlan::error("rate_limit").retry_after_ms(value)
+            }
+            Hostile::RateLimitedUntil(secs) => {
+                FaultPlan::error("rate_limit").retry_after_date(*secs)
+            }
+            Hostile::WrongShape(kind) => format!("{kind}?after=0").parse().expect("a fault plan"),
+            Hostile::Overloaded(value) => FaultPlan::error("overloaded").retry_after(value),
+        }
+    }
+}
+
+fn hostile() -> impl Strategy<Value = Hostile> {
+    let extreme = prop_oneof![
+        Just("inf".to_string()),
+        Just("nan".to_string()),
+        Just("-1".to_string()),
+        Just("1e300".to_string()),
+        Just("18446744073709551616".to_string()),
+        Just("86400".to_string()),
+        Just("soon".to_string()),
+        Just(String::new()),
+        (0u64..u64::MAX).prop_map(|n| n.to_string()),
+    ];
+    prop_oneof![
+        (
+            prop_oneof![Just("retry-after"), Just("retry-after-ms")],
+            extreme.clone()
+        )
+            .prop_map(|(header, value)| Hostile::RateLimited { header, value }),
+        prop_oneof![
+            Just(3_600i64),
+            Just(31_536_000),
+            Just(10_000_000_000),
+            Just(-60)
+        ]
+        .prop_map(Hostile::RateLimitedUntil),
+        prop_oneof![Just("malformed_json"), Just("malformed_sse")].prop_map(Hostile::WrongShape),
+        extreme.prop_map(Hostile::Overloaded),
+    ]
+}
+
+/// A hostile first target (extreme or garbage waits on a 429 or 503, a 2xx body of
+/// the wrong shape) never holds a grouped request: streamed or not, it completes
+/// on the second target with that target's own reply, at once (no wait the
+/// header asks for is taken when another target can answer), and the route
+/// names both.
+#[test]
+fn a_hostile_first_target_never_holds_a_grouped_request() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mock = MockServer::builder()
+        .record_requests(false)
+        .start_background()
+        .unwrap();
+    let mut runner = TestRunner::new(Config {
+        cases: 120,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let n = std::sync::atomic::AtomicU64::new(0);
+    let strategy = (
+        0usize..MODELS.len(),
+        0usize..MODELS.len() - 1,
+        0u16..500,
+        hostile(),
+        any::<bool>(),
+    );
+    let result = runner.run(&strategy, |(first, second, topic, hostile, stream)| {
+        let n = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let case = Case {
+            first,
+            second,
+            topic,
+            max_tokens: None,
+            stop_word: None,
+            fault: (StreamFault::Reset, 0),
+            tools: false,
+        };
+        runtime
+            .block_on(async {
+                // A client of its own: a pause the header asks for must not
+                // reach the next case.
+                let (a, b) = case.models();
+                let client = client(&mock, a, b);
+                let id = format!("hostile-{n}");
+                mock.script_key(&id, [hostile.plan()]);
+                let req = ChatRequest::new("group/pair")
+                    .unwrap()
+                    .system(SYSTEM)
+                    .user(user(&case))
+                    .request_id(id.as_str());
+                // Not a speed check: a bound on a hang (the wait a header asks
+                // for may be a day).
+                let within = Duration::from_secs(20);
+                let (text, steps) = if stream {
+                    let s = client.stream(req).await.map_err(|e| e.to_string())?;
+                    let seen = tokio::time::timeout(within, common::read_stream(s))
+                        .await
+                        .map_err(|_| "held".to_string())??;
+                    if !seen.seams.is_empty() {
+                        return Err(format!("a seam before any text: {:?}", seen.seams));
+                    }
+                    (seen.text, seen.steps.ok_or("no Route")?)
+                } else {
+                    let reply = tokio::time::timeout(within, client.generate(req))
+                        .await
+                        .map_err(|_| "held".to_string())?
+                        .map_err(|e| format!("failed: {e}"))?;
+                    (reply.text, reply.route)
+                };
+                let fresh = answer(b, &case, &[], None, true);
+                if text != fresh {
+                    return Err(format!("{text:?}\n  second's own {fresh:?}"));
+                }
+                let route: Vec<(&str, &str)> = steps
+                    .iter()
+                    .map(|s| (s.target.as_str(), s.outcome.as_str()))
+                    .collect();
+                match route.as_slice() {
+                    [(t1, o1), (t2, "answered")] if *t1 == a && *o1 != "answered" && *t2 == b => {
+                        Ok(())
+                    }
+                    other => Err(format!("route {other:?}")),
+                }
+            })
+            .map_err(|e| TestCaseError::fail(format!("{hostile:?} stream={stream}: {e}")))
     });
     if let Err(e) = result {
         panic!("{e}");

@@ -274,13 +274,19 @@ pub async fn spawned_slice(
 ) -> Slice {
     let (t, (cpu, switches)) = (Instant::now(), usage_now());
     let deadline = t + length;
+    // A fixed number of calls per task instead of a time, for an instruction
+    // counter (callgrind) to compare equal work.
+    let calls: Option<u64> = std::env::var("STEER_BENCH_CALLS")
+        .ok()
+        .and_then(|n| n.parse().ok());
     let tasks: Vec<_> = (0..concurrency)
         .map(|_| {
             let c = c.clone();
             tokio::spawn(async move {
-                let mut n = 0;
-                while Instant::now() < deadline {
+                let (mut n, mut made) = (0, 0u64);
+                while calls.map_or(Instant::now() < deadline, |calls| made < calls) {
                     n += call(&c, kind, variant).await;
+                    made += 1;
                 }
                 n
             })

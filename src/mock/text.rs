@@ -354,6 +354,18 @@ fn whole(
     (text, calls, seed)
 }
 
+/// The calls of a fresh reply to a continuation the mock does not recognise as
+/// its own (another model's text): those asked for, less the tools the quote
+/// says were called (by name: a model told it called a tool does not call it
+/// again).
+fn calls_not_made(calls: &[MockCall], made: &[(String, serde_json::Value)]) -> Vec<MockCall> {
+    calls
+        .iter()
+        .filter(|c| !made.iter().any(|(name, _)| *name == c.name))
+        .cloned()
+        .collect()
+}
+
 fn compose(
     model: &str,
     turns: &[Turn],
@@ -377,7 +389,12 @@ fn compose(
     };
     let (full, all_calls, call_seed) = whole(model, base, words, ask);
     let text: String = full.concat();
-    let fresh = || (full_chunks(model, turns, words), Vec::new());
+    let fresh = |calls: &[MockCall], made: &[(String, serde_json::Value)]| {
+        (
+            full_chunks(model, turns, words),
+            calls_not_made(calls, made),
+        )
+    };
     let (mut chunks, mut calls) = match continued {
         Continued::No => (full, all_calls),
         Continued::Prefill(prefix) if text.starts_with(prefix) => {
@@ -395,10 +412,11 @@ fn compose(
                 (true, 0) => (chunks_after(&full, restart_point(&q.text)), all_calls),
                 // The text was whole before the calls began: the calls not yet made.
                 (true, _) => (Vec::new(), all_calls.into_iter().skip(made).collect()),
-                (false, _) => fresh(),
+                (false, _) => fresh(&all_calls, &q.calls),
             }
         }
-        Continued::Prefill(_) | Continued::Quote(_) => fresh(),
+        Continued::Quote(q) => fresh(&all_calls, &q.calls),
+        Continued::Prefill(_) => fresh(&all_calls, &[]),
     };
     let mut finish = if calls.is_empty() {
         Finish::Stop
@@ -508,6 +526,25 @@ mod tests {
         let r = reply("m", &convo(), None, std::slice::from_ref(&seq), Some(20));
         assert_eq!(r.finish, Finish::StopSequence);
         assert_eq!(r.text(), whole[..whole.find(&seq).unwrap()]);
+    }
+
+    #[test]
+    fn a_fresh_reply_makes_the_calls_asked_for_less_those_a_quote_says_were_made() {
+        let call = |ordinal, name: &str| MockCall {
+            ordinal,
+            name: name.into(),
+            arguments: serde_json::json!({}),
+            pieces: Vec::new(),
+        };
+        let asked = [call(0, "get_weather"), call(1, "get_time")];
+        let names = |calls: Vec<MockCall>| calls.into_iter().map(|c| c.name).collect::<Vec<_>>();
+        assert_eq!(
+            names(calls_not_made(&asked, &[])),
+            ["get_weather", "get_time"]
+        );
+        // Made with other arguments (another model's): not made again.
+        let made = [("get_weather".to_string(), serde_json::json!({"city": "x"}))];
+        assert_eq!(names(calls_not_made(&asked, &made)), ["get_time"]);
     }
 
     #[test]
