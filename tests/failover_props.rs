@@ -325,24 +325,21 @@ async fn check_tools(
         got.len() <= want.len() && got.iter().zip(want).all(|(a, b)| a.same_as(b))
     };
     match (steps.len(), seen.seams.as_slice()) {
-        // The first target broke after the last token `max_tokens` allows: with
-        // tools a call may still be owed, so the second is asked, and has no
-        // token left to add (nothing after the seam, so no seam announced).
-        (2, []) if case.max_tokens == Some(seen.deltas) && seen.calls.is_empty() => {
-            let whole = own(first).await?;
-            if !whole.text.starts_with(&seen.text) {
-                return Err(format!(
-                    "cut at the limit {:?}\n  own {:?}",
-                    seen.text, whole.text
-                ));
-            }
-        }
         (1, []) | (2, []) => {
             let target = if steps.len() == 1 { first } else { second };
             let whole = own(target).await?;
             let calls_same = seen.calls.len() == whole.tool_calls.len()
                 && begins(&seen.calls, &whole.tool_calls);
-            if seen.text != whole.text || !calls_same {
+            // Or the first target broke after the last token `max_tokens`
+            // allows: with tools a call may still be owed, so the second is
+            // asked, and has no token left to add (nothing after the seam, so
+            // no seam announced). What came is then the first target's own,
+            // its text and its calls so far.
+            let cut_at_limit = steps.len() == 2 && case.max_tokens == Some(seen.deltas) && {
+                let first_own = own(first).await?;
+                first_own.text.starts_with(&seen.text) && begins(&seen.calls, &first_own.tool_calls)
+            };
+            if (seen.text != whole.text || !calls_same) && !cut_at_limit {
                 return Err(format!(
                     "{target}: {:?} {:?}\n  own {:?} {:?}",
                     seen.text, seen.calls, whole.text, whole.tool_calls
