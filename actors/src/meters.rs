@@ -20,7 +20,7 @@
 //! assert!(text.contains(r#"steer_attempts_total{provider="openai",model="gpt-4o",outcome="success"} 1"#));
 //! ```
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
 use std::sync::OnceLock;
 use std::time::Duration;

@@ -20,6 +20,7 @@ use crate::attempt_loop::{self, AttemptLoop, RequestCore, Stop};
 use crate::breaker::{CallOutcome, PermitLease, Rejection};
 use crate::clock::later_tokio;
 use crate::failure::{Category, Failure};
+use crate::meters::TargetMeters;
 use crate::provider::ProviderActors;
 use crate::retry::{GiveUp, RequestEnd};
 use crate::spec::RequestSpec;
@@ -120,6 +121,12 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
             reply: Some(reply),
             succeeded: None,
         }
+    }
+
+    /// The request's metric series (its provider and model), for what its caller
+    /// counts of the reply (tokens) without looking them up again.
+    pub fn target_meters(&self) -> TargetMeters {
+        self.core.target.clone()
     }
 
     fn finish(&mut self, result: Result<Completed<T>, RequestError<E>>, ctx: &mut Context<Self>) {

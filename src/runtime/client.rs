@@ -37,7 +37,7 @@ use crate::classify::classify;
 use crate::error::{Error, ProviderError};
 use crate::model::{ChatRequest, ChatResponse, ModelId, RequestId};
 use crate::provider::{Provider, Providers};
-use steer_actors::meters::Meters;
+use steer_actors::meters::{Meters, TargetMeters};
 use steer_actors::partials::{GetPartial, PartialResponse, PartialStore};
 
 /// What happens when `max_in_flight` requests are already running.
@@ -475,7 +475,6 @@ impl Client {
             }
             let record_content = self.inner.record_content;
             let span = trace::request_span(&req, trace::Kind::Generate, record_content);
-            let target = req.model.clone();
             let result = 'run: {
                 let handle = match self.handle(req.model.provider()) {
                     Ok(h) => h,
@@ -489,39 +488,32 @@ impl Client {
                     Err(e) => break 'run Err(e),
                 };
                 let request_id = req.request_id.clone();
-                let reply = self
-                    .request_actor(handle, req, &options, admission, span.clone())
-                    .await;
-                generate_result(reply, &request_id, handle.provider.name())
+                let (run, target) =
+                    self.request_actor(handle, req, &options, admission, span.clone());
+                let result = generate_result(run.await, &request_id, handle.provider.name());
+                if let Ok(reply) = &result {
+                    let usage = &reply.usage;
+                    (self.inner.meters).tokens_at(
+                        &target,
+                        usage.prompt_tokens,
+                        usage.completion_tokens,
+                    );
+                }
+                result
             };
             match &result {
-                Ok(reply) => {
-                    trace::record_response(&span, reply, record_content);
-                    self.count_tokens(&target, reply);
-                }
+                Ok(reply) => trace::record_response(&span, reply, record_content),
                 Err(e) => trace::record_error(&span, e),
             }
             result
         }
     }
 
-    /// Counts a reply's tokens at the provider and model it was asked of.
-    fn count_tokens(&self, target: &ModelId, reply: &ChatResponse) {
-        let labels = self
-            .inner
-            .meters
-            .target_meters(target.provider(), target.model());
-        self.inner.meters.tokens_at(
-            &labels,
-            reply.usage.prompt_tokens,
-            reply.usage.completion_tokens,
-        );
-    }
-
     /// The request's actor, running where its caller runs until it replies
     /// (`RequestRun`: a task of the caller's arbiter, or in the caller's own future
     /// outside actix). Dropping the future cancels it: its HTTP call is aborted,
-    /// its permit handed back, the request counted cancelled.
+    /// its permit handed back, the request counted cancelled. With it, the
+    /// request's metric series (looked up once, for its tokens too).
     fn request_actor(
         &self,
         handle: &ProviderHandle,
@@ -529,15 +521,17 @@ impl Client {
         options: &GenerateOptions,
         admission: tokio::sync::OwnedSemaphorePermit,
         span: tracing::Span,
-    ) -> RequestRun {
+    ) -> (RequestRun, TargetMeters) {
         let spec = self.spec(handle, &req, options, self.inner.attempt_timeout);
         let provider = handle.provider.clone();
         let req = Arc::new(req);
-        let attempt: AttemptFn<ChatResponse, ProviderError> = Box::new(move |_attempt| {
+        let attempt: AttemptFn<Box<ChatResponse>, ProviderError> = Box::new(move |_attempt| {
             let (provider, req) = (provider.clone(), req.clone());
             async move {
-                let result = provider.generate(&req).await;
-                result.map_err(|e| Box::new((classify(&e), e)))
+                match provider.generate(&req).await {
+                    Ok(reply) => Ok(Box::new(reply)),
+                    Err(e) => Err(Box::new((classify(&e), e))),
+                }
             }
             .boxed()
         });
@@ -550,7 +544,8 @@ impl Client {
             Some(admission),
             span,
         );
-        RequestRun::start(actor, rx)
+        let target = actor.target_meters();
+        (RequestRun::start(actor, rx), target)
     }
 
     /// A request to `group/<name>`: a route actor carries it through the group's
@@ -946,7 +941,7 @@ fn generate_result(
     provider: &str,
 ) -> Result<ChatResponse, Error> {
     match reply {
-        Ok(Ok(done)) => Ok(done.value),
+        Ok(Ok(done)) => Ok(*done.value),
         Ok(Err(e)) => Err(request_error(*e, request_id, provider)),
         Err(NoReply::Stopped) => Err(Error::Internal(format!(
             "request {request_id}: its actor stopped without a reply"

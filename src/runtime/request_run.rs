@@ -25,9 +25,13 @@ use crate::error::ProviderError;
 use crate::model::ChatResponse;
 
 /// What a request's actor replies.
-pub(crate) type GenerateReply = RequestResult<ChatResponse, ProviderError>;
+/// A request's reply. The response is boxed: it is moved on every hop from the
+/// attempt to the caller (the attempt's timeout, its span, the actor, the reply
+/// channel, this future), 328 bytes each time against a pointer's 8 (callgrind:
+/// the copies were a fifth of the cache lines steer wrote that bare did not).
+pub(crate) type GenerateReply = RequestResult<Box<ChatResponse>, ProviderError>;
 
-type Actor = RequestActor<ChatResponse, ProviderError>;
+type Actor = RequestActor<Box<ChatResponse>, ProviderError>;
 
 /// Cancels the request actor if the caller's future is dropped before the reply.
 pub(crate) struct CancelOnDrop<A: actix::Handler<Cancel>>(pub(crate) Option<Addr<A>>)

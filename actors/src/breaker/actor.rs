@@ -5,7 +5,7 @@
 //! answers permit requests, runs the open and pause timers and publishes
 //! transitions.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 

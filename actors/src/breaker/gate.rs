@@ -6,7 +6,7 @@
 //! This is the one shortcut around message passing on the request path; why it
 //! is worth it is measured in BENCHMARKS.md ("The request path").
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
