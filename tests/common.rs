@@ -192,6 +192,15 @@ pub const STREAM_MODELS: [&str; 4] = [
     "anthropic/claude-opus-4-6",
 ];
 
+/// A mock on 127.0.0.1 that keeps no record of the requests it serves (for
+/// properties that send thousands).
+pub fn quiet_mock() -> steer_llm::mock::MockServer {
+    steer_llm::mock::MockServer::builder()
+        .record_requests(false)
+        .start_background()
+        .expect("the mock starts")
+}
+
 /// What a consumer saw of one stream, read to its end by [`read_stream`].
 #[derive(Debug, Default)]
 pub struct SeenStream {

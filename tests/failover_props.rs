@@ -386,15 +386,8 @@ async fn check_tools(
 
 #[test]
 fn a_stream_failed_over_midway_holds_every_character_once_for_every_parameter_and_fault() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let mock = MockServer::builder()
-        .record_requests(false)
-        .start_background()
-        .unwrap();
+    let runtime = common::two_worker_runtime();
+    let mock = common::quiet_mock();
     let clients: RefCell<HashMap<(&str, &str), Client>> = RefCell::default();
     let mut runner = TestRunner::new(Config {
         cases: 300,
@@ -488,15 +481,8 @@ fn hostile() -> impl Strategy<Value = Hostile> {
 /// names both.
 #[test]
 fn a_hostile_first_target_never_holds_a_grouped_request() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let mock = MockServer::builder()
-        .record_requests(false)
-        .start_background()
-        .unwrap();
+    let runtime = common::two_worker_runtime();
+    let mock = common::quiet_mock();
     let mut runner = TestRunner::new(Config {
         cases: 120,
         failure_persistence: None,

@@ -172,11 +172,7 @@ async fn check(client: &Client, mock: &MockServer, case: &Case, n: u64) -> Resul
 
 #[test]
 fn a_resumed_stream_equals_the_fault_free_reply_for_every_parameter_and_fault() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = common::two_worker_runtime();
     let mock = MockServer::builder()
         .stall_limit(Duration::from_secs(2))
         .record_requests(false)
