@@ -41,6 +41,8 @@ mod supervise;
 
 pub use breaker::{BreakerConfig, BreakerState, CircuitBreaker, TransitionEvent};
 pub use failure::{Category, Failure, Phase, RateLimitHints};
-pub use metrics::{ProviderMetrics, ProviderReport};
+pub use metrics::ProviderReport;
 pub use provider::ProviderActors;
-pub use retry::{Backoff, BudgetConfig, GiveUp, Jitter, RetryCoordinator, RetryPolicy};
+pub use retry::{
+    Backoff, BudgetConfig, GiveUp, Jitter, ProviderMetrics, RetryCoordinator, RetryPolicy,
+};

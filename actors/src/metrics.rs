@@ -7,7 +7,7 @@
 use serde::Serialize;
 
 use crate::breaker::BreakerStatus;
-pub use crate::retry::ProviderMetrics;
+use crate::retry::ProviderMetrics;
 
 /// One provider's metrics and breaker status, as shown to operators.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -492,12 +492,8 @@ impl Client {
                     self.request_actor(handle, req, &options, admission, span.clone());
                 let result = generate_result(run.await, &request_id, handle.provider.name());
                 if let Ok(reply) = &result {
-                    let usage = &reply.usage;
-                    (self.inner.meters).tokens_at(
-                        &target,
-                        usage.prompt_tokens,
-                        usage.completion_tokens,
-                    );
+                    let (meters, usage) = (&self.inner.meters, &reply.usage);
+                    meters.tokens_at(&target, usage.prompt_tokens, usage.completion_tokens);
                 }
                 result
             };
