@@ -89,13 +89,8 @@ impl Drop for MockProcess {
     }
 }
 
-/// CPU time of this process so far (user and system, every thread).
-pub fn cpu_now() -> Duration {
-    usage_now().0
-}
-
-/// This process's CPU time (every thread) and its context switches so far
-/// (voluntary and involuntary).
+/// This process's CPU time so far (user and system, every thread) and its
+/// context switches (voluntary and involuntary).
 pub fn usage_now() -> (Duration, u64) {
     // SAFETY: getrusage writes one plain struct we own.
     let usage = unsafe {
@@ -222,6 +217,19 @@ pub struct Slice {
 }
 
 impl Slice {
+    /// The slice that began at `start` (an instant and [`usage_now`]) and did
+    /// `units`.
+    fn since(start: (Instant, (Duration, u64)), units: u64) -> Slice {
+        let (t, (cpu, switches)) = start;
+        let (cpu_now, switches_now) = usage_now();
+        Slice {
+            units,
+            wall: t.elapsed(),
+            cpu: cpu_now.saturating_sub(cpu),
+            switches: switches_now.saturating_sub(switches),
+        }
+    }
+
     pub fn rate(&self) -> f64 {
         self.units as f64 / self.wall.as_secs_f64()
     }
@@ -244,8 +252,8 @@ pub async fn slice(
     concurrency: usize,
     length: Duration,
 ) -> Slice {
-    let (t, (cpu, switches)) = (Instant::now(), usage_now());
-    let deadline = t + length;
+    let start = (Instant::now(), usage_now());
+    let deadline = start.0 + length;
     let units = futures::future::join_all((0..concurrency).map(|_| async move {
         let mut n = 0;
         while Instant::now() < deadline {
@@ -256,12 +264,7 @@ pub async fn slice(
     .await
     .into_iter()
     .sum();
-    Slice {
-        units,
-        wall: t.elapsed(),
-        cpu: usage_now().0 - cpu,
-        switches: usage_now().1.saturating_sub(switches),
-    }
+    Slice::since(start, units)
 }
 
 /// The same, each caller a task spawned on the current (multi-thread) runtime.
@@ -272,8 +275,8 @@ pub async fn spawned_slice(
     concurrency: usize,
     length: Duration,
 ) -> Slice {
-    let (t, (cpu, switches)) = (Instant::now(), usage_now());
-    let deadline = t + length;
+    let start = (Instant::now(), usage_now());
+    let deadline = start.0 + length;
     // A fixed number of calls per task instead of a time, for an instruction
     // counter (callgrind) to compare equal work.
     let calls: Option<u64> = std::env::var("STEER_BENCH_CALLS")
@@ -296,12 +299,7 @@ pub async fn spawned_slice(
     for task in tasks {
         units += task.await.expect("caller task");
     }
-    Slice {
-        units,
-        wall: t.elapsed(),
-        cpu: usage_now().0 - cpu,
-        switches: usage_now().1.saturating_sub(switches),
-    }
+    Slice::since(start, units)
 }
 
 /// Where the callers run.
