@@ -192,6 +192,29 @@ pub const STREAM_MODELS: [&str; 4] = [
     "anthropic/claude-opus-4-6",
 ];
 
+/// The two tools the stream properties ask for, each with the one string field
+/// its schema requires: the mock calls both when the prompt names them
+/// ([`TWO_TOOLS_ASK`]).
+pub const TWO_TOOLS: [(&str, &str); 2] = [("get_weather", "city"), ("get_time", "zone")];
+
+/// What a prompt says to have both [`TWO_TOOLS`] called.
+pub const TWO_TOOLS_ASK: &str = " Use get_weather and get_time.";
+
+/// `req` with both [`TWO_TOOLS`].
+pub fn with_two_tools(mut req: ChatRequest) -> ChatRequest {
+    for (name, field) in TWO_TOOLS {
+        let schema = serde_json::json!({"type": "object", "properties": {field: {"type": "string"}}, "required": [field]});
+        req = req.tool(steer_llm::Tool::new(name, schema));
+    }
+    req
+}
+
+/// Whether `got` begins `want`, call for call, whatever their ids
+/// ([`ToolCall::same_as`]); equal lengths make it the same calls.
+pub fn calls_begin(got: &[ToolCall], want: &[ToolCall]) -> bool {
+    got.len() <= want.len() && got.iter().zip(want).all(|(a, b)| a.same_as(b))
+}
+
 /// A mock on 127.0.0.1 that keeps no record of the requests it serves (for
 /// properties that send thousands).
 pub fn quiet_mock() -> steer_llm::mock::MockServer {

@@ -86,14 +86,12 @@ fn case() -> impl Strategy<Value = Case> {
 
 fn user(case: &Case) -> String {
     let ask = if case.tools {
-        " Use get_weather and get_time."
+        common::TWO_TOOLS_ASK
     } else {
         ""
     };
     format!("Tell me about rivers, number {}.{ask}", case.topic)
 }
-
-const TOOLS: [(&str, &str); 2] = [("get_weather", "city"), ("get_time", "zone")];
 
 /// The case's request to `model`: its conversation, limits and tools.
 fn request(model: &str, case: &Case, stop: &[String]) -> ChatRequest {
@@ -102,10 +100,7 @@ fn request(model: &str, case: &Case, stop: &[String]) -> ChatRequest {
         .system(SYSTEM)
         .user(user(case));
     if case.tools {
-        for (name, field) in TOOLS {
-            let schema = serde_json::json!({"type": "object", "properties": {field: {"type": "string"}}, "required": [field]});
-            req = req.tool(steer_llm::Tool::new(name, schema));
-        }
+        req = common::with_two_tools(req);
     }
     if let Some(max) = case.max_tokens {
         req = req.max_tokens(max);
@@ -304,7 +299,7 @@ async fn check_tools(
         return Err("no Complete".into());
     }
     for (i, call) in seen.calls.iter().enumerate() {
-        let field = TOOLS
+        let field = common::TWO_TOOLS
             .iter()
             .find(|(name, _)| *name == call.name)
             .map(|(_, field)| *field)
@@ -320,16 +315,12 @@ async fn check_tools(
         }
     }
     let steps = seen.steps.as_ref().ok_or("no Route before Complete")?;
-    // Whether `got` begins `want`, call for call, whatever their ids.
-    let begins = |got: &[steer_llm::ToolCall], want: &[steer_llm::ToolCall]| {
-        got.len() <= want.len() && got.iter().zip(want).all(|(a, b)| a.same_as(b))
-    };
     match (steps.len(), seen.seams.as_slice()) {
         (1, []) | (2, []) => {
             let target = if steps.len() == 1 { first } else { second };
             let whole = own(target).await?;
             let calls_same = seen.calls.len() == whole.tool_calls.len()
-                && begins(&seen.calls, &whole.tool_calls);
+                && common::calls_begin(&seen.calls, &whole.tool_calls);
             // Or the first target broke after the last token `max_tokens`
             // allows: with tools a call may still be owed, so the second is
             // asked, and has no token left to add (nothing after the seam, so
@@ -337,7 +328,8 @@ async fn check_tools(
             // its text and its calls so far.
             let cut_at_limit = steps.len() == 2 && case.max_tokens == Some(seen.deltas) && {
                 let first_own = own(first).await?;
-                first_own.text.starts_with(&seen.text) && begins(&seen.calls, &first_own.tool_calls)
+                first_own.text.starts_with(&seen.text)
+                    && common::calls_begin(&seen.calls, &first_own.tool_calls)
             };
             if (seen.text != whole.text || !calls_same) && !cut_at_limit {
                 return Err(format!(
@@ -359,7 +351,7 @@ async fn check_tools(
                 ));
             }
             let before = seen.calls_at_seam.unwrap_or(0);
-            if !begins(&seen.calls[..before], &whole.tool_calls) {
+            if !common::calls_begin(&seen.calls[..before], &whole.tool_calls) {
                 return Err(format!(
                     "calls before the seam {:?}\n  own {:?}",
                     &seen.calls[..before],
@@ -370,7 +362,7 @@ async fn check_tools(
             // short, both tools are called (by the first target, the second, or
             // one each).
             let uncut = case.max_tokens.is_none() && stop.is_empty();
-            for (name, _) in TOOLS.iter().filter(|_| uncut) {
+            for (name, _) in common::TWO_TOOLS.iter().filter(|_| uncut) {
                 if !seen.calls.iter().any(|c| c.name == *name) {
                     return Err(format!("{name} never called: {:?}", seen.calls));
                 }

@@ -75,7 +75,7 @@ fn turns(req: &ChatRequest) -> Vec<Turn> {
 /// The request of a case, and the mock's fault-free reply to it.
 fn request(case: &Case, id: &str) -> (ChatRequest, text::Reply) {
     let ask = if case.tools {
-        " Use get_weather and get_time."
+        common::TWO_TOOLS_ASK
     } else {
         ""
     };
@@ -85,10 +85,7 @@ fn request(case: &Case, id: &str) -> (ChatRequest, text::Reply) {
         .user(format!("Tell me about rivers, number {}.{ask}", case.topic))
         .request_id(id);
     if case.tools {
-        let schema = |field: &str| serde_json::json!({"type": "object", "properties": {field: {"type": "string"}}, "required": [field]});
-        req = req
-            .tool(steer_llm::Tool::new("get_weather", schema("city")))
-            .tool(steer_llm::Tool::new("get_time", schema("zone")));
+        req = common::with_two_tools(req);
     }
     if let Some(max) = case.max_tokens {
         req = req.max_tokens(max);
@@ -143,11 +140,8 @@ async fn check(client: &Client, mock: &MockServer, case: &Case, n: u64) -> Resul
         ..
     } = common::read_stream(stream).await?;
     let expected = whole.text.clone();
-    let same_calls = calls.len() == whole.tool_calls.len()
-        && calls
-            .iter()
-            .zip(&whole.tool_calls)
-            .all(|(a, b)| a.same_as(b));
+    let same_calls =
+        calls.len() == whole.tool_calls.len() && common::calls_begin(&calls, &whole.tool_calls);
     if !same_calls {
         return Err(format!(
             "calls {calls:?}\n  fault-free {:?}",
