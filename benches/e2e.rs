@@ -17,11 +17,13 @@ use placement::{Kind, MockProcess, Placement, Plan};
 
 fn main() {
     let mock = MockProcess::start(30, None);
+    let pinned = placement::pin_caller();
     let settings = placement::Settings::from_env(5, 1000);
     println!(
         "non-streaming requests, steer / bare, medians of {} alternating rounds of {:?} (spread):",
         settings.rounds, settings.length
     );
+    println!("{}", placement::pinning_line(pinned));
     for p in settings.placements(&Placement::ALL) {
         println!("{}:", p.name());
         for (label, concurrency) in [("one at a time", 1), ("64 concurrent", 64)] {

@@ -74,11 +74,13 @@ fn main() {
         return measure_phase(&phase, &base);
     }
     let mock = placement::MockProcess::start(1000, None);
+    let pinned = placement::pin_caller();
     let settings = placement::Settings::from_env(5, 1000);
     println!(
         "1,000-chunk streams, steer / bare, medians of {} alternating rounds of {:?} (spread):",
         settings.rounds, settings.length
     );
+    println!("{}", placement::pinning_line(pinned));
     for p in settings.placements(&placement::Placement::ALL) {
         println!("{}:", p.name());
         for (label, concurrency) in [("one stream at a time", 1), ("64 concurrent streams", 64)] {

@@ -16,7 +16,8 @@
 //! - [`in_place`]: an actor run by the task that awaits it (no arbiter needed).
 //! - [`spec`]: what one request may do ([`spec::RequestSpec`]).
 //! - [`request`]: the supervised request actor, and [`attempt_loop`]: the steps
-//!   around its attempts, shared with the stream actor.
+//!   around its attempts, shared with the stream actor; [`guarded`]: an
+//!   attempt's future as the request actor polls it.
 
 /// Mailbox capacity of the per-provider actors: large, because every request
 /// asks them something; bounded, because actix's channel needs it to be.
@@ -26,6 +27,7 @@ pub mod attempt_loop;
 pub mod breaker;
 pub mod clock;
 pub mod failure;
+pub mod guarded;
 pub mod in_place;
 pub mod meters;
 pub mod metrics;
@@ -35,6 +37,7 @@ pub mod provider;
 pub mod relay;
 pub mod request;
 pub mod retry;
+pub mod spans;
 pub mod spec;
 pub mod stream;
 mod supervise;

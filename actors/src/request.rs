@@ -6,20 +6,18 @@
 //! The attempt itself is a closure handed in by the provider side: the actor knows
 //! no provider, it sees a future that yields a value or a classified [`Failure`].
 
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
 use futures::future::BoxFuture;
-use futures::FutureExt;
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
-use tracing::Instrument;
 
 use crate::attempt_loop::{self, AttemptLoop, RequestCore, Stop};
 use crate::breaker::{CallOutcome, PermitLease, Rejection};
 use crate::clock::later_tokio;
 use crate::failure::{Category, Failure};
+use crate::guarded::{Guarded, Outcome};
 use crate::meters::TargetMeters;
 use crate::provider::ProviderActors;
 use crate::retry::{GiveUp, RequestEnd};
@@ -163,50 +161,42 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
             .core
             .progress
             .attempt_limit_at(self.core.spec.attempt_timeout, started);
-        let timer = limit.map(|l| later_tokio(started, l.duration));
+        let limit_at = limit.map(|l| later_tokio(started, l.duration));
         let deadline_bound = limit.is_some_and(|l| l.by_deadline);
         let future = (self.attempt)(attempt);
-        let span = self.core.attempt_span.clone();
-        let run = async move {
-            let guarded = AssertUnwindSafe(future).catch_unwind();
-            match timer {
-                Some(at) => tokio::time::timeout_at(at, guarded).await.ok(),
-                None => Some(guarded.await),
-            }
-        }
-        .instrument(span);
+        let guarded = Guarded::new(future, limit_at, self.core.attempt_span.clone());
         self.core.in_flight = true;
         attempt_loop::spawn_send(
             ctx,
-            actix::fut::wrap_future(run).map(move |outcome, act: &mut Self, ctx| {
-                act.core.in_flight = false;
-                let elapsed = act.core.attempt_started.elapsed();
-                act.on_result(outcome, lease, elapsed, deadline_bound, ctx)
-            }),
+            AttemptRun {
+                guarded,
+                lease,
+                deadline_bound,
+            },
         );
     }
 
     fn on_result(
         &mut self,
-        outcome: Option<std::thread::Result<Result<T, AttemptError<E>>>>,
+        outcome: Outcome<Result<T, AttemptError<E>>>,
         lease: Option<PermitLease>,
         elapsed: Duration,
         deadline_bound: bool,
         ctx: &mut Context<Self>,
     ) {
         let (failure, raw) = match outcome {
-            Some(Ok(Ok(value))) => {
+            Outcome::Done(Ok(value)) => {
                 self.core.end_attempt_after("success", elapsed);
                 // Reported with the request's end, in `finish`.
                 self.succeeded = lease.map(|l| (l, elapsed));
                 let attempts = self.core.progress.attempts();
                 return self.finish(Ok(Completed { value, attempts }), ctx);
             }
-            Some(Ok(Err(error))) => {
+            Outcome::Done(Err(error)) => {
                 let (failure, raw) = *error;
                 (failure, Some(raw))
             }
-            Some(Err(panic)) => {
+            Outcome::Panicked(panic) => {
                 if let Some(l) = lease {
                     l.report(CallOutcome::Neutral);
                 }
@@ -216,8 +206,10 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
                 let attempts = self.core.progress.attempts();
                 return self.finish(Err(RequestError::Panicked { message, attempts }), ctx);
             }
-            None if deadline_bound => return attempt_loop::deadline_cut(self, lease, ctx),
-            None => {
+            Outcome::TimedOut if deadline_bound => {
+                return attempt_loop::deadline_cut(self, lease, ctx)
+            }
+            Outcome::TimedOut => {
                 let mut f = Failure::new(
                     Category::Timeout,
                     &self.core.spec.provider,
@@ -237,6 +229,44 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
         );
         tracing::debug!(parent: &self.core.span, attempt = self.core.progress.attempts(), category = %failure.category, "attempt failed");
         attempt_loop::retry_or_give_up(self, failure, raw, ctx);
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The attempt in flight, as its actor's context polls it: when the guarded
+    /// future ends, its outcome goes straight to the actor (one future, not
+    /// actix's `wrap_future` and `map` around it).
+    struct AttemptRun<T, E> {
+        #[pin]
+        guarded: Guarded<BoxFuture<'static, Result<T, AttemptError<E>>>>,
+        lease: Option<PermitLease>,
+        deadline_bound: bool,
+    }
+}
+
+impl<T: Send + 'static, E: Send + 'static> ActorFuture<RequestActor<T, E>> for AttemptRun<T, E> {
+    type Output = ();
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        act: &mut RequestActor<T, E>,
+        ctx: &mut Context<RequestActor<T, E>>,
+        task: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        let this = self.project();
+        let std::task::Poll::Ready(outcome) = std::future::Future::poll(this.guarded, task) else {
+            return std::task::Poll::Pending;
+        };
+        act.core.in_flight = false;
+        let elapsed = act.core.attempt_started.elapsed();
+        act.on_result(
+            outcome,
+            this.lease.take(),
+            elapsed,
+            *this.deadline_bound,
+            ctx,
+        );
+        std::task::Poll::Ready(())
     }
 }
 

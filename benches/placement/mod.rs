@@ -44,6 +44,18 @@ impl MockProcess {
     pub fn start(words: usize, faults: Option<&str>) -> MockProcess {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_steer"));
         cmd.args(["mock", "--words", &words.to_string()]);
+        if let Some(cpus) = pinned_cpus() {
+            let mock_cpu = cpus.mock;
+            use std::os::unix::process::CommandExt;
+            // SAFETY: between fork and exec only sched_setaffinity runs, which is
+            // async-signal-safe and touches a set on this stack.
+            unsafe {
+                cmd.pre_exec(move || {
+                    pin_current_to(mock_cpu);
+                    Ok(())
+                });
+            }
+        }
         if let Some(f) = faults {
             cmd.args(["--faults", f]);
         }
@@ -86,6 +98,53 @@ impl Drop for MockProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The cores of a pinned run: the callers' process on one, the mock on another.
+#[derive(Debug, Clone, Copy)]
+pub struct Pinned {
+    pub caller: usize,
+    pub mock: usize,
+}
+
+/// Pinned unless `STEER_BENCH_PIN=0`, on a machine with at least two cores: the
+/// caller on core 0, the mock on core 1 (as the figures of issue 13 were taken),
+/// so that neither process's work lands in the other's caches or run queue.
+pub fn pinned_cpus() -> Option<Pinned> {
+    let on = std::env::var("STEER_BENCH_PIN").map_or(true, |v| v != "0");
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (on && cores >= 2).then_some(Pinned { caller: 0, mock: 1 })
+}
+
+fn pin_current_to(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t is empty; CPU_SET writes a bit of it; the call
+    // reads it and sets this thread's (or, before exec, this process's) affinity.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// Pins this thread (and every thread it starts after) to the caller's core, when
+/// the run is pinned. Call it before any runtime starts. Returns whether it did.
+pub fn pin_caller() -> bool {
+    match pinned_cpus() {
+        Some(cpus) => {
+            pin_current_to(cpus.caller);
+            true
+        }
+        None => false,
+    }
+}
+
+/// What a report says of the run's pinning.
+pub fn pinning_line(pinned: bool) -> &'static str {
+    if pinned {
+        "callers pinned to core 0, the mock to core 1 (STEER_BENCH_PIN=0 for neither)"
+    } else {
+        "not pinned: callers and mock share every core"
     }
 }
 

@@ -34,6 +34,9 @@ pub(crate) enum Kind {
 
 /// The span of one request to `provider` (its registered name).
 pub(crate) fn request_span(req: &ChatRequest, kind: Kind, record_content: bool) -> Span {
+    if !steer_actors::spans::info_wanted() {
+        return Span::none();
+    }
     let model = req.model.model();
     let provider = req.model.provider();
     // One field list for both names (a span's name is fixed at its call site).
@@ -67,9 +70,10 @@ pub(crate) fn request_span(req: &ChatRequest, kind: Kind, record_content: bool) 
         Kind::Generate => genai_span!("steer.request"),
         Kind::Stream => genai_span!("steer.stream"),
     };
-    // No subscriber wants it: nothing to record (the JSON texts cost allocations).
+    // No subscriber wants it: nothing to record (the JSON texts cost allocations),
+    // and no span to carry (`steer_actors::spans`).
     if span.is_disabled() {
-        return span;
+        return Span::none();
     }
     if let Some(n) = req.max_tokens {
         span.record("gen_ai.request.max_tokens", n);
