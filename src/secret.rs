@@ -17,13 +17,16 @@ const REDACTED: &str = "<redacted>";
 /// assert_eq!(format!("{key:?}"), "ApiKey(<redacted>)");
 /// assert_eq!(key.expose(), "sk-live-123");
 /// ```
+///
+/// Shared, not copied: every attempt's error context holds it (a clone is a
+/// reference count, not an allocation).
 #[derive(Clone, PartialEq, Eq)]
-pub struct ApiKey(String);
+pub struct ApiKey(std::sync::Arc<str>);
 
 impl ApiKey {
     /// Wraps a key.
     pub fn new(key: impl Into<String>) -> Self {
-        ApiKey(key.into())
+        ApiKey(std::sync::Arc::from(key.into()))
     }
 
     /// Reads a key from an environment variable; empty values count as unset.
@@ -32,7 +35,7 @@ impl ApiKey {
             .ok()
             .map(|v| v.trim().to_string())
             .filter(|v| !v.is_empty())
-            .map(ApiKey)
+            .map(ApiKey::new)
     }
 
     /// The key itself, for building the authentication header. Never log it.

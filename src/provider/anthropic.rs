@@ -77,8 +77,8 @@ impl Anthropic {
         if stream {
             builder = builder.header("accept", "text/event-stream");
         }
-        if let Some(key) = &self.endpoint.api_key {
-            builder = builder.header("x-api-key", key.expose());
+        if let Some(key) = &self.endpoint.key_header {
+            builder = builder.header("x-api-key", key.clone());
         }
         Ok(super::http::extra_headers(builder, req))
     }
@@ -90,7 +90,7 @@ impl AnthropicBuilder {
     /// Resolves key, base URL and HTTP client.
     pub fn build(self) -> Result<Anthropic, Error> {
         Ok(Anthropic {
-            endpoint: self.endpoint.resolve("/v1/messages")?,
+            endpoint: self.endpoint.resolve("/v1/messages", "")?,
         })
     }
 }

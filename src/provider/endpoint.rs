@@ -45,6 +45,10 @@ pub(crate) struct Endpoint {
     /// The endpoint's one URL (base + the API's path), parsed once.
     pub url: reqwest::Url,
     pub api_key: Option<ApiKey>,
+    /// The header that carries the key (`Bearer <key>` or the key itself, as the
+    /// provider's API wants), made once and marked sensitive: a request clones it
+    /// instead of formatting and checking the key again.
+    pub key_header: Option<http::HeaderValue>,
     /// Its HTTP clients (one per runtime that calls, unless the caller gave one).
     pub http: std::sync::Arc<HttpClients>,
     /// Largest server-sent event accepted from this endpoint.
@@ -73,7 +77,9 @@ impl EndpointBuilder {
     }
 
     /// Resolves key, base URL and HTTP client; `path` is the API's path after the base.
-    pub(crate) fn resolve(self, path: &str) -> Result<Endpoint, Error> {
+    /// The endpoint at `path` of the base URL, its key carried after `key_prefix`
+    /// (`"Bearer "`, or `""` for a header holding the key alone).
+    pub(crate) fn resolve(self, path: &str, key_prefix: &str) -> Result<Endpoint, Error> {
         let from_env = |var: Option<&'static str>| {
             var.and_then(|v| std::env::var(v).ok())
                 .map(|s| s.trim().to_string())
@@ -99,14 +105,23 @@ impl EndpointBuilder {
         let api_key = self
             .api_key
             .or_else(|| self.key_env.and_then(ApiKey::from_env));
-        if let Some(key) = &api_key {
-            if http::HeaderValue::from_str(key.expose()).is_err() {
-                return Err(Error::Config(format!(
-                    "provider {:?}: the API key holds characters an HTTP header cannot carry",
-                    self.name
-                )));
+        let key_header = match &api_key {
+            Some(key) => {
+                match http::HeaderValue::from_str(&format!("{key_prefix}{}", key.expose())) {
+                    Ok(mut value) => {
+                        value.set_sensitive(true);
+                        Some(value)
+                    }
+                    Err(_) => {
+                        return Err(Error::Config(format!(
+                        "provider {:?}: the API key holds characters an HTTP header cannot carry",
+                        self.name
+                    )))
+                    }
+                }
             }
-        }
+            None => None,
+        };
         if api_key.is_some()
             && parsed.scheme() == "http"
             && !is_loopback(&parsed)
@@ -132,6 +147,7 @@ impl EndpointBuilder {
             base_url,
             url,
             api_key,
+            key_header,
             http,
             max_event_bytes: self.max_event_bytes,
         })
@@ -218,3 +234,40 @@ macro_rules! endpoint_methods {
     };
 }
 pub(crate) use endpoint_methods;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_key(key: &str) -> EndpointBuilder {
+        let mut b = EndpointBuilder::new("p", None, None, None);
+        b.base_url = Some("http://127.0.0.1:9/v1".into());
+        b.api_key = Some(ApiKey::new(key));
+        b
+    }
+
+    #[test]
+    fn the_key_header_is_made_once_with_its_prefix_and_marked_sensitive() {
+        let e = with_key("sk-1")
+            .resolve("/chat", "Bearer ")
+            .expect("endpoint");
+        let h = e.key_header.expect("a key header");
+        assert_eq!(h.to_str().ok(), Some("Bearer sk-1"));
+        assert!(h.is_sensitive());
+        assert_eq!(format!("{h:?}"), "Sensitive");
+        let raw = with_key("sk-2").resolve("/m", "").expect("endpoint");
+        assert_eq!(
+            raw.key_header
+                .and_then(|h| h.to_str().ok().map(str::to_string))
+                .as_deref(),
+            Some("sk-2")
+        );
+        let mut none = with_key("x");
+        none.api_key = None;
+        assert!(none
+            .resolve("/m", "")
+            .expect("endpoint")
+            .key_header
+            .is_none());
+    }
+}

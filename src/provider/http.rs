@@ -56,6 +56,9 @@ pub(crate) struct CallContext {
 }
 
 impl CallContext {
+    // The error builders are cold: kept out of the success path's code and its
+    // instruction cache lines.
+    #[cold]
     pub(crate) fn error(&self, kind: FailureKind) -> ProviderError {
         ProviderError::new(self.provider.clone(), self.request_id.clone(), kind)
     }
@@ -67,6 +70,7 @@ impl CallContext {
         }
     }
 
+    #[cold]
     pub(crate) fn transport(&self, e: &reqwest::Error) -> ProviderError {
         self.error(self.transport_failure(e))
     }
@@ -85,6 +89,7 @@ impl CallContext {
         }
     }
 
+    #[cold]
     pub(crate) fn malformed(&self, message: String) -> ProviderError {
         self.error(FailureKind::Malformed {
             message: self.scrub(message),

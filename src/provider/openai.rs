@@ -95,8 +95,8 @@ impl OpenAiCompatible {
         if stream {
             builder = builder.header("accept", "text/event-stream");
         }
-        if let Some(key) = &self.endpoint.api_key {
-            builder = builder.bearer_auth(key.expose());
+        if let Some(key) = &self.endpoint.key_header {
+            builder = builder.header(::http::header::AUTHORIZATION, key.clone());
         }
         Ok(super::http::extra_headers(builder, req))
     }
@@ -122,7 +122,7 @@ impl OpenAiCompatibleBuilder {
     /// Resolves key, base URL and HTTP client.
     pub fn build(self) -> Result<OpenAiCompatible, Error> {
         Ok(OpenAiCompatible {
-            endpoint: self.endpoint.resolve("/chat/completions")?,
+            endpoint: self.endpoint.resolve("/chat/completions", "Bearer ")?,
             include_usage: self.include_usage,
         })
     }
