@@ -26,8 +26,9 @@ use crate::tools::{OutputError, ResponseFormat, Tool, ToolCall, ToolChoice, Tool
 #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct ModelId {
-    provider: String,
-    model: String,
+    // Shared: a request's actor and meters hold the model name without a copy.
+    provider: Arc<str>,
+    model: Arc<str>,
 }
 
 /// Why a string is not a valid `provider/model` id.
@@ -53,6 +54,11 @@ impl ModelId {
     pub fn model(&self) -> &str {
         &self.model
     }
+
+    /// The model name as shared text (no copy).
+    pub fn model_shared(&self) -> Arc<str> {
+        self.model.clone()
+    }
 }
 
 impl FromStr for ModelId {
@@ -65,14 +71,20 @@ impl FromStr for ModelId {
         let (provider, model) = s.split_once('/').ok_or_else(invalid)?;
         let valid_provider = !provider.is_empty()
             && provider
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
-        if !valid_provider || model.trim().is_empty() || model.chars().any(char::is_whitespace) {
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || c == b'.');
+        // No whitespace in the model name (ASCII checked by byte, as most are).
+        let spaced = if model.is_ascii() {
+            model.bytes().any(|b| b.is_ascii_whitespace() || b == 0x0b)
+        } else {
+            model.chars().any(char::is_whitespace)
+        };
+        if !valid_provider || model.is_empty() || spaced {
             return Err(invalid());
         }
         Ok(ModelId {
-            provider: provider.to_string(),
-            model: model.to_string(),
+            provider: Arc::from(provider),
+            model: Arc::from(model),
         })
     }
 }
@@ -745,4 +757,54 @@ pub enum StreamEvent {
         /// Final usage, when the provider sent it.
         usage: Option<Usage>,
     },
+}
+
+#[cfg(test)]
+mod model_id_tests {
+    use super::*;
+
+    /// The rule as written: a provider of ASCII letters, digits, `-`, `_`, `.`;
+    /// a model of anything but whitespace; one `/` between (the first).
+    fn valid_by_the_rule(s: &str) -> Option<(&str, &str)> {
+        let (p, m) = s.split_once('/')?;
+        let provider_ok = !p.is_empty()
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        let model_ok = !m.trim().is_empty() && !m.chars().any(char::is_whitespace);
+        (provider_ok && model_ok).then_some((p, m))
+    }
+
+    #[test]
+    fn edges() {
+        for (s, ok) in [
+            ("openai/gpt-4o-mini", true),
+            ("a/b/c", true),
+            ("local/llama 3", false),
+            ("local/llama\u{0b}3", false),
+            ("local/llama\u{a0}3", false),
+            ("local/é", true),
+            ("é/x", false),
+            ("/x", false),
+            ("x/", false),
+            ("x/ ", false),
+            ("x", false),
+        ] {
+            assert_eq!(s.parse::<ModelId>().is_ok(), ok, "{s:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_parse_keeps_the_rule(s in "[a-z_.é -]{0,6}/?[a-zA-Z0-9 \t\u{0b}\u{a0}\u{2003}é/.-]{0,10}") {
+            let parsed = s.parse::<ModelId>();
+            match valid_by_the_rule(&s) {
+                Some((p, m)) => {
+                    let id = parsed.expect("valid by the rule");
+                    proptest::prop_assert_eq!((id.provider(), id.model()), (p, m));
+                    proptest::prop_assert_eq!(&*id.model_shared(), m);
+                }
+                None => proptest::prop_assert!(parsed.is_err(), "{:?} accepted", s),
+            }
+        }
+    }
 }

@@ -725,7 +725,7 @@ impl Client {
         RequestSpec {
             request_id: req.request_id.shared(),
             provider: handle.name.clone(),
-            model: Arc::from(req.model.model()),
+            model: req.model.model_shared(),
             attempt_timeout: options.attempt_timeout.or(attempt_timeout),
             deadline: options.deadline.or(self.inner.deadline),
             max_pause_wait: if options.skip_pauses {
