@@ -18,7 +18,7 @@ use placement::{Kind, MockProcess, Placement, Plan};
 fn main() {
     let mock = MockProcess::start(30, None);
     let pinned = placement::pin_caller();
-    let settings = placement::Settings::from_env(5, 1000);
+    let settings = placement::Settings::from_env(9, 1000);
     println!(
         "non-streaming requests, steer / bare, medians of {} alternating rounds of {:?} (spread):",
         settings.rounds, settings.length

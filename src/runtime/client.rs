@@ -15,7 +15,7 @@ use steer_actors::spec::RequestSpec;
 
 use steer_actors::in_place::NoReply;
 
-use super::request_run::{CancelOnDrop, GenerateReply, RequestRun};
+use super::request_run::{self, CancelOnDrop, GenerateReply, RequestRun};
 use steer_actors::retry::GetMetrics;
 use steer_actors::{
     BreakerConfig, BreakerState, BudgetConfig, CircuitBreaker, ProviderActors, ProviderReport,
@@ -505,9 +505,8 @@ impl Client {
         }
     }
 
-    /// The request's actor, running where its caller runs until it replies
-    /// (`RequestRun`: a task of the caller's arbiter, or in the caller's own future
-    /// outside actix). Dropping the future cancels it: its HTTP call is aborted,
+    /// The request's actor, running in its caller's own future until it replies
+    /// (`RequestRun`, wherever the caller runs). Dropping the future cancels it: its HTTP call is aborted,
     /// its permit handed back, the request counted cancelled. With it, the
     /// request's metric series (looked up once, for its tokens too).
     fn request_actor(
@@ -541,7 +540,7 @@ impl Client {
             span,
         );
         let target = actor.target_meters();
-        (RequestRun::start(actor, rx), target)
+        (request_run::start(actor, rx), target)
     }
 
     /// A request to `group/<name>`: a route actor carries it through the group's
