@@ -3,7 +3,7 @@
 //!
 //! One future instead of four layers (`catch_unwind`, a `timeout_at`, an `async`
 //! block and `Instrumented`), each of which was polled, moved and cache-missed on
-//! every request (BENCHMARKS.md, "the last tenth"); a span no subscriber wants
+//! every request (BENCHMARKS.md, "2026-12-03, afternoon"); a span no subscriber wants
 //! is not entered at all.
 //!
 //! ```
