@@ -170,8 +170,8 @@ pub fn go_duration(s: &str) -> Option<Duration> {
         return None;
     }
     // Integer arithmetic on bytes (it runs on every reply's rate-limit headers):
-    // no float parse, and exact to the nanosecond for a fraction of up to 12
-    // digits (beyond, under a picosecond of a unit, ignored).
+    // no float parse; a fraction is read to 12 digits (a trillionth of its unit)
+    // and the sum cut to whole nanoseconds.
     let mut total = Duration::ZERO;
     while !rest.is_empty() {
         let whole_len = digits(rest);
