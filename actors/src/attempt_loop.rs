@@ -115,21 +115,16 @@ impl RequestCore {
     pub fn begin_attempt(&mut self) -> u32 {
         let attempt = self.progress.start_attempt();
         self.attempt_started = tokio::time::Instant::now();
-        // Disabled, it is held as `Span::none()`, free to clone, record and drop.
+        // Held as `Span::none()` when disabled (`spans`).
         self.attempt_span = if crate::spans::info_wanted() {
-            let span = tracing::info_span!(
+            crate::spans::kept(tracing::info_span!(
                 parent: &self.span,
                 "steer.attempt",
                 steer.attempt = attempt,
                 http.request.resend_count = attempt.saturating_sub(1),
                 error.type = tracing::field::Empty,
                 steer.retry.delay_ms = tracing::field::Empty,
-            );
-            if span.is_disabled() {
-                tracing::Span::none()
-            } else {
-                span
-            }
+            ))
         } else {
             tracing::Span::none()
         };

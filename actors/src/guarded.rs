@@ -52,17 +52,11 @@ pin_project_lite::pin_project! {
 impl<F: Future> Guarded<F> {
     /// Guards `future`: cut at `limit` (none for no limit), polled in `span`.
     pub fn new(future: F, limit: Option<Instant>, span: tracing::Span) -> Self {
-        // A disabled span's enter and exit do nothing for a subscriber (with
-        // tracing's `log` feature they still format a log line's arguments).
-        let span = if span.is_disabled() {
-            tracing::Span::none()
-        } else {
-            span
-        };
         Guarded {
             future,
             limit: limit.map(tokio::time::sleep_until),
-            span,
+            // A disabled span is not entered at all (`spans::kept`).
+            span: crate::spans::kept(span),
         }
     }
 }

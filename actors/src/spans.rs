@@ -21,6 +21,16 @@ pub fn info_wanted() -> bool {
     STATIC_MAX_LEVEL >= LevelFilter::INFO && LevelFilter::current() >= LevelFilter::INFO
 }
 
+/// `span`, or `Span::none()` if no subscriber enabled it: what steer holds of a
+/// span, so that a disabled one costs nothing to clone, enter, record or drop.
+pub fn kept(span: tracing::Span) -> tracing::Span {
+    if span.is_disabled() {
+        tracing::Span::none()
+    } else {
+        span
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -28,6 +38,14 @@ mod tests {
     // Only the positive case here: the level is the highest any thread's
     // subscriber takes, so another test's subscriber could turn a negative one
     // true. The doctest above, a process of its own, has the negative case.
+    #[test]
+    fn a_disabled_span_is_kept_as_none_and_an_enabled_one_as_itself() {
+        let _default = tracing::subscriber::set_default(tracing_subscriber_stub(LevelFilter::INFO));
+        assert!(kept(tracing::debug_span!("below the level")).is_none());
+        let span = kept(tracing::info_span!("taken"));
+        assert!(!span.is_none() && !span.is_disabled());
+    }
+
     #[test]
     fn wanted_with_a_subscriber_that_takes_info() {
         let _default = tracing::subscriber::set_default(tracing_subscriber_stub(LevelFilter::INFO));

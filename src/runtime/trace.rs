@@ -72,8 +72,9 @@ pub(crate) fn request_span(req: &ChatRequest, kind: Kind, record_content: bool) 
     };
     // No subscriber wants it: nothing to record (the JSON texts cost allocations),
     // and no span to carry (`steer_actors::spans`).
-    if span.is_disabled() {
-        return Span::none();
+    let span = steer_actors::spans::kept(span);
+    if span.is_none() {
+        return span;
     }
     if let Some(n) = req.max_tokens {
         span.record("gen_ai.request.max_tokens", n);
