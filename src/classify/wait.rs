@@ -266,19 +266,20 @@ pub fn rate_limit_hints(headers: &HeaderMap, now: SystemTime) -> RateLimitHints 
 
 /// [`rate_limit_hints`] over headers already scanned.
 pub fn rate_limit_hints_in(headers: &Scanned<'_>, now: SystemTime) -> RateLimitHints {
-    let value = |name: usize| headers.get(name);
-    let count = |name: usize| value(name).and_then(|v| v.parse::<u64>().ok());
+    let count = |name: usize| headers.get(name).and_then(|v| v.parse::<u64>().ok());
     let mut hints = RateLimitHints {
         requests_remaining: count(OPENAI_REMAINING_REQUESTS),
         tokens_remaining: count(OPENAI_REMAINING_TOKENS),
-        requests_reset: value(OPENAI_RESET_REQUESTS).and_then(go_duration),
-        tokens_reset: value(OPENAI_RESET_TOKENS).and_then(go_duration),
+        requests_reset: headers.get(OPENAI_RESET_REQUESTS).and_then(go_duration),
+        tokens_reset: headers.get(OPENAI_RESET_TOKENS).and_then(go_duration),
     };
     if hints.requests_remaining.is_none() {
         hints.requests_remaining = count(ANTHROPIC_REMAINING_REQUESTS);
     }
     if hints.requests_reset.is_none() {
-        hints.requests_reset = value(ANTHROPIC_RESET_REQUESTS).and_then(|v| until_rfc3339(v, now));
+        hints.requests_reset = headers
+            .get(ANTHROPIC_RESET_REQUESTS)
+            .and_then(|v| until_rfc3339(v, now));
     }
     // Anthropic has one token bucket in total and one each for input and output:
     // the scarcest one decides.
@@ -298,7 +299,7 @@ pub fn rate_limit_hints_in(headers: &Scanned<'_>, now: SystemTime) -> RateLimitH
     if hints.tokens_reset.is_none() {
         hints.tokens_reset = TOKEN_RESET
             .into_iter()
-            .filter_map(|name| value(name).and_then(|v| until_rfc3339(v, now)))
+            .filter_map(|name| headers.get(name).and_then(|v| until_rfc3339(v, now)))
             .max();
     }
     hints
