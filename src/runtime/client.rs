@@ -15,7 +15,7 @@ use steer_actors::spec::RequestSpec;
 
 use steer_actors::in_place::NoReply;
 
-use super::request_run::{self, CancelOnDrop, GenerateReply, RequestRun};
+use super::request_run::{self, GenerateReply, RequestRun};
 use steer_actors::retry::GetMetrics;
 use steer_actors::{
     BreakerConfig, BreakerState, BudgetConfig, CircuitBreaker, ProviderActors, ProviderReport,
@@ -26,7 +26,7 @@ use tokio::sync::{oneshot, Semaphore};
 use super::continuation::Continuation;
 use super::group::{Group, GROUP_PROVIDER};
 use super::options::GenerateOptions;
-use super::route::RouteActor;
+use super::route::{CancelOnDrop, RouteActor};
 use super::steer_stream::SteerStream;
 use super::stream::{Resolve, StreamActor, StreamRoute, StreamSettings};
 use super::system::Arbiters;

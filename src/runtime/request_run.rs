@@ -12,9 +12,8 @@
 //! (1.45-1.55 in place against 1.19-1.24); since then the attempt is one future
 //! and the actor's own wakes are polls, not yields.
 
-use actix::Addr;
 use steer_actors::in_place::{InPlace, Until};
-use steer_actors::request::{Cancel, RequestActor, RequestResult};
+use steer_actors::request::{RequestActor, RequestResult};
 use tokio::sync::oneshot;
 
 use crate::error::ProviderError;
@@ -35,21 +34,4 @@ pub(crate) type RequestRun = Until<Actor, GenerateReply>;
 /// Runs `actor`, which replies on `reply`'s sender, in the future returned.
 pub(crate) fn start(actor: Actor, reply: oneshot::Receiver<GenerateReply>) -> RequestRun {
     InPlace::new(actor).until(reply)
-}
-
-/// Cancels an actor (a group's route) if the caller's future is dropped before
-/// its reply.
-pub(crate) struct CancelOnDrop<A: actix::Handler<Cancel>>(pub(crate) Option<Addr<A>>)
-where
-    A::Context: actix::dev::ToEnvelope<A, Cancel>;
-
-impl<A: actix::Handler<Cancel>> Drop for CancelOnDrop<A>
-where
-    A::Context: actix::dev::ToEnvelope<A, Cancel>,
-{
-    fn drop(&mut self) {
-        if let Some(actor) = self.0.take() {
-            actor.do_send(Cancel);
-        }
-    }
 }

@@ -16,6 +16,17 @@ use super::Client;
 use crate::error::Error;
 use crate::model::{ChatRequest, ChatResponse, ModelId, RouteStep};
 
+/// Cancels a route if its caller's future is dropped before the reply.
+pub(crate) struct CancelOnDrop(pub(crate) Option<Addr<RouteActor>>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(route) = self.0.take() {
+            route.do_send(steer_actors::request::Cancel);
+        }
+    }
+}
+
 pub(crate) struct RouteActor {
     client: Client,
     name: String,
