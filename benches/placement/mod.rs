@@ -44,14 +44,13 @@ impl MockProcess {
     pub fn start(words: usize, faults: Option<&str>) -> MockProcess {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_steer"));
         cmd.args(["mock", "--words", &words.to_string()]);
-        if let Some(cpus) = pinned_cpus() {
-            let mock_cpu = cpus.mock;
+        if pinned() {
             use std::os::unix::process::CommandExt;
             // SAFETY: between fork and exec only sched_setaffinity runs, which is
             // async-signal-safe and touches a set on this stack.
             unsafe {
                 cmd.pre_exec(move || {
-                    pin_current_to(mock_cpu);
+                    pin_current_to(MOCK_CORE);
                     Ok(())
                 });
             }
@@ -101,20 +100,21 @@ impl Drop for MockProcess {
     }
 }
 
-/// The cores of a pinned run: the callers' process on one, the mock on another.
-#[derive(Debug, Clone, Copy)]
-pub struct Pinned {
-    pub caller: usize,
-    pub mock: usize,
-}
+/// The callers' core in a pinned run.
+pub const CALLER_CORE: usize = 0;
+/// The mock's core in a pinned run.
+pub const MOCK_CORE: usize = 1;
 
-/// Pinned unless `STEER_BENCH_PIN=0`, on a machine with at least two cores: the
-/// caller on core 0, the mock on core 1 (as the figures of issue 13 were taken),
-/// so that neither process's work lands in the other's caches or run queue.
-pub fn pinned_cpus() -> Option<Pinned> {
+/// Whether runs are pinned: unless `STEER_BENCH_PIN=0`, on a machine with at least
+/// two cores online, the callers on [`CALLER_CORE`] and the mock on [`MOCK_CORE`]
+/// (as the figures of issue 13 were taken), so that neither process's work lands in
+/// the other's caches or run queue. Counted from the cores online, not this
+/// thread's affinity: a mock started after [`pin_caller`] is pinned too.
+pub fn pinned() -> bool {
     let on = std::env::var("STEER_BENCH_PIN").map_or(true, |v| v != "0");
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    (on && cores >= 2).then_some(Pinned { caller: 0, mock: 1 })
+    // SAFETY: sysconf reads a system value.
+    let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    on && online >= 2
 }
 
 fn pin_current_to(cpu: usize) {
@@ -130,13 +130,11 @@ fn pin_current_to(cpu: usize) {
 /// Pins this thread (and every thread it starts after) to the caller's core, when
 /// the run is pinned. Call it before any runtime starts. Returns whether it did.
 pub fn pin_caller() -> bool {
-    match pinned_cpus() {
-        Some(cpus) => {
-            pin_current_to(cpus.caller);
-            true
-        }
-        None => false,
+    let pinned = pinned();
+    if pinned {
+        pin_current_to(CALLER_CORE);
     }
+    pinned
 }
 
 /// What a report says of the run's pinning.
