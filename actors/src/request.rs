@@ -6,7 +6,10 @@
 //! The attempt itself is a closure handed in by the provider side: the actor knows
 //! no provider, it sees a future that yields a value or a classified [`Failure`].
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -248,14 +251,14 @@ impl<T: Send + 'static, E: Send + 'static> ActorFuture<RequestActor<T, E>> for A
     type Output = ();
 
     fn poll(
-        self: std::pin::Pin<&mut Self>,
+        self: Pin<&mut Self>,
         act: &mut RequestActor<T, E>,
         ctx: &mut Context<RequestActor<T, E>>,
         task: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<()> {
+    ) -> Poll<()> {
         let this = self.project();
-        let std::task::Poll::Ready(outcome) = std::future::Future::poll(this.guarded, task) else {
-            return std::task::Poll::Pending;
+        let Poll::Ready(outcome) = this.guarded.poll(task) else {
+            return Poll::Pending;
         };
         act.core.in_flight = false;
         let elapsed = act.core.attempt_started.elapsed();
@@ -266,7 +269,7 @@ impl<T: Send + 'static, E: Send + 'static> ActorFuture<RequestActor<T, E>> for A
             *this.deadline_bound,
             ctx,
         );
-        std::task::Poll::Ready(())
+        Poll::Ready(())
     }
 }
 
