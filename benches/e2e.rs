@@ -9,7 +9,9 @@
 //! the plain tokio client's arbiters; `STEER_BENCH_ONLY=steer` (or `bare`) runs one
 //! variant alone, for a profiler (its ratios are then of that variant to itself);
 //! `STEER_BENCH_CALLS=N` has each plain tokio task make N calls a slice instead of
-//! calling for a time, for an instruction counter to compare equal work.
+//! calling for a time, for an instruction counter to compare equal work;
+//! `STEER_BENCH_PIN=0` leaves the callers and the mock unpinned (by default the
+//! callers run on core 0 and the mock on core 1).
 
 mod placement;
 
