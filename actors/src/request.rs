@@ -350,9 +350,9 @@ impl<T: Send + 'static, E: Send + 'static> Actor for RequestActor<T, E> {
     }
 }
 
-/// An actor dropped without stopping (its arbiter stopped under it, as an
-/// actix-web worker's does on a hard stop) with its caller still waiting: the
-/// request is counted cancelled, as a dropped caller's would be.
+/// An actor dropped without stopping (one started on an arbiter, not in place,
+/// whose arbiter stopped under it) with its caller still waiting: the request is
+/// counted cancelled, as a dropped caller's would be.
 impl<T: Send + 'static, E: Send + 'static> Drop for RequestActor<T, E> {
     fn drop(&mut self) {
         if self.reply.take().is_some() {
