@@ -5,6 +5,7 @@
 //! clients drive it from the HTTP body, and tests and benchmarks drive it directly.
 
 pub mod anthropic;
+mod calls;
 pub mod openai;
 pub mod sse;
 
@@ -12,7 +13,9 @@ use serde_json::{Map, Value};
 
 use crate::content::Part;
 use crate::model::{ChatRequest, StreamEvent};
-use crate::tools::{ResponseFormat, ToolCall, ToolChoice};
+use crate::tools::{ResponseFormat, ToolChoice};
+
+pub use calls::CallAssembler;
 
 /// What a stream decoder makes of one SSE event it cannot turn into stream events.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,108 +155,6 @@ pub(crate) fn with_extra<T: serde::Serialize>(
         }
     }
     serde_json::to_vec(&value).map_err(|e| format!("cannot encode the request: {e}"))
-}
-
-/// Assembles streamed tool calls from their starts and argument pieces, keyed by
-/// the provider's index, numbered 0, 1, ... in the order they start.
-#[derive(Debug, Default)]
-pub struct CallAssembler {
-    open: Vec<OpenCall>,
-    next: usize,
-}
-
-#[derive(Debug)]
-struct OpenCall {
-    key: usize,
-    index: usize,
-    id: String,
-    name: String,
-    arguments: String,
-}
-
-impl CallAssembler {
-    /// A call starts (a second start of the same key is ignored).
-    pub fn start(&mut self, key: usize, id: String, name: String, out: &mut Vec<StreamEvent>) {
-        if self.open.iter().any(|c| c.key == key) {
-            return;
-        }
-        let index = self.next;
-        self.next = self.next.saturating_add(1);
-        out.push(StreamEvent::ToolCallStart {
-            index,
-            id: id.clone(),
-            name: name.clone(),
-        });
-        self.open.push(OpenCall {
-            key,
-            index,
-            id,
-            name,
-            arguments: String::new(),
-        });
-    }
-
-    /// A piece of an open call's arguments (pieces of unknown calls are dropped).
-    pub fn delta(
-        &mut self,
-        key: usize,
-        piece: String,
-        out: &mut Vec<StreamEvent>,
-    ) -> Result<(), DecodeError> {
-        let Some(call) = self.open.iter_mut().find(|c| c.key == key) else {
-            return Ok(());
-        };
-        if piece.is_empty() {
-            return Ok(());
-        }
-        if call.arguments.len().saturating_add(piece.len()) > MAX_TOOL_ARGUMENTS {
-            return Err(DecodeError::Malformed(format!(
-                "tool call {:?}: arguments larger than {MAX_TOOL_ARGUMENTS} bytes",
-                call.name
-            )));
-        }
-        call.arguments.push_str(&piece);
-        out.push(StreamEvent::ToolCallDelta {
-            index: call.index,
-            arguments: piece,
-        });
-        Ok(())
-    }
-
-    /// The call of `key` is complete.
-    pub fn finish(&mut self, key: usize, out: &mut Vec<StreamEvent>) {
-        if let Some(at) = self.open.iter().position(|c| c.key == key) {
-            let call = self.open.remove(at);
-            out.push(StreamEvent::ToolCall {
-                index: call.index,
-                call: ToolCall::from_text(call.id, call.name, &call.arguments),
-            });
-        }
-    }
-
-    /// Completes every open call whose key is below `key`.
-    pub fn finish_below(&mut self, key: usize, out: &mut Vec<StreamEvent>) {
-        let mut below: Vec<usize> = self
-            .open
-            .iter()
-            .map(|c| c.key)
-            .filter(|k| *k < key)
-            .collect();
-        below.sort_unstable();
-        for k in below {
-            self.finish(k, out);
-        }
-    }
-
-    /// Completes every open call, in order.
-    pub fn finish_all(&mut self, out: &mut Vec<StreamEvent>) {
-        self.finish_below(usize::MAX, out);
-        // (A key of usize::MAX itself cannot be below it.)
-        let rest: Vec<usize> = self.open.iter().map(|c| c.key).collect();
-        for k in rest {
-            self.finish(k, out);
-        }
-    }
 }
 
 /// Shortens `data` for an error message.

@@ -379,9 +379,9 @@ pub struct ChoiceMessage {
 /// A tool call of a response.
 #[derive(Debug, Deserialize)]
 pub struct ResponseToolCall {
-    /// The call's id.
+    /// The call's id (absent, null or empty from some servers: one is made up).
     #[serde(default)]
-    pub id: String,
+    pub id: Option<String>,
     /// Name and arguments.
     pub function: ResponseFunction,
 }
@@ -435,7 +435,13 @@ pub fn parse_response(body: &[u8]) -> Result<Parsed, DecodeError> {
         .tool_calls
         .unwrap_or_default()
         .into_iter()
-        .map(|c| ToolCall::from_text(c.id, c.function.name, &c.function.arguments))
+        .map(|c| {
+            let id = c
+                .id
+                .filter(|id| !id.is_empty())
+                .unwrap_or_else(super::calls::made_up_id);
+            ToolCall::from_text(id, c.function.name, &c.function.arguments)
+        })
         .collect();
     Ok(Parsed {
         tool_calls,
@@ -487,8 +493,9 @@ struct ChunkDelta {
 
 #[derive(Deserialize)]
 struct ChunkToolCall {
+    /// Absent from some servers (Gemini's OpenAI-compatible endpoint).
     #[serde(default)]
-    index: usize,
+    index: Option<usize>,
     #[serde(default)]
     id: Option<String>,
     #[serde(default)]
@@ -571,16 +578,17 @@ impl StreamDecoder for Decoder {
                         Some(f) => (f.name, f.arguments),
                         None => (None, None),
                     };
+                    let key = self.calls.key_for(call.index, call.id.as_deref());
                     // OpenAI streams parallel calls one after another: a new
                     // index means the ones before it are complete.
-                    self.calls.finish_below(call.index, out);
-                    if let Some(name) = name {
-                        self.calls
-                            .start(call.index, call.id.unwrap_or_default(), name, out);
-                    }
-                    if let Some(arguments) = arguments {
-                        self.calls.delta(call.index, arguments, out)?;
-                    }
+                    self.calls.finish_below(key, out);
+                    self.calls.piece(
+                        key,
+                        call.id.as_deref(),
+                        name.as_deref(),
+                        arguments.as_deref(),
+                        out,
+                    )?;
                 }
             }
             if let Some(reason) = choice.finish_reason {
@@ -680,6 +688,36 @@ mod tests {
         assert!(matches!(last, Err(DecodeError::Malformed(_))));
         let (_, last) = run(&["[1,2]"]);
         assert!(matches!(last, Err(DecodeError::Malformed(_))));
+    }
+
+    #[test]
+    fn a_call_whose_id_and_name_come_in_separate_chunks_keeps_its_id() {
+        // FakeAI 0.3.2: the id with `"function": null`, then the name with
+        // `"id": null`, then the arguments (docs/reference real-servers.md §3).
+        let (out, last) = run(&[
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_f1","type":"function","function":null}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":null,"function":{"name":"get_weather"}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":null,"function":{"arguments":"{\"city\": \"Oslo\"}"}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#,
+            "[DONE]",
+        ]);
+        assert_eq!(last, Ok(Progress::Done));
+        let call = out
+            .iter()
+            .find_map(|e| match e {
+                StreamEvent::ToolCall { call, .. } => Some(call),
+                _ => None,
+            })
+            .expect("a call");
+        assert_eq!((call.id.as_str(), call.name.as_str()), ("call_f1", "get_weather"));
+        assert_eq!(call.arguments, serde_json::json!({"city": "Oslo"}));
+    }
+
+    #[test]
+    fn a_call_without_an_id_gets_one() {
+        let body = br#"{"choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[{"id":"","type":"function","function":{"name":"f","arguments":"{}"}}]},"finish_reason":"tool_calls"}]}"#;
+        let p = parse_response(body).unwrap();
+        assert!(p.tool_calls[0].id.starts_with("call_"));
     }
 
     #[test]
