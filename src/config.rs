@@ -132,6 +132,12 @@ pub struct DeploymentConfig {
     /// The environment variable holding its key (keys never live in the file).
     #[serde(default)]
     pub api_key_env: Option<String>,
+    /// How its server continues a final assistant message (`none`, `trailing`,
+    /// `prefix_flag`, `continue_final_message`; see [`crate::Prefill`]). For
+    /// OpenAI-format deployments; default `none`. An Anthropic deployment
+    /// continues by model (Claude before 4.6) and takes no setting.
+    #[serde(default)]
+    pub prefill: Option<crate::Prefill>,
 }
 
 /// One model group.
@@ -256,6 +262,12 @@ impl Config {
             };
             let built: std::sync::Arc<dyn crate::provider::Provider> = match d.kind {
                 Kind::Anthropic => {
+                    if d.prefill.is_some() {
+                        return Err(Error::Config(format!(
+                            "deployments.{name}: prefill is for OpenAI-format deployments; \
+                             an Anthropic deployment continues by model (Claude before 4.6)"
+                        )));
+                    }
                     let mut b = Anthropic::builder().name(name.as_str());
                     if let Some(url) = base {
                         b = b.base_url(url);
@@ -277,6 +289,9 @@ impl Config {
                     }
                     if let Some(k) = key {
                         b = b.api_key(k);
+                    }
+                    if let Some(p) = d.prefill {
+                        b = b.prefill(p);
                     }
                     std::sync::Arc::new(b.build()?)
                 }
@@ -413,6 +428,27 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("line 2") && err.contains("duration"), "{err}");
+    }
+
+    #[test]
+    fn a_deployment_declares_how_its_server_continues_a_prefill() {
+        let c = Config::from_toml(
+            "[deployments.deepseek]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:9/beta\"\nprefill = \"prefix_flag\"\n[deployments.plain]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\n",
+        )
+        .unwrap();
+        let providers = c.deployments(Providers::new(), |_| None).unwrap();
+        let prefill = |name: &str| providers.get(name).unwrap().prefill("m");
+        assert_eq!(prefill("deepseek"), crate::Prefill::PrefixFlag);
+        assert_eq!(prefill("plain"), crate::Prefill::None);
+        let err = Config::from_toml("[deployments.d]\nkind = \"openai\"\nprefill = \"yes\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 3") && err.contains("prefill"), "{err}");
+        let anthropic = Config::from_toml(
+            "[deployments.a]\nkind = \"anthropic\"\nbase_url = \"http://127.0.0.1:9\"\nprefill = \"trailing\"\n",
+        )
+        .unwrap();
+        assert!(anthropic.deployments(Providers::new(), |_| None).is_err());
     }
 
     #[test]

@@ -32,6 +32,7 @@ mod fold;
 #[cfg(feature = "mock")]
 pub mod mock;
 pub mod model;
+pub mod prefill;
 pub mod provider;
 pub mod runtime;
 pub mod secret;
@@ -46,6 +47,7 @@ pub use model::{
     ChatRequest, ChatResponse, FinishReason, InvalidModelId, Message, ModelId, RequestId, Role,
     StreamEvent, Usage,
 };
+pub use prefill::Prefill;
 pub use provider::{Anthropic, EventStream, OpenAiCompatible, Provider, Providers};
 pub use runtime::{Client, ClientBuilder, Generate, GenerateOptions};
 pub use secret::ApiKey;

@@ -241,6 +241,8 @@ pub struct SeenStream {
     pub finish: Option<FinishReason>,
     /// The tool calls, in their index order.
     pub calls: Vec<ToolCall>,
+    /// `Restarted` events: what came before each was discarded.
+    pub restarts: u32,
 }
 
 /// Reads a stream to its end, checking as it goes that every delta comes at the
@@ -269,6 +271,15 @@ pub async fn read_stream(
                 seen.seams.push((offset, target))
             }
             Some(Ok(StreamEvent::Route { steps })) => seen.steps = Some(steps),
+            // What came before is to be discarded: the reply starts again.
+            Some(Ok(StreamEvent::Restarted { .. })) => {
+                seen.restarts += 1;
+                seen.text.clear();
+                seen.calls.clear();
+                seen.seams.clear();
+                seen.calls_at_seam = None;
+                seen.deltas = 0;
+            }
             Some(Ok(StreamEvent::Complete { finish_reason, .. })) => {
                 seen.finish = Some(finish_reason)
             }

@@ -171,8 +171,7 @@ async fn in_band_stream_errors_arrive_after_the_text_before_them() {
         for name in ["server_error", "overloaded", "rate_limit"] {
             mock.push_faults([FaultPlan::stream_error(name, 2)]);
             let (text, err) = stream_err(&providers, model).await;
-            let whole = expected_text(&request(model), None);
-            let first_two: String = whole.split_inclusive(' ').take(2).collect();
+            let first_two: String = common::expected_chunks(&request(model))[..2].concat();
             assert_eq!(text, first_two, "{model} {name}");
             let FailureKind::InBand { body } = &err.kind else {
                 panic!("{model} {name}: {err:?}")
@@ -206,8 +205,8 @@ async fn broken_streams_fail_with_their_kind_and_keep_the_text_before() {
     let mock = MockServer::start().await.unwrap();
     let providers = mock.providers().unwrap();
     for model in MODELS {
-        let whole = expected_text(&request(model), None);
-        let prefix = |n: usize| whole.split_inclusive(' ').take(n).collect::<String>();
+        let chunks = common::expected_chunks(&request(model));
+        let prefix = |n: usize| chunks[..n].concat();
         for after in [0, 1, 4] {
             mock.push_faults([FaultPlan::truncate(after)]);
             let (text, err) = stream_err(&providers, model).await;
@@ -239,7 +238,7 @@ async fn broken_streams_fail_with_their_kind_and_keep_the_text_before() {
         // A fault point past the last chunk cuts just before the terminal events.
         mock.push_faults([FaultPlan::truncate(10_000)]);
         let (text, err) = stream_err(&providers, model).await;
-        assert_eq!(text, whole);
+        assert_eq!(text, chunks.concat());
         assert!(matches!(err.kind, FailureKind::Incomplete { .. }));
     }
 }

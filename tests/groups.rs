@@ -257,16 +257,16 @@ async fn a_stream_broken_midway_completes_on_the_next_target_in_its_wire_format(
             let cut = chunks.len() * 2 / 5;
             let prefix: String = chunks[..cut].concat();
             mock.script_key(&id, [FaultPlan::reset(cut)]);
-            // What the second target continues the prefix with (the mock continues
-            // a prefill of another model's text as a fresh reply).
+            // What the second target continues the prefix with: a prefill for
+            // Anthropic before 4.6, else the "continue" message (the mock
+            // answers another model's text with a fresh reply).
             let second_model: steer_llm::ModelId = second.parse().unwrap();
-            let prefill = if second.starts_with("anthropic") {
-                prefix.trim_end()
-            } else {
-                prefix.as_str()
-            };
             let mut continued = turns.clone();
-            continued.push(Turn::new("assistant", prefill));
+            continued.push(if second.starts_with("anthropic") {
+                Turn::new("assistant", prefix.trim_end())
+            } else {
+                Turn::new("user", &steer_llm::continue_message::write(&prefix))
+            });
             let rest = text::reply(second_model.model(), &continued, None, &[], None).text();
 
             let mut stream = client.stream(req).await.unwrap();

@@ -7,7 +7,8 @@ mod common;
 use common::{delta_text, drain, expected_text, request, MODELS};
 use steer_llm::mock::{MockServer, MOCK_API_KEY};
 use steer_llm::{
-    Anthropic, ChatRequest, Error, FinishReason, OpenAiCompatible, Provider, Providers, StreamEvent,
+    Anthropic, ChatRequest, Error, FinishReason, OpenAiCompatible, Prefill, Provider, Providers,
+    StreamEvent,
 };
 
 #[tokio::test]
@@ -47,16 +48,19 @@ async fn stream_yields_start_deltas_usage_and_complete_for_every_provider() {
             "{model}: {:?}",
             events[0]
         );
-        assert_eq!(delta_text(&events), expected_text(&req, None), "{model}");
+        let text = delta_text(&events);
+        assert_eq!(text, expected_text(&req, None), "{model}");
         let chunks = events
             .iter()
             .filter(|e| matches!(e, StreamEvent::TextDelta { .. }))
             .count() as u64;
+        let tokens = steer_llm::mock::text::tokens_of(&text).len() as u64;
+        assert!(chunks < tokens, "{model}: several tokens a chunk");
         match events.last() {
             Some(StreamEvent::Complete {
                 finish_reason: FinishReason::Stop,
                 usage: Some(usage),
-            }) => assert_eq!(usage.completion_tokens, chunks, "{model}"),
+            }) => assert_eq!(usage.completion_tokens, tokens, "{model}"),
             other => panic!("{model}: last event {other:?}"),
         }
         assert!(events.iter().any(|e| matches!(e, StreamEvent::Usage(_))));
@@ -118,7 +122,7 @@ async fn max_tokens_reports_length() {
 }
 
 #[tokio::test]
-async fn a_prefill_is_continued_so_that_prefix_plus_reply_is_the_whole_reply() {
+async fn a_prefill_is_continued_only_where_the_server_continues_one() {
     let mock = MockServer::start().await.unwrap();
     let providers = mock.providers().unwrap();
     for model in MODELS {
@@ -129,7 +133,51 @@ async fn a_prefill_is_continued_so_that_prefix_plus_reply_is_the_whole_reply() {
         let req = request(model).assistant(prefix);
         let (events, err) = drain(providers.stream(&req).await.unwrap()).await;
         assert!(err.is_none(), "{model}: {err:?}");
-        assert_eq!(format!("{prefix}{}", delta_text(&events)), whole, "{model}");
+        let got = delta_text(&events);
+        if model.starts_with("anthropic/") {
+            assert_eq!(format!("{prefix}{got}"), whole, "{model}: continued");
+        } else {
+            // OpenAI and xAI document no continuation: a finished turn,
+            // answered afresh (the mock starts the reply again).
+            assert_eq!(got, whole, "{model}: answered afresh");
+        }
+    }
+    // An OpenAI-compatible server that continues a prefill when told to, as
+    // DeepSeek and Mistral (`prefix: true`) or vLLM (`continue_final_message`).
+    for prefill in [Prefill::PrefixFlag, Prefill::ContinueFinalMessage] {
+        let server = OpenAiCompatible::custom("openai", &mock.openai_base_url())
+            .api_key(MOCK_API_KEY)
+            .prefill(prefill)
+            .build()
+            .unwrap();
+        let whole = server
+            .generate(&request("openai/gpt-4o-mini"))
+            .await
+            .unwrap()
+            .text;
+        let cut: usize = whole.split_inclusive(' ').take(3).map(str::len).sum();
+        let prefix = whole[..cut].trim_end();
+        mock.clear_requests();
+        let req = request("openai/gpt-4o-mini").assistant(prefix);
+        let (events, err) = drain(server.stream(&req).await.unwrap()).await;
+        assert!(err.is_none(), "{prefill:?}: {err:?}");
+        assert_eq!(
+            format!("{prefix}{}", delta_text(&events)),
+            whole,
+            "{prefill:?}"
+        );
+        let body = &mock.requests()[0].body;
+        match prefill {
+            Prefill::PrefixFlag => {
+                assert_eq!(body["messages"][2]["prefix"], true);
+                assert!(body.get("continue_final_message").is_none());
+            }
+            _ => {
+                assert_eq!(body["continue_final_message"], true);
+                assert_eq!(body["add_generation_prompt"], false);
+                assert!(body["messages"][2].get("prefix").is_none());
+            }
+        }
     }
 }
 

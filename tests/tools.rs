@@ -489,7 +489,13 @@ async fn a_break_after_the_last_text_token_still_delivers_the_calls_that_follow(
     let client = client(&mock);
     for model in MODELS {
         let id = format!("budget-calls-{model}");
-        let req = two_calls(model, &id).max_tokens(4);
+        // The limit is the preamble's tokens, as the mock counts them.
+        let unlimited = client
+            .generate(two_calls(model, "oracle-unlimited"))
+            .await
+            .unwrap();
+        let preamble = steer_llm::mock::text::tokens_of(&unlimited.text).len();
+        let req = two_calls(model, &id).max_tokens(preamble as u32);
         let whole = client
             .generate(req.clone().request_id("oracle"))
             .await
@@ -497,9 +503,18 @@ async fn a_break_after_the_last_text_token_still_delivers_the_calls_that_follow(
         assert_eq!(
             whole.tool_calls.len(),
             2,
-            "{model}: the preamble fits in 4 tokens"
+            "{model}: the preamble fits in {preamble} tokens"
         );
-        mock.script_key(&id, [FaultPlan::reset(4)]);
+        // The break comes right after the preamble's last chunk.
+        let streamed = collect(
+            client
+                .stream(req.clone().request_id("oracle-stream"))
+                .await
+                .unwrap(),
+        )
+        .await;
+        let text_chunks = streamed.order.iter().filter(|o| **o == "text").count();
+        mock.script_key(&id, [FaultPlan::reset(text_chunks)]);
         let got = collect(client.stream(req).await.unwrap()).await;
         assert!(got.error.is_none(), "{model}: {:?}", got.error);
         assert_eq!(got.text, whole.text, "{model}");

@@ -201,7 +201,7 @@ fn canonical(messages: &[Message]) -> (String, Vec<(Role, Vec<Part>)>) {
 fn check(flavour: Flavour, req: &ChatRequest) -> Result<(), TestCaseError> {
     let translated = match flavour {
         Flavour::Anthropic => wire::anthropic::request_json(req, false),
-        _ => wire::openai::request_json(req, false, false),
+        _ => wire::openai::request_json(req, false, false, steer_llm::Prefill::None),
     };
     let can = expressible(flavour, req);
     let bytes = match translated {

@@ -131,6 +131,7 @@ struct Families {
     pauses: Family<TargetLabels, Counter>,
     pause_seconds: Family<TargetLabels, Counter<f64>>,
     tokens: Family<TokenLabels, Counter>,
+    usage_unknown: Family<TargetLabels, Counter>,
     in_flight: Family<ProviderLabels, Gauge>,
     open_streams: Family<ProviderLabels, Gauge>,
     shared_up: Gauge,
@@ -212,6 +213,7 @@ impl Meters {
             pauses: Family::default(),
             pause_seconds: Family::default(),
             tokens: Family::default(),
+            usage_unknown: Family::default(),
             in_flight: Family::default(),
             open_streams: Family::default(),
             shared_up: Gauge::default(),
@@ -492,6 +494,12 @@ impl Meters {
         }
     }
 
+    /// A reply ended without the server reporting its usage: counted apart,
+    /// never as zero tokens.
+    pub fn usage_unknown(&self, t: &TargetLabels) {
+        self.inner.usage_unknown.get_or_create(t).inc();
+    }
+
     /// Whether the replica's shared state (Redis) answers.
     pub fn shared_up(&self, up: bool) {
         self.inner.shared_up.set(i64::from(up));
@@ -697,6 +705,11 @@ impl Families {
             "steer_tokens",
             "Tokens used, by type (input or output)",
             self.tokens.clone(),
+        );
+        r.register(
+            "steer_usage_unknown",
+            "Replies whose server reported no usage (their tokens are not in steer_tokens)",
+            self.usage_unknown.clone(),
         );
         r.register(
             "steer_in_flight_requests",

@@ -5,8 +5,6 @@
 //! continuation attempt starts, a [`Seam`] sits between it and the consumer and
 //! removes what the continuation repeats of the text already delivered.
 
-use std::collections::VecDeque;
-
 use serde::Serialize;
 
 /// What a stream has delivered so far.
@@ -16,23 +14,20 @@ pub struct Checkpoint {
     pub text: String,
     /// Its length in characters.
     pub chars: usize,
-    /// Text deltas delivered. Each delta is at least one token, so this is what
-    /// steer counts against the request's `max_tokens` (exact for providers that
-    /// send one token a delta, as OpenAI and xAI do).
+    /// Text deltas delivered. A delta holds one token or several (Anthropic's
+    /// usually do, gateways batch them): never a token count on its own.
     pub chunks: u64,
+    /// Tokens delivered, estimated from the text on the high side
+    /// ([`estimate_tokens`], summed delta by delta): what a continuation's
+    /// budget and cut are counted against, so that the spliced reply stays
+    /// within `max_tokens` as the provider counts it.
+    pub tokens: u64,
     /// Prompt tokens of the attempts so far (finished attempts plus the current one).
     pub prompt_tokens: u64,
     /// Completion tokens of the attempts so far.
     pub completion_tokens: u64,
     /// The provider's id of the current attempt.
     pub provider_request_id: Option<String>,
-    /// Byte lengths of the latest deltas, covering at least the last
-    /// [`MAX_OVERLAP`] bytes: how many tokens a continuation may repeat.
-    #[serde(skip)]
-    recent: VecDeque<usize>,
-    /// The sum of `recent`.
-    #[serde(skip)]
-    recent_bytes: usize,
 }
 
 impl Checkpoint {
@@ -42,59 +37,72 @@ impl Checkpoint {
         self.text.push_str(text);
         self.chars = self.chars.saturating_add(text.chars().count());
         self.chunks = self.chunks.saturating_add(1);
-        self.recent.push_back(text.len());
-        self.recent_bytes = self.recent_bytes.saturating_add(text.len());
-        // Keep just enough deltas to cover the overlap window: drop the oldest
-        // while the others still cover it (a running sum, not a rescan).
-        while let Some(&oldest) = self.recent.front() {
-            let without = self.recent_bytes.saturating_sub(oldest);
-            if self.recent.len() > 1 && without >= MAX_OVERLAP {
-                self.recent.pop_front();
-                self.recent_bytes = without;
-            } else {
-                break;
-            }
-        }
+        self.tokens = self.tokens.saturating_add(estimate_tokens(text).max(1));
         offset
     }
+}
 
-    /// How many of the latest deltas hold the last `bytes` bytes of the text:
-    /// the tokens a continuation spends if it repeats them.
-    pub fn deltas_in_tail(&self, bytes: usize) -> u64 {
-        if bytes == 0 {
-            return 0;
-        }
-        let mut covered = 0usize;
-        let mut count = 0u64;
-        for len in self.recent.iter().rev() {
-            count = count.saturating_add(1);
-            covered = covered.saturating_add(*len);
-            if covered >= bytes {
-                break;
-            }
-        }
-        count
-    }
+/// Tokens in `text`, estimated on the high side for any model whose tokenizer
+/// is not public: each word (a run of non-whitespace) counts a token per four
+/// ASCII characters, rounded up, and a token per other character; whitespace
+/// counts nothing. English averages about four characters a token (this says
+/// about 1.3 times that), CJK about one a character. Split across deltas, a
+/// word counts at least as much as whole, so a sum over deltas stays high too.
+///
+/// ```
+/// use steer_actors::stream::estimate_tokens;
+/// assert_eq!(estimate_tokens("The river runs."), 5); // 1 + 2 + 2
+/// assert_eq!(estimate_tokens("日本語"), 3);
+/// assert_eq!(estimate_tokens("  \n"), 0);
+/// ```
+pub fn estimate_tokens(text: &str) -> u64 {
+    text.split(char::is_whitespace)
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let (ascii, other) = w.chars().fold((0u64, 0u64), |(a, o), c| {
+                if c.is_ascii() {
+                    (a.saturating_add(1), o)
+                } else {
+                    (a, o.saturating_add(1))
+                }
+            });
+            ascii.div_ceil(4).saturating_add(other)
+        })
+        .fold(0u64, u64::saturating_add)
 }
 
 /// The longest overlap searched for, in bytes of the delivered text's tail.
 pub const MAX_OVERLAP: usize = 512;
 /// The shortest repetition treated as an overlap (shorter ones may be genuine).
 pub const MIN_OVERLAP: usize = 4;
+/// Bytes of the delivered text's start that a continuation must repeat before it
+/// counts as a restart (a server that answered afresh instead of continuing).
+pub const RESTART_MIN: usize = 12;
 
 /// What sits at the seam between delivered text and a continuation.
 ///
 /// It is fed the continuation's deltas one by one and gives back, delta by delta,
 /// what the consumer does not have yet: a delta wholly repeated is dropped, a
 /// delta partly repeated is shortened, the others pass as they are.
+///
+/// A seam [verified](Seam::verified_against) against the whole delivered text
+/// also catches a server that restarted instead of continuing (it answered a
+/// prefill or a "continue" message afresh): a continuation that repeats all
+/// the delivered text has the repetition dropped; one that repeats its start
+/// ([`RESTART_MIN`] bytes or more) and then differs cannot be spliced, and the
+/// seam says so ([`Seam::diverged`]) instead of appending it.
 #[derive(Debug, Clone)]
 pub struct Seam {
     mode: Mode,
+    /// The whole delivered text, when the seam checks for a restart.
+    delivered: Option<String>,
     /// Deltas held while the seam cannot yet tell how much is repeated.
     held: Vec<String>,
     /// Bytes held (the sum of `held`).
     held_len: usize,
     decided: bool,
+    /// The continuation restarted and then differed from the delivered text.
+    diverged: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -113,9 +121,42 @@ impl Seam {
         Seam {
             decided: already_delivered.is_empty(),
             mode: Mode::Exact(already_delivered.to_string()),
+            delivered: None,
             held: Vec::new(),
             held_len: 0,
+            diverged: false,
         }
+    }
+
+    /// This seam, also checking the continuation against `delivered`, the whole
+    /// text the consumer has, for a server that restarted.
+    ///
+    /// ```
+    /// use steer_actors::stream::Seam;
+    /// // A server that answered a prefill afresh: the repetition is dropped.
+    /// let mut seam = Seam::exact("").verified_against("One two ");
+    /// let mut out = seam.push("One two three".into());
+    /// out.extend(seam.finish());
+    /// assert_eq!(out.concat(), "three");
+    /// // One that restarted and then said something else cannot be spliced.
+    /// let mut seam = Seam::exact("").verified_against("Rivers run to the sea. ");
+    /// let out = seam.push("Rivers run to a lake.".into());
+    /// assert!(seam.diverged());
+    /// assert_eq!(out.concat(), "Rivers run to a lake.");
+    /// ```
+    pub fn verified_against(mut self, delivered: &str) -> Self {
+        if delivered.len() >= MIN_OVERLAP {
+            self.delivered = Some(delivered.to_string());
+            self.decided = false;
+        }
+        self
+    }
+
+    /// Whether the continuation restarted and then differed from the delivered
+    /// text: it cannot be spliced, and what the seam gave back is the
+    /// continuation whole, from its start.
+    pub fn diverged(&self) -> bool {
+        self.diverged
     }
 
     /// A seam that drops any repetition of the end of `delivered`.
@@ -126,9 +167,11 @@ impl Seam {
         }
         Seam {
             mode: Mode::Overlap(delivered.get(start..).unwrap_or_default().to_string()),
+            delivered: None,
             held: Vec::new(),
             held_len: 0,
             decided: false,
+            diverged: false,
         }
     }
 
@@ -165,12 +208,37 @@ impl Seam {
             return Vec::new();
         }
         let held = self.held.concat();
-        let drop = if self.still_repeating(&held) {
-            held.len()
-        } else {
-            self.best_drop(&held)
+        let drop = match self.restart(&held) {
+            Restart::Possible => held.len(),
+            Restart::Repeated(all) => all,
+            Restart::Diverged => {
+                self.diverged = true;
+                0
+            }
+            Restart::No if self.still_repeating(&held) => held.len(),
+            Restart::No => self.best_drop(&held),
         };
         self.release(drop)
+    }
+
+    /// What the held text says of a restart.
+    fn restart(&self, held: &str) -> Restart {
+        let Some(delivered) = self.delivered.as_deref() else {
+            return Restart::No;
+        };
+        if held.is_empty() {
+            return Restart::Possible;
+        }
+        let same = common_prefix(delivered, held);
+        if same == delivered.len() {
+            Restart::Repeated(same)
+        } else if same == held.len() {
+            Restart::Possible
+        } else if same >= RESTART_MIN {
+            Restart::Diverged
+        } else {
+            Restart::No
+        }
     }
 
     /// Drops `drop` bytes from the start of the held deltas and releases the rest.
@@ -192,9 +260,18 @@ impl Seam {
         out
     }
 
-    /// `Some(bytes to drop)` once no longer overlap is possible.
-    fn try_decide(&self) -> Option<usize> {
+    /// `Some(bytes to drop)` once no longer overlap (or restart) is possible.
+    fn try_decide(&mut self) -> Option<usize> {
         let held = self.held.concat();
+        match self.restart(&held) {
+            Restart::Possible => return None,
+            Restart::Repeated(all) => return Some(all),
+            Restart::Diverged => {
+                self.diverged = true;
+                return Some(0);
+            }
+            Restart::No => {}
+        }
         match &self.mode {
             Mode::Exact(expected) => {
                 if held.len() >= expected.len() || !expected.starts_with(&held[..]) {
@@ -237,6 +314,18 @@ impl Seam {
                 .unwrap_or(0),
         }
     }
+}
+
+/// Whether a continuation is a restart of the delivered text.
+enum Restart {
+    /// Not a restart (or the seam does not check).
+    No,
+    /// All that came so far repeats the delivered text's start: wait.
+    Possible,
+    /// It repeated the whole delivered text (these bytes): drop them.
+    Repeated(usize),
+    /// It repeated the start and then differed: cannot be spliced.
+    Diverged,
 }
 
 fn char_starts(s: &str) -> impl Iterator<Item = usize> + '_ {
@@ -289,23 +378,6 @@ mod tests {
     }
 
     #[test]
-    fn the_checkpoint_knows_how_many_deltas_hold_its_tail() {
-        let mut c = Checkpoint::default();
-        for d in ["The ", "river ", "runs."] {
-            c.deliver(d);
-        }
-        assert_eq!(c.deltas_in_tail(0), 0);
-        assert_eq!(c.deltas_in_tail(1), 1);
-        assert_eq!(c.deltas_in_tail(6), 2);
-        assert_eq!(c.deltas_in_tail(1000), 3);
-        for _ in 0..1000 {
-            c.deliver("word ");
-        }
-        // Bounded: just enough deltas for the overlap window.
-        assert!(c.deltas_in_tail(usize::MAX) <= (MAX_OVERLAP / 5 + 2) as u64);
-    }
-
-    #[test]
     fn exact_mode_drops_the_restored_whitespace_once() {
         assert_eq!(
             run(Seam::exact("\n\n"), &["\n", "\nNext", " word"]),
@@ -343,6 +415,60 @@ mod tests {
             run(Seam::overlap("日本語 café über"), &["café über naïve"]),
             " naïve"
         );
+    }
+
+    #[test]
+    fn a_verified_seam_drops_a_whole_restart_however_it_is_chunked() {
+        let delivered = "One two three ";
+        let continuation = "One two three four five.";
+        for cut in 0..continuation.len() {
+            let (a, b) = continuation.split_at(cut);
+            for seam in [
+                Seam::exact(" ").verified_against(delivered),
+                Seam::overlap(delivered).verified_against(delivered),
+            ] {
+                assert_eq!(run(seam, &[a, b]), "four five.", "cut at {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_verified_seam_passes_a_real_continuation_and_flags_a_divergent_restart() {
+        // A continuation, even one that starts with the reply's first letters.
+        let seam = Seam::exact(" ").verified_against("One two ");
+        assert_eq!(run(seam, &[" three"]), "three");
+        let seam = Seam::exact("").verified_against("Once upon ");
+        assert_eq!(run(seam, &["Onwards"]), "Onwards");
+        // A restart that says something else: given back whole, flagged.
+        let mut seam = Seam::overlap("The river runs to the sea. ")
+            .verified_against("The river runs to the sea. ");
+        let mut out = seam.push("The river runs ".into());
+        assert!(
+            out.is_empty() && !seam.diverged(),
+            "still a possible restart"
+        );
+        out.extend(seam.push("north.".into()));
+        assert!(seam.diverged());
+        assert_eq!(out.concat(), "The river runs north.");
+        // A restart cut short while still repeating delivers nothing.
+        let seam = Seam::exact("").verified_against("One two three ");
+        assert_eq!(run(seam, &["One two"]), "");
+        // Too little delivered to tell: no check.
+        let seam = Seam::exact("").verified_against("Hi");
+        assert_eq!(run(seam, &["Hi there"]), "Hi there");
+    }
+
+    #[test]
+    fn the_estimate_never_falls_when_a_word_is_split_across_deltas() {
+        let text = "Lantern résumé 日本語, copper🙂 river.\n\nNext";
+        let whole = estimate_tokens(text);
+        for (cut, _) in text.char_indices() {
+            let (a, b) = text.split_at(cut);
+            assert!(
+                estimate_tokens(a) + estimate_tokens(b) >= whole,
+                "cut at {cut}"
+            );
+        }
     }
 
     #[test]

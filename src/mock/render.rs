@@ -59,7 +59,7 @@ fn call_prefix(flavour: Flavour) -> &'static str {
 /// Tokens the reply generated: its text chunks and its calls' argument pieces.
 fn completion_tokens(reply: &Reply) -> u64 {
     let pieces: usize = reply.calls.iter().map(|c| c.pieces.len()).sum();
-    (reply.chunks.len() + pieces) as u64
+    reply.tokens.saturating_add(pieces as u64)
 }
 
 /// The events of a streamed reply.

@@ -35,6 +35,12 @@ pub struct MockRequest {
     pub parallel_tool_calls: Option<bool>,
     /// Output format.
     pub response_format: Option<ResponseFormat>,
+    /// Whether a final assistant message is a prefill the server continues:
+    /// always in Anthropic's Messages (before Claude 4.6; later models refuse
+    /// it); in Chat Completions only when the request says so, with DeepSeek's
+    /// and Mistral's `"prefix": true` on it or vLLM's `continue_final_message`.
+    /// Otherwise OpenAI treats it as a finished turn and answers afresh.
+    pub continues_prefill: bool,
 }
 
 /// The text of a message's content: a string, or the `text` of its parts.
@@ -104,6 +110,20 @@ pub fn read(flavour: Flavour, body: &Value) -> Result<MockRequest, String> {
             .collect(),
         _ => Vec::new(),
     };
+    let flagged = |v: Option<&Value>| v.and_then(Value::as_bool) == Some(true);
+    let continue_final = flagged(body.get("continue_final_message"));
+    if continue_final && flagged(body.get("add_generation_prompt")) {
+        // vLLM's own check (the two exclude each other).
+        return Err("continue_final_message and add_generation_prompt cannot both be true".into());
+    }
+    let last_raw = raw.last();
+    let continues_prefill = messages.last().is_some_and(|m| m.role == Role::Assistant)
+        && match flavour {
+            Flavour::Anthropic => true,
+            Flavour::OpenAi | Flavour::Xai => {
+                continue_final || flagged(last_raw.and_then(|m| m.get("prefix")))
+            }
+        };
     let tools = read_tools(flavour, body)?;
     let (tool_choice, parallel_tool_calls) = read_choice(flavour, body)?;
     match &tool_choice {
@@ -129,6 +149,7 @@ pub fn read(flavour: Flavour, body: &Value) -> Result<MockRequest, String> {
         tool_choice,
         parallel_tool_calls,
         response_format: read_format(flavour, body)?,
+        continues_prefill,
     })
 }
 

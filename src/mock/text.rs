@@ -2,8 +2,11 @@
 //!
 //! The reply is a pure function of (model, conversation, max_tokens, stop sequences)
 //! and the server's configured reply length: tests compare byte for byte. A final
-//! assistant message (prefill) is continued, so that prefill + continuation equals
-//! the uninterrupted reply exactly.
+//! assistant message (prefill) is continued where the server would continue it
+//! (Anthropic; a Chat Completions request with a continuation flag: see
+//! [`MockRequest::continues_prefill`]), so that prefill + continuation equals the
+//! uninterrupted reply exactly; elsewhere it is a finished turn and the reply
+//! starts again from the beginning.
 
 use super::request::MockRequest;
 use super::tools::{calls_for, pieces, value_for, MockCall};
@@ -92,11 +95,15 @@ pub enum Finish {
     ToolUse,
 }
 
-/// A reply split into the chunks it is streamed as (one token each).
+/// A reply split into the chunks it is streamed as: each holds one to three
+/// tokens (see [`tokens_of`]), at sizes drawn from the conversation, as real
+/// servers batch them (Anthropic's deltas usually hold several, gateways batch).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reply {
     /// The text, chunk by chunk.
     pub chunks: Vec<String>,
+    /// Tokens of the text, as the mock counts them ([`tokens_of`]).
+    pub tokens: u64,
     /// How it ended.
     pub finish: Finish,
     /// The stop sequence that ended it, if one did.
@@ -246,6 +253,55 @@ fn restart_point(partial: &str) -> usize {
         .unwrap_or(0)
 }
 
+/// The mock's tokens of `text`: each word is cut into pieces of up to four
+/// characters, and whitespace rides with the piece before it (the first piece
+/// takes any whitespace the text starts with). A model's tokenizer is not
+/// public; this one makes a token smaller than a word, as real ones do.
+///
+/// ```
+/// use steer_llm::mock::text::tokens_of;
+/// assert_eq!(tokens_of("Lantern river. "), vec!["Lant", "ern ", "rive", "r. "]);
+/// assert_eq!(tokens_of(" ivory").concat(), " ivory");
+/// ```
+pub fn tokens_of(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut current = String::new();
+    let mut letters = 0usize;
+    for c in text.chars() {
+        if c.is_whitespace() {
+            current.push(c);
+            continue;
+        }
+        let after_space = current.ends_with(char::is_whitespace) && letters > 0;
+        if after_space || letters == 4 {
+            out.push(std::mem::take(&mut current));
+            letters = 0;
+        }
+        current.push(c);
+        letters += 1;
+    }
+    if !current.is_empty() {
+        match out.last_mut() {
+            Some(last) if letters == 0 => last.push_str(&current),
+            _ => out.push(current),
+        }
+    }
+    out
+}
+
+/// Groups tokens into stream chunks of one to three tokens, at sizes drawn
+/// from `seed`.
+fn chunked(tokens: Vec<String>, seed: u64) -> Vec<String> {
+    let mut rng = fastrand::Rng::with_seed(seed ^ 0x9e37_79b9_7f4a_7c15);
+    let mut chunks = Vec::with_capacity(tokens.len());
+    let mut tokens = tokens.into_iter().peekable();
+    while tokens.peek().is_some() {
+        let size = rng.usize(1..=3);
+        chunks.push(tokens.by_ref().take(size).collect::<String>());
+    }
+    chunks
+}
+
 /// Tokens counted for a prompt: words plus four per message, 85 per image.
 pub fn prompt_tokens(turns: &[Turn]) -> u64 {
     turns
@@ -263,9 +319,18 @@ pub fn respond(req: &MockRequest, words: Option<usize>) -> Reply {
         tools: req,
         parallel: req.parallel_tool_calls.unwrap_or(true),
     };
+    let ends_in_assistant = turns.last().is_some_and(|t| t.role == "assistant");
+    let turns = if ends_in_assistant && !req.continues_prefill {
+        // A finished turn, answered afresh: the reply to the conversation
+        // before it, from its start (OpenAI documents no continuation; llmock
+        // and a model at temperature 0 answer so).
+        &turns[..turns.len() - 1]
+    } else {
+        &turns[..]
+    };
     compose(
         &req.model,
-        &turns,
+        turns,
         req.max_tokens,
         &req.stop,
         words,
@@ -450,16 +515,20 @@ fn compose(
         stop_sequence = Some(seq.clone());
         calls.clear();
     }
+    let mut tokens = tokens_of(&chunks.concat());
     if let Some(max) = max_tokens {
-        if chunks.len() > max as usize {
-            chunks.truncate(max as usize);
+        if tokens.len() > max as usize {
+            tokens.truncate(max as usize);
             finish = Finish::Length;
             stop_sequence = None;
             calls.clear();
         }
     }
+    let token_count = tokens.len() as u64;
+    let chunks = chunked(tokens, seed_of(model, turns));
     Reply {
         chunks,
+        tokens: token_count,
         finish,
         stop_sequence,
         prompt_tokens,
@@ -513,10 +582,30 @@ mod tests {
     }
 
     #[test]
-    fn max_tokens_cuts_chunks_and_says_length() {
+    fn max_tokens_cuts_tokens_not_chunks_and_says_length() {
+        let whole = reply("m", &convo(), None, &[], Some(20));
         let r = reply("m", &convo(), Some(3), &[], Some(20));
-        assert_eq!(r.chunks.len(), 3);
+        assert_eq!(r.tokens, 3);
+        assert_eq!(r.text(), tokens_of(&whole.text())[..3].concat());
         assert_eq!(r.finish, Finish::Length);
+        assert!(
+            whole.chunks.len() < whole.tokens as usize,
+            "chunks hold several tokens"
+        );
+    }
+
+    #[test]
+    fn tokens_cover_the_text_and_hold_at_most_four_letters() {
+        let text = reply("m", &convo(), None, &[], Some(60)).text();
+        let tokens = tokens_of(&text);
+        assert_eq!(tokens.concat(), text);
+        for t in &tokens {
+            assert!(
+                t.trim().chars().count() <= 4 && !t.trim().is_empty(),
+                "{t:?}"
+            );
+        }
+        assert_eq!(tokens_of("  \n").concat(), "  \n");
     }
 
     #[test]

@@ -101,6 +101,16 @@ impl Provider for Anthropic {
         &self.endpoint.name
     }
 
+    /// Claude before 4.6 continues a final assistant message; from 4.6 on a
+    /// prefill is a 400.
+    fn prefill(&self, model: &str) -> crate::Prefill {
+        if crate::continue_message::rejects_prefill(model) {
+            crate::Prefill::None
+        } else {
+            crate::Prefill::Trailing
+        }
+    }
+
     fn check(&self, req: &ChatRequest) -> Result<(), String> {
         if req.is_plain() {
             return Ok(());

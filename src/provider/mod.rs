@@ -73,6 +73,15 @@ pub trait Provider: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Whether and how this provider's server continues a final assistant
+    /// message for `model` ([`crate::Prefill`]): a broken stream is continued
+    /// with a prefill only where it does, else with the "continue" message.
+    /// The default, [`crate::Prefill::None`], is right for any server not
+    /// documented to continue one.
+    fn prefill(&self, _model: &str) -> crate::Prefill {
+        crate::Prefill::None
+    }
+
     /// One streaming attempt. Errors before the response headers are returned here;
     /// later ones arrive in the stream.
     async fn stream(&self, req: &ChatRequest) -> Result<EventStream, ProviderError>;

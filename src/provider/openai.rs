@@ -5,6 +5,7 @@ use super::http::{self, CallContext};
 use super::{EventStream, Provider};
 use crate::error::{Error, FailureKind, ProviderError};
 use crate::model::{ChatRequest, ChatResponse};
+use crate::prefill::Prefill;
 use crate::wire::openai::{self as wire, Decoder};
 
 /// A Chat Completions provider (`POST {base}/chat/completions`, bearer key).
@@ -19,6 +20,7 @@ use crate::wire::openai::{self as wire, Decoder};
 pub struct OpenAiCompatible {
     endpoint: Endpoint,
     include_usage: bool,
+    prefill: Prefill,
 }
 
 impl std::fmt::Debug for OpenAiCompatible {
@@ -27,6 +29,7 @@ impl std::fmt::Debug for OpenAiCompatible {
             .field("name", &self.endpoint.name)
             .field("base_url", &self.endpoint.base_url)
             .field("api_key", &self.endpoint.api_key)
+            .field("prefill", &self.prefill)
             .finish()
     }
 }
@@ -36,6 +39,7 @@ impl std::fmt::Debug for OpenAiCompatible {
 pub struct OpenAiCompatibleBuilder {
     endpoint: EndpointBuilder,
     include_usage: bool,
+    prefill: Prefill,
 }
 
 impl OpenAiCompatible {
@@ -81,9 +85,9 @@ impl OpenAiCompatible {
         req: &ChatRequest,
         stream: bool,
     ) -> Result<reqwest::RequestBuilder, Box<ProviderError>> {
-        let body = wire::request_json(req, stream, self.include_usage).map_err(|message| {
-            Box::new(self.context(req).error(FailureKind::Invalid { message }))
-        })?;
+        let body = wire::request_json(req, stream, self.include_usage, self.prefill).map_err(
+            |message| Box::new(self.context(req).error(FailureKind::Invalid { message })),
+        )?;
         let mut builder = self
             .endpoint
             .http
@@ -107,6 +111,7 @@ impl OpenAiCompatibleBuilder {
         OpenAiCompatibleBuilder {
             endpoint,
             include_usage: true,
+            prefill: Prefill::None,
         }
     }
 
@@ -119,11 +124,33 @@ impl OpenAiCompatibleBuilder {
         self
     }
 
+    /// How the server continues a final assistant message (default
+    /// [`Prefill::None`]: OpenAI and xAI answer it afresh). Declare what your
+    /// server does: `PrefixFlag` for DeepSeek and Mistral, `ContinueFinalMessage`
+    /// for vLLM, SGLang and TGI, `Trailing` for llama.cpp, Ollama and Groq. A
+    /// final assistant message is then sent with the server's flag, and a broken
+    /// stream is continued with a prefill instead of the "continue" message.
+    ///
+    /// ```
+    /// use steer_llm::{OpenAiCompatible, Prefill};
+    /// let deepseek = OpenAiCompatible::custom("deepseek", "https://api.deepseek.com/beta")
+    ///     .api_key("sk-...")
+    ///     .prefill(Prefill::PrefixFlag)
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = deepseek;
+    /// ```
+    pub fn prefill(mut self, prefill: Prefill) -> Self {
+        self.prefill = prefill;
+        self
+    }
+
     /// Resolves key, base URL and HTTP client.
     pub fn build(self) -> Result<OpenAiCompatible, Error> {
         Ok(OpenAiCompatible {
             endpoint: self.endpoint.resolve("/chat/completions", "Bearer ")?,
             include_usage: self.include_usage,
+            prefill: self.prefill,
         })
     }
 }
@@ -138,7 +165,11 @@ impl Provider for OpenAiCompatible {
         if req.is_plain() {
             return Ok(());
         }
-        wire::RequestBody::new(req, false, self.include_usage).map(|_| ())
+        wire::RequestBody::new(req, false, self.include_usage, self.prefill).map(|_| ())
+    }
+
+    fn prefill(&self, _model: &str) -> Prefill {
+        self.prefill
     }
 
     async fn generate(&self, req: &ChatRequest) -> Result<ChatResponse, ProviderError> {

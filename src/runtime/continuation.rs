@@ -1,19 +1,21 @@
 //! How a broken stream is continued: the continuation request for each strategy,
 //! and the seam that removes what the continuation repeats.
 
-use steer_actors::stream::{Checkpoint, Seam};
+use steer_actors::stream::{estimate_tokens, Checkpoint, Seam};
 use steer_actors::{Category, Failure};
 
-use crate::continue_message::{self, rejects_prefill};
+use crate::continue_message;
 use crate::model::{ChatRequest, Message};
+use crate::prefill::Prefill;
 use crate::tools::ToolCall;
 
 /// What a stream does when it breaks after content began and the failure is retryable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Continuation {
-    /// Continue: prefill where the model accepts it, else the "continue" message
-    /// (chosen per provider and model; see [`strategy_for`]). The default.
+    /// Continue: prefill where the server is documented to continue one (the
+    /// deployment's [`Prefill`]), else the "continue" message (see
+    /// [`strategy_for`]). The default.
     #[default]
     Auto,
     /// Continue with the delivered text as an assistant prefill.
@@ -34,35 +36,44 @@ pub fn is_prefill_rejection(failure: &Failure) -> bool {
     failure.category == Category::InvalidRequest && failure.message.contains("prefill")
 }
 
-/// The strategy `Auto` stands for with this provider and model.
-pub fn strategy_for(requested: Continuation, provider: &str, model: &str) -> Continuation {
+/// The strategy `Auto` stands for where the server continues a prefill as
+/// `prefill` says ([`crate::Provider::prefill`]): a prefill only where the
+/// server is documented to continue one, else the "continue" message.
+pub fn strategy_for(requested: Continuation, prefill: Prefill) -> Continuation {
     match requested {
-        Continuation::Auto if provider == "anthropic" && rejects_prefill(model) => {
-            Continuation::Instruct
-        }
-        Continuation::Auto => Continuation::Prefill,
+        Continuation::Auto if prefill.continues() => Continuation::Prefill,
+        Continuation::Auto => Continuation::Instruct,
         other => other,
     }
 }
 
-/// Tokens of `original`'s `max_tokens` that the consumer has not received yet
-/// (counted as delivered deltas, see [`Checkpoint::chunks`]); `None` without a limit.
+/// Tokens of `original`'s `max_tokens` that the consumer has not received yet,
+/// counting what it has on the high side ([`Checkpoint::tokens`]); `None`
+/// without a limit.
 pub fn tokens_left(original: &ChatRequest, checkpoint: &Checkpoint) -> Option<u64> {
     original
         .token_limit()
-        .map(|max| max.saturating_sub(checkpoint.chunks))
+        .map(|max| max.saturating_sub(checkpoint.tokens))
+}
+
+/// Whether delivering `text` would take the consumer past `original`'s
+/// `max_tokens` (counted on the high side): a continuation is cut before it.
+pub fn over_limit(original: &ChatRequest, checkpoint: &Checkpoint, text: &str) -> bool {
+    tokens_left(original, checkpoint).is_some_and(|left| estimate_tokens(text).max(1) > left)
 }
 
 /// The request that continues `original` after what `checkpoint` delivered, and
 /// its seam.
 ///
 /// With a `max_tokens`, the continuation may generate the tokens left plus those
-/// it spends repeating what the seam drops (the whitespace trimmed from an
-/// Anthropic prefill, or the overlap a model repeats after the "continue"
-/// message); steer itself stops the stream once the consumer has the tokens left,
-/// so the spliced reply never exceeds the limit. Anthropic rejects a prefill
-/// ending in whitespace: it is trimmed, and the seam drops it from the
-/// continuation (the consumer already has it).
+/// it spends repeating what the seam drops (the whitespace trimmed from a
+/// prefill, or the overlap a model repeats after the "continue" message); steer
+/// itself cuts the continuation before a delta that would take the consumer
+/// past the limit, counting on the high side ([`over_limit`]), so the spliced
+/// reply never exceeds the limit as the provider counts it (it may end a little
+/// short of it, with `length`). A prefill is trimmed of trailing whitespace
+/// (Anthropic rejects it, gateways strip it), and the seam drops that
+/// whitespace from the continuation if it is repeated.
 pub fn continuation_request(
     original: &ChatRequest,
     checkpoint: &Checkpoint,
@@ -85,27 +96,39 @@ pub fn continuation_request(
                 .push(Message::user(continue_message::write_with_calls(
                     delivered, calls,
                 )));
-            (req, Seam::overlap(delivered))
+            (req, Seam::overlap(delivered).verified_against(delivered))
         }
         _ => {
-            let prefill = if original.model.provider() == "anthropic" {
-                delivered.trim_end()
-            } else {
-                delivered
-            };
+            // Trimmed whatever the server: Anthropic refuses trailing
+            // whitespace and gateways strip it; the seam drops it from the
+            // continuation only if the continuation repeats it.
+            let prefill = delivered.trim_end();
             let trimmed = delivered.get(prefill.len()..).unwrap_or_default();
             if prefill.is_empty() {
                 // Nothing but whitespace was delivered: ask again, drop it if repeated.
-                (original.clone(), Seam::exact(delivered))
+                (
+                    original.clone(),
+                    Seam::exact(delivered).verified_against(delivered),
+                )
             } else {
                 let mut req = original.clone();
                 req.messages.push(Message::assistant(prefill));
-                (req, Seam::exact(trimmed))
+                (req, Seam::exact(trimmed).verified_against(delivered))
             }
         }
     };
     if let Some(left) = tokens_left(original, checkpoint) {
-        let repeated = checkpoint.deltas_in_tail(seam.droppable());
+        let droppable = seam.droppable();
+        let mut from = delivered.len().saturating_sub(droppable);
+        while !delivered.is_char_boundary(from) {
+            from = from.saturating_add(1);
+        }
+        let tail = delivered.get(from..).unwrap_or_default();
+        let repeated = if droppable == 0 {
+            0
+        } else {
+            estimate_tokens(tail).max(1)
+        };
         let budget = left.saturating_add(repeated).max(1);
         let budget = u32::try_from(budget).unwrap_or(u32::MAX);
         req.max_tokens = Some(budget);
@@ -142,8 +165,9 @@ mod tests {
         let (req, mut seam) =
             continuation_request(&original, &checkpoint, Continuation::Prefill, &[], false);
         assert_eq!(req.messages.last().unwrap().text(), "Hello there.");
-        // 98 tokens left, and one more for the trimmed whitespace it repeats.
-        assert_eq!(req.max_tokens, Some(99));
+        // 2 + 2 estimated, 96 tokens left, and one more for the trimmed
+        // whitespace it repeats.
+        assert_eq!(req.max_tokens, Some(97));
         assert_eq!(seam.push("\n\nNext".into()), vec!["Next"]);
 
         let checkpoint = delivered(&["Hello "]);
@@ -152,21 +176,24 @@ mod tests {
         let last = req.messages.last().unwrap();
         assert_eq!(last.role, crate::model::Role::User);
         assert_eq!(continue_message::read(&last.text()), Some("Hello "));
-        assert_eq!(req.max_tokens, Some(100), "99 left, 1 delta it may repeat");
+        assert_eq!(req.max_tokens, Some(100), "98 left, 2 it may repeat");
     }
 
     #[test]
-    fn the_budget_counts_delivered_deltas_and_what_the_seam_may_drop() {
+    fn the_budget_counts_delivered_tokens_high_and_what_the_seam_may_drop() {
         let original = ChatRequest::new("openai/gpt-4o-mini")
             .unwrap()
             .user("hi")
-            .max_tokens(3);
-        let checkpoint = delivered(&["A ", "b "]);
+            .max_tokens(4);
+        // One delta of several tokens counts them all (1 + 2), not one.
+        let checkpoint = delivered(&["A river "]);
         assert_eq!(tokens_left(&original, &checkpoint), Some(1));
         let (req, _) =
             continuation_request(&original, &checkpoint, Continuation::Prefill, &[], false);
-        assert_eq!(req.max_tokens, Some(1), "an OpenAI prefill repeats nothing");
-        let all = delivered(&["A ", "b ", "c "]);
+        assert_eq!(req.max_tokens, Some(2), "1 left, 1 for the trimmed space");
+        assert!(!over_limit(&original, &checkpoint, "to "));
+        assert!(over_limit(&original, &checkpoint, "to sea"));
+        let all = delivered(&["A ", "b ", "c ", "d "]);
         assert_eq!(tokens_left(&original, &all), Some(0));
         let unlimited = ChatRequest::new("openai/gpt-4o-mini").unwrap().user("hi");
         let (req, _) = continuation_request(&unlimited, &all, Continuation::Instruct, &[], false);
@@ -174,17 +201,38 @@ mod tests {
     }
 
     #[test]
-    fn auto_picks_instruct_for_models_that_reject_prefill() {
-        let s = |p, m| strategy_for(Continuation::Auto, p, m);
-        assert_eq!(s("anthropic", "claude-opus-4-6"), Continuation::Instruct);
+    fn auto_prefills_only_where_the_server_continues_a_prefill() {
+        let s = |p| strategy_for(Continuation::Auto, p);
+        assert_eq!(s(Prefill::None), Continuation::Instruct);
+        for p in [
+            Prefill::Trailing,
+            Prefill::PrefixFlag,
+            Prefill::ContinueFinalMessage,
+        ] {
+            assert_eq!(s(p), Continuation::Prefill);
+        }
         assert_eq!(
-            s("anthropic", "claude-3-5-haiku-latest"),
-            Continuation::Prefill
-        );
-        assert_eq!(s("openai", "gpt-4o-mini"), Continuation::Prefill);
-        assert_eq!(
-            strategy_for(Continuation::Off, "openai", "x"),
+            strategy_for(Continuation::Off, Prefill::Trailing),
             Continuation::Off
         );
+        assert_eq!(
+            strategy_for(Continuation::Prefill, Prefill::None),
+            Continuation::Prefill,
+            "asked for, it is the caller's to choose"
+        );
+    }
+
+    #[test]
+    fn a_prefill_is_trimmed_whatever_the_provider() {
+        for model in ["openai/gpt-4o-mini", "anthropic-b/claude-3-5-haiku-latest"] {
+            let original = ChatRequest::new(model).unwrap().user("hi");
+            let checkpoint = delivered(&["kernel "]);
+            let (req, mut seam) =
+                continuation_request(&original, &checkpoint, Continuation::Prefill, &[], false);
+            assert_eq!(req.messages.last().unwrap().text(), "kernel", "{model}");
+            // A server (or a gateway) that continues the trimmed text repeats the
+            // space: dropped once; one that does not, loses nothing.
+            assert_eq!(seam.push(" ivory".into()), vec!["ivory"]);
+        }
     }
 }

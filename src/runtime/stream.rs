@@ -131,7 +131,7 @@ impl StreamActor {
         } = settings;
         let span = trace::request_span(&original, trace::Kind::Stream, record_content);
         let open_gauge = actors.meters.open_stream(spec.provider.clone());
-        let strategy = strategy_for(continuation, provider.name(), original.model.model());
+        let strategy = strategy_for(continuation, provider.prefill(original.model.model()));
         StreamActor {
             core: RequestCore::new(spec, actors, span, Some(admission)),
             first_token_timeout,
@@ -248,6 +248,7 @@ impl StreamActor {
         actors: Arc<ProviderActors>,
         ctx: &mut Context<Self>,
     ) {
+        self.strategy = strategy_for(route.continuation, provider.prefill(target.model()));
         self.provider = provider;
         self.core
             .retarget(actors, target.provider(), target.model());
@@ -260,7 +261,6 @@ impl StreamActor {
         let mut original = self.original.as_ref().clone();
         original.model = target.clone();
         self.original = Arc::new(original);
-        self.strategy = strategy_for(route.continuation, target.provider(), target.model());
         self.in_flight_at = route.client.target_load(&target).map(|l| l.start());
         let d = held(&mut self.delivery);
         if d.delivered_anything() {
@@ -316,13 +316,13 @@ impl StreamActor {
     fn record_end(&mut self, error: Option<&Error>, end: RequestEnd) {
         let d = held(&mut self.delivery);
         let span = &self.core.span;
-        let usage = d.total_usage();
+        let reported = d.reported_usage();
         match error {
             Some(e) => trace::record_error(span, e),
             None => {
                 span.record("gen_ai.response.model", self.original.model.model());
                 let finish = d.finish_reason.clone().unwrap_or(FinishReason::Stop);
-                trace::record_end(span, &finish, usage);
+                trace::record_end(span, &finish, reported);
                 if self.record_content {
                     span.record("gen_ai.output.messages", d.checkpoint.text.as_str());
                 }
@@ -333,11 +333,15 @@ impl StreamActor {
         if let Some(first) = held(&mut self.delivery).first_content {
             meters.first_token(self.core.target.labels(), outcome, first);
         }
-        meters.tokens(
-            self.core.target.labels(),
-            usage.prompt_tokens,
-            usage.completion_tokens,
-        );
+        match reported {
+            Some(usage) => meters.tokens(
+                self.core.target.labels(),
+                usage.prompt_tokens,
+                usage.completion_tokens,
+            ),
+            None if error.is_none() => meters.usage_unknown(self.core.target.labels()),
+            None => {}
+        }
     }
 
     /// The text delivered so far, if any (the error that ends the stream carries it).
@@ -427,7 +431,30 @@ impl StreamActor {
                 let lease = self.lease.take();
                 attempt_loop::deadline_cut(self, lease, ctx)
             }
+            Outcome::Diverged => self.diverged(ctx),
         }
+    }
+
+    /// The continuation restarted and differed from what the consumer has (a
+    /// server that answered afresh): it cannot be spliced, and nothing of it
+    /// was delivered. The server answered, so its permit goes back as a
+    /// success; the stream then restarts: the consumer gets `Restarted` and the
+    /// original request is sent again (a fresh reply to the conversation, tool
+    /// calls and all, rather than one to the continuation).
+    fn diverged(&mut self, ctx: &mut Context<Self>) {
+        self.core.in_flight = false;
+        self.core.end_attempt("diverged");
+        if let Some(lease) = self.lease.take() {
+            self.core.actors.report_success(lease, Duration::ZERO);
+        }
+        held(&mut self.delivery).attempt_failed();
+        self.core.actors.coordinator.do_send(AttemptAbandoned {
+            outcome: "diverged",
+        });
+        tracing::info!(parent: &self.core.span, "steer.stream.diverged: the continuation restarted and differed");
+        self.strategy = Continuation::Restart;
+        self.mark_seam(ctx);
+        attempt_loop::next_attempt(self, ctx);
     }
 
     fn cancelled(&mut self, ctx: &mut Context<Self>) {

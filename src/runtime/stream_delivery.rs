@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use steer_actors::stream::{Checkpoint, Seam};
 
-use super::continuation::tokens_left;
+use super::continuation::{over_limit, tokens_left};
 use super::stream_calls::StreamCalls;
 use crate::model::{ChatRequest, FinishReason, ModelId, RouteStep, StreamEvent, Usage};
 
@@ -66,6 +66,9 @@ pub(crate) enum Step {
     Continue,
     /// The stream is complete (its `Complete` is in the output).
     Complete,
+    /// The continuation restarted and then differed from what the consumer
+    /// has: it cannot be spliced, and nothing of it was delivered.
+    Diverged,
 }
 
 impl Delivery {
@@ -139,14 +142,15 @@ impl Delivery {
         self.finished_usage = self.finished_usage.plus(attempt);
     }
 
-    /// Delivers one delta, unless the consumer already has every token the
-    /// request's `max_tokens` allows: then returns `false` (a continuation that
-    /// would go past the limit is cut there).
+    /// Delivers one delta, unless it is a continuation's and would take the
+    /// consumer past the request's `max_tokens` (counted on the high side):
+    /// then returns `false` and the continuation is cut there. A first attempt
+    /// is never cut: the server keeps its own count.
     fn deliver(&mut self, text: String, asked: &Asked<'_>, out: &mut Vec<StreamEvent>) -> bool {
         if text.is_empty() {
             return true;
         }
-        if self.budget_spent(asked.original) {
+        if self.continuing && over_limit(asked.original, &self.checkpoint, &text) {
             return false;
         }
         out.append(&mut self.pending_seam);
@@ -158,12 +162,16 @@ impl Delivery {
         true
     }
 
+    /// The usage of every attempt, if the last one reported its own: the
+    /// server's count (broken attempts before it that reported none count their
+    /// deltas). `None` when the server reported nothing: unknown, never zero.
+    pub fn reported_usage(&self) -> Option<Usage> {
+        self.attempt_usage.map(|u| self.finished_usage.plus(u))
+    }
+
     /// The stream ends at the token limit: what the consumer has is the whole
     /// reply `max_tokens` allows.
     pub fn complete_at_limit(&mut self, asked: &Asked<'_>, out: &mut Vec<StreamEvent>) {
-        if self.attempt_usage.is_none() {
-            self.attempt_usage = Some(Usage::new(0, self.attempt_deltas));
-        }
         self.complete(
             FinishReason::Length,
             asked.route,
@@ -190,7 +198,7 @@ impl Delivery {
         self.finish_reason = Some(finish_reason.clone());
         out.push(StreamEvent::Complete {
             finish_reason,
-            usage: Some(self.total_usage()),
+            usage: self.reported_usage(),
         });
     }
 
@@ -224,6 +232,9 @@ impl Delivery {
                 let within_limit = match self.seam.as_mut() {
                     Some(seam) => {
                         let pieces = seam.push(text);
+                        if seam.diverged() {
+                            return Step::Diverged;
+                        }
                         pieces.into_iter().all(|p| self.deliver(p, asked, out))
                     }
                     None => self.deliver(text, asked, out),
@@ -245,6 +256,9 @@ impl Delivery {
                 usage,
             } => {
                 let rest = self.seam.as_mut().map(|s| s.finish()).unwrap_or_default();
+                if self.seam.as_ref().is_some_and(|s| s.diverged()) {
+                    return Step::Diverged;
+                }
                 for piece in rest {
                     self.deliver(piece, asked, out);
                 }
@@ -350,12 +364,48 @@ mod tests {
     }
 
     #[test]
+    fn a_first_attempt_is_never_cut_client_side() {
+        let req = ChatRequest::new("openai/m")
+            .expect("model")
+            .user("hi")
+            .max_tokens(1);
+        let mut d = Delivery::default();
+        d.begin_attempt(false);
+        let (span, mut out) = (tracing::Span::none(), Vec::new());
+        for piece in ["Several tokens ", "in one chunk"] {
+            assert_eq!(
+                d.on_event(delta(piece), &asked(&req), &span, &mut out),
+                Step::Continue
+            );
+        }
+        assert_eq!(d.checkpoint.text, "Several tokens in one chunk");
+        d.on_event(
+            StreamEvent::Complete {
+                finish_reason: FinishReason::Stop,
+                usage: None,
+            },
+            &asked(&req),
+            &span,
+            &mut out,
+        );
+        assert_eq!(
+            out.last(),
+            Some(&StreamEvent::Complete {
+                finish_reason: FinishReason::Stop,
+                usage: None
+            }),
+            "the server's finish reason, and no usage made up"
+        );
+    }
+
+    #[test]
     fn a_continuation_is_cut_at_max_tokens_and_completes_there() {
         let req = ChatRequest::new("openai/m")
             .expect("model")
             .user("hi")
             .max_tokens(2);
         let mut d = Delivery::default();
+        d.begin_attempt(true);
         let (span, mut out) = (tracing::Span::none(), Vec::new());
         assert_eq!(
             d.on_event(delta("a"), &asked(&req), &span, &mut out),
@@ -395,6 +445,7 @@ mod tests {
             ..asked(&req)
         };
         let mut d = Delivery::default();
+        d.begin_attempt(true);
         let (span, mut out) = (tracing::Span::none(), Vec::new());
         d.on_event(delta("a"), &asked, &span, &mut out);
         assert_eq!(

@@ -93,6 +93,10 @@ pub(crate) enum Outcome {
     },
     /// The request's deadline cut it.
     DeadlineCut,
+    /// The continuation restarted and then differed from the delivered text:
+    /// it cannot be spliced (the server answered afresh), and none of it was
+    /// delivered.
+    Diverged,
 }
 
 /// Events queued for the consumer, at most, before it gets them.
@@ -292,8 +296,10 @@ impl Reader {
             };
             let step = delivery.on_event(event, &asked, &plan.span, &mut self.scratch);
             queue.extend(self.scratch.drain(..).map(Ok));
-            if step == Step::Complete {
-                return self.end(Outcome::Complete);
+            match step {
+                Step::Complete => return self.end(Outcome::Complete),
+                Step::Diverged => return self.end(Outcome::Diverged),
+                Step::Continue => {}
             }
             // Events that already arrived are read on, up to a batch, before the
             // consumer gets them: no latency is added (the next one is not

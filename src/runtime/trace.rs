@@ -121,14 +121,15 @@ pub(crate) fn record_response(span: &Span, resp: &ChatResponse, record_content: 
     if let Some(id) = &resp.response_id {
         span.record("gen_ai.response.id", id.as_str());
     }
-    record_end(span, &resp.finish_reason, resp.usage);
+    record_end(span, &resp.finish_reason, Some(resp.usage));
     if record_content {
         span.record("gen_ai.output.messages", resp.text.as_str());
     }
 }
 
-/// Records the finish reason and the tokens of a request that ended well.
-pub(crate) fn record_end(span: &Span, finish: &FinishReason, usage: Usage) {
+/// Records the finish reason and the tokens of a request that ended well (no
+/// token attributes when the server reported no usage).
+pub(crate) fn record_end(span: &Span, finish: &FinishReason, usage: Option<Usage>) {
     if span.is_disabled() {
         return;
     }
@@ -136,8 +137,10 @@ pub(crate) fn record_end(span: &Span, finish: &FinishReason, usage: Usage) {
         "gen_ai.response.finish_reasons",
         json_text(&[finish_word(finish)]).as_str(),
     );
-    span.record("gen_ai.usage.input_tokens", usage.prompt_tokens);
-    span.record("gen_ai.usage.output_tokens", usage.completion_tokens);
+    if let Some(usage) = usage {
+        span.record("gen_ai.usage.input_tokens", usage.prompt_tokens);
+        span.record("gen_ai.usage.output_tokens", usage.completion_tokens);
+    }
 }
 
 /// Records how a request failed: `error.type` (a low-cardinality word, see

@@ -278,7 +278,8 @@ mod tests {
         assert!(out.is_empty(), "no start before the name is whole");
         a.piece(0, None, None, Some(r#"{"city":"#), &mut out)
             .unwrap();
-        a.piece(0, None, None, Some(r#""Oslo"}"#), &mut out).unwrap();
+        a.piece(0, None, None, Some(r#""Oslo"}"#), &mut out)
+            .unwrap();
         a.finish_all(&mut out);
         assert_eq!(
             out[0],
@@ -306,7 +307,9 @@ mod tests {
         let got = calls(&out);
         assert_eq!(got[0].name, "f");
         assert!(got[0].id.starts_with("call_") && got[0].id.len() == 29);
-        assert!(matches!(&out[1], StreamEvent::ToolCallDelta { arguments, .. } if arguments == "{}"));
+        assert!(
+            matches!(&out[1], StreamEvent::ToolCallDelta { arguments, .. } if arguments == "{}")
+        );
     }
 
     #[test]

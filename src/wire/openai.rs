@@ -6,6 +6,7 @@ use serde_json::Value;
 use super::{snippet, DecodeError, Progress, StreamDecoder, TextCursor};
 use crate::content::Part;
 use crate::model::{ChatRequest, FinishReason, Message, Role, StreamEvent, Usage};
+use crate::prefill::Prefill;
 use crate::tools::{ResponseFormat, ToolCall, ToolChoice};
 
 /// The body of `POST /v1/chat/completions`.
@@ -42,6 +43,12 @@ pub struct RequestBody<'a> {
     /// `json_object` or `json_schema`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub response_format: Option<Value>,
+    /// vLLM's flag: continue the final assistant message ([`Prefill::ContinueFinalMessage`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub continue_final_message: Option<bool>,
+    /// vLLM's flag, false when `continue_final_message` is set (the two exclude each other).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub add_generation_prompt: Option<bool>,
 }
 
 /// `stream_options` of a streaming request.
@@ -65,6 +72,10 @@ pub struct WireMessage<'a> {
     /// For a `tool` message: the call it answers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tool_call_id: Option<&'a str>,
+    /// DeepSeek's and Mistral's flag on a final assistant message: continue it
+    /// ([`Prefill::PrefixFlag`]).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub prefix: bool,
 }
 
 /// A message's content: plain text, or parts.
@@ -147,15 +158,34 @@ pub struct WireCallFunction<'a> {
 }
 
 impl<'a> RequestBody<'a> {
-    /// The body for `req`; `include_usage` adds `stream_options` when streaming.
-    /// What Chat Completions cannot express is an error, before any HTTP call.
-    pub fn new(req: &'a ChatRequest, stream: bool, include_usage: bool) -> Result<Self, String> {
+    /// The body for `req`; `include_usage` adds `stream_options` when streaming;
+    /// a final assistant message carries the flag `prefill` says the server
+    /// continues it by. What Chat Completions cannot express is an error, before
+    /// any HTTP call.
+    pub fn new(
+        req: &'a ChatRequest,
+        stream: bool,
+        include_usage: bool,
+        prefill: Prefill,
+    ) -> Result<Self, String> {
         super::check_request(req)?;
         let mut messages = Vec::with_capacity(req.messages.len());
         for (i, m) in req.messages.iter().enumerate() {
             translate(m, i, &mut messages)?;
         }
+        let ends_in_prefill = messages
+            .last()
+            .is_some_and(|m| m.role == "assistant" && m.tool_calls.is_empty());
+        if let (Prefill::PrefixFlag, true, Some(last)) =
+            (prefill, ends_in_prefill, messages.last_mut())
+        {
+            last.prefix = true;
+        }
+        let continue_final =
+            (prefill == Prefill::ContinueFinalMessage && ends_in_prefill).then_some(true);
         Ok(RequestBody {
+            continue_final_message: continue_final,
+            add_generation_prompt: continue_final.map(|_| false),
             model: req.model.model(),
             messages,
             max_tokens: req.max_tokens,
@@ -205,8 +235,9 @@ pub fn request_json(
     req: &ChatRequest,
     stream: bool,
     include_usage: bool,
+    prefill: Prefill,
 ) -> Result<Vec<u8>, String> {
-    let body = RequestBody::new(req, stream, include_usage)?;
+    let body = RequestBody::new(req, stream, include_usage, prefill)?;
     super::with_extra(&body, &req.extra_body)
 }
 
@@ -223,6 +254,7 @@ fn translate<'a>(m: &'a Message, i: usize, out: &mut Vec<WireMessage<'a>>) -> Re
         content,
         tool_calls: Vec::new(),
         tool_call_id: None,
+        prefix: false,
     };
     match m.role {
         Role::System | Role::User => {
@@ -266,6 +298,7 @@ fn translate<'a>(m: &'a Message, i: usize, out: &mut Vec<WireMessage<'a>>) -> Re
                 content,
                 tool_calls: calls,
                 tool_call_id: None,
+                prefix: false,
             });
         }
         Role::Tool => {
@@ -282,6 +315,7 @@ fn translate<'a>(m: &'a Message, i: usize, out: &mut Vec<WireMessage<'a>>) -> Re
                         content: Some(WireContent::Text(r.content.as_str().into())),
                         tool_calls: Vec::new(),
                         tool_call_id: Some(&r.call_id),
+                        prefix: false,
                     }),
                     other => return unsupported(other),
                 }
@@ -436,10 +470,9 @@ pub fn parse_response(body: &[u8]) -> Result<Parsed, DecodeError> {
         .unwrap_or_default()
         .into_iter()
         .map(|c| {
-            let id = c
-                .id
-                .filter(|id| !id.is_empty())
-                .unwrap_or_else(super::calls::made_up_id);
+            let id =
+                c.id.filter(|id| !id.is_empty())
+                    .unwrap_or_else(super::calls::made_up_id);
             ToolCall::from_text(id, c.function.name, &c.function.arguments)
         })
         .collect();
@@ -709,7 +742,10 @@ mod tests {
                 _ => None,
             })
             .expect("a call");
-        assert_eq!((call.id.as_str(), call.name.as_str()), ("call_f1", "get_weather"));
+        assert_eq!(
+            (call.id.as_str(), call.name.as_str()),
+            ("call_f1", "get_weather")
+        );
         assert_eq!(call.arguments, serde_json::json!({"city": "Oslo"}));
     }
 
