@@ -17,7 +17,7 @@ use crate::MAILBOX_CAPACITY;
 use serde::Serialize;
 
 use super::gate::{AdmissionGate, GateMap};
-use super::scope::{failure_scope, Scope};
+use super::scope::{failure_scope, Scope, Spread};
 use super::state::{
     Breaker, BreakerConfig, BreakerState, BreakerStats, CallOutcome, Permit, Rejection, Transition,
     TransitionReason,
@@ -78,6 +78,9 @@ pub struct CircuitBreaker {
     /// When paused models wake, and the one timer set for the earliest.
     wakeups: Wakeups,
     wake_timer: Option<SpawnHandle>,
+    /// The latest successes by model: whether a model's failure has a healthy
+    /// sibling, or speaks for the provider too ([`Spread`]).
+    spread: Spread,
 }
 
 impl CircuitBreaker {
@@ -95,6 +98,7 @@ impl CircuitBreaker {
             fleet: None,
             wakeups: Wakeups::default(),
             wake_timer: None,
+            spread: Spread::default(),
         };
         breaker.sync_endpoint_gate();
         breaker
@@ -541,17 +545,32 @@ impl Handler<Report> for CircuitBreaker {
     fn handle(&mut self, msg: Report, ctx: &mut Context<Self>) {
         self.guarded(ctx, |act, ctx| {
             let now = now();
-            // A health failure counts where it belongs; the other breaker learns
-            // nothing from it (the endpoint answered, or the model was never reached).
+            // A health failure counts where it belongs: an endpoint's (network)
+            // for the endpoint alone (the model was never reached); a model's for
+            // the model, and for the provider too while no sibling model is well
+            // (its failures span the provider: see `scope`).
             let (for_endpoint, for_model) = match (msg.outcome, msg.scope) {
                 (CallOutcome::HealthFailure, Scope::Endpoint) => {
                     (CallOutcome::HealthFailure, CallOutcome::Neutral)
                 }
                 (CallOutcome::HealthFailure, Scope::Model) => {
-                    (CallOutcome::Neutral, CallOutcome::HealthFailure)
+                    let spans = act.spread.speaks_for_provider(
+                        &msg.model,
+                        now,
+                        act.endpoint.config().window,
+                    );
+                    let endpoint = if spans {
+                        CallOutcome::HealthFailure
+                    } else {
+                        CallOutcome::Neutral
+                    };
+                    (endpoint, CallOutcome::HealthFailure)
                 }
                 (other, _) => (other, other),
             };
+            if let CallOutcome::Success { .. } = msg.outcome {
+                act.spread.success(msg.model.clone(), now);
+            }
             if msg.from_gate {
                 act.endpoint.count_admitted();
             }

@@ -13,7 +13,7 @@ pub use actor::{
 };
 pub use actor::{ClaimProbe, FleetOpen, FleetRecovered, FleetReport, ProbeClaim, ShareState};
 pub use gate::{AdmissionGate, GateMap};
-pub use scope::{failure_scope, Scope, Target};
+pub use scope::{failure_scope, Scope, Spread, Target};
 pub use state::{
     Breaker, BreakerConfig, BreakerState, BreakerStats, CallOutcome, Permit, Rejection, Transition,
     TransitionReason,

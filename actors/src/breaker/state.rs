@@ -234,6 +234,22 @@ pub struct BreakerStats {
     pub pauses_refused: u64,
 }
 
+impl BreakerStats {
+    /// Health failures among the calls reported (failures and successes),
+    /// from 0 to 1; `None` before any.
+    ///
+    /// ```
+    /// use steer_actors::breaker::BreakerStats;
+    /// let stats = BreakerStats { failures: 1, successes: 3, ..BreakerStats::default() };
+    /// assert_eq!(stats.failure_rate(), Some(0.25));
+    /// assert_eq!(BreakerStats::default().failure_rate(), None);
+    /// ```
+    pub fn failure_rate(&self) -> Option<f64> {
+        let calls = self.failures.saturating_add(self.successes);
+        (calls > 0).then(|| self.failures as f64 / calls as f64)
+    }
+}
+
 /// The breaker state machine.
 #[derive(Debug, Clone)]
 pub struct Breaker {
