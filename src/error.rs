@@ -84,6 +84,14 @@ pub enum FailureKind {
         /// What was wrong.
         message: String,
     },
+    /// A 2xx answer that is whole and readable but not a reply: valid JSON of
+    /// another shape (`{}`, a proxy's status object), or a page where an event
+    /// stream was asked for. The server answers the same again: not retried on
+    /// the same target (a group moves on).
+    WrongShape {
+        /// What it was.
+        message: String,
+    },
     /// The request cannot be expressed in the provider's wire format (nothing was sent).
     Invalid {
         /// What cannot be expressed.
@@ -197,6 +205,7 @@ impl fmt::Display for ProviderError {
             FailureKind::Malformed { message } => {
                 write!(f, "malformed response: {}", one_line(message))?
             }
+            FailureKind::WrongShape { message } => write!(f, "not a reply: {}", one_line(message))?,
             FailureKind::Invalid { message } => {
                 write!(f, "invalid request: {}", one_line(message))?
             }
@@ -245,6 +254,10 @@ impl fmt::Debug for FailureKind {
                 .finish(),
             FailureKind::Malformed { message } => f
                 .debug_struct("Malformed")
+                .field("message", message)
+                .finish(),
+            FailureKind::WrongShape { message } => f
+                .debug_struct("WrongShape")
                 .field("message", message)
                 .finish(),
             FailureKind::Invalid { message } => {

@@ -396,6 +396,105 @@ const TABLE: &[Row] = &[
         None,
         Some("unavailable"),
     ),
+    // A gateway in front of the provider (LiteLLM's proxy): rewritten bodies.
+    (
+        Flavour::OpenAi,
+        "gateway_quota",
+        429,
+        QuotaExceeded,
+        Some("throttling_error"),
+        Some("429"),
+    ),
+    (
+        Flavour::OpenAi,
+        "gateway_rate_limit",
+        429,
+        RateLimited,
+        Some("throttling_error"),
+        Some("429"),
+    ),
+    (
+        Flavour::OpenAi,
+        "gateway_overloaded",
+        500,
+        Overloaded,
+        Some("internal_server_error"),
+        Some("500"),
+    ),
+    (
+        Flavour::OpenAi,
+        "gateway_stream_error",
+        500,
+        Overloaded,
+        None,
+        Some("500"),
+    ),
+    // A gateway in front of the provider (LiteLLM's proxy): rewritten bodies.
+    (
+        Flavour::Anthropic,
+        "gateway_quota",
+        429,
+        QuotaExceeded,
+        Some("throttling_error"),
+        Some("429"),
+    ),
+    (
+        Flavour::Anthropic,
+        "gateway_rate_limit",
+        429,
+        RateLimited,
+        Some("throttling_error"),
+        Some("429"),
+    ),
+    (
+        Flavour::Anthropic,
+        "gateway_overloaded",
+        500,
+        Overloaded,
+        Some("internal_server_error"),
+        Some("500"),
+    ),
+    (
+        Flavour::Anthropic,
+        "gateway_stream_error",
+        500,
+        Overloaded,
+        None,
+        Some("500"),
+    ),
+    // A gateway in front of the provider (LiteLLM's proxy): rewritten bodies.
+    (
+        Flavour::Xai,
+        "gateway_quota",
+        429,
+        QuotaExceeded,
+        Some("throttling_error"),
+        Some("429"),
+    ),
+    (
+        Flavour::Xai,
+        "gateway_rate_limit",
+        429,
+        RateLimited,
+        Some("throttling_error"),
+        Some("429"),
+    ),
+    (
+        Flavour::Xai,
+        "gateway_overloaded",
+        500,
+        Overloaded,
+        Some("internal_server_error"),
+        Some("500"),
+    ),
+    (
+        Flavour::Xai,
+        "gateway_stream_error",
+        500,
+        Overloaded,
+        None,
+        Some("500"),
+    ),
 ];
 
 #[tokio::test]
@@ -457,6 +556,18 @@ async fn server_directed_waits_in_every_form() {
             (
                 FaultPlan::error("rate_limit").retry_after("86400"),
                 Some(secs(86_400)),
+            ),
+            // The upstream's wait as a gateway passes it on, prefixed.
+            (
+                FaultPlan::error("gateway_rate_limit").gateway_retry_after("60"),
+                Some(secs(60)),
+            ),
+            // The gateway's own wait wins over the upstream's.
+            (
+                FaultPlan::error("gateway_rate_limit")
+                    .gateway_retry_after("60")
+                    .retry_after("30"),
+                Some(secs(30)),
             ),
             (FaultPlan::error("rate_limit").retry_after("inf"), None),
             (FaultPlan::error("rate_limit").retry_after("-3"), None),

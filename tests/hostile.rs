@@ -222,6 +222,30 @@ async fn a_2xx_that_is_not_a_reply_is_a_failure_in_every_format() {
         let e = stream_error(client.stream(req(model)).await.unwrap()).await;
         assert_eq!(category(&e), expected, "{format} {body} streamed: {e}");
     }
+    // A whole, readable 2xx of the wrong shape is deterministic: with retries
+    // allowed it is still sent once (a group would move on), and a whole reply
+    // in the format, answered to a streaming request, is that reply.
+    for (content_type, body) in [
+        ("application/json", r#"{"status":"ok","proxy":"edge-7"}"#),
+        ("text/html", "<html>hello</html>"),
+    ] {
+        let reply = response("200 OK", content_type, &[], body);
+        let server = Hostile::start(Arc::new(move |_, _| Reply::Bytes(reply.clone()))).await;
+        let client = Client::builder()
+            .providers(openai(&server.url(), 1 << 20))
+            .retry(RetryPolicy::default())
+            .build()
+            .unwrap();
+        let e = client
+            .generate(req("openai/gpt-4o-mini"))
+            .await
+            .unwrap_err();
+        assert_eq!(category(&e), Category::MalformedResponse, "{e}");
+        assert!(!e.failure().unwrap().retryable, "{e}");
+        let e = stream_error(client.stream(req("openai/gpt-4o-mini")).await.unwrap()).await;
+        assert_eq!(category(&e), Category::MalformedResponse, "{e}");
+        assert_eq!(server.requests.lock().len(), 2, "{body}: sent once each");
+    }
     // A stream of chunks that are not chunks.
     let reply = [
         sse_head(),

@@ -187,7 +187,7 @@ proptest! {
         if let Some(err) = &err {
             prop_assert!(matches!(
                 err.kind,
-                FailureKind::Incomplete { .. } | FailureKind::Malformed { .. } | FailureKind::InBand { .. }
+                FailureKind::Incomplete { .. } | FailureKind::Malformed { .. } | FailureKind::WrongShape { .. } | FailureKind::InBand { .. }
             ), "{err:?}");
         }
         // Whatever survived is at most as long as the real text plus what a mutation added.

@@ -195,6 +195,11 @@ fn phrases(message: &str) -> u8 {
         let at = |phrase: &str| rest.starts_with(phrase);
         let found = match word {
             "used" if at("used all available credits") => Phrase::Billing,
+            // OpenAI's insufficient_quota, as a gateway rewrites it (LiteLLM:
+            // `"type":"throttling_error","code":"429"`).
+            "exceeded" if at("exceeded your current quota") => Phrase::Billing,
+            "check" if at("check your plan and billing details") => Phrase::Billing,
+            "reached" if at("reached your api usage limits") => Phrase::Billing,
             "monthly" if at("monthly spending limit") => Phrase::Billing,
             "run" if at("run out of credits") => Phrase::Billing,
             "credit" if at("credit balance is too low") => Phrase::Billing,
@@ -216,6 +221,14 @@ fn phrases(message: &str) -> u8 {
     bits
 }
 
+/// Whether a server's message says it is overloaded.
+fn mentions_overload(message: &str) -> bool {
+    message
+        .as_bytes()
+        .windows(10)
+        .any(|w| w.eq_ignore_ascii_case(b"overloaded"))
+}
+
 /// The category of an error from its status (`None` for in-band errors), type,
 /// code and message. The order of the checks is the policy: billing before rate
 /// limits, specific types and codes before status classes.
@@ -224,8 +237,10 @@ pub fn category(status: Option<u16>, info: &ErrorInfo) -> Category {
     let code = info.code.as_deref().unwrap_or("");
     let message = info.message.as_deref().unwrap_or("");
     // Billing and spend caps first: never retried, never mistaken for a rate limit.
-    if code == "insufficient_quota"
-        || kind == "insufficient_quota"
+    if matches!(
+        code,
+        "insufficient_quota" | "organization_spend_limit_exceeded" | "project_spend_limit_exceeded"
+    ) || kind == "insufficient_quota"
         || kind == "billing_error"
         || status == Some(402)
     {
@@ -266,6 +281,13 @@ pub fn category(status: Option<u16>, info: &ErrorInfo) -> Category {
     }
     if has(Phrase::BadKey) {
         return Category::Authentication;
+    }
+    // An overload a gateway passed on as a 500 (LiteLLM turns Anthropic's 529
+    // into `"type":"internal_server_error"` with "Overloaded" or
+    // `overloaded_error` only in the message), or in-band.
+    let server_side = status.is_none_or(|s| s >= 500);
+    if server_side && kind != "overloaded_error" && mentions_overload(message) {
+        return Category::Overloaded;
     }
     match kind {
         "permission_error" | "request_forbidden" => return Category::PermissionDenied,

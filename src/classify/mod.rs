@@ -10,6 +10,7 @@
 //! | transport: total deadline | `deadline_exceeded` (not retryable) |
 //! | stream ended without its terminal event | `stream_interrupted` |
 //! | malformed JSON or SSE | `malformed_response` |
+//! | a whole 2xx of the wrong shape | `malformed_response`, not retried on the same target |
 //! | free text ([`classify_text`]) | ordered message patterns, `unknown` otherwise |
 //!
 //! Retryability is the category's default, overridden by `x-should-retry`. The
@@ -73,7 +74,7 @@ pub fn classify_at(err: &ProviderError, now: SystemTime) -> Failure {
             body::ErrorInfo::default(),
             None,
         ),
-        FailureKind::Malformed { .. } => (
+        FailureKind::Malformed { .. } | FailureKind::WrongShape { .. } => (
             Category::MalformedResponse,
             body::ErrorInfo::default(),
             None,
@@ -99,10 +100,15 @@ pub fn classify_at(err: &ProviderError, now: SystemTime) -> Failure {
             format!("stream ended without its terminal event after {events} events")
         }
         (None, FailureKind::Malformed { message }) => format!("malformed response: {message}"),
+        (None, FailureKind::WrongShape { message }) => format!("not a reply: {message}"),
         (None, FailureKind::Invalid { message }) => format!("invalid request: {message}"),
     };
+    // A 2xx of the wrong shape is deterministic: the same target answers the
+    // same again (a group still moves on).
+    let deterministic = matches!(err.kind, FailureKind::WrongShape { .. });
     let retryable = wait::should_retry_in(&headers).unwrap_or(category.retryable_by_default())
-        && category != Category::DeadlineExceeded;
+        && category != Category::DeadlineExceeded
+        && !deterministic;
     Failure {
         category,
         retryable,

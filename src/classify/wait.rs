@@ -34,6 +34,8 @@ names! {
     SHOULD_RETRY = "x-should-retry";
     RETRY_AFTER = "retry-after";
     RETRY_AFTER_MS = "retry-after-ms";
+    GATEWAY_RETRY_AFTER = "llm_provider-retry-after";
+    GATEWAY_RETRY_AFTER_MS = "llm_provider-retry-after-ms";
     OPENAI_REMAINING_REQUESTS = "x-ratelimit-remaining-requests";
     OPENAI_REMAINING_TOKENS = "x-ratelimit-remaining-tokens";
     OPENAI_RESET_REQUESTS = "x-ratelimit-reset-requests";
@@ -115,16 +117,24 @@ pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     retry_after_in(&Scanned::of(headers), now)
 }
 
-/// [`retry_after`] over headers already scanned.
+/// [`retry_after`] over headers already scanned. A gateway's own wait comes
+/// first; the upstream's, as LiteLLM's proxy passes it on (prefixed
+/// `llm_provider-`, the plain header absent), when the gateway gave none.
 pub fn retry_after_in(headers: &Scanned<'_>, now: SystemTime) -> Option<Duration> {
+    wait_in(headers, RETRY_AFTER_MS, RETRY_AFTER, now)
+        .or_else(|| wait_in(headers, GATEWAY_RETRY_AFTER_MS, GATEWAY_RETRY_AFTER, now))
+}
+
+/// The wait of one pair of headers: milliseconds first, then seconds or an HTTP-date.
+fn wait_in(headers: &Scanned<'_>, ms: usize, secs: usize, now: SystemTime) -> Option<Duration> {
     if let Some(wait) = headers
-        .get(RETRY_AFTER_MS)
+        .get(ms)
         .and_then(|v| v.parse::<f64>().ok())
         .and_then(|ms| positive_secs(ms / 1000.0))
     {
         return Some(wait);
     }
-    let value = headers.get(RETRY_AFTER)?;
+    let value = headers.get(secs)?;
     if let Ok(secs) = value.parse::<f64>() {
         return positive_secs(secs);
     }

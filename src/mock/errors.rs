@@ -145,6 +145,36 @@ const XAI: &[(&str, u16, &str)] = &[
     ),
 ];
 
+/// A gateway in front of the providers (LiteLLM's proxy 1.108.7), as it
+/// rewrites their errors, in any wire format (shared/reference/real-servers.md
+/// §5): (name, status, body).
+const GATEWAY: &[(&str, u16, &str)] = &[
+    // OpenAI's 429 insufficient_quota, hidden as throttling.
+    (
+        "gateway_quota",
+        429,
+        r#"{"error":{"message":"litellm.RateLimitError: RateLimitError: OpenAIException - You exceeded your current quota, please check your plan and billing details. For more information on this error, read the docs: https://platform.openai.com/docs/guides/error-codes/api-errors.\n\nLiteLLM: model group 'up-openai-quota' failed with the error above. No fallback was attempted.","type":"throttling_error","param":null,"code":"429"}}"#,
+    ),
+    // A rate limit whose wait comes only as `llm_provider-retry-after`.
+    (
+        "gateway_rate_limit",
+        429,
+        r#"{"error":{"message":"litellm.RateLimitError: RateLimitError: OpenAIException - Rate limit reached for gpt-4o-mini on requests per min (RPM): Limit 60, Used 60, Requested 1.","type":"throttling_error","param":null,"code":"429"}}"#,
+    ),
+    // Anthropic's 529, passed on as a 500.
+    (
+        "gateway_overloaded",
+        500,
+        r#"{"error":{"message":"litellm.InternalServerError: AnthropicError - {\"error\":{\"message\":\"Overloaded\",\"type\":\"overloaded_error\"},\"type\":\"error\"}","type":"internal_server_error","param":null,"code":"500"}}"#,
+    ),
+    // In a stream, after an upstream reset: the type is null.
+    (
+        "gateway_stream_error",
+        500,
+        r#"{"error": {"message": "litellm.InternalServerError: AnthropicError - Overloaded", "type": null, "param": null, "code": "500"}}"#,
+    ),
+];
+
 fn credits(status: u16, code: &str) -> ErrorResponse {
     json(
         status,
@@ -192,6 +222,9 @@ pub fn status_error(flavour: Flavour, name: &str, request_id: &str) -> Option<Er
             body: PROXY_413.to_string(),
         });
     }
+    if let Some((_, status, body)) = GATEWAY.iter().find(|row| row.0 == name) {
+        return Some(json(*status, body.to_string()));
+    }
     let name = alias(name).unwrap_or(name);
     match flavour {
         Flavour::OpenAi => OPENAI.iter().find(|row| row.0 == name).map(
@@ -234,6 +267,10 @@ pub fn status_error(flavour: Flavour, name: &str, request_id: &str) -> Option<Er
 /// The in-band form of error `name`: the SSE event name (Anthropic's `error`) and its data.
 pub fn in_band_error(flavour: Flavour, name: &str) -> Option<(Option<&'static str>, String)> {
     let status_form = status_error(flavour, name, "")?;
+    if name.starts_with("gateway_") {
+        // A gateway's stream error is a `data:` line in every format.
+        return Some((None, status_form.body));
+    }
     match flavour {
         Flavour::Anthropic => {
             let v: serde_json::Value = serde_json::from_str(&status_form.body).ok()?;
@@ -251,6 +288,7 @@ pub fn all_names() -> Vec<&'static str> {
         .map(|r| r.0)
         .chain(ANTHROPIC.iter().map(|r| r.0))
         .chain(XAI.iter().map(|r| r.0))
+        .chain(GATEWAY.iter().map(|r| r.0))
         .chain([
             "credits_exhausted",
             "credits_exhausted_legacy",

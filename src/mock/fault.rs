@@ -23,6 +23,9 @@ pub struct WaitHeaders {
     pub retry_after_date: Option<i64>,
     /// `retry-after-ms`, verbatim.
     pub retry_after_ms: Option<String>,
+    /// `llm_provider-retry-after`, verbatim: the upstream's wait as a gateway
+    /// (LiteLLM's proxy) passes it on, prefixed, with no plain `retry-after`.
+    pub gateway_retry_after: Option<String>,
     /// `x-should-retry`.
     pub should_retry: Option<bool>,
 }
@@ -80,6 +83,10 @@ pub enum Outcome {
         /// Text chunks sent first.
         after: Option<usize>,
     },
+    /// A streaming request answered with the whole reply as JSON
+    /// (`content-type: application/json`), as LiteLLM's proxy answers
+    /// `/v1/messages` for some models whatever `stream` says.
+    WholeReply,
     /// A seeded random mix: each request draws one outcome.
     Mix(Mix),
 }
@@ -186,6 +193,16 @@ impl FaultPlan {
     /// Adds `retry-after` as an HTTP-date `secs` seconds from the response.
     pub fn retry_after_date(self, secs: i64) -> Self {
         self.map_wait(|w| w.retry_after_date = Some(secs))
+    }
+    /// A streaming request answered with the whole reply as JSON (see
+    /// [`Outcome::WholeReply`]).
+    pub fn whole_reply() -> Self {
+        Outcome::WholeReply.into()
+    }
+    /// Adds `llm_provider-retry-after: <value>` (verbatim) to an error, as
+    /// LiteLLM's proxy passes on an upstream wait.
+    pub fn gateway_retry_after(self, value: &str) -> Self {
+        self.map_wait(|w| w.gateway_retry_after = Some(value.to_string()))
     }
     /// Adds `retry-after-ms: <value>` (verbatim) to an error.
     pub fn retry_after_ms(self, value: &str) -> Self {
@@ -299,6 +316,7 @@ fn parse_wait(params: &Params<'_>) -> Result<WaitHeaders, String> {
         retry_after: params.get("retry_after").map(str::to_string),
         retry_after_date: params.number("retry_after_date")?,
         retry_after_ms: params.get("retry_after_ms").map(str::to_string),
+        gateway_retry_after: params.get("gateway_retry_after").map(str::to_string),
         should_retry: params
             .get("should_retry")
             .map(|v| match v {
@@ -314,6 +332,7 @@ const WAIT_KEYS: &[&str] = &[
     "retry_after",
     "retry_after_date",
     "retry_after_ms",
+    "gateway_retry_after",
     "should_retry",
 ];
 
@@ -338,6 +357,10 @@ fn parse_outcome(kind: &str, params: &Params<'_>) -> Result<Outcome, String> {
         "nearly_spent" => {
             params.only(&[])?;
             Outcome::NearlySpent
+        }
+        "whole_reply" => {
+            params.only(&[])?;
+            Outcome::WholeReply
         }
         "status" => {
             let code = params
@@ -441,6 +464,9 @@ impl fmt::Display for Outcome {
             if let Some(v) = &w.retry_after_ms {
                 p.push(format!("retry_after_ms={v}"));
             }
+            if let Some(v) = &w.gateway_retry_after {
+                p.push(format!("gateway_retry_after={v}"));
+            }
             if let Some(v) = w.should_retry {
                 p.push(format!("should_retry={v}"));
             }
@@ -450,6 +476,7 @@ impl fmt::Display for Outcome {
         let text = match self {
             Outcome::Normal => "ok".to_string(),
             Outcome::NearlySpent => "nearly_spent".to_string(),
+            Outcome::WholeReply => "whole_reply".to_string(),
             Outcome::Error { name, wait } => with_params(name, wait_params(wait)),
             Outcome::Status { code, wait } => {
                 let mut p = vec![format!("code={code}")];

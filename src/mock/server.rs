@@ -441,6 +441,13 @@ impl Ctx {
         {
             h.insert("retry-after-ms", v);
         }
+        if let Some(v) = wait
+            .gateway_retry_after
+            .as_deref()
+            .and_then(|v| HeaderValue::from_str(v).ok())
+        {
+            h.insert("llm_provider-retry-after", v);
+        }
         if let Some(v) = wait.should_retry {
             h.insert(
                 "x-should-retry",
@@ -466,9 +473,10 @@ impl Ctx {
 
     fn respond(&self, plan: FaultPlan, parsed: super::request::MockRequest) -> Response {
         let spent = plan.outcome == Outcome::NearlySpent;
+        let whole = plan.outcome == Outcome::WholeReply;
         let after = |a: Option<usize>| a.unwrap_or(0);
         let stream_fault = match plan.outcome {
-            Outcome::Normal | Outcome::NearlySpent | Outcome::Mix(_) => None,
+            Outcome::Normal | Outcome::NearlySpent | Outcome::WholeReply | Outcome::Mix(_) => None,
             Outcome::Error { name, wait } => {
                 return self.error_response(self.named_error(&name), &wait)
             }
@@ -509,7 +517,7 @@ impl Ctx {
             _ => format!("chatcmpl-{}", &self.request_id[4..]),
         };
         let created = unix_now();
-        let (content_type, body) = if parsed.stream {
+        let (content_type, body) = if parsed.stream && !whole {
             let frames = render::sse_frames(
                 self.flavour,
                 &parsed.model,
@@ -553,7 +561,7 @@ impl Ctx {
         let mut resp = Response::new(body);
         resp.headers_mut()
             .insert("content-type", HeaderValue::from_static(content_type));
-        if parsed.stream {
+        if parsed.stream && !whole {
             resp.headers_mut()
                 .insert("cache-control", HeaderValue::from_static("no-cache"));
         }

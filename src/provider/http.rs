@@ -510,7 +510,24 @@ async fn generate_from(
     };
     let parsed = match parse(&body) {
         Ok(parsed) => parsed,
-        Err(DecodeError::Malformed(m)) => return Err(with_response(ctx.malformed(m), headers)),
+        Err(DecodeError::Malformed(m)) => {
+            // Whole and valid JSON yet not a reply, or not JSON at all (a
+            // proxy's page): the server will say it again. JSON cut short may
+            // be a passing fault.
+            let says_json = headers
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_none_or(|v| v.to_ascii_lowercase().contains("json"));
+            let readable = serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_ok();
+            let err = if readable || !says_json {
+                ctx.error(FailureKind::WrongShape {
+                    message: ctx.scrub(m),
+                })
+            } else {
+                ctx.malformed(m)
+            };
+            return Err(with_response(err, headers));
+        }
         Err(DecodeError::InBand(body)) => {
             return Err(with_response(
                 ctx.error(FailureKind::InBand { body }),
@@ -556,8 +573,9 @@ async fn stream_from<D: StreamDecoder>(
 ) -> Result<EventStream, ProviderError> {
     let response = send(&ctx, sent).await?;
     if !is_event_stream(response.headers()) {
-        // A 2xx that is not an event stream: a proxy's answer, or an error object.
-        return Err(Box::pin(not_a_stream(&ctx, response)).await);
+        // A 2xx that is not an event stream: a whole reply (a server or gateway
+        // that ignores `stream: true`), a proxy's answer, or an error object.
+        return Box::pin(not_a_stream(&ctx, req, response, decoder.whole_reply())).await;
     }
     Ok(sse_stream(ctx, req, response, decoder))
 }
@@ -573,10 +591,16 @@ fn is_event_stream(headers: &HeaderMap) -> bool {
     }
 }
 
-/// The failure of a streaming request answered with something else (JSON, a
-/// proxy's page): the error it carries (in-band, classified by its body), else a
-/// malformed response.
-async fn not_a_stream(ctx: &CallContext, response: reqwest::Response) -> ProviderError {
+/// A streaming request answered with something else: a whole reply in the
+/// format (LiteLLM's `/v1/messages` ignores `stream: true` for some models)
+/// is a stream of that one reply; otherwise the failure: the error it carries
+/// (in-band, classified by its body), else a malformed response.
+async fn not_a_stream(
+    ctx: &CallContext,
+    req: &ChatRequest,
+    response: reqwest::Response,
+    whole_reply: Option<crate::wire::ParseReply>,
+) -> Result<EventStream, ProviderError> {
     let provider_request_id = provider_request_id(response.headers());
     let headers = classifier_headers(response.headers());
     let content_type = response
@@ -585,13 +609,40 @@ async fn not_a_stream(ctx: &CallContext, response: reqwest::Response) -> Provide
         .and_then(|v| v.to_str().ok())
         .map(|v| crate::fold::truncate_chars(v, 60))
         .unwrap_or_default();
-    let body = read_error_body(ctx, response).await;
+    let parse = whole_reply.filter(|_| content_type.to_ascii_lowercase().contains("json"));
+    let body = match parse {
+        // Read as a reply is (up to its limit, not an error body's).
+        Some(_) => match read_body(ctx, response).await {
+            Ok(body) => body,
+            Err(mut e) => {
+                e.provider_request_id = provider_request_id;
+                e.headers = headers;
+                return Err(e);
+            }
+        },
+        None => read_error_body(ctx, response).await,
+    };
+    if let Some(reply) = parse.and_then(|parse| parse(&body).ok()) {
+        let mut events = vec![StreamEvent::Start {
+            request_id: req.request_id.clone(),
+            provider: ctx.provider.clone(),
+            model: req.model.model().to_string(),
+            provider_request_id,
+        }];
+        events.extend(crate::wire::events_of_reply(reply));
+        return Ok(Box::pin(futures::stream::iter(events.into_iter().map(Ok))));
+    }
+    // Not a reply: what it says goes into the error, the key scrubbed out.
+    let body = match (&ctx.api_key, parse) {
+        (Some(key), Some(_)) => Bytes::from(key.scrub_bytes(&body).into_owned()),
+        _ => body,
+    };
     let kind = if crate::wire::carries_error(&body) {
         FailureKind::InBand {
             body: String::from_utf8_lossy(&body).into_owned(),
         }
     } else {
-        FailureKind::Malformed {
+        FailureKind::WrongShape {
             message: format!(
                 "a streaming request was answered with {}, not an event stream: {}",
                 content_type,
@@ -602,7 +653,7 @@ async fn not_a_stream(ctx: &CallContext, response: reqwest::Response) -> Provide
     let mut err = ctx.error(kind);
     err.provider_request_id = provider_request_id;
     err.headers = headers;
-    err
+    Err(err)
 }
 
 fn sse_stream<D: StreamDecoder>(

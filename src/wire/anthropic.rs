@@ -467,6 +467,10 @@ pub struct Decoder {
 }
 
 impl StreamDecoder for Decoder {
+    fn whole_reply(&self) -> Option<super::ParseReply> {
+        Some(parse_response)
+    }
+
     fn on_event(
         &mut self,
         event: &str,
@@ -479,8 +483,27 @@ impl StreamDecoder for Decoder {
         if event == "error" {
             return Err(DecodeError::InBand(data.to_string()));
         }
+        if data.trim() == "[DONE]" {
+            // Servers that mimic the format end with OpenAI's terminator
+            // (mockllm, without `message_stop`): the end, as the finish says.
+            self.calls.finish_all(out);
+            out.push(StreamEvent::Complete {
+                finish_reason: self
+                    .finish
+                    .take()
+                    .unwrap_or_else(|| FinishReason::Other("missing".into())),
+                usage: self.saw_usage.then(|| self.usage()),
+            });
+            return Ok(Progress::Done);
+        }
         let parsed: Event = serde_json::from_str(data).map_err(|e| {
-            DecodeError::Malformed(format!("stream event {:?}: {e}", snippet(data)))
+            // A gateway's error line (`data: {"error": ...}`, no event name) is
+            // the error it carries, not a malformed event.
+            if super::carries_error(data.as_bytes()) {
+                DecodeError::InBand(data.to_string())
+            } else {
+                DecodeError::Malformed(format!("stream event {:?}: {e}", snippet(data)))
+            }
         })?;
         match parsed {
             Event::MessageStart { message } => {

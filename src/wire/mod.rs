@@ -17,6 +17,9 @@ use crate::tools::{ResponseFormat, ToolChoice};
 
 pub use calls::CallAssembler;
 
+/// A format's parser of a whole (non-streaming) reply body.
+pub type ParseReply = fn(&[u8]) -> Result<openai::Parsed, DecodeError>;
+
 /// What a stream decoder makes of one SSE event it cannot turn into stream events.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DecodeError {
@@ -44,6 +47,59 @@ pub trait StreamDecoder: Send + 'static {
         data: &str,
         out: &mut Vec<StreamEvent>,
     ) -> Result<Progress, DecodeError>;
+
+    /// The parser of this format's whole (non-streaming) reply: a server (or a
+    /// gateway) that ignores `stream: true` and answers JSON is read with it,
+    /// as a stream of one reply. `None`: no such reply is accepted.
+    fn whole_reply(&self) -> Option<ParseReply> {
+        None
+    }
+}
+
+/// The stream events of a whole reply: its text as one delta, its tool calls,
+/// its usage (when it has any), and `Complete`.
+///
+/// ```
+/// use steer_llm::wire::{events_of_reply, openai::parse_response};
+/// use steer_llm::StreamEvent;
+/// let body = br#"{"choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}]}"#;
+/// let events = events_of_reply(parse_response(body).unwrap());
+/// assert!(matches!(&events[0], StreamEvent::TextDelta { text, offset: 0 } if text == "Hi"));
+/// assert!(matches!(events.last(), Some(StreamEvent::Complete { usage: None, .. })));
+/// ```
+pub fn events_of_reply(reply: openai::Parsed) -> Vec<StreamEvent> {
+    let mut out = Vec::new();
+    if let Some(id) = reply.id {
+        out.push(StreamEvent::ResponseId { id });
+    }
+    if !reply.text.is_empty() {
+        out.push(StreamEvent::TextDelta {
+            text: reply.text,
+            offset: 0,
+        });
+    }
+    for (index, call) in reply.tool_calls.into_iter().enumerate() {
+        out.push(StreamEvent::ToolCallStart {
+            index,
+            id: call.id.clone(),
+            name: call.name.clone(),
+        });
+        out.push(StreamEvent::ToolCallDelta {
+            index,
+            arguments: call.arguments_text(),
+        });
+        out.push(StreamEvent::ToolCall { index, call });
+    }
+    // A reply that reports no usage has zeros: unknown, not zero.
+    let usage = (reply.usage != crate::model::Usage::default()).then_some(reply.usage);
+    if let Some(u) = usage {
+        out.push(StreamEvent::Usage(u));
+    }
+    out.push(StreamEvent::Complete {
+        finish_reason: reply.finish_reason,
+        usage,
+    });
+    out
 }
 
 /// Tracks the character offset of text deltas within the whole response.

@@ -564,6 +564,10 @@ pub struct Decoder {
 }
 
 impl StreamDecoder for Decoder {
+    fn whole_reply(&self) -> Option<super::ParseReply> {
+        Some(parse_response)
+    }
+
     fn on_event(
         &mut self,
         _event: &str,

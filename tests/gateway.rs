@@ -1,0 +1,130 @@
+//! A gateway in front of the providers (LiteLLM's proxy, the most deployed), as
+//! the mock reproduces it from shared/reference/real-servers.md §5, over HTTP:
+//! errors rewritten into its own shape, upstream waits in prefixed headers,
+//! overloads passed on as 500s and mid-stream error lines, and a whole JSON
+//! reply to a streaming request.
+#![cfg(feature = "mock")]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{expected_text, request, MODELS};
+use futures::StreamExt;
+use steer_llm::mock::{FaultPlan, MockServer};
+use steer_llm::{Category, Error, FinishReason, RetryPolicy, StreamEvent};
+
+fn category(e: &Error) -> Option<Category> {
+    e.failure().map(|f| f.category)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quota_error_a_gateway_calls_throttling_is_never_retried() {
+    let mock = MockServer::builder().start_background().unwrap();
+    let client = common::fault_tolerant_client(&mock);
+    for model in MODELS {
+        let id = format!("quota-{model}");
+        mock.clear_requests();
+        mock.script_key(
+            &id,
+            std::iter::repeat_n(FaultPlan::error("gateway_quota"), 5),
+        );
+        let e = client
+            .generate(request(model).request_id(id.as_str()))
+            .await
+            .unwrap_err();
+        assert_eq!(category(&e), Some(Category::QuotaExceeded), "{model}: {e}");
+        assert_eq!(mock.requests().len(), 1, "{model}: sent once");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_wait_in_a_prefixed_header_is_honoured() {
+    let mock = MockServer::builder().start_background().unwrap();
+    // Waits above a second are not waited for here: the request fails at once
+    // with the wait it was told, instead of spending its attempts inside it.
+    let client = steer_llm::Client::builder()
+        .providers(mock.providers().unwrap())
+        .retry(RetryPolicy::default().max_server_wait(Duration::from_secs(1)))
+        .build()
+        .unwrap();
+    mock.script_key(
+        "wait",
+        std::iter::repeat_n(
+            FaultPlan::error("gateway_rate_limit").gateway_retry_after("60"),
+            3,
+        ),
+    );
+    let e = client
+        .generate(request("openai/gpt-4o-mini").request_id("wait"))
+        .await
+        .unwrap_err();
+    let failure = e.failure().expect("classified");
+    assert_eq!(failure.category, Category::RateLimited);
+    assert_eq!(failure.retry_after, Some(Duration::from_secs(60)), "{e}");
+    assert_eq!(mock.requests().len(), 1, "no attempt spent inside the wait");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overload_passed_on_as_a_500_or_mid_stream_is_an_overload() {
+    let mock = MockServer::builder().start_background().unwrap();
+    let providers = mock.providers().unwrap();
+    for model in MODELS {
+        mock.push_faults([FaultPlan::error("gateway_overloaded")]);
+        let Err(Error::Provider(e)) = providers.generate(&request(model)).await else {
+            panic!("{model}: expected a provider error")
+        };
+        assert_eq!(e.classify().category, Category::Overloaded, "{model}");
+        // Mid-stream, in any wire format: a `data:` line of its own shape.
+        mock.push_faults([FaultPlan::stream_error("gateway_stream_error", 2)]);
+        let (events, err) = common::drain(providers.stream(&request(model)).await.unwrap()).await;
+        let err = err.expect("the stream fails");
+        assert_eq!(
+            err.classify().category,
+            Category::Overloaded,
+            "{model}: {err:?}"
+        );
+        assert!(err.content_started && !common::delta_text(&events).is_empty());
+    }
+    // Through the client, the stream is resumed and whole.
+    let client = common::fault_tolerant_client(&mock);
+    for model in MODELS {
+        let id = format!("resume-{model}");
+        mock.script_key(&id, [FaultPlan::stream_error("gateway_stream_error", 3)]);
+        let req = request(model).request_id(id.as_str());
+        let mut stream = client.stream(req.clone()).await.unwrap();
+        let mut text = String::new();
+        while let Some(event) = stream.next().await {
+            if let StreamEvent::TextDelta { text: t, .. } = event.unwrap() {
+                text.push_str(&t);
+            }
+        }
+        assert_eq!(text, expected_text(&req, None), "{model}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_json_reply_to_a_streaming_request_is_a_stream_of_that_reply() {
+    let mock = MockServer::builder().start_background().unwrap();
+    let client = common::fault_tolerant_client(&mock);
+    for model in MODELS {
+        let id = format!("whole-{model}");
+        mock.clear_requests();
+        mock.script_key(&id, [FaultPlan::whole_reply()]);
+        let req = request(model).request_id(id.as_str());
+        let mut stream = client.stream(req.clone()).await.unwrap();
+        let (mut text, mut finish) = (String::new(), None);
+        while let Some(event) = stream.next().await {
+            match event.unwrap_or_else(|e| panic!("{model}: {e}")) {
+                StreamEvent::TextDelta { text: t, .. } => text.push_str(&t),
+                StreamEvent::Complete { finish_reason, .. } => finish = Some(finish_reason),
+                _ => {}
+            }
+        }
+        assert_eq!(text, expected_text(&req, None), "{model}");
+        assert_eq!(finish, Some(FinishReason::Stop), "{model}");
+        let log = mock.requests();
+        assert_eq!(log.len(), 1, "{model}: read as it came, not asked again");
+        assert!(log[0].is_stream());
+    }
+}
