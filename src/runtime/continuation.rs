@@ -47,6 +47,9 @@ pub fn strategy_for(requested: Continuation, prefill: Prefill) -> Continuation {
     }
 }
 
+/// Bytes of the delivered text's end a continuation's budget allows it to repeat.
+pub const REPEAT_ALLOWANCE_BYTES: usize = 16;
+
 /// Tokens of `original`'s `max_tokens` that the consumer has not received yet,
 /// counting what it has on the high side ([`Checkpoint::tokens`]); `None`
 /// without a limit.
@@ -117,8 +120,12 @@ pub fn continuation_request(
             }
         }
     };
-    if let Some(left) = tokens_left(original, checkpoint) {
-        let droppable = seam.droppable();
+    if let (Some(left), Some(limit)) = (tokens_left(original, checkpoint), original.token_limit()) {
+        // What a model repeats is its last word or two, not the 512 bytes the
+        // seam looks through: the allowance covers the last 16 bytes at most (a
+        // longer repetition leaves the reply a little short, never long), and
+        // the continuation never asks for more than the request's own limit.
+        let droppable = seam.droppable().min(REPEAT_ALLOWANCE_BYTES);
         let mut from = delivered.len().saturating_sub(droppable);
         while !delivered.is_char_boundary(from) {
             from = from.saturating_add(1);
@@ -129,7 +136,7 @@ pub fn continuation_request(
         } else {
             estimate_tokens(tail).max(1)
         };
-        let budget = left.saturating_add(repeated).max(1);
+        let budget = left.saturating_add(repeated).min(limit).max(1);
         let budget = u32::try_from(budget).unwrap_or(u32::MAX);
         req.max_tokens = Some(budget);
         // A limit given as an extra body field would win over steer's: it gets the
@@ -177,6 +184,15 @@ mod tests {
         assert_eq!(last.role, crate::model::Role::User);
         assert_eq!(continue_message::read(&last.text()), Some("Hello "));
         assert_eq!(req.max_tokens, Some(100), "98 left, 2 it may repeat");
+        // Never more than the request's own limit, whatever the seam may drop.
+        let long = delivered(&["word "; 60]);
+        let limited = original.clone().max_tokens(70);
+        let (req, _) = continuation_request(&limited, &long, Continuation::Instruct, &[], false);
+        assert_eq!(
+            req.max_tokens,
+            Some(10 + 3),
+            "10 left, the 3 words of the last 16 bytes"
+        );
     }
 
     #[test]

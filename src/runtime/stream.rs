@@ -482,25 +482,20 @@ impl StreamActor {
         ctx: &mut Context<Self>,
     ) {
         self.core.in_flight = false;
-        self.core.end_attempt(failure.category.as_str());
         failure.request_id = Some(self.original.request_id.to_string());
         // Usage adds up across attempts; a broken attempt that reported none is
         // counted by its deltas.
         held(&mut self.delivery).attempt_failed();
-        self.core.actors.report_failure(
-            self.lease.take(),
-            &self.core.spec.model,
-            &failure,
-            self.core.spec.use_breaker,
-        );
-        let content_began = held(&mut self.delivery).delivered_anything();
         if held(&mut self.delivery).whole_at_break(&self.original, failure.retryable) {
             // The break came after the last token `max_tokens` allows: nothing is
-            // missing, so nothing is asked for.
+            // missing, so nothing is asked for. The attempt delivered all it
+            // could: it is one successful attempt everywhere (breaker, meters,
+            // coordinator), never a health failure beside a success.
             tracing::debug!(parent: &self.core.span, category = %failure.category, "stream broke after its last allowed token: complete");
-            self.core.actors.coordinator.do_send(AttemptAbandoned {
-                outcome: failure.category.as_str(),
-            });
+            self.core.end_attempt("success");
+            if let Some(lease) = self.lease.take() {
+                self.core.actors.report_success(lease, Duration::ZERO);
+            }
             let route = self.route.as_ref().map(|r| r.steps.as_slice());
             let mut last = Vec::new();
             held(&mut self.delivery).complete(
@@ -516,6 +511,14 @@ impl StreamActor {
                 Err(_) => self.cancelled(ctx),
             };
         }
+        self.core.end_attempt(failure.category.as_str());
+        self.core.actors.report_failure(
+            self.lease.take(),
+            &self.core.spec.model,
+            &failure,
+            self.core.spec.use_breaker,
+        );
+        let content_began = held(&mut self.delivery).delivered_anything();
         // A model that rejects prefill: switch to the "continue" message at once.
         let prefill_rejected = is_prefill_rejection(&failure)
             && self.strategy == Continuation::Prefill

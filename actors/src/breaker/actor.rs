@@ -481,9 +481,9 @@ impl Handler<Acquire> for CircuitBreaker {
             match m.breaker.try_acquire(now) {
                 Ok(permit) => Ok((endpoint, permit, key)),
                 Err(rejection) => {
-                    // The endpoint's permit goes back without a verdict.
-                    act.endpoint
-                        .on_outcome(endpoint, CallOutcome::Cancelled, now);
+                    // The endpoint's permit goes back unused: the call was
+                    // never admitted (the model's breaker counts the rejection).
+                    act.endpoint.give_back(endpoint, now);
                     Err(rejection)
                 }
             }

@@ -394,6 +394,13 @@ impl Breaker {
         }
     }
 
+    /// Hands back a permit whose call was never made (another breaker refused
+    /// it): it is not counted as admitted, and a probe's slot is freed.
+    pub fn give_back(&mut self, permit: Permit, now: Instant) {
+        self.stats.admitted = self.stats.admitted.saturating_sub(1);
+        let _ = self.on_outcome(permit, CallOutcome::Cancelled, now);
+    }
+
     /// Records the outcome of a permitted call; returns the transition it caused.
     pub fn on_outcome(
         &mut self,
@@ -1107,5 +1114,26 @@ mod tests {
         ] {
             assert!(bad.validate().is_err());
         }
+    }
+
+    #[test]
+    fn a_permit_given_back_was_never_admitted_and_frees_its_probe_slot() {
+        let now = Instant::now();
+        let mut b = Breaker::new(config(1));
+        let permit = b.try_acquire(now).unwrap();
+        b.give_back(permit, now);
+        assert_eq!(b.stats(now).admitted, 0);
+        // Half-open: a probe given back leaves its slot to another.
+        let permit = b.try_acquire(now).unwrap();
+        b.on_outcome(permit, CallOutcome::HealthFailure, now);
+        let later = now + Duration::from_secs(11);
+        assert!(b.on_open_timer(b.generation(), later).is_some());
+        let probes: Vec<Permit> = (0..2).map(|_| b.try_acquire(later).unwrap()).collect();
+        assert!(b.try_acquire(later).is_err(), "both probe slots taken");
+        b.give_back(probes[0], later);
+        assert!(
+            b.try_acquire(later).is_ok(),
+            "a slot given back is free again"
+        );
     }
 }

@@ -53,10 +53,12 @@ impl Supervised for RetryCoordinator {
 }
 
 impl RetryCoordinator {
-    /// Counts a request, at its first report: a failed first attempt or its end.
-    /// (One message fewer per request than announcing every start.)
+    /// Counts a request in the retry budget's rate, at its first report: a
+    /// failed first attempt or its end (one message fewer per request than
+    /// announcing every start). The metrics count it at its end, which every
+    /// request has exactly once: a first report lost with a cancelled request
+    /// cannot make `cancelled` exceed `requests`.
     fn count_request(&mut self) {
-        self.metrics.requests = self.metrics.requests.saturating_add(1);
         self.budget.record_request(now());
     }
 }
@@ -239,7 +241,7 @@ mod tests {
                 .expect("the same address answers");
             assert!(matches!(decision, Decision::Retry { .. }), "{decision:?}");
             let metrics = coordinator.send(GetMetrics).await.unwrap();
-            assert_eq!(metrics.requests, 1);
+            assert_eq!(metrics.attempts.get("server_error"), Some(&1));
         });
     }
 

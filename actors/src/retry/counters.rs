@@ -45,9 +45,9 @@ impl RequestEnd {
 /// Counters of one provider. Attempt counts add up to the calls the provider saw.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ProviderMetrics {
-    /// Requests counted: each at its first report to the coordinator (a failed
-    /// first attempt, or its end), so a request still on its first attempt is
-    /// not counted yet.
+    /// Requests counted, each once at its end: so `requests` is `successes` plus
+    /// the final failures plus `cancelled`, and a request in flight is not
+    /// counted yet.
     pub requests: u64,
     /// Attempts by outcome: `success`, or the failure's category.
     pub attempts: BTreeMap<&'static str, u64>,
@@ -90,8 +90,9 @@ impl ProviderMetrics {
         }
     }
 
-    /// Counts how a request ended.
+    /// Counts how a request ended (and the request itself).
     pub fn record_end(&mut self, end: RequestEnd) {
+        bump(&mut self.requests);
         match end {
             RequestEnd::Succeeded { attempts } => {
                 self.record_attempt("success");
