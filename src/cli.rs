@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use futures::StreamExt;
-use steer_llm::mock::{FaultPlan, MockServer};
+use steer_llm::mock::{Behaviour, FaultPlan, MockServer};
 use steer_llm::{ChatRequest, Client, ModelId, Providers, RetryPolicy, StreamEvent};
 
 /// steer: LLM calls that survive rate limits, overloads and broken streams.
@@ -33,6 +33,12 @@ enum Command {
         /// (default: none are kept).
         #[arg(long, value_name = "N", default_value_t = 0)]
         record: usize,
+        /// How it answers beyond the wire format: `standard` (as the APIs
+        /// document), `split_calls` (FakeAI's tool-call chunks), `char_chunks`
+        /// (mockllm's one character a chunk), `gateway` (LiteLLM's rewrites).
+        /// A request may pick another with the `x-mock-behaviour` header.
+        #[arg(long, value_name = "NAME", default_value = "standard")]
+        behaviour: Behaviour,
     },
     /// Send one request. Uses the real provider when its key (or base URL) is set,
     /// otherwise the embedded mock provider.
@@ -107,7 +113,8 @@ pub fn run() -> ExitCode {
                 faults,
                 words,
                 record,
-            } => mock(port, faults, words, record).await,
+                behaviour,
+            } => mock(port, faults, words, record, behaviour).await,
             Command::Chat {
                 model,
                 prompt,
@@ -157,8 +164,12 @@ async fn mock(
     faults: Option<FaultPlan>,
     words: Option<usize>,
     record: usize,
+    behaviour: Behaviour,
 ) -> Result<(), String> {
-    let mut builder = MockServer::builder().port(port).request_log(record);
+    let mut builder = MockServer::builder()
+        .port(port)
+        .request_log(record)
+        .behaviour(behaviour);
     if let Some(plan) = faults {
         builder = builder.default_fault(plan);
     }

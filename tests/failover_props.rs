@@ -24,7 +24,7 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use steer_actors::stream::{MAX_OVERLAP, MIN_OVERLAP};
 use steer_llm::continue_message::{self, rejects_prefill};
 use steer_llm::mock::text::{self, Turn};
-use steer_llm::mock::MockServer;
+use steer_llm::mock::{Behaviour, MockServer, BEHAVIOUR_HEADER};
 use steer_llm::runtime::group::Group;
 use steer_llm::{BreakerConfig, ChatRequest, Client, RetryPolicy};
 
@@ -44,6 +44,9 @@ struct Case {
     fault: (StreamFault, usize),
     /// Two tools, named by the prompt: each target's reply calls both.
     tools: bool,
+    /// How the servers answer (FakeAI's split tool calls, mockllm's one
+    /// character a chunk, a gateway's rewrites).
+    behaviour: Behaviour,
 }
 
 impl Case {
@@ -70,9 +73,10 @@ fn case() -> impl Strategy<Value = Case> {
         prop_oneof![3 => Just(None), 1 => (0usize..50).prop_map(Some)],
         (kind, 0usize..60),
         prop::bool::weighted(0.3),
+        prop::sample::select(&Behaviour::ALL[..]),
     )
         .prop_map(
-            |(first, second, topic, max_tokens, stop_word, fault, tools)| Case {
+            |(first, second, topic, max_tokens, stop_word, fault, tools, behaviour)| Case {
                 first,
                 second,
                 topic,
@@ -80,6 +84,7 @@ fn case() -> impl Strategy<Value = Case> {
                 stop_word,
                 fault,
                 tools,
+                behaviour,
             },
         )
 }
@@ -98,7 +103,8 @@ fn request(model: &str, case: &Case, stop: &[String]) -> ChatRequest {
     let mut req = ChatRequest::new(model)
         .unwrap()
         .system(SYSTEM)
-        .user(user(case));
+        .user(user(case))
+        .extra_header(BEHAVIOUR_HEADER, case.behaviour.as_str());
     if case.tools {
         req = common::with_two_tools(req);
     }
@@ -149,12 +155,17 @@ fn stops(case: &Case) -> Vec<String> {
 /// OpenAI and xAI, as the real ones, answer a prefill afresh): it repeats
 /// nothing but the whitespace a prefill is trimmed of; one asked by the
 /// "continue" message may repeat the end of the quote (at least
-/// [`MIN_OVERLAP`] bytes of it, else it is new text).
+/// [`MIN_OVERLAP`] bytes of it, else it is new text). Either way, one that
+/// starts with the whole delivered text is a restart, and the repetition goes.
 fn expected_rest(second: &str, case: &Case, stop: &[String], delivered: &str) -> String {
     let anthropic = second.starts_with("anthropic/");
     if !anthropic || rejects_prefill(&model_name(second)) {
         let quote = continue_message::write(delivered);
         let continued = answer(second, case, stop, Some(Turn::new("user", &quote)), false);
+        if let Some(rest) = continued.strip_prefix(delivered) {
+            // A continuation that starts the reply again: the repetition goes.
+            return rest.to_string();
+        }
         let repeated = (MIN_OVERLAP..=continued.len().min(delivered.len()).min(MAX_OVERLAP))
             .rev()
             .filter(|&p| continued.is_char_boundary(p))
@@ -170,6 +181,11 @@ fn expected_rest(second: &str, case: &Case, stop: &[String], delivered: &str) ->
         let continued = answer(second, case, stop, Some(prefill_turn), false);
         (continued, &delivered[prefill.len()..])
     };
+    if let Some(rest) = continued.strip_prefix(delivered) {
+        // A fresh reply that starts as the delivered text did (a restart):
+        // the repetition goes.
+        return rest.to_string();
+    }
     match continued.strip_prefix(dropped) {
         Some(rest) => rest.to_string(),
         None => continued,
@@ -518,6 +534,7 @@ fn a_hostile_first_target_never_holds_a_grouped_request() {
             stop_word: None,
             fault: (StreamFault::Reset, 0),
             tools: false,
+            behaviour: Behaviour::Standard,
         };
         runtime
             .block_on(async {

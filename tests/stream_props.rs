@@ -17,7 +17,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use steer_llm::mock::text::{self, Finish, Turn};
-use steer_llm::mock::MockServer;
+use steer_llm::mock::{Behaviour, MockServer, BEHAVIOUR_HEADER};
 use steer_llm::runtime::continuation::Continuation;
 use steer_llm::{ChatRequest, Client, FinishReason, GenerateOptions};
 
@@ -48,6 +48,9 @@ struct Case {
     /// The continuation asked for: `Prefill` on OpenAI or xAI meets a server
     /// that answers a prefill afresh (the seam drops the repeated start).
     continuation: Continuation,
+    /// How the server answers (FakeAI's split tool calls, mockllm's one
+    /// character a chunk, a gateway's rewrites).
+    behaviour: Behaviour,
 }
 
 fn case() -> impl Strategy<Value = Case> {
@@ -59,14 +62,17 @@ fn case() -> impl Strategy<Value = Case> {
         (kind(), 0usize..60),
         prop_oneof![2 => Just(None), 1 => (kind(), 0usize..40).prop_map(Some)],
         prop::bool::weighted(0.35),
-        prop_oneof![
-            3 => Just(Continuation::Auto),
-            1 => Just(Continuation::Prefill),
-            1 => Just(Continuation::Instruct),
-        ],
+        (
+            prop_oneof![
+                3 => Just(Continuation::Auto),
+                1 => Just(Continuation::Prefill),
+                1 => Just(Continuation::Instruct),
+            ],
+            prop::sample::select(&Behaviour::ALL[..]),
+        ),
     )
         .prop_map(
-            |(model, topic, max_tokens, stop_word, first, second, tools, continuation)| Case {
+            |(
                 model,
                 topic,
                 max_tokens,
@@ -74,7 +80,19 @@ fn case() -> impl Strategy<Value = Case> {
                 first,
                 second,
                 tools,
-                continuation,
+                (continuation, behaviour),
+            )| {
+                Case {
+                    model,
+                    topic,
+                    max_tokens,
+                    stop_word,
+                    first,
+                    second,
+                    tools,
+                    continuation,
+                    behaviour,
+                }
             },
         )
 }
@@ -97,6 +115,7 @@ fn request(case: &Case, id: &str) -> (ChatRequest, text::Reply) {
         .unwrap()
         .system("You are terse.")
         .user(format!("Tell me about rivers, number {}.{ask}", case.topic))
+        .extra_header(BEHAVIOUR_HEADER, case.behaviour.as_str())
         .request_id(id);
     if case.tools {
         req = common::with_two_tools(req);

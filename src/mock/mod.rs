@@ -23,6 +23,7 @@
 //! Faults come from, in order: the request's `x-mock-fault` header, the script for
 //! its `x-client-request-id`, the shared script queue, then the server's default.
 
+mod behaviour;
 pub mod errors;
 mod fault;
 pub mod render;
@@ -39,6 +40,7 @@ use std::time::{Duration, SystemTime};
 
 use parking_lot::Mutex;
 
+pub use behaviour::{Behaviour, UnknownBehaviour, BEHAVIOUR_HEADER};
 pub use fault::{FaultPlan, InvalidFaultSpec, Mix, Outcome, WaitHeaders};
 
 use crate::error::Error;
@@ -138,6 +140,7 @@ pub struct MockBuilder {
     /// Requests kept in the log, the latest ones (0: none).
     record: usize,
     stall_limit: Duration,
+    behaviour: Behaviour,
 }
 
 /// Requests a mock keeps by default: the latest 10,000 (a ring, so a long
@@ -152,6 +155,7 @@ impl Default for MockBuilder {
             default_fault: None,
             record: DEFAULT_REQUEST_LOG,
             stall_limit: Duration::from_secs(300),
+            behaviour: Behaviour::Standard,
         }
     }
 }
@@ -182,6 +186,13 @@ impl MockBuilder {
     /// dropped as new ones arrive, so memory stays bounded under any load.
     pub fn request_log(mut self, capacity: usize) -> Self {
         self.record = capacity;
+        self
+    }
+    /// How the server answers beyond the wire format (default
+    /// [`Behaviour::Standard`]); a request picks another with the
+    /// [`BEHAVIOUR_HEADER`].
+    pub fn behaviour(mut self, behaviour: Behaviour) -> Self {
+        self.behaviour = behaviour;
         self
     }
     /// How long a stalled response stays open before the mock closes it (default 300 s).

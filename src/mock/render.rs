@@ -5,7 +5,7 @@ use serde_json::json;
 
 use super::errors::ErrorResponse;
 use super::text::{Finish, Reply};
-use super::Flavour;
+use super::{Behaviour, Flavour};
 
 /// The SSE events of a streamed reply, in three runs: before the text, one event
 /// per text chunk, and the closing events (finish, usage, terminal event).
@@ -62,7 +62,7 @@ fn completion_tokens(reply: &Reply) -> u64 {
     reply.tokens.saturating_add(pieces as u64)
 }
 
-/// The events of a streamed reply.
+/// The events of a streamed reply, as the API documents them.
 pub fn sse_frames(
     flavour: Flavour,
     model: &str,
@@ -70,6 +70,27 @@ pub fn sse_frames(
     include_usage: bool,
     id: &str,
     created: u64,
+) -> Frames {
+    sse_frames_as(
+        flavour,
+        model,
+        reply,
+        include_usage,
+        id,
+        created,
+        Behaviour::Standard,
+    )
+}
+
+/// The events of a streamed reply, as a server of `behaviour` sends them.
+pub fn sse_frames_as(
+    flavour: Flavour,
+    model: &str,
+    reply: &Reply,
+    include_usage: bool,
+    id: &str,
+    created: u64,
+    behaviour: Behaviour,
 ) -> Frames {
     let completion = completion_tokens(reply);
     match flavour {
@@ -99,8 +120,16 @@ pub fn sse_frames(
             };
             for (i, call) in reply.calls.iter().enumerate() {
                 let id = call.id(call_prefix(flavour), reply.call_seed);
-                content.push(delta(json!([{"index": i, "id": id, "type": "function",
-                    "function": {"name": call.name, "arguments": ""}}])));
+                if behaviour == Behaviour::SplitCalls {
+                    // FakeAI: the id alone, then the name alone.
+                    content.push(delta(json!([{"index": i, "id": id, "type": "function",
+                        "function": null}])));
+                    content.push(delta(json!([{"index": i, "id": null, "type": null,
+                        "function": {"name": call.name, "arguments": null}}])));
+                } else {
+                    content.push(delta(json!([{"index": i, "id": id, "type": "function",
+                        "function": {"name": call.name, "arguments": ""}}])));
+                }
                 for piece in &call.pieces {
                     content.push(delta(
                         json!([{"index": i, "function": {"arguments": piece}}]),

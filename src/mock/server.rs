@@ -16,8 +16,10 @@ use super::errors::{self, ErrorResponse};
 use super::fault::{FaultPlan, Outcome, WaitHeaders};
 use super::render::{self, Frames};
 use super::text;
-use super::{Flavour, RecordedRequest, Shared, FAULT_HEADER, KEY_HEADER};
+use super::{Behaviour, Flavour, RecordedRequest, Shared, FAULT_HEADER, KEY_HEADER};
+use crate::content::Part;
 use crate::continue_message::rejects_prefill;
+use crate::model::Role;
 
 /// `GET /mock/requests`: the recorded requests as JSON (path, model, stream, the
 /// fault applied, the last message; never headers, which carry keys).
@@ -208,11 +210,26 @@ async fn handle(
             received_at: SystemTime::now(),
         });
     }
+    let behaviour = match headers.get(super::BEHAVIOUR_HEADER).map(|v| {
+        v.to_str()
+            .map_err(|_| "not text".to_string())
+            .and_then(|v| v.trim().parse::<Behaviour>().map_err(|e| e.to_string()))
+    }) {
+        None => Ok(shared.config.behaviour),
+        Some(parsed) => parsed,
+    };
     let ctx = Ctx {
         flavour,
         request_id,
         shared: shared.clone(),
+        behaviour: *behaviour.as_ref().unwrap_or(&Behaviour::Standard),
     };
+    if let Err(message) = behaviour {
+        return ctx.error_response(
+            invalid_request(flavour, &format!("steer mock: {message}"), &ctx.request_id),
+            &WaitHeaders::default(),
+        );
+    }
     let plan = match fault {
         Ok(plan) => plan.unwrap_or_default(),
         Err(message) => {
@@ -236,6 +253,18 @@ async fn handle(
         );
     }
     let parsed = match super::request::read(flavour, &json) {
+        Ok(mut p) if ctx.behaviour == Behaviour::Gateway && flavour == Flavour::Anthropic => {
+            // LiteLLM strips a prefill's trailing whitespace before Anthropic.
+            if let Some(last) = p.messages.last_mut().filter(|m| m.role == Role::Assistant) {
+                for part in last.content.iter_mut().rev().take(1) {
+                    if let Part::Text(t) = part {
+                        let kept = t.trim_end().len();
+                        t.truncate(kept);
+                    }
+                }
+            }
+            p
+        }
         Ok(p) => p,
         Err(message) => {
             return ctx.error_response(
@@ -302,6 +331,7 @@ struct Ctx {
     flavour: Flavour,
     request_id: String,
     shared: Arc<Shared>,
+    behaviour: Behaviour,
 }
 
 impl Ctx {
@@ -477,8 +507,18 @@ impl Ctx {
         let after = |a: Option<usize>| a.unwrap_or(0);
         let stream_fault = match plan.outcome {
             Outcome::Normal | Outcome::NearlySpent | Outcome::WholeReply | Outcome::Mix(_) => None,
-            Outcome::Error { name, wait } => {
-                return self.error_response(self.named_error(&name), &wait)
+            Outcome::Error { name, mut wait } => {
+                let name = match self.behaviour.rewritten_error(&name) {
+                    Some(rewritten) => {
+                        // The upstream's wait comes back prefixed.
+                        if wait.gateway_retry_after.is_none() {
+                            wait.gateway_retry_after = wait.retry_after.take();
+                        }
+                        rewritten.to_string()
+                    }
+                    None => name,
+                };
+                return self.error_response(self.named_error(&name), &wait);
             }
             Outcome::Status { code, wait } => {
                 return self.error_response(
@@ -487,6 +527,10 @@ impl Ctx {
                 )
             }
             Outcome::StreamError { name, after: a } => {
+                let name = self
+                    .behaviour
+                    .rewritten_stream_error(&name)
+                    .map_or(name, str::to_string);
                 if !parsed.stream {
                     return self.error_response(self.named_error(&name), &WaitHeaders::default());
                 }
@@ -511,20 +555,25 @@ impl Ctx {
                 Some((after(a), Cut::Send(render::malformed_sse_frame())))
             }
         };
-        let reply = text::respond(&parsed, self.shared.config.reply_words);
+        let mut reply = text::respond(&parsed, self.shared.config.reply_words);
+        if parsed.stream && self.behaviour == Behaviour::CharChunks {
+            // mockllm: a character a chunk.
+            reply.chunks = reply.chunks.concat().chars().map(String::from).collect();
+        }
         let id = match self.flavour {
             Flavour::Anthropic => format!("msg_{}", &self.request_id[4..]),
             _ => format!("chatcmpl-{}", &self.request_id[4..]),
         };
         let created = unix_now();
         let (content_type, body) = if parsed.stream && !whole {
-            let frames = render::sse_frames(
+            let frames = render::sse_frames_as(
                 self.flavour,
                 &parsed.model,
                 &reply,
                 parsed.include_usage,
                 &id,
                 created,
+                self.behaviour,
             );
             let steps = stream_steps(frames, stream_fault);
             (

@@ -81,6 +81,11 @@ pub struct CircuitBreaker {
     /// The latest successes by model: whether a model's failure has a healthy
     /// sibling, or speaks for the provider too ([`Spread`]).
     spread: Spread,
+    /// The endpoint's current open came from model failures spanning the
+    /// provider: evidence the fleet already shares per model, so this open is
+    /// neither reported to it nor half-opened through its probe lease (the
+    /// model's lease holder must be free to probe through its endpoint).
+    endpoint_local: bool,
 }
 
 impl CircuitBreaker {
@@ -99,6 +104,7 @@ impl CircuitBreaker {
             wakeups: Wakeups::default(),
             wake_timer: None,
             spread: Spread::default(),
+            endpoint_local: false,
         };
         breaker.sync_endpoint_gate();
         breaker
@@ -201,7 +207,14 @@ impl CircuitBreaker {
         if let Some(open_for) = t.open_for {
             let generation = t.generation;
             let key = model.clone();
-            let wait = self.with_fleet_jitter(open_for);
+            // A local open of the endpoint ends on time, never after the opens
+            // of the models whose failures caused it (theirs are jittered): a
+            // model's probe finds its endpoint half-open.
+            let wait = if model.is_none() && self.endpoint_local {
+                open_for
+            } else {
+                self.with_fleet_jitter(open_for)
+            };
             ctx.run_later(wait, move |act, ctx| {
                 act.open_time_over(key, generation, ctx)
             });
@@ -571,10 +584,14 @@ impl Handler<Report> for CircuitBreaker {
             if let CallOutcome::Success { .. } = msg.outcome {
                 act.spread.success(msg.model.clone(), now);
             }
+            let spanning = msg.scope == Scope::Model && for_endpoint == CallOutcome::HealthFailure;
             if msg.from_gate {
                 act.endpoint.count_admitted();
             }
             if let Some(t) = act.endpoint.on_outcome(msg.endpoint, for_endpoint, now) {
+                if t.to == BreakerState::Open {
+                    act.endpoint_local = spanning;
+                }
                 act.publish(None, t, ctx);
             }
             let key = act.key(&msg.model);

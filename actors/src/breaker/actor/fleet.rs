@@ -111,6 +111,9 @@ impl Handler<FleetOpen> for CircuitBreaker {
                 .breaker_mut(key.as_ref())
                 .and_then(|b| b.fleet_open(now()))
             {
+                if key.is_none() {
+                    act.endpoint_local = false;
+                }
                 act.publish(key, t, ctx);
             }
         });
@@ -162,6 +165,10 @@ impl CircuitBreaker {
         let (Some(fleet), Some(opened)) = (&self.fleet, is_own_evidence(t)) else {
             return;
         };
+        if model.is_none() && self.endpoint_local {
+            // Model failures spanning the provider: the fleet has them per model.
+            return;
+        }
         let (provider, model) = (self.provider.clone(), model.map(str::to_string));
         let report = match (opened, t.open_for) {
             (true, Some(open_for)) => FleetReport::Opened {
@@ -193,7 +200,11 @@ impl CircuitBreaker {
         generation: u64,
         ctx: &mut Context<Self>,
     ) {
-        let Some(fleet) = &self.fleet else {
+        let Some(fleet) = self
+            .fleet
+            .as_ref()
+            .filter(|_| key.is_some() || !self.endpoint_local)
+        else {
             return self.half_open(key, generation, ctx);
         };
         let claim = fleet.probes.send(ClaimProbe {
