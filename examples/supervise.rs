@@ -10,7 +10,8 @@ use steer_llm::mock::{FaultPlan, MockServer};
 use steer_llm::runtime::TransitionEvent;
 use steer_llm::{BreakerConfig, BreakerState, ChatRequest, Client, RetryPolicy};
 
-/// Prints every transition it is told about.
+/// Prints every transition it is told about (the provider's and its models'),
+/// and keeps the provider's own.
 struct Watcher {
     seen: Vec<BreakerState>,
 }
@@ -23,11 +24,16 @@ impl Handler<TransitionEvent> for Watcher {
     type Result = ();
 
     fn handle(&mut self, e: TransitionEvent, _: &mut Context<Self>) {
-        println!(
-            "{}: {:?} -> {:?} ({:?})",
-            e.provider, e.from, e.to, e.reason
-        );
-        self.seen.push(e.to);
+        let target = match &e.model {
+            Some(model) => format!("{}/{model}", e.provider),
+            None => e.provider.clone(),
+        };
+        println!("{target}: {:?} -> {:?} ({:?})", e.from, e.to, e.reason);
+        // Only one model is in use: its failures span the provider, whose
+        // breaker moves with the model's.
+        if e.model.is_none() {
+            self.seen.push(e.to);
+        }
     }
 }
 

@@ -37,6 +37,7 @@ pub mod provider;
 pub mod runtime;
 pub mod secret;
 pub mod shared;
+pub mod tokens;
 pub mod tools;
 pub mod wire;
 

@@ -97,6 +97,11 @@ fn case() -> impl Strategy<Value = Case> {
         )
 }
 
+/// The case's model, without its provider.
+fn req_model(case: &Case) -> &'static str {
+    case.model.split_once('/').map_or(case.model, |(_, m)| m)
+}
+
 fn turns(req: &ChatRequest) -> Vec<Turn> {
     req.messages
         .iter()
@@ -202,7 +207,7 @@ async fn check(client: &Client, mock: &MockServer, case: &Case, n: u64) -> Resul
                     "spliced {text:?}\n  is not the start of the fault-free {expected:?}"
                 ));
             }
-            let tokens = text::tokens_of(&text).len();
+            let tokens = text::count_tokens(req_model(case), &text) as usize;
             if tokens > max as usize {
                 return Err(format!("{tokens} tokens for max_tokens {max}"));
             }

@@ -494,7 +494,8 @@ async fn a_break_after_the_last_text_token_still_delivers_the_calls_that_follow(
             .generate(two_calls(model, "oracle-unlimited"))
             .await
             .unwrap();
-        let preamble = steer_llm::mock::text::tokens_of(&unlimited.text).len();
+        let name = model.split_once('/').map_or(model, |(_, m)| m);
+        let preamble = steer_llm::mock::text::count_tokens(name, &unlimited.text);
         let req = two_calls(model, &id).max_tokens(preamble as u32);
         let whole = client
             .generate(req.clone().request_id("oracle"))

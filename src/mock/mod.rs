@@ -203,6 +203,8 @@ impl MockBuilder {
 
     /// Starts the server on the current tokio runtime.
     pub async fn start(self) -> std::io::Result<MockServer> {
+        // OpenAI's tokenizer, loaded once a process before the first reply.
+        crate::tokens::preload("gpt-4o-mini");
         let listener =
             tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], self.port))).await?;
         let addr = listener.local_addr()?;
@@ -218,6 +220,7 @@ impl MockBuilder {
     /// Starts the server on a thread of its own, with its own runtime, so that it
     /// does not share a runtime (or, under load, a scheduler) with the code under test.
     pub fn start_background(self) -> std::io::Result<MockServer> {
+        crate::tokens::preload("gpt-4o-mini");
         let std_listener =
             std::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], self.port)))?;
         std_listener.set_nonblocking(true)?;

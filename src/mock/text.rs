@@ -96,13 +96,13 @@ pub enum Finish {
 }
 
 /// A reply split into the chunks it is streamed as: each holds one to three
-/// tokens (see [`tokens_of`]), at sizes drawn from the conversation, as real
+/// tokens (see [`token_pieces`]), at sizes drawn from the conversation, as real
 /// servers batch them (Anthropic's deltas usually hold several, gateways batch).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reply {
     /// The text, chunk by chunk.
     pub chunks: Vec<String>,
-    /// Tokens of the text, as the mock counts them ([`tokens_of`]).
+    /// Tokens of the text, as the mock counts them ([`token_pieces`]).
     pub tokens: u64,
     /// How it ended.
     pub finish: Finish,
@@ -253,10 +253,11 @@ fn restart_point(partial: &str) -> usize {
         .unwrap_or(0)
 }
 
-/// The mock's tokens of `text`: each word is cut into pieces of up to four
+/// The mock's tokens of `text` for a model whose tokenizer is not public
+/// (Anthropic's, xAI's): each word is cut into pieces of up to four
 /// characters, and whitespace rides with the piece before it (the first piece
-/// takes any whitespace the text starts with). A model's tokenizer is not
-/// public; this one makes a token smaller than a word, as real ones do.
+/// takes any whitespace the text starts with): a token smaller than a word, as
+/// real ones are.
 ///
 /// ```
 /// use steer_llm::mock::text::tokens_of;
@@ -287,6 +288,29 @@ pub fn tokens_of(text: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// `text` cut into `model`'s tokens as its provider counts them, each piece
+/// with the tokens it holds: OpenAI's models by their public tokenizer
+/// ([`crate::tokens::pieces`]), others (whose tokenizers are not public) by
+/// [`tokens_of`], a token a piece.
+pub fn token_pieces(model: &str, text: &str) -> Vec<(String, u32)> {
+    crate::tokens::pieces(model, text)
+        .unwrap_or_else(|| tokens_of(text).into_iter().map(|t| (t, 1)).collect())
+}
+
+/// Tokens of `text` as `model`'s provider (the mock) counts them.
+///
+/// ```
+/// use steer_llm::mock::text::count_tokens;
+/// assert_eq!(count_tokens("gpt-4o-mini", "hello world"), 2);
+/// assert_eq!(count_tokens("claude-3-5-haiku-latest", "hello world"), 3);
+/// ```
+pub fn count_tokens(model: &str, text: &str) -> u64 {
+    token_pieces(model, text)
+        .iter()
+        .map(|(_, n)| u64::from(*n))
+        .sum()
 }
 
 /// Groups tokens into stream chunks of one to three tokens, at sizes drawn
@@ -515,16 +539,27 @@ fn compose(
         stop_sequence = Some(seq.clone());
         calls.clear();
     }
-    let mut tokens = tokens_of(&chunks.concat());
+    let mut pieces = token_pieces(model, &chunks.concat());
+    let mut token_count: u64 = pieces.iter().map(|(_, n)| u64::from(*n)).sum();
     if let Some(max) = max_tokens {
-        if tokens.len() > max as usize {
-            tokens.truncate(max as usize);
+        if token_count > u64::from(max) {
+            // Cut at the limit: the pieces whose tokens fit.
+            let mut kept = 0u64;
+            let fit = pieces
+                .iter()
+                .take_while(|(_, n)| {
+                    kept = kept.saturating_add(u64::from(*n));
+                    kept <= u64::from(max)
+                })
+                .count();
+            pieces.truncate(fit);
+            token_count = pieces.iter().map(|(_, n)| u64::from(*n)).sum();
             finish = Finish::Length;
             stop_sequence = None;
             calls.clear();
         }
     }
-    let token_count = tokens.len() as u64;
+    let tokens = pieces.into_iter().map(|(p, _)| p).collect();
     let chunks = chunked(tokens, seed_of(model, turns));
     Reply {
         chunks,

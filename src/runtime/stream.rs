@@ -373,6 +373,8 @@ impl StreamActor {
             d.seam = None;
             self.original.clone()
         } else {
+            // Counted with the target's tokenizer (a failover may change it).
+            d.recount(self.original.model.model());
             let (req, seam) = continuation_request(
                 &self.original,
                 &d.checkpoint,
@@ -486,6 +488,7 @@ impl StreamActor {
         // Usage adds up across attempts; a broken attempt that reported none is
         // counted by its deltas.
         held(&mut self.delivery).attempt_failed();
+        held(&mut self.delivery).recount(self.original.model.model());
         if held(&mut self.delivery).whole_at_break(&self.original, failure.retryable) {
             // The break came after the last token `max_tokens` allows: nothing is
             // missing, so nothing is asked for. The attempt delivered all it

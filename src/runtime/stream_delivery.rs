@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use steer_actors::stream::{Checkpoint, Seam};
+use steer_actors::stream::{estimate_tokens, Checkpoint, Seam};
 
 use super::continuation::{over_limit, tokens_left};
 use super::stream_calls::StreamCalls;
@@ -120,6 +120,16 @@ impl Delivery {
             && original.tools.is_empty()
             && self.delivered_anything()
             && self.budget_spent(original)
+    }
+
+    /// Counts the tokens the consumer has as `model` would: with its tokenizer
+    /// where it is public (OpenAI's, once loaded), else on the high side
+    /// ([`estimate_tokens`] of the whole text: a failover from an OpenAI model
+    /// must not keep that model's count). Later deltas add their estimates.
+    pub fn recount(&mut self, model: &str) {
+        let text = &self.checkpoint.text;
+        self.checkpoint.tokens =
+            crate::tokens::count(model, text).unwrap_or_else(|| estimate_tokens(text));
     }
 
     /// A new attempt starts: its usage and deltas count from zero.
