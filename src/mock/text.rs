@@ -304,7 +304,7 @@ pub fn token_pieces(model: &str, text: &str) -> Vec<(String, u32)> {
 /// ```
 /// use steer_llm::mock::text::count_tokens;
 /// assert_eq!(count_tokens("gpt-4o-mini", "hello world"), 2);
-/// assert_eq!(count_tokens("claude-3-5-haiku-latest", "hello world"), 3);
+/// assert_eq!(count_tokens("claude-3-5-haiku-latest", "hello world"), 4); // hell, o , worl, d
 /// ```
 pub fn count_tokens(model: &str, text: &str) -> u64 {
     token_pieces(model, text)
