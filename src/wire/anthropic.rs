@@ -486,15 +486,7 @@ impl StreamDecoder for Decoder {
         if data.trim() == "[DONE]" {
             // Servers that mimic the format end with OpenAI's terminator
             // (mockllm, without `message_stop`): the end, as the finish says.
-            self.calls.finish_all(out);
-            out.push(StreamEvent::Complete {
-                finish_reason: self
-                    .finish
-                    .take()
-                    .unwrap_or_else(|| FinishReason::Other("missing".into())),
-                usage: self.saw_usage.then(|| self.usage()),
-            });
-            return Ok(Progress::Done);
+            return Ok(self.complete(out));
         }
         let parsed: Event = serde_json::from_str(data).map_err(|e| {
             // A gateway's error line (`data: {"error": ...}`, no event name) is
@@ -542,17 +534,7 @@ impl StreamDecoder for Decoder {
                     out.push(StreamEvent::Usage(self.usage()));
                 }
             }
-            Event::MessageStop {} => {
-                self.calls.finish_all(out);
-                out.push(StreamEvent::Complete {
-                    finish_reason: self
-                        .finish
-                        .take()
-                        .unwrap_or_else(|| FinishReason::Other("missing".into())),
-                    usage: self.saw_usage.then(|| self.usage()),
-                });
-                return Ok(Progress::Done);
-            }
+            Event::MessageStop {} => return Ok(self.complete(out)),
             Event::Error {} => return Err(DecodeError::InBand(data.to_string())),
         }
         Ok(Progress::Continue)
@@ -560,6 +542,19 @@ impl StreamDecoder for Decoder {
 }
 
 impl Decoder {
+    /// The stream's end: its open calls completed, then `Complete`.
+    fn complete(&mut self, out: &mut Vec<StreamEvent>) -> Progress {
+        self.calls.finish_all(out);
+        out.push(StreamEvent::Complete {
+            finish_reason: self
+                .finish
+                .take()
+                .unwrap_or_else(|| FinishReason::Other("missing".into())),
+            usage: self.saw_usage.then(|| self.usage()),
+        });
+        Progress::Done
+    }
+
     fn usage(&self) -> Usage {
         let mut usage = Usage::new(self.input_tokens, self.output_tokens);
         usage.cached_prompt_tokens = self.cached_tokens;
