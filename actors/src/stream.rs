@@ -103,6 +103,12 @@ pub struct Seam {
     decided: bool,
     /// The continuation restarted and then differed from the delivered text.
     diverged: bool,
+    /// Bytes of the delivered text's start that what is held repeats, while
+    /// all of it does; `None` once it differs (followed delta by delta, so a
+    /// long restart costs its length once, not once a delta).
+    repeating: Option<usize>,
+    /// Where what is held first differed from the delivered text's start.
+    differed_at: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -125,6 +131,8 @@ impl Seam {
             held: Vec::new(),
             held_len: 0,
             diverged: false,
+            repeating: Some(0),
+            differed_at: 0,
         }
     }
 
@@ -172,6 +180,8 @@ impl Seam {
             held_len: 0,
             decided: false,
             diverged: false,
+            repeating: Some(0),
+            differed_at: 0,
         }
     }
 
@@ -194,6 +204,7 @@ impl Seam {
             };
         }
         self.held_len = self.held_len.saturating_add(text.len());
+        self.follow(&text);
         self.held.push(text);
         match self.try_decide() {
             Some(drop) => self.release(drop),
@@ -208,7 +219,7 @@ impl Seam {
             return Vec::new();
         }
         let held = self.held.concat();
-        let drop = match self.restart(&held) {
+        let drop = match self.restart() {
             Restart::Possible => held.len(),
             Restart::Repeated(all) => all,
             Restart::Diverged => {
@@ -221,23 +232,32 @@ impl Seam {
         self.release(drop)
     }
 
+    /// Follows one more held delta against the delivered text's start.
+    fn follow(&mut self, text: &str) {
+        let (Some(matched), Some(delivered)) = (self.repeating, self.delivered.as_deref()) else {
+            return;
+        };
+        let rest = delivered.get(matched..).unwrap_or_default();
+        let same = common_prefix(rest, text);
+        let now = matched.saturating_add(same);
+        if same == text.len() || same == rest.len() {
+            self.repeating = Some(now);
+        } else {
+            self.repeating = None;
+            self.differed_at = now;
+        }
+    }
+
     /// What the held text says of a restart.
-    fn restart(&self, held: &str) -> Restart {
+    fn restart(&self) -> Restart {
         let Some(delivered) = self.delivered.as_deref() else {
             return Restart::No;
         };
-        if held.is_empty() {
-            return Restart::Possible;
-        }
-        let same = common_prefix(delivered, held);
-        if same == delivered.len() {
-            Restart::Repeated(same)
-        } else if same == held.len() {
-            Restart::Possible
-        } else if same >= RESTART_MIN {
-            Restart::Diverged
-        } else {
-            Restart::No
+        match self.repeating {
+            Some(matched) if matched >= delivered.len() => Restart::Repeated(delivered.len()),
+            Some(_) => Restart::Possible,
+            None if self.differed_at >= RESTART_MIN => Restart::Diverged,
+            None => Restart::No,
         }
     }
 
@@ -262,8 +282,7 @@ impl Seam {
 
     /// `Some(bytes to drop)` once no longer overlap (or restart) is possible.
     fn try_decide(&mut self) -> Option<usize> {
-        let held = self.held.concat();
-        match self.restart(&held) {
+        match self.restart() {
             Restart::Possible => return None,
             Restart::Repeated(all) => return Some(all),
             Restart::Diverged => {
@@ -272,6 +291,7 @@ impl Seam {
             }
             Restart::No => {}
         }
+        let held = self.held.concat();
         match &self.mode {
             Mode::Exact(expected) => {
                 if held.len() >= expected.len() || !expected.starts_with(&held[..]) {
@@ -430,6 +450,27 @@ mod tests {
                 assert_eq!(run(seam, &[a, b]), "four five.", "cut at {cut}");
             }
         }
+    }
+
+    #[test]
+    fn a_long_restart_in_small_deltas_is_followed_delta_by_delta() {
+        let delivered = "word résumé 日本語 ".repeat(2_000);
+        let continuation = format!("{delivered}and then more.");
+        let mut seam = Seam::overlap(&delivered).verified_against(&delivered);
+        let mut out = Vec::new();
+        let mut rest = continuation.as_str();
+        while !rest.is_empty() {
+            let mut cut = rest.len().min(7);
+            while !rest.is_char_boundary(cut) {
+                cut += 1;
+            }
+            let (piece, tail) = rest.split_at(cut);
+            out.extend(seam.push(piece.to_string()));
+            rest = tail;
+        }
+        out.extend(seam.finish());
+        assert_eq!(out.concat(), "and then more.");
+        assert!(!seam.diverged());
     }
 
     #[test]
