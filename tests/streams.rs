@@ -749,3 +749,68 @@ async fn a_token_limit_given_as_an_extra_field_holds_across_a_resume_too() {
         );
     }
 }
+
+/// A server that reports usage with every chunk (vLLM, SGLang with
+/// `continuous_usage_stats`): a continuation's budget is what is left by the
+/// provider's own count, not an estimate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_continuation_budget_uses_the_providers_own_count_when_it_reports_one() {
+    let mock = MockServer::builder().start_background().unwrap();
+    let client = client(&mock);
+    let model = "xai/grok-3-mini"; // no public tokenizer: the estimate is the fallback
+    let mut told_apart = 0;
+    for topic in 0..24 {
+        let after = 4 + topic % 5;
+        let id = format!("counted-{topic}");
+        let limit = 40u32;
+        let user = format!("Tell me about rivers, number {topic}.");
+        let req = ChatRequest::new(model)
+            .unwrap()
+            .system("You are terse.")
+            .user(user.as_str())
+            .request_id(id.as_str())
+            .max_tokens(limit)
+            .extra_body(
+                "stream_options",
+                serde_json::json!({"include_usage": true, "continuous_usage_stats": true}),
+            );
+        mock.clear_requests();
+        mock.script_key(&id, [FaultPlan::reset(after)]);
+        let got = collect(client.stream(req.clone()).await.unwrap()).await;
+        assert!(got.error.is_none(), "{after}: {:?}", got.error);
+        let log = mock.requests();
+        assert_eq!(log.len(), 2, "{after}: one continuation");
+        // What the first attempt reported with its last chunk before the break.
+        let turns = [
+            steer_llm::mock::text::Turn::new("system", "You are terse."),
+            steer_llm::mock::text::Turn::new("user", &user),
+        ];
+        let whole = steer_llm::mock::text::reply("grok-3-mini", &turns, Some(limit), &[], None);
+        let reported: u64 = whole.chunk_tokens[..after]
+            .iter()
+            .map(|n| u64::from(*n))
+            .sum();
+        let delivered = whole.chunks[..after].concat();
+        let estimated = steer_actors::stream::estimate_tokens(&delivered);
+        assert!(estimated >= reported, "the estimate is on the high side");
+        told_apart += usize::from(estimated > reported);
+        // Left by the provider's count, plus what a model may repeat of the
+        // last 16 bytes (the "continue" message: xAI continues no prefill).
+        let mut from = delivered.len().saturating_sub(16);
+        while !delivered.is_char_boundary(from) {
+            from += 1;
+        }
+        let allowance = steer_actors::stream::estimate_tokens(&delivered[from..]).max(1);
+        let asked = log[1].body["max_tokens"].as_u64().unwrap();
+        assert_eq!(
+            asked,
+            (u64::from(limit) - reported + allowance).min(u64::from(limit)),
+            "{after}: reported {reported}, estimated {estimated}"
+        );
+        within_limit(&got, model, &expected_text(&req, None), limit as usize, &id);
+    }
+    assert!(
+        told_apart > 0,
+        "no case where the count and the estimate differ"
+    );
+}

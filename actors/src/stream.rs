@@ -28,6 +28,13 @@ pub struct Checkpoint {
     pub completion_tokens: u64,
     /// The provider's id of the current attempt.
     pub provider_request_id: Option<String>,
+    /// Tokens delivered as the provider counted them: the completion tokens
+    /// each attempt that delivered text reported after its last delta (vLLM
+    /// and SGLang with `continuous_usage_stats` report them with every chunk).
+    pub provider_tokens: u64,
+    /// An attempt delivered text without reporting its count after it: the
+    /// provider's count is not known.
+    pub provider_uncounted: bool,
 }
 
 impl Checkpoint {
@@ -39,6 +46,13 @@ impl Checkpoint {
         self.chunks = self.chunks.saturating_add(1);
         self.tokens = self.tokens.saturating_add(estimate_tokens(text).max(1));
         offset
+    }
+
+    /// The tokens delivered as the provider counted them, when every attempt
+    /// that delivered text reported its count.
+    pub fn provider_count(&self) -> Option<u64> {
+        (!self.provider_uncounted && !self.text.is_empty() && self.provider_tokens > 0)
+            .then_some(self.provider_tokens)
     }
 }
 

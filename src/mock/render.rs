@@ -75,11 +75,24 @@ pub fn sse_frames(
         flavour,
         model,
         reply,
-        include_usage,
+        StreamUsage {
+            last: include_usage,
+            every_chunk: false,
+        },
         id,
         created,
         Behaviour::Standard,
     )
+}
+
+/// Where a Chat Completions stream reports usage.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StreamUsage {
+    /// In a last chunk of its own (`stream_options.include_usage`).
+    pub last: bool,
+    /// On every chunk, cumulative (vLLM's and SGLang's
+    /// `stream_options.continuous_usage_stats`).
+    pub every_chunk: bool,
 }
 
 /// The events of a streamed reply, as a server of `behaviour` sends them.
@@ -87,11 +100,12 @@ pub fn sse_frames_as(
     flavour: Flavour,
     model: &str,
     reply: &Reply,
-    include_usage: bool,
+    usage: StreamUsage,
     id: &str,
     created: u64,
     behaviour: Behaviour,
 ) -> Frames {
+    let include_usage = usage.last;
     let completion = completion_tokens(reply);
     match flavour {
         Flavour::OpenAi | Flavour::Xai => {
@@ -103,12 +117,26 @@ pub fn sse_frames_as(
             let head = vec![data(&format!(
                 r#"{prefix}[{{"index":0,"delta":{{"role":"assistant","content":"","refusal":null}},"logprobs":null,"finish_reason":null}}]}}"#
             ))];
+            // Per-chunk counts only where they match the chunks.
+            let counted = usage.every_chunk && reply.chunk_tokens.len() == reply.chunks.len();
+            let mut so_far = 0u64;
             let mut content: Vec<Bytes> = reply
                 .chunks
                 .iter()
-                .map(|c| {
+                .zip(reply.chunk_tokens.iter().chain(std::iter::repeat(&0)))
+                .map(|(c, n)| {
+                    so_far = so_far.saturating_add(u64::from(*n));
+                    let usage = if counted {
+                        format!(
+                            r#","usage":{{"prompt_tokens":{},"completion_tokens":{so_far},"total_tokens":{}}}"#,
+                            reply.prompt_tokens,
+                            reply.prompt_tokens.saturating_add(so_far)
+                        )
+                    } else {
+                        String::new()
+                    };
                     data(&format!(
-                        r#"{prefix}[{{"index":0,"delta":{{"content":{}}},"logprobs":null,"finish_reason":null}}],"obfuscation":"x1"}}"#,
+                        r#"{prefix}[{{"index":0,"delta":{{"content":{}}},"logprobs":null,"finish_reason":null}}],"obfuscation":"x1"{usage}}}"#,
                         quote(c)
                     ))
                 })

@@ -27,6 +27,9 @@ pub struct MockRequest {
     pub stream: bool,
     /// Whether it asked for the final usage chunk.
     pub include_usage: bool,
+    /// Whether it asked for usage on every chunk (vLLM's and SGLang's
+    /// `stream_options.continuous_usage_stats`).
+    pub continuous_usage: bool,
     /// Tools.
     pub tools: Vec<Tool>,
     /// Tool choice.
@@ -143,6 +146,10 @@ pub fn read(flavour: Flavour, body: &Value) -> Result<MockRequest, String> {
         stream: body.get("stream").and_then(Value::as_bool) == Some(true),
         include_usage: body
             .pointer("/stream_options/include_usage")
+            .and_then(Value::as_bool)
+            == Some(true),
+        continuous_usage: body
+            .pointer("/stream_options/continuous_usage_stats")
             .and_then(Value::as_bool)
             == Some(true),
         tools,

@@ -559,6 +559,8 @@ impl Ctx {
         if parsed.stream && self.behaviour == Behaviour::CharChunks {
             // mockllm: a character a chunk.
             reply.chunks = reply.chunks.concat().chars().map(String::from).collect();
+            // (A character is no token count: no usage per chunk.)
+            reply.chunk_tokens.clear();
         }
         let id = match self.flavour {
             Flavour::Anthropic => format!("msg_{}", &self.request_id[4..]),
@@ -570,7 +572,10 @@ impl Ctx {
                 self.flavour,
                 &parsed.model,
                 &reply,
-                parsed.include_usage,
+                render::StreamUsage {
+                    last: parsed.include_usage,
+                    every_chunk: parsed.continuous_usage,
+                },
                 &id,
                 created,
                 self.behaviour,

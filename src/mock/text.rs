@@ -104,6 +104,8 @@ pub struct Reply {
     pub chunks: Vec<String>,
     /// Tokens of the text, as the mock counts them ([`token_pieces`]).
     pub tokens: u64,
+    /// Tokens of each chunk.
+    pub chunk_tokens: Vec<u32>,
     /// How it ended.
     pub finish: Finish,
     /// The stop sequence that ended it, if one did.
@@ -313,17 +315,23 @@ pub fn count_tokens(model: &str, text: &str) -> u64 {
         .sum()
 }
 
-/// Groups tokens into stream chunks of one to three tokens, at sizes drawn
-/// from `seed`.
-fn chunked(tokens: Vec<String>, seed: u64) -> Vec<String> {
+/// Groups token pieces into stream chunks of one to three pieces, at sizes
+/// drawn from `seed`: each chunk's text and its tokens.
+fn chunked(pieces: Vec<(String, u32)>, seed: u64) -> (Vec<String>, Vec<u32>) {
     let mut rng = fastrand::Rng::with_seed(seed ^ 0x9e37_79b9_7f4a_7c15);
-    let mut chunks = Vec::with_capacity(tokens.len());
-    let mut tokens = tokens.into_iter().peekable();
-    while tokens.peek().is_some() {
+    let (mut chunks, mut counts) = (Vec::with_capacity(pieces.len()), Vec::new());
+    let mut pieces = pieces.into_iter().peekable();
+    while pieces.peek().is_some() {
         let size = rng.usize(1..=3);
-        chunks.push(tokens.by_ref().take(size).collect::<String>());
+        let (mut text, mut tokens) = (String::new(), 0u32);
+        for (piece, n) in pieces.by_ref().take(size) {
+            text.push_str(&piece);
+            tokens = tokens.saturating_add(n);
+        }
+        chunks.push(text);
+        counts.push(tokens);
     }
-    chunks
+    (chunks, counts)
 }
 
 /// Tokens counted for a prompt: words plus four per message, 85 per image.
@@ -559,11 +567,11 @@ fn compose(
             calls.clear();
         }
     }
-    let tokens = pieces.into_iter().map(|(p, _)| p).collect();
-    let chunks = chunked(tokens, seed_of(model, turns));
+    let (chunks, chunk_tokens) = chunked(pieces, seed_of(model, turns));
     Reply {
         chunks,
         tokens: token_count,
+        chunk_tokens,
         finish,
         stop_sequence,
         prompt_tokens,

@@ -27,6 +27,9 @@ pub(crate) struct Delivery {
     pub attempt_usage: Option<Usage>,
     /// Text deltas the current attempt produced.
     pub attempt_deltas: u64,
+    /// Whether the current attempt's usage came after its latest text delta
+    /// (a count of all it generated, not a count from its start).
+    usage_current: bool,
     /// Removes what a continuation repeats of the delivered text (boxed: only
     /// continuations have one, and every open stream carries the field).
     pub seam: Option<Box<Seam>>,
@@ -122,20 +125,24 @@ impl Delivery {
             && self.budget_spent(original)
     }
 
-    /// Counts the tokens the consumer has as `model` would: with its tokenizer
-    /// where it is public (OpenAI's, once loaded), else on the high side
-    /// ([`estimate_tokens`] of the whole text: a failover from an OpenAI model
-    /// must not keep that model's count). Later deltas add their estimates.
+    /// Counts the tokens the consumer has: as the provider counted them where
+    /// every attempt reported its count ([`Checkpoint::provider_count`]), else
+    /// as `model` would, with its tokenizer where it is public (OpenAI's, once
+    /// loaded), else on the high side ([`estimate_tokens`] of the whole text: a
+    /// failover from an OpenAI model must not keep that model's count). Later
+    /// deltas add their estimates.
     pub fn recount(&mut self, model: &str) {
         let text = &self.checkpoint.text;
-        self.checkpoint.tokens =
-            crate::tokens::count(model, text).unwrap_or_else(|| estimate_tokens(text));
+        self.checkpoint.tokens = self.checkpoint.provider_count().unwrap_or_else(|| {
+            crate::tokens::count(model, text).unwrap_or_else(|| estimate_tokens(text))
+        });
     }
 
     /// A new attempt starts: its usage and deltas count from zero.
     pub fn begin_attempt(&mut self, continuing: bool) {
         self.attempt_usage = None;
         self.attempt_deltas = 0;
+        self.usage_current = false;
         self.continuing = continuing;
         if let Some(calls) = self.calls.as_mut() {
             calls.begin_attempt(continuing);
@@ -145,6 +152,19 @@ impl Delivery {
     /// The attempt failed: its usage (or, when it reported none, its deltas)
     /// joins the finished attempts'.
     pub fn attempt_failed(&mut self) {
+        // What it delivered, as the provider counted it, if it said so after
+        // its last delta.
+        if self.attempt_deltas > 0 {
+            match self.attempt_usage.filter(|_| self.usage_current) {
+                Some(u) => {
+                    self.checkpoint.provider_tokens = self
+                        .checkpoint
+                        .provider_tokens
+                        .saturating_add(u.completion_tokens)
+                }
+                None => self.checkpoint.provider_uncounted = true,
+            }
+        }
         let attempt = self
             .attempt_usage
             .take()
@@ -239,6 +259,7 @@ impl Delivery {
             }
             StreamEvent::TextDelta { text, .. } => {
                 self.attempt_deltas = self.attempt_deltas.saturating_add(1);
+                self.usage_current = false;
                 let within_limit = match self.seam.as_mut() {
                     Some(seam) => {
                         let pieces = seam.push(text);
@@ -259,6 +280,7 @@ impl Delivery {
             }
             StreamEvent::Usage(u) => {
                 self.attempt_usage = Some(u);
+                self.usage_current = true;
                 out.push(StreamEvent::Usage(self.total_usage()));
             }
             StreamEvent::Complete {
