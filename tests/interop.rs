@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use serde_json::json;
 use steer_llm::{
-    Anthropic, Backoff, ChatRequest, Client, FinishReason, Jitter, OpenAiCompatible, Providers,
-    RetryPolicy, StreamEvent, Tool, ToolCall,
+    Anthropic, Backoff, ChatRequest, Client, FinishReason, GenerateOptions, Jitter,
+    OpenAiCompatible, Providers, RetryPolicy, StreamEvent, Tool, ToolCall,
 };
 
 /// The reply llmock is scripted to give.
@@ -279,6 +279,42 @@ fn llmock_plain_streamed_tools_and_resumption_in_both_wire_formats() {
                     }
                 }
             }
+
+            // A continuation that starts the reply again and then says
+            // something else cannot be spliced: never appended. By default the
+            // stream restarts (`Restarted`, then the reply from its start);
+            // asked to, it fails with the partial text instead.
+            let other = "One two three four, and then something else entirely.";
+            let diverging = json!([
+                {"type": "stream_fault", "kind": "disconnect", "after_chunks": 9, "times": 1},
+                {"type": "reply", "text": REPLY, "times": 1},
+                {"type": "reply", "text": other, "times": null},
+            ]);
+            scenario(&server, diverging.clone()).await;
+            let seen = read(&client, ask()).await;
+            assert_eq!(seen.restarted, 1, "{model}: {seen:?}");
+            assert_eq!(seen.text, other, "{model}: the fresh reply whole, after Restarted");
+            scenario(&server, diverging).await;
+            let options =
+                GenerateOptions::default().on_divergence(steer_llm::runtime::Divergence::Fail);
+            let mut stream = client.stream_with(ask(), options).await.unwrap();
+            let (mut text, mut failure) = (String::new(), None);
+            while let Some(event) = stream.next().await {
+                match event {
+                    Ok(StreamEvent::TextDelta { text: t, .. }) => text.push_str(&t),
+                    Ok(StreamEvent::Restarted { .. }) => panic!("{model}: restarted"),
+                    Ok(_) => {}
+                    Err(e) => failure = Some(e),
+                }
+            }
+            let failure = failure.expect("the stream fails");
+            assert_eq!(
+                failure.failure().map(|f| f.category),
+                Some(steer_llm::Category::StreamInterrupted),
+                "{model}: {failure}"
+            );
+            assert_eq!(failure.partial_text(), Some(text.as_str()), "{model}");
+            assert!(REPLY.starts_with(&text) && !text.is_empty(), "{model}: {text:?}");
 
             // A tool call, whole and streamed: its id is never empty.
             let calls = json!([{"type": "reply", "tool_calls": [

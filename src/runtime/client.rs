@@ -23,7 +23,7 @@ use steer_actors::{
 };
 use tokio::sync::{oneshot, Semaphore};
 
-use super::continuation::Continuation;
+use super::continuation::{Continuation, Divergence};
 use super::group::{Group, GROUP_PROVIDER};
 use super::options::GenerateOptions;
 use super::route::{CancelOnDrop, RouteActor};
@@ -133,6 +133,7 @@ struct StreamDefaults {
     first_token_timeout: Option<Duration>,
     idle_timeout: Option<Duration>,
     continuation: Continuation,
+    divergence: Divergence,
 }
 
 impl Default for StreamDefaults {
@@ -142,6 +143,7 @@ impl Default for StreamDefaults {
             first_token_timeout: Some(Duration::from_secs(120)),
             idle_timeout: Some(Duration::from_secs(60)),
             continuation: Continuation::Auto,
+            divergence: Divergence::Restart,
         }
     }
 }
@@ -261,6 +263,13 @@ impl ClientBuilder {
     /// by prefill or "continue" message as the model allows).
     pub fn continuation(mut self, c: Continuation) -> Self {
         self.stream.continuation = c;
+        self
+    }
+    /// What streams do with a continuation that cannot be spliced (it started
+    /// the reply again and then differed): restart, with a `Restarted` event
+    /// (default), or fail with the partial text.
+    pub fn on_divergence(mut self, d: Divergence) -> Self {
+        self.stream.divergence = d;
         self
     }
     /// A model group: requests to `group/<name>` go to its targets, failing over
@@ -647,6 +656,7 @@ impl Client {
             first_token_timeout: options.first_token_timeout.or(d.first_token_timeout),
             idle_timeout: options.idle_timeout.or(d.idle_timeout),
             continuation: options.continuation.unwrap_or(d.continuation),
+            divergence: options.divergence.unwrap_or(d.divergence),
             record_content: self.inner.record_content,
         };
         let (stream, tx, consumer_gone) = SteerStream::channel();

@@ -30,6 +30,22 @@ pub enum Continuation {
     Off,
 }
 
+/// What a stream does with a continuation that cannot be spliced: one that
+/// started the reply again and then said something else than the consumer has
+/// (a server that answered a prefill or a "continue" message afresh). Never
+/// appended either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Divergence {
+    /// Start again: the consumer gets `Restarted` (discard what you have) and
+    /// the reply from its start, the original request sent again. The default.
+    #[default]
+    Restart,
+    /// End the stream with a typed error (`stream_interrupted`, not retried)
+    /// carrying the partial text: for consumers that cannot discard.
+    Fail,
+}
+
 /// Whether a failure is a model refusing an assistant prefill (Anthropic's 400
 /// "This model does not support assistant message prefill").
 pub fn is_prefill_rejection(failure: &Failure) -> bool {

@@ -27,7 +27,7 @@ mod target_load;
 pub mod trace;
 
 pub use client::{Client, ClientBuilder, Overload};
-pub use continuation::Continuation;
+pub use continuation::{Continuation, Divergence};
 pub use generate::{Generate, GenerateStream, Router, StreamItem, StreamTo};
 pub use options::GenerateOptions;
 pub use steer_actors::breaker::{

@@ -24,6 +24,7 @@ pub struct GenerateOptions {
     pub(crate) deadline: Option<Duration>,
     pub(crate) attempt_timeout: Option<Duration>,
     pub(crate) continuation: Option<super::continuation::Continuation>,
+    pub(crate) divergence: Option<super::continuation::Divergence>,
     pub(crate) first_token_timeout: Option<Duration>,
     pub(crate) idle_timeout: Option<Duration>,
     /// A request routed through a group does not wait out a paused target.
@@ -54,6 +55,12 @@ impl GenerateOptions {
     /// Streams: what to do when the stream breaks after content began.
     pub fn continuation(mut self, c: super::continuation::Continuation) -> Self {
         self.continuation = Some(c);
+        self
+    }
+    /// Streams: what to do with a continuation that cannot be spliced (it
+    /// started the reply again and then differed): restart (default) or fail.
+    pub fn on_divergence(mut self, d: super::continuation::Divergence) -> Self {
+        self.divergence = Some(d);
         self
     }
     /// Streams: time from the response headers to the first text.

@@ -22,7 +22,9 @@ use steer_actors::ProviderActors;
 use steer_actors::{Category, Failure};
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::continuation::{continuation_request, is_prefill_rejection, strategy_for, Continuation};
+use super::continuation::{
+    continuation_request, is_prefill_rejection, strategy_for, Continuation, Divergence,
+};
 use super::group::{after_failure, earliest_back, recovery_wait, Group, Move};
 use super::stream_delivery::Delivery;
 use super::stream_reader::{AttemptEnded, AttemptPlan, Command, Outcome};
@@ -40,6 +42,8 @@ pub(crate) struct StreamSettings {
     pub first_token_timeout: Option<Duration>,
     pub idle_timeout: Option<Duration>,
     pub continuation: Continuation,
+    /// What to do with a continuation that cannot be spliced.
+    pub divergence: Divergence,
     /// Whether the span records prompt and reply text.
     pub record_content: bool,
 }
@@ -93,6 +97,7 @@ pub(crate) struct StreamActor {
     first_token_timeout: Option<Duration>,
     idle_timeout: Option<Duration>,
     strategy: Continuation,
+    divergence: Divergence,
     partials: Arc<Addr<PartialStore>>,
     tx: mpsc::UnboundedSender<Command>,
     /// Resolves when the consumer drops its stream.
@@ -127,6 +132,7 @@ impl StreamActor {
             first_token_timeout,
             idle_timeout,
             continuation,
+            divergence,
             record_content,
         } = settings;
         let span = trace::request_span(&original, trace::Kind::Stream, record_content);
@@ -137,6 +143,7 @@ impl StreamActor {
             first_token_timeout,
             idle_timeout,
             strategy,
+            divergence,
             provider,
             original: Arc::new(original),
             partials,
@@ -454,6 +461,26 @@ impl StreamActor {
             outcome: "diverged",
         });
         tracing::info!(parent: &self.core.span, "steer.stream.diverged: the continuation restarted and differed");
+        if self.divergence == Divergence::Fail {
+            let mut failure = Failure::new(
+                Category::StreamInterrupted,
+                self.provider.name(),
+                "the continuation started the reply again and then differed from the text \
+                 delivered: it cannot be spliced",
+            );
+            failure.retryable = false;
+            failure.request_id = Some(self.original.request_id.to_string());
+            self.core.last_failure = Some(Box::new(failure.clone()));
+            let e = Error::Failed(Box::new(FailedRequest {
+                failure,
+                reason: GiveUp::NotRetryable,
+                attempts: self.core.progress.attempts(),
+                last: None,
+                partial: self.partial(),
+            }));
+            let category = Category::StreamInterrupted;
+            return self.end(Some(e), RequestEnd::Failed { category }, ctx);
+        }
         self.strategy = Continuation::Restart;
         self.mark_seam(ctx);
         attempt_loop::next_attempt(self, ctx);

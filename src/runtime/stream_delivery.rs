@@ -507,6 +507,35 @@ mod tests {
     }
 
     #[test]
+    fn a_continuation_that_restarts_and_differs_is_never_delivered() {
+        let req = ChatRequest::new("openai/m").expect("model").user("hi");
+        let mut d = Delivery::default();
+        let (span, mut out) = (tracing::Span::none(), Vec::new());
+        d.on_event(
+            delta("The river runs to the sea. "),
+            &asked(&req),
+            &span,
+            &mut out,
+        );
+        d.attempt_failed();
+        d.begin_attempt(true);
+        d.seam = Some(Box::new(
+            Seam::overlap("The river runs to the sea. ").verified_against(&d.checkpoint.text),
+        ));
+        out.clear();
+        assert_eq!(
+            d.on_event(delta("The river runs "), &asked(&req), &span, &mut out),
+            Step::Continue
+        );
+        assert_eq!(
+            d.on_event(delta("north."), &asked(&req), &span, &mut out),
+            Step::Diverged
+        );
+        assert!(out.is_empty(), "nothing of it delivered: {out:?}");
+        assert_eq!(d.checkpoint.text, "The river runs to the sea. ");
+    }
+
+    #[test]
     fn usage_adds_up_across_attempts() {
         let req = ChatRequest::new("openai/m").expect("model").user("hi");
         let mut d = Delivery::default();
