@@ -12,9 +12,18 @@ use steer_llm::{
 /// A client for tests that break streams on purpose: quick retries (5 attempts,
 /// 1-4 ms), a breaker that never opens, a 150 ms idle timeout.
 pub fn fault_tolerant_client(mock: &steer_llm::mock::MockServer) -> steer_llm::Client {
+    let idle = std::time::Duration::from_millis(150);
+    fault_tolerant_client_of(mock.providers().unwrap(), idle)
+}
+
+/// [`fault_tolerant_client`] of any providers, with this idle timeout.
+pub fn fault_tolerant_client_of(
+    providers: Providers,
+    idle: std::time::Duration,
+) -> steer_llm::Client {
     use std::time::Duration;
     steer_llm::Client::builder()
-        .providers(mock.providers().unwrap())
+        .providers(providers)
         .retry(
             steer_llm::RetryPolicy::default().backoff(steer_llm::Backoff {
                 max_attempts: 5,
@@ -31,7 +40,7 @@ pub fn fault_tolerant_client(mock: &steer_llm::mock::MockServer) -> steer_llm::C
         .stream_timeouts(
             Some(Duration::from_secs(10)),
             Some(Duration::from_secs(10)),
-            Some(Duration::from_millis(150)),
+            Some(idle),
         )
         .build()
         .unwrap()

@@ -11,6 +11,8 @@
 //! tests/interop/requirements.txt).
 #![cfg(feature = "interop")]
 
+mod common;
+
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -19,8 +21,8 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use serde_json::json;
 use steer_llm::{
-    Anthropic, Backoff, ChatRequest, Client, FinishReason, GenerateOptions, Jitter,
-    OpenAiCompatible, Providers, RetryPolicy, StreamEvent, Tool, ToolCall,
+    Anthropic, ChatRequest, Client, FinishReason, GenerateOptions, OpenAiCompatible, Providers,
+    StreamEvent, Tool, ToolCall,
 };
 
 /// The reply llmock is scripted to give.
@@ -118,7 +120,7 @@ fn http() -> reqwest::Client {
         .expect("a client")
 }
 
-/// A client of one server under both of its wire formats' names, retrying at
+/// A client of one server under both of its wire formats' names: retries at
 /// once (millisecond backoffs), its breaker out of the way of the faults.
 fn client(openai_base: &str, anthropic_base: Option<&str>) -> Client {
     let mut providers = Providers::new();
@@ -137,27 +139,7 @@ fn client(openai_base: &str, anthropic_base: Option<&str>) -> Client {
                 .unwrap(),
         ));
     }
-    Client::builder()
-        .providers(providers)
-        .retry(RetryPolicy::default().backoff(Backoff {
-            max_attempts: 4,
-            base: Duration::from_millis(1),
-            multiplier: 2.0,
-            max_delay: Duration::from_millis(5),
-            jitter: Jitter::None,
-        }))
-        // Every case's fault is its own: the provider stays available.
-        .breaker(steer_llm::BreakerConfig {
-            failure_threshold: 1_000_000,
-            ..steer_llm::BreakerConfig::default()
-        })
-        .stream_timeouts(
-            Some(Duration::from_secs(10)),
-            Some(Duration::from_secs(10)),
-            Some(Duration::from_secs(2)),
-        )
-        .build()
-        .unwrap()
+    common::fault_tolerant_client_of(providers, Duration::from_secs(2))
 }
 
 /// What a stream delivered: its text, its seams, its calls, how it finished.
@@ -235,11 +217,7 @@ fn llmock_plain_streamed_tools_and_resumption_in_both_wire_formats() {
         ],
         "/_llmock/scenario",
     );
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::two_worker_runtime();
     rt.block_on(async {
         let client = client(
             &format!("{}/v1", server.url()),
@@ -355,11 +333,7 @@ fn fakeai_plain_streamed_and_a_tool_call_whose_id_and_name_come_apart() {
         ],
         "/health",
     );
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::two_worker_runtime();
     rt.block_on(async {
         let client = client(&format!("{}/v1", server.url()), None);
         let ask = || {
