@@ -508,7 +508,7 @@ impl StreamDecoder for Decoder {
             Event::ContentBlockStart {
                 index,
                 content_block: StartBlock::ToolUse { id, name },
-            } => self.calls.start(index, id, name, out),
+            } => self.calls.start(index, id, name, out)?,
             Event::ContentBlockDelta {
                 delta: Delta::TextDelta { text },
                 ..

@@ -19,6 +19,10 @@ use super::{DecodeError, MAX_TOOL_ARGUMENTS};
 /// server's error, refused rather than grown without bound).
 pub const MAX_TOOL_NAME: usize = 1024;
 
+/// Calls open at once, at most (a stream of ever-lower indices closes none):
+/// past it the stream is malformed rather than memory grown without bound.
+pub const MAX_OPEN_CALLS: usize = 128;
+
 /// Assembles streamed tool calls from their pieces, keyed by the provider's
 /// index, numbered 0, 1, ... in the order they start.
 ///
@@ -57,9 +61,20 @@ struct OpenCall {
 impl CallAssembler {
     /// A call starts whole: its id and name are known (Anthropic's `tool_use`
     /// block). A second start of the same key is ignored.
-    pub fn start(&mut self, key: usize, id: String, name: String, out: &mut Vec<StreamEvent>) {
+    pub fn start(
+        &mut self,
+        key: usize,
+        id: String,
+        name: String,
+        out: &mut Vec<StreamEvent>,
+    ) -> Result<(), DecodeError> {
         if self.open.iter().any(|c| c.key == key) {
-            return;
+            return Ok(());
+        }
+        if self.open.len() >= MAX_OPEN_CALLS {
+            return Err(DecodeError::Malformed(format!(
+                "more than {MAX_OPEN_CALLS} tool calls open at once"
+            )));
         }
         self.open.push(OpenCall {
             key,
@@ -72,6 +87,7 @@ impl CallAssembler {
         if let Some(call) = self.open.last_mut() {
             announce(call, &mut self.next, out);
         }
+        Ok(())
     }
 
     /// The key a piece without an index belongs to: a new non-empty id that
@@ -112,6 +128,11 @@ impl CallAssembler {
         let at = match self.open.iter().position(|c| c.key == key) {
             Some(at) => at,
             None if id.is_none() && name.is_none() && arguments.is_none() => return Ok(()),
+            None if self.open.len() >= MAX_OPEN_CALLS => {
+                return Err(DecodeError::Malformed(format!(
+                    "more than {MAX_OPEN_CALLS} tool calls open at once"
+                )))
+            }
             None => {
                 self.open.push(OpenCall {
                     key,
@@ -340,6 +361,22 @@ mod tests {
         assert!(out.is_empty());
         let long = "n".repeat(MAX_TOOL_NAME + 1);
         assert!(a.piece(1, None, Some(&long), None, &mut out).is_err());
+    }
+
+    #[test]
+    fn ever_lower_indices_cannot_open_calls_without_bound() {
+        let mut a = CallAssembler::default();
+        let mut out = Vec::new();
+        let mut last = Ok(());
+        for key in (0..1_000).rev() {
+            a.finish_below(key, &mut out);
+            last = a.piece(key, Some("id"), Some("f"), None, &mut out);
+            if last.is_err() {
+                break;
+            }
+        }
+        assert!(matches!(last, Err(DecodeError::Malformed(_))));
+        assert!(a.open.len() <= MAX_OPEN_CALLS);
     }
 
     #[test]
