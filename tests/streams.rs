@@ -645,20 +645,15 @@ async fn a_stream_broken_after_its_last_allowed_token_completes_without_asking_a
     }
 }
 
-/// A resumed stream with a token limit: the fault-free reply or its start, never
-/// more tokens than the limit as the server counts them, and cut short only
-/// with `length`.
-fn within_limit(got: &Collected, model: &str, whole: &str, limit: usize, what: &str) {
+/// A resumed stream with a token limit: the fault-free reply (which the server
+/// made within `limit`) or its start, so never more tokens than the limit,
+/// and cut short only with `length`. (Counting the start alone could say more
+/// where it ends inside a token: "pepp" is two tokens, "pepper" one.)
+fn within_limit(got: &Collected, whole: &str, limit: usize, what: &str) {
     let text = got.text();
     assert!(
         whole.starts_with(&text),
-        "{what}: {text:?} is not the start of {whole:?}"
-    );
-    let model = model.split_once('/').map_or(model, |(_, m)| m);
-    let tokens = steer_llm::mock::text::count_tokens(model, &text) as usize;
-    assert!(
-        tokens <= limit,
-        "{what}: {tokens} tokens for a limit of {limit}"
+        "{what}: {text:?} is not the start of {whole:?}, the reply within {limit} tokens"
     );
     let finish = got.events.iter().rev().find_map(|e| match e {
         StreamEvent::Complete { finish_reason, .. } => Some(finish_reason.clone()),
@@ -689,7 +684,7 @@ async fn a_continuation_never_delivers_more_than_max_tokens() {
             mock.script_key(&id, [FaultPlan::reset(after)]);
             let got = collect(client.stream(req.clone()).await.unwrap()).await;
             assert!(got.error.is_none(), "{model} {after}: {:?}", got.error);
-            within_limit(&got, model, &whole, 8, &format!("{model} after {after}"));
+            within_limit(&got, &whole, 8, &format!("{model} after {after}"));
             // The continuation (if any token was left to ask for) may spend
             // tokens on what the seam drops, and no more.
             for r in mock.requests().iter().skip(1) {
@@ -718,13 +713,7 @@ async fn a_token_limit_given_as_an_extra_field_holds_across_a_resume_too() {
             mock.script_key(&id, [FaultPlan::reset(after)]);
             let got = collect(client.stream(req).await.unwrap()).await;
             assert!(got.error.is_none(), "{model} {after}: {:?}", got.error);
-            within_limit(
-                &got,
-                model,
-                &whole.text,
-                6,
-                &format!("{model} after {after}"),
-            );
+            within_limit(&got, &whole.text, 6, &format!("{model} after {after}"));
             for r in mock.requests().iter().skip(1) {
                 let asked = r.body["max_tokens"].as_u64().unwrap();
                 assert!(
@@ -807,7 +796,7 @@ async fn a_continuation_budget_uses_the_providers_own_count_when_it_reports_one(
             (u64::from(limit) - reported + allowance).min(u64::from(limit)),
             "{after}: reported {reported}, estimated {estimated}"
         );
-        within_limit(&got, model, &expected_text(&req, None), limit as usize, &id);
+        within_limit(&got, &expected_text(&req, None), limit as usize, &id);
     }
     assert!(
         told_apart > 0,
