@@ -13,6 +13,7 @@
 
 mod common;
 
+use std::io::BufRead;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -64,7 +65,9 @@ fn free_port() -> u16 {
 }
 
 impl Server {
-    fn start(name: &str, args: &[&str], ready_path: &str) -> Server {
+    /// Starts `name` with `args` (`{port}` stands for a free port) and waits
+    /// for the line uvicorn writes once it listens: no polling, no sleep.
+    fn start(name: &str, args: &[&str]) -> Server {
         let port = free_port();
         let port_text = port.to_string();
         let args: Vec<&str> = args
@@ -77,42 +80,41 @@ impl Server {
                 }
             })
             .collect();
-        let child = Command::new(venv_bin(name))
+        let mut child = Command::new(venv_bin(name))
             .args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("start {name}: {e}"));
+        let stderr = child.stderr.take().expect("its stderr");
+        let (lines, ready) = std::sync::mpsc::channel();
+        // Reads the server's log to its end (so that the pipe never fills),
+        // passing each line on while anyone listens.
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let _ = lines.send(line);
+            }
+        });
         let server = Server { child, port };
-        server.wait_ready(name, ready_path);
-        server
+        let until = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            match ready.recv_timeout(left) {
+                Ok(line) if line.contains("Uvicorn running on") => return server,
+                Ok(_) => {}
+                Err(e) => panic!("{name} did not say it listens within 60 s: {e}"),
+            }
+        }
     }
 
     fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
-
-    /// Polls until the server answers HTTP (any status), for at most 60 s.
-    fn wait_ready(&self, name: &str, path: &str) {
-        let until = Instant::now() + Duration::from_secs(60);
-        let http = http();
-        let url = format!("{}{path}", self.url());
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        while Instant::now() < until {
-            if rt.block_on(http.get(&url).send()).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("{name} did not answer on {url} within 60 s");
-    }
 }
 
-/// A plain HTTP client for the test's own calls (scenarios, readiness).
+/// A plain HTTP client for the test's own calls (scenarios).
 fn http() -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()
@@ -213,9 +215,8 @@ fn llmock_plain_streamed_tools_and_resumption_in_both_wire_formats() {
             "-p",
             "{port}",
             "--log-level",
-            "warning",
+            "info",
         ],
-        "/_llmock/scenario",
     );
     let rt = common::two_worker_runtime();
     rt.block_on(async {
@@ -331,7 +332,6 @@ fn fakeai_plain_streamed_and_a_tool_call_whose_id_and_name_come_apart() {
             "0",
             "--no-random-delay",
         ],
-        "/health",
     );
     let rt = common::two_worker_runtime();
     rt.block_on(async {
