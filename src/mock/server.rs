@@ -255,13 +255,9 @@ async fn handle(
     let parsed = match super::request::read(flavour, &json) {
         Ok(mut p) if ctx.behaviour == Behaviour::Gateway && flavour == Flavour::Anthropic => {
             // LiteLLM strips a prefill's trailing whitespace before Anthropic.
-            if let Some(last) = p.messages.last_mut().filter(|m| m.role == Role::Assistant) {
-                for part in last.content.iter_mut().rev().take(1) {
-                    if let Part::Text(t) = part {
-                        let kept = t.trim_end().len();
-                        t.truncate(kept);
-                    }
-                }
+            let last = p.messages.last_mut().filter(|m| m.role == Role::Assistant);
+            if let Some(Part::Text(t)) = last.and_then(|m| m.content.last_mut()) {
+                t.truncate(t.trim_end().len());
             }
             p
         }

@@ -544,15 +544,8 @@ impl StreamDecoder for Decoder {
 impl Decoder {
     /// The stream's end: its open calls completed, then `Complete`.
     fn complete(&mut self, out: &mut Vec<StreamEvent>) -> Progress {
-        self.calls.finish_all(out);
-        out.push(StreamEvent::Complete {
-            finish_reason: self
-                .finish
-                .take()
-                .unwrap_or_else(|| FinishReason::Other("missing".into())),
-            usage: self.saw_usage.then(|| self.usage()),
-        });
-        Progress::Done
+        let usage = self.saw_usage.then(|| self.usage());
+        super::end_of_stream(&mut self.calls, self.finish.take(), usage, out)
     }
 
     fn usage(&self) -> Usage {

@@ -17,6 +17,23 @@ use crate::tools::{ResponseFormat, ToolChoice};
 
 pub use calls::CallAssembler;
 
+/// The end of a stream in any format: its open tool calls completed, then
+/// `Complete` with the finish reason (`missing` when the server gave none).
+pub(crate) fn end_of_stream(
+    calls: &mut CallAssembler,
+    finish: Option<crate::model::FinishReason>,
+    usage: Option<crate::model::Usage>,
+    out: &mut Vec<StreamEvent>,
+) -> Progress {
+    calls.finish_all(out);
+    out.push(StreamEvent::Complete {
+        finish_reason: finish
+            .unwrap_or_else(|| crate::model::FinishReason::Other("missing".into())),
+        usage,
+    });
+    Progress::Done
+}
+
 /// A format's parser of a whole (non-streaming) reply body.
 pub type ParseReply = fn(&[u8]) -> Result<openai::Parsed, DecodeError>;
 

@@ -576,15 +576,13 @@ impl StreamDecoder for Decoder {
     ) -> Result<Progress, DecodeError> {
         let data = data.trim();
         if data == "[DONE]" {
-            self.calls.finish_all(out);
-            out.push(StreamEvent::Complete {
-                finish_reason: self
-                    .finish
-                    .take()
-                    .unwrap_or_else(|| FinishReason::Other("missing".into())),
-                usage: self.usage,
-            });
-            return Ok(Progress::Done);
+            let finish = self.finish.take();
+            return Ok(super::end_of_stream(
+                &mut self.calls,
+                finish,
+                self.usage,
+                out,
+            ));
         }
         if data.is_empty() {
             return Ok(Progress::Continue);
