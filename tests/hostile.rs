@@ -461,6 +461,9 @@ mod extreme_headers {
         prop::sample::select(vec![
             "retry-after",
             "retry-after-ms",
+            // The upstream's waits as a gateway (LiteLLM) passes them on.
+            "llm_provider-retry-after",
+            "llm_provider-retry-after-ms",
             "x-should-retry",
             "x-ratelimit-remaining-requests",
             "x-ratelimit-remaining-tokens",
