@@ -1,11 +1,12 @@
-//! The loop both request actors run around their attempts: check the deadline,
-//! take a permit (or wait out a pause), attempt, report the failure, ask the
-//! coordinator, then back off and go round again or give up.
+//! The shell both request actors run around their attempts: it carries out the
+//! [`Step`]s of their [`Attempts`] machine (ask the breaker, run the attempt,
+//! wait out a pause, ask the coordinator, back off, give up, stop) and feeds the
+//! answers back in. What to do is the machine's; how (messages, actor timers,
+//! metrics, spans) is here, once.
 //!
 //! The actors ([`RequestActor`](crate::request::RequestActor) and steer-llm's
-//! `StreamActor`) supply the attempt itself and how a request ends; the steps
-//! between are here, once. Each step is a function over an actor that implements
-//! [`AttemptLoop`], run inside that actor's context.
+//! `StreamActor`) supply the attempt itself and how a request ends, through
+//! [`AttemptLoop`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,25 +14,13 @@ use std::time::Duration;
 use actix::prelude::*;
 use tokio::sync::OwnedSemaphorePermit;
 
-use crate::breaker::{CallOutcome, PermitLease, Rejection};
+use crate::breaker::{CallOutcome, PermitLease};
 use crate::failure::{Category, Failure};
+pub use crate::lifecycle::{Attempts, Run, Step, Stop};
 use crate::meters::{rejection_name, GaugeGuard, TargetMeters};
 use crate::provider::ProviderActors;
-use crate::retry::{
-    AttemptAbandoned, AttemptFailed, Decision, GiveUp, Progress, RequestEnd, RequestFinished,
-};
+use crate::retry::{AttemptAbandoned, GiveUp, RequestEnd, RequestFinished};
 use crate::spec::RequestSpec;
-
-/// Why a request ends before an attempt's failure could decide it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stop {
-    /// The deadline passed before the next attempt.
-    DeadlineExceeded,
-    /// The breaker did not admit the call.
-    Rejected(Rejection),
-    /// An actor the request depends on is gone.
-    Internal(&'static str),
-}
 
 /// What every request actor holds for the loop: what it may do, where it stands,
 /// its provider's actors, its spans and metric labels, its last failure and its
@@ -39,8 +28,8 @@ pub enum Stop {
 pub struct RequestCore {
     /// What the request may do.
     pub spec: RequestSpec,
-    /// Where it stands in its retries.
-    pub progress: Progress,
+    /// Where it stands in its attempts and retries.
+    pub attempts: Attempts,
     /// The provider's breaker and coordinator.
     pub actors: Arc<ProviderActors>,
     /// The request's tracing span.
@@ -54,12 +43,6 @@ pub struct RequestCore {
     pub started: tokio::time::Instant,
     /// When the attempt in flight started.
     pub attempt_started: tokio::time::Instant,
-    /// The failure before the current attempt, if any. Boxed: it is rare, and it
-    /// keeps the actor small (a request actor's task stays under the allocator's
-    /// large-chunk size, measured in BENCHMARKS.md).
-    pub last_failure: Option<Box<Failure>>,
-    /// Whether an attempt is running (a cancellation then counts it as abandoned).
-    pub in_flight: bool,
     /// The caller's in-flight slot, freed when the actor goes.
     pub admission: Option<OwnedSemaphorePermit>,
     /// Counts the request in flight at its provider while it lives.
@@ -79,7 +62,7 @@ impl RequestCore {
             .meters
             .target_meters(spec.provider.clone(), &spec.model);
         RequestCore {
-            progress: Progress::new(spec.deadline),
+            attempts: Attempts::new(&spec, now),
             in_flight_gauge: target.in_flight(),
             target,
             spec,
@@ -88,8 +71,6 @@ impl RequestCore {
             attempt_span: tracing::Span::none(),
             started: now,
             attempt_started: now,
-            last_failure: None,
-            in_flight: false,
             admission,
         }
     }
@@ -98,7 +79,6 @@ impl RequestCore {
     /// labels and in-flight count go there, and its retries start afresh within
     /// what is left of its deadline.
     pub fn retarget(&mut self, actors: Arc<ProviderActors>, provider: &str, model: &str) {
-        let time_left = self.progress.time_left();
         self.spec.provider = Arc::from(provider);
         self.spec.model = Arc::from(model);
         self.target = actors
@@ -106,15 +86,15 @@ impl RequestCore {
             .target_meters(self.spec.provider.clone(), model);
         self.in_flight_gauge = self.target.in_flight();
         self.actors = actors;
-        self.progress = Progress::new(time_left);
+        self.attempts
+            .retarget(&self.spec, tokio::time::Instant::now());
     }
 
-    /// Counts a new attempt and opens its span (a child of the request's, with
-    /// the attempt number and the resend count of the OpenTelemetry HTTP
-    /// conventions); returns the attempt number.
-    pub fn begin_attempt(&mut self) -> u32 {
-        let attempt = self.progress.start_attempt();
-        self.attempt_started = tokio::time::Instant::now();
+    /// Opens the span of attempt number `attempt`, started at `now` (a child of
+    /// the request's, with the attempt number and the resend count of the
+    /// OpenTelemetry HTTP conventions).
+    fn begin_attempt(&mut self, attempt: u32, now: tokio::time::Instant) {
+        self.attempt_started = now;
         // Held as `Span::none()` when disabled (`spans`).
         self.attempt_span = if crate::spans::info_wanted() {
             crate::spans::kept(tracing::info_span!(
@@ -128,7 +108,6 @@ impl RequestCore {
         } else {
             tracing::Span::none()
         };
-        attempt
     }
 
     /// The attempt in flight ended with `outcome` (`success`, `cancelled`, or the
@@ -151,7 +130,7 @@ impl RequestCore {
 
     /// The last failure, taken out.
     pub fn take_last_failure(&mut self) -> Option<Failure> {
-        self.last_failure.take().map(|f| *f)
+        self.attempts.take_last_failure()
     }
 }
 
@@ -163,10 +142,11 @@ pub trait AttemptLoop: Actor<Context = Context<Self>> + Send {
     /// The state the loop works on.
     fn core(&mut self) -> &mut RequestCore;
 
-    /// Runs one attempt with this permit (`None` when the breaker is off).
-    fn attempt(&mut self, lease: Option<PermitLease>, ctx: &mut Context<Self>);
-    /// A retry is granted (the failure is in [`RequestCore::last_failure`]); the
-    /// next attempt starts after the backoff.
+    /// Runs `run` with this permit (`None` when the breaker is off); its span is
+    /// open and its start is [`RequestCore::attempt_started`].
+    fn attempt(&mut self, lease: Option<PermitLease>, run: Run, ctx: &mut Context<Self>);
+    /// A retry is granted (the failure is [`Attempts::last_failure`]); the next
+    /// attempt starts after the backoff.
     fn retrying(&mut self, _ctx: &mut Context<Self>) {}
     /// No retry: the request ends with `failure`.
     fn give_up(
@@ -203,46 +183,85 @@ where
     ctx.run_later(delay, f);
 }
 
-/// Starts the next attempt: stops past the deadline, takes a permit from the
-/// breaker's gate or asks for one, waits out a pause it may wait for, or stops on
-/// a rejection.
+/// Starts the next attempt (at first, and after a backoff or a pause).
 pub fn next_attempt<A: AttemptLoop>(act: &mut A, ctx: &mut Context<A>) {
+    let step = act.core().attempts.start(tokio::time::Instant::now());
+    execute(act, step, ctx);
+}
+
+/// The attempt in flight ended without a verdict to ask for (a continuation
+/// that changes strategy, one that diverged): the next starts at once.
+pub fn again<A: AttemptLoop>(act: &mut A, ctx: &mut Context<A>) {
+    let step = act.core().attempts.again(tokio::time::Instant::now());
+    execute(act, step, ctx);
+}
+
+/// Carries out one step of the request's [`Attempts`].
+pub fn execute<A: AttemptLoop>(act: &mut A, step: Step, ctx: &mut Context<A>) {
+    match step {
+        Step::AskPermit => ask_permit(act, ctx),
+        Step::Run(run) => start_run(act, None, run, ctx),
+        Step::Pause(wait) => {
+            tracing::debug!(parent: &act.core().span, ?wait, "provider paused: waiting");
+            run_later_send(ctx, wait, next_attempt);
+        }
+        Step::Backoff(delay) => backoff(act, delay, ctx),
+        Step::GiveUp(failure, reason) => act.give_up(failure, reason, None, ctx),
+        Step::Stop(Stop::Rejected(rejection)) => {
+            let core = act.core();
+            core.actors
+                .meters
+                .rejection(core.target.labels(), &rejection);
+            tracing::info!(parent: &core.span, rejection = rejection_name(&rejection), "steer.breaker.rejected");
+            act.stop(Stop::Rejected(rejection), ctx);
+        }
+        Step::Stop(why) => act.stop(why, ctx),
+        // Asked only through `retry_or_give_up`, which carries the raw error.
+        Step::Ask(_) | Step::Idle => {}
+    }
+}
+
+/// Takes a permit from the breaker's gate, or asks the breaker for one.
+fn ask_permit<A: AttemptLoop>(act: &mut A, ctx: &mut Context<A>) {
     let core = act.core();
-    if core.progress.past_deadline() {
-        return act.stop(Stop::DeadlineExceeded, ctx);
-    }
-    if !core.spec.use_breaker {
-        return act.attempt(None, ctx);
-    }
     if let Some(lease) = core.actors.breaker.pass(&core.spec.model) {
-        return act.attempt(Some(lease), ctx);
+        return permitted(act, Some(lease), ctx);
     }
     let ask = core.actors.breaker.acquire(&core.spec.model);
     spawn_send(
         ctx,
         actix::fut::wrap_future(ask).map(|answer, act: &mut A, ctx| match answer {
-            Ok(Ok(lease)) => act.attempt(Some(lease), ctx),
-            Ok(Err(rejection)) => rejected(act, rejection, ctx),
-            Err(_) => act.stop(Stop::Internal("the circuit breaker is gone"), ctx),
+            Ok(Ok(lease)) => permitted(act, Some(lease), ctx),
+            Ok(Err(rejection)) => {
+                let now = tokio::time::Instant::now();
+                let step = act.core().attempts.rejected(rejection, now);
+                execute(act, step, ctx)
+            }
+            Err(_) => {
+                let step = act.core().attempts.lost("the circuit breaker is gone");
+                execute(act, step, ctx)
+            }
         }),
     );
 }
 
-fn rejected<A: AttemptLoop>(act: &mut A, rejection: Rejection, ctx: &mut Context<A>) {
-    if let Rejection::Paused { retry_in } = rejection {
-        let core = act.core();
-        if let Some(wait) = core.progress.pause_wait(retry_in, core.spec.max_pause_wait) {
-            tracing::debug!(parent: &core.span, ?wait, "provider paused: waiting");
-            run_later_send(ctx, wait, next_attempt);
-            return;
-        }
+fn permitted<A: AttemptLoop>(act: &mut A, lease: Option<PermitLease>, ctx: &mut Context<A>) {
+    let step = act.core().attempts.permitted(tokio::time::Instant::now());
+    match step {
+        Step::Run(run) => start_run(act, lease, run, ctx),
+        // Not run: the lease, dropped, hands the permit back.
+        other => execute(act, other, ctx),
     }
-    let core = act.core();
-    core.actors
-        .meters
-        .rejection(core.target.labels(), &rejection);
-    tracing::info!(parent: &core.span, rejection = rejection_name(&rejection), "steer.breaker.rejected");
-    act.stop(Stop::Rejected(rejection), ctx);
+}
+
+fn start_run<A: AttemptLoop>(
+    act: &mut A,
+    lease: Option<PermitLease>,
+    run: Run,
+    ctx: &mut Context<A>,
+) {
+    act.core().begin_attempt(run.number, run.started);
+    act.attempt(lease, run, ctx);
 }
 
 /// Asks the coordinator whether to retry `failure` (already reported to the
@@ -254,45 +273,58 @@ pub fn retry_or_give_up<A: AttemptLoop>(
     raw: Option<A::Raw>,
     ctx: &mut Context<A>,
 ) {
-    let core = act.core();
-    let question = AttemptFailed {
-        failure: failure.clone(),
-        state: core.progress.state(),
-        policy: core.spec.policy.clone(),
-        first_report: core.progress.first_report(),
+    let now = tokio::time::Instant::now();
+    let Step::Ask(question) = act.core().attempts.failed(failure, now) else {
+        return;
     };
-    let ask = core.actors.coordinator.send(question);
+    let ask = act.core().actors.coordinator.send(question);
     spawn_send(
         ctx,
-        actix::fut::wrap_future(ask).map(move |decision, act: &mut A, ctx| match decision {
-            Ok(Decision::Retry { delay, .. }) => retry_after(act, failure, delay, ctx),
-            Ok(Decision::GiveUp(reason)) => {
-                if reason == GiveUp::BudgetExhausted {
-                    let core = act.core();
-                    core.actors.meters.budget_rejection(core.target.labels());
+        actix::fut::wrap_future(ask).map(move |decision, act: &mut A, ctx| {
+            let step = match decision {
+                Ok(decision) => act.core().attempts.decided(decision),
+                Err(_) => act.core().attempts.lost("the retry coordinator is gone"),
+            };
+            match step {
+                Step::GiveUp(failure, reason) => {
+                    if reason == GiveUp::BudgetExhausted {
+                        let core = act.core();
+                        core.actors.meters.budget_rejection(core.target.labels());
+                    }
+                    act.give_up(failure, reason, raw, ctx)
                 }
-                act.give_up(failure, reason, raw, ctx)
+                other => execute(act, other, ctx),
             }
-            Err(_) => act.stop(Stop::Internal("the retry coordinator is gone"), ctx),
         }),
     );
 }
 
-fn retry_after<A: AttemptLoop>(
+/// The attempt in flight failed in a way no retry mends (the coordinator is not
+/// asked): the request gives up with it.
+pub fn give_up_now<A: AttemptLoop>(
     act: &mut A,
     failure: Failure,
-    delay: Duration,
+    reason: GiveUp,
+    raw: Option<A::Raw>,
     ctx: &mut Context<A>,
 ) {
+    if let Step::GiveUp(failure, reason) = act.core().attempts.give_up_now(failure, reason) {
+        act.give_up(failure, reason, raw, ctx);
+    }
+}
+
+fn backoff<A: AttemptLoop>(act: &mut A, delay: Duration, ctx: &mut Context<A>) {
     let core = act.core();
-    core.progress.backed_off(delay);
+    let category = core
+        .attempts
+        .last_failure()
+        .map_or(Category::Unknown, |f| f.category);
     core.actors
         .meters
-        .retry(core.target.labels(), failure.category.as_str(), delay);
+        .retry(core.target.labels(), category.as_str(), delay);
     let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
     core.attempt_span.record("steer.retry.delay_ms", delay_ms);
     core.attempt_span = tracing::Span::none();
-    core.last_failure = Some(Box::new(failure));
     act.retrying(ctx);
     run_later_send(ctx, delay, next_attempt);
 }
@@ -316,7 +348,7 @@ pub fn report_end_after<A: AttemptLoop>(
     core.actors
         .meters
         .request_at(&core.target, outcome, core.started.elapsed());
-    let first_report = core.progress.first_report();
+    let first_report = core.attempts.first_report();
     core.actors
         .request_ended(succeeded, RequestFinished { end, first_report });
 }
@@ -330,18 +362,18 @@ pub fn deadline_cut<A: AttemptLoop>(act: &mut A, lease: Option<PermitLease>, ctx
         lease.report(CallOutcome::Neutral);
     }
     let core = act.core();
-    core.in_flight = false;
+    let step = core.attempts.cut_by_deadline();
     core.end_attempt(Category::DeadlineExceeded.as_str());
     core.actors.coordinator.do_send(AttemptAbandoned {
         outcome: Category::DeadlineExceeded.as_str(),
     });
-    act.stop(Stop::DeadlineExceeded, ctx);
+    execute(act, step, ctx);
 }
 
 /// Tells the coordinator the caller cancelled the request: an attempt in flight
 /// is counted as abandoned, then the request as cancelled.
 pub fn report_cancelled<A: AttemptLoop>(act: &mut A) {
-    if act.core().in_flight {
+    if act.core().attempts.cancel() {
         act.core().end_attempt("cancelled");
         act.core()
             .actors

@@ -29,6 +29,7 @@ pub mod clock;
 pub mod failure;
 pub mod guarded;
 pub mod in_place;
+pub mod lifecycle;
 pub mod meters;
 pub mod metrics;
 pub mod own_wakes;

@@ -16,7 +16,7 @@ use actix::prelude::*;
 use futures::future::BoxFuture;
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
-use crate::attempt_loop::{self, AttemptLoop, RequestCore, Stop};
+use crate::attempt_loop::{self, AttemptLoop, RequestCore, Run, Stop};
 use crate::breaker::{CallOutcome, PermitLease, Rejection};
 use crate::clock::later_tokio;
 use crate::failure::{Category, Failure};
@@ -156,19 +156,12 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
         ctx.stop();
     }
 
-    fn run(&mut self, lease: Option<PermitLease>, ctx: &mut Context<Self>) {
-        let attempt = self.core.begin_attempt();
+    fn run(&mut self, lease: Option<PermitLease>, run: Run, ctx: &mut Context<Self>) {
         // One reading of the clock starts the attempt, bounds it and sets its timer.
-        let started = self.core.attempt_started;
-        let limit = self
-            .core
-            .progress
-            .attempt_limit_at(self.core.spec.attempt_timeout, started);
-        let limit_at = limit.map(|l| later_tokio(started, l.duration));
-        let deadline_bound = limit.is_some_and(|l| l.by_deadline);
-        let future = (self.attempt)(attempt);
+        let limit_at = run.limit.map(|l| later_tokio(run.started, l.duration));
+        let deadline_bound = run.limit.is_some_and(|l| l.by_deadline);
+        let future = (self.attempt)(run.number);
         let guarded = Guarded::new(future, limit_at, self.core.attempt_span.clone());
-        self.core.in_flight = true;
         attempt_loop::spawn_send(
             ctx,
             AttemptRun {
@@ -192,7 +185,7 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
                 self.core.end_attempt_after("success", elapsed);
                 // Reported with the request's end, in `finish`.
                 self.succeeded = lease.map(|l| (l, elapsed));
-                let attempts = self.core.progress.attempts();
+                let attempts = self.core.attempts.succeeded();
                 return self.finish(Ok(Completed { value, attempts }), ctx);
             }
             Outcome::Done(Err(error)) => {
@@ -206,7 +199,8 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
                 self.core.end_attempt_after("panicked", elapsed);
                 let message = crate::supervise::panic_message(panic.as_ref());
                 tracing::error!(parent: &self.core.span, %message, "attempt panicked");
-                let attempts = self.core.progress.attempts();
+                self.core.attempts.end();
+                let attempts = self.core.attempts.attempts();
                 return self.finish(Err(RequestError::Panicked { message, attempts }), ctx);
             }
             Outcome::TimedOut if deadline_bound => {
@@ -230,7 +224,7 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
             &failure,
             self.core.spec.use_breaker,
         );
-        tracing::debug!(parent: &self.core.span, attempt = self.core.progress.attempts(), category = %failure.category, "attempt failed");
+        tracing::debug!(parent: &self.core.span, attempt = self.core.attempts.attempts(), category = %failure.category, "attempt failed");
         attempt_loop::retry_or_give_up(self, failure, raw, ctx);
     }
 }
@@ -260,7 +254,6 @@ impl<T: Send + 'static, E: Send + 'static> ActorFuture<RequestActor<T, E>> for A
         let Poll::Ready(outcome) = this.guarded.poll(task) else {
             return Poll::Pending;
         };
-        act.core.in_flight = false;
         let elapsed = act.core.attempt_started.elapsed();
         act.on_result(
             outcome,
@@ -280,8 +273,8 @@ impl<T: Send + 'static, E: Send + 'static> AttemptLoop for RequestActor<T, E> {
         &mut self.core
     }
 
-    fn attempt(&mut self, lease: Option<PermitLease>, ctx: &mut Context<Self>) {
-        self.run(lease, ctx);
+    fn attempt(&mut self, lease: Option<PermitLease>, run: Run, ctx: &mut Context<Self>) {
+        self.run(lease, run, ctx);
     }
 
     fn give_up(
@@ -291,7 +284,7 @@ impl<T: Send + 'static, E: Send + 'static> AttemptLoop for RequestActor<T, E> {
         raw: Option<E>,
         ctx: &mut Context<Self>,
     ) {
-        let attempts = self.core.progress.attempts();
+        let attempts = self.core.attempts.attempts();
         let result = Err(RequestError::Failed {
             failure,
             reason,
@@ -302,7 +295,7 @@ impl<T: Send + 'static, E: Send + 'static> AttemptLoop for RequestActor<T, E> {
     }
 
     fn stop(&mut self, why: Stop, ctx: &mut Context<Self>) {
-        let attempts = self.core.progress.attempts();
+        let attempts = self.core.attempts.attempts();
         let last = self.core.take_last_failure();
         let error = match why {
             Stop::DeadlineExceeded => RequestError::DeadlineExceeded { attempts, last },

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use futures::channel::{mpsc, oneshot};
-use steer_actors::attempt_loop::{self, AttemptLoop, RequestCore, Stop};
+use steer_actors::attempt_loop::{self, AttemptLoop, RequestCore, Run, Stop};
 use steer_actors::breaker::PermitLease;
 use steer_actors::meters::GaugeGuard;
 use steer_actors::partials::{PartialResponse, PartialStore, StorePartial};
@@ -216,7 +216,7 @@ impl StreamActor {
         end: RequestEnd,
         ctx: &mut Context<Self>,
     ) {
-        let time_left = self.core.progress.time_left();
+        let time_left = self.core.attempts.progress().time_left();
         if let Some(wait) = recovery_wait(&route.steps, route.waited, time_left) {
             route.waited = true;
             route.tried.clear();
@@ -363,8 +363,8 @@ impl StreamActor {
             request_id: self.original.request_id.to_string(),
             provider: self.provider.name().to_string(),
             text,
-            attempts: self.core.progress.attempts(),
-            failure: self.core.last_failure.as_deref().cloned(),
+            attempts: self.core.attempts.attempts(),
+            failure: self.core.attempts.last_failure().cloned(),
         })
     }
 
@@ -372,7 +372,6 @@ impl StreamActor {
     /// continuation after delivered content), its timeouts, and the delivery
     /// state, lent until the attempt ends.
     fn open(&mut self, lease: Option<PermitLease>, ctx: &mut Context<Self>) {
-        self.core.begin_attempt();
         let d = held(&mut self.delivery);
         let continuing = d.delivered_anything();
         d.begin_attempt(continuing);
@@ -393,14 +392,13 @@ impl StreamActor {
             Arc::new(req)
         };
         self.lease = lease;
-        self.core.in_flight = true;
         let plan = AttemptPlan {
             delivery: Some(self.delivery.take().unwrap_or_default()),
             provider: self.provider.clone(),
             request: Some(request),
             original: self.original.clone(),
             started: self.core.started,
-            deadline: self.core.progress.deadline(),
+            deadline: self.core.attempts.progress().deadline(),
             headers_timeout: self.core.spec.attempt_timeout,
             first_token_timeout: self.first_token_timeout,
             idle_timeout: self.idle_timeout,
@@ -426,12 +424,11 @@ impl StreamActor {
         }
         match ended.outcome {
             Outcome::Complete => {
-                self.core.in_flight = false;
+                let attempts = self.core.attempts.succeeded();
                 self.core.end_attempt("success");
                 if let Some(lease) = self.lease.take() {
                     self.core.actors.report_success(lease, Duration::ZERO);
                 }
-                let attempts = self.core.progress.attempts();
                 self.end(None, RequestEnd::Succeeded { attempts }, ctx)
             }
             Outcome::Failed(e) => self.failed(classify(&e), Some(e), ctx),
@@ -451,7 +448,6 @@ impl StreamActor {
     /// original request is sent again (a fresh reply to the conversation, tool
     /// calls and all, rather than one to the continuation).
     fn diverged(&mut self, ctx: &mut Context<Self>) {
-        self.core.in_flight = false;
         self.core.end_attempt("diverged");
         if let Some(lease) = self.lease.take() {
             self.core.actors.report_success(lease, Duration::ZERO);
@@ -470,11 +466,12 @@ impl StreamActor {
             );
             failure.retryable = false;
             failure.request_id = Some(self.original.request_id.to_string());
-            self.core.last_failure = Some(Box::new(failure.clone()));
+            self.core.attempts.set_last_failure(failure.clone());
+            self.core.attempts.end();
             let e = Error::Failed(Box::new(FailedRequest {
                 failure,
                 reason: GiveUp::NotRetryable,
-                attempts: self.core.progress.attempts(),
+                attempts: self.core.attempts.attempts(),
                 last: None,
                 partial: self.partial(),
             }));
@@ -483,7 +480,7 @@ impl StreamActor {
         }
         self.strategy = Continuation::Restart;
         self.mark_seam(ctx);
-        attempt_loop::next_attempt(self, ctx);
+        attempt_loop::again(self, ctx);
     }
 
     fn cancelled(&mut self, ctx: &mut Context<Self>) {
@@ -510,7 +507,6 @@ impl StreamActor {
         raw: Option<ProviderError>,
         ctx: &mut Context<Self>,
     ) {
-        self.core.in_flight = false;
         failure.request_id = Some(self.original.request_id.to_string());
         // Usage adds up across attempts; a broken attempt that reported none is
         // counted by its deltas.
@@ -522,6 +518,7 @@ impl StreamActor {
             // could: it is one successful attempt everywhere (breaker, meters,
             // coordinator), never a health failure beside a success.
             tracing::debug!(parent: &self.core.span, category = %failure.category, "stream broke after its last allowed token: complete");
+            let attempts = self.core.attempts.succeeded();
             self.core.end_attempt("success");
             if let Some(lease) = self.lease.take() {
                 self.core.actors.report_success(lease, Duration::ZERO);
@@ -534,7 +531,6 @@ impl StreamActor {
                 &self.original.model,
                 &mut last,
             );
-            let attempts = self.core.progress.attempts();
             let last = last.into_iter().map(Ok).collect();
             return match self.tx.unbounded_send(Command::Events(last)) {
                 Ok(()) => self.end(None, RequestEnd::Succeeded { attempts }, ctx),
@@ -558,14 +554,14 @@ impl StreamActor {
             self.core.actors.coordinator.do_send(AttemptAbandoned {
                 outcome: failure.category.as_str(),
             });
-            return attempt_loop::next_attempt(self, ctx);
+            return attempt_loop::again(self, ctx);
         }
-        tracing::debug!(parent: &self.core.span, attempt = self.core.progress.attempts(), category = %failure.category, content_began, "stream attempt failed");
+        tracing::debug!(parent: &self.core.span, attempt = self.core.attempts.attempts(), category = %failure.category, content_began, "stream attempt failed");
         if content_began && self.strategy == Continuation::Off {
             self.core.actors.coordinator.do_send(AttemptAbandoned {
                 outcome: failure.category.as_str(),
             });
-            return self.give_up(failure, GiveUp::NotRetryable, raw, ctx);
+            return attempt_loop::give_up_now(self, failure, GiveUp::NotRetryable, raw, ctx);
         }
         attempt_loop::retry_or_give_up(self, failure, raw, ctx);
     }
@@ -581,7 +577,7 @@ impl StreamActor {
             d.checkpoint = Checkpoint::default();
             d.reset_calls();
             d.pending_seam.clear();
-            let attempt = core.progress.attempts().saturating_add(1);
+            let attempt = core.attempts.attempts().saturating_add(1);
             tracing::info!(parent: &core.span, attempt, "steer.stream.restarted");
             let restarted = StreamEvent::Restarted { attempt };
             if self
@@ -592,7 +588,7 @@ impl StreamActor {
                 self.cancelled(ctx);
             }
         } else {
-            let attempt = core.progress.attempts().saturating_add(1);
+            let attempt = core.attempts.attempts().saturating_add(1);
             let offset = d.checkpoint.chars;
             tracing::info!(parent: &core.span, attempt, offset, "steer.stream.resumed");
             core.actors.meters.resumption(core.target.labels());
@@ -616,7 +612,7 @@ impl AttemptLoop for StreamActor {
         &mut self.core
     }
 
-    fn attempt(&mut self, lease: Option<PermitLease>, ctx: &mut Context<Self>) {
+    fn attempt(&mut self, lease: Option<PermitLease>, _: Run, ctx: &mut Context<Self>) {
         self.open(lease, ctx);
     }
 
@@ -632,11 +628,11 @@ impl AttemptLoop for StreamActor {
         ctx: &mut Context<Self>,
     ) {
         let category = failure.category;
-        self.core.last_failure = Some(Box::new(failure.clone()));
+        self.core.attempts.set_last_failure(failure.clone());
         let e = Error::Failed(Box::new(FailedRequest {
             failure,
             reason,
-            attempts: self.core.progress.attempts(),
+            attempts: self.core.attempts.attempts(),
             last: raw,
             partial: self.partial(),
         }));
@@ -650,8 +646,8 @@ impl AttemptLoop for StreamActor {
         let rejected = matches!(why, Stop::Rejected(_));
         let partial = self.partial();
         let request_id = self.original.request_id.clone();
-        let attempts = self.core.progress.attempts();
-        let last = self.core.last_failure.clone();
+        let attempts = self.core.attempts.attempts();
+        let last = self.core.attempts.last_failure().cloned().map(Box::new);
         let (e, end) = match why {
             Stop::DeadlineExceeded => (
                 Error::DeadlineExceeded {

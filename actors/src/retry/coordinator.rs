@@ -82,7 +82,7 @@ pub fn decide_within_budget(
 }
 
 /// An attempt failed: retry or give up?
-#[derive(Debug, Clone, Message)]
+#[derive(Debug, Clone, PartialEq, Message)]
 #[rtype(result = "Decision")]
 pub struct AttemptFailed {
     /// The classified failure.

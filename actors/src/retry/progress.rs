@@ -18,11 +18,16 @@ pub struct Progress {
 impl Progress {
     /// No attempt yet; the deadline, if any, runs from now.
     pub fn new(deadline: Option<Duration>) -> Self {
+        Self::starting_at(deadline, tokio::time::Instant::now())
+    }
+
+    /// No attempt yet; the deadline, if any, runs from `now`.
+    pub fn starting_at(deadline: Option<Duration>, now: tokio::time::Instant) -> Self {
         Progress {
             attempts: 0,
             backoff_so_far: Duration::ZERO,
             previous_delay: None,
-            deadline: deadline.map(|d| later_tokio(tokio::time::Instant::now(), d)),
+            deadline: deadline.map(|d| later_tokio(now, d)),
             reported: false,
         }
     }
@@ -40,13 +45,22 @@ impl Progress {
 
     /// Time left until the deadline (zero once passed), if there is one.
     pub fn time_left(&self) -> Option<Duration> {
-        self.deadline
-            .map(|d| d.saturating_duration_since(tokio::time::Instant::now()))
+        self.time_left_at(tokio::time::Instant::now())
+    }
+
+    /// Time left at `now` until the deadline (zero once passed), if there is one.
+    pub fn time_left_at(&self, now: tokio::time::Instant) -> Option<Duration> {
+        self.deadline.map(|d| d.saturating_duration_since(now))
     }
 
     /// Whether the deadline has passed.
     pub fn past_deadline(&self) -> bool {
-        self.time_left() == Some(Duration::ZERO)
+        self.past_deadline_at(tokio::time::Instant::now())
+    }
+
+    /// Whether the deadline has passed at `now`.
+    pub fn past_deadline_at(&self, now: tokio::time::Instant) -> bool {
+        self.time_left_at(now) == Some(Duration::ZERO)
     }
 
     /// `limit`, shortened to the time left before the deadline.
@@ -81,17 +95,32 @@ impl Progress {
     /// asking again: `None` when the pause is longer than `max_wait` or would
     /// outlast the deadline (the request then fails, or fails over, at once).
     pub fn pause_wait(&self, retry_in: Duration, max_wait: Duration) -> Option<Duration> {
-        let fits = self.time_left().is_none_or(|left| retry_in < left);
+        self.pause_wait_at(retry_in, max_wait, tokio::time::Instant::now())
+    }
+
+    /// [`pause_wait`](Self::pause_wait) at `now`.
+    pub fn pause_wait_at(
+        &self,
+        retry_in: Duration,
+        max_wait: Duration,
+        now: tokio::time::Instant,
+    ) -> Option<Duration> {
+        let fits = self.time_left_at(now).is_none_or(|left| retry_in < left);
         (retry_in <= max_wait && fits).then_some(retry_in)
     }
 
     /// What the retry policy needs to decide.
     pub fn state(&self) -> AttemptState {
+        self.state_at(tokio::time::Instant::now())
+    }
+
+    /// What the retry policy needs to decide, at `now`.
+    pub fn state_at(&self, now: tokio::time::Instant) -> AttemptState {
         AttemptState {
             attempts: self.attempts,
             backoff_so_far: self.backoff_so_far,
             previous_delay: self.previous_delay,
-            time_left: self.time_left(),
+            time_left: self.time_left_at(now),
         }
     }
 
