@@ -34,6 +34,7 @@ pub mod mock;
 pub mod model;
 pub mod prefill;
 pub mod provider;
+pub mod route;
 pub mod runtime;
 pub mod secret;
 pub mod shared;

@@ -602,31 +602,6 @@ impl RouteStep {
             back_in: None,
         }
     }
-
-    pub(crate) fn failed(target: &ModelId, error: &crate::error::Error) -> Self {
-        use crate::error::Error;
-        use steer_actors::breaker::Rejection;
-        let (outcome, back_in) = match error {
-            Error::Rejected { rejection, .. } => match rejection {
-                Rejection::Open { retry_in } => ("breaker_open".to_string(), Some(*retry_in)),
-                Rejection::Paused { retry_in } => ("paused".to_string(), Some(*retry_in)),
-                Rejection::ProbesBusy => ("breaker_half_open".to_string(), None),
-                Rejection::ForcedOpen => ("breaker_forced_open".to_string(), None),
-            },
-            Error::InvalidRequest { .. } => ("invalid_request".to_string(), None),
-            other => (
-                other
-                    .failure()
-                    .map_or("error".to_string(), |f| f.category.as_str().to_string()),
-                None,
-            ),
-        };
-        RouteStep {
-            target: target.to_string(),
-            outcome,
-            back_in,
-        }
-    }
 }
 
 impl ChatResponse {

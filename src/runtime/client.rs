@@ -24,19 +24,18 @@ use steer_actors::{
 use tokio::sync::{oneshot, Semaphore};
 
 use super::continuation::{Continuation, Divergence};
-use super::group::{Group, GROUP_PROVIDER};
 use super::options::GenerateOptions;
-use super::route::{CancelOnDrop, RouteActor};
+use super::route_actor::{CancelOnDrop, Leg, RouteActor};
 use super::steer_stream::SteerStream;
-use super::stream::{Resolve, StreamActor, StreamRoute, StreamSettings};
+use super::stream::{StreamActor, StreamRoute, StreamSettings};
 use super::system::Arbiters;
-use super::target_load::{Load, TargetLoad};
 use super::trace;
 use super::MetricsSnapshot;
 use crate::classify::classify;
 use crate::error::{Error, ProviderError};
-use crate::model::{ChatRequest, ChatResponse, ModelId, RequestId};
+use crate::model::{ChatRequest, ChatResponse, RequestId};
 use crate::provider::{Provider, Providers};
+use crate::route::{Group, Next, Route, Targets, GROUP_PROVIDER};
 use steer_actors::meters::{Meters, TargetMeters};
 use steer_actors::partials::{GetPartial, PartialResponse, PartialStore};
 
@@ -86,8 +85,8 @@ struct Inner {
     /// Shared by every stream (an actix `Addr` clone allocates; an `Arc` clone does not).
     partials: Arc<Addr<PartialStore>>,
     groups: BTreeMap<String, Group>,
-    /// The load of every target of every group (fixed at build: no lock to read).
-    loads: Arc<std::collections::HashMap<ModelId, Arc<TargetLoad>>>,
+    /// What group routes reach their targets through.
+    targets: Targets,
     /// The client's metric families.
     meters: Meters,
     /// Whether spans record prompt and reply text.
@@ -373,6 +372,11 @@ impl ClientBuilder {
                 "shared state needs the shared-redis feature".into(),
             ));
         }
+        let resolved = handles
+            .iter()
+            .map(|(name, h)| (name.clone(), (h.provider.clone(), h.actors.clone())))
+            .collect();
+        let targets = Targets::new(resolved, self.groups.values(), meters.clone());
         let partials = Arc::new(PartialStore::start_in_arbiter(&arbiters.handles[0], |_| {
             PartialStore::new(Duration::from_secs(15 * 60), 10_000)
         }));
@@ -386,19 +390,7 @@ impl ClientBuilder {
                 attempt_timeout: self.attempt_timeout,
                 deadline: self.deadline,
                 stream: self.stream,
-                loads: Arc::new(
-                    self.groups
-                        .values()
-                        .flat_map(|g| {
-                            g.targets
-                                .iter()
-                                .map(|t| t.target.clone())
-                                .chain(g.context_fallback.iter().cloned())
-                                .chain(g.content_fallback.iter().cloned())
-                        })
-                        .map(|t| (t, Arc::new(TargetLoad::default())))
-                        .collect(),
-                ),
+                targets,
                 groups: self.groups,
                 meters,
                 record_content: self.record_content,
@@ -563,7 +555,14 @@ impl Client {
         let group = self.group(&name)?;
         let deadline = options.deadline.or(self.inner.deadline);
         let (tx, rx) = oneshot::channel();
-        let route = RouteActor::new(self.clone(), name, group, req, options, deadline, tx);
+        let client = self.clone();
+        let leg: Leg = Arc::new(move |req, options| {
+            let client = client.clone();
+            async move { client.generate_with(req, options).await }.boxed()
+        });
+        let route = Route::new(name, group);
+        let targets = self.inner.targets.clone();
+        let route = RouteActor::new(route, targets, leg, req, options, deadline, tx);
         if self.inner.handles.is_empty() {
             return Err(Error::Config("no provider is registered".into()));
         }
@@ -613,31 +612,24 @@ impl Client {
     ) -> Result<SteerStream, Error> {
         let name = req.model.model().to_string();
         let group = self.group(&name)?;
-        let first = self
-            .pick_target(&group, &[])
-            .ok_or_else(|| Error::Config(format!("group {name:?} has no target to pick")))?;
-        req.model = first.clone();
+        let targets = self.inner.targets.clone();
+        let mut route = Route::new(name.clone(), group);
+        let Next::Go { target: first, .. } = route.next(|g, tried| targets.pick(g, tried), None)
+        else {
+            return Err(Error::Config(format!(
+                "group {name:?} has no target to pick"
+            )));
+        };
+        req.model = first;
         // A paused target is skipped, not waited for: the stream moves on.
         options.skip_pauses = true;
-        let inner = self.inner.clone();
-        let resolve: Resolve = Arc::new(move |t: &ModelId| {
-            inner
-                .handles
-                .get(t.provider())
-                .map(|h| (h.provider.clone(), h.actors.clone()))
-        });
-        let route = StreamRoute {
-            name,
-            group,
-            client: self.clone(),
-            tried: vec![first],
-            steps: Vec::new(),
-            resolve,
+        let route = Box::new(StreamRoute {
+            route,
+            targets,
             continuation: options
                 .continuation
                 .unwrap_or(self.inner.stream.continuation),
-            waited: false,
-        };
+        });
         self.start_stream(req, options, Some(route)).await
     }
 
@@ -645,7 +637,7 @@ impl Client {
         &self,
         req: ChatRequest,
         options: GenerateOptions,
-        route: Option<StreamRoute>,
+        route: Option<Box<StreamRoute>>,
     ) -> Result<SteerStream, Error> {
         let handle = self.handle(req.model.provider())?;
         handle.check(&req)?;
@@ -676,35 +668,6 @@ impl Client {
             Some(route) => actor.with_route(route),
             None => actor,
         }))
-    }
-
-    /// A group target's load counters.
-    pub(crate) fn target_load(&self, target: &ModelId) -> Option<Arc<TargetLoad>> {
-        self.inner.loads.get(target).cloned()
-    }
-
-    /// The next target of `group` for a request that tried `tried`: one whose rate
-    /// limit is not nearly spent, else (rather than failing) any untried one.
-    pub(crate) fn pick_target(&self, group: &Group, tried: &[ModelId]) -> Option<ModelId> {
-        let random = fastrand::f64();
-        group
-            .pick_by_load(tried, |t| self.available(t), random, |t| self.load_of(t))
-            .or_else(|| group.pick_by_load(tried, |_| true, random, |t| self.load_of(t)))
-            .cloned()
-    }
-
-    /// Whether a group may pick `target` now: not while its rate limit is nearly spent.
-    pub(crate) fn available(&self, target: &ModelId) -> bool {
-        self.inner.loads.get(target).is_none_or(|l| !l.is_spent())
-    }
-
-    /// A group target's load, for selection.
-    pub(crate) fn load_of(&self, target: &ModelId) -> Load {
-        self.inner
-            .loads
-            .get(target)
-            .map(|l| l.load())
-            .unwrap_or_default()
     }
 
     fn group(&self, name: &str) -> Result<Group, Error> {

@@ -11,19 +11,19 @@
 mod client;
 pub mod continuation;
 mod generate;
-pub mod group;
+/// Model groups (they live in [`crate::route`]; kept here for the paths in use).
+pub use crate::route::group;
 #[cfg(feature = "http-endpoint")]
 pub mod http;
 mod options;
 mod request_run;
-mod route;
+mod route_actor;
 mod steer_stream;
 mod stream;
 mod stream_calls;
 mod stream_delivery;
 mod stream_reader;
 mod system;
-mod target_load;
 pub mod trace;
 
 pub use client::{Client, ClientBuilder, Overload};

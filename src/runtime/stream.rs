@@ -25,14 +25,14 @@ use tokio::sync::OwnedSemaphorePermit;
 use super::continuation::{
     continuation_request, is_prefill_rejection, strategy_for, Continuation, Divergence,
 };
-use super::group::{after_failure, earliest_back, recovery_wait, Group, Move};
 use super::stream_delivery::Delivery;
 use super::stream_reader::{AttemptEnded, AttemptPlan, Command, Outcome};
 use super::trace;
 use crate::classify::classify;
 use crate::error::{Error, FailedRequest, ProviderError};
-use crate::model::{ChatRequest, FinishReason, ModelId, RouteStep, StreamEvent};
+use crate::model::{ChatRequest, FinishReason, ModelId, StreamEvent};
 use crate::provider::Provider;
+use crate::route::{InFlight, Next, Route, Targets, Verdict};
 
 /// Timeouts and policy of one stream.
 #[derive(Debug, Clone)]
@@ -48,48 +48,22 @@ pub(crate) struct StreamSettings {
     pub record_content: bool,
 }
 
-/// Finds a target's provider and actors.
-pub(crate) type Resolve =
-    Arc<dyn Fn(&ModelId) -> Option<(Arc<dyn Provider>, Arc<ProviderActors>)> + Send + Sync>;
-
 /// The stream's delivery state, as the actor holds it between attempts (an
 /// empty one is made if an attempt never handed it back).
 fn held(delivery: &mut Option<Box<Delivery>>) -> &mut Delivery {
     delivery.get_or_insert_with(Box::default)
 }
 
-/// The route's next target (a forced fallback first), with its provider and actors.
-fn pick_next(
-    route: &mut StreamRoute,
-    mut forced: Option<ModelId>,
-) -> Option<(ModelId, Arc<dyn Provider>, Arc<ProviderActors>)> {
-    loop {
-        let target = match forced.take() {
-            Some(t) => t,
-            None => route.client.pick_target(&route.group, &route.tried)?,
-        };
-        route.tried.push(target.clone());
-        if let Some((provider, actors)) = (route.resolve)(&target) {
-            return Some((target, provider, actors));
-        }
-    }
-}
-
 /// The route of a stream that names a model group.
 pub(crate) struct StreamRoute {
-    /// The group's name (for logs).
-    pub name: String,
-    pub group: Group,
-    /// For the targets' load (selection).
-    pub client: super::Client,
-    pub tried: Vec<ModelId>,
-    pub steps: Vec<RouteStep>,
-    pub resolve: Resolve,
+    /// Where the stream stands in its group.
+    pub route: Route,
+    /// Its targets' providers, actors and load.
+    pub targets: Targets,
     /// The continuation asked for (each target's strategy derives from it).
     pub continuation: Continuation,
-    /// Whether the stream already waited for a target to come back.
-    pub waited: bool,
 }
+
 pub(crate) struct StreamActor {
     provider: Arc<dyn Provider>,
     original: Arc<ChatRequest>,
@@ -109,7 +83,7 @@ pub(crate) struct StreamActor {
     done: bool,
     route: Option<Box<StreamRoute>>,
     /// A grouped stream counts as in flight at its current target.
-    in_flight_at: Option<super::target_load::InFlight>,
+    in_flight_at: Option<InFlight>,
     /// Counts the stream open at its provider while it lives.
     open_gauge: GaugeGuard,
     record_content: bool,
@@ -160,88 +134,70 @@ impl StreamActor {
     }
 
     /// Carries the stream through a model group's targets.
-    pub(crate) fn with_route(mut self, route: StreamRoute) -> Self {
-        self.in_flight_at = route
-            .client
-            .target_load(&self.original.model)
-            .map(|l| l.start());
-        self.route = Some(Box::new(route));
+    pub(crate) fn with_route(mut self, route: Box<StreamRoute>) -> Self {
+        self.in_flight_at = route.targets.load(&self.original.model).map(|l| l.start());
+        self.route = Some(route);
         self
     }
 
     /// The stream's target gave up with `error`: moves to the next target of its
-    /// group, if it has one and the group's rules say so, continuing from the
+    /// group, if it has one and the route says so, continuing from the
     /// checkpoint in the new target's wire format behind a `FailedOver` seam.
     /// `false` when the stream ends here.
     fn fail_over(&mut self, error: &Error, end: RequestEnd, ctx: &mut Context<Self>) -> bool {
-        let Some(mut route) = self.route.take() else {
+        let Some(route) = self.route.as_mut() else {
             return false;
         };
-        let current = self.original.model.clone();
-        route.steps.push(RouteStep::failed(&current, error));
-        let forced = match after_failure(&route.group, error) {
-            Move::Next => None,
-            Move::Fallback(t) if !route.tried.contains(&t) => Some(t),
-            Move::Fallback(_) | Move::Stop => {
-                self.route = Some(route);
-                return false;
-            }
-        };
+        if route.route.failed(error) == Verdict::Stop {
+            return false;
+        }
+        // Content delivered that cannot be continued elsewhere ends the stream.
         if held(&mut self.delivery).delivered_anything() && self.strategy == Continuation::Off {
-            self.route = Some(route);
             return false;
         }
-        match pick_next(&mut route, forced) {
-            Some((target, provider, actors)) => {
-                tracing::info!(parent: &self.core.span, group = %route.name, from = %current, to = %target, "steer.failover");
-                self.core.actors.meters.failover(
-                    &route.name,
-                    &current.to_string(),
-                    &target.to_string(),
-                );
-                // The leg ends at its target (its coordinator counts it there).
-                attempt_loop::report_end(self, end);
-                self.switch(route, target, provider, actors, ctx);
-            }
-            None => self.route_exhausted(route, end, ctx),
-        }
+        self.next_target(end, ctx);
         true
     }
 
-    /// Every target is unavailable: waits, once, for the earliest to come back if
-    /// that fits the deadline, else ends with [`Error::GroupExhausted`].
-    fn route_exhausted(
-        &mut self,
-        mut route: Box<StreamRoute>,
-        end: RequestEnd,
-        ctx: &mut Context<Self>,
-    ) {
-        let time_left = self.core.attempts.progress().time_left();
-        if let Some(wait) = recovery_wait(&route.steps, route.waited, time_left) {
-            route.waited = true;
-            route.tried.clear();
-            self.route = Some(route);
-            attempt_loop::run_later_send(ctx, wait, move |act, ctx| {
-                let Some(mut route) = act.route.take() else {
-                    return;
-                };
-                match pick_next(&mut route, None) {
-                    Some((target, provider, actors)) => {
-                        attempt_loop::report_end(act, end);
-                        act.switch(route, target, provider, actors, ctx)
-                    }
-                    None => act.route_exhausted(route, end, ctx),
-                }
-            });
+    /// Asks the route where to go next: to a target (the leg at the one before
+    /// ends, a failover is counted), a wait for the earliest to come back, or
+    /// the end with [`Error::GroupExhausted`].
+    fn next_target(&mut self, end: RequestEnd, ctx: &mut Context<Self>) {
+        let Some(mut route) = self.route.take() else {
             return;
-        }
-        let e = Error::GroupExhausted {
-            group: route.name.clone(),
-            steps: route.steps.clone(),
-            back_in: earliest_back(&route.steps),
         };
-        self.route = Some(route);
-        self.end(Some(e), end, ctx);
+        let time_left = self.core.attempts.progress().time_left();
+        loop {
+            let StreamRoute {
+                route: r, targets, ..
+            } = &mut *route;
+            match r.next(|g, tried| targets.pick(g, tried), time_left) {
+                Next::Go { target, from } => {
+                    // A target no provider serves is passed over (groups are
+                    // checked when the client is built).
+                    let Some((provider, actors)) = targets.resolve(&target) else {
+                        continue;
+                    };
+                    if let Some(from) = from {
+                        targets.failover(&self.core.span, r.name(), &from, &target);
+                    }
+                    // The leg ends at its target (its coordinator counts it there).
+                    attempt_loop::report_end(self, end);
+                    return self.switch(route, target, provider, actors, ctx);
+                }
+                Next::Wait(wait) => {
+                    self.route = Some(route);
+                    attempt_loop::run_later_send(ctx, wait, move |act, ctx| {
+                        act.next_target(end, ctx)
+                    });
+                    return;
+                }
+                Next::Exhausted(e) => {
+                    self.route = Some(route);
+                    return self.end(Some(e), end, ctx);
+                }
+            }
+        }
     }
 
     /// Moves the stream to `target`: its provider, breaker and coordinator, a
@@ -268,7 +224,7 @@ impl StreamActor {
         let mut original = self.original.as_ref().clone();
         original.model = target.clone();
         self.original = Arc::new(original);
-        self.in_flight_at = route.client.target_load(&target).map(|l| l.start());
+        self.in_flight_at = route.targets.load(&target).map(|l| l.start());
         let d = held(&mut self.delivery);
         if d.delivered_anything() {
             if self.strategy == Continuation::Restart {
@@ -402,7 +358,7 @@ impl StreamActor {
             headers_timeout: self.core.spec.attempt_timeout,
             first_token_timeout: self.first_token_timeout,
             idle_timeout: self.idle_timeout,
-            route: self.route.as_ref().map(|r| r.steps.clone()),
+            route: self.route.as_ref().map(|r| r.route.steps().to_vec()),
             span: self.core.span.clone(),
             attempt_span: self.core.attempt_span.clone(),
             report: ctx.address().recipient(),
@@ -523,7 +479,7 @@ impl StreamActor {
             if let Some(lease) = self.lease.take() {
                 self.core.actors.report_success(lease, Duration::ZERO);
             }
-            let route = self.route.as_ref().map(|r| r.steps.as_slice());
+            let route = self.route.as_ref().map(|r| r.route.steps());
             let mut last = Vec::new();
             held(&mut self.delivery).complete(
                 FinishReason::Length,

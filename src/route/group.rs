@@ -1,12 +1,12 @@
 //! Model groups: an ordered list of targets (`deployment/model`) a request may name
 //! instead of one model, and the plain rules of routing through them: which target
 //! is next, and whether a failure moves the request on. No runtime here; the route
-//! actor (`runtime::route`) runs these rules.
+//! machine ([`super::machine::Route`]) applies these rules.
 
 use serde::{Deserialize, Serialize};
 use steer_actors::{Category, GiveUp};
 
-pub use super::target_load::Load;
+pub use super::load::Load;
 use crate::error::Error;
 use crate::model::{ModelId, RouteStep};
 

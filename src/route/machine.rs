@@ -1,0 +1,198 @@
+//! The route of one request or stream through a model group, as a plain state
+//! machine: which target is next (a fallback the rules chose, else the group's
+//! pick), what a target's end means for the route (move on or stop), the wait
+//! for the earliest target to come back when every one is unavailable, the steps
+//! the reply reports and when a move is a failover. No runtime and no clock: the
+//! route actor (non-streaming) and the stream actor both own one, and run what
+//! it answers.
+//!
+//! ```
+//! use steer_llm::route::{Group, Next, Route, Verdict};
+//! use steer_llm::model::ModelId;
+//! let group = Group::new(["a/m", "b/m"]).unwrap();
+//! let mut route = Route::new("fast", group);
+//! let pick = |g: &Group, tried: &[ModelId]| {
+//!     g.pick(tried, |_| true, 0.0).cloned()
+//! };
+//! let Next::Go { target, from } = route.next(pick, None) else { panic!() };
+//! assert_eq!((target.to_string(), from), ("a/m".to_string(), None));
+//! let down = steer_llm::Error::Internal("down".into());
+//! assert_eq!(route.failed(&down), Verdict::Stop, "an error of steer's own stops");
+//! ```
+
+use std::time::Duration;
+
+use steer_actors::breaker::Rejection;
+
+use super::group::{after_failure, earliest_back, recovery_wait, Group, Move};
+use crate::error::Error;
+use crate::model::{ModelId, RouteStep};
+
+/// Where the route goes next.
+#[derive(Debug)]
+pub enum Next {
+    /// To this target; `from` is the target it leaves after a failure (a
+    /// failover, counted and logged), `None` for the first.
+    Go {
+        /// The target.
+        target: ModelId,
+        /// The target it leaves, if any.
+        from: Option<ModelId>,
+    },
+    /// Every target is unavailable and the earliest is back within the deadline:
+    /// wait this long, then ask again.
+    Wait(Duration),
+    /// Every target is unavailable: the route fails with this
+    /// [`Error::GroupExhausted`].
+    Exhausted(Error),
+}
+
+/// What the end of a target means for the route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Move on: ask [`Route::next`].
+    MoveOn,
+    /// Stop: the route ends with the target's error.
+    Stop,
+}
+
+/// The route of one request through a group.
+#[derive(Debug)]
+pub struct Route {
+    name: String,
+    group: Group,
+    tried: Vec<ModelId>,
+    steps: Vec<RouteStep>,
+    /// A fallback the rules chose for the next move.
+    forced: Option<ModelId>,
+    /// The target in use, if any.
+    current: Option<ModelId>,
+    /// The last target that failed (the next move leaves it: a failover).
+    left: Option<ModelId>,
+    /// Whether the route already waited for a target to come back.
+    waited: bool,
+}
+
+impl Route {
+    /// A route through `group` (named `name`) that has tried nothing yet.
+    pub fn new(name: impl Into<String>, group: Group) -> Self {
+        Route {
+            name: name.into(),
+            group,
+            tried: Vec::new(),
+            steps: Vec::new(),
+            forced: None,
+            current: None,
+            left: None,
+            waited: false,
+        }
+    }
+
+    /// The group's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The group.
+    pub fn group(&self) -> &Group {
+        &self.group
+    }
+
+    /// The target in use, if any.
+    pub fn current(&self) -> Option<&ModelId> {
+        self.current.as_ref()
+    }
+
+    /// Each target left so far and how it ended.
+    pub fn steps(&self) -> &[RouteStep] {
+        &self.steps
+    }
+
+    /// The next target: a fallback the rules chose, else what `pick` picks among
+    /// the untried targets. With none left, a wait for the earliest to come back
+    /// (once, within `time_left`), else the route is exhausted.
+    pub fn next(
+        &mut self,
+        pick: impl FnOnce(&Group, &[ModelId]) -> Option<ModelId>,
+        time_left: Option<Duration>,
+    ) -> Next {
+        let target = match self.forced.take() {
+            Some(t) => Some(t),
+            None => pick(&self.group, &self.tried),
+        };
+        let Some(target) = target else {
+            return self.exhausted(time_left);
+        };
+        let from = self.left.clone();
+        self.tried.push(target.clone());
+        self.current = Some(target.clone());
+        Next::Go { target, from }
+    }
+
+    /// The current target answered: the route ends; returns its steps.
+    pub fn answered(&mut self) -> Vec<RouteStep> {
+        if let Some(target) = self.current.take() {
+            self.steps.push(RouteStep::answered(&target));
+        }
+        std::mem::take(&mut self.steps)
+    }
+
+    /// The current target ended with `error`: failures of the target move on, a
+    /// prompt too long or a refusal go to the group's fallback (once), anything
+    /// the request itself caused (or a deadline) stops the route.
+    pub fn failed(&mut self, error: &Error) -> Verdict {
+        if let Some(target) = self.current.take() {
+            self.steps.push(failed_step(&target, error));
+            self.left = Some(target);
+        }
+        match after_failure(&self.group, error) {
+            Move::Next => Verdict::MoveOn,
+            Move::Fallback(t) if !self.tried.contains(&t) => {
+                self.forced = Some(t);
+                Verdict::MoveOn
+            }
+            Move::Fallback(_) | Move::Stop => Verdict::Stop,
+        }
+    }
+
+    fn exhausted(&mut self, time_left: Option<Duration>) -> Next {
+        if let Some(wait) = recovery_wait(&self.steps, self.waited, time_left) {
+            self.waited = true;
+            self.tried.clear();
+            return Next::Wait(wait);
+        }
+        Next::Exhausted(Error::GroupExhausted {
+            group: self.name.clone(),
+            back_in: earliest_back(&self.steps),
+            steps: std::mem::take(&mut self.steps),
+        })
+    }
+}
+
+/// How a target's end is reported in the route: the breaker's rejection (and
+/// when the target is back), an invalid request, or the failure's category.
+pub fn failed_step(target: &ModelId, error: &Error) -> RouteStep {
+    let (outcome, back_in) = match error {
+        Error::Rejected { rejection, .. } => match rejection {
+            Rejection::Open { retry_in } => ("breaker_open".to_string(), Some(*retry_in)),
+            Rejection::Paused { retry_in } => ("paused".to_string(), Some(*retry_in)),
+            Rejection::ProbesBusy => ("breaker_half_open".to_string(), None),
+            Rejection::ForcedOpen => ("breaker_forced_open".to_string(), None),
+        },
+        Error::InvalidRequest { .. } => ("invalid_request".to_string(), None),
+        other => (
+            other
+                .failure()
+                .map_or("error".to_string(), |f| f.category.as_str().to_string()),
+            None,
+        ),
+    };
+    RouteStep {
+        target: target.to_string(),
+        outcome,
+        back_in,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,16 @@
+//! Routing through model groups, without a runtime: the group and its rules
+//! ([`group`]), each target's load ([`Load`]), the route machine that carries one
+//! request or stream through a group ([`machine::Route`]), and the handle through
+//! which a route reaches its targets (`Targets`). The route actor and the stream
+//! actor (`runtime`) both run a [`machine::Route`].
+
+pub mod group;
+mod load;
+pub mod machine;
+mod targets;
+
+pub use group::{Group, GroupTarget, Move, Selection, GROUP_PROVIDER};
+pub(crate) use load::InFlight;
+pub use load::Load;
+pub use machine::{Next, Route, Verdict};
+pub(crate) use targets::Targets;

@@ -1,0 +1,174 @@
+//! The route actor: one per request that names a model group. It owns the
+//! group's route machine ([`crate::route::Route`]), runs the request at the
+//! target the machine names as a supervised request of its own (with that
+//! target's breaker, coordinator and retries), feeds the leg's end back, and
+//! waits on an actor timer when the machine says every target is unavailable.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use futures::future::BoxFuture;
+use tokio::sync::oneshot;
+
+use super::options::GenerateOptions;
+use crate::error::Error;
+use crate::model::{ChatRequest, ChatResponse, ModelId};
+use crate::route::{Next, Route, Targets, Verdict};
+
+/// Runs one leg of a route: the request at one target, with its options.
+pub(crate) type Leg = Arc<
+    dyn Fn(ChatRequest, GenerateOptions) -> BoxFuture<'static, Result<ChatResponse, Error>>
+        + Send
+        + Sync,
+>;
+
+/// Cancels a route if its caller's future is dropped before the reply.
+pub(crate) struct CancelOnDrop(pub(crate) Option<Addr<RouteActor>>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(route) = self.0.take() {
+            route.do_send(steer_actors::request::Cancel);
+        }
+    }
+}
+
+pub(crate) struct RouteActor {
+    route: Route,
+    targets: Targets,
+    leg: Leg,
+    request: ChatRequest,
+    options: GenerateOptions,
+    deadline: Option<tokio::time::Instant>,
+    reply: Option<oneshot::Sender<Result<ChatResponse, Error>>>,
+    /// The group request's span: each leg's request span is its child.
+    span: tracing::Span,
+}
+
+impl RouteActor {
+    pub(crate) fn new(
+        route: Route,
+        targets: Targets,
+        leg: Leg,
+        request: ChatRequest,
+        options: GenerateOptions,
+        deadline: Option<Duration>,
+        reply: oneshot::Sender<Result<ChatResponse, Error>>,
+    ) -> Self {
+        let span = tracing::info_span!(
+            "steer.route",
+            otel.name = %format_args!("chat group/{}", route.name()),
+            steer.group = %route.name(),
+            steer.request_id = %request.request_id,
+            error.type = tracing::field::Empty,
+        );
+        RouteActor {
+            span,
+            route,
+            targets,
+            leg,
+            request,
+            options,
+            deadline: deadline.map(|d| tokio::time::Instant::now() + d),
+            reply: Some(reply),
+        }
+    }
+
+    fn finish(&mut self, result: Result<ChatResponse, Error>, ctx: &mut Context<Self>) {
+        if let Err(e) = &result {
+            self.span.record("error.type", e.kind());
+        }
+        if let Some(tx) = self.reply.take() {
+            let _ = tx.send(result);
+        }
+        ctx.stop();
+    }
+
+    /// Asks the route where to go next, and goes.
+    fn next(&mut self, ctx: &mut Context<Self>) {
+        let time_left = self
+            .deadline
+            .map(|d| d.saturating_duration_since(tokio::time::Instant::now()));
+        let targets = &self.targets;
+        match self
+            .route
+            .next(|g, tried| targets.pick(g, tried), time_left)
+        {
+            Next::Go { target, from } => {
+                if let Some(from) = from {
+                    targets.failover(&self.span, self.route.name(), &from, &target);
+                }
+                self.run_leg(target, ctx);
+            }
+            Next::Wait(wait) => {
+                tracing::debug!(group = %self.route.name(), ?wait, "every target unavailable: waiting for the earliest");
+                ctx.run_later(wait, |act, ctx| act.next(ctx));
+            }
+            Next::Exhausted(e) => self.finish(Err(e), ctx),
+        }
+    }
+
+    /// Runs the request at `target`, counted in flight there, its latency and
+    /// rate limit kept for the group's selection.
+    fn run_leg(&mut self, target: ModelId, ctx: &mut Context<Self>) {
+        let mut leg = self.request.clone();
+        leg.model = target.clone();
+        let mut options = self.options.clone();
+        // A paused target is skipped, not waited for: the route moves on.
+        options.skip_pauses = true;
+        if let Some(d) = self.deadline {
+            options.deadline = Some(d.saturating_duration_since(tokio::time::Instant::now()));
+        }
+        let load = self.targets.load(&target);
+        let run = (self.leg)(leg, options);
+        let run = async move {
+            let _in_flight = load.as_ref().map(|l| l.start());
+            let started = tokio::time::Instant::now();
+            let result = run.await;
+            if let (Ok(reply), Some(l)) = (&result, &load) {
+                l.record(started.elapsed());
+                if let Some(wait) = reply.rate_limit.nearly_spent_for() {
+                    l.spent_for(wait);
+                }
+            }
+            result
+        };
+        ctx.spawn(
+            actix::fut::wrap_future(tracing::Instrument::instrument(run, self.span.clone()))
+                .map(move |result, act: &mut Self, ctx| act.on_leg(result, ctx)),
+        );
+    }
+
+    fn on_leg(&mut self, result: Result<ChatResponse, Error>, ctx: &mut Context<Self>) {
+        match result {
+            Ok(mut reply) => {
+                reply.route = self.route.answered();
+                self.finish(Ok(reply), ctx)
+            }
+            Err(e) => match self.route.failed(&e) {
+                Verdict::MoveOn => self.next(ctx),
+                Verdict::Stop => self.finish(Err(e), ctx),
+            },
+        }
+    }
+}
+
+impl Actor for RouteActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.next(ctx);
+    }
+}
+
+impl Handler<steer_actors::request::Cancel> for RouteActor {
+    type Result = ();
+
+    /// The caller went away: stopping drops the leg in flight, which cancels its
+    /// request (its HTTP call is aborted and its permit handed back).
+    fn handle(&mut self, _: steer_actors::request::Cancel, ctx: &mut Context<Self>) {
+        self.reply.take();
+        ctx.stop();
+    }
+}
