@@ -32,12 +32,14 @@ mod fold;
 #[cfg(feature = "mock")]
 pub mod mock;
 pub mod model;
+pub mod observe;
 pub mod prefill;
 pub mod provider;
 pub mod route;
 pub mod runtime;
 pub mod secret;
 pub mod shared;
+pub mod stream;
 pub mod tokens;
 pub mod tools;
 pub mod wire;

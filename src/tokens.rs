@@ -3,7 +3,7 @@
 //! `cl100k_base` for GPT-4 and GPT-3.5), through `tiktoken-rs`, which keeps the
 //! model-to-encoding map. Anthropic's and xAI's tokenizers are not public: for
 //! their models there is none, and steer estimates on the high side
-//! ([`steer_actors::stream::estimate_tokens`]).
+//! ([`crate::stream::checkpoint::estimate_tokens`]).
 //!
 //! A tokenizer's tables take a moment to load (about 0.2 s), once a process.
 //! [`count`] never waits for them: until they are loaded it answers `None` (the

@@ -21,11 +21,11 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
-use steer_actors::stream::{MAX_OVERLAP, MIN_OVERLAP};
 use steer_llm::continue_message::{self, rejects_prefill};
 use steer_llm::mock::text::{self, Turn};
 use steer_llm::mock::{Behaviour, MockServer, BEHAVIOUR_HEADER};
 use steer_llm::runtime::group::Group;
+use steer_llm::stream::checkpoint::{MAX_OVERLAP, MIN_OVERLAP};
 use steer_llm::{BreakerConfig, ChatRequest, Client, RetryPolicy};
 
 use common::{StreamFault, STREAM_MODELS as MODELS};

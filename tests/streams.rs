@@ -780,7 +780,7 @@ async fn a_continuation_budget_uses_the_providers_own_count_when_it_reports_one(
             .map(|n| u64::from(*n))
             .sum();
         let delivered = whole.chunks[..after].concat();
-        let estimated = steer_actors::stream::estimate_tokens(&delivered);
+        let estimated = steer_llm::stream::checkpoint::estimate_tokens(&delivered);
         assert!(estimated >= reported, "the estimate is on the high side");
         told_apart += usize::from(estimated > reported);
         // Left by the provider's count, plus what a model may repeat of the
@@ -789,7 +789,7 @@ async fn a_continuation_budget_uses_the_providers_own_count_when_it_reports_one(
         while !delivered.is_char_boundary(from) {
             from += 1;
         }
-        let allowance = steer_actors::stream::estimate_tokens(&delivered[from..]).max(1);
+        let allowance = steer_llm::stream::checkpoint::estimate_tokens(&delivered[from..]).max(1);
         let asked = log[1].body["max_tokens"].as_u64().unwrap();
         assert_eq!(
             asked,

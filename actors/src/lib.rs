@@ -40,7 +40,6 @@ pub mod request;
 pub mod retry;
 pub mod spans;
 pub mod spec;
-pub mod stream;
 mod supervise;
 
 pub use breaker::{BreakerConfig, BreakerState, CircuitBreaker, TransitionEvent};

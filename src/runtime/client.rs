@@ -23,19 +23,19 @@ use steer_actors::{
 };
 use tokio::sync::{oneshot, Semaphore};
 
-use super::continuation::{Continuation, Divergence};
 use super::options::GenerateOptions;
 use super::route_actor::{CancelOnDrop, Leg, RouteActor};
-use super::steer_stream::SteerStream;
-use super::stream::{StreamActor, StreamRoute, StreamSettings};
 use super::system::Arbiters;
-use super::trace;
 use super::MetricsSnapshot;
 use crate::classify::classify;
 use crate::error::{Error, ProviderError};
 use crate::model::{ChatRequest, ChatResponse, RequestId};
+use crate::observe::trace;
 use crate::provider::{Provider, Providers};
 use crate::route::{Group, Next, Route, Targets, GROUP_PROVIDER};
+use crate::stream::actor::{StreamActor, StreamRoute, StreamSettings};
+use crate::stream::continuation::{Continuation, Divergence};
+use crate::stream::SteerStream;
 use steer_actors::meters::{Meters, TargetMeters};
 use steer_actors::partials::{GetPartial, PartialResponse, PartialStore};
 
@@ -623,13 +623,7 @@ impl Client {
         req.model = first;
         // A paused target is skipped, not waited for: the stream moves on.
         options.skip_pauses = true;
-        let route = Box::new(StreamRoute {
-            route,
-            targets,
-            continuation: options
-                .continuation
-                .unwrap_or(self.inner.stream.continuation),
-        });
+        let route = Box::new(StreamRoute { route, targets });
         self.start_stream(req, options, Some(route)).await
     }
 

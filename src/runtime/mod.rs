@@ -9,7 +9,8 @@
 //! are read by the task that polls it (ARCHITECTURE.md, "Placement").
 
 mod client;
-pub mod continuation;
+/// How a broken stream continues (it lives in [`crate::stream`]).
+pub use crate::stream::continuation;
 mod generate;
 /// Model groups (they live in [`crate::route`]; kept here for the paths in use).
 pub use crate::route::group;
@@ -18,14 +19,11 @@ pub mod http;
 mod options;
 mod request_run;
 mod route_actor;
-mod steer_stream;
-mod stream;
-mod stream_calls;
-mod stream_delivery;
-mod stream_reader;
 mod system;
-pub mod trace;
+/// Spans (they live in [`crate::observe`]).
+pub use crate::observe::trace;
 
+pub use crate::stream::SteerStream;
 pub use client::{Client, ClientBuilder, Overload};
 pub use continuation::{Continuation, Divergence};
 pub use generate::{Generate, GenerateStream, Router, StreamItem, StreamTo};
@@ -35,7 +33,6 @@ pub use steer_actors::breaker::{
 };
 pub use steer_actors::meters::Meters;
 pub use steer_actors::partials::PartialResponse;
-pub use steer_stream::SteerStream;
 
 /// A serialisable snapshot of every provider's breaker and counters.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]

@@ -10,8 +10,8 @@ use sync_wrapper::SyncWrapper;
 
 use steer_actors::in_place::InPlace;
 
-use super::stream::StreamActor;
-use super::stream_reader::{Command, Item, Read, Reader};
+use super::actor::StreamActor;
+use super::reader::{Command, Item, Read, Reader};
 use crate::error::Error;
 use crate::model::StreamEvent;
 

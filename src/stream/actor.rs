@@ -1,10 +1,11 @@
-//! The stream actor: one per streamed request. It runs each attempt's event stream
-//! itself, keeps the checkpoint (text delivered, chunks, usage, provider request id)
-//! as its own state after every delta, and on a retryable failure after content
-//! began sends a continuation request and splices its output at a `Resumed` seam.
-//!
-//! Its domain logic (checkpoint, seam) lives in `steer_actors::stream`; it sits in
-//! this crate because the events it produces are the SDK's own `StreamEvent`s.
+//! The stream actor: one per streamed request, a shell around three machines:
+//! its [`Attempts`](steer_actors::lifecycle::Attempts) (permit, attempt,
+//! decision, backoff: run by `attempt_loop`), its [`StreamMachine`] (the
+//! request each attempt sends, what a break means, the seams) and, for a group,
+//! its [`Route`]. It lends the delivery state to each attempt's reader (the
+//! consumer's task), turns the reader's report into the machines' inputs, and
+//! carries out their answers: the breaker's report, the coordinator's question,
+//! the consumer's events, the partial store, the actor timers.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,20 +18,17 @@ use steer_actors::meters::GaugeGuard;
 use steer_actors::partials::{PartialResponse, PartialStore, StorePartial};
 use steer_actors::retry::{AttemptAbandoned, GiveUp, RequestEnd};
 use steer_actors::spec::RequestSpec;
-use steer_actors::stream::Checkpoint;
 use steer_actors::ProviderActors;
 use steer_actors::{Category, Failure};
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::continuation::{
-    continuation_request, is_prefill_rejection, strategy_for, Continuation, Divergence,
-};
-use super::stream_delivery::Delivery;
-use super::stream_reader::{AttemptEnded, AttemptPlan, Command, Outcome};
-use super::trace;
+use super::continuation::{Continuation, Divergence};
+use super::machine::{AfterBreak, AfterDivergence, RetrySeam, StreamMachine};
+use super::reader::{AttemptEnded, AttemptPlan, Command, Outcome};
 use crate::classify::classify;
 use crate::error::{Error, FailedRequest, ProviderError};
-use crate::model::{ChatRequest, FinishReason, ModelId, StreamEvent};
+use crate::model::{ChatRequest, FinishReason, ModelId};
+use crate::observe::trace;
 use crate::provider::Provider;
 use crate::route::{InFlight, Next, Route, Targets, Verdict};
 
@@ -48,20 +46,12 @@ pub(crate) struct StreamSettings {
     pub record_content: bool,
 }
 
-/// The stream's delivery state, as the actor holds it between attempts (an
-/// empty one is made if an attempt never handed it back).
-fn held(delivery: &mut Option<Box<Delivery>>) -> &mut Delivery {
-    delivery.get_or_insert_with(Box::default)
-}
-
 /// The route of a stream that names a model group.
 pub(crate) struct StreamRoute {
     /// Where the stream stands in its group.
     pub route: Route,
     /// Its targets' providers, actors and load.
     pub targets: Targets,
-    /// The continuation asked for (each target's strategy derives from it).
-    pub continuation: Continuation,
 }
 
 pub(crate) struct StreamActor {
@@ -70,15 +60,11 @@ pub(crate) struct StreamActor {
     core: RequestCore,
     first_token_timeout: Option<Duration>,
     idle_timeout: Option<Duration>,
-    strategy: Continuation,
-    divergence: Divergence,
+    machine: StreamMachine,
     partials: Arc<Addr<PartialStore>>,
     tx: mpsc::UnboundedSender<Command>,
     /// Resolves when the consumer drops its stream.
     consumer_gone: Option<oneshot::Receiver<()>>,
-    /// What the consumer has and gets next; lent to each attempt's reader
-    /// (then this holds an empty one) and handed back with its outcome.
-    delivery: Option<Box<Delivery>>,
     lease: Option<PermitLease>,
     done: bool,
     route: Option<Box<StreamRoute>>,
@@ -111,19 +97,18 @@ impl StreamActor {
         } = settings;
         let span = trace::request_span(&original, trace::Kind::Stream, record_content);
         let open_gauge = actors.meters.open_stream(spec.provider.clone());
-        let strategy = strategy_for(continuation, provider.prefill(original.model.model()));
+        let prefill = provider.prefill(original.model.model());
+        let machine = StreamMachine::new(continuation, prefill, divergence);
         StreamActor {
             core: RequestCore::new(spec, actors, span, Some(admission)),
             first_token_timeout,
             idle_timeout,
-            strategy,
-            divergence,
+            machine,
             provider,
             original: Arc::new(original),
             partials,
             tx,
             consumer_gone: Some(consumer_gone),
-            delivery: None,
             lease: None,
             done: false,
             route: None,
@@ -152,7 +137,7 @@ impl StreamActor {
             return false;
         }
         // Content delivered that cannot be continued elsewhere ends the stream.
-        if held(&mut self.delivery).delivered_anything() && self.strategy == Continuation::Off {
+        if !self.machine.may_move() {
             return false;
         }
         self.next_target(end, ctx);
@@ -168,9 +153,7 @@ impl StreamActor {
         };
         let time_left = self.core.attempts.progress().time_left();
         loop {
-            let StreamRoute {
-                route: r, targets, ..
-            } = &mut *route;
+            let StreamRoute { route: r, targets } = &mut *route;
             match r.next(|g, tried| targets.pick(g, tried), time_left) {
                 Next::Go { target, from } => {
                     // A target no provider serves is passed over (groups are
@@ -211,7 +194,8 @@ impl StreamActor {
         actors: Arc<ProviderActors>,
         ctx: &mut Context<Self>,
     ) {
-        self.strategy = strategy_for(route.continuation, provider.prefill(target.model()));
+        self.machine
+            .failed_over(&target, provider.prefill(target.model()));
         self.provider = provider;
         self.core
             .retarget(actors, target.provider(), target.model());
@@ -225,24 +209,6 @@ impl StreamActor {
         original.model = target.clone();
         self.original = Arc::new(original);
         self.in_flight_at = route.targets.load(&target).map(|l| l.start());
-        let d = held(&mut self.delivery);
-        if d.delivered_anything() {
-            if self.strategy == Continuation::Restart {
-                d.checkpoint = Checkpoint::default();
-                d.reset_calls();
-                d.pending_seam = vec![StreamEvent::Restarted { attempt: 1 }];
-            } else {
-                d.pending_seam = vec![StreamEvent::FailedOver {
-                    attempt: 1,
-                    offset: d.checkpoint.chars,
-                    target: target.to_string(),
-                }];
-                if let Some(index) = d.interrupted_call() {
-                    d.pending_seam
-                        .push(StreamEvent::ToolCallDiscarded { index });
-                }
-            }
-        }
         self.route = Some(route);
         attempt_loop::next_attempt(self, ctx);
     }
@@ -277,7 +243,7 @@ impl StreamActor {
     /// Records how the stream ended on its span and meters: its outcome, time to
     /// first content, finish reason and tokens.
     fn record_end(&mut self, error: Option<&Error>, end: RequestEnd) {
-        let d = held(&mut self.delivery);
+        let d = self.machine.delivery();
         let span = &self.core.span;
         let reported = d.reported_usage();
         match error {
@@ -293,7 +259,7 @@ impl StreamActor {
         }
         let outcome = end.outcome();
         let meters = &self.core.actors.meters;
-        if let Some(first) = held(&mut self.delivery).first_content {
+        if let Some(first) = self.machine.delivery().first_content {
             meters.first_token(self.core.target.labels(), outcome, first);
         }
         match reported {
@@ -307,15 +273,9 @@ impl StreamActor {
         }
     }
 
-    /// The text delivered so far, if any (the error that ends the stream carries it).
-    fn partial(&self) -> Option<String> {
-        let text = &self.delivery.as_ref()?.checkpoint.text;
-        (!text.is_empty()).then(|| text.clone())
-    }
-
     /// What the client's partial store keeps of a failed stream, if it delivered text.
     fn partial_record(&self) -> Option<PartialResponse> {
-        self.partial().map(|text| PartialResponse {
+        self.machine.partial().map(|text| PartialResponse {
             request_id: self.original.request_id.to_string(),
             provider: self.provider.name().to_string(),
             text,
@@ -328,28 +288,10 @@ impl StreamActor {
     /// continuation after delivered content), its timeouts, and the delivery
     /// state, lent until the attempt ends.
     fn open(&mut self, lease: Option<PermitLease>, ctx: &mut Context<Self>) {
-        let d = held(&mut self.delivery);
-        let continuing = d.delivered_anything();
-        d.begin_attempt(continuing);
-        let request = if !continuing {
-            d.seam = None;
-            self.original.clone()
-        } else {
-            // Counted with the target's tokenizer (a failover may change it).
-            d.recount(self.original.model.model());
-            let (req, seam) = continuation_request(
-                &self.original,
-                &d.checkpoint,
-                self.strategy,
-                d.delivered_calls(),
-                d.any_calls(),
-            );
-            d.seam = Some(Box::new(seam));
-            Arc::new(req)
-        };
+        let (request, delivery) = self.machine.begin_attempt(&self.original);
         self.lease = lease;
         let plan = AttemptPlan {
-            delivery: Some(self.delivery.take().unwrap_or_default()),
+            delivery: Some(delivery),
             provider: self.provider.clone(),
             request: Some(request),
             original: self.original.clone(),
@@ -374,7 +316,7 @@ impl StreamActor {
 
     /// An attempt's reader handed the delivery state back with its outcome.
     fn attempt_ended(&mut self, ended: AttemptEnded, ctx: &mut Context<Self>) {
-        self.delivery = Some(ended.delivery);
+        self.machine.attempt_ended(ended.delivery);
         if self.done {
             return;
         }
@@ -408,35 +350,37 @@ impl StreamActor {
         if let Some(lease) = self.lease.take() {
             self.core.actors.report_success(lease, Duration::ZERO);
         }
-        held(&mut self.delivery).attempt_failed();
         self.core.actors.coordinator.do_send(AttemptAbandoned {
             outcome: "diverged",
         });
         tracing::info!(parent: &self.core.span, "steer.stream.diverged: the continuation restarted and differed");
-        if self.divergence == Divergence::Fail {
-            let mut failure = Failure::new(
-                Category::StreamInterrupted,
-                self.provider.name(),
-                "the continuation started the reply again and then differed from the text \
-                 delivered: it cannot be spliced",
-            );
-            failure.retryable = false;
-            failure.request_id = Some(self.original.request_id.to_string());
-            self.core.attempts.set_last_failure(failure.clone());
-            self.core.attempts.end();
-            let e = Error::Failed(Box::new(FailedRequest {
-                failure,
-                reason: GiveUp::NotRetryable,
-                attempts: self.core.attempts.attempts(),
-                last: None,
-                partial: self.partial(),
-            }));
-            let category = Category::StreamInterrupted;
-            return self.end(Some(e), RequestEnd::Failed { category }, ctx);
+        match self.machine.after_divergence() {
+            AfterDivergence::Fail => {
+                let mut failure = Failure::new(
+                    Category::StreamInterrupted,
+                    self.provider.name(),
+                    "the continuation started the reply again and then differed from the text \
+                     delivered: it cannot be spliced",
+                );
+                failure.retryable = false;
+                failure.request_id = Some(self.original.request_id.to_string());
+                self.core.attempts.set_last_failure(failure.clone());
+                self.core.attempts.end();
+                let e = Error::Failed(Box::new(FailedRequest {
+                    failure,
+                    reason: GiveUp::NotRetryable,
+                    attempts: self.core.attempts.attempts(),
+                    last: None,
+                    partial: self.machine.partial(),
+                }));
+                let category = Category::StreamInterrupted;
+                self.end(Some(e), RequestEnd::Failed { category }, ctx)
+            }
+            AfterDivergence::Restart => {
+                self.mark_seam(ctx);
+                attempt_loop::again(self, ctx);
+            }
         }
-        self.strategy = Continuation::Restart;
-        self.mark_seam(ctx);
-        attempt_loop::again(self, ctx);
     }
 
     fn cancelled(&mut self, ctx: &mut Context<Self>) {
@@ -464,29 +408,16 @@ impl StreamActor {
         ctx: &mut Context<Self>,
     ) {
         failure.request_id = Some(self.original.request_id.to_string());
-        // Usage adds up across attempts; a broken attempt that reported none is
-        // counted by its deltas.
-        held(&mut self.delivery).attempt_failed();
-        held(&mut self.delivery).recount(self.original.model.model());
-        if held(&mut self.delivery).whole_at_break(&self.original, failure.retryable) {
-            // The break came after the last token `max_tokens` allows: nothing is
-            // missing, so nothing is asked for. The attempt delivered all it
-            // could: it is one successful attempt everywhere (breaker, meters,
-            // coordinator), never a health failure beside a success.
+        let route = self.route.as_ref().map(|r| r.route.steps());
+        let after = self.machine.after_break(&failure, &self.original, route);
+        if let AfterBreak::Complete(last) = after {
+            // The attempt delivered all it could: one successful attempt.
             tracing::debug!(parent: &self.core.span, category = %failure.category, "stream broke after its last allowed token: complete");
             let attempts = self.core.attempts.succeeded();
             self.core.end_attempt("success");
             if let Some(lease) = self.lease.take() {
                 self.core.actors.report_success(lease, Duration::ZERO);
             }
-            let route = self.route.as_ref().map(|r| r.route.steps());
-            let mut last = Vec::new();
-            held(&mut self.delivery).complete(
-                FinishReason::Length,
-                route,
-                &self.original.model,
-                &mut last,
-            );
             let last = last.into_iter().map(Ok).collect();
             return match self.tx.unbounded_send(Command::Events(last)) {
                 Ok(()) => self.end(None, RequestEnd::Succeeded { attempts }, ctx),
@@ -500,62 +431,45 @@ impl StreamActor {
             &failure,
             self.core.spec.use_breaker,
         );
-        let content_began = held(&mut self.delivery).delivered_anything();
-        // A model that rejects prefill: switch to the "continue" message at once.
-        let prefill_rejected = is_prefill_rejection(&failure)
-            && self.strategy == Continuation::Prefill
-            && content_began;
-        if prefill_rejected {
-            self.strategy = Continuation::Instruct;
-            self.core.actors.coordinator.do_send(AttemptAbandoned {
-                outcome: failure.category.as_str(),
-            });
-            return attempt_loop::again(self, ctx);
+        tracing::debug!(parent: &self.core.span, attempt = self.core.attempts.attempts(), category = %failure.category, ?after, "stream attempt failed");
+        let abandoned = AttemptAbandoned {
+            outcome: failure.category.as_str(),
+        };
+        match after {
+            AfterBreak::Again => {
+                self.core.actors.coordinator.do_send(abandoned);
+                attempt_loop::again(self, ctx)
+            }
+            AfterBreak::GiveUp => {
+                self.core.actors.coordinator.do_send(abandoned);
+                attempt_loop::give_up_now(self, failure, GiveUp::NotRetryable, raw, ctx)
+            }
+            AfterBreak::Ask | AfterBreak::Complete(_) => {
+                attempt_loop::retry_or_give_up(self, failure, raw, ctx)
+            }
         }
-        tracing::debug!(parent: &self.core.span, attempt = self.core.attempts.attempts(), category = %failure.category, content_began, "stream attempt failed");
-        if content_began && self.strategy == Continuation::Off {
-            self.core.actors.coordinator.do_send(AttemptAbandoned {
-                outcome: failure.category.as_str(),
-            });
-            return attempt_loop::give_up_now(self, failure, GiveUp::NotRetryable, raw, ctx);
-        }
-        attempt_loop::retry_or_give_up(self, failure, raw, ctx);
     }
 
     /// A retry after content: mark the seam (or announce the restart) for the
     /// consumer before the next attempt's text.
     fn mark_seam(&mut self, ctx: &mut Context<Self>) {
-        let (d, core) = (held(&mut self.delivery), &self.core);
-        if !d.delivered_anything() {
-            return;
-        }
-        if self.strategy == Continuation::Restart {
-            d.checkpoint = Checkpoint::default();
-            d.reset_calls();
-            d.pending_seam.clear();
-            let attempt = core.attempts.attempts().saturating_add(1);
-            tracing::info!(parent: &core.span, attempt, "steer.stream.restarted");
-            let restarted = StreamEvent::Restarted { attempt };
-            if self
-                .tx
-                .unbounded_send(Command::Events(vec![Ok(restarted)]))
-                .is_err()
-            {
-                self.cancelled(ctx);
+        let attempt = self.core.attempts.attempts().saturating_add(1);
+        match self.machine.seam_for_retry(attempt, self.provider.name()) {
+            RetrySeam::None => {}
+            RetrySeam::Restarted(restarted) => {
+                tracing::info!(parent: &self.core.span, attempt, "steer.stream.restarted");
+                if self
+                    .tx
+                    .unbounded_send(Command::Events(vec![Ok(restarted)]))
+                    .is_err()
+                {
+                    self.cancelled(ctx);
+                }
             }
-        } else {
-            let attempt = core.attempts.attempts().saturating_add(1);
-            let offset = d.checkpoint.chars;
-            tracing::info!(parent: &core.span, attempt, offset, "steer.stream.resumed");
-            core.actors.meters.resumption(core.target.labels());
-            d.pending_seam = vec![StreamEvent::Resumed {
-                attempt,
-                offset,
-                provider: self.provider.name().to_string(),
-            }];
-            if let Some(index) = d.interrupted_call() {
-                d.pending_seam
-                    .push(StreamEvent::ToolCallDiscarded { index });
+            RetrySeam::Resumed { offset } => {
+                let core = &self.core;
+                tracing::info!(parent: &core.span, attempt, offset, "steer.stream.resumed");
+                core.actors.meters.resumption(core.target.labels());
             }
         }
     }
@@ -590,7 +504,7 @@ impl AttemptLoop for StreamActor {
             reason,
             attempts: self.core.attempts.attempts(),
             last: raw,
-            partial: self.partial(),
+            partial: self.machine.partial(),
         }));
         if self.fail_over(&e, RequestEnd::Failed { category }, ctx) {
             return;
@@ -600,7 +514,7 @@ impl AttemptLoop for StreamActor {
 
     fn stop(&mut self, why: Stop, ctx: &mut Context<Self>) {
         let rejected = matches!(why, Stop::Rejected(_));
-        let partial = self.partial();
+        let partial = self.machine.partial();
         let request_id = self.original.request_id.clone();
         let attempts = self.core.attempts.attempts();
         let last = self.core.attempts.last_failure().cloned().map(Box::new);

@@ -10,10 +10,10 @@
 
 use std::time::Duration;
 
-use steer_actors::stream::{estimate_tokens, Checkpoint, Seam};
+use super::checkpoint::{estimate_tokens, Checkpoint, Seam};
 
+use super::calls::StreamCalls;
 use super::continuation::{over_limit, tokens_left};
-use super::stream_calls::StreamCalls;
 use crate::model::{ChatRequest, FinishReason, ModelId, RouteStep, StreamEvent, Usage};
 
 /// The delivery state of one stream.

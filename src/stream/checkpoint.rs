@@ -64,7 +64,7 @@ impl Checkpoint {
 /// word counts at least as much as whole, so a sum over deltas stays high too.
 ///
 /// ```
-/// use steer_actors::stream::estimate_tokens;
+/// use steer_llm::stream::checkpoint::estimate_tokens;
 /// assert_eq!(estimate_tokens("The river runs."), 5); // 1 + 2 + 2
 /// assert_eq!(estimate_tokens("日本語"), 3);
 /// assert_eq!(estimate_tokens("  \n"), 0);
@@ -154,7 +154,7 @@ impl Seam {
     /// text the consumer has, for a server that restarted.
     ///
     /// ```
-    /// use steer_actors::stream::Seam;
+    /// use steer_llm::stream::checkpoint::Seam;
     /// // A server that answered a prefill afresh: the repetition is dropped.
     /// let mut seam = Seam::exact("").verified_against("One two ");
     /// let mut out = seam.push("One two three".into());

@@ -1,7 +1,7 @@
 //! How a broken stream is continued: the continuation request for each strategy,
 //! and the seam that removes what the continuation repeats.
 
-use steer_actors::stream::{estimate_tokens, Checkpoint, Seam};
+use super::checkpoint::{estimate_tokens, Checkpoint, Seam};
 use steer_actors::{Category, Failure};
 
 use crate::continue_message;

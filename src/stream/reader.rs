@@ -23,7 +23,7 @@ use steer_actors::retry::limit_at;
 use steer_actors::Category;
 use tokio::time::{Instant, Sleep};
 
-use super::stream_delivery::{Asked, Delivery, Step};
+use super::delivery::{Asked, Delivery, Step};
 use crate::error::{Error, ProviderError};
 use crate::model::{ChatRequest, RouteStep, StreamEvent};
 use crate::provider::{EventStream, Provider};

@@ -1,0 +1,246 @@
+//! What a stream decides between its attempts, as a plain state machine: the
+//! request each attempt sends (the original, or a continuation behind a seam),
+//! what a break means (complete at the limit, continue at once with the
+//! instruction, give up, or ask the coordinator), what a divergent continuation
+//! leads to, and the seam the consumer is shown before a retry or a failover.
+//! No runtime, no channel, no clock: the stream actor owns one, lends its
+//! delivery to each attempt's reader, and carries out what it answers (the
+//! attempts themselves are `steer_actors::lifecycle::Attempts`, the group route
+//! [`crate::route::Route`]).
+
+use std::sync::Arc;
+
+use steer_actors::Failure;
+
+use super::checkpoint::Checkpoint;
+use super::continuation::{
+    continuation_request, is_prefill_rejection, strategy_for, Continuation, Divergence,
+};
+use super::delivery::Delivery;
+use crate::model::{ChatRequest, FinishReason, ModelId, RouteStep, StreamEvent};
+use crate::prefill::Prefill;
+
+/// What a failed attempt means for the stream, before any coordinator is asked.
+#[derive(Debug, PartialEq)]
+pub(crate) enum AfterBreak {
+    /// The break came after the last token `max_tokens` allows: nothing is
+    /// missing, the stream is complete with these last events (one successful
+    /// attempt everywhere, never a failure beside a success).
+    Complete(Vec<StreamEvent>),
+    /// The model refused the prefill: continue at once with the "continue"
+    /// message (the attempt is abandoned, not counted as a failure).
+    Again,
+    /// Content was delivered and the stream may not continue: it gives up.
+    GiveUp,
+    /// A failure of the attempt: ask whether to retry.
+    Ask,
+}
+
+/// What a continuation that restarted and differed leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AfterDivergence {
+    /// The stream fails with the partial text (`Divergence::Fail`).
+    Fail,
+    /// The stream restarts: `Restarted`, then the original request again.
+    Restart,
+}
+
+/// The seam shown before a retry after content.
+#[derive(Debug, PartialEq)]
+pub(crate) enum RetrySeam {
+    /// Nothing was delivered: no seam.
+    None,
+    /// The stream starts again: send this `Restarted` event now.
+    Restarted(StreamEvent),
+    /// The next attempt continues at `offset` (its `Resumed` seam is pending).
+    Resumed {
+        /// Characters delivered before the seam.
+        offset: usize,
+    },
+}
+
+/// The stream's decisions between attempts.
+pub(crate) struct StreamMachine {
+    /// What the consumer has and gets next; lent to each attempt's reader (then
+    /// this holds none) and handed back with its outcome.
+    delivery: Option<Box<Delivery>>,
+    /// The continuation asked for (each target's strategy derives from it).
+    asked: Continuation,
+    /// The strategy for the current target.
+    strategy: Continuation,
+    divergence: Divergence,
+}
+
+impl StreamMachine {
+    /// A stream that has delivered nothing, continued as `asked` on a target
+    /// whose server continues a prefill as `prefill` says.
+    pub(crate) fn new(asked: Continuation, prefill: Prefill, divergence: Divergence) -> Self {
+        StreamMachine {
+            delivery: None,
+            asked,
+            strategy: strategy_for(asked, prefill),
+            divergence,
+        }
+    }
+
+    /// The delivery state (an empty one if an attempt never handed it back).
+    pub(crate) fn delivery(&mut self) -> &mut Delivery {
+        self.delivery.get_or_insert_with(Box::default)
+    }
+
+    /// Whether the consumer has received any content.
+    pub(crate) fn delivered_anything(&self) -> bool {
+        self.delivery
+            .as_ref()
+            .is_some_and(|d| d.delivered_anything())
+    }
+
+    /// The text delivered so far, if any (the error that ends the stream carries it).
+    pub(crate) fn partial(&self) -> Option<String> {
+        let text = &self.delivery.as_ref()?.checkpoint.text;
+        (!text.is_empty()).then(|| text.clone())
+    }
+
+    /// Whether the stream may move to another target after a failure: not once
+    /// content was delivered that may not be continued.
+    pub(crate) fn may_move(&self) -> bool {
+        !(self.delivered_anything() && self.strategy == Continuation::Off)
+    }
+
+    /// Starts an attempt: the request it sends (the original, or the
+    /// continuation of what was delivered, counted with `model`'s tokenizer),
+    /// and the delivery state, lent to its reader until it ends.
+    pub(crate) fn begin_attempt(
+        &mut self,
+        original: &Arc<ChatRequest>,
+    ) -> (Arc<ChatRequest>, Box<Delivery>) {
+        let strategy = self.strategy;
+        let d = self.delivery();
+        let continuing = d.delivered_anything();
+        d.begin_attempt(continuing);
+        let request = if !continuing {
+            d.seam = None;
+            original.clone()
+        } else {
+            // Counted with the target's tokenizer (a failover may change it).
+            d.recount(original.model.model());
+            let (req, seam) = continuation_request(
+                original,
+                &d.checkpoint,
+                strategy,
+                d.delivered_calls(),
+                d.any_calls(),
+            );
+            d.seam = Some(Box::new(seam));
+            Arc::new(req)
+        };
+        (request, self.delivery.take().unwrap_or_default())
+    }
+
+    /// An attempt's reader handed the delivery state back.
+    pub(crate) fn attempt_ended(&mut self, delivery: Box<Delivery>) {
+        self.delivery = Some(delivery);
+    }
+
+    /// The attempt failed with `failure`: usage adds up across attempts (a
+    /// broken one that reported none is counted by its deltas), and the break
+    /// is judged: complete at the limit, the instruction after a refused
+    /// prefill, give up when content may not be continued, else ask.
+    pub(crate) fn after_break(
+        &mut self,
+        failure: &Failure,
+        original: &ChatRequest,
+        route: Option<&[RouteStep]>,
+    ) -> AfterBreak {
+        let strategy = self.strategy;
+        let d = self.delivery();
+        d.attempt_failed();
+        d.recount(original.model.model());
+        if d.whole_at_break(original, failure.retryable) {
+            let mut last = Vec::new();
+            d.complete(FinishReason::Length, route, &original.model, &mut last);
+            return AfterBreak::Complete(last);
+        }
+        let content_began = d.delivered_anything();
+        if content_began && strategy == Continuation::Prefill && is_prefill_rejection(failure) {
+            self.strategy = Continuation::Instruct;
+            return AfterBreak::Again;
+        }
+        if content_began && strategy == Continuation::Off {
+            return AfterBreak::GiveUp;
+        }
+        AfterBreak::Ask
+    }
+
+    /// The continuation restarted and differed from what the consumer has
+    /// (nothing of it was delivered): fail, or restart the stream.
+    pub(crate) fn after_divergence(&mut self) -> AfterDivergence {
+        self.delivery().attempt_failed();
+        match self.divergence {
+            Divergence::Fail => AfterDivergence::Fail,
+            Divergence::Restart => {
+                self.strategy = Continuation::Restart;
+                AfterDivergence::Restart
+            }
+        }
+    }
+
+    /// A retry after content (attempt number `attempt` next, at `provider`):
+    /// a restart clears what was delivered and is announced now; a
+    /// continuation's `Resumed` seam (and a discarded tool call) is pending
+    /// before its text.
+    pub(crate) fn seam_for_retry(&mut self, attempt: u32, provider: &str) -> RetrySeam {
+        let strategy = self.strategy;
+        let d = self.delivery();
+        if !d.delivered_anything() {
+            return RetrySeam::None;
+        }
+        if strategy == Continuation::Restart {
+            d.checkpoint = Checkpoint::default();
+            d.reset_calls();
+            d.pending_seam.clear();
+            return RetrySeam::Restarted(StreamEvent::Restarted { attempt });
+        }
+        let offset = d.checkpoint.chars;
+        d.pending_seam = vec![StreamEvent::Resumed {
+            attempt,
+            offset,
+            provider: provider.to_string(),
+        }];
+        if let Some(index) = d.interrupted_call() {
+            d.pending_seam
+                .push(StreamEvent::ToolCallDiscarded { index });
+        }
+        RetrySeam::Resumed { offset }
+    }
+
+    /// The stream moves to `target` (whose server continues a prefill as
+    /// `prefill` says): its strategy, and after content a pending seam
+    /// (`FailedOver`, or `Restarted` where it starts again).
+    pub(crate) fn failed_over(&mut self, target: &ModelId, prefill: Prefill) {
+        self.strategy = strategy_for(self.asked, prefill);
+        let strategy = self.strategy;
+        let d = self.delivery();
+        if !d.delivered_anything() {
+            return;
+        }
+        if strategy == Continuation::Restart {
+            d.checkpoint = Checkpoint::default();
+            d.reset_calls();
+            d.pending_seam = vec![StreamEvent::Restarted { attempt: 1 }];
+        } else {
+            d.pending_seam = vec![StreamEvent::FailedOver {
+                attempt: 1,
+                offset: d.checkpoint.chars,
+                target: target.to_string(),
+            }];
+            if let Some(index) = d.interrupted_call() {
+                d.pending_seam
+                    .push(StreamEvent::ToolCallDiscarded { index });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

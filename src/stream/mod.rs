@@ -1,0 +1,22 @@
+//! Streams: the stream actor that runs one streamed request, the reader that
+//! turns each attempt's events into the consumer's, the delivery state and its
+//! checkpoint, the seam between an attempt and its continuation, the tool calls
+//! a stream carries, and [`SteerStream`], what the consumer holds.
+//!
+//! The life of one stream (ARCHITECTURE.md, "The life of a stream"): the
+//! consumer's first poll starts the [`actor`]; each attempt is read by the
+//! consumer's own task ([`reader`]) with the [`delivery`] state lent to it; on a
+//! break after content the actor asks for a [`continuation`] and splices it at
+//! a verified [`checkpoint::Seam`].
+
+pub(crate) mod actor;
+pub(crate) mod calls;
+pub mod checkpoint;
+pub mod continuation;
+pub(crate) mod delivery;
+pub(crate) mod machine;
+pub(crate) mod reader;
+mod steer_stream;
+
+pub use continuation::{Continuation, Divergence};
+pub use steer_stream::SteerStream;
