@@ -305,3 +305,51 @@ pub async fn read_stream(
         }
     }
 }
+
+/// Waits (bounded: 1,000 checks, 5 ms apart) until `cond` holds; whether it did.
+/// For what settles after a reply (one-way reports, spans closed, metrics).
+pub async fn eventually<F: std::future::Future<Output = bool>>(
+    mut cond: impl FnMut() -> F,
+) -> bool {
+    for _ in 0..1_000 {
+        if cond().await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    false
+}
+
+/// Waits (bounded, as [`eventually`]) until the client's metrics show `line`.
+pub async fn metrics_show(client: &steer_llm::Client, line: &str) -> bool {
+    eventually(|| std::future::ready(client.prometheus_text().contains(line))).await
+}
+
+/// The body of `GET http://{addr}{path}` (the operator endpoints).
+pub async fn get_text(addr: std::net::SocketAddr, path: &str) -> String {
+    reqwest::Client::new()
+        .get(format!("http://{addr}{path}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// A deployment: OpenAI's format at `mock`, registered as `name`.
+pub fn deployment(name: &str, mock: &steer_llm::mock::MockServer) -> OpenAiCompatible {
+    OpenAiCompatible::openai()
+        .name(name)
+        .base_url(mock.openai_base_url())
+        .api_key("sk-test")
+        .build()
+        .unwrap()
+}
+
+/// `f`, which must end within 30 s (a hang fails the test instead of stalling it).
+pub async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(std::time::Duration::from_secs(30), f)
+        .await
+        .expect("must not hang")
+}

@@ -3,15 +3,16 @@
 //! while another is untried, and waits for the earliest recovery when it may.
 #![cfg(feature = "mock")]
 
+mod common;
+
 use std::time::Duration;
+
+use common::{deployment, within};
 
 use steer_llm::mock::{FaultPlan, MockServer};
 use steer_llm::runtime::group::{Group, Selection};
 use steer_llm::runtime::GenerateOptions;
-use steer_llm::{
-    BreakerConfig, BreakerState, ChatRequest, Client, Error, OpenAiCompatible, Providers,
-    RetryPolicy,
-};
+use steer_llm::{BreakerConfig, BreakerState, ChatRequest, Client, Error, Providers, RetryPolicy};
 
 const MINI: &str = "openai/gpt-4o-mini";
 const HAIKU: &str = "anthropic/claude-3-5-haiku-latest";
@@ -25,22 +26,6 @@ fn outcomes(steps: &[steer_llm::model::RouteStep]) -> Vec<(String, String)> {
         .iter()
         .map(|s| (s.target.clone(), s.outcome.clone()))
         .collect()
-}
-
-/// A deployment: OpenAI's format at `mock`, registered as `name`.
-fn deployment(name: &str, mock: &MockServer) -> OpenAiCompatible {
-    OpenAiCompatible::openai()
-        .name(name)
-        .base_url(mock.openai_base_url())
-        .api_key("sk-test")
-        .build()
-        .unwrap()
-}
-
-async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(30), f)
-        .await
-        .expect("a route must not hang")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -29,15 +29,17 @@ async fn cancelled(client: &Client, n: u32) -> Result<(), String> {
     let want = format!(
         r#"steer_requests_total{{provider="openai",model="gpt-4o-mini",outcome="cancelled"}} {n}"#
     );
-    for _ in 0..1_000 {
+    let settled = common::eventually(|| {
         let text = client.prometheus_text();
-        if text.contains(&want)
-            && text.contains(r#"steer_in_flight_requests{provider="openai"} 0"#)
-            && !text.contains(r#"steer_open_streams{provider="openai"} 1"#)
-        {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        std::future::ready(
+            text.contains(&want)
+                && text.contains(r#"steer_in_flight_requests{provider="openai"} 0"#)
+                && !text.contains(r#"steer_open_streams{provider="openai"} 1"#),
+        )
+    })
+    .await;
+    if settled {
+        return Ok(());
     }
     Err(client.prometheus_text())
 }

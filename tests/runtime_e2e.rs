@@ -92,18 +92,14 @@ async fn a_thousand_concurrent_requests_with_30_percent_faults_each_get_one_repl
     // One-way reports may still be in flight: wait until the counts settle. Every
     // call went through a breaker (from its gate, which counts a pass when its
     // outcome arrives), so the breakers' admissions add up to the calls too.
-    let (mut attempts, mut admitted) = (0, 0);
-    for _ in 0..200 {
-        attempts = total_attempts(&client).await;
-        admitted = total_admitted(&client).await;
-        if (attempts, admitted) == (mock.request_count(), mock.request_count()) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(attempts, mock.request_count());
-    assert_eq!(admitted, mock.request_count());
-    assert!(attempts > 1000, "faults must have caused retries");
+    let calls = mock.request_count();
+    common::eventually(|| async {
+        (total_attempts(&client).await, total_admitted(&client).await) == (calls, calls)
+    })
+    .await;
+    assert_eq!(total_attempts(&client).await, calls);
+    assert_eq!(total_admitted(&client).await, calls);
+    assert!(calls > 1000, "faults must have caused retries");
     let snapshot = client.metrics().await.unwrap();
     let successes: u64 = snapshot.providers.iter().map(|p| p.metrics.successes).sum();
     assert_eq!(successes, ok);
@@ -128,16 +124,12 @@ async fn dropping_the_callers_future_aborts_the_http_call() {
     let req = ChatRequest::new("openai/gpt-4o-mini").unwrap().user("hi");
     let cut = tokio::time::timeout(Duration::from_millis(200), client.generate(req)).await;
     assert!(cut.is_err());
-    let mut cancelled = 0;
-    for _ in 0..200 {
+    let cancelled = || async {
         let snapshot = client.metrics().await.unwrap();
-        cancelled = snapshot.provider("openai").unwrap().metrics.cancelled;
-        if cancelled == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(cancelled, 1);
+        snapshot.provider("openai").unwrap().metrics.cancelled
+    };
+    common::eventually(|| async { cancelled().await == 1 }).await;
+    assert_eq!(cancelled().await, 1);
     // The next request is served normally.
     let req = ChatRequest::new("openai/gpt-4o-mini").unwrap().user("hi");
     assert!(client.generate(req).await.is_ok());
@@ -201,15 +193,7 @@ async fn the_operator_endpoint_serves_prometheus_text_and_json() {
         steer_llm::runtime::http::serve(client.clone(), "127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();
-    let http = reqwest::Client::new();
-    let text = http
-        .get(format!("http://{addr}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = common::get_text(addr, "/metrics").await;
     for line in [
         r#"steer_attempts_total{provider="xai",model="grok-3-mini",outcome="success"} 1"#,
         r#"steer_requests_total{provider="xai",model="grok-3-mini",outcome="invalid_request"} 1"#,
@@ -218,7 +202,7 @@ async fn the_operator_endpoint_serves_prometheus_text_and_json() {
     ] {
         assert!(text.contains(line), "{line} not in\n{text}");
     }
-    let json: serde_json::Value = http
+    let json: serde_json::Value = reqwest::Client::new()
         .get(format!("http://{addr}/reliability"))
         .send()
         .await

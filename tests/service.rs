@@ -10,6 +10,7 @@ mod common;
 #[path = "../examples/service.rs"]
 mod service;
 
+use common::metrics_show;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -47,17 +48,6 @@ async fn post_chat(addr: SocketAddr, model: &str) -> reqwest::Response {
     resp
 }
 
-/// Waits (bounded, in small steps) until the client's metrics show `line`.
-async fn metrics_show(client: &steer_llm::Client, line: &str) -> bool {
-    for _ in 0..1_000 {
-        if client.prometheus_text().contains(line) {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    false
-}
-
 #[actix_rt::test]
 async fn the_caller_of_the_service_receives_the_fault_free_reply() {
     let mock = MockServer::builder().start_background().unwrap();
@@ -83,14 +73,7 @@ async fn the_caller_of_the_service_receives_the_fault_free_reply() {
     }
     // The same app serves the operator endpoints.
     let http = reqwest::Client::new();
-    let metrics = http
-        .get(format!("http://{addr}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = common::get_text(addr, "/metrics").await;
     assert!(
         metrics.contains(r#"steer_resumptions_total{provider="openai",model="gpt-4o-mini"} 1"#),
         "{metrics}"

@@ -7,6 +7,9 @@
 #[path = "shared/redis_server.rs"]
 mod redis_server;
 
+mod common;
+
+use common::eventually;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -76,17 +79,6 @@ fn ask(model: &str) -> ChatRequest {
     ChatRequest::new(model)
         .unwrap()
         .user("Tell me about rivers.")
-}
-
-/// Waits (bounded, in small steps) for `cond`.
-async fn eventually<F: std::future::Future<Output = bool>>(mut cond: impl FnMut() -> F) -> bool {
-    for _ in 0..1_000 {
-        if cond().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    false
 }
 
 async fn paused(client: &Client, target: &str) -> bool {
@@ -456,15 +448,20 @@ impl Process {
         let exe = std::env::current_exe().unwrap();
         let dir = exe.parent().and_then(|d| d.parent()).unwrap();
         let binary = dir.join("examples").join("replica");
-        if !binary.exists() {
-            // `cargo test --test shared` builds no examples: build this one.
-            let built = Command::new(env!("CARGO"))
-                .args(["build", "--quiet", "--features", "mock shared-redis"])
-                .args(["--example", "replica"])
-                .status()
-                .unwrap();
-            assert!(built.success(), "building examples/replica.rs failed");
-        }
+        // `cargo test --test shared` builds no examples: build this one, in the
+        // profile of this test (its directory's name: `debug` is the `dev`
+        // profile's), so that `--release` finds it where it looks. Always: a
+        // binary left from an older tree would test old code.
+        let profile = match dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") | None => "dev",
+            Some(other) => other,
+        };
+        let built = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "--profile", profile])
+            .args(["--features", "mock shared-redis", "--example", "replica"])
+            .status()
+            .unwrap();
+        assert!(built.success(), "building examples/replica.rs failed");
         let mut child = Command::new(&binary)
             .env("STEER_REDIS_URL", redis.url())
             .env("STEER_MOCK_BASE", mock.openai_base_url())

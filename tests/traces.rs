@@ -169,13 +169,11 @@ fn client(mock: &MockServer, record_content: bool) -> Client {
 
 /// Waits until the span is closed (the actor lets go of it after it replies).
 async fn closed(request_id: &str) -> (SpanRecord, Vec<SpanRecord>) {
-    for _ in 0..500 {
+    common::eventually(|| {
         let (request, attempts) = spans_of(request_id);
-        if request.closed && attempts.iter().all(|a| a.closed) {
-            return (request, attempts);
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-    }
+        std::future::ready(request.closed && attempts.iter().all(|a| a.closed))
+    })
+    .await;
     spans_of(request_id)
 }
 
