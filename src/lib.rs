@@ -35,6 +35,7 @@ pub mod model;
 pub mod observe;
 pub mod prefill;
 pub mod provider;
+pub mod provider_error;
 pub mod route;
 pub mod runtime;
 pub mod secret;

@@ -37,8 +37,8 @@ use std::time::SystemTime;
 
 use steer_actors::{Category, Failure, Phase};
 
-use crate::error::{body_summary, FailureKind, ProviderError, TransportKind};
 use crate::fold::{fold_whitespace, is_folded};
+use crate::provider_error::{body_summary, FailureKind, ProviderError, TransportKind};
 
 /// Classifies a failure, reading HTTP-dates against the system clock.
 pub fn classify(err: &ProviderError) -> Failure {

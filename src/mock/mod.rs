@@ -31,6 +31,7 @@ pub mod request;
 mod server;
 pub mod text;
 pub mod tools;
+mod words;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;

@@ -10,77 +10,10 @@
 
 use super::request::MockRequest;
 use super::tools::{calls_for, pieces, value_for, MockCall};
+use super::words::WORDS;
 use crate::content::Part;
 use crate::model::{Message, Role};
 use crate::tools::ResponseFormat;
-
-/// Words the replies are made of; a few are multi-byte to exercise character offsets.
-pub(crate) const WORDS: &[&str] = &[
-    "steer",
-    "river",
-    "signal",
-    "harbor",
-    "lantern",
-    "quiet",
-    "orbit",
-    "meadow",
-    "copper",
-    "thread",
-    "résumé",
-    "naïve",
-    "window",
-    "garden",
-    "日本語",
-    "ember",
-    "falcon",
-    "granite",
-    "horizon",
-    "island",
-    "jasmine",
-    "kettle",
-    "ladder",
-    "marble",
-    "needle",
-    "ocean",
-    "pepper",
-    "quartz",
-    "ribbon",
-    "saddle",
-    "timber",
-    "umbrella",
-    "velvet",
-    "walnut",
-    "yonder",
-    "zephyr",
-    "café",
-    "über",
-    "señor",
-    "crème",
-    "Ωmega",
-    "🙂",
-    "anchor",
-    "beacon",
-    "canyon",
-    "delta",
-    "echo",
-    "fjord",
-    "glacier",
-    "hollow",
-    "ivory",
-    "jungle",
-    "kernel",
-    "lagoon",
-    "mosaic",
-    "nectar",
-    "oasis",
-    "pillar",
-    "quiver",
-    "rapids",
-    "summit",
-    "tundra",
-    "utopia",
-    "vortex",
-];
 
 /// How a mock reply ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

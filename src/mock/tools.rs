@@ -12,7 +12,7 @@
 
 use serde_json::{Map, Value};
 
-use super::text::WORDS;
+use super::words::WORDS;
 use crate::tools::{Tool, ToolChoice};
 
 /// A tool call the mock makes.
