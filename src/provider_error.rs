@@ -267,3 +267,42 @@ impl fmt::Debug for FailureKind {
 }
 
 impl std::error::Error for ProviderError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_is_one_line_with_the_json_message() {
+        let mut e = ProviderError::new(
+            "openai",
+            RequestId::from("r1"),
+            FailureKind::Status {
+                status: 429,
+                body: Bytes::from_static(
+                    br#"{"error":{"message":"Rate limit reached","type":"requests"}}"#,
+                ),
+            },
+        );
+        e.provider_request_id = Some("req_abc".into());
+        let s = e.to_string();
+        assert_eq!(
+            s,
+            "openai: HTTP 429: Rate limit reached (request r1, provider request req_abc)"
+        );
+    }
+
+    #[test]
+    fn display_of_a_non_json_body_folds_whitespace() {
+        let e = ProviderError::new(
+            "anthropic",
+            RequestId::from("r2"),
+            FailureKind::Status {
+                status: 413,
+                body: Bytes::from_static(b"<html>\n<h1>413 Request Entity Too Large</h1>\n</html>"),
+            },
+        );
+        assert!(!e.to_string().contains('\n'));
+        assert!(e.to_string().contains("413 Request Entity Too Large"));
+    }
+}
