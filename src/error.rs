@@ -1,6 +1,6 @@
 //! The library's error type ([`Error`]), and what a failed request carries
 //! ([`FailedRequest`]). The raw failure of one attempt is
-//! [`ProviderError`](crate::provider_error::ProviderError), re-exported here.
+//! [`ProviderError`], re-exported here from `provider_error`.
 
 use std::fmt;
 

@@ -8,44 +8,39 @@
 //! [`Failure`] (category, retryability, health signal, server-directed wait), which
 //! the provider side (`steer-llm`) builds from raw responses.
 //!
+//! The domain, each a plain state machine or policy with its actor:
+//!
 //! - [`breaker`]: the circuit breaker state machine and its actor, one per provider.
 //! - [`retry`]: retry policy, backoff, budget, and the RetryCoordinator actor.
-//! - [`metrics`]: per-provider counters (the snapshot); [`meters`]: the
-//!   Prometheus families (histograms, counters, gauges) of a client.
+//! - [`lifecycle`]: the life of one request's attempts as a machine
+//!   ([`lifecycle::Attempts`]), the shell that runs it inside an actor, and the
+//!   supervised request actor.
+//! - [`failure`]: the classified failure everything decides from; [`spec`]:
+//!   what one request may do; [`partials`]: failed streams' partial text.
 //! - [`provider`]: a provider's two actors, as its requests hold them.
-//! - [`in_place`]: an actor run by the task that awaits it (no arbiter needed).
-//! - [`spec`]: what one request may do ([`spec::RequestSpec`]).
-//! - [`request`]: the supervised request actor, and [`attempt_loop`]: the steps
-//!   around its attempts, shared with the stream actor; [`guarded`]: an
-//!   attempt's future as the request actor polls it.
+//!
+//! Fenced apart: [`exec`], the execution machinery (actors run in place, one-way
+//! report relays, guarded attempt futures, spans, clock arithmetic), and
+//! [`telemetry`], the metric families and per-provider reports.
 
 /// Mailbox capacity of the per-provider actors: large, because every request
 /// asks them something; bounded, because actix's channel needs it to be.
 pub(crate) const MAILBOX_CAPACITY: usize = 1 << 20;
 
-pub mod attempt_loop;
 pub mod breaker;
-pub mod clock;
+pub mod exec;
 pub mod failure;
-pub mod guarded;
-pub mod in_place;
 pub mod lifecycle;
-pub mod meters;
-pub mod metrics;
-pub mod own_wakes;
 pub mod partials;
 pub mod provider;
-pub mod relay;
-pub mod request;
 pub mod retry;
-pub mod spans;
 pub mod spec;
-mod supervise;
+pub mod telemetry;
 
 pub use breaker::{BreakerConfig, BreakerState, CircuitBreaker, TransitionEvent};
 pub use failure::{Category, Failure, Phase, RateLimitHints};
-pub use metrics::ProviderReport;
 pub use provider::ProviderActors;
 pub use retry::{
     Backoff, BudgetConfig, GiveUp, Jitter, ProviderMetrics, RetryCoordinator, RetryPolicy,
 };
+pub use telemetry::metrics::ProviderReport;

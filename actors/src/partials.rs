@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-use crate::clock::now;
+use crate::exec::clock::now;
 use serde::Serialize;
 
 use crate::failure::Failure;

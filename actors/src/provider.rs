@@ -14,10 +14,10 @@ use tokio::runtime::Id;
 
 use crate::breaker::actor::Report;
 use crate::breaker::{BreakerRef, CallOutcome, CircuitBreaker, PermitLease};
-use crate::in_place::InPlace;
-use crate::meters::Meters;
-use crate::relay::{FlushReports, RelayInbox, Relayed, ReportRelay};
+use crate::exec::in_place::InPlace;
+use crate::exec::relay::{FlushReports, RelayInbox, Relayed, ReportRelay};
 use crate::retry::{RequestEnd, RequestFinished, RetryCoordinator};
+use crate::telemetry::meters::Meters;
 
 /// Runtimes with a relay of their own, at most (past it the oldest goes, and
 /// flushes as it goes).

@@ -8,7 +8,7 @@
 //! failure's category). Resumptions, failovers and breaker rejections are events
 //! on the request span. Prompt and reply text are recorded
 //! (`gen_ai.input.messages`, `gen_ai.output.messages`) only when the client was
-//! built with [`record_content`](super::ClientBuilder::record_content).
+//! built with [`record_content`](crate::ClientBuilder::record_content).
 
 use tracing::field::Empty;
 use tracing::Span;
@@ -34,7 +34,7 @@ pub(crate) enum Kind {
 
 /// The span of one request to `provider` (its registered name).
 pub(crate) fn request_span(req: &ChatRequest, kind: Kind, record_content: bool) -> Span {
-    if !steer_actors::spans::info_wanted() {
+    if !steer_actors::exec::spans::info_wanted() {
         return Span::none();
     }
     let model = req.model.model();
@@ -71,8 +71,8 @@ pub(crate) fn request_span(req: &ChatRequest, kind: Kind, record_content: bool) 
         Kind::Stream => genai_span!("steer.stream"),
     };
     // No subscriber wants it: nothing to record (the JSON texts cost allocations),
-    // and no span to carry (`steer_actors::spans`).
-    let span = steer_actors::spans::kept(span);
+    // and no span to carry (`steer_actors::exec::spans`).
+    let span = steer_actors::exec::spans::kept(span);
     if span.is_none() {
         return span;
     }

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use steer_actors::meters::Meters;
+use steer_actors::telemetry::meters::Meters;
 use steer_actors::ProviderActors;
 
 use super::group::Group;

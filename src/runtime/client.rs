@@ -10,10 +10,10 @@ use futures::FutureExt;
 use steer_actors::breaker::{
     BreakerStatus, ForceState, GetStatus, ResetBreaker, Subscribe, Target, TransitionEvent,
 };
-use steer_actors::request::{AttemptFn, RequestActor, RequestError};
+use steer_actors::lifecycle::request::{AttemptFn, RequestActor, RequestError};
 use steer_actors::spec::RequestSpec;
 
-use steer_actors::in_place::NoReply;
+use steer_actors::exec::in_place::NoReply;
 
 use super::request_run::{self, GenerateReply, RequestRun};
 use steer_actors::retry::GetMetrics;
@@ -36,8 +36,8 @@ use crate::route::{Group, Next, Route, Targets, GROUP_PROVIDER};
 use crate::stream::actor::{StreamActor, StreamRoute, StreamSettings};
 use crate::stream::continuation::{Continuation, Divergence};
 use crate::stream::SteerStream;
-use steer_actors::meters::{Meters, TargetMeters};
 use steer_actors::partials::{GetPartial, PartialResponse, PartialStore};
+use steer_actors::telemetry::meters::{Meters, TargetMeters};
 
 /// What happens when `max_in_flight` requests are already running.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -31,8 +31,8 @@ pub use options::GenerateOptions;
 pub use steer_actors::breaker::{
     BreakerStats, BreakerStatus, Rejection, TransitionEvent, TransitionReason,
 };
-pub use steer_actors::meters::Meters;
 pub use steer_actors::partials::PartialResponse;
+pub use steer_actors::telemetry::meters::Meters;
 
 /// A serialisable snapshot of every provider's breaker and counters.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]

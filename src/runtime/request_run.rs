@@ -12,8 +12,8 @@
 //! (1.45-1.55 in place against 1.19-1.24); since then the attempt is one future
 //! and the actor's own wakes are polls, not yields.
 
-use steer_actors::in_place::{InPlace, Until};
-use steer_actors::request::{RequestActor, RequestResult};
+use steer_actors::exec::in_place::{InPlace, Until};
+use steer_actors::lifecycle::request::{RequestActor, RequestResult};
 use tokio::sync::oneshot;
 
 use crate::error::ProviderError;

@@ -29,7 +29,7 @@ pub(crate) struct CancelOnDrop(pub(crate) Option<Addr<RouteActor>>);
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
         if let Some(route) = self.0.take() {
-            route.do_send(steer_actors::request::Cancel);
+            route.do_send(steer_actors::lifecycle::request::Cancel);
         }
     }
 }
@@ -162,12 +162,12 @@ impl Actor for RouteActor {
     }
 }
 
-impl Handler<steer_actors::request::Cancel> for RouteActor {
+impl Handler<steer_actors::lifecycle::request::Cancel> for RouteActor {
     type Result = ();
 
     /// The caller went away: stopping drops the leg in flight, which cancels its
     /// request (its HTTP call is aborted and its permit handed back).
-    fn handle(&mut self, _: steer_actors::request::Cancel, ctx: &mut Context<Self>) {
+    fn handle(&mut self, _: steer_actors::lifecycle::request::Cancel, ctx: &mut Context<Self>) {
         self.reply.take();
         ctx.stop();
     }

@@ -29,7 +29,7 @@ use redis::aio::ConnectionManager;
 use steer_actors::breaker::{
     BreakerRef, ClaimProbe, FleetOpen, FleetRecovered, FleetReport, Pause, ProbeClaim,
 };
-use steer_actors::meters::Meters;
+use steer_actors::telemetry::meters::Meters;
 
 use super::{
     announcement, events_channel, opens_key, parse_announcement, parse_pause_key, parse_target,

@@ -12,12 +12,12 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use futures::channel::{mpsc, oneshot};
-use steer_actors::attempt_loop::{self, AttemptLoop, RequestCore, Run, Stop};
 use steer_actors::breaker::PermitLease;
-use steer_actors::meters::GaugeGuard;
+use steer_actors::lifecycle::shell::{self, AttemptLoop, RequestCore, Run, Stop};
 use steer_actors::partials::{PartialResponse, PartialStore, StorePartial};
 use steer_actors::retry::{AttemptAbandoned, GiveUp, RequestEnd};
 use steer_actors::spec::RequestSpec;
+use steer_actors::telemetry::meters::GaugeGuard;
 use steer_actors::ProviderActors;
 use steer_actors::{Category, Failure};
 use tokio::sync::OwnedSemaphorePermit;
@@ -165,14 +165,12 @@ impl StreamActor {
                         targets.failover(&self.core.span, r.name(), &from, &target);
                     }
                     // The leg ends at its target (its coordinator counts it there).
-                    attempt_loop::report_end(self, end);
+                    shell::report_end(self, end);
                     return self.switch(route, target, provider, actors, ctx);
                 }
                 Next::Wait(wait) => {
                     self.route = Some(route);
-                    attempt_loop::run_later_send(ctx, wait, move |act, ctx| {
-                        act.next_target(end, ctx)
-                    });
+                    shell::run_later_send(ctx, wait, move |act, ctx| act.next_target(end, ctx));
                     return;
                 }
                 Next::Exhausted(e) => {
@@ -210,7 +208,7 @@ impl StreamActor {
         self.original = Arc::new(original);
         self.in_flight_at = route.targets.load(&target).map(|l| l.start());
         self.route = Some(route);
-        attempt_loop::next_attempt(self, ctx);
+        shell::next_attempt(self, ctx);
     }
 
     /// Ends the stream with an error (after delivering it) or with nothing more.
@@ -222,11 +220,11 @@ impl StreamActor {
         }
         self.done = true;
         self.record_end(error.as_ref(), end);
-        attempt_loop::report_end(self, end);
+        shell::report_end(self, end);
         let store = error.as_ref().and_then(|_| self.partial_record());
         let partials = self.partials.clone();
         let tx = self.tx.clone();
-        attempt_loop::spawn_send(
+        shell::spawn_send(
             ctx,
             actix::fut::wrap_future(async move {
                 if let Some(record) = store {
@@ -333,7 +331,7 @@ impl StreamActor {
             Outcome::Steer { category, message } => self.failed_with(category, message, ctx),
             Outcome::DeadlineCut => {
                 let lease = self.lease.take();
-                attempt_loop::deadline_cut(self, lease, ctx)
+                shell::deadline_cut(self, lease, ctx)
             }
             Outcome::Diverged => self.diverged(ctx),
         }
@@ -378,7 +376,7 @@ impl StreamActor {
             }
             AfterDivergence::Restart => {
                 self.mark_seam(ctx);
-                attempt_loop::again(self, ctx);
+                shell::again(self, ctx);
             }
         }
     }
@@ -389,7 +387,7 @@ impl StreamActor {
         }
         tracing::debug!(parent: &self.core.span, "stream dropped by its consumer");
         self.done = true;
-        attempt_loop::report_cancelled(self);
+        shell::report_cancelled(self);
         // Stopping drops the HTTP body and the permit lease (handing the permit back).
         ctx.stop();
     }
@@ -438,14 +436,14 @@ impl StreamActor {
         match after {
             AfterBreak::Again => {
                 self.core.actors.coordinator.do_send(abandoned);
-                attempt_loop::again(self, ctx)
+                shell::again(self, ctx)
             }
             AfterBreak::GiveUp => {
                 self.core.actors.coordinator.do_send(abandoned);
-                attempt_loop::give_up_now(self, failure, GiveUp::NotRetryable, raw, ctx)
+                shell::give_up_now(self, failure, GiveUp::NotRetryable, raw, ctx)
             }
             AfterBreak::Ask | AfterBreak::Complete(_) => {
-                attempt_loop::retry_or_give_up(self, failure, raw, ctx)
+                shell::retry_or_give_up(self, failure, raw, ctx)
             }
         }
     }
@@ -564,7 +562,7 @@ impl Actor for StreamActor {
         // A consumer that read the stream to its end says so; one that drops
         // it before cancels it.
         if let Some(gone) = self.consumer_gone.take() {
-            attempt_loop::spawn_send(
+            shell::spawn_send(
                 ctx,
                 actix::fut::wrap_future(gone).map(|read_to_end, act: &mut Self, ctx| {
                     if read_to_end.is_err() {
@@ -573,7 +571,7 @@ impl Actor for StreamActor {
                 }),
             );
         }
-        attempt_loop::next_attempt(self, ctx);
+        shell::next_attempt(self, ctx);
     }
 }
 
@@ -583,14 +581,14 @@ impl Drop for StreamActor {
     fn drop(&mut self) {
         if !self.done {
             self.done = true;
-            attempt_loop::report_cancelled(self);
+            shell::report_cancelled(self);
         }
     }
 }
 
 // SAFETY: every future and timer closure it and the attempt loop spawn goes
-// through `attempt_loop::spawn_send` / `run_later_send`, which require `Send`.
-unsafe impl steer_actors::in_place::SendContext for StreamActor {}
+// through `shell::spawn_send` / `run_later_send`, which require `Send`.
+unsafe impl steer_actors::exec::in_place::SendContext for StreamActor {}
 
 impl Handler<AttemptEnded> for StreamActor {
     type Result = ();

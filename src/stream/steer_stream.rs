@@ -8,7 +8,7 @@ use futures::channel::{mpsc, oneshot};
 use futures::{Stream, StreamExt};
 use sync_wrapper::SyncWrapper;
 
-use steer_actors::in_place::InPlace;
+use steer_actors::exec::in_place::InPlace;
 
 use super::actor::StreamActor;
 use super::reader::{Command, Item, Read, Reader};

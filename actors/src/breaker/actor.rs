@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use actix::prelude::*;
 
-use crate::clock::now;
+use crate::exec::clock::now;
 
 use crate::MAILBOX_CAPACITY;
 use serde::Serialize;
@@ -23,7 +23,7 @@ use super::state::{
     TransitionReason,
 };
 use super::wakeups::Wakeups;
-use crate::meters::Meters;
+use crate::telemetry::meters::Meters;
 
 mod fleet;
 #[cfg(test)]
@@ -248,7 +248,7 @@ impl CircuitBreaker {
         body: impl FnOnce(&mut Self, &mut Context<Self>) -> R,
     ) -> Option<R> {
         let who = format!("circuit breaker of {}", self.provider);
-        crate::supervise::guarded(self, ctx, &who, body)
+        crate::exec::supervise::guarded(self, ctx, &who, body)
     }
 }
 
@@ -525,7 +525,7 @@ impl Handler<Acquire> for CircuitBreaker {
 }
 
 /// The outcome of a permitted call (sent by [`PermitLease`], or gathered by a
-/// [`ReportRelay`](crate::relay::ReportRelay)).
+/// [`ReportRelay`](crate::exec::relay::ReportRelay)).
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
 pub(crate) struct Report {

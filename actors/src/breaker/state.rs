@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::clock::later;
+use crate::exec::clock::later;
 
 /// When a breaker trips and how it recovers. Every field has a sane default (a
 /// field missing from a deserialised config takes it).

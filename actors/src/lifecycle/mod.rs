@@ -3,7 +3,12 @@
 //!
 //! - [`attempts`]: one request's attempts at one target (permit, attempt,
 //!   decision, backoff), for the request actor and the stream actor alike.
+//! - [`shell`]: what carries out an [`Attempts`]' steps inside an actor
+//!   (messages to the breaker and the coordinator, actor timers, meters, spans).
+//! - [`request`]: the supervised request actor, a shell around one.
 
 pub mod attempts;
+pub mod request;
+pub mod shell;
 
 pub use attempts::{Attempts, Phase, Run, Step, Stop};

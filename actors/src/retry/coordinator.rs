@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
-use crate::clock::now;
+use crate::exec::clock::now;
 
 use crate::MAILBOX_CAPACITY;
 
@@ -99,7 +99,7 @@ impl Handler<AttemptFailed> for RetryCoordinator {
     type Result = MessageResult<AttemptFailed>;
 
     fn handle(&mut self, msg: AttemptFailed, ctx: &mut Context<Self>) -> Self::Result {
-        let decision = crate::supervise::guarded(self, ctx, "retry coordinator", |act, _| {
+        let decision = crate::exec::supervise::guarded(self, ctx, "retry coordinator", |act, _| {
             if msg.first_report {
                 act.count_request();
             }
@@ -118,6 +118,30 @@ impl Handler<AttemptFailed> for RetryCoordinator {
         });
         // A coordinator that failed deciding restarts; this request stops retrying.
         MessageResult(decision.unwrap_or(Decision::GiveUp(GiveUp::NotRetryable)))
+    }
+}
+
+/// [`AttemptFailed`] with the channel its decision goes back on. Sent with
+/// `do_send`, it always reaches the coordinator and is counted there, even when
+/// its request goes away before the answer: `Addr::send` keeps a message back
+/// in its request future while the shared sender is parked (a full mailbox),
+/// and a request dropped then would lose it, and its attempt's count with it.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Decide {
+    /// The question.
+    pub question: AttemptFailed,
+    /// Where the decision goes (a closed channel is fine: the asker is gone).
+    pub answer: tokio::sync::oneshot::Sender<Decision>,
+}
+
+impl Handler<Decide> for RetryCoordinator {
+    type Result = ();
+
+    fn handle(&mut self, msg: Decide, ctx: &mut Context<Self>) {
+        let MessageResult(decision) =
+            <Self as Handler<AttemptFailed>>::handle(self, msg.question, ctx);
+        let _ = msg.answer.send(decision);
     }
 }
 
@@ -151,7 +175,7 @@ impl Handler<RequestFinished> for RetryCoordinator {
     type Result = ();
 
     fn handle(&mut self, msg: RequestFinished, ctx: &mut Context<Self>) {
-        crate::supervise::guarded(self, ctx, "retry coordinator", |act, _| {
+        crate::exec::supervise::guarded(self, ctx, "retry coordinator", |act, _| {
             if msg.first_report {
                 act.count_request();
             }
@@ -209,7 +233,7 @@ impl Handler<Crash> for RetryCoordinator {
     type Result = ();
 
     fn handle(&mut self, _: Crash, ctx: &mut Context<Self>) {
-        crate::supervise::guarded(self, ctx, "test", |_, _| panic!("injected failure"));
+        crate::exec::supervise::guarded(self, ctx, "test", |_, _| panic!("injected failure"));
     }
 }
 

@@ -9,7 +9,7 @@ pub mod progress;
 
 pub use budget::{BudgetConfig, RetryBudget};
 pub use coordinator::{
-    AttemptAbandoned, AttemptFailed, GetMetrics, RequestFinished, RetryCoordinator,
+    AttemptAbandoned, AttemptFailed, Decide, GetMetrics, RequestFinished, RetryCoordinator,
 };
 pub use counters::{ProviderMetrics, RequestEnd};
 pub use policy::{decide, AttemptState, Backoff, Decision, GiveUp, Jitter, RetryPolicy};

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::policy::AttemptState;
-use crate::clock::later_tokio;
+use crate::exec::clock::later_tokio;
 
 /// The retry progress of one request (owned by its actor).
 #[derive(Debug, Clone)]

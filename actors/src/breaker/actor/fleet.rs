@@ -11,7 +11,7 @@ use actix::prelude::*;
 
 use super::CircuitBreaker;
 use crate::breaker::state::{BreakerState, Transition, TransitionReason};
-use crate::clock::now;
+use crate::exec::clock::now;
 
 /// What a breaker tells the replica's shared state.
 #[derive(Debug, Clone, PartialEq, Eq, Message)]

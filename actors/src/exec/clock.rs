@@ -19,8 +19,8 @@ pub(crate) fn now() -> std::time::Instant {
 /// ```
 /// use std::time::{Duration, Instant};
 /// let now = Instant::now();
-/// assert_eq!(steer_actors::clock::later(now, Duration::from_secs(2)), now + Duration::from_secs(2));
-/// assert!(steer_actors::clock::later(now, Duration::MAX) > now);
+/// assert_eq!(steer_actors::exec::clock::later(now, Duration::from_secs(2)), now + Duration::from_secs(2));
+/// assert!(steer_actors::exec::clock::later(now, Duration::MAX) > now);
 /// ```
 pub fn later(at: Instant, d: Duration) -> Instant {
     let mut d = d;

@@ -13,11 +13,11 @@
 //!
 //! ```
 //! use actix::prelude::*;
-//! use steer_actors::in_place::InPlace;
+//! use steer_actors::exec::in_place::InPlace;
 //!
 //! struct Once(Option<tokio::sync::oneshot::Sender<u32>>);
 //! // SAFETY: it spawns nothing.
-//! unsafe impl steer_actors::in_place::SendContext for Once {}
+//! unsafe impl steer_actors::exec::in_place::SendContext for Once {}
 //! impl Actor for Once {
 //!     type Context = Context<Self>;
 //!     fn started(&mut self, ctx: &mut Context<Self>) {
@@ -47,7 +47,7 @@ use std::task::{Context as TaskContext, Poll};
 use actix::dev::ContextFut;
 use actix::{Actor, Addr, Context};
 
-use crate::own_wakes::OwnWakes;
+use crate::exec::own_wakes::OwnWakes;
 
 /// An actor whose context is polled by whoever awaits this future. It resolves
 /// when the actor stops; a panic in the actor's code resolves it with the panic
@@ -70,8 +70,8 @@ pub struct InPlace<A: Actor<Context = Context<A>>> {
 /// Implement it only for an actor every future and timer closure of which,
 /// spawned into its context (by its handlers, `started`, `ctx.spawn`,
 /// `ctx.run_later`, ...), is `Send`. actix stores them without that bound, so the
-/// compiler cannot check it; `attempt_loop::spawn_send` and
-/// `attempt_loop::run_later_send` are spawns that do.
+/// compiler cannot check it; `shell::spawn_send` and
+/// `shell::run_later_send` are spawns that do.
 pub unsafe trait SendContext: Actor<Context = Context<Self>> + Send {}
 
 // SAFETY: `ContextFut` is `!Send` only because the futures and timer closures an
@@ -92,7 +92,7 @@ impl<A: Actor<Context = Context<A>>> InPlace<A> {
         }
     }
 
-    /// One poll of the actor with `cx`'s waker as it is, without [`OwnWakes`]:
+    /// One poll of the actor with `cx`'s waker as it is, without `OwnWakes`:
     /// for a caller that polls the actor beside work of its own in one future
     /// (a stream and its reader), where the actor's wakes are mostly for that
     /// work, and which keeps the memory `OwnWakes` takes (a stream's
@@ -136,7 +136,7 @@ fn poll_context<A: Actor<Context = Context<A>>>(
             // second panic (its drop polls it once more) is caught too.
             let fut = context.take();
             let _ = std::panic::catch_unwind(AssertUnwindSafe(move || drop(fut)));
-            Poll::Ready(Err(crate::supervise::panic_message(panic.as_ref())))
+            Poll::Ready(Err(crate::exec::supervise::panic_message(panic.as_ref())))
         }
     }
 }

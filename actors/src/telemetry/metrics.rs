@@ -2,7 +2,7 @@
 //! its RetryCoordinator keeps ([`ProviderMetrics`], defined with the
 //! coordinator in [`retry::counters`](crate::retry::counters)), the snapshot
 //! `client.metrics()` returns (and `GET /reliability` serves). The Prometheus
-//! families are in [`meters`](crate::meters).
+//! families are in [`meters`](crate::telemetry::meters).
 
 use serde::Serialize;
 

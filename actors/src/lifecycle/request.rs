@@ -16,15 +16,15 @@ use actix::prelude::*;
 use futures::future::BoxFuture;
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
-use crate::attempt_loop::{self, AttemptLoop, RequestCore, Run, Stop};
 use crate::breaker::{CallOutcome, PermitLease, Rejection};
-use crate::clock::later_tokio;
+use crate::exec::clock::later_tokio;
+use crate::exec::guarded::{Guarded, Outcome};
 use crate::failure::{Category, Failure};
-use crate::guarded::{Guarded, Outcome};
-use crate::meters::TargetMeters;
+use crate::lifecycle::shell::{self, AttemptLoop, RequestCore, Run, Stop};
 use crate::provider::ProviderActors;
 use crate::retry::{GiveUp, RequestEnd};
 use crate::spec::RequestSpec;
+use crate::telemetry::meters::TargetMeters;
 
 /// One attempt: given the attempt number (1-based), a future of the value or of
 /// the classified failure with the raw error.
@@ -149,7 +149,7 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
             }
         };
         let succeeded = self.succeeded.take();
-        attempt_loop::report_end_after(self, end, succeeded);
+        shell::report_end_after(self, end, succeeded);
         if let Some(tx) = self.reply.take() {
             let _ = tx.send(result.map_err(Box::new));
         }
@@ -162,7 +162,7 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
         let deadline_bound = run.limit.is_some_and(|l| l.by_deadline);
         let future = (self.attempt)(run.number);
         let guarded = Guarded::new(future, limit_at, self.core.attempt_span.clone());
-        attempt_loop::spawn_send(
+        shell::spawn_send(
             ctx,
             AttemptRun {
                 guarded,
@@ -197,15 +197,13 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
                     l.report(CallOutcome::Neutral);
                 }
                 self.core.end_attempt_after("panicked", elapsed);
-                let message = crate::supervise::panic_message(panic.as_ref());
+                let message = crate::exec::supervise::panic_message(panic.as_ref());
                 tracing::error!(parent: &self.core.span, %message, "attempt panicked");
                 self.core.attempts.end();
                 let attempts = self.core.attempts.attempts();
                 return self.finish(Err(RequestError::Panicked { message, attempts }), ctx);
             }
-            Outcome::TimedOut if deadline_bound => {
-                return attempt_loop::deadline_cut(self, lease, ctx)
-            }
+            Outcome::TimedOut if deadline_bound => return shell::deadline_cut(self, lease, ctx),
             Outcome::TimedOut => {
                 let mut f = Failure::new(
                     Category::Timeout,
@@ -225,7 +223,7 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
             self.core.spec.use_breaker,
         );
         tracing::debug!(parent: &self.core.span, attempt = self.core.attempts.attempts(), category = %failure.category, "attempt failed");
-        attempt_loop::retry_or_give_up(self, failure, raw, ctx);
+        shell::retry_or_give_up(self, failure, raw, ctx);
     }
 }
 
@@ -311,8 +309,8 @@ impl<T: Send + 'static, E: Send + 'static> AttemptLoop for RequestActor<T, E> {
 }
 
 // SAFETY: every future and timer closure it and the attempt loop spawn goes
-// through `attempt_loop::spawn_send` / `run_later_send`, which require `Send`.
-unsafe impl<T: Send + 'static, E: Send + 'static> crate::in_place::SendContext
+// through `shell::spawn_send` / `run_later_send`, which require `Send`.
+unsafe impl<T: Send + 'static, E: Send + 'static> crate::exec::in_place::SendContext
     for RequestActor<T, E>
 {
 }
@@ -321,7 +319,7 @@ impl<T: Send + 'static, E: Send + 'static> Actor for RequestActor<T, E> {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        attempt_loop::next_attempt(self, ctx);
+        shell::next_attempt(self, ctx);
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
@@ -333,7 +331,7 @@ impl<T: Send + 'static, E: Send + 'static> Actor for RequestActor<T, E> {
         if let Some(tx) = self.reply.take() {
             if tx.is_closed() {
                 tracing::debug!(parent: &self.core.span, "cancelled by the caller");
-                attempt_loop::report_cancelled(self);
+                shell::report_cancelled(self);
             } else {
                 let _ = tx.send(Err(Box::new(RequestError::Internal(
                     "the request actor stopped before it finished".into(),
@@ -349,7 +347,7 @@ impl<T: Send + 'static, E: Send + 'static> Actor for RequestActor<T, E> {
 impl<T: Send + 'static, E: Send + 'static> Drop for RequestActor<T, E> {
     fn drop(&mut self) {
         if self.reply.take().is_some() {
-            attempt_loop::report_cancelled(self);
+            shell::report_cancelled(self);
         }
     }
 }
@@ -360,7 +358,7 @@ impl<T: Send + 'static, E: Send + 'static> Handler<Cancel> for RequestActor<T, E
     fn handle(&mut self, _: Cancel, ctx: &mut Context<Self>) {
         if self.reply.take().is_some() {
             tracing::debug!(parent: &self.core.span, "cancelled by the caller");
-            attempt_loop::report_cancelled(self);
+            shell::report_cancelled(self);
         }
         // Stopping drops the in-flight attempt (aborting its HTTP call) and its
         // permit lease (handing the permit back).

@@ -8,7 +8,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use steer_actors::guarded::{Guarded, Outcome};
+//! use steer_actors::exec::guarded::{Guarded, Outcome};
 //!
 //! # tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap().block_on(async {
 //! let limit = tokio::time::Instant::now() + Duration::from_millis(10);
@@ -56,7 +56,7 @@ impl<F: Future> Guarded<F> {
             future,
             limit: limit.map(tokio::time::sleep_until),
             // A disabled span is not entered at all (`spans::kept`).
-            span: crate::spans::kept(span),
+            span: crate::exec::spans::kept(span),
         }
     }
 }

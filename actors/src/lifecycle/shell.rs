@@ -4,7 +4,7 @@
 //! answers back in. What to do is the machine's; how (messages, actor timers,
 //! metrics, spans) is here, once.
 //!
-//! The actors ([`RequestActor`](crate::request::RequestActor) and steer-llm's
+//! The actors ([`RequestActor`](crate::lifecycle::request::RequestActor) and steer-llm's
 //! `StreamActor`) supply the attempt itself and how a request ends, through
 //! [`AttemptLoop`].
 
@@ -17,10 +17,10 @@ use tokio::sync::OwnedSemaphorePermit;
 use crate::breaker::{CallOutcome, PermitLease};
 use crate::failure::{Category, Failure};
 pub use crate::lifecycle::{Attempts, Run, Step, Stop};
-use crate::meters::{rejection_name, GaugeGuard, TargetMeters};
 use crate::provider::ProviderActors;
-use crate::retry::{AttemptAbandoned, GiveUp, RequestEnd, RequestFinished};
+use crate::retry::{AttemptAbandoned, Decide, GiveUp, RequestEnd, RequestFinished};
 use crate::spec::RequestSpec;
+use crate::telemetry::meters::{rejection_name, GaugeGuard, TargetMeters};
 
 /// What every request actor holds for the loop: what it may do, where it stands,
 /// its provider's actors, its spans and metric labels, its last failure and its
@@ -96,8 +96,8 @@ impl RequestCore {
     fn begin_attempt(&mut self, attempt: u32, now: tokio::time::Instant) {
         self.attempt_started = now;
         // Held as `Span::none()` when disabled (`spans`).
-        self.attempt_span = if crate::spans::info_wanted() {
-            crate::spans::kept(tracing::info_span!(
+        self.attempt_span = if crate::exec::spans::info_wanted() {
+            crate::exec::spans::kept(tracing::info_span!(
                 parent: &self.span,
                 "steer.attempt",
                 steer.attempt = attempt,
@@ -161,7 +161,7 @@ pub trait AttemptLoop: Actor<Context = Context<Self>> + Send {
 }
 
 /// Spawns `fut` into the actor's context, checking that it is `Send`: a request
-/// actor may run [`InPlace`](crate::in_place::InPlace), moved between a tokio
+/// actor may run [`InPlace`](crate::exec::in_place::InPlace), moved between a tokio
 /// runtime's threads with everything it spawned, which is sound only if all of it
 /// is `Send` (actix stores spawned futures without that bound). Every future the
 /// loop and the request actor spawn goes through here.
@@ -277,10 +277,14 @@ pub fn retry_or_give_up<A: AttemptLoop>(
     let Step::Ask(question) = act.core().attempts.failed(failure, now) else {
         return;
     };
-    let ask = act.core().actors.coordinator.send(question);
+    let (answer, decision) = tokio::sync::oneshot::channel();
+    act.core()
+        .actors
+        .coordinator
+        .do_send(Decide { question, answer });
     spawn_send(
         ctx,
-        actix::fut::wrap_future(ask).map(move |decision, act: &mut A, ctx| {
+        actix::fut::wrap_future(decision).map(move |decision, act: &mut A, ctx| {
             let step = match decision {
                 Ok(decision) => act.core().attempts.decided(decision),
                 Err(_) => act.core().attempts.lost("the retry coordinator is gone"),

@@ -198,7 +198,7 @@ impl Actor for ReportRelay {
 }
 
 // SAFETY: its one timer closure (`flush`) captures nothing; it spawns no future.
-unsafe impl crate::in_place::SendContext for ReportRelay {}
+unsafe impl crate::exec::in_place::SendContext for ReportRelay {}
 
 /// Nothing gathered is lost when the relay goes (its arbiter stopping included).
 impl Drop for ReportRelay {
@@ -247,8 +247,8 @@ mod tests {
 
     use crate::breaker::{BreakerConfig, BreakerStatus, GetStatus};
     use crate::failure::{Category, Failure};
-    use crate::meters::Meters;
     use crate::retry::{BudgetConfig, RetryPolicy};
+    use crate::telemetry::meters::Meters;
     use crate::ProviderActors;
 
     use super::{Relayed, ReportRelay, FLUSH_AFTER};

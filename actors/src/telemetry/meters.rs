@@ -13,7 +13,7 @@
 //! label `other` (model names come from requests). No request id is a label.
 //!
 //! ```
-//! let meters = steer_actors::meters::Meters::new();
+//! let meters = steer_actors::telemetry::meters::Meters::new();
 //! let target = meters.target("openai", "gpt-4o");
 //! meters.attempt(&target, "success", std::time::Duration::from_millis(120));
 //! let text = meters.encode();
@@ -231,7 +231,7 @@ impl Meters {
     ///
     /// ```
     /// use prometheus_client::registry::Registry;
-    /// let meters = steer_actors::meters::Meters::new();
+    /// let meters = steer_actors::telemetry::meters::Meters::new();
     /// let mut registry = Registry::default();
     /// meters.register(&mut registry);
     /// meters.request(&meters.target("openai", "gpt-4o"), "success", std::time::Duration::ZERO);

@@ -10,7 +10,7 @@
 //!
 //! ```
 //! // No subscriber in this doctest's process: no span is wanted.
-//! assert!(!steer_actors::spans::info_wanted());
+//! assert!(!steer_actors::exec::spans::info_wanted());
 //! ```
 
 use tracing::level_filters::{LevelFilter, STATIC_MAX_LEVEL};

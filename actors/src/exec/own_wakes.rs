@@ -1,7 +1,7 @@
 //! Wakes a future causes itself, while it is being polled, turned into one more
 //! poll on the spot instead of a trip through the scheduler.
 //!
-//! An actor run in place ([`InPlace`](crate::in_place::InPlace)) often wakes
+//! An actor run in place ([`InPlace`](crate::exec::in_place::InPlace)) often wakes
 //! the task it runs in: its reply is sent while the caller's future polls the
 //! actor, and the caller waits on that reply's receiver; a message to itself,
 //! a spawned future that ends, a stream's batch handed to the reader in the
@@ -21,7 +21,7 @@
 //! use std::future::Future;
 //! use std::pin::Pin;
 //! use std::task::{Context, Poll};
-//! use steer_actors::own_wakes::OwnWakes;
+//! use steer_actors::exec::own_wakes::OwnWakes;
 //!
 //! /// Wakes itself once, then is ready: with `OwnWakes`, in one poll.
 //! struct WakesItself(bool, OwnWakes);
