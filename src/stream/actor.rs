@@ -586,8 +586,9 @@ impl Drop for StreamActor {
     }
 }
 
-// SAFETY: every future and timer closure it and the attempt loop spawn goes
-// through `shell::spawn_send` / `run_later_send`, which require `Send`.
+// SAFETY: every future and timer closure it and its shell spawn goes through
+// `spawn_send` / `run_later_send`, which require `Send`, and no handler of it
+// returns a future actix would spawn (checked by `spawns_unchecked`, below).
 unsafe impl steer_actors::exec::in_place::SendContext for StreamActor {}
 
 impl Handler<AttemptEnded> for StreamActor {
@@ -595,5 +596,17 @@ impl Handler<AttemptEnded> for StreamActor {
 
     fn handle(&mut self, ended: AttemptEnded, ctx: &mut Context<Self>) {
         self.attempt_ended(ended, ctx);
+    }
+}
+
+#[cfg(test)]
+mod contract {
+    /// The stream actor spawns only through the checked spawns (the contract
+    /// of the `SendContext` it implements).
+    #[test]
+    fn the_stream_actor_spawns_only_through_the_checked_spawns() {
+        let source = include_str!("actor.rs");
+        let unchecked = steer_actors::exec::in_place::spawns_unchecked(source);
+        assert_eq!(unchecked, Vec::<String>::new());
     }
 }

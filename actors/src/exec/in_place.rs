@@ -83,6 +83,117 @@ pub unsafe trait SendContext: Actor<Context = Context<Self>> + Send {}
 // moving a `Send` future is.
 unsafe impl<A: SendContext> Send for InPlace<A> {}
 
+/// Spawns `fut` into a [`SendContext`] actor's context, checking that it is
+/// `Send`: the one way such an actor spawns a future.
+///
+/// A future that is not `Send` is refused at compile time:
+///
+/// ```compile_fail
+/// use std::rc::Rc;
+/// use actix::prelude::*;
+/// use steer_actors::exec::in_place::{spawn_send, SendContext};
+///
+/// struct A;
+/// impl Actor for A { type Context = Context<Self>; }
+/// unsafe impl SendContext for A {}
+///
+/// fn started(ctx: &mut Context<A>) {
+///     let held = Rc::new(1); // not Send
+///     spawn_send(ctx, actix::fut::wrap_future(async move { drop(held) }));
+/// }
+/// ```
+///
+/// and a `Send` one compiles:
+///
+/// ```
+/// use actix::prelude::*;
+/// use steer_actors::exec::in_place::{spawn_send, SendContext};
+///
+/// struct A;
+/// impl Actor for A { type Context = Context<Self>; }
+/// unsafe impl SendContext for A {}
+///
+/// fn started(ctx: &mut Context<A>) {
+///     let held = std::sync::Arc::new(1);
+///     spawn_send(ctx, actix::fut::wrap_future(async move { drop(held) }));
+/// }
+/// ```
+pub fn spawn_send<A, F>(ctx: &mut Context<A>, fut: F)
+where
+    A: SendContext,
+    F: actix::fut::ActorFuture<A, Output = ()> + Send + 'static,
+{
+    actix::AsyncContext::spawn(ctx, fut);
+}
+
+/// Runs `f` after `delay` on a [`SendContext`] actor's timer, checking that it
+/// is `Send`: the one way such an actor sets a timer.
+///
+/// ```compile_fail
+/// use std::rc::Rc;
+/// use std::time::Duration;
+/// use actix::prelude::*;
+/// use steer_actors::exec::in_place::{run_later_send, SendContext};
+///
+/// struct A;
+/// impl Actor for A { type Context = Context<Self>; }
+/// unsafe impl SendContext for A {}
+///
+/// fn started(ctx: &mut Context<A>) {
+///     let held = Rc::new(1); // not Send
+///     run_later_send(ctx, Duration::from_millis(1), move |_, _| drop(held));
+/// }
+/// ```
+///
+/// and with `Arc` in place of `Rc` it compiles:
+///
+/// ```
+/// # use std::time::Duration;
+/// # use actix::prelude::*;
+/// # use steer_actors::exec::in_place::{run_later_send, SendContext};
+/// # struct A;
+/// # impl Actor for A { type Context = Context<Self>; }
+/// # unsafe impl SendContext for A {}
+/// fn started(ctx: &mut Context<A>) {
+///     let held = std::sync::Arc::new(1);
+///     run_later_send(ctx, Duration::from_millis(1), move |_, _| drop(held));
+/// }
+/// ```
+pub fn run_later_send<A, F>(ctx: &mut Context<A>, delay: std::time::Duration, f: F)
+where
+    A: SendContext,
+    F: FnOnce(&mut A, &mut Context<A>) + Send + 'static,
+{
+    actix::AsyncContext::run_later(ctx, delay, f);
+}
+
+/// The lines of `source` (an implementor of [`SendContext`]) that spawn into
+/// an actor's context without checking `Send`: what its contract forbids.
+/// Comment lines are not read.
+#[doc(hidden)]
+pub fn spawns_unchecked(source: &str) -> Vec<String> {
+    const UNCHECKED: [&str; 11] = [
+        "ctx.spawn(",
+        "ctx.wait(",
+        ".run_later(",
+        ".run_interval(",
+        ".notify_later(",
+        ".add_stream(",
+        ".add_message_stream(",
+        "ResponseActFuture",
+        "ResponseFuture",
+        "AtomicResponse",
+        "ActorResponse",
+    ];
+    source
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with("//"))
+        .filter(|l| UNCHECKED.iter().any(|u| l.contains(u)))
+        .map(str::to_string)
+        .collect()
+}
+
 impl<A: Actor<Context = Context<A>>> InPlace<A> {
     /// The actor with a fresh context; it starts (`started` runs) on the first poll.
     pub fn new(actor: A) -> Self {
@@ -213,6 +324,32 @@ impl<A: Actor<Context = Context<A>>> Drop for InPlace<A> {
 
 #[cfg(test)]
 mod tests {
+    /// Every implementor of `SendContext` in this crate spawns only through
+    /// the checked spawns (the contract the `Send` of `InPlace` rests on).
+    #[test]
+    fn send_context_actors_spawn_only_through_the_checked_spawns() {
+        let sources = [
+            (
+                "lifecycle/request.rs",
+                include_str!("../lifecycle/request.rs"),
+            ),
+            ("lifecycle/shell.rs", include_str!("../lifecycle/shell.rs")),
+            ("exec/relay.rs", include_str!("relay.rs")),
+        ];
+        for (file, source) in sources {
+            assert!(source.contains("SendContext"), "{file}");
+            assert_eq!(spawns_unchecked(source), Vec::<String>::new(), "{file}");
+        }
+        // The check sees what it must refuse.
+        let bad =
+            "fn f(ctx: &mut Context<A>) {\n    ctx.spawn(fut);\n    // ctx.spawn(in a comment)\n}";
+        assert_eq!(spawns_unchecked(bad), ["ctx.spawn(fut);"]);
+        assert_eq!(
+            spawns_unchecked("type Result = ResponseActFuture<Self, ()>;").len(),
+            1
+        );
+    }
+
     use super::*;
     use actix::{ActorContext, AsyncContext};
 

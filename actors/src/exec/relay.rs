@@ -197,7 +197,8 @@ impl Actor for ReportRelay {
     type Context = Context<Self>;
 }
 
-// SAFETY: its one timer closure (`flush`) captures nothing; it spawns no future.
+// SAFETY: its one timer (`flush`) is set through `run_later_send`; it spawns no
+// future and no handler of it returns one (checked by `spawns_unchecked`).
 unsafe impl crate::exec::in_place::SendContext for ReportRelay {}
 
 /// Nothing gathered is lost when the relay goes (its arbiter stopping included).
@@ -218,7 +219,7 @@ impl Handler<Arm> for ReportRelay {
     fn handle(&mut self, _: Arm, ctx: &mut Context<Self>) {
         if !self.scheduled {
             self.scheduled = true;
-            ctx.run_later(FLUSH_AFTER, |act, _| {
+            crate::exec::in_place::run_later_send(ctx, FLUSH_AFTER, |act: &mut Self, _| {
                 act.scheduled = false;
                 act.flush();
             });

@@ -308,8 +308,9 @@ impl<T: Send + 'static, E: Send + 'static> AttemptLoop for RequestActor<T, E> {
     }
 }
 
-// SAFETY: every future and timer closure it and the attempt loop spawn goes
-// through `shell::spawn_send` / `run_later_send`, which require `Send`.
+// SAFETY: every future and timer closure it and its shell spawn goes through
+// `spawn_send` / `run_later_send`, which require `Send`, and no handler of it
+// returns a future actix would spawn (checked by `spawns_unchecked`).
 unsafe impl<T: Send + 'static, E: Send + 'static> crate::exec::in_place::SendContext
     for RequestActor<T, E>
 {

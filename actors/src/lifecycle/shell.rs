@@ -15,6 +15,8 @@ use actix::prelude::*;
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::breaker::{CallOutcome, PermitLease};
+use crate::exec::in_place::SendContext;
+pub use crate::exec::in_place::{run_later_send, spawn_send};
 use crate::failure::{Category, Failure};
 pub use crate::lifecycle::{Attempts, Run, Step, Stop};
 use crate::provider::ProviderActors;
@@ -135,7 +137,7 @@ impl RequestCore {
 }
 
 /// What an actor running the attempt loop provides.
-pub trait AttemptLoop: Actor<Context = Context<Self>> + Send {
+pub trait AttemptLoop: SendContext {
     /// The raw error of a failed attempt, handed back when the request gives up.
     type Raw: Send + 'static;
 
@@ -158,29 +160,6 @@ pub trait AttemptLoop: Actor<Context = Context<Self>> + Send {
     );
     /// The request ends for a reason of [`Stop`].
     fn stop(&mut self, why: Stop, ctx: &mut Context<Self>);
-}
-
-/// Spawns `fut` into the actor's context, checking that it is `Send`: a request
-/// actor may run [`InPlace`](crate::exec::in_place::InPlace), moved between a tokio
-/// runtime's threads with everything it spawned, which is sound only if all of it
-/// is `Send` (actix stores spawned futures without that bound). Every future the
-/// loop and the request actor spawn goes through here.
-pub fn spawn_send<A, F>(ctx: &mut Context<A>, fut: F)
-where
-    A: Actor<Context = Context<A>> + Send,
-    F: ActorFuture<A, Output = ()> + Send + 'static,
-{
-    ctx.spawn(fut);
-}
-
-/// Runs `f` after `delay` on an actor timer, checking that it is `Send` (see
-/// [`spawn_send`]).
-pub fn run_later_send<A, F>(ctx: &mut Context<A>, delay: Duration, f: F)
-where
-    A: Actor<Context = Context<A>> + Send,
-    F: FnOnce(&mut A, &mut Context<A>) + Send + 'static,
-{
-    ctx.run_later(delay, f);
 }
 
 /// Starts the next attempt (at first, and after a backoff or a pause).
