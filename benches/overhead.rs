@@ -10,9 +10,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use steer_llm::provider::EventStream;
-use steer_llm::{
-    ChatRequest, ChatResponse, Client, FinishReason, Provider, ProviderError, Providers, Usage,
-};
+use steer_llm::{ChatRequest, ChatResponse, Client, Provider, ProviderError, Providers, Usage};
 
 /// A provider that answers every request at once.
 struct Immediate;
@@ -24,19 +22,7 @@ impl Provider for Immediate {
     }
 
     async fn generate(&self, req: &ChatRequest) -> Result<ChatResponse, ProviderError> {
-        Ok(ChatResponse {
-            text: String::new(),
-            finish_reason: FinishReason::Stop,
-            usage: Usage::new(1, 1),
-            provider: "null".into(),
-            model: req.model.model().to_string(),
-            request_id: req.request_id.clone(),
-            provider_request_id: None,
-            response_id: None,
-            tool_calls: Vec::new(),
-            route: Vec::new(),
-            rate_limit: Default::default(),
-        })
+        Ok(ChatResponse::new(req, "null", "").with_usage(Usage::new(1, 1)))
     }
 
     async fn stream(&self, req: &ChatRequest) -> Result<EventStream, ProviderError> {

@@ -54,12 +54,14 @@ pub use model::{
 };
 pub use prefill::Prefill;
 pub use provider::{Anthropic, EventStream, OpenAiCompatible, Provider, Providers};
-pub use runtime::{Client, ClientBuilder, Generate, GenerateOptions};
+pub use route::{Group, Selection};
+pub use runtime::{Client, ClientBuilder, Generate, GenerateOptions, Overload};
 pub use secret::ApiKey;
 pub use steer_actors::{
     Backoff, BreakerConfig, BreakerState, BudgetConfig, Category, Failure, GiveUp, Jitter, Phase,
     RateLimitHints, RetryPolicy,
 };
+pub use stream::{Continuation, Divergence, SteerStream};
 pub use tools::{OutputError, ResponseFormat, Tool, ToolCall, ToolChoice, ToolResult};
 
 /// The README's examples, compiled as doc tests so that they stay true.

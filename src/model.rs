@@ -553,7 +553,21 @@ impl Usage {
 }
 
 /// A complete (non-streaming) response.
+///
+/// A custom [`Provider`](crate::Provider) builds one with [`ChatResponse::new`]
+/// and the `with_*` setters: the fields the runtime fills (`route`,
+/// `rate_limit`) start empty, and new fields do not break it.
+///
+/// ```
+/// use steer_llm::{ChatRequest, ChatResponse, FinishReason, Usage};
+/// let req = ChatRequest::new("echo/m").unwrap().user("Hi");
+/// let reply = ChatResponse::new(&req, "echo", "Hi")
+///     .with_usage(Usage::new(1, 1))
+///     .with_finish_reason(FinishReason::Stop);
+/// assert_eq!((reply.model.as_str(), reply.request_id), ("m", req.request_id));
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ChatResponse {
     /// The generated text.
     pub text: String,
@@ -605,6 +619,48 @@ impl RouteStep {
 }
 
 impl ChatResponse {
+    /// `provider`'s reply to `req` with `text`: the model and request id are
+    /// `req`'s, it finished with `Stop`, no usage, tool call or provider id.
+    pub fn new(req: &ChatRequest, provider: impl Into<String>, text: impl Into<String>) -> Self {
+        ChatResponse {
+            text: text.into(),
+            finish_reason: FinishReason::Stop,
+            usage: Usage::default(),
+            provider: provider.into(),
+            model: req.model.model().to_string(),
+            request_id: req.request_id.clone(),
+            provider_request_id: None,
+            response_id: None,
+            tool_calls: Vec::new(),
+            route: Vec::new(),
+            rate_limit: steer_actors::RateLimitHints::default(),
+        }
+    }
+
+    /// With this finish reason.
+    pub fn with_finish_reason(mut self, finish_reason: FinishReason) -> Self {
+        self.finish_reason = finish_reason;
+        self
+    }
+
+    /// With this usage.
+    pub fn with_usage(mut self, usage: Usage) -> Self {
+        self.usage = usage;
+        self
+    }
+
+    /// With these tool calls (set the finish reason to `ToolCalls` too).
+    pub fn with_tool_calls(mut self, tool_calls: Vec<ToolCall>) -> Self {
+        self.tool_calls = tool_calls;
+        self
+    }
+
+    /// With the provider's id of the request.
+    pub fn with_provider_request_id(mut self, id: impl Into<String>) -> Self {
+        self.provider_request_id = Some(id.into());
+        self
+    }
+
     /// The reply as JSON (for a request with a [`ResponseFormat`]).
     pub fn json(&self) -> Result<Value, OutputError> {
         serde_json::from_str(self.text.trim()).map_err(|_| OutputError::not_json(&self.text))

@@ -149,19 +149,7 @@ pub fn refused_provider() -> Providers {
 /// A successful reply of `provider` to `req`, with the text `ok` and one token
 /// each way (for test providers that answer without HTTP).
 pub fn ok_reply(req: &ChatRequest, provider: &str) -> ChatResponse {
-    ChatResponse {
-        text: "ok".into(),
-        finish_reason: FinishReason::Stop,
-        usage: Usage::new(1, 1),
-        provider: provider.into(),
-        model: req.model.model().into(),
-        request_id: req.request_id.clone(),
-        provider_request_id: None,
-        response_id: None,
-        tool_calls: Vec::new(),
-        route: Vec::new(),
-        rate_limit: Default::default(),
-    }
+    ChatResponse::new(req, provider, "ok").with_usage(Usage::new(1, 1))
 }
 
 /// A fault that breaks a stream mid-way, struck after a number of chunks.

@@ -220,3 +220,29 @@ async fn the_operator_endpoint_serves_prometheus_text_and_json() {
     assert_eq!(xai["metrics"]["requests"], 2);
     task.abort();
 }
+
+/// `generate` and `stream` return `'static + Send` futures: they can be
+/// spawned as a bare client's call can, and give the same reply there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_generate_and_stream_futures_can_be_spawned() {
+    use futures::StreamExt;
+    let mock = MockServer::builder().start_background().unwrap();
+    let client = Client::builder()
+        .providers(mock.providers().unwrap())
+        .build()
+        .unwrap();
+    let req = ChatRequest::new("openai/gpt-4o-mini").unwrap().user("hi");
+    let reply = tokio::spawn(client.generate(req.clone()))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut stream = tokio::spawn(client.stream(req)).await.unwrap().unwrap();
+    let mut text = String::new();
+    while let Some(event) = stream.next().await {
+        if let steer_llm::StreamEvent::TextDelta { text: t, .. } = event.unwrap() {
+            text.push_str(&t);
+        }
+    }
+    assert!(!reply.text.is_empty());
+    assert_eq!(text, reply.text);
+}

@@ -36,7 +36,7 @@ pub type EventStream = Pin<Box<dyn Stream<Item = Result<StreamEvent, ProviderErr
 /// Groq, gateways) use [`OpenAiCompatible::custom`] instead.
 ///
 /// ```
-/// use steer_llm::{async_trait, ChatRequest, ChatResponse, EventStream, FinishReason, Provider, ProviderError, Usage};
+/// use steer_llm::{async_trait, ChatRequest, ChatResponse, EventStream, Provider, ProviderError, Usage};
 ///
 /// struct Echo;
 ///
@@ -45,12 +45,7 @@ pub type EventStream = Pin<Box<dyn Stream<Item = Result<StreamEvent, ProviderErr
 ///     fn name(&self) -> &str { "echo" }
 ///     async fn generate(&self, req: &ChatRequest) -> Result<ChatResponse, ProviderError> {
 ///         let text = req.messages.last().map(|m| m.text()).unwrap_or_default();
-///         Ok(ChatResponse {
-///             text, finish_reason: FinishReason::Stop, usage: Usage::default(),
-///             provider: "echo".into(), model: req.model.model().into(),
-///             request_id: req.request_id.clone(), provider_request_id: None, response_id: None,
-///             tool_calls: Vec::new(), route: Vec::new(), rate_limit: Default::default(),
-///         })
+///         Ok(ChatResponse::new(req, "echo", text).with_usage(Usage::new(1, 1)))
 ///     }
 ///     async fn stream(&self, req: &ChatRequest) -> Result<EventStream, ProviderError> {
 ///         Ok(steer_llm::provider::stream_from_response(self.generate(req).await?))

@@ -448,11 +448,19 @@ impl Client {
         self.inner.handles.keys().cloned().collect()
     }
 
-    /// Sends a request with the client's settings; retried and protected.
+    /// Sends a request with the client's settings; retried and protected. The
+    /// future is `'static` and `Send`: it may be spawned.
+    ///
+    /// ```no_run
+    /// # async fn run(client: steer_llm::Client) -> Result<(), steer_llm::Error> {
+    /// let req = steer_llm::ChatRequest::new("openai/gpt-4o-mini")?.user("Hi");
+    /// let reply = tokio::spawn(client.generate(req)).await.expect("joined")?;
+    /// # Ok(()) }
+    /// ```
     pub fn generate(
         &self,
         req: ChatRequest,
-    ) -> impl Future<Output = Result<ChatResponse, Error>> + Send + '_ {
+    ) -> impl Future<Output = Result<ChatResponse, Error>> + Send + 'static {
         self.generate_with(req, GenerateOptions::default())
     }
 
@@ -465,35 +473,41 @@ impl Client {
     // One `async move` block, not an `async fn`: an `async fn` keeps its
     // arguments beside the body's state (1,080 bytes against 696).
     #[allow(clippy::manual_async_fn)]
+    ///
+    /// The future owns what it needs (a clone of the client, which is an `Arc`):
+    /// it is `'static`, so `tokio::spawn(client.generate_with(req, options))`
+    /// compiles as a bare client's call would.
     pub fn generate_with(
         &self,
         req: ChatRequest,
         options: GenerateOptions,
-    ) -> impl Future<Output = Result<ChatResponse, Error>> + Send + '_ {
+    ) -> impl Future<Output = Result<ChatResponse, Error>> + Send + 'static {
+        let client = self.clone();
         async move {
+            let this = &client;
             if req.model.provider() == GROUP_PROVIDER {
-                return Box::pin(self.generate_in_group(req, options)).await;
+                return Box::pin(this.generate_in_group(req, options)).await;
             }
-            let record_content = self.inner.record_content;
+            let record_content = this.inner.record_content;
             let span = trace::request_span(&req, trace::Kind::Generate, record_content);
             let result = 'run: {
-                let handle = match self.handle(req.model.provider()) {
+                let handle = match this.handle(req.model.provider()) {
                     Ok(h) => h,
                     Err(e) => break 'run Err(e),
                 };
                 if let Err(e) = handle.check(&req) {
                     break 'run Err(e);
                 }
-                let admission = match self.admit().await {
+                let admission = match this.admit().await {
                     Ok(permit) => permit,
                     Err(e) => break 'run Err(e),
                 };
                 let request_id = req.request_id.clone();
                 let (run, target) =
-                    self.request_actor(handle, req, &options, admission, span.clone());
+                    this.request_actor(handle, req, &options, admission, span.clone());
                 let result = generate_result(run.await, &request_id, handle.provider.name());
                 if let Ok(reply) = &result {
-                    let (meters, usage) = (&self.inner.meters, &reply.usage);
+                    let (meters, usage) = (&this.inner.meters, &reply.usage);
                     meters.tokens_at(&target, usage.prompt_tokens, usage.completion_tokens);
                 }
                 result
@@ -587,20 +601,25 @@ impl Client {
     pub fn stream(
         &self,
         req: ChatRequest,
-    ) -> impl Future<Output = Result<SteerStream, Error>> + Send + '_ {
+    ) -> impl Future<Output = Result<SteerStream, Error>> + Send + 'static {
         self.stream_with(req, GenerateOptions::default())
     }
 
-    /// Streams a request with per-request overrides.
-    pub async fn stream_with(
+    /// Streams a request with per-request overrides. The future owns a clone of
+    /// the client: it is `'static`, like [`Client::generate_with`]'s.
+    #[allow(clippy::manual_async_fn)]
+    pub fn stream_with(
         &self,
         req: ChatRequest,
         options: GenerateOptions,
-    ) -> Result<SteerStream, Error> {
-        if req.model.provider() == GROUP_PROVIDER {
-            return Box::pin(self.stream_in_group(req, options)).await;
+    ) -> impl Future<Output = Result<SteerStream, Error>> + Send + 'static {
+        let client = self.clone();
+        async move {
+            if req.model.provider() == GROUP_PROVIDER {
+                return Box::pin(client.stream_in_group(req, options)).await;
+            }
+            client.start_stream(req, options, None).await
         }
-        self.start_stream(req, options, None).await
     }
 
     /// A stream to `group/<name>`: it starts at the group's first target and moves
