@@ -1,0 +1,114 @@
+//! What a streamed response yields, event by event ([`StreamEvent`]).
+
+use serde::{Deserialize, Serialize};
+
+use super::id::RequestId;
+use super::response::{FinishReason, RouteStep, Usage};
+use crate::tools::ToolCall;
+
+/// One event of a streamed response.
+///
+/// A successful stream is `Start`, any number of `TextDelta` and `Usage`, then
+/// exactly one `Complete`. Later releases add events (resumption and failover
+/// seams), hence `#[non_exhaustive]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum StreamEvent {
+    /// Response headers arrived.
+    Start {
+        /// steer's id of the request.
+        request_id: RequestId,
+        /// The provider answering.
+        provider: String,
+        /// The model answering.
+        model: String,
+        /// The provider's id of the request, if sent.
+        provider_request_id: Option<String>,
+    },
+    /// A piece of generated text.
+    TextDelta {
+        /// The text.
+        text: String,
+        /// Where it starts in the whole response text, in characters (Unicode scalar values).
+        offset: usize,
+    },
+    /// Usage so far (cumulative, not an increment).
+    Usage(Usage),
+    /// A continuation attempt takes over here after the stream broke: the text
+    /// before and after the seam is one response, with nothing lost or repeated.
+    Resumed {
+        /// The attempt that continues (2 for the first retry).
+        attempt: u32,
+        /// Where the seam is in the response text, in characters.
+        offset: usize,
+        /// The provider continuing.
+        provider: String,
+    },
+    /// A tool call begins (its arguments follow as `ToolCallDelta`s).
+    ToolCallStart {
+        /// Its position among the response's tool calls (0 for the first).
+        index: usize,
+        /// The provider's id of the call.
+        id: String,
+        /// The tool.
+        name: String,
+    },
+    /// A piece of a tool call's argument text.
+    ToolCallDelta {
+        /// The call's index.
+        index: usize,
+        /// The piece.
+        arguments: String,
+    },
+    /// A tool call is complete: its arguments, parsed. Delivered exactly once per call.
+    ToolCall {
+        /// The call's index.
+        index: usize,
+        /// The call.
+        call: ToolCall,
+    },
+    /// A seam: the stream broke while this call's arguments were arriving, and the
+    /// continuation makes the call again from its start. Discard what arrived for
+    /// it (its `ToolCallStart` and deltas); its complete `ToolCall` follows.
+    ToolCallDiscarded {
+        /// The call's index.
+        index: usize,
+    },
+    /// A seam where a model group's next target takes over the stream: the text
+    /// before and after it is one response, nothing lost or repeated.
+    FailedOver {
+        /// The attempt that continues.
+        attempt: u32,
+        /// Where the seam is in the response text, in characters.
+        offset: usize,
+        /// The target taking over, `deployment/model`.
+        target: String,
+    },
+    /// The targets a grouped stream tried and how each ended (sent once, just
+    /// before `Complete`).
+    Route {
+        /// The targets, in order; the last one answered.
+        steps: Vec<RouteStep>,
+    },
+    /// The response starts again from the beginning: discard the text received so far.
+    Restarted {
+        /// The attempt that starts again.
+        attempt: u32,
+    },
+    /// The response's own id in its body (`chatcmpl-...`, `msg_...`), when the
+    /// provider sends one: what a provider's stream yields once it is known. The
+    /// client records it on the request's span (`gen_ai.response.id`) and does not
+    /// pass it on.
+    ResponseId {
+        /// The id.
+        id: String,
+    },
+    /// The stream finished successfully.
+    Complete {
+        /// Why generation stopped.
+        finish_reason: FinishReason,
+        /// Final usage, when the provider sent it.
+        usage: Option<Usage>,
+    },
+}

@@ -1,0 +1,14 @@
+//! The request model: model ids, messages, requests, responses and stream events.
+//!
+//! These types are provider-neutral. Each provider translates them into its own
+//! wire format (see [`crate::wire`]) and back.
+
+mod events;
+mod id;
+mod request;
+mod response;
+
+pub use events::StreamEvent;
+pub use id::{InvalidModelId, ModelId, RequestId};
+pub use request::{ChatRequest, ExtraHeaders, Message, Role, TOKEN_LIMIT_FIELDS};
+pub use response::{ChatResponse, FinishReason, RouteStep, Usage};

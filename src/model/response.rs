@@ -1,0 +1,227 @@
+//! A complete response: its text and calls, why it stopped ([`FinishReason`]),
+//! what it cost ([`Usage`]) and, for a group, its route ([`RouteStep`]).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::id::{ModelId, RequestId};
+use super::request::ChatRequest;
+use crate::tools::{OutputError, ToolCall};
+
+/// Why generation stopped, normalised across providers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// Natural end or a stop sequence (`stop`, `end_turn`, `stop_sequence`).
+    Stop,
+    /// The token limit was reached (`length`, `max_tokens`).
+    Length,
+    /// Content was withheld or refused (`content_filter`, `refusal`).
+    ContentFilter,
+    /// The model called a tool (`tool_calls`, `function_call`, `tool_use`).
+    ToolCalls,
+    /// Anything else, with the provider's own word (`pause_turn`, ...).
+    Other(String),
+}
+
+impl FinishReason {
+    /// Normalises an OpenAI or xAI `finish_reason`.
+    pub fn from_openai(raw: &str) -> Self {
+        match raw {
+            "stop" => FinishReason::Stop,
+            "length" => FinishReason::Length,
+            "content_filter" => FinishReason::ContentFilter,
+            "tool_calls" | "function_call" => FinishReason::ToolCalls,
+            other => FinishReason::Other(other.to_string()),
+        }
+    }
+
+    /// Normalises an Anthropic `stop_reason`.
+    pub fn from_anthropic(raw: &str) -> Self {
+        match raw {
+            "end_turn" | "stop_sequence" => FinishReason::Stop,
+            "max_tokens" => FinishReason::Length,
+            "refusal" => FinishReason::ContentFilter,
+            "tool_use" => FinishReason::ToolCalls,
+            other => FinishReason::Other(other.to_string()),
+        }
+    }
+}
+
+/// Token usage of a response (or of all attempts of one, once resumption adds them up).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Tokens in the prompt.
+    pub prompt_tokens: u64,
+    /// Tokens generated.
+    pub completion_tokens: u64,
+    /// Their sum.
+    pub total_tokens: u64,
+    /// Prompt tokens read from the provider's cache, when it reports them
+    /// (OpenAI `cached_tokens`, Anthropic `cache_read_input_tokens`).
+    pub cached_prompt_tokens: Option<u64>,
+    /// Generated tokens spent on reasoning, when the provider reports them
+    /// (OpenAI `reasoning_tokens`).
+    pub reasoning_tokens: Option<u64>,
+}
+
+impl Usage {
+    /// Usage from prompt and completion counts; the total is their sum.
+    pub fn new(prompt_tokens: u64, completion_tokens: u64) -> Self {
+        Usage {
+            prompt_tokens,
+            completion_tokens,
+            total_tokens: prompt_tokens.saturating_add(completion_tokens),
+            cached_prompt_tokens: None,
+            reasoning_tokens: None,
+        }
+    }
+
+    /// The usage of two attempts together (saturating).
+    pub fn plus(self, other: Usage) -> Usage {
+        let add = |a: Option<u64>, b: Option<u64>| match (a, b) {
+            (None, None) => None,
+            (a, b) => Some(a.unwrap_or(0).saturating_add(b.unwrap_or(0))),
+        };
+        Usage {
+            cached_prompt_tokens: add(self.cached_prompt_tokens, other.cached_prompt_tokens),
+            reasoning_tokens: add(self.reasoning_tokens, other.reasoning_tokens),
+            ..Usage::new(
+                self.prompt_tokens.saturating_add(other.prompt_tokens),
+                self.completion_tokens
+                    .saturating_add(other.completion_tokens),
+            )
+        }
+    }
+}
+
+/// A complete (non-streaming) response.
+///
+/// A custom [`Provider`](crate::Provider) builds one with [`ChatResponse::new`]
+/// and the `with_*` setters: the fields the runtime fills (`route`,
+/// `rate_limit`) start empty, and new fields do not break it.
+///
+/// ```
+/// use steer_llm::{ChatRequest, ChatResponse, FinishReason, Usage};
+/// let req = ChatRequest::new("echo/m").unwrap().user("Hi");
+/// let reply = ChatResponse::new(&req, "echo", "Hi")
+///     .with_usage(Usage::new(1, 1))
+///     .with_finish_reason(FinishReason::Stop);
+/// assert_eq!((reply.model.as_str(), reply.request_id), ("m", req.request_id));
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ChatResponse {
+    /// The generated text.
+    pub text: String,
+    /// Why generation stopped.
+    pub finish_reason: FinishReason,
+    /// Token usage.
+    pub usage: Usage,
+    /// The provider that answered (`openai`, `anthropic`, `xai`, or a custom name).
+    pub provider: String,
+    /// The model that answered, as the provider named it.
+    pub model: String,
+    /// steer's id of the request.
+    pub request_id: RequestId,
+    /// The provider's id of the request (`x-request-id` / `request-id`), if sent.
+    pub provider_request_id: Option<String>,
+    /// The response's own id in its body (`chatcmpl-...`, `msg_...`), if sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_id: Option<String>,
+    /// The tools the model called, in order (`finish_reason` is then `ToolCalls`).
+    pub tool_calls: Vec<ToolCall>,
+    /// For a request to a model group: the targets tried, in order, and how each
+    /// ended (the last one answered). Empty otherwise.
+    pub route: Vec<RouteStep>,
+    /// What the response's rate-limit headers said (remaining counts and resets).
+    pub rate_limit: steer_actors::RateLimitHints,
+}
+
+/// One target a grouped request tried.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteStep {
+    /// The target, `deployment/model`.
+    pub target: String,
+    /// `answered`, or why it did not: a failure's category, `breaker_rejected`,
+    /// `paused`, `invalid_request`, ...
+    pub outcome: String,
+    /// When the target can be tried again, if it said (a breaker's half-open time,
+    /// a pause's end).
+    pub back_in: Option<std::time::Duration>,
+}
+
+impl RouteStep {
+    pub(crate) fn answered(target: &ModelId) -> Self {
+        RouteStep {
+            target: target.to_string(),
+            outcome: "answered".into(),
+            back_in: None,
+        }
+    }
+}
+
+impl ChatResponse {
+    /// `provider`'s reply to `req` with `text`: the model and request id are
+    /// `req`'s, it finished with `Stop`, no usage, tool call or provider id.
+    pub fn new(req: &ChatRequest, provider: impl Into<String>, text: impl Into<String>) -> Self {
+        ChatResponse {
+            text: text.into(),
+            finish_reason: FinishReason::Stop,
+            usage: Usage::default(),
+            provider: provider.into(),
+            model: req.model.model().to_string(),
+            request_id: req.request_id.clone(),
+            provider_request_id: None,
+            response_id: None,
+            tool_calls: Vec::new(),
+            route: Vec::new(),
+            rate_limit: steer_actors::RateLimitHints::default(),
+        }
+    }
+
+    /// With this finish reason.
+    pub fn with_finish_reason(mut self, finish_reason: FinishReason) -> Self {
+        self.finish_reason = finish_reason;
+        self
+    }
+
+    /// With this usage.
+    pub fn with_usage(mut self, usage: Usage) -> Self {
+        self.usage = usage;
+        self
+    }
+
+    /// With these tool calls (set the finish reason to `ToolCalls` too).
+    pub fn with_tool_calls(mut self, tool_calls: Vec<ToolCall>) -> Self {
+        self.tool_calls = tool_calls;
+        self
+    }
+
+    /// With the provider's id of the request.
+    pub fn with_provider_request_id(mut self, id: impl Into<String>) -> Self {
+        self.provider_request_id = Some(id.into());
+        self
+    }
+
+    /// The reply as JSON (for a request with a [`ResponseFormat`](crate::tools::ResponseFormat)).
+    pub fn json(&self) -> Result<Value, OutputError> {
+        serde_json::from_str(self.text.trim()).map_err(|_| OutputError::not_json(&self.text))
+    }
+
+    /// The reply as a typed value (for a request with a JSON schema).
+    ///
+    /// ```
+    /// # fn demo(reply: steer_llm::ChatResponse) -> Result<(), steer_llm::tools::OutputError> {
+    /// #[derive(serde::Deserialize)]
+    /// struct City { name: String, population: u64 }
+    /// let city: City = reply.parse()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, OutputError> {
+        serde_json::from_str(self.text.trim()).map_err(|e| OutputError {
+            message: e.to_string(),
+            text: self.text.clone(),
+        })
+    }
+}
