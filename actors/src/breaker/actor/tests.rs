@@ -2,6 +2,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::*;
+use crate::breaker::{CallOutcome, Rejection};
 
 struct Collector(Arc<Mutex<Vec<TransitionEvent>>>);
 
