@@ -2,7 +2,7 @@
 //! benchmark: non-streaming requests per second at 64 concurrent, and streamed
 //! chunks per second for 1,000-chunk streams.
 //!
-//! `cargo bench --bench mock_throughput`. The mock runs on its own thread; the
+//! `cargo bench --features mock --bench mock_throughput`. The mock runs on its own thread; the
 //! load comes from reqwest on a tokio runtime in the same process, so client and
 //! server share the machine's cores: the figures are lower bounds for the mock.
 

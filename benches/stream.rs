@@ -3,7 +3,7 @@
 //! a user's actor, an actix-web handler, tasks spawned on plain tokio), one at a
 //! time and 64 concurrent; the wall time of a short stream on a kept-alive
 //! connection; and memory per open stream with 10,000 streams open, against the
-//! same mock in one run. `cargo bench --bench stream` (the callers pinned to core
+//! same mock in one run. `cargo bench --features mock --bench stream` (the callers pinned to core
 //! 0 and the mock to core 1 unless `STEER_BENCH_PIN=0`; the other settings as in
 //! the e2e bench).
 

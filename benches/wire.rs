@@ -1,6 +1,6 @@
 //! Hot functions of the wire layer: decoding stream events and parsing bodies.
 //!
-//! `cargo bench --bench wire`
+//! `cargo bench --features mock --bench wire`
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use steer_llm::mock::render;

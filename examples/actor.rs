@@ -1,6 +1,6 @@
 //! A user's actor sends `Generate` to steer's router and handles the reply.
 //!
-//! `cargo run --example actor`
+//! `cargo run --features mock --example actor`
 
 use actix::prelude::*;
 use steer_llm::mock::MockServer;

@@ -3,7 +3,7 @@
 //! recovers; a stream cut in the middle of the outage completes on Anthropic,
 //! every character once.
 //!
-//! `cargo run --example failover` — against the embedded mock provider (with keys
+//! `cargo run --features mock --example failover` — against the embedded mock provider (with keys
 //! set, the same group runs against the real providers, without the outage).
 
 use futures::StreamExt;

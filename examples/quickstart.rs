@@ -1,6 +1,6 @@
 //! The shortest useful program: a reliable client, one request, one retried failure.
 //!
-//! `cargo run --example quickstart` — uses the real OpenAI API when `OPENAI_API_KEY`
+//! `cargo run --features mock --example quickstart` — uses the real OpenAI API when `OPENAI_API_KEY`
 //! is set, otherwise the embedded mock provider (which injects one overload so you
 //! can see the retry).
 

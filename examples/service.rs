@@ -2,7 +2,7 @@
 //! `client.stream`, `GET /metrics` serves the client's Prometheus families and
 //! `GET /reliability` its breakers and counters, all in one app.
 //!
-//! `cargo run --example service` serves on 127.0.0.1:8080 (`PORT` to change it)
+//! `cargo run --features mock --example service` serves on 127.0.0.1:8080 (`PORT` to change it)
 //! against the real providers when their keys are set, else against the embedded
 //! mock, which breaks every third stream mid-reply so that you can watch steer
 //! resume it:
@@ -12,7 +12,7 @@
 //! curl localhost:8080/metrics
 //! ```
 //!
-//! `cargo run --example service -- --smoke` starts it on a free port, asks it
+//! `cargo run --features mock --example service -- --smoke` starts it on a free port, asks it
 //! once over HTTP, prints the reply and stops (CI runs this).
 //!
 //! Placement: request handlers run on actix-web's workers; the client's actors

@@ -1,7 +1,7 @@
 //! Supervising a provider: subscribe to its breaker's transitions while the mock
 //! injects an outage and then recovers: closed, open, half-open, closed.
 //!
-//! `cargo run --example supervise`
+//! `cargo run --features mock --example supervise`
 
 use std::time::Duration;
 

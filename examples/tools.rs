@@ -3,7 +3,7 @@
 //! The stream survives a connection reset in the middle of the tool call's
 //! arguments: the call arrives whole, once.
 //!
-//! `cargo run --example tools` — uses the real OpenAI API when `OPENAI_API_KEY` is
+//! `cargo run --features mock --example tools` — uses the real OpenAI API when `OPENAI_API_KEY` is
 //! set, otherwise the embedded mock provider (which calls the tool the prompt
 //! names, and resets the stream once).
 

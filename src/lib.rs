@@ -7,11 +7,11 @@
 //! the fault-injecting mock provider (`mock`) and the `steer` CLI. The reliability
 //! actors live in the `steer-actors` crate.
 //!
-//! Features (all on by default): `mock` (the mock provider, an HTTP server on
-//! 127.0.0.1: turn it on in your dev-dependencies), `http-endpoint`
+//! Lean by default: `steer-llm = "0.1"` alone compiles no HTTP server, no CLI
+//! parser and no log subscriber. Features: `mock` (the mock provider, an HTTP
+//! server on 127.0.0.1: turn it on in your dev-dependencies), `http-endpoint`
 //! (`runtime::http`: `GET /metrics` and `GET /reliability`), `cli` (the `steer`
-//! binary). With `default-features = false` the library compiles no HTTP server, no
-//! CLI parser and no log subscriber.
+//! binary), `shared-redis` (state shared across replicas), `dev` (the first three).
 //!
 //! ```no_run
 //! use steer_llm::{ChatRequest, Providers};

@@ -173,6 +173,7 @@ async fn retries_go_over_the_wire_and_a_non_retryable_error_is_not_retried() {
     assert_eq!(mock.requests().len(), 4);
 }
 
+#[cfg(feature = "http-endpoint")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operator_endpoint_serves_prometheus_text_and_json() {
     let mock = MockServer::builder().start_background().unwrap();
