@@ -19,9 +19,9 @@
 //!   what one request may do; [`partials`]: failed streams' partial text.
 //! - [`provider`]: a provider's two actors, as its requests hold them.
 //!
-//! Fenced apart: [`exec`], the execution machinery (actors run in place, one-way
-//! report relays, guarded attempt futures, spans, clock arithmetic), and
-//! [`telemetry`], the metric families and per-provider reports.
+//! Fenced apart: [`exec`], the execution machinery (actors run in place, guarded
+//! attempt futures, spans, clock arithmetic, supervision), and [`telemetry`], the
+//! metric families.
 
 /// Mailbox capacity of the per-provider actors: large, because every request
 /// asks them something; bounded, because actix's channel needs it to be.
@@ -39,8 +39,8 @@ pub mod telemetry;
 
 pub use breaker::{BreakerConfig, BreakerState, CircuitBreaker, TransitionEvent};
 pub use failure::{Category, Failure, Phase, RateLimitHints};
+pub use provider::report::ProviderReport;
 pub use provider::ProviderActors;
 pub use retry::{
     Backoff, BudgetConfig, GiveUp, Jitter, ProviderMetrics, RetryCoordinator, RetryPolicy,
 };
-pub use telemetry::metrics::ProviderReport;

@@ -1,5 +1,92 @@
 //! Classification: turns a raw [`ProviderError`] into the provider-neutral
-//! [`Failure`] the actors decide from.
+//! [`Failure`] the actors decide from: category, `retryable`, `affects_health`
+//! (the breaker counts it), the server-directed wait (uncapped; the retry
+//! policy caps it), rate-limit hints, provider, status, the provider's error
+//! type and code, a one-line message, both request ids, and the phase (before
+//! or after content). The rules are plain functions tested without a runtime:
+//!
+//! - [`body`] reads an error body of any shape (OpenAI's `error` object,
+//!   Anthropic's `{"type":"error","error":{...}}`, xAI's flat `{"code","error"}`,
+//!   a gateway's top-level `message`) into type, code and message, then decides
+//!   the category in this order: billing (codes, types, 402, then billing
+//!   phrases a gateway's rewritten 429 still says), context length, request too
+//!   large, OpenAI's exact rate-limit codes, content filter, authentication
+//!   (including xAI's 400 "Incorrect API key"), an overload named only in the
+//!   message of a 5xx or in-band error, error types, error codes, and last the
+//!   status class.
+//! - [`wait`]: `x-should-retry`, `retry-after-ms`, `retry-after` (seconds, then
+//!   HTTP-date), then the upstream's as LiteLLM passes them on
+//!   (`llm_provider-retry-after-ms`, `llm_provider-retry-after`), OpenAI's "try
+//!   again in 1.146s" text, Go durations (`1m30s`) and RFC 3339 resets.
+//! - [`text`]: free text by ordered patterns (timeout before network, billing
+//!   before rate limit), for errors from user code or unknown transports.
+//!
+//! | category | retried | breaker counts it | provider errors |
+//! |---|---|---|---|
+//! | authentication | no | no | OpenAI 401 `invalid_api_key`; Anthropic 401; xAI 400 "Incorrect API key", 401 |
+//! | permission_denied | no | no | OpenAI 403; Anthropic 403 `permission_error`; xAI 403 (not credits) |
+//! | not_found | no | no | 404 `model_not_found`, `not_found_error`, xAI `not-found` |
+//! | conflict | yes | no | Anthropic 409 `conflict_error`, any 409 |
+//! | rate_limited | yes | no (it pauses the provider) | OpenAI 429 `rate_limit_exceeded`; Anthropic 429 `rate_limit_error`; xAI 429 |
+//! | quota_exceeded | no | no | OpenAI 429 `insufficient_quota`; Anthropic 402, 400 spend limit; xAI 402, 403/429 credits |
+//! | invalid_request | no | no | 400 `invalid_request_error` (prefill rejection too), 405, 415, 422 |
+//! | request_too_large | no | no | OpenAI 429 "Request too large"; 413 (JSON or a proxy's HTML) |
+//! | context_length_exceeded | no | no | OpenAI 400 `context_length_exceeded`, "prompt is too long" |
+//! | content_filtered | no | no | `content_filter`, `content_policy_violation`, content policy text |
+//! | server_error | yes | yes | 500 `server_error` / `api_error`, 502, other 5xx, unknown in-band errors |
+//! | overloaded | yes | yes | OpenAI 503 `server_is_overloaded`; Anthropic 529 `overloaded_error`; any 503/529 |
+//! | timeout | yes | yes | connect, read and idle timeouts; 408; Anthropic 504 `timeout_error` |
+//! | deadline_exceeded | no | no | the request's total deadline ran out |
+//! | network | yes | yes | connection refused, DNS, TLS, reset mid-body |
+//! | stream_interrupted | yes | yes | a stream ended without `[DONE]` / `message_stop` |
+//! | malformed_response | yes | yes | malformed JSON or SSE (a whole 2xx of the wrong shape: not retried on the same target) |
+//! | unknown | no | no | any other 4xx; free text that matches nothing |
+//!
+//! `x-should-retry` overrides `retried` (never for `deadline_exceeded`); it does
+//! not change whether the breaker counts the failure. Waits are reported
+//! uncapped; a value that is not a finite positive number, or a date in the
+//! past, is no wait at all.
+//!
+//! The table, row by row, as this doc test checks it:
+//!
+//! ```
+//! use steer_llm::{classify::classify, FailureKind, ProviderError, TransportKind};
+//! use steer_actors::Category::*;
+//! let status = |provider: &str, status: u16, body: &str| {
+//!     ProviderError::new(provider, "r".into(), FailureKind::Status { status, body: body.to_string().into() })
+//! };
+//! let other = |kind| ProviderError::new("openai", "r".into(), kind);
+//! let transport = |kind| other(FailureKind::Transport { kind, message: "x".into() });
+//! let openai = |code: &str, ty: &str| format!(r#"{{"error":{{"message":"m","type":"{ty}","param":null,"code":"{code}"}}}}"#);
+//! let anthropic = |ty: &str| format!(r#"{{"type":"error","error":{{"type":"{ty}","message":"m"}}}}"#);
+//! let rows = [
+//!     (status("openai", 401, &openai("invalid_api_key", "invalid_request_error")), Authentication, false, false),
+//!     (status("anthropic", 403, &anthropic("permission_error")), PermissionDenied, false, false),
+//!     (status("openai", 404, &openai("model_not_found", "invalid_request_error")), NotFound, false, false),
+//!     (status("anthropic", 409, &anthropic("conflict_error")), Conflict, true, false),
+//!     (status("openai", 429, &openai("rate_limit_exceeded", "requests")), RateLimited, true, false),
+//!     (status("openai", 429, &openai("insufficient_quota", "insufficient_quota")), QuotaExceeded, false, false),
+//!     (status("anthropic", 400, &anthropic("invalid_request_error")), InvalidRequest, false, false),
+//!     (status("anthropic", 413, "<html><h1>413 Request Entity Too Large</h1></html>"), RequestTooLarge, false, false),
+//!     (status("openai", 400, &openai("context_length_exceeded", "invalid_request_error")), ContextLengthExceeded, false, false),
+//!     (status("openai", 400, &openai("content_policy_violation", "invalid_request_error")), ContentFiltered, false, false),
+//!     (status("openai", 500, &openai("", "server_error")), ServerError, true, true),
+//!     (status("anthropic", 529, &anthropic("overloaded_error")), Overloaded, true, true),
+//!     (status("openai", 408, ""), Timeout, true, true),
+//!     (transport(TransportKind::Timeout), Timeout, true, true),
+//!     (transport(TransportKind::Deadline), DeadlineExceeded, false, false),
+//!     (transport(TransportKind::Connect), Network, true, true),
+//!     (other(FailureKind::Incomplete { events: 3 }), StreamInterrupted, true, true),
+//!     (other(FailureKind::Malformed { message: "bad json".into() }), MalformedResponse, true, true),
+//!     (status("openai", 418, ""), Unknown, false, false),
+//! ];
+//! for (error, category, retried, counted) in rows {
+//!     let f = classify(&error);
+//!     assert_eq!((f.category, f.retryable, f.affects_health), (category, retried, counted), "{error}");
+//! }
+//! ```
+//!
+//! In short, by input:
 //!
 //! | input | category |
 //! |---|---|
@@ -12,10 +99,6 @@
 //! | malformed JSON or SSE | `malformed_response` |
 //! | a whole 2xx of the wrong shape | `malformed_response`, not retried on the same target |
 //! | free text ([`classify_text`]) | ordered message patterns, `unknown` otherwise |
-//!
-//! Retryability is the category's default, overridden by `x-should-retry`. The
-//! server-directed wait is `retry-after-ms`, then `retry-after` (seconds, then
-//! HTTP-date), then OpenAI's "try again in ..." text; it is reported uncapped.
 //!
 //! ```
 //! use steer_llm::{classify::classify, FailureKind, ProviderError};

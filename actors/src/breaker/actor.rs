@@ -118,7 +118,7 @@ impl CircuitBreaker {
 
     /// Counts transitions and pauses into `meters` (else into families of its own).
     pub fn with_meters(mut self, meters: Meters) -> Self {
-        meters.breaker_state(&self.provider, None, self.endpoint.state());
+        meters.breaker_state(&self.provider, None, self.endpoint.state().label());
         self.meters = meters;
         self
     }
@@ -176,7 +176,7 @@ impl CircuitBreaker {
         let breaker = Breaker::new(self.config.clone());
         gate.publish(breaker.admits_all(now()));
         self.meters
-            .breaker_state(&self.provider, Some(&key), breaker.state());
+            .breaker_state(&self.provider, Some(&key), breaker.state().label());
         self.models
             .insert(key.clone(), ModelBreaker { breaker, gate });
         self.publish_gates();
@@ -207,8 +207,12 @@ impl CircuitBreaker {
         }
         tracing::info!(provider = %self.provider, model = model.as_deref().unwrap_or("*endpoint*"),
             from = ?t.from, to = ?t.to, reason = ?t.reason, "breaker transition");
-        self.meters
-            .transition(&self.provider, model.as_deref(), t.from, t.to);
+        self.meters.transition(
+            &self.provider,
+            model.as_deref(),
+            t.from.label(),
+            t.to.label(),
+        );
         self.tell_fleet(model.as_deref(), &t);
         if let Some(open_for) = t.open_for {
             let generation = t.generation;

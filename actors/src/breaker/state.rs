@@ -109,6 +109,20 @@ pub enum BreakerState {
     Disabled,
 }
 
+impl BreakerState {
+    /// Its name and gauge level, as the metric families count it.
+    pub fn label(self) -> crate::telemetry::meters::BreakerLabel {
+        let (name, level) = match self {
+            BreakerState::Closed => ("closed", 0),
+            BreakerState::HalfOpen => ("half_open", 1),
+            BreakerState::Open => ("open", 2),
+            BreakerState::ForcedOpen => ("forced_open", 3),
+            BreakerState::Disabled => ("disabled", 4),
+        };
+        crate::telemetry::meters::BreakerLabel { name, level }
+    }
+}
+
 /// Why the state changed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -181,6 +195,18 @@ pub enum Rejection {
         /// Time until the pause ends.
         retry_in: Duration,
     },
+}
+
+impl Rejection {
+    /// The word it is counted and logged under.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Rejection::Open { .. } => "open",
+            Rejection::ProbesBusy => "probes_busy",
+            Rejection::ForcedOpen => "forced_open",
+            Rejection::Paused { .. } => "paused",
+        }
+    }
 }
 
 /// The outcome of a permitted call.

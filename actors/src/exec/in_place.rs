@@ -334,7 +334,7 @@ mod tests {
                 include_str!("../lifecycle/request.rs"),
             ),
             ("lifecycle/shell.rs", include_str!("../lifecycle/shell.rs")),
-            ("exec/relay.rs", include_str!("relay.rs")),
+            ("provider/relay.rs", include_str!("../provider/relay.rs")),
         ];
         for (file, source) in sources {
             assert!(source.contains("SendContext"), "{file}");

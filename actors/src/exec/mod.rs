@@ -1,7 +1,6 @@
 //! The execution machinery the actors run on, fenced from the domain: an actor
 //! run by the task that awaits it ([`in_place`]) and the wakes it owns
-//! (`own_wakes`), one-way reports gathered per runtime (`relay`), an
-//! attempt's future as its actor polls it ([`guarded`]), spans kept only when
+//! (`own_wakes`), an attempt's future as its actor polls it ([`guarded`]), spans kept only when
 //! wanted ([`spans`]), clock arithmetic that saturates ([`clock`]), and the
 //! supervision of actors whose handlers panic (`supervise`).
 
@@ -9,6 +8,5 @@ pub mod clock;
 pub mod guarded;
 pub mod in_place;
 pub mod own_wakes;
-pub(crate) mod relay;
 pub mod spans;
 pub(crate) mod supervise;

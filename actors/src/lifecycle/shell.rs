@@ -22,7 +22,7 @@ pub use crate::lifecycle::{Attempts, Run, Step, Stop};
 use crate::provider::ProviderActors;
 use crate::retry::{AttemptAbandoned, Decide, GiveUp, RequestEnd, RequestFinished};
 use crate::spec::RequestSpec;
-use crate::telemetry::meters::{rejection_name, GaugeGuard, TargetMeters};
+use crate::telemetry::meters::{GaugeGuard, TargetMeters};
 
 /// What every request actor holds for the loop: what it may do, where it stands,
 /// its provider's actors, its spans and metric labels, its last failure and its
@@ -190,8 +190,8 @@ pub fn execute<A: AttemptLoop>(act: &mut A, step: Step, ctx: &mut Context<A>) {
             let core = act.core();
             core.actors
                 .meters
-                .rejection(core.target.labels(), &rejection);
-            tracing::info!(parent: &core.span, rejection = rejection_name(&rejection), "steer.breaker.rejected");
+                .rejection(core.target.labels(), rejection.name());
+            tracing::info!(parent: &core.span, rejection = rejection.name(), "steer.breaker.rejected");
             act.stop(Stop::Rejected(rejection), ctx);
         }
         Step::Stop(why) => act.stop(why, ctx),

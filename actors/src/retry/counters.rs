@@ -1,7 +1,7 @@
 //! What a provider's RetryCoordinator counts: how each request ended
 //! ([`RequestEnd`]) and the counters it adds up ([`ProviderMetrics`]). Kept
 //! here, below the coordinator, so that the operator report in
-//! [`metrics`](crate::telemetry::metrics) reads them without retry reading it back.
+//! [`metrics`](crate::provider::report) reads them without retry reading it back.
 
 use std::collections::BTreeMap;
 

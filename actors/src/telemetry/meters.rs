@@ -33,8 +33,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::breaker::{BreakerState, Rejection};
-
 /// Model labels kept per provider; later models are counted as `other`.
 pub const MAX_MODEL_LABELS: usize = 64;
 
@@ -159,37 +157,14 @@ impl Default for Meters {
 /// The label of an endpoint's breaker (as opposed to a model's).
 const ENDPOINT: &str = "";
 
-/// The word a breaker state is counted under.
-pub fn state_name(s: BreakerState) -> &'static str {
-    match s {
-        BreakerState::Closed => "closed",
-        BreakerState::HalfOpen => "half_open",
-        BreakerState::Open => "open",
-        BreakerState::ForcedOpen => "forced_open",
-        BreakerState::Disabled => "disabled",
-    }
-}
-
-/// The gauge value of a breaker state: 0 closed, 1 half-open, 2 open, 3 forced
-/// open, 4 disabled.
-pub fn state_value(s: BreakerState) -> i64 {
-    match s {
-        BreakerState::Closed => 0,
-        BreakerState::HalfOpen => 1,
-        BreakerState::Open => 2,
-        BreakerState::ForcedOpen => 3,
-        BreakerState::Disabled => 4,
-    }
-}
-
-/// The word a rejection is counted under.
-pub fn rejection_name(r: &Rejection) -> &'static str {
-    match r {
-        Rejection::Open { .. } => "open",
-        Rejection::ProbesBusy => "probes_busy",
-        Rejection::ForcedOpen => "forced_open",
-        Rejection::Paused { .. } => "paused",
-    }
+/// A breaker state as the families count it: its name (a label) and its
+/// level (the gauge: 0 closed, 1 half-open, 2 open, 3 forced open, 4 disabled).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BreakerLabel {
+    /// The label.
+    pub name: &'static str,
+    /// The gauge's value.
+    pub level: i64,
 }
 
 impl Meters {
@@ -418,12 +393,14 @@ impl Meters {
     }
 
     /// A breaker changed state; `model` is `None` for the provider's endpoint.
+    /// States come as their labels ([`BreakerLabel`]): the families know no
+    /// breaker type.
     pub fn transition(
         &self,
         provider: &str,
         model: Option<&str>,
-        from: BreakerState,
-        to: BreakerState,
+        from: BreakerLabel,
+        to: BreakerLabel,
     ) {
         let t = self.breaker_labels(provider, model);
         self.inner
@@ -431,23 +408,17 @@ impl Meters {
             .get_or_create(&TransitionLabels {
                 provider: t.provider.clone(),
                 model: t.model.clone(),
-                from: state_name(from),
-                to: state_name(to),
+                from: from.name,
+                to: to.name,
             })
             .inc();
-        self.inner
-            .breaker_state
-            .get_or_create(&t)
-            .set(state_value(to));
+        self.inner.breaker_state.get_or_create(&t).set(to.level);
     }
 
     /// Sets a breaker's state gauge without a transition (a new breaker).
-    pub fn breaker_state(&self, provider: &str, model: Option<&str>, state: BreakerState) {
+    pub fn breaker_state(&self, provider: &str, model: Option<&str>, state: BreakerLabel) {
         let t = self.breaker_labels(provider, model);
-        self.inner
-            .breaker_state
-            .get_or_create(&t)
-            .set(state_value(state));
+        self.inner.breaker_state.get_or_create(&t).set(state.level);
     }
 
     fn breaker_labels(&self, provider: &str, model: Option<&str>) -> TargetLabels {
@@ -460,11 +431,11 @@ impl Meters {
         }
     }
 
-    /// A breaker refused a request.
-    pub fn rejection(&self, t: &TargetLabels, rejection: &Rejection) {
+    /// A breaker refused a request, for the reason named `rejection`.
+    pub fn rejection(&self, t: &TargetLabels, rejection: &'static str) {
         self.inner
             .rejections
-            .get_or_create(&Self::with_outcome(t, rejection_name(rejection)))
+            .get_or_create(&Self::with_outcome(t, rejection))
             .inc();
     }
 
@@ -821,12 +792,17 @@ mod tests {
         m.attempt(&t, "success", Duration::from_millis(300));
         m.first_token(&t, "success", Duration::from_millis(50));
         m.tokens(&t, 12, 0);
-        m.transition(
-            "openai",
-            Some("gpt-4o"),
-            BreakerState::Closed,
-            BreakerState::Open,
+        let (closed, open) = (
+            BreakerLabel {
+                name: "closed",
+                level: 0,
+            },
+            BreakerLabel {
+                name: "open",
+                level: 2,
+            },
         );
+        m.transition("openai", Some("gpt-4o"), closed, open);
         let guard = m.open_stream("openai");
         let text = m.encode();
         assert!(text.contains(

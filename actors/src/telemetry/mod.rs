@@ -1,6 +1,4 @@
 //! What the actors count: the Prometheus families of a client ([`meters`]:
-//! histograms, counters, gauges) and each provider's report ([`metrics`]: the
-//! snapshot of its breaker and counters).
+//! histograms, counters, gauges), below every actor that records into them.
 
 pub mod meters;
-pub mod metrics;

@@ -70,7 +70,7 @@ impl Handler<Acquire> for CircuitBreaker {
 }
 
 /// The outcome of a permitted call (sent by [`PermitLease`], or gathered by a
-/// [`ReportRelay`](crate::exec::relay::ReportRelay)).
+/// [`ReportRelay`](crate::provider::relay::ReportRelay)).
 #[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
 pub(crate) struct Report {

@@ -1,7 +1,11 @@
 //! The actors of one provider as its requests hold them: the circuit breaker
 //! and the retry coordinator, started side by side on one arbiter, shared behind
 //! one reference count, and the relays that gather its requests' success reports
-//! on the arbiters where they run.
+//! on the arbiters where they run (`relay`), and its report ([`report`]: the
+//! snapshot of its breaker and counters).
+
+pub(crate) mod relay;
+pub mod report;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,10 +16,11 @@ use actix::{Actor, Addr, Arbiter, ArbiterHandle};
 use parking_lot::{MappedRwLockReadGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use tokio::runtime::Id;
 
+use relay::{FlushReports, RelayInbox, Relayed, ReportRelay};
+
 use crate::breaker::actor::Report;
 use crate::breaker::{BreakerRef, CallOutcome, CircuitBreaker, PermitLease};
 use crate::exec::in_place::InPlace;
-use crate::exec::relay::{FlushReports, RelayInbox, Relayed, ReportRelay};
 use crate::retry::{RequestEnd, RequestFinished, RetryCoordinator};
 use crate::telemetry::meters::Meters;
 
