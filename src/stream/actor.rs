@@ -16,43 +16,21 @@ use steer_actors::breaker::PermitLease;
 use steer_actors::lifecycle::shell::{self, AttemptLoop, RequestCore, Run, Stop};
 use steer_actors::partials::{PartialResponse, PartialStore, StorePartial};
 use steer_actors::retry::{AttemptAbandoned, GiveUp, RequestEnd};
-use steer_actors::spec::RequestSpec;
 use steer_actors::telemetry::meters::GaugeGuard;
 use steer_actors::ProviderActors;
 use steer_actors::{Category, Failure};
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::continuation::{Continuation, Divergence};
+use super::ending;
 use super::machine::{AfterBreak, AfterDivergence, RetrySeam, StreamMachine};
 use super::reader::{AttemptEnded, AttemptPlan, Command, Outcome};
+pub(crate) use super::settings::{StreamRoute, StreamSettings};
 use crate::classify::classify;
 use crate::error::{Error, FailedRequest, ProviderError};
-use crate::model::{ChatRequest, FinishReason, ModelId};
+use crate::model::{ChatRequest, ModelId};
 use crate::observe::trace;
 use crate::provider::Provider;
-use crate::route::{InFlight, Next, Route, Targets, Verdict};
-
-/// Timeouts and policy of one stream.
-#[derive(Debug, Clone)]
-pub(crate) struct StreamSettings {
-    /// What every request has (its `attempt_timeout` runs until the response headers).
-    pub spec: RequestSpec,
-    pub first_token_timeout: Option<Duration>,
-    pub idle_timeout: Option<Duration>,
-    pub continuation: Continuation,
-    /// What to do with a continuation that cannot be spliced.
-    pub divergence: Divergence,
-    /// Whether the span records prompt and reply text.
-    pub record_content: bool,
-}
-
-/// The route of a stream that names a model group.
-pub(crate) struct StreamRoute {
-    /// Where the stream stands in its group.
-    pub route: Route,
-    /// Its targets' providers, actors and load.
-    pub targets: Targets,
-}
+use crate::route::{InFlight, Next, Verdict};
 
 pub(crate) struct StreamActor {
     provider: Arc<dyn Provider>,
@@ -238,37 +216,11 @@ impl StreamActor {
         );
     }
 
-    /// Records how the stream ended on its span and meters: its outcome, time to
-    /// first content, finish reason and tokens.
+    /// Records how the stream ended on its span and meters.
     fn record_end(&mut self, error: Option<&Error>, end: RequestEnd) {
+        let model = self.original.model.model();
         let d = self.machine.delivery();
-        let span = &self.core.span;
-        let reported = d.reported_usage();
-        match error {
-            Some(e) => trace::record_error(span, e),
-            None => {
-                span.record("gen_ai.response.model", self.original.model.model());
-                let finish = d.finish_reason.clone().unwrap_or(FinishReason::Stop);
-                trace::record_end(span, &finish, reported);
-                if self.record_content {
-                    span.record("gen_ai.output.messages", d.checkpoint.text.as_str());
-                }
-            }
-        }
-        let outcome = end.outcome();
-        let meters = &self.core.actors.meters;
-        if let Some(first) = self.machine.delivery().first_content {
-            meters.first_token(self.core.target.labels(), outcome, first);
-        }
-        match reported {
-            Some(usage) => meters.tokens(
-                self.core.target.labels(),
-                usage.prompt_tokens,
-                usage.completion_tokens,
-            ),
-            None if error.is_none() => meters.usage_unknown(self.core.target.labels()),
-            None => {}
-        }
+        ending::record(d, &self.core, model, self.record_content, error, end);
     }
 
     /// What the client's partial store keeps of a failed stream, if it delivered text.
@@ -354,14 +306,8 @@ impl StreamActor {
         tracing::info!(parent: &self.core.span, "steer.stream.diverged: the continuation restarted and differed");
         match self.machine.after_divergence() {
             AfterDivergence::Fail => {
-                let mut failure = Failure::new(
-                    Category::StreamInterrupted,
-                    self.provider.name(),
-                    "the continuation started the reply again and then differed from the text \
-                     delivered: it cannot be spliced",
-                );
-                failure.retryable = false;
-                failure.request_id = Some(self.original.request_id.to_string());
+                let request_id = &self.original.request_id;
+                let failure = ending::diverged(self.provider.name(), request_id);
                 self.core.attempts.set_last_failure(failure.clone());
                 self.core.attempts.end();
                 let e = Error::Failed(Box::new(FailedRequest {
@@ -516,36 +462,8 @@ impl AttemptLoop for StreamActor {
         let request_id = self.original.request_id.clone();
         let attempts = self.core.attempts.attempts();
         let last = self.core.attempts.last_failure().cloned().map(Box::new);
-        let (e, end) = match why {
-            Stop::DeadlineExceeded => (
-                Error::DeadlineExceeded {
-                    request_id,
-                    attempts,
-                    last,
-                    partial,
-                },
-                RequestEnd::Failed {
-                    category: Category::DeadlineExceeded,
-                },
-            ),
-            Stop::Rejected(rejection) => (
-                Error::Rejected {
-                    provider: self.provider.name().to_string(),
-                    request_id,
-                    rejection,
-                    attempts,
-                    last,
-                    partial,
-                },
-                RequestEnd::Rejected,
-            ),
-            Stop::Internal(message) => (
-                Error::Internal(message.into()),
-                RequestEnd::Failed {
-                    category: Category::Unknown,
-                },
-            ),
-        };
+        let provider = self.provider.name();
+        let (e, end) = ending::stopped(why, provider, request_id, attempts, last, partial);
         if rejected && self.fail_over(&e, end, ctx) {
             return;
         }

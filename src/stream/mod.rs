@@ -14,8 +14,10 @@ pub(crate) mod calls;
 pub mod checkpoint;
 pub mod continuation;
 pub(crate) mod delivery;
+mod ending;
 pub(crate) mod machine;
 pub(crate) mod reader;
+mod settings;
 mod steer_stream;
 
 pub use continuation::{Continuation, Divergence};

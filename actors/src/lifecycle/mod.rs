@@ -5,9 +5,11 @@
 //!   decision, backoff), for the request actor and the stream actor alike.
 //! - [`shell`]: what carries out an [`Attempts`]' steps inside an actor
 //!   (messages to the breaker and the coordinator, actor timers, meters, spans).
-//! - [`request`]: the supervised request actor, a shell around one.
+//! - [`request`]: the supervised request actor, a shell around one; [`reply`]:
+//!   what it is given and what it answers.
 
 pub mod attempts;
+pub mod reply;
 pub mod request;
 pub mod shell;
 

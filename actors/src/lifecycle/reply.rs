@@ -1,0 +1,78 @@
+//! What a request actor is given and what it answers: the attempt it runs
+//! ([`AttemptFn`]), its reply ([`RequestResult`]: [`Completed`] or a
+//! [`RequestError`]), and the message that cancels it ([`Cancel`]).
+
+use actix::prelude::*;
+use futures::future::BoxFuture;
+
+use crate::breaker::Rejection;
+use crate::failure::Failure;
+use crate::retry::GiveUp;
+
+/// One attempt: given the attempt number (1-based), a future of the value or of
+/// the classified failure with the raw error.
+pub type AttemptFn<T, E> =
+    Box<dyn FnMut(u32) -> BoxFuture<'static, Result<T, AttemptError<E>>> + Send>;
+
+/// A failed attempt: the classified failure and the raw error. Boxed, so that the
+/// success path moves small values.
+pub type AttemptError<E> = Box<(Failure, E)>;
+
+/// A successful request.
+#[derive(Debug)]
+pub struct Completed<T> {
+    /// The value.
+    pub value: T,
+    /// Attempts made.
+    pub attempts: u32,
+}
+
+/// Why a request failed for good.
+#[derive(Debug)]
+pub enum RequestError<E> {
+    /// The last attempt failed and no retry was allowed.
+    Failed {
+        /// The last failure.
+        failure: Failure,
+        /// Why it was not retried.
+        reason: GiveUp,
+        /// Attempts made.
+        attempts: u32,
+        /// The raw error of the last attempt, when there is one.
+        last: Option<E>,
+    },
+    /// The breaker did not admit the call.
+    Rejected {
+        /// Why.
+        rejection: Rejection,
+        /// Attempts made before.
+        attempts: u32,
+        /// The failure before the rejection, if there was an attempt.
+        last: Option<Failure>,
+    },
+    /// The request's deadline passed.
+    DeadlineExceeded {
+        /// Attempts made.
+        attempts: u32,
+        /// The last failure, if any.
+        last: Option<Failure>,
+    },
+    /// Provider or user code panicked during an attempt.
+    Panicked {
+        /// The panic message.
+        message: String,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// An actor the request depends on is gone.
+    Internal(String),
+}
+
+/// The reply of a request actor. The error is boxed, so that the success path
+/// moves small values.
+pub type RequestResult<T, E> = Result<Completed<T>, Box<RequestError<E>>>;
+
+/// Cancels a request (its caller went away).
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct Cancel;
