@@ -325,6 +325,11 @@ pub async fn get_text(addr: std::net::SocketAddr, path: &str) -> String {
         .unwrap()
 }
 
+/// The body of `GET http://{addr}{path}` as JSON (`/reliability`).
+pub async fn get_json(addr: std::net::SocketAddr, path: &str) -> serde_json::Value {
+    serde_json::from_str(&get_text(addr, path).await).unwrap()
+}
+
 /// A deployment: OpenAI's format at `mock`, registered as `name`.
 pub fn deployment(name: &str, mock: &steer_llm::mock::MockServer) -> OpenAiCompatible {
     OpenAiCompatible::openai()

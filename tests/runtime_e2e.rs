@@ -203,14 +203,7 @@ async fn the_operator_endpoint_serves_prometheus_text_and_json() {
     ] {
         assert!(text.contains(line), "{line} not in\n{text}");
     }
-    let json: serde_json::Value = reqwest::Client::new()
-        .get(format!("http://{addr}/reliability"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let json = common::get_json(addr, "/reliability").await;
     let xai = json["providers"]
         .as_array()
         .unwrap()

@@ -72,21 +72,13 @@ async fn the_caller_of_the_service_receives_the_fault_free_reply() {
         assert_eq!(text, fault_free(model), "{model}");
     }
     // The same app serves the operator endpoints.
-    let http = reqwest::Client::new();
     let metrics = common::get_text(addr, "/metrics").await;
     assert!(
         metrics.contains(r#"steer_resumptions_total{provider="openai",model="gpt-4o-mini"} 1"#),
         "{metrics}"
     );
     assert!(metrics.contains("steer_time_to_first_token_seconds_bucket"));
-    let reliability: serde_json::Value = http
-        .get(format!("http://{addr}/reliability"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let reliability = common::get_json(addr, "/reliability").await;
     assert_eq!(reliability["providers"].as_array().map(Vec::len), Some(3));
     handle.stop(true).await;
 }
