@@ -22,6 +22,60 @@
 //!
 //! Faults come from, in order: the request's `x-mock-fault` header, the script for
 //! its `x-client-request-id`, the shared script queue, then the server's default.
+//!
+//! # Faults
+//!
+//! A fault plan is `part+part+...`, each part `kind` or `kind?key=value&...`:
+//!
+//! | kind | effect |
+//! |---|---|
+//! | `ok` | a normal reply |
+//! | `nearly_spent` | a normal reply whose rate-limit headers say no requests or tokens are left |
+//! | *error name* | that provider error in its status form ([`errors`]) |
+//! | `status?code=N` | any status 400-599 with the provider's generic error body |
+//! | `stream_error?name=E&after=N` | after N text chunks, the in-band error E (OpenAI/xAI `data: {"error":...}`, Anthropic `event: error`); the status form on a non-streaming request |
+//! | `stall?after=N` | after N text chunks, send nothing more (the connection stays open) |
+//! | `truncate?after=N` | after N text chunks, end the body cleanly without the terminal event |
+//! | `reset?after=N` | after N text chunks, abort the connection mid-body |
+//! | `malformed_json?after=N` | after N text chunks, a data line whose JSON is cut short |
+//! | `malformed_sse?after=N` | after N text chunks, bytes that are not UTF-8 |
+//! | `whole_reply` | a streaming request answered with the whole reply as JSON, as LiteLLM's proxy does for some models |
+//! | `latency?ms=N` | wait N ms before the response headers (combines with any part) |
+//! | `chunk_delay?ms=N` | wait N ms before each streamed event (combines with any part) |
+//! | `mix?seed=S&kind=pct&...` | each request draws one kind by percentage, reproducibly for a seed |
+//!
+//! On non-streaming requests, `truncate` and `malformed_*` give a body that is
+//! not valid JSON, `reset` aborts after a few bytes and `stall` stops after a few
+//! bytes. An `after` larger than the reply cuts just before the terminal events.
+//! Each row, as this doc test reads it:
+//!
+//! ```
+//! use std::time::Duration;
+//! use steer_llm::mock::FaultPlan;
+//! let plan = |s: &str| s.parse::<FaultPlan>().unwrap();
+//! assert_eq!(plan("ok"), FaultPlan::normal());
+//! assert_eq!(plan("server_error"), FaultPlan::error("server_error"));
+//! assert_eq!(plan("status?code=418"), FaultPlan::status(418));
+//! assert_eq!(plan("stream_error?name=overloaded&after=2"), FaultPlan::stream_error("overloaded", 2));
+//! assert_eq!(plan("stall?after=3"), FaultPlan::stall(3));
+//! assert_eq!(plan("truncate?after=3"), FaultPlan::truncate(3));
+//! assert_eq!(plan("reset?after=3"), FaultPlan::reset(3));
+//! assert_eq!(plan("malformed_json?after=1"), FaultPlan::malformed_json(1));
+//! assert_eq!(plan("malformed_sse?after=1"), FaultPlan::malformed_sse(1));
+//! assert_eq!(plan("whole_reply"), FaultPlan::whole_reply());
+//! assert_eq!(
+//!     plan("reset?after=2+latency?ms=5+chunk_delay?ms=1"),
+//!     FaultPlan::reset(2)
+//!         .with_latency(Duration::from_millis(5))
+//!         .with_chunk_delay(Duration::from_millis(1))
+//! );
+//! for other in ["nearly_spent", "mix?seed=1&server_error=10&reset=5"] {
+//!     assert!(other.parse::<FaultPlan>().is_ok(), "{other}");
+//! }
+//! for bad in ["no_such_fault", "reset?after=x", "reset+truncate", "latency?sec=1"] {
+//!     assert!(bad.parse::<FaultPlan>().is_err(), "{bad}");
+//! }
+//! ```
 
 mod behaviour;
 pub mod errors;
