@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-use crate::error::Error;
+use crate::error::{ConfigError, Error};
 use crate::provider::{Anthropic, OpenAiCompatible, Providers};
 use crate::runtime::group::{Group, Selection};
 use crate::runtime::ClientBuilder;
@@ -224,20 +224,23 @@ impl Config {
     /// Reads a configuration; an error names the line and the key.
     pub fn from_toml(text: &str) -> Result<Config, Error> {
         let config: Config =
-            toml::from_str(text).map_err(|e| Error::Config(format!("configuration: {e}")))?;
+            toml::from_str(text).map_err(|e| ConfigError::file("configuration", e.to_string()))?;
         for (name, g) in &config.groups {
             g.group()
-                .map_err(|e| Error::Config(format!("configuration: groups.{name}: {e}")))?;
+                .map_err(|e| ConfigError::file("configuration", format!("groups.{name}: {e}")))?;
         }
         Ok(config)
     }
 
     /// Reads a configuration file.
     pub fn load(path: &std::path::Path) -> Result<Config, Error> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::file(path.display().to_string(), format!("cannot read it: {e}"))
+        })?;
         Self::from_toml(&text).map_err(|e| match e {
-            Error::Config(m) => Error::Config(format!("{}: {m}", path.display())),
+            Error::Config(ConfigError::File { reason, .. }) => {
+                ConfigError::file(path.display().to_string(), reason)
+            }
             other => other,
         })
     }
@@ -263,10 +266,11 @@ impl Config {
             let built: std::sync::Arc<dyn crate::provider::Provider> = match d.kind {
                 Kind::Anthropic => {
                     if d.prefill.is_some() {
-                        return Err(Error::Config(format!(
-                            "deployments.{name}: prefill is for OpenAI-format deployments; \
-                             an Anthropic deployment continues by model (Claude before 4.6)"
-                        )));
+                        return Err(ConfigError::setting(
+                            format!("deployments.{name}.prefill"),
+                            "prefill is for OpenAI-format deployments; an Anthropic deployment \
+                             continues by model (Claude before 4.6)",
+                        ));
                     }
                     let mut b = Anthropic::builder().name(name.as_str());
                     if let Some(url) = base {
@@ -307,7 +311,7 @@ impl Config {
             builder = builder.group(
                 name,
                 g.group()
-                    .map_err(|e| Error::Config(format!("groups.{name}: {e}")))?,
+                    .map_err(|e| ConfigError::group(name, e.to_string()))?,
             );
         }
         if let Some(r) = &self.retry {
@@ -353,8 +357,9 @@ impl Config {
             #[cfg(not(feature = "shared-redis"))]
             {
                 let _ = shared.config();
-                return Err(Error::Config(
-                    "[shared] needs steer-llm's shared-redis feature".into(),
+                return Err(ConfigError::setting(
+                    "[shared]",
+                    "needs steer-llm's shared-redis feature",
                 ));
             }
         }

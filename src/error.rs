@@ -29,9 +29,10 @@ pub enum Error {
     /// The model id is not `provider/model`.
     #[error(transparent)]
     InvalidModelId(#[from] InvalidModelId),
-    /// A setting is invalid (a bad base URL, a key with characters a header cannot hold, ...).
+    /// A setting is invalid (a bad base URL, a key with characters a header
+    /// cannot hold, a group without a target, ...): what, typed ([`ConfigError`]).
     #[error("invalid configuration: {0}")]
-    Config(String),
+    Config(ConfigError),
     /// The request cannot be sent as it is: its provider's wire format cannot
     /// express it (an image in a system message, a JSON mode Anthropic lacks, a
     /// tool choice naming no tool, ...). Nothing was sent.
@@ -213,5 +214,98 @@ impl Error {
 impl From<ProviderError> for Error {
     fn from(e: ProviderError) -> Self {
         Error::Provider(Box::new(e))
+    }
+}
+
+/// What is wrong with a configuration, by where it is wrong.
+///
+/// ```
+/// use steer_llm::{ConfigError, Error, OpenAiCompatible};
+/// let e = OpenAiCompatible::custom("local", "not a url").build().unwrap_err();
+/// assert!(matches!(e, Error::Config(ConfigError::Endpoint { ref provider, .. }) if provider == "local"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A setting's value is out of its range or malformed (a breaker's
+    /// threshold, a retry policy, the retry budget's ratio, a feature not built).
+    #[error("{setting}: {reason}")]
+    Setting {
+        /// The setting.
+        setting: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A deployment's endpoint cannot be used: no base URL, one that is not an
+    /// http(s) URL, a key a header cannot carry, a key over clear text.
+    #[error("provider {provider:?}: {reason}")]
+    Endpoint {
+        /// The deployment's name.
+        provider: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A model group is invalid (no target, a target no provider serves).
+    #[error("group {group:?}: {reason}")]
+    Group {
+        /// The group.
+        group: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The configuration file cannot be read or parsed (the reason names the
+    /// line and the key).
+    #[error("{source_name}: {reason}")]
+    File {
+        /// The file's path, or `configuration` for text.
+        source_name: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The client has no provider to send to.
+    #[error("no provider is registered")]
+    NoProvider,
+    /// Something the client needs could not start (its actor system, its HTTP
+    /// client).
+    #[error("{0}")]
+    Start(String),
+}
+
+impl ConfigError {
+    /// A setting's error.
+    pub(crate) fn setting(setting: impl Into<String>, reason: impl Into<String>) -> Error {
+        Error::Config(ConfigError::Setting {
+            setting: setting.into(),
+            reason: reason.into(),
+        })
+    }
+
+    /// An endpoint's error.
+    pub(crate) fn endpoint(provider: impl Into<String>, reason: impl Into<String>) -> Error {
+        Error::Config(ConfigError::Endpoint {
+            provider: provider.into(),
+            reason: reason.into(),
+        })
+    }
+
+    /// A group's error.
+    pub(crate) fn group(group: impl Into<String>, reason: impl Into<String>) -> Error {
+        Error::Config(ConfigError::Group {
+            group: group.into(),
+            reason: reason.into(),
+        })
+    }
+
+    /// A configuration file's error.
+    pub(crate) fn file(source_name: impl Into<String>, reason: impl Into<String>) -> Error {
+        Error::Config(ConfigError::File {
+            source_name: source_name.into(),
+            reason: reason.into(),
+        })
+    }
+
+    /// What failed to start.
+    pub(crate) fn start(what: impl Into<String>) -> Error {
+        Error::Config(ConfigError::Start(what.into()))
     }
 }

@@ -47,7 +47,7 @@ pub mod wire;
 
 pub use async_trait::async_trait;
 pub use content::{ImageSource, Part};
-pub use error::{Error, FailedRequest, FailureKind, ProviderError, TransportKind};
+pub use error::{ConfigError, Error, FailedRequest, FailureKind, ProviderError, TransportKind};
 pub use model::{
     ChatRequest, ChatResponse, FinishReason, InvalidModelId, Message, ModelId, RequestId, Role,
     StreamEvent, Usage,

@@ -199,7 +199,10 @@ async fn a_group_naming_an_unknown_provider_is_a_configuration_error() {
         .providers(mock.providers().unwrap())
         .group("fast", Group::new(["nope/model"]).unwrap())
         .build();
-    assert!(matches!(built, Err(Error::Config(_))));
+    assert!(
+        matches!(built, Err(Error::Config(steer_llm::ConfigError::Group { ref group, .. })) if group == "fast"),
+        "{built:?}"
+    );
     let client = Client::builder()
         .providers(mock.providers().unwrap())
         .build()

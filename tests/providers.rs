@@ -285,7 +285,11 @@ fn invalid_configuration_is_a_typed_error() {
         ),
     ] {
         match result {
-            Some(Error::Config(message)) => assert!(message.contains(needle), "{message}"),
+            // Typed: where it is wrong (the endpoint) and which deployment.
+            Some(Error::Config(e @ steer_llm::ConfigError::Endpoint { .. })) => {
+                let message = e.to_string();
+                assert!(message.contains(needle), "{message}");
+            }
             other => panic!("expected a config error with {needle:?}, got {other:?}"),
         }
     }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::error::Error;
+use crate::error::{ConfigError, Error};
 use crate::secret::ApiKey;
 
 use super::clients::HttpClients;
@@ -89,18 +89,18 @@ impl EndpointBuilder {
             .base_url
             .or_else(|| from_env(self.base_env))
             .or_else(|| self.default_base_url.map(str::to_string))
-            .ok_or_else(|| Error::Config(format!("provider {:?} has no base URL", self.name)))?;
+            .ok_or_else(|| ConfigError::endpoint(&self.name, "no base URL"))?;
         let parsed = reqwest::Url::parse(&base_url).map_err(|e| {
-            Error::Config(format!(
-                "provider {:?}: base URL {base_url:?} is not a URL: {e}",
-                self.name
-            ))
+            ConfigError::endpoint(
+                &self.name,
+                format!("base URL {base_url:?} is not a URL: {e}"),
+            )
         })?;
         if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(Error::Config(format!(
-                "provider {:?}: base URL {base_url:?} must be http or https",
-                self.name
-            )));
+            return Err(ConfigError::endpoint(
+                &self.name,
+                format!("base URL {base_url:?} must be http or https"),
+            ));
         }
         let api_key = self
             .api_key
@@ -113,10 +113,10 @@ impl EndpointBuilder {
                         Some(value)
                     }
                     Err(_) => {
-                        return Err(Error::Config(format!(
-                        "provider {:?}: the API key holds characters an HTTP header cannot carry",
-                        self.name
-                    )))
+                        return Err(ConfigError::endpoint(
+                            &self.name,
+                            "the API key holds characters an HTTP header cannot carry",
+                        ))
                     }
                 }
             }
@@ -127,20 +127,18 @@ impl EndpointBuilder {
             && !is_loopback(&parsed)
             && !self.allow_insecure_http
         {
-            return Err(Error::Config(format!(
-                "provider {:?}: base URL {base_url:?} would send the API key in clear text to a \
-                 host that is not this machine; use https, or opt in with \
-                 allow_insecure_http(true)",
-                self.name
-            )));
+            return Err(ConfigError::endpoint(
+                &self.name,
+                format!(
+                    "base URL {base_url:?} would send the API key in clear text to a host that \
+                     is not this machine; use https, or opt in with allow_insecure_http(true)"
+                ),
+            ));
         }
         let http = std::sync::Arc::new(HttpClients::new(self.http, self.connect_timeout)?);
         let base_url = base_url.trim_end_matches('/').to_string();
         let url = reqwest::Url::parse(&format!("{base_url}{path}")).map_err(|e| {
-            Error::Config(format!(
-                "provider {:?}: {base_url}{path} is not a URL: {e}",
-                self.name
-            ))
+            ConfigError::endpoint(&self.name, format!("{base_url}{path} is not a URL: {e}"))
         })?;
         Ok(Endpoint {
             name: self.name,

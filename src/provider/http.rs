@@ -42,7 +42,7 @@ pub fn default_http_client(connect_timeout: Duration) -> Result<reqwest::Client,
         .tcp_nodelay(true)
         .pool_idle_timeout(Duration::from_secs(60))
         .build()
-        .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))
+        .map_err(|e| crate::error::ConfigError::start(format!("cannot build the HTTP client: {e}")))
 }
 
 /// Who is calling: what every error of one attempt carries.

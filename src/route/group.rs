@@ -79,7 +79,10 @@ impl Group {
             })
             .collect::<Result<Vec<_>, Error>>()?;
         if targets.is_empty() {
-            return Err(Error::Config("a group needs at least one target".into()));
+            return Err(Error::Config(crate::error::ConfigError::Setting {
+                setting: "group".into(),
+                reason: "a group needs at least one target".into(),
+            }));
         }
         Ok(Group {
             targets,

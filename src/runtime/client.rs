@@ -28,7 +28,7 @@ use super::route_actor::{CancelOnDrop, Leg, RouteActor};
 use super::system::Arbiters;
 use super::MetricsSnapshot;
 use crate::classify::classify;
-use crate::error::{Error, ProviderError};
+use crate::error::{ConfigError, Error, ProviderError};
 use crate::model::{ChatRequest, ChatResponse, RequestId};
 use crate::observe::trace;
 use crate::provider::{Provider, Providers};
@@ -301,19 +301,23 @@ impl ClientBuilder {
     /// Validates the settings and starts the actors.
     pub fn build(self) -> Result<Client, Error> {
         for config in std::iter::once(&self.breaker).chain(self.breaker_for.values()) {
-            config.validate().map_err(Error::Config)?;
+            config
+                .validate()
+                .map_err(|e| ConfigError::setting("breaker", e))?;
         }
         for policy in std::iter::once(&self.retry).chain(self.retry_for.values()) {
-            policy.validate().map_err(Error::Config)?;
+            policy
+                .validate()
+                .map_err(|e| ConfigError::setting("retry", e))?;
         }
         if !(self.budget.ratio.is_finite() && self.budget.ratio >= 0.0) {
-            return Err(Error::Config("retry budget ratio must be >= 0".into()));
+            return Err(ConfigError::setting("retry_budget.ratio", "must be >= 0"));
         }
         let known = self.providers.names();
         for (name, group) in &self.groups {
             group
                 .validate(&known)
-                .map_err(|e| Error::Config(format!("group {name:?}: {e}")))?;
+                .map_err(|e| ConfigError::group(name, e))?;
         }
         let count = self.arbiters.unwrap_or_else(|| {
             std::thread::available_parallelism()
@@ -368,8 +372,9 @@ impl ClientBuilder {
         };
         #[cfg(not(feature = "shared-redis"))]
         if self.shared.is_some() {
-            return Err(Error::Config(
-                "shared state needs the shared-redis feature".into(),
+            return Err(ConfigError::setting(
+                "shared",
+                "shared state needs the shared-redis feature",
             ));
         }
         let resolved = handles
@@ -578,7 +583,7 @@ impl Client {
         let targets = self.inner.targets.clone();
         let route = RouteActor::new(route, targets, leg, req, options, deadline, tx);
         if self.inner.handles.is_empty() {
-            return Err(Error::Config("no provider is registered".into()));
+            return Err(Error::Config(ConfigError::NoProvider));
         }
         let addr = self.start(route);
         let mut guard = CancelOnDrop(Some(addr));
@@ -635,9 +640,7 @@ impl Client {
         let mut route = Route::new(name.clone(), group);
         let Next::Go { target: first, .. } = route.next(|g, tried| targets.pick(g, tried), None)
         else {
-            return Err(Error::Config(format!(
-                "group {name:?} has no target to pick"
-            )));
+            return Err(ConfigError::group(name, "no target to pick"));
         };
         req.model = first;
         // A paused target is skipped, not waited for: the stream moves on.

@@ -3,7 +3,7 @@
 
 use actix::{Arbiter, ArbiterHandle, System};
 
-use crate::error::Error;
+use crate::error::{ConfigError, Error};
 
 /// The arbiters a client's actors run on, and what to stop when it goes.
 pub(crate) struct Arbiters {
@@ -31,8 +31,9 @@ impl Arbiters {
             });
         }
         if count == 0 {
-            return Err(Error::Config(
-                "arbiters(0) runs on the current arbiter and needs a running actix System".into(),
+            return Err(ConfigError::setting(
+                "arbiters(0)",
+                "it runs on the current arbiter and needs a running actix System",
             ));
         }
         let (tx, rx) = std::sync::mpsc::channel();
@@ -45,10 +46,10 @@ impl Arbiters {
                 let _ = tx.send((System::current(), handles));
                 let _ = system.run();
             })
-            .map_err(|e| Error::Config(format!("cannot start steer's actor system: {e}")))?;
+            .map_err(|e| ConfigError::start(format!("cannot start steer's actor system: {e}")))?;
         let (system, handles) = rx
             .recv()
-            .map_err(|_| Error::Config("steer's actor system did not start".into()))?;
+            .map_err(|_| ConfigError::start("steer's actor system did not start"))?;
         Ok(Arbiters {
             owned: handles.clone(),
             handles,

@@ -202,8 +202,9 @@ impl SharedState {
         breakers: HashMap<String, BreakerRef>,
         meters: Meters,
     ) -> Result<Self, Error> {
-        let client = redis::Client::open(config.url.as_str())
-            .map_err(|e| Error::Config(format!("shared state: bad Redis URL: {e}")))?;
+        let client = redis::Client::open(config.url.as_str()).map_err(|e| {
+            crate::error::ConfigError::setting("shared.url", format!("bad Redis URL: {e}"))
+        })?;
         Ok(SharedState {
             config,
             client,
