@@ -1,6 +1,6 @@
 //! The stream actor: one per streamed request, a shell around three machines:
 //! its [`Attempts`](steer_actors::lifecycle::Attempts) (permit, attempt,
-//! decision, backoff: run by `attempt_loop`), its [`StreamMachine`] (the
+//! decision, backoff: run by `lifecycle::shell`), its [`StreamMachine`] (the
 //! request each attempt sends, what a break means, the seams) and, for a group,
 //! its [`Route`]. It lends the delivery state to each attempt's reader (the
 //! consumer's task), turns the reader's report into the machines' inputs, and

@@ -6,7 +6,7 @@
 //! ask for a permit, run the attempt, wait out a pause, ask the coordinator,
 //! back off, give up or stop. The actors that own one (the request actor and
 //! steer-llm's stream actor) turn their messages and timers into inputs and the
-//! steps into effects (`attempt_loop`).
+//! steps into effects (`lifecycle::shell`).
 //!
 //! ```
 //! use std::time::Duration;
