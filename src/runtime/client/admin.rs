@@ -1,0 +1,130 @@
+//! Operating a client: its breakers (subscribe, status, force, reset), its
+//! metrics (the snapshot, the Prometheus text, the shared state), and failed
+//! streams' partial text.
+
+use super::*;
+
+impl Client {
+    /// The partial response of a failed stream, by request id, kept for 15 minutes
+    /// (at most 10,000 of them).
+    pub async fn partial(&self, request_id: &RequestId) -> Option<PartialResponse> {
+        self.inner
+            .partials
+            .send(GetPartial(request_id.to_string()))
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// Subscribes `recipient` to the breaker transitions of `target`: a provider
+    /// (`"openai"`: its endpoint and every model) or one model (`"openai/gpt-4o"`).
+    pub fn subscribe(
+        &self,
+        target: &str,
+        recipient: actix::Recipient<TransitionEvent>,
+    ) -> Result<(), Error> {
+        let target = Target::parse(target);
+        self.handle(&target.provider)?.breaker().do_send(Subscribe {
+            recipient,
+            model: target.model,
+        });
+        Ok(())
+    }
+
+    /// Subscribes `recipient` to the breaker transitions of every provider.
+    pub fn subscribe_all(&self, recipient: actix::Recipient<TransitionEvent>) {
+        for h in self.inner.handles.values() {
+            h.breaker().do_send(Subscribe {
+                recipient: recipient.clone(),
+                model: None,
+            });
+        }
+    }
+
+    /// The breaker status of `target`: a provider (its endpoint, with each model's
+    /// status in `models`) or one model (`"openai/gpt-4o"`).
+    pub async fn status(&self, target: &str) -> Result<BreakerStatus, Error> {
+        let t = Target::parse(target);
+        let handle = self.handle(&t.provider)?;
+        handle.actors.flush_reports().await;
+        handle
+            .breaker()
+            .send(GetStatus { model: t.model })
+            .await
+            .map_err(|e| Error::Internal(format!("breaker of {target}: {e}")))
+    }
+
+    /// Forces the breaker of `target` into `state` (`ForcedOpen`, `Disabled`,
+    /// `Closed`): a provider's endpoint (every model) or one model. One-way: it
+    /// takes effect when the breaker handles it; a [`Client::status`] awaited after
+    /// it sees it done.
+    pub fn force(&self, target: &str, state: BreakerState) -> Result<(), Error> {
+        let t = Target::parse(target);
+        self.handle(&t.provider)?.breaker().do_send(ForceState {
+            state,
+            model: t.model,
+        });
+        Ok(())
+    }
+
+    /// Resets the breaker of `target` to closed with empty counters: a provider
+    /// (its endpoint and every model) or one model. One-way, like [`Client::force`].
+    pub fn reset(&self, target: &str) -> Result<(), Error> {
+        let t = Target::parse(target);
+        self.handle(&t.provider)?
+            .breaker()
+            .do_send(ResetBreaker { model: t.model });
+        Ok(())
+    }
+
+    /// The client's metric families (latency histograms, counters, gauges), to
+    /// add to a service's own `prometheus_client` registry with
+    /// [`Meters::register`].
+    pub fn meters(&self) -> &Meters {
+        &self.inner.meters
+    }
+
+    /// The client's metrics in the Prometheus text format (what `GET /metrics`
+    /// serves).
+    pub fn prometheus_text(&self) -> String {
+        self.inner.meters.encode()
+    }
+
+    /// The state of the pauses shared with other replicas; `None` when sharing is off.
+    #[cfg(feature = "shared-redis")]
+    pub async fn shared_status(&self) -> Result<Option<crate::shared::redis::SharedStatus>, Error> {
+        match &self.inner.shared {
+            Some(addr) => addr
+                .send(crate::shared::redis::GetSharedStatus)
+                .await
+                .map(Some)
+                .map_err(|e| Error::Internal(format!("shared state: {e}"))),
+            None => Ok(None),
+        }
+    }
+
+    /// Every provider's breaker status and counters.
+    pub async fn metrics(&self) -> Result<MetricsSnapshot, Error> {
+        let mut providers = Vec::new();
+        for (name, h) in &self.inner.handles {
+            h.actors.flush_reports().await;
+            let breaker = h
+                .breaker()
+                .send(GetStatus::default())
+                .await
+                .map_err(|e| Error::Internal(format!("breaker of {name}: {e}")))?;
+            let metrics = h
+                .actors
+                .coordinator
+                .send(GetMetrics)
+                .await
+                .map_err(|e| Error::Internal(format!("coordinator of {name}: {e}")))?;
+            providers.push(ProviderReport {
+                provider: name.clone(),
+                breaker,
+                metrics,
+            });
+        }
+        Ok(MetricsSnapshot { providers })
+    }
+}

@@ -1,0 +1,296 @@
+//! The client's builder: its settings, validated and started as a [`Client`].
+
+use super::*;
+
+/// What happens when `max_in_flight` requests are already running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Overload {
+    /// Fail at once with [`Error::Overloaded`] (default).
+    #[default]
+    Reject,
+    /// Wait for a slot.
+    Wait,
+}
+
+/// Stream timeouts and continuation of a client.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct StreamDefaults {
+    pub(super) headers_timeout: Option<Duration>,
+    pub(super) first_token_timeout: Option<Duration>,
+    pub(super) idle_timeout: Option<Duration>,
+    pub(super) continuation: Continuation,
+    pub(super) divergence: Divergence,
+}
+
+impl Default for StreamDefaults {
+    fn default() -> Self {
+        StreamDefaults {
+            headers_timeout: Some(Duration::from_secs(60)),
+            first_token_timeout: Some(Duration::from_secs(120)),
+            idle_timeout: Some(Duration::from_secs(60)),
+            continuation: Continuation::Auto,
+            divergence: Divergence::Restart,
+        }
+    }
+}
+
+/// Builds a [`Client`].
+#[derive(Debug, Clone)]
+pub struct ClientBuilder {
+    providers: Providers,
+    breaker: BreakerConfig,
+    breaker_for: BTreeMap<String, BreakerConfig>,
+    retry: RetryPolicy,
+    retry_for: BTreeMap<String, RetryPolicy>,
+    budget: BudgetConfig,
+    arbiters: Option<usize>,
+    max_in_flight: usize,
+    overload: Overload,
+    attempt_timeout: Option<Duration>,
+    deadline: Option<Duration>,
+    seed: u64,
+    stream: StreamDefaults,
+    groups: BTreeMap<String, Group>,
+    record_content: bool,
+    shared: Option<crate::shared::SharedConfig>,
+}
+
+impl Default for ClientBuilder {
+    fn default() -> Self {
+        ClientBuilder {
+            providers: Providers::new(),
+            breaker: BreakerConfig::default(),
+            breaker_for: BTreeMap::new(),
+            retry: RetryPolicy::default(),
+            retry_for: BTreeMap::new(),
+            budget: BudgetConfig::default(),
+            arbiters: None,
+            max_in_flight: 10_000,
+            overload: Overload::Reject,
+            attempt_timeout: Some(Duration::from_secs(600)),
+            deadline: None,
+            seed: 0x5ee7,
+            stream: StreamDefaults::default(),
+            groups: BTreeMap::new(),
+            record_content: false,
+            shared: None,
+        }
+    }
+}
+
+impl ClientBuilder {
+    /// The providers to call (default none; see [`Providers::from_env`]).
+    pub fn providers(mut self, providers: Providers) -> Self {
+        self.providers = providers;
+        self
+    }
+    /// Breaker settings for every provider.
+    pub fn breaker(mut self, config: BreakerConfig) -> Self {
+        self.breaker = config;
+        self
+    }
+    /// Breaker settings for one provider.
+    pub fn breaker_for(mut self, provider: &str, config: BreakerConfig) -> Self {
+        self.breaker_for.insert(provider.to_string(), config);
+        self
+    }
+    /// Retry policy for every provider.
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+    /// Retry policy for one provider.
+    pub fn retry_for(mut self, provider: &str, policy: RetryPolicy) -> Self {
+        self.retry_for.insert(provider.to_string(), policy);
+        self
+    }
+    /// Retry budget of each provider.
+    pub fn retry_budget(mut self, budget: BudgetConfig) -> Self {
+        self.budget = budget;
+        self
+    }
+    /// Arbiters (threads) the actors spread over; default one per core. `0` runs
+    /// everything on the current arbiter of a running actix System (tests use this
+    /// with tokio's paused clock).
+    pub fn arbiters(mut self, n: usize) -> Self {
+        self.arbiters = Some(n);
+        self
+    }
+    /// Requests in flight at once (default 10,000), and what happens above it.
+    pub fn max_in_flight(mut self, n: usize, overload: Overload) -> Self {
+        self.max_in_flight = n.max(1);
+        self.overload = overload;
+        self
+    }
+    /// Time for each attempt (default 600 s; `None` for no limit).
+    pub fn attempt_timeout(mut self, d: Option<Duration>) -> Self {
+        self.attempt_timeout = d;
+        self
+    }
+    /// Total time for each request, retries included (default none).
+    pub fn deadline(mut self, d: Option<Duration>) -> Self {
+        self.deadline = d;
+        self
+    }
+    /// Stream timeouts: until the response headers (default 60 s), until the first
+    /// text (default 120 s), and the longest silence between events (default 60 s).
+    pub fn stream_timeouts(
+        mut self,
+        headers: Option<Duration>,
+        first_token: Option<Duration>,
+        idle: Option<Duration>,
+    ) -> Self {
+        self.stream.headers_timeout = headers;
+        self.stream.first_token_timeout = first_token;
+        self.stream.idle_timeout = idle;
+        self
+    }
+    /// What streams do when they break after content began (default: continue,
+    /// by prefill or "continue" message as the model allows).
+    pub fn continuation(mut self, c: Continuation) -> Self {
+        self.stream.continuation = c;
+        self
+    }
+    /// What streams do with a continuation that cannot be spliced (it started
+    /// the reply again and then differed): restart, with a `Restarted` event
+    /// (default), or fail with the partial text.
+    pub fn on_divergence(mut self, d: Divergence) -> Self {
+        self.stream.divergence = d;
+        self
+    }
+    /// A model group: requests to `group/<name>` go to its targets, failing over
+    /// from one to the next as [`group::after_failure`](crate::route::group::after_failure)
+    /// says.
+    pub fn group(mut self, name: &str, group: Group) -> Self {
+        self.groups.insert(name.to_string(), group);
+        self
+    }
+    /// Whether request spans record the prompt (`gen_ai.input.messages`) and the
+    /// reply (`gen_ai.output.messages`). Off by default: traces often leave the
+    /// service, and prompts hold what users typed.
+    pub fn record_content(mut self, on: bool) -> Self {
+        self.record_content = on;
+        self
+    }
+    /// Shares rate-limit pauses with the other replicas of the service through
+    /// Redis (feature `shared-redis`; off by default). See [`crate::shared`].
+    #[cfg(feature = "shared-redis")]
+    pub fn shared(mut self, config: crate::shared::SharedConfig) -> Self {
+        self.shared = Some(config);
+        self
+    }
+    /// Seed of the backoff jitter (fixed seeds make schedules reproducible).
+    pub fn jitter_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Validates the settings and starts the actors.
+    pub fn build(self) -> Result<Client, Error> {
+        for config in std::iter::once(&self.breaker).chain(self.breaker_for.values()) {
+            config
+                .validate()
+                .map_err(|e| ConfigError::setting("breaker", e))?;
+        }
+        for policy in std::iter::once(&self.retry).chain(self.retry_for.values()) {
+            policy
+                .validate()
+                .map_err(|e| ConfigError::setting("retry", e))?;
+        }
+        if !(self.budget.ratio.is_finite() && self.budget.ratio >= 0.0) {
+            return Err(ConfigError::setting("retry_budget.ratio", "must be >= 0"));
+        }
+        let known = self.providers.names();
+        for (name, group) in &self.groups {
+            group
+                .validate(&known)
+                .map_err(|e| ConfigError::group(name, e))?;
+        }
+        let count = self.arbiters.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        });
+        let arbiters = Arbiters::new(count)?;
+        let meters = Meters::new();
+        let mut handles = BTreeMap::new();
+        for (i, name) in self.providers.names().into_iter().enumerate() {
+            let provider = self.providers.get(&name)?;
+            let arbiter = arbiters.handles[i % arbiters.handles.len()].clone();
+            let breaker_config = self.breaker_for.get(&name).unwrap_or(&self.breaker).clone();
+            let policy = self.retry_for.get(&name).unwrap_or(&self.retry).clone();
+            let max_pause_wait = policy.max_server_wait;
+            let (budget, seed) = (self.budget, self.seed.wrapping_add(i as u64));
+            let actors = ProviderActors::start(
+                &arbiter,
+                CircuitBreaker::new(&name, breaker_config),
+                RetryCoordinator::new(policy, budget, seed),
+                meters.clone(),
+            );
+            handles.insert(
+                name,
+                ProviderHandle {
+                    name: Arc::from(provider.name()),
+                    provider,
+                    max_pause_wait,
+                    actors,
+                },
+            );
+        }
+        #[cfg(feature = "shared-redis")]
+        let shared = match &self.shared {
+            Some(config) => {
+                use crate::shared::redis::SharedState;
+                let breakers = handles
+                    .iter()
+                    .map(|(name, h)| (name.clone(), h.actors.breaker.clone()))
+                    .collect();
+                let mirror = SharedState::new(config.clone(), breakers, meters.clone())?;
+                let addr = SharedState::start_in_arbiter(&arbiters.handles[0], |_| mirror);
+                for h in handles.values() {
+                    h.breaker().do_send(steer_actors::breaker::ShareState {
+                        reports: addr.clone().recipient(),
+                        probes: addr.clone().recipient(),
+                    });
+                }
+                Some(addr)
+            }
+            None => None,
+        };
+        #[cfg(not(feature = "shared-redis"))]
+        if self.shared.is_some() {
+            return Err(ConfigError::setting(
+                "shared",
+                "shared state needs the shared-redis feature",
+            ));
+        }
+        let resolved = handles
+            .iter()
+            .map(|(name, h)| (name.clone(), (h.provider.clone(), h.actors.clone())))
+            .collect();
+        let targets = Targets::new(resolved, self.groups.values(), meters.clone());
+        let partials = Arc::new(PartialStore::start_in_arbiter(&arbiters.handles[0], |_| {
+            PartialStore::new(Duration::from_secs(15 * 60), 10_000)
+        }));
+        Ok(Client {
+            inner: Arc::new(Inner {
+                partials,
+                handles,
+                admission: Arc::new(Semaphore::new(self.max_in_flight)),
+                max_in_flight: self.max_in_flight,
+                overload: self.overload,
+                attempt_timeout: self.attempt_timeout,
+                deadline: self.deadline,
+                stream: self.stream,
+                targets,
+                groups: self.groups,
+                meters,
+                record_content: self.record_content,
+                #[cfg(feature = "shared-redis")]
+                shared,
+                next_arbiter: std::sync::atomic::AtomicUsize::new(0),
+                arbiters,
+            }),
+        })
+    }
+}
