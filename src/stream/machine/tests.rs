@@ -173,3 +173,147 @@ fn a_failover_after_content_shows_failed_over_or_restarted_by_the_new_target() {
         "nothing delivered, no seam"
     );
 }
+
+/// One input of a property's stream.
+#[derive(Debug, Clone)]
+enum Input {
+    /// An attempt that delivers these pieces, then ends.
+    Attempt(Vec<String>),
+    /// A break with a retryable failure, a refused prefill, or one not retried.
+    Break(u8),
+    /// A continuation that restarted and differed.
+    Diverge,
+    /// The seam before a retry.
+    Retry,
+    /// A move to another target whose server continues a prefill, or not.
+    FailOver(bool),
+}
+
+fn input() -> impl proptest::strategy::Strategy<Value = Input> {
+    use proptest::prelude::*;
+    prop_oneof![
+        3 => proptest::collection::vec("[a-z ]{1,6}", 0..4).prop_map(Input::Attempt),
+        3 => (0u8..3).prop_map(Input::Break),
+        1 => Just(Input::Diverge),
+        2 => Just(Input::Retry),
+        1 => any::<bool>().prop_map(Input::FailOver),
+    ]
+}
+
+fn continuation() -> impl proptest::strategy::Strategy<Value = Continuation> {
+    proptest::sample::select(vec![
+        Continuation::Auto,
+        Continuation::Prefill,
+        Continuation::Instruct,
+        Continuation::Restart,
+        Continuation::Off,
+    ])
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// Over any sequence of attempts, breaks, divergences, retries and
+    /// failovers: the consumer's text only grows, except where a restart is
+    /// announced (and then it starts from nothing); a first attempt, or one
+    /// after a restart, sends the original request; a retry's seam is at the
+    /// characters delivered; the stream gives up after content only when it
+    /// may not continue, switches to the instruction only after a refused
+    /// prefill, and is complete at a break only with a limit it reached.
+    #[test]
+    fn the_stream_machine_keeps_its_rules_over_any_inputs(
+        asked in continuation(),
+        continues in proptest::prelude::any::<bool>(),
+        fail_on_divergence in proptest::prelude::any::<bool>(),
+        max_tokens in proptest::option::of(1u32..40),
+        inputs in proptest::collection::vec(input(), 1..24),
+    ) {
+        use proptest::prelude::*;
+        let prefill = |c: bool| if c { Prefill::Trailing } else { Prefill::None };
+        let divergence = if fail_on_divergence { Divergence::Fail } else { Divergence::Restart };
+        let original = request(max_tokens);
+        let mut m = StreamMachine::new(asked, prefill(continues), divergence);
+        let mut strategy = strategy_for(asked, prefill(continues));
+        let mut before = String::new();
+        for input in inputs {
+            let delivered = m.delivered_anything();
+            prop_assert_eq!(m.may_move(), !(delivered && strategy == Continuation::Off));
+            match input {
+                Input::Attempt(pieces) => {
+                    let (request, mut d) = m.begin_attempt(&original);
+                    prop_assert_eq!(Arc::ptr_eq(&request, &original), !delivered);
+                    let asked_by = Asked {
+                        original: &original,
+                        provider: "openai",
+                        started: tokio::time::Instant::now(),
+                        route: None,
+                    };
+                    for text in pieces {
+                        let delta = StreamEvent::TextDelta { text, offset: 0 };
+                        d.on_event(delta, &asked_by, &tracing::Span::none(), &mut Vec::new());
+                    }
+                    m.attempt_ended(d);
+                }
+                Input::Break(kind) => {
+                    let failure = match kind {
+                        0 => overloaded(),
+                        1 => Failure::new(Category::InvalidRequest, "p", "does not support assistant message prefill"),
+                        _ => {
+                            let mut f = overloaded();
+                            f.retryable = false;
+                            f
+                        }
+                    };
+                    let after = m.after_break(&failure, &original, None);
+                    match &after {
+                        AfterBreak::Complete(last) => {
+                            prop_assert!(delivered && max_tokens.is_some() && failure.retryable);
+                            let ends_complete = matches!(last.last(), Some(StreamEvent::Complete { .. }));
+                            prop_assert!(ends_complete, "{:?}", last);
+                        }
+                        AfterBreak::Again => {
+                            prop_assert!(delivered && kind == 1 && strategy == Continuation::Prefill);
+                            strategy = Continuation::Instruct;
+                        }
+                        AfterBreak::GiveUp => prop_assert!(delivered && strategy == Continuation::Off),
+                        AfterBreak::Ask => {}
+                    }
+                }
+                Input::Diverge => match m.after_divergence() {
+                    AfterDivergence::Fail => prop_assert!(fail_on_divergence),
+                    AfterDivergence::Restart => {
+                        prop_assert!(!fail_on_divergence);
+                        strategy = Continuation::Restart;
+                    }
+                },
+                Input::Retry => {
+                    let chars = before.chars().count();
+                    match m.seam_for_retry(2, "openai") {
+                        RetrySeam::None => prop_assert!(!delivered),
+                        RetrySeam::Restarted(_) => {
+                            prop_assert!(delivered && strategy == Continuation::Restart);
+                            prop_assert!(m.partial().is_none(), "a restart starts from nothing");
+                            before.clear();
+                        }
+                        RetrySeam::Resumed { offset } => {
+                            prop_assert!(delivered && strategy != Continuation::Restart);
+                            prop_assert_eq!(offset, chars);
+                        }
+                    }
+                }
+                Input::FailOver(c) => {
+                    let target: ModelId = "anthropic/claude".parse().unwrap();
+                    m.failed_over(&target, prefill(c));
+                    strategy = strategy_for(asked, prefill(c));
+                    if delivered && strategy == Continuation::Restart {
+                        prop_assert!(m.partial().is_none(), "a restart starts from nothing");
+                        before.clear();
+                    }
+                }
+            }
+            let now = m.partial().unwrap_or_default();
+            prop_assert!(now.starts_with(&before), "lost text: {:?} then {:?}", before, now);
+            before = now;
+        }
+    }
+}
