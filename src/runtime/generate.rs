@@ -63,8 +63,7 @@ impl Handler<Generate> for Router {
     type Result = ResponseFuture<Result<ChatResponse, Error>>;
 
     fn handle(&mut self, msg: Generate, _: &mut Context<Self>) -> Self::Result {
-        let client = self.client.clone();
-        Box::pin(async move { client.generate_with(msg.request, msg.options).await })
+        Box::pin(self.client.generate_with(msg.request, msg.options))
     }
 }
 
@@ -83,8 +82,7 @@ impl Handler<GenerateStream> for Router {
     type Result = ResponseFuture<Result<SteerStream, Error>>;
 
     fn handle(&mut self, msg: GenerateStream, _: &mut Context<Self>) -> Self::Result {
-        let client = self.client.clone();
-        Box::pin(async move { client.stream_with(msg.request, msg.options).await })
+        Box::pin(self.client.stream_with(msg.request, msg.options))
     }
 }
 

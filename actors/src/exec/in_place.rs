@@ -173,8 +173,8 @@ where
 #[doc(hidden)]
 pub fn spawns_unchecked(source: &str) -> Vec<String> {
     const UNCHECKED: [&str; 11] = [
-        "ctx.spawn(",
-        "ctx.wait(",
+        ".spawn(",
+        ".wait(",
         ".run_later(",
         ".run_interval(",
         ".notify_later(",
