@@ -1,11 +1,14 @@
-//! The Anthropic Messages provider.
+//! Anthropic Messages ([`Anthropic`]).
 
-use super::endpoint::{endpoint_methods, Endpoint, EndpointBuilder};
-use super::http::{self, CallContext};
-use super::{EventStream, Provider};
-use crate::error::{Error, FailureKind, ProviderError};
-use crate::model::{ChatRequest, ChatResponse};
-use crate::wire::anthropic::{self as wire, Decoder};
+use http::HeaderName;
+
+use super::endpoint::EndpointBuilder;
+use super::format::{Sealed, WireFormat};
+use super::http_provider::{HttpProvider, HttpProviderBuilder};
+use crate::model::ChatRequest;
+use crate::prefill::Prefill;
+use crate::wire::anthropic as wire;
+use crate::wire::ParseReply;
 
 /// The `anthropic-version` header steer sends.
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
@@ -14,121 +17,73 @@ pub const ANTHROPIC_VERSION: &str = "2023-06-01";
 ///
 /// Key from `ANTHROPIC_API_KEY`, base URL from `ANTHROPIC_BASE_URL`, default
 /// `https://api.anthropic.com` (without `/v1`, like the official client).
-#[derive(Clone)]
-pub struct Anthropic {
-    endpoint: Endpoint,
-}
-
-impl std::fmt::Debug for Anthropic {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Anthropic")
-            .field("name", &self.endpoint.name)
-            .field("base_url", &self.endpoint.base_url)
-            .field("api_key", &self.endpoint.api_key)
-            .finish()
-    }
-}
+///
+/// ```
+/// use steer_llm::Anthropic;
+/// let claude = Anthropic::builder().api_key("sk-ant-...").build().unwrap();
+/// assert_eq!(claude.base_url(), "https://api.anthropic.com");
+/// ```
+pub type Anthropic = HttpProvider<Messages>;
 
 /// Builds an [`Anthropic`] provider.
-#[derive(Debug, Clone)]
-pub struct AnthropicBuilder {
-    endpoint: EndpointBuilder,
+pub type AnthropicBuilder = HttpProviderBuilder<Messages>;
+
+/// The Anthropic Messages wire format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Messages;
+
+impl Sealed for Messages {}
+
+impl WireFormat for Messages {
+    type Decoder = wire::Decoder;
+    const NAME: &'static str = "Anthropic";
+
+    fn path(&self) -> &'static str {
+        "/v1/messages"
+    }
+
+    fn key_header(&self) -> (HeaderName, &'static str) {
+        (HeaderName::from_static("x-api-key"), "")
+    }
+
+    fn headers(&self, builder: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        builder.header("anthropic-version", ANTHROPIC_VERSION)
+    }
+
+    fn body(&self, req: &ChatRequest, stream: bool) -> Result<Vec<u8>, String> {
+        wire::request_json(req, stream)
+    }
+
+    fn check(&self, req: &ChatRequest) -> Result<(), String> {
+        wire::RequestBody::new(req, false).map(|_| ())
+    }
+
+    fn parse_reply(&self) -> ParseReply {
+        wire::parse_response
+    }
+
+    /// Claude before 4.6 continues a final assistant message; from 4.6 on a
+    /// prefill is a 400.
+    fn prefill(&self, model: &str) -> Prefill {
+        if crate::continue_message::rejects_prefill(model) {
+            Prefill::None
+        } else {
+            Prefill::Trailing
+        }
+    }
 }
 
 impl Anthropic {
     /// A builder with the public API as default.
     pub fn builder() -> AnthropicBuilder {
-        AnthropicBuilder {
-            endpoint: EndpointBuilder::new(
+        HttpProviderBuilder::new(
+            EndpointBuilder::new(
                 "anthropic",
                 Some("https://api.anthropic.com"),
                 Some("ANTHROPIC_API_KEY"),
                 Some("ANTHROPIC_BASE_URL"),
             ),
-        }
-    }
-
-    /// The base URL requests go to.
-    pub fn base_url(&self) -> &str {
-        &self.endpoint.base_url
-    }
-
-    fn context(&self, req: &ChatRequest) -> CallContext {
-        self.endpoint.context(req)
-    }
-
-    fn request(
-        &self,
-        req: &ChatRequest,
-        stream: bool,
-    ) -> Result<reqwest::RequestBuilder, Box<ProviderError>> {
-        let body = wire::request_json(req, stream).map_err(|message| {
-            Box::new(self.context(req).error(FailureKind::Invalid { message }))
-        })?;
-        let mut builder = self
-            .endpoint
-            .http
-            .current()
-            .post(self.endpoint.url.clone())
-            .header("anthropic-version", ANTHROPIC_VERSION)
-            .header("x-client-request-id", req.request_id.as_str())
-            .header(::http::header::CONTENT_TYPE, "application/json")
-            .body(body);
-        if stream {
-            builder = builder.header("accept", "text/event-stream");
-        }
-        if let Some(key) = &self.endpoint.key_header {
-            builder = builder.header("x-api-key", key.clone());
-        }
-        Ok(super::http::extra_headers(builder, req))
-    }
-}
-
-impl AnthropicBuilder {
-    endpoint_methods!();
-
-    /// Resolves key, base URL and HTTP client.
-    pub fn build(self) -> Result<Anthropic, Error> {
-        Ok(Anthropic {
-            endpoint: self.endpoint.resolve("/v1/messages", "")?,
-        })
-    }
-}
-
-#[async_trait::async_trait]
-impl Provider for Anthropic {
-    fn name(&self) -> &str {
-        &self.endpoint.name
-    }
-
-    /// Claude before 4.6 continues a final assistant message; from 4.6 on a
-    /// prefill is a 400.
-    fn prefill(&self, model: &str) -> crate::Prefill {
-        if crate::continue_message::rejects_prefill(model) {
-            crate::Prefill::None
-        } else {
-            crate::Prefill::Trailing
-        }
-    }
-
-    fn check(&self, req: &ChatRequest) -> Result<(), String> {
-        if req.is_plain() {
-            return Ok(());
-        }
-        wire::RequestBody::new(req, false).map(|_| ())
-    }
-
-    async fn generate(&self, req: &ChatRequest) -> Result<ChatResponse, ProviderError> {
-        // In statements of their own: a temporary of the awaiting statement
-        // would be kept in the future beside the attempt's.
-        let request = self.request(req, false).map_err(|e| *e)?;
-        let attempt = http::generate(self.context(req), request, req, wire::parse_response);
-        attempt.await
-    }
-
-    async fn stream(&self, req: &ChatRequest) -> Result<EventStream, ProviderError> {
-        let request = self.request(req, true).map_err(|e| *e)?;
-        let attempt = http::stream(self.context(req), request, req, Decoder::default());
-        attempt.await
+            Messages,
+        )
     }
 }

@@ -179,60 +179,6 @@ fn is_loopback(url: &reqwest::Url) -> bool {
     }
 }
 
-/// Builder methods shared by the provider builders.
-macro_rules! endpoint_methods {
-    () => {
-        /// Sets the API key (otherwise read from the provider's environment variable).
-        pub fn api_key(mut self, key: impl Into<String>) -> Self {
-            self.endpoint.api_key = Some($crate::secret::ApiKey::new(key));
-            self
-        }
-        /// Sets the base URL (otherwise the environment variable, then the public API).
-        pub fn base_url(mut self, url: impl Into<String>) -> Self {
-            self.endpoint.base_url = Some(url.into());
-            self
-        }
-        /// Uses this reqwest client. Build it as steer builds its own
-        /// ([`default_http_client`](crate::provider::http::default_http_client)):
-        /// `retry(reqwest::retry::never())` (retries belong to the actors) and
-        /// `redirect(reqwest::redirect::Policy::none())` (a client that follows
-        /// redirects may carry the key's header to another origin).
-        ///
-        /// It is used as given from every runtime that calls, while steer's own
-        /// default is one client per runtime: a reqwest client's pooled
-        /// connections are tasks of the runtime that opened them, so a stream
-        /// read on one runtime may wait on another that is idle or gone. Give a
-        /// client only when one tokio runtime calls this provider.
-        pub fn http_client(mut self, client: reqwest::Client) -> Self {
-            self.endpoint.http = Some(client);
-            self
-        }
-        /// Time allowed to connect, for the default HTTP client.
-        pub fn connect_timeout(mut self, timeout: std::time::Duration) -> Self {
-            self.endpoint.connect_timeout = timeout;
-            self
-        }
-        /// Largest server-sent event accepted (default 1 MiB): a bigger one fails
-        /// the attempt as a malformed response instead of growing memory.
-        pub fn max_event_bytes(mut self, bytes: usize) -> Self {
-            self.endpoint.max_event_bytes = bytes.max(1);
-            self
-        }
-        /// Allows a plain `http://` base URL to a host other than this machine,
-        /// which sends the API key in clear text (default: refused at build).
-        pub fn allow_insecure_http(mut self, allow: bool) -> Self {
-            self.endpoint.allow_insecure_http = allow;
-            self
-        }
-        /// Registers the provider under another name.
-        pub fn name(mut self, name: impl Into<String>) -> Self {
-            self.endpoint.name = name.into();
-            self
-        }
-    };
-}
-pub(crate) use endpoint_methods;
-
 #[cfg(test)]
 mod tests {
     use super::*;

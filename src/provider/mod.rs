@@ -1,5 +1,6 @@
-//! Provider clients: one trait, the built-in OpenAI-compatible and Anthropic
-//! implementations, and the registry that resolves `provider/model` ids.
+//! Provider clients: one trait, one HTTP provider over each API's wire format
+//! (Chat Completions for OpenAI-compatible servers, Anthropic Messages), and
+//! the registry that resolves `provider/model` ids.
 //!
 //! A provider makes exactly one attempt per call. It never retries on its own:
 //! retries, breakers and deadlines belong to the actors, and stacked retries
@@ -8,7 +9,9 @@
 mod anthropic;
 mod clients;
 mod endpoint;
+mod format;
 pub mod http;
+mod http_provider;
 mod openai;
 mod registry;
 
@@ -16,9 +19,11 @@ use std::pin::Pin;
 
 use futures::Stream;
 
-pub use anthropic::{Anthropic, AnthropicBuilder};
+pub use anthropic::{Anthropic, AnthropicBuilder, Messages};
 pub use endpoint::EndpointBuilder;
-pub use openai::{OpenAiCompatible, OpenAiCompatibleBuilder};
+pub use format::WireFormat;
+pub use http_provider::{HttpProvider, HttpProviderBuilder};
+pub use openai::{ChatCompletions, OpenAiCompatible, OpenAiCompatibleBuilder};
 pub use registry::Providers;
 
 use crate::error::ProviderError;

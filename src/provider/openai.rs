@@ -1,12 +1,14 @@
-//! The OpenAI-compatible provider: OpenAI, xAI, and any server speaking Chat Completions.
+//! Chat Completions: OpenAI, xAI, and any server speaking it ([`OpenAiCompatible`]).
 
-use super::endpoint::{endpoint_methods, Endpoint, EndpointBuilder};
-use super::http::{self, CallContext};
-use super::{EventStream, Provider};
-use crate::error::{Error, FailureKind, ProviderError};
-use crate::model::{ChatRequest, ChatResponse};
+use http::HeaderName;
+
+use super::endpoint::EndpointBuilder;
+use super::format::{Sealed, WireFormat};
+use super::http_provider::{HttpProvider, HttpProviderBuilder};
+use crate::model::ChatRequest;
 use crate::prefill::Prefill;
-use crate::wire::openai::{self as wire, Decoder};
+use crate::wire::openai as wire;
+use crate::wire::ParseReply;
 
 /// A Chat Completions provider (`POST {base}/chat/completions`, bearer key).
 ///
@@ -16,51 +18,84 @@ use crate::wire::openai::{self as wire, Decoder};
 /// let local = OpenAiCompatible::custom("local", "http://127.0.0.1:11434/v1").build().unwrap();
 /// # let _ = local;
 /// ```
-#[derive(Clone)]
-pub struct OpenAiCompatible {
-    endpoint: Endpoint,
+pub type OpenAiCompatible = HttpProvider<ChatCompletions>;
+
+/// Builds an [`OpenAiCompatible`] provider.
+pub type OpenAiCompatibleBuilder = HttpProviderBuilder<ChatCompletions>;
+
+/// The Chat Completions wire format and its settings: whether streams ask for
+/// usage, and how the server continues a final assistant message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChatCompletions {
     include_usage: bool,
     prefill: Prefill,
 }
 
-impl std::fmt::Debug for OpenAiCompatible {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OpenAiCompatible")
-            .field("name", &self.endpoint.name)
-            .field("base_url", &self.endpoint.base_url)
-            .field("api_key", &self.endpoint.api_key)
-            .field("prefill", &self.prefill)
-            .finish()
+impl Default for ChatCompletions {
+    fn default() -> Self {
+        ChatCompletions {
+            include_usage: true,
+            prefill: Prefill::None,
+        }
     }
 }
 
-/// Builds an [`OpenAiCompatible`] provider.
-#[derive(Debug, Clone)]
-pub struct OpenAiCompatibleBuilder {
-    endpoint: EndpointBuilder,
-    include_usage: bool,
-    prefill: Prefill,
+impl Sealed for ChatCompletions {}
+
+impl WireFormat for ChatCompletions {
+    type Decoder = wire::Decoder;
+    const NAME: &'static str = "OpenAiCompatible";
+
+    fn path(&self) -> &'static str {
+        "/chat/completions"
+    }
+
+    fn key_header(&self) -> (HeaderName, &'static str) {
+        (http::header::AUTHORIZATION, "Bearer ")
+    }
+
+    fn body(&self, req: &ChatRequest, stream: bool) -> Result<Vec<u8>, String> {
+        wire::request_json(req, stream, self.include_usage, self.prefill)
+    }
+
+    fn check(&self, req: &ChatRequest) -> Result<(), String> {
+        wire::RequestBody::new(req, false, self.include_usage, self.prefill).map(|_| ())
+    }
+
+    fn parse_reply(&self) -> ParseReply {
+        wire::parse_response
+    }
+
+    fn prefill(&self, _model: &str) -> Prefill {
+        self.prefill
+    }
 }
 
 impl OpenAiCompatible {
     /// OpenAI: `OPENAI_API_KEY`, `OPENAI_BASE_URL`, default `https://api.openai.com/v1`.
     pub fn openai() -> OpenAiCompatibleBuilder {
-        OpenAiCompatibleBuilder::new(EndpointBuilder::new(
-            "openai",
-            Some("https://api.openai.com/v1"),
-            Some("OPENAI_API_KEY"),
-            Some("OPENAI_BASE_URL"),
-        ))
+        HttpProviderBuilder::new(
+            EndpointBuilder::new(
+                "openai",
+                Some("https://api.openai.com/v1"),
+                Some("OPENAI_API_KEY"),
+                Some("OPENAI_BASE_URL"),
+            ),
+            ChatCompletions::default(),
+        )
     }
 
     /// xAI: `XAI_API_KEY`, `XAI_BASE_URL`, default `https://api.x.ai/v1`.
     pub fn xai() -> OpenAiCompatibleBuilder {
-        OpenAiCompatibleBuilder::new(EndpointBuilder::new(
-            "xai",
-            Some("https://api.x.ai/v1"),
-            Some("XAI_API_KEY"),
-            Some("XAI_BASE_URL"),
-        ))
+        HttpProviderBuilder::new(
+            EndpointBuilder::new(
+                "xai",
+                Some("https://api.x.ai/v1"),
+                Some("XAI_API_KEY"),
+                Some("XAI_BASE_URL"),
+            ),
+            ChatCompletions::default(),
+        )
     }
 
     /// Any OpenAI-compatible server, registered under `name`; `base_url` ends before
@@ -68,59 +103,15 @@ impl OpenAiCompatible {
     pub fn custom(name: &str, base_url: &str) -> OpenAiCompatibleBuilder {
         let mut endpoint = EndpointBuilder::new(name, None, None, None);
         endpoint.base_url = Some(base_url.to_string());
-        OpenAiCompatibleBuilder::new(endpoint)
-    }
-
-    /// The base URL requests go to.
-    pub fn base_url(&self) -> &str {
-        &self.endpoint.base_url
-    }
-
-    fn context(&self, req: &ChatRequest) -> CallContext {
-        self.endpoint.context(req)
-    }
-
-    fn request(
-        &self,
-        req: &ChatRequest,
-        stream: bool,
-    ) -> Result<reqwest::RequestBuilder, Box<ProviderError>> {
-        let body = wire::request_json(req, stream, self.include_usage, self.prefill).map_err(
-            |message| Box::new(self.context(req).error(FailureKind::Invalid { message })),
-        )?;
-        let mut builder = self
-            .endpoint
-            .http
-            .current()
-            .post(self.endpoint.url.clone())
-            .header("x-client-request-id", req.request_id.as_str())
-            .header(::http::header::CONTENT_TYPE, "application/json")
-            .body(body);
-        if stream {
-            builder = builder.header("accept", "text/event-stream");
-        }
-        if let Some(key) = &self.endpoint.key_header {
-            builder = builder.header(::http::header::AUTHORIZATION, key.clone());
-        }
-        Ok(super::http::extra_headers(builder, req))
+        HttpProviderBuilder::new(endpoint, ChatCompletions::default())
     }
 }
 
 impl OpenAiCompatibleBuilder {
-    fn new(endpoint: EndpointBuilder) -> Self {
-        OpenAiCompatibleBuilder {
-            endpoint,
-            include_usage: true,
-            prefill: Prefill::None,
-        }
-    }
-
-    endpoint_methods!();
-
     /// Whether streaming requests ask for the final usage chunk
     /// (`stream_options.include_usage`, default on; turn off for servers that reject it).
     pub fn include_usage(mut self, on: bool) -> Self {
-        self.include_usage = on;
+        self.format.include_usage = on;
         self
     }
 
@@ -141,48 +132,7 @@ impl OpenAiCompatibleBuilder {
     /// # let _ = deepseek;
     /// ```
     pub fn prefill(mut self, prefill: Prefill) -> Self {
-        self.prefill = prefill;
+        self.format.prefill = prefill;
         self
-    }
-
-    /// Resolves key, base URL and HTTP client.
-    pub fn build(self) -> Result<OpenAiCompatible, Error> {
-        Ok(OpenAiCompatible {
-            endpoint: self.endpoint.resolve("/chat/completions", "Bearer ")?,
-            include_usage: self.include_usage,
-            prefill: self.prefill,
-        })
-    }
-}
-
-#[async_trait::async_trait]
-impl Provider for OpenAiCompatible {
-    fn name(&self) -> &str {
-        &self.endpoint.name
-    }
-
-    fn check(&self, req: &ChatRequest) -> Result<(), String> {
-        if req.is_plain() {
-            return Ok(());
-        }
-        wire::RequestBody::new(req, false, self.include_usage, self.prefill).map(|_| ())
-    }
-
-    fn prefill(&self, _model: &str) -> Prefill {
-        self.prefill
-    }
-
-    async fn generate(&self, req: &ChatRequest) -> Result<ChatResponse, ProviderError> {
-        // In statements of their own: a temporary of the awaiting statement
-        // would be kept in the future beside the attempt's.
-        let request = self.request(req, false).map_err(|e| *e)?;
-        let attempt = http::generate(self.context(req), request, req, wire::parse_response);
-        attempt.await
-    }
-
-    async fn stream(&self, req: &ChatRequest) -> Result<EventStream, ProviderError> {
-        let request = self.request(req, true).map_err(|e| *e)?;
-        let attempt = http::stream(self.context(req), request, req, Decoder::default());
-        attempt.await
     }
 }

@@ -1,0 +1,52 @@
+//! What makes one HTTP API differ from another ([`WireFormat`]): its path, how
+//! the key travels, the headers it needs, and the wire module that writes its
+//! requests and reads its replies. Everything else about an attempt (the
+//! endpoint, the HTTP client, errors, streams) is the one
+//! [`HttpProvider`](super::HttpProvider)'s.
+
+use http::HeaderName;
+
+use crate::model::ChatRequest;
+use crate::prefill::Prefill;
+use crate::wire::{ParseReply, StreamDecoder};
+
+mod sealed {
+    /// Only steer's formats: a new one needs its wire module, its mock and its
+    /// conformance tests, which live in this crate.
+    pub trait Sealed {}
+}
+pub(crate) use sealed::Sealed;
+
+/// One API's wire format, as the generic [`HttpProvider`](super::HttpProvider)
+/// needs it: Chat Completions ([`ChatCompletions`](super::ChatCompletions)) and
+/// Anthropic Messages ([`Messages`](super::Messages)). Sealed: steer adds formats.
+pub trait WireFormat: Sealed + Clone + std::fmt::Debug + Send + Sync + 'static {
+    /// The decoder of its streams.
+    type Decoder: StreamDecoder + Default;
+
+    /// The type's name in `Debug` output (`OpenAiCompatible`, `Anthropic`).
+    const NAME: &'static str;
+
+    /// The API's path after the base URL (`/chat/completions`).
+    fn path(&self) -> &'static str;
+
+    /// The header that carries the key and what goes before the key in it.
+    fn key_header(&self) -> (HeaderName, &'static str);
+
+    /// Headers every request of this API carries (a version), added first.
+    fn headers(&self, builder: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        builder
+    }
+
+    /// The request's JSON body, or why this API cannot express it.
+    fn body(&self, req: &ChatRequest, stream: bool) -> Result<Vec<u8>, String>;
+
+    /// Whether this API can express `req` (what [`Provider::check`](super::Provider::check) answers).
+    fn check(&self, req: &ChatRequest) -> Result<(), String>;
+
+    /// The parser of a whole (non-streaming) reply.
+    fn parse_reply(&self) -> ParseReply;
+
+    /// Whether and how the server continues a final assistant message for `model`.
+    fn prefill(&self, model: &str) -> Prefill;
+}

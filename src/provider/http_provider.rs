@@ -1,0 +1,236 @@
+//! The one HTTP provider: an endpoint and a [`WireFormat`]. OpenAI, xAI, any
+//! OpenAI-compatible server and Anthropic are this type over their format;
+//! a new API is a new format, not a new provider.
+
+use super::endpoint::{Endpoint, EndpointBuilder};
+use super::format::WireFormat;
+use super::http::{self, CallContext};
+use super::{EventStream, Provider};
+use crate::error::{Error, FailureKind, ProviderError};
+use crate::model::{ChatRequest, ChatResponse};
+use crate::prefill::Prefill;
+
+/// A provider reached over HTTP in one API's wire format `F`. Name it by its
+/// aliases: [`OpenAiCompatible`](super::OpenAiCompatible) and
+/// [`Anthropic`](super::Anthropic).
+#[derive(Clone)]
+pub struct HttpProvider<F: WireFormat> {
+    endpoint: Endpoint,
+    format: F,
+}
+
+/// Builds an [`HttpProvider`]: where it lives, how it authenticates, and its
+/// format's own settings.
+#[derive(Clone)]
+pub struct HttpProviderBuilder<F: WireFormat> {
+    endpoint: EndpointBuilder,
+    pub(crate) format: F,
+}
+
+impl<F: WireFormat> std::fmt::Debug for HttpProvider<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct(F::NAME)
+            .field("name", &self.endpoint.name)
+            .field("base_url", &self.endpoint.base_url)
+            .field("api_key", &self.endpoint.api_key)
+            .field("format", &self.format)
+            .finish()
+    }
+}
+
+impl<F: WireFormat> std::fmt::Debug for HttpProviderBuilder<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct(&format!("{}Builder", F::NAME))
+            .field("endpoint", &self.endpoint)
+            .field("format", &self.format)
+            .finish()
+    }
+}
+
+impl<F: WireFormat> HttpProvider<F> {
+    /// The base URL requests go to.
+    pub fn base_url(&self) -> &str {
+        &self.endpoint.base_url
+    }
+
+    fn context(&self, req: &ChatRequest) -> CallContext {
+        self.endpoint.context(req)
+    }
+
+    fn request(
+        &self,
+        req: &ChatRequest,
+        stream: bool,
+    ) -> Result<reqwest::RequestBuilder, Box<ProviderError>> {
+        let body = self.format.body(req, stream).map_err(|message| {
+            Box::new(self.context(req).error(FailureKind::Invalid { message }))
+        })?;
+        let builder = self.endpoint.http.current().post(self.endpoint.url.clone());
+        let mut builder = self
+            .format
+            .headers(builder)
+            .header("x-client-request-id", req.request_id.as_str())
+            .header(::http::header::CONTENT_TYPE, "application/json")
+            .body(body);
+        if stream {
+            builder = builder.header("accept", "text/event-stream");
+        }
+        if let Some(key) = &self.endpoint.key_header {
+            builder = builder.header(self.format.key_header().0, key.clone());
+        }
+        Ok(http::extra_headers(builder, req))
+    }
+}
+
+impl<F: WireFormat> HttpProviderBuilder<F> {
+    pub(crate) fn new(endpoint: EndpointBuilder, format: F) -> Self {
+        HttpProviderBuilder { endpoint, format }
+    }
+
+    /// Sets the API key (otherwise read from the provider's environment variable).
+    pub fn api_key(mut self, key: impl Into<String>) -> Self {
+        self.endpoint.api_key = Some(crate::secret::ApiKey::new(key));
+        self
+    }
+
+    /// Sets the base URL (otherwise the environment variable, then the public API).
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.endpoint.base_url = Some(url.into());
+        self
+    }
+
+    /// Uses this reqwest client. Build it as steer builds its own
+    /// ([`default_http_client`](crate::provider::http::default_http_client)):
+    /// `retry(reqwest::retry::never())` (retries belong to the actors) and
+    /// `redirect(reqwest::redirect::Policy::none())` (a client that follows
+    /// redirects may carry the key's header to another origin).
+    ///
+    /// It is used as given from every runtime that calls, while steer's own
+    /// default is one client per runtime: a reqwest client's pooled
+    /// connections are tasks of the runtime that opened them, so a stream
+    /// read on one runtime may wait on another that is idle or gone. Give a
+    /// client only when one tokio runtime calls this provider.
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.endpoint.http = Some(client);
+        self
+    }
+
+    /// Time allowed to connect, for the default HTTP client.
+    pub fn connect_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.endpoint.connect_timeout = timeout;
+        self
+    }
+
+    /// Largest server-sent event accepted (default 1 MiB): a bigger one fails
+    /// the attempt as a malformed response instead of growing memory.
+    pub fn max_event_bytes(mut self, bytes: usize) -> Self {
+        self.endpoint.max_event_bytes = bytes.max(1);
+        self
+    }
+
+    /// Allows a plain `http://` base URL to a host other than this machine,
+    /// which sends the API key in clear text (default: refused at build).
+    pub fn allow_insecure_http(mut self, allow: bool) -> Self {
+        self.endpoint.allow_insecure_http = allow;
+        self
+    }
+
+    /// Registers the provider under another name.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.endpoint.name = name.into();
+        self
+    }
+
+    /// Resolves key, base URL and HTTP client.
+    pub fn build(self) -> Result<HttpProvider<F>, Error> {
+        let (_, key_prefix) = self.format.key_header();
+        Ok(HttpProvider {
+            endpoint: self.endpoint.resolve(self.format.path(), key_prefix)?,
+            format: self.format,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl<F: WireFormat> Provider for HttpProvider<F> {
+    fn name(&self) -> &str {
+        &self.endpoint.name
+    }
+
+    fn check(&self, req: &ChatRequest) -> Result<(), String> {
+        if req.is_plain() {
+            return Ok(());
+        }
+        self.format.check(req)
+    }
+
+    fn prefill(&self, model: &str) -> Prefill {
+        self.format.prefill(model)
+    }
+
+    async fn generate(&self, req: &ChatRequest) -> Result<ChatResponse, ProviderError> {
+        // In statements of their own: a temporary of the awaiting statement
+        // would be kept in the future beside the attempt's.
+        let request = self.request(req, false).map_err(|e| *e)?;
+        let attempt = http::generate(self.context(req), request, req, self.format.parse_reply());
+        attempt.await
+    }
+
+    async fn stream(&self, req: &ChatRequest) -> Result<EventStream, ProviderError> {
+        let request = self.request(req, true).map_err(|e| *e)?;
+        let attempt = http::stream(self.context(req), request, req, F::Decoder::default());
+        attempt.await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::provider::{Anthropic, OpenAiCompatible, Provider, WireFormat};
+    use crate::Prefill;
+
+    #[test]
+    fn each_format_gives_its_path_key_header_debug_name_and_prefill() {
+        let openai = OpenAiCompatible::custom("local", "http://127.0.0.1:9/v1")
+            .api_key("k")
+            .prefill(Prefill::PrefixFlag)
+            .build()
+            .expect("provider");
+        assert_eq!(
+            openai.endpoint.url.as_str(),
+            "http://127.0.0.1:9/v1/chat/completions"
+        );
+        assert_eq!(
+            openai
+                .endpoint
+                .key_header
+                .as_ref()
+                .and_then(|h| h.to_str().ok()),
+            Some("Bearer k")
+        );
+        assert!(format!("{openai:?}").starts_with("OpenAiCompatible {"));
+        assert_eq!(openai.prefill("any"), Prefill::PrefixFlag);
+
+        let claude = Anthropic::builder()
+            .base_url("http://127.0.0.1:9/")
+            .api_key("k")
+            .build()
+            .expect("provider");
+        assert_eq!(
+            claude.endpoint.url.as_str(),
+            "http://127.0.0.1:9/v1/messages"
+        );
+        assert_eq!(
+            claude
+                .endpoint
+                .key_header
+                .as_ref()
+                .and_then(|h| h.to_str().ok()),
+            Some("k")
+        );
+        assert_eq!(claude.format.key_header().0.as_str(), "x-api-key");
+        assert!(format!("{claude:?}").starts_with("Anthropic {"));
+        assert_eq!(claude.prefill("claude-sonnet-4-5"), Prefill::Trailing);
+        assert_eq!(claude.prefill("claude-opus-4-6"), Prefill::None);
+        assert_eq!(claude.name(), "anthropic");
+    }
+}
