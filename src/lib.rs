@@ -49,8 +49,8 @@ pub use async_trait::async_trait;
 pub use content::{ImageSource, Part};
 pub use error::{ConfigError, Error, FailedRequest, FailureKind, ProviderError, TransportKind};
 pub use model::{
-    ChatRequest, ChatResponse, FinishReason, InvalidModelId, Message, ModelId, RequestId, Role,
-    StreamEvent, Usage,
+    ChatRequest, ChatResponse, FinishReason, InvalidModelId, Message, ModelId, ProviderEvent,
+    RequestId, Role, StreamEvent, Usage,
 };
 pub use prefill::Prefill;
 pub use provider::{Anthropic, EventStream, OpenAiCompatible, Provider, Providers};

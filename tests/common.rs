@@ -6,7 +6,7 @@ use futures::StreamExt;
 use steer_llm::mock::text::{self, Turn};
 use steer_llm::{
     ChatRequest, ChatResponse, EventStream, FinishReason, OpenAiCompatible, ProviderError,
-    Providers, StreamEvent, ToolCall, Usage,
+    ProviderEvent, Providers, StreamEvent, ToolCall, Usage,
 };
 
 /// A client for tests that break streams on purpose: quick retries (5 attempts,
@@ -91,7 +91,7 @@ pub fn expected_chunks(req: &ChatRequest) -> Vec<String> {
 }
 
 /// Everything a stream yields: its events, and the error that ended it, if any.
-pub async fn drain(mut stream: EventStream) -> (Vec<StreamEvent>, Option<ProviderError>) {
+pub async fn drain(mut stream: EventStream) -> (Vec<ProviderEvent>, Option<ProviderError>) {
     let mut events = Vec::new();
     while let Some(item) = stream.next().await {
         match item {
@@ -109,10 +109,10 @@ pub async fn drain(mut stream: EventStream) -> (Vec<StreamEvent>, Option<Provide
 }
 
 /// The text of the deltas, checking that offsets are contiguous.
-pub fn delta_text(events: &[StreamEvent]) -> String {
+pub fn delta_text(events: &[ProviderEvent]) -> String {
     let mut text = String::new();
     for e in events {
-        if let StreamEvent::TextDelta { text: t, offset } = e {
+        if let ProviderEvent::TextDelta { text: t, offset } = e {
             assert_eq!(*offset, text.chars().count(), "offsets must be contiguous");
             text.push_str(t);
         }

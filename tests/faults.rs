@@ -257,7 +257,7 @@ async fn a_stall_sends_the_first_chunks_then_nothing() {
         let mut deltas = 0;
         loop {
             match tokio::time::timeout(Duration::from_millis(300), stream.next()).await {
-                Ok(Some(Ok(steer_llm::StreamEvent::TextDelta { .. }))) => deltas += 1,
+                Ok(Some(Ok(steer_llm::ProviderEvent::TextDelta { .. }))) => deltas += 1,
                 Ok(Some(Ok(_))) => {}
                 Ok(other) => panic!("{model}: a stalled stream must not end: {other:?}"),
                 Err(_elapsed) => break,

@@ -7,8 +7,8 @@ mod common;
 use common::{delta_text, drain, expected_text, request, MODELS};
 use steer_llm::mock::{MockServer, MOCK_API_KEY};
 use steer_llm::{
-    Anthropic, ChatRequest, Error, FinishReason, OpenAiCompatible, Prefill, Provider, Providers,
-    StreamEvent,
+    Anthropic, ChatRequest, Error, FinishReason, OpenAiCompatible, Prefill, Provider,
+    ProviderEvent, Providers,
 };
 
 #[tokio::test]
@@ -43,7 +43,7 @@ async fn stream_yields_start_deltas_usage_and_complete_for_every_provider() {
         let (events, err) = drain(providers.stream(&req).await.unwrap()).await;
         assert!(err.is_none(), "{model}: {err:?}");
         assert!(
-            matches!(&events[0], StreamEvent::Start { provider, request_id, provider_request_id: Some(_), .. }
+            matches!(&events[0], ProviderEvent::Start { provider, request_id, provider_request_id: Some(_), .. }
                 if provider == req.model.provider() && *request_id == req.request_id),
             "{model}: {:?}",
             events[0]
@@ -52,18 +52,18 @@ async fn stream_yields_start_deltas_usage_and_complete_for_every_provider() {
         assert_eq!(text, expected_text(&req, None), "{model}");
         let chunks = events
             .iter()
-            .filter(|e| matches!(e, StreamEvent::TextDelta { .. }))
+            .filter(|e| matches!(e, ProviderEvent::TextDelta { .. }))
             .count() as u64;
         let tokens = steer_llm::mock::text::count_tokens(req.model.model(), &text);
         assert!(chunks < tokens, "{model}: several tokens a chunk");
         match events.last() {
-            Some(StreamEvent::Complete {
+            Some(ProviderEvent::Complete {
                 finish_reason: FinishReason::Stop,
                 usage: Some(usage),
             }) => assert_eq!(usage.completion_tokens, tokens, "{model}"),
             other => panic!("{model}: last event {other:?}"),
         }
-        assert!(events.iter().any(|e| matches!(e, StreamEvent::Usage(_))));
+        assert!(events.iter().any(|e| matches!(e, ProviderEvent::Usage(_))));
     }
 }
 

@@ -13,7 +13,7 @@ use steer_llm::mock::text::{self, Turn};
 use steer_llm::mock::Flavour;
 use steer_llm::provider::http::decode_response;
 use steer_llm::wire::{anthropic, openai};
-use steer_llm::{ChatRequest, FailureKind, ProviderError, StreamEvent};
+use steer_llm::{ChatRequest, FailureKind, ProviderError, ProviderEvent};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -52,8 +52,8 @@ fn decode(flavour: Flavour, chunks: Vec<Vec<u8>>) -> (String, Option<ProviderErr
     runtime().block_on(async {
         tokio::time::timeout(Duration::from_secs(10), async move {
             let (events, err) = common::drain(stream).await;
-            assert!(matches!(events.first(), Some(StreamEvent::Start { .. })));
-            let completed = matches!(events.last(), Some(StreamEvent::Complete { .. }));
+            assert!(matches!(events.first(), Some(ProviderEvent::Start { .. })));
+            let completed = matches!(events.last(), Some(ProviderEvent::Complete { .. }));
             // Exactly one way to end: Complete, or one error.
             assert_ne!(completed, err.is_some(), "{events:?} / {err:?}");
             (common::delta_text(&events), err)

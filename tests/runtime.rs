@@ -727,21 +727,22 @@ impl Provider for PanicsMidStream {
         Ok(ok(req))
     }
     async fn stream(&self, req: &ChatRequest) -> Result<EventStream, ProviderError> {
-        let start = steer_llm::StreamEvent::Start {
+        let start = steer_llm::ProviderEvent::Start {
             request_id: req.request_id.clone(),
             provider: "fake".into(),
             model: "m".into(),
             provider_request_id: None,
         };
-        let delta = steer_llm::StreamEvent::TextDelta {
+        let delta = steer_llm::ProviderEvent::TextDelta {
             text: "Hello".into(),
             offset: 0,
         };
-        let first: Vec<Result<steer_llm::StreamEvent, ProviderError>> = vec![Ok(start), Ok(delta)];
+        let first: Vec<Result<steer_llm::ProviderEvent, ProviderError>> =
+            vec![Ok(start), Ok(delta)];
         let events = futures::StreamExt::chain(
             futures::stream::iter(first),
             futures::stream::poll_fn(
-                |_| -> std::task::Poll<Option<Result<steer_llm::StreamEvent, ProviderError>>> {
+                |_| -> std::task::Poll<Option<Result<steer_llm::ProviderEvent, ProviderError>>> {
                     panic!("decoder bug")
                 },
             ),

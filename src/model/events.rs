@@ -1,4 +1,6 @@
-//! What a streamed response yields, event by event ([`StreamEvent`]).
+//! What a streamed response yields, event by event: what a provider's attempt
+//! yields ([`ProviderEvent`]) and what a caller gets ([`StreamEvent`], with the
+//! seams of resumption and failover).
 
 use serde::{Deserialize, Serialize};
 
@@ -96,15 +98,76 @@ pub enum StreamEvent {
         /// The attempt that starts again.
         attempt: u32,
     },
+    /// The stream finished successfully.
+    Complete {
+        /// Why generation stopped.
+        finish_reason: FinishReason,
+        /// Final usage, when the provider sent it.
+        usage: Option<Usage>,
+    },
+}
+
+/// One event of one provider attempt's stream, as a [`Provider`](crate::Provider)
+/// yields it: the caller never sees these, the stream actor turns them into
+/// [`StreamEvent`]s (offsets across attempts, seams, usage summed).
+///
+/// An attempt's stream is `Start`, any number of deltas, tool calls, `Usage` and
+/// `ResponseId`, then exactly one `Complete`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ProviderEvent {
+    /// Response headers arrived.
+    Start {
+        /// steer's id of the request.
+        request_id: RequestId,
+        /// The provider answering.
+        provider: String,
+        /// The model answering.
+        model: String,
+        /// The provider's id of the request, if sent.
+        provider_request_id: Option<String>,
+    },
+    /// A piece of generated text.
+    TextDelta {
+        /// The text.
+        text: String,
+        /// Where it starts in this attempt's text, in characters.
+        offset: usize,
+    },
+    /// Usage of this attempt so far (cumulative).
+    Usage(Usage),
+    /// A tool call begins (its arguments follow as `ToolCallDelta`s).
+    ToolCallStart {
+        /// Its position among the attempt's tool calls (0 for the first).
+        index: usize,
+        /// The provider's id of the call.
+        id: String,
+        /// The tool.
+        name: String,
+    },
+    /// A piece of a tool call's argument text.
+    ToolCallDelta {
+        /// The call's index.
+        index: usize,
+        /// The piece.
+        arguments: String,
+    },
+    /// A tool call is complete: its arguments, parsed.
+    ToolCall {
+        /// The call's index.
+        index: usize,
+        /// The call.
+        call: ToolCall,
+    },
     /// The response's own id in its body (`chatcmpl-...`, `msg_...`), when the
-    /// provider sends one: what a provider's stream yields once it is known. The
-    /// client records it on the request's span (`gen_ai.response.id`) and does not
-    /// pass it on.
+    /// provider sends one: once it is known. The client records
+    /// it on the request's span (`gen_ai.response.id`).
     ResponseId {
         /// The id.
         id: String,
     },
-    /// The stream finished successfully.
+    /// The attempt finished successfully.
     Complete {
         /// Why generation stopped.
         finish_reason: FinishReason,

@@ -8,7 +8,7 @@ mod id;
 mod request;
 mod response;
 
-pub use events::StreamEvent;
+pub use events::{ProviderEvent, StreamEvent};
 pub use id::{InvalidModelId, ModelId, RequestId};
 pub use request::{ChatRequest, ExtraHeaders, Message, Role, TOKEN_LIMIT_FIELDS};
 pub use response::{ChatResponse, FinishReason, RouteStep, Usage};

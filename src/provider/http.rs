@@ -13,7 +13,7 @@ use http::HeaderMap;
 
 use super::EventStream;
 use crate::error::{Error, FailureKind, ProviderError, TransportKind};
-use crate::model::{ChatRequest, ChatResponse, RequestId, StreamEvent};
+use crate::model::{ChatRequest, ChatResponse, ProviderEvent, RequestId};
 use crate::secret::ApiKey;
 use crate::wire::openai::Parsed;
 use crate::wire::sse::{SseDecoder, SseEvent, DEFAULT_MAX_EVENT_BYTES};
@@ -248,7 +248,7 @@ pub(crate) fn decode_sse<D: StreamDecoder>(
     ctx: CallContext,
     response: reqwest::Response,
     decoder: D,
-    start: StreamEvent,
+    start: ProviderEvent,
 ) -> EventStream {
     // Only what a classifier reads of a 200 is kept for a later in-band error, and
     // copied: hyper's header values share the buffer the response head was read
@@ -287,20 +287,20 @@ struct SseState<D> {
     fed: Vec<SseEvent>,
     decoder: D,
     /// Events decoded and not yet yielded, oldest first.
-    pending: VecDeque<StreamEvent>,
+    pending: VecDeque<ProviderEvent>,
     /// The decoder's output buffer, reused while events flow. Both buffers are
     /// released before waiting on the network: a waiting stream holds none.
-    scratch: Vec<StreamEvent>,
+    scratch: Vec<ProviderEvent>,
     events: usize,
     content_started: bool,
     done: bool,
 }
 
 impl<D: StreamDecoder> SseState<D> {
-    async fn next(mut self) -> Option<(Result<StreamEvent, ProviderError>, Self)> {
+    async fn next(mut self) -> Option<(Result<ProviderEvent, ProviderError>, Self)> {
         loop {
             if let Some(event) = self.pending.pop_front() {
-                if matches!(event, StreamEvent::TextDelta { .. }) {
+                if matches!(event, ProviderEvent::TextDelta { .. }) {
                     self.content_started = true;
                 }
                 return Some((Ok(event), self));
@@ -623,7 +623,7 @@ async fn not_a_stream(
         None => read_error_body(ctx, response).await,
     };
     if let Some(reply) = parse.and_then(|parse| parse(&body).ok()) {
-        let mut events = vec![StreamEvent::Start {
+        let mut events = vec![ProviderEvent::Start {
             request_id: req.request_id.clone(),
             provider: ctx.provider.clone(),
             model: req.model.model().to_string(),
@@ -662,7 +662,7 @@ fn sse_stream<D: StreamDecoder>(
     response: reqwest::Response,
     decoder: D,
 ) -> EventStream {
-    let start = StreamEvent::Start {
+    let start = ProviderEvent::Start {
         request_id: req.request_id.clone(),
         provider: ctx.provider.clone(),
         model: req.model.model().to_string(),

@@ -27,12 +27,12 @@ pub use openai::{ChatCompletions, OpenAiCompatible, OpenAiCompatibleBuilder};
 pub use registry::Providers;
 
 use crate::error::ProviderError;
-use crate::model::{ChatRequest, ChatResponse, StreamEvent};
+use crate::model::{ChatRequest, ChatResponse, ProviderEvent};
 
 /// The events of one streamed attempt. It ends after `Complete` or after the first
 /// error; an end without `Complete` never happens (it is reported as
 /// [`crate::FailureKind::Incomplete`]).
-pub type EventStream = Pin<Box<dyn Stream<Item = Result<StreamEvent, ProviderError>> + Send>>;
+pub type EventStream = Pin<Box<dyn Stream<Item = Result<ProviderEvent, ProviderError>> + Send>>;
 
 /// An LLM provider: one attempt of a chat request, whole or streamed.
 ///
@@ -90,20 +90,20 @@ pub trait Provider: Send + Sync + 'static {
 /// Turns a whole response into a stream (start, one text delta, usage, complete):
 /// for custom providers that cannot stream.
 pub fn stream_from_response(resp: ChatResponse) -> EventStream {
-    let mut events = vec![StreamEvent::Start {
+    let mut events = vec![ProviderEvent::Start {
         request_id: resp.request_id.clone(),
         provider: resp.provider.clone(),
         model: resp.model.clone(),
         provider_request_id: resp.provider_request_id.clone(),
     }];
     if !resp.text.is_empty() {
-        events.push(StreamEvent::TextDelta {
+        events.push(ProviderEvent::TextDelta {
             text: resp.text,
             offset: 0,
         });
     }
-    events.push(StreamEvent::Usage(resp.usage));
-    events.push(StreamEvent::Complete {
+    events.push(ProviderEvent::Usage(resp.usage));
+    events.push(ProviderEvent::Complete {
         finish_reason: resp.finish_reason,
         usage: Some(resp.usage),
     });

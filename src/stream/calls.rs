@@ -8,7 +8,7 @@
 //! - Calls are numbered for the consumer in the order they are delivered, so a
 //!   call made again after a break keeps the index of the one it replaces.
 
-use crate::model::StreamEvent;
+use crate::model::{ProviderEvent, StreamEvent};
 use crate::tools::ToolCall;
 
 /// The tool-call state of a stream.
@@ -21,7 +21,7 @@ pub(crate) struct StreamCalls {
     /// Whether this attempt continues delivered content (calls are held then).
     holding: bool,
     /// Events of calls held in this attempt, by the attempt's own index.
-    held: Vec<(usize, Vec<StreamEvent>)>,
+    held: Vec<(usize, Vec<ProviderEvent>)>,
     /// Whether any tool-call event reached the consumer.
     any: bool,
 }
@@ -51,17 +51,17 @@ impl StreamCalls {
     }
 
     /// A tool-call event of the attempt; what to deliver now, re-indexed.
-    pub fn on_event(&mut self, event: StreamEvent, out: &mut Vec<StreamEvent>) {
+    pub fn on_event(&mut self, event: ProviderEvent, out: &mut Vec<StreamEvent>) {
         if !self.holding {
             return self.pass(event, out);
         }
         let key = match &event {
-            StreamEvent::ToolCallStart { index, .. }
-            | StreamEvent::ToolCallDelta { index, .. }
-            | StreamEvent::ToolCall { index, .. } => *index,
+            ProviderEvent::ToolCallStart { index, .. }
+            | ProviderEvent::ToolCallDelta { index, .. }
+            | ProviderEvent::ToolCall { index, .. } => *index,
             _ => return,
         };
-        let complete = matches!(event, StreamEvent::ToolCall { .. });
+        let complete = matches!(event, ProviderEvent::ToolCall { .. });
         match self.held.iter_mut().find(|(k, _)| *k == key) {
             Some((_, events)) => events.push(event),
             None => self.held.push((key, vec![event])),
@@ -74,7 +74,7 @@ impl StreamCalls {
         };
         let (_, events) = self.held.remove(at);
         let repeat = events.iter().any(|e| match e {
-            StreamEvent::ToolCall { call, .. } => self.delivered.iter().any(|d| d.same_as(call)),
+            ProviderEvent::ToolCall { call, .. } => self.delivered.iter().any(|d| d.same_as(call)),
             _ => false,
         });
         if repeat {
@@ -86,23 +86,23 @@ impl StreamCalls {
     }
 
     /// Delivers one event with the consumer's index.
-    fn pass(&mut self, event: StreamEvent, out: &mut Vec<StreamEvent>) {
+    fn pass(&mut self, event: ProviderEvent, out: &mut Vec<StreamEvent>) {
         let index = self.open.unwrap_or(self.delivered.len());
         self.any = true;
         match event {
-            StreamEvent::ToolCallStart { id, name, .. } => {
+            ProviderEvent::ToolCallStart { id, name, .. } => {
                 self.open = Some(index);
                 out.push(StreamEvent::ToolCallStart { index, id, name });
             }
-            StreamEvent::ToolCallDelta { arguments, .. } => {
+            ProviderEvent::ToolCallDelta { arguments, .. } => {
                 out.push(StreamEvent::ToolCallDelta { index, arguments })
             }
-            StreamEvent::ToolCall { call, .. } => {
+            ProviderEvent::ToolCall { call, .. } => {
                 self.open = None;
                 self.delivered.push(call.clone());
                 out.push(StreamEvent::ToolCall { index, call });
             }
-            other => out.push(other),
+            _ => {}
         }
     }
 }
@@ -116,7 +116,26 @@ mod tests {
         ToolCall::new(format!("id-{city}"), name, json!({ "city": city }))
     }
 
-    fn events(index: usize, c: &ToolCall) -> Vec<StreamEvent> {
+    fn events(index: usize, c: &ToolCall) -> Vec<ProviderEvent> {
+        vec![
+            ProviderEvent::ToolCallStart {
+                index,
+                id: c.id.clone(),
+                name: c.name.clone(),
+            },
+            ProviderEvent::ToolCallDelta {
+                index,
+                arguments: c.arguments.to_string(),
+            },
+            ProviderEvent::ToolCall {
+                index,
+                call: c.clone(),
+            },
+        ]
+    }
+
+    /// What the consumer gets of `events(index, c)`.
+    fn delivered(index: usize, c: &ToolCall) -> Vec<StreamEvent> {
         vec![
             StreamEvent::ToolCallStart {
                 index,
@@ -134,7 +153,7 @@ mod tests {
         ]
     }
 
-    fn feed(calls: &mut StreamCalls, evs: Vec<StreamEvent>) -> Vec<StreamEvent> {
+    fn feed(calls: &mut StreamCalls, evs: Vec<ProviderEvent>) -> Vec<StreamEvent> {
         let mut out = Vec::new();
         for e in evs {
             calls.on_event(e, &mut out);
@@ -159,7 +178,7 @@ mod tests {
         let mut again = events(0, &oslo);
         again.extend(events(1, &rome));
         let out = feed(&mut s, again);
-        assert_eq!(out, events(1, &rome));
+        assert_eq!(out, delivered(1, &rome));
         assert_eq!(s.delivered(), &[oslo, rome]);
     }
 

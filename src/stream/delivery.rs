@@ -14,7 +14,9 @@ use super::checkpoint::{estimate_tokens, Checkpoint, Seam};
 
 use super::calls::StreamCalls;
 use super::continuation::{over_limit, tokens_left};
-use crate::model::{ChatRequest, FinishReason, ModelId, RouteStep, StreamEvent, Usage};
+use crate::model::{
+    ChatRequest, FinishReason, ModelId, ProviderEvent, RouteStep, StreamEvent, Usage,
+};
 
 /// The delivery state of one stream.
 #[derive(Debug, Default)]
@@ -236,13 +238,13 @@ impl Delivery {
     /// `out`. A response id is recorded on `span` (the last attempt's wins).
     pub fn on_event(
         &mut self,
-        event: StreamEvent,
+        event: ProviderEvent,
         asked: &Asked<'_>,
         span: &tracing::Span,
         out: &mut Vec<StreamEvent>,
     ) -> Step {
         match event {
-            StreamEvent::Start {
+            ProviderEvent::Start {
                 provider_request_id,
                 ..
             } => {
@@ -257,7 +259,7 @@ impl Delivery {
                     });
                 }
             }
-            StreamEvent::TextDelta { text, .. } => {
+            ProviderEvent::TextDelta { text, .. } => {
                 self.attempt_deltas = self.attempt_deltas.saturating_add(1);
                 self.usage_current = false;
                 let within_limit = match self.seam.as_mut() {
@@ -275,15 +277,15 @@ impl Delivery {
                     return Step::Complete;
                 }
             }
-            StreamEvent::ResponseId { id } => {
+            ProviderEvent::ResponseId { id } => {
                 span.record("gen_ai.response.id", id.as_str());
             }
-            StreamEvent::Usage(u) => {
+            ProviderEvent::Usage(u) => {
                 self.attempt_usage = Some(u);
                 self.usage_current = true;
                 out.push(StreamEvent::Usage(self.total_usage()));
             }
-            StreamEvent::Complete {
+            ProviderEvent::Complete {
                 finish_reason,
                 usage,
             } => {
@@ -303,9 +305,9 @@ impl Delivery {
                 self.complete(finish_reason, asked.route, &asked.original.model, out);
                 return Step::Complete;
             }
-            event @ (StreamEvent::ToolCallStart { .. }
-            | StreamEvent::ToolCallDelta { .. }
-            | StreamEvent::ToolCall { .. }) => {
+            event @ (ProviderEvent::ToolCallStart { .. }
+            | ProviderEvent::ToolCallDelta { .. }
+            | ProviderEvent::ToolCall { .. }) => {
                 let mut now = Vec::new();
                 let continuing = self.continuing;
                 let calls = self.calls.get_or_insert_with(|| {
@@ -319,7 +321,6 @@ impl Delivery {
                     out.append(&mut now);
                 }
             }
-            _ => {}
         }
         Step::Continue
     }
@@ -338,8 +339,8 @@ mod tests {
         }
     }
 
-    fn delta(text: &str) -> StreamEvent {
-        StreamEvent::TextDelta {
+    fn delta(text: &str) -> ProviderEvent {
+        ProviderEvent::TextDelta {
             text: text.into(),
             offset: 0,
         }
@@ -412,7 +413,7 @@ mod tests {
         }
         assert_eq!(d.checkpoint.text, "Several tokens in one chunk");
         d.on_event(
-            StreamEvent::Complete {
+            ProviderEvent::Complete {
                 finish_reason: FinishReason::Stop,
                 usage: None,
             },
@@ -544,7 +545,7 @@ mod tests {
         d.attempt_failed();
         d.begin_attempt(true);
         d.on_event(
-            StreamEvent::Usage(Usage::new(5, 3)),
+            ProviderEvent::Usage(Usage::new(5, 3)),
             &asked(&req),
             &span,
             &mut out,

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{snippet, DecodeError, Progress, StreamDecoder, TextCursor};
 use crate::content::{ImageSource, Part};
-use crate::model::{ChatRequest, FinishReason, Role, StreamEvent, Usage};
+use crate::model::{ChatRequest, FinishReason, ProviderEvent, Role, Usage};
 use crate::tools::{ResponseFormat, ToolCall, ToolChoice};
 use serde_json::Value;
 
@@ -475,7 +475,7 @@ impl StreamDecoder for Decoder {
         &mut self,
         event: &str,
         data: &str,
-        out: &mut Vec<StreamEvent>,
+        out: &mut Vec<ProviderEvent>,
     ) -> Result<Progress, DecodeError> {
         if event == "ping" {
             return Ok(Progress::Continue);
@@ -500,7 +500,7 @@ impl StreamDecoder for Decoder {
         match parsed {
             Event::MessageStart { message } => {
                 if let Some(id) = message.id {
-                    out.push(StreamEvent::ResponseId { id });
+                    out.push(ProviderEvent::ResponseId { id });
                 }
                 self.input_tokens = message.usage.input_tokens.unwrap_or(0);
                 self.cached_tokens = message.usage.cache_read_input_tokens;
@@ -531,7 +531,7 @@ impl StreamDecoder for Decoder {
                         self.output_tokens = output;
                     }
                     self.saw_usage = true;
-                    out.push(StreamEvent::Usage(self.usage()));
+                    out.push(ProviderEvent::Usage(self.usage()));
                 }
             }
             Event::MessageStop {} => return Ok(self.complete(out)),
@@ -543,7 +543,7 @@ impl StreamDecoder for Decoder {
 
 impl Decoder {
     /// The stream's end: its open calls completed, then `Complete`.
-    fn complete(&mut self, out: &mut Vec<StreamEvent>) -> Progress {
+    fn complete(&mut self, out: &mut Vec<ProviderEvent>) -> Progress {
         let usage = self.saw_usage.then(|| self.usage());
         super::end_of_stream(&mut self.calls, self.finish.take(), usage, out)
     }
@@ -600,17 +600,17 @@ mod tests {
         assert_eq!(
             out,
             vec![
-                StreamEvent::ResponseId { id: "msg_1".into() },
-                StreamEvent::TextDelta {
+                ProviderEvent::ResponseId { id: "msg_1".into() },
+                ProviderEvent::TextDelta {
                     text: "Hello".into(),
                     offset: 0
                 },
-                StreamEvent::TextDelta {
+                ProviderEvent::TextDelta {
                     text: " there".into(),
                     offset: 5
                 },
-                StreamEvent::Usage(Usage::new(11, 6)),
-                StreamEvent::Complete {
+                ProviderEvent::Usage(Usage::new(11, 6)),
+                ProviderEvent::Complete {
                     finish_reason: FinishReason::Stop,
                     usage: Some(Usage::new(11, 6))
                 },

@@ -10,7 +10,7 @@
 //! A call the server gave no id gets one (an empty `tool_call_id` on the next
 //! turn is refused by every provider).
 
-use crate::model::StreamEvent;
+use crate::model::ProviderEvent;
 use crate::tools::ToolCall;
 
 use super::{DecodeError, MAX_TOOL_ARGUMENTS};
@@ -28,7 +28,7 @@ pub const MAX_OPEN_CALLS: usize = 128;
 ///
 /// ```
 /// use steer_llm::wire::CallAssembler;
-/// use steer_llm::StreamEvent;
+/// use steer_llm::ProviderEvent;
 /// let mut calls = CallAssembler::default();
 /// let mut out = Vec::new();
 /// // The id in one piece, the name in the next, then the arguments.
@@ -36,9 +36,9 @@ pub const MAX_OPEN_CALLS: usize = 128;
 /// calls.piece(0, None, Some("get_weather"), None, &mut out).unwrap();
 /// calls.piece(0, None, None, Some(r#"{"city":"Oslo"}"#), &mut out).unwrap();
 /// calls.finish_all(&mut out);
-/// assert!(matches!(&out[0], StreamEvent::ToolCallStart { id, name, .. }
+/// assert!(matches!(&out[0], ProviderEvent::ToolCallStart { id, name, .. }
 ///     if id == "call_1" && name == "get_weather"));
-/// assert!(matches!(&out[2], StreamEvent::ToolCall { call, .. } if call.id == "call_1"));
+/// assert!(matches!(&out[2], ProviderEvent::ToolCall { call, .. } if call.id == "call_1"));
 /// ```
 #[derive(Debug, Default)]
 pub struct CallAssembler {
@@ -66,7 +66,7 @@ impl CallAssembler {
         key: usize,
         id: String,
         name: String,
-        out: &mut Vec<StreamEvent>,
+        out: &mut Vec<ProviderEvent>,
     ) -> Result<(), DecodeError> {
         if self.open.iter().any(|c| c.key == key) {
             return Ok(());
@@ -118,7 +118,7 @@ impl CallAssembler {
         id: Option<&str>,
         name: Option<&str>,
         arguments: Option<&str>,
-        out: &mut Vec<StreamEvent>,
+        out: &mut Vec<ProviderEvent>,
     ) -> Result<(), DecodeError> {
         let (id, name, arguments) = (
             id.filter(|s| !s.is_empty()),
@@ -177,7 +177,7 @@ impl CallAssembler {
         }
         call.arguments.push_str(piece);
         match call.index {
-            Some(index) => out.push(StreamEvent::ToolCallDelta {
+            Some(index) => out.push(ProviderEvent::ToolCallDelta {
                 index,
                 arguments: piece.to_string(),
             }),
@@ -194,7 +194,7 @@ impl CallAssembler {
         &mut self,
         key: usize,
         piece: String,
-        out: &mut Vec<StreamEvent>,
+        out: &mut Vec<ProviderEvent>,
     ) -> Result<(), DecodeError> {
         if !self.open.iter().any(|c| c.key == key) {
             return Ok(());
@@ -204,7 +204,7 @@ impl CallAssembler {
 
     /// The call of `key` is complete. A call that never had a name is not a
     /// call: it is dropped.
-    pub fn finish(&mut self, key: usize, out: &mut Vec<StreamEvent>) {
+    pub fn finish(&mut self, key: usize, out: &mut Vec<ProviderEvent>) {
         let Some(at) = self.open.iter().position(|c| c.key == key) else {
             return;
         };
@@ -216,14 +216,14 @@ impl CallAssembler {
             announce(&mut call, &mut self.next, out);
         }
         let index = call.index.unwrap_or_default();
-        out.push(StreamEvent::ToolCall {
+        out.push(ProviderEvent::ToolCall {
             index,
             call: ToolCall::from_text(call.id, call.name, &call.arguments),
         });
     }
 
     /// Completes every open call whose key is below `key`.
-    pub fn finish_below(&mut self, key: usize, out: &mut Vec<StreamEvent>) {
+    pub fn finish_below(&mut self, key: usize, out: &mut Vec<ProviderEvent>) {
         let mut below: Vec<usize> = self
             .open
             .iter()
@@ -237,7 +237,7 @@ impl CallAssembler {
     }
 
     /// Completes every open call, in key order.
-    pub fn finish_all(&mut self, out: &mut Vec<StreamEvent>) {
+    pub fn finish_all(&mut self, out: &mut Vec<ProviderEvent>) {
         let mut keys: Vec<usize> = self.open.iter().map(|c| c.key).collect();
         keys.sort_unstable();
         for k in keys {
@@ -248,20 +248,20 @@ impl CallAssembler {
 
 /// Gives `call` the consumer's next index and sends its start (with an id made
 /// up if the server sent none), then the arguments it already has.
-fn announce(call: &mut OpenCall, next: &mut usize, out: &mut Vec<StreamEvent>) {
+fn announce(call: &mut OpenCall, next: &mut usize, out: &mut Vec<ProviderEvent>) {
     let index = *next;
     *next = next.saturating_add(1);
     call.index = Some(index);
     if call.id.is_empty() {
         call.id = made_up_id();
     }
-    out.push(StreamEvent::ToolCallStart {
+    out.push(ProviderEvent::ToolCallStart {
         index,
         id: call.id.clone(),
         name: call.name.clone(),
     });
     if !call.arguments.is_empty() {
-        out.push(StreamEvent::ToolCallDelta {
+        out.push(ProviderEvent::ToolCallDelta {
             index,
             arguments: call.arguments.clone(),
         });
@@ -280,10 +280,10 @@ pub(super) fn made_up_id() -> String {
 mod tests {
     use super::*;
 
-    fn calls(out: &[StreamEvent]) -> Vec<ToolCall> {
+    fn calls(out: &[ProviderEvent]) -> Vec<ToolCall> {
         out.iter()
             .filter_map(|e| match e {
-                StreamEvent::ToolCall { call, .. } => Some(call.clone()),
+                ProviderEvent::ToolCall { call, .. } => Some(call.clone()),
                 _ => None,
             })
             .collect()
@@ -304,7 +304,7 @@ mod tests {
         a.finish_all(&mut out);
         assert_eq!(
             out[0],
-            StreamEvent::ToolCallStart {
+            ProviderEvent::ToolCallStart {
                 index: 0,
                 id: "call_abc".into(),
                 name: "get_weather".into()
@@ -329,7 +329,7 @@ mod tests {
         assert_eq!(got[0].name, "f");
         assert!(got[0].id.starts_with("call_") && got[0].id.len() == 29);
         assert!(
-            matches!(&out[1], StreamEvent::ToolCallDelta { arguments, .. } if arguments == "{}")
+            matches!(&out[1], ProviderEvent::ToolCallDelta { arguments, .. } if arguments == "{}")
         );
     }
 

@@ -12,7 +12,7 @@ pub mod sse;
 use serde_json::{Map, Value};
 
 use crate::content::Part;
-use crate::model::{ChatRequest, StreamEvent};
+use crate::model::{ChatRequest, ProviderEvent};
 use crate::tools::{ResponseFormat, ToolChoice};
 
 pub use calls::CallAssembler;
@@ -23,10 +23,10 @@ pub(crate) fn end_of_stream(
     calls: &mut CallAssembler,
     finish: Option<crate::model::FinishReason>,
     usage: Option<crate::model::Usage>,
-    out: &mut Vec<StreamEvent>,
+    out: &mut Vec<ProviderEvent>,
 ) -> Progress {
     calls.finish_all(out);
-    out.push(StreamEvent::Complete {
+    out.push(ProviderEvent::Complete {
         finish_reason: finish
             .unwrap_or_else(|| crate::model::FinishReason::Other("missing".into())),
         usage,
@@ -62,7 +62,7 @@ pub trait StreamDecoder: Send + 'static {
         &mut self,
         event: &str,
         data: &str,
-        out: &mut Vec<StreamEvent>,
+        out: &mut Vec<ProviderEvent>,
     ) -> Result<Progress, DecodeError>;
 
     /// The parser of this format's whole (non-streaming) reply: a server (or a
@@ -78,41 +78,41 @@ pub trait StreamDecoder: Send + 'static {
 ///
 /// ```
 /// use steer_llm::wire::{events_of_reply, openai::parse_response};
-/// use steer_llm::StreamEvent;
+/// use steer_llm::ProviderEvent;
 /// let body = br#"{"choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}]}"#;
 /// let events = events_of_reply(parse_response(body).unwrap());
-/// assert!(matches!(&events[0], StreamEvent::TextDelta { text, offset: 0 } if text == "Hi"));
-/// assert!(matches!(events.last(), Some(StreamEvent::Complete { usage: None, .. })));
+/// assert!(matches!(&events[0], ProviderEvent::TextDelta { text, offset: 0 } if text == "Hi"));
+/// assert!(matches!(events.last(), Some(ProviderEvent::Complete { usage: None, .. })));
 /// ```
-pub fn events_of_reply(reply: openai::Parsed) -> Vec<StreamEvent> {
+pub fn events_of_reply(reply: openai::Parsed) -> Vec<ProviderEvent> {
     let mut out = Vec::new();
     if let Some(id) = reply.id {
-        out.push(StreamEvent::ResponseId { id });
+        out.push(ProviderEvent::ResponseId { id });
     }
     if !reply.text.is_empty() {
-        out.push(StreamEvent::TextDelta {
+        out.push(ProviderEvent::TextDelta {
             text: reply.text,
             offset: 0,
         });
     }
     for (index, call) in reply.tool_calls.into_iter().enumerate() {
-        out.push(StreamEvent::ToolCallStart {
+        out.push(ProviderEvent::ToolCallStart {
             index,
             id: call.id.clone(),
             name: call.name.clone(),
         });
-        out.push(StreamEvent::ToolCallDelta {
+        out.push(ProviderEvent::ToolCallDelta {
             index,
             arguments: call.arguments_text(),
         });
-        out.push(StreamEvent::ToolCall { index, call });
+        out.push(ProviderEvent::ToolCall { index, call });
     }
     // A reply that reports no usage has zeros: unknown, not zero.
     let usage = (reply.usage != crate::model::Usage::default()).then_some(reply.usage);
     if let Some(u) = usage {
-        out.push(StreamEvent::Usage(u));
+        out.push(ProviderEvent::Usage(u));
     }
-    out.push(StreamEvent::Complete {
+    out.push(ProviderEvent::Complete {
         finish_reason: reply.finish_reason,
         usage,
     });
@@ -127,13 +127,13 @@ pub struct TextCursor {
 
 impl TextCursor {
     /// Emits a text delta at the current offset and advances past it.
-    pub fn delta(&mut self, text: String, out: &mut Vec<StreamEvent>) {
+    pub fn delta(&mut self, text: String, out: &mut Vec<ProviderEvent>) {
         if text.is_empty() {
             return;
         }
         let offset = self.chars;
         self.chars += text.chars().count();
-        out.push(StreamEvent::TextDelta { text, offset });
+        out.push(ProviderEvent::TextDelta { text, offset });
     }
 
     /// Characters emitted so far.

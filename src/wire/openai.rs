@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::{snippet, DecodeError, Progress, StreamDecoder, TextCursor};
 use crate::content::Part;
-use crate::model::{ChatRequest, FinishReason, Message, Role, StreamEvent, Usage};
+use crate::model::{ChatRequest, FinishReason, Message, ProviderEvent, Role, Usage};
 use crate::prefill::Prefill;
 use crate::tools::{ResponseFormat, ToolCall, ToolChoice};
 
@@ -547,12 +547,12 @@ struct ChunkFunction {
 ///
 /// ```
 /// use steer_llm::wire::{openai::Decoder, Progress, StreamDecoder};
-/// use steer_llm::StreamEvent;
+/// use steer_llm::ProviderEvent;
 /// let mut d = Decoder::default();
 /// let mut out = Vec::new();
 /// d.on_event("", r#"{"choices":[{"index":0,"delta":{"content":"Hi"}}]}"#, &mut out).unwrap();
 /// assert_eq!(d.on_event("", "[DONE]", &mut out).unwrap(), Progress::Done);
-/// assert!(matches!(&out[0], StreamEvent::TextDelta { text, offset: 0 } if text == "Hi"));
+/// assert!(matches!(&out[0], ProviderEvent::TextDelta { text, offset: 0 } if text == "Hi"));
 /// ```
 #[derive(Debug, Default)]
 pub struct Decoder {
@@ -572,7 +572,7 @@ impl StreamDecoder for Decoder {
         &mut self,
         _event: &str,
         data: &str,
-        out: &mut Vec<StreamEvent>,
+        out: &mut Vec<ProviderEvent>,
     ) -> Result<Progress, DecodeError> {
         let data = data.trim();
         if data == "[DONE]" {
@@ -601,7 +601,7 @@ impl StreamDecoder for Decoder {
         }
         if let (Some(id), false) = (chunk.id, self.id_sent) {
             self.id_sent = true;
-            out.push(StreamEvent::ResponseId { id });
+            out.push(ProviderEvent::ResponseId { id });
         }
         if let Some(choice) = chunk.choices.into_iter().flatten().find(|c| c.index == 0) {
             if let Some(delta) = choice.delta {
@@ -634,7 +634,7 @@ impl StreamDecoder for Decoder {
         if let Some(usage) = chunk.usage {
             let usage = Usage::from(usage);
             self.usage = Some(usage);
-            out.push(StreamEvent::Usage(usage));
+            out.push(ProviderEvent::Usage(usage));
         }
         Ok(Progress::Continue)
     }
@@ -644,7 +644,7 @@ impl StreamDecoder for Decoder {
 mod tests {
     use super::*;
 
-    fn run(events: &[&str]) -> (Vec<StreamEvent>, Result<Progress, DecodeError>) {
+    fn run(events: &[&str]) -> (Vec<ProviderEvent>, Result<Progress, DecodeError>) {
         let mut d = Decoder::default();
         let mut out = Vec::new();
         let mut last = Ok(Progress::Continue);
@@ -670,15 +670,15 @@ mod tests {
         assert_eq!(
             out,
             vec![
-                StreamEvent::ResponseId {
+                ProviderEvent::ResponseId {
                     id: "chatcmpl-1".into()
                 },
-                StreamEvent::TextDelta {
+                ProviderEvent::TextDelta {
                     text: "Hello".into(),
                     offset: 0
                 },
-                StreamEvent::Usage(Usage::new(14, 30)),
-                StreamEvent::Complete {
+                ProviderEvent::Usage(Usage::new(14, 30)),
+                ProviderEvent::Complete {
                     finish_reason: FinishReason::Stop,
                     usage: Some(Usage::new(14, 30))
                 },
@@ -692,7 +692,10 @@ mod tests {
             r#"{"choices":[{"delta":{"content":"日本"}}]}"#,
             r#"{"choices":[{"delta":{"content":"語"}}]}"#,
         ]);
-        assert!(matches!(&out[1], StreamEvent::TextDelta { offset: 2, .. }));
+        assert!(matches!(
+            &out[1],
+            ProviderEvent::TextDelta { offset: 2, .. }
+        ));
     }
 
     #[test]
@@ -740,7 +743,7 @@ mod tests {
         let call = out
             .iter()
             .find_map(|e| match e {
-                StreamEvent::ToolCall { call, .. } => Some(call),
+                ProviderEvent::ToolCall { call, .. } => Some(call),
                 _ => None,
             })
             .expect("a call");

@@ -26,7 +26,7 @@ fn delivered(asked: Continuation, original: &Arc<ChatRequest>, pieces: &[&str]) 
         route: None,
     };
     for text in pieces {
-        let delta = StreamEvent::TextDelta {
+        let delta = crate::model::ProviderEvent::TextDelta {
             text: (*text).into(),
             offset: 0,
         };
@@ -249,7 +249,7 @@ proptest::proptest! {
                         route: None,
                     };
                     for text in pieces {
-                        let delta = StreamEvent::TextDelta { text, offset: 0 };
+                        let delta = crate::model::ProviderEvent::TextDelta { text, offset: 0 };
                         d.on_event(delta, &asked_by, &tracing::Span::none(), &mut Vec::new());
                     }
                     m.attempt_ended(d);
