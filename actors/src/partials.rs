@@ -28,7 +28,7 @@ pub struct PartialResponse {
 
 /// A bounded, expiring map of partial responses (plain data; the actor owns it).
 #[derive(Debug)]
-pub struct PartialCache {
+pub(crate) struct PartialCache {
     ttl: Duration,
     capacity: usize,
     entries: HashMap<String, (Instant, PartialResponse)>,

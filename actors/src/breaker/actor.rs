@@ -33,13 +33,14 @@ mod tests;
 use admin::Crash;
 pub use admin::{BreakerStatus, ForceState, GetStatus, ResetBreaker, Subscribe};
 pub use fleet::{ClaimProbe, FleetOpen, FleetRecovered, FleetReport, ProbeClaim, ShareState};
-pub use lease::{failure_outcome, pause_for, report_failure, BreakerRef, PermitLease};
+pub(crate) use lease::{failure_outcome, pause_for};
+pub use lease::{report_failure, BreakerRef, PermitLease};
 pub use requests::{Acquire, Pause};
 pub(crate) use requests::{Report, Reports};
 
 /// Models a breaker keeps state for, at most: past it, a new model replaces one
 /// that is closed and quiet, or shares the overflow state.
-pub const MAX_MODELS: usize = 1024;
+pub(crate) const MAX_MODELS: usize = 1024;
 /// The state models beyond [`MAX_MODELS`] share.
 const OVERFLOW: &str = "*";
 
@@ -117,7 +118,7 @@ impl CircuitBreaker {
     }
 
     /// Counts transitions and pauses into `meters` (else into families of its own).
-    pub fn with_meters(mut self, meters: Meters) -> Self {
+    pub(crate) fn with_meters(mut self, meters: Meters) -> Self {
         meters.breaker_state(&self.provider, None, self.endpoint.state().label());
         self.meters = meters;
         self

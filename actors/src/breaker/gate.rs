@@ -20,7 +20,7 @@ const ASK: u64 = u64::MAX;
 /// A breaker's published admission: the generation whose permits may be taken
 /// without asking, or "ask".
 #[derive(Debug, Clone)]
-pub struct AdmissionGate(Arc<AtomicU64>);
+pub(crate) struct AdmissionGate(Arc<AtomicU64>);
 
 impl AdmissionGate {
     /// A gate that says "ask" until the breaker publishes.
@@ -49,7 +49,7 @@ impl AdmissionGate {
 /// The gates of a provider's models, by name: written (replaced whole) by the
 /// breaker actor when a model is added, read without a lock by every request.
 #[derive(Clone, Default)]
-pub struct GateMap(Arc<ArcSwap<HashMap<Arc<str>, AdmissionGate>>>);
+pub(crate) struct GateMap(Arc<ArcSwap<HashMap<Arc<str>, AdmissionGate>>>);
 
 impl GateMap {
     /// A permit for `model`, if its gate admits every call (`None` also for a

@@ -351,14 +351,14 @@ impl Breaker {
     }
 
     /// Until when the provider is paused by a server-directed wait, if it is.
-    pub fn paused_until(&self, now: Instant) -> Option<Instant> {
+    pub(crate) fn paused_until(&self, now: Instant) -> Option<Instant> {
         self.paused_until.filter(|t| *t > now)
     }
 
     /// The generation whose permits a call may take without asking, while the
     /// breaker admits every call: closed and not paused, or disabled. `None` while
     /// calls must ask (open, half-open, forced open, paused).
-    pub fn admits_all(&self, now: Instant) -> Option<u64> {
+    pub(crate) fn admits_all(&self, now: Instant) -> Option<u64> {
         let free = match self.state {
             BreakerState::Disabled => true,
             BreakerState::Closed => self.paused_until(now).is_none(),
@@ -369,12 +369,12 @@ impl Breaker {
 
     /// Counts a call admitted without asking (see [`Breaker::admits_all`]): it is
     /// counted when its outcome arrives.
-    pub fn count_admitted(&mut self) {
+    pub(crate) fn count_admitted(&mut self) {
         self.stats.admitted = self.stats.admitted.saturating_add(1);
     }
 
     /// Asks to make one call.
-    pub fn try_acquire(&mut self, now: Instant) -> Result<Permit, Rejection> {
+    pub(crate) fn try_acquire(&mut self, now: Instant) -> Result<Permit, Rejection> {
         if self.state == BreakerState::Disabled {
             self.count_admitted();
             return Ok(Permit {
@@ -422,13 +422,13 @@ impl Breaker {
 
     /// Hands back a permit whose call was never made (another breaker refused
     /// it): it is not counted as admitted, and a probe's slot is freed.
-    pub fn give_back(&mut self, permit: Permit, now: Instant) {
+    pub(crate) fn give_back(&mut self, permit: Permit, now: Instant) {
         self.stats.admitted = self.stats.admitted.saturating_sub(1);
         let _ = self.on_outcome(permit, CallOutcome::Cancelled, now);
     }
 
     /// Records the outcome of a permitted call; returns the transition it caused.
-    pub fn on_outcome(
+    pub(crate) fn on_outcome(
         &mut self,
         permit: Permit,
         outcome: CallOutcome,
@@ -508,7 +508,7 @@ impl Breaker {
     }
 
     /// The open timer fired for `generation`: half-open if it is still current.
-    pub fn on_open_timer(&mut self, generation: u64, now: Instant) -> Option<Transition> {
+    pub(crate) fn on_open_timer(&mut self, generation: u64, now: Instant) -> Option<Transition> {
         (self.state == BreakerState::Open && generation == self.generation).then(|| {
             self.transition(
                 BreakerState::HalfOpen,
@@ -520,14 +520,14 @@ impl Breaker {
 
     /// The fleet opened the target (a quorum of replicas did): a closed breaker
     /// opens as if it had tripped; any other state stays.
-    pub fn fleet_open(&mut self, now: Instant) -> Option<Transition> {
+    pub(crate) fn fleet_open(&mut self, now: Instant) -> Option<Transition> {
         (self.state == BreakerState::Closed)
             .then(|| self.transition(BreakerState::Open, TransitionReason::Fleet, now))
     }
 
     /// The replica that probed the target found it well: an open breaker
     /// half-opens at once (its own probes confirm it); any other state stays.
-    pub fn fleet_recovered(&mut self, now: Instant) -> Option<Transition> {
+    pub(crate) fn fleet_recovered(&mut self, now: Instant) -> Option<Transition> {
         (self.state == BreakerState::Open)
             .then(|| self.transition(BreakerState::HalfOpen, TransitionReason::Fleet, now))
     }
@@ -535,7 +535,7 @@ impl Breaker {
     /// Another replica holds the fleet's probe lease: the open state of
     /// `generation` lasts `wait` longer (rejections say so). `false` when the
     /// breaker has moved on.
-    pub fn stay_open(&mut self, generation: u64, wait: Duration, now: Instant) -> bool {
+    pub(crate) fn stay_open(&mut self, generation: u64, wait: Duration, now: Instant) -> bool {
         let current = self.state == BreakerState::Open && generation == self.generation;
         if current {
             self.open_until = Some(later(now, wait));

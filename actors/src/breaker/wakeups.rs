@@ -10,7 +10,7 @@ use std::time::Instant;
 
 /// Pause ends by model, earliest first.
 #[derive(Debug, Default)]
-pub struct Wakeups {
+pub(crate) struct Wakeups {
     queue: BTreeSet<(Instant, Arc<str>)>,
     due_at: HashMap<Arc<str>, Instant>,
 }
@@ -19,7 +19,7 @@ impl Wakeups {
     /// `model` wakes at `at` (a later pause replaces an earlier one; an earlier
     /// one changes nothing). Returns whether the earliest wake-up moved earlier
     /// (the timer must be set again).
-    pub fn schedule(&mut self, model: &Arc<str>, at: Instant) -> bool {
+    pub(crate) fn schedule(&mut self, model: &Arc<str>, at: Instant) -> bool {
         let before = self.next();
         match self.due_at.get(model) {
             Some(old) if *old >= at => return false,
@@ -34,7 +34,7 @@ impl Wakeups {
     }
 
     /// The models whose pauses have ended by `now`, taken out.
-    pub fn due(&mut self, now: Instant) -> Vec<Arc<str>> {
+    pub(crate) fn due(&mut self, now: Instant) -> Vec<Arc<str>> {
         let mut woken = Vec::new();
         while let Some((at, _)) = self.queue.first() {
             if *at > now {
@@ -60,18 +60,20 @@ impl Wakeups {
     }
 
     /// Forgets `model`'s wake-up (its state was dropped).
-    pub fn forget(&mut self, model: &Arc<str>) {
+    pub(crate) fn forget(&mut self, model: &Arc<str>) {
         if let Some(at) = self.due_at.remove(model) {
             self.queue.remove(&(at, model.clone()));
         }
     }
 
     /// Wake-ups pending.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.queue.len()
     }
 
     /// Whether none is pending.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.queue.is_empty()
     }

@@ -36,7 +36,7 @@ pub fn later(at: Instant, d: Duration) -> Instant {
 }
 
 /// The same for tokio's instants.
-pub fn later_tokio(at: tokio::time::Instant, d: Duration) -> tokio::time::Instant {
+pub(crate) fn later_tokio(at: tokio::time::Instant, d: Duration) -> tokio::time::Instant {
     tokio::time::Instant::from_std(later(at.into_std(), d))
 }
 

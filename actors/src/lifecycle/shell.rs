@@ -121,7 +121,7 @@ impl RequestCore {
     }
 
     /// [`end_attempt`](Self::end_attempt), with the attempt's duration already read.
-    pub fn end_attempt_after(&mut self, outcome: &'static str, elapsed: Duration) {
+    pub(crate) fn end_attempt_after(&mut self, outcome: &'static str, elapsed: Duration) {
         self.actors
             .meters
             .attempt_at(&self.target, outcome, elapsed);
@@ -131,7 +131,7 @@ impl RequestCore {
     }
 
     /// The last failure, taken out.
-    pub fn take_last_failure(&mut self) -> Option<Failure> {
+    pub(crate) fn take_last_failure(&mut self) -> Option<Failure> {
         self.attempts.take_last_failure()
     }
 }
@@ -176,7 +176,7 @@ pub fn again<A: AttemptLoop>(act: &mut A, ctx: &mut Context<A>) {
 }
 
 /// Carries out one step of the request's [`Attempts`].
-pub fn execute<A: AttemptLoop>(act: &mut A, step: Step, ctx: &mut Context<A>) {
+pub(crate) fn execute<A: AttemptLoop>(act: &mut A, step: Step, ctx: &mut Context<A>) {
     match step {
         Step::AskPermit => ask_permit(act, ctx),
         Step::Run(run) => start_run(act, None, run, ctx),
@@ -320,7 +320,7 @@ pub fn report_end<A: AttemptLoop>(act: &mut A, end: RequestEnd) {
 
 /// [`report_end`], with the permit of the attempt that succeeded and how long it
 /// took: both reports make one trip through the relay.
-pub fn report_end_after<A: AttemptLoop>(
+pub(crate) fn report_end_after<A: AttemptLoop>(
     act: &mut A,
     end: RequestEnd,
     succeeded: Option<(PermitLease, Duration)>,

@@ -126,7 +126,11 @@ impl ProviderActors {
     /// it succeeded (`success`: its permit and how long the attempt took): both
     /// in one trip through the relay, since neither can move the breaker or the
     /// coordinator by itself; any other end goes at once.
-    pub fn request_ended(&self, success: Option<(PermitLease, Duration)>, msg: RequestFinished) {
+    pub(crate) fn request_ended(
+        &self,
+        success: Option<(PermitLease, Duration)>,
+        msg: RequestFinished,
+    ) {
         let report = success.and_then(|(lease, elapsed)| {
             relayable(lease, CallOutcome::Success { elapsed }, Scope::Model)
         });
@@ -198,7 +202,7 @@ impl ProviderActors {
 /// admission gate; any other permit (a probe's, given by message) reports
 /// straight to the breaker, and nothing is left to relay.
 fn relayable(lease: PermitLease, outcome: CallOutcome, scope: Scope) -> Option<Report> {
-    if lease.from_gate() {
+    if lease.came_from_gate() {
         lease.into_report(outcome, scope)
     } else {
         lease.report_in(outcome, scope);

@@ -34,7 +34,7 @@ use crate::retry::{RequestFinished, RetryCoordinator};
 /// that tipped plain tokio at 64 concurrent into its costly regime in 60% of
 /// short rounds, at 10 ms in 8-28% (BENCHMARKS.md). What waits cannot move a
 /// breaker by itself, and whoever reads the breaker or the coordinator flushes.
-pub const FLUSH_AFTER: Duration = Duration::from_millis(10);
+pub(crate) const FLUSH_AFTER: Duration = Duration::from_millis(10);
 
 /// A report the relay passes on.
 #[derive(Debug)]
@@ -123,7 +123,7 @@ impl RelayInbox {
 }
 
 /// Gathers the success reports of one provider's requests on one runtime.
-pub struct ReportRelay {
+pub(crate) struct ReportRelay {
     breaker: Addr<CircuitBreaker>,
     coordinator: Addr<RetryCoordinator>,
     inbox: mpsc::Receiver<Relayed>,
@@ -232,7 +232,7 @@ impl Handler<Arm> for ReportRelay {
 /// after the reports).
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "()")]
-pub struct FlushReports;
+pub(crate) struct FlushReports;
 
 impl Handler<FlushReports> for ReportRelay {
     type Result = ();

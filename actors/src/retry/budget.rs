@@ -32,7 +32,7 @@ impl Default for BudgetConfig {
 /// The budget: counts of first attempts and retries in the recent window, in
 /// ten buckets so that memory stays constant under any load.
 #[derive(Debug, Clone)]
-pub struct RetryBudget {
+pub(crate) struct RetryBudget {
     config: BudgetConfig,
     buckets: VecDeque<(Instant, u64, u64)>,
 }
@@ -72,14 +72,14 @@ impl RetryBudget {
     }
 
     /// Counts a first attempt.
-    pub fn record_request(&mut self, now: Instant) {
+    pub(crate) fn record_request(&mut self, now: Instant) {
         if let Some(b) = self.bucket(now) {
             b.1 = b.1.saturating_add(1);
         }
     }
 
     /// Takes one retry from the budget; `false` if it is spent.
-    pub fn try_retry(&mut self, now: Instant) -> bool {
+    pub(crate) fn try_retry(&mut self, now: Instant) -> bool {
         self.bucket(now);
         let (requests, retries) = self.buckets.iter().fold((0u64, 0u64), |(a, b), x| {
             (a.saturating_add(x.1), b.saturating_add(x.2))

@@ -65,7 +65,7 @@ impl RetryCoordinator {
 
 /// The policy's decision on `failure`, unless it is a retry the budget refuses:
 /// then the request gives up with [`GiveUp::BudgetExhausted`].
-pub fn decide_within_budget(
+pub(crate) fn decide_within_budget(
     policy: &RetryPolicy,
     failure: &Failure,
     state: AttemptState,
@@ -128,7 +128,7 @@ impl Handler<AttemptFailed> for RetryCoordinator {
 /// and a request dropped then would lose it, and its attempt's count with it.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct Decide {
+pub(crate) struct Decide {
     /// The question.
     pub question: AttemptFailed,
     /// Where the decision goes (a closed channel is fine: the asker is gone).
@@ -148,7 +148,7 @@ impl Handler<Decide> for RetryCoordinator {
 /// How a request ended (one-way).
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "()")]
-pub struct RequestFinished {
+pub(crate) struct RequestFinished {
     /// How.
     pub end: RequestEnd,
     /// Whether this is the request's first report (no failed attempt was
@@ -196,7 +196,7 @@ pub struct AttemptAbandoned {
 
 impl AttemptAbandoned {
     /// An attempt its caller cancelled.
-    pub const CANCELLED: AttemptAbandoned = AttemptAbandoned {
+    pub(crate) const CANCELLED: AttemptAbandoned = AttemptAbandoned {
         outcome: "cancelled",
     };
 }

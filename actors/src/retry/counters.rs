@@ -74,12 +74,12 @@ fn bump(counter: &mut u64) {
 
 impl ProviderMetrics {
     /// Counts an attempt by its outcome: `success`, `cancelled`, or a failure's category.
-    pub fn record_attempt(&mut self, outcome: &'static str) {
+    pub(crate) fn record_attempt(&mut self, outcome: &'static str) {
         bump(self.attempts.entry(outcome).or_default());
     }
 
     /// Counts what the coordinator answered a failed attempt.
-    pub fn record_decision(&mut self, decision: &Decision) {
+    pub(crate) fn record_decision(&mut self, decision: &Decision) {
         match decision {
             Decision::Retry { delay, .. } => {
                 bump(&mut self.retries);

@@ -7,10 +7,9 @@ pub mod counters;
 pub mod policy;
 pub mod progress;
 
-pub use budget::{BudgetConfig, RetryBudget};
-pub use coordinator::{
-    AttemptAbandoned, AttemptFailed, Decide, GetMetrics, RequestFinished, RetryCoordinator,
-};
+pub use budget::BudgetConfig;
+pub use coordinator::{AttemptAbandoned, AttemptFailed, GetMetrics, RetryCoordinator};
+pub(crate) use coordinator::{Decide, RequestFinished};
 pub use counters::{ProviderMetrics, RequestEnd};
 pub use policy::{decide, AttemptState, Backoff, Decision, GiveUp, Jitter, RetryPolicy};
 pub use progress::{limit_at, AttemptLimit, Progress};

@@ -41,13 +41,13 @@ pub const OTHER_MODEL: &str = "other";
 
 /// Bucket bounds of the duration histograms, in seconds: the OpenTelemetry GenAI
 /// conventions' advice for `gen_ai.client.operation.duration`.
-pub const DURATION_BUCKETS: [f64; 14] = [
+pub(crate) const DURATION_BUCKETS: [f64; 14] = [
     0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
 ];
 
 /// Bucket bounds of the time-to-first-token histogram, in seconds (the GenAI
 /// conventions' advice for `gen_ai.server.time_to_first_token`).
-pub const FIRST_TOKEN_BUCKETS: [f64; 16] = [
+pub(crate) const FIRST_TOKEN_BUCKETS: [f64; 16] = [
     0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];
 
@@ -269,7 +269,7 @@ impl Meters {
     }
 
     /// A request ended with `outcome` (see [`request`](Self::request)).
-    pub fn request_at(&self, t: &TargetMeters, outcome: &'static str, elapsed: Duration) {
+    pub(crate) fn request_at(&self, t: &TargetMeters, outcome: &'static str, elapsed: Duration) {
         if outcome != SUCCESS {
             return self.request(t.labels(), outcome, elapsed);
         }
@@ -284,7 +284,7 @@ impl Meters {
     }
 
     /// An attempt ended with `outcome` (see [`attempt`](Self::attempt)).
-    pub fn attempt_at(&self, t: &TargetMeters, outcome: &'static str, elapsed: Duration) {
+    pub(crate) fn attempt_at(&self, t: &TargetMeters, outcome: &'static str, elapsed: Duration) {
         if outcome != SUCCESS {
             return self.attempt(t.labels(), outcome, elapsed);
         }
@@ -366,7 +366,7 @@ impl Meters {
     }
 
     /// A retry was refused because the provider's retry budget was spent.
-    pub fn budget_rejection(&self, t: &TargetLabels) {
+    pub(crate) fn budget_rejection(&self, t: &TargetLabels) {
         self.inner
             .budget_rejections
             .get_or_create(&ProviderLabels {
@@ -416,7 +416,7 @@ impl Meters {
     }
 
     /// Sets a breaker's state gauge without a transition (a new breaker).
-    pub fn breaker_state(&self, provider: &str, model: Option<&str>, state: BreakerLabel) {
+    pub(crate) fn breaker_state(&self, provider: &str, model: Option<&str>, state: BreakerLabel) {
         let t = self.breaker_labels(provider, model);
         self.inner.breaker_state.get_or_create(&t).set(state.level);
     }

@@ -102,7 +102,7 @@ impl PermitLease {
     }
 
     /// Reports the outcome (one-way); a health failure counts in `scope`.
-    pub fn report_in(mut self, outcome: CallOutcome, scope: Scope) {
+    pub(crate) fn report_in(mut self, outcome: CallOutcome, scope: Scope) {
         self.send(outcome, scope);
     }
 
@@ -129,7 +129,7 @@ impl PermitLease {
 
     /// Whether the permit came from the admission gate (the breaker admitted
     /// every call): its outcome then decides no transition on its own.
-    pub fn from_gate(&self) -> bool {
+    pub(crate) fn came_from_gate(&self) -> bool {
         self.from_gate
     }
 
@@ -168,7 +168,7 @@ pub fn report_failure(
 /// What a failed call tells the breaker, and where it counts: a health failure
 /// against its model, or its endpoint for a network failure; anything else (a
 /// caller's mistake, a rate limit) is neutral.
-pub fn failure_outcome(failure: &crate::failure::Failure) -> (CallOutcome, Scope) {
+pub(crate) fn failure_outcome(failure: &crate::failure::Failure) -> (CallOutcome, Scope) {
     use crate::failure::Category;
     let outcome = if failure.category != Category::RateLimited && failure.affects_health {
         CallOutcome::HealthFailure
@@ -179,7 +179,7 @@ pub fn failure_outcome(failure: &crate::failure::Failure) -> (CallOutcome, Scope
 }
 
 /// Pauses `model` for a rate limit's server-directed wait, if it has one.
-pub fn pause_for(breaker: &BreakerRef, model: &Arc<str>, failure: &crate::failure::Failure) {
+pub(crate) fn pause_for(breaker: &BreakerRef, model: &Arc<str>, failure: &crate::failure::Failure) {
     if let (crate::failure::Category::RateLimited, Some(wait)) =
         (failure.category, failure.retry_after)
     {
