@@ -5,6 +5,7 @@
 use std::fmt;
 
 use steer_actors::breaker::Rejection;
+use steer_actors::lifecycle::request::RequestError;
 use steer_actors::{Failure, GiveUp};
 
 use crate::model::{InvalidModelId, RequestId};
@@ -162,6 +163,54 @@ impl fmt::Display for FailedRequest {
 impl std::error::Error for FailedRequest {}
 
 impl Error {
+    /// The caller's error for a request that ended with `e` at `provider`,
+    /// with the text a stream delivered before it (`partial`).
+    pub(crate) fn from_request(
+        e: RequestError<ProviderError>,
+        request_id: &RequestId,
+        provider: &str,
+        partial: Option<String>,
+    ) -> Error {
+        match e {
+            RequestError::Failed {
+                failure,
+                reason,
+                attempts,
+                last,
+            } => Error::Failed(Box::new(FailedRequest {
+                failure,
+                reason,
+                attempts,
+                last,
+                partial,
+            })),
+            RequestError::Rejected {
+                rejection,
+                attempts,
+                last,
+            } => Error::Rejected {
+                provider: provider.to_string(),
+                request_id: request_id.clone(),
+                rejection,
+                attempts,
+                last: last.map(Box::new),
+                partial,
+            },
+            RequestError::DeadlineExceeded { attempts, last } => Error::DeadlineExceeded {
+                request_id: request_id.clone(),
+                attempts,
+                last: last.map(Box::new),
+                partial,
+            },
+            RequestError::Panicked { message, attempts } => Error::Panicked {
+                request_id: request_id.clone(),
+                message,
+                attempts,
+            },
+            RequestError::Internal(m) => Error::Internal(format!("request {request_id}: {m}")),
+        }
+    }
+
     /// A short, fixed word for what went wrong, fit for a metric label or the
     /// OpenTelemetry `error.type` attribute: the failure's category
     /// (`rate_limited`, `server_error`, ...) when there is one, else
@@ -307,5 +356,31 @@ impl ConfigError {
     /// What failed to start.
     pub(crate) fn start(what: impl Into<String>) -> Error {
         Error::Config(ConfigError::Start(what.into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stop_becomes_its_typed_error_with_the_partial_and_is_counted_by_its_kind() {
+        use steer_actors::lifecycle::shell::Stop;
+        use steer_actors::retry::RequestEnd;
+        let id = RequestId::from("r");
+        let stopped = |why| RequestError::<ProviderError>::stopped(why, 2, None);
+        let e = stopped(Stop::DeadlineExceeded);
+        assert_eq!(e.end().outcome(), "deadline_exceeded");
+        let e = Error::from_request(e, &id, "p", Some("ab".into()));
+        assert!(
+            matches!(e, Error::DeadlineExceeded { attempts: 2, ref partial, .. } if partial.as_deref() == Some("ab"))
+        );
+        let e = stopped(Stop::Rejected(Rejection::ProbesBusy));
+        assert_eq!(e.end(), RequestEnd::Rejected);
+        let e = Error::from_request(e, &id, "p", None);
+        assert!(matches!(e, Error::Rejected { ref provider, .. } if provider == "p"));
+        let e = Error::from_request(stopped(Stop::Internal("gone")), &id, "p", None);
+        assert_eq!(e.kind(), "internal");
+        assert!(e.to_string().contains("request r: gone"), "{e}");
     }
 }

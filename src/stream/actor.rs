@@ -13,6 +13,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use futures::channel::{mpsc, oneshot};
 use steer_actors::breaker::PermitLease;
+use steer_actors::lifecycle::request::RequestError;
 use steer_actors::lifecycle::shell::{self, AttemptLoop, RequestCore, Run, Stop};
 use steer_actors::partials::{PartialResponse, PartialStore, StorePartial};
 use steer_actors::retry::{AttemptAbandoned, GiveUp, RequestEnd};
@@ -26,7 +27,7 @@ use super::machine::{AfterBreak, AfterDivergence, RetrySeam, StreamMachine};
 use super::reader::{AttemptEnded, AttemptPlan, Command, Outcome};
 pub(crate) use super::settings::{StreamRoute, StreamSettings};
 use crate::classify::classify;
-use crate::error::{Error, FailedRequest, ProviderError};
+use crate::error::{Error, ProviderError};
 use crate::model::{ChatRequest, ModelId};
 use crate::observe::trace;
 use crate::provider::Provider;
@@ -101,6 +102,23 @@ impl StreamActor {
         self.in_flight_at = route.targets.load(&self.original.model).map(|l| l.start());
         self.route = Some(route);
         self
+    }
+
+    /// The stream's target ended with `e`: the stream fails over when `movable`
+    /// and its route says so, else ends with the caller's error.
+    fn end_or_fail_over(
+        &mut self,
+        e: RequestError<ProviderError>,
+        movable: bool,
+        ctx: &mut Context<Self>,
+    ) {
+        let end = e.end();
+        let (request_id, provider) = (&self.original.request_id, self.provider.name());
+        let error = Error::from_request(e, request_id, provider, self.machine.partial());
+        if movable && self.fail_over(&error, end, ctx) {
+            return;
+        }
+        self.end(Some(error), end, ctx);
     }
 
     /// The stream's target gave up with `error`: moves to the next target of its
@@ -310,15 +328,13 @@ impl StreamActor {
                 let failure = ending::diverged(self.provider.name(), request_id);
                 self.core.attempts.set_last_failure(failure.clone());
                 self.core.attempts.end();
-                let e = Error::Failed(Box::new(FailedRequest {
+                let e = RequestError::Failed {
                     failure,
                     reason: GiveUp::NotRetryable,
                     attempts: self.core.attempts.attempts(),
                     last: None,
-                    partial: self.machine.partial(),
-                }));
-                let category = Category::StreamInterrupted;
-                self.end(Some(e), RequestEnd::Failed { category }, ctx)
+                };
+                self.end_or_fail_over(e, false, ctx)
             }
             AfterDivergence::Restart => {
                 self.mark_seam(ctx);
@@ -441,33 +457,22 @@ impl AttemptLoop for StreamActor {
         raw: Option<ProviderError>,
         ctx: &mut Context<Self>,
     ) {
-        let category = failure.category;
         self.core.attempts.set_last_failure(failure.clone());
-        let e = Error::Failed(Box::new(FailedRequest {
+        let attempts = self.core.attempts.attempts();
+        let e = RequestError::Failed {
             failure,
             reason,
-            attempts: self.core.attempts.attempts(),
+            attempts,
             last: raw,
-            partial: self.machine.partial(),
-        }));
-        if self.fail_over(&e, RequestEnd::Failed { category }, ctx) {
-            return;
-        }
-        self.end(Some(e), RequestEnd::Failed { category }, ctx);
+        };
+        self.end_or_fail_over(e, true, ctx);
     }
 
     fn stop(&mut self, why: Stop, ctx: &mut Context<Self>) {
         let rejected = matches!(why, Stop::Rejected(_));
-        let partial = self.machine.partial();
-        let request_id = self.original.request_id.clone();
         let attempts = self.core.attempts.attempts();
-        let last = self.core.attempts.last_failure().cloned().map(Box::new);
-        let provider = self.provider.name();
-        let (e, end) = ending::stopped(why, provider, request_id, attempts, last, partial);
-        if rejected && self.fail_over(&e, end, ctx) {
-            return;
-        }
-        self.end(Some(e), end, ctx);
+        let last = self.core.attempts.last_failure().cloned();
+        self.end_or_fail_over(RequestError::stopped(why, attempts, last), rejected, ctx);
     }
 }
 

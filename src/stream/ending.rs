@@ -1,8 +1,7 @@
-//! How a stream ends, as plain functions: the error a stop becomes, the
-//! failure of a continuation that cannot be spliced, and what the end records
-//! on the stream's span and meters.
+//! How a stream ends, as plain functions: the failure of a continuation that
+//! cannot be spliced, and what the end records on the stream's span and meters.
 
-use steer_actors::lifecycle::shell::{RequestCore, Stop};
+use steer_actors::lifecycle::shell::RequestCore;
 use steer_actors::retry::RequestEnd;
 use steer_actors::{Category, Failure};
 
@@ -10,49 +9,6 @@ use super::delivery::Delivery;
 use crate::error::Error;
 use crate::model::{FinishReason, RequestId};
 use crate::observe::trace;
-
-/// The error a stream that stopped for `why` ends with, and how its end is
-/// counted: the deadline, a breaker's rejection (which a group may move on
-/// from), or an actor gone.
-pub(super) fn stopped(
-    why: Stop,
-    provider: &str,
-    request_id: RequestId,
-    attempts: u32,
-    last: Option<Box<Failure>>,
-    partial: Option<String>,
-) -> (Error, RequestEnd) {
-    match why {
-        Stop::DeadlineExceeded => (
-            Error::DeadlineExceeded {
-                request_id,
-                attempts,
-                last,
-                partial,
-            },
-            RequestEnd::Failed {
-                category: Category::DeadlineExceeded,
-            },
-        ),
-        Stop::Rejected(rejection) => (
-            Error::Rejected {
-                provider: provider.to_string(),
-                request_id,
-                rejection,
-                attempts,
-                last,
-                partial,
-            },
-            RequestEnd::Rejected,
-        ),
-        Stop::Internal(message) => (
-            Error::Internal(message.into()),
-            RequestEnd::Failed {
-                category: Category::Unknown,
-            },
-        ),
-    }
-}
 
 /// The failure of a continuation that started the reply again and then
 /// differed from what the consumer has: `stream_interrupted`, not retried.
@@ -106,30 +62,10 @@ pub(super) fn record(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use steer_actors::breaker::Rejection;
 
     #[test]
-    fn a_stop_becomes_its_typed_error_and_is_counted_by_its_kind() {
-        let id = RequestId::from("r");
-        let (e, end) = stopped(
-            Stop::DeadlineExceeded,
-            "p",
-            id.clone(),
-            2,
-            None,
-            Some("ab".into()),
-        );
-        assert!(
-            matches!(e, Error::DeadlineExceeded { attempts: 2, ref partial, .. } if partial.as_deref() == Some("ab"))
-        );
-        assert_eq!(end.outcome(), "deadline_exceeded");
-        let rejection = Rejection::ProbesBusy;
-        let (e, end) = stopped(Stop::Rejected(rejection), "p", id.clone(), 0, None, None);
-        assert!(matches!(e, Error::Rejected { ref provider, .. } if provider == "p"));
-        assert_eq!(end, RequestEnd::Rejected);
-        let (e, _) = stopped(Stop::Internal("gone"), "p", id.clone(), 0, None, None);
-        assert_eq!(e.kind(), "internal");
-        let f = diverged("p", &id);
+    fn a_divergence_is_an_interruption_never_retried() {
+        let f = diverged("p", &RequestId::from("r"));
         assert_eq!(
             (f.category, f.retryable),
             (Category::StreamInterrupted, false)

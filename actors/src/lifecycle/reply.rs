@@ -6,8 +6,9 @@ use actix::prelude::*;
 use futures::future::BoxFuture;
 
 use crate::breaker::Rejection;
-use crate::failure::Failure;
-use crate::retry::GiveUp;
+use crate::failure::{Category, Failure};
+use crate::lifecycle::attempts::Stop;
+use crate::retry::{GiveUp, RequestEnd};
 
 /// One attempt: given the attempt number (1-based), a future of the value or of
 /// the classified failure with the raw error.
@@ -66,6 +67,33 @@ pub enum RequestError<E> {
     },
     /// An actor the request depends on is gone.
     Internal(String),
+}
+
+impl<E> RequestError<E> {
+    /// The error of a request that stopped for `why` after `attempts`, the
+    /// last failure (if any) kept.
+    pub fn stopped(why: Stop, attempts: u32, last: Option<Failure>) -> Self {
+        match why {
+            Stop::DeadlineExceeded => RequestError::DeadlineExceeded { attempts, last },
+            Stop::Rejected(rejection) => RequestError::Rejected {
+                rejection,
+                attempts,
+                last,
+            },
+            Stop::Internal(message) => RequestError::Internal(message.into()),
+        }
+    }
+
+    /// How a request that ends with this error is counted.
+    pub fn end(&self) -> RequestEnd {
+        let category = match self {
+            RequestError::Failed { failure, .. } => failure.category,
+            RequestError::Rejected { .. } => return RequestEnd::Rejected,
+            RequestError::DeadlineExceeded { .. } => Category::DeadlineExceeded,
+            RequestError::Panicked { .. } | RequestError::Internal(_) => Category::Unknown,
+        };
+        RequestEnd::Failed { category }
+    }
 }
 
 /// The reply of a request actor. The error is boxed, so that the success path

@@ -70,18 +70,7 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
             Ok(c) => RequestEnd::Succeeded {
                 attempts: c.attempts,
             },
-            Err(RequestError::Failed { failure, .. }) => RequestEnd::Failed {
-                category: failure.category,
-            },
-            Err(RequestError::Rejected { .. }) => RequestEnd::Rejected,
-            Err(RequestError::DeadlineExceeded { .. }) => RequestEnd::Failed {
-                category: Category::DeadlineExceeded,
-            },
-            Err(RequestError::Panicked { .. }) | Err(RequestError::Internal(_)) => {
-                RequestEnd::Failed {
-                    category: Category::Unknown,
-                }
-            }
+            Err(e) => e.end(),
         };
         let succeeded = self.succeeded.take();
         shell::report_end_after(self, end, succeeded);
@@ -230,16 +219,7 @@ impl<T: Send + 'static, E: Send + 'static> AttemptLoop for RequestActor<T, E> {
     fn stop(&mut self, why: Stop, ctx: &mut Context<Self>) {
         let attempts = self.core.attempts.attempts();
         let last = self.core.take_last_failure();
-        let error = match why {
-            Stop::DeadlineExceeded => RequestError::DeadlineExceeded { attempts, last },
-            Stop::Rejected(rejection) => RequestError::Rejected {
-                rejection,
-                attempts,
-                last,
-            },
-            Stop::Internal(message) => RequestError::Internal(message.into()),
-        };
-        self.finish(Err(error), ctx);
+        self.finish(Err(RequestError::stopped(why, attempts, last)), ctx);
     }
 }
 

@@ -253,6 +253,8 @@ pub fn retry_or_give_up<A: AttemptLoop>(
     ctx: &mut Context<A>,
 ) {
     let now = tokio::time::Instant::now();
+    // Anything but `Ask` is `Idle`: no attempt was running (the request has
+    // ended or is already deciding), so nothing waits on this failure.
     let Step::Ask(question) = act.core().attempts.failed(failure, now) else {
         return;
     };

@@ -10,7 +10,7 @@ use futures::FutureExt;
 use steer_actors::breaker::{
     BreakerStatus, ForceState, GetStatus, ResetBreaker, Subscribe, Target, TransitionEvent,
 };
-use steer_actors::lifecycle::request::{AttemptFn, RequestActor, RequestError};
+use steer_actors::lifecycle::request::{AttemptFn, RequestActor};
 use steer_actors::spec::RequestSpec;
 
 use steer_actors::exec::in_place::NoReply;
@@ -460,51 +460,6 @@ impl Client {
     }
 }
 
-fn request_error(
-    e: RequestError<ProviderError>,
-    request_id: &crate::model::RequestId,
-    provider: &str,
-) -> Error {
-    match e {
-        RequestError::Failed {
-            failure,
-            reason,
-            attempts,
-            last,
-        } => Error::Failed(Box::new(crate::error::FailedRequest {
-            failure,
-            reason,
-            attempts,
-            last,
-            partial: None,
-        })),
-        RequestError::Rejected {
-            rejection,
-            attempts,
-            last,
-        } => Error::Rejected {
-            provider: provider.to_string(),
-            request_id: request_id.clone(),
-            rejection,
-            attempts,
-            last: last.map(Box::new),
-            partial: None,
-        },
-        RequestError::DeadlineExceeded { attempts, last } => Error::DeadlineExceeded {
-            request_id: request_id.clone(),
-            attempts,
-            last: last.map(Box::new),
-            partial: None,
-        },
-        RequestError::Panicked { message, attempts } => Error::Panicked {
-            request_id: request_id.clone(),
-            message,
-            attempts,
-        },
-        RequestError::Internal(m) => Error::Internal(format!("request {request_id}: {m}")),
-    }
-}
-
 /// A request actor's reply as the caller's result.
 fn generate_result(
     reply: Result<GenerateReply, NoReply>,
@@ -513,7 +468,7 @@ fn generate_result(
 ) -> Result<ChatResponse, Error> {
     match reply {
         Ok(Ok(done)) => Ok(*done.value),
-        Ok(Err(e)) => Err(request_error(*e, request_id, provider)),
+        Ok(Err(e)) => Err(Error::from_request(*e, request_id, provider, None)),
         Err(NoReply::Stopped) => Err(Error::Internal(format!(
             "request {request_id}: its actor stopped without a reply"
         ))),
