@@ -6,6 +6,15 @@
 //! consumer's task), turns the reader's report into the machines' inputs, and
 //! carries out their answers: the breaker's report, the coordinator's question,
 //! the consumer's events, the partial store, the actor timers.
+//!
+//! This file is the shell: its state, its start, the attempt it opens and the
+//! report it receives. What a failed attempt leads to is in `breaks.rs`,
+//! moving to another target of a group in `failover.rs`, and the end in
+//! `finish.rs`.
+
+mod breaks;
+mod failover;
+mod finish;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,23 +24,22 @@ use futures::channel::{mpsc, oneshot};
 use steer_actors::breaker::PermitLease;
 use steer_actors::lifecycle::request::RequestError;
 use steer_actors::lifecycle::shell::{self, AttemptLoop, RequestCore, Run, Stop};
-use steer_actors::partials::{PartialResponse, PartialStore, StorePartial};
-use steer_actors::retry::{AttemptAbandoned, GiveUp, RequestEnd};
+use steer_actors::partials::PartialStore;
+use steer_actors::retry::{GiveUp, RequestEnd};
 use steer_actors::telemetry::meters::GaugeGuard;
+use steer_actors::Failure;
 use steer_actors::ProviderActors;
-use steer_actors::{Category, Failure};
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::ending;
-use super::machine::{AfterBreak, AfterDivergence, RetrySeam, StreamMachine};
+use super::machine::StreamMachine;
 use super::reader::{AttemptEnded, AttemptPlan, Command, Outcome};
 pub(crate) use super::settings::{StreamRoute, StreamSettings};
 use crate::classify::classify;
-use crate::error::{Error, ProviderError};
-use crate::model::{ChatRequest, ModelId};
+use crate::error::ProviderError;
+use crate::model::ChatRequest;
 use crate::observe::trace;
 use crate::provider::Provider;
-use crate::route::{InFlight, Next, Verdict};
+use crate::route::InFlight;
 
 pub(crate) struct StreamActor {
     provider: Arc<dyn Provider>,
@@ -97,161 +105,6 @@ impl StreamActor {
         }
     }
 
-    /// Carries the stream through a model group's targets.
-    pub(crate) fn with_route(mut self, route: Box<StreamRoute>) -> Self {
-        self.in_flight_at = route.targets.load(&self.original.model).map(|l| l.start());
-        self.route = Some(route);
-        self
-    }
-
-    /// The stream's target ended with `e`: the stream fails over when `movable`
-    /// and its route says so, else ends with the caller's error.
-    fn end_or_fail_over(
-        &mut self,
-        e: RequestError<ProviderError>,
-        movable: bool,
-        ctx: &mut Context<Self>,
-    ) {
-        let end = e.end();
-        let (request_id, provider) = (&self.original.request_id, self.provider.name());
-        let error = Error::from_request(e, request_id, provider, self.machine.partial());
-        if movable && self.fail_over(&error, end, ctx) {
-            return;
-        }
-        self.end(Some(error), end, ctx);
-    }
-
-    /// The stream's target gave up with `error`: moves to the next target of its
-    /// group, if it has one and the route says so, continuing from the
-    /// checkpoint in the new target's wire format behind a `FailedOver` seam.
-    /// `false` when the stream ends here.
-    fn fail_over(&mut self, error: &Error, end: RequestEnd, ctx: &mut Context<Self>) -> bool {
-        let Some(route) = self.route.as_mut() else {
-            return false;
-        };
-        if route.route.failed(error) == Verdict::Stop {
-            return false;
-        }
-        // Content delivered that cannot be continued elsewhere ends the stream.
-        if !self.machine.may_move() {
-            return false;
-        }
-        self.next_target(end, ctx);
-        true
-    }
-
-    /// Asks the route where to go next: to a target (the leg at the one before
-    /// ends, a failover is counted), a wait for the earliest to come back, or
-    /// the end with [`Error::GroupExhausted`].
-    fn next_target(&mut self, end: RequestEnd, ctx: &mut Context<Self>) {
-        let Some(mut route) = self.route.take() else {
-            return;
-        };
-        let time_left = self.core.attempts.progress().time_left();
-        loop {
-            let StreamRoute { route: r, targets } = &mut *route;
-            match r.next(|g, tried| targets.pick(g, tried), time_left) {
-                Next::Go { target, from } => {
-                    // A target no provider serves is passed over (groups are
-                    // checked when the client is built).
-                    let Some((provider, actors)) = targets.resolve(&target) else {
-                        continue;
-                    };
-                    if let Some(from) = from {
-                        targets.failover(&self.core.span, r.name(), &from, &target);
-                    }
-                    // The leg ends at its target (its coordinator counts it there).
-                    shell::report_end(self, end);
-                    return self.switch(route, target, provider, actors, ctx);
-                }
-                Next::Wait(wait) => {
-                    self.route = Some(route);
-                    shell::run_later_send(ctx, wait, move |act, ctx| act.next_target(end, ctx));
-                    return;
-                }
-                Next::Exhausted(e) => {
-                    self.route = Some(route);
-                    return self.end(Some(e), end, ctx);
-                }
-            }
-        }
-    }
-
-    /// Moves the stream to `target`: its provider, breaker and coordinator, a
-    /// fresh retry progress within the deadline, its continuation strategy, and a
-    /// seam for the consumer if content was delivered.
-    fn switch(
-        &mut self,
-        route: Box<StreamRoute>,
-        target: ModelId,
-        provider: Arc<dyn Provider>,
-        actors: Arc<ProviderActors>,
-        ctx: &mut Context<Self>,
-    ) {
-        self.machine
-            .failed_over(&target, provider.prefill(target.model()));
-        self.provider = provider;
-        self.core
-            .retarget(actors, target.provider(), target.model());
-        self.open_gauge = self
-            .core
-            .actors
-            .meters
-            .open_stream(self.core.spec.provider.clone());
-        self.lease = None;
-        let mut original = self.original.as_ref().clone();
-        original.model = target.clone();
-        self.original = Arc::new(original);
-        self.in_flight_at = route.targets.load(&target).map(|l| l.start());
-        self.route = Some(route);
-        shell::next_attempt(self, ctx);
-    }
-
-    /// Ends the stream with an error (after delivering it) or with nothing more.
-    /// A failed stream's partial text is stored before its error reaches the
-    /// consumer, so `client.partial(id)` has it as soon as the error is seen.
-    fn end(&mut self, error: Option<Error>, end: RequestEnd, ctx: &mut Context<Self>) {
-        if self.done {
-            return;
-        }
-        self.done = true;
-        self.record_end(error.as_ref(), end);
-        shell::report_end(self, end);
-        let store = error.as_ref().and_then(|_| self.partial_record());
-        let partials = self.partials.clone();
-        let tx = self.tx.clone();
-        shell::spawn_send(
-            ctx,
-            actix::fut::wrap_future(async move {
-                if let Some(record) = store {
-                    let _ = partials.send(StorePartial(record)).await;
-                }
-                if let Some(e) = error {
-                    let _ = tx.unbounded_send(Command::Events(vec![Err(e)]));
-                }
-            })
-            .map(|_, _: &mut Self, ctx: &mut Context<Self>| ctx.stop()),
-        );
-    }
-
-    /// Records how the stream ended on its span and meters.
-    fn record_end(&mut self, error: Option<&Error>, end: RequestEnd) {
-        let model = self.original.model.model();
-        let d = self.machine.delivery();
-        ending::record(d, &self.core, model, self.record_content, error, end);
-    }
-
-    /// What the client's partial store keeps of a failed stream, if it delivered text.
-    fn partial_record(&self) -> Option<PartialResponse> {
-        self.machine.partial().map(|text| PartialResponse {
-            request_id: self.original.request_id.to_string(),
-            provider: self.provider.name().to_string(),
-            text,
-            attempts: self.core.attempts.attempts(),
-            failure: self.core.attempts.last_failure().cloned(),
-        })
-    }
-
     /// Sends the consumer the next attempt to read: the request (or its
     /// continuation after delivered content), its timeouts, and the delivery
     /// state, lent until the attempt ends.
@@ -304,133 +157,6 @@ impl StreamActor {
                 shell::deadline_cut(self, lease, ctx)
             }
             Outcome::Diverged => self.diverged(ctx),
-        }
-    }
-
-    /// The continuation restarted and differed from what the consumer has (a
-    /// server that answered afresh): it cannot be spliced, and nothing of it
-    /// was delivered. The server answered, so its permit goes back as a
-    /// success; the stream then restarts: the consumer gets `Restarted` and the
-    /// original request is sent again (a fresh reply to the conversation, tool
-    /// calls and all, rather than one to the continuation).
-    fn diverged(&mut self, ctx: &mut Context<Self>) {
-        self.core.end_attempt("diverged");
-        if let Some(lease) = self.lease.take() {
-            self.core.actors.report_success(lease, Duration::ZERO);
-        }
-        self.core.actors.coordinator.do_send(AttemptAbandoned {
-            outcome: "diverged",
-        });
-        tracing::info!(parent: &self.core.span, "steer.stream.diverged: the continuation restarted and differed");
-        match self.machine.after_divergence() {
-            AfterDivergence::Fail => {
-                let request_id = &self.original.request_id;
-                let failure = ending::diverged(self.provider.name(), request_id);
-                self.core.attempts.set_last_failure(failure.clone());
-                self.core.attempts.end();
-                let e = RequestError::Failed {
-                    failure,
-                    reason: GiveUp::NotRetryable,
-                    attempts: self.core.attempts.attempts(),
-                    last: None,
-                };
-                self.end_or_fail_over(e, false, ctx)
-            }
-            AfterDivergence::Restart => {
-                self.mark_seam(ctx);
-                shell::again(self, ctx);
-            }
-        }
-    }
-
-    fn cancelled(&mut self, ctx: &mut Context<Self>) {
-        if self.done {
-            return;
-        }
-        tracing::debug!(parent: &self.core.span, "stream dropped by its consumer");
-        self.done = true;
-        shell::report_cancelled(self);
-        // Stopping drops the HTTP body and the permit lease (handing the permit back).
-        ctx.stop();
-    }
-
-    /// An attempt failed in steer's own reading of it (a timeout, a panic, a
-    /// stream that stopped short): no provider error to classify.
-    fn failed_with(&mut self, category: Category, message: &str, ctx: &mut Context<Self>) {
-        let failure = Failure::new(category, self.provider.name(), message);
-        self.failed(failure, None, ctx);
-    }
-
-    fn failed(
-        &mut self,
-        mut failure: Failure,
-        raw: Option<ProviderError>,
-        ctx: &mut Context<Self>,
-    ) {
-        failure.request_id = Some(self.original.request_id.to_string());
-        let route = self.route.as_ref().map(|r| r.route.steps());
-        let after = self.machine.after_break(&failure, &self.original, route);
-        if let AfterBreak::Complete(last) = after {
-            // The attempt delivered all it could: one successful attempt.
-            tracing::debug!(parent: &self.core.span, category = %failure.category, "stream broke after its last allowed token: complete");
-            let attempts = self.core.attempts.succeeded();
-            self.core.end_attempt("success");
-            if let Some(lease) = self.lease.take() {
-                self.core.actors.report_success(lease, Duration::ZERO);
-            }
-            let last = last.into_iter().map(Ok).collect();
-            return match self.tx.unbounded_send(Command::Events(last)) {
-                Ok(()) => self.end(None, RequestEnd::Succeeded { attempts }, ctx),
-                Err(_) => self.cancelled(ctx),
-            };
-        }
-        self.core.end_attempt(failure.category.as_str());
-        self.core.actors.report_failure(
-            self.lease.take(),
-            &self.core.spec.model,
-            &failure,
-            self.core.spec.use_breaker,
-        );
-        tracing::debug!(parent: &self.core.span, attempt = self.core.attempts.attempts(), category = %failure.category, ?after, "stream attempt failed");
-        let abandoned = AttemptAbandoned {
-            outcome: failure.category.as_str(),
-        };
-        match after {
-            AfterBreak::Again => {
-                self.core.actors.coordinator.do_send(abandoned);
-                shell::again(self, ctx)
-            }
-            AfterBreak::GiveUp => {
-                self.core.actors.coordinator.do_send(abandoned);
-                shell::give_up_now(self, failure, GiveUp::NotRetryable, raw, ctx)
-            }
-            AfterBreak::Ask | AfterBreak::Complete(_) => {
-                shell::retry_or_give_up(self, failure, raw, ctx)
-            }
-        }
-    }
-
-    /// A retry after content: mark the seam (or announce the restart) for the
-    /// consumer before the next attempt's text.
-    fn mark_seam(&mut self, ctx: &mut Context<Self>) {
-        let attempt = self.core.attempts.attempts().saturating_add(1);
-        match self.machine.seam_for_retry(attempt, self.provider.name()) {
-            RetrySeam::None => {}
-            RetrySeam::Restarted(restarted) => {
-                tracing::info!(parent: &self.core.span, attempt, "steer.stream.restarted");
-                if self
-                    .tx
-                    .unbounded_send(Command::Events(vec![Ok(restarted)]))
-                    .is_err()
-                {
-                    self.cancelled(ctx);
-                }
-            }
-            RetrySeam::Resumed { offset } => {
-                let core = &self.core;
-                tracing::info!(parent: &core.span, attempt, offset, "steer.stream.resumed");
-                core.actors.meters.resumption(core.target.labels());
-            }
         }
     }
 }
@@ -528,8 +254,14 @@ mod contract {
     /// of the `SendContext` it implements).
     #[test]
     fn the_stream_actor_spawns_only_through_the_checked_spawns() {
-        let source = include_str!("actor.rs");
-        let unchecked = steer_actors::exec::in_place::spawns_unchecked(source);
-        assert_eq!(unchecked, Vec::<String>::new());
+        for source in [
+            include_str!("actor.rs"),
+            include_str!("actor/breaks.rs"),
+            include_str!("actor/failover.rs"),
+            include_str!("actor/finish.rs"),
+        ] {
+            let unchecked = steer_actors::exec::in_place::spawns_unchecked(source);
+            assert_eq!(unchecked, Vec::<String>::new());
+        }
     }
 }

@@ -333,11 +333,18 @@ mod tests {
                 "lifecycle/request.rs",
                 include_str!("../lifecycle/request.rs"),
             ),
+            (
+                "lifecycle/request/attempt_run.rs",
+                include_str!("../lifecycle/request/attempt_run.rs"),
+            ),
             ("lifecycle/shell.rs", include_str!("../lifecycle/shell.rs")),
             ("provider/relay.rs", include_str!("../provider/relay.rs")),
         ];
         for (file, source) in sources {
-            assert!(source.contains("SendContext"), "{file}");
+            assert!(
+                source.contains("SendContext") || file.contains("attempt_run"),
+                "{file}"
+            );
             assert_eq!(spawns_unchecked(source), Vec::<String>::new(), "{file}");
         }
         // The check sees what it must refuse.
