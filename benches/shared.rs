@@ -69,7 +69,7 @@ fn main() {
             assert!(a.generate(req).await.is_err());
             let seen = Instant::now();
             loop {
-                let s = b.status(&model).await.expect("status");
+                let s = b.breakers().status(&model).await.expect("status");
                 if s.paused_for.is_some_and(|d| !d.is_zero()) {
                     break;
                 }

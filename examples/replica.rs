@@ -63,6 +63,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             Some(("paused", model)) => {
                 let paused = client
+                    .breakers()
                     .status(model)
                     .await?
                     .paused_for

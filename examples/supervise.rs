@@ -64,7 +64,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .build()?;
     let watcher = Watcher { seen: Vec::new() }.start();
-    client.subscribe("openai", watcher.clone().recipient())?;
+    client
+        .breakers()
+        .subscribe("openai", watcher.clone().recipient())?;
     let ask = || ChatRequest::new("openai/gpt-4o-mini").map(|r| r.user("ping"));
 
     println!("-- outage: every request gets a 503");
@@ -92,6 +94,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         vec![Open, HalfOpen, Closed],
         "transitions seen: {seen:?}"
     );
-    println!("status: {:?}", client.status("openai").await?.state);
+    println!(
+        "status: {:?}",
+        client.breakers().status("openai").await?.state
+    );
     Ok(())
 }

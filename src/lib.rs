@@ -55,7 +55,7 @@ pub use model::{
 pub use prefill::Prefill;
 pub use provider::{Anthropic, EventStream, OpenAiCompatible, Provider, Providers};
 pub use route::{Group, Selection};
-pub use runtime::{Client, ClientBuilder, Generate, GenerateOptions, Overload};
+pub use runtime::{Breakers, Client, ClientBuilder, Generate, GenerateOptions, Overload};
 pub use secret::ApiKey;
 pub use steer_actors::{
     Backoff, BreakerConfig, BreakerState, BudgetConfig, Category, Failure, GiveUp, Jitter, Phase,

@@ -38,9 +38,12 @@ async fn an_unavailable_or_failing_target_sends_the_request_to_the_next() {
         .build()
         .unwrap();
     // An open breaker: moved on without a call.
-    client.force(MINI, BreakerState::ForcedOpen).unwrap();
+    client
+        .breakers()
+        .force(MINI, BreakerState::ForcedOpen)
+        .unwrap();
     // `force` is one-way: a status query, answered after it, says it is done.
-    client.status(MINI).await.unwrap();
+    client.breakers().status(MINI).await.unwrap();
     let reply = within(client.generate(ask())).await.unwrap();
     assert_eq!(reply.provider, "anthropic");
     assert_eq!(
@@ -50,8 +53,8 @@ async fn an_unavailable_or_failing_target_sends_the_request_to_the_next() {
             (HAIKU.to_string(), "answered".to_string())
         ]
     );
-    client.reset(MINI).unwrap();
-    client.status(MINI).await.unwrap();
+    client.breakers().reset(MINI).unwrap();
+    client.breakers().status(MINI).await.unwrap();
     // A wait above the cap: moved on at once, not slept.
     mock.push_faults([FaultPlan::error("rate_limit").retry_after("3600")]);
     let reply = within(client.generate(ask())).await.unwrap();

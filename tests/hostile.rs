@@ -519,6 +519,7 @@ mod extreme_headers {
                 prop_assert_eq!(failure.category, Category::RateLimited);
                 // The breaker answers, and never pauses for longer than the cap.
                 let status = client
+                    .breakers()
                     .status("openai")
                     .await
                     .map_err(|e| TestCaseError::fail(e.to_string()))?;
@@ -529,6 +530,7 @@ mod extreme_headers {
                 // And it still protects and admits: after a reset the next call
                 // goes through.
                 client
+                    .breakers()
                     .reset("openai")
                     .map_err(|e| TestCaseError::fail(e.to_string()))?;
                 let ok = client.generate(req("openai/gpt-4o-mini")).await;

@@ -36,15 +36,19 @@ async fn a_429_on_one_model_leaves_its_siblings_running() {
         Some(Category::RateLimited)
     );
 
-    let big = client.status("openai/gpt-4o").await.unwrap();
+    let big = client.breakers().status("openai/gpt-4o").await.unwrap();
     assert!(
         big.paused_for.is_some_and(|d| d > Duration::from_secs(25)),
         "{big:?}"
     );
-    let small = client.status("openai/gpt-4o-mini").await.unwrap();
+    let small = client
+        .breakers()
+        .status("openai/gpt-4o-mini")
+        .await
+        .unwrap();
     assert_eq!(small.paused_for, None);
     assert_eq!(
-        client.status("openai").await.unwrap().state,
+        client.breakers().status("openai").await.unwrap().state,
         BreakerState::Closed
     );
 
@@ -71,7 +75,7 @@ async fn a_429_on_one_model_leaves_its_siblings_running() {
         "{refused:?}"
     );
     // Per-model state is visible to operators.
-    let status = client.status("openai").await.unwrap();
+    let status = client.breakers().status("openai").await.unwrap();
     let names: Vec<_> = status
         .models
         .iter()
@@ -85,7 +89,7 @@ async fn a_429_on_one_model_leaves_its_siblings_running() {
     );
     assert!(!text.contains(r#"steer_pauses_total{provider="openai",model="gpt-4o-mini"}"#));
     // Resetting the model ends its pause; the sibling was never touched.
-    client.reset("openai/gpt-4o").unwrap();
+    client.breakers().reset("openai/gpt-4o").unwrap();
     assert!(client.generate(ask("openai/gpt-4o", "big-3")).await.is_ok());
 }
 
@@ -93,9 +97,14 @@ async fn a_429_on_one_model_leaves_its_siblings_running() {
 async fn forcing_a_model_open_stops_only_that_model_and_forcing_the_provider_stops_all() {
     let (_mock, client) = mock_and_client(); // the mock lives as long as the client
     client
+        .breakers()
         .force("anthropic/claude-opus-4-6", BreakerState::ForcedOpen)
         .unwrap();
-    client.status("anthropic/claude-opus-4-6").await.unwrap();
+    client
+        .breakers()
+        .status("anthropic/claude-opus-4-6")
+        .await
+        .unwrap();
     let opus = client
         .generate(ask("anthropic/claude-opus-4-6", "o-1"))
         .await;
@@ -113,9 +122,12 @@ async fn forcing_a_model_open_stops_only_that_model_and_forcing_the_provider_sto
         .generate(ask("anthropic/claude-3-5-haiku-latest", "h-1"))
         .await
         .is_ok());
-    client.force("anthropic", BreakerState::ForcedOpen).unwrap();
+    client
+        .breakers()
+        .force("anthropic", BreakerState::ForcedOpen)
+        .unwrap();
     // `force` is one-way: a status query, answered after it, says it is done.
-    client.status("anthropic").await.unwrap();
+    client.breakers().status("anthropic").await.unwrap();
     let haiku = client
         .generate(ask("anthropic/claude-3-5-haiku-latest", "h-2"))
         .await;
@@ -163,7 +175,7 @@ async fn one_models_5xx_storm_leaves_its_siblings_and_the_provider_closed() {
     fail(&mock, &client, "openai/gpt-4o", 5, "storm").await;
     let status = |t: &'static str| {
         let client = client.clone();
-        async move { client.status(t).await.unwrap() }
+        async move { client.breakers().status(t).await.unwrap() }
     };
     assert_eq!(status("openai/gpt-4o").await.state, BreakerState::Open);
     assert_eq!(
@@ -191,7 +203,7 @@ async fn a_5xx_storm_across_models_opens_the_provider() {
     {
         fail(&mock, &client, model, 1, &format!("across-{i}")).await;
     }
-    let provider = client.status("openai").await.unwrap();
+    let provider = client.breakers().status("openai").await.unwrap();
     assert_eq!(provider.state, BreakerState::Open, "{provider:?}");
     assert_eq!(provider.stats.failures, 5);
     assert_eq!(provider.stats.failure_rate(), Some(1.0));
@@ -225,11 +237,11 @@ async fn the_reference_scenario_opens_the_provider_at_the_fifth_failure() {
             ..BreakerConfig::default()
         },
     );
-    let state = || async { client.status("openai").await.unwrap().state };
+    let state = || async { client.breakers().status("openai").await.unwrap().state };
     fail(&mock, &client, "openai/gpt-4o", 4, "ref-a").await;
     assert_eq!(state().await, BreakerState::Closed, "four are not enough");
     fail(&mock, &client, "openai/gpt-4o", 1, "ref-b").await;
-    let provider = client.status("openai").await.unwrap();
+    let provider = client.breakers().status("openai").await.unwrap();
     assert_eq!(provider.state, BreakerState::Open);
     assert_eq!(
         (

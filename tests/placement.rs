@@ -342,7 +342,7 @@ async fn a_stream_is_read_by_the_task_that_polls_it() {
         .unwrap();
     let s = client.stream(request("unpolled")).await.unwrap();
     // The actor has handed the first attempt over; nothing reads it yet.
-    client.status("openai").await.unwrap();
+    client.breakers().status("openai").await.unwrap();
     assert_eq!(
         mock.request_count(),
         0,
@@ -400,7 +400,7 @@ fn a_request_runs_on_the_callers_thread_and_its_reports_reach_the_breaker() {
             let reply = client.generate(req).await.unwrap();
             assert_eq!(reply.text, "ok", "request {i}");
         }
-        client.status("here/m").await.unwrap()
+        client.breakers().status("here/m").await.unwrap()
     });
     let seen = seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 20);

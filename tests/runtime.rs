@@ -160,7 +160,7 @@ fn five_hundred() -> Step {
 }
 
 async fn state(client: &Client) -> BreakerState {
-    client.status("fake/model").await.unwrap().state
+    client.breakers().status("fake/model").await.unwrap().state
 }
 
 /// Asserts a measured virtual-time gap: exact up to the timer wheel's 1 ms rounding.
@@ -299,7 +299,10 @@ async fn the_success_threshold_closes_it_and_one_failure_reopens_it() {
     let client = client(&script, |b| b);
     let events = Arc::new(Mutex::new(Vec::new()));
     let recorder = Recorder(events.clone()).start();
-    client.subscribe("fake", recorder.recipient()).unwrap();
+    client
+        .breakers()
+        .subscribe("fake", recorder.recipient())
+        .unwrap();
 
     open_then_half_open(&client, &script).await;
     assert!(client.generate(request()).await.is_ok());
@@ -641,7 +644,10 @@ async fn per_request_overrides_apply() {
     tokio::time::pause();
     let script = Arc::new(Script::default());
     let client = client(&script, |b| b);
-    client.force("fake", BreakerState::ForcedOpen).unwrap();
+    client
+        .breakers()
+        .force("fake", BreakerState::ForcedOpen)
+        .unwrap();
     settle().await;
     assert!(matches!(
         rejected(client.generate(request()).await),
@@ -651,7 +657,7 @@ async fn per_request_overrides_apply() {
     let opts = GenerateOptions::default().breaker(false);
     assert!(client.generate_with(request(), opts).await.is_ok());
     // A request's own retry policy.
-    client.reset("fake").unwrap();
+    client.breakers().reset("fake").unwrap();
     push(&script, [five_hundred(), Step::Ok]);
     let opts = GenerateOptions::default().retry(no_jitter(2));
     assert!(client.generate_with(request(), opts).await.is_ok());
@@ -910,11 +916,11 @@ async fn reset_closes_the_breaker_and_empties_its_counters() {
         let _ = client.generate(request()).await;
     }
     settle().await;
-    let before = client.status("fake/model").await.unwrap();
+    let before = client.breakers().status("fake/model").await.unwrap();
     assert_eq!(before.state, BreakerState::Open);
     assert!(before.stats.failures == 3 && before.stats.opened == 1);
-    client.reset("fake").unwrap();
-    let after = client.status("fake/model").await.unwrap();
+    client.breakers().reset("fake").unwrap();
+    let after = client.breakers().status("fake/model").await.unwrap();
     assert_eq!(after.state, BreakerState::Closed);
     assert_eq!(after.stats, steer_llm::runtime::BreakerStats::default());
 }

@@ -83,6 +83,7 @@ fn ask(model: &str) -> ChatRequest {
 
 async fn paused(client: &Client, target: &str) -> bool {
     client
+        .breakers()
         .status(target)
         .await
         .map(|s| s.paused_for.is_some_and(|d| !d.is_zero()))
@@ -304,7 +305,7 @@ fn breaker_replica(mock: &MockServer, redis: &Redis, prefix: &str) -> Client {
 }
 
 async fn state(client: &Client, target: &str) -> steer_llm::BreakerState {
-    client.status(target).await.unwrap().state
+    client.breakers().status(target).await.unwrap().state
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -689,7 +690,7 @@ async fn hostile_shared_state_never_pauses_past_the_cap_nor_stops_the_mirror() {
     );
     assert!(r.generate(ask("openai/gpt-4o-mini")).await.is_ok());
     assert!(r.generate(ask("openai/gpt-4o")).await.is_ok());
-    let status = r.status("openai").await.unwrap();
+    let status = r.breakers().status("openai").await.unwrap();
     assert!(status
         .models
         .iter()

@@ -141,7 +141,7 @@ fn pauses_are_shared_over_tls() {
         assert!(a.generate(req).await.is_err());
         let mut paused = false;
         for _ in 0..1_000 {
-            let s = b.status("openai/gpt-4o-mini").await.unwrap();
+            let s = b.breakers().status("openai/gpt-4o-mini").await.unwrap();
             if s.paused_for.is_some_and(|d| !d.is_zero()) {
                 paused = true;
                 break;

@@ -343,7 +343,7 @@ async fn a_dropped_stream_frees_its_half_open_permit() {
     // The permit came back: the next probe is admitted and closes the breaker.
     let next = collect(client.stream(request(model)).await.unwrap()).await;
     assert!(next.error.is_none(), "{:?}", next.error);
-    let status = client.status("openai").await.unwrap();
+    let status = client.breakers().status("openai").await.unwrap();
     assert_eq!(status.state, steer_llm::BreakerState::Closed);
     let metrics = client.metrics().await.unwrap();
     assert_eq!(metrics.provider("openai").unwrap().metrics.cancelled, 1);

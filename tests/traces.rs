@@ -316,8 +316,11 @@ async fn a_retried_request_records_its_response_and_a_rejection_is_an_event() {
     assert_eq!(errors, [Some("server_error"), None]);
 
     // A breaker forced open: the request fails with error.type and an event.
-    client.force("anthropic", BreakerState::ForcedOpen).unwrap();
-    client.status("anthropic").await.unwrap();
+    client
+        .breakers()
+        .force("anthropic", BreakerState::ForcedOpen)
+        .unwrap();
+    client.breakers().status("anthropic").await.unwrap();
     let req = ChatRequest::new("anthropic/claude-3-5-haiku-latest")
         .unwrap()
         .user("hi")

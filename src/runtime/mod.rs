@@ -24,7 +24,7 @@ mod system;
 pub use crate::observe::trace;
 
 pub use crate::stream::SteerStream;
-pub use client::{Client, ClientBuilder, Overload};
+pub use client::{Breakers, Client, ClientBuilder, Overload};
 pub use continuation::{Continuation, Divergence};
 pub use generate::{Generate, GenerateStream, Router, StreamItem, StreamTo};
 pub use options::GenerateOptions;

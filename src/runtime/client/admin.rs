@@ -1,10 +1,29 @@
-//! Operating a client: its breakers (subscribe, status, force, reset), its
-//! metrics (the snapshot, the Prometheus text, the shared state), and failed
-//! streams' partial text.
+//! Operating a client: its breakers, behind one handle ([`Breakers`]:
+//! subscribe, status, force, reset), its metrics (the snapshot, the Prometheus
+//! text, the shared state), and failed streams' partial text.
 
 use super::*;
 
 impl Client {
+    /// The client's circuit breakers, one per provider (and per model within
+    /// it): their status, their transitions, and an operator's overrides.
+    ///
+    /// ```
+    /// # #[actix_rt::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use steer_llm::{BreakerState, Client};
+    /// # let mock = steer_llm::mock::MockServer::start().await?;
+    /// # let client = Client::builder().providers(mock.providers()?).build()?;
+    /// client.breakers().force("openai", BreakerState::ForcedOpen)?;
+    /// assert_eq!(client.breakers().status("openai").await?.state, BreakerState::ForcedOpen);
+    /// client.breakers().reset("openai")?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn breakers(&self) -> Breakers<'_> {
+        Breakers { client: self }
+    }
+
     /// The partial response of a failed stream, by request id, kept for 15 minutes
     /// (at most 10,000 of them).
     pub async fn partial(&self, request_id: &RequestId) -> Option<PartialResponse> {
@@ -14,67 +33,6 @@ impl Client {
             .await
             .ok()
             .flatten()
-    }
-
-    /// Subscribes `recipient` to the breaker transitions of `target`: a provider
-    /// (`"openai"`: its endpoint and every model) or one model (`"openai/gpt-4o"`).
-    pub fn subscribe(
-        &self,
-        target: &str,
-        recipient: actix::Recipient<TransitionEvent>,
-    ) -> Result<(), Error> {
-        let target = Target::parse(target);
-        self.handle(&target.provider)?.breaker().do_send(Subscribe {
-            recipient,
-            model: target.model,
-        });
-        Ok(())
-    }
-
-    /// Subscribes `recipient` to the breaker transitions of every provider.
-    pub fn subscribe_all(&self, recipient: actix::Recipient<TransitionEvent>) {
-        for h in self.inner.handles.values() {
-            h.breaker().do_send(Subscribe {
-                recipient: recipient.clone(),
-                model: None,
-            });
-        }
-    }
-
-    /// The breaker status of `target`: a provider (its endpoint, with each model's
-    /// status in `models`) or one model (`"openai/gpt-4o"`).
-    pub async fn status(&self, target: &str) -> Result<BreakerStatus, Error> {
-        let t = Target::parse(target);
-        let handle = self.handle(&t.provider)?;
-        handle.actors.flush_reports().await;
-        handle
-            .breaker()
-            .send(GetStatus { model: t.model })
-            .await
-            .map_err(|e| Error::Internal(format!("breaker of {target}: {e}")))
-    }
-
-    /// Forces the breaker of `target` into `state` (`ForcedOpen`, `Disabled`,
-    /// `Closed`): a provider's endpoint (every model) or one model. One-way: it
-    /// takes effect when the breaker handles it; a [`Client::status`] awaited after
-    /// it sees it done.
-    pub fn force(&self, target: &str, state: BreakerState) -> Result<(), Error> {
-        let t = Target::parse(target);
-        self.handle(&t.provider)?.breaker().do_send(ForceState {
-            state,
-            model: t.model,
-        });
-        Ok(())
-    }
-
-    /// Resets the breaker of `target` to closed with empty counters: a provider
-    /// (its endpoint and every model) or one model. One-way, like [`Client::force`].
-    pub fn reset(&self, target: &str) -> Result<(), Error> {
-        let t = Target::parse(target);
-        self.handle(&t.provider)?
-            .breaker()
-            .do_send(ResetBreaker { model: t.model });
-        Ok(())
     }
 
     /// The client's metric families (latency histograms, counters, gauges), to
@@ -126,5 +84,90 @@ impl Client {
             });
         }
         Ok(MetricsSnapshot { providers })
+    }
+}
+
+/// A client's circuit breakers ([`Client::breakers`]). A target is a provider
+/// (`"openai"`: its endpoint and every model) or one model (`"openai/gpt-4o"`).
+#[derive(Clone, Copy)]
+pub struct Breakers<'a> {
+    client: &'a Client,
+}
+
+impl std::fmt::Debug for Breakers<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set()
+            .entries(self.client.inner.handles.keys())
+            .finish()
+    }
+}
+
+impl Breakers<'_> {
+    /// Subscribes `recipient` to the breaker transitions of `target`: a provider
+    /// (`"openai"`: its endpoint and every model) or one model (`"openai/gpt-4o"`).
+    pub fn subscribe(
+        &self,
+        target: &str,
+        recipient: actix::Recipient<TransitionEvent>,
+    ) -> Result<(), Error> {
+        let target = Target::parse(target);
+        self.client
+            .handle(&target.provider)?
+            .breaker()
+            .do_send(Subscribe {
+                recipient,
+                model: target.model,
+            });
+        Ok(())
+    }
+
+    /// Subscribes `recipient` to the breaker transitions of every provider.
+    pub fn subscribe_all(&self, recipient: actix::Recipient<TransitionEvent>) {
+        for h in self.client.inner.handles.values() {
+            h.breaker().do_send(Subscribe {
+                recipient: recipient.clone(),
+                model: None,
+            });
+        }
+    }
+
+    /// The breaker status of `target`: a provider (its endpoint, with each model's
+    /// status in `models`) or one model (`"openai/gpt-4o"`).
+    pub async fn status(&self, target: &str) -> Result<BreakerStatus, Error> {
+        let t = Target::parse(target);
+        let handle = self.client.handle(&t.provider)?;
+        handle.actors.flush_reports().await;
+        handle
+            .breaker()
+            .send(GetStatus { model: t.model })
+            .await
+            .map_err(|e| Error::Internal(format!("breaker of {target}: {e}")))
+    }
+
+    /// Forces the breaker of `target` into `state` (`ForcedOpen`, `Disabled`,
+    /// `Closed`): a provider's endpoint (every model) or one model. One-way: it
+    /// takes effect when the breaker handles it; a [`Breakers::status`] awaited after
+    /// it sees it done.
+    pub fn force(&self, target: &str, state: BreakerState) -> Result<(), Error> {
+        let t = Target::parse(target);
+        self.client
+            .handle(&t.provider)?
+            .breaker()
+            .do_send(ForceState {
+                state,
+                model: t.model,
+            });
+        Ok(())
+    }
+
+    /// Resets the breaker of `target` to closed with empty counters: a provider
+    /// (its endpoint and every model) or one model. One-way, like [`Breakers::force`].
+    pub fn reset(&self, target: &str) -> Result<(), Error> {
+        let t = Target::parse(target);
+        self.client
+            .handle(&t.provider)?
+            .breaker()
+            .do_send(ResetBreaker { model: t.model });
+        Ok(())
     }
 }

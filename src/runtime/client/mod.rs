@@ -42,6 +42,7 @@ use steer_actors::telemetry::meters::{Meters, TargetMeters};
 mod admin;
 mod builder;
 
+pub use admin::Breakers;
 use builder::StreamDefaults;
 pub use builder::{ClientBuilder, Overload};
 
