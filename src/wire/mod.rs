@@ -7,6 +7,7 @@
 pub mod anthropic;
 mod calls;
 pub mod openai;
+pub mod responses;
 pub mod sse;
 
 use serde_json::{Map, Value};

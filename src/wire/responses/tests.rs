@@ -1,0 +1,299 @@
+//! The Responses wire format against the shapes of openai-python's types.
+
+use serde_json::json;
+
+use super::*;
+use crate::content::ImageSource;
+use crate::tools::{Tool, ToolResult};
+
+fn run(events: &[&str]) -> (Vec<ProviderEvent>, Result<Progress, DecodeError>, Decoder) {
+    let mut d = Decoder::default();
+    let mut out = Vec::new();
+    let mut last = Ok(Progress::Continue);
+    for e in events {
+        last = d.on_event("", e, &mut out);
+        if last.is_err() || last == Ok(Progress::Done) {
+            break;
+        }
+    }
+    (out, last, d)
+}
+
+fn request(messages: Vec<Message>) -> ChatRequest {
+    let mut req = ChatRequest::new("openai/gpt-5").expect("a model id");
+    req.messages = messages;
+    req
+}
+
+fn body(req: &ChatRequest) -> Value {
+    serde_json::from_slice(&request_json(req, true).expect("a body")).expect("JSON")
+}
+
+#[test]
+fn a_conversation_becomes_instructions_and_input_items() {
+    let call = ToolCall::new("call_1", "get_weather", json!({"city": "Oslo"}));
+    let mut req = request(vec![
+        Message::system("Be brief."),
+        Message::user_parts(vec![
+            Part::text("What is this?"),
+            Part::Image(ImageSource::url("https://example.com/a.png")),
+        ]),
+        Message::assistant_tool_calls("Looking.", vec![call]),
+        Message::tool_result("call_1", "sunny"),
+    ]);
+    req.max_tokens = Some(64);
+    req.tools = vec![Tool::new("get_weather", json!({"type": "object"})).strict(true)];
+    req.tool_choice = Some(ToolChoice::Tool("get_weather".into()));
+    req.response_format = Some(ResponseFormat::Json);
+    let b = body(&req);
+    assert_eq!(b["model"], "gpt-5");
+    assert_eq!(b["instructions"], "Be brief.");
+    assert_eq!(b["stream"], true);
+    assert_eq!(b["max_output_tokens"], 64);
+    assert!(b.get("max_tokens").is_none() && b.get("messages").is_none());
+    let input = b["input"].as_array().expect("input items");
+    assert_eq!(input[0]["role"], "user");
+    assert_eq!(
+        input[0]["content"][0],
+        json!({"type": "input_text", "text": "What is this?"})
+    );
+    assert_eq!(input[0]["content"][1]["type"], "input_image");
+    assert_eq!(input[1]["content"][0]["type"], "output_text");
+    assert_eq!(
+        input[2],
+        json!({"type": "function_call", "call_id": "call_1", "name": "get_weather",
+            "arguments": "{\"city\":\"Oslo\"}"})
+    );
+    assert_eq!(
+        input[3],
+        json!({"type": "function_call_output", "call_id": "call_1", "output": "sunny"})
+    );
+    assert_eq!(b["tools"][0]["name"], "get_weather");
+    assert_eq!(b["tools"][0]["strict"], true);
+    assert!(b["tools"][0].get("function").is_none(), "tools are flat");
+    assert_eq!(
+        b["tool_choice"],
+        json!({"type": "function", "name": "get_weather"})
+    );
+    assert_eq!(b["text"], json!({"format": {"type": "json_object"}}));
+}
+
+#[test]
+fn what_the_api_cannot_express_is_an_error_before_any_call() {
+    let mut stop = request(vec![Message::user("Hi")]);
+    stop.stop = vec!["END".into()];
+    assert!(request_json(&stop, false)
+        .unwrap_err()
+        .contains("no stop sequences"));
+    let prefill = request(vec![Message::user("Hi"), Message::assistant("Once upon")]);
+    assert!(request_json(&prefill, false)
+        .unwrap_err()
+        .contains("final assistant message"));
+    let failed_tool = request(vec![Message {
+        role: Role::Tool,
+        content: vec![Part::ToolResult(ToolResult {
+            call_id: "call_1".into(),
+            content: "boom".into(),
+            is_error: true,
+        })],
+    }]);
+    assert!(request_json(&failed_tool, false)
+        .unwrap_err()
+        .contains("no error flag"));
+}
+
+#[test]
+fn a_whole_reply_gives_text_calls_usage_and_its_finish() {
+    let body = br#"{"id":"resp_1","object":"response","status":"completed","model":"gpt-5",
+        "output":[{"type":"reasoning","id":"rs_1","summary":[]},
+                  {"type":"message","id":"msg_1","role":"assistant","status":"completed",
+                   "content":[{"type":"output_text","text":"Hi there","annotations":[]}]}],
+        "usage":{"input_tokens":10,"input_tokens_details":{"cached_tokens":4},
+                 "output_tokens":7,"output_tokens_details":{"reasoning_tokens":5},"total_tokens":17}}"#;
+    let p = parse_response(body).expect("a reply");
+    assert_eq!(p.text, "Hi there");
+    assert_eq!(p.finish_reason, FinishReason::Stop);
+    assert_eq!(p.id.as_deref(), Some("resp_1"));
+    assert_eq!((p.usage.prompt_tokens, p.usage.completion_tokens), (10, 7));
+    assert_eq!(p.usage.cached_prompt_tokens, Some(4));
+    assert_eq!(p.usage.reasoning_tokens, Some(5));
+
+    let calls = br#"{"id":"resp_2","object":"response","status":"completed","output":[
+        {"type":"function_call","id":"fc_1","call_id":"call_9","name":"f","arguments":"{\"a\":1}","status":"completed"}]}"#;
+    let p = parse_response(calls).expect("a reply");
+    assert_eq!(p.finish_reason, FinishReason::ToolCalls);
+    assert_eq!(p.tool_calls[0].id, "call_9", "joined by call_id, not id");
+    assert_eq!(p.tool_calls[0].arguments, json!({"a": 1}));
+
+    let cut = br#"{"id":"r","object":"response","status":"incomplete",
+        "incomplete_details":{"reason":"max_output_tokens"},"output":[]}"#;
+    assert_eq!(
+        parse_response(cut).expect("a reply").finish_reason,
+        FinishReason::Length
+    );
+    let refused = br#"{"id":"r","object":"response","status":"completed","output":[
+        {"type":"message","role":"assistant","content":[{"type":"refusal","refusal":"I can't."}]}]}"#;
+    let p = parse_response(refused).expect("a reply");
+    assert_eq!(
+        (p.text.as_str(), p.finish_reason),
+        ("I can't.", FinishReason::ContentFilter)
+    );
+}
+
+#[test]
+fn a_failed_or_unfinished_response_or_a_body_of_the_wrong_shape_is_never_a_reply() {
+    let failed = br#"{"id":"r","object":"response","status":"failed",
+        "error":{"code":"server_error","message":"The model failed."},"output":[]}"#;
+    assert!(matches!(
+        parse_response(failed),
+        Err(DecodeError::InBand(_))
+    ));
+    let queued = br#"{"id":"r","object":"response","status":"queued","output":[]}"#;
+    assert!(matches!(
+        parse_response(queued),
+        Err(DecodeError::Malformed(_))
+    ));
+    for wrong in [
+        &b"{}"[..],
+        br#"{"object":"list","data":[]}"#,
+        br#"{"choices":[{"message":{"content":"hi"}}]}"#,
+        b"[]",
+        b"null",
+    ] {
+        assert!(
+            matches!(parse_response(wrong), Err(DecodeError::Malformed(_))),
+            "{}",
+            String::from_utf8_lossy(wrong)
+        );
+    }
+    let error = br#"{"error":{"message":"overloaded","type":"server_error"}}"#;
+    assert!(matches!(parse_response(error), Err(DecodeError::InBand(_))));
+}
+
+/// The event sequence of a streamed text reply, as openai-python types it.
+const TEXT_STREAM: &[&str] = &[
+    r#"{"type":"response.created","sequence_number":0,"response":{"id":"resp_7","object":"response","status":"in_progress","output":[]}}"#,
+    r#"{"type":"response.in_progress","sequence_number":1,"response":{"id":"resp_7","object":"response","status":"in_progress","output":[]}}"#,
+    r#"{"type":"response.output_item.added","sequence_number":2,"output_index":0,"item":{"type":"message","id":"msg_1","role":"assistant","status":"in_progress","content":[]}}"#,
+    r#"{"type":"response.content_part.added","sequence_number":3,"item_id":"msg_1","output_index":0,"content_index":0,"part":{"type":"output_text","text":"","annotations":[]}}"#,
+    r#"{"type":"response.output_text.delta","sequence_number":4,"item_id":"msg_1","output_index":0,"content_index":0,"delta":"日本"}"#,
+    r#"{"type":"response.output_text.delta","sequence_number":5,"item_id":"msg_1","output_index":0,"content_index":0,"delta":" is"}"#,
+    r#"{"type":"response.output_text.done","sequence_number":6,"item_id":"msg_1","output_index":0,"content_index":0,"text":"日本 is"}"#,
+    r#"{"type":"response.output_item.done","sequence_number":7,"output_index":0,"item":{"type":"message","id":"msg_1","role":"assistant","status":"completed","content":[]}}"#,
+    r#"{"type":"response.completed","sequence_number":8,"response":{"id":"resp_7","object":"response","status":"completed","output":[],"usage":{"input_tokens":3,"output_tokens":2,"total_tokens":5}}}"#,
+];
+
+#[test]
+fn a_text_stream_gives_its_id_deltas_at_character_offsets_usage_and_completion() {
+    let (out, last, d) = run(TEXT_STREAM);
+    assert_eq!(last, Ok(Progress::Done));
+    assert_eq!(
+        out,
+        vec![
+            ProviderEvent::ResponseId {
+                id: "resp_7".into()
+            },
+            ProviderEvent::TextDelta {
+                text: "日本".into(),
+                offset: 0
+            },
+            ProviderEvent::TextDelta {
+                text: " is".into(),
+                offset: 2
+            },
+            ProviderEvent::Usage(Usage::new(3, 2)),
+            ProviderEvent::Complete {
+                finish_reason: FinishReason::Stop,
+                usage: Some(Usage::new(3, 2))
+            },
+        ]
+    );
+    assert_eq!(d.last_sequence_number(), Some(8));
+}
+
+#[test]
+fn a_streamed_call_arrives_named_then_its_arguments_then_whole() {
+    let (out, last, _) = run(&[
+        r#"{"type":"response.created","sequence_number":0,"response":{"id":"resp_8","object":"response","status":"in_progress","output":[]}}"#,
+        r#"{"type":"response.output_item.added","sequence_number":1,"output_index":0,"item":{"type":"function_call","id":"fc_1","call_id":"call_1","name":"get_weather","arguments":"","status":"in_progress"}}"#,
+        r#"{"type":"response.function_call_arguments.delta","sequence_number":2,"item_id":"fc_1","output_index":0,"delta":"{\"city\":"}"#,
+        r#"{"type":"response.function_call_arguments.delta","sequence_number":3,"item_id":"fc_1","output_index":0,"delta":"\"Oslo\"}"}"#,
+        r#"{"type":"response.function_call_arguments.done","sequence_number":4,"item_id":"fc_1","output_index":0,"arguments":"{\"city\":\"Oslo\"}"}"#,
+        r#"{"type":"response.output_item.done","sequence_number":5,"output_index":0,"item":{"type":"function_call","id":"fc_1","call_id":"call_1","name":"get_weather","arguments":"{\"city\":\"Oslo\"}","status":"completed"}}"#,
+        r#"{"type":"response.completed","sequence_number":6,"response":{"id":"resp_8","object":"response","status":"completed","output":[]}}"#,
+    ]);
+    assert_eq!(last, Ok(Progress::Done));
+    assert!(
+        matches!(&out[1], ProviderEvent::ToolCallStart { index: 0, id, name }
+        if id == "call_1" && name == "get_weather")
+    );
+    let call = out
+        .iter()
+        .find_map(|e| match e {
+            ProviderEvent::ToolCall { call, .. } => Some(call),
+            _ => None,
+        })
+        .expect("a whole call");
+    assert_eq!(call.arguments, json!({"city": "Oslo"}));
+    assert!(matches!(
+        out.last(),
+        Some(ProviderEvent::Complete {
+            finish_reason: FinishReason::ToolCalls,
+            usage: None
+        })
+    ));
+}
+
+#[test]
+fn created_is_no_success_an_error_after_it_is_in_band() {
+    let error = r#"{"type":"error","code":"insufficient_quota","message":"You exceeded your current quota.","param":null,"sequence_number":1}"#;
+    let (out, last, _) = run(&[TEXT_STREAM[0], error]);
+    assert_eq!(last, Err(DecodeError::InBand(error.to_string())));
+    assert!(!out
+        .iter()
+        .any(|e| matches!(e, ProviderEvent::Complete { .. })));
+    let failed = r#"{"type":"response.failed","sequence_number":2,"response":{"id":"resp_7","object":"response","status":"failed","error":{"code":"server_error","message":"An error occurred while processing your request."},"output":[]}}"#;
+    let (_, last, _) = run(&[TEXT_STREAM[0], failed]);
+    assert!(matches!(last, Err(DecodeError::InBand(_))));
+}
+
+#[test]
+fn an_incomplete_response_ends_the_stream_with_its_reason() {
+    let incomplete = r#"{"type":"response.incomplete","sequence_number":3,"response":{"id":"r","object":"response","status":"incomplete","incomplete_details":{"reason":"max_output_tokens"},"output":[]}}"#;
+    let (out, last, _) = run(&[TEXT_STREAM[0], TEXT_STREAM[4], incomplete]);
+    assert_eq!(last, Ok(Progress::Done));
+    assert!(matches!(
+        out.last(),
+        Some(ProviderEvent::Complete {
+            finish_reason: FinishReason::Length,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn done_without_a_terminal_event_is_malformed_after_one_it_is_accepted() {
+    let (_, last, _) = run(&[TEXT_STREAM[0], TEXT_STREAM[4], "[DONE]"]);
+    assert!(matches!(last, Err(DecodeError::Malformed(_))));
+    let mut d = Decoder::default();
+    let mut out = Vec::new();
+    for e in TEXT_STREAM {
+        let _ = d.on_event("", e, &mut out);
+    }
+    assert_eq!(d.on_event("", "[DONE]", &mut out), Ok(Progress::Done));
+}
+
+#[test]
+fn unknown_events_are_ignored_and_events_without_a_type_are_malformed() {
+    let (out, last, _) = run(&[
+        r#"{"type":"response.reasoning_summary_text.delta","sequence_number":1,"delta":"thinking"}"#,
+        r#"{"type":"response.web_search_call.searching","sequence_number":2}"#,
+        r#"{"type":"response.future_event_of_2027","sequence_number":3,"delta":"x"}"#,
+    ]);
+    assert_eq!(last, Ok(Progress::Continue));
+    assert!(out.is_empty(), "{out:?}");
+    let (_, last, _) = run(&[r#"{"sequence_number":1,"delta":"x"}"#]);
+    assert!(matches!(last, Err(DecodeError::Malformed(_))));
+    let (_, last, _) = run(&[r#"{"type":"response.output_text.delta","delta":"#]);
+    assert!(matches!(last, Err(DecodeError::Malformed(_))));
+}
