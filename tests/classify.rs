@@ -23,6 +23,7 @@ fn model_of(flavour: Flavour) -> &'static str {
         Flavour::OpenAi => MODELS[0],
         Flavour::Anthropic => MODELS[1],
         Flavour::Xai => MODELS[2],
+        Flavour::Responses => MODELS[3],
     }
 }
 

@@ -56,10 +56,11 @@ pub fn two_worker_runtime() -> tokio::runtime::Runtime {
 }
 
 /// The three built-in providers and a model of each.
-pub const MODELS: [&str; 3] = [
+pub const MODELS: [&str; 4] = [
     "openai/gpt-4o-mini",
     "anthropic/claude-3-5-haiku-latest",
     "xai/grok-3-mini",
+    "openai-responses/gpt-5-mini",
 ];
 
 /// A small conversation for `model`.
@@ -180,13 +181,14 @@ impl StreamFault {
     }
 }
 
-/// The models a stream property runs over: the three wire formats and a model
+/// The models a stream property runs over: the four wire formats and a model
 /// that rejects prefill (continued by the "continue" message).
-pub const STREAM_MODELS: [&str; 4] = [
+pub const STREAM_MODELS: [&str; 5] = [
     "openai/gpt-4o-mini",
     "anthropic/claude-3-5-haiku-latest",
     "xai/grok-3-mini",
     "anthropic/claude-opus-4-6",
+    "openai-responses/gpt-5-mini",
 ];
 
 /// The two tools the stream properties ask for, each with the one string field

@@ -69,7 +69,12 @@ fn the_official_python_clients_parse_everything_the_mock_sends() {
     assert_eq!(out["anthropic_in_band"], "overloaded_error");
     // Tool calls and structured output, as the official clients parsed them: the
     // arguments and the JSON satisfy the schema the script sent.
-    for key in ["gpt-4o-mini_tools", "grok-3-mini_tools", "anthropic_tools"] {
+    for key in [
+        "gpt-4o-mini_tools",
+        "grok-3-mini_tools",
+        "anthropic_tools",
+        "responses_tools",
+    ] {
         for field in ["arguments", "structured"] {
             let v = &out[key][field];
             assert!(v["city"].is_string(), "{key} {field}: {v}");
@@ -79,7 +84,23 @@ fn the_official_python_clients_parse_everything_the_mock_sends() {
             );
         }
     }
+    // The Responses API: the text is the mock's reply to the same conversation,
+    // streamed and not; its in-band error is the rate limit's code.
+    let req = ChatRequest::new("openai-responses/gpt-5-mini")
+        .unwrap()
+        .system("You are terse.")
+        .user("Tell me about rivers.");
+    let expected = expected_text(&req, None);
+    assert_eq!(out["responses"]["text"], expected.as_str());
+    assert_eq!(out["responses"]["stream_text"], expected.as_str());
+    assert!(out["responses"]["stream_usage"].as_u64().unwrap() > 0);
+    assert!(out["responses"]["request_id"]
+        .as_str()
+        .unwrap()
+        .starts_with("req_"));
+    assert_eq!(out["responses_in_band"]["code"], "rate_limit_exceeded");
     // Every request of the script reached the mock: 2 models x 2 + 2 + 2 + 2 errors,
-    // then 2 models x 4 tool requests and 4 Anthropic ones.
-    assert_eq!(mock.requests().len(), 22);
+    // then 2 models x 4 tool requests and 4 Anthropic ones, then 7 of the
+    // Responses API.
+    assert_eq!(mock.requests().len(), 29);
 }

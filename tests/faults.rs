@@ -16,6 +16,7 @@ fn flavour_of(model: &str) -> Flavour {
     match model.split('/').next() {
         Some("anthropic") => Flavour::Anthropic,
         Some("xai") => Flavour::Xai,
+        Some("openai-responses") => Flavour::Responses,
         _ => Flavour::OpenAi,
     }
 }

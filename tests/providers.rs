@@ -31,7 +31,7 @@ async fn generate_returns_the_mock_reply_for_every_provider() {
         let provider_id = resp.provider_request_id.expect("provider request id");
         assert!(provider_id.starts_with("req_"), "{provider_id}");
     }
-    assert_eq!(mock.requests().len(), 3);
+    assert_eq!(mock.requests().len(), MODELS.len());
 }
 
 #[tokio::test]

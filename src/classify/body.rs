@@ -311,7 +311,23 @@ pub fn category(status: Option<u16>, info: &ErrorInfo) -> Category {
         "permission-denied" => return Category::PermissionDenied,
         "internal" if !matches!(status, Some(503 | 504 | 529)) => return Category::ServerError,
         "deadline-exceeded" => return Category::Timeout,
-        "invalid-argument"
+        // The Responses API's codes for a request it cannot serve (its `error`
+        // event and a failed response carry a code and no type).
+        "invalid_prompt"
+        | "invalid_image"
+        | "invalid_image_format"
+        | "invalid_base64_image"
+        | "invalid_image_url"
+        | "image_too_large"
+        | "image_too_small"
+        | "image_parse_error"
+        | "invalid_image_mode"
+        | "image_file_too_large"
+        | "unsupported_image_media_type"
+        | "empty_image_file"
+        | "failed_to_download_image"
+        | "image_file_not_found"
+        | "invalid-argument"
         | "Client specified an invalid argument"
         | "method-not-allowed"
         | "unsupported-media-type"

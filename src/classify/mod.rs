@@ -29,7 +29,7 @@
 //! | conflict | yes | no | Anthropic 409 `conflict_error`, any 409 |
 //! | rate_limited | yes | no (it pauses the provider) | OpenAI 429 `rate_limit_exceeded`; Anthropic 429 `rate_limit_error`; xAI 429 |
 //! | quota_exceeded | no | no | OpenAI 429 `insufficient_quota`; Anthropic 402, 400 spend limit; xAI 402, 403/429 credits |
-//! | invalid_request | no | no | 400 `invalid_request_error` (prefill rejection too), 405, 415, 422 |
+//! | invalid_request | no | no | 400 `invalid_request_error` (prefill rejection too), 405, 415, 422; the Responses API's in-band `invalid_prompt`, `invalid_image*`, `image_too_large` |
 //! | request_too_large | no | no | OpenAI 429 "Request too large"; 413 (JSON or a proxy's HTML) |
 //! | context_length_exceeded | no | no | OpenAI 400 `context_length_exceeded`, "prompt is too long" |
 //! | content_filtered | no | no | `content_filter`, `content_policy_violation`, content policy text |
@@ -67,6 +67,7 @@
 //!     (status("openai", 429, &openai("rate_limit_exceeded", "requests")), RateLimited, true, false),
 //!     (status("openai", 429, &openai("insufficient_quota", "insufficient_quota")), QuotaExceeded, false, false),
 //!     (status("anthropic", 400, &anthropic("invalid_request_error")), InvalidRequest, false, false),
+//!     (other(FailureKind::InBand { body: r#"{"type":"error","code":"invalid_prompt","message":"m","param":null,"sequence_number":2}"#.into() }), InvalidRequest, false, false),
 //!     (status("anthropic", 413, "<html><h1>413 Request Entity Too Large</h1></html>"), RequestTooLarge, false, false),
 //!     (status("openai", 400, &openai("context_length_exceeded", "invalid_request_error")), ContextLengthExceeded, false, false),
 //!     (status("openai", 400, &openai("content_policy_violation", "invalid_request_error")), ContentFiltered, false, false),
@@ -91,7 +92,7 @@
 //! | input | category |
 //! |---|---|
 //! | status + body | by billing words, context length, size, content filter, auth, then `error.type`, `error.code`, then the status class (see [`body::category`]) |
-//! | in-band stream error | by the body's `error.type`, never by the 200 |
+//! | in-band stream error | by the body's `error.type` (the Responses API's `code`), never by the 200 |
 //! | transport: connect, DNS, TLS, reset, other | `network` |
 //! | transport: connect timeout, read/idle timeout | `timeout` |
 //! | transport: total deadline | `deadline_exceeded` (not retryable) |

@@ -202,6 +202,10 @@ fn anthropic_body(kind: &str, message: &str, request_id: &str) -> String {
 
 /// The status-form error `name` of `flavour`, or `None` if the flavour has no such error.
 pub fn status_error(flavour: Flavour, name: &str, request_id: &str) -> Option<ErrorResponse> {
+    // OpenAI answers every API's HTTP errors alike.
+    if flavour == Flavour::Responses {
+        return status_error(Flavour::OpenAi, name, request_id);
+    }
     let alias = |name: &str| -> Option<&'static str> {
         Some(match (flavour, name) {
             (Flavour::Anthropic, "server_error") => "api_error",
@@ -227,7 +231,7 @@ pub fn status_error(flavour: Flavour, name: &str, request_id: &str) -> Option<Er
     }
     let name = alias(name).unwrap_or(name);
     match flavour {
-        Flavour::OpenAi => OPENAI.iter().find(|row| row.0 == name).map(
+        Flavour::OpenAi | Flavour::Responses => OPENAI.iter().find(|row| row.0 == name).map(
             |(_, status, kind, code, param, message)| {
                 json(
                     *status,
@@ -278,6 +282,11 @@ pub fn in_band_error(flavour: Flavour, name: &str) -> Option<(Option<&'static st
             Some((Some("error"), data.to_string()))
         }
         Flavour::OpenAi | Flavour::Xai => Some((None, status_form.body)),
+        // The Responses API's `error` event: `{type, code, message, param}`.
+        Flavour::Responses => Some((
+            Some("error"),
+            super::responses::error_event(&status_form.body)?,
+        )),
     }
 }
 

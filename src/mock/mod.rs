@@ -82,6 +82,7 @@ pub mod errors;
 mod fault;
 pub mod render;
 pub mod request;
+mod responses;
 mod server;
 pub mod text;
 pub mod tools;
@@ -99,12 +100,15 @@ pub use behaviour::{Behaviour, UnknownBehaviour, BEHAVIOUR_HEADER};
 pub use fault::{FaultPlan, InvalidFaultSpec, Mix, Outcome, WaitHeaders};
 
 use crate::error::Error;
-use crate::provider::{Anthropic, OpenAiCompatible, Providers};
+use crate::provider::{Anthropic, OpenAiCompatible, OpenAiResponses, Providers};
 
 /// The header that injects a fault into one request (black-box use).
 pub const FAULT_HEADER: &str = "x-mock-fault";
 /// The header whose value keys scripted faults ([`MockServer::script_key`]).
 pub const KEY_HEADER: &str = "x-client-request-id";
+/// The name [`MockServer::providers`] registers OpenAI's Responses API under
+/// (`openai-responses/gpt-5`): `openai` is Chat Completions.
+pub const RESPONSES_PROVIDER: &str = "openai-responses";
 /// The API key steer sends to the mock when no real key is set.
 pub const MOCK_API_KEY: &str = "steer-mock-key";
 
@@ -118,6 +122,9 @@ pub enum Flavour {
     Anthropic,
     /// xAI Chat Completions (chosen for `grok*` models on `/v1/chat/completions`).
     Xai,
+    /// OpenAI's Responses API (`/v1/responses`; xAI and Azure serve the same
+    /// shapes), its HTTP errors OpenAI's.
+    Responses,
 }
 
 /// One request the mock received.
@@ -439,7 +446,8 @@ impl MockServer {
         format!("http://{}/v1", self.addr)
     }
 
-    /// OpenAI, Anthropic and xAI providers pointed at this mock, with a mock key,
+    /// OpenAI, Anthropic and xAI providers pointed at this mock (and OpenAI's
+    /// Responses API as [`RESPONSES_PROVIDER`]), with a mock key,
     /// and steer's default HTTP clients (one per runtime that calls: a client's
     /// connections belong to the runtime that opened them) with a 5 s connect
     /// timeout.
@@ -462,6 +470,14 @@ impl MockServer {
             )
             .with(
                 OpenAiCompatible::xai()
+                    .base_url(self.openai_base_url())
+                    .api_key(MOCK_API_KEY)
+                    .connect_timeout(connect)
+                    .build()?,
+            )
+            .with(
+                OpenAiResponses::openai()
+                    .name(RESPONSES_PROVIDER)
                     .base_url(self.openai_base_url())
                     .api_key(MOCK_API_KEY)
                     .connect_timeout(connect)

@@ -52,7 +52,7 @@ fn anthropic_stop(f: Finish) -> &'static str {
 fn call_prefix(flavour: Flavour) -> &'static str {
     match flavour {
         Flavour::Anthropic => "toolu_",
-        Flavour::OpenAi | Flavour::Xai => "call_",
+        Flavour::OpenAi | Flavour::Xai | Flavour::Responses => "call_",
     }
 }
 
@@ -108,6 +108,7 @@ pub fn sse_frames_as(
     let include_usage = usage.last;
     let completion = completion_tokens(reply);
     match flavour {
+        Flavour::Responses => super::responses::frames(model, reply, id, created, completion),
         Flavour::OpenAi | Flavour::Xai => {
             let prefix = format!(
                 r#"{{"id":{},"object":"chat.completion.chunk","created":{created},"model":{},"system_fingerprint":"fp_mock","choices":"#,
@@ -257,6 +258,9 @@ pub fn json_body(flavour: Flavour, model: &str, reply: &Reply, id: &str, created
     let completion = completion_tokens(reply);
     let prefix = call_prefix(flavour);
     match flavour {
+        Flavour::Responses => {
+            return super::responses::json_body(model, reply, id, created, completion)
+        }
         Flavour::OpenAi | Flavour::Xai => {
             let mut message = json!({"role": "assistant", "content": text, "refusal": null, "annotations": []});
             if !reply.calls.is_empty() {
@@ -322,6 +326,7 @@ pub fn malformed_json_frame(flavour: Flavour) -> Bytes {
         Flavour::OpenAi | Flavour::Xai => {
             data(r#"{"id":"chatcmpl-mock","choices":[{"delta":{"con"#)
         }
+        Flavour::Responses => super::responses::malformed_frame(),
     }
 }
 
@@ -338,7 +343,7 @@ pub fn generic_error(flavour: Flavour, status: u16, request_id: &str) -> ErrorRe
         .unwrap_or("Error");
     let client_error = status < 500;
     let body = match flavour {
-        Flavour::OpenAi => {
+        Flavour::OpenAi | Flavour::Responses => {
             let kind = if client_error {
                 "invalid_request_error"
             } else {

@@ -68,6 +68,9 @@ fn str_field<'a>(v: &'a Value, key: &str, at: &str) -> Result<&'a str, String> {
 
 /// Reads `body` as `flavour`'s API would.
 pub fn read(flavour: Flavour, body: &Value) -> Result<MockRequest, String> {
+    if flavour == Flavour::Responses {
+        return super::responses::read(body);
+    }
     let model = body
         .get("model")
         .and_then(Value::as_str)
@@ -87,7 +90,9 @@ pub fn read(flavour: Flavour, body: &Value) -> Result<MockRequest, String> {
         let at = format!("messages.{i}");
         match flavour {
             Flavour::Anthropic => messages.push(anthropic_message(m, &at)?),
-            Flavour::OpenAi | Flavour::Xai => messages.push(openai_message(m, &at)?),
+            Flavour::OpenAi | Flavour::Xai | Flavour::Responses => {
+                messages.push(openai_message(m, &at)?)
+            }
         }
     }
     let max_tokens = match body
@@ -123,7 +128,7 @@ pub fn read(flavour: Flavour, body: &Value) -> Result<MockRequest, String> {
     let continues_prefill = messages.last().is_some_and(|m| m.role == Role::Assistant)
         && match flavour {
             Flavour::Anthropic => true,
-            Flavour::OpenAi | Flavour::Xai => {
+            Flavour::OpenAi | Flavour::Xai | Flavour::Responses => {
                 continue_final || flagged(last_raw.and_then(|m| m.get("prefix")))
             }
         };
@@ -368,7 +373,7 @@ fn read_choice(
             };
             Ok((Some(choice), parallel))
         }
-        Flavour::OpenAi | Flavour::Xai => {
+        Flavour::OpenAi | Flavour::Xai | Flavour::Responses => {
             let parallel = body.get("parallel_tool_calls").and_then(Value::as_bool);
             let choice = match choice {
                 None | Some(Value::Null) => None,
@@ -408,7 +413,7 @@ fn read_format(flavour: Flavour, body: &Value) -> Result<Option<ResponseFormat>,
                 other => Err(format!("output_config.format.type: unknown {other:?}")),
             }
         }
-        Flavour::OpenAi | Flavour::Xai => {
+        Flavour::OpenAi | Flavour::Xai | Flavour::Responses => {
             let Some(format) = body.get("response_format") else {
                 return Ok(None);
             };

@@ -54,13 +54,17 @@ pub(super) async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>
             post(|s: State<Arc<Shared>>, h: HeaderMap, b: Bytes| handle(s, Api::Messages, h, b)),
         )
         .route(
+            "/v1/responses",
+            post(|s: State<Arc<Shared>>, h: HeaderMap, b: Bytes| handle(s, Api::Responses, h, b)),
+        )
+        .route(
             "/mock/requests",
             axum::routing::get(|s: State<Arc<Shared>>| async move { recorded(&s) }),
         )
         .fallback(|| async {
             json_response(
                 404,
-                r#"{"error":{"message":"steer mock: unknown path (serves POST /v1/chat/completions and POST /v1/messages)","type":"invalid_request_error","param":null,"code":"unknown_url"}}"#.to_string(),
+                r#"{"error":{"message":"steer mock: unknown path (serves POST /v1/chat/completions, POST /v1/messages and POST /v1/responses)","type":"invalid_request_error","param":null,"code":"unknown_url"}}"#.to_string(),
             )
         })
         .with_state(shared);
@@ -79,6 +83,7 @@ pub(super) async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>
 enum Api {
     Chat,
     Messages,
+    Responses,
 }
 
 fn json_response(status: u16, body: String) -> Response {
@@ -98,7 +103,7 @@ fn unix_now() -> u64 {
 
 fn invalid_request(flavour: Flavour, message: &str, request_id: &str) -> ErrorResponse {
     let body = match flavour {
-        Flavour::OpenAi => {
+        Flavour::OpenAi | Flavour::Responses => {
             serde_json::json!({"error": {"message": message, "type": "invalid_request_error", "param": null, "code": null}})
         }
         Flavour::Anthropic => {
@@ -115,7 +120,7 @@ fn invalid_request(flavour: Flavour, message: &str, request_id: &str) -> ErrorRe
 
 fn unauthenticated(flavour: Flavour, request_id: &str) -> ErrorResponse {
     let body = match flavour {
-        Flavour::OpenAi => {
+        Flavour::OpenAi | Flavour::Responses => {
             serde_json::json!({"error": {"message": "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).", "type": "invalid_request_error", "param": null, "code": null}})
         }
         Flavour::Anthropic => {
@@ -178,6 +183,7 @@ async fn handle(
     let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let flavour = match api {
         Api::Messages => Flavour::Anthropic,
+        Api::Responses => Flavour::Responses,
         Api::Chat => {
             let model = json.get("model").and_then(|m| m.as_str()).unwrap_or("");
             if model.starts_with("grok") {
@@ -193,6 +199,7 @@ async fn handle(
             path: match api {
                 Api::Chat => "/v1/chat/completions",
                 Api::Messages => "/v1/messages",
+                Api::Responses => "/v1/responses",
             }
             .to_string(),
             headers: headers
@@ -347,7 +354,7 @@ impl Ctx {
         // bearer token, which the API accepts too.
         let authenticated = match self.flavour {
             Flavour::Anthropic => present("x-api-key") || bearer,
-            Flavour::OpenAi | Flavour::Xai => bearer,
+            Flavour::OpenAi | Flavour::Xai | Flavour::Responses => bearer,
         };
         if !authenticated {
             return Some(self.error_response(
@@ -372,7 +379,7 @@ impl Ctx {
         let h = resp.headers_mut();
         let id = HeaderValue::from_str(&self.request_id).ok();
         match self.flavour {
-            Flavour::OpenAi => {
+            Flavour::OpenAi | Flavour::Responses => {
                 let remaining = if limited { "0" } else { "9999" };
                 h.insert(
                     "x-ratelimit-limit-requests",
@@ -560,6 +567,7 @@ impl Ctx {
         }
         let id = match self.flavour {
             Flavour::Anthropic => format!("msg_{}", &self.request_id[4..]),
+            Flavour::Responses => format!("resp_{}", &self.request_id[4..]),
             _ => format!("chatcmpl-{}", &self.request_id[4..]),
         };
         let created = unix_now();

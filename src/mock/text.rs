@@ -475,10 +475,27 @@ fn compose(
     };
     let mut stop_sequence = None;
     let text: String = chunks.concat();
+    // A server checks its stop sequences as it generates: one that would end
+    // past the token limit never completes, and the limit ends the reply.
+    let generated = match max_tokens {
+        Some(max) => {
+            let mut kept = 0u64;
+            token_pieces(model, &text)
+                .iter()
+                .take_while(|(_, n)| {
+                    kept = kept.saturating_add(u64::from(*n));
+                    kept <= u64::from(max)
+                })
+                .map(|(piece, _)| piece.len())
+                .sum()
+        }
+        None => text.len(),
+    };
     let first_stop = stop
         .iter()
         .filter(|s| !s.is_empty())
         .filter_map(|s| text.find(s.as_str()).map(|at| (at, s)))
+        .filter(|(at, s)| at.saturating_add(s.len()) <= generated)
         .min_by_key(|(at, _)| *at);
     if let Some((at, seq)) = first_stop {
         let mut kept = Vec::new();
@@ -611,6 +628,34 @@ mod tests {
         let r = reply("m", &convo(), None, std::slice::from_ref(&seq), Some(20));
         assert_eq!(r.finish, Finish::StopSequence);
         assert_eq!(r.text(), whole[..whole.find(&seq).unwrap()]);
+    }
+
+    #[test]
+    fn a_stop_sequence_that_would_end_past_the_limit_never_completes() {
+        let whole = reply("m", &convo(), None, &[], Some(20)).text();
+        let words: Vec<&str> = whole.split(' ').collect();
+        // The fourth word is the stop; a limit that ends inside it lets the
+        // limit end the reply, as a server generating token by token does.
+        let seq = format!(" {}", words[3]);
+        let before = whole.find(&seq).unwrap();
+        let limit = |max| {
+            reply(
+                "m",
+                &convo(),
+                Some(max),
+                std::slice::from_ref(&seq),
+                Some(20),
+            )
+        };
+        let fits = count_tokens("m", &whole[..before + seq.len()]);
+        let r = limit(u32::try_from(fits).unwrap());
+        assert_eq!(
+            (r.finish, r.text()),
+            (Finish::StopSequence, whole[..before].to_string())
+        );
+        let r = limit(u32::try_from(fits - 1).unwrap());
+        assert_eq!(r.finish, Finish::Length);
+        assert!(r.text().len() > before, "{:?}", r.text());
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use http::HeaderName;
 
-use crate::model::ChatRequest;
+use crate::model::{ChatRequest, ChatResponse};
 use crate::prefill::Prefill;
 use crate::wire::{ParseReply, StreamDecoder};
 
@@ -46,6 +46,15 @@ pub trait WireFormat: Sealed + Clone + std::fmt::Debug + Send + Sync + 'static {
 
     /// The parser of a whole (non-streaming) reply.
     fn parse_reply(&self) -> ParseReply;
+
+    /// The decoder of `req`'s stream.
+    fn decoder(&self, _req: &ChatRequest) -> Self::Decoder {
+        Self::Decoder::default()
+    }
+
+    /// What the client does to a whole reply that the API leaves to it (stop
+    /// sequences where the API has none).
+    fn finish_reply(&self, _req: &ChatRequest, _reply: &mut ChatResponse) {}
 
     /// Whether and how the server continues a final assistant message for `model`.
     fn prefill(&self, model: &str) -> Prefill;

@@ -173,12 +173,14 @@ impl<F: WireFormat> Provider for HttpProvider<F> {
         // would be kept in the future beside the attempt's.
         let request = self.request(req, false).map_err(|e| *e)?;
         let attempt = http::generate(self.context(req), request, req, self.format.parse_reply());
-        attempt.await
+        let mut reply = attempt.await?;
+        self.format.finish_reply(req, &mut reply);
+        Ok(reply)
     }
 
     async fn stream(&self, req: &ChatRequest) -> Result<EventStream, ProviderError> {
         let request = self.request(req, true).map_err(|e| *e)?;
-        let attempt = http::stream(self.context(req), request, req, F::Decoder::default());
+        let attempt = http::stream(self.context(req), request, req, self.format.decoder(req));
         attempt.await
     }
 }

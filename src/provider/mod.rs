@@ -1,5 +1,6 @@
 //! Provider clients: one trait, one HTTP provider over each API's wire format
-//! (Chat Completions for OpenAI-compatible servers, Anthropic Messages), and
+//! (Chat Completions for OpenAI-compatible servers, Anthropic Messages, the
+//! Responses API), and
 //! the registry that resolves `provider/model` ids.
 //!
 //! A provider makes exactly one attempt per call. It never retries on its own:
@@ -14,6 +15,7 @@ pub mod http;
 mod http_provider;
 mod openai;
 mod registry;
+mod responses;
 
 use std::pin::Pin;
 
@@ -25,6 +27,7 @@ pub use format::WireFormat;
 pub use http_provider::{HttpProvider, HttpProviderBuilder};
 pub use openai::{ChatCompletions, OpenAiCompatible, OpenAiCompatibleBuilder};
 pub use registry::Providers;
+pub use responses::{OpenAiResponses, OpenAiResponsesBuilder, Responses};
 
 use crate::error::ProviderError;
 use crate::model::{ChatRequest, ChatResponse, ProviderEvent};

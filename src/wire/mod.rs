@@ -9,6 +9,7 @@ mod calls;
 pub mod openai;
 pub mod responses;
 pub mod sse;
+pub mod stop;
 
 use serde_json::{Map, Value};
 

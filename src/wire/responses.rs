@@ -4,9 +4,10 @@
 //! `sequence_number`.
 //!
 //! Shapes from openai-python's generated types (`types/responses/`), as listed in
-//! the reference (`responses-api.md` §2-§4). What the API cannot express (stop
-//! sequences, a final assistant message to continue) is an error before any
-//! HTTP call.
+//! the reference (`responses-api.md` §2-§4). The API has no stop sequences:
+//! steer applies a request's own ([`super::stop`]), ending the reply before the
+//! first, as a server would (the tokens generated past it are billed). A final
+//! assistant message is sent as history: the API answers it afresh.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -53,18 +54,6 @@ impl<'a> RequestBody<'a> {
     /// The body for `req`, or why the Responses API cannot express it.
     pub fn new(req: &'a ChatRequest, stream: bool) -> Result<Self, String> {
         super::check_request(req)?;
-        if !req.stop.is_empty() {
-            return Err(
-                "the Responses API has no stop sequences: send this request \
-                        through Chat Completions, or without `stop`"
-                    .into(),
-            );
-        }
-        if req.messages.last().is_some_and(|m| {
-            m.role == Role::Assistant && !m.content.iter().any(|p| matches!(p, Part::ToolCall(_)))
-        }) {
-            return Err("the Responses API does not continue a final assistant message".into());
-        }
         let leading = req
             .messages
             .iter()
@@ -269,6 +258,9 @@ pub struct ResponseObject {
     /// Why an `incomplete` response stopped.
     #[serde(default)]
     pub incomplete_details: Option<IncompleteDetails>,
+    /// What a `failed` response failed with: `{code, message}`.
+    #[serde(default)]
+    pub error: Option<Value>,
 }
 
 /// `incomplete_details`.
@@ -363,9 +355,7 @@ pub fn parse_response(body: &[u8]) -> Result<super::openai::Parsed, DecodeError>
         )));
     }
     if matches!(response.status.as_deref(), Some("failed" | "cancelled")) {
-        return Err(DecodeError::InBand(
-            String::from_utf8_lossy(body).into_owned(),
-        ));
+        return Err(failed(&response, body));
     }
     let mut text = String::new();
     let mut refused = false;
@@ -401,6 +391,18 @@ pub fn parse_response(body: &[u8]) -> Result<super::openai::Parsed, DecodeError>
         id: response.id,
         tool_calls,
     })
+}
+
+/// A failed (or cancelled) response as the error it carries, in the
+/// `{"error": {code, message}}` shape the classifier reads; the whole body when
+/// it names none.
+fn failed(response: &ResponseObject, whole: &[u8]) -> DecodeError {
+    match &response.error {
+        Some(error) if error.is_object() => {
+            DecodeError::InBand(serde_json::json!({ "error": error }).to_string())
+        }
+        _ => DecodeError::InBand(String::from_utf8_lossy(whole).into_owned()),
+    }
 }
 
 /// One stream event: its `type`, its sequence number, and the fields steer reads.
@@ -441,6 +443,7 @@ struct Event {
 /// ```
 #[derive(Debug, Default)]
 pub struct Decoder {
+    stop: super::stop::StopScan,
     cursor: TextCursor,
     calls: super::CallAssembler,
     id_sent: bool,
@@ -451,6 +454,35 @@ pub struct Decoder {
 }
 
 impl Decoder {
+    /// A decoder that ends the reply before the first of `stops`.
+    pub fn with_stops(stops: Vec<String>) -> Self {
+        Decoder {
+            stop: super::stop::StopScan::new(stops),
+            ..Decoder::default()
+        }
+    }
+
+    /// Text generated: passed on, or held while it may begin a stop sequence;
+    /// at a stop sequence the reply completes there.
+    fn text(&mut self, text: String, out: &mut Vec<ProviderEvent>) -> Progress {
+        if !self.stop.is_active() {
+            self.cursor.delta(text, out);
+            return Progress::Continue;
+        }
+        let (pass, stopped) = self.stop.push(&text);
+        self.cursor.delta(pass, out);
+        if !stopped {
+            return Progress::Continue;
+        }
+        // Calls after the stop are not made; the usage is not known yet.
+        self.ended = true;
+        out.push(ProviderEvent::Complete {
+            finish_reason: FinishReason::Stop,
+            usage: None,
+        });
+        Progress::Done
+    }
+
     /// The sequence number of the last event read: where a server-side resume
     /// starts after (`starting_after`).
     pub fn last_sequence_number(&self) -> Option<u64> {
@@ -473,6 +505,8 @@ impl Decoder {
             DecodeError::Malformed("a terminal event without its response".into())
         })?;
         self.response_id(Some(&response), out);
+        let held = self.stop.finish();
+        self.cursor.delta(held, out);
         let usage = response.usage.map(Usage::from);
         if let Some(u) = usage {
             out.push(ProviderEvent::Usage(u));
@@ -525,13 +559,13 @@ impl StreamDecoder for Decoder {
             }
             "response.output_text.delta" => {
                 if let Some(text) = event.delta {
-                    self.cursor.delta(text, out);
+                    return Ok(self.text(text, out));
                 }
             }
             "response.refusal.delta" => {
                 if let Some(text) = event.delta {
                     self.refusal = true;
-                    self.cursor.delta(text, out);
+                    return Ok(self.text(text, out));
                 }
             }
             "response.output_item.added" => {
@@ -564,7 +598,13 @@ impl StreamDecoder for Decoder {
             "response.completed" | "response.incomplete" => {
                 return self.terminal(event.response, out)
             }
-            "response.failed" | "error" => return Err(DecodeError::InBand(data.to_string())),
+            "response.failed" => {
+                return Err(match &event.response {
+                    Some(response) => failed(response, data.as_bytes()),
+                    None => DecodeError::InBand(data.to_string()),
+                })
+            }
+            "error" => return Err(DecodeError::InBand(data.to_string())),
             // Reasoning, hosted tools, annotations and what later versions add.
             _ => {}
         }

@@ -157,4 +157,57 @@ structured = json.loads(r3.content[0].text)
 assert isinstance(structured["city"], str), structured
 out["anthropic_tools"] = {"arguments": use.input, "structured": structured}
 
+# The Responses API, parsed by the official client's typed models.
+r = oa.responses.create(model="gpt-5-mini", instructions="You are terse.", input="Tell me about rivers.")
+assert r.object == "response" and r.status == "completed", r
+assert r.usage.total_tokens == r.usage.input_tokens + r.usage.output_tokens, r.usage
+text, kinds, sequence, final = [], [], [], None
+with oa.responses.create(model="gpt-5-mini", instructions="You are terse.", input="Tell me about rivers.",
+                         stream=True) as s:
+    for event in s:
+        kinds.append(event.type)
+        sequence.append(event.sequence_number)
+        if event.type == "response.output_text.delta":
+            text.append(event.delta)
+        if event.type == "response.completed":
+            final = event.response
+assert kinds[0] == "response.created" and kinds[-1] == "response.completed", kinds
+assert sequence == list(range(len(sequence))), sequence
+assert final.output_text == r.output_text, (final.output_text, r.output_text)
+out["responses"] = {"text": r.output_text, "stream_text": "".join(text),
+                    "stream_usage": final.usage.output_tokens, "request_id": r._request_id}
+r = oa.responses.create(model="gpt-5-mini", input="What's the weather in Oslo?", tool_choice="required",
+                        tools=[{"type": "function", "name": "get_weather", "parameters": weather, "strict": True}])
+call = [o for o in r.output if o.type == "function_call"][0]
+args = json.loads(call.arguments)
+assert call.name == "get_weather" and call.call_id.startswith("call_"), call
+pieces, done = "", None
+with oa.responses.create(model="gpt-5-mini", input="What's the weather in Oslo?", tool_choice="required",
+                         stream=True,
+                         tools=[{"type": "function", "name": "get_weather", "parameters": weather, "strict": True}]) as s:
+    for event in s:
+        if event.type == "response.function_call_arguments.delta":
+            pieces += event.delta
+        if event.type == "response.output_item.done" and event.item.type == "function_call":
+            done = event.item
+assert json.loads(pieces) == args and done.call_id == call.call_id, (pieces, done)
+r2 = oa.responses.create(model="gpt-5-mini", input=[
+    {"role": "user", "content": "What's the weather in Oslo?"},
+    {"type": "function_call", "call_id": call.call_id, "name": call.name, "arguments": call.arguments},
+    {"type": "function_call_output", "call_id": call.call_id, "output": '{"forecast": "rain"}'}],
+    tools=[{"type": "function", "name": "get_weather", "parameters": weather, "strict": True}])
+assert r2.status == "completed" and r2.output_text, r2
+r3 = oa.responses.create(model="gpt-5-mini", input="Tell me about rivers.",
+                         text={"format": {"type": "json_schema", "name": "forecast", "schema": weather, "strict": True}})
+structured = json.loads(r3.output_text)
+out["responses_tools"] = {"arguments": args, "structured": structured}
+errors = []
+with oa.responses.create(model="gpt-5-mini", input="Tell me about rivers.", stream=True,
+                         extra_headers={"x-mock-fault": "stream_error?name=rate_limit&after=2"}) as s:
+    for event in s:
+        if event.type == "error":
+            errors.append({"code": event.code, "message": event.message})
+assert len(errors) == 1, errors
+out["responses_in_band"] = errors[0]
+
 print(json.dumps(out))

@@ -79,16 +79,65 @@ fn a_conversation_becomes_instructions_and_input_items() {
 }
 
 #[test]
+fn stop_sequences_are_the_clients_the_body_has_none() {
+    let mut req = request(vec![Message::user("Hi")]);
+    req.stop = vec!["END".into()];
+    let b = body(&req);
+    assert!(b.get("stop").is_none(), "{b}");
+}
+
+#[test]
+fn a_stream_ends_before_its_first_stop_sequence_even_across_chunks() {
+    let delta = |n: u64, text: &str| {
+        format!(
+            r#"{{"type":"response.output_text.delta","sequence_number":{n},"output_index":0,"content_index":0,"delta":{}}}"#,
+            serde_json::Value::from(text)
+        )
+    };
+    let mut d = Decoder::with_stops(vec!["END".into()]);
+    let mut out = Vec::new();
+    let events = [delta(1, "Hello E"), delta(2, "N"), delta(3, "D and more")];
+    let mut last = Ok(Progress::Continue);
+    for e in &events {
+        last = d.on_event("", e, &mut out);
+        if last != Ok(Progress::Continue) {
+            break;
+        }
+    }
+    assert_eq!(last, Ok(Progress::Done));
+    let text: String = out
+        .iter()
+        .filter_map(|e| match e {
+            ProviderEvent::TextDelta { text, .. } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(text, "Hello ");
+    assert!(matches!(
+        out.last(),
+        Some(ProviderEvent::Complete {
+            finish_reason: FinishReason::Stop,
+            usage: None
+        })
+    ));
+    // Text that only began like a stop sequence is delivered at the end.
+    let mut d = Decoder::with_stops(vec!["END".into()]);
+    let mut out = Vec::new();
+    d.on_event("", &delta(1, "so E"), &mut out).unwrap();
+    let done = TEXT_STREAM[8];
+    assert_eq!(d.on_event("", done, &mut out), Ok(Progress::Done));
+    let texts: Vec<&str> = out
+        .iter()
+        .filter_map(|e| match e {
+            ProviderEvent::TextDelta { text, .. } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(texts, ["so ", "E"], "{out:?}");
+}
+
+#[test]
 fn what_the_api_cannot_express_is_an_error_before_any_call() {
-    let mut stop = request(vec![Message::user("Hi")]);
-    stop.stop = vec!["END".into()];
-    assert!(request_json(&stop, false)
-        .unwrap_err()
-        .contains("no stop sequences"));
-    let prefill = request(vec![Message::user("Hi"), Message::assistant("Once upon")]);
-    assert!(request_json(&prefill, false)
-        .unwrap_err()
-        .contains("final assistant message"));
     let failed_tool = request(vec![Message {
         role: Role::Tool,
         content: vec![Part::ToolResult(ToolResult {
@@ -144,10 +193,15 @@ fn a_whole_reply_gives_text_calls_usage_and_its_finish() {
 fn a_failed_or_unfinished_response_or_a_body_of_the_wrong_shape_is_never_a_reply() {
     let failed = br#"{"id":"r","object":"response","status":"failed",
         "error":{"code":"server_error","message":"The model failed."},"output":[]}"#;
-    assert!(matches!(
-        parse_response(failed),
-        Err(DecodeError::InBand(_))
-    ));
+    let Err(DecodeError::InBand(carried)) = parse_response(failed) else {
+        panic!("a failed response is its error")
+    };
+    assert_eq!(
+        crate::classify::body::parse(carried.as_bytes())
+            .code
+            .as_deref(),
+        Some("server_error")
+    );
     let queued = br#"{"id":"r","object":"response","status":"queued","output":[]}"#;
     assert!(matches!(
         parse_response(queued),
@@ -254,7 +308,12 @@ fn created_is_no_success_an_error_after_it_is_in_band() {
         .any(|e| matches!(e, ProviderEvent::Complete { .. })));
     let failed = r#"{"type":"response.failed","sequence_number":2,"response":{"id":"resp_7","object":"response","status":"failed","error":{"code":"server_error","message":"An error occurred while processing your request."},"output":[]}}"#;
     let (_, last, _) = run(&[TEXT_STREAM[0], failed]);
-    assert!(matches!(last, Err(DecodeError::InBand(_))));
+    let Err(DecodeError::InBand(carried)) = last else {
+        panic!("{last:?}")
+    };
+    // The classifier reads `error.code`: the failure is handed over in that shape.
+    let info = crate::classify::body::parse(carried.as_bytes());
+    assert_eq!(info.code.as_deref(), Some("server_error"));
 }
 
 #[test]

@@ -1,0 +1,111 @@
+//! OpenAI's Responses API: OpenAI, xAI, and any server speaking it
+//! ([`OpenAiResponses`]).
+
+use http::HeaderName;
+
+use super::endpoint::EndpointBuilder;
+use super::format::{Sealed, WireFormat};
+use super::http_provider::{HttpProvider, HttpProviderBuilder};
+use crate::model::{ChatRequest, ChatResponse};
+use crate::prefill::Prefill;
+use crate::wire::responses as wire;
+use crate::wire::ParseReply;
+
+/// A Responses API provider (`POST {base}/responses`, bearer key): the API
+/// OpenAI and xAI now put first, and the only one some models answer on.
+///
+/// ```
+/// use steer_llm::provider::OpenAiResponses;
+/// let openai = OpenAiResponses::openai().api_key("sk-...").build().unwrap();
+/// assert_eq!(openai.base_url(), "https://api.openai.com/v1");
+/// ```
+pub type OpenAiResponses = HttpProvider<Responses>;
+
+/// Builds an [`OpenAiResponses`] provider.
+pub type OpenAiResponsesBuilder = HttpProviderBuilder<Responses>;
+
+/// The Responses API wire format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Responses;
+
+impl Sealed for Responses {}
+
+impl WireFormat for Responses {
+    type Decoder = wire::Decoder;
+    const NAME: &'static str = "OpenAiResponses";
+
+    fn path(&self) -> &'static str {
+        "/responses"
+    }
+
+    fn key_header(&self) -> (HeaderName, &'static str) {
+        (http::header::AUTHORIZATION, "Bearer ")
+    }
+
+    fn body(&self, req: &ChatRequest, stream: bool) -> Result<Vec<u8>, String> {
+        wire::request_json(req, stream)
+    }
+
+    fn check(&self, req: &ChatRequest) -> Result<(), String> {
+        wire::RequestBody::new(req, false).map(|_| ())
+    }
+
+    fn parse_reply(&self) -> ParseReply {
+        wire::parse_response
+    }
+
+    /// The API has no stop sequences: the decoder ends the reply before the first.
+    fn decoder(&self, req: &ChatRequest) -> wire::Decoder {
+        wire::Decoder::with_stops(req.stop.clone())
+    }
+
+    fn finish_reply(&self, req: &ChatRequest, reply: &mut ChatResponse) {
+        if let Some(at) = crate::wire::stop::first_stop(&reply.text, &req.stop) {
+            reply.text.truncate(at);
+            reply.tool_calls.clear();
+            reply.finish_reason = crate::model::FinishReason::Stop;
+        }
+    }
+
+    /// The Responses API answers a final assistant message afresh: a broken
+    /// stream is continued with the "continue" message.
+    fn prefill(&self, _model: &str) -> Prefill {
+        Prefill::None
+    }
+}
+
+impl OpenAiResponses {
+    /// OpenAI: `OPENAI_API_KEY`, `OPENAI_BASE_URL`, default `https://api.openai.com/v1`.
+    pub fn openai() -> OpenAiResponsesBuilder {
+        HttpProviderBuilder::new(
+            EndpointBuilder::new(
+                "openai",
+                Some("https://api.openai.com/v1"),
+                Some("OPENAI_API_KEY"),
+                Some("OPENAI_BASE_URL"),
+            ),
+            Responses,
+        )
+    }
+
+    /// xAI: `XAI_API_KEY`, `XAI_BASE_URL`, default `https://api.x.ai/v1`.
+    pub fn xai() -> OpenAiResponsesBuilder {
+        HttpProviderBuilder::new(
+            EndpointBuilder::new(
+                "xai",
+                Some("https://api.x.ai/v1"),
+                Some("XAI_API_KEY"),
+                Some("XAI_BASE_URL"),
+            ),
+            Responses,
+        )
+    }
+
+    /// Any server speaking the Responses API, registered under `name`;
+    /// `base_url` ends before `/responses` (usually with `/v1`).
+    pub fn custom(name: &str, base_url: &str) -> OpenAiResponsesBuilder {
+        let mut endpoint = EndpointBuilder::new(name, None, None, None);
+        endpoint.base_url = Some(base_url.to_string());
+        HttpProviderBuilder::new(endpoint, Responses)
+    }
+}
