@@ -79,7 +79,8 @@ async fn the_caller_of_the_service_receives_the_fault_free_reply() {
     );
     assert!(metrics.contains("steer_time_to_first_token_seconds_bucket"));
     let reliability = common::get_json(addr, "/reliability").await;
-    assert_eq!(reliability["providers"].as_array().map(Vec::len), Some(3));
+    // OpenAI, Anthropic, xAI and the Responses API.
+    assert_eq!(reliability["providers"].as_array().map(Vec::len), Some(4));
     handle.stop(true).await;
 }
 

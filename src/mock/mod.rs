@@ -163,8 +163,26 @@ impl RecordedRequest {
         self.body.get("model").and_then(|v| v.as_str())
     }
 
-    /// The last message's role and text.
+    /// The last message's role and text (for the Responses API, the last
+    /// input item that is a message).
     pub fn last_message(&self) -> Option<(String, String)> {
+        if self.flavour == Flavour::Responses {
+            return match self.body.get("input")? {
+                serde_json::Value::String(text) => Some(("user".into(), text.clone())),
+                items => {
+                    let last = items.as_array()?.iter().rev().find(|item| {
+                        item.get("type")
+                            .and_then(|t| t.as_str())
+                            .unwrap_or("message")
+                            == "message"
+                    })?;
+                    Some((
+                        last.get("role")?.as_str()?.to_string(),
+                        request::text_of(last.get("content")?)?,
+                    ))
+                }
+            };
+        }
         let last = self.body.get("messages")?.as_array()?.last()?;
         Some((
             last.get("role")?.as_str()?.to_string(),

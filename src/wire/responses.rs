@@ -408,8 +408,11 @@ fn failed(response: &ResponseObject, whole: &[u8]) -> DecodeError {
 /// One stream event: its `type`, its sequence number, and the fields steer reads.
 #[derive(Deserialize)]
 struct Event {
-    #[serde(rename = "type")]
-    kind: String,
+    /// Required, but for a gateway's error line (`{"error": {...}}`).
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    #[serde(default)]
+    error: Option<serde::de::IgnoredAny>,
     #[serde(default)]
     sequence_number: Option<u64>,
     #[serde(default)]
@@ -553,7 +556,16 @@ impl StreamDecoder for Decoder {
         if let Some(n) = event.sequence_number {
             self.last_sequence = Some(n);
         }
-        match event.kind.as_str() {
+        let Some(kind) = event.kind.as_deref() else {
+            // A gateway (LiteLLM) passes an upstream's failure on as an error
+            // object of its own, in every format.
+            return Err(if event.error.is_some() {
+                DecodeError::InBand(data.to_string())
+            } else {
+                DecodeError::Malformed(format!("stream event without a type: {:?}", snippet(data)))
+            });
+        };
+        match kind {
             "response.created" | "response.in_progress" | "response.queued" => {
                 self.response_id(event.response.as_ref(), out)
             }

@@ -353,6 +353,10 @@ fn unknown_events_are_ignored_and_events_without_a_type_are_malformed() {
     assert!(out.is_empty(), "{out:?}");
     let (_, last, _) = run(&[r#"{"sequence_number":1,"delta":"x"}"#]);
     assert!(matches!(last, Err(DecodeError::Malformed(_))));
+    // A gateway's error line has no type: it is the error it carries.
+    let gateway = r#"{"error": {"message": "litellm.InternalServerError: AnthropicError - Overloaded", "type": null, "param": null, "code": "500"}}"#;
+    let (_, last, _) = run(&[TEXT_STREAM[0], gateway]);
+    assert_eq!(last, Err(DecodeError::InBand(gateway.to_string())));
     let (_, last, _) = run(&[r#"{"type":"response.output_text.delta","delta":"#]);
     assert!(matches!(last, Err(DecodeError::Malformed(_))));
 }
