@@ -32,7 +32,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 
 use crate::error::{ConfigError, Error};
-use crate::provider::{Anthropic, OpenAiCompatible, Providers};
+use crate::provider::{Anthropic, OpenAiCompatible, OpenAiResponses, Providers};
 use crate::runtime::group::{Group, Selection};
 use crate::runtime::ClientBuilder;
 
@@ -120,6 +120,17 @@ pub enum Kind {
     Xai,
 }
 
+/// Which API of an OpenAI-format deployment is called.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Api {
+    /// Chat Completions (`/chat/completions`), the default.
+    #[default]
+    Chat,
+    /// The Responses API (`/responses`).
+    Responses,
+}
+
 /// One deployment.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -138,6 +149,9 @@ pub struct DeploymentConfig {
     /// continues by model (Claude before 4.6) and takes no setting.
     #[serde(default)]
     pub prefill: Option<crate::Prefill>,
+    /// For an OpenAI or xAI deployment: `chat` (default) or `responses`.
+    #[serde(default)]
+    pub api: Option<Api>,
 }
 
 /// One model group.
@@ -272,7 +286,36 @@ impl Config {
                              continues by model (Claude before 4.6)",
                         ));
                     }
+                    if d.api.is_some() {
+                        return Err(ConfigError::setting(
+                            format!("deployments.{name}.api"),
+                            "api (chat or responses) is for OpenAI and xAI deployments; an \
+                             Anthropic deployment speaks Messages",
+                        ));
+                    }
                     let mut b = Anthropic::builder().name(name.as_str());
+                    if let Some(url) = base {
+                        b = b.base_url(url);
+                    }
+                    if let Some(k) = key {
+                        b = b.api_key(k);
+                    }
+                    std::sync::Arc::new(b.build()?)
+                }
+                Kind::Openai | Kind::Xai if d.api == Some(Api::Responses) => {
+                    if d.prefill.is_some() {
+                        return Err(ConfigError::setting(
+                            format!("deployments.{name}.prefill"),
+                            "the Responses API continues no final assistant message: a \
+                             deployment with api = \"responses\" takes no prefill",
+                        ));
+                    }
+                    let mut b = if d.kind == Kind::Xai {
+                        OpenAiResponses::xai()
+                    } else {
+                        OpenAiResponses::openai()
+                    }
+                    .name(name.as_str());
                     if let Some(url) = base {
                         b = b.base_url(url);
                     }
@@ -433,6 +476,51 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("line 2") && err.contains("duration"), "{err}");
+    }
+
+    #[test]
+    fn a_deployment_says_which_api_it_calls() {
+        let c = Config::from_toml(
+            "[deployments.r]\nkind = \"openai\"\napi = \"responses\"\nbase_url = \"http://127.0.0.1:9/v1\"\n[deployments.c]\nkind = \"xai\"\napi = \"chat\"\nbase_url = \"http://127.0.0.1:9/v1\"\n",
+        )
+        .unwrap();
+        assert!(c.deployments(Providers::new(), |_| None).is_ok());
+        for wrong in [
+            "[deployments.a]\nkind = \"anthropic\"\napi = \"responses\"\n",
+            "[deployments.r]\nkind = \"openai\"\napi = \"responses\"\nprefill = \"trailing\"\n",
+        ] {
+            let c = Config::from_toml(wrong).unwrap();
+            assert!(matches!(
+                c.deployments(Providers::new(), |_| None),
+                Err(Error::Config(_))
+            ));
+        }
+        let err = Config::from_toml("[deployments.d]\nkind = \"openai\"\napi = \"assistants\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("api"), "{err}");
+    }
+
+    /// A deployment with `api = "responses"` sends its requests to `/v1/responses`.
+    #[cfg(feature = "mock")]
+    #[tokio::test]
+    async fn a_responses_deployment_calls_the_responses_api() {
+        let mock = crate::mock::MockServer::start().await.unwrap();
+        let c =
+            Config::from_toml("[deployments.r]\nkind = \"openai\"\napi = \"responses\"\n").unwrap();
+        let url = mock.openai_base_url();
+        let providers = c
+            .deployments(Providers::new(), |_| {
+                Some((url.clone(), crate::mock::MOCK_API_KEY.to_string()))
+            })
+            .unwrap();
+        let req = crate::ChatRequest::new("r/gpt-5-mini")
+            .unwrap()
+            .user("Hello");
+        let reply = providers.generate(&req).await.unwrap();
+        assert!(!reply.text.is_empty());
+        let log = mock.requests();
+        assert_eq!(log.last().map(|r| r.path.as_str()), Some("/v1/responses"));
     }
 
     #[test]

@@ -221,7 +221,12 @@ async fn a_stream_broken_midway_completes_on_the_next_target_in_its_wire_format(
     use futures::StreamExt;
     use steer_llm::mock::text::{self, Turn};
     use steer_llm::StreamEvent;
-    let models = [MINI, HAIKU, "xai/grok-3-mini", "openai-responses/gpt-5-mini"];
+    let models = [
+        MINI,
+        HAIKU,
+        "xai/grok-3-mini",
+        "openai-responses/gpt-5-mini",
+    ];
     let mock = MockServer::builder().start_background().unwrap();
     let mut case = 0;
     for first in models {
