@@ -32,7 +32,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 
 use crate::error::{ConfigError, Error};
-use crate::provider::{Anthropic, OpenAiCompatible, OpenAiResponses, Providers};
+use crate::provider::{Anthropic, OpenAiApis, OpenAiCompatible, OpenAiResponses, Providers};
 use crate::runtime::group::{Group, Selection};
 use crate::runtime::ClientBuilder;
 
@@ -149,7 +149,10 @@ pub struct DeploymentConfig {
     /// continues by model (Claude before 4.6) and takes no setting.
     #[serde(default)]
     pub prefill: Option<crate::Prefill>,
-    /// For an OpenAI or xAI deployment: `chat` (default) or `responses`.
+    /// For an OpenAI or xAI deployment: `chat` or `responses`. Unset, an
+    /// OpenAI deployment calls Chat Completions and moves the models that live
+    /// only on the Responses API there ([`crate::provider::OpenAiApis`]); an
+    /// xAI one calls Chat Completions.
     #[serde(default)]
     pub api: Option<Api>,
 }
@@ -325,6 +328,8 @@ impl Config {
                     std::sync::Arc::new(b.build()?)
                 }
                 Kind::Openai | Kind::Xai => {
+                    let both = d.kind == Kind::Openai && d.api.is_none();
+                    let mut r = OpenAiResponses::openai().name(name.as_str());
                     let mut b = if d.kind == Kind::Xai {
                         OpenAiCompatible::xai()
                     } else {
@@ -332,15 +337,21 @@ impl Config {
                     }
                     .name(name.as_str());
                     if let Some(url) = base {
+                        r = r.base_url(url.clone());
                         b = b.base_url(url);
                     }
                     if let Some(k) = key {
+                        r = r.api_key(k.clone());
                         b = b.api_key(k);
                     }
                     if let Some(p) = d.prefill {
                         b = b.prefill(p);
                     }
-                    std::sync::Arc::new(b.build()?)
+                    if both {
+                        std::sync::Arc::new(OpenAiApis::new(b.build()?, r.build()?)?)
+                    } else {
+                        std::sync::Arc::new(b.build()?)
+                    }
                 }
             };
             providers.register(built);

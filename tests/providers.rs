@@ -1,11 +1,11 @@
-//! All three providers through the real HTTP path against the mock: success,
+//! Every provider through the real HTTP path against the mock: success,
 //! streaming, request shape, prefill continuation.
 #![cfg(feature = "mock")]
 
 mod common;
 
 use common::{delta_text, drain, expected_text, request, MODELS};
-use steer_llm::mock::{MockServer, MOCK_API_KEY};
+use steer_llm::mock::{FaultPlan, MockServer, MOCK_API_KEY};
 use steer_llm::{
     Anthropic, ChatRequest, Error, FinishReason, OpenAiCompatible, Prefill, Provider,
     ProviderEvent, Providers,
@@ -258,7 +258,16 @@ fn keys_never_show_in_debug_output() {
     let p = OpenAiCompatible::openai().api_key(key).build().unwrap();
     let a = Anthropic::builder().api_key(key).build().unwrap();
     let builder = OpenAiCompatible::xai().api_key(key);
+    let both = steer_llm::provider::OpenAiApis::new(
+        p.clone(),
+        steer_llm::provider::OpenAiResponses::openai()
+            .api_key(key)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
     for text in [
+        format!("{both:?}"),
         format!("{p:?}"),
         format!("{a:?}"),
         format!("{builder:?}"),
@@ -329,4 +338,40 @@ async fn the_mock_keeps_only_the_latest_requests() {
         .await
         .unwrap();
     assert!(off.requests().is_empty());
+}
+
+#[tokio::test]
+async fn a_model_that_lives_only_on_the_responses_api_is_moved_there_once_and_remembered() {
+    let mock = MockServer::start().await.unwrap();
+    let providers = mock.providers().unwrap();
+    let paths = || -> Vec<String> { mock.requests().iter().map(|r| r.path.clone()).collect() };
+    // OpenAI answers o3-pro on Chat Completions with its 400: the attempt moves.
+    let req = request("openai/o3-pro");
+    let reply = providers.generate(&req).await.unwrap();
+    assert_eq!(reply.text, expected_text(&req, None));
+    assert_eq!(paths(), ["/v1/chat/completions", "/v1/responses"]);
+    // Remembered: straight to the Responses API, streamed too.
+    mock.clear_requests();
+    let req = request("openai/o3-pro");
+    let (events, err) = drain(providers.stream(&req).await.unwrap()).await;
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(delta_text(&events), expected_text(&req, None));
+    assert_eq!(paths(), ["/v1/responses"]);
+    // Codex models go there from the start; the others stay on Chat Completions.
+    mock.clear_requests();
+    providers
+        .generate(&request("openai/gpt-5-codex"))
+        .await
+        .unwrap();
+    providers
+        .generate(&request("openai/gpt-4o-mini"))
+        .await
+        .unwrap();
+    assert_eq!(paths(), ["/v1/responses", "/v1/chat/completions"]);
+    // A server that says nothing of the kind is not moved: its 400 stays its error.
+    mock.clear_requests();
+    mock.push_faults([FaultPlan::error("invalid_request")]);
+    let err = providers.generate(&request("openai/gpt-4o")).await;
+    assert!(matches!(err, Err(Error::Provider(e)) if e.status() == Some(400)));
+    assert_eq!(paths(), ["/v1/chat/completions"]);
 }

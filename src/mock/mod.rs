@@ -100,7 +100,7 @@ pub use behaviour::{Behaviour, UnknownBehaviour, BEHAVIOUR_HEADER};
 pub use fault::{FaultPlan, InvalidFaultSpec, Mix, Outcome, WaitHeaders};
 
 use crate::error::Error;
-use crate::provider::{Anthropic, OpenAiCompatible, OpenAiResponses, Providers};
+use crate::provider::{Anthropic, OpenAiApis, OpenAiCompatible, OpenAiResponses, Providers};
 
 /// The header that injects a fault into one request (black-box use).
 pub const FAULT_HEADER: &str = "x-mock-fault";
@@ -472,13 +472,18 @@ impl MockServer {
     pub fn providers(&self) -> Result<Providers, Error> {
         let connect = Duration::from_secs(5);
         Ok(Providers::new()
-            .with(
+            .with(OpenAiApis::new(
                 OpenAiCompatible::openai()
                     .base_url(self.openai_base_url())
                     .api_key(MOCK_API_KEY)
                     .connect_timeout(connect)
                     .build()?,
-            )
+                OpenAiResponses::openai()
+                    .base_url(self.openai_base_url())
+                    .api_key(MOCK_API_KEY)
+                    .connect_timeout(connect)
+                    .build()?,
+            )?)
             .with(
                 Anthropic::builder()
                     .base_url(self.base_url())

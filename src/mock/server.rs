@@ -79,7 +79,7 @@ pub(super) async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>
     let _ = axum::serve(listener, app).await;
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Api {
     Chat,
     Messages,
@@ -252,6 +252,17 @@ async fn handle(
     if let Some(resp) = ctx.check_headers(&headers) {
         return resp;
     }
+    if api == Api::Chat && flavour == Flavour::OpenAi && responses_only(&json) {
+        // OpenAI's answer to a Responses-only model on Chat Completions
+        // (responses-api.md §10: tmuxai #82, crewAI fixtures).
+        let mut err = invalid_request(
+            flavour,
+            "This model is only supported in v1/responses and not in v1/chat/completions.",
+            &ctx.request_id,
+        );
+        err.body = err.body.replace(r#""param":null"#, r#""param":"model""#);
+        return ctx.error_response(err, &WaitHeaders::default());
+    }
     if json.is_null() {
         let message = "We could not parse the JSON body of your request.";
         return ctx.error_response(
@@ -296,6 +307,13 @@ async fn handle(
         }
     }
     ctx.respond(plan, parsed)
+}
+
+/// Whether the body names a model OpenAI serves only on the Responses API:
+/// the codex models and the `*-pro` ones (gpt-5-pro, o1-pro, o3-pro).
+fn responses_only(body: &Value) -> bool {
+    let model = body.get("model").and_then(Value::as_str).unwrap_or("");
+    model.contains("codex") || model.ends_with("-pro")
 }
 
 /// Anthropic's rate-limit headers: names, limit and remaining count.

@@ -8,6 +8,7 @@
 //! multiply load during an outage.
 
 mod anthropic;
+mod apis;
 mod clients;
 mod endpoint;
 mod format;
@@ -22,6 +23,7 @@ use std::pin::Pin;
 use futures::Stream;
 
 pub use anthropic::{Anthropic, AnthropicBuilder, Messages};
+pub use apis::OpenAiApis;
 pub use endpoint::EndpointBuilder;
 pub use format::WireFormat;
 pub use http_provider::{HttpProvider, HttpProviderBuilder};

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::{Anthropic, EventStream, OpenAiCompatible, Provider};
+use super::{Anthropic, EventStream, OpenAiApis, OpenAiCompatible, OpenAiResponses, Provider};
 use crate::error::Error;
 use crate::model::{ChatRequest, ChatResponse};
 
@@ -36,11 +36,16 @@ impl Providers {
         Self::default()
     }
 
-    /// OpenAI, Anthropic and xAI, with keys and base URLs from the environment
+    /// OpenAI (Chat Completions, and the Responses API for the models that
+    /// live there: [`OpenAiApis`]), Anthropic and xAI, with keys and base URLs
+    /// from the environment
     /// (`OPENAI_API_KEY`, `OPENAI_BASE_URL`, `ANTHROPIC_*`, `XAI_*`).
     pub fn from_env() -> Result<Self, Error> {
         Ok(Self::new()
-            .with(OpenAiCompatible::openai().build()?)
+            .with(OpenAiApis::new(
+                OpenAiCompatible::openai().build()?,
+                OpenAiResponses::openai().build()?,
+            )?)
             .with(Anthropic::builder().build()?)
             .with(OpenAiCompatible::xai().build()?))
     }
