@@ -23,10 +23,14 @@ fn stderr(out: &std::process::Output) -> String {
 
 #[test]
 fn chat_uses_the_embedded_mock_without_a_key_and_says_so() {
+    // The last two live on the Responses API: codex from the start, o3-pro
+    // after OpenAI's 400 on Chat Completions.
     for model in [
         "openai/gpt-4o-mini",
         "anthropic/claude-3-5-haiku-latest",
         "xai/grok-3-mini",
+        "openai/gpt-5-codex",
+        "openai/o3-pro",
     ] {
         let out = steer(&["chat", model, "Tell me about rivers."]);
         assert!(out.status.success(), "{model}: {}", stderr(&out));
@@ -163,6 +167,33 @@ fn hostile_waits_and_token_limits_from_the_issue_reproductions_hold() {
         String::from_utf8_lossy(&broken.stdout),
         String::from_utf8_lossy(&plain.stdout)
     );
+}
+
+#[test]
+fn a_deployment_of_the_config_file_calls_the_api_it_names() {
+    let dir = std::env::temp_dir().join(format!("steer-api-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("steer.toml");
+    std::fs::write(
+        &file,
+        "[deployments.r]\nkind = \"openai\"\napi = \"responses\"\n\n\
+         [deployments.c]\nkind = \"openai\"\napi = \"chat\"\n",
+    )
+    .unwrap();
+    let config = file.to_string_lossy().into_owned();
+    // o3-pro answers only on the Responses API: through `r` it answers, streamed;
+    // through `c`, which is told to call Chat Completions alone, it is OpenAI's 400.
+    let out = steer(&["chat", "r/o3-pro", "hi", "--stream", "--config", &config]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!out.stdout.is_empty());
+    let out = steer(&["chat", "c/o3-pro", "hi", "--config", &config]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("only supported in v1/responses"),
+        "{}",
+        stderr(&out)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
