@@ -134,15 +134,7 @@ pub fn read(flavour: Flavour, body: &Value) -> Result<MockRequest, String> {
         };
     let tools = read_tools(flavour, body)?;
     let (tool_choice, parallel_tool_calls) = read_choice(flavour, body)?;
-    match &tool_choice {
-        Some(ToolChoice::Tool(name)) if !tools.iter().any(|t| &t.name == name) => {
-            return Err(format!("tool_choice: no tool named {name:?}"))
-        }
-        Some(ToolChoice::Required | ToolChoice::Tool(_)) if tools.is_empty() => {
-            return Err("tool_choice: requires tools".into())
-        }
-        _ => {}
-    }
+    check_choice(tool_choice.as_ref(), &tools)?;
     Ok(MockRequest {
         model,
         messages,
@@ -315,6 +307,19 @@ fn anthropic_message(m: &Value, at: &str) -> Result<Message, String> {
         role
     };
     Ok(Message::new(role, parts))
+}
+
+/// A tool choice the tools cannot satisfy, as the APIs refuse it.
+pub(super) fn check_choice(choice: Option<&ToolChoice>, tools: &[Tool]) -> Result<(), String> {
+    match choice {
+        Some(ToolChoice::Tool(name)) if !tools.iter().any(|t| &t.name == name) => {
+            Err(format!("tool_choice: no tool named {name:?}"))
+        }
+        Some(ToolChoice::Required | ToolChoice::Tool(_)) if tools.is_empty() => {
+            Err("tool_choice: requires tools".into())
+        }
+        _ => Ok(()),
+    }
 }
 
 fn read_tools(flavour: Flavour, body: &Value) -> Result<Vec<Tool>, String> {

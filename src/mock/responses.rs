@@ -74,15 +74,7 @@ pub(super) fn read(body: &Value) -> Result<MockRequest, String> {
             str_field(c, "name", "tool_choice")?.to_string(),
         )),
     };
-    match &tool_choice {
-        Some(ToolChoice::Tool(name)) if !tools.iter().any(|t| &t.name == name) => {
-            return Err(format!("tool_choice: no tool named {name:?}"))
-        }
-        Some(ToolChoice::Required | ToolChoice::Tool(_)) if tools.is_empty() => {
-            return Err("tool_choice: requires tools".into())
-        }
-        _ => {}
-    }
+    super::request::check_choice(tool_choice.as_ref(), &tools)?;
     Ok(MockRequest {
         model,
         messages,

@@ -76,6 +76,34 @@ impl EndpointBuilder {
         }
     }
 
+    /// OpenAI's public API: `OPENAI_API_KEY`, `OPENAI_BASE_URL`, default
+    /// `https://api.openai.com/v1` (whichever of its APIs is called).
+    pub(crate) fn openai() -> Self {
+        EndpointBuilder::new(
+            "openai",
+            Some("https://api.openai.com/v1"),
+            Some("OPENAI_API_KEY"),
+            Some("OPENAI_BASE_URL"),
+        )
+    }
+
+    /// xAI's public API: `XAI_API_KEY`, `XAI_BASE_URL`, default `https://api.x.ai/v1`.
+    pub(crate) fn xai() -> Self {
+        EndpointBuilder::new(
+            "xai",
+            Some("https://api.x.ai/v1"),
+            Some("XAI_API_KEY"),
+            Some("XAI_BASE_URL"),
+        )
+    }
+
+    /// A server at `base_url` registered as `name`; no environment variable is read.
+    pub(crate) fn custom(name: &str, base_url: &str) -> Self {
+        let mut endpoint = EndpointBuilder::new(name, None, None, None);
+        endpoint.base_url = Some(base_url.to_string());
+        endpoint
+    }
+
     /// Resolves key, base URL and HTTP client; `path` is the API's path after the base.
     /// The endpoint at `path` of the base URL, its key carried after `key_prefix`
     /// (`"Bearer "`, or `""` for a header holding the key alone).

@@ -74,36 +74,21 @@ impl WireFormat for ChatCompletions {
 impl OpenAiCompatible {
     /// OpenAI: `OPENAI_API_KEY`, `OPENAI_BASE_URL`, default `https://api.openai.com/v1`.
     pub fn openai() -> OpenAiCompatibleBuilder {
-        HttpProviderBuilder::new(
-            EndpointBuilder::new(
-                "openai",
-                Some("https://api.openai.com/v1"),
-                Some("OPENAI_API_KEY"),
-                Some("OPENAI_BASE_URL"),
-            ),
-            ChatCompletions::default(),
-        )
+        HttpProviderBuilder::new(EndpointBuilder::openai(), ChatCompletions::default())
     }
 
     /// xAI: `XAI_API_KEY`, `XAI_BASE_URL`, default `https://api.x.ai/v1`.
     pub fn xai() -> OpenAiCompatibleBuilder {
-        HttpProviderBuilder::new(
-            EndpointBuilder::new(
-                "xai",
-                Some("https://api.x.ai/v1"),
-                Some("XAI_API_KEY"),
-                Some("XAI_BASE_URL"),
-            ),
-            ChatCompletions::default(),
-        )
+        HttpProviderBuilder::new(EndpointBuilder::xai(), ChatCompletions::default())
     }
 
     /// Any OpenAI-compatible server, registered under `name`; `base_url` ends before
     /// `/chat/completions` (usually with `/v1`). No environment variables are read.
     pub fn custom(name: &str, base_url: &str) -> OpenAiCompatibleBuilder {
-        let mut endpoint = EndpointBuilder::new(name, None, None, None);
-        endpoint.base_url = Some(base_url.to_string());
-        HttpProviderBuilder::new(endpoint, ChatCompletions::default())
+        HttpProviderBuilder::new(
+            EndpointBuilder::custom(name, base_url),
+            ChatCompletions::default(),
+        )
     }
 }
 

@@ -77,35 +77,17 @@ impl WireFormat for Responses {
 impl OpenAiResponses {
     /// OpenAI: `OPENAI_API_KEY`, `OPENAI_BASE_URL`, default `https://api.openai.com/v1`.
     pub fn openai() -> OpenAiResponsesBuilder {
-        HttpProviderBuilder::new(
-            EndpointBuilder::new(
-                "openai",
-                Some("https://api.openai.com/v1"),
-                Some("OPENAI_API_KEY"),
-                Some("OPENAI_BASE_URL"),
-            ),
-            Responses,
-        )
+        HttpProviderBuilder::new(EndpointBuilder::openai(), Responses)
     }
 
     /// xAI: `XAI_API_KEY`, `XAI_BASE_URL`, default `https://api.x.ai/v1`.
     pub fn xai() -> OpenAiResponsesBuilder {
-        HttpProviderBuilder::new(
-            EndpointBuilder::new(
-                "xai",
-                Some("https://api.x.ai/v1"),
-                Some("XAI_API_KEY"),
-                Some("XAI_BASE_URL"),
-            ),
-            Responses,
-        )
+        HttpProviderBuilder::new(EndpointBuilder::xai(), Responses)
     }
 
     /// Any server speaking the Responses API, registered under `name`;
     /// `base_url` ends before `/responses` (usually with `/v1`).
     pub fn custom(name: &str, base_url: &str) -> OpenAiResponsesBuilder {
-        let mut endpoint = EndpointBuilder::new(name, None, None, None);
-        endpoint.base_url = Some(base_url.to_string());
-        HttpProviderBuilder::new(endpoint, Responses)
+        HttpProviderBuilder::new(EndpointBuilder::custom(name, base_url), Responses)
     }
 }

@@ -325,23 +325,24 @@ fn translate<'a>(m: &'a Message, i: usize, out: &mut Vec<WireMessage<'a>>) -> Re
     Ok(())
 }
 
-/// Token usage as OpenAI sends it.
+/// Token usage as OpenAI sends it: Chat Completions' names, or the Responses
+/// API's (`input_tokens`, `output_tokens` and their details), which say the same.
 #[derive(Debug, Clone, Copy, Deserialize, Default)]
 pub struct WireUsage {
-    /// Prompt tokens.
-    #[serde(default)]
+    /// Prompt tokens (cached ones included).
+    #[serde(default, alias = "input_tokens")]
     pub prompt_tokens: u64,
-    /// Completion tokens.
-    #[serde(default)]
+    /// Completion tokens (reasoning included).
+    #[serde(default, alias = "output_tokens")]
     pub completion_tokens: u64,
     /// Total tokens.
     #[serde(default)]
     pub total_tokens: Option<u64>,
     /// `cached_tokens` and more.
-    #[serde(default)]
+    #[serde(default, alias = "input_tokens_details")]
     pub prompt_tokens_details: Option<PromptDetails>,
     /// `reasoning_tokens` and more.
-    #[serde(default)]
+    #[serde(default, alias = "output_tokens_details")]
     pub completion_tokens_details: Option<CompletionDetails>,
 }
 

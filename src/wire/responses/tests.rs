@@ -134,6 +134,22 @@ fn a_stream_ends_before_its_first_stop_sequence_even_across_chunks() {
         })
         .collect();
     assert_eq!(texts, ["so ", "E"], "{out:?}");
+    // Held text passes when its text ends: before the calls after it (a
+    // stream broken among the calls has delivered all of its text).
+    let mut d = Decoder::with_stops(vec![". Hollow".into()]);
+    let mut out = Vec::new();
+    d.on_event("", &delta(1, "timber."), &mut out).unwrap();
+    d.on_event("", r#"{"type":"response.output_text.done","sequence_number":2,"output_index":0,"content_index":0,"text":"timber."}"#, &mut out).unwrap();
+    d.on_event("", r#"{"type":"response.output_item.added","sequence_number":3,"output_index":1,"item":{"type":"function_call","call_id":"call_1","name":"f","arguments":""}}"#, &mut out).unwrap();
+    let text_then_call: Vec<&str> = out
+        .iter()
+        .map(|e| match e {
+            ProviderEvent::TextDelta { text, .. } => text.as_str(),
+            ProviderEvent::ToolCallStart { .. } => "<call>",
+            _ => "",
+        })
+        .collect();
+    assert_eq!(text_then_call, ["timber", ".", "<call>"]);
 }
 
 #[test]
