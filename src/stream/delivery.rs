@@ -17,6 +17,7 @@ use super::continuation::{over_limit, tokens_left};
 use crate::model::{
     ChatRequest, FinishReason, ModelId, ProviderEvent, RouteStep, StreamEvent, Usage,
 };
+use crate::wire::stop::StopScan;
 
 /// The delivery state of one stream.
 #[derive(Debug, Default)]
@@ -44,6 +45,9 @@ pub(crate) struct Delivery {
     /// Whether the current attempt continues delivered content (a tool call's
     /// state made later starts from it).
     continuing: bool,
+    /// A continuation's scan for the request's stop sequences (boxed: only
+    /// continuations of requests with stop sequences have one).
+    stop_scan: Option<Box<StopScan>>,
     /// Whether the consumer has its `Start`.
     pub start_sent: bool,
     /// When the first content reached the consumer, from the stream's start.
@@ -62,6 +66,17 @@ pub(crate) struct Asked<'a> {
     pub started: tokio::time::Instant,
     /// A grouped stream's route so far (its `Route` event precedes `Complete`).
     pub route: Option<&'a [RouteStep]>,
+}
+
+/// What became of a delta handed to the consumer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delivered {
+    /// Sent (or held while it may begin a stop sequence).
+    Sent,
+    /// Not sent: a continuation's text past `max_tokens`.
+    AtLimit,
+    /// A stop sequence ended the reply: the text before it was sent.
+    Stopped,
 }
 
 /// What one provider event did.
@@ -146,6 +161,7 @@ impl Delivery {
         self.attempt_deltas = 0;
         self.usage_current = false;
         self.continuing = continuing;
+        self.stop_scan = None;
         if let Some(calls) = self.calls.as_mut() {
             calls.begin_attempt(continuing);
         }
@@ -174,16 +190,54 @@ impl Delivery {
         self.finished_usage = self.finished_usage.plus(attempt);
     }
 
-    /// Delivers one delta, unless it is a continuation's and would take the
+    /// Delivers one delta of the attempt. A continuation's text is scanned for
+    /// the request's stop sequences (its server counts its tokens from the
+    /// seam, so a stop sequence its limit cuts may still be one the whole reply
+    /// ends before): what might begin one is held until the next delta says,
+    /// and at one the reply ends before it.
+    fn deliver(
+        &mut self,
+        text: String,
+        asked: &Asked<'_>,
+        out: &mut Vec<StreamEvent>,
+    ) -> Delivered {
+        if !self.continuing || asked.original.stop.is_empty() {
+            return self.deliver_now(text, asked, out);
+        }
+        let scan = self
+            .stop_scan
+            .get_or_insert_with(|| Box::new(StopScan::new(asked.original.stop.clone())));
+        let (pass, stopped) = scan.push(&text);
+        match self.deliver_now(pass, asked, out) {
+            Delivered::Sent if stopped => Delivered::Stopped,
+            other => other,
+        }
+    }
+
+    /// What a continuation's stop scan held back: the reply ended without a
+    /// stop sequence, so it is text of the reply.
+    fn deliver_held(&mut self, asked: &Asked<'_>, out: &mut Vec<StreamEvent>) -> Delivered {
+        match self.stop_scan.as_mut().map(|scan| scan.finish()) {
+            Some(held) => self.deliver_now(held, asked, out),
+            None => Delivered::Sent,
+        }
+    }
+
+    /// Delivers `text`, unless it is a continuation's and would take the
     /// consumer past the request's `max_tokens` (counted on the high side):
-    /// then returns `false` and the continuation is cut there. A first attempt
-    /// is never cut: the server keeps its own count.
-    fn deliver(&mut self, text: String, asked: &Asked<'_>, out: &mut Vec<StreamEvent>) -> bool {
+    /// then the continuation is cut there. A first attempt is never cut: the
+    /// server keeps its own count.
+    fn deliver_now(
+        &mut self,
+        text: String,
+        asked: &Asked<'_>,
+        out: &mut Vec<StreamEvent>,
+    ) -> Delivered {
         if text.is_empty() {
-            return true;
+            return Delivered::Sent;
         }
         if self.continuing && over_limit(asked.original, &self.checkpoint, &text) {
-            return false;
+            return Delivered::AtLimit;
         }
         out.append(&mut self.pending_seam);
         if self.first_content.is_none() {
@@ -191,7 +245,7 @@ impl Delivery {
         }
         let offset = self.checkpoint.deliver(&text);
         out.push(StreamEvent::TextDelta { text, offset });
-        true
+        Delivered::Sent
     }
 
     /// The usage of every attempt, if the last one reported its own: the
@@ -262,19 +316,34 @@ impl Delivery {
             ProviderEvent::TextDelta { text, .. } => {
                 self.attempt_deltas = self.attempt_deltas.saturating_add(1);
                 self.usage_current = false;
-                let within_limit = match self.seam.as_mut() {
+                let delivered = match self.seam.as_mut() {
                     Some(seam) => {
                         let pieces = seam.push(text);
                         if seam.diverged() {
                             return Step::Diverged;
                         }
-                        pieces.into_iter().all(|p| self.deliver(p, asked, out))
+                        let mut delivered = Delivered::Sent;
+                        for p in pieces {
+                            delivered = self.deliver(p, asked, out);
+                            if delivered != Delivered::Sent {
+                                break;
+                            }
+                        }
+                        delivered
                     }
                     None => self.deliver(text, asked, out),
                 };
-                if !within_limit {
-                    self.complete_at_limit(asked, out);
-                    return Step::Complete;
+                match delivered {
+                    Delivered::Sent => {}
+                    Delivered::AtLimit => {
+                        self.complete_at_limit(asked, out);
+                        return Step::Complete;
+                    }
+                    Delivered::Stopped => {
+                        out.append(&mut self.pending_seam);
+                        self.complete(FinishReason::Stop, asked.route, &asked.original.model, out);
+                        return Step::Complete;
+                    }
                 }
             }
             ProviderEvent::ResponseId { id } => {
@@ -293,9 +362,21 @@ impl Delivery {
                 if self.seam.as_ref().is_some_and(|s| s.diverged()) {
                     return Step::Diverged;
                 }
+                let mut stopped = false;
                 for piece in rest {
-                    self.deliver(piece, asked, out);
+                    if self.deliver(piece, asked, out) == Delivered::Stopped {
+                        stopped = true;
+                        break;
+                    }
                 }
+                if !stopped {
+                    self.deliver_held(asked, out);
+                }
+                let finish_reason = if stopped {
+                    FinishReason::Stop
+                } else {
+                    finish_reason
+                };
                 // A continuation with nothing left to say: the seam is still
                 // where it took over.
                 out.append(&mut self.pending_seam);
@@ -460,6 +541,57 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn a_continuation_ends_before_a_stop_sequence_even_one_split_across_deltas() {
+        let req = ChatRequest::new("openai/m")
+            .expect("model")
+            .user("hi")
+            .stop("ivory");
+        let (span, mut out) = (tracing::Span::none(), Vec::new());
+        let mut d = Delivery::default();
+        d.begin_attempt(true);
+        for piece in ["Quiver i", "v"] {
+            assert_eq!(
+                d.on_event(delta(piece), &asked(&req), &span, &mut out),
+                Step::Continue
+            );
+        }
+        assert_eq!(
+            d.checkpoint.text, "Quiver ",
+            "what may begin the stop waits"
+        );
+        assert_eq!(
+            d.on_event(delta("ory and more"), &asked(&req), &span, &mut out),
+            Step::Complete
+        );
+        assert_eq!(d.checkpoint.text, "Quiver ");
+        assert!(matches!(
+            out.last(),
+            Some(StreamEvent::Complete {
+                finish_reason: FinishReason::Stop,
+                ..
+            })
+        ));
+        // Held text that turned out not to be one is delivered at the end.
+        let (mut d, mut out) = (Delivery::default(), Vec::new());
+        d.begin_attempt(true);
+        d.on_event(delta("an iv"), &asked(&req), &span, &mut out);
+        let end = ProviderEvent::Complete {
+            finish_reason: FinishReason::Length,
+            usage: None,
+        };
+        assert_eq!(
+            d.on_event(end, &asked(&req), &span, &mut out),
+            Step::Complete
+        );
+        assert_eq!(d.checkpoint.text, "an iv");
+        // A first attempt is the server's to stop: it passes as it comes.
+        let (mut d, mut out) = (Delivery::default(), Vec::new());
+        d.begin_attempt(false);
+        d.on_event(delta("an iv"), &asked(&req), &span, &mut out);
+        assert_eq!(d.checkpoint.text, "an iv");
     }
 
     #[test]
