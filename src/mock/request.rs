@@ -338,20 +338,26 @@ fn read_tools(flavour: Flavour, body: &Value) -> Result<Vec<Tool>, String> {
                     "parameters",
                 ),
             };
-            let schema = def
-                .get(schema_key)
-                .cloned()
-                .ok_or(format!("{at}.{schema_key}: Field required"))?;
-            let mut tool = Tool::new(str_field(def, "name", &at)?, schema);
-            tool.description = def
-                .get("description")
-                .and_then(Value::as_str)
-                .map(str::to_string);
-            tool.strict = def.get("strict").and_then(Value::as_bool) == Some(true);
-            tool.validate().map_err(|e| format!("{at}: {e}"))?;
-            Ok(tool)
+            read_tool(def, schema_key, &at)
         })
         .collect()
+}
+
+/// One tool definition: its name, its schema under `schema_key`, its
+/// description and strictness, validated as the APIs validate them.
+pub(super) fn read_tool(def: &Value, schema_key: &str, at: &str) -> Result<Tool, String> {
+    let schema = def
+        .get(schema_key)
+        .cloned()
+        .ok_or(format!("{at}.{schema_key}: Field required"))?;
+    let mut tool = Tool::new(str_field(def, "name", at)?, schema);
+    tool.description = def
+        .get("description")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    tool.strict = def.get("strict").and_then(Value::as_bool) == Some(true);
+    tool.validate().map_err(|e| format!("{at}: {e}"))?;
+    Ok(tool)
 }
 
 fn read_choice(

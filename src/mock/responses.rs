@@ -180,18 +180,7 @@ fn read_tools(body: &Value) -> Result<Vec<Tool>, String> {
                 // Chat Completions' nested shape: the Responses API refuses it.
                 return Err(format!("{at}.name: Field required"));
             }
-            let schema = t
-                .get("parameters")
-                .cloned()
-                .ok_or(format!("{at}.parameters: Field required"))?;
-            let mut tool = Tool::new(str_field(t, "name", &at)?, schema);
-            tool.description = t
-                .get("description")
-                .and_then(Value::as_str)
-                .map(str::to_string);
-            tool.strict = t.get("strict").and_then(Value::as_bool) == Some(true);
-            tool.validate().map_err(|e| format!("{at}: {e}"))?;
-            Ok(tool)
+            super::request::read_tool(t, "parameters", &at)
         })
         .collect()
 }
