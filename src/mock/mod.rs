@@ -1,5 +1,6 @@
 //! The mock provider: a real HTTP server on 127.0.0.1 speaking the OpenAI, Anthropic
-//! and xAI wire formats, with deterministic replies and injected faults.
+//! and xAI wire formats (Chat Completions, Messages, and OpenAI's Responses API:
+//! [`Flavour`]), with deterministic replies and injected faults.
 //!
 //! It is steer's embedded default (CLI, examples, tests, benchmarks) and can be
 //! started in anyone's tests:
@@ -33,7 +34,7 @@
 //! | `nearly_spent` | a normal reply whose rate-limit headers say no requests or tokens are left |
 //! | *error name* | that provider error in its status form ([`errors`]) |
 //! | `status?code=N` | any status 400-599 with the provider's generic error body |
-//! | `stream_error?name=E&after=N` | after N text chunks, the in-band error E (OpenAI/xAI `data: {"error":...}`, Anthropic `event: error`); the status form on a non-streaming request |
+//! | `stream_error?name=E&after=N` | after N text chunks, the in-band error E (OpenAI/xAI `data: {"error":...}`, Anthropic `event: error`, the Responses API's `event: error` with its `code`); the status form on a non-streaming request |
 //! | `stall?after=N` | after N text chunks, send nothing more (the connection stays open) |
 //! | `truncate?after=N` | after N text chunks, end the body cleanly without the terminal event |
 //! | `reset?after=N` | after N text chunks, abort the connection mid-body |
