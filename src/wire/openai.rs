@@ -325,24 +325,25 @@ fn translate<'a>(m: &'a Message, i: usize, out: &mut Vec<WireMessage<'a>>) -> Re
     Ok(())
 }
 
-/// Token usage as OpenAI sends it: Chat Completions' names, or the Responses
-/// API's (`input_tokens`, `output_tokens` and their details), which say the same.
+/// Token usage as OpenAI sends it. (Not one struct with the Responses API's
+/// names as aliases: a server that sends both names, as FakeAI does, would be
+/// a duplicate field.)
 #[derive(Debug, Clone, Copy, Deserialize, Default)]
 pub struct WireUsage {
     /// Prompt tokens (cached ones included).
-    #[serde(default, alias = "input_tokens")]
+    #[serde(default)]
     pub prompt_tokens: u64,
     /// Completion tokens (reasoning included).
-    #[serde(default, alias = "output_tokens")]
+    #[serde(default)]
     pub completion_tokens: u64,
     /// Total tokens.
     #[serde(default)]
     pub total_tokens: Option<u64>,
     /// `cached_tokens` and more.
-    #[serde(default, alias = "input_tokens_details")]
+    #[serde(default)]
     pub prompt_tokens_details: Option<PromptDetails>,
     /// `reasoning_tokens` and more.
-    #[serde(default, alias = "output_tokens_details")]
+    #[serde(default)]
     pub completion_tokens_details: Option<CompletionDetails>,
 }
 
@@ -766,6 +767,14 @@ mod tests {
     fn broken_json_is_malformed() {
         let (_, last) = run(&[r#"{"choices":[{"delta":"#]);
         assert!(matches!(last, Err(DecodeError::Malformed(_))));
+    }
+
+    #[test]
+    fn a_usage_with_both_apis_names_reads_chat_completions_own() {
+        // FakeAI 0.3.2 sends Chat Completions' names and the Responses API's.
+        let body = br#"{"id":"x","object":"chat.completion","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5,"input_tokens":3,"output_tokens":2}}"#;
+        let p = parse_response(body).unwrap();
+        assert_eq!((p.usage.prompt_tokens, p.usage.completion_tokens), (3, 2));
     }
 
     #[test]

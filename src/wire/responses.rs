@@ -186,6 +186,54 @@ fn items(m: &Message, i: usize, out: &mut Vec<Value>) -> Result<(), String> {
     Ok(())
 }
 
+/// Token usage as the Responses API sends it.
+#[derive(Debug, Clone, Copy, Deserialize, Default)]
+pub struct WireUsage {
+    /// Input tokens (cached ones included).
+    #[serde(default)]
+    pub input_tokens: u64,
+    /// Output tokens (reasoning included).
+    #[serde(default)]
+    pub output_tokens: u64,
+    /// Total tokens.
+    #[serde(default)]
+    pub total_tokens: Option<u64>,
+    /// `cached_tokens`.
+    #[serde(default)]
+    pub input_tokens_details: Option<InputDetails>,
+    /// `reasoning_tokens`.
+    #[serde(default)]
+    pub output_tokens_details: Option<OutputDetails>,
+}
+
+/// `usage.input_tokens_details`.
+#[derive(Debug, Clone, Copy, Deserialize, Default)]
+pub struct InputDetails {
+    /// Input tokens read from the cache.
+    #[serde(default)]
+    pub cached_tokens: Option<u64>,
+}
+
+/// `usage.output_tokens_details`.
+#[derive(Debug, Clone, Copy, Deserialize, Default)]
+pub struct OutputDetails {
+    /// Tokens spent on reasoning.
+    #[serde(default)]
+    pub reasoning_tokens: Option<u64>,
+}
+
+impl From<WireUsage> for Usage {
+    fn from(u: WireUsage) -> Usage {
+        let mut usage = Usage::new(u.input_tokens, u.output_tokens);
+        if let Some(total) = u.total_tokens {
+            usage.total_tokens = total;
+        }
+        usage.cached_prompt_tokens = u.input_tokens_details.and_then(|d| d.cached_tokens);
+        usage.reasoning_tokens = u.output_tokens_details.and_then(|d| d.reasoning_tokens);
+        usage
+    }
+}
+
 /// A response object: the body of a non-streaming reply, and what the
 /// terminal stream events carry.
 #[derive(Debug, Deserialize)]
@@ -206,7 +254,7 @@ pub struct ResponseObject {
     pub output: Vec<Value>,
     /// Usage.
     #[serde(default)]
-    pub usage: Option<super::openai::WireUsage>,
+    pub usage: Option<WireUsage>,
     /// Why an `incomplete` response stopped.
     #[serde(default)]
     pub incomplete_details: Option<IncompleteDetails>,
