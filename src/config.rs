@@ -118,6 +118,10 @@ pub enum Kind {
     Anthropic,
     /// xAI (Chat Completions).
     Xai,
+    /// Azure OpenAI's v1 API: `base_url` is the resource
+    /// (`https://NAME.openai.azure.com`), the key goes in `api-key`, and a
+    /// model is a deployment's name.
+    Azure,
 }
 
 /// Which API of an OpenAI-format deployment is called.
@@ -137,7 +141,8 @@ pub enum Api {
 pub struct DeploymentConfig {
     /// Its wire format.
     pub kind: Kind,
-    /// Its base URL (else the kind's public API).
+    /// Its base URL (else the kind's public API); for `azure`, required: the
+    /// resource, `https://NAME.openai.azure.com`.
     #[serde(default)]
     pub base_url: Option<String>,
     /// The environment variable holding its key (keys never live in the file).
@@ -149,10 +154,10 @@ pub struct DeploymentConfig {
     /// continues by model (Claude before 4.6) and takes no setting.
     #[serde(default)]
     pub prefill: Option<crate::Prefill>,
-    /// For an OpenAI or xAI deployment: `chat` or `responses`. Unset, an
-    /// OpenAI deployment calls Chat Completions and moves the models that live
-    /// only on the Responses API there ([`crate::provider::OpenAiApis`]); an
-    /// xAI one calls Chat Completions.
+    /// For an OpenAI, Azure or xAI deployment: `chat` or `responses`. Unset,
+    /// an OpenAI or Azure deployment calls Chat Completions and moves the
+    /// models that live only on the Responses API there
+    /// ([`crate::provider::OpenAiApis`]); an xAI one calls Chat Completions.
     #[serde(default)]
     pub api: Option<Api>,
 }
@@ -270,7 +275,8 @@ impl Config {
         embedded: impl Fn(Kind) -> Option<(String, String)>,
     ) -> Result<Providers, Error> {
         for (name, d) in &self.deployments {
-            let (base, key) = match embedded(d.kind) {
+            let pointed = embedded(d.kind);
+            let (base, key) = match pointed.clone() {
                 Some((url, key)) => (Some(url), Some(key)),
                 None => (
                     d.base_url.clone(),
@@ -304,6 +310,44 @@ impl Config {
                         b = b.api_key(k);
                     }
                     std::sync::Arc::new(b.build()?)
+                }
+                Kind::Azure => {
+                    if d.prefill.is_some() {
+                        return Err(ConfigError::setting(
+                            format!("deployments.{name}.prefill"),
+                            "Azure OpenAI answers a final assistant message afresh: an azure \
+                             deployment takes no prefill",
+                        ));
+                    }
+                    // The file names the resource; an embedded mock, the whole base.
+                    let (mut c, mut r) = match (&pointed, &d.base_url) {
+                        (Some((url, _)), _) => (
+                            OpenAiCompatible::azure(url).base_url(url.as_str()),
+                            OpenAiResponses::azure(url).base_url(url.as_str()),
+                        ),
+                        (None, Some(resource)) => (
+                            OpenAiCompatible::azure(resource),
+                            OpenAiResponses::azure(resource),
+                        ),
+                        (None, None) => {
+                            return Err(ConfigError::setting(
+                                format!("deployments.{name}.base_url"),
+                                "an azure deployment needs its resource, \
+                                 https://NAME.openai.azure.com",
+                            ))
+                        }
+                    };
+                    c = c.name(name.as_str());
+                    r = r.name(name.as_str());
+                    if let Some(k) = key {
+                        c = c.api_key(k.clone());
+                        r = r.api_key(k);
+                    }
+                    match d.api {
+                        Some(Api::Chat) => std::sync::Arc::new(c.build()?),
+                        Some(Api::Responses) => std::sync::Arc::new(r.build()?),
+                        None => std::sync::Arc::new(OpenAiApis::new(c.build()?, r.build()?)?),
+                    }
                 }
                 Kind::Openai | Kind::Xai if d.api == Some(Api::Responses) => {
                     if d.prefill.is_some() {
@@ -510,6 +554,35 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("api"), "{err}");
+    }
+
+    /// An azure deployment names its resource; pointed at the mock, it answers
+    /// with its key in `api-key`.
+    #[cfg(feature = "mock")]
+    #[tokio::test]
+    async fn an_azure_deployment_needs_its_resource_and_sends_api_key() {
+        let c = Config::from_toml("[deployments.az]\nkind = \"azure\"\n").unwrap();
+        let err = c.deployments(Providers::new(), |_| None).err();
+        assert!(
+            matches!(&err, Some(Error::Config(e)) if e.to_string().contains("deployments.az.base_url")),
+            "{err:?}"
+        );
+        let mock = crate::mock::MockServer::start().await.unwrap();
+        let url = mock.openai_base_url();
+        let providers = c
+            .deployments(Providers::new(), |_| {
+                Some((url.clone(), crate::mock::MOCK_API_KEY.to_string()))
+            })
+            .unwrap();
+        let req = crate::ChatRequest::new("az/my-gpt-4o")
+            .unwrap()
+            .user("Hello");
+        assert!(providers.generate(&req).await.is_ok());
+        let log = mock.requests();
+        let sent = log
+            .last()
+            .map(|r| r.headers.iter().any(|(k, _)| k == "api-key"));
+        assert_eq!(sent, Some(true));
     }
 
     /// A deployment with `api = "responses"` sends its requests to `/v1/responses`.

@@ -375,3 +375,56 @@ async fn a_model_that_lives_only_on_the_responses_api_is_moved_there_once_and_re
     assert!(matches!(err, Err(Error::Provider(e)) if e.status() == Some(400)));
     assert_eq!(paths(), ["/v1/chat/completions"]);
 }
+
+#[tokio::test]
+async fn azure_takes_its_key_in_api_key_at_its_v1_base_for_both_apis() {
+    let mock = MockServer::start().await.unwrap();
+    let base = mock.openai_base_url();
+    let chat = OpenAiCompatible::azure("https://contoso.openai.azure.com")
+        .base_url(base.as_str())
+        .api_key(MOCK_API_KEY)
+        .build()
+        .unwrap();
+    let responses = steer_llm::provider::OpenAiResponses::azure("https://contoso.openai.azure.com")
+        .base_url(base.as_str())
+        .api_key(MOCK_API_KEY)
+        .build()
+        .unwrap();
+    let providers =
+        Providers::new().with(steer_llm::provider::OpenAiApis::new(chat, responses).unwrap());
+    // A deployment's name is the model; codex goes to the Responses API.
+    for (model, path) in [
+        ("azure/my-gpt-4o", "/v1/chat/completions"),
+        ("azure/my-gpt-5-codex", "/v1/responses"),
+    ] {
+        mock.clear_requests();
+        let req = request(model);
+        let reply = providers.generate(&req).await.unwrap();
+        assert_eq!(reply.text, expected_text(&req, None), "{model}");
+        let log = mock.requests();
+        assert_eq!(log[0].path, path, "{model}");
+        let header = |name: &str| {
+            log[0]
+                .headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(header("api-key").as_deref(), Some(MOCK_API_KEY), "{model}");
+        assert_eq!(
+            header("authorization"),
+            None,
+            "{model}: the key travels once"
+        );
+    }
+    // Without a key header the mock refuses, as Azure does.
+    let keyless = OpenAiCompatible::azure("https://contoso.openai.azure.com")
+        .base_url(base.as_str())
+        .build()
+        .unwrap();
+    let err = Providers::new()
+        .with(keyless)
+        .generate(&request("azure/my-gpt-4o"))
+        .await;
+    assert!(matches!(err, Err(Error::Provider(e)) if e.status() == Some(401)));
+}

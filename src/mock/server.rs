@@ -370,9 +370,11 @@ impl Ctx {
             .is_some_and(|k| !k.trim().is_empty());
         // Anthropic takes `x-api-key`; its current Python client sends the key as a
         // bearer token, which the API accepts too.
+        // Azure OpenAI serves OpenAI's APIs with the key in `api-key`.
         let authenticated = match self.flavour {
             Flavour::Anthropic => present("x-api-key") || bearer,
-            Flavour::OpenAi | Flavour::Xai | Flavour::Responses => bearer,
+            Flavour::OpenAi | Flavour::Responses => bearer || present("api-key"),
+            Flavour::Xai => bearer,
         };
         if !authenticated {
             return Some(self.error_response(

@@ -97,6 +97,14 @@ impl EndpointBuilder {
         )
     }
 
+    /// Azure OpenAI's v1 API at `resource`: `{resource}/openai/v1`, the key from
+    /// `AZURE_OPENAI_API_KEY`.
+    pub(crate) fn azure(resource: &str) -> Self {
+        let mut endpoint = EndpointBuilder::new("azure", None, Some("AZURE_OPENAI_API_KEY"), None);
+        endpoint.base_url = Some(format!("{}/openai/v1", resource.trim_end_matches('/')));
+        endpoint
+    }
+
     /// A server at `base_url` registered as `name`; no environment variable is read.
     pub(crate) fn custom(name: &str, base_url: &str) -> Self {
         let mut endpoint = EndpointBuilder::new(name, None, None, None);

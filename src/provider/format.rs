@@ -17,6 +17,26 @@ mod sealed {
 }
 pub(crate) use sealed::Sealed;
 
+/// How an OpenAI-format server takes its key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum KeyHeader {
+    /// `Authorization: Bearer KEY` (OpenAI, xAI, most compatible servers).
+    #[default]
+    Bearer,
+    /// `api-key: KEY` (Azure OpenAI).
+    ApiKey,
+}
+
+impl KeyHeader {
+    /// The header and what goes before the key in it.
+    pub(crate) fn pair(self) -> (HeaderName, &'static str) {
+        match self {
+            KeyHeader::Bearer => (http::header::AUTHORIZATION, "Bearer "),
+            KeyHeader::ApiKey => (HeaderName::from_static("api-key"), ""),
+        }
+    }
+}
+
 /// One API's wire format, as the generic [`HttpProvider`](super::HttpProvider)
 /// needs it: Chat Completions ([`ChatCompletions`](super::ChatCompletions)) and
 /// Anthropic Messages ([`Messages`](super::Messages)). Sealed: steer adds formats.

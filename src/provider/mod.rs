@@ -25,7 +25,7 @@ use futures::Stream;
 pub use anthropic::{Anthropic, AnthropicBuilder, Messages};
 pub use apis::OpenAiApis;
 pub use endpoint::EndpointBuilder;
-pub use format::WireFormat;
+pub use format::{KeyHeader, WireFormat};
 pub use http_provider::{HttpProvider, HttpProviderBuilder};
 pub use openai::{ChatCompletions, OpenAiCompatible, OpenAiCompatibleBuilder};
 pub use registry::Providers;

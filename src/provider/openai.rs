@@ -3,7 +3,7 @@
 use http::HeaderName;
 
 use super::endpoint::EndpointBuilder;
-use super::format::{Sealed, WireFormat};
+use super::format::{KeyHeader, Sealed, WireFormat};
 use super::http_provider::{HttpProvider, HttpProviderBuilder};
 use crate::model::ChatRequest;
 use crate::prefill::Prefill;
@@ -29,6 +29,7 @@ pub type OpenAiCompatibleBuilder = HttpProviderBuilder<ChatCompletions>;
 pub struct ChatCompletions {
     include_usage: bool,
     prefill: Prefill,
+    key: KeyHeader,
 }
 
 impl Default for ChatCompletions {
@@ -36,6 +37,7 @@ impl Default for ChatCompletions {
         ChatCompletions {
             include_usage: true,
             prefill: Prefill::None,
+            key: KeyHeader::Bearer,
         }
     }
 }
@@ -51,7 +53,7 @@ impl WireFormat for ChatCompletions {
     }
 
     fn key_header(&self) -> (HeaderName, &'static str) {
-        (http::header::AUTHORIZATION, "Bearer ")
+        self.key.pair()
     }
 
     fn body(&self, req: &ChatRequest, stream: bool) -> Result<Vec<u8>, String> {
@@ -80,6 +82,27 @@ impl OpenAiCompatible {
     /// xAI: `XAI_API_KEY`, `XAI_BASE_URL`, default `https://api.x.ai/v1`.
     pub fn xai() -> OpenAiCompatibleBuilder {
         HttpProviderBuilder::new(EndpointBuilder::xai(), ChatCompletions::default())
+    }
+
+    /// Azure OpenAI's v1 API at `resource` (`https://NAME.openai.azure.com`):
+    /// base `{resource}/openai/v1`, the key in `api-key` (from
+    /// `AZURE_OPENAI_API_KEY`), and the deployment's name as the model
+    /// (`azure/my-gpt-4o`). Registered as `azure`.
+    ///
+    /// ```
+    /// use steer_llm::OpenAiCompatible;
+    /// let azure = OpenAiCompatible::azure("https://contoso.openai.azure.com")
+    ///     .api_key("...")
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(azure.base_url(), "https://contoso.openai.azure.com/openai/v1");
+    /// ```
+    pub fn azure(resource: &str) -> OpenAiCompatibleBuilder {
+        let format = ChatCompletions {
+            key: KeyHeader::ApiKey,
+            ..ChatCompletions::default()
+        };
+        HttpProviderBuilder::new(EndpointBuilder::azure(resource), format)
     }
 
     /// Any OpenAI-compatible server, registered under `name`; `base_url` ends before

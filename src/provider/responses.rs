@@ -4,7 +4,7 @@
 use http::HeaderName;
 
 use super::endpoint::EndpointBuilder;
-use super::format::{Sealed, WireFormat};
+use super::format::{KeyHeader, Sealed, WireFormat};
 use super::http_provider::{HttpProvider, HttpProviderBuilder};
 use crate::model::{ChatRequest, ChatResponse};
 use crate::prefill::Prefill;
@@ -24,9 +24,11 @@ pub type OpenAiResponses = HttpProvider<Responses>;
 /// Builds an [`OpenAiResponses`] provider.
 pub type OpenAiResponsesBuilder = HttpProviderBuilder<Responses>;
 
-/// The Responses API wire format.
+/// The Responses API wire format, and how its server takes the key.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Responses;
+pub struct Responses {
+    key: KeyHeader,
+}
 
 impl Sealed for Responses {}
 
@@ -39,7 +41,7 @@ impl WireFormat for Responses {
     }
 
     fn key_header(&self) -> (HeaderName, &'static str) {
-        (http::header::AUTHORIZATION, "Bearer ")
+        self.key.pair()
     }
 
     fn body(&self, req: &ChatRequest, stream: bool) -> Result<Vec<u8>, String> {
@@ -77,17 +79,30 @@ impl WireFormat for Responses {
 impl OpenAiResponses {
     /// OpenAI: `OPENAI_API_KEY`, `OPENAI_BASE_URL`, default `https://api.openai.com/v1`.
     pub fn openai() -> OpenAiResponsesBuilder {
-        HttpProviderBuilder::new(EndpointBuilder::openai(), Responses)
+        HttpProviderBuilder::new(EndpointBuilder::openai(), Responses::default())
     }
 
     /// xAI: `XAI_API_KEY`, `XAI_BASE_URL`, default `https://api.x.ai/v1`.
     pub fn xai() -> OpenAiResponsesBuilder {
-        HttpProviderBuilder::new(EndpointBuilder::xai(), Responses)
+        HttpProviderBuilder::new(EndpointBuilder::xai(), Responses::default())
+    }
+
+    /// Azure OpenAI's v1 Responses API at `resource`, as
+    /// [`OpenAiCompatible::azure`](super::OpenAiCompatible::azure) reaches its
+    /// Chat Completions: the key in `api-key`, registered as `azure`.
+    pub fn azure(resource: &str) -> OpenAiResponsesBuilder {
+        let format = Responses {
+            key: KeyHeader::ApiKey,
+        };
+        HttpProviderBuilder::new(EndpointBuilder::azure(resource), format)
     }
 
     /// Any server speaking the Responses API, registered under `name`;
     /// `base_url` ends before `/responses` (usually with `/v1`).
     pub fn custom(name: &str, base_url: &str) -> OpenAiResponsesBuilder {
-        HttpProviderBuilder::new(EndpointBuilder::custom(name, base_url), Responses)
+        HttpProviderBuilder::new(
+            EndpointBuilder::custom(name, base_url),
+            Responses::default(),
+        )
     }
 }
