@@ -17,7 +17,8 @@
 //! - [`wait`]: `x-should-retry`, `retry-after-ms`, `retry-after` (seconds, then
 //!   HTTP-date), then the upstream's as LiteLLM passes them on
 //!   (`llm_provider-retry-after-ms`, `llm_provider-retry-after`), OpenAI's "try
-//!   again in 1.146s" text, Go durations (`1m30s`) and RFC 3339 resets.
+//!   again in 1.146s" and Azure OpenAI's "retry after 37 seconds" texts, Go
+//!   durations (`1m30s`) and RFC 3339 resets.
 //! - [`text`]: free text by ordered patterns (timeout before network, billing
 //!   before rate limit), for errors from user code or unknown transports.
 //!

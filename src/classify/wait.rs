@@ -142,23 +142,41 @@ fn wait_in(headers: &Scanned<'_>, ms: usize, secs: usize, now: SystemTime) -> Op
     at.duration_since(now).ok().filter(|d| !d.is_zero())
 }
 
-/// OpenAI's "Please try again in 84ms / 1.146s / 6s / 1m30s" in an error message.
+/// The wait an error message states: OpenAI's "Please try again in 84ms /
+/// 1.146s / 6s / 1m30s", or Azure OpenAI's "Please retry after 37 seconds."
+/// (both 429 families of responses-api.md §8).
 pub fn try_again_in(message: &str) -> Option<Duration> {
-    const MARKER: &str = "try again in ";
-    let lower_at = message
+    if let Some(rest) = after_marker(message, "try again in ") {
+        let token = rest
+            .split(|c: char| c.is_whitespace() || c == ',')
+            .next()?
+            .trim_end_matches('.');
+        return go_duration(token).filter(|d| !d.is_zero());
+    }
+    let rest = after_marker(message, "retry after ")?;
+    let mut words = rest.split_whitespace();
+    let number = words.next()?;
+    let unit = words.next()?.trim_end_matches(['.', ',']);
+    if !matches!(unit.to_ascii_lowercase().as_str(), "second" | "seconds") {
+        return None;
+    }
+    let secs: f64 = number.parse().ok()?;
+    Duration::try_from_secs_f64(secs)
+        .ok()
+        .filter(|d| !d.is_zero())
+}
+
+/// What follows the first `marker` in `message` (ASCII case ignored).
+fn after_marker<'a>(message: &'a str, marker: &str) -> Option<&'a str> {
+    let at = message
         .char_indices()
         .find(|(i, _)| {
             message
-                .get(*i..i + MARKER.len())
-                .is_some_and(|s| s.eq_ignore_ascii_case(MARKER))
+                .get(*i..i.saturating_add(marker.len()))
+                .is_some_and(|s| s.eq_ignore_ascii_case(marker))
         })
         .map(|(i, _)| i)?;
-    let rest = &message[lower_at + MARKER.len()..];
-    let token = rest
-        .split(|c: char| c.is_whitespace() || c == ',')
-        .next()?
-        .trim_end_matches('.');
-    go_duration(token).filter(|d| !d.is_zero())
+    message.get(at.saturating_add(marker.len())..)
 }
 
 /// Parses a Go duration (`12ms`, `1s`, `1m30s`, `6m0s`, `1h2m3.5s`, `250us`).
@@ -406,6 +424,22 @@ mod tests {
             ("Please try again later.", None),
             ("try again in", None),
             ("no hint", None),
+            // Azure OpenAI's two 429 families.
+            (
+                "Requests to the ChatCompletions_Create Operation under Azure OpenAI API version 2024-10-21 have exceeded token rate limit of your current OpenAI S0 pricing tier. Please retry after 37 seconds.",
+                Some(Duration::from_secs(37)),
+            ),
+            (
+                "The system is currently experiencing high demand and cannot process your request. Please retry after 6 seconds. For improved latency reliability, consider switching to Provisioned Throughput.",
+                Some(Duration::from_secs(6)),
+            ),
+            ("Please retry after 1 second", Some(Duration::from_secs(1))),
+            ("Please retry after 0.5 seconds.", Some(Duration::from_millis(500))),
+            ("Please retry after 1e400 seconds.", None),
+            ("Please retry after -3 seconds.", None),
+            ("Please retry after NaN seconds.", None),
+            ("Please retry after 5 minutes.", None),
+            ("Please retry after the quota resets.", None),
         ] {
             assert_eq!(try_again_in(msg), expected, "{msg}");
         }
