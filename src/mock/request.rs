@@ -60,10 +60,18 @@ pub(crate) fn text_of(v: &Value) -> Option<String> {
     }
 }
 
-fn str_field<'a>(v: &'a Value, key: &str, at: &str) -> Result<&'a str, String> {
+/// The string field `key` of `v`, or the API's "Field required" for `at.key`.
+pub(super) fn str_field<'a>(v: &'a Value, key: &str, at: &str) -> Result<&'a str, String> {
     v.get(key)
         .and_then(Value::as_str)
         .ok_or_else(|| format!("{at}.{key}: Field required"))
+}
+
+/// An image part by URL (`data:` or http(s)), refused as the APIs refuse one.
+pub(super) fn image_at(url: &str, at: &str) -> Result<Part, String> {
+    let source = ImageSource::from_url(url);
+    source.validate().map_err(|e| format!("{at}: {e}"))?;
+    Ok(Part::Image(source))
 }
 
 /// Reads `body` as `flavour`'s API would.
@@ -175,9 +183,7 @@ fn openai_message(m: &Value, at: &str) -> Result<Message, String> {
                                 .pointer("/image_url/url")
                                 .and_then(Value::as_str)
                                 .ok_or(format!("{at}.image_url.url: Field required"))?;
-                            let source = ImageSource::from_url(url);
-                            source.validate().map_err(|e| format!("{at}: {e}"))?;
-                            Ok(Part::Image(source))
+                            image_at(url, &at)
                         }
                         other => Err(format!("{at}.type: unknown part type {other:?}")),
                     }

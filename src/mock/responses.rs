@@ -16,17 +16,11 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 
 use super::render::Frames;
-use super::request::MockRequest;
+use super::request::{image_at, str_field, MockRequest};
 use super::text::{Finish, Reply};
-use crate::content::{ImageSource, Part};
+use crate::content::Part;
 use crate::model::{Message, Role};
 use crate::tools::{ResponseFormat, Tool, ToolCall, ToolChoice, ToolResult};
-
-fn str_field<'a>(v: &'a Value, key: &str, at: &str) -> Result<&'a str, String> {
-    v.get(key)
-        .and_then(Value::as_str)
-        .ok_or_else(|| format!("{at}.{key}: Field required"))
-}
 
 /// Reads a `POST /v1/responses` body, or the API's 400 message.
 pub(super) fn read(body: &Value) -> Result<MockRequest, String> {
@@ -154,12 +148,7 @@ fn read_content(content: Option<&Value>, at: &str) -> Result<Vec<Part>, String> 
                     "input_text" | "output_text" => {
                         Ok(Part::Text(str_field(p, "text", &at)?.to_string()))
                     }
-                    "input_image" => {
-                        let url = str_field(p, "image_url", &at)?;
-                        let source = ImageSource::from_url(url);
-                        source.validate().map_err(|e| format!("{at}: {e}"))?;
-                        Ok(Part::Image(source))
-                    }
+                    "input_image" => image_at(str_field(p, "image_url", &at)?, &at),
                     other => Err(format!("{at}.type: unknown part type {other:?}")),
                 }
             })
