@@ -149,3 +149,61 @@ impl Provider for OpenAiApis {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::FailureKind;
+
+    fn refusal(status: u16, body: &str) -> ProviderError {
+        ProviderError::new(
+            "openai",
+            "r".into(),
+            FailureKind::Status {
+                status,
+                body: bytes::Bytes::from(body.to_string()),
+            },
+        )
+    }
+
+    fn both() -> OpenAiApis {
+        OpenAiApis::new(
+            OpenAiCompatible::custom("openai", "http://127.0.0.1:9/v1")
+                .build()
+                .expect("chat"),
+            OpenAiResponses::custom("openai", "http://127.0.0.1:9/v1")
+                .build()
+                .expect("responses"),
+        )
+        .expect("one name")
+    }
+
+    /// Callers name the models: however many are refused, the memory of them
+    /// stays bounded, and each is still moved.
+    #[test]
+    fn the_models_remembered_are_bounded_and_only_openais_refusal_moves_one() {
+        let apis = both();
+        let only = r#"{"error":{"message":"This model is only supported in v1/responses and not in v1/chat/completions.","type":"invalid_request_error","param":"model","code":null}}"#;
+        for i in 0..MAX_REMEMBERED + 50 {
+            assert!(apis.moved_by(&format!("model-{i}"), &refusal(400, only)));
+        }
+        assert_eq!(apis.moved.read().len(), MAX_REMEMBERED);
+        assert!(apis.uses_responses("model-0"));
+        assert!(!apis.uses_responses(&format!("model-{}", MAX_REMEMBERED + 1)));
+        // Another 400, or the words with another status, move nothing.
+        assert!(!apis.moved_by(
+            "x",
+            &refusal(400, r#"{"error":{"message":"bad temperature"}}"#)
+        ));
+        assert!(!apis.moved_by("y", &refusal(500, only)));
+        assert!(!apis.uses_responses("x") && !apis.uses_responses("y"));
+        // Two APIs under two names are not one provider.
+        let other = OpenAiResponses::custom("other", "http://127.0.0.1:9/v1")
+            .build()
+            .expect("responses");
+        let chat = OpenAiCompatible::custom("openai", "http://127.0.0.1:9/v1")
+            .build()
+            .expect("chat");
+        assert!(OpenAiApis::new(chat, other).is_err());
+    }
+}
