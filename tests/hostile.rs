@@ -40,6 +40,16 @@ fn anthropic(url: &str) -> Providers {
     )
 }
 
+fn responses(url: &str) -> Providers {
+    Providers::new().with(
+        steer_llm::provider::OpenAiResponses::openai()
+            .base_url(format!("{url}/v1"))
+            .api_key(KEY)
+            .build()
+            .unwrap(),
+    )
+}
+
 fn hostile_client(providers: Providers) -> Client {
     Client::builder()
         .providers(providers)
@@ -148,6 +158,34 @@ async fn endless_keep_alives_without_text_end_at_the_first_token_timeout() {
     let client = hostile_client(openai(&pings.url(), 1 << 20));
     let e = stream_error(client.stream(req("openai/gpt-4o-mini")).await.unwrap()).await;
     assert_eq!(category(&e), Category::Timeout, "{e}");
+}
+
+/// A Responses stream that says forever that it is in progress, or numbers its
+/// events past any integer: neither is content, and neither holds the request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_responses_stream_of_endless_progress_or_absurd_numbers_does_not_hold_the_request() {
+    let pace = Some(Duration::from_millis(5));
+    let progress = endless(
+        b"event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":{\"id\":\"resp_1\",\"object\":\"response\",\"status\":\"in_progress\",\"output\":[]}}\n\n",
+        b"event: response.in_progress\ndata: {\"type\":\"response.in_progress\",\"sequence_number\":1}\n\n".to_vec(),
+        pace,
+    )
+    .await;
+    let client = hostile_client(responses(&progress.url()));
+    let e = stream_error(client.stream(req("openai/gpt-5-mini")).await.unwrap()).await;
+    assert_eq!(category(&e), Category::Timeout, "{e}");
+    read_bounded(&progress);
+
+    let absurd = endless(
+        b"",
+        b"data: {\"type\":\"response.output_text.delta\",\"sequence_number\":123456789012345678901234567890,\"delta\":\"x\"}\n\n".to_vec(),
+        pace,
+    )
+    .await;
+    let client = hostile_client(responses(&absurd.url()));
+    let e = stream_error(client.stream(req("openai/gpt-5-mini")).await.unwrap()).await;
+    assert_eq!(category(&e), Category::MalformedResponse, "{e}");
+    read_bounded(&absurd);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
