@@ -50,7 +50,7 @@ pub use content::{ImageSource, Part};
 pub use error::{ConfigError, Error, FailedRequest, FailureKind, ProviderError, TransportKind};
 pub use model::{
     ChatRequest, ChatResponse, FinishReason, InvalidModelId, Message, ModelId, ProviderEvent,
-    RequestId, Role, StreamEvent, Usage,
+    RequestId, ResumePoint, ResumedBy, Role, StreamEvent, Usage,
 };
 pub use prefill::Prefill;
 pub use provider::{Anthropic, EventStream, OpenAiCompatible, Provider, Providers};

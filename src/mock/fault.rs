@@ -83,6 +83,10 @@ pub enum Outcome {
         /// Text chunks sent first.
         after: Option<usize>,
     },
+    /// A (background) response that stays `queued`: the stream ends
+    /// (connection reset) after `response.created` and `response.queued`, and
+    /// a resume of it sends nothing more.
+    StuckQueued,
     /// A streaming request answered with the whole reply as JSON
     /// (`content-type: application/json`), as LiteLLM's proxy answers
     /// `/v1/messages` for some models whatever `stream` says.
@@ -362,6 +366,10 @@ fn parse_outcome(kind: &str, params: &Params<'_>) -> Result<Outcome, String> {
             params.only(&[])?;
             Outcome::WholeReply
         }
+        "stuck_queued" => {
+            params.only(&[])?;
+            Outcome::StuckQueued
+        }
         "status" => {
             let code = params
                 .number::<u16>("code")?
@@ -477,6 +485,7 @@ impl fmt::Display for Outcome {
             Outcome::Normal => "ok".to_string(),
             Outcome::NearlySpent => "nearly_spent".to_string(),
             Outcome::WholeReply => "whole_reply".to_string(),
+            Outcome::StuckQueued => "stuck_queued".to_string(),
             Outcome::Error { name, wait } => with_params(name, wait_params(wait)),
             Outcome::Status { code, wait } => {
                 let mut p = vec![format!("code={code}")];

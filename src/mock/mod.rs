@@ -78,12 +78,14 @@
 //! }
 //! ```
 
+mod background;
 mod behaviour;
 pub mod errors;
 mod fault;
 pub mod render;
 pub mod request;
 mod responses;
+mod retrieve;
 mod server;
 pub mod text;
 pub mod tools;
@@ -222,6 +224,7 @@ pub struct MockBuilder {
     record: usize,
     stall_limit: Duration,
     behaviour: Behaviour,
+    resume_window: Duration,
 }
 
 /// Requests a mock keeps by default: the latest 10,000 (a ring, so a long
@@ -237,6 +240,7 @@ impl Default for MockBuilder {
             record: DEFAULT_REQUEST_LOG,
             stall_limit: Duration::from_secs(300),
             behaviour: Behaviour::Standard,
+            resume_window: Duration::from_secs(300),
         }
     }
 }
@@ -279,6 +283,13 @@ impl MockBuilder {
     /// How long a stalled response stays open before the mock closes it (default 300 s).
     pub fn stall_limit(mut self, limit: Duration) -> Self {
         self.stall_limit = limit;
+        self
+    }
+
+    /// How long a background response may be resumed (default 300 s, OpenAI's
+    /// reported window); a later resume is refused with OpenAI's 400.
+    pub fn resume_window(mut self, window: Duration) -> Self {
+        self.resume_window = window;
         self
     }
 
@@ -349,6 +360,8 @@ pub(crate) struct Shared {
     log: Mutex<VecDeque<RecordedRequest>>,
     counter: AtomicU64,
     events_sent: Arc<AtomicU64>,
+    /// Background responses of the Responses API.
+    store: Mutex<background::Store>,
 }
 
 impl Shared {
@@ -364,6 +377,7 @@ impl Shared {
             log: Mutex::new(VecDeque::new()),
             counter: AtomicU64::new(0),
             events_sent: Arc::new(AtomicU64::new(0)),
+            store: Mutex::new(background::Store::default()),
         }
     }
 

@@ -57,7 +57,7 @@ fn call_prefix(flavour: Flavour) -> &'static str {
 }
 
 /// Tokens the reply generated: its text chunks and its calls' argument pieces.
-fn completion_tokens(reply: &Reply) -> u64 {
+pub(super) fn completion_tokens(reply: &Reply) -> u64 {
     let pieces: usize = reply.calls.iter().map(|c| c.pieces.len()).sum();
     reply.tokens.saturating_add(pieces as u64)
 }
@@ -108,7 +108,9 @@ pub fn sse_frames_as(
     let include_usage = usage.last;
     let completion = completion_tokens(reply);
     match flavour {
-        Flavour::Responses => super::responses::frames(model, reply, id, created, completion),
+        Flavour::Responses => {
+            super::responses::frames(model, reply, id, created, completion, false)
+        }
         Flavour::OpenAi | Flavour::Xai => {
             let prefix = format!(
                 r#"{{"id":{},"object":"chat.completion.chunk","created":{created},"model":{},"system_fingerprint":"fp_mock","choices":"#,

@@ -44,6 +44,8 @@ pub struct MockRequest {
     /// and Mistral's `"prefix": true` on it or vLLM's `continue_final_message`.
     /// Otherwise OpenAI treats it as a finished turn and answers afresh.
     pub continues_prefill: bool,
+    /// Whether it asked for background mode (the Responses API's `background`).
+    pub background: bool,
 }
 
 /// The text of a message's content: a string, or the `text` of its parts.
@@ -162,6 +164,7 @@ pub fn read(flavour: Flavour, body: &Value) -> Result<MockRequest, String> {
         parallel_tool_calls,
         response_format: read_format(flavour, body)?,
         continues_prefill,
+        background: false,
     })
 }
 

@@ -84,6 +84,7 @@ pub(super) fn read(body: &Value) -> Result<MockRequest, String> {
         response_format: read_format(body)?,
         // The Responses API answers a final assistant message afresh.
         continues_prefill: false,
+        background: body.get("background").and_then(Value::as_bool) == Some(true),
     })
 }
 
@@ -265,6 +266,18 @@ pub(super) fn json_body(
     response(model, reply, id, created, completion, true).to_string()
 }
 
+/// A response object as a background response shows it: `background` set,
+/// and `status` given (a background response starts `queued`).
+fn in_background(mut response: Value, status: Option<&str>) -> Value {
+    if let Some(fields) = response.as_object_mut() {
+        fields.insert("background".into(), Value::Bool(true));
+        if let Some(status) = status {
+            fields.insert("status".into(), Value::from(status));
+        }
+    }
+    response
+}
+
 /// Numbers the events of one stream, in order.
 struct Events {
     next: u64,
@@ -281,20 +294,29 @@ impl Events {
     }
 }
 
-/// The events of a streamed reply.
+/// The events of a streamed reply; in background mode the response is
+/// `queued` first (`response.created`, `response.queued`, then
+/// `response.in_progress`), and says `background: true` throughout.
 pub(super) fn frames(
     model: &str,
     reply: &Reply,
     id: &str,
     created: u64,
     completion: u64,
+    background: bool,
 ) -> Frames {
     let mut ev = Events { next: 0 };
-    let open = response(model, reply, id, created, completion, false);
-    let mut head = vec![
-        ev.frame("response.created", json!({"response": open})),
-        ev.frame("response.in_progress", json!({"response": open})),
-    ];
+    let mut open = response(model, reply, id, created, completion, false);
+    let mut head = Vec::with_capacity(5);
+    if background {
+        let queued = in_background(open.clone(), Some("queued"));
+        head.push(ev.frame("response.created", json!({"response": queued})));
+        head.push(ev.frame("response.queued", json!({"response": queued})));
+        open = in_background(open, None);
+    } else {
+        head.push(ev.frame("response.created", json!({"response": open})));
+    }
+    head.push(ev.frame("response.in_progress", json!({"response": open})));
     let message_id = format!("msg_{id}");
     let text_item = !reply.chunks.is_empty() || reply.calls.is_empty();
     if text_item {
@@ -382,7 +404,10 @@ pub(super) fn frames(
             ));
         }
     }
-    let done = response(model, reply, id, created, completion, true);
+    let mut done = response(model, reply, id, created, completion, true);
+    if background {
+        done = in_background(done, None);
+    }
     let terminal = if done["status"] == "incomplete" {
         "response.incomplete"
     } else {

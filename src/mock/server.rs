@@ -58,13 +58,21 @@ pub(super) async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>
             post(|s: State<Arc<Shared>>, h: HeaderMap, b: Bytes| handle(s, Api::Responses, h, b)),
         )
         .route(
+            "/v1/responses/{id}",
+            axum::routing::get(super::retrieve::retrieve),
+        )
+        .route(
+            "/v1/responses/{id}/cancel",
+            post(super::retrieve::cancel),
+        )
+        .route(
             "/mock/requests",
             axum::routing::get(|s: State<Arc<Shared>>| async move { recorded(&s) }),
         )
         .fallback(|| async {
             json_response(
                 404,
-                r#"{"error":{"message":"steer mock: unknown path (serves POST /v1/chat/completions, POST /v1/messages and POST /v1/responses)","type":"invalid_request_error","param":null,"code":"unknown_url"}}"#.to_string(),
+                r#"{"error":{"message":"steer mock: unknown path (serves POST /v1/chat/completions, POST /v1/messages, POST /v1/responses, GET /v1/responses/{id} and POST /v1/responses/{id}/cancel)","type":"invalid_request_error","param":null,"code":"unknown_url"}}"#.to_string(),
             )
         })
         .with_state(shared);
@@ -86,7 +94,7 @@ enum Api {
     Responses,
 }
 
-fn json_response(status: u16, body: String) -> Response {
+pub(super) fn json_response(status: u16, body: String) -> Response {
     let mut resp = Response::new(Body::from(body));
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     resp.headers_mut()
@@ -101,7 +109,7 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-fn invalid_request(flavour: Flavour, message: &str, request_id: &str) -> ErrorResponse {
+pub(super) fn invalid_request(flavour: Flavour, message: &str, request_id: &str) -> ErrorResponse {
     let body = match flavour {
         Flavour::OpenAi | Flavour::Responses => {
             serde_json::json!({"error": {"message": message, "type": "invalid_request_error", "param": null, "code": null}})
@@ -138,7 +146,10 @@ fn unauthenticated(flavour: Flavour, request_id: &str) -> ErrorResponse {
 }
 
 /// Picks the fault plan: header, keyed script, queue, default; then draws a mix.
-fn choose_fault(shared: &Shared, headers: &HeaderMap) -> Result<Option<FaultPlan>, String> {
+pub(super) fn choose_fault(
+    shared: &Shared,
+    headers: &HeaderMap,
+) -> Result<Option<FaultPlan>, String> {
     let plan = if let Some(spec) = headers.get(FAULT_HEADER) {
         let spec = spec
             .to_str()
@@ -172,6 +183,37 @@ fn choose_fault(shared: &Shared, headers: &HeaderMap) -> Result<Option<FaultPlan
     }))
 }
 
+/// Records a request (its headers, its body as `body` makes it, the fault
+/// drawn for it), if the mock records requests.
+pub(super) fn record(
+    shared: &Shared,
+    path: &str,
+    headers: &HeaderMap,
+    body: impl FnOnce() -> Value,
+    flavour: Flavour,
+    fault: &Result<Option<FaultPlan>, String>,
+) {
+    if !shared.records() {
+        return;
+    }
+    shared.record(RecordedRequest {
+        path: path.to_string(),
+        headers: headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body: body(),
+        flavour,
+        fault: fault.as_ref().ok().cloned().flatten(),
+        received_at: SystemTime::now(),
+    });
+}
+
 async fn handle(
     State(shared): State<Arc<Shared>>,
     api: Api,
@@ -194,29 +236,12 @@ async fn handle(
         }
     };
     let fault = choose_fault(&shared, &headers);
-    if shared.records() {
-        shared.record(RecordedRequest {
-            path: match api {
-                Api::Chat => "/v1/chat/completions",
-                Api::Messages => "/v1/messages",
-                Api::Responses => "/v1/responses",
-            }
-            .to_string(),
-            headers: headers
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        k.as_str().to_string(),
-                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                    )
-                })
-                .collect(),
-            body: json.clone(),
-            flavour,
-            fault: fault.as_ref().ok().cloned().flatten(),
-            received_at: SystemTime::now(),
-        });
-    }
+    let path = match api {
+        Api::Chat => "/v1/chat/completions",
+        Api::Messages => "/v1/messages",
+        Api::Responses => "/v1/responses",
+    };
+    record(&shared, path, &headers, || json.clone(), flavour, &fault);
     let behaviour = match headers.get(super::BEHAVIOUR_HEADER).map(|v| {
         v.to_str()
             .map_err(|_| "not text".to_string())
@@ -348,15 +373,15 @@ const ANTHROPIC_LIMITS: [(&str, &str, &str, &str, &str); 4] = [
     ),
 ];
 
-struct Ctx {
-    flavour: Flavour,
-    request_id: String,
-    shared: Arc<Shared>,
-    behaviour: Behaviour,
+pub(super) struct Ctx {
+    pub(super) flavour: Flavour,
+    pub(super) request_id: String,
+    pub(super) shared: Arc<Shared>,
+    pub(super) behaviour: Behaviour,
 }
 
 impl Ctx {
-    fn check_headers(&self, headers: &HeaderMap) -> Option<Response> {
+    pub(super) fn check_headers(&self, headers: &HeaderMap) -> Option<Response> {
         let present = |name: &str| {
             headers
                 .get(name)
@@ -395,7 +420,7 @@ impl Ctx {
         None
     }
 
-    fn base_headers(&self, resp: &mut Response, limited: bool) {
+    pub(super) fn base_headers(&self, resp: &mut Response, limited: bool) {
         let h = resp.headers_mut();
         let id = HeaderValue::from_str(&self.request_id).ok();
         match self.flavour {
@@ -462,7 +487,7 @@ impl Ctx {
         }
     }
 
-    fn error_response(&self, err: ErrorResponse, wait: &WaitHeaders) -> Response {
+    pub(super) fn error_response(&self, err: ErrorResponse, wait: &WaitHeaders) -> Response {
         let mut resp = Response::new(Body::from(err.body));
         *resp.status_mut() =
             StatusCode::from_u16(err.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -524,11 +549,15 @@ impl Ctx {
         })
     }
 
-    fn respond(&self, plan: FaultPlan, parsed: super::request::MockRequest) -> Response {
-        let spent = plan.outcome == Outcome::NearlySpent;
-        let whole = plan.outcome == Outcome::WholeReply;
+    /// How a fault plan's outcome cuts a stream (`None`: it does not), or the
+    /// error response it is instead.
+    pub(super) fn stream_cut(
+        &self,
+        outcome: Outcome,
+        stream: bool,
+    ) -> Result<Option<(usize, Cut)>, Box<Response>> {
         let after = |a: Option<usize>| a.unwrap_or(0);
-        let stream_fault = match plan.outcome {
+        Ok(match outcome {
             Outcome::Normal | Outcome::NearlySpent | Outcome::WholeReply | Outcome::Mix(_) => None,
             Outcome::Error { name, mut wait } => {
                 let name = match self.behaviour.rewritten_error(&name) {
@@ -541,32 +570,33 @@ impl Ctx {
                     }
                     None => name,
                 };
-                return self.error_response(self.named_error(&name), &wait);
+                return Err(Box::new(
+                    self.error_response(self.named_error(&name), &wait),
+                ));
             }
             Outcome::Status { code, wait } => {
-                return self.error_response(
+                return Err(Box::new(self.error_response(
                     render::generic_error(self.flavour, code, &self.request_id),
                     &wait,
-                )
+                )))
             }
             Outcome::StreamError { name, after: a } => {
                 let name = self
                     .behaviour
                     .rewritten_stream_error(&name)
                     .map_or(name, str::to_string);
-                if !parsed.stream {
-                    return self.error_response(self.named_error(&name), &WaitHeaders::default());
-                }
-                match errors::in_band_error(self.flavour, &name) {
+                let in_band = errors::in_band_error(self.flavour, &name).filter(|_| stream);
+                match in_band {
                     Some((event, body)) => {
                         Some((after(a), Cut::Send(render::in_band_frame(event, &body))))
                     }
                     None => {
-                        return self
-                            .error_response(self.named_error(&name), &WaitHeaders::default())
+                        let err = self.named_error(&name);
+                        return Err(Box::new(self.error_response(err, &WaitHeaders::default())));
                     }
                 }
             }
+            Outcome::StuckQueued => Some((0, Cut::Reset)),
             Outcome::Stall { after: a } => Some((after(a), Cut::Stall)),
             Outcome::Truncate { after: a } => Some((after(a), Cut::End)),
             Outcome::Reset { after: a } => Some((after(a), Cut::Reset)),
@@ -577,6 +607,17 @@ impl Ctx {
             Outcome::MalformedSse { after: a } => {
                 Some((after(a), Cut::Send(render::malformed_sse_frame())))
             }
+        })
+    }
+
+    fn respond(&self, plan: FaultPlan, parsed: super::request::MockRequest) -> Response {
+        let spent = plan.outcome == Outcome::NearlySpent;
+        let whole = plan.outcome == Outcome::WholeReply;
+        let stuck = plan.outcome == Outcome::StuckQueued;
+        let failed_in_band = matches!(plan.outcome, Outcome::StreamError { .. });
+        let stream_fault = match self.stream_cut(plan.outcome, parsed.stream) {
+            Ok(cut) => cut,
+            Err(resp) => return *resp,
         };
         let mut reply = text::respond(&parsed, self.shared.config.reply_words);
         if parsed.stream && self.behaviour == Behaviour::CharChunks {
@@ -592,18 +633,41 @@ impl Ctx {
         };
         let created = unix_now();
         let (content_type, body) = if parsed.stream && !whole {
-            let frames = render::sse_frames_as(
-                self.flavour,
-                &parsed.model,
-                &reply,
-                render::StreamUsage {
-                    last: parsed.include_usage,
-                    every_chunk: parsed.continuous_usage,
-                },
-                &id,
-                created,
-                self.behaviour,
-            );
+            let background = parsed.background && self.flavour == Flavour::Responses;
+            let mut frames = if background {
+                let completion = render::completion_tokens(&reply);
+                super::responses::frames(&parsed.model, &reply, &id, created, completion, true)
+            } else {
+                render::sse_frames_as(
+                    self.flavour,
+                    &parsed.model,
+                    &reply,
+                    render::StreamUsage {
+                        last: parsed.include_usage,
+                        every_chunk: parsed.continuous_usage,
+                    },
+                    &id,
+                    created,
+                    self.behaviour,
+                )
+            };
+            if stuck {
+                // It never leaves the queue: `response.created` and (in
+                // background mode) `response.queued`, then the line drops.
+                frames.head.truncate(2);
+                frames.content.clear();
+                frames.tail.clear();
+            }
+            if background {
+                self.keep(
+                    &id,
+                    &parsed.model,
+                    &frames,
+                    stream_fault.as_ref(),
+                    stuck,
+                    failed_in_band,
+                );
+            }
             let steps = stream_steps(frames, stream_fault);
             (
                 "text/event-stream; charset=utf-8",
@@ -648,6 +712,36 @@ impl Ctx {
     }
 }
 
+impl Ctx {
+    /// Keeps a background response's events for resumes: all of them when the
+    /// stream breaks on the way (the response runs on), those up to its error
+    /// when it fails in band (the response failed), none past `queued` when it
+    /// is stuck there.
+    fn keep(
+        &self,
+        id: &str,
+        model: &str,
+        frames: &Frames,
+        fault: Option<&(usize, Cut)>,
+        stuck: bool,
+        failed_in_band: bool,
+    ) {
+        use super::background::State;
+        let mut kept = frames.clone();
+        let state = match fault {
+            _ if stuck => State::Stuck,
+            None => State::Ended,
+            Some((after, Cut::Send(frame))) if failed_in_band => {
+                kept.content.truncate(*after);
+                kept.tail = vec![frame.clone()];
+                State::Ended
+            }
+            Some(_) => State::Running,
+        };
+        self.shared.store.lock().keep(id, model, kept, state);
+    }
+}
+
 /// Where a cut non-streaming body ends: a dozen bytes in, always inside the JSON.
 const CUT_BODY_AT: usize = 12;
 
@@ -659,7 +753,7 @@ fn non_json(frame: Bytes) -> Bytes {
 }
 
 /// How a faulted stream ends.
-enum Cut {
+pub(super) enum Cut {
     /// Send this event, then end without the terminal event.
     Send(Bytes),
     /// Send nothing more, keep the connection open.
@@ -670,13 +764,13 @@ enum Cut {
     Reset,
 }
 
-enum Step {
+pub(super) enum Step {
     Send(Bytes),
     Stall,
     Reset,
 }
 
-fn stream_steps(frames: Frames, fault: Option<(usize, Cut)>) -> Vec<Step> {
+pub(super) fn stream_steps(frames: Frames, fault: Option<(usize, Cut)>) -> Vec<Step> {
     let Frames {
         head,
         content,
@@ -701,7 +795,7 @@ fn stream_steps(frames: Frames, fault: Option<(usize, Cut)>) -> Vec<Step> {
     steps
 }
 
-fn steps_body(
+pub(super) fn steps_body(
     steps: Vec<Step>,
     delay: Option<Duration>,
     stall_limit: Duration,

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::id::RequestId;
 use super::response::{FinishReason, RouteStep, Usage};
+use super::resume::{ResumePoint, ResumedBy};
 use crate::tools::ToolCall;
 
 /// One event of a streamed response.
@@ -46,6 +47,9 @@ pub enum StreamEvent {
         offset: usize,
         /// The provider continuing.
         provider: String,
+        /// How: a continuation request, or the server's own replay.
+        #[serde(default)]
+        by: ResumedBy,
     },
     /// A tool call begins (its arguments follow as `ToolCallDelta`s).
     ToolCallStart {
@@ -166,6 +170,16 @@ pub enum ProviderEvent {
     ResponseId {
         /// The id.
         id: String,
+    },
+    /// The attempt may be resumed on the server from here (a background
+    /// response of the Responses API): everything before it was yielded.
+    Resumable(ResumePoint),
+    /// The attempt ends while its server-side response still runs (a
+    /// background response cut at a client-side stop sequence): the client
+    /// cancels it, so that it stops billing.
+    LeftRunning {
+        /// The response's id.
+        response_id: String,
     },
     /// The attempt finished successfully.
     Complete {

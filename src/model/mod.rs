@@ -7,8 +7,10 @@ mod events;
 mod id;
 mod request;
 mod response;
+mod resume;
 
 pub use events::{ProviderEvent, StreamEvent};
 pub use id::{InvalidModelId, ModelId, RequestId};
 pub use request::{ChatRequest, ExtraHeaders, Message, Role, TOKEN_LIMIT_FIELDS};
 pub use response::{ChatResponse, FinishReason, RouteStep, Usage};
+pub use resume::{ResumePoint, ResumedBy};

@@ -156,6 +156,13 @@ pub struct ChatRequest {
     pub extra_headers: ExtraHeaders,
     /// steer's id of this request.
     pub request_id: RequestId,
+    /// Runs a streamed request in the Responses API's background mode: the
+    /// server keeps the response (about ten minutes; not compatible with zero
+    /// data retention), so a broken stream resumes exactly where it broke, with
+    /// nothing generated again ([`crate::ResumedBy::Server`]). Ignored by the
+    /// other APIs and by non-streaming requests. Off by default.
+    #[serde(default)]
+    pub background: bool,
 }
 
 /// Body fields that limit generated tokens, when given as extra body fields.
@@ -210,6 +217,7 @@ impl ChatRequest {
             extra_body: Map::new(),
             extra_headers: ExtraHeaders::default(),
             request_id: RequestId::random(),
+            background: false,
         }
     }
 
@@ -283,6 +291,13 @@ impl ChatRequest {
     /// Sets a provider parameter steer does not model, as a top-level body field.
     pub fn extra_body(mut self, key: impl Into<String>, value: Value) -> Self {
         self.extra_body.insert(key.into(), value);
+        self
+    }
+    /// Runs a streamed request in the Responses API's background mode (see
+    /// [`ChatRequest::background`](ChatRequest#structfield.background)): a broken
+    /// stream then resumes on the server, exactly.
+    pub fn in_background(mut self, on: bool) -> Self {
+        self.background = on;
         self
     }
     /// Adds an HTTP header to this request.

@@ -148,6 +148,19 @@ impl Provider for OpenAiApis {
             other => other,
         }
     }
+
+    /// Only the Responses API resumes on the server.
+    async fn resume(
+        &self,
+        req: &ChatRequest,
+        point: &crate::model::ResumePoint,
+    ) -> Result<EventStream, ProviderError> {
+        self.responses.resume(req, point).await
+    }
+
+    async fn cancel(&self, req: &ChatRequest, response_id: &str) -> Result<(), ProviderError> {
+        self.responses.cancel(req, response_id).await
+    }
 }
 
 #[cfg(test)]

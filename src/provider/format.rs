@@ -6,7 +6,7 @@
 
 use http::HeaderName;
 
-use crate::model::{ChatRequest, ChatResponse};
+use crate::model::{ChatRequest, ChatResponse, ResumePoint};
 use crate::prefill::Prefill;
 use crate::wire::{ParseReply, StreamDecoder};
 
@@ -70,6 +70,12 @@ pub trait WireFormat: Sealed + Clone + std::fmt::Debug + Send + Sync + 'static {
     /// The decoder of `req`'s stream.
     fn decoder(&self, _req: &ChatRequest) -> Self::Decoder {
         Self::Decoder::default()
+    }
+
+    /// The decoder of `req`'s stream resumed on the server at `point`; `None`
+    /// where the API has no server-side resume (the default).
+    fn resume_decoder(&self, _req: &ChatRequest, _point: &ResumePoint) -> Option<Self::Decoder> {
+        None
     }
 
     /// What the client does to a whole reply that the API leaves to it (stop

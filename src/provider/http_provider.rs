@@ -7,8 +7,11 @@ use super::format::WireFormat;
 use super::http::{self, CallContext};
 use super::{EventStream, Provider};
 use crate::error::{Error, FailureKind, ProviderError};
-use crate::model::{ChatRequest, ChatResponse};
+use crate::model::{ChatRequest, ChatResponse, ResumePoint};
 use crate::prefill::Prefill;
+
+/// Longest response id steer puts in a URL.
+const MAX_RESPONSE_ID: usize = 256;
 
 /// A provider reached over HTTP in one API's wire format `F`. Name it by its
 /// aliases: [`OpenAiCompatible`](super::OpenAiCompatible) and
@@ -75,10 +78,48 @@ impl<F: WireFormat> HttpProvider<F> {
         if stream {
             builder = builder.header("accept", "text/event-stream");
         }
+        Ok(self.authorised(builder, req))
+    }
+
+    /// The key and the request's own headers.
+    fn authorised(
+        &self,
+        mut builder: reqwest::RequestBuilder,
+        req: &ChatRequest,
+    ) -> reqwest::RequestBuilder {
         if let Some(key) = &self.endpoint.key_header {
             builder = builder.header(self.format.key_header().0, key.clone());
         }
-        Ok(http::extra_headers(builder, req))
+        http::extra_headers(builder, req)
+    }
+
+    /// The URL of stored response `id` (`{base}/responses/{id}{tail}`): only an
+    /// id of letters, digits, `_` and `-` is put in a URL (it comes from the
+    /// server's stream).
+    fn response_url(
+        &self,
+        req: &ChatRequest,
+        id: &str,
+        tail: &str,
+    ) -> Result<reqwest::Url, Box<ProviderError>> {
+        let plain = !id.is_empty()
+            && id.len() <= MAX_RESPONSE_ID
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        let invalid =
+            |message: String| Box::new(self.context(req).error(FailureKind::Invalid { message }));
+        if !plain {
+            return Err(invalid(format!(
+                "the response id {:?} is not one steer puts in a URL",
+                crate::wire::snippet(id)
+            )));
+        }
+        let url = format!(
+            "{}/{id}{tail}",
+            self.endpoint.url.as_str().trim_end_matches('/')
+        );
+        reqwest::Url::parse(&url).map_err(|e| invalid(format!("the response's URL: {e}")))
     }
 }
 
@@ -182,6 +223,52 @@ impl<F: WireFormat> Provider for HttpProvider<F> {
         let request = self.request(req, true).map_err(|e| *e)?;
         let attempt = http::stream(self.context(req), request, req, self.format.decoder(req));
         attempt.await
+    }
+
+    async fn resume(
+        &self,
+        req: &ChatRequest,
+        point: &ResumePoint,
+    ) -> Result<EventStream, ProviderError> {
+        let Some(decoder) = self.format.resume_decoder(req, point) else {
+            let message = format!("the {} API has no server-side resume", F::NAME);
+            return Err(self.context(req).error(FailureKind::Invalid { message }));
+        };
+        let mut url = self
+            .response_url(req, &point.response_id, "")
+            .map_err(|e| *e)?;
+        url.query_pairs_mut()
+            .append_pair("stream", "true")
+            .append_pair("starting_after", &point.after.to_string());
+        let builder = self
+            .format
+            .headers(self.endpoint.http.current().get(url))
+            .header("x-client-request-id", req.request_id.as_str())
+            .header("accept", "text/event-stream");
+        let request = self.authorised(builder, req);
+        let attempt = http::stream(self.context(req), request, req, decoder);
+        attempt.await
+    }
+
+    async fn cancel(&self, req: &ChatRequest, response_id: &str) -> Result<(), ProviderError> {
+        if self
+            .format
+            .resume_decoder(req, &ResumePoint::new(response_id, 0))
+            .is_none()
+        {
+            return Ok(());
+        }
+        let url = self
+            .response_url(req, response_id, "/cancel")
+            .map_err(|e| *e)?;
+        let builder = self
+            .format
+            .headers(self.endpoint.http.current().post(url))
+            .header("x-client-request-id", req.request_id.as_str());
+        let request = self.authorised(builder, req);
+        http::send(&self.context(req), request.send())
+            .await
+            .map(drop)
     }
 }
 

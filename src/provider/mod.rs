@@ -32,7 +32,7 @@ pub use registry::Providers;
 pub use responses::{OpenAiResponses, OpenAiResponsesBuilder, Responses};
 
 use crate::error::ProviderError;
-use crate::model::{ChatRequest, ChatResponse, ProviderEvent};
+use crate::model::{ChatRequest, ChatResponse, ProviderEvent, ResumePoint};
 
 /// The events of one streamed attempt. It ends after `Complete` or after the first
 /// error; an end without `Complete` never happens (it is reported as
@@ -90,6 +90,32 @@ pub trait Provider: Send + Sync + 'static {
     /// One streaming attempt. Errors before the response headers are returned here;
     /// later ones arrive in the stream.
     async fn stream(&self, req: &ChatRequest) -> Result<EventStream, ProviderError>;
+
+    /// Reconnects to `req`'s stored background response after `point` (the
+    /// Responses API's `GET /responses/{id}?stream=true&starting_after=N`):
+    /// its events after the last one read, nothing generated again. The
+    /// default has no such resume: an [`Invalid`](crate::FailureKind::Invalid)
+    /// error, on which the stream continues client-side.
+    async fn resume(
+        &self,
+        req: &ChatRequest,
+        _point: &ResumePoint,
+    ) -> Result<EventStream, ProviderError> {
+        Err(ProviderError::new(
+            self.name(),
+            req.request_id.clone(),
+            crate::FailureKind::Invalid {
+                message: "this provider has no server-side resume".into(),
+            },
+        ))
+    }
+
+    /// Cancels `req`'s background response `response_id` (the Responses
+    /// API's `POST /responses/{id}/cancel`), so that it stops billing once no
+    /// one reads it. The default has nothing to cancel.
+    async fn cancel(&self, _req: &ChatRequest, _response_id: &str) -> Result<(), ProviderError> {
+        Ok(())
+    }
 }
 
 /// Turns a whole response into a stream (start, one text delta, usage, complete):

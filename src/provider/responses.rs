@@ -6,7 +6,7 @@ use http::HeaderName;
 use super::endpoint::EndpointBuilder;
 use super::format::{KeyHeader, Sealed, WireFormat};
 use super::http_provider::{HttpProvider, HttpProviderBuilder};
-use crate::model::{ChatRequest, ChatResponse};
+use crate::model::{ChatRequest, ChatResponse, ResumePoint};
 use crate::prefill::Prefill;
 use crate::wire::responses as wire;
 use crate::wire::ParseReply;
@@ -24,10 +24,12 @@ pub type OpenAiResponses = HttpProvider<Responses>;
 /// Builds an [`OpenAiResponses`] provider.
 pub type OpenAiResponsesBuilder = HttpProviderBuilder<Responses>;
 
-/// The Responses API wire format, and how its server takes the key.
+/// The Responses API wire format, how its server takes the key, and whether
+/// its streams run in background mode.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Responses {
     key: KeyHeader,
+    background: bool,
 }
 
 impl Sealed for Responses {}
@@ -45,7 +47,9 @@ impl WireFormat for Responses {
     }
 
     fn body(&self, req: &ChatRequest, stream: bool) -> Result<Vec<u8>, String> {
-        wire::request_json(req, stream)
+        let mut body = wire::RequestBody::new(req, stream)?;
+        body.background |= stream && self.background;
+        crate::wire::with_extra(&body, &req.extra_body)
     }
 
     fn check(&self, req: &ChatRequest) -> Result<(), String> {
@@ -61,6 +65,11 @@ impl WireFormat for Responses {
         wire::Decoder::with_stops(req.stop.clone())
     }
 
+    /// A background response's stream resumes after the last event read.
+    fn resume_decoder(&self, req: &ChatRequest, point: &ResumePoint) -> Option<wire::Decoder> {
+        Some(wire::Decoder::resuming(req.stop.clone(), point))
+    }
+
     fn finish_reply(&self, req: &ChatRequest, reply: &mut ChatResponse) {
         if let Some(at) = crate::wire::stop::first_stop(&reply.text, &req.stop) {
             reply.text.truncate(at);
@@ -73,6 +82,18 @@ impl WireFormat for Responses {
     /// stream is continued with the "continue" message.
     fn prefill(&self, _model: &str) -> Prefill {
         Prefill::None
+    }
+}
+
+impl OpenAiResponsesBuilder {
+    /// Runs every stream of this deployment in background mode (see
+    /// [`ChatRequest::background`](crate::ChatRequest#structfield.background)):
+    /// the server keeps each response about ten minutes, which is not
+    /// compatible with zero data retention, and a broken stream resumes
+    /// exactly, with nothing generated again. Off by default.
+    pub fn background(mut self, on: bool) -> Self {
+        self.format.background = on;
+        self
     }
 }
 
@@ -93,6 +114,7 @@ impl OpenAiResponses {
     pub fn azure(resource: &str) -> OpenAiResponsesBuilder {
         let format = Responses {
             key: KeyHeader::ApiKey,
+            background: false,
         };
         HttpProviderBuilder::new(EndpointBuilder::azure(resource), format)
     }

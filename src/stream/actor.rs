@@ -31,7 +31,7 @@ use steer_actors::Failure;
 use steer_actors::ProviderActors;
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::machine::StreamMachine;
+use super::machine::{AttemptCall, StreamMachine};
 use super::reader::{AttemptEnded, AttemptPlan, Command, Outcome};
 pub(crate) use super::settings::{StreamRoute, StreamSettings};
 use crate::classify::classify;
@@ -109,12 +109,17 @@ impl StreamActor {
     /// continuation after delivered content), its timeouts, and the delivery
     /// state, lent until the attempt ends.
     fn open(&mut self, lease: Option<PermitLease>, ctx: &mut Context<Self>) {
-        let (request, delivery) = self.machine.begin_attempt(&self.original);
+        let (call, delivery) = self.machine.begin_attempt(&self.original);
         self.lease = lease;
+        let (request, resume) = match call {
+            AttemptCall::Send(request) => (request, None),
+            AttemptCall::Resume(point) => (self.original.clone(), Some(point)),
+        };
         let plan = AttemptPlan {
             delivery: Some(delivery),
             provider: self.provider.clone(),
             request: Some(request),
+            resume,
             original: self.original.clone(),
             started: self.core.started,
             deadline: self.core.attempts.progress().deadline(),
@@ -143,6 +148,7 @@ impl StreamActor {
         }
         match ended.outcome {
             Outcome::Complete => {
+                self.cancel_abandoned();
                 let attempts = self.core.attempts.succeeded();
                 self.core.end_attempt("success");
                 if let Some(lease) = self.lease.take() {
@@ -158,6 +164,15 @@ impl StreamActor {
             }
             Outcome::Diverged => self.diverged(ctx),
         }
+    }
+}
+
+impl StreamActor {
+    /// Cancels the background responses the stream left running.
+    fn cancel_abandoned(&mut self) {
+        let ids = self.machine.take_abandoned();
+        let span = self.core.span.clone();
+        super::abandoned::cancel(self.provider.clone(), self.original.clone(), ids, span);
     }
 }
 
@@ -230,6 +245,8 @@ impl Drop for StreamActor {
     fn drop(&mut self) {
         if !self.done {
             self.done = true;
+            self.machine.abandon_resume();
+            self.cancel_abandoned();
             shell::report_cancelled(self);
         }
     }

@@ -15,7 +15,7 @@ use super::checkpoint::{estimate_tokens, Checkpoint, Seam};
 use super::calls::StreamCalls;
 use super::continuation::{over_limit, tokens_left};
 use crate::model::{
-    ChatRequest, FinishReason, ModelId, ProviderEvent, RouteStep, StreamEvent, Usage,
+    ChatRequest, FinishReason, ModelId, ProviderEvent, ResumePoint, RouteStep, StreamEvent, Usage,
 };
 use crate::wire::stop::StopScan;
 
@@ -54,6 +54,26 @@ pub(crate) struct Delivery {
     pub first_content: Option<Duration>,
     /// The finish reason of the completed stream.
     pub finish_reason: Option<FinishReason>,
+    /// Where the current attempt's background response can be resumed on the
+    /// server (boxed: only background streams have one).
+    resume: Option<Box<ResumeTrack>>,
+    /// Text deltas of the current attempt's connections before a server-side
+    /// resume.
+    earlier_deltas: u64,
+    /// A background response left running by a client-side stop: cancelled.
+    pub left_running: Option<String>,
+}
+
+/// A background response's last resume point, and the content after it.
+#[derive(Debug)]
+struct ResumeTrack {
+    point: ResumePoint,
+    /// Content events handled after the point.
+    since: u64,
+    /// Content events a resumed connection repeats (handled before it broke).
+    skip: u64,
+    /// Whether a resumed connection got anything new.
+    progressed: bool,
 }
 
 /// Who the stream is and what it asked: what the events it makes name.
@@ -155,10 +175,84 @@ impl Delivery {
         });
     }
 
+    /// Where the current attempt's background response can be resumed.
+    pub fn resume_point(&self) -> Option<&ResumePoint> {
+        self.resume.as_ref().map(|r| &r.point)
+    }
+
+    /// Forgets the resume point (the response is abandoned), returning it.
+    pub fn take_resume(&mut self) -> Option<ResumePoint> {
+        self.resume.take().map(|r| r.point)
+    }
+
+    /// Whether the connection resumed last got anything new.
+    pub fn resume_progressed(&self) -> bool {
+        self.resume.as_ref().is_some_and(|r| r.progressed)
+    }
+
+    /// The current attempt goes on in a connection resumed at its point: the
+    /// content it repeats (read after the point before the break) is skipped,
+    /// and everything else (usage, seam, calls, stop scan) carries on.
+    pub fn begin_resume(&mut self) {
+        self.earlier_deltas = self.earlier_deltas.saturating_add(self.attempt_deltas);
+        self.attempt_deltas = 0;
+        self.usage_current = false;
+        if let Some(r) = self.resume.as_mut() {
+            r.skip = r.since;
+            r.since = 0;
+            r.progressed = false;
+        }
+    }
+
+    /// Whether `event` is content a resumed connection repeats (then skipped);
+    /// counts content after the resume point either way.
+    fn replayed(&mut self, event: &ProviderEvent) -> bool {
+        let content = matches!(
+            event,
+            ProviderEvent::TextDelta { .. }
+                | ProviderEvent::ToolCallStart { .. }
+                | ProviderEvent::ToolCallDelta { .. }
+                | ProviderEvent::ToolCall { .. }
+        );
+        let Some(r) = self.resume.as_mut().filter(|_| content) else {
+            return false;
+        };
+        r.since = r.since.saturating_add(1);
+        if r.skip > 0 {
+            r.skip -= 1;
+            return true;
+        }
+        r.progressed = true;
+        false
+    }
+
+    /// A new resume point: content is counted after it.
+    fn resumable(&mut self, point: ResumePoint) {
+        match self.resume.as_mut() {
+            Some(r) if r.point.response_id == point.response_id && r.point.after >= point.after => {
+            }
+            Some(r) => {
+                r.progressed |= r.skip == 0;
+                r.point = point;
+                r.since = 0;
+            }
+            None => {
+                self.resume = Some(Box::new(ResumeTrack {
+                    point,
+                    since: 0,
+                    skip: 0,
+                    progressed: false,
+                }))
+            }
+        }
+    }
+
     /// A new attempt starts: its usage and deltas count from zero.
     pub fn begin_attempt(&mut self, continuing: bool) {
         self.attempt_usage = None;
         self.attempt_deltas = 0;
+        self.earlier_deltas = 0;
+        self.resume = None;
         self.usage_current = false;
         self.continuing = continuing;
         self.stop_scan = None;
@@ -172,7 +266,9 @@ impl Delivery {
     pub fn attempt_failed(&mut self) {
         // What it delivered, as the provider counted it, if it said so after
         // its last delta.
-        if self.attempt_deltas > 0 {
+        let deltas = self.attempt_deltas.saturating_add(self.earlier_deltas);
+        self.earlier_deltas = 0;
+        if deltas > 0 {
             match self.attempt_usage.filter(|_| self.usage_current) {
                 Some(u) => {
                     self.checkpoint.provider_tokens = self
@@ -183,10 +279,7 @@ impl Delivery {
                 None => self.checkpoint.provider_uncounted = true,
             }
         }
-        let attempt = self
-            .attempt_usage
-            .take()
-            .unwrap_or(Usage::new(0, self.attempt_deltas));
+        let attempt = self.attempt_usage.take().unwrap_or(Usage::new(0, deltas));
         self.finished_usage = self.finished_usage.plus(attempt);
     }
 
@@ -297,7 +390,12 @@ impl Delivery {
         span: &tracing::Span,
         out: &mut Vec<StreamEvent>,
     ) -> Step {
+        if self.replayed(&event) {
+            return Step::Continue;
+        }
         match event {
+            ProviderEvent::Resumable(point) => self.resumable(point),
+            ProviderEvent::LeftRunning { response_id } => self.left_running = Some(response_id),
             ProviderEvent::Start {
                 provider_request_id,
                 ..
@@ -358,6 +456,8 @@ impl Delivery {
                 finish_reason,
                 usage,
             } => {
+                // The response ended: nothing to resume or cancel.
+                self.resume = None;
                 let rest = self.seam.as_mut().map(|s| s.finish()).unwrap_or_default();
                 if self.seam.as_ref().is_some_and(|s| s.diverged()) {
                     return Step::Diverged;

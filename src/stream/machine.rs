@@ -7,6 +7,12 @@
 //! delivery to each attempt's reader, and carries out what it answers (the
 //! attempts themselves are `steer_actors::lifecycle::Attempts`, the group route
 //! [`crate::route::Route`]).
+//!
+//! A background response of the Responses API is resumed on the server first:
+//! an attempt that broke after a resume point is taken up by a connection
+//! resumed there (the same attempt, nothing generated again); only a resume
+//! the server refuses falls back to the client-side continuation, saying so in
+//! its seam, and the response it leaves is cancelled.
 
 use std::sync::Arc;
 
@@ -17,7 +23,9 @@ use super::continuation::{
     continuation_request, is_prefill_rejection, strategy_for, Continuation, Divergence,
 };
 use super::delivery::Delivery;
-use crate::model::{ChatRequest, FinishReason, ModelId, RouteStep, StreamEvent};
+use crate::model::{
+    ChatRequest, FinishReason, ModelId, ResumePoint, ResumedBy, RouteStep, StreamEvent,
+};
 use crate::prefill::Prefill;
 
 /// What a failed attempt means for the stream, before any coordinator is asked.
@@ -32,6 +40,9 @@ pub(crate) enum AfterBreak {
     Again,
     /// Content was delivered and the stream may not continue: it gives up.
     GiveUp,
+    /// The server refused to resume its response: continue client-side at
+    /// once (the refusal is no failure of the stream's).
+    Refused,
     /// A failure of the attempt: ask whether to retry.
     Ask,
 }
@@ -56,7 +67,28 @@ pub(crate) enum RetrySeam {
     Resumed {
         /// Characters delivered before the seam.
         offset: usize,
+        /// Whether the server resumes it (else a continuation request).
+        server: bool,
     },
+}
+
+/// What an attempt calls.
+pub(crate) enum AttemptCall {
+    /// A request: the original, or a continuation.
+    Send(Arc<ChatRequest>),
+    /// The stored background response, resumed on the server after `point`.
+    Resume(ResumePoint),
+}
+
+/// Where a server-side resume stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Resume {
+    /// None asked.
+    Off,
+    /// The next attempt resumes.
+    Next,
+    /// The current attempt is a resume.
+    Running,
 }
 
 /// The stream's decisions between attempts.
@@ -69,6 +101,11 @@ pub(crate) struct StreamMachine {
     /// The strategy for the current target.
     strategy: Continuation,
     divergence: Divergence,
+    resume: Resume,
+    /// Why the server refused its resume, until the seam says so.
+    refused: Option<String>,
+    /// Background responses left running, to cancel.
+    abandoned: Vec<String>,
 }
 
 impl StreamMachine {
@@ -80,6 +117,33 @@ impl StreamMachine {
             asked,
             strategy: strategy_for(asked, prefill),
             divergence,
+            resume: Resume::Off,
+            refused: None,
+            abandoned: Vec::new(),
+        }
+    }
+
+    /// The background responses the stream has left running (a resume
+    /// refused, a failover, a client-side stop), to cancel now.
+    pub(crate) fn take_abandoned(&mut self) -> Vec<String> {
+        let d = self.delivery.get_or_insert_with(Box::default);
+        if let Some(id) = d.left_running.take() {
+            self.abandoned.push(id);
+        }
+        std::mem::take(&mut self.abandoned)
+    }
+
+    /// The stream gives its background response up (it moves to another
+    /// target, or ends): the broken attempt's usage counts as spent, and the
+    /// response is to be cancelled.
+    pub(crate) fn abandon_resume(&mut self) {
+        let resume = std::mem::replace(&mut self.resume, Resume::Off);
+        let d = self.delivery.get_or_insert_with(Box::default);
+        if resume == Resume::Next {
+            d.attempt_failed();
+        }
+        if let Some(point) = d.take_resume() {
+            self.abandoned.push(point.response_id);
         }
     }
 
@@ -113,9 +177,16 @@ impl StreamMachine {
     pub(crate) fn begin_attempt(
         &mut self,
         original: &Arc<ChatRequest>,
-    ) -> (Arc<ChatRequest>, Box<Delivery>) {
+    ) -> (AttemptCall, Box<Delivery>) {
         let strategy = self.strategy;
-        let d = self.delivery();
+        let resume = std::mem::replace(&mut self.resume, Resume::Off);
+        let d = self.delivery.get_or_insert_with(Box::default);
+        if let Some(point) = d.resume_point().filter(|_| resume == Resume::Next).cloned() {
+            d.begin_resume();
+            self.resume = Resume::Running;
+            let delivery = self.delivery.take().unwrap_or_default();
+            return (AttemptCall::Resume(point), delivery);
+        }
         let continuing = d.delivered_anything();
         d.begin_attempt(continuing);
         let request = if !continuing {
@@ -134,7 +205,10 @@ impl StreamMachine {
             d.seam = Some(Box::new(seam));
             Arc::new(req)
         };
-        (request, self.delivery.take().unwrap_or_default())
+        (
+            AttemptCall::Send(request),
+            self.delivery.take().unwrap_or_default(),
+        )
     }
 
     /// An attempt's reader handed the delivery state back.
@@ -144,8 +218,10 @@ impl StreamMachine {
 
     /// The attempt failed with `failure`: usage adds up across attempts (a
     /// broken one that reported none is counted by its deltas), and the break
-    /// is judged: complete at the limit, the instruction after a refused
-    /// prefill, give up when content may not be continued, else ask.
+    /// is judged: complete at the limit, a server-side resume where the attempt
+    /// left a resume point, a client-side continuation where the server refused
+    /// one, the instruction after a refused prefill, give up when content may
+    /// not be continued, else ask.
     pub(crate) fn after_break(
         &mut self,
         failure: &Failure,
@@ -153,14 +229,33 @@ impl StreamMachine {
         route: Option<&[RouteStep]>,
     ) -> AfterBreak {
         let strategy = self.strategy;
-        let d = self.delivery();
-        d.attempt_failed();
+        let resume = std::mem::replace(&mut self.resume, Resume::Off);
+        let d = self.delivery.get_or_insert_with(Box::default);
+        let refused = resume == Resume::Running && !d.resume_progressed();
+        if refused {
+            if let Some(point) = d.take_resume() {
+                self.abandoned.push(point.response_id);
+            }
+            self.refused = Some(failure.message.clone());
+        }
+        let resumable = d.resume_point().is_some();
         d.recount(original.model.model());
-        if d.whole_at_break(original, failure.retryable) {
+        if d.whole_at_break(original, failure.retryable || refused) {
+            d.attempt_failed();
+            if let Some(point) = d.take_resume() {
+                self.abandoned.push(point.response_id);
+            }
             let mut last = Vec::new();
             d.complete(FinishReason::Length, route, &original.model, &mut last);
             return AfterBreak::Complete(last);
         }
+        if resumable {
+            // Its usage comes with the resumed response's end.
+            self.resume = Resume::Next;
+            return AfterBreak::Ask;
+        }
+        d.attempt_failed();
+        d.recount(original.model.model());
         let content_began = d.delivered_anything();
         if content_began && strategy == Continuation::Prefill && is_prefill_rejection(failure) {
             self.strategy = Continuation::Instruct;
@@ -168,6 +263,9 @@ impl StreamMachine {
         }
         if content_began && strategy == Continuation::Off {
             return AfterBreak::GiveUp;
+        }
+        if refused && !failure.retryable {
+            return AfterBreak::Refused;
         }
         AfterBreak::Ask
     }
@@ -191,33 +289,57 @@ impl StreamMachine {
     /// before its text.
     pub(crate) fn seam_for_retry(&mut self, attempt: u32, provider: &str) -> RetrySeam {
         let strategy = self.strategy;
-        let d = self.delivery();
+        let server = self.resume == Resume::Next;
+        let d = self.delivery.get_or_insert_with(Box::default);
         if !d.delivered_anything() {
             return RetrySeam::None;
         }
+        let offset = d.checkpoint.chars;
+        if server {
+            // The same response goes on: no call is interrupted.
+            d.pending_seam = vec![StreamEvent::Resumed {
+                attempt,
+                offset,
+                provider: provider.to_string(),
+                by: ResumedBy::Server,
+            }];
+            return RetrySeam::Resumed {
+                offset,
+                server: true,
+            };
+        }
+        let by = match self.refused.take() {
+            Some(refusal) => ResumedBy::ContinuationAfterRefusal { refusal },
+            None => ResumedBy::Continuation,
+        };
         if strategy == Continuation::Restart {
             d.checkpoint = Checkpoint::default();
             d.reset_calls();
             d.pending_seam.clear();
             return RetrySeam::Restarted(StreamEvent::Restarted { attempt });
         }
-        let offset = d.checkpoint.chars;
         d.pending_seam = vec![StreamEvent::Resumed {
             attempt,
             offset,
             provider: provider.to_string(),
+            by,
         }];
         if let Some(index) = d.interrupted_call() {
             d.pending_seam
                 .push(StreamEvent::ToolCallDiscarded { index });
         }
-        RetrySeam::Resumed { offset }
+        RetrySeam::Resumed {
+            offset,
+            server: false,
+        }
     }
 
     /// The stream moves to `target` (whose server continues a prefill as
     /// `prefill` says): its strategy, and after content a pending seam
     /// (`FailedOver`, or `Restarted` where it starts again).
     pub(crate) fn failed_over(&mut self, target: &ModelId, prefill: Prefill) {
+        self.abandon_resume();
+        self.refused = None;
         self.strategy = strategy_for(self.asked, prefill);
         let strategy = self.strategy;
         let d = self.delivery();

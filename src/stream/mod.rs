@@ -9,6 +9,7 @@
 //! break after content the actor asks for a [`continuation`] and splices it at
 //! a verified [`checkpoint::Seam`].
 
+mod abandoned;
 pub(crate) mod actor;
 pub(crate) mod calls;
 pub mod checkpoint;

@@ -25,7 +25,7 @@ use tokio::time::{Instant, Sleep};
 
 use super::delivery::{Asked, Delivery, Step};
 use crate::error::{Error, ProviderError};
-use crate::model::{ChatRequest, RouteStep, StreamEvent};
+use crate::model::{ChatRequest, ResumePoint, RouteStep, StreamEvent};
 use crate::provider::{EventStream, Provider};
 
 /// What the consumer receives: an event or the error that ends the stream.
@@ -48,6 +48,9 @@ pub(crate) struct AttemptPlan {
     /// What this attempt sends (the request, or its continuation); taken by the
     /// reader's HTTP call, so that it lives no longer than that call.
     pub request: Option<Arc<ChatRequest>>,
+    /// Where a resumed attempt picks up the stored background response
+    /// (instead of sending a request).
+    pub resume: Option<ResumePoint>,
     /// The request as the caller made it, at the current target.
     pub original: Arc<ChatRequest>,
     /// When the stream started.
@@ -99,6 +102,26 @@ pub(crate) enum Outcome {
     Diverged,
 }
 
+/// A reader dropped during its attempt (its consumer went away, the stream's
+/// actor with it) cancels the background response it was reading: the server
+/// would otherwise generate it to its end, billed.
+impl Drop for Reader {
+    fn drop(&mut self) {
+        let Some(delivery) = self.delivery.as_mut() else {
+            return;
+        };
+        let ids: Vec<String> = delivery
+            .take_resume()
+            .map(|p| p.response_id)
+            .into_iter()
+            .chain(delivery.left_running.take())
+            .collect();
+        let plan = &self.plan;
+        let span = plan.span.clone();
+        super::abandoned::cancel(plan.provider.clone(), plan.original.clone(), ids, span);
+    }
+}
+
 /// Events queued for the consumer, at most, before it gets them.
 const BATCH: usize = 64;
 
@@ -144,9 +167,15 @@ impl Reader {
     pub fn new(mut plan: Box<AttemptPlan>) -> Reader {
         let provider = plan.provider.clone();
         let request = plan.request.take().unwrap_or_else(|| plan.original.clone());
+        let resume = plan.resume.take();
         let opening = tracing::Instrument::instrument(
-            std::panic::AssertUnwindSafe(async move { provider.stream(&request).await })
-                .catch_unwind(),
+            std::panic::AssertUnwindSafe(async move {
+                match resume {
+                    Some(point) => provider.resume(&request, &point).await,
+                    None => provider.stream(&request).await,
+                }
+            })
+            .catch_unwind(),
             std::mem::replace(&mut plan.attempt_span, tracing::Span::none()),
         )
         .boxed();

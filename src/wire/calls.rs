@@ -59,6 +59,25 @@ struct OpenCall {
 }
 
 impl CallAssembler {
+    /// An assembler whose first call is numbered `next` (a stream resumed after
+    /// that many calls).
+    pub fn starting_at(next: usize) -> Self {
+        CallAssembler {
+            next,
+            ..CallAssembler::default()
+        }
+    }
+
+    /// How many calls were announced (the next one's index).
+    pub fn announced(&self) -> usize {
+        self.next
+    }
+
+    /// Whether a call is open (begun and not complete).
+    pub fn is_open(&self) -> bool {
+        !self.open.is_empty()
+    }
+
     /// A call starts whole: its id and name are known (Anthropic's `tool_use`
     /// block). A second start of the same key is ignored.
     pub fn start(

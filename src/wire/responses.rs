@@ -48,6 +48,10 @@ pub struct RequestBody<'a> {
     /// `{"format": ...}`: JSON object or JSON schema output.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub text: Option<Value>,
+    /// Background mode: the server keeps the response, so that a broken
+    /// stream resumes from it (streams only).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub background: bool,
 }
 
 impl<'a> RequestBody<'a> {
@@ -100,6 +104,7 @@ impl<'a> RequestBody<'a> {
                 ToolChoice::Tool(name) => serde_json::json!({"type": "function", "name": name}),
             }),
             parallel_tool_calls: req.parallel_tool_calls.filter(|_| !req.tools.is_empty()),
+            background: stream && req.background,
             text: req.response_format.as_ref().map(|f| match f {
                 ResponseFormat::Json => serde_json::json!({"format": {"type": "json_object"}}),
                 ResponseFormat::JsonSchema {
@@ -261,6 +266,9 @@ pub struct ResponseObject {
     /// What a `failed` response failed with: `{code, message}`.
     #[serde(default)]
     pub error: Option<Value>,
+    /// Whether it runs in background mode (stored, resumable).
+    #[serde(default)]
+    pub background: Option<bool>,
 }
 
 /// `incomplete_details`.
@@ -454,6 +462,13 @@ pub struct Decoder {
     refusal: bool,
     ended: bool,
     last_sequence: Option<u64>,
+    /// A background response's id: its stream can be resumed on the server.
+    background: Option<String>,
+    /// The sequence number of the last resume point reported.
+    reported: Option<u64>,
+    /// A resumed stream reads only the events after this one (a server that
+    /// replays from the start repeats nothing).
+    resumed_after: Option<u64>,
 }
 
 impl Decoder {
@@ -463,6 +478,47 @@ impl Decoder {
             stop: super::stop::StopScan::new(stops),
             ..Decoder::default()
         }
+    }
+
+    /// A decoder for a stream resumed at `point`: its calls numbered after the
+    /// ones begun before it, and the events up to it (should a server send
+    /// them again) skipped.
+    pub fn resuming(stops: Vec<String>, point: &crate::model::ResumePoint) -> Self {
+        Decoder {
+            stop: super::stop::StopScan::new(stops),
+            calls: super::CallAssembler::starting_at(point.calls),
+            id_sent: true,
+            any_call: point.calls > 0,
+            refusal: point.refusal,
+            last_sequence: Some(point.after),
+            background: Some(point.response_id.clone()),
+            reported: Some(point.after),
+            resumed_after: Some(point.after),
+            ..Decoder::default()
+        }
+    }
+
+    /// After an event: a background response reports a resume point where
+    /// nothing is held back (text that may begin a stop sequence) and no call
+    /// is open, once per new sequence number.
+    fn report_point(&mut self, out: &mut Vec<ProviderEvent>) {
+        let (Some(id), Some(after)) = (&self.background, self.last_sequence) else {
+            return;
+        };
+        if self.ended
+            || self.stop.is_holding()
+            || self.calls.is_open()
+            || self.reported.is_some_and(|r| r >= after)
+        {
+            return;
+        }
+        self.reported = Some(after);
+        out.push(ProviderEvent::Resumable(crate::model::ResumePoint {
+            response_id: id.clone(),
+            after,
+            calls: self.calls.announced(),
+            refusal: self.refusal,
+        }));
     }
 
     /// Text generated: passed on, or held while it may begin a stop sequence;
@@ -477,8 +533,12 @@ impl Decoder {
         if !stopped {
             return Progress::Continue;
         }
-        // Calls after the stop are not made; the usage is not known yet.
+        // Calls after the stop are not made; the usage is not known yet. A
+        // background response runs on without a reader: it is cancelled.
         self.ended = true;
+        if let Some(response_id) = self.background.take() {
+            out.push(ProviderEvent::LeftRunning { response_id });
+        }
         out.push(ProviderEvent::Complete {
             finish_reason: FinishReason::Stop,
             usage: None,
@@ -493,7 +553,15 @@ impl Decoder {
     }
 
     fn response_id(&mut self, response: Option<&ResponseObject>, out: &mut Vec<ProviderEvent>) {
-        if let (Some(id), false) = (response.and_then(|r| r.id.clone()), self.id_sent) {
+        let Some(response) = response else {
+            return;
+        };
+        if let (Some(id), true) = (&response.id, response.background == Some(true)) {
+            if self.background.is_none() {
+                self.background = Some(id.clone());
+            }
+        }
+        if let (Some(id), false) = (response.id.clone(), self.id_sent) {
             self.id_sent = true;
             out.push(ProviderEvent::ResponseId { id });
         }
@@ -537,6 +605,17 @@ impl StreamDecoder for Decoder {
         data: &str,
         out: &mut Vec<ProviderEvent>,
     ) -> Result<Progress, DecodeError> {
+        let progress = self.event(data, out)?;
+        if progress == Progress::Continue {
+            self.report_point(out);
+        }
+        Ok(progress)
+    }
+}
+
+impl Decoder {
+    /// One event of the stream.
+    fn event(&mut self, data: &str, out: &mut Vec<ProviderEvent>) -> Result<Progress, DecodeError> {
         let data = data.trim();
         if data == "[DONE]" {
             return if self.ended {
@@ -553,8 +632,19 @@ impl StreamDecoder for Decoder {
         let event: Event = serde_json::from_str(data).map_err(|e| {
             DecodeError::Malformed(format!("stream event {:?}: {e}", snippet(data)))
         })?;
+        let replayed = |kind: Option<&str>| {
+            !matches!(kind, Some("error" | "response.failed") | None)
+                && event
+                    .sequence_number
+                    .zip(self.resumed_after)
+                    .is_some_and(|(n, after)| n <= after)
+        };
+        if replayed(event.kind.as_deref()) {
+            // A resumed stream already has it.
+            return Ok(Progress::Continue);
+        }
         if let Some(n) = event.sequence_number {
-            self.last_sequence = Some(n);
+            self.last_sequence = Some(self.last_sequence.map_or(n, |last| last.max(n)));
         }
         let Some(kind) = event.kind.as_deref() else {
             // A gateway (LiteLLM) passes an upstream's failure on as an error

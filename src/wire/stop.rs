@@ -51,6 +51,11 @@ impl StopScan {
         !self.stops.is_empty()
     }
 
+    /// Whether text is held back (it may begin a stop sequence).
+    pub fn is_holding(&self) -> bool {
+        !self.held.is_empty()
+    }
+
     /// Whether a stop sequence was found: nothing more passes.
     pub fn stopped(&self) -> bool {
         self.stopped

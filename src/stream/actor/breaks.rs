@@ -38,6 +38,7 @@ impl StreamActor {
         failure.request_id = Some(self.original.request_id.to_string());
         let route = self.route.as_ref().map(|r| r.route.steps());
         let after = self.machine.after_break(&failure, &self.original, route);
+        self.cancel_abandoned();
         if let AfterBreak::Complete(last) = after {
             // The attempt delivered all it could: one successful attempt.
             tracing::debug!(parent: &self.core.span, category = %failure.category, "stream broke after its last allowed token: complete");
@@ -66,6 +67,12 @@ impl StreamActor {
         match after {
             AfterBreak::Again => {
                 self.core.actors.coordinator.do_send(abandoned);
+                shell::again(self, ctx)
+            }
+            AfterBreak::Refused => {
+                tracing::info!(parent: &self.core.span, category = %failure.category, "steer.stream.resume_refused: continuing client-side");
+                self.core.actors.coordinator.do_send(abandoned);
+                self.mark_seam(ctx);
                 shell::again(self, ctx)
             }
             AfterBreak::GiveUp => {
@@ -130,9 +137,10 @@ impl StreamActor {
                     self.cancelled(ctx);
                 }
             }
-            RetrySeam::Resumed { offset } => {
+            RetrySeam::Resumed { offset, server } => {
                 let core = &self.core;
-                tracing::info!(parent: &core.span, attempt, offset, "steer.stream.resumed");
+                let by = if server { "server" } else { "continuation" };
+                tracing::info!(parent: &core.span, attempt, offset, by, "steer.stream.resumed");
                 core.actors.meters.resumption(core.target.labels());
             }
         }

@@ -113,6 +113,9 @@ impl StreamActor {
         actors: Arc<ProviderActors>,
         ctx: &mut Context<Self>,
     ) {
+        // The background response left behind is cancelled at its own provider.
+        self.machine.abandon_resume();
+        self.cancel_abandoned();
         self.machine
             .failed_over(&target, provider.prefill(target.model()));
         self.provider = provider;

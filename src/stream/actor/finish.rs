@@ -21,6 +21,8 @@ impl StreamActor {
             return;
         }
         self.done = true;
+        self.machine.abandon_resume();
+        self.cancel_abandoned();
         self.record_end(error.as_ref(), end);
         shell::report_end(self, end);
         let store = error.as_ref().and_then(|_| self.partial_record());
@@ -64,6 +66,8 @@ impl StreamActor {
         }
         tracing::debug!(parent: &self.core.span, "stream dropped by its consumer");
         self.done = true;
+        self.machine.abandon_resume();
+        self.cancel_abandoned();
         shell::report_cancelled(self);
         // Stopping drops the HTTP body and the permit lease (handing the permit back).
         ctx.stop();

@@ -11,10 +11,18 @@ fn request(max_tokens: Option<u32>) -> Arc<ChatRequest> {
     Arc::new(req)
 }
 
+/// Begins an attempt that sends a request (not a server-side resume).
+fn begin(m: &mut StreamMachine, original: &Arc<ChatRequest>) -> (Arc<ChatRequest>, Box<Delivery>) {
+    match m.begin_attempt(original) {
+        (AttemptCall::Send(request), d) => (request, d),
+        (AttemptCall::Resume(point), _) => panic!("resumed at {point:?}"),
+    }
+}
+
 /// A machine whose first attempt delivered `pieces`, a delta each.
 fn delivered(asked: Continuation, original: &Arc<ChatRequest>, pieces: &[&str]) -> StreamMachine {
     let mut m = StreamMachine::new(asked, Prefill::Trailing, Divergence::Restart);
-    let (request, mut d) = m.begin_attempt(original);
+    let (request, mut d) = begin(&mut m, original);
     assert!(
         Arc::ptr_eq(&request, original),
         "a first attempt sends the original"
@@ -44,7 +52,7 @@ fn overloaded() -> Failure {
 fn a_break_before_content_asks_and_a_retry_shows_no_seam() {
     let original = request(None);
     let mut m = StreamMachine::new(Continuation::Auto, Prefill::None, Divergence::Restart);
-    let (_, d) = m.begin_attempt(&original);
+    let (_, d) = begin(&mut m, &original);
     m.attempt_ended(d);
     assert_eq!(
         m.after_break(&overloaded(), &original, None),
@@ -65,18 +73,22 @@ fn a_break_after_content_continues_behind_a_resumed_seam() {
     );
     assert_eq!(
         m.seam_for_retry(2, "openai"),
-        RetrySeam::Resumed { offset: 11 }
+        RetrySeam::Resumed {
+            offset: 11,
+            server: false
+        }
     );
     assert_eq!(
         m.delivery().pending_seam,
         [StreamEvent::Resumed {
             attempt: 2,
             offset: 11,
-            provider: "openai".into()
+            provider: "openai".into(),
+            by: ResumedBy::Continuation,
         }]
     );
     assert_eq!(m.partial().as_deref(), Some("Hello there"));
-    let (continuation, lent) = m.begin_attempt(&original);
+    let (continuation, lent) = begin(&mut m, &original);
     assert!(
         !Arc::ptr_eq(&continuation, &original),
         "a continuation, not the original"
@@ -139,7 +151,7 @@ fn a_divergence_restarts_and_clears_the_delivery_or_fails_as_asked() {
         RetrySeam::Restarted(StreamEvent::Restarted { attempt: 3 })
     );
     assert!(m.partial().is_none(), "the consumer discards what it had");
-    let (again, _) = m.begin_attempt(&original);
+    let (again, _) = begin(&mut m, &original);
     assert!(Arc::ptr_eq(&again, &original), "the original again");
     let mut failing = StreamMachine::new(Continuation::Auto, Prefill::None, Divergence::Fail);
     assert_eq!(failing.after_divergence(), AfterDivergence::Fail);
@@ -240,7 +252,7 @@ proptest::proptest! {
             prop_assert_eq!(m.may_move(), !(delivered && strategy == Continuation::Off));
             match input {
                 Input::Attempt(pieces) => {
-                    let (request, mut d) = m.begin_attempt(&original);
+                    let (request, mut d) = begin(&mut m, &original);
                     prop_assert_eq!(Arc::ptr_eq(&request, &original), !delivered);
                     let asked_by = Asked {
                         original: &original,
@@ -276,6 +288,7 @@ proptest::proptest! {
                             strategy = Continuation::Instruct;
                         }
                         AfterBreak::GiveUp => prop_assert!(delivered && strategy == Continuation::Off),
+                        AfterBreak::Refused => prop_assert!(false, "no server-side resume was asked"),
                         AfterBreak::Ask => {}
                     }
                 }
@@ -295,7 +308,7 @@ proptest::proptest! {
                             prop_assert!(m.partial().is_none(), "a restart starts from nothing");
                             before.clear();
                         }
-                        RetrySeam::Resumed { offset } => {
+                        RetrySeam::Resumed { offset, .. } => {
                             prop_assert!(delivered && strategy != Continuation::Restart);
                             prop_assert_eq!(offset, chars);
                         }
