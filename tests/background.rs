@@ -283,8 +283,19 @@ async fn a_stream_resumed_inside_a_tool_call_makes_every_call_once_with_no_seam(
 
 /// Asserts that stream `id` fell back from a refused resume to the
 /// client-side continuation: the whole text, a seam that says why, and the
-/// response left behind cancelled.
+/// response left behind cancelled (unless it failed: then it runs no more).
 async fn fell_back(mock: &MockServer, got: &Seen, id: &str, after: usize, why: &str) {
+    fell_back_and(mock, got, id, after, why, true).await
+}
+
+async fn fell_back_and(
+    mock: &MockServer,
+    got: &Seen,
+    id: &str,
+    after: usize,
+    why: &str,
+    cancels: bool,
+) {
     assert!(got.error.is_none(), "{id}: {:?}", got.error);
     assert_eq!(got.text(), expected_text(&request(MODEL), None), "{id}");
     let before: String = expected_chunks(&request(MODEL))[..after].concat();
@@ -307,7 +318,12 @@ async fn fell_back(mock: &MockServer, got: &Seen, id: &str, after: usize, why: &
         Some(before.as_str()),
         "{id}"
     );
-    assert!(cancelled(mock, id).await, "{id}: {:?}", paths(mock, id));
+    if cancels {
+        assert!(cancelled(mock, id).await, "{id}: {:?}", paths(mock, id));
+    } else {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(of_kind(mock, id, "cancel").is_empty(), "{id}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -330,10 +346,33 @@ async fn a_resume_the_server_answers_with_404_or_a_failed_response_falls_back() 
     mock.script_key("gone", [FaultPlan::reset(2), FaultPlan::status(404)]);
     let got = collect(client.stream(background("gone")).await.unwrap()).await;
     fell_back(&mock, &got, "gone", 2, "").await;
-    // A response that failed in band: its resume ends in the same error.
-    mock.script_key("failed", [FaultPlan::stream_error("server_error", 4)]);
+    // A resume answered with the response's failure, in band.
+    mock.script_key(
+        "failed",
+        [
+            FaultPlan::reset(4),
+            FaultPlan::stream_error("server_error", 0),
+        ],
+    );
     let got = collect(client.stream(background("failed")).await.unwrap()).await;
-    fell_back(&mock, &got, "failed", 4, "").await;
+    fell_back_and(&mock, &got, "failed", 4, "The server had an error", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_that_failed_in_band_is_continued_without_asking_to_resume_it() {
+    let mock = MockServer::builder().start_background().unwrap();
+    let client = client(&mock, Duration::from_secs(10));
+    for (id, name) in [("failed-500", "server_error"), ("failed-503", "overloaded")] {
+        mock.script_key(id, [FaultPlan::stream_error(name, 4)]);
+        let got = collect(client.stream(background(id)).await.unwrap()).await;
+        assert!(got.error.is_none(), "{id}: {:?}", got.error);
+        assert_eq!(got.text(), expected_text(&request(MODEL), None), "{id}");
+        let before: String = expected_chunks(&request(MODEL))[..4].concat();
+        let seam = (before.chars().count(), ResumedBy::Continuation);
+        assert_eq!(got.resumed(), vec![seam], "{id}");
+        assert!(of_kind(&mock, id, "get").is_empty(), "{id}");
+        assert_eq!(of_kind(&mock, id, "post").len(), 2, "{id}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -165,6 +165,15 @@ pub enum StreamFault {
 }
 
 impl StreamFault {
+    /// Whether it breaks the line, not the response (a background response
+    /// runs on at the server, and can be resumed there).
+    pub fn breaks_the_line(self) -> bool {
+        !matches!(
+            self,
+            StreamFault::InBandServerError | StreamFault::InBandOverloaded
+        )
+    }
+
     /// The mock's plan that strikes it after `after` chunks.
     pub fn plan(self, after: usize) -> steer_llm::mock::FaultPlan {
         use steer_llm::mock::FaultPlan;
@@ -242,6 +251,10 @@ pub struct SeenStream {
     pub calls: Vec<ToolCall>,
     /// `Restarted` events: what came before each was discarded.
     pub restarts: u32,
+    /// The usage its `Complete` carried.
+    pub usage: Option<Usage>,
+    /// How each `Resumed` seam went on.
+    pub resumed_by: Vec<steer_llm::ResumedBy>,
 }
 
 /// Reads a stream to its end, checking as it goes that every delta comes at the
@@ -279,9 +292,14 @@ pub async fn read_stream(
                 seen.calls_at_seam = None;
                 seen.deltas = 0;
             }
-            Some(Ok(StreamEvent::Complete { finish_reason, .. })) => {
-                seen.finish = Some(finish_reason)
+            Some(Ok(StreamEvent::Complete {
+                finish_reason,
+                usage,
+            })) => {
+                seen.finish = Some(finish_reason);
+                seen.usage = usage;
             }
+            Some(Ok(StreamEvent::Resumed { by, .. })) => seen.resumed_by.push(by),
             Some(Ok(StreamEvent::ToolCall { index, call })) => {
                 if index != seen.calls.len() {
                     return Err(format!(

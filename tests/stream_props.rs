@@ -51,6 +51,9 @@ struct Case {
     /// How the server answers (FakeAI's split tool calls, mockllm's one
     /// character a chunk, a gateway's rewrites).
     behaviour: Behaviour,
+    /// Background mode (the Responses API resumes such a stream on the server;
+    /// the other APIs ignore it).
+    background: bool,
 }
 
 fn case() -> impl Strategy<Value = Case> {
@@ -69,6 +72,7 @@ fn case() -> impl Strategy<Value = Case> {
                 1 => Just(Continuation::Instruct),
             ],
             prop::sample::select(&Behaviour::ALL[..]),
+            prop::bool::weighted(0.5),
         ),
     )
         .prop_map(
@@ -80,7 +84,7 @@ fn case() -> impl Strategy<Value = Case> {
                 first,
                 second,
                 tools,
-                (continuation, behaviour),
+                (continuation, behaviour, background),
             )| {
                 Case {
                     model,
@@ -92,6 +96,7 @@ fn case() -> impl Strategy<Value = Case> {
                     tools,
                     continuation,
                     behaviour,
+                    background,
                 }
             },
         )
@@ -116,7 +121,8 @@ fn request(case: &Case, id: &str) -> (ChatRequest, text::Reply) {
         .system("You are terse.")
         .user(format!("Tell me about rivers, number {}.{ask}", case.topic))
         .extra_header(BEHAVIOUR_HEADER, case.behaviour.as_str())
-        .request_id(id);
+        .request_id(id)
+        .in_background(case.background);
     if case.tools {
         req = common::with_two_tools(req);
     }
@@ -138,6 +144,13 @@ fn request(case: &Case, id: &str) -> (ChatRequest, text::Reply) {
         None,
     );
     (req, reply)
+}
+
+/// Whether a case's request has no stop sequence and no token limit (a
+/// client-side stop ends with no usage; a break after the last token the limit
+/// allows completes without asking the server again).
+fn req_has_no_stop(case: &Case) -> bool {
+    case.stop_word.is_none() && case.max_tokens.is_none()
 }
 
 fn client(mock: &MockServer) -> Client {
@@ -174,8 +187,34 @@ async fn check(client: &Client, mock: &MockServer, case: &Case, n: u64) -> Resul
         deltas,
         finish,
         calls,
+        usage,
+        resumed_by,
         ..
     } = common::read_stream(stream).await?;
+    // A background response resumed on the server generated nothing again:
+    // its usage is the fault-free one (line breaks only: a response that
+    // failed in band cannot be resumed; a client-side stop has no usage).
+    let server_side = case.background && case.model.starts_with("openai-responses");
+    let breaks_only = [Some(case.first), case.second]
+        .into_iter()
+        .flatten()
+        .all(|(kind, _)| kind.breaks_the_line());
+    // A resume that stalls before it sends anything looks like a response
+    // stuck in `queued`: it falls back to a continuation.
+    let resume_stalls = matches!(case.second, Some((common::StreamFault::Stall, 0)));
+    if server_side && breaks_only && req_has_no_stop(case) && !resume_stalls {
+        if resumed_by
+            .iter()
+            .any(|by| *by != steer_llm::ResumedBy::Server)
+        {
+            return Err(format!(
+                "a continuation where the server resumes: {resumed_by:?}"
+            ));
+        }
+        if usage.map(|u| u.completion_tokens) != Some(whole.usage.completion_tokens) {
+            return Err(format!("usage {usage:?}, fault-free {:?}", whole.usage));
+        }
+    }
     let expected = whole.text.clone();
     // A continuation cut short at the limit may end before the calls.
     let cut_short = case.max_tokens.is_some()

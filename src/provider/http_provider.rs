@@ -322,4 +322,32 @@ mod tests {
         assert_eq!(claude.prefill("claude-opus-4-6"), Prefill::None);
         assert_eq!(claude.name(), "anthropic");
     }
+
+    /// A response id comes from the server's stream: only a plain one is put
+    /// in a URL (a path or a query in it would reach another resource).
+    #[test]
+    fn only_a_plain_response_id_makes_a_url() {
+        let provider = crate::provider::OpenAiResponses::custom("r", "http://127.0.0.1:9/v1/")
+            .api_key("k")
+            .build()
+            .expect("provider");
+        let req = crate::ChatRequest::new("r/m").expect("model");
+        let url = provider
+            .response_url(&req, "resp_AB-12", "/cancel")
+            .expect("a plain id");
+        assert_eq!(
+            url.as_str(),
+            "http://127.0.0.1:9/v1/responses/resp_AB-12/cancel"
+        );
+        let long = "r".repeat(super::MAX_RESPONSE_ID + 1);
+        for hostile in [
+            "", "../admin", "resp?x=1", "resp/1", "resp%2F", "résp", "a b", &long,
+        ] {
+            let err = provider.response_url(&req, hostile, "").expect_err(hostile);
+            assert!(
+                matches!(err.kind, crate::FailureKind::Invalid { .. }),
+                "{hostile}"
+            );
+        }
+    }
 }

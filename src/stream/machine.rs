@@ -91,6 +91,19 @@ enum Resume {
     Running,
 }
 
+/// Whether a failure is the line's or a busy server's, not an answer about the
+/// response: a resume that failed so is asked again (the server still has the
+/// response); any other failure of a resume before it got anything new (a
+/// refusal, a 404, a response that failed, one stuck that sends nothing until
+/// a timeout) falls back to the client-side continuation.
+fn line_failed(category: steer_actors::Category) -> bool {
+    use steer_actors::Category::*;
+    matches!(
+        category,
+        Network | StreamInterrupted | MalformedResponse | RateLimited | Overloaded | Conflict
+    )
+}
+
 /// The stream's decisions between attempts.
 pub(crate) struct StreamMachine {
     /// What the consumer has and gets next; lent to each attempt's reader (then
@@ -106,6 +119,8 @@ pub(crate) struct StreamMachine {
     refused: Option<String>,
     /// Background responses left running, to cancel.
     abandoned: Vec<String>,
+    /// The server said the current attempt's response failed (in band).
+    response_failed: bool,
 }
 
 impl StreamMachine {
@@ -120,6 +135,7 @@ impl StreamMachine {
             resume: Resume::Off,
             refused: None,
             abandoned: Vec::new(),
+            response_failed: false,
         }
     }
 
@@ -131,6 +147,18 @@ impl StreamMachine {
             self.abandoned.push(id);
         }
         std::mem::take(&mut self.abandoned)
+    }
+
+    /// The server said, in band, that the attempt's response failed: it
+    /// cannot be resumed (an attempt that was a resume was refused), and there
+    /// is nothing left running to cancel.
+    pub(crate) fn response_failed(&mut self) {
+        self.response_failed = true;
+        if self.resume != Resume::Running {
+            if let Some(d) = self.delivery.as_mut() {
+                d.take_resume();
+            }
+        }
     }
 
     /// The stream gives its background response up (it moves to another
@@ -230,13 +258,19 @@ impl StreamMachine {
     ) -> AfterBreak {
         let strategy = self.strategy;
         let resume = std::mem::replace(&mut self.resume, Resume::Off);
+        let answered = std::mem::take(&mut self.response_failed);
         let d = self.delivery.get_or_insert_with(Box::default);
-        let refused = resume == Resume::Running && !d.resume_progressed();
+        let refused = resume == Resume::Running
+            && !d.resume_progressed()
+            && (answered || !line_failed(failure.category));
         if refused {
-            if let Some(point) = d.take_resume() {
-                self.abandoned.push(point.response_id);
-            }
+            let left = d.take_resume();
+            // A response that failed runs no more.
+            self.abandoned
+                .extend(left.filter(|_| !answered).map(|p| p.response_id));
             self.refused = Some(failure.message.clone());
+        } else if answered {
+            d.take_resume();
         }
         let resumable = d.resume_point().is_some();
         d.recount(original.model.model());

@@ -37,6 +37,12 @@ impl StreamActor {
     ) {
         failure.request_id = Some(self.original.request_id.to_string());
         let route = self.route.as_ref().map(|r| r.route.steps());
+        if raw
+            .as_ref()
+            .is_some_and(|e| matches!(e.kind, crate::FailureKind::InBand { .. }))
+        {
+            self.machine.response_failed();
+        }
         let after = self.machine.after_break(&failure, &self.original, route);
         self.cancel_abandoned();
         if let AfterBreak::Complete(last) = after {

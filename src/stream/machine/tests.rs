@@ -330,3 +330,172 @@ proptest::proptest! {
         }
     }
 }
+
+/// Feeds `events` to the delivery of a machine's current attempt.
+fn feed(
+    m: &mut StreamMachine,
+    d: &mut Delivery,
+    original: &Arc<ChatRequest>,
+    events: Vec<crate::model::ProviderEvent>,
+) {
+    let asked = Asked {
+        original,
+        provider: "openai",
+        started: tokio::time::Instant::now(),
+        route: None,
+    };
+    let _ = m;
+    for e in events {
+        d.on_event(e, &asked, &tracing::Span::none(), &mut Vec::new());
+    }
+}
+
+fn text(t: &str) -> crate::model::ProviderEvent {
+    crate::model::ProviderEvent::TextDelta {
+        text: t.into(),
+        offset: 0,
+    }
+}
+
+fn point(after: u64) -> crate::model::ProviderEvent {
+    crate::model::ProviderEvent::Resumable(ResumePoint::new("resp_1", after))
+}
+
+#[test]
+fn a_break_after_a_resume_point_resumes_on_the_server_with_no_continuation() {
+    let original = request(None);
+    let mut m = StreamMachine::new(Continuation::Auto, Prefill::None, Divergence::Restart);
+    let (_, mut d) = begin(&mut m, &original);
+    feed(
+        &mut m,
+        &mut d,
+        &original,
+        vec![point(0), text("Hello"), point(1), text(" there")],
+    );
+    m.attempt_ended(d);
+    // The line broke: ask, then resume after event 1, the " there" it
+    // delivered after that point to be skipped when it comes again.
+    let network = Failure::new(Category::Network, "openai", "reset");
+    assert_eq!(m.after_break(&network, &original, None), AfterBreak::Ask);
+    assert_eq!(
+        m.seam_for_retry(2, "openai"),
+        RetrySeam::Resumed {
+            offset: 11,
+            server: true
+        }
+    );
+    let (call, mut d) = m.begin_attempt(&original);
+    let AttemptCall::Resume(at) = call else {
+        panic!("a continuation where the server resumes");
+    };
+    assert_eq!(at.after, 1);
+    let mut out = Vec::new();
+    let asked = Asked {
+        original: &original,
+        provider: "openai",
+        started: tokio::time::Instant::now(),
+        route: None,
+    };
+    for e in [text(" there"), text("!")] {
+        d.on_event(e, &asked, &tracing::Span::none(), &mut out);
+    }
+    assert_eq!(d.checkpoint.text, "Hello there!");
+    assert!(matches!(
+        &out[0],
+        StreamEvent::Resumed {
+            by: ResumedBy::Server,
+            ..
+        }
+    ));
+    // It broke again after progress: resumed again, nothing abandoned.
+    m.attempt_ended(d);
+    assert_eq!(m.after_break(&network, &original, None), AfterBreak::Ask);
+    assert!(m.take_abandoned().is_empty());
+    assert!(matches!(
+        m.begin_attempt(&original).0,
+        AttemptCall::Resume(_)
+    ));
+}
+
+#[test]
+fn a_refused_resume_falls_back_to_a_continuation_that_says_why_and_cancels_the_response() {
+    let original = request(None);
+    let mut m = StreamMachine::new(Continuation::Auto, Prefill::None, Divergence::Restart);
+    let (_, mut d) = begin(&mut m, &original);
+    feed(
+        &mut m,
+        &mut d,
+        &original,
+        vec![point(0), text("Hello"), point(1)],
+    );
+    m.attempt_ended(d);
+    let network = Failure::new(Category::Network, "openai", "reset");
+    assert_eq!(m.after_break(&network, &original, None), AfterBreak::Ask);
+    let (_, d) = m.begin_attempt(&original);
+    m.attempt_ended(d);
+    // A busy server or a broken line: resume again.
+    let busy = Failure::new(Category::Overloaded, "openai", "busy");
+    assert_eq!(m.after_break(&busy, &original, None), AfterBreak::Ask);
+    let (_, d) = m.begin_attempt(&original);
+    m.attempt_ended(d);
+    // A refusal (not retryable): continue client-side at once, cancel it.
+    let mut late = Failure::new(
+        Category::InvalidRequest,
+        "openai",
+        "can no longer be streamed",
+    );
+    late.retryable = false;
+    assert_eq!(m.after_break(&late, &original, None), AfterBreak::Refused);
+    assert_eq!(m.take_abandoned(), vec!["resp_1".to_string()]);
+    let RetrySeam::Resumed { server: false, .. } = m.seam_for_retry(3, "openai") else {
+        panic!("a continuation's seam");
+    };
+    assert!(matches!(
+        &m.delivery().pending_seam[0],
+        StreamEvent::Resumed { by: ResumedBy::ContinuationAfterRefusal { refusal }, .. }
+            if refusal.contains("no longer")
+    ));
+    let (call, _) = m.begin_attempt(&original);
+    assert!(matches!(call, AttemptCall::Send(req) if !Arc::ptr_eq(&req, &original)));
+}
+
+#[test]
+fn a_response_that_failed_in_band_is_not_resumed_and_a_failover_cancels_the_one_left() {
+    let original = request(None);
+    let mut m = StreamMachine::new(Continuation::Auto, Prefill::None, Divergence::Restart);
+    let (_, mut d) = begin(&mut m, &original);
+    feed(
+        &mut m,
+        &mut d,
+        &original,
+        vec![point(0), text("Hello"), point(1)],
+    );
+    m.attempt_ended(d);
+    m.response_failed();
+    assert_eq!(
+        m.after_break(&overloaded(), &original, None),
+        AfterBreak::Ask
+    );
+    assert!(m.take_abandoned().is_empty(), "it runs no more");
+    assert!(matches!(m.begin_attempt(&original).0, AttemptCall::Send(_)));
+    // A resumable break, then a move to another target: the response is cancelled.
+    let mut m = StreamMachine::new(Continuation::Auto, Prefill::None, Divergence::Restart);
+    let (_, mut d) = begin(&mut m, &original);
+    feed(
+        &mut m,
+        &mut d,
+        &original,
+        vec![point(0), text("Hello"), point(1)],
+    );
+    m.attempt_ended(d);
+    assert_eq!(
+        m.after_break(&overloaded(), &original, None),
+        AfterBreak::Ask
+    );
+    m.failed_over(&"anthropic/claude".parse().expect("a model"), Prefill::None);
+    assert_eq!(m.take_abandoned(), vec!["resp_1".to_string()]);
+    let (call, d) = m.begin_attempt(&original);
+    assert!(matches!(call, AttemptCall::Send(_)));
+    // The broken attempt's text counts as spent (estimated from its delta).
+    assert_eq!(d.total_usage().completion_tokens, 1);
+}

@@ -376,3 +376,133 @@ fn unknown_events_are_ignored_and_events_without_a_type_are_malformed() {
     let (_, last, _) = run(&[r#"{"type":"response.output_text.delta","delta":"#]);
     assert!(matches!(last, Err(DecodeError::Malformed(_))));
 }
+
+fn points(out: &[ProviderEvent]) -> Vec<u64> {
+    out.iter()
+        .filter_map(|e| match e {
+            ProviderEvent::Resumable(p) => Some(p.after),
+            _ => None,
+        })
+        .collect()
+}
+
+const BG_CREATED: &str = r#"{"type":"response.created","sequence_number":0,"response":{"id":"resp_bg","object":"response","status":"queued","background":true}}"#;
+
+fn text_delta(n: u64, text: &str) -> String {
+    json!({"type": "response.output_text.delta", "sequence_number": n, "output_index": 0,
+        "content_index": 0, "delta": text})
+    .to_string()
+}
+
+#[test]
+fn a_background_stream_reports_a_resume_point_where_nothing_is_held_and_no_call_is_open() {
+    // Not in background mode: no point at all.
+    let plain = r#"{"type":"response.created","sequence_number":0,"response":{"id":"resp_1","object":"response","status":"in_progress","background":false}}"#;
+    let (out, _, _) = run(&[plain, &text_delta(1, "Hi")]);
+    assert!(points(&out).is_empty());
+    // Each event ends at a point; a call's events do not until it is done.
+    let added = r#"{"type":"response.output_item.added","sequence_number":3,"output_index":1,"item":{"type":"function_call","call_id":"call_1","name":"f","arguments":""}}"#;
+    let args = r#"{"type":"response.function_call_arguments.delta","sequence_number":4,"output_index":1,"delta":"{}"}"#;
+    let done = r#"{"type":"response.output_item.done","sequence_number":5,"output_index":1,"item":{"type":"function_call","call_id":"call_1","name":"f","arguments":"{}"}}"#;
+    let (out, _, _) = run(&[
+        BG_CREATED,
+        &text_delta(1, "Hi"),
+        &text_delta(2, " there"),
+        added,
+        args,
+        done,
+    ]);
+    assert_eq!(points(&out), vec![0, 1, 2, 5]);
+    let last = out.iter().rev().find_map(|e| match e {
+        ProviderEvent::Resumable(p) => Some(p.clone()),
+        _ => None,
+    });
+    let last = last.expect("a point");
+    assert_eq!((last.response_id.as_str(), last.calls), ("resp_bg", 1));
+    // Text held because it may begin a stop sequence is no point.
+    let mut d = Decoder::with_stops(vec!["END".into()]);
+    let mut out = Vec::new();
+    for e in [
+        BG_CREATED.to_string(),
+        text_delta(1, "Hi E"),
+        text_delta(2, "x"),
+    ] {
+        d.on_event("", &e, &mut out).expect("an event");
+    }
+    assert_eq!(points(&out), vec![0, 2], "not after the held \"E\"");
+}
+
+#[test]
+fn a_resumed_decoder_skips_what_a_server_sends_again_and_numbers_calls_on() {
+    let point = crate::model::ResumePoint {
+        response_id: "resp_bg".into(),
+        after: 2,
+        calls: 1,
+        refusal: false,
+    };
+    let mut d = Decoder::resuming(Vec::new(), &point);
+    let mut out = Vec::new();
+    // A server that ignores `starting_after` and replays from the start.
+    for e in [
+        BG_CREATED.to_string(),
+        text_delta(1, "Hi"),
+        text_delta(2, " there"),
+        text_delta(3, "!"),
+    ] {
+        d.on_event("", &e, &mut out).expect("an event");
+    }
+    let texts: Vec<&str> = out
+        .iter()
+        .filter_map(|e| match e {
+            ProviderEvent::TextDelta { text, .. } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(texts, vec!["!"]);
+    assert!(!out
+        .iter()
+        .any(|e| matches!(e, ProviderEvent::ResponseId { .. })));
+    let added = r#"{"type":"response.output_item.added","sequence_number":4,"output_index":2,"item":{"type":"function_call","call_id":"call_2","name":"g","arguments":""}}"#;
+    d.on_event("", added, &mut out).expect("an event");
+    assert!(out
+        .iter()
+        .any(|e| matches!(e, ProviderEvent::ToolCallStart { index: 1, .. })));
+    // An error is never a replay, whatever its number.
+    let error = r#"{"type":"error","code":"server_error","message":"boom","sequence_number":0}"#;
+    assert!(matches!(
+        d.on_event("", error, &mut out),
+        Err(DecodeError::InBand(_))
+    ));
+}
+
+#[test]
+fn a_background_stream_cut_at_a_stop_sequence_says_its_response_runs_on() {
+    let mut d = Decoder::with_stops(vec!["END".into()]);
+    let mut out = Vec::new();
+    d.on_event("", BG_CREATED, &mut out).expect("an event");
+    let progress = d.on_event("", &text_delta(1, "Hi END more"), &mut out);
+    assert_eq!(progress.expect("an event"), Progress::Done);
+    let n = out.len();
+    assert!(
+        matches!(&out[n - 2], ProviderEvent::LeftRunning { response_id } if response_id == "resp_bg")
+    );
+    assert!(matches!(
+        &out[n - 1],
+        ProviderEvent::Complete {
+            finish_reason: FinishReason::Stop,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn a_background_request_asks_for_it_only_when_it_streams() {
+    let req = request(vec![Message::user("hi")]).in_background(true);
+    assert_eq!(body(&req)["background"], true);
+    let whole: Value =
+        serde_json::from_slice(&request_json(&req, false).expect("a body")).expect("JSON");
+    assert!(whole.get("background").is_none());
+    assert!(body(&request(vec![Message::user("hi")]))
+        .get("background")
+        .is_none());
+}
