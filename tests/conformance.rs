@@ -99,8 +99,20 @@ fn the_official_python_clients_parse_everything_the_mock_sends() {
         .unwrap()
         .starts_with("req_"));
     assert_eq!(out["responses_in_band"]["code"], "rate_limit_exceeded");
+    // Background mode: the text before the break and after the resume is the
+    // whole reply, and its usage the fault-free stream's.
+    let bg = &out["responses_background"];
+    assert_eq!(bg["text"], expected.as_str());
+    assert_eq!(bg["output_tokens"], out["responses"]["stream_usage"]);
     // Every request of the script reached the mock: 2 models x 2 + 2 + 2 + 2 errors,
     // then 2 models x 4 tool requests and 4 Anthropic ones, then 7 of the
-    // Responses API.
-    assert_eq!(mock.requests().len(), 29);
+    // Responses API and 5 of its background mode (a broken stream, its resume,
+    // an unknown one, another broken stream and its cancel).
+    let log = mock.requests();
+    assert_eq!(log.len(), 34);
+    let paths: Vec<&str> = log[29..].iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(paths[0], "/v1/responses");
+    assert!(paths[1].starts_with("/v1/responses/resp_") && paths[2].ends_with('x'));
+    assert!(paths[4].ends_with("/cancel"), "{paths:?}");
+    assert_eq!(log[30].body["starting_after"], bg["after"]);
 }

@@ -210,4 +210,52 @@ with oa.responses.create(model="gpt-5-mini", input="Tell me about rivers.", stre
 assert len(errors) == 1, errors
 out["responses_in_band"] = errors[0]
 
+# Background mode: a stream broken on the line is resumed with
+# responses.retrieve(id, stream=True, starting_after=N), and a background
+# response can be cancelled.
+rid, last, before = None, None, []
+try:
+    with oa.responses.create(model="gpt-5-mini", instructions="You are terse.", input="Tell me about rivers.",
+                             stream=True, background=True,
+                             extra_headers={"x-mock-fault": "reset?after=3"}) as s:
+        for event in s:
+            last = event.sequence_number
+            if event.type == "response.created":
+                rid = event.response.id
+                assert event.response.background and event.response.status == "queued", event.response
+            if event.type == "response.output_text.delta":
+                before.append(event.delta)
+    raise AssertionError("the stream was to break")
+except AssertionError:
+    raise
+except Exception:
+    pass
+assert rid and len(before) == 3, (rid, before)
+after, final = [], None
+for event in oa.responses.retrieve(rid, stream=True, starting_after=last):
+    assert event.sequence_number > last, (event.sequence_number, last)
+    if event.type == "response.output_text.delta":
+        after.append(event.delta)
+    if event.type == "response.completed":
+        final = event.response
+assert final is not None and final.background, final
+try:
+    oa.responses.retrieve(rid + "x", stream=True, starting_after=0)
+    raise AssertionError("an unknown response was streamed")
+except openai.NotFoundError:
+    pass
+cancelled = None
+try:
+    with oa.responses.create(model="gpt-5-mini", input="Tell me about rivers.", stream=True, background=True,
+                             extra_headers={"x-mock-fault": "reset?after=1"}) as s:
+        for event in s:
+            if event.type == "response.created":
+                cancelled = event.response.id
+except Exception:
+    pass
+c = oa.responses.cancel(cancelled)
+assert c.status == "cancelled" and c.id == cancelled, c
+out["responses_background"] = {"text": "".join(before + after), "after": last,
+                               "output_tokens": final.usage.output_tokens}
+
 print(json.dumps(out))
