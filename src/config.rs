@@ -160,6 +160,11 @@ pub struct DeploymentConfig {
     /// ([`crate::provider::OpenAiApis`]); an xAI one calls Chat Completions.
     #[serde(default)]
     pub api: Option<Api>,
+    /// Runs this deployment's Responses API streams in background mode: a
+    /// broken stream resumes on the server, exactly (the server keeps each
+    /// response about ten minutes: not for zero data retention). Default off.
+    #[serde(default)]
+    pub background: bool,
 }
 
 /// One model group.
@@ -183,6 +188,9 @@ pub struct GroupConfig {
     /// The target for requests a content filter refused.
     #[serde(default)]
     pub content_fallback: Option<String>,
+    /// Runs the group's streams in the Responses API's background mode.
+    #[serde(default)]
+    pub background: bool,
 }
 
 /// Retry settings (each optional: the default stays).
@@ -295,6 +303,13 @@ impl Config {
                              continues by model (Claude before 4.6)",
                         ));
                     }
+                    if d.background {
+                        return Err(ConfigError::setting(
+                            format!("deployments.{name}.background"),
+                            "background mode is the Responses API's; an Anthropic deployment \
+                             speaks Messages",
+                        ));
+                    }
                     if d.api.is_some() {
                         return Err(ConfigError::setting(
                             format!("deployments.{name}.api"),
@@ -338,7 +353,7 @@ impl Config {
                         }
                     };
                     c = c.name(name.as_str());
-                    r = r.name(name.as_str());
+                    r = r.name(name.as_str()).background(d.background);
                     if let Some(k) = key {
                         c = c.api_key(k.clone());
                         r = r.api_key(k);
@@ -362,7 +377,8 @@ impl Config {
                     } else {
                         OpenAiResponses::openai()
                     }
-                    .name(name.as_str());
+                    .name(name.as_str())
+                    .background(d.background);
                     if let Some(url) = base {
                         b = b.base_url(url);
                     }
@@ -373,7 +389,15 @@ impl Config {
                 }
                 Kind::Openai | Kind::Xai => {
                     let both = d.kind == Kind::Openai && d.api.is_none();
-                    let mut r = OpenAiResponses::openai().name(name.as_str());
+                    if d.background && !both {
+                        return Err(ConfigError::setting(
+                            format!("deployments.{name}.background"),
+                            "background mode is the Responses API's: set api = \"responses\"",
+                        ));
+                    }
+                    let mut r = OpenAiResponses::openai()
+                        .name(name.as_str())
+                        .background(d.background);
                     let mut b = if d.kind == Kind::Xai {
                         OpenAiCompatible::xai()
                     } else {
@@ -468,7 +492,9 @@ impl Config {
 impl GroupConfig {
     /// The group this describes.
     pub fn group(&self) -> Result<Group, String> {
-        let mut group = Group::new(&self.targets).map_err(|e| format!("targets: {e}"))?;
+        let mut group = Group::new(&self.targets)
+            .map_err(|e| format!("targets: {e}"))?
+            .background(self.background);
         if let Some(s) = self.selection {
             group = group.selection(s);
         }
@@ -605,6 +631,56 @@ mod tests {
         assert!(!reply.text.is_empty());
         let log = mock.requests();
         assert_eq!(log.last().map(|r| r.path.as_str()), Some("/v1/responses"));
+    }
+
+    /// Background mode is the Responses API's: a deployment or a group turns
+    /// it on; a deployment that cannot speak that API is told so.
+    #[cfg(feature = "mock")]
+    #[tokio::test]
+    async fn background_mode_is_set_per_deployment_and_per_group() {
+        use futures::StreamExt;
+        let mock = crate::mock::MockServer::start().await.unwrap();
+        let c = Config::from_toml(
+            "[deployments.r]\nkind = \"openai\"\napi = \"responses\"\nbackground = true\n\
+             [groups.g]\ntargets = [\"r/gpt-5-mini\"]\nbackground = true\n",
+        )
+        .unwrap();
+        assert!(c.groups["g"].group().unwrap().background);
+        let url = mock.openai_base_url();
+        let providers = c
+            .deployments(Providers::new(), |_| {
+                Some((url.clone(), crate::mock::MOCK_API_KEY.to_string()))
+            })
+            .unwrap();
+        let req = crate::ChatRequest::new("r/gpt-5-mini")
+            .unwrap()
+            .user("Hello");
+        let mut stream = providers.stream(&req).await.unwrap();
+        while stream.next().await.is_some() {}
+        let log = mock.requests();
+        assert_eq!(
+            log.last().map(|r| r.body["background"].clone()),
+            Some(true.into())
+        );
+        for (toml, setting) in [
+            (
+                "[deployments.a]\nkind = \"anthropic\"\nbackground = true\n",
+                "deployments.a.background",
+            ),
+            (
+                "[deployments.x]\nkind = \"xai\"\nbackground = true\n",
+                "deployments.x.background",
+            ),
+        ] {
+            let err = Config::from_toml(toml)
+                .unwrap()
+                .deployments(Providers::new(), |_| None)
+                .err();
+            assert!(
+                matches!(&err, Some(Error::Config(e)) if e.to_string().contains(setting)),
+                "{err:?}"
+            );
+        }
     }
 
     #[test]

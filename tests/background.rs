@@ -522,3 +522,58 @@ async fn a_model_that_moved_to_the_responses_api_resumes_on_the_server_too() {
     assert_eq!(got.resumed().len(), 1);
     assert_eq!(got.resumed()[0].1, ResumedBy::Server);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_in_background_mode_resumes_on_the_server_and_cancels_what_a_failover_leaves() {
+    let mock = MockServer::builder().start_background().unwrap();
+    let group = steer_llm::Group::new([MODEL, "openai/gpt-4o-mini"])
+        .unwrap()
+        .background(true);
+    let client = Client::builder()
+        .providers(mock.providers().unwrap())
+        .group("g", group)
+        .retry(RetryPolicy::default().backoff(Backoff {
+            max_attempts: 4,
+            base: Duration::from_millis(1),
+            multiplier: 2.0,
+            max_delay: Duration::from_millis(4),
+            jitter: Jitter::None,
+        }))
+        .breaker(BreakerConfig {
+            failure_threshold: 1_000_000,
+            ..BreakerConfig::default()
+        })
+        .build()
+        .unwrap();
+    let ask = |id: &str| {
+        ChatRequest::new("group/g")
+            .unwrap()
+            .system("You are terse.")
+            .user("Tell me about rivers.")
+            .request_id(id)
+    };
+    mock.script_key("grouped", [FaultPlan::reset(3)]);
+    let got = collect(client.stream(ask("grouped")).await.unwrap()).await;
+    assert!(got.error.is_none(), "{:?}", got.error);
+    assert_eq!(got.text(), expected_text(&request(MODEL), None));
+    assert_eq!(got.resumed().len(), 1);
+    assert_eq!(got.resumed()[0].1, ResumedBy::Server);
+    // The resume keeps failing at a busy server until the target gives up:
+    // the stream fails over, and the response it leaves is cancelled.
+    let busy = FaultPlan::error("overloaded");
+    mock.script_key(
+        "moved",
+        [FaultPlan::reset(3), busy.clone(), busy.clone(), busy],
+    );
+    let got = collect(client.stream(ask("moved")).await.unwrap()).await;
+    assert!(got.error.is_none(), "{:?}", got.error);
+    assert!(
+        got.events
+            .iter()
+            .any(|e| matches!(e, StreamEvent::FailedOver { .. })),
+        "{:?}",
+        got.events
+    );
+    assert_eq!(of_kind(&mock, "moved", "get").len(), 3);
+    assert!(cancelled(&mock, "moved").await, "{:?}", paths(&mock, "moved"));
+}

@@ -59,6 +59,10 @@ pub struct Group {
     pub context_fallback: Option<ModelId>,
     /// Where a request a target's content filter refused goes.
     pub content_fallback: Option<ModelId>,
+    /// Runs the group's streams in the Responses API's background mode (see
+    /// [`ChatRequest::background`](crate::ChatRequest#structfield.background)).
+    #[serde(default)]
+    pub background: bool,
 }
 
 impl Group {
@@ -89,6 +93,7 @@ impl Group {
             selection: Selection::InOrder,
             context_fallback: None,
             content_fallback: None,
+            background: false,
         })
     }
 
@@ -111,6 +116,15 @@ impl Group {
         for (t, tier) in self.targets.iter_mut().zip(tiers) {
             t.tier = *tier;
         }
+        self
+    }
+
+    /// Runs the group's streams in background mode where a target speaks the
+    /// Responses API: a stream broken there resumes on the server, exactly.
+    /// Off by default (the server keeps each response about ten minutes: not
+    /// for zero data retention).
+    pub fn background(mut self, on: bool) -> Self {
+        self.background = on;
         self
     }
 

@@ -347,6 +347,7 @@ impl Client {
     ) -> Result<SteerStream, Error> {
         let name = req.model.model().to_string();
         let group = self.group(&name)?;
+        req.background |= group.background;
         let targets = self.inner.targets.clone();
         let mut route = Route::new(name.clone(), group);
         let Next::Go { target: first, .. } = route.next(|g, tried| targets.pick(g, tried), None)
