@@ -1,7 +1,8 @@
 //! OpenAI's Responses API through steer: a model that lives only there reached
 //! by its name on the usual `openai` provider, a stream of the Responses API
-//! resumed after a reset with every character once, and a stop sequence the API
-//! does not have, applied by steer.
+//! resumed after a reset with every character once (client-side, then in
+//! background mode on the server, nothing generated again), and a stop sequence
+//! the API does not have, applied by steer.
 //!
 //! `cargo run --features mock --example responses` — uses the real OpenAI API when
 //! `OPENAI_API_KEY` is set, otherwise the embedded mock provider (which resets the
@@ -10,7 +11,7 @@
 use futures::StreamExt;
 use steer_llm::mock::{FaultPlan, MockServer};
 use steer_llm::provider::OpenAiResponses;
-use steer_llm::{ChatRequest, Client, Providers, StreamEvent};
+use steer_llm::{ChatRequest, Client, Providers, ResumedBy, StreamEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -21,6 +22,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     } else {
         mock = MockServer::builder().start_background()?;
         mock.script_key("responses-stream", [FaultPlan::reset(4)]);
+        mock.script_key("background-stream", [FaultPlan::reset(4)]);
         println!(
             "(no OPENAI_API_KEY: using the mock provider at {})",
             mock.base_url()
@@ -57,7 +59,34 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     assert_eq!(text, whole, "the resumed stream is the reply, once");
     println!("streamed: {text}");
 
-    // 3. The Responses API has no stop sequences: steer ends the reply before one.
+    // 3. The same in background mode: the server keeps the response, and the
+    //    broken stream resumes there after the last event read.
+    let mut stream = client
+        .stream(
+            ask("openai-responses/gpt-5-mini")?
+                .request_id("background-stream")
+                .in_background(true),
+        )
+        .await?;
+    let mut text = String::new();
+    while let Some(event) = stream.next().await {
+        match event? {
+            StreamEvent::TextDelta { text: t, .. } => text.push_str(&t),
+            StreamEvent::Resumed { offset, by, .. } => {
+                let how = if by == ResumedBy::Server {
+                    "on the server"
+                } else {
+                    "client-side"
+                };
+                println!("(resumed {how} at character {offset})")
+            }
+            StreamEvent::Complete { usage, .. } => println!("usage: {usage:?}"),
+            _ => {}
+        }
+    }
+    assert_eq!(text, whole, "the resumed stream is the reply, once");
+
+    // 4. The Responses API has no stop sequences: steer ends the reply before one.
     let stop = whole
         .split_whitespace()
         .nth(3)

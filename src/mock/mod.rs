@@ -23,6 +23,15 @@
 //!
 //! Faults come from, in order: the request's `x-mock-fault` header, the script for
 //! its `x-client-request-id`, the shared script queue, then the server's default.
+//! A resume (`GET /v1/responses/{id}`) draws its own plan the same way, so a
+//! script of two plans breaks a background stream and then its resume.
+//!
+//! # Background responses
+//!
+//! A streamed `POST /v1/responses` with `background: true` is kept (the latest
+//! 1,024) for `GET /v1/responses/{id}?stream=true&starting_after=N` and `POST
+//! /v1/responses/{id}/cancel`, as the Responses API keeps it: what each answers,
+//! and the reports it follows, are in `src/mock/background.rs`.
 //!
 //! # Faults
 //!
@@ -41,6 +50,7 @@
 //! | `malformed_json?after=N` | after N text chunks, a data line whose JSON is cut short |
 //! | `malformed_sse?after=N` | after N text chunks, bytes that are not UTF-8 |
 //! | `whole_reply` | a streaming request answered with the whole reply as JSON, as LiteLLM's proxy does for some models |
+//! | `stuck_queued` | the response never leaves `queued`: the stream drops after `response.created` (and, in background mode, `response.queued`), and a resume of it sends nothing (a community.openai.com report) |
 //! | `latency?ms=N` | wait N ms before the response headers (combines with any part) |
 //! | `chunk_delay?ms=N` | wait N ms before each streamed event (combines with any part) |
 //! | `mix?seed=S&kind=pct&...` | each request draws one kind by percentage, reproducibly for a seed |
@@ -64,6 +74,7 @@
 //! assert_eq!(plan("malformed_json?after=1"), FaultPlan::malformed_json(1));
 //! assert_eq!(plan("malformed_sse?after=1"), FaultPlan::malformed_sse(1));
 //! assert_eq!(plan("whole_reply"), FaultPlan::whole_reply());
+//! assert_eq!(plan("stuck_queued").outcome, steer_llm::mock::Outcome::StuckQueued);
 //! assert_eq!(
 //!     plan("reset?after=2+latency?ms=5+chunk_delay?ms=1"),
 //!     FaultPlan::reset(2)
