@@ -575,5 +575,9 @@ async fn a_group_in_background_mode_resumes_on_the_server_and_cancels_what_a_fai
         got.events
     );
     assert_eq!(of_kind(&mock, "moved", "get").len(), 3);
-    assert!(cancelled(&mock, "moved").await, "{:?}", paths(&mock, "moved"));
+    assert!(
+        cancelled(&mock, "moved").await,
+        "{:?}",
+        paths(&mock, "moved")
+    );
 }
