@@ -29,6 +29,10 @@ pub enum Part {
     ToolCall(ToolCall),
     /// The result of a tool call (tool messages).
     ToolResult(ToolResult),
+    /// A block of the model's reasoning (assistant messages, for the history):
+    /// sent back unchanged to a server of the family that made it, dropped for
+    /// any other ([`crate::reasoning`]).
+    Reasoning(crate::reasoning::Reasoning),
 }
 
 impl Part {
@@ -57,6 +61,7 @@ impl Part {
             Part::Image(_) => "image",
             Part::ToolCall(_) => "tool call",
             Part::ToolResult(_) => "tool result",
+            Part::Reasoning(_) => "reasoning",
         }
     }
 }

@@ -36,6 +36,7 @@ pub mod observe;
 pub mod prefill;
 pub mod provider;
 pub mod provider_error;
+pub mod reasoning;
 pub mod route;
 pub mod runtime;
 pub mod secret;
@@ -54,6 +55,7 @@ pub use model::{
 };
 pub use prefill::Prefill;
 pub use provider::{Anthropic, EventStream, OpenAiCompatible, Provider, Providers};
+pub use reasoning::{Reasoning, ReasoningFamily};
 pub use route::{Group, Selection};
 pub use runtime::{Breakers, Client, ClientBuilder, Generate, GenerateOptions, Overload};
 pub use secret::ApiKey;

@@ -99,6 +99,7 @@ mod responses;
 mod retrieve;
 mod server;
 pub mod text;
+pub mod thinking;
 pub mod tools;
 mod words;
 

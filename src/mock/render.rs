@@ -59,7 +59,11 @@ fn call_prefix(flavour: Flavour) -> &'static str {
 /// Tokens the reply generated: its text chunks and its calls' argument pieces.
 pub(super) fn completion_tokens(reply: &Reply) -> u64 {
     let pieces: usize = reply.calls.iter().map(|c| c.pieces.len()).sum();
-    reply.tokens.saturating_add(pieces as u64)
+    let thinking = reply.thinking.as_ref().map_or(0, |t| t.tokens);
+    reply
+        .tokens
+        .saturating_add(pieces as u64)
+        .saturating_add(thinking)
 }
 
 /// The events of a streamed reply, as the API documents them.
@@ -194,40 +198,64 @@ pub fn sse_frames_as(
             // A reply of tool calls alone has no text block.
             let text_block = !reply.chunks.is_empty() || reply.calls.is_empty();
             let mut head = vec![event("message_start", &start.to_string())];
-            if text_block {
-                head.push(event(
-                    "content_block_start",
-                    r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
-                ));
-            }
-            head.push(event("ping", r#"{"type": "ping"}"#));
             let block_stop = |i: usize| {
                 event(
                     "content_block_stop",
                     &json!({"type": "content_block_stop", "index": i}).to_string(),
                 )
             };
-            let mut content: Vec<Bytes> = reply
-                .chunks
-                .iter()
-                .map(|c| {
-                    event(
+            // Thinking first: its events are content (a break may cut them).
+            let mut content: Vec<Bytes> = Vec::new();
+            if let Some(t) = &reply.thinking {
+                content.push(event("content_block_start", r#"{"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}}"#));
+                for c in &t.chunks {
+                    content.push(event(
                         "content_block_delta",
-                        &format!(
-                            r#"{{"type":"content_block_delta","index":0,"delta":{{"type":"text_delta","text":{}}}}}"#,
-                            quote(c)
-                        ),
-                    )
-                })
-                .collect();
+                        &json!({"type": "content_block_delta",
+                        "index": 0, "delta": {"type": "thinking_delta", "thinking": c}})
+                        .to_string(),
+                    ));
+                }
+                content.push(event(
+                    "content_block_delta",
+                    &json!({"type": "content_block_delta",
+                    "index": 0, "delta": {"type": "signature_delta", "signature": t.signature}})
+                    .to_string(),
+                ));
+                content.push(block_stop(0));
+            }
+            let ti = usize::from(reply.thinking.is_some());
+            if text_block {
+                let start = event(
+                    "content_block_start",
+                    &json!({"type": "content_block_start", "index": ti,
+                        "content_block": {"type": "text", "text": ""}})
+                    .to_string(),
+                );
+                if ti == 0 {
+                    head.push(start);
+                } else {
+                    content.push(start);
+                }
+            }
+            head.push(event("ping", r#"{"type": "ping"}"#));
+            content.extend(reply.chunks.iter().map(|c| {
+                event(
+                    "content_block_delta",
+                    &format!(
+                        r#"{{"type":"content_block_delta","index":{ti},"delta":{{"type":"text_delta","text":{}}}}}"#,
+                        quote(c)
+                    ),
+                )
+            }));
             let mut tail = Vec::with_capacity(3);
             if reply.calls.is_empty() {
-                tail.push(block_stop(0));
+                tail.push(block_stop(ti));
             } else {
                 if text_block {
-                    content.push(block_stop(0));
+                    content.push(block_stop(ti));
                 }
-                let first = usize::from(text_block);
+                let first = ti + usize::from(text_block);
                 for (j, call) in reply.calls.iter().enumerate() {
                     let index = first + j;
                     let id = call.id(call_prefix(flavour), reply.call_seed);
@@ -290,7 +318,11 @@ pub fn json_body(flavour: Flavour, model: &str, reply: &Reply, id: &str, created
             })
         }
         Flavour::Anthropic => {
-            let mut content = Vec::with_capacity(reply.calls.len() + 1);
+            let mut content = Vec::with_capacity(reply.calls.len() + 2);
+            if let Some(t) = &reply.thinking {
+                content.push(json!({"type": "thinking", "thinking": t.text(),
+                    "signature": t.signature}));
+            }
             if !text.is_empty() || reply.calls.is_empty() {
                 content.push(json!({"type": "text", "text": text}));
             }

@@ -296,6 +296,9 @@ fn anthropic_message(m: &Value, at: &str) -> Result<Message, String> {
                     input,
                 ))
             }
+            (Role::Assistant, "thinking" | "redacted_thinking") => {
+                Part::Reasoning(crate::reasoning::Reasoning::anthropic(b.clone()))
+            }
             (Role::User, "tool_result") => {
                 results += 1;
                 let content = b.get("content").and_then(text_of).unwrap_or_default();

@@ -108,7 +108,17 @@ fn read_item(item: &Value, at: &str, out: &mut Vec<Message>) -> Result<(), Strin
             if role != Role::User && parts.iter().any(|p| !matches!(p, Part::Text(_))) {
                 return Err(format!("{at}: only user messages may hold images"));
             }
-            out.push(Message::new(role, parts));
+            // An assistant message after its reasoning items is one turn.
+            match out.last_mut() {
+                Some(last)
+                    if role == Role::Assistant
+                        && last.role == Role::Assistant
+                        && last.content.iter().all(|p| matches!(p, Part::Reasoning(_))) =>
+                {
+                    last.content.extend(parts)
+                }
+                _ => out.push(Message::new(role, parts)),
+            }
         }
         "function_call" => {
             let call = ToolCall::from_text(
@@ -130,8 +140,14 @@ fn read_item(item: &Value, at: &str, out: &mut Vec<Message>) -> Result<(), Strin
             );
             out.push(Message::new(Role::Tool, vec![Part::ToolResult(result)]));
         }
-        // Reasoning items go back unread, as the API keeps them for itself.
-        "reasoning" => {}
+        // Reasoning items open the assistant turn they led to.
+        "reasoning" => {
+            let part = Part::Reasoning(crate::reasoning::Reasoning::openai_responses(item.clone()));
+            match out.last_mut() {
+                Some(last) if last.role == Role::Assistant => last.content.push(part),
+                _ => out.push(Message::new(Role::Assistant, vec![part])),
+            }
+        }
         other => return Err(format!("{at}.type: unknown item type {other:?}")),
     }
     Ok(())
@@ -205,7 +221,10 @@ fn status(finish: Finish) -> (&'static str, Value) {
 /// The output items of a whole reply: its message (unless it is calls alone),
 /// then its calls.
 fn output(reply: &Reply, id: &str) -> Vec<Value> {
-    let mut items = Vec::with_capacity(reply.calls.len() + 1);
+    let mut items = Vec::with_capacity(reply.calls.len() + 2);
+    if let Some(t) = &reply.thinking {
+        items.push(reasoning_item(t, id));
+    }
     let text = reply.text();
     if !text.is_empty() || reply.calls.is_empty() {
         items.push(
@@ -222,6 +241,21 @@ fn output(reply: &Reply, id: &str) -> Vec<Value> {
         );
     }
     items
+}
+
+/// A reasoning item, whole: its summary when asked, its encrypted content
+/// when asked.
+fn reasoning_item(t: &super::thinking::Thinking, id: &str) -> Value {
+    let summary: Vec<Value> = if t.summary {
+        vec![json!({"type": "summary_text", "text": t.text()})]
+    } else {
+        Vec::new()
+    };
+    let mut item = json!({"type": "reasoning", "id": format!("rs_{id}"), "summary": summary});
+    if let (Some(e), Some(fields)) = (&t.signature, item.as_object_mut()) {
+        fields.insert("encrypted_content".into(), Value::from(e.as_str()));
+    }
+    item
 }
 
 /// The response object: the whole reply (`output` filled) or, in the opening
@@ -243,7 +277,7 @@ fn response(
         json!({"input_tokens": reply.prompt_tokens,
             "input_tokens_details": {"cached_tokens": 0},
             "output_tokens": completion,
-            "output_tokens_details": {"reasoning_tokens": 0},
+            "output_tokens_details": {"reasoning_tokens": reply.thinking.as_ref().map_or(0, |t| t.tokens)},
             "total_tokens": reply.prompt_tokens.saturating_add(completion)})
     } else {
         Value::Null
@@ -319,48 +353,83 @@ pub(super) fn frames(
     head.push(ev.frame("response.in_progress", json!({"response": open})));
     let message_id = format!("msg_{id}");
     let text_item = !reply.chunks.is_empty() || reply.calls.is_empty();
-    if text_item {
-        head.push(ev.frame(
+    // Reasoning first, at output index 0: its events are content (a break may
+    // cut them), and the message and calls come after it.
+    let mut content: Vec<Bytes> = Vec::new();
+    let mi = usize::from(reply.thinking.is_some());
+    if let Some(t) = &reply.thinking {
+        let rs_id = format!("rs_{id}");
+        content.push(ev.frame(
             "response.output_item.added",
             json!({"output_index": 0,
+            "item": {"type": "reasoning", "id": rs_id, "summary": []}}),
+        ));
+        if t.summary {
+            content.push(ev.frame(
+                "response.reasoning_summary_part.added",
+                json!({"item_id": rs_id, "output_index": 0, "summary_index": 0,
+                    "part": {"type": "summary_text", "text": ""}}),
+            ));
+            for c in &t.chunks {
+                content.push(ev.frame(
+                    "response.reasoning_summary_text.delta",
+                    json!({"item_id": rs_id, "output_index": 0, "summary_index": 0, "delta": c}),
+                ));
+            }
+            content.push(ev.frame(
+                "response.reasoning_summary_text.done",
+                json!({"item_id": rs_id, "output_index": 0, "summary_index": 0, "text": t.text()}),
+            ));
+            content.push(ev.frame(
+                "response.reasoning_summary_part.done",
+                json!({"item_id": rs_id, "output_index": 0, "summary_index": 0,
+                    "part": {"type": "summary_text", "text": t.text()}}),
+            ));
+        }
+        content.push(ev.frame(
+            "response.output_item.done",
+            json!({"output_index": 0, "item": reasoning_item(t, id)}),
+        ));
+    }
+    let opening = if mi == 0 { &mut head } else { &mut content };
+    if text_item {
+        opening.push(ev.frame(
+            "response.output_item.added",
+            json!({"output_index": mi,
             "item": {"type": "message", "id": message_id, "role": "assistant",
                 "status": "in_progress", "content": []}}),
         ));
-        head.push(ev.frame(
+        opening.push(ev.frame(
             "response.content_part.added",
             json!({"item_id": message_id,
-            "output_index": 0, "content_index": 0,
+            "output_index": mi, "content_index": 0,
             "part": {"type": "output_text", "text": "", "annotations": []}}),
         ));
     }
-    let mut content: Vec<Bytes> = reply
-        .chunks
-        .iter()
-        .map(|c| {
-            ev.frame(
-                "response.output_text.delta",
-                json!({"item_id": message_id,
-                "output_index": 0, "content_index": 0, "delta": c, "logprobs": []}),
-            )
-        })
-        .collect();
+    content.extend(reply.chunks.iter().map(|c| {
+        ev.frame(
+            "response.output_text.delta",
+            json!({"item_id": message_id,
+            "output_index": mi, "content_index": 0, "delta": c, "logprobs": []}),
+        )
+    }));
     let text = reply.text();
     let text_done = |ev: &mut Events| {
         vec![
             ev.frame(
                 "response.output_text.done",
                 json!({"item_id": message_id,
-                "output_index": 0, "content_index": 0, "text": text, "logprobs": []}),
+                "output_index": mi, "content_index": 0, "text": text, "logprobs": []}),
             ),
             ev.frame(
                 "response.content_part.done",
                 json!({"item_id": message_id,
-                "output_index": 0, "content_index": 0,
+                "output_index": mi, "content_index": 0,
                 "part": {"type": "output_text", "text": text, "annotations": []}}),
             ),
             ev.frame(
                 "response.output_item.done",
-                json!({"output_index": 0,
+                json!({"output_index": mi,
                 "item": {"type": "message", "id": message_id, "role": "assistant",
                     "status": "completed",
                     "content": [{"type": "output_text", "text": text, "annotations": []}]}}),
@@ -374,7 +443,7 @@ pub(super) fn frames(
         if text_item {
             content.extend(text_done(&mut ev));
         }
-        let first = usize::from(text_item);
+        let first = mi + usize::from(text_item);
         for (j, call) in reply.calls.iter().enumerate() {
             let index = first + j;
             let item_id = format!("fc_{id}_{j}");

@@ -331,7 +331,25 @@ async fn handle(
             }
         }
     }
-    ctx.respond(plan, parsed)
+    let thinking = match flavour {
+        Flavour::Anthropic => {
+            super::thinking::anthropic(&parsed.model, &json, &parsed.messages, parsed.max_tokens)
+        }
+        Flavour::Responses => super::thinking::responses(&parsed.model, &json, &parsed.messages),
+        Flavour::OpenAi | Flavour::Xai => Ok(None),
+    };
+    match thinking {
+        Ok(thinking) => ctx.respond(plan, parsed, thinking),
+        Err(refusal) => {
+            let mut err = invalid_request(flavour, &refusal.message, &ctx.request_id);
+            if let Some(code) = refusal.code {
+                err.body = err
+                    .body
+                    .replace(r#""code":null"#, &format!(r#""code":"{code}""#));
+            }
+            ctx.error_response(err, &WaitHeaders::default())
+        }
+    }
 }
 
 /// Whether the body names a model OpenAI serves only on the Responses API:
@@ -610,7 +628,12 @@ impl Ctx {
         })
     }
 
-    fn respond(&self, plan: FaultPlan, parsed: super::request::MockRequest) -> Response {
+    fn respond(
+        &self,
+        plan: FaultPlan,
+        mut parsed: super::request::MockRequest,
+        thinking: Option<super::thinking::Thinking>,
+    ) -> Response {
         let spent = plan.outcome == Outcome::NearlySpent;
         let whole = plan.outcome == Outcome::WholeReply;
         let stuck = plan.outcome == Outcome::StuckQueued;
@@ -619,7 +642,13 @@ impl Ctx {
             Ok(cut) => cut,
             Err(resp) => return *resp,
         };
+        if let Some(t) = &thinking {
+            // Reasoning tokens are output tokens within the limit.
+            let budget = u32::try_from(t.tokens).unwrap_or(u32::MAX);
+            parsed.max_tokens = parsed.max_tokens.map(|m| m.saturating_sub(budget).max(1));
+        }
         let mut reply = text::respond(&parsed, self.shared.config.reply_words);
+        reply.thinking = thinking;
         if parsed.stream && self.behaviour == Behaviour::CharChunks {
             // mockllm: a character a chunk.
             reply.chunks = reply.chunks.concat().chars().map(String::from).collect();

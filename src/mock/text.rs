@@ -49,6 +49,8 @@ pub struct Reply {
     pub calls: Vec<MockCall>,
     /// What the calls' ids derive from (the conversation before any continuation).
     pub call_seed: u64,
+    /// The reasoning before the text, when the request asked for it.
+    pub thinking: Option<super::thinking::Thinking>,
 }
 
 impl Reply {
@@ -91,6 +93,7 @@ impl Turn {
                     content.push_str(&format!("\n[call {} {}]", c.name, c.arguments_text()))
                 }
                 Part::ToolResult(r) => content.push_str(&r.content),
+                Part::Reasoning(_) => {}
             }
         }
         Turn {
@@ -547,6 +550,7 @@ fn compose(
         prompt_tokens,
         calls,
         call_seed,
+        thinking: None,
     }
 }
 

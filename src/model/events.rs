@@ -97,6 +97,29 @@ pub enum StreamEvent {
         /// The targets, in order; the last one answered.
         steps: Vec<RouteStep>,
     },
+    /// A piece of the model's readable reasoning (Anthropic's thinking, the
+    /// Responses API's reasoning summary), as it arrives; not part of the text.
+    ReasoningDelta {
+        /// The block's position among the response's reasoning blocks.
+        index: usize,
+        /// The piece.
+        text: String,
+    },
+    /// A reasoning block is complete, exactly as its server sent it (with its
+    /// signature or encrypted content): keep it for the history.
+    Reasoning {
+        /// Its position among the response's reasoning blocks.
+        index: usize,
+        /// The block.
+        block: crate::reasoning::Reasoning,
+    },
+    /// A seam: the stream broke while this reasoning block was arriving (or
+    /// before any text came after it), and the model reasons again. Discard
+    /// what arrived for it; the block that replaces it comes with this index.
+    ReasoningDiscarded {
+        /// The block's index.
+        index: usize,
+    },
     /// The response starts again from the beginning: discard the text received so far.
     Restarted {
         /// The attempt that starts again.
@@ -163,6 +186,20 @@ pub enum ProviderEvent {
         index: usize,
         /// The call.
         call: ToolCall,
+    },
+    /// A piece of readable reasoning of the attempt's block `index`.
+    ReasoningDelta {
+        /// The block's position among the attempt's reasoning blocks.
+        index: usize,
+        /// The piece.
+        text: String,
+    },
+    /// The attempt's reasoning block `index` is complete, as sent.
+    Reasoning {
+        /// The block's position among the attempt's reasoning blocks.
+        index: usize,
+        /// The block.
+        block: crate::reasoning::Reasoning,
     },
     /// The response's own id in its body (`chatcmpl-...`, `msg_...`), when the
     /// provider sends one: once it is known. The client records

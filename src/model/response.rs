@@ -131,6 +131,11 @@ pub struct ChatResponse {
     pub response_id: Option<String>,
     /// The tools the model called, in order (`finish_reason` is then `ToolCalls`).
     pub tool_calls: Vec<ToolCall>,
+    /// The model's reasoning blocks, in order, exactly as sent (Anthropic's
+    /// signed thinking, the Responses API's reasoning items): put them back in
+    /// the history with [`ChatResponse::message`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasoning: Vec<crate::reasoning::Reasoning>,
     /// For a request to a model group: the targets tried, in order, and how each
     /// ended (the last one answered). Empty otherwise.
     pub route: Vec<RouteStep>,
@@ -175,6 +180,7 @@ impl ChatResponse {
             provider_request_id: None,
             response_id: None,
             tool_calls: Vec::new(),
+            reasoning: Vec::new(),
             route: Vec::new(),
             rate_limit: steer_actors::RateLimitHints::default(),
         }
@@ -202,6 +208,33 @@ impl ChatResponse {
     pub fn with_provider_request_id(mut self, id: impl Into<String>) -> Self {
         self.provider_request_id = Some(id.into());
         self
+    }
+
+    /// The reply as the assistant turn of a conversation's history: its
+    /// reasoning blocks (unchanged, first), its text, its tool calls.
+    ///
+    /// ```
+    /// # fn demo(req: steer_llm::ChatRequest, reply: steer_llm::ChatResponse) {
+    /// let next = req.message(reply.message()).user("And then?");
+    /// # }
+    /// ```
+    pub fn message(&self) -> crate::Message {
+        let mut content: Vec<crate::content::Part> = self
+            .reasoning
+            .iter()
+            .cloned()
+            .map(crate::content::Part::Reasoning)
+            .collect();
+        if !self.text.is_empty() {
+            content.push(crate::content::Part::Text(self.text.clone()));
+        }
+        content.extend(
+            self.tool_calls
+                .iter()
+                .cloned()
+                .map(crate::content::Part::ToolCall),
+        );
+        crate::Message::new(crate::model::Role::Assistant, content)
     }
 
     /// The reply as JSON (for a request with a [`ResponseFormat`](crate::tools::ResponseFormat)).

@@ -23,6 +23,9 @@ pub struct ResumePoint {
     pub after: u64,
     /// Tool calls the response began before it (the next is numbered so).
     pub calls: usize,
+    /// Reasoning items the response began before it.
+    #[serde(default)]
+    pub reasoning: usize,
     /// Whether the reply so far is a refusal.
     pub refusal: bool,
 }
@@ -34,6 +37,7 @@ impl ResumePoint {
             response_id: response_id.into(),
             after,
             calls: 0,
+            reasoning: 0,
             refusal: false,
         }
     }

@@ -541,6 +541,7 @@ async fn generate_from(
         rate_limit,
         route: Vec::new(),
         tool_calls: parsed.tool_calls,
+        reasoning: parsed.reasoning,
         text: parsed.text,
         finish_reason: parsed.finish_reason,
         usage: parsed.usage,

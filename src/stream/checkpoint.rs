@@ -35,6 +35,10 @@ pub struct Checkpoint {
     /// An attempt delivered text without reporting its count after it: the
     /// provider's count is not known.
     pub provider_uncounted: bool,
+    /// Tokens of the turn's whole reasoning blocks, estimated on the high
+    /// side: they count toward `max_tokens` (Anthropic's thinking, the
+    /// Responses API's reasoning), so a continuation's budget leaves them out.
+    pub reasoning_tokens: u64,
 }
 
 impl Checkpoint {

@@ -4,9 +4,11 @@
 use super::checkpoint::{estimate_tokens, Checkpoint, Seam};
 use steer_actors::{Category, Failure};
 
+use crate::content::Part;
 use crate::continue_message;
-use crate::model::{ChatRequest, Message};
+use crate::model::{ChatRequest, Message, Role};
 use crate::prefill::Prefill;
+use crate::reasoning::{Reasoning, ReasoningFamily};
 use crate::tools::ToolCall;
 
 /// What a stream does when it breaks after content began and the failure is retryable.
@@ -70,9 +72,10 @@ pub const REPEAT_ALLOWANCE_BYTES: usize = 16;
 /// counting what it has on the high side ([`Checkpoint::tokens`]); `None`
 /// without a limit.
 pub fn tokens_left(original: &ChatRequest, checkpoint: &Checkpoint) -> Option<u64> {
-    original
-        .token_limit()
-        .map(|max| max.saturating_sub(checkpoint.tokens))
+    original.token_limit().map(|max| {
+        max.saturating_sub(checkpoint.tokens)
+            .saturating_sub(checkpoint.reasoning_tokens)
+    })
 }
 
 /// Whether delivering `text` would take the consumer past `original`'s
@@ -99,11 +102,18 @@ pub fn continuation_request(
     strategy: Continuation,
     calls: &[ToolCall],
     tools_began: bool,
+    reasoning: &[Reasoning],
 ) -> (ChatRequest, Seam) {
     let delivered = checkpoint.text.as_str();
     // No provider takes an assistant turn that ends in a tool call as a prefill:
     // once a call began, the "continue" message quotes the calls made whole.
-    let strategy = if tools_began {
+    // With Anthropic's thinking on, a prefill must start with the turn's
+    // thinking blocks: without one received whole, the "continue" message.
+    let no_thinking_to_lead = crate::reasoning::thinking_enabled(original)
+        && !reasoning
+            .iter()
+            .any(|r| r.replays_to(ReasoningFamily::Anthropic));
+    let strategy = if tools_began || no_thinking_to_lead {
         Continuation::Instruct
     } else {
         strategy
@@ -131,7 +141,11 @@ pub fn continuation_request(
                 )
             } else {
                 let mut req = original.clone();
-                req.messages.push(Message::assistant(prefill));
+                // The turn's reasoning blocks lead, unchanged (each wire sends
+                // only its own family's).
+                let mut parts: Vec<Part> = reasoning.iter().cloned().map(Part::Reasoning).collect();
+                parts.push(Part::Text(prefill.to_string()));
+                req.messages.push(Message::new(Role::Assistant, parts));
                 (req, Seam::exact(trimmed).verified_against(delivered))
             }
         }
@@ -185,8 +199,14 @@ mod tests {
             .user("hi")
             .max_tokens(100);
         let checkpoint = delivered(&["Hello ", "there.\n\n"]);
-        let (req, mut seam) =
-            continuation_request(&original, &checkpoint, Continuation::Prefill, &[], false);
+        let (req, mut seam) = continuation_request(
+            &original,
+            &checkpoint,
+            Continuation::Prefill,
+            &[],
+            false,
+            &[],
+        );
         assert_eq!(req.messages.last().unwrap().text(), "Hello there.");
         // 2 + 2 estimated, 96 tokens left, and one more for the trimmed
         // whitespace it repeats.
@@ -194,8 +214,14 @@ mod tests {
         assert_eq!(seam.push("\n\nNext".into()), vec!["Next"]);
 
         let checkpoint = delivered(&["Hello "]);
-        let (req, _) =
-            continuation_request(&original, &checkpoint, Continuation::Instruct, &[], false);
+        let (req, _) = continuation_request(
+            &original,
+            &checkpoint,
+            Continuation::Instruct,
+            &[],
+            false,
+            &[],
+        );
         let last = req.messages.last().unwrap();
         assert_eq!(last.role, crate::model::Role::User);
         assert_eq!(continue_message::read(&last.text()), Some("Hello "));
@@ -203,7 +229,8 @@ mod tests {
         // Never more than the request's own limit, whatever the seam may drop.
         let long = delivered(&["word "; 60]);
         let limited = original.clone().max_tokens(70);
-        let (req, _) = continuation_request(&limited, &long, Continuation::Instruct, &[], false);
+        let (req, _) =
+            continuation_request(&limited, &long, Continuation::Instruct, &[], false, &[]);
         assert_eq!(
             req.max_tokens,
             Some(10 + 3),
@@ -220,15 +247,22 @@ mod tests {
         // One delta of several tokens counts them all (1 + 2), not one.
         let checkpoint = delivered(&["A river "]);
         assert_eq!(tokens_left(&original, &checkpoint), Some(1));
-        let (req, _) =
-            continuation_request(&original, &checkpoint, Continuation::Prefill, &[], false);
+        let (req, _) = continuation_request(
+            &original,
+            &checkpoint,
+            Continuation::Prefill,
+            &[],
+            false,
+            &[],
+        );
         assert_eq!(req.max_tokens, Some(2), "1 left, 1 for the trimmed space");
         assert!(!over_limit(&original, &checkpoint, "to "));
         assert!(over_limit(&original, &checkpoint, "to sea"));
         let all = delivered(&["A ", "b ", "c ", "d "]);
         assert_eq!(tokens_left(&original, &all), Some(0));
         let unlimited = ChatRequest::new("openai/gpt-4o-mini").unwrap().user("hi");
-        let (req, _) = continuation_request(&unlimited, &all, Continuation::Instruct, &[], false);
+        let (req, _) =
+            continuation_request(&unlimited, &all, Continuation::Instruct, &[], false, &[]);
         assert_eq!(req.max_tokens, None);
     }
 
@@ -259,8 +293,14 @@ mod tests {
         for model in ["openai/gpt-4o-mini", "anthropic-b/claude-3-5-haiku-latest"] {
             let original = ChatRequest::new(model).unwrap().user("hi");
             let checkpoint = delivered(&["kernel "]);
-            let (req, mut seam) =
-                continuation_request(&original, &checkpoint, Continuation::Prefill, &[], false);
+            let (req, mut seam) = continuation_request(
+                &original,
+                &checkpoint,
+                Continuation::Prefill,
+                &[],
+                false,
+                &[],
+            );
             assert_eq!(req.messages.last().unwrap().text(), "kernel", "{model}");
             // A server (or a gateway) that continues the trimmed text repeats the
             // space: dropped once; one that does not, loses nothing.

@@ -14,6 +14,7 @@ use super::checkpoint::{estimate_tokens, Checkpoint, Seam};
 
 use super::calls::StreamCalls;
 use super::continuation::{over_limit, tokens_left};
+use super::reasoning::StreamReasoning;
 use crate::model::{
     ChatRequest, FinishReason, ModelId, ProviderEvent, ResumePoint, RouteStep, StreamEvent, Usage,
 };
@@ -62,6 +63,8 @@ pub(crate) struct Delivery {
     earlier_deltas: u64,
     /// A background response left running by a client-side stop: cancelled.
     pub left_running: Option<String>,
+    /// Reasoning blocks across attempts (boxed: most streams have none).
+    reasoning: Option<Box<StreamReasoning>>,
 }
 
 /// A background response's last resume point, and the content after it.
@@ -139,6 +142,16 @@ impl Delivery {
             .plus(self.attempt_usage.unwrap_or_default())
     }
 
+    /// The reasoning state, made at the first block.
+    fn reasoning_state(&mut self) -> &mut StreamReasoning {
+        let continuing = self.continuing;
+        self.reasoning.get_or_insert_with(|| {
+            let mut r = Box::<StreamReasoning>::default();
+            r.begin_attempt(continuing);
+            r
+        })
+    }
+
     /// Whether anything (text or a tool call's events) reached the consumer.
     pub fn delivered_anything(&self) -> bool {
         !self.checkpoint.text.is_empty() || self.any_calls()
@@ -173,6 +186,27 @@ impl Delivery {
         self.checkpoint.tokens = self.checkpoint.provider_count().unwrap_or_else(|| {
             crate::tokens::count(model, text).unwrap_or_else(|| estimate_tokens(text))
         });
+    }
+
+    /// The attempt broke: the seam events that discard its reasoning (the
+    /// block it broke in; every block of it when `restarts`).
+    pub fn reasoning_broken(&mut self, restarts: bool) -> Vec<StreamEvent> {
+        let Some(r) = self.reasoning.as_mut() else {
+            return Vec::new();
+        };
+        let discarded = r.broken(restarts);
+        // What the turn still holds counts toward the limit.
+        self.checkpoint.reasoning_tokens = r
+            .turn()
+            .iter()
+            .map(|b| estimate_tokens(&b.text()).max(1))
+            .fold(0u64, u64::saturating_add);
+        discarded
+    }
+
+    /// The whole reasoning blocks of the turn (a prefill carries them).
+    pub fn turn_reasoning(&self) -> &[crate::reasoning::Reasoning] {
+        self.reasoning.as_ref().map_or(&[], |r| r.turn())
     }
 
     /// Where the current attempt's background response can be resumed.
@@ -213,6 +247,8 @@ impl Delivery {
                 | ProviderEvent::ToolCallStart { .. }
                 | ProviderEvent::ToolCallDelta { .. }
                 | ProviderEvent::ToolCall { .. }
+                | ProviderEvent::ReasoningDelta { .. }
+                | ProviderEvent::Reasoning { .. }
         );
         let Some(r) = self.resume.as_mut().filter(|_| content) else {
             return false;
@@ -253,6 +289,9 @@ impl Delivery {
         self.attempt_deltas = 0;
         self.earlier_deltas = 0;
         self.resume = None;
+        if let Some(r) = self.reasoning.as_mut() {
+            r.begin_attempt(continuing);
+        }
         self.usage_current = false;
         self.continuing = continuing;
         self.stop_scan = None;
@@ -395,6 +434,23 @@ impl Delivery {
         }
         match event {
             ProviderEvent::Resumable(point) => self.resumable(point),
+            ProviderEvent::ReasoningDelta { index, text } => {
+                // Thinking is billed as output, and shows the stream alive.
+                self.attempt_deltas = self.attempt_deltas.saturating_add(1);
+                let event = self.reasoning_state().delta(index, text);
+                out.append(&mut self.pending_seam);
+                out.push(event);
+            }
+            ProviderEvent::Reasoning { index, block } => {
+                if !self.continuing {
+                    let tokens = estimate_tokens(&block.text()).max(1);
+                    let c = &mut self.checkpoint;
+                    c.reasoning_tokens = c.reasoning_tokens.saturating_add(tokens);
+                }
+                let event = self.reasoning_state().whole(index, block);
+                out.append(&mut self.pending_seam);
+                out.push(event);
+            }
             ProviderEvent::LeftRunning { response_id } => self.left_running = Some(response_id),
             ProviderEvent::Start {
                 provider_request_id,

@@ -229,6 +229,7 @@ impl StreamMachine {
                 strategy,
                 d.delivered_calls(),
                 d.any_calls(),
+                d.turn_reasoning(),
             );
             d.seam = Some(Box::new(seam));
             Arc::new(req)
@@ -326,6 +327,10 @@ impl StreamMachine {
         let server = self.resume == Resume::Next;
         let d = self.delivery.get_or_insert_with(Box::default);
         if !d.delivered_anything() {
+            if !server {
+                // Asked again: what reasoning it gave is thought again.
+                d.pending_seam = d.reasoning_broken(true);
+            }
             return RetrySeam::None;
         }
         let offset = d.checkpoint.chars;
@@ -349,7 +354,7 @@ impl StreamMachine {
         if strategy == Continuation::Restart {
             d.checkpoint = Checkpoint::default();
             d.reset_calls();
-            d.pending_seam.clear();
+            d.pending_seam = d.reasoning_broken(true);
             return RetrySeam::Restarted(StreamEvent::Restarted { attempt });
         }
         d.pending_seam = vec![StreamEvent::Resumed {
@@ -358,6 +363,8 @@ impl StreamMachine {
             provider: provider.to_string(),
             by,
         }];
+        let mut broken = d.reasoning_broken(false);
+        d.pending_seam.append(&mut broken);
         if let Some(index) = d.interrupted_call() {
             d.pending_seam
                 .push(StreamEvent::ToolCallDiscarded { index });
@@ -378,18 +385,23 @@ impl StreamMachine {
         let strategy = self.strategy;
         let d = self.delivery();
         if !d.delivered_anything() {
+            d.pending_seam = d.reasoning_broken(true);
             return;
         }
         if strategy == Continuation::Restart {
             d.checkpoint = Checkpoint::default();
             d.reset_calls();
             d.pending_seam = vec![StreamEvent::Restarted { attempt: 1 }];
+            let mut broken = d.reasoning_broken(true);
+            d.pending_seam.append(&mut broken);
         } else {
             d.pending_seam = vec![StreamEvent::FailedOver {
                 attempt: 1,
                 offset: d.checkpoint.chars,
                 target: target.to_string(),
             }];
+            let mut broken = d.reasoning_broken(false);
+            d.pending_seam.append(&mut broken);
             if let Some(index) = d.interrupted_call() {
                 d.pending_seam
                     .push(StreamEvent::ToolCallDiscarded { index });

@@ -18,6 +18,7 @@ pub(crate) mod delivery;
 mod ending;
 pub(crate) mod machine;
 pub(crate) mod reader;
+mod reasoning;
 mod settings;
 mod steer_stream;
 

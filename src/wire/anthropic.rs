@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::{snippet, DecodeError, Progress, StreamDecoder, TextCursor};
 use crate::content::{ImageSource, Part};
 use crate::model::{ChatRequest, FinishReason, ProviderEvent, Role, Usage};
+use crate::reasoning::{Reasoning, ReasoningFamily};
 use crate::tools::{ResponseFormat, ToolCall, ToolChoice};
 use serde_json::Value;
 
@@ -59,7 +60,17 @@ pub enum WireContent<'a> {
     /// Text alone.
     Text(std::borrow::Cow<'a, str>),
     /// Blocks.
-    Blocks(Vec<Block<'a>>),
+    Blocks(Vec<AnyBlock<'a>>),
+}
+
+/// A block steer writes, or one it sends back exactly as received.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum AnyBlock<'a> {
+    /// Written from the neutral message.
+    Block(Block<'a>),
+    /// A `thinking` or `redacted_thinking` block, unchanged.
+    Verbatim(&'a Value),
 }
 
 /// A content block.
@@ -157,6 +168,13 @@ impl<'a> RequestBody<'a> {
             }
             let mut blocks = Vec::with_capacity(m.content.len());
             for p in &m.content {
+                if let (Role::Assistant, Part::Reasoning(r)) = (m.role, p) {
+                    // Only Anthropic's own, whole: another family's is dropped.
+                    if r.replays_to(ReasoningFamily::Anthropic) {
+                        blocks.push(AnyBlock::Verbatim(&r.block));
+                    }
+                    continue;
+                }
                 let block = match (m.role, p) {
                     (Role::User | Role::Assistant, Part::Text(text)) => Block::Text { text },
                     (Role::User, Part::Image(src)) => Block::Image {
@@ -187,7 +205,7 @@ impl<'a> RequestBody<'a> {
                     },
                     (_, other) => return unsupported(other),
                 };
-                blocks.push(block);
+                blocks.push(AnyBlock::Block(block));
             }
             let role = if m.role == Role::Assistant {
                 "assistant"
@@ -201,7 +219,10 @@ impl<'a> RequestBody<'a> {
                     content: WireContent::Blocks(previous),
                 }) = messages.last_mut()
                 {
-                    if matches!(previous.first(), Some(Block::ToolResult { .. })) {
+                    if matches!(
+                        previous.first(),
+                        Some(AnyBlock::Block(Block::ToolResult { .. }))
+                    ) {
                         previous.extend(blocks);
                         continue;
                     }
@@ -295,26 +316,26 @@ struct ResponseBody {
     id: Option<String>,
     #[serde(default)]
     model: Option<String>,
-    /// Required: a body without it is not a reply.
-    content: Vec<ContentBlock>,
+    /// Required: a body without it is not a reply. Kept as sent: thinking
+    /// blocks go back byte for byte.
+    content: Vec<Value>,
     #[serde(default)]
     stop_reason: Option<String>,
     #[serde(default)]
     usage: WireUsage,
 }
 
-#[derive(Deserialize)]
-struct ContentBlock {
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(default)]
-    text: Option<String>,
-    #[serde(default)]
-    id: Option<String>,
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    input: Option<Value>,
+/// A content block's `type`.
+fn kind(block: &Value) -> &str {
+    block
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+/// A content block's string field.
+fn field<'a>(block: &'a Value, name: &str) -> Option<&'a str> {
+    block.get(name).and_then(Value::as_str)
 }
 
 /// What steer keeps of a parsed non-streaming response.
@@ -341,22 +362,28 @@ pub fn parse_response(body: &[u8]) -> Result<Parsed, DecodeError> {
     let text = parsed
         .content
         .iter()
-        .filter(|b| b.kind == "text")
-        .filter_map(|b| b.text.as_deref())
+        .filter(|b| kind(b) == "text")
+        .filter_map(|b| field(b, "text"))
         .collect::<String>();
     let tool_calls = parsed
         .content
         .iter()
-        .filter(|b| b.kind == "tool_use")
+        .filter(|b| kind(b) == "tool_use")
         .map(|b| {
             ToolCall::new(
-                b.id.clone().unwrap_or_default(),
-                b.name.clone().unwrap_or_default(),
-                b.input
-                    .clone()
+                field(b, "id").unwrap_or_default(),
+                field(b, "name").unwrap_or_default(),
+                b.get("input")
+                    .cloned()
                     .unwrap_or_else(|| Value::Object(Default::default())),
             )
         })
+        .collect();
+    let reasoning = parsed
+        .content
+        .iter()
+        .filter(|b| matches!(kind(b), "thinking" | "redacted_thinking"))
+        .map(|b| Reasoning::anthropic(b.clone()))
         .collect();
     let mut usage = Usage::new(
         parsed.usage.input_tokens.unwrap_or(0),
@@ -365,6 +392,7 @@ pub fn parse_response(body: &[u8]) -> Result<Parsed, DecodeError> {
     usage.cached_prompt_tokens = parsed.usage.cache_read_input_tokens;
     Ok(Parsed {
         tool_calls,
+        reasoning,
         text,
         finish_reason: parsed
             .stop_reason
@@ -426,6 +454,14 @@ enum StartBlock {
         #[serde(default)]
         name: String,
     },
+    Thinking {
+        #[serde(default)]
+        thinking: String,
+    },
+    RedactedThinking {
+        #[serde(default)]
+        data: String,
+    },
     #[serde(other)]
     Other,
 }
@@ -441,6 +477,14 @@ enum Delta {
         #[serde(default)]
         partial_json: String,
     },
+    ThinkingDelta {
+        #[serde(default)]
+        thinking: String,
+    },
+    SignatureDelta {
+        #[serde(default)]
+        signature: String,
+    },
     #[serde(other)]
     Other,
 }
@@ -454,17 +498,36 @@ struct MessageDeltaBody {
 /// Decodes an Anthropic Messages stream, ending with `message_stop`.
 ///
 /// `ping` and unknown events are skipped; usage in `message_delta` is cumulative;
-/// only `text_delta` produces text (tool input and thinking are not text).
+/// only `text_delta` produces text (tool input and thinking are not text). A
+/// thinking block's deltas pass as reasoning; at its end it is whole, with the
+/// signature its `signature_delta` set (set, never appended).
 #[derive(Debug, Default)]
 pub struct Decoder {
     cursor: TextCursor,
     calls: super::CallAssembler,
+    thinking: Option<Box<OpenThinking>>,
+    /// Reasoning blocks begun (the next one's index).
+    reasoning: usize,
     input_tokens: u64,
     output_tokens: u64,
     cached_tokens: Option<u64>,
     finish: Option<FinishReason>,
     saw_usage: bool,
 }
+
+/// A thinking block arriving.
+#[derive(Debug)]
+struct OpenThinking {
+    /// Its content block's index.
+    key: usize,
+    /// Its index among the reasoning blocks.
+    index: usize,
+    thinking: String,
+    signature: String,
+}
+
+/// Largest thinking text one streamed block may accumulate.
+pub const MAX_THINKING: usize = 4 * 1024 * 1024;
 
 impl StreamDecoder for Decoder {
     fn whole_reply(&self) -> Option<super::ParseReply> {
@@ -509,6 +572,80 @@ impl StreamDecoder for Decoder {
                 index,
                 content_block: StartBlock::ToolUse { id, name },
             } => self.calls.start(index, id, name, out)?,
+            Event::ContentBlockStart {
+                index,
+                content_block: StartBlock::Thinking { thinking },
+            } => {
+                let at = self.reasoning;
+                self.reasoning = self.reasoning.saturating_add(1);
+                if !thinking.is_empty() {
+                    out.push(ProviderEvent::ReasoningDelta {
+                        index: at,
+                        text: thinking.clone(),
+                    });
+                }
+                self.thinking = Some(Box::new(OpenThinking {
+                    key: index,
+                    index: at,
+                    thinking,
+                    signature: String::new(),
+                }));
+            }
+            Event::ContentBlockStart {
+                content_block: StartBlock::RedactedThinking { data },
+                ..
+            } => {
+                // Whole as it starts: no deltas.
+                let block = serde_json::json!({"type": "redacted_thinking", "data": data});
+                out.push(ProviderEvent::Reasoning {
+                    index: self.reasoning,
+                    block: Reasoning::anthropic(block),
+                });
+                self.reasoning = self.reasoning.saturating_add(1);
+            }
+            Event::ContentBlockDelta {
+                index,
+                delta: Delta::ThinkingDelta { thinking },
+            } => {
+                if let Some(open) = self.thinking.as_mut().filter(|t| t.key == index) {
+                    if open.thinking.len().saturating_add(thinking.len()) > MAX_THINKING {
+                        return Err(DecodeError::Malformed(format!(
+                            "a thinking block past {MAX_THINKING} bytes"
+                        )));
+                    }
+                    open.thinking.push_str(&thinking);
+                    out.push(ProviderEvent::ReasoningDelta {
+                        index: open.index,
+                        text: thinking,
+                    });
+                }
+            }
+            Event::ContentBlockDelta {
+                index,
+                delta: Delta::SignatureDelta { signature },
+            } => {
+                if let Some(open) = self.thinking.as_mut().filter(|t| t.key == index) {
+                    open.signature = signature;
+                }
+            }
+            Event::ContentBlockStop { index }
+                if self.thinking.as_ref().is_some_and(|t| t.key == index) =>
+            {
+                if let Some(open) = self.thinking.take() {
+                    let OpenThinking {
+                        index,
+                        thinking,
+                        signature,
+                        ..
+                    } = *open;
+                    let block = serde_json::json!({"type": "thinking", "thinking": thinking,
+                        "signature": signature});
+                    out.push(ProviderEvent::Reasoning {
+                        index,
+                        block: Reasoning::anthropic(block),
+                    });
+                }
+            }
             Event::ContentBlockDelta {
                 delta: Delta::TextDelta { text },
                 ..

@@ -279,7 +279,8 @@ fn translate<'a>(m: &'a Message, i: usize, out: &mut Vec<WireMessage<'a>>) -> Re
             let mut calls = Vec::new();
             for p in &m.content {
                 match p {
-                    Part::Text(_) => {}
+                    // Chat Completions carries no reasoning back: dropped.
+                    Part::Text(_) | Part::Reasoning(_) => {}
                     Part::ToolCall(c) => calls.push(WireToolCall {
                         id: &c.id,
                         kind: "function",
@@ -448,6 +449,8 @@ pub struct Parsed {
     pub id: Option<String>,
     /// The tool calls, in order.
     pub tool_calls: Vec<ToolCall>,
+    /// The reasoning blocks, in order, as sent.
+    pub reasoning: Vec<crate::reasoning::Reasoning>,
 }
 
 /// Parses a non-streaming response body. A 2xx body that is not a chat
@@ -479,6 +482,7 @@ pub fn parse_response(body: &[u8]) -> Result<Parsed, DecodeError> {
         })
         .collect();
     Ok(Parsed {
+        reasoning: Vec::new(),
         tool_calls,
         text: choice.message.content.unwrap_or_default(),
         finish_reason: choice

@@ -157,6 +157,15 @@ fn items(m: &Message, i: usize, out: &mut Vec<Value>) -> Result<(), String> {
             out.push(serde_json::json!({"type": "message", "role": role, "content": content}));
         }
         Role::Assistant => {
+            // Reasoning items first, unchanged, where they came: before the
+            // message and the calls they led to. Another family's are dropped.
+            for p in &m.content {
+                if let Part::Reasoning(r) = p {
+                    if r.replays_to(crate::reasoning::ReasoningFamily::OpenAiResponses) {
+                        out.push(r.block.clone());
+                    }
+                }
+            }
             let text = m.text();
             if !text.is_empty() {
                 out.push(serde_json::json!({"type": "message", "role": "assistant",
@@ -164,7 +173,7 @@ fn items(m: &Message, i: usize, out: &mut Vec<Value>) -> Result<(), String> {
             }
             for p in &m.content {
                 match p {
-                    Part::Text(_) => {}
+                    Part::Text(_) | Part::Reasoning(_) => {}
                     Part::ToolCall(c) => out.push(serde_json::json!({"type": "function_call",
                         "call_id": c.id, "name": c.name, "arguments": c.arguments_text()})),
                     other => return unsupported(other),
@@ -368,8 +377,12 @@ pub fn parse_response(body: &[u8]) -> Result<super::openai::Parsed, DecodeError>
     let mut text = String::new();
     let mut refused = false;
     let mut tool_calls = Vec::new();
+    let mut reasoning = Vec::new();
     for item in &response.output {
         match item.get("type").and_then(Value::as_str) {
+            Some("reasoning") => {
+                reasoning.push(crate::reasoning::Reasoning::openai_responses(item.clone()))
+            }
             Some("message") => {
                 let (t, refusal) = message_text(item);
                 refused |= refusal;
@@ -388,6 +401,7 @@ pub fn parse_response(body: &[u8]) -> Result<super::openai::Parsed, DecodeError>
             ))
         })?;
     Ok(super::openai::Parsed {
+        reasoning,
         text,
         finish_reason: if refused {
             FinishReason::ContentFilter
@@ -469,6 +483,10 @@ pub struct Decoder {
     /// A resumed stream reads only the events after this one (a server that
     /// replays from the start repeats nothing).
     resumed_after: Option<u64>,
+    /// Reasoning items begun (the next one's index).
+    reasoning: usize,
+    /// The reasoning item arriving: its output index and its index.
+    open_reasoning: Option<(usize, usize)>,
 }
 
 impl Decoder {
@@ -494,6 +512,7 @@ impl Decoder {
             background: Some(point.response_id.clone()),
             reported: Some(point.after),
             resumed_after: Some(point.after),
+            reasoning: point.reasoning,
             ..Decoder::default()
         }
     }
@@ -508,6 +527,7 @@ impl Decoder {
         if self.ended
             || self.stop.is_holding()
             || self.calls.is_open()
+            || self.open_reasoning.is_some()
             || self.reported.is_some_and(|r| r >= after)
         {
             return;
@@ -517,6 +537,7 @@ impl Decoder {
             response_id: id.clone(),
             after,
             calls: self.calls.announced(),
+            reasoning: self.reasoning,
             refusal: self.refusal,
         }));
     }
@@ -681,6 +702,11 @@ impl Decoder {
                 let held = self.stop.finish();
                 self.cursor.delta(held, out);
                 let item = event.item.as_ref();
+                if item.and_then(|i| i.get("type")).and_then(Value::as_str) == Some("reasoning") {
+                    let key = event.output_index.unwrap_or_default();
+                    self.open_reasoning = Some((key, self.reasoning));
+                    self.reasoning = self.reasoning.saturating_add(1);
+                }
                 if item.and_then(|i| i.get("type")).and_then(Value::as_str) == Some("function_call")
                 {
                     let field = |k: &str| {
@@ -702,8 +728,36 @@ impl Decoder {
                 }
             }
             "response.output_item.done" => {
-                if let Some(key) = event.output_index {
+                let item = event.item;
+                let reasoning = item
+                    .as_ref()
+                    .and_then(|i| i.get("type"))
+                    .and_then(Value::as_str)
+                    == Some("reasoning");
+                if let (true, Some(item)) = (reasoning, item) {
+                    // Whole, as sent: its encrypted content goes back unchanged.
+                    let index = match self.open_reasoning.take() {
+                        Some((_, index)) => index,
+                        None => {
+                            let index = self.reasoning;
+                            self.reasoning = self.reasoning.saturating_add(1);
+                            index
+                        }
+                    };
+                    out.push(ProviderEvent::Reasoning {
+                        index,
+                        block: crate::reasoning::Reasoning::openai_responses(item),
+                    });
+                } else if let Some(key) = event.output_index {
                     self.calls.finish(key, out);
+                }
+            }
+            "response.reasoning_summary_text.delta" | "response.reasoning_text.delta" => {
+                let open = self
+                    .open_reasoning
+                    .filter(|(key, _)| event.output_index.is_none_or(|k| k == *key));
+                if let (Some((_, index)), Some(text)) = (open, event.delta) {
+                    out.push(ProviderEvent::ReasoningDelta { index, text });
                 }
             }
             "response.completed" | "response.incomplete" => {

@@ -438,6 +438,7 @@ fn a_resumed_decoder_skips_what_a_server_sends_again_and_numbers_calls_on() {
         response_id: "resp_bg".into(),
         after: 2,
         calls: 1,
+        reasoning: 0,
         refusal: false,
     };
     let mut d = Decoder::resuming(Vec::new(), &point);
