@@ -255,6 +255,9 @@ pub struct SeenStream {
     pub usage: Option<Usage>,
     /// How each `Resumed` seam went on.
     pub resumed_by: Vec<steer_llm::ResumedBy>,
+    /// The whole reasoning blocks kept (a discarded one removed), by index.
+    pub reasoning: Vec<steer_llm::Reasoning>,
+    reasoning_at: Vec<usize>,
 }
 
 /// Reads a stream to its end, checking as it goes that every delta comes at the
@@ -300,6 +303,19 @@ pub async fn read_stream(
                 seen.usage = usage;
             }
             Some(Ok(StreamEvent::Resumed { by, .. })) => seen.resumed_by.push(by),
+            Some(Ok(StreamEvent::Reasoning { index, block })) => {
+                if seen.reasoning_at.contains(&index) {
+                    return Err(format!("reasoning block {index} twice"));
+                }
+                seen.reasoning_at.push(index);
+                seen.reasoning.push(block);
+            }
+            Some(Ok(StreamEvent::ReasoningDiscarded { index })) => {
+                if let Some(at) = seen.reasoning_at.iter().position(|i| *i == index) {
+                    seen.reasoning_at.remove(at);
+                    seen.reasoning.remove(at);
+                }
+            }
             Some(Ok(StreamEvent::ToolCall { index, call })) => {
                 if index != seen.calls.len() {
                     return Err(format!(

@@ -54,6 +54,10 @@ struct Case {
     /// Background mode (the Responses API resumes such a stream on the server;
     /// the other APIs ignore it).
     background: bool,
+    /// Reasoning on: Anthropic's adaptive thinking (on a model that thinks:
+    /// Claude 3.7 for the one that takes a prefill), the Responses API's
+    /// encrypted reasoning.
+    reasoning: bool,
 }
 
 fn case() -> impl Strategy<Value = Case> {
@@ -73,6 +77,7 @@ fn case() -> impl Strategy<Value = Case> {
             ],
             prop::sample::select(&Behaviour::ALL[..]),
             prop::bool::weighted(0.5),
+            prop::bool::weighted(0.4),
         ),
     )
         .prop_map(
@@ -84,7 +89,7 @@ fn case() -> impl Strategy<Value = Case> {
                 first,
                 second,
                 tools,
-                (continuation, behaviour, background),
+                (continuation, behaviour, background, reasoning),
             )| {
                 Case {
                     model,
@@ -97,6 +102,7 @@ fn case() -> impl Strategy<Value = Case> {
                     continuation,
                     behaviour,
                     background,
+                    reasoning,
                 }
             },
         )
@@ -116,7 +122,13 @@ fn request(case: &Case, id: &str) -> (ChatRequest, text::Reply) {
     } else {
         ""
     };
-    let mut req = ChatRequest::new(case.model)
+    let model = match case.model {
+        "anthropic/claude-3-5-haiku-latest" if case.reasoning => {
+            "anthropic/claude-3-7-sonnet-latest"
+        }
+        other => other,
+    };
+    let mut req = ChatRequest::new(model)
         .unwrap()
         .system("You are terse.")
         .user(format!("Tell me about rivers, number {}.{ask}", case.topic))
@@ -125,6 +137,20 @@ fn request(case: &Case, id: &str) -> (ChatRequest, text::Reply) {
         .in_background(case.background);
     if case.tools {
         req = common::with_two_tools(req);
+    }
+    if case.reasoning && model.starts_with("anthropic") {
+        req = req.extra_body("thinking", serde_json::json!({"type": "adaptive"}));
+    }
+    if case.reasoning && model.starts_with("openai-responses") {
+        req = req
+            .extra_body(
+                "reasoning",
+                serde_json::json!({"effort": "low", "summary": "auto"}),
+            )
+            .extra_body(
+                "include",
+                serde_json::json!(["reasoning.encrypted_content"]),
+            );
     }
     if let Some(max) = case.max_tokens {
         req = req.max_tokens(max);
@@ -166,7 +192,11 @@ async fn check(client: &Client, mock: &MockServer, case: &Case, n: u64) -> Resul
         .await
         .map_err(|e| e.to_string())?;
     let plain_cut = reply.finish == Finish::Length;
+    // (Reasoning takes its tokens from the limit: the text module alone
+    // does not know them.)
+    let thinks = !whole.reasoning.is_empty();
     if !case.tools
+        && !thinks
         && (whole.text != reply.text()
             || plain_cut != (whole.finish_reason == FinishReason::Length))
     {
@@ -189,8 +219,25 @@ async fn check(client: &Client, mock: &MockServer, case: &Case, n: u64) -> Resul
         calls,
         usage,
         resumed_by,
+        reasoning,
         ..
     } = common::read_stream(stream).await?;
+    // The reasoning the consumer keeps is the turn's, whole, as the server
+    // made it for this conversation: the fault-free reply's.
+    if reasoning.len() != whole.reasoning.len()
+        || reasoning.iter().zip(&whole.reasoning).any(|(a, b)| {
+            a.family != b.family
+                || a.text() != b.text()
+                || ["signature", "encrypted_content"]
+                    .iter()
+                    .any(|k| a.block.get(*k) != b.block.get(*k))
+        })
+    {
+        return Err(format!(
+            "reasoning {reasoning:?}\n  fault-free {:?}",
+            whole.reasoning
+        ));
+    }
     // A background response resumed on the server generated nothing again:
     // its usage is the fault-free one (line breaks only: a response that
     // failed in band cannot be resumed; a client-side stop has no usage).

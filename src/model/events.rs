@@ -106,7 +106,9 @@ pub enum StreamEvent {
         text: String,
     },
     /// A reasoning block is complete, exactly as its server sent it (with its
-    /// signature or encrypted content): keep it for the history.
+    /// signature or encrypted content): keep it for the history. Only blocks
+    /// bound to the request's own conversation come so; one a continuation
+    /// made after a break (bound to the continuation's) comes as text alone.
     Reasoning {
         /// Its position among the response's reasoning blocks.
         index: usize,

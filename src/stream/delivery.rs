@@ -447,9 +447,10 @@ impl Delivery {
                     let c = &mut self.checkpoint;
                     c.reasoning_tokens = c.reasoning_tokens.saturating_add(tokens);
                 }
-                let event = self.reasoning_state().whole(index, block);
-                out.append(&mut self.pending_seam);
-                out.push(event);
+                if let Some(event) = self.reasoning_state().whole(index, block) {
+                    out.append(&mut self.pending_seam);
+                    out.push(event);
+                }
             }
             ProviderEvent::LeftRunning { response_id } => self.left_running = Some(response_id),
             ProviderEvent::Start {

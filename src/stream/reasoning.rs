@@ -2,6 +2,11 @@
 //! once, a block broken off discarded and thought again, and the whole blocks
 //! of the turn kept for a continuation's prefill (a server with thinking on
 //! takes a prefill only behind the thinking blocks of the turn, unchanged).
+//!
+//! Only the turn's blocks reach the consumer whole (`Reasoning`): a block a
+//! continuation made is bound to the continuation's conversation (the
+//! "continue" message), which the consumer's history will not hold, so a
+//! server would refuse it there. Its text still arrives (`ReasoningDelta`).
 
 use crate::model::StreamEvent;
 use crate::reasoning::Reasoning;
@@ -46,16 +51,18 @@ impl StreamReasoning {
         }
     }
 
-    /// The attempt's block `index` is whole.
-    pub fn whole(&mut self, index: usize, block: Reasoning) -> StreamEvent {
+    /// The attempt's block `index` is whole: the consumer's event, unless a
+    /// continuation made it (then it is bound to another conversation).
+    pub fn whole(&mut self, index: usize, block: Reasoning) -> Option<StreamEvent> {
         let at = self.index(index);
         if let Some(entry) = self.attempt.iter_mut().find(|(i, _, _)| *i == index) {
             entry.2 = true;
         }
-        if !self.continuing {
-            self.turn.push(block.clone());
+        if self.continuing {
+            return None;
         }
-        StreamEvent::Reasoning { index: at, block }
+        self.turn.push(block.clone());
+        Some(StreamEvent::Reasoning { index: at, block })
     }
 
     /// The whole blocks of the turn, for a prefill.
@@ -112,7 +119,7 @@ mod tests {
         ));
         assert!(matches!(
             r.whole(0, block("a")),
-            StreamEvent::Reasoning { index: 0, .. }
+            Some(StreamEvent::Reasoning { index: 0, .. })
         ));
         assert!(matches!(
             r.delta(1, "b".into()),
@@ -125,10 +132,10 @@ mod tests {
         );
         assert_eq!(r.turn().len(), 1);
         r.begin_attempt(true);
-        assert!(matches!(
-            r.whole(0, block("c")),
-            StreamEvent::Reasoning { index: 1, .. }
-        ));
+        assert!(
+            r.whole(0, block("c")).is_none(),
+            "bound to the continuation's conversation"
+        );
         assert_eq!(
             r.turn().len(),
             1,
@@ -154,7 +161,7 @@ mod tests {
         r.begin_attempt(false);
         assert!(matches!(
             r.whole(0, block("a")),
-            StreamEvent::Reasoning { index: 0, .. }
+            Some(StreamEvent::Reasoning { index: 0, .. })
         ));
         assert_eq!(r.turn().len(), 1);
     }

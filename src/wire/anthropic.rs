@@ -776,6 +776,121 @@ mod tests {
         assert_eq!(parse_response(ok).unwrap().text, "Hi");
     }
 
+    fn feed(d: &mut Decoder, events: &[&str], out: &mut Vec<ProviderEvent>) {
+        for e in events {
+            let name = serde_json::from_str::<Value>(e).expect("JSON")["type"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            d.on_event(&name, e, out).expect("an event");
+        }
+    }
+
+    /// A thinking block streams as reasoning (never as text), its signature set
+    /// by its `signature_delta` (set, not appended), and is whole at its stop;
+    /// a redacted one is whole as it starts; both count in order.
+    #[test]
+    fn a_thinking_block_streams_as_reasoning_and_ends_whole_with_its_signature() {
+        let mut d = Decoder::default();
+        let mut out = Vec::new();
+        feed(
+            &mut d,
+            &[
+                r#"{"type":"content_block_start","index":0,"content_block":{"type":"redacted_thinking","data":"EmRk"}}"#,
+                r#"{"type":"content_block_stop","index":0}"#,
+                r#"{"type":"content_block_start","index":1,"content_block":{"type":"thinking","thinking":""}}"#,
+                r#"{"type":"content_block_delta","index":1,"delta":{"type":"thinking_delta","thinking":"Rivers "}}"#,
+                r#"{"type":"content_block_delta","index":1,"delta":{"type":"thinking_delta","thinking":"flow."}}"#,
+                r#"{"type":"content_block_delta","index":1,"delta":{"type":"signature_delta","signature":"EqA"}}"#,
+                r#"{"type":"content_block_delta","index":1,"delta":{"type":"signature_delta","signature":"EqB"}}"#,
+                r#"{"type":"content_block_stop","index":1}"#,
+                r#"{"type":"content_block_start","index":2,"content_block":{"type":"text","text":""}}"#,
+                r#"{"type":"content_block_delta","index":2,"delta":{"type":"text_delta","text":"Yes."}}"#,
+            ],
+            &mut out,
+        );
+        assert_eq!(
+            out,
+            vec![
+                ProviderEvent::Reasoning {
+                    index: 0,
+                    block: Reasoning::anthropic(
+                        serde_json::json!({"type": "redacted_thinking", "data": "EmRk"})
+                    ),
+                },
+                ProviderEvent::ReasoningDelta {
+                    index: 1,
+                    text: "Rivers ".into()
+                },
+                ProviderEvent::ReasoningDelta {
+                    index: 1,
+                    text: "flow.".into()
+                },
+                ProviderEvent::Reasoning {
+                    index: 1,
+                    block: Reasoning::anthropic(serde_json::json!({"type": "thinking",
+                        "thinking": "Rivers flow.", "signature": "EqB"})),
+                },
+                ProviderEvent::TextDelta {
+                    text: "Yes.".into(),
+                    offset: 0
+                },
+            ]
+        );
+        // A block that never ends is bounded.
+        let mut d = Decoder::default();
+        let start = r#"{"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}}"#;
+        d.on_event("content_block_start", start, &mut out)
+            .expect("start");
+        let piece = "x".repeat(64 * 1024);
+        let delta = serde_json::json!({"type": "content_block_delta", "index": 0,
+            "delta": {"type": "thinking_delta", "thinking": piece}})
+        .to_string();
+        let mut failed = None;
+        for _ in 0..=(MAX_THINKING / piece.len()) {
+            out.clear();
+            if let Err(e) = d.on_event("content_block_delta", &delta, &mut out) {
+                failed = Some(e);
+                break;
+            }
+        }
+        assert!(
+            matches!(failed, Some(DecodeError::Malformed(_))),
+            "{failed:?}"
+        );
+    }
+
+    #[test]
+    fn a_whole_reply_keeps_its_thinking_blocks_as_sent() {
+        let body = br#"{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"thinking","thinking":"Hm.","signature":"EqX"},{"type":"text","text":"Hi"}],"stop_reason":"end_turn","usage":{"input_tokens":4,"output_tokens":5}}"#;
+        let parsed = parse_response(body).expect("a reply");
+        assert_eq!(parsed.text, "Hi");
+        assert_eq!(parsed.reasoning.len(), 1);
+        assert_eq!(parsed.reasoning[0].block["signature"], "EqX");
+        // Sent back first in its turn, unchanged; another family's is dropped.
+        let openai = Reasoning::openai_responses(
+            serde_json::json!({"type": "reasoning", "encrypted_content": "gAAAA"}),
+        );
+        let req = ChatRequest::new("anthropic/claude-sonnet-4-5")
+            .expect("model")
+            .user("hi")
+            .message(crate::model::Message::new(
+                Role::Assistant,
+                vec![
+                    Part::Reasoning(openai),
+                    Part::Reasoning(parsed.reasoning[0].clone()),
+                    Part::Text("Hi".into()),
+                ],
+            ))
+            .user("more");
+        let body: Value =
+            serde_json::from_slice(&request_json(&req, false).expect("a body")).expect("JSON");
+        let turn = &body["messages"][1]["content"];
+        assert_eq!(turn.as_array().map(Vec::len), Some(2));
+        assert_eq!(turn[0], parsed.reasoning[0].block);
+        assert_eq!(turn[1]["type"], "text");
+    }
+
     #[test]
     fn unknown_events_and_delta_types_are_ignored() {
         let mut d = Decoder::default();

@@ -507,3 +507,57 @@ fn a_background_request_asks_for_it_only_when_it_streams() {
         .get("background")
         .is_none());
 }
+
+#[test]
+fn a_reasoning_item_streams_its_summary_as_reasoning_and_ends_whole_and_goes_back_first() {
+    let item = json!({"type": "reasoning", "id": "rs_1", "encrypted_content": "gAAAAe",
+        "summary": [{"type": "summary_text", "text": "Think."}]});
+    let added = json!({"type": "response.output_item.added", "sequence_number": 1,
+        "output_index": 0, "item": {"type": "reasoning", "id": "rs_1", "summary": []}})
+    .to_string();
+    let delta = json!({"type": "response.reasoning_summary_text.delta", "sequence_number": 2,
+        "output_index": 0, "summary_index": 0, "delta": "Think."})
+    .to_string();
+    let done = json!({"type": "response.output_item.done", "sequence_number": 3,
+        "output_index": 0, "item": item})
+    .to_string();
+    let (out, _, _) = run(&[&added, &delta, &done, &text_delta(4, "Hi")]);
+    assert_eq!(
+        out,
+        vec![
+            ProviderEvent::ReasoningDelta {
+                index: 0,
+                text: "Think.".into()
+            },
+            ProviderEvent::Reasoning {
+                index: 0,
+                block: crate::reasoning::Reasoning::openai_responses(item.clone())
+            },
+            ProviderEvent::TextDelta {
+                text: "Hi".into(),
+                offset: 0
+            },
+        ]
+    );
+    // In the history: before the turn's message and calls, unchanged; an
+    // Anthropic block never goes.
+    let thinking = crate::reasoning::Reasoning::anthropic(
+        json!({"type": "thinking", "thinking": "x", "signature": "EqX"}),
+    );
+    let turn = Message::new(
+        Role::Assistant,
+        vec![
+            Part::Text("Hi".into()),
+            Part::Reasoning(thinking),
+            Part::Reasoning(crate::reasoning::Reasoning::openai_responses(item.clone())),
+        ],
+    );
+    let input = &body(&request(vec![
+        Message::user("hi"),
+        turn,
+        Message::user("more"),
+    ]))["input"];
+    assert_eq!(input.as_array().map(Vec::len), Some(4));
+    assert_eq!(input[1], item);
+    assert_eq!(input[2]["role"], "assistant");
+}
