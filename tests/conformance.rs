@@ -108,8 +108,19 @@ fn the_official_python_clients_parse_everything_the_mock_sends() {
     // then 2 models x 4 tool requests and 4 Anthropic ones, then 7 of the
     // Responses API and 5 of its background mode (a broken stream, its resume,
     // an unknown one, another broken stream and its cancel).
+    // Reasoning: the thinking the streamed and the whole reply carried is the
+    // mock's, its signature checked when the client sent it back, a changed
+    // block refused with Anthropic's words; encrypted reasoning the same.
+    let r = &out["reasoning"];
+    assert!(r["thinking"].as_str().unwrap().starts_with("The user asks: Tell me"));
+    assert!(r["signature"].as_str().unwrap().starts_with("EqMock"));
+    assert!(r["refused"]
+        .as_str()
+        .unwrap()
+        .ends_with("Invalid signature in thinking block"));
+    assert!(r["encrypted"].as_str().unwrap().starts_with("gAAAA"));
     let log = mock.requests();
-    assert_eq!(log.len(), 34);
+    assert_eq!(log.len(), 40);
     let paths: Vec<&str> = log[29..].iter().map(|r| r.path.as_str()).collect();
     assert_eq!(paths[0], "/v1/responses");
     assert!(paths[1].starts_with("/v1/responses/resp_") && paths[2].ends_with('x'));

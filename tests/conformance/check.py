@@ -258,4 +258,46 @@ assert c.status == "cancelled" and c.id == cancelled, c
 out["responses_background"] = {"text": "".join(before + after), "after": last,
                                "output_tokens": final.usage.output_tokens}
 
+# Reasoning state, as the official clients' types read it and send it back.
+think = {"type": "adaptive"}
+tmsgs = [{"role": "user", "content": "Tell me about rivers."}]
+r = an.messages.create(model="claude-sonnet-4-6", max_tokens=2048, thinking=think, messages=tmsgs)
+assert r.content[0].type == "thinking" and r.content[0].signature, r.content
+with an.messages.stream(model="claude-sonnet-4-6", max_tokens=2048, thinking=think, messages=tmsgs) as s:
+    thought, signature = "", None
+    for event in s:
+        if event.type == "content_block_delta" and event.delta.type == "thinking_delta":
+            thought += event.delta.thinking
+        if event.type == "content_block_delta" and event.delta.type == "signature_delta":
+            signature = event.delta.signature
+    final = s.get_final_message()
+assert thought == r.content[0].thinking and signature == r.content[0].signature, (thought, signature)
+assert final.content[0].signature == signature, final.content
+again = an.messages.create(model="claude-sonnet-4-6", max_tokens=2048, thinking=think,
+                           messages=tmsgs + [{"role": "assistant", "content": [b.model_dump() for b in r.content]},
+                                             {"role": "user", "content": "And lakes?"}])
+assert again.content[0].type == "thinking", again.content
+changed = [b.model_dump() for b in r.content]
+changed[0]["thinking"] += " Also seas."
+try:
+    an.messages.create(model="claude-sonnet-4-6", max_tokens=2048, thinking=think,
+                       messages=tmsgs + [{"role": "assistant", "content": changed},
+                                         {"role": "user", "content": "And lakes?"}])
+    raise AssertionError("a changed thinking block was accepted")
+except anthropic.BadRequestError as e:
+    refused = e.body["error"]["message"]
+r = oa.responses.create(model="gpt-5-mini", input="Tell me about rivers.", store=False,
+                        reasoning={"effort": "low", "summary": "auto"}, include=["reasoning.encrypted_content"])
+item = r.output[0]
+assert item.type == "reasoning" and item.encrypted_content and item.summary[0].text, item
+assert r.usage.output_tokens_details.reasoning_tokens > 0, r.usage
+again = oa.responses.create(model="gpt-5-mini", store=False, include=["reasoning.encrypted_content"],
+                            reasoning={"effort": "low"},
+                            input=[{"role": "user", "content": "Tell me about rivers."}]
+                            + [o.model_dump(exclude_none=True) for o in r.output]
+                            + [{"role": "user", "content": "And lakes?"}])
+assert again.status == "completed", again
+out["reasoning"] = {"thinking": thought, "signature": signature, "refused": refused,
+                    "encrypted": item.encrypted_content, "summary": item.summary[0].text}
+
 print(json.dumps(out))
