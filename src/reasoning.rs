@@ -99,15 +99,3 @@ impl Reasoning {
         self.family == family && self.is_signed()
     }
 }
-
-/// Whether a request turns Anthropic's extended thinking on (`thinking` of a
-/// type other than `disabled`, given as an extra body field): then a final
-/// assistant message must start with a thinking block, so a stream is
-/// continued by a prefill only behind the blocks it received whole.
-pub fn thinking_enabled(req: &crate::ChatRequest) -> bool {
-    req.extra_body
-        .get("thinking")
-        .and_then(|t| t.get("type"))
-        .and_then(Value::as_str)
-        .is_some_and(|t| t != "disabled")
-}

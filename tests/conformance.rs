@@ -112,7 +112,10 @@ fn the_official_python_clients_parse_everything_the_mock_sends() {
     // mock's, its signature checked when the client sent it back, a changed
     // block refused with Anthropic's words; encrypted reasoning the same.
     let r = &out["reasoning"];
-    assert!(r["thinking"].as_str().unwrap().starts_with("The user asks: Tell me"));
+    assert!(r["thinking"]
+        .as_str()
+        .unwrap()
+        .starts_with("The user asks: Tell me"));
     assert!(r["signature"].as_str().unwrap().starts_with("EqMock"));
     assert!(r["refused"]
         .as_str()

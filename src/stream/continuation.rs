@@ -65,6 +65,18 @@ pub fn strategy_for(requested: Continuation, prefill: Prefill) -> Continuation {
     }
 }
 
+/// Whether a request turns Anthropic's extended thinking on (`thinking` of a
+/// type other than `disabled`, given as an extra body field): then a final
+/// assistant message must start with a thinking block, so a stream is
+/// continued by a prefill only behind the blocks it received whole.
+pub fn thinking_enabled(req: &ChatRequest) -> bool {
+    req.extra_body
+        .get("thinking")
+        .and_then(|t| t.get("type"))
+        .and_then(serde_json::Value::as_str)
+        .is_some_and(|t| t != "disabled")
+}
+
 /// Bytes of the delivered text's end a continuation's budget allows it to repeat.
 pub const REPEAT_ALLOWANCE_BYTES: usize = 16;
 
@@ -109,7 +121,7 @@ pub fn continuation_request(
     // once a call began, the "continue" message quotes the calls made whole.
     // With Anthropic's thinking on, a prefill must start with the turn's
     // thinking blocks: without one received whole, the "continue" message.
-    let no_thinking_to_lead = crate::reasoning::thinking_enabled(original)
+    let no_thinking_to_lead = thinking_enabled(original)
         && !reasoning
             .iter()
             .any(|r| r.replays_to(ReasoningFamily::Anthropic));
