@@ -160,6 +160,11 @@ pub struct DeploymentConfig {
     /// ([`crate::provider::OpenAiApis`]); an xAI one calls Chat Completions.
     #[serde(default)]
     pub api: Option<Api>,
+    /// For an `azure` deployment: Azure's dated API at this `api-version`
+    /// (`2024-10-21`): the deployment in the URL's path, the version in its
+    /// query. Unset: the v1 API (`/openai/v1`, no version).
+    #[serde(default)]
+    pub api_version: Option<String>,
     /// Runs this deployment's Responses API streams in background mode: a
     /// broken stream resumes on the server, exactly (the server keeps each
     /// response about ten minutes: not for zero data retention). Default off.
@@ -294,6 +299,12 @@ impl Config {
                         .filter(|k| !k.trim().is_empty()),
                 ),
             };
+            if d.api_version.is_some() && d.kind != Kind::Azure {
+                return Err(ConfigError::setting(
+                    format!("deployments.{name}.api_version"),
+                    "api_version is Azure OpenAI's dated API: for kind = \"azure\"",
+                ));
+            }
             let built: std::sync::Arc<dyn crate::provider::Provider> = match d.kind {
                 Kind::Anthropic => {
                     if d.prefill.is_some() {
@@ -334,17 +345,26 @@ impl Config {
                              deployment takes no prefill",
                         ));
                     }
-                    // The file names the resource; an embedded mock, the whole base.
-                    let (mut c, mut r) = match (&pointed, &d.base_url) {
-                        (Some((url, _)), _) => (
+                    // The file names the resource; an embedded mock, the whole base
+                    // (its root, for the dated API's `/openai/...` paths).
+                    let dated = |resource: &str, v: &str| {
+                        (
+                            OpenAiCompatible::azure_dated(resource, v),
+                            OpenAiResponses::azure_dated(resource, v),
+                        )
+                    };
+                    let (mut c, mut r) = match (&pointed, &d.base_url, &d.api_version) {
+                        (Some((url, _)), _, Some(v)) => dated(url.trim_end_matches("/v1"), v),
+                        (Some((url, _)), _, None) => (
                             OpenAiCompatible::azure(url).base_url(url.as_str()),
                             OpenAiResponses::azure(url).base_url(url.as_str()),
                         ),
-                        (None, Some(resource)) => (
+                        (None, Some(resource), Some(v)) => dated(resource, v),
+                        (None, Some(resource), None) => (
                             OpenAiCompatible::azure(resource),
                             OpenAiResponses::azure(resource),
                         ),
-                        (None, None) => {
+                        (None, None, _) => {
                             return Err(ConfigError::setting(
                                 format!("deployments.{name}.base_url"),
                                 "an azure deployment needs its resource, \
@@ -609,6 +629,89 @@ mod tests {
             .last()
             .map(|r| r.headers.iter().any(|(k, _)| k == "api-key"));
         assert_eq!(sent, Some(true));
+    }
+
+    /// An azure deployment with an `api_version` calls Azure's dated API: the
+    /// deployment in the path, the version in the query, the key in `api-key`,
+    /// both APIs (a background stream resumed there too); the mock answers a
+    /// URL without its version as Azure does, 404.
+    #[cfg(feature = "mock")]
+    #[tokio::test]
+    async fn an_azure_deployment_with_an_api_version_calls_the_dated_api() {
+        use futures::StreamExt;
+        let mock = crate::mock::MockServer::start().await.unwrap();
+        let c = Config::from_toml(
+            "[deployments.az]\nkind = \"azure\"\nbase_url = \"https://contoso.openai.azure.com\"\napi_version = \"2024-10-21\"\n",
+        )
+        .unwrap();
+        let url = mock.openai_base_url();
+        let providers = c
+            .deployments(Providers::new(), |_| {
+                Some((url.clone(), crate::mock::MOCK_API_KEY.to_string()))
+            })
+            .unwrap();
+        let req = crate::ChatRequest::new("az/my-gpt-4o")
+            .unwrap()
+            .user("Hello");
+        assert!(!providers.generate(&req).await.unwrap().text.is_empty());
+        let codex = crate::ChatRequest::new("az/gpt-5-codex")
+            .unwrap()
+            .user("Hello")
+            .in_background(true)
+            .request_id("dated");
+        let mut stream = providers.stream(&codex).await.unwrap();
+        while stream.next().await.is_some() {}
+        // A broken background stream resumes at the dated API's address.
+        let broken = crate::ChatRequest::new("az/gpt-5-codex")
+            .unwrap()
+            .user("Hello")
+            .in_background(true)
+            .request_id("dated-broken");
+        mock.script_key("dated-broken", [crate::mock::FaultPlan::reset(2)]);
+        let client = crate::Client::builder()
+            .providers(providers.clone())
+            .retry(steer_actors::RetryPolicy::default().max_attempts(3))
+            .build()
+            .unwrap();
+        let got = client.stream(broken).await.unwrap();
+        let text: Vec<_> = got.collect().await;
+        assert!(text.iter().all(|e| e.is_ok()), "{text:?}");
+        let log = mock.requests();
+        assert_eq!(
+            log[0].path,
+            "/openai/deployments/my-gpt-4o/chat/completions"
+        );
+        assert_eq!(log[0].model(), Some("my-gpt-4o"));
+        assert!(log[0].headers.iter().any(|(k, _)| k == "api-key"));
+        let paths: Vec<&str> = log.iter().map(|r| r.path.as_str()).collect();
+        assert!(paths.contains(&"/openai/responses"), "{paths:?}");
+        assert!(
+            paths
+                .iter()
+                .any(|p| p.starts_with("/openai/responses/resp_")),
+            "{paths:?}"
+        );
+        // Unversioned, the dated API is not there.
+        let raw = reqwest::Client::new()
+            .post(format!(
+                "{}/openai/deployments/my-gpt-4o/chat/completions",
+                mock.base_url()
+            ))
+            .header("api-key", "k")
+            .body(r#"{"messages":[{"role":"user","content":"hi"}]}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(raw.status(), 404);
+        let bad =
+            Config::from_toml("[deployments.o]\nkind = \"openai\"\napi_version = \"2024-10-21\"\n")
+                .unwrap()
+                .deployments(Providers::new(), |_| None)
+                .err();
+        assert!(
+            matches!(&bad, Some(Error::Config(e)) if e.to_string().contains("deployments.o.api_version")),
+            "{bad:?}"
+        );
     }
 
     /// A deployment with `api = "responses"` sends its requests to `/v1/responses`.

@@ -78,7 +78,7 @@ pub(super) async fn retrieve(
 ) -> Response {
     let (stream, after) = read_query(&uri);
     let body = json!({"stream": stream, "starting_after": after});
-    let (ctx, plan) = match begin(shared, &format!("/v1/responses/{id}"), &headers, body) {
+    let (ctx, plan) = match begin(shared, uri.path(), &headers, body) {
         Ok(begun) => begun,
         Err(resp) => return *resp,
     };
@@ -145,10 +145,10 @@ pub(super) async fn retrieve(
 pub(super) async fn cancel(
     State(shared): State<Arc<Shared>>,
     Path(id): Path<String>,
+    uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let path = format!("/v1/responses/{id}/cancel");
-    let (ctx, _) = match begin(shared, &path, &headers, Value::Null) {
+    let (ctx, _) = match begin(shared, uri.path(), &headers, Value::Null) {
         Ok(begun) => begun,
         Err(resp) => return *resp,
     };

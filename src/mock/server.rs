@@ -58,8 +58,34 @@ pub(super) async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>
             post(|s: State<Arc<Shared>>, h: HeaderMap, b: Bytes| handle(s, Api::Responses, h, b)),
         )
         .route(
+            "/openai/deployments/{deployment}/chat/completions",
+            post(
+                |s: State<Arc<Shared>>,
+                 d: axum::extract::Path<String>,
+                 u: axum::http::Uri,
+                 h: HeaderMap,
+                 b: Bytes| azure_dated(s, Api::Chat, Some(d.0), u, h, b),
+            ),
+        )
+        .route(
+            "/openai/responses",
+            post(
+                |s: State<Arc<Shared>>, u: axum::http::Uri, h: HeaderMap, b: Bytes| {
+                    azure_dated(s, Api::Responses, None, u, h, b)
+                },
+            ),
+        )
+        .route(
             "/v1/responses/{id}",
             axum::routing::get(super::retrieve::retrieve),
+        )
+        .route(
+            "/openai/responses/{id}",
+            axum::routing::get(super::retrieve::retrieve),
+        )
+        .route(
+            "/openai/responses/{id}/cancel",
+            post(super::retrieve::cancel),
         )
         .route(
             "/v1/responses/{id}/cancel",
@@ -214,9 +240,59 @@ pub(super) fn record(
     });
 }
 
-async fn handle(
+/// Azure OpenAI's dated API (responses-api.md §8): every URL carries
+/// `?api-version=`, without which Azure answers 404 "Resource not found"; Chat
+/// Completions names the deployment in the path (it is the model).
+async fn azure_dated(
+    shared: State<Arc<Shared>>,
+    api: Api,
+    deployment: Option<String>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let versioned = uri.query().unwrap_or_default().split('&').any(|p| {
+        p.strip_prefix("api-version=")
+            .is_some_and(|v| !v.is_empty())
+    });
+    if !versioned {
+        return azure_not_found();
+    }
+    let body = match deployment {
+        Some(deployment) => match serde_json::from_slice::<Value>(&body) {
+            Ok(Value::Object(mut fields)) => {
+                fields.insert("model".into(), Value::String(deployment));
+                Bytes::from(Value::Object(fields).to_string())
+            }
+            _ => body,
+        },
+        None => body,
+    };
+    handle_at(shared, api, uri.path(), headers, body).await
+}
+
+/// Azure's 404 for a URL without its `api-version` (or an unknown resource).
+pub(super) fn azure_not_found() -> Response {
+    json_response(
+        404,
+        r#"{"error":{"code":"404","message":"Resource not found"}}"#.to_string(),
+    )
+}
+
+async fn handle(shared: State<Arc<Shared>>, api: Api, headers: HeaderMap, body: Bytes) -> Response {
+    let path = match api {
+        Api::Chat => "/v1/chat/completions",
+        Api::Messages => "/v1/messages",
+        Api::Responses => "/v1/responses",
+    };
+    handle_at(shared, api, path, headers, body).await
+}
+
+/// A request to `api`, as it arrived at `path`.
+async fn handle_at(
     State(shared): State<Arc<Shared>>,
     api: Api,
+    path: &str,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -236,11 +312,6 @@ async fn handle(
         }
     };
     let fault = choose_fault(&shared, &headers);
-    let path = match api {
-        Api::Chat => "/v1/chat/completions",
-        Api::Messages => "/v1/messages",
-        Api::Responses => "/v1/responses",
-    };
     record(&shared, path, &headers, || json.clone(), flavour, &fault);
     let behaviour = match headers.get(super::BEHAVIOUR_HEADER).map(|v| {
         v.to_str()

@@ -25,6 +25,9 @@ pub struct EndpointBuilder {
     pub(crate) connect_timeout: Duration,
     pub(crate) max_event_bytes: usize,
     pub(crate) allow_insecure_http: bool,
+    /// Azure OpenAI's dated API: the `api-version` every URL carries (and, for
+    /// Chat Completions, the deployment in the path).
+    pub(crate) api_version: Option<String>,
 }
 
 impl std::fmt::Debug for EndpointBuilder {
@@ -53,6 +56,8 @@ pub(crate) struct Endpoint {
     pub http: std::sync::Arc<HttpClients>,
     /// Largest server-sent event accepted from this endpoint.
     pub max_event_bytes: usize,
+    /// Azure's dated API: the `api-version` of every URL.
+    pub api_version: Option<String>,
 }
 
 impl EndpointBuilder {
@@ -73,6 +78,7 @@ impl EndpointBuilder {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
             allow_insecure_http: false,
+            api_version: None,
         }
     }
 
@@ -102,6 +108,15 @@ impl EndpointBuilder {
     pub(crate) fn azure(resource: &str) -> Self {
         let mut endpoint = EndpointBuilder::new("azure", None, Some("AZURE_OPENAI_API_KEY"), None);
         endpoint.base_url = Some(format!("{}/openai/v1", resource.trim_end_matches('/')));
+        endpoint
+    }
+
+    /// Azure OpenAI's dated API at `resource`: `{resource}/openai`, every URL
+    /// with `?api-version={api_version}`, the key from `AZURE_OPENAI_API_KEY`.
+    pub(crate) fn azure_dated(resource: &str, api_version: &str) -> Self {
+        let mut endpoint = EndpointBuilder::new("azure", None, Some("AZURE_OPENAI_API_KEY"), None);
+        endpoint.base_url = Some(format!("{}/openai", resource.trim_end_matches('/')));
+        endpoint.api_version = Some(api_version.to_string());
         endpoint
     }
 
@@ -184,6 +199,7 @@ impl EndpointBuilder {
             key_header,
             http,
             max_event_bytes: self.max_event_bytes,
+            api_version: self.api_version,
         })
     }
 }

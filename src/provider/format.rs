@@ -50,6 +50,12 @@ pub trait WireFormat: Sealed + Clone + std::fmt::Debug + Send + Sync + 'static {
     /// The API's path after the base URL (`/chat/completions`).
     fn path(&self) -> &'static str;
 
+    /// The path of a request to `model` on Azure's dated API (the deployment
+    /// in the path where the API puts it there).
+    fn dated_path(&self, _model: &str) -> String {
+        self.path().to_string()
+    }
+
     /// The header that carries the key and what goes before the key in it.
     fn key_header(&self) -> (HeaderName, &'static str);
 

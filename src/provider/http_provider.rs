@@ -68,7 +68,8 @@ impl<F: WireFormat> HttpProvider<F> {
         let body = self.format.body(req, stream).map_err(|message| {
             Box::new(self.context(req).error(FailureKind::Invalid { message }))
         })?;
-        let builder = self.endpoint.http.current().post(self.endpoint.url.clone());
+        let url = self.url_for(req)?;
+        let builder = self.endpoint.http.current().post(url);
         let mut builder = self
             .format
             .headers(builder)
@@ -79,6 +80,38 @@ impl<F: WireFormat> HttpProvider<F> {
             builder = builder.header("accept", "text/event-stream");
         }
         Ok(self.authorised(builder, req))
+    }
+
+    /// The URL of a request: the endpoint's, or on Azure's dated API the
+    /// deployment's (a model named only of letters, digits, `-`, `_` and `.`),
+    /// with its `api-version`.
+    fn url_for(&self, req: &ChatRequest) -> Result<reqwest::Url, Box<ProviderError>> {
+        let Some(version) = &self.endpoint.api_version else {
+            return Ok(self.endpoint.url.clone());
+        };
+        let model = req.model.model();
+        let plain = !model.is_empty()
+            && model.len() <= MAX_RESPONSE_ID
+            && model
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        let invalid =
+            |message: String| Box::new(self.context(req).error(FailureKind::Invalid { message }));
+        if !plain {
+            return Err(invalid(format!(
+                "{:?} is not an Azure deployment name",
+                crate::wire::snippet(model)
+            )));
+        }
+        let url = format!(
+            "{}{}",
+            self.endpoint.base_url,
+            self.format.dated_path(model)
+        );
+        let mut url =
+            reqwest::Url::parse(&url).map_err(|e| invalid(format!("the deployment's URL: {e}")))?;
+        url.query_pairs_mut().append_pair("api-version", version);
+        Ok(url)
     }
 
     /// The key and the request's own headers.
@@ -119,7 +152,12 @@ impl<F: WireFormat> HttpProvider<F> {
             "{}/{id}{tail}",
             self.endpoint.url.as_str().trim_end_matches('/')
         );
-        reqwest::Url::parse(&url).map_err(|e| invalid(format!("the response's URL: {e}")))
+        let mut url =
+            reqwest::Url::parse(&url).map_err(|e| invalid(format!("the response's URL: {e}")))?;
+        if let Some(version) = &self.endpoint.api_version {
+            url.query_pairs_mut().append_pair("api-version", version);
+        }
+        Ok(url)
     }
 }
 
@@ -349,5 +387,44 @@ mod tests {
                 "{hostile}"
             );
         }
+    }
+
+    /// Azure's dated API puts the deployment (the model's name) in the path and
+    /// the version in the query: only a plain name makes a URL.
+    #[test]
+    fn a_dated_azure_url_names_a_plain_deployment_and_its_version() {
+        let chat =
+            crate::OpenAiCompatible::azure_dated("https://contoso.openai.azure.com/", "2024-10-21")
+                .api_key("k")
+                .build()
+                .expect("provider");
+        let req = |model: &str| crate::ChatRequest::new(&format!("azure/{model}")).expect("model");
+        let url = chat.url_for(&req("gpt-4o.mini_2")).expect("a plain name");
+        assert_eq!(
+            url.as_str(),
+            "https://contoso.openai.azure.com/openai/deployments/gpt-4o.mini_2/chat/completions?api-version=2024-10-21"
+        );
+        for hostile in ["..%2Fx", "a/../b", "m?x=1", "m#f", "mödel"] {
+            let err = chat.url_for(&req(hostile)).expect_err(hostile);
+            assert!(
+                matches!(err.kind, crate::FailureKind::Invalid { .. }),
+                "{hostile}"
+            );
+        }
+        let responses = crate::provider::OpenAiResponses::azure_dated(
+            "https://contoso.openai.azure.com",
+            "2025-04-01-preview",
+        )
+        .api_key("k")
+        .build()
+        .expect("provider");
+        assert_eq!(
+            responses.url_for(&req("gpt-5")).expect("a name").as_str(),
+            "https://contoso.openai.azure.com/openai/responses?api-version=2025-04-01-preview"
+        );
+        assert_eq!(
+            responses.response_url(&req("gpt-5"), "resp_1", "/cancel").expect("an id").as_str(),
+            "https://contoso.openai.azure.com/openai/responses/resp_1/cancel?api-version=2025-04-01-preview"
+        );
     }
 }

@@ -52,6 +52,11 @@ impl WireFormat for ChatCompletions {
         "/chat/completions"
     }
 
+    /// Azure's dated API names the deployment in the path.
+    fn dated_path(&self, model: &str) -> String {
+        format!("/deployments/{model}{}", self.path())
+    }
+
     fn key_header(&self) -> (HeaderName, &'static str) {
         self.key.pair()
     }
@@ -103,6 +108,27 @@ impl OpenAiCompatible {
             ..ChatCompletions::default()
         };
         HttpProviderBuilder::new(EndpointBuilder::azure(resource), format)
+    }
+
+    /// Azure OpenAI's dated API at `resource` (for an `api-version` such as
+    /// `2024-10-21`): `{resource}/openai/deployments/{deployment}/chat/completions
+    /// ?api-version=...`, a model's name being its deployment's; the key in
+    /// `api-key`, registered as `azure`.
+    ///
+    /// ```
+    /// use steer_llm::OpenAiCompatible;
+    /// let azure = OpenAiCompatible::azure_dated("https://contoso.openai.azure.com", "2024-10-21")
+    ///     .api_key("...")
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(azure.base_url(), "https://contoso.openai.azure.com/openai");
+    /// ```
+    pub fn azure_dated(resource: &str, api_version: &str) -> OpenAiCompatibleBuilder {
+        let format = ChatCompletions {
+            key: KeyHeader::ApiKey,
+            ..ChatCompletions::default()
+        };
+        HttpProviderBuilder::new(EndpointBuilder::azure_dated(resource, api_version), format)
     }
 
     /// Any OpenAI-compatible server, registered under `name`; `base_url` ends before

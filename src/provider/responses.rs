@@ -119,6 +119,16 @@ impl OpenAiResponses {
         HttpProviderBuilder::new(EndpointBuilder::azure(resource), format)
     }
 
+    /// Azure OpenAI's dated Responses API at `resource`:
+    /// `{resource}/openai/responses?api-version=...`, the key in `api-key`.
+    pub fn azure_dated(resource: &str, api_version: &str) -> OpenAiResponsesBuilder {
+        let format = Responses {
+            key: KeyHeader::ApiKey,
+            background: false,
+        };
+        HttpProviderBuilder::new(EndpointBuilder::azure_dated(resource, api_version), format)
+    }
+
     /// Any server speaking the Responses API, registered under `name`;
     /// `base_url` ends before `/responses` (usually with `/v1`).
     pub fn custom(name: &str, base_url: &str) -> OpenAiResponsesBuilder {
