@@ -128,3 +128,47 @@ async fn a_whole_json_reply_to_a_streaming_request_is_a_stream_of_that_reply() {
         assert!(log[0].is_stream());
     }
 }
+
+/// A whole reply to a streaming request holds what the API leaves to the
+/// client: the Responses API's stop sequences end it as a stream's would, and
+/// Anthropic's thinking block arrives whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_json_reply_keeps_the_clients_stop_sequences_and_its_reasoning() {
+    let mock = MockServer::builder().start_background().unwrap();
+    let client = common::fault_tolerant_client(&mock);
+    let req = request("openai-responses/gpt-5-mini");
+    let whole = expected_text(&req, None);
+    let stop = whole
+        .split_whitespace()
+        .nth(2)
+        .expect("a third word")
+        .to_string();
+    mock.script_key("whole-stop", [FaultPlan::whole_reply()]);
+    let mut stream = client
+        .stream(req.clone().stop(stop.as_str()).request_id("whole-stop"))
+        .await
+        .unwrap();
+    let (mut text, mut finish) = (String::new(), None);
+    while let Some(event) = stream.next().await {
+        match event.unwrap() {
+            StreamEvent::TextDelta { text: t, .. } => text.push_str(&t),
+            StreamEvent::Complete { finish_reason, .. } => finish = Some(finish_reason),
+            _ => {}
+        }
+    }
+    assert_eq!(Some(text.as_str()), whole.split(stop.as_str()).next());
+    assert_eq!(finish, Some(FinishReason::Stop));
+    let thinking = request("anthropic/claude-sonnet-4-6")
+        .extra_body("thinking", serde_json::json!({"type": "adaptive"}))
+        .request_id("whole-thinking");
+    mock.script_key("whole-thinking", [FaultPlan::whole_reply()]);
+    let mut stream = client.stream(thinking).await.unwrap();
+    let mut blocks = Vec::new();
+    while let Some(event) = stream.next().await {
+        if let StreamEvent::Reasoning { block, .. } = event.unwrap() {
+            blocks.push(block);
+        }
+    }
+    assert_eq!(blocks.len(), 1);
+    assert!(blocks[0].is_signed());
+}

@@ -630,7 +630,7 @@ async fn not_a_stream(
             model: req.model.model().to_string(),
             provider_request_id,
         }];
-        events.extend(crate::wire::events_of_reply(reply));
+        events.extend(crate::wire::events_of_reply_stopped(reply, &req.stop));
         return Ok(Box::pin(futures::stream::iter(events.into_iter().map(Ok))));
     }
     // Not a reply: what it says goes into the error, the key scrubbed out.

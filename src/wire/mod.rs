@@ -86,10 +86,13 @@ pub trait StreamDecoder: Send + 'static {
 /// assert!(matches!(&events[0], ProviderEvent::TextDelta { text, offset: 0 } if text == "Hi"));
 /// assert!(matches!(events.last(), Some(ProviderEvent::Complete { usage: None, .. })));
 /// ```
-pub fn events_of_reply(reply: openai::Parsed) -> Vec<ProviderEvent> {
+pub fn events_of_reply(mut reply: openai::Parsed) -> Vec<ProviderEvent> {
     let mut out = Vec::new();
-    if let Some(id) = reply.id {
+    if let Some(id) = reply.id.take() {
         out.push(ProviderEvent::ResponseId { id });
+    }
+    for (index, block) in std::mem::take(&mut reply.reasoning).into_iter().enumerate() {
+        out.push(ProviderEvent::Reasoning { index, block });
     }
     if !reply.text.is_empty() {
         out.push(ProviderEvent::TextDelta {
@@ -119,6 +122,19 @@ pub fn events_of_reply(reply: openai::Parsed) -> Vec<ProviderEvent> {
         usage,
     });
     out
+}
+
+/// The events of a whole reply to a streaming request, ended before the first
+/// of `stops` where the reply holds one (an API without stop sequences, the
+/// Responses API, leaves them to the client; elsewhere the server stopped
+/// before any, and nothing changes).
+pub fn events_of_reply_stopped(mut reply: openai::Parsed, stops: &[String]) -> Vec<ProviderEvent> {
+    if let Some(at) = stop::first_stop(&reply.text, stops) {
+        reply.text.truncate(at);
+        reply.tool_calls.clear();
+        reply.finish_reason = crate::model::FinishReason::Stop;
+    }
+    events_of_reply(reply)
 }
 
 /// Tracks the character offset of text deltas within the whole response.
