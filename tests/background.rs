@@ -13,10 +13,7 @@ use common::{expected_chunks, expected_text, request, with_two_tools, TWO_TOOLS_
 use futures::StreamExt;
 use steer_llm::mock::{FaultPlan, MockServer, RecordedRequest};
 use steer_llm::runtime::SteerStream;
-use steer_llm::{
-    Backoff, BreakerConfig, ChatRequest, Client, Error, Jitter, ResumedBy, RetryPolicy,
-    StreamEvent, ToolCall, Usage,
-};
+use steer_llm::{ChatRequest, Client, Error, ResumedBy, StreamEvent, ToolCall, Usage};
 
 const MODEL: &str = "openai-responses/gpt-5-mini";
 
@@ -25,19 +22,7 @@ const MODEL: &str = "openai-responses/gpt-5-mini";
 const HEAD: u64 = 5;
 
 fn client(mock: &MockServer, first_token: Duration) -> Client {
-    Client::builder()
-        .providers(mock.providers().unwrap())
-        .retry(RetryPolicy::default().backoff(Backoff {
-            max_attempts: 4,
-            base: Duration::from_millis(1),
-            multiplier: 2.0,
-            max_delay: Duration::from_millis(4),
-            jitter: Jitter::None,
-        }))
-        .breaker(BreakerConfig {
-            failure_threshold: 1_000_000,
-            ..BreakerConfig::default()
-        })
+    common::quick_builder(mock.providers().unwrap(), 4)
         .stream_timeouts(
             Some(Duration::from_secs(10)),
             Some(first_token),
@@ -529,20 +514,8 @@ async fn a_group_in_background_mode_resumes_on_the_server_and_cancels_what_a_fai
     let group = steer_llm::Group::new([MODEL, "openai/gpt-4o-mini"])
         .unwrap()
         .background(true);
-    let client = Client::builder()
-        .providers(mock.providers().unwrap())
+    let client = common::quick_builder(mock.providers().unwrap(), 4)
         .group("g", group)
-        .retry(RetryPolicy::default().backoff(Backoff {
-            max_attempts: 4,
-            base: Duration::from_millis(1),
-            multiplier: 2.0,
-            max_delay: Duration::from_millis(4),
-            jitter: Jitter::None,
-        }))
-        .breaker(BreakerConfig {
-            failure_threshold: 1_000_000,
-            ..BreakerConfig::default()
-        })
         .build()
         .unwrap();
     let ask = |id: &str| {

@@ -16,17 +16,15 @@ pub fn fault_tolerant_client(mock: &steer_llm::mock::MockServer) -> steer_llm::C
     fault_tolerant_client_of(mock.providers().unwrap(), idle)
 }
 
-/// [`fault_tolerant_client`] of any providers, with this idle timeout.
-pub fn fault_tolerant_client_of(
-    providers: Providers,
-    idle: std::time::Duration,
-) -> steer_llm::Client {
+/// A client builder for tests that break things on purpose: `attempts`
+/// attempts 1-4 ms apart, a breaker that never opens.
+pub fn quick_builder(providers: Providers, attempts: u32) -> steer_llm::ClientBuilder {
     use std::time::Duration;
     steer_llm::Client::builder()
         .providers(providers)
         .retry(
             steer_llm::RetryPolicy::default().backoff(steer_llm::Backoff {
-                max_attempts: 5,
+                max_attempts: attempts,
                 base: Duration::from_millis(1),
                 multiplier: 2.0,
                 max_delay: Duration::from_millis(4),
@@ -37,6 +35,15 @@ pub fn fault_tolerant_client_of(
             failure_threshold: 1_000_000,
             ..steer_llm::BreakerConfig::default()
         })
+}
+
+/// [`fault_tolerant_client`] of any providers, with this idle timeout.
+pub fn fault_tolerant_client_of(
+    providers: Providers,
+    idle: std::time::Duration,
+) -> steer_llm::Client {
+    use std::time::Duration;
+    quick_builder(providers, 5)
         .stream_timeouts(
             Some(Duration::from_secs(10)),
             Some(Duration::from_secs(10)),

@@ -15,32 +15,10 @@ use futures::StreamExt;
 use serde_json::json;
 use steer_llm::mock::{FaultPlan, MockServer, RecordedRequest};
 use steer_llm::runtime::SteerStream;
-use steer_llm::{
-    Backoff, BreakerConfig, ChatRequest, Client, Error, Jitter, Reasoning, ReasoningFamily,
-    RetryPolicy, StreamEvent,
-};
+use steer_llm::{ChatRequest, Client, Error, Reasoning, ReasoningFamily, RetryPolicy, StreamEvent};
 
 fn client(mock: &MockServer) -> Client {
-    Client::builder()
-        .providers(mock.providers().unwrap())
-        .retry(RetryPolicy::default().backoff(Backoff {
-            max_attempts: 4,
-            base: Duration::from_millis(1),
-            multiplier: 2.0,
-            max_delay: Duration::from_millis(4),
-            jitter: Jitter::None,
-        }))
-        .breaker(BreakerConfig {
-            failure_threshold: 1_000_000,
-            ..BreakerConfig::default()
-        })
-        .stream_timeouts(
-            Some(Duration::from_secs(10)),
-            Some(Duration::from_secs(10)),
-            Some(Duration::from_millis(200)),
-        )
-        .build()
-        .unwrap()
+    common::fault_tolerant_client(mock)
 }
 
 /// A request with Anthropic's adaptive thinking on.
