@@ -55,7 +55,7 @@ pub use model::{
 };
 pub use prefill::Prefill;
 pub use provider::{Anthropic, EventStream, OpenAiCompatible, Provider, Providers};
-pub use reasoning::{Reasoning, ReasoningFamily};
+pub use reasoning::{Effort, Reasoning, ReasoningFamily};
 pub use route::{Group, Selection};
 pub use runtime::{Breakers, Client, ClientBuilder, Generate, GenerateOptions, Overload};
 pub use secret::ApiKey;

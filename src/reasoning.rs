@@ -99,3 +99,38 @@ impl Reasoning {
         self.family == family && self.is_signed()
     }
 }
+
+/// How hard a model is asked to reason ([`ChatRequest::reasoning`](crate::ChatRequest::reasoning)),
+/// as each API takes it: Anthropic's thinking (adaptive, with `output_config.effort`,
+/// from Claude 4.6; a budget before), the Responses API's `reasoning.effort` (with
+/// its summary and encrypted content), Chat Completions' `reasoning_effort`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Effort {
+    /// A little.
+    Low,
+    /// The usual.
+    Medium,
+    /// A lot.
+    High,
+}
+
+impl Effort {
+    /// Its name on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Effort::Low => "low",
+            Effort::Medium => "medium",
+            Effort::High => "high",
+        }
+    }
+
+    /// Anthropic's thinking budget for it, on models that take a budget.
+    pub fn budget_tokens(self) -> u32 {
+        match self {
+            Effort::Low => 1024,
+            Effort::Medium => 4096,
+            Effort::High => 16384,
+        }
+    }
+}

@@ -351,3 +351,58 @@ async fn encrypted_reasoning_comes_back_whole_and_a_changed_item_is_refused() {
         )
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_switch_asks_every_family_for_reasoning_in_its_own_words() {
+    let mock = MockServer::builder().start_background().unwrap();
+    let client = client(&mock);
+    for (model, key, want) in [
+        (
+            "anthropic/claude-sonnet-4-6",
+            "thinking",
+            json!({"type": "adaptive"}),
+        ),
+        (
+            "anthropic/claude-3-7-sonnet-latest",
+            "thinking",
+            json!({"type": "enabled", "budget_tokens": 1024}),
+        ),
+        (
+            "openai-responses/gpt-5-mini",
+            "reasoning",
+            json!({"effort": "low", "summary": "auto"}),
+        ),
+        ("openai/gpt-4o-mini", "reasoning_effort", json!("low")),
+    ] {
+        let id = format!("effort-{model}");
+        let req = ChatRequest::new(model)
+            .unwrap()
+            .user("Tell me about rivers.")
+            .reasoning(steer_llm::Effort::Low)
+            .request_id(id.as_str());
+        let reply = client.generate(req).await.unwrap();
+        let body = &log_of(&mock, &id)[0].body;
+        assert_eq!(body[key], want, "{model}");
+        let thinks = !model.starts_with("openai/");
+        assert_eq!(!reply.reasoning.is_empty(), thinks, "{model}");
+        if model.contains("4-6") {
+            assert_eq!(body["output_config"]["effort"], "low");
+        }
+        if model.contains("3-7") {
+            assert_eq!(body["max_tokens"], 1024 + 1024, "room for the reply");
+        }
+        if model.starts_with("openai-responses") {
+            assert_eq!(body["include"], json!(["reasoning.encrypted_content"]));
+        }
+    }
+    // A budget model with no room for the least budget: refused before sending.
+    let tight = ChatRequest::new("anthropic/claude-3-7-sonnet-latest")
+        .unwrap()
+        .user("Hi")
+        .max_tokens(512)
+        .reasoning(steer_llm::Effort::High)
+        .request_id("tight");
+    let err = client.generate(tight).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidRequest { .. }), "{err:?}");
+    assert!(log_of(&mock, "tight").is_empty());
+}

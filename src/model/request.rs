@@ -163,6 +163,12 @@ pub struct ChatRequest {
     /// other APIs and by non-streaming requests. Off by default.
     #[serde(default)]
     pub background: bool,
+    /// Asks the model to reason first, as hard as this (where it can): the one
+    /// switch for every API, so that a group's targets of different families
+    /// each get it in their own words. An `extra_body` field of the same name
+    /// (`thinking`, `reasoning`, `reasoning_effort`) wins.
+    #[serde(default)]
+    pub reasoning: Option<crate::reasoning::Effort>,
 }
 
 /// Body fields that limit generated tokens, when given as extra body fields.
@@ -186,6 +192,7 @@ impl ChatRequest {
     /// part but text, no tool results. Every wire format can express it.
     pub fn is_plain(&self) -> bool {
         self.tools.is_empty()
+            && self.reasoning.is_none()
             && self.extra_headers.0.is_empty()
             && !self.extra_body.contains_key("n")
             && !self.extra_body.contains_key("stream")
@@ -218,6 +225,7 @@ impl ChatRequest {
             extra_headers: ExtraHeaders::default(),
             request_id: RequestId::random(),
             background: false,
+            reasoning: None,
         }
     }
 
@@ -298,6 +306,19 @@ impl ChatRequest {
     /// stream then resumes on the server, exactly.
     pub fn in_background(mut self, on: bool) -> Self {
         self.background = on;
+        self
+    }
+    /// Asks the model to reason first (see
+    /// [`ChatRequest::reasoning`](ChatRequest#structfield.reasoning)): its
+    /// reasoning comes back in [`ChatResponse::reasoning`](super::ChatResponse::reasoning).
+    ///
+    /// ```
+    /// use steer_llm::{ChatRequest, Effort};
+    /// let req = ChatRequest::new("anthropic/claude-sonnet-4-6").unwrap().user("Plan it.").reasoning(Effort::Low);
+    /// assert_eq!(req.reasoning, Some(Effort::Low));
+    /// ```
+    pub fn reasoning(mut self, effort: crate::reasoning::Effort) -> Self {
+        self.reasoning = Some(effort);
         self
     }
     /// Adds an HTTP header to this request.

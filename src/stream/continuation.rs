@@ -70,11 +70,13 @@ pub fn strategy_for(requested: Continuation, prefill: Prefill) -> Continuation {
 /// assistant message must start with a thinking block, so a stream is
 /// continued by a prefill only behind the blocks it received whole.
 pub fn thinking_enabled(req: &ChatRequest) -> bool {
-    req.extra_body
-        .get("thinking")
-        .and_then(|t| t.get("type"))
-        .and_then(serde_json::Value::as_str)
-        .is_some_and(|t| t != "disabled")
+    req.reasoning.is_some()
+        || req
+            .extra_body
+            .get("thinking")
+            .and_then(|t| t.get("type"))
+            .and_then(serde_json::Value::as_str)
+            .is_some_and(|t| t != "disabled")
 }
 
 /// Bytes of the delivered text's end a continuation's budget allows it to repeat.

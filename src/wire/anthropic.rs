@@ -39,9 +39,35 @@ pub struct RequestBody<'a> {
     /// `auto`, `any`, `tool` or `none`, and `disable_parallel_tool_use`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tool_choice: Option<Value>,
-    /// Structured output: `{"format": {"type": "json_schema", "schema": ...}}`.
+    /// Structured output: `{"format": {"type": "json_schema", "schema": ...}}`;
+    /// adaptive thinking's `effort`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output_config: Option<Value>,
+    /// Extended thinking, from the request's [`Effort`](crate::Effort).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thinking: Option<Value>,
+}
+
+/// Whether `model` thinks adaptively (Claude 4.6 and later: `thinking.type:
+/// adaptive` with `output_config.effort`; a budget is deprecated there and
+/// refused from 4.7). Older models take a budget.
+pub fn thinks_adaptively(model: &str) -> bool {
+    // `claude-{family}-{major}[-{minor}]`; the older `claude-3-5-haiku` names
+    // put the version first.
+    let mut parts = model.split('-').skip(1);
+    let Some(family) = parts.next() else {
+        return false;
+    };
+    if family.chars().all(|c| c.is_ascii_digit()) {
+        return false;
+    }
+    let major: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    let minor: u32 = parts
+        .next()
+        .filter(|p| p.len() <= 2)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    major > 4 || (major == 4 && minor >= 6)
 }
 
 /// A message on the wire.
@@ -263,11 +289,43 @@ impl<'a> RequestBody<'a> {
                 Some(serde_json::json!({"format": {"type": "json_schema", "schema": schema}}))
             }
         };
+        let mut max_tokens = req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
+        let mut output_config = output_config;
+        let thinking = match req.reasoning {
+            None => None,
+            Some(effort) if thinks_adaptively(req.model.model()) => {
+                let config = output_config.get_or_insert_with(|| serde_json::json!({}));
+                if let Some(fields) = config.as_object_mut() {
+                    fields.insert("effort".into(), Value::from(effort.as_str()));
+                }
+                Some(serde_json::json!({"type": "adaptive"}))
+            }
+            Some(effort) => {
+                // A budget of at least 1,024 below `max_tokens`: unset, the
+                // limit makes room for the reply after it.
+                let budget = match req.max_tokens {
+                    None => {
+                        let budget = effort.budget_tokens();
+                        max_tokens = budget.saturating_add(DEFAULT_MAX_TOKENS);
+                        budget
+                    }
+                    Some(max) if max > 1024 => effort.budget_tokens().min(max - 1),
+                    Some(max) => {
+                        return Err(format!(
+                            "thinking on {} needs max_tokens above 1024 (its budget's \
+                             least), not {max}",
+                            req.model.model()
+                        ))
+                    }
+                };
+                Some(serde_json::json!({"type": "enabled", "budget_tokens": budget}))
+            }
+        };
         Ok(RequestBody {
             model: req.model.model(),
             system: (!system.is_empty()).then(|| system.join("\n\n")),
             messages,
-            max_tokens: req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+            max_tokens,
             temperature: req.temperature,
             stop_sequences: &req.stop,
             stream,
@@ -283,6 +341,7 @@ impl<'a> RequestBody<'a> {
                 .collect(),
             tool_choice,
             output_config,
+            thinking,
         })
     }
 }
@@ -858,6 +917,29 @@ mod tests {
             matches!(failed, Some(DecodeError::Malformed(_))),
             "{failed:?}"
         );
+    }
+
+    #[test]
+    fn claude_thinks_adaptively_from_4_6_and_by_budget_before() {
+        for m in [
+            "claude-opus-4-6",
+            "claude-sonnet-4-6",
+            "claude-opus-4-7",
+            "claude-sonnet-5",
+            "claude-haiku-5-1",
+        ] {
+            assert!(thinks_adaptively(m), "{m}");
+        }
+        for m in [
+            "claude-3-7-sonnet-latest",
+            "claude-3-5-haiku-latest",
+            "claude-sonnet-4-5",
+            "claude-opus-4-20250514",
+            "claude-sonnet-4-5-20250929",
+            "gpt-4o",
+        ] {
+            assert!(!thinks_adaptively(m), "{m}");
+        }
     }
 
     #[test]

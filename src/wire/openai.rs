@@ -49,6 +49,9 @@ pub struct RequestBody<'a> {
     /// vLLM's flag, false when `continue_final_message` is set (the two exclude each other).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub add_generation_prompt: Option<bool>,
+    /// `low`, `medium` or `high`, from the request's [`Effort`](crate::Effort).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning_effort: Option<&'static str>,
 }
 
 /// `stream_options` of a streaming request.
@@ -186,6 +189,7 @@ impl<'a> RequestBody<'a> {
         Ok(RequestBody {
             continue_final_message: continue_final,
             add_generation_prompt: continue_final.map(|_| false),
+            reasoning_effort: req.reasoning.map(|e| e.as_str()),
             model: req.model.model(),
             messages,
             max_tokens: req.max_tokens,

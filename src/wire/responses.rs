@@ -52,6 +52,13 @@ pub struct RequestBody<'a> {
     /// stream resumes from it (streams only).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub background: bool,
+    /// `{"effort", "summary": "auto"}` from the request's [`Effort`](crate::Effort).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<Value>,
+    /// `["reasoning.encrypted_content"]` with reasoning: its state comes back
+    /// with the reply, to be sent back in the history.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<&'static str>,
 }
 
 impl<'a> RequestBody<'a> {
@@ -105,6 +112,14 @@ impl<'a> RequestBody<'a> {
             }),
             parallel_tool_calls: req.parallel_tool_calls.filter(|_| !req.tools.is_empty()),
             background: stream && req.background,
+            reasoning: req
+                .reasoning
+                .map(|e| serde_json::json!({"effort": e.as_str(), "summary": "auto"})),
+            include: if req.reasoning.is_some() {
+                vec!["reasoning.encrypted_content"]
+            } else {
+                Vec::new()
+            },
             text: req.response_format.as_ref().map(|f| match f {
                 ResponseFormat::Json => serde_json::json!({"format": {"type": "json_object"}}),
                 ResponseFormat::JsonSchema {
