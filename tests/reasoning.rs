@@ -406,3 +406,120 @@ async fn one_switch_asks_every_family_for_reasoning_in_its_own_words() {
     assert!(matches!(err, Error::InvalidRequest { .. }), "{err:?}");
     assert!(log_of(&mock, "tight").is_empty());
 }
+
+/// Models that reason, of each family (and one that only says it does).
+const REASONING_MODELS: [&str; 4] = [
+    "anthropic/claude-3-7-sonnet-latest",
+    "anthropic/claude-opus-4-6",
+    "openai-responses/gpt-5-mini",
+    "openai/gpt-4o-mini",
+];
+
+/// The property: a reasoning stream that fails over mid-way, between any
+/// ordered pair of families, at any point, under any fault kind, completes; no
+/// request to a target carries a block of another family; and the blocks the
+/// consumer kept, sent back with its text, are accepted by each target (each
+/// server checks its own family's signatures and never sees the other's).
+#[test]
+fn a_reasoning_stream_failed_over_at_any_point_never_carries_a_block_across_families() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestCaseError, TestRunner};
+    let runtime = common::two_worker_runtime();
+    let mock = MockServer::builder()
+        .stall_limit(Duration::from_secs(2))
+        .start_background()
+        .unwrap();
+    let strategy = (
+        0usize..REASONING_MODELS.len(),
+        1usize..REASONING_MODELS.len(),
+        prop_oneof![
+            Just(common::StreamFault::Reset),
+            Just(common::StreamFault::Truncate),
+            Just(common::StreamFault::InBandServerError),
+            Just(common::StreamFault::MalformedJson),
+        ],
+        0usize..30,
+    );
+    let mut runner = TestRunner::new(Config {
+        cases: 48,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let n = std::sync::atomic::AtomicU64::new(0);
+    let result = runner.run(&strategy, |(a, b, fault, after)| {
+        let first = REASONING_MODELS[a];
+        let second = REASONING_MODELS[(a + b) % REASONING_MODELS.len()];
+        let n = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        runtime
+            .block_on(async {
+                let group = steer_llm::Group::new([first, second]).unwrap();
+                let client = common::quick_builder(mock.providers().unwrap(), 1)
+                    .group("pair", group)
+                    .stream_timeouts(
+                        Some(Duration::from_secs(10)),
+                        Some(Duration::from_secs(10)),
+                        Some(Duration::from_millis(300)),
+                    )
+                    .build()
+                    .unwrap();
+                let id = format!("pair-{n}");
+                let ask = |model: &str| {
+                    ChatRequest::new(model)
+                        .unwrap()
+                        .system("You are terse.")
+                        .user("Tell me about rivers.")
+                        .max_tokens(4096)
+                        .reasoning(steer_llm::Effort::Low)
+                };
+                mock.script_key(&id, [fault.plan(after)]);
+                let seen = collect(
+                    client
+                        .stream(ask("group/pair").request_id(id.as_str()))
+                        .await
+                        .unwrap(),
+                )
+                .await;
+                if let Some(e) = seen.error {
+                    return Err(format!("{first} -> {second}: {e}"));
+                }
+                if seen.text.is_empty() {
+                    return Err(format!("{first} -> {second}: no text"));
+                }
+                for r in log_of(&mock, &id) {
+                    let body = r.body.to_string();
+                    let anthropic = r.path.ends_with("/messages");
+                    if anthropic && body.contains("gAAAAMock") {
+                        return Err(format!("an encrypted item went to Anthropic: {body}"));
+                    }
+                    if !anthropic && body.contains("EqMock") {
+                        return Err(format!("a thinking block went to {}: {body}", r.path));
+                    }
+                }
+                // The consumer's history, sent to each target: accepted.
+                let kept: Vec<steer_llm::Part> = seen
+                    .blocks
+                    .iter()
+                    .map(|(_, b)| steer_llm::Part::Reasoning(b.clone()))
+                    .chain(std::iter::once(steer_llm::Part::Text(seen.text.clone())))
+                    .collect();
+                for model in [first, second] {
+                    let next = ask(model)
+                        .message(steer_llm::Message::new(
+                            steer_llm::Role::Assistant,
+                            kept.clone(),
+                        ))
+                        .user("More.");
+                    if let Err(e) = client.generate(next).await {
+                        return Err(format!(
+                            "{first} -> {second}: history refused by {model}: {e}"
+                        ));
+                    }
+                }
+                Ok(())
+            })
+            .map_err(TestCaseError::fail)
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
