@@ -172,3 +172,51 @@ async fn a_whole_json_reply_keeps_the_clients_stop_sequences_and_its_reasoning()
     assert_eq!(blocks.len(), 1);
     assert!(blocks[0].is_signed());
 }
+
+/// An upstream that leaves the body open after the terminal event (and, for
+/// the Responses API, sends `data: [DONE]` after it): the stream ends at the
+/// terminal event, whatever follows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_left_open_after_its_terminal_event_ends_the_stream_there() {
+    let mock = MockServer::builder()
+        .behaviour(steer_llm::mock::Behaviour::Lingering)
+        .start_background()
+        .unwrap();
+    let client = common::fault_tolerant_client(&mock);
+    for model in MODELS {
+        let req = request(model);
+        let mut stream = client.stream(req.clone()).await.unwrap();
+        let mut text = String::new();
+        let mut complete = false;
+        loop {
+            let next = tokio::time::timeout(std::time::Duration::from_secs(10), stream.next())
+                .await
+                .unwrap_or_else(|_| panic!("{model}: the stream waited on the open body"));
+            match next {
+                None => break,
+                Some(Ok(StreamEvent::TextDelta { text: t, .. })) => text.push_str(&t),
+                Some(Ok(StreamEvent::Complete { .. })) => complete = true,
+                Some(Ok(_)) => {}
+                Some(Err(e)) => panic!("{model}: {e}"),
+            }
+        }
+        assert!(complete, "{model}");
+        assert_eq!(text, expected_text(&req, None), "{model}");
+    }
+    // The mock does leave it open: after `[DONE]`, no end of body.
+    let mut body = reqwest::Client::new()
+        .post(format!("{}/v1/responses", mock.base_url()))
+        .header("authorization", "Bearer k")
+        .body(r#"{"model":"gpt-5-mini","input":"hi","stream":true}"#)
+        .send()
+        .await
+        .unwrap();
+    let mut seen = String::new();
+    while !seen.contains("[DONE]") {
+        let chunk = body.chunk().await.unwrap().expect("more body");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(seen.contains("response.completed"));
+    let after = tokio::time::timeout(Duration::from_millis(300), body.chunk()).await;
+    assert!(after.is_err(), "the body ended: {after:?}");
+}

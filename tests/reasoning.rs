@@ -295,7 +295,7 @@ async fn encrypted_reasoning_comes_back_whole_and_a_changed_item_is_refused() {
         .user("Tell me about rivers.")
         .extra_body("reasoning", json!({"effort": "low", "summary": "auto"}))
         .extra_body("include", json!(["reasoning.encrypted_content"]))
-        .extra_body("store", json!(false));
+        .store(false);
     let reply = client.generate(req.clone()).await.unwrap();
     assert_eq!(reply.reasoning.len(), 1);
     let item = &reply.reasoning[0];

@@ -7,7 +7,7 @@
 //! ```
 //! use steer_llm::mock::Behaviour;
 //! assert_eq!("split_calls".parse::<Behaviour>(), Ok(Behaviour::SplitCalls));
-//! assert_eq!(Behaviour::ALL.len(), 4);
+//! assert_eq!(Behaviour::ALL.len(), 5);
 //! ```
 
 use std::str::FromStr;
@@ -36,15 +36,21 @@ pub enum Behaviour {
     /// error as a `data:` line with a null type), and a prefill's trailing
     /// whitespace stripped before an Anthropic upstream (real-servers.md §5).
     Gateway,
+    /// An upstream that leaves a stream's body open after its terminal event
+    /// (caidaoli/ccLoad PR #81), the Responses API's then sending `data:
+    /// [DONE]` as the Open Responses spec requires (responses-api.md §4): a
+    /// client must stop reading at the terminal event.
+    Lingering,
 }
 
 impl Behaviour {
     /// Every behaviour, for tests that run them all.
-    pub const ALL: [Behaviour; 4] = [
+    pub const ALL: [Behaviour; 5] = [
         Behaviour::Standard,
         Behaviour::SplitCalls,
         Behaviour::CharChunks,
         Behaviour::Gateway,
+        Behaviour::Lingering,
     ];
 
     /// Its name (the header's value, the CLI's word).
@@ -54,6 +60,7 @@ impl Behaviour {
             Behaviour::SplitCalls => "split_calls",
             Behaviour::CharChunks => "char_chunks",
             Behaviour::Gateway => "gateway",
+            Behaviour::Lingering => "lingering",
         }
     }
 
@@ -84,7 +91,9 @@ impl Behaviour {
 
 /// A name that is not one of [`Behaviour`]'s.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown mock behaviour {0:?}: expected standard, split_calls, char_chunks or gateway")]
+#[error(
+    "unknown mock behaviour {0:?}: expected standard, split_calls, char_chunks, gateway or lingering"
+)]
 pub struct UnknownBehaviour(pub String);
 
 impl FromStr for Behaviour {

@@ -768,7 +768,14 @@ impl Ctx {
                     failed_in_band,
                 );
             }
-            let steps = stream_steps(frames, stream_fault);
+            let whole_stream = stream_fault.is_none();
+            let mut steps = stream_steps(frames, stream_fault);
+            if whole_stream && self.behaviour == Behaviour::Lingering {
+                if self.flavour == Flavour::Responses {
+                    steps.push(Step::Send(Bytes::from_static(b"data: [DONE]\n\n")));
+                }
+                steps.push(Step::Stall);
+            }
             (
                 "text/event-stream; charset=utf-8",
                 steps_body(

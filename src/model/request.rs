@@ -169,6 +169,13 @@ pub struct ChatRequest {
     /// (`thinking`, `reasoning`, `reasoning_effort`) wins.
     #[serde(default)]
     pub reasoning: Option<crate::reasoning::Effort>,
+    /// Whether the server keeps the response (OpenAI's `store`, on the
+    /// Responses API and Chat Completions; unset: the server's default, which
+    /// for the Responses API is to keep it). `false` for zero data retention:
+    /// the reasoning state then travels only in the history
+    /// ([`ChatResponse::reasoning`](super::ChatResponse::reasoning)).
+    #[serde(default)]
+    pub store: Option<bool>,
 }
 
 /// Body fields that limit generated tokens, when given as extra body fields.
@@ -226,6 +233,7 @@ impl ChatRequest {
             request_id: RequestId::random(),
             background: false,
             reasoning: None,
+            store: None,
         }
     }
 
@@ -319,6 +327,12 @@ impl ChatRequest {
     /// ```
     pub fn reasoning(mut self, effort: crate::reasoning::Effort) -> Self {
         self.reasoning = Some(effort);
+        self
+    }
+    /// Sets whether the server keeps the response (see
+    /// [`ChatRequest::store`](ChatRequest#structfield.store)).
+    pub fn store(mut self, keep: bool) -> Self {
+        self.store = Some(keep);
         self
     }
     /// Adds an HTTP header to this request.

@@ -52,6 +52,9 @@ pub struct RequestBody<'a> {
     /// `low`, `medium` or `high`, from the request's [`Effort`](crate::Effort).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reasoning_effort: Option<&'static str>,
+    /// Whether the server keeps the completion (OpenAI's `store`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<bool>,
 }
 
 /// `stream_options` of a streaming request.
@@ -190,6 +193,7 @@ impl<'a> RequestBody<'a> {
             continue_final_message: continue_final,
             add_generation_prompt: continue_final.map(|_| false),
             reasoning_effort: req.reasoning.map(|e| e.as_str()),
+            store: req.store,
             model: req.model.model(),
             messages,
             max_tokens: req.max_tokens,

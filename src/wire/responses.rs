@@ -59,6 +59,9 @@ pub struct RequestBody<'a> {
     /// with the reply, to be sent back in the history.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub include: Vec<&'static str>,
+    /// Whether the server keeps the response.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<bool>,
 }
 
 impl<'a> RequestBody<'a> {
@@ -115,6 +118,7 @@ impl<'a> RequestBody<'a> {
             reasoning: req
                 .reasoning
                 .map(|e| serde_json::json!({"effort": e.as_str(), "summary": "auto"})),
+            store: req.store,
             include: if req.reasoning.is_some() {
                 vec!["reasoning.encrypted_content"]
             } else {

@@ -35,7 +35,8 @@ enum Command {
         record: usize,
         /// How it answers beyond the wire format: `standard` (as the APIs
         /// document), `split_calls` (FakeAI's tool-call chunks), `char_chunks`
-        /// (mockllm's one character a chunk), `gateway` (LiteLLM's rewrites).
+        /// (mockllm's one character a chunk), `gateway` (LiteLLM's rewrites),
+        /// `lingering` (a stream's body left open after its terminal event).
         /// A request may pick another with the `x-mock-behaviour` header.
         #[arg(long, value_name = "NAME", default_value = "standard")]
         behaviour: Behaviour,

@@ -561,3 +561,21 @@ fn a_reasoning_item_streams_its_summary_as_reasoning_and_ends_whole_and_goes_bac
     assert_eq!(input[1], item);
     assert_eq!(input[2]["role"], "assistant");
 }
+
+#[test]
+fn store_and_reasoning_are_sent_as_the_request_says() {
+    let plain = body(&request(vec![Message::user("hi")]));
+    for field in ["store", "reasoning", "include"] {
+        assert!(plain.get(field).is_none(), "{field}");
+    }
+    let req = request(vec![Message::user("hi")])
+        .store(false)
+        .reasoning(crate::reasoning::Effort::High);
+    let b = body(&req);
+    assert_eq!(b["store"], false);
+    assert_eq!(b["reasoning"], json!({"effort": "high", "summary": "auto"}));
+    assert_eq!(b["include"], json!(["reasoning.encrypted_content"]));
+    // An extra body field of the same name wins.
+    let b = body(&req.extra_body("reasoning", json!({"effort": "minimal"})));
+    assert_eq!(b["reasoning"], json!({"effort": "minimal"}));
+}
