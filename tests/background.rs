@@ -344,6 +344,16 @@ async fn a_resume_the_server_answers_with_404_or_a_failed_response_falls_back() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_answered_with_json_instead_of_events_falls_back_at_once() {
+    let mock = MockServer::builder().start_background().unwrap();
+    let client = client(&mock, Duration::from_secs(10));
+    // A proxy that drops the query answers the poll: a 2xx, not a stream.
+    mock.script_key("polled", [FaultPlan::reset(3), FaultPlan::whole_reply()]);
+    let got = collect(client.stream(background("polled")).await.unwrap()).await;
+    fell_back(&mock, &got, "polled", 3, "not a reply").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_response_that_failed_in_band_is_continued_without_asking_to_resume_it() {
     let mock = MockServer::builder().start_background().unwrap();
     let client = client(&mock, Duration::from_secs(10));

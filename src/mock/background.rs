@@ -14,6 +14,8 @@
 //!   `queued`, and a resume of it sends nothing (a community.openai.com report:
 //!   `starting_after=0` did not revive it): the `stuck_queued` fault;
 //! - an id the server does not have is a 404;
+//! - a resume with the `whole_reply` fault gets the poll's JSON instead of
+//!   events, as through a proxy that drops the query string;
 //! - `POST /v1/responses/{id}/cancel` cancels one still running, answering
 //!   with the response, `status: cancelled`; a finished one cannot be
 //!   cancelled (a 400).

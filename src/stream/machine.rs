@@ -261,9 +261,11 @@ impl StreamMachine {
         let resume = std::mem::replace(&mut self.resume, Resume::Off);
         let answered = std::mem::take(&mut self.response_failed);
         let d = self.delivery.get_or_insert_with(Box::default);
+        // Not worth asking again is an answer too (a 2xx of the wrong shape: a
+        // proxy that dropped the query and answered the poll).
         let refused = resume == Resume::Running
             && !d.resume_progressed()
-            && (answered || !line_failed(failure.category));
+            && (answered || !failure.retryable || !line_failed(failure.category));
         if refused {
             let left = d.take_resume();
             // A response that failed runs no more.
