@@ -581,3 +581,193 @@ mod extreme_headers {
         }
     }
 }
+
+/// A client that retries at once, a few times (for resumes and their fallbacks).
+fn retrying_client(providers: Providers) -> Client {
+    Client::builder()
+        .providers(providers)
+        .retry(RetryPolicy::default().backoff(steer_llm::Backoff {
+            max_attempts: 4,
+            base: Duration::from_millis(1),
+            multiplier: 2.0,
+            max_delay: Duration::from_millis(2),
+            jitter: steer_llm::Jitter::None,
+        }))
+        .stream_timeouts(
+            Some(Duration::from_secs(5)),
+            Some(Duration::from_millis(400)),
+            Some(Duration::from_millis(400)),
+        )
+        .build()
+        .unwrap()
+}
+
+/// One Responses stream event.
+fn rs_event(kind: &str, body: serde_json::Value) -> Vec<u8> {
+    let mut body = body;
+    body["type"] = serde_json::Value::from(kind);
+    format!("event: {kind}\ndata: {body}\n\n").into_bytes()
+}
+
+fn rs_created(id: &str, background: bool) -> Vec<u8> {
+    rs_event(
+        "response.created",
+        serde_json::json!({"sequence_number": 0, "response": {"id": id, "object": "response",
+            "status": "queued", "background": background, "output": []}}),
+    )
+}
+
+fn rs_delta(n: u64, text: &str) -> Vec<u8> {
+    rs_event(
+        "response.output_text.delta",
+        serde_json::json!({"sequence_number": n, "output_index": 0, "content_index": 0,
+            "delta": text}),
+    )
+}
+
+fn rs_completed(n: u64) -> Vec<u8> {
+    rs_event(
+        "response.completed",
+        serde_json::json!({"sequence_number": n, "response": {"id": "resp_1", "object": "response",
+            "status": "completed", "output": [],
+            "usage": {"input_tokens": 3, "output_tokens": 4, "total_tokens": 7}}}),
+    )
+}
+
+/// The text of a stream that must end well.
+async fn stream_text(mut stream: SteerStream) -> String {
+    let run = async {
+        let mut text = String::new();
+        while let Some(item) = stream.next().await {
+            if let steer_llm::StreamEvent::TextDelta { text: t, .. } = item.expect("no error") {
+                text.push_str(&t);
+            }
+        }
+        text
+    };
+    tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("a hostile stream must not hang")
+}
+
+/// Background streams from a hostile server: an id that is a path goes into
+/// no URL (the stream continues client-side); a resume that replays from the
+/// start, ignoring `starting_after`, repeats nothing; one that says forever
+/// that it is in progress is given up for a continuation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_background_resume_never_reaches_another_url_or_repeats_a_character() {
+    let broken = |id: &str| {
+        [
+            sse_head(),
+            rs_created(id, true),
+            rs_delta(1, "Hel"),
+            rs_delta(2, "lo "),
+        ]
+        .concat()
+    };
+    // An id with a path in it: no GET; a continuation POST ends the reply.
+    let traversal = broken("../../admin?x=1");
+    let server = Hostile::start(Arc::new(move |n, _| match n {
+        0 => Reply::Bytes(traversal.clone()),
+        _ => Reply::Bytes(
+            [
+                sse_head(),
+                rs_created("resp_2", false),
+                rs_delta(1, "world."),
+                rs_completed(2),
+            ]
+            .concat(),
+        ),
+    }))
+    .await;
+    let client = retrying_client(responses(&server.url()));
+    let text = stream_text(
+        client
+            .stream(req("openai/gpt-5-mini").in_background(true))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(text, "Hello world.");
+    let heads = server.requests.lock().clone();
+    assert!(
+        heads.iter().all(|h| h.starts_with("POST /v1/responses ")),
+        "{heads:?}"
+    );
+    assert!(!heads.iter().any(|h| h.contains("admin")));
+    // A resume that replays from the first event.
+    let first = broken("resp_ok");
+    let replay = [
+        sse_head(),
+        rs_created("resp_ok", true),
+        rs_delta(1, "Hel"),
+        rs_delta(2, "lo "),
+        rs_delta(3, "world."),
+        rs_completed(4),
+    ]
+    .concat();
+    let server = Hostile::start(Arc::new(move |n, _| match n {
+        0 => Reply::Bytes(first.clone()),
+        _ => Reply::Bytes(replay.clone()),
+    }))
+    .await;
+    let client = retrying_client(responses(&server.url()));
+    let text = stream_text(
+        client
+            .stream(req("openai/gpt-5-mini").in_background(true))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(text, "Hello world.");
+    let heads = server.requests.lock().clone();
+    assert!(
+        heads[1].starts_with("GET /v1/responses/resp_ok?stream=true&starting_after=2 "),
+        "{heads:?}"
+    );
+    // A resume that never gets anywhere: a continuation takes over.
+    let first = broken("resp_stuck");
+    let stuck = [sse_head(), rs_created("resp_stuck", true)].concat();
+    let server = Hostile::start(Arc::new(move |n, _| match n {
+        0 => Reply::Bytes(first.clone()),
+        1 => Reply::Endless {
+            head: stuck.clone(),
+            repeat: rs_event(
+                "response.in_progress",
+                serde_json::json!({"sequence_number": 1}),
+            ),
+            pace: Some(Duration::from_millis(5)),
+            max: 256 << 20,
+        },
+        _ => Reply::Bytes(
+            [
+                sse_head(),
+                rs_created("resp_3", false),
+                rs_delta(1, "world."),
+                rs_completed(2),
+            ]
+            .concat(),
+        ),
+    }))
+    .await;
+    let client = retrying_client(responses(&server.url()));
+    let text = stream_text(
+        client
+            .stream(req("openai/gpt-5-mini").in_background(true))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(text, "Hello world.");
+    read_bounded(&server);
+    let heads = server.requests.lock().clone();
+    assert!(heads[1].starts_with("GET "), "{heads:?}");
+    // The stuck response is cancelled; the continuation asks afresh.
+    let cancel = "POST /v1/responses/resp_stuck/cancel ";
+    assert!(heads.iter().any(|h| h.starts_with(cancel)), "{heads:?}");
+    let posts = heads
+        .iter()
+        .filter(|h| h.starts_with("POST /v1/responses "))
+        .count();
+    assert_eq!(posts, 2, "{heads:?}");
+}
