@@ -196,6 +196,31 @@ pub struct GroupConfig {
     /// Runs the group's streams in the Responses API's background mode.
     #[serde(default)]
     pub background: bool,
+    /// The least rate of content of the group's streams after their first
+    /// token: `{ chars_per_sec = 200, window = "2s" }`.
+    #[serde(default)]
+    pub min_rate: Option<RateFloorConfig>,
+}
+
+/// A rate floor in the file (see [`crate::runtime::RateFloor`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateFloorConfig {
+    /// Characters a second, at least.
+    pub chars_per_sec: u32,
+    /// The window each measure covers (`"2s"`; default 2 s).
+    #[serde(default, deserialize_with = "duration")]
+    pub window: Option<Duration>,
+}
+
+impl RateFloorConfig {
+    /// The floor it sets.
+    pub fn floor(&self) -> crate::runtime::RateFloor {
+        crate::runtime::RateFloor::new(
+            self.chars_per_sec,
+            self.window.unwrap_or(Duration::from_secs(2)),
+        )
+    }
 }
 
 /// Retry settings (each optional: the default stays).
@@ -515,6 +540,9 @@ impl GroupConfig {
         let mut group = Group::new(&self.targets)
             .map_err(|e| format!("targets: {e}"))?
             .background(self.background);
+        if let Some(floor) = &self.min_rate {
+            group = group.min_rate(floor.floor());
+        }
         if let Some(s) = self.selection {
             group = group.selection(s);
         }
@@ -749,6 +777,17 @@ mod tests {
         )
         .unwrap();
         assert!(c.groups["g"].group().unwrap().background);
+        let slow = Config::from_toml(
+            "[groups.s]\ntargets = [\"openai/gpt-4o-mini\"]\nmin_rate = { chars_per_sec = 200, window = \"500ms\" }\n",
+        )
+        .unwrap();
+        assert_eq!(
+            slow.groups["s"].group().unwrap().min_rate,
+            Some(crate::runtime::RateFloor::new(
+                200,
+                Duration::from_millis(500)
+            ))
+        );
         let url = mock.openai_base_url();
         let providers = c
             .deployments(Providers::new(), |_| {

@@ -58,13 +58,16 @@ pub enum Category {
     StreamInterrupted,
     /// The response could not be read (malformed JSON or SSE).
     MalformedResponse,
+    /// A stream delivered content more slowly than its rate floor after its
+    /// first token (a trickling target): a failure of that target.
+    SlowStream,
     /// Nothing more specific is known.
     Unknown,
 }
 
 impl Category {
     /// Every category, for tables and metrics.
-    pub const ALL: [Category; 18] = [
+    pub const ALL: [Category; 19] = [
         Category::Authentication,
         Category::PermissionDenied,
         Category::NotFound,
@@ -82,6 +85,7 @@ impl Category {
         Category::DeadlineExceeded,
         Category::StreamInterrupted,
         Category::MalformedResponse,
+        Category::SlowStream,
         Category::Unknown,
     ];
 
@@ -98,6 +102,7 @@ impl Category {
                 | Category::Timeout
                 | Category::StreamInterrupted
                 | Category::MalformedResponse
+                | Category::SlowStream
         )
     }
 
@@ -113,6 +118,7 @@ impl Category {
                 | Category::Timeout
                 | Category::StreamInterrupted
                 | Category::MalformedResponse
+                | Category::SlowStream
         )
     }
 
@@ -136,6 +142,7 @@ impl Category {
             Category::DeadlineExceeded => "deadline_exceeded",
             Category::StreamInterrupted => "stream_interrupted",
             Category::MalformedResponse => "malformed_response",
+            Category::SlowStream => "slow_stream",
             Category::Unknown => "unknown",
         }
     }

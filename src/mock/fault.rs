@@ -63,6 +63,15 @@ pub enum Outcome {
         /// Text chunks sent first.
         after: Option<usize>,
     },
+    /// After `after` text chunks sent at once, each next one `ms` later: a
+    /// stream that trickles after a fast first token (issue 28's incident:
+    /// 0.8-1.6 tokens a second where a healthy deployment gives 143-269).
+    Trickle {
+        /// Text chunks sent first, at once.
+        after: Option<usize>,
+        /// Milliseconds before each later chunk.
+        ms: u64,
+    },
     /// End the body cleanly, without the terminal event, after `after` text chunks.
     Truncate {
         /// Text chunks sent first.
@@ -370,6 +379,13 @@ fn parse_outcome(kind: &str, params: &Params<'_>) -> Result<Outcome, String> {
             params.only(&[])?;
             Outcome::StuckQueued
         }
+        "trickle" => {
+            params.only(&["after", "ms"])?;
+            Outcome::Trickle {
+                after: after()?,
+                ms: params.number::<u64>("ms")?.ok_or("trickle needs ms=N")?,
+            }
+        }
         "status" => {
             let code = params
                 .number::<u16>("code")?
@@ -486,6 +502,11 @@ impl fmt::Display for Outcome {
             Outcome::NearlySpent => "nearly_spent".to_string(),
             Outcome::WholeReply => "whole_reply".to_string(),
             Outcome::StuckQueued => "stuck_queued".to_string(),
+            Outcome::Trickle { after: a, ms } => {
+                let mut p: Vec<String> = after(a);
+                p.push(format!("ms={ms}"));
+                with_params("trickle", p)
+            }
             Outcome::Error { name, wait } => with_params(name, wait_params(wait)),
             Outcome::Status { code, wait } => {
                 let mut p = vec![format!("code={code}")];

@@ -50,6 +50,7 @@
 //! | `malformed_json?after=N` | after N text chunks, a data line whose JSON is cut short |
 //! | `malformed_sse?after=N` | after N text chunks, bytes that are not UTF-8 |
 //! | `whole_reply` | a streaming request answered with the whole reply as JSON, as LiteLLM's proxy does for some models |
+//! | `trickle?after=N&ms=M` | after N text chunks at once, each later one M ms after the one before (a stream that trickles after a fast first token, issue 28's reported incident) |
 //! | `stuck_queued` | the response never leaves `queued`: the stream drops after `response.created` (and, in background mode, `response.queued`), and a resume of it sends nothing (a community.openai.com report) |
 //! | `latency?ms=N` | wait N ms before the response headers (combines with any part) |
 //! | `chunk_delay?ms=N` | wait N ms before each streamed event (combines with any part) |
@@ -75,6 +76,7 @@
 //! assert_eq!(plan("malformed_sse?after=1"), FaultPlan::malformed_sse(1));
 //! assert_eq!(plan("whole_reply"), FaultPlan::whole_reply());
 //! assert_eq!(plan("stuck_queued").outcome, steer_llm::mock::Outcome::StuckQueued);
+//! assert_eq!(plan("trickle?after=2&ms=150").to_string(), "trickle?after=2&ms=150");
 //! assert_eq!(
 //!     plan("reset?after=2+latency?ms=5+chunk_delay?ms=1"),
 //!     FaultPlan::reset(2)

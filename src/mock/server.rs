@@ -686,6 +686,9 @@ impl Ctx {
                 }
             }
             Outcome::StuckQueued => Some((0, Cut::Reset)),
+            Outcome::Trickle { after: a, ms } => {
+                Some((after(a), Cut::Trickle(Duration::from_millis(ms))))
+            }
             Outcome::Stall { after: a } => Some((after(a), Cut::Stall)),
             Outcome::Truncate { after: a } => Some((after(a), Cut::End)),
             Outcome::Reset { after: a } => Some((after(a), Cut::Reset)),
@@ -788,7 +791,8 @@ impl Ctx {
         } else {
             let json = render::json_body(self.flavour, &parsed.model, &reply, &id, created);
             let body = match stream_fault {
-                None => Body::from(json),
+                // A whole reply does not trickle: it comes whole, late.
+                None | Some((_, Cut::Trickle(_))) => Body::from(json),
                 Some((_, cut)) => {
                     let half = Bytes::from(json).slice(..CUT_BODY_AT);
                     let steps = match cut {
@@ -796,6 +800,7 @@ impl Ctx {
                         Cut::End => vec![Step::Send(half)],
                         Cut::Reset => vec![Step::Send(half), Step::Reset],
                         Cut::Send(frame) => vec![Step::Send(non_json(frame))],
+                        Cut::Trickle(_) => vec![Step::Send(half)],
                     };
                     steps_body(
                         steps,
@@ -837,7 +842,7 @@ impl Ctx {
         let mut kept = frames.clone();
         let state = match fault {
             _ if stuck => State::Stuck,
-            None => State::Ended,
+            None | Some((_, Cut::Trickle(_))) => State::Ended,
             Some((after, Cut::Send(frame))) if failed_in_band => {
                 kept.content.truncate(*after);
                 kept.tail = vec![frame.clone()];
@@ -861,6 +866,8 @@ fn non_json(frame: Bytes) -> Bytes {
 
 /// How a faulted stream ends.
 pub(super) enum Cut {
+    /// Go on, each later content event this long after the one before.
+    Trickle(Duration),
     /// Send this event, then end without the terminal event.
     Send(Bytes),
     /// Send nothing more, keep the connection open.
@@ -873,6 +880,8 @@ pub(super) enum Cut {
 
 pub(super) enum Step {
     Send(Bytes),
+    /// Wait this long before the next step.
+    Wait(Duration),
     Stall,
     Reset,
 }
@@ -884,16 +893,22 @@ pub(super) fn stream_steps(frames: Frames, fault: Option<(usize, Cut)>) -> Vec<S
         tail,
     } = frames;
     let cut_at = fault.as_ref().map(|(after, _)| (*after).min(content.len()));
-    let mut steps: Vec<Step> = Vec::with_capacity(head.len() + content.len() + tail.len() + 1);
+    let mut steps: Vec<Step> = Vec::with_capacity(head.len() + 2 * content.len() + tail.len() + 1);
     steps.extend(head.into_iter().map(Step::Send));
+    let trickle = match &fault {
+        Some((_, Cut::Trickle(d))) => Some(*d),
+        _ => None,
+    };
     for (i, frame) in content.into_iter().enumerate() {
-        if cut_at == Some(i) {
-            break;
+        match (cut_at, trickle) {
+            (Some(at), Some(d)) if i >= at => steps.push(Step::Wait(d)),
+            (Some(at), None) if i == at => break,
+            _ => {}
         }
         steps.push(Step::Send(frame));
     }
     match fault {
-        None => steps.extend(tail.into_iter().map(Step::Send)),
+        None | Some((_, Cut::Trickle(_))) => steps.extend(tail.into_iter().map(Step::Send)),
         Some((_, Cut::Send(frame))) => steps.push(Step::Send(frame)),
         Some((_, Cut::Stall)) => steps.push(Step::Stall),
         Some((_, Cut::End)) => {}
@@ -918,6 +933,17 @@ pub(super) fn steps_body(
                     }
                     sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     Some((Ok(bytes), steps))
+                }
+                Step::Wait(d) => {
+                    tokio::time::sleep(d).await;
+                    // The next step comes in the same turn.
+                    match steps.next()? {
+                        Step::Send(bytes) => {
+                            sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            Some((Ok(bytes), steps))
+                        }
+                        _ => None,
+                    }
                 }
                 Step::Stall => {
                     tokio::time::sleep(stall_limit).await;

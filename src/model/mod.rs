@@ -5,12 +5,14 @@
 
 mod events;
 mod id;
+mod rate_floor;
 mod request;
 mod response;
 mod resume;
 
 pub use events::{ProviderEvent, StreamEvent};
 pub use id::{InvalidModelId, ModelId, RequestId};
+pub use rate_floor::RateFloor;
 pub use request::{ChatRequest, ExtraHeaders, Message, Role, TOKEN_LIMIT_FIELDS};
 pub use response::{ChatResponse, FinishReason, RouteStep, Usage};
 pub use resume::{ResumePoint, ResumedBy};

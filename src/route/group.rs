@@ -63,6 +63,10 @@ pub struct Group {
     /// [`ChatRequest::background`](crate::ChatRequest#structfield.background)).
     #[serde(default)]
     pub background: bool,
+    /// The least rate of content of the group's streams after their first
+    /// token: a target that trickles below it is failed over, exactly.
+    #[serde(default)]
+    pub min_rate: Option<crate::model::RateFloor>,
 }
 
 impl Group {
@@ -94,6 +98,7 @@ impl Group {
             context_fallback: None,
             content_fallback: None,
             background: false,
+            min_rate: None,
         })
     }
 
@@ -125,6 +130,13 @@ impl Group {
     /// for zero data retention).
     pub fn background(mut self, on: bool) -> Self {
         self.background = on;
+        self
+    }
+
+    /// Sets the least rate of content of the group's streams after their first
+    /// token (see [`RateFloor`](crate::runtime::RateFloor)).
+    pub fn min_rate(mut self, floor: crate::model::RateFloor) -> Self {
+        self.min_rate = Some(floor);
         self
     }
 

@@ -23,6 +23,7 @@ mod system;
 /// Spans (they live in [`crate::observe`]).
 pub use crate::observe::trace;
 
+pub use crate::model::RateFloor;
 pub use crate::stream::SteerStream;
 pub use client::{Breakers, Client, ClientBuilder, Overload};
 pub use continuation::{Continuation, Divergence};

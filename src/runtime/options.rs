@@ -27,6 +27,7 @@ pub struct GenerateOptions {
     pub(crate) divergence: Option<super::continuation::Divergence>,
     pub(crate) first_token_timeout: Option<Duration>,
     pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) min_rate: Option<crate::stream::rate::RateFloor>,
     /// A request routed through a group does not wait out a paused target.
     pub(crate) skip_pauses: bool,
 }
@@ -71,6 +72,13 @@ impl GenerateOptions {
     /// Streams: longest silence between two events.
     pub fn idle_timeout(mut self, d: Duration) -> Self {
         self.idle_timeout = Some(d);
+        self
+    }
+    /// Streams: the least content a second after the first token (see
+    /// [`RateFloor`](crate::runtime::RateFloor)); below it, the target is failed
+    /// and the stream goes on elsewhere or again, with the exact seam.
+    pub fn min_rate(mut self, floor: crate::stream::rate::RateFloor) -> Self {
+        self.min_rate = Some(floor);
         self
     }
 }

@@ -24,6 +24,7 @@ use steer_actors::Category;
 use tokio::time::{Instant, Sleep};
 
 use super::delivery::{Asked, Delivery, Step};
+use super::rate::{Rate, RateWindow};
 use crate::error::{Error, ProviderError};
 use crate::model::{ChatRequest, ResumePoint, RouteStep, StreamEvent};
 use crate::provider::{EventStream, Provider};
@@ -63,6 +64,8 @@ pub(crate) struct AttemptPlan {
     pub first_token_timeout: Option<Duration>,
     /// The longest silence between events after it.
     pub idle_timeout: Option<Duration>,
+    /// The least rate of content after the first token.
+    pub min_rate: Option<super::rate::RateFloor>,
     /// A grouped stream's route so far.
     pub route: Option<Vec<RouteStep>>,
     /// The request's span (a response id is recorded there).
@@ -161,6 +164,17 @@ pub(crate) struct Reader {
     timer: Option<Pin<Box<Sleep>>>,
     /// Reused for the events one provider event makes.
     scratch: Vec<StreamEvent>,
+    /// The attempt's rate against its floor, and the timer of its next look
+    /// (boxed: only streams with a floor have one).
+    rate: Option<Box<RateCheck>>,
+}
+
+/// A rate floor's measure and the timer that wakes the reader to look again.
+struct RateCheck {
+    window: RateWindow,
+    /// The characters the consumer had when the attempt began.
+    base: u64,
+    timer: Option<Pin<Box<Sleep>>>,
 }
 
 impl Reader {
@@ -179,14 +193,64 @@ impl Reader {
             std::mem::replace(&mut plan.attempt_span, tracing::Span::none()),
         )
         .boxed();
+        let delivery = plan.delivery.take();
+        let base = delivery.as_ref().map_or(0, |d| d.checkpoint.chars as u64);
+        let rate = plan.min_rate.map(|floor| {
+            Box::new(RateCheck {
+                window: RateWindow::new(floor),
+                base,
+                timer: None,
+            })
+        });
         Reader {
-            delivery: plan.delivery.take(),
+            delivery,
             plan,
             state: State::Opening(opening),
             wait: Wait::Unarmed,
             timer: None,
             scratch: Vec::new(),
+            rate,
         }
+    }
+
+    /// Whether the attempt has fallen below its rate floor (the timer of the
+    /// next look registered otherwise).
+    fn too_slow(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(check) = self.rate.as_deref_mut() else {
+            return false;
+        };
+        let chars = self.delivery.as_ref().map_or(0, |d| {
+            (d.checkpoint.chars as u64).saturating_sub(check.base)
+        });
+        // A timer that fired is looked at again, a few times at most.
+        for _ in 0..4 {
+            match check.window.look(Instant::now(), chars) {
+                None => return false,
+                Some(Rate::TooSlow { chars }) => {
+                    tracing::info!(parent: &self.plan.span, chars, "steer.stream.slow: below the rate floor");
+                    return true;
+                }
+                Some(Rate::Until(at)) => {
+                    let timer = check
+                        .timer
+                        .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+                    if timer.deadline() != at {
+                        timer.as_mut().reset(at);
+                    }
+                    if timer.as_mut().poll(cx).is_pending() {
+                        return false;
+                    }
+                }
+            }
+        }
+        false
+    }
+
+    fn slow(&mut self) -> Poll<Read> {
+        self.end(Outcome::Steer {
+            category: Category::SlowStream,
+            message: "the stream fell below its rate floor",
+        })
     }
 
     /// Sets the timer for a wait of at most `timeout` (and the deadline).
@@ -280,6 +344,9 @@ impl Reader {
                     });
                 }
                 Ok(Poll::Pending) => {
+                    if self.too_slow(cx) {
+                        return self.slow();
+                    }
                     let first_token = self.delivery.as_ref().is_none_or(|d| d.attempt_deltas == 0);
                     let timeout = if first_token {
                         self.plan.first_token_timeout
@@ -329,6 +396,9 @@ impl Reader {
                 Step::Complete => return self.end(Outcome::Complete),
                 Step::Diverged => return self.end(Outcome::Diverged),
                 Step::Continue => {}
+            }
+            if self.rate.is_some() && self.too_slow(cx) {
+                return self.slow();
             }
             // Events that already arrived are read on, up to a batch, before the
             // consumer gets them: no latency is added (the next one is not

@@ -15,6 +15,8 @@ pub(crate) struct StreamSettings {
     pub spec: RequestSpec,
     pub first_token_timeout: Option<Duration>,
     pub idle_timeout: Option<Duration>,
+    /// The least rate of content after the first token.
+    pub min_rate: Option<super::rate::RateFloor>,
     pub continuation: Continuation,
     /// What to do with a continuation that cannot be spliced.
     pub divergence: Divergence,

@@ -18,6 +18,7 @@ pub(super) struct StreamDefaults {
     pub(super) headers_timeout: Option<Duration>,
     pub(super) first_token_timeout: Option<Duration>,
     pub(super) idle_timeout: Option<Duration>,
+    pub(super) min_rate: Option<crate::stream::rate::RateFloor>,
     pub(super) continuation: Continuation,
     pub(super) divergence: Divergence,
 }
@@ -28,6 +29,7 @@ impl Default for StreamDefaults {
             headers_timeout: Some(Duration::from_secs(60)),
             first_token_timeout: Some(Duration::from_secs(120)),
             idle_timeout: Some(Duration::from_secs(60)),
+            min_rate: None,
             continuation: Continuation::Auto,
             divergence: Divergence::Restart,
         }
@@ -143,6 +145,13 @@ impl ClientBuilder {
         self.stream.headers_timeout = headers;
         self.stream.first_token_timeout = first_token;
         self.stream.idle_timeout = idle;
+        self
+    }
+    /// The least content every stream must deliver after its first token
+    /// (default: none): one that trickles below it fails over or is resumed
+    /// with the exact seam, as a `slow_stream` failure of its target.
+    pub fn stream_min_rate(mut self, floor: Option<crate::stream::rate::RateFloor>) -> Self {
+        self.stream.min_rate = floor;
         self
     }
     /// What streams do when they break after content began (default: continue,

@@ -348,6 +348,9 @@ impl Client {
         let name = req.model.model().to_string();
         let group = self.group(&name)?;
         req.background |= group.background;
+        if options.min_rate.is_none() {
+            options.min_rate = group.min_rate;
+        }
         let targets = self.inner.targets.clone();
         let mut route = Route::new(name.clone(), group);
         let Next::Go { target: first, .. } = route.next(|g, tried| targets.pick(g, tried), None)
@@ -375,6 +378,7 @@ impl Client {
             spec: self.spec(handle, &req, &options, d.headers_timeout),
             first_token_timeout: options.first_token_timeout.or(d.first_token_timeout),
             idle_timeout: options.idle_timeout.or(d.idle_timeout),
+            min_rate: options.min_rate.or(d.min_rate),
             continuation: options.continuation.unwrap_or(d.continuation),
             divergence: options.divergence.unwrap_or(d.divergence),
             record_content: self.inner.record_content,
