@@ -100,6 +100,7 @@ pub mod request;
 mod responses;
 mod retrieve;
 mod server;
+mod steps;
 pub mod text;
 pub mod thinking;
 pub mod tools;

@@ -12,7 +12,8 @@ use serde_json::{json, Value};
 
 use super::background::{Refusal, State as Stored};
 use super::fault::{FaultPlan, WaitHeaders};
-use super::server::{self, Ctx, Step};
+use super::server::{self, Ctx};
+use super::steps::{self, Step};
 use super::{Behaviour, Flavour, Shared};
 
 /// What the query of a retrieve asks: a stream, and after which event.
@@ -122,12 +123,12 @@ pub(super) async fn retrieve(
         Ok(r) => r,
         Err(refusal) => return refused(&ctx, refusal),
     };
-    let mut steps = server::stream_steps(resumed.frames, cut);
+    let mut steps = steps::stream_steps(resumed.frames, cut);
     if resumed.stuck {
         // A response stuck in `queued` sends nothing more.
         steps.push(Step::Stall);
     }
-    let body = server::steps_body(
+    let body = steps::steps_body(
         steps,
         plan.chunk_delay,
         ctx.shared.config.stall_limit,
