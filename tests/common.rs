@@ -169,6 +169,9 @@ pub enum StreamFault {
     InBandOverloaded,
     MalformedJson,
     Stall,
+    /// Chunks at once, then one every 120 ms: slow only for a stream with a
+    /// rate floor.
+    Trickle,
 }
 
 impl StreamFault {
@@ -193,6 +196,9 @@ impl StreamFault {
                 .parse()
                 .expect("a fault plan"),
             StreamFault::Stall => FaultPlan::stall(after),
+            StreamFault::Trickle => format!("trickle?after={after}&ms=120")
+                .parse()
+                .expect("a fault plan"),
         }
     }
 }

@@ -9,6 +9,9 @@
 //! tools (`check_tools`): the calls before the seam are the first target's own, no
 //! call is delivered twice or cut, and nothing asked for is lost.
 //!
+//! A first target that trickles after a fast start, below the stream's rate
+//! floor, is failed over the same way.
+//!
 //! And a hostile first target (extreme or garbage `retry-after` on a 429 or 503, a
 //! 2xx body of the wrong shape) never holds a grouped request, streamed or not.
 #![cfg(feature = "mock")]
@@ -64,6 +67,7 @@ fn case() -> impl Strategy<Value = Case> {
         3 => Just(StreamFault::InBandServerError),
         2 => Just(StreamFault::InBandOverloaded),
         2 => Just(StreamFault::MalformedJson),
+        2 => Just(StreamFault::Trickle),
     ];
     (
         0usize..MODELS.len(),
@@ -208,6 +212,12 @@ fn client(mock: &MockServer, first: &str, second: &str) -> Client {
             Some(Duration::from_secs(10)),
             Some(Duration::from_secs(3)),
         )
+        // A target that trickles (the `Trickle` fault) is failed over like one
+        // that breaks; a healthy one sends far above this.
+        .stream_min_rate(Some(steer_llm::runtime::RateFloor::new(
+            200,
+            Duration::from_millis(300),
+        )))
         .group("pair", Group::new([first, second]).unwrap())
         .build()
         .unwrap()
