@@ -125,6 +125,9 @@ impl Drop for Reader {
     }
 }
 
+/// The last look a wait that ran out gets before it fails (see `Reader::timed_out`).
+const LAST_LOOK: Duration = Duration::from_millis(25);
+
 /// Events queued for the consumer, at most, before it gets them.
 const BATCH: usize = 64;
 
@@ -162,6 +165,8 @@ pub(crate) struct Reader {
     state: State,
     wait: Wait,
     timer: Option<Pin<Box<Sleep>>>,
+    /// Whether the wait in progress had its last look.
+    looked_last: bool,
     /// Reused for the events one provider event makes.
     scratch: Vec<StreamEvent>,
     /// The attempt's rate against its floor, and the timer of its next look
@@ -208,6 +213,7 @@ impl Reader {
             state: State::Opening(opening),
             wait: Wait::Unarmed,
             timer: None,
+            looked_last: false,
             scratch: Vec::new(),
             rate,
         }
@@ -271,15 +277,35 @@ impl Reader {
     }
 
     /// Whether the wait in progress ran out (its timer registered otherwise).
+    ///
+    /// A wait that ran out gets one last look first (at most [`LAST_LOOK`]):
+    /// a consumer that was away may come back to bytes that arrived while it
+    /// was, but that its HTTP connection reads only now that it is asked, and
+    /// that is no silent provider. The request's deadline gets no last look.
     fn timed_out(&mut self, cx: &mut Context<'_>, timeout: Option<Duration>) -> Option<bool> {
         if self.wait == Wait::Unarmed {
             self.arm(timeout);
+            self.looked_last = false;
         }
         let Wait::Armed { by_deadline } = self.wait else {
             return None;
         };
         let timer = self.timer.as_mut()?;
-        timer.as_mut().poll(cx).is_ready().then_some(by_deadline)
+        if timer.as_mut().poll(cx).is_pending() {
+            return None;
+        }
+        if by_deadline || self.looked_last {
+            return Some(by_deadline);
+        }
+        self.looked_last = true;
+        let grace = timeout.map_or(LAST_LOOK, |t| t.min(LAST_LOOK));
+        let at = Instant::now().checked_add(grace)?;
+        timer.as_mut().reset(at);
+        // Registered again: woken at the end of the last look.
+        match timer.as_mut().poll(cx) {
+            Poll::Pending => None,
+            Poll::Ready(()) => Some(false),
+        }
     }
 
     /// Ends the attempt: the delivery goes back to the actor with `outcome`.
