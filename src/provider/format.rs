@@ -78,10 +78,16 @@ pub trait WireFormat: Sealed + Clone + std::fmt::Debug + Send + Sync + 'static {
         Self::Decoder::default()
     }
 
-    /// The decoder of `req`'s stream resumed on the server at `point`; `None`
-    /// where the API has no server-side resume (the default).
-    fn resume_decoder(&self, _req: &ChatRequest, _point: &ResumePoint) -> Option<Self::Decoder> {
-        None
+    /// Whether the API keeps background responses, to resume and cancel
+    /// (`GET /responses/{id}`, `POST /responses/{id}/cancel`). Default no.
+    fn resumes(&self) -> bool {
+        false
+    }
+
+    /// The decoder of `req`'s stream resumed on the server at `point` (asked
+    /// only where [`WireFormat::resumes`]).
+    fn resume_decoder(&self, req: &ChatRequest, _point: &ResumePoint) -> Self::Decoder {
+        self.decoder(req)
     }
 
     /// What the client does to a whole reply that the API leaves to it (stop

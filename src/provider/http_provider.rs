@@ -10,8 +10,20 @@ use crate::error::{Error, FailureKind, ProviderError};
 use crate::model::{ChatRequest, ChatResponse, ResumePoint};
 use crate::prefill::Prefill;
 
-/// Longest response id steer puts in a URL.
+/// Longest name (a response id, a deployment) steer puts in a URL's path.
 const MAX_RESPONSE_ID: usize = 256;
+
+/// Whether `name` may be one segment of a URL's path as it is: not empty, not
+/// too long, only letters, digits, `-`, `_` and the bytes of `also`. Both
+/// names that go there come from outside (the server's stream, the caller's
+/// model id).
+fn plain_segment(name: &str, also: &[u8]) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_RESPONSE_ID
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || also.contains(&b))
+}
 
 /// A provider reached over HTTP in one API's wire format `F`. Name it by its
 /// aliases: [`OpenAiCompatible`](super::OpenAiCompatible) and
@@ -90,14 +102,8 @@ impl<F: WireFormat> HttpProvider<F> {
             return Ok(self.endpoint.url.clone());
         };
         let model = req.model.model();
-        let plain = !model.is_empty()
-            && model.len() <= MAX_RESPONSE_ID
-            && model
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-        let invalid =
-            |message: String| Box::new(self.context(req).error(FailureKind::Invalid { message }));
-        if !plain {
+        let invalid = |message: String| self.invalid(req, message);
+        if !plain_segment(model, b".") {
             return Err(invalid(format!(
                 "{:?} is not an Azure deployment name",
                 crate::wire::snippet(model)
@@ -112,6 +118,11 @@ impl<F: WireFormat> HttpProvider<F> {
             reqwest::Url::parse(&url).map_err(|e| invalid(format!("the deployment's URL: {e}")))?;
         url.query_pairs_mut().append_pair("api-version", version);
         Ok(url)
+    }
+
+    /// `req`'s error for what it asks that steer will not send.
+    fn invalid(&self, req: &ChatRequest, message: String) -> Box<ProviderError> {
+        Box::new(self.context(req).error(FailureKind::Invalid { message }))
     }
 
     /// The key and the request's own headers.
@@ -135,14 +146,8 @@ impl<F: WireFormat> HttpProvider<F> {
         id: &str,
         tail: &str,
     ) -> Result<reqwest::Url, Box<ProviderError>> {
-        let plain = !id.is_empty()
-            && id.len() <= MAX_RESPONSE_ID
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        let invalid =
-            |message: String| Box::new(self.context(req).error(FailureKind::Invalid { message }));
-        if !plain {
+        let invalid = |message: String| self.invalid(req, message);
+        if !plain_segment(id, b"") {
             return Err(invalid(format!(
                 "the response id {:?} is not one steer puts in a URL",
                 crate::wire::snippet(id)
@@ -268,10 +273,11 @@ impl<F: WireFormat> Provider for HttpProvider<F> {
         req: &ChatRequest,
         point: &ResumePoint,
     ) -> Result<EventStream, ProviderError> {
-        let Some(decoder) = self.format.resume_decoder(req, point) else {
+        if !self.format.resumes() {
             let message = format!("the {} API has no server-side resume", F::NAME);
-            return Err(self.context(req).error(FailureKind::Invalid { message }));
-        };
+            return Err(*self.invalid(req, message));
+        }
+        let decoder = self.format.resume_decoder(req, point);
         let mut url = self
             .response_url(req, &point.response_id, "")
             .map_err(|e| *e)?;
@@ -289,11 +295,7 @@ impl<F: WireFormat> Provider for HttpProvider<F> {
     }
 
     async fn cancel(&self, req: &ChatRequest, response_id: &str) -> Result<(), ProviderError> {
-        if self
-            .format
-            .resume_decoder(req, &ResumePoint::new(response_id, 0))
-            .is_none()
-        {
+        if !self.format.resumes() {
             return Ok(());
         }
         let url = self

@@ -65,9 +65,13 @@ impl WireFormat for Responses {
         wire::Decoder::with_stops(req.stop.clone())
     }
 
+    fn resumes(&self) -> bool {
+        true
+    }
+
     /// A background response's stream resumes after the last event read.
-    fn resume_decoder(&self, req: &ChatRequest, point: &ResumePoint) -> Option<wire::Decoder> {
-        Some(wire::Decoder::resuming(req.stop.clone(), point))
+    fn resume_decoder(&self, req: &ChatRequest, point: &ResumePoint) -> wire::Decoder {
+        wire::Decoder::resuming(req.stop.clone(), point)
     }
 
     fn finish_reply(&self, req: &ChatRequest, reply: &mut ChatResponse) {

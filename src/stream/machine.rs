@@ -142,8 +142,8 @@ impl StreamMachine {
     /// The background responses the stream has left running (a resume
     /// refused, a failover, a client-side stop), to cancel now.
     pub(crate) fn take_abandoned(&mut self) -> Vec<String> {
-        let d = self.delivery.get_or_insert_with(Box::default);
-        if let Some(id) = d.left_running.take() {
+        // (A delivery lent to a reader is that reader's to answer for.)
+        if let Some(id) = self.delivery.as_mut().and_then(|d| d.left_running.take()) {
             self.abandoned.push(id);
         }
         std::mem::take(&mut self.abandoned)
@@ -166,7 +166,9 @@ impl StreamMachine {
     /// response is to be cancelled.
     pub(crate) fn abandon_resume(&mut self) {
         let resume = std::mem::replace(&mut self.resume, Resume::Off);
-        let d = self.delivery.get_or_insert_with(Box::default);
+        let Some(d) = self.delivery.as_mut() else {
+            return;
+        };
         if resume == Resume::Next {
             d.attempt_failed();
         }
