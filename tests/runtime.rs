@@ -475,13 +475,19 @@ async fn a_retry_after_above_the_cap_fails_at_once_and_reports_the_wait() {
 }
 
 #[actix_rt::test]
-async fn a_rate_limit_pauses_every_request_to_the_provider() {
+async fn a_rate_limit_that_spends_the_key_pauses_every_request_to_the_provider() {
     tokio::time::pause();
     let script = Arc::new(Script::default());
     let client = client_with_policy(&script, RetryPolicy::default());
     push(
         &script,
-        [Step::Status(429, vec![("retry-after", "5".into())])],
+        [Step::Status(
+            429,
+            vec![
+                ("retry-after", "5".into()),
+                ("x-ratelimit-remaining-requests", "0".into()),
+            ],
+        )],
     );
     let first = client.generate(request());
     let second = async {
@@ -507,6 +513,37 @@ async fn a_rate_limit_pauses_every_request_to_the_provider() {
         BreakerState::Closed,
         "a rate limit is not a failure"
     );
+}
+
+#[actix_rt::test]
+async fn a_rate_limit_while_capacity_is_left_is_that_calls_alone() {
+    tokio::time::pause();
+    let script = Arc::new(Script::default());
+    let client = client_with_policy(&script, RetryPolicy::default());
+    push(
+        &script,
+        [Step::Status(
+            429,
+            vec![
+                ("retry-after", "5".into()),
+                ("x-ratelimit-remaining-requests", "12".into()),
+            ],
+        )],
+    );
+    let first = client.generate(request());
+    let second = async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        client.generate(request()).await
+    };
+    let started = Instant::now();
+    let (a, b) = futures::join!(first, second);
+    assert!(a.is_ok() && b.is_ok());
+    let times = script.call_times.lock().clone();
+    assert_eq!(times.len(), 3);
+    let at = |i: usize| times[i] - started;
+    // The second request went at 1 s, unpaused; the first waited its own 5 s.
+    assert!(at(1) < Duration::from_secs(2), "{times:?}");
+    assert!(at(2) >= Duration::from_secs(5), "{times:?}");
 }
 
 #[actix_rt::test]

@@ -200,6 +200,14 @@ impl RateLimitHints {
         requests.max(tokens)
     }
 
+    /// Whether the response said what is left of its limits, and something is:
+    /// a 429 that came with such headers was that call's (a burst window, a
+    /// concurrency limit), not the key's.
+    pub fn capacity_left(&self) -> bool {
+        let counts = [self.requests_remaining, self.tokens_remaining];
+        counts.iter().any(Option::is_some) && !counts.contains(&Some(0))
+    }
+
     /// When an exhausted limit refills: the reset of any limit whose remaining
     /// count is zero, the later one if both are.
     pub fn exhausted_until(&self) -> Option<Duration> {
@@ -272,6 +280,59 @@ impl Failure {
     }
 }
 
+impl Failure {
+    /// The wait that pauses every call to this failure's model: a rate limit
+    /// with a server-directed wait that speaks for the key or the model. Its
+    /// rate-limit headers decide when it has them (nothing left: the key's;
+    /// something left: that call's, retried on its own); without them, its
+    /// body must name the key's limit (OpenAI's "in organization", Anthropic's
+    /// "your per-minute rate limit", xAI's "rate limit of your team", a
+    /// gateway's cooldown). A bare 429 is that call's.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use steer_actors::{Category, Failure};
+    /// let mut f = Failure::new(Category::RateLimited, "x", "Too Many Requests");
+    /// f.retry_after = Some(Duration::from_secs(1));
+    /// assert_eq!(f.pause_wait(), None, "a bare 429 is the call's");
+    /// f.rate_limit.requests_remaining = Some(0);
+    /// assert_eq!(f.pause_wait(), Some(Duration::from_secs(1)));
+    /// ```
+    pub fn pause_wait(&self) -> Option<Duration> {
+        let wait = self.retry_after.filter(|_| self.category == Category::RateLimited)?;
+        let hints = &self.rate_limit;
+        let for_key = if hints.requests_remaining.is_some() || hints.tokens_remaining.is_some() {
+            !hints.capacity_left()
+        } else {
+            names_a_key_limit(&self.message)
+                || self
+                    .error_code
+                    .as_deref()
+                    .is_some_and(|c| KEY_LIMIT_CODES.contains(&c))
+        };
+        for_key.then_some(wait)
+    }
+}
+
+/// Error codes that speak for the key or the model as a whole.
+const KEY_LIMIT_CODES: &[&str] = &["slow_down", "all_deployments_in_cooldown"];
+
+/// Whether an error message names a limit of the key, its organization or
+/// team, or the model group (real bodies: providers.md, real-servers.md §5).
+fn names_a_key_limit(message: &str) -> bool {
+    const PHRASES: &[&str] = &[
+        "in organization",
+        "your organization",
+        "your per-minute rate limit",
+        "rate limit of your team",
+        "requests per min",
+        "tokens per min",
+        "cooldown",
+    ];
+    let lower = message.to_ascii_lowercase();
+    PHRASES.iter().any(|p| lower.contains(p))
+}
+
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}", self.provider, self.category)?;
@@ -313,6 +374,40 @@ mod tests {
         }
         assert!(Category::RateLimited.retryable_by_default());
         assert!(!Category::RateLimited.affects_health());
+    }
+
+    #[test]
+    fn a_rate_limit_pauses_the_model_only_when_it_speaks_for_the_key() {
+        let wait = Duration::from_secs(1);
+        let limited = |message: &str, remaining: Option<u64>| {
+            let mut f = Failure::new(Category::RateLimited, "p", message);
+            f.retry_after = Some(wait);
+            f.rate_limit.requests_remaining = remaining;
+            f
+        };
+        let openai = "Rate limit reached for gpt-4o-mini in organization org-x on requests per min (RPM): Limit 60, Used 60, Requested 1.";
+        let anthropic = "Number of request tokens has exceeded your per-minute rate limit";
+        let xai = "Too many requests: you have exceeded the rate limit of your team.";
+        for body in [openai, anthropic, xai, "all deployments in cooldown"] {
+            assert_eq!(limited(body, None).pause_wait(), Some(wait), "{body}");
+            // The headers decide when there are some: capacity left is the call's.
+            assert_eq!(limited(body, Some(12)).pause_wait(), None, "{body}");
+            assert_eq!(limited(body, Some(0)).pause_wait(), Some(wait), "{body}");
+        }
+        assert_eq!(limited("Too Many Requests", None).pause_wait(), None);
+        assert_eq!(limited("Too Many Requests", Some(0)).pause_wait(), Some(wait));
+        let mut tokens_spent = limited("Too Many Requests", Some(40));
+        tokens_spent.rate_limit.tokens_remaining = Some(0);
+        assert_eq!(tokens_spent.pause_wait(), Some(wait), "any limit spent");
+        let mut code = limited("Please reduce your request rate.", None);
+        code.error_code = Some("slow_down".into());
+        assert_eq!(code.pause_wait(), Some(wait));
+        let mut no_wait = limited(openai, Some(0));
+        no_wait.retry_after = None;
+        assert_eq!(no_wait.pause_wait(), None, "no wait, no pause");
+        let mut overload = limited(openai, Some(0));
+        overload.category = Category::Overloaded;
+        assert_eq!(overload.pause_wait(), None, "only rate limits pause");
     }
 
     #[test]

@@ -28,6 +28,10 @@ pub struct WaitHeaders {
     pub gateway_retry_after: Option<String>,
     /// `x-should-retry`.
     pub should_retry: Option<bool>,
+    /// A 429 whose rate-limit headers still show capacity left (a burst
+    /// window or a concurrency limit: Azure evaluates its per-minute limits
+    /// over 1-10 s windows), instead of remaining 0 (the key's limit spent).
+    pub capacity_left: bool,
 }
 
 /// What happens to the response.
@@ -225,6 +229,11 @@ impl FaultPlan {
     pub fn should_retry(self, value: bool) -> Self {
         self.map_wait(|w| w.should_retry = Some(value))
     }
+    /// A 429 whose rate-limit headers still show capacity left (see
+    /// [`WaitHeaders::capacity_left`]).
+    pub fn capacity_left(self) -> Self {
+        self.map_wait(|w| w.capacity_left = true)
+    }
 
     fn map_wait(mut self, f: impl FnOnce(&mut WaitHeaders)) -> Self {
         if let Outcome::Error { wait, .. } | Outcome::Status { wait, .. } = &mut self.outcome {
@@ -338,6 +347,11 @@ fn parse_wait(params: &Params<'_>) -> Result<WaitHeaders, String> {
                 other => Err(format!("should_retry={other:?} must be true or false")),
             })
             .transpose()?,
+        capacity_left: match params.get("capacity_left") {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => return Err(format!("capacity_left={other:?} must be true or false")),
+        },
     })
 }
 
@@ -347,6 +361,7 @@ const WAIT_KEYS: &[&str] = &[
     "retry_after_ms",
     "gateway_retry_after",
     "should_retry",
+    "capacity_left",
 ];
 
 fn known_error(name: &str) -> Result<(), String> {
@@ -494,6 +509,9 @@ impl fmt::Display for Outcome {
             if let Some(v) = w.should_retry {
                 p.push(format!("should_retry={v}"));
             }
+            if w.capacity_left {
+                p.push("capacity_left=true".into());
+            }
             p
         }
         let after = |a: &Option<usize>| a.map(|n| format!("after={n}")).into_iter().collect();
@@ -546,6 +564,7 @@ mod tests {
             "rate_limit?retry_after_date=30",
             "rate_limit?retry_after_ms=150.5",
             "server_error?should_retry=false",
+            "rate_limit?retry_after=1&capacity_left=true",
             "status?code=418",
             "stream_error?name=overloaded&after=3",
             "stall?after=5",

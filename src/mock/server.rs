@@ -583,7 +583,7 @@ impl Ctx {
             StatusCode::from_u16(err.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         resp.headers_mut()
             .insert("content-type", HeaderValue::from_static(err.content_type));
-        self.base_headers(&mut resp, err.status == 429);
+        self.base_headers(&mut resp, err.status == 429 && !wait.capacity_left);
         let h = resp.headers_mut();
         if let Some(v) = wait
             .retry_after

@@ -178,11 +178,10 @@ pub(crate) fn failure_outcome(failure: &crate::failure::Failure) -> (CallOutcome
     (outcome, failure_scope(failure.category))
 }
 
-/// Pauses `model` for a rate limit's server-directed wait, if it has one.
+/// Pauses `model` for a rate limit's server-directed wait, if it speaks for
+/// the key or the model ([`Failure::pause_wait`](crate::Failure::pause_wait)).
 pub(crate) fn pause_for(breaker: &BreakerRef, model: &Arc<str>, failure: &crate::failure::Failure) {
-    if let (crate::failure::Category::RateLimited, Some(wait)) =
-        (failure.category, failure.retry_after)
-    {
+    if let Some(wait) = failure.pause_wait() {
         breaker.addr().do_send(Pause {
             model: model.clone(),
             wait,

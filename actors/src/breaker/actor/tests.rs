@@ -143,9 +143,16 @@ fn a_pause_or_a_failing_model_stops_that_model_and_network_failures_the_endpoint
         assert_eq!(status.models.len(), 2);
         assert!(breaker.pass(&big).is_some() && breaker.pass(&small).is_some());
 
-        // A 429 with a wait pauses one model.
+        // A 429 whose headers show capacity left is that call's: nothing pauses.
         let mut limited = Failure::new(Category::RateLimited, "p", "slow down");
         limited.retry_after = Some(Duration::from_secs(30));
+        limited.rate_limit.requests_remaining = Some(7);
+        report_failure(breaker.pass(&big), &breaker, &big, &limited, true);
+        let _ = breaker.addr().send(GetStatus::default()).await;
+        assert!(breaker.pass(&big).is_some(), "a call's 429 pauses nothing");
+
+        // A 429 with a wait whose headers say nothing is left pauses one model.
+        limited.rate_limit.requests_remaining = Some(0);
         report_failure(breaker.pass(&big), &breaker, &big, &limited, true);
         let _ = breaker.addr().send(GetStatus::default()).await;
         assert!(breaker.pass(&big).is_none(), "the limited model asks");
