@@ -149,6 +149,9 @@ impl fmt::Display for FailedRequest {
             GiveUp::BackoffLimit => "total backoff limit reached".to_string(),
             GiveUp::Deadline => "the next retry would pass the deadline".to_string(),
             GiveUp::BudgetExhausted => "the provider's retry budget is spent".to_string(),
+            GiveUp::WaitElsewhere { wait } => {
+                format!("the server asked to wait {wait:?}; another target could answer now")
+            }
         };
         write!(
             f,

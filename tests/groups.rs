@@ -452,3 +452,76 @@ async fn a_refusal_goes_to_the_groups_content_fallback() {
         Err(e) => panic!("{e}"),
     }
 }
+
+/// Two deployments of one flavour, each its own mock, in a group `fast`.
+fn two_deployments() -> (MockServer, MockServer, Client) {
+    let first = MockServer::builder().start_background().unwrap();
+    let second = MockServer::builder().start_background().unwrap();
+    let client = Client::builder()
+        .providers(
+            Providers::new()
+                .with(deployment("one", &first))
+                .with(deployment("two", &second)),
+        )
+        .retry(RetryPolicy::default().max_attempts(3))
+        .group(
+            "fast",
+            Group::new(["one/gpt-4o-mini", "two/gpt-4o-mini"]).unwrap(),
+        )
+        .build()
+        .unwrap();
+    (first, second, client)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wait_a_server_asks_for_moves_the_request_to_a_target_that_can_answer_now() {
+    let (first, second, client) = two_deployments();
+    // A call's own 429 (its headers show capacity left): no pause, but a wait.
+    let limited = || FaultPlan::error("rate_limit").retry_after("30").capacity_left();
+    first.push_faults([limited()]);
+    let reply = within(client.generate(ask())).await.unwrap();
+    assert_eq!(reply.provider, "two", "{:?}", reply.route);
+    assert_eq!(first.request_count(), 1, "not retried at the waiting target");
+    assert_eq!(reply.route[0].outcome, "rate_limited");
+    assert_eq!(reply.route[0].back_in, Some(Duration::from_secs(30)));
+    // The call's 429 paused nothing: the next request goes to "one" again.
+    let reply = within(client.generate(ask())).await.unwrap();
+    assert_eq!(reply.provider, "one");
+
+    // A stream moves the same way, before its first token.
+    first.push_faults([limited()]);
+    let stream = within(client.stream(ask())).await.unwrap();
+    let seen = common::read_stream(stream).await.unwrap();
+    let steps = seen.steps.expect("a grouped stream reports its route");
+    assert_eq!(
+        outcomes(&steps),
+        [
+            ("one/gpt-4o-mini".to_string(), "rate_limited".to_string()),
+            ("two/gpt-4o-mini".to_string(), "answered".to_string()),
+        ]
+    );
+    assert_eq!((first.request_count(), second.request_count()), (3, 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_target_left_waits_out_its_servers_wait_itself() {
+    let (first, second, client) = two_deployments();
+    let limited = |ms: &str| {
+        FaultPlan::error("rate_limit")
+            .retry_after_ms(ms)
+            .capacity_left()
+    };
+    first.push_faults([limited("40")]);
+    second.push_faults([limited("60")]);
+    let reply = within(client.generate(ask())).await.unwrap();
+    // "one" asked for a wait while "two" could answer: moved on. "two" had no
+    // target left to move to: it waited its 60 ms and answered.
+    assert_eq!(
+        outcomes(&reply.route),
+        [
+            ("one/gpt-4o-mini".to_string(), "rate_limited".to_string()),
+            ("two/gpt-4o-mini".to_string(), "answered".to_string()),
+        ]
+    );
+    assert_eq!((first.request_count(), second.request_count()), (1, 2));
+}

@@ -26,4 +26,8 @@ pub struct RequestSpec {
     pub use_breaker: bool,
     /// Longest wait for a provider paused by a rate limit (else fail at once).
     pub max_pause_wait: Duration,
+    /// Whether a failure whose server asks for a wait ends the attempts at
+    /// once ([`GiveUp::WaitElsewhere`](crate::retry::GiveUp::WaitElsewhere)):
+    /// set by a group's route while another of its targets could answer now.
+    pub wait_elsewhere: bool,
 }

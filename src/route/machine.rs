@@ -23,6 +23,7 @@
 use std::time::Duration;
 
 use steer_actors::breaker::Rejection;
+use steer_actors::GiveUp;
 
 use super::group::{after_failure, earliest_back, recovery_wait, Group, Move};
 use crate::error::Error;
@@ -129,6 +130,18 @@ impl Route {
         Next::Go { target, from }
     }
 
+    /// Whether the current target should hand a failure that asks for a wait
+    /// to the route rather than wait it out: the route has not waited yet, no
+    /// fallback is pending, and `pick_now` finds another untried target that
+    /// can answer now. (Once the route has waited for every target, a target
+    /// waits out its own server's waits again.)
+    pub fn wait_elsewhere(
+        &self,
+        pick_now: impl FnOnce(&Group, &[ModelId]) -> Option<ModelId>,
+    ) -> bool {
+        !self.waited && self.forced.is_none() && pick_now(&self.group, &self.tried).is_some()
+    }
+
     /// The current target answered: the route ends; returns its steps.
     pub fn answered(&mut self) -> Vec<RouteStep> {
         if let Some(target) = self.current.take() {
@@ -173,6 +186,14 @@ impl Route {
 /// when the target is back), an invalid request, or the failure's category.
 pub fn failed_step(target: &ModelId, error: &Error) -> RouteStep {
     let (outcome, back_in) = match error {
+        // A target that asked for a wait is back when the wait ends.
+        Error::Failed(f) => {
+            let back_in = match f.reason {
+                GiveUp::WaitElsewhere { wait } => Some(wait),
+                _ => None,
+            };
+            (f.failure.category.as_str().to_string(), back_in)
+        }
         Error::Rejected { rejection, .. } => match rejection {
             Rejection::Open { retry_in } => ("breaker_open".to_string(), Some(*retry_in)),
             Rejection::Paused { retry_in } => ("paused".to_string(), Some(*retry_in)),

@@ -70,6 +70,14 @@ impl Targets {
             .cloned()
     }
 
+    /// An untried target of `group` that can answer now (its rate limit not
+    /// nearly spent), if there is one: no fallback to a spent one.
+    pub(crate) fn pick_now(&self, group: &Group, tried: &[ModelId]) -> Option<ModelId> {
+        group
+            .pick_by_load(tried, |t| self.available(t), 0.0, |t| self.load_of(t))
+            .cloned()
+    }
+
     /// Counts and logs a failover of group `group` from `from` to `to`.
     pub(crate) fn failover(&self, span: &tracing::Span, group: &str, from: &ModelId, to: &ModelId) {
         let (from, to) = (from.to_string(), to.to_string());

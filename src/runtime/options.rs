@@ -30,6 +30,9 @@ pub struct GenerateOptions {
     pub(crate) min_rate: Option<crate::stream::rate::RateFloor>,
     /// A request routed through a group does not wait out a paused target.
     pub(crate) skip_pauses: bool,
+    /// Set by a group's route while another target could answer now: a
+    /// server-directed wait moves the request on instead of waiting.
+    pub(crate) wait_elsewhere: bool,
 }
 
 impl GenerateOptions {

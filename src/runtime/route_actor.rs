@@ -115,8 +115,13 @@ impl RouteActor {
         let mut leg = self.request.clone();
         leg.model = target.clone();
         let mut options = self.options.clone();
-        // A paused target is skipped, not waited for: the route moves on.
+        // A paused target is skipped, not waited for: the route moves on; so
+        // is a server's wait while another target could answer now.
         options.skip_pauses = true;
+        let targets = &self.targets;
+        options.wait_elsewhere = self
+            .route
+            .wait_elsewhere(|g, tried| targets.pick_now(g, tried));
         if let Some(d) = self.deadline {
             options.deadline = Some(d.saturating_duration_since(tokio::time::Instant::now()));
         }

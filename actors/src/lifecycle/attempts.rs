@@ -17,6 +17,7 @@
 //! #     request_id: "r".into(), provider: "p".into(), model: "m".into(),
 //! #     attempt_timeout: None, deadline: None, policy: None,
 //! #     use_breaker: true, max_pause_wait: Duration::from_secs(1),
+//! #     wait_elsewhere: false,
 //! # };
 //! let now = tokio::time::Instant::now();
 //! let mut attempts = Attempts::new(&spec, now);
@@ -113,6 +114,7 @@ pub struct Attempts {
     attempt_timeout: Option<Duration>,
     max_pause_wait: Duration,
     use_breaker: bool,
+    wait_elsewhere: bool,
     policy: Option<Arc<RetryPolicy>>,
     phase: Phase,
     /// The failure the coordinator is deciding on.
@@ -130,6 +132,7 @@ impl Attempts {
             attempt_timeout: spec.attempt_timeout,
             max_pause_wait: spec.max_pause_wait,
             use_breaker: spec.use_breaker,
+            wait_elsewhere: spec.wait_elsewhere,
             policy: spec.policy.clone(),
             phase: Phase::Ready,
             deciding: None,
@@ -185,10 +188,16 @@ impl Attempts {
     }
 
     /// The attempt failed with `failure` (already reported to the breaker): ask
-    /// the coordinator.
+    /// the coordinator; or, when the server asked for a wait and the route has
+    /// a target that can answer now ([`Attempts::wait_elsewhere`]), give up
+    /// at once so that the route moves on.
     pub fn failed(&mut self, failure: Failure, now: Instant) -> Step {
         if self.phase != Phase::Running {
             return Step::Idle;
+        }
+        if let Some(wait) = self.elsewhere_for(&failure) {
+            self.phase = Phase::Ended;
+            return Step::GiveUp(failure, GiveUp::WaitElsewhere { wait });
         }
         self.phase = Phase::Deciding;
         let question = AttemptFailed {
@@ -283,6 +292,21 @@ impl Attempts {
         running
     }
 
+    /// Whether a failure whose server asks for a wait ends the attempts at
+    /// once (the route sets it while another target could answer now).
+    pub fn wait_elsewhere(&mut self, on: bool) {
+        self.wait_elsewhere = on;
+    }
+
+    /// The wait a retryable failure asks for, when the request is to take it
+    /// elsewhere rather than wait.
+    fn elsewhere_for(&self, failure: &Failure) -> Option<Duration> {
+        if !self.wait_elsewhere || !failure.retryable {
+            return None;
+        }
+        failure.retry_after.filter(|w| !w.is_zero())
+    }
+
     /// Moves the request to another target (a failover): its retries start
     /// afresh within what is left of its deadline, with that target's settings.
     pub fn retarget(&mut self, spec: &RequestSpec, now: Instant) {
@@ -291,6 +315,7 @@ impl Attempts {
         self.attempt_timeout = spec.attempt_timeout;
         self.max_pause_wait = spec.max_pause_wait;
         self.use_breaker = spec.use_breaker;
+        self.wait_elsewhere = spec.wait_elsewhere;
         self.deciding = None;
         self.phase = Phase::Ready;
     }

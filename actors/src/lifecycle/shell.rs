@@ -253,10 +253,13 @@ pub fn retry_or_give_up<A: AttemptLoop>(
     ctx: &mut Context<A>,
 ) {
     let now = tokio::time::Instant::now();
-    // Anything but `Ask` is `Idle`: no attempt was running (the request has
-    // ended or is already deciding), so nothing waits on this failure.
-    let Step::Ask(question) = act.core().attempts.failed(failure, now) else {
-        return;
+    // A wait to take elsewhere ends the attempts without asking; anything
+    // else but `Ask` is `Idle`: no attempt was running (the request has ended
+    // or is already deciding), so nothing waits on this failure.
+    let question = match act.core().attempts.failed(failure, now) {
+        Step::Ask(question) => question,
+        Step::GiveUp(failure, reason) => return act.give_up(failure, reason, raw, ctx),
+        _ => return,
     };
     let (answer, decision) = tokio::sync::oneshot::channel();
     act.core()

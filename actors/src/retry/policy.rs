@@ -277,6 +277,12 @@ pub enum GiveUp {
     Deadline,
     /// The provider's retry budget is spent.
     BudgetExhausted,
+    /// The server asked for a wait while the request's group had another
+    /// target that could answer now: the route moves on instead of waiting.
+    WaitElsewhere {
+        /// The wait it asked for (when the route may come back to it).
+        wait: Duration,
+    },
 }
 
 /// What to do after a failed attempt.

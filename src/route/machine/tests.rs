@@ -230,3 +230,35 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_target_takes_a_wait_elsewhere_only_while_another_can_answer_and_before_the_route_waited() {
+    let group = Group::new(["a/m", "b/m"]).unwrap();
+    let mut route = Route::new("g", group);
+    let _ = route.next(in_order, None);
+    assert!(route.wait_elsewhere(in_order), "b is untried");
+    assert!(
+        !route.wait_elsewhere(|_, _| None),
+        "no target can answer now"
+    );
+    let asked = failed(
+        Category::RateLimited,
+        GiveUp::WaitElsewhere {
+            wait: Duration::from_millis(300),
+        },
+    );
+    assert_eq!(route.failed(&asked), Verdict::MoveOn);
+    assert_eq!(route.steps()[0].outcome, "rate_limited");
+    assert_eq!(route.steps()[0].back_in, Some(Duration::from_millis(300)));
+    let _ = route.next(in_order, None);
+    assert!(!route.wait_elsewhere(in_order), "the last target waits itself");
+    // Every target asked for a wait: the route waits for the earliest, once,
+    // and then each target waits out its own.
+    assert_eq!(route.failed(&asked), Verdict::MoveOn);
+    assert!(matches!(
+        route.next(in_order, None),
+        Next::Wait(w) if w >= Duration::from_millis(300)
+    ));
+    let _ = route.next(in_order, None);
+    assert!(!route.wait_elsewhere(in_order), "after the route waited");
+}

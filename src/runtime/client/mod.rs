@@ -358,8 +358,10 @@ impl Client {
             return Err(ConfigError::group(name, "no target to pick"));
         };
         req.model = first;
-        // A paused target is skipped, not waited for: the stream moves on.
+        // A paused target is skipped, not waited for: the stream moves on; so
+        // is a server's wait while another target could answer now.
         options.skip_pauses = true;
+        options.wait_elsewhere = route.wait_elsewhere(|g, tried| targets.pick_now(g, tried));
         let route = Box::new(StreamRoute { route, targets });
         self.start_stream(req, options, Some(route)).await
     }
@@ -442,6 +444,7 @@ impl Client {
             },
             policy: options.retry.clone(),
             use_breaker: options.breaker.unwrap_or(true),
+            wait_elsewhere: options.wait_elsewhere,
         }
     }
 

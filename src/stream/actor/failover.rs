@@ -119,6 +119,10 @@ impl StreamActor {
         self.machine
             .failed_over(&target, provider.prefill(target.model()));
         self.provider = provider;
+        let targets = &route.targets;
+        self.core.spec.wait_elsewhere = route
+            .route
+            .wait_elsewhere(|g, tried| targets.pick_now(g, tried));
         self.core
             .retarget(actors, target.provider(), target.model());
         self.open_gauge = self

@@ -16,6 +16,7 @@ fn spec(deadline: Option<Duration>, use_breaker: bool) -> RequestSpec {
         policy: None,
         use_breaker,
         max_pause_wait: Duration::from_secs(5),
+        wait_elsewhere: false,
     }
 }
 
@@ -263,4 +264,58 @@ proptest! {
             prop_assert_eq!(a.in_flight(), a.phase() == Phase::Running);
         }
     }
+}
+
+#[test]
+fn a_servers_wait_ends_the_attempts_at_once_only_when_the_route_has_elsewhere_to_go() {
+    let now = Instant::now();
+    let limited = |wait: Option<Duration>| {
+        let mut f = Failure::new(Category::RateLimited, "p", "slow");
+        f.retry_after = wait;
+        f
+    };
+    let running = |elsewhere: bool| {
+        let mut a = Attempts::new(
+            &RequestSpec {
+                wait_elsewhere: elsewhere,
+                ..spec(None, false)
+            },
+            now,
+        );
+        a.start(now);
+        a
+    };
+    let mut a = running(true);
+    assert_eq!(
+        a.failed(limited(Some(ms(500))), now),
+        Step::GiveUp(
+            limited(Some(ms(500))),
+            GiveUp::WaitElsewhere { wait: ms(500) }
+        )
+    );
+    assert_eq!(a.phase(), Phase::Ended);
+    // No wait, a zero wait, a failure that is not retryable, or no elsewhere:
+    // the coordinator decides as always.
+    for (elsewhere, failure) in [
+        (true, limited(None)),
+        (true, limited(Some(Duration::ZERO))),
+        (false, limited(Some(ms(500)))),
+        (
+            true,
+            Failure {
+                retryable: false,
+                ..limited(Some(ms(500)))
+            },
+        ),
+    ] {
+        let mut a = running(elsewhere);
+        assert!(matches!(a.failed(failure, now), Step::Ask(_)));
+    }
+    // The route can switch it on and off between targets.
+    let mut a = running(false);
+    a.wait_elsewhere(true);
+    assert!(matches!(
+        a.failed(limited(Some(ms(5))), now),
+        Step::GiveUp(_, GiveUp::WaitElsewhere { .. })
+    ));
 }

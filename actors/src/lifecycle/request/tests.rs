@@ -17,6 +17,7 @@ fn spec() -> RequestSpec {
         policy: None,
         use_breaker: true,
         max_pause_wait: Duration::from_secs(1),
+        wait_elsewhere: false,
     }
 }
 
