@@ -52,6 +52,10 @@ pub struct Config {
     /// The breaker settings of every provider.
     #[serde(default)]
     pub breaker: Option<BreakerSettings>,
+    /// gRPC-style retry throttling of every provider (off unless present):
+    /// `[retry_throttle]` with `max_tokens` and `token_ratio`.
+    #[serde(default)]
+    pub retry_throttle: Option<steer_actors::retry::ThrottleConfig>,
     /// State shared with the other replicas through Redis (feature `shared-redis`).
     #[serde(default)]
     pub shared: Option<SharedSettings>,
@@ -497,6 +501,9 @@ impl Config {
             }
             builder = builder.retry(policy);
         }
+        if let Some(t) = self.retry_throttle {
+            builder = builder.retry_throttle(t);
+        }
         if let Some(b) = &self.breaker {
             let mut config = steer_actors::BreakerConfig::default();
             if let Some(n) = b.failure_threshold {
@@ -605,6 +612,27 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("line 2") && err.contains("duration"), "{err}");
+    }
+
+    #[test]
+    fn a_retry_throttle_is_read_and_checked_when_the_client_is_built() {
+        let c =
+            Config::from_toml("[retry_throttle]\nmax_tokens = 20\ntoken_ratio = 0.2\n").unwrap();
+        assert_eq!(
+            c.retry_throttle,
+            Some(steer_actors::ThrottleConfig {
+                max_tokens: 20,
+                token_ratio: 0.2
+            })
+        );
+        let err = Config::from_toml("[retry_throttle]\nmax_tokens = 20\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("token_ratio"), "{err}");
+        let zero =
+            Config::from_toml("[retry_throttle]\nmax_tokens = 0\ntoken_ratio = 0.2\n").unwrap();
+        let built = zero.apply(crate::Client::builder()).unwrap().build();
+        assert!(matches!(&built, Err(Error::Config(_))), "{:?}", built.err());
     }
 
     #[test]

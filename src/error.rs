@@ -149,6 +149,10 @@ impl fmt::Display for FailedRequest {
             GiveUp::BackoffLimit => "total backoff limit reached".to_string(),
             GiveUp::Deadline => "the next retry would pass the deadline".to_string(),
             GiveUp::BudgetExhausted => "the provider's retry budget is spent".to_string(),
+            GiveUp::Throttled => {
+                "retries to this target are throttled: its failures outrun its successes"
+                    .to_string()
+            }
             GiveUp::WaitElsewhere { wait } => {
                 format!("the server asked to wait {wait:?}; another target could answer now")
             }

@@ -61,7 +61,7 @@ pub use runtime::{Breakers, Client, ClientBuilder, Generate, GenerateOptions, Ov
 pub use secret::ApiKey;
 pub use steer_actors::{
     Backoff, BreakerConfig, BreakerState, BudgetConfig, Category, Failure, GiveUp, Jitter, Phase,
-    RateLimitHints, RetryPolicy,
+    RateLimitHints, RetryPolicy, ThrottleConfig,
 };
 pub use stream::{Continuation, Divergence, SteerStream};
 pub use tools::{OutputError, ResponseFormat, Tool, ToolCall, ToolChoice, ToolResult};

@@ -477,11 +477,19 @@ fn two_deployments() -> (MockServer, MockServer, Client) {
 async fn a_wait_a_server_asks_for_moves_the_request_to_a_target_that_can_answer_now() {
     let (first, second, client) = two_deployments();
     // A call's own 429 (its headers show capacity left): no pause, but a wait.
-    let limited = || FaultPlan::error("rate_limit").retry_after("30").capacity_left();
+    let limited = || {
+        FaultPlan::error("rate_limit")
+            .retry_after("30")
+            .capacity_left()
+    };
     first.push_faults([limited()]);
     let reply = within(client.generate(ask())).await.unwrap();
     assert_eq!(reply.provider, "two", "{:?}", reply.route);
-    assert_eq!(first.request_count(), 1, "not retried at the waiting target");
+    assert_eq!(
+        first.request_count(),
+        1,
+        "not retried at the waiting target"
+    );
     assert_eq!(reply.route[0].outcome, "rate_limited");
     assert_eq!(reply.route[0].back_in, Some(Duration::from_secs(30)));
     // The call's 429 paused nothing: the next request goes to "one" again.

@@ -299,7 +299,9 @@ impl Failure {
     /// assert_eq!(f.pause_wait(), Some(Duration::from_secs(1)));
     /// ```
     pub fn pause_wait(&self) -> Option<Duration> {
-        let wait = self.retry_after.filter(|_| self.category == Category::RateLimited)?;
+        let wait = self
+            .retry_after
+            .filter(|_| self.category == Category::RateLimited)?;
         let hints = &self.rate_limit;
         let for_key = if hints.requests_remaining.is_some() || hints.tokens_remaining.is_some() {
             !hints.capacity_left()
@@ -395,7 +397,10 @@ mod tests {
             assert_eq!(limited(body, Some(0)).pause_wait(), Some(wait), "{body}");
         }
         assert_eq!(limited("Too Many Requests", None).pause_wait(), None);
-        assert_eq!(limited("Too Many Requests", Some(0)).pause_wait(), Some(wait));
+        assert_eq!(
+            limited("Too Many Requests", Some(0)).pause_wait(),
+            Some(wait)
+        );
         let mut tokens_spent = limited("Too Many Requests", Some(40));
         tokens_spent.rate_limit.tokens_remaining = Some(0);
         assert_eq!(tokens_spent.pause_wait(), Some(wait), "any limit spent");

@@ -43,4 +43,5 @@ pub use provider::report::ProviderReport;
 pub use provider::ProviderActors;
 pub use retry::{
     Backoff, BudgetConfig, GiveUp, Jitter, ProviderMetrics, RetryCoordinator, RetryPolicy,
+    ThrottleConfig,
 };

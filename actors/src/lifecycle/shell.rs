@@ -275,9 +275,13 @@ pub fn retry_or_give_up<A: AttemptLoop>(
             };
             match step {
                 Step::GiveUp(failure, reason) => {
-                    if reason == GiveUp::BudgetExhausted {
-                        let core = act.core();
-                        core.actors.meters.budget_rejection(core.target.labels());
+                    let core = act.core();
+                    match reason {
+                        GiveUp::BudgetExhausted => {
+                            core.actors.meters.budget_rejection(core.target.labels())
+                        }
+                        GiveUp::Throttled => core.actors.meters.throttled(core.target.labels()),
+                        _ => {}
                     }
                     act.give_up(failure, reason, raw, ctx)
                 }

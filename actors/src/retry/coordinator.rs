@@ -13,12 +13,14 @@ use crate::MAILBOX_CAPACITY;
 use super::budget::{BudgetConfig, RetryBudget};
 use super::counters::{ProviderMetrics, RequestEnd};
 use super::policy::{decide, AttemptState, Decision, GiveUp, RetryPolicy};
+use super::throttle::{RetryThrottle, ThrottleConfig};
 use crate::failure::Failure;
 
 /// The retry coordinator of one provider.
 pub struct RetryCoordinator {
     policy: Arc<RetryPolicy>,
     budget: RetryBudget,
+    throttle: Option<RetryThrottle>,
     rng: fastrand::Rng,
     metrics: ProviderMetrics,
 }
@@ -30,9 +32,17 @@ impl RetryCoordinator {
         RetryCoordinator {
             policy: Arc::new(policy),
             budget: RetryBudget::new(budget),
+            throttle: None,
             rng: fastrand::Rng::with_seed(seed),
             metrics: ProviderMetrics::default(),
         }
+    }
+
+    /// Throttles this target's retries in the gRPC style, beside the budget
+    /// (off unless set).
+    pub fn with_throttle(mut self, config: ThrottleConfig) -> Self {
+        self.throttle = Some(RetryThrottle::new(config));
+        self
     }
 }
 
@@ -49,6 +59,9 @@ impl Supervised for RetryCoordinator {
     /// the metrics (counters only grow) are kept.
     fn restarting(&mut self, _: &mut Context<Self>) {
         self.budget = RetryBudget::new(self.budget.config());
+        if let Some(t) = &mut self.throttle {
+            *t = RetryThrottle::new(t.config());
+        }
     }
 }
 
@@ -63,17 +76,26 @@ impl RetryCoordinator {
     }
 }
 
-/// The policy's decision on `failure`, unless it is a retry the budget refuses:
-/// then the request gives up with [`GiveUp::BudgetExhausted`].
+/// The policy's decision on `failure`, unless it is a retry the throttle
+/// refuses ([`GiveUp::Throttled`]; a failure a retry could mend drains it
+/// first) or the budget refuses ([`GiveUp::BudgetExhausted`]).
 pub(crate) fn decide_within_budget(
     policy: &RetryPolicy,
     failure: &Failure,
     state: AttemptState,
     random: f64,
-    budget: &mut RetryBudget,
+    limits: (&mut RetryBudget, Option<&mut RetryThrottle>),
     now: std::time::Instant,
 ) -> Decision {
+    let (budget, throttle) = limits;
+    let throttled = throttle.is_some_and(|t| {
+        if failure.retryable {
+            t.failed();
+        }
+        !t.allows()
+    });
     match decide(policy, failure, state, random) {
+        Decision::Retry { .. } if throttled => Decision::GiveUp(GiveUp::Throttled),
         Decision::Retry { .. } if !budget.try_retry(now) => {
             Decision::GiveUp(GiveUp::BudgetExhausted)
         }
@@ -110,7 +132,7 @@ impl Handler<AttemptFailed> for RetryCoordinator {
                 &msg.failure,
                 msg.state,
                 act.rng.f64(),
-                &mut act.budget,
+                (&mut act.budget, act.throttle.as_mut()),
                 now(),
             );
             act.metrics.record_decision(&decision);
@@ -178,6 +200,9 @@ impl Handler<RequestFinished> for RetryCoordinator {
         crate::exec::supervise::guarded(self, ctx, "retry coordinator", |act, _| {
             if msg.first_report {
                 act.count_request();
+            }
+            if let (RequestEnd::Succeeded { .. }, Some(t)) = (msg.end, &mut act.throttle) {
+                t.succeeded();
             }
             act.metrics.record_end(msg.end);
         });
@@ -285,14 +310,50 @@ mod tests {
             window: Duration::from_secs(10),
         });
         let now = Instant::now();
-        let refused = decide_within_budget(&policy, &failure, state, 0.5, &mut budget, now);
+        let refused = decide_within_budget(&policy, &failure, state, 0.5, (&mut budget, None), now);
         assert_eq!(refused, Decision::GiveUp(GiveUp::BudgetExhausted));
         let mut metrics = ProviderMetrics::default();
         metrics.record_decision(&refused);
         assert_eq!((metrics.retries, metrics.budget_rejections), (0, 1));
 
         let mut roomy = RetryBudget::new(BudgetConfig::default());
-        let granted = decide_within_budget(&policy, &failure, state, 0.5, &mut roomy, now);
+        let granted = decide_within_budget(&policy, &failure, state, 0.5, (&mut roomy, None), now);
         assert!(matches!(granted, Decision::Retry { .. }), "{granted:?}");
+
+        // A throttle drained below half refuses first, and spends no budget.
+        let mut throttle = RetryThrottle::new(ThrottleConfig {
+            max_tokens: 4,
+            token_ratio: 1.0,
+        });
+        let decide_now = |budget: &mut RetryBudget, t: &mut RetryThrottle| {
+            decide_within_budget(&policy, &failure, state, 0.5, (budget, Some(t)), now)
+        };
+        assert!(matches!(
+            decide_now(&mut roomy, &mut throttle),
+            Decision::Retry { .. }
+        ));
+        assert_eq!(
+            decide_now(&mut roomy, &mut throttle),
+            Decision::GiveUp(GiveUp::Throttled),
+            "2 of 4 left is not above half"
+        );
+        throttle.succeeded();
+        throttle.succeeded();
+        assert!(matches!(
+            decide_now(&mut roomy, &mut throttle),
+            Decision::Retry { .. }
+        ));
+        // A failure no retry mends takes no token.
+        let bad = Failure::new(Category::InvalidRequest, "p", "bad");
+        let before = throttle.tokens();
+        let _ = decide_within_budget(
+            &policy,
+            &bad,
+            state,
+            0.5,
+            (&mut roomy, Some(&mut throttle)),
+            now,
+        );
+        assert_eq!(throttle.tokens(), before);
     }
 }

@@ -61,6 +61,8 @@ pub struct ProviderMetrics {
     pub retries: u64,
     /// Retries refused because the retry budget was spent.
     pub budget_rejections: u64,
+    /// Retries refused by the retry throttle.
+    pub throttled: u64,
     /// Sum of all backoff delays scheduled, in seconds.
     pub backoff_seconds: f64,
     /// Requests cancelled by their caller.
@@ -86,6 +88,7 @@ impl ProviderMetrics {
                 self.backoff_seconds += delay.as_secs_f64();
             }
             Decision::GiveUp(GiveUp::BudgetExhausted) => bump(&mut self.budget_rejections),
+            Decision::GiveUp(GiveUp::Throttled) => bump(&mut self.throttled),
             Decision::GiveUp(_) => {}
         }
     }

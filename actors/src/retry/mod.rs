@@ -6,6 +6,7 @@ pub mod coordinator;
 pub mod counters;
 pub mod policy;
 pub mod progress;
+pub mod throttle;
 
 pub use budget::BudgetConfig;
 pub use coordinator::{AttemptAbandoned, AttemptFailed, GetMetrics, RetryCoordinator};
@@ -13,3 +14,4 @@ pub(crate) use coordinator::{Decide, RequestFinished};
 pub use counters::{ProviderMetrics, RequestEnd};
 pub use policy::{decide, AttemptState, Backoff, Decision, GiveUp, Jitter, RetryPolicy};
 pub use progress::{limit_at, AttemptLimit, Progress};
+pub use throttle::{RetryThrottle, ThrottleConfig};

@@ -277,6 +277,9 @@ pub enum GiveUp {
     Deadline,
     /// The provider's retry budget is spent.
     BudgetExhausted,
+    /// The target's retry throttle refused: its failures have outrun its
+    /// successes ([`ThrottleConfig`](super::ThrottleConfig)).
+    Throttled,
     /// The server asked for a wait while the request's group had another
     /// target that could answer now: the route moves on instead of waiting.
     WaitElsewhere {

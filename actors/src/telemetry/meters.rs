@@ -120,6 +120,7 @@ struct Families {
     first_token: Histograms<OutcomeLabels>,
     retries: Family<OutcomeLabels, Counter>,
     budget_rejections: Family<ProviderLabels, Counter>,
+    throttled: Family<ProviderLabels, Counter>,
     backoff_seconds: Family<ProviderLabels, Counter<f64>>,
     resumptions: Family<TargetLabels, Counter>,
     failovers: Family<FailoverLabels, Counter>,
@@ -179,6 +180,7 @@ impl Meters {
             first_token: Family::new_with_constructor(Buckets(&FIRST_TOKEN_BUCKETS)),
             retries: Family::default(),
             budget_rejections: Family::default(),
+            throttled: Family::default(),
             backoff_seconds: Family::default(),
             resumptions: Family::default(),
             failovers: Family::default(),
@@ -369,6 +371,16 @@ impl Meters {
     pub(crate) fn budget_rejection(&self, t: &TargetLabels) {
         self.inner
             .budget_rejections
+            .get_or_create(&ProviderLabels {
+                provider: t.provider.clone(),
+            })
+            .inc();
+    }
+
+    /// A retry was refused by the target's retry throttle.
+    pub(crate) fn throttled(&self, t: &TargetLabels) {
+        self.inner
+            .throttled
             .get_or_create(&ProviderLabels {
                 provider: t.provider.clone(),
             })
@@ -629,6 +641,11 @@ impl Families {
             "steer_retry_budget_rejections",
             "Retries refused because the provider's retry budget was spent",
             self.budget_rejections.clone(),
+        );
+        r.register(
+            "steer_retry_throttled",
+            "Retries refused by the provider's retry throttle",
+            self.throttled.clone(),
         );
         r.register_with_unit(
             "steer_backoff",

@@ -251,7 +251,10 @@ fn a_target_takes_a_wait_elsewhere_only_while_another_can_answer_and_before_the_
     assert_eq!(route.steps()[0].outcome, "rate_limited");
     assert_eq!(route.steps()[0].back_in, Some(Duration::from_millis(300)));
     let _ = route.next(in_order, None);
-    assert!(!route.wait_elsewhere(in_order), "the last target waits itself");
+    assert!(
+        !route.wait_elsewhere(in_order),
+        "the last target waits itself"
+    );
     // Every target asked for a wait: the route waits for the earliest, once,
     // and then each target waits out its own.
     assert_eq!(route.failed(&asked), Verdict::MoveOn);

@@ -45,6 +45,7 @@ pub struct ClientBuilder {
     retry: RetryPolicy,
     retry_for: BTreeMap<String, RetryPolicy>,
     budget: BudgetConfig,
+    throttle: Option<steer_actors::retry::ThrottleConfig>,
     arbiters: Option<usize>,
     max_in_flight: usize,
     overload: Overload,
@@ -66,6 +67,7 @@ impl Default for ClientBuilder {
             retry: RetryPolicy::default(),
             retry_for: BTreeMap::new(),
             budget: BudgetConfig::default(),
+            throttle: None,
             arbiters: None,
             max_in_flight: 10_000,
             overload: Overload::Reject,
@@ -109,6 +111,20 @@ impl ClientBuilder {
     /// Retry budget of each provider.
     pub fn retry_budget(mut self, budget: BudgetConfig) -> Self {
         self.budget = budget;
+        self
+    }
+    /// Throttles each provider's retries in the gRPC style, beside the retry
+    /// budget (off by default): every failed attempt a retry could mend takes a
+    /// token, every successful request puts `token_ratio` back, and retries go
+    /// only while more than half the bucket is left
+    /// ([`ThrottleConfig`](steer_actors::retry::ThrottleConfig)).
+    ///
+    /// ```
+    /// use steer_llm::{Client, ThrottleConfig};
+    /// let builder = Client::builder().retry_throttle(ThrottleConfig { max_tokens: 10, token_ratio: 0.1 });
+    /// ```
+    pub fn retry_throttle(mut self, config: steer_actors::retry::ThrottleConfig) -> Self {
+        self.throttle = Some(config);
         self
     }
     /// Arbiters (threads) the actors spread over; default one per core. `0` runs
@@ -209,6 +225,10 @@ impl ClientBuilder {
         if !(self.budget.ratio.is_finite() && self.budget.ratio >= 0.0) {
             return Err(ConfigError::setting("retry_budget.ratio", "must be >= 0"));
         }
+        if let Some(t) = &self.throttle {
+            t.validate()
+                .map_err(|e| ConfigError::setting("retry_throttle", e))?;
+        }
         let known = self.providers.names();
         for (name, group) in &self.groups {
             group
@@ -233,7 +253,10 @@ impl ClientBuilder {
             let actors = ProviderActors::start(
                 &arbiter,
                 CircuitBreaker::new(&name, breaker_config),
-                RetryCoordinator::new(policy, budget, seed),
+                match self.throttle {
+                    Some(t) => RetryCoordinator::new(policy, budget, seed).with_throttle(t),
+                    None => RetryCoordinator::new(policy, budget, seed),
+                },
                 meters.clone(),
             );
             handles.insert(
