@@ -204,6 +204,67 @@ pub struct GroupConfig {
     /// token: `{ chars_per_sec = 200, window = "2s" }`.
     #[serde(default)]
     pub min_rate: Option<RateFloorConfig>,
+    /// Ejects the group's outliers: `{}` for the defaults, or any of
+    /// `consecutive_failures`, `interval`, `base_ejection`, `max_ejection`,
+    /// `max_ejected_percent`, `success_rate_min_targets`,
+    /// `success_rate_min_calls`, `success_rate_stdev_factor`.
+    #[serde(default)]
+    pub outliers: Option<OutliersConfig>,
+}
+
+/// Outlier ejection in the file (see
+/// [`OutlierConfig`](crate::route::outliers::OutlierConfig)); each setting
+/// optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutliersConfig {
+    /// Failures in a row that eject a target (0: no such rule).
+    #[serde(default)]
+    pub consecutive_failures: Option<u32>,
+    /// How often success rates are compared (`"10s"`).
+    #[serde(default, deserialize_with = "duration")]
+    pub interval: Option<Duration>,
+    /// The first ejection's length (`"30s"`).
+    #[serde(default, deserialize_with = "duration")]
+    pub base_ejection: Option<Duration>,
+    /// The longest ejection (`"5m"`).
+    #[serde(default, deserialize_with = "duration")]
+    pub max_ejection: Option<Duration>,
+    /// The most of the group out at once, in percent.
+    #[serde(default)]
+    pub max_ejected_percent: Option<u32>,
+    /// Targets with enough calls for the success-rate rule.
+    #[serde(default)]
+    pub success_rate_min_targets: Option<u32>,
+    /// Calls a target needs in an interval to count.
+    #[serde(default)]
+    pub success_rate_min_calls: Option<u64>,
+    /// Ejected below `mean − factor × stdev`.
+    #[serde(default)]
+    pub success_rate_stdev_factor: Option<f64>,
+}
+
+impl OutliersConfig {
+    /// The settings it gives.
+    pub fn config(&self) -> crate::route::outliers::OutlierConfig {
+        let d = crate::route::outliers::OutlierConfig::default();
+        crate::route::outliers::OutlierConfig {
+            consecutive_failures: self.consecutive_failures.unwrap_or(d.consecutive_failures),
+            interval: self.interval.unwrap_or(d.interval),
+            base_ejection: self.base_ejection.unwrap_or(d.base_ejection),
+            max_ejection: self.max_ejection.unwrap_or(d.max_ejection),
+            max_ejected_percent: self.max_ejected_percent.unwrap_or(d.max_ejected_percent),
+            success_rate_min_targets: self
+                .success_rate_min_targets
+                .unwrap_or(d.success_rate_min_targets),
+            success_rate_min_calls: self
+                .success_rate_min_calls
+                .unwrap_or(d.success_rate_min_calls),
+            success_rate_stdev_factor: self
+                .success_rate_stdev_factor
+                .unwrap_or(d.success_rate_stdev_factor),
+        }
+    }
 }
 
 /// A rate floor in the file (see [`crate::runtime::RateFloor`]).
@@ -550,6 +611,11 @@ impl GroupConfig {
         if let Some(floor) = &self.min_rate {
             group = group.min_rate(floor.floor());
         }
+        if let Some(o) = &self.outliers {
+            let config = o.config();
+            config.validate().map_err(|e| format!("outliers: {e}"))?;
+            group = group.eject_outliers(config);
+        }
         if let Some(s) = self.selection {
             group = group.selection(s);
         }
@@ -612,6 +678,39 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("line 2") && err.contains("duration"), "{err}");
+    }
+
+    #[test]
+    fn a_group_ejects_outliers_with_the_defaults_or_its_own_settings() {
+        let c = Config::from_toml(
+            "[groups.a]\ntargets = [\"openai/x\"]\noutliers = {}\n[groups.b]\ntargets = [\"openai/x\"]\noutliers = { consecutive_failures = 3, base_ejection = \"10s\", max_ejected_percent = 50 }\n",
+        )
+        .unwrap();
+        let d = crate::route::outliers::OutlierConfig::default();
+        assert_eq!(c.groups["a"].group().unwrap().outliers, Some(d));
+        let b = c.groups["b"].group().unwrap().outliers.unwrap();
+        assert_eq!(
+            (
+                b.consecutive_failures,
+                b.base_ejection,
+                b.max_ejected_percent,
+                b.interval
+            ),
+            (3, Duration::from_secs(10), 50, d.interval)
+        );
+        let err = Config::from_toml(
+            "[groups.a]\ntargets = [\"openai/x\"]\noutliers = { max_ejected_percent = 500 }\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("outliers") && err.contains("max_ejected_percent"),
+            "{err}"
+        );
+        assert!(Config::from_toml(
+            "[groups.a]\ntargets = [\"openai/x\"]\noutliers = { eject = true }\n"
+        )
+        .is_err());
     }
 
     #[test]

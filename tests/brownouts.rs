@@ -1,11 +1,17 @@
 //! A provider that is slow or half-failing rather than down, over real HTTP
-//! against the mock: retries throttled while failures outrun successes.
+//! against the mock: retries throttled while failures outrun successes, and a
+//! group's failing target ejected from its rotation.
 #![cfg(feature = "mock")]
 
 mod common;
 
+use std::time::Duration;
+
 use common::{quick_builder, within};
 use steer_llm::mock::{FaultPlan, MockServer};
+use steer_llm::route::outliers::{EjectReason, OutlierConfig};
+use steer_llm::runtime::group::Group;
+use steer_llm::runtime::EjectionEvent;
 use steer_llm::{ChatRequest, Error, GiveUp, ThrottleConfig};
 
 fn ask() -> ChatRequest {
@@ -73,4 +79,96 @@ async fn a_throttle_out_of_range_is_a_configuration_error() {
             built.err()
         );
     }
+}
+
+/// Collects the ejection events it is sent.
+struct Recorder(std::sync::Arc<parking_lot::Mutex<Vec<EjectionEvent>>>);
+
+impl actix::Actor for Recorder {
+    type Context = actix::Context<Self>;
+}
+
+impl actix::Handler<EjectionEvent> for Recorder {
+    type Result = ();
+    fn handle(&mut self, e: EjectionEvent, _: &mut actix::Context<Self>) {
+        self.0.lock().push(e);
+    }
+}
+
+#[actix_rt::test]
+async fn a_group_ejects_its_failing_target_never_more_than_its_share_and_takes_it_back() {
+    use actix::Actor;
+    let mocks: Vec<MockServer> = (0..5)
+        .map(|_| MockServer::builder().start_background().unwrap())
+        .collect();
+    let names = ["bad1", "bad2", "g1", "g2", "g3"];
+    let mut providers = steer_llm::Providers::new();
+    for (name, mock) in names.iter().zip(&mocks) {
+        providers = providers.with(common::deployment(name, mock));
+    }
+    for bad in &mocks[..2] {
+        bad.set_default_fault(Some(FaultPlan::error("server_error")));
+    }
+    let targets: Vec<String> = names.iter().map(|n| format!("{n}/gpt-4o-mini")).collect();
+    let outliers = OutlierConfig {
+        consecutive_failures: 3,
+        max_ejected_percent: 20,
+        interval: Duration::from_millis(20),
+        base_ejection: Duration::from_millis(500),
+        ..OutlierConfig::default()
+    };
+    let client = quick_builder(providers, 1)
+        .group(
+            "fast",
+            Group::new(&targets).unwrap().eject_outliers(outliers),
+        )
+        .build()
+        .unwrap();
+    let events = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
+    client.subscribe_ejections(Recorder(events.clone()).start().recipient());
+    let ask = || ChatRequest::new("group/fast").unwrap().user("hi");
+    // Three requests: each fails at bad1 and bad2, and g1 answers.
+    for _ in 0..3 {
+        let reply = within(client.generate(ask())).await.unwrap();
+        assert_eq!(reply.provider, "g1");
+    }
+    let bad1: steer_llm::model::ModelId = targets[0].parse().unwrap();
+    assert!(
+        common::eventually(|| async { !client.ejected("fast").is_empty() }).await,
+        "bad1 ejected"
+    );
+    let out = client.ejected("fast");
+    // One of five is the 20% share: bad2 failed as often, and stays in.
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].0, bad1);
+    assert!(out[0].1 <= Duration::from_millis(500));
+    let reply = within(client.generate(ask())).await.unwrap();
+    let tried: Vec<&str> = reply.route.iter().map(|s| s.target.as_str()).collect();
+    assert_eq!(tried, [&targets[1], &targets[2]], "bad1 skipped");
+    assert_eq!((mocks[0].request_count(), mocks[1].request_count()), (3, 4));
+    assert!(client
+        .prometheus_text()
+        .contains(r#"steer_ejections_total{group="fast",target="bad1/gpt-4o-mini",reason="consecutive_failures"} 1"#));
+    // Back after its 500 ms, at an interval's end; the subscriber saw both.
+    assert!(
+        common::eventually(|| async {
+            events
+                .lock()
+                .iter()
+                .any(|e| matches!(e, EjectionEvent::Back { target, .. } if *target == bad1))
+        })
+        .await,
+        "{:?}",
+        events.lock()
+    );
+    assert!(client.ejected("fast").is_empty());
+    let seen = events.lock().clone();
+    assert!(
+        matches!(&seen[0], EjectionEvent::Ejected { group, ejection } if group == "fast"
+            && ejection.target == bad1
+            && ejection.reason == EjectReason::ConsecutiveFailures(3)),
+        "{seen:?}"
+    );
+    let reply = within(client.generate(ask())).await.unwrap();
+    assert_eq!(reply.route[0].target, targets[0], "bad1 tried again");
 }

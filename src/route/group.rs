@@ -49,7 +49,7 @@ pub struct GroupTarget {
 ///     .selection(Selection::InOrder);
 /// assert_eq!(fast.targets.len(), 2);
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Group {
     /// The targets, in order.
     pub targets: Vec<GroupTarget>,
@@ -67,6 +67,9 @@ pub struct Group {
     /// token: a target that trickles below it is failed over, exactly.
     #[serde(default)]
     pub min_rate: Option<crate::model::RateFloor>,
+    /// Ejects the group's outliers from its rotation (off unless set).
+    #[serde(default)]
+    pub outliers: Option<super::outliers::OutlierConfig>,
 }
 
 impl Group {
@@ -99,6 +102,7 @@ impl Group {
             content_fallback: None,
             background: false,
             min_rate: None,
+            outliers: None,
         })
     }
 
@@ -137,6 +141,21 @@ impl Group {
     /// token (see [`RateFloor`](crate::runtime::RateFloor)).
     pub fn min_rate(mut self, floor: crate::model::RateFloor) -> Self {
         self.min_rate = Some(floor);
+        self
+    }
+
+    /// Ejects a target from the group's rotation while it is an outlier: N
+    /// failures in a row, or a success rate far below its peers' (see
+    /// [`OutlierConfig`](super::outliers::OutlierConfig)).
+    ///
+    /// ```
+    /// use steer_llm::route::outliers::OutlierConfig;
+    /// use steer_llm::runtime::group::Group;
+    /// let g = Group::new(["a/m", "b/m"]).unwrap().eject_outliers(OutlierConfig::default());
+    /// assert!(g.outliers.is_some());
+    /// ```
+    pub fn eject_outliers(mut self, config: super::outliers::OutlierConfig) -> Self {
+        self.outliers = Some(config);
         self
     }
 
@@ -216,6 +235,9 @@ impl Group {
 
     /// Checks the group against the registered providers.
     pub fn validate(&self, known: &[String]) -> Result<(), String> {
+        if let Some(o) = &self.outliers {
+            o.validate().map_err(|e| format!("outliers: {e}"))?;
+        }
         let all = self
             .targets
             .iter()

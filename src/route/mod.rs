@@ -4,11 +4,14 @@
 //! which a route reaches its targets (`Targets`). The route actor and the stream
 //! actor (`runtime`) both run a [`machine::Route`].
 
+mod ejected;
 pub mod group;
 mod load;
 pub mod machine;
+pub mod outliers;
 mod targets;
 
+pub(crate) use ejected::{EjectedFlags, LegEnded};
 pub use group::{Group, GroupTarget, Move, Selection, GROUP_PROVIDER};
 pub(crate) use load::InFlight;
 pub use load::Load;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use steer_actors::telemetry::meters::Meters;
 use steer_actors::ProviderActors;
 
+use super::ejected::{EjectedFlags, LegEnded};
 use super::group::Group;
 use super::load::{Load, TargetLoad};
 use crate::model::ModelId;
@@ -22,14 +23,21 @@ pub(crate) struct Targets {
     providers: Arc<BTreeMap<String, Resolved>>,
     /// The load of every target of every group (fixed at build: no lock to read).
     loads: Arc<HashMap<ModelId, Arc<TargetLoad>>>,
+    /// The targets each group has ejected as outliers.
+    ejected: Arc<EjectedFlags>,
+    /// Where the ends of legs go, for the groups that eject outliers.
+    outliers: Option<actix::Recipient<LegEnded>>,
     meters: Meters,
 }
 
 impl Targets {
-    /// The targets of `groups` among `providers`.
+    /// The targets of `groups` among `providers`; the ends of their legs go to
+    /// `outliers` for the groups `ejected` watches.
     pub(crate) fn new<'a>(
         providers: BTreeMap<String, Resolved>,
         groups: impl IntoIterator<Item = &'a Group>,
+        ejected: Arc<EjectedFlags>,
+        outliers: Option<actix::Recipient<LegEnded>>,
         meters: Meters,
     ) -> Self {
         let loads = groups
@@ -46,8 +54,27 @@ impl Targets {
         Targets {
             providers: Arc::new(providers),
             loads: Arc::new(loads),
+            ejected,
+            outliers,
             meters,
         }
+    }
+
+    /// A leg of group `group` ended at `target`: a success, or a failure that
+    /// speaks for the target's health, is told to the outlier actor.
+    pub(crate) fn leg_ended(&self, group: &str, target: &ModelId, success: bool) {
+        if let (Some(o), true) = (&self.outliers, self.ejected.watches(group)) {
+            o.do_send(LegEnded {
+                group: group.to_string(),
+                target: target.clone(),
+                success,
+            });
+        }
+    }
+
+    /// How long `target` stays ejected from `group`, if it is out now.
+    pub(crate) fn ejected_for(&self, group: &str, target: &ModelId) -> Option<std::time::Duration> {
+        self.ejected.left(group, target)
     }
 
     /// The provider and actors of `target`'s deployment, if it is registered.
@@ -60,21 +87,26 @@ impl Targets {
         self.loads.get(target).cloned()
     }
 
-    /// The next target of `group` for a route that tried `tried`: one whose rate
-    /// limit is not nearly spent, else (rather than failing) any untried one.
-    pub(crate) fn pick(&self, group: &Group, tried: &[ModelId]) -> Option<ModelId> {
+    /// The next target of group `name` for a route that tried `tried`: one
+    /// neither ejected nor with its rate limit nearly spent, else (rather than
+    /// failing) one not ejected, else any untried one.
+    pub(crate) fn pick(&self, name: &str, group: &Group, tried: &[ModelId]) -> Option<ModelId> {
         let random = fastrand::f64();
+        let load = |t: &ModelId| self.load_of(t);
+        let kept = |t: &ModelId| self.ejected.left(name, t).is_none();
         group
-            .pick_by_load(tried, |t| self.available(t), random, |t| self.load_of(t))
-            .or_else(|| group.pick_by_load(tried, |_| true, random, |t| self.load_of(t)))
+            .pick_by_load(tried, |t| kept(t) && self.available(t), random, load)
+            .or_else(|| group.pick_by_load(tried, kept, random, load))
+            .or_else(|| group.pick_by_load(tried, |_| true, random, load))
             .cloned()
     }
 
-    /// An untried target of `group` that can answer now (its rate limit not
-    /// nearly spent), if there is one: no fallback to a spent one.
-    pub(crate) fn pick_now(&self, group: &Group, tried: &[ModelId]) -> Option<ModelId> {
+    /// An untried target of group `name` that can answer now (not ejected, its
+    /// rate limit not nearly spent), if there is one: no fallback.
+    pub(crate) fn pick_now(&self, name: &str, group: &Group, tried: &[ModelId]) -> Option<ModelId> {
+        let now = |t: &ModelId| self.ejected.left(name, t).is_none() && self.available(t);
         group
-            .pick_by_load(tried, |t| self.available(t), 0.0, |t| self.load_of(t))
+            .pick_by_load(tried, now, 0.0, |t| self.load_of(t))
             .cloned()
     }
 

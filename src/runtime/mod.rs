@@ -17,6 +17,7 @@ pub use crate::route::group;
 #[cfg(feature = "http-endpoint")]
 pub mod http;
 mod options;
+mod outlier_actor;
 mod request_run;
 mod route_actor;
 mod system;
@@ -29,6 +30,7 @@ pub use client::{Breakers, Client, ClientBuilder, Overload};
 pub use continuation::{Continuation, Divergence};
 pub use generate::{Generate, GenerateStream, Router, StreamItem, StreamTo};
 pub use options::GenerateOptions;
+pub use outlier_actor::EjectionEvent;
 pub use steer_actors::breaker::{
     BreakerStats, BreakerStatus, Rejection, TransitionEvent, TransitionReason,
 };

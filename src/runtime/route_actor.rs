@@ -14,6 +14,7 @@ use tokio::sync::oneshot;
 use super::options::GenerateOptions;
 use crate::error::Error;
 use crate::model::{ChatRequest, ChatResponse, ModelId};
+use crate::route::outliers::counts_against;
 use crate::route::{Next, Route, Targets, Verdict};
 
 /// Runs one leg of a route: the request at one target, with its options.
@@ -91,9 +92,10 @@ impl RouteActor {
             .deadline
             .map(|d| d.saturating_duration_since(tokio::time::Instant::now()));
         let targets = &self.targets;
+        let name = self.route.name().to_string();
         match self
             .route
-            .next(|g, tried| targets.pick(g, tried), time_left)
+            .next(|g, tried| targets.pick(&name, g, tried), time_left)
         {
             Next::Go { target, from } => {
                 if let Some(from) = from {
@@ -119,9 +121,10 @@ impl RouteActor {
         // is a server's wait while another target could answer now.
         options.skip_pauses = true;
         let targets = &self.targets;
+        let name = self.route.name();
         options.wait_elsewhere = self
             .route
-            .wait_elsewhere(|g, tried| targets.pick_now(g, tried));
+            .wait_elsewhere(|g, tried| targets.pick_now(name, g, tried));
         if let Some(d) = self.deadline {
             options.deadline = Some(d.saturating_duration_since(tokio::time::Instant::now()));
         }
@@ -146,6 +149,15 @@ impl RouteActor {
     }
 
     fn on_leg(&mut self, result: Result<ChatResponse, Error>, ctx: &mut Context<Self>) {
+        if let Some(target) = self.route.current() {
+            let success = match &result {
+                Ok(_) => Some(true),
+                Err(e) => counts_against(e).then_some(false),
+            };
+            if let Some(success) = success {
+                self.targets.leg_ended(self.route.name(), target, success);
+            }
+        }
         match result {
             Ok(mut reply) => {
                 reply.route = self.route.answered();

@@ -152,6 +152,11 @@ impl StreamActor {
         }
         match ended.outcome {
             Outcome::Complete => {
+                if let Some(route) = &self.route {
+                    if let Some(target) = route.route.current() {
+                        route.targets.leg_ended(route.route.name(), target, true);
+                    }
+                }
                 self.cancel_abandoned();
                 let attempts = self.core.attempts.succeeded();
                 self.core.end_attempt("success");

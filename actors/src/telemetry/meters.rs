@@ -88,6 +88,13 @@ struct ProviderLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct EjectionLabels {
+    group: Arc<str>,
+    target: Arc<str>,
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct FailoverLabels {
     group: Arc<str>,
     from: Arc<str>,
@@ -124,6 +131,7 @@ struct Families {
     backoff_seconds: Family<ProviderLabels, Counter<f64>>,
     resumptions: Family<TargetLabels, Counter>,
     failovers: Family<FailoverLabels, Counter>,
+    ejections: Family<EjectionLabels, Counter>,
     transitions: Family<TransitionLabels, Counter>,
     breaker_state: Family<TargetLabels, Gauge>,
     rejections: Family<OutcomeLabels, Counter>,
@@ -184,6 +192,7 @@ impl Meters {
             backoff_seconds: Family::default(),
             resumptions: Family::default(),
             failovers: Family::default(),
+            ejections: Family::default(),
             transitions: Family::default(),
             breaker_state: Family::default(),
             rejections: Family::default(),
@@ -400,6 +409,19 @@ impl Meters {
                 group: Arc::from(group),
                 from: Arc::from(from),
                 to: Arc::from(to),
+            })
+            .inc();
+    }
+
+    /// A target of `group` was ejected from its rotation, for `reason`
+    /// (`consecutive_failures` or `success_rate`).
+    pub fn ejection(&self, group: &str, target: &str, reason: &'static str) {
+        self.inner
+            .ejections
+            .get_or_create(&EjectionLabels {
+                group: Arc::from(group),
+                target: Arc::from(target),
+                reason,
             })
             .inc();
     }
@@ -662,6 +684,11 @@ impl Families {
             "steer_failovers",
             "Requests of a model group moved from one target to another",
             self.failovers.clone(),
+        );
+        r.register(
+            "steer_ejections",
+            "Targets of a model group taken out of its rotation as outliers",
+            self.ejections.clone(),
         );
         r.register(
             "steer_breaker_transitions",

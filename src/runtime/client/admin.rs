@@ -5,6 +5,30 @@
 use super::*;
 
 impl Client {
+    /// The targets group `group` has ejected from its rotation as outliers,
+    /// each with how long it stays out (empty for a group that ejects none,
+    /// or does not eject outliers).
+    pub fn ejected(&self, group: &str) -> Vec<(crate::model::ModelId, Duration)> {
+        let Some(g) = self.inner.groups.get(group) else {
+            return Vec::new();
+        };
+        g.targets
+            .iter()
+            .filter_map(|t| {
+                let left = self.inner.targets.ejected_for(group, &t.target)?;
+                Some((t.target.clone(), left))
+            })
+            .collect()
+    }
+
+    /// Sends `recipient` every later ejection of a target from a group's
+    /// rotation, and every return (nothing when no group ejects outliers).
+    pub fn subscribe_ejections(&self, recipient: actix::Recipient<super::super::EjectionEvent>) {
+        if let Some(o) = &self.inner.outliers {
+            o.do_send(super::super::outlier_actor::SubscribeEjections(recipient));
+        }
+    }
+
     /// The client's circuit breakers, one per provider (and per model within
     /// it): their status, their transitions, and an operator's overrides.
     ///

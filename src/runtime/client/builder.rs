@@ -300,7 +300,20 @@ impl ClientBuilder {
             .iter()
             .map(|(name, h)| (name.clone(), (h.provider.clone(), h.actors.clone())))
             .collect();
-        let targets = Targets::new(resolved, self.groups.values(), meters.clone());
+        let ejected = Arc::new(crate::route::EjectedFlags::new(&self.groups));
+        let outliers = self.groups.values().any(|g| g.outliers.is_some()).then(|| {
+            let (groups, flags, meters) = (self.groups.clone(), ejected.clone(), meters.clone());
+            actix::Supervisor::start_in_arbiter(&arbiters.handles[0], move |_| {
+                OutlierActor::new(&groups, flags, meters)
+            })
+        });
+        let targets = Targets::new(
+            resolved,
+            self.groups.values(),
+            ejected,
+            outliers.clone().map(|a| a.recipient()),
+            meters.clone(),
+        );
         let partials = Arc::new(PartialStore::start_in_arbiter(&arbiters.handles[0], |_| {
             PartialStore::new(Duration::from_secs(15 * 60), 10_000)
         }));
@@ -315,6 +328,7 @@ impl ClientBuilder {
                 deadline: self.deadline,
                 stream: self.stream,
                 targets,
+                outliers,
                 groups: self.groups,
                 meters,
                 record_content: self.record_content,

@@ -24,6 +24,7 @@ use steer_actors::{
 use tokio::sync::{oneshot, Semaphore};
 
 use super::options::GenerateOptions;
+use super::outlier_actor::OutlierActor;
 use super::route_actor::{CancelOnDrop, Leg, RouteActor};
 use super::system::Arbiters;
 use super::MetricsSnapshot;
@@ -84,6 +85,8 @@ struct Inner {
     groups: BTreeMap<String, Group>,
     /// What group routes reach their targets through.
     targets: Targets,
+    /// The outlier actor, when a group ejects outliers.
+    outliers: Option<Addr<OutlierActor>>,
     /// The client's metric families.
     meters: Meters,
     /// Whether spans record prompt and reply text.
@@ -353,7 +356,8 @@ impl Client {
         }
         let targets = self.inner.targets.clone();
         let mut route = Route::new(name.clone(), group);
-        let Next::Go { target: first, .. } = route.next(|g, tried| targets.pick(g, tried), None)
+        let Next::Go { target: first, .. } =
+            route.next(|g, tried| targets.pick(&name, g, tried), None)
         else {
             return Err(ConfigError::group(name, "no target to pick"));
         };
@@ -361,7 +365,7 @@ impl Client {
         // A paused target is skipped, not waited for: the stream moves on; so
         // is a server's wait while another target could answer now.
         options.skip_pauses = true;
-        options.wait_elsewhere = route.wait_elsewhere(|g, tried| targets.pick_now(g, tried));
+        options.wait_elsewhere = route.wait_elsewhere(|g, tried| targets.pick_now(&name, g, tried));
         let route = Box::new(StreamRoute { route, targets });
         self.start_stream(req, options, Some(route)).await
     }

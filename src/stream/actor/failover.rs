@@ -14,6 +14,7 @@ use super::{StreamActor, StreamRoute};
 use crate::error::{Error, ProviderError};
 use crate::model::ModelId;
 use crate::provider::Provider;
+use crate::route::outliers::counts_against;
 use crate::route::{Next, Verdict};
 
 impl StreamActor {
@@ -35,6 +36,11 @@ impl StreamActor {
         let end = e.end();
         let (request_id, provider) = (&self.original.request_id, self.provider.name());
         let error = Error::from_request(e, request_id, provider, self.machine.partial());
+        if let Some(route) = &self.route {
+            if let (Some(target), true) = (route.route.current(), counts_against(&error)) {
+                route.targets.leg_ended(route.route.name(), target, false);
+            }
+        }
         if movable && self.fail_over(&error, end, ctx) {
             return;
         }
@@ -75,7 +81,8 @@ impl StreamActor {
         let time_left = self.core.attempts.progress().time_left();
         loop {
             let StreamRoute { route: r, targets } = &mut *route;
-            match r.next(|g, tried| targets.pick(g, tried), time_left) {
+            let name = r.name().to_string();
+            match r.next(|g, tried| targets.pick(&name, g, tried), time_left) {
                 Next::Go { target, from } => {
                     // A target no provider serves is passed over (groups are
                     // checked when the client is built).
@@ -120,9 +127,10 @@ impl StreamActor {
             .failed_over(&target, provider.prefill(target.model()));
         self.provider = provider;
         let targets = &route.targets;
+        let name = route.route.name();
         self.core.spec.wait_elsewhere = route
             .route
-            .wait_elsewhere(|g, tried| targets.pick_now(g, tried));
+            .wait_elsewhere(|g, tried| targets.pick_now(name, g, tried));
         self.core
             .retarget(actors, target.provider(), target.model());
         self.open_gauge = self
