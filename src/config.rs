@@ -56,6 +56,11 @@ pub struct Config {
     /// `[retry_throttle]` with `max_tokens` and `token_ratio`.
     #[serde(default)]
     pub retry_throttle: Option<steer_actors::retry::ThrottleConfig>,
+    /// Adaptive concurrency of every deployment (off unless present):
+    /// `[adaptive_limit]` with any of `initial`, `min`, `max`, `backoff`,
+    /// `tolerance`, `max_queue`, `queue_timeout`.
+    #[serde(default)]
+    pub adaptive_limit: Option<AdaptiveLimitConfig>,
     /// State shared with the other replicas through Redis (feature `shared-redis`).
     #[serde(default)]
     pub shared: Option<SharedSettings>,
@@ -210,6 +215,50 @@ pub struct GroupConfig {
     /// `success_rate_min_calls`, `success_rate_stdev_factor`.
     #[serde(default)]
     pub outliers: Option<OutliersConfig>,
+}
+
+/// Adaptive concurrency in the file (see
+/// [`LimitConfig`](steer_actors::limit::LimitConfig)); each setting optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdaptiveLimitConfig {
+    /// The limit to start from.
+    #[serde(default)]
+    pub initial: Option<u32>,
+    /// The least it falls to.
+    #[serde(default)]
+    pub min: Option<u32>,
+    /// The most it grows to.
+    #[serde(default)]
+    pub max: Option<u32>,
+    /// What a drop multiplies it by.
+    #[serde(default)]
+    pub backoff: Option<f64>,
+    /// How far above its average the recent TTFT may rise.
+    #[serde(default)]
+    pub tolerance: Option<f64>,
+    /// Calls that may wait for a slot.
+    #[serde(default)]
+    pub max_queue: Option<u32>,
+    /// How long a call waits for a slot at most (`"5s"`).
+    #[serde(default, deserialize_with = "duration")]
+    pub queue_timeout: Option<Duration>,
+}
+
+impl AdaptiveLimitConfig {
+    /// The settings it gives.
+    pub fn config(&self) -> steer_actors::limit::LimitConfig {
+        let d = steer_actors::limit::LimitConfig::default();
+        steer_actors::limit::LimitConfig {
+            initial: self.initial.unwrap_or(d.initial),
+            min: self.min.unwrap_or(d.min),
+            max: self.max.unwrap_or(d.max),
+            backoff: self.backoff.unwrap_or(d.backoff),
+            tolerance: self.tolerance.unwrap_or(d.tolerance),
+            max_queue: self.max_queue.unwrap_or(d.max_queue),
+            queue_timeout: self.queue_timeout.unwrap_or(d.queue_timeout),
+        }
+    }
 }
 
 /// Outlier ejection in the file (see
@@ -565,6 +614,9 @@ impl Config {
         if let Some(t) = self.retry_throttle {
             builder = builder.retry_throttle(t);
         }
+        if let Some(l) = &self.adaptive_limit {
+            builder = builder.adaptive_limit(l.config());
+        }
         if let Some(b) = &self.breaker {
             let mut config = steer_actors::BreakerConfig::default();
             if let Some(n) = b.failure_threshold {
@@ -711,6 +763,20 @@ mod tests {
             "[groups.a]\ntargets = [\"openai/x\"]\noutliers = { eject = true }\n"
         )
         .is_err());
+    }
+
+    #[test]
+    fn an_adaptive_limit_is_read_with_its_defaults_and_checked_when_the_client_is_built() {
+        let c = Config::from_toml("[adaptive_limit]\nmax = 50\nqueue_timeout = \"2s\"\n").unwrap();
+        let l = c.adaptive_limit.as_ref().unwrap().config();
+        assert_eq!(
+            (l.max, l.queue_timeout, l.initial),
+            (50, Duration::from_secs(2), 20)
+        );
+        let wrong = Config::from_toml("[adaptive_limit]\nmax = 5\n").unwrap();
+        let built = wrong.apply(crate::Client::builder()).unwrap().build();
+        assert!(matches!(&built, Err(Error::Config(_))), "{:?}", built.err());
+        assert!(Config::from_toml("[adaptive_limit]\nlimit = 5\n").is_err());
     }
 
     #[test]

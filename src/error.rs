@@ -3,6 +3,7 @@
 //! [`ProviderError`], re-exported here from `provider_error`.
 
 use std::fmt;
+use steer_actors::limit::LimitRejection;
 
 use steer_actors::breaker::Rejection;
 use steer_actors::lifecycle::request::RequestError;
@@ -119,6 +120,17 @@ fn rejection_text(r: &Rejection) -> String {
         Rejection::Paused { retry_in } => {
             format!("paused by a server-directed wait, {retry_in:?} left")
         }
+        Rejection::ConcurrencyLimit(why) => match why {
+            LimitRejection::AtLimit { limit } => {
+                format!("overloaded: all {limit} slots of its concurrency limit are taken")
+            }
+            LimitRejection::QueueFull { limit, queue } => format!(
+                "overloaded: all {limit} slots of its concurrency limit are taken and its queue of {queue} is full"
+            ),
+            LimitRejection::TimedOut { limit } => {
+                format!("overloaded: no slot of its concurrency limit of {limit} freed in time")
+            }
+        },
     }
 }
 

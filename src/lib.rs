@@ -59,6 +59,8 @@ pub use reasoning::{Effort, Reasoning, ReasoningFamily};
 pub use route::{Group, Selection};
 pub use runtime::{Breakers, Client, ClientBuilder, Generate, GenerateOptions, Overload};
 pub use secret::ApiKey;
+/// Concurrency that adapts per deployment (see [`ClientBuilder::adaptive_limit`]).
+pub use steer_actors::limit;
 pub use steer_actors::{
     Backoff, BreakerConfig, BreakerState, BudgetConfig, Category, Failure, GiveUp, Jitter, Phase,
     RateLimitHints, RetryPolicy, ThrottleConfig,

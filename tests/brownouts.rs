@@ -1,6 +1,7 @@
 //! A provider that is slow or half-failing rather than down, over real HTTP
-//! against the mock: retries throttled while failures outrun successes, and a
-//! group's failing target ejected from its rotation.
+//! against the mock: retries throttled while failures outrun successes, a
+//! group's failing target ejected from its rotation, and concurrency that
+//! adapts per deployment.
 #![cfg(feature = "mock")]
 
 mod common;
@@ -8,6 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::{quick_builder, within};
+use steer_llm::limit::{LimitConfig, LimitRejection};
 use steer_llm::mock::{FaultPlan, MockServer};
 use steer_llm::route::outliers::{EjectReason, OutlierConfig};
 use steer_llm::runtime::group::Group;
@@ -171,4 +173,205 @@ async fn a_group_ejects_its_failing_target_never_more_than_its_share_and_takes_i
     );
     let reply = within(client.generate(ask())).await.unwrap();
     assert_eq!(reply.route[0].target, targets[0], "bad1 tried again");
+}
+
+/// A limit of `n` slots that stays `n` (min = max), `queue` waiting, 150 ms.
+fn fixed(n: u32, queue: u32) -> LimitConfig {
+    LimitConfig {
+        initial: n,
+        min: n,
+        max: n,
+        max_queue: queue,
+        queue_timeout: Duration::from_millis(150),
+        ..LimitConfig::default()
+    }
+}
+
+fn concurrency_rejection(r: &Result<steer_llm::ChatResponse, Error>) -> Option<LimitRejection> {
+    match r {
+        Err(Error::Rejected {
+            rejection: steer_llm::runtime::Rejection::ConcurrencyLimit(why),
+            ..
+        }) => Some(*why),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_limit_falls_on_429s_and_a_spent_header_caps_it_at_what_runs() {
+    let mock = MockServer::builder().start_background().unwrap();
+    let client = quick_builder(mock.providers().unwrap(), 1)
+        .adaptive_limit(LimitConfig {
+            initial: 10,
+            ..LimitConfig::default()
+        })
+        .build()
+        .unwrap();
+    let limit = || async { client.limit_status("openai").await.unwrap().unwrap() };
+    assert_eq!(limit().await.limit, 10);
+    // A call's 429 (capacity left in its headers), one after another: each
+    // call started after the last cut, so each cuts (× 0.9).
+    for expected in [9, 8, 7] {
+        mock.push_faults([FaultPlan::error("rate_limit")
+            .retry_after("0")
+            .capacity_left()]);
+        let _ = within(client.generate(ask())).await;
+        assert!(
+            common::eventually(|| async { limit().await.limit == expected }).await,
+            "{:?}",
+            limit().await
+        );
+    }
+    // A server error says nothing about capacity.
+    mock.push_faults([FaultPlan::error("server_error")]);
+    let _ = within(client.generate(ask())).await;
+    let status = limit().await;
+    assert_eq!((status.limit, status.in_flight), (7, 0));
+    // A 429 whose headers say nothing is left (tokens until 1m30s): capped
+    // at the one call running, at once.
+    mock.push_faults([FaultPlan::error("rate_limit").retry_after("0")]);
+    let _ = within(client.generate(ask())).await;
+    assert!(common::eventually(|| async { limit().await.limit == 1 }).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_the_limit_calls_wait_by_priority_a_full_queue_refuses_and_a_wait_times_out() {
+    let mock = MockServer::builder()
+        .record_requests(true)
+        .start_background()
+        .unwrap();
+    let client = quick_builder(mock.providers().unwrap(), 1)
+        .adaptive_limit(LimitConfig {
+            queue_timeout: Duration::from_secs(10),
+            ..fixed(1, 2)
+        })
+        .build()
+        .unwrap();
+    let slow = FaultPlan::normal().with_latency(Duration::from_millis(100));
+    let said = |text: &str| ChatRequest::new("openai/gpt-4o-mini").unwrap().user(text);
+    let with = |p: i32| steer_llm::runtime::GenerateOptions::default().priority(p);
+    mock.set_default_fault(Some(slow));
+    let running = client.generate(said("first"));
+    let low = client.generate_with(said("low"), with(0));
+    let high = client.generate_with(said("high"), with(5));
+    let refused = client.generate(said("refused"));
+    let (running, low, high, refused) = within(async {
+        let running = tokio::spawn(running);
+        // The first holds the one slot; the others queue behind it in turn.
+        common::eventually(|| async {
+            client
+                .limit_status("openai")
+                .await
+                .unwrap()
+                .unwrap()
+                .in_flight
+                == 1
+        })
+        .await;
+        let low = tokio::spawn(low);
+        common::eventually(|| async {
+            client.limit_status("openai").await.unwrap().unwrap().queued == 1
+        })
+        .await;
+        let high = tokio::spawn(high);
+        common::eventually(|| async {
+            client.limit_status("openai").await.unwrap().unwrap().queued == 2
+        })
+        .await;
+        let refused = refused.await;
+        (
+            running.await.unwrap(),
+            low.await.unwrap(),
+            high.await.unwrap(),
+            refused,
+        )
+    })
+    .await;
+    assert_eq!(
+        concurrency_rejection(&refused),
+        Some(LimitRejection::QueueFull { limit: 1, queue: 2 }),
+        "a full queue refuses at once: {refused:?}"
+    );
+    assert!(
+        running.is_ok() && high.is_ok() && low.is_ok(),
+        "{high:?} {low:?}"
+    );
+    // "high" went before "low", which came first; "refused" was never sent.
+    let order: Vec<String> = mock
+        .requests()
+        .iter()
+        .map(|r| {
+            r.body["messages"][0]["content"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(order, ["first", "high", "low"], "{order:?}");
+
+    // A wait that runs out: one slot held 2 s, a 150 ms wait.
+    let client = quick_builder(mock.providers().unwrap(), 1)
+        .adaptive_limit(fixed(1, 2))
+        .build()
+        .unwrap();
+    mock.set_default_fault(Some(
+        FaultPlan::normal().with_latency(Duration::from_secs(2)),
+    ));
+    let holder = tokio::spawn(client.generate(said("holder")));
+    assert!(
+        common::eventually(|| async {
+            client
+                .limit_status("openai")
+                .await
+                .unwrap()
+                .unwrap()
+                .in_flight
+                == 1
+        })
+        .await
+    );
+    let waited = within(client.generate(said("waiter"))).await;
+    assert_eq!(
+        concurrency_rejection(&waited),
+        Some(LimitRejection::TimedOut { limit: 1 }),
+        "{waited:?}"
+    );
+    assert!(!holder.is_finished(), "refused before the slot freed");
+    holder.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_group_a_target_at_its_limit_passes_the_request_on_at_once() {
+    let first = MockServer::builder().start_background().unwrap();
+    let second = MockServer::builder().start_background().unwrap();
+    let client = quick_builder(
+        steer_llm::Providers::new()
+            .with(common::deployment("one", &first))
+            .with(common::deployment("two", &second)),
+        1,
+    )
+    .adaptive_limit_for("one", fixed(1, 10))
+    .group(
+        "fast",
+        Group::new(["one/gpt-4o-mini", "two/gpt-4o-mini"]).unwrap(),
+    )
+    .build()
+    .unwrap();
+    first.set_default_fault(Some(
+        FaultPlan::normal().with_latency(Duration::from_millis(300)),
+    ));
+    let ask = || ChatRequest::new("group/fast").unwrap().user("hi");
+    let holder = tokio::spawn(client.generate(ask()));
+    assert!(
+        common::eventually(|| async {
+            client.limit_status("one").await.unwrap().unwrap().in_flight == 1
+        })
+        .await
+    );
+    let reply = within(client.generate(ask())).await.unwrap();
+    assert_eq!(reply.provider, "two");
+    assert_eq!(reply.route[0].outcome, "concurrency_limit");
+    assert_eq!(first.request_count(), 1, "not queued at one");
+    assert_eq!(holder.await.unwrap().unwrap().provider, "one");
+    assert_eq!(client.limit_status("two").await.unwrap(), None);
 }

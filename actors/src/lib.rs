@@ -41,6 +41,7 @@ pub use breaker::{BreakerConfig, BreakerState, CircuitBreaker, TransitionEvent};
 pub use failure::{Category, Failure, Phase, RateLimitHints};
 pub use provider::report::ProviderReport;
 pub use provider::ProviderActors;
+pub mod limit;
 pub use retry::{
     Backoff, BudgetConfig, GiveUp, Jitter, ProviderMetrics, RetryCoordinator, RetryPolicy,
     ThrottleConfig,

@@ -30,4 +30,9 @@ pub struct RequestSpec {
     /// once ([`GiveUp::WaitElsewhere`](crate::retry::GiveUp::WaitElsewhere)):
     /// set by a group's route while another of its targets could answer now.
     pub wait_elsewhere: bool,
+    /// Whether the request may wait in a deployment's queue for a slot under
+    /// its concurrency limit (a group's route moves on instead).
+    pub may_queue: bool,
+    /// Its priority for such a slot: higher goes first (default 0).
+    pub priority: i32,
 }

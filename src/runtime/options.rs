@@ -33,9 +33,16 @@ pub struct GenerateOptions {
     /// Set by a group's route while another target could answer now: a
     /// server-directed wait moves the request on instead of waiting.
     pub(crate) wait_elsewhere: bool,
+    pub(crate) priority: i32,
 }
 
 impl GenerateOptions {
+    /// This request's priority for a slot under a deployment's adaptive
+    /// concurrency limit: higher goes first when calls wait (default 0).
+    pub fn priority(mut self, priority: i32) -> Self {
+        self.priority = priority;
+        self
+    }
     /// This request's retry policy instead of the provider's.
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
         self.retry = Some(Arc::new(policy));

@@ -159,6 +159,10 @@ impl StreamActor {
                 }
                 self.cancel_abandoned();
                 let attempts = self.core.attempts.succeeded();
+                // A first attempt's first token is the deployment's TTFT.
+                if let (1, Some(ttft)) = (attempts, self.machine.delivery().first_content) {
+                    self.core.note_first_token(ttft);
+                }
                 self.core.end_attempt("success");
                 if let Some(lease) = self.lease.take() {
                     self.core.actors.report_success(lease, Duration::ZERO);

@@ -195,6 +195,8 @@ pub enum Rejection {
         /// Time until the pause ends.
         retry_in: Duration,
     },
+    /// The deployment's adaptive concurrency limit had no slot for the call.
+    ConcurrencyLimit(crate::limit::LimitRejection),
 }
 
 impl Rejection {
@@ -205,6 +207,7 @@ impl Rejection {
             Rejection::ProbesBusy => "probes_busy",
             Rejection::ForcedOpen => "forced_open",
             Rejection::Paused { .. } => "paused",
+            Rejection::ConcurrencyLimit(_) => "concurrency_limit",
         }
     }
 }

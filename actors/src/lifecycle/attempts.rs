@@ -17,7 +17,7 @@
 //! #     request_id: "r".into(), provider: "p".into(), model: "m".into(),
 //! #     attempt_timeout: None, deadline: None, policy: None,
 //! #     use_breaker: true, max_pause_wait: Duration::from_secs(1),
-//! #     wait_elsewhere: false,
+//! #     wait_elsewhere: false, may_queue: true, priority: 0,
 //! # };
 //! let now = tokio::time::Instant::now();
 //! let mut attempts = Attempts::new(&spec, now);

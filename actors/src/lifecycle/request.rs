@@ -137,6 +137,7 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
                 (f, None)
             }
         };
+        self.core.note_failure(&failure);
         self.core
             .end_attempt_after(failure.category.as_str(), elapsed);
         self.core.actors.report_failure(

@@ -14,11 +14,12 @@ use std::time::Duration;
 use actix::prelude::*;
 use tokio::sync::OwnedSemaphorePermit;
 
-use crate::breaker::{CallOutcome, PermitLease};
+use crate::breaker::{CallOutcome, PermitLease, Rejection};
 use crate::exec::in_place::SendContext;
 pub use crate::exec::in_place::{run_later_send, spawn_send};
 use crate::failure::{Category, Failure};
 pub use crate::lifecycle::{Attempts, Run, Step, Stop};
+use crate::limit::{AcquireSlot, Signal, SlotLease};
 use crate::provider::ProviderActors;
 use crate::retry::{AttemptAbandoned, Decide, GiveUp, RequestEnd, RequestFinished};
 use crate::spec::RequestSpec;
@@ -47,6 +48,11 @@ pub struct RequestCore {
     pub attempt_started: tokio::time::Instant,
     /// The caller's in-flight slot, freed when the actor goes.
     pub admission: Option<OwnedSemaphorePermit>,
+    /// The attempt's slot under the deployment's concurrency limit, if it has one.
+    slot: Option<SlotLease>,
+    /// What the attempt in flight says for the limit at its end: its time to
+    /// first token, and how long a rate-limit header said nothing is left.
+    slot_notes: (Option<Duration>, Option<Duration>),
     /// Counts the request in flight at its provider while it lives.
     in_flight_gauge: GaugeGuard,
 }
@@ -74,6 +80,35 @@ impl RequestCore {
             started: now,
             attempt_started: now,
             admission,
+            slot: None,
+            slot_notes: (None, None),
+        }
+    }
+
+    /// The attempt in flight reached its first content token `ttft` after it
+    /// started (a stream's latency signal for the concurrency limit).
+    pub fn note_first_token(&mut self, ttft: Duration) {
+        self.slot_notes.0 = Some(ttft);
+    }
+
+    /// The attempt in flight failed with `failure`: a rate-limit header that
+    /// says nothing is left caps the concurrency limit until its reset.
+    pub fn note_failure(&mut self, failure: &Failure) {
+        self.slot_notes.1 = failure.rate_limit.exhausted_until();
+    }
+
+    /// Gives the attempt's slot back, with what its end `outcome` says about
+    /// capacity: a clean success, a drop (a 429, an overload, a timeout), or
+    /// nothing.
+    fn release_slot(&mut self, outcome: &str) {
+        let (ttft, spent_for) = std::mem::take(&mut self.slot_notes);
+        if let Some(slot) = self.slot.take() {
+            let signal = match outcome {
+                "success" => Signal::Clean { ttft },
+                "rate_limited" | "overloaded" | "timeout" | "slow_stream" => Signal::Drop,
+                _ => Signal::Ignore,
+            };
+            slot.release(signal, spent_for);
         }
     }
 
@@ -87,6 +122,8 @@ impl RequestCore {
             .meters
             .target_meters(self.spec.provider.clone(), model);
         self.in_flight_gauge = self.target.in_flight();
+        // A slot under the old deployment's limit goes back there.
+        self.slot = None;
         self.actors = actors;
         self.attempts
             .retarget(&self.spec, tokio::time::Instant::now());
@@ -122,6 +159,7 @@ impl RequestCore {
 
     /// [`end_attempt`](Self::end_attempt), with the attempt's duration already read.
     pub(crate) fn end_attempt_after(&mut self, outcome: &'static str, elapsed: Duration) {
+        self.release_slot(outcome);
         self.actors
             .meters
             .attempt_at(&self.target, outcome, elapsed);
@@ -200,8 +238,43 @@ pub(crate) fn execute<A: AttemptLoop>(act: &mut A, step: Step, ctx: &mut Context
     }
 }
 
-/// Takes a permit from the breaker's gate, or asks the breaker for one.
+/// Takes a slot under the deployment's concurrency limit, when it has one
+/// (and the request holds none yet), then a permit.
 fn ask_permit<A: AttemptLoop>(act: &mut A, ctx: &mut Context<A>) {
+    let core = act.core();
+    let Some(limiter) = core.actors.limiter.as_ref().filter(|_| core.slot.is_none()) else {
+        return ask_breaker(act, ctx);
+    };
+    let (answer, slot) = tokio::sync::oneshot::channel();
+    limiter.do_send(AcquireSlot {
+        priority: core.spec.priority,
+        may_wait: core.spec.may_queue,
+        max_wait: core.attempts.progress().time_left(),
+        answer,
+    });
+    spawn_send(
+        ctx,
+        actix::fut::wrap_future(slot).map(|answer, act: &mut A, ctx| match answer {
+            Ok(Ok(slot)) => {
+                act.core().slot = Some(slot);
+                ask_breaker(act, ctx)
+            }
+            Ok(Err(why)) => {
+                let now = tokio::time::Instant::now();
+                let rejection = Rejection::ConcurrencyLimit(why);
+                let step = act.core().attempts.rejected(rejection, now);
+                execute(act, step, ctx)
+            }
+            Err(_) => {
+                let step = act.core().attempts.lost("the concurrency limiter is gone");
+                execute(act, step, ctx)
+            }
+        }),
+    );
+}
+
+/// Takes a permit from the breaker's gate, or asks the breaker for one.
+fn ask_breaker<A: AttemptLoop>(act: &mut A, ctx: &mut Context<A>) {
     let core = act.core();
     if let Some(lease) = core.actors.breaker.pass(&core.spec.model) {
         return permitted(act, Some(lease), ctx);
@@ -212,6 +285,8 @@ fn ask_permit<A: AttemptLoop>(act: &mut A, ctx: &mut Context<A>) {
         actix::fut::wrap_future(ask).map(|answer, act: &mut A, ctx| match answer {
             Ok(Ok(lease)) => permitted(act, Some(lease), ctx),
             Ok(Err(rejection)) => {
+                // No call: a slot held for it goes back (not through a pause).
+                act.core().slot = None;
                 let now = tokio::time::Instant::now();
                 let step = act.core().attempts.rejected(rejection, now);
                 execute(act, step, ctx)

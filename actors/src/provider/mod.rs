@@ -34,6 +34,8 @@ pub struct ProviderActors {
     pub breaker: BreakerRef,
     /// The retry coordinator.
     pub coordinator: Addr<RetryCoordinator>,
+    /// The concurrency limiter, when the deployment's concurrency adapts.
+    pub limiter: Option<Addr<crate::limit::ConcurrencyLimiter>>,
     /// The client's metric families, which its requests record into.
     pub meters: Meters,
     /// One relay per runtime its requests ran on (an arbiter's or a plain tokio one).
@@ -59,10 +61,27 @@ impl ProviderActors {
         coordinator: RetryCoordinator,
         meters: Meters,
     ) -> Arc<Self> {
+        Self::start_with_limit(arbiter, breaker, coordinator, None, meters)
+    }
+
+    /// [`ProviderActors::start`], and a concurrency limiter with `limit`
+    /// (checked by the caller) when it is set.
+    pub fn start_with_limit(
+        arbiter: &ArbiterHandle,
+        breaker: CircuitBreaker,
+        coordinator: RetryCoordinator,
+        limit: Option<crate::limit::LimitConfig>,
+        meters: Meters,
+    ) -> Arc<Self> {
         Arc::new(ProviderActors {
             breaker: BreakerRef::start(breaker.with_meters(meters.clone()), arbiter),
             // Supervised: restarted at the same address if a handler fails.
             coordinator: actix::Supervisor::start_in_arbiter(arbiter, move |_| coordinator),
+            limiter: limit.map(|l| {
+                actix::Supervisor::start_in_arbiter(arbiter, move |_| {
+                    crate::limit::ConcurrencyLimiter::new(l)
+                })
+            }),
             meters,
             relays: RwLock::new(Vec::new()),
         })

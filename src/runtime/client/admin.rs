@@ -29,6 +29,22 @@ impl Client {
         }
     }
 
+    /// Where deployment `provider`'s adaptive concurrency limit stands (its
+    /// limit now, calls running, calls waiting); `None` when it has none.
+    pub async fn limit_status(
+        &self,
+        provider: &str,
+    ) -> Result<Option<steer_actors::limit::LimitStatus>, Error> {
+        let Some(limiter) = self.handle(provider)?.actors.limiter.clone() else {
+            return Ok(None);
+        };
+        limiter
+            .send(steer_actors::limit::GetLimit)
+            .await
+            .map(Some)
+            .map_err(|e| Error::Internal(format!("concurrency limiter of {provider}: {e}")))
+    }
+
     /// The client's circuit breakers, one per provider (and per model within
     /// it): their status, their transitions, and an operator's overrides.
     ///

@@ -46,6 +46,8 @@ pub struct ClientBuilder {
     retry_for: BTreeMap<String, RetryPolicy>,
     budget: BudgetConfig,
     throttle: Option<steer_actors::retry::ThrottleConfig>,
+    limit: Option<steer_actors::limit::LimitConfig>,
+    limit_for: BTreeMap<String, steer_actors::limit::LimitConfig>,
     arbiters: Option<usize>,
     max_in_flight: usize,
     overload: Overload,
@@ -68,6 +70,8 @@ impl Default for ClientBuilder {
             retry_for: BTreeMap::new(),
             budget: BudgetConfig::default(),
             throttle: None,
+            limit: None,
+            limit_for: BTreeMap::new(),
             arbiters: None,
             max_in_flight: 10_000,
             overload: Overload::Reject,
@@ -125,6 +129,30 @@ impl ClientBuilder {
     /// ```
     pub fn retry_throttle(mut self, config: steer_actors::retry::ThrottleConfig) -> Self {
         self.throttle = Some(config);
+        self
+    }
+    /// Gives every deployment a bulkhead whose concurrency limit adapts (off
+    /// by default): cut on 429s, overloads and timeouts, grown slowly on
+    /// clean completions, cut when time to first token climbs, capped by a
+    /// rate-limit header that says nothing is left; over it a call waits in a
+    /// bounded queue by priority ([`GenerateOptions::priority`]), or, in a
+    /// group, moves on ([`LimitConfig`](steer_actors::limit::LimitConfig)).
+    ///
+    /// ```
+    /// use steer_llm::limit::LimitConfig;
+    /// let builder = steer_llm::Client::builder().adaptive_limit(LimitConfig::default());
+    /// ```
+    pub fn adaptive_limit(mut self, config: steer_actors::limit::LimitConfig) -> Self {
+        self.limit = Some(config);
+        self
+    }
+    /// [`ClientBuilder::adaptive_limit`] for one deployment.
+    pub fn adaptive_limit_for(
+        mut self,
+        provider: &str,
+        config: steer_actors::limit::LimitConfig,
+    ) -> Self {
+        self.limit_for.insert(provider.to_string(), config);
         self
     }
     /// Arbiters (threads) the actors spread over; default one per core. `0` runs
@@ -229,6 +257,10 @@ impl ClientBuilder {
             t.validate()
                 .map_err(|e| ConfigError::setting("retry_throttle", e))?;
         }
+        for l in self.limit.iter().chain(self.limit_for.values()) {
+            l.validate()
+                .map_err(|e| ConfigError::setting("adaptive_limit", e))?;
+        }
         let known = self.providers.names();
         for (name, group) in &self.groups {
             group
@@ -250,13 +282,15 @@ impl ClientBuilder {
             let policy = self.retry_for.get(&name).unwrap_or(&self.retry).clone();
             let max_pause_wait = policy.max_server_wait;
             let (budget, seed) = (self.budget, self.seed.wrapping_add(i as u64));
-            let actors = ProviderActors::start(
+            let limit = self.limit_for.get(&name).copied().or(self.limit);
+            let actors = ProviderActors::start_with_limit(
                 &arbiter,
                 CircuitBreaker::new(&name, breaker_config),
                 match self.throttle {
                     Some(t) => RetryCoordinator::new(policy, budget, seed).with_throttle(t),
                     None => RetryCoordinator::new(policy, budget, seed),
                 },
+                limit,
                 meters.clone(),
             );
             handles.insert(

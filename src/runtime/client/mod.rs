@@ -449,6 +449,8 @@ impl Client {
             policy: options.retry.clone(),
             use_breaker: options.breaker.unwrap_or(true),
             wait_elsewhere: options.wait_elsewhere,
+            may_queue: !options.skip_pauses,
+            priority: options.priority,
         }
     }
 

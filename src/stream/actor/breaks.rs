@@ -59,6 +59,7 @@ impl StreamActor {
                 Err(_) => self.cancelled(ctx),
             };
         }
+        self.core.note_failure(&failure);
         self.core.end_attempt(failure.category.as_str());
         self.core.actors.report_failure(
             self.lease.take(),

@@ -17,6 +17,8 @@ fn spec(deadline: Option<Duration>, use_breaker: bool) -> RequestSpec {
         use_breaker,
         max_pause_wait: Duration::from_secs(5),
         wait_elsewhere: false,
+        may_queue: true,
+        priority: 0,
     }
 }
 

@@ -18,6 +18,8 @@ fn spec() -> RequestSpec {
         use_breaker: true,
         max_pause_wait: Duration::from_secs(1),
         wait_elsewhere: false,
+        may_queue: true,
+        priority: 0,
     }
 }
 

@@ -1,0 +1,216 @@
+//! The limit of one deployment's concurrent calls, and how it moves: cut
+//! multiplicatively on a drop (a 429, an overload, a 503, a timeout), grown by
+//! one per limit's worth of clean completions while the calls use at least
+//! half of it (Netflix's AIMD, slowed to TCP's congestion avoidance), cut in
+//! proportion when time to first token rises well above its long-run average
+//! (Netflix's Gradient2 and Envoy's gradient, on TTFT rather than total
+//! latency, which grows with the output), and capped at once at what is in
+//! flight by a rate-limit header that says nothing is left, until its reset.
+//! One cut per round trip: a drop or a slow first token of a call that started
+//! before the last cut does not cut again (the calls in flight then saw the old
+//! limit), as TCP cuts once per window.
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use steer_actors::limit::{AdaptiveLimit, LimitConfig, Signal};
+//! let t0 = Instant::now();
+//! let mut l = AdaptiveLimit::new(LimitConfig { initial: 20, ..LimitConfig::default() });
+//! l.on_end(Signal::Drop, t0, 20, t0);
+//! assert_eq!(l.limit(t0), 18);
+//! ```
+
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+/// How a deployment's concurrency limit adapts.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitConfig {
+    /// The limit to start from (default 20).
+    pub initial: u32,
+    /// The least it falls to (default 1).
+    pub min: u32,
+    /// The most it grows to (default 200).
+    pub max: u32,
+    /// What a drop multiplies it by (default 0.9).
+    pub backoff: f64,
+    /// How far above its long-run average the recent TTFT may rise before it
+    /// cuts the limit (default 2.0: twice).
+    pub tolerance: f64,
+    /// Calls that may wait for a slot (default 100, at most 100,000; 0: none
+    /// wait).
+    pub max_queue: u32,
+    /// How long a call waits for a slot at most (default 5 s).
+    pub queue_timeout: Duration,
+}
+
+impl Default for LimitConfig {
+    fn default() -> Self {
+        LimitConfig {
+            initial: 20,
+            min: 1,
+            max: 200,
+            backoff: 0.9,
+            tolerance: 2.0,
+            max_queue: 100,
+            queue_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl LimitConfig {
+    /// Checks the settings: `1 <= min <= initial <= max`, `backoff` in (0, 1),
+    /// `tolerance` at least 1.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1 <= self.min && self.min <= self.initial && self.initial <= self.max) {
+            return Err(format!(
+                "need 1 <= min ({}) <= initial ({}) <= max ({})",
+                self.min, self.initial, self.max
+            ));
+        }
+        if !(self.backoff.is_finite() && self.backoff > 0.0 && self.backoff < 1.0) {
+            return Err(format!(
+                "backoff {} must be above 0 and below 1",
+                self.backoff
+            ));
+        }
+        if !(self.tolerance.is_finite() && self.tolerance >= 1.0) {
+            return Err(format!("tolerance {} must be at least 1", self.tolerance));
+        }
+        if self.max_queue > 100_000 {
+            return Err(format!(
+                "max_queue {} must be at most 100000",
+                self.max_queue
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What a call's end says about the deployment's capacity.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Signal {
+    /// It completed cleanly; a stream's time to its first token, if known.
+    Clean {
+        /// Time to the first content token.
+        ttft: Option<Duration>,
+    },
+    /// Too much: a 429, an overload, a 503, a timeout.
+    Drop,
+    /// Nothing about capacity (a cancelled call, the caller's mistake, a
+    /// server error, a hedge that lost).
+    Ignore,
+}
+
+/// Smoothing of the recent TTFT (per sample) and of the long-run one.
+const SHORT: f64 = 0.2;
+const LONG: f64 = 0.01;
+/// Samples before the gradient may cut.
+const WARM_UP: u32 = 10;
+
+/// One deployment's limit.
+#[derive(Debug, Clone)]
+pub struct AdaptiveLimit {
+    config: LimitConfig,
+    limit: f64,
+    last_cut: Option<Instant>,
+    /// The cap a spent rate limit set, and until when.
+    cap: Option<(u32, Instant)>,
+    short_ttft: f64,
+    long_ttft: f64,
+    samples: u32,
+}
+
+impl AdaptiveLimit {
+    /// A limit at `config.initial`.
+    pub fn new(config: LimitConfig) -> Self {
+        AdaptiveLimit {
+            config,
+            limit: f64::from(config.initial),
+            last_cut: None,
+            cap: None,
+            short_ttft: 0.0,
+            long_ttft: 0.0,
+            samples: 0,
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &LimitConfig {
+        &self.config
+    }
+
+    /// The limit now: the adapted one, under a rate-limit cap while it lasts.
+    pub fn limit(&self, now: Instant) -> u32 {
+        // The limit stays within [min, max] (both u32), so the cast is exact.
+        let adapted = self.limit.floor() as u32;
+        match self.cap {
+            Some((cap, until)) if until > now => adapted.min(cap),
+            _ => adapted,
+        }
+    }
+
+    /// A call that started at `started` ended with `signal`, `in_flight`
+    /// calls running just before it ended.
+    pub fn on_end(&mut self, signal: Signal, started: Instant, in_flight: u32, now: Instant) {
+        let (min, max) = (f64::from(self.config.min), f64::from(self.config.max));
+        let after_cut = self.last_cut.is_none_or(|cut| started > cut);
+        match signal {
+            Signal::Ignore => {}
+            Signal::Drop => {
+                if after_cut {
+                    self.cut(self.config.backoff, now);
+                }
+            }
+            Signal::Clean { ttft } => {
+                let slow = ttft.and_then(|t| self.sample(t));
+                match slow {
+                    Some(gradient) if after_cut && self.samples >= WARM_UP => {
+                        self.cut(gradient, now);
+                    }
+                    _ if f64::from(in_flight) * 2.0 >= self.limit => {
+                        self.limit = (self.limit + 1.0 / self.limit.max(1.0)).clamp(min, max);
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// A response said the rate limit is spent until `until`: the limit is
+    /// capped at `in_flight` (at least `min`) until then.
+    pub fn cap(&mut self, in_flight: u32, until: Instant) {
+        let cap = in_flight.max(self.config.min);
+        self.cap = match self.cap {
+            Some((old, old_until)) if old_until >= until => Some((old.min(cap), old_until)),
+            _ => Some((cap, until)),
+        };
+    }
+
+    fn cut(&mut self, factor: f64, now: Instant) {
+        let (min, max) = (f64::from(self.config.min), f64::from(self.config.max));
+        self.limit = (self.limit * factor).floor().clamp(min, max);
+        self.last_cut = Some(now);
+    }
+
+    /// Folds a TTFT sample in; the gradient to cut by when the recent TTFT
+    /// is above the tolerance times the long-run one.
+    fn sample(&mut self, ttft: Duration) -> Option<f64> {
+        let x = ttft.as_secs_f64();
+        if self.samples == 0 {
+            self.short_ttft = x;
+            self.long_ttft = x;
+        } else {
+            self.short_ttft += SHORT * (x - self.short_ttft);
+            self.long_ttft += LONG * (x - self.long_ttft);
+        }
+        self.samples = self.samples.saturating_add(1);
+        let allowed = self.config.tolerance * self.long_ttft;
+        (self.short_ttft > allowed && self.short_ttft > 0.0)
+            .then(|| (allowed / self.short_ttft).clamp(0.5, 1.0))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,192 @@
+use std::time::{Duration, Instant};
+
+use proptest::prelude::*;
+
+use super::*;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+#[test]
+fn a_scripted_sequence_falls_on_drops_once_a_round_trip_and_grows_slowly_when_used() {
+    let t0 = Instant::now();
+    let mut l = AdaptiveLimit::new(LimitConfig {
+        initial: 10,
+        min: 2,
+        max: 12,
+        ..LimitConfig::default()
+    });
+    let at = |n: u64| t0 + ms(n);
+    // A 429 of a call started after the last cut: × 0.9, floored.
+    l.on_end(Signal::Drop, at(0), 10, at(1));
+    assert_eq!(l.limit(at(1)), 9);
+    // Calls that started before that cut saw the old limit: no second cut.
+    l.on_end(Signal::Drop, at(0), 9, at(2));
+    l.on_end(Signal::Drop, at(1), 9, at(2));
+    assert_eq!(l.limit(at(2)), 9);
+    // A timeout of a later call cuts again.
+    l.on_end(Signal::Drop, at(2), 9, at(3));
+    assert_eq!(l.limit(at(3)), 8);
+    for (i, step) in [7, 6, 5, 4, 3, 2, 2].into_iter().enumerate() {
+        let now = at(10 + i as u64);
+        l.on_end(Signal::Drop, now, 1, now);
+        assert_eq!(l.limit(now), step, "never below min");
+    }
+    // Clean completions with few calls running: no growth.
+    for _ in 0..50 {
+        l.on_end(Signal::Clean { ttft: None }, at(30), 0, at(31));
+    }
+    assert_eq!(l.limit(at(31)), 2);
+    // With the limit in use: +1 per limit's worth of completions.
+    let mut seen = vec![];
+    for _ in 0..30 {
+        l.on_end(Signal::Clean { ttft: None }, at(40), 12, at(41));
+        seen.push(l.limit(at(41)));
+    }
+    assert_eq!(&seen[..6], [2, 2, 3, 3, 3, 4], "{seen:?}");
+    assert_eq!(*seen.last().unwrap(), 8, "{seen:?}");
+    for _ in 0..100 {
+        l.on_end(Signal::Clean { ttft: None }, at(40), 12, at(41));
+    }
+    assert_eq!(l.limit(at(41)), 12, "never above max");
+    // Nothing about capacity moves nothing.
+    l.on_end(Signal::Ignore, at(50), 12, at(51));
+    assert_eq!(l.limit(at(51)), 12);
+}
+
+#[test]
+fn a_spent_rate_limit_caps_the_limit_at_what_runs_until_its_reset() {
+    let t0 = Instant::now();
+    let mut l = AdaptiveLimit::new(LimitConfig::default());
+    l.cap(3, t0 + ms(500));
+    assert_eq!(l.limit(t0), 3);
+    // A later, looser cap before the first ends does not lift it.
+    l.cap(8, t0 + ms(200));
+    assert_eq!(l.limit(t0 + ms(100)), 3);
+    assert_eq!(l.limit(t0 + ms(500)), 20, "uncapped at the reset");
+    l.cap(0, t0 + ms(900));
+    assert_eq!(l.limit(t0 + ms(600)), 1, "never below min");
+}
+
+#[test]
+fn a_first_token_far_above_its_average_cuts_in_proportion() {
+    let t0 = Instant::now();
+    let mut l = AdaptiveLimit::new(LimitConfig {
+        initial: 100,
+        max: 200,
+        ..LimitConfig::default()
+    });
+    // A steady 100 ms, the limit in use: it grows.
+    for i in 0..20 {
+        l.on_end(
+            Signal::Clean {
+                ttft: Some(ms(100)),
+            },
+            t0 + ms(i),
+            100,
+            t0 + ms(i),
+        );
+    }
+    assert_eq!(l.limit(t0 + ms(20)), 100, "0.2 a completion: not yet one");
+    // Then 1 s, for calls that all started before the first cut: the
+    // recent average passes twice the long one and cuts once, in proportion
+    // (at most by half).
+    let started = t0 + ms(999);
+    let mut seen = vec![];
+    for i in 0..6 {
+        let now = t0 + ms(1000 + i);
+        l.on_end(
+            Signal::Clean {
+                ttft: Some(ms(1000)),
+            },
+            started,
+            100,
+            now,
+        );
+        seen.push(l.limit(now));
+    }
+    assert_eq!(seen[0], 78, "× 218/280: {seen:?}");
+    assert!(seen.iter().all(|&c| c == 78), "once a round trip: {seen:?}");
+    // A call that started after the cut, still slow: cut again.
+    let later = t0 + ms(2000);
+    l.on_end(
+        Signal::Clean {
+            ttft: Some(ms(1000)),
+        },
+        later,
+        100,
+        later,
+    );
+    assert!(
+        l.limit(later) < 78 && l.limit(later) >= 39,
+        "{}",
+        l.limit(later)
+    );
+}
+
+#[test]
+fn settings_out_of_range_are_refused() {
+    assert!(LimitConfig::default().validate().is_ok());
+    for wrong in [
+        LimitConfig {
+            min: 0,
+            ..LimitConfig::default()
+        },
+        LimitConfig {
+            initial: 300,
+            ..LimitConfig::default()
+        },
+        LimitConfig {
+            min: 30,
+            ..LimitConfig::default()
+        },
+        LimitConfig {
+            backoff: 1.0,
+            ..LimitConfig::default()
+        },
+        LimitConfig {
+            backoff: f64::NAN,
+            ..LimitConfig::default()
+        },
+        LimitConfig {
+            tolerance: 0.5,
+            ..LimitConfig::default()
+        },
+        LimitConfig {
+            max_queue: 1_000_000,
+            ..LimitConfig::default()
+        },
+    ] {
+        assert!(wrong.validate().is_err(), "{wrong:?}");
+    }
+}
+
+proptest! {
+    /// Whatever the signals, the limit stays within [min, max] (and under a
+    /// cap, within it too).
+    #[test]
+    fn the_limit_stays_within_its_bounds(
+        min in 1u32..20,
+        span in 0u32..200,
+        events in proptest::collection::vec((0u8..4, 0u64..2000, 0u32..400), 0..300),
+    ) {
+        let max = min + span;
+        let config = LimitConfig { min, initial: min, max, ..LimitConfig::default() };
+        let mut l = AdaptiveLimit::new(config);
+        let t0 = Instant::now();
+        for (i, (kind, ttft, in_flight)) in events.into_iter().enumerate() {
+            let now = t0 + ms(i as u64);
+            let started = t0 + ms((i as u64).saturating_sub(u64::from(kind)));
+            let signal = match kind {
+                0 => Signal::Drop,
+                1 => Signal::Ignore,
+                2 => Signal::Clean { ttft: None },
+                _ => Signal::Clean { ttft: Some(ms(ttft)) },
+            };
+            l.on_end(signal, started, in_flight, now);
+            let limit = l.limit(now);
+            prop_assert!((min..=max).contains(&limit), "{limit} not in {min}..={max}");
+        }
+    }
+}
