@@ -10,6 +10,9 @@ pub use super::load::Load;
 use crate::error::Error;
 use crate::model::{ModelId, RouteStep};
 
+/// The share of [`Selection::Latency`]'s picks that probe a random target.
+pub const LATENCY_PROBE_SHARE: f64 = 0.05;
+
 /// The provider name that means "a group": `group/fast` names the group `fast`.
 pub const GROUP_PROVIDER: &str = "group";
 
@@ -25,7 +28,11 @@ pub enum Selection {
     /// The untried target with the fewest requests in flight (ties: in order).
     LeastInFlight,
     /// The untried target with the lowest recent latency (an exponentially
-    /// weighted average; a target not heard from yet goes first; ties: in order).
+    /// weighted average of replies, of streams' time to first token plus the
+    /// time their rate takes for 500 characters, and of failures, counted
+    /// double; a target not heard from yet goes first; ties: in order). One
+    /// request in twenty goes to a random target of the tier instead, so that
+    /// a target that recovered is noticed.
     Latency,
 }
 
@@ -206,6 +213,12 @@ impl Group {
                 .iter()
                 .min_by_key(|t| load(&t.target).in_flight)
                 .map(|t| &t.target),
+            Selection::Latency if random < LATENCY_PROBE_SHARE && best.len() > 1 => {
+                // A probe: `random / share` is uniform in [0, 1) again.
+                let share = random / LATENCY_PROBE_SHARE;
+                let i = ((share * best.len() as f64) as usize).min(best.len() - 1);
+                best.get(i).map(|t| &t.target)
+            }
             Selection::Latency => best
                 .iter()
                 .min_by_key(|t| load(&t.target).latency_micros)
@@ -379,6 +392,12 @@ mod tests {
             fastest.pick_by_load(&[], |_| true, 0.5, loads),
             Some(&id("c/m"))
         );
+        // One pick in twenty probes a random target of the tier.
+        let probes: Vec<_> = [0.0, 0.02, 0.04]
+            .iter()
+            .map(|r| fastest.pick_by_load(&[], |_| true, *r, loads).cloned())
+            .collect();
+        assert_eq!(probes, [Some(id("a/m")), Some(id("b/m")), Some(id("c/m"))]);
         assert_eq!(
             fastest.pick_by_load(&[id("c/m")], |_| true, 0.5, loads),
             Some(&id("b/m"))

@@ -82,6 +82,29 @@ impl TargetLoad {
     }
 }
 
+/// Characters a stream's latency sample counts after its first token.
+const STREAM_SAMPLE_CHARS: f64 = 500.0;
+
+/// A stream's latency sample, comparable with a reply's: its time to first
+/// token plus the time its rate after that takes for 500 characters (its
+/// whole rest when it sent fewer), so that a stream that trickles after a fast
+/// first token reads as slow.
+pub(crate) fn stream_sample(ttft: Duration, total: Duration, chars: usize) -> Duration {
+    let rest = total.saturating_sub(ttft);
+    let chars = chars as f64;
+    if chars <= STREAM_SAMPLE_CHARS {
+        return ttft.saturating_add(rest);
+    }
+    ttft.saturating_add(rest.mul_f64(STREAM_SAMPLE_CHARS / chars))
+}
+
+/// A failed leg's latency sample: twice the time it took, and at least twice
+/// the target's average, so that failing targets read as slow.
+pub(crate) fn failure_sample(elapsed: Duration, load: &TargetLoad) -> Duration {
+    let average = Duration::from_micros(load.load().latency_micros);
+    elapsed.max(average).saturating_mul(2)
+}
+
 /// A request in flight to a target.
 pub(crate) struct InFlight(std::sync::Arc<TargetLoad>);
 
@@ -100,6 +123,25 @@ impl Drop for InFlight {
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    #[test]
+    fn a_trickling_stream_reads_slow_and_a_failure_reads_twice_as_slow() {
+        let ms = Duration::from_millis;
+        // 50 ms to the first token, 2,000 characters in the next 1 s: 250 ms
+        // for 500 of them.
+        assert_eq!(stream_sample(ms(50), ms(1050), 2000), ms(300));
+        // The same first token, then 20 characters a second for 10 s.
+        assert_eq!(stream_sample(ms(50), ms(10_050), 200), ms(10_050));
+        assert_eq!(
+            stream_sample(ms(80), ms(20), 0),
+            ms(80),
+            "never below the TTFT"
+        );
+        let t = TargetLoad::default();
+        assert_eq!(failure_sample(ms(10), &t), ms(20));
+        t.record(ms(100));
+        assert_eq!(failure_sample(ms(10), &t), ms(200));
+    }
 
     #[test]
     fn in_flight_counts_guards_and_latency_moves_toward_samples() {

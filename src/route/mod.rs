@@ -13,7 +13,7 @@ mod targets;
 
 pub(crate) use ejected::{EjectedFlags, LegEnded};
 pub use group::{Group, GroupTarget, Move, Selection, GROUP_PROVIDER};
-pub(crate) use load::InFlight;
 pub use load::Load;
+pub(crate) use load::{failure_sample, stream_sample, InFlight};
 pub use machine::{Next, Route, Verdict};
 pub(crate) use targets::Targets;

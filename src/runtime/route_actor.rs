@@ -14,6 +14,7 @@ use tokio::sync::oneshot;
 use super::options::GenerateOptions;
 use crate::error::Error;
 use crate::model::{ChatRequest, ChatResponse, ModelId};
+use crate::route::failure_sample;
 use crate::route::outliers::counts_against;
 use crate::route::{Next, Route, Targets, Verdict};
 
@@ -134,11 +135,18 @@ impl RouteActor {
             let _in_flight = load.as_ref().map(|l| l.start());
             let started = tokio::time::Instant::now();
             let result = run.await;
-            if let (Ok(reply), Some(l)) = (&result, &load) {
-                l.record(started.elapsed());
-                if let Some(wait) = reply.rate_limit.nearly_spent_for() {
-                    l.spent_for(wait);
+            match (&result, &load) {
+                (Ok(reply), Some(l)) => {
+                    l.record(started.elapsed());
+                    if let Some(wait) = reply.rate_limit.nearly_spent_for() {
+                        l.spent_for(wait);
+                    }
                 }
+                // A failure of the target teaches the selection it is slow.
+                (Err(e), Some(l)) if counts_against(e) => {
+                    l.record(failure_sample(started.elapsed(), l));
+                }
+                _ => {}
             }
             result
         };

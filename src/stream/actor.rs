@@ -155,6 +155,15 @@ impl StreamActor {
                 if let Some(route) = &self.route {
                     if let Some(target) = route.route.current() {
                         route.targets.leg_ended(route.route.name(), target, true);
+                        // The selection learns the stream's first token and rate.
+                        let d = self.machine.delivery();
+                        if let (Some(ttft), Some(load)) =
+                            (d.first_content, route.targets.load(target))
+                        {
+                            let chars = d.checkpoint.text.len();
+                            let total = self.core.started.elapsed();
+                            load.record(crate::route::stream_sample(ttft, total, chars));
+                        }
                     }
                 }
                 self.cancel_abandoned();

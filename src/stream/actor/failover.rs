@@ -3,6 +3,7 @@
 //! come back; or the end with the caller's error.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::prelude::*;
 use steer_actors::lifecycle::request::RequestError;
@@ -14,6 +15,7 @@ use super::{StreamActor, StreamRoute};
 use crate::error::{Error, ProviderError};
 use crate::model::ModelId;
 use crate::provider::Provider;
+use crate::route::failure_sample;
 use crate::route::outliers::counts_against;
 use crate::route::{Next, Verdict};
 
@@ -39,6 +41,9 @@ impl StreamActor {
         if let Some(route) = &self.route {
             if let (Some(target), true) = (route.route.current(), counts_against(&error)) {
                 route.targets.leg_ended(route.route.name(), target, false);
+                if let Some(load) = route.targets.load(target) {
+                    load.record(failure_sample(Duration::ZERO, &load));
+                }
             }
         }
         if movable && self.fail_over(&error, end, ctx) {
