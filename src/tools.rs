@@ -30,6 +30,10 @@ pub struct Tool {
     /// Ask the provider to enforce the schema exactly (OpenAI `strict`, Anthropic
     /// strict tool use).
     pub strict: bool,
+    /// Calling it acts on the world (sends, pays, writes): a request that
+    /// offers it is never hedged (two copies could both call it). Not sent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub side_effects: bool,
 }
 
 impl Tool {
@@ -40,6 +44,7 @@ impl Tool {
             description: None,
             input_schema,
             strict: false,
+            side_effects: false,
         }
     }
 
@@ -52,6 +57,13 @@ impl Tool {
     /// Sets `strict`.
     pub fn strict(mut self, strict: bool) -> Self {
         self.strict = strict;
+        self
+    }
+
+    /// Marks a tool whose calls act on the world: a request that offers it is
+    /// never hedged.
+    pub fn side_effects(mut self, on: bool) -> Self {
+        self.side_effects = on;
         self
     }
 

@@ -11,6 +11,7 @@ use std::time::Duration;
 use common::{quick_builder, within};
 use steer_llm::limit::{LimitConfig, LimitRejection};
 use steer_llm::mock::{FaultPlan, MockServer};
+use steer_llm::route::hedge::Hedge;
 use steer_llm::route::outliers::{EjectReason, OutlierConfig};
 use steer_llm::runtime::group::Group;
 use steer_llm::runtime::EjectionEvent;
@@ -374,4 +375,132 @@ async fn in_a_group_a_target_at_its_limit_passes_the_request_on_at_once() {
     assert_eq!(first.request_count(), 1, "not queued at one");
     assert_eq!(holder.await.unwrap().unwrap().provider, "one");
     assert_eq!(client.limit_status("two").await.unwrap(), None);
+}
+
+/// A group `fast` of `slow` (its replies `latency` late) and `quick`, in order,
+/// hedged as `hedge` says; `slow` has an adaptive limit (to see its slot back).
+fn hedged_pair(latency: Duration, hedge: Hedge) -> (MockServer, MockServer, steer_llm::Client) {
+    let slow = MockServer::builder()
+        .default_fault(FaultPlan::normal().with_latency(latency))
+        .start_background()
+        .unwrap();
+    let quick = MockServer::builder().start_background().unwrap();
+    let client = quick_builder(
+        steer_llm::Providers::new()
+            .with(common::deployment("slow", &slow))
+            .with(common::deployment("quick", &quick)),
+        1,
+    )
+    .adaptive_limit_for("slow", LimitConfig::default())
+    .group(
+        "fast",
+        Group::new(["slow/gpt-4o-mini", "quick/gpt-4o-mini"])
+            .unwrap()
+            .hedge(hedge),
+    )
+    .build()
+    .unwrap();
+    (slow, quick, client)
+}
+
+fn group_ask() -> ChatRequest {
+    ChatRequest::new("group/fast").unwrap().user("hi")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hedge_after_its_delay_wins_and_the_loser_is_cancelled_its_slot_given_back() {
+    let hedge = Hedge {
+        max_share_percent: 100,
+        ..Hedge::after(Duration::from_millis(50))
+    };
+    let (slow, quick, client) = hedged_pair(Duration::from_secs(5), hedge);
+    let reply = within(client.generate(group_ask())).await.unwrap();
+    assert_eq!(reply.provider, "quick");
+    let steps: Vec<(&str, &str)> = reply
+        .route
+        .iter()
+        .map(|s| (s.target.as_str(), s.outcome.as_str()))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("quick/gpt-4o-mini", "answered"),
+            ("slow/gpt-4o-mini", "hedge_lost")
+        ]
+    );
+    assert_eq!((slow.request_count(), quick.request_count()), (1, 1));
+    // The loser's connection closed while the slow target still waited.
+    assert!(common::eventually(|| async { slow.abandoned() == 1 }).await);
+    // Its slot back, nothing learned from it.
+    let status = client.limit_status("slow").await.unwrap().unwrap();
+    assert_eq!((status.in_flight, status.limit), (0, 20), "{status:?}");
+    let text = client.prometheus_text();
+    for outcome in ["sent", "won", "cancelled"] {
+        assert!(
+            text.contains(&format!(
+                r#"steer_hedges_total{{group="fast",outcome="{outcome}"}} 1"#
+            )),
+            "{outcome}: {text}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_never_wins_the_race() {
+    let hedge = Hedge {
+        max_share_percent: 100,
+        ..Hedge::after(Duration::from_millis(20))
+    };
+    let (slow, quick, client) = hedged_pair(Duration::from_millis(300), hedge);
+    quick.set_default_fault(Some(FaultPlan::error("server_error")));
+    let reply = within(client.generate(group_ask())).await.unwrap();
+    assert_eq!(reply.provider, "slow", "{:?}", reply.route);
+    let steps: Vec<(&str, &str)> = reply
+        .route
+        .iter()
+        .map(|s| (s.target.as_str(), s.outcome.as_str()))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("quick/gpt-4o-mini", "server_error"),
+            ("slow/gpt-4o-mini", "answered")
+        ]
+    );
+    assert_eq!((slow.request_count(), quick.request_count()), (1, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hedges_stop_at_their_share_and_never_go_for_a_request_with_side_effects() {
+    let hedge = Hedge::after(Duration::from_millis(30));
+    let (slow, quick, client) = hedged_pair(Duration::from_millis(200), hedge);
+    // 20 at once: 10% of them may be hedged.
+    let replies = within(futures::future::join_all(
+        (0..20).map(|_| client.generate(group_ask())),
+    ))
+    .await;
+    assert!(replies.iter().all(|r| r.is_ok()));
+    assert_eq!(quick.request_count(), 2, "two hedges of twenty");
+    assert_eq!(slow.request_count(), 20);
+    // With room for every hedge, a tool with side effects, or a request
+    // marked so, is never hedged; a plain one is.
+    let all = Hedge {
+        max_share_percent: 100,
+        ..Hedge::after(Duration::from_millis(30))
+    };
+    let (_slow, quick, client) = hedged_pair(Duration::from_millis(200), all);
+    let acts =
+        steer_llm::Tool::new("send_mail", serde_json::json!({"type": "object"})).side_effects(true);
+    let reply = within(client.generate(group_ask().tool(acts)))
+        .await
+        .unwrap();
+    assert_eq!(reply.provider, "slow");
+    let marked = steer_llm::runtime::GenerateOptions::default().side_effects(true);
+    let reply = within(client.generate_with(group_ask(), marked))
+        .await
+        .unwrap();
+    assert_eq!(reply.provider, "slow");
+    assert_eq!(quick.request_count(), 0);
+    let reply = within(client.generate(group_ask())).await.unwrap();
+    assert_eq!(reply.provider, "quick");
 }

@@ -368,8 +368,14 @@ async fn the_latency_selection_learns_from_streams_that_trickle_after_a_fast_fir
     }
     // The trickling target's first token is the faster (no 30 ms latency), but
     // its rate after it is what the selection learned.
-    assert!(went[..2].contains(&"trickling/gpt-4o-mini".to_string()), "{went:?}");
-    let healthy = went[2..].iter().filter(|t| t.starts_with("healthy")).count();
+    assert!(
+        went[..2].contains(&"trickling/gpt-4o-mini".to_string()),
+        "{went:?}"
+    );
+    let healthy = went[2..]
+        .iter()
+        .filter(|t| t.starts_with("healthy"))
+        .count();
     assert!(healthy >= 7, "{went:?}");
 }
 

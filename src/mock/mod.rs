@@ -375,6 +375,8 @@ pub(crate) struct Shared {
     log: Mutex<VecDeque<RecordedRequest>>,
     counter: AtomicU64,
     events_sent: Arc<AtomicU64>,
+    /// Requests whose client went away while the mock waited to answer.
+    abandoned: AtomicU64,
     /// Background responses of the Responses API.
     store: Mutex<background::Store>,
 }
@@ -392,6 +394,7 @@ impl Shared {
             log: Mutex::new(VecDeque::new()),
             counter: AtomicU64::new(0),
             events_sent: Arc::new(AtomicU64::new(0)),
+            abandoned: AtomicU64::new(0),
             store: Mutex::new(background::Store::default()),
         }
     }
@@ -582,6 +585,13 @@ impl MockServer {
     /// A consumer that reads slowly holds this back (backpressure).
     pub fn events_sent(&self) -> u64 {
         self.shared.events_sent.load(Ordering::Relaxed)
+    }
+
+    /// Requests whose client closed the connection while the mock was still
+    /// waiting out their `latency`, before any response (a hedge that lost, a
+    /// cancelled call).
+    pub fn abandoned(&self) -> u64 {
+        self.shared.abandoned.load(Ordering::Relaxed)
     }
 
     /// Forgets the recorded requests.

@@ -172,6 +172,23 @@ fn unauthenticated(flavour: Flavour, request_id: &str) -> ErrorResponse {
     }
 }
 
+/// Counts a request dropped before it is answered, unless told it was.
+struct Abandoned<'a>(Option<&'a std::sync::atomic::AtomicU64>);
+
+impl Abandoned<'_> {
+    fn answered(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Abandoned<'_> {
+    fn drop(&mut self) {
+        if let Some(n) = self.0 {
+            n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
 /// Picks the fault plan: header, keyed script, queue, default; then draws a mix.
 pub(super) fn choose_fault(
     shared: &Shared,
@@ -344,7 +361,10 @@ async fn handle_at(
         }
     };
     if let Some(d) = plan.latency {
+        // Dropped mid-wait (the client closed the connection): counted.
+        let waiting = Abandoned(Some(&shared.abandoned));
         tokio::time::sleep(d).await;
+        waiting.answered();
     }
     if let Some(resp) = ctx.check_headers(&headers) {
         return resp;

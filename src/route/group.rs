@@ -77,6 +77,9 @@ pub struct Group {
     /// Ejects the group's outliers from its rotation (off unless set).
     #[serde(default)]
     pub outliers: Option<super::outliers::OutlierConfig>,
+    /// Hedges the group's requests (off unless set).
+    #[serde(default)]
+    pub hedge: Option<super::hedge::Hedge>,
 }
 
 impl Group {
@@ -110,6 +113,7 @@ impl Group {
             background: false,
             min_rate: None,
             outliers: None,
+            hedge: None,
         })
     }
 
@@ -163,6 +167,23 @@ impl Group {
     /// ```
     pub fn eject_outliers(mut self, config: super::outliers::OutlierConfig) -> Self {
         self.outliers = Some(config);
+        self
+    }
+
+    /// Hedges the group's requests: a copy goes to the next target (or the
+    /// same) when the first has not answered after a delay; the first reply
+    /// wins, the others are cancelled (see [`Hedge`](super::hedge::Hedge)).
+    /// Not for requests that offer a tool with side effects.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use steer_llm::route::hedge::Hedge;
+    /// use steer_llm::runtime::group::Group;
+    /// let g = Group::new(["a/m", "b/m"]).unwrap().hedge(Hedge::after(Duration::from_millis(800)));
+    /// assert!(g.hedge.is_some());
+    /// ```
+    pub fn hedge(mut self, hedge: super::hedge::Hedge) -> Self {
+        self.hedge = Some(hedge);
         self
     }
 
@@ -250,6 +271,9 @@ impl Group {
     pub fn validate(&self, known: &[String]) -> Result<(), String> {
         if let Some(o) = &self.outliers {
             o.validate().map_err(|e| format!("outliers: {e}"))?;
+        }
+        if let Some(h) = &self.hedge {
+            h.validate().map_err(|e| format!("hedge: {e}"))?;
         }
         let all = self
             .targets

@@ -23,7 +23,14 @@ pub(crate) struct TargetLoad {
     /// Until when (milliseconds after `epoch`) its rate limit is nearly spent.
     spent_until_ms: AtomicU64,
     epoch: tokio::time::Instant,
+    /// Its last latency samples in milliseconds (0: none yet), a ring: the
+    /// bounded sketch a hedge's percentile delay reads.
+    recent: [AtomicU64; RECENT],
+    next: AtomicU64,
 }
+
+/// Latency samples a target keeps for hedge delays.
+const RECENT: usize = 64;
 
 impl Default for TargetLoad {
     fn default() -> Self {
@@ -32,6 +39,8 @@ impl Default for TargetLoad {
             ewma_micros: AtomicU64::new(0),
             spent_until_ms: AtomicU64::new(0),
             epoch: tokio::time::Instant::now(),
+            recent: std::array::from_fn(|_| AtomicU64::new(0)),
+            next: AtomicU64::new(0),
         }
     }
 }
@@ -65,8 +74,24 @@ impl TargetLoad {
         self.spent_until_ms.load(Ordering::Relaxed) > now
     }
 
-    /// Folds one answer's latency into the average.
+    /// Its recent latencies in milliseconds (at most 64, oldest gone first).
+    pub fn recent_ms(&self) -> Vec<u64> {
+        self.recent
+            .iter()
+            .map(|s| s.load(Ordering::Relaxed))
+            .filter(|ms| *ms > 0)
+            .collect()
+    }
+
+    /// Folds one answer's latency into the average and the recent samples.
     pub fn record(&self, latency: Duration) {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % RECENT as u64;
+        let ms = u64::try_from(latency.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        if let Some(slot) = usize::try_from(i).ok().and_then(|i| self.recent.get(i)) {
+            slot.store(ms, Ordering::Relaxed);
+        }
         let sample = u64::try_from(latency.as_micros())
             .unwrap_or(u64::MAX)
             .max(1);

@@ -55,6 +55,8 @@ pub enum Verdict {
     MoveOn,
     /// Stop: the route ends with the target's error.
     Stop,
+    /// Another leg (a hedge) is still running: wait for it.
+    Racing,
 }
 
 /// The route of one request through a group.
@@ -68,6 +70,9 @@ pub struct Route {
     forced: Option<ModelId>,
     /// The target in use, if any.
     current: Option<ModelId>,
+    /// Hedges running beside it (a target may appear twice: a hedge at the
+    /// same target).
+    hedges: Vec<ModelId>,
     /// The last target that failed (the next move leaves it: a failover).
     left: Option<ModelId>,
     /// Whether the route already waited for a target to come back.
@@ -84,6 +89,7 @@ impl Route {
             steps: Vec::new(),
             forced: None,
             current: None,
+            hedges: Vec::new(),
             left: None,
             waited: false,
         }
@@ -142,10 +148,53 @@ impl Route {
         !self.waited && self.forced.is_none() && pick_now(&self.group, &self.tried).is_some()
     }
 
+    /// A hedge: the target a copy of the request goes to beside the legs
+    /// running (`same_target`: the current one again; else an untried one
+    /// `pick_now` finds that can answer now), if there is one.
+    pub fn hedge(
+        &mut self,
+        pick_now: impl FnOnce(&Group, &[ModelId]) -> Option<ModelId>,
+        same_target: bool,
+    ) -> Option<ModelId> {
+        let target = if same_target {
+            self.current.clone()?
+        } else {
+            let t = pick_now(&self.group, &self.tried)?;
+            self.tried.push(t.clone());
+            t
+        };
+        self.hedges.push(target.clone());
+        Some(target)
+    }
+
+    /// Legs running: the current target and its hedges.
+    pub fn legs(&self) -> usize {
+        self.hedges.len() + usize::from(self.current.is_some())
+    }
+
     /// The current target answered: the route ends; returns its steps.
     pub fn answered(&mut self) -> Vec<RouteStep> {
-        if let Some(target) = self.current.take() {
-            self.steps.push(RouteStep::answered(&target));
+        match self.current.clone() {
+            Some(target) => self.answered_by(&target),
+            None => std::mem::take(&mut self.steps),
+        }
+    }
+
+    /// A leg at `target` answered: the route ends; every other leg running
+    /// lost the race (its step says `hedge_lost`). Returns the steps.
+    pub fn answered_by(&mut self, target: &ModelId) -> Vec<RouteStep> {
+        let mut losers: Vec<ModelId> = self.current.take().into_iter().collect();
+        losers.append(&mut self.hedges);
+        if let Some(i) = losers.iter().position(|t| t == target) {
+            losers.remove(i);
+        }
+        self.steps.push(RouteStep::answered(target));
+        for t in losers {
+            self.steps.push(RouteStep {
+                target: t.to_string(),
+                outcome: "hedge_lost".into(),
+                back_in: None,
+            });
         }
         std::mem::take(&mut self.steps)
     }
@@ -154,10 +203,30 @@ impl Route {
     /// prompt too long or a refusal go to the group's fallback (once), anything
     /// the request itself caused (or a deadline) stops the route.
     pub fn failed(&mut self, error: &Error) -> Verdict {
-        if let Some(target) = self.current.take() {
-            self.steps.push(failed_step(&target, error));
-            self.left = Some(target);
+        match self.current.clone() {
+            Some(target) => self.leg_failed(&target, error),
+            None => self.verdict(error),
         }
+    }
+
+    /// A leg at `target` ended with `error`: while another leg runs, the
+    /// route waits for it ([`Verdict::Racing`]); the last leg's failure
+    /// decides as [`Route::failed`] says.
+    pub fn leg_failed(&mut self, target: &ModelId, error: &Error) -> Verdict {
+        self.steps.push(failed_step(target, error));
+        if let Some(i) = self.hedges.iter().position(|t| t == target) {
+            self.hedges.remove(i);
+        } else if self.current.as_ref() == Some(target) {
+            self.current = self.hedges.pop();
+        }
+        if self.current.is_some() {
+            return Verdict::Racing;
+        }
+        self.left = Some(target.clone());
+        self.verdict(error)
+    }
+
+    fn verdict(&mut self, error: &Error) -> Verdict {
         match after_failure(&self.group, error) {
             Move::Next => Verdict::MoveOn,
             Move::Fallback(t) if !self.tried.contains(&t) => {

@@ -6,6 +6,7 @@
 
 mod ejected;
 pub mod group;
+pub mod hedge;
 mod load;
 pub mod machine;
 pub mod outliers;

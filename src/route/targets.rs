@@ -27,21 +27,27 @@ pub(crate) struct Targets {
     ejected: Arc<EjectedFlags>,
     /// Where the ends of legs go, for the groups that eject outliers.
     outliers: Option<actix::Recipient<LegEnded>>,
+    /// Each group's hedge cap (every group has one: a request may hedge).
+    hedge_caps: Arc<HashMap<String, crate::route::hedge::HedgeCap>>,
     meters: Meters,
 }
 
 impl Targets {
     /// The targets of `groups` among `providers`; the ends of their legs go to
     /// `outliers` for the groups `ejected` watches.
-    pub(crate) fn new<'a>(
+    pub(crate) fn new(
         providers: BTreeMap<String, Resolved>,
-        groups: impl IntoIterator<Item = &'a Group>,
+        groups: &BTreeMap<String, Group>,
         ejected: Arc<EjectedFlags>,
         outliers: Option<actix::Recipient<LegEnded>>,
         meters: Meters,
     ) -> Self {
+        let hedge_caps = groups
+            .keys()
+            .map(|name| (name.clone(), crate::route::hedge::HedgeCap::default()))
+            .collect();
         let loads = groups
-            .into_iter()
+            .values()
             .flat_map(|g| {
                 g.targets
                     .iter()
@@ -56,6 +62,7 @@ impl Targets {
             loads: Arc::new(loads),
             ejected,
             outliers,
+            hedge_caps: Arc::new(hedge_caps),
             meters,
         }
     }
@@ -70,6 +77,25 @@ impl Targets {
                 success,
             });
         }
+    }
+
+    /// Takes a hedge for group `group` if its cap allows one.
+    pub(crate) fn try_hedge(&self, group: &str, hedge: crate::route::hedge::Hedge) -> bool {
+        self.hedge_caps
+            .get(group)
+            .is_some_and(|c| c.try_hedge(hedge.max_share_percent))
+    }
+
+    /// Counts a request of group `group` (the base of its hedge cap).
+    pub(crate) fn count_request(&self, group: &str) {
+        if let Some(c) = self.hedge_caps.get(group) {
+            c.request();
+        }
+    }
+
+    /// Counts a hedge of group `group`: `sent`, `won`, `primary_won`, `cancelled`.
+    pub(crate) fn hedged(&self, group: &str, outcome: &'static str) {
+        self.meters.hedge(group, outcome);
     }
 
     /// How long `target` stays ejected from `group`, if it is out now.

@@ -34,9 +34,23 @@ pub struct GenerateOptions {
     /// server-directed wait moves the request on instead of waiting.
     pub(crate) wait_elsewhere: bool,
     pub(crate) priority: i32,
+    pub(crate) hedge: Option<crate::route::hedge::Hedge>,
+    pub(crate) side_effects: bool,
 }
 
 impl GenerateOptions {
+    /// Hedges this request when it names a group (see
+    /// [`Group::hedge`](crate::route::Group::hedge)), over the group's own
+    /// setting.
+    pub fn hedge(mut self, hedge: crate::route::hedge::Hedge) -> Self {
+        self.hedge = Some(hedge);
+        self
+    }
+    /// Marks this request as acting on the world: it is never hedged.
+    pub fn side_effects(mut self, on: bool) -> Self {
+        self.side_effects = on;
+        self
+    }
     /// This request's priority for a slot under a deployment's adaptive
     /// concurrency limit: higher goes first when calls wait (default 0).
     pub fn priority(mut self, priority: i32) -> Self {

@@ -15,6 +15,7 @@ use super::options::GenerateOptions;
 use crate::error::Error;
 use crate::model::{ChatRequest, ChatResponse, ModelId};
 use crate::route::failure_sample;
+use crate::route::hedge::Hedge;
 use crate::route::outliers::counts_against;
 use crate::route::{Next, Route, Targets, Verdict};
 
@@ -46,6 +47,14 @@ pub(crate) struct RouteActor {
     reply: Option<oneshot::Sender<Result<ChatResponse, Error>>>,
     /// The group request's span: each leg's request span is its child.
     span: tracing::Span,
+    /// How the request is hedged, if it is, and the hedges it may still send.
+    hedge: Option<(Hedge, u32)>,
+    /// The legs running: their number, target and task (cancelled when
+    /// another wins).
+    legs: Vec<(u32, ModelId, SpawnHandle)>,
+    next_leg: u32,
+    /// The timer of the next hedge.
+    hedge_timer: Option<SpawnHandle>,
 }
 
 impl RouteActor {
@@ -74,7 +83,68 @@ impl RouteActor {
             options,
             deadline: deadline.map(|d| tokio::time::Instant::now() + d),
             reply: Some(reply),
+            hedge: None,
+            legs: Vec::new(),
+            next_leg: 0,
+            hedge_timer: None,
         }
+    }
+
+    /// Hedges the request with `hedge` (checked by the caller).
+    pub(crate) fn hedged(mut self, hedge: Hedge) -> Self {
+        self.hedge = Some((hedge, hedge.max_hedges));
+        self
+    }
+
+    /// Sets the timer of the next hedge, if the request may send one: after
+    /// the delay the current target's recent latencies give.
+    fn arm_hedge(&mut self, ctx: &mut Context<Self>) {
+        if let Some(t) = self.hedge_timer.take() {
+            ctx.cancel_future(t);
+        }
+        let Some((hedge, left)) = self.hedge else {
+            return;
+        };
+        let Some(current) = self.route.current() else {
+            return;
+        };
+        if left == 0 {
+            return;
+        }
+        let recent = self
+            .targets
+            .load(current)
+            .map(|l| l.recent_ms())
+            .unwrap_or_default();
+        let delay = hedge.delay_for(&recent);
+        self.hedge_timer = Some(ctx.run_later(delay, |act, ctx| {
+            act.hedge_timer = None;
+            act.send_hedge(ctx);
+        }));
+    }
+
+    /// The delay passed without a reply: a hedge goes, if the group's cap
+    /// allows one and a target can take it.
+    fn send_hedge(&mut self, ctx: &mut Context<Self>) {
+        let Some((hedge, left)) = self.hedge.as_mut() else {
+            return;
+        };
+        let (hedge, name) = (*hedge, self.route.name().to_string());
+        if self.legs.is_empty() || *left == 0 || !self.targets.try_hedge(&name, hedge) {
+            return;
+        }
+        *left = left.saturating_sub(1);
+        let targets = &self.targets;
+        let Some(target) = self.route.hedge(
+            |g, tried| targets.pick_now(&name, g, tried),
+            hedge.same_target,
+        ) else {
+            return;
+        };
+        tracing::info!(parent: &self.span, group = %name, target = %target, "steer.hedge");
+        self.targets.hedged(&name, "sent");
+        self.run_leg(target, ctx);
+        self.arm_hedge(ctx);
     }
 
     fn finish(&mut self, result: Result<ChatResponse, Error>, ctx: &mut Context<Self>) {
@@ -113,8 +183,12 @@ impl RouteActor {
     }
 
     /// Runs the request at `target`, counted in flight there, its latency and
-    /// rate limit kept for the group's selection.
+    /// rate limit kept for the group's selection. A leg cancelled (a hedge
+    /// that lost) is dropped before it records anything.
     fn run_leg(&mut self, target: ModelId, ctx: &mut Context<Self>) {
+        if self.legs.is_empty() {
+            self.arm_hedge(ctx);
+        }
         let mut leg = self.request.clone();
         leg.model = target.clone();
         let mut options = self.options.clone();
@@ -150,31 +224,63 @@ impl RouteActor {
             }
             result
         };
-        ctx.spawn(
+        let number = self.next_leg;
+        self.next_leg = self.next_leg.wrapping_add(1);
+        let handle = ctx.spawn(
             actix::fut::wrap_future(tracing::Instrument::instrument(run, self.span.clone()))
-                .map(move |result, act: &mut Self, ctx| act.on_leg(result, ctx)),
+                .map(move |result, act: &mut Self, ctx| act.on_leg(number, result, ctx)),
         );
+        self.legs.push((number, target, handle));
     }
 
-    fn on_leg(&mut self, result: Result<ChatResponse, Error>, ctx: &mut Context<Self>) {
-        if let Some(target) = self.route.current() {
-            let success = match &result {
-                Ok(_) => Some(true),
-                Err(e) => counts_against(e).then_some(false),
-            };
-            if let Some(success) = success {
-                self.targets.leg_ended(self.route.name(), target, success);
-            }
+    fn on_leg(
+        &mut self,
+        number: u32,
+        result: Result<ChatResponse, Error>,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(i) = self.legs.iter().position(|(n, _, _)| *n == number) else {
+            return;
+        };
+        let (_, target, _) = self.legs.remove(i);
+        let success = match &result {
+            Ok(_) => Some(true),
+            Err(e) => counts_against(e).then_some(false),
+        };
+        if let Some(success) = success {
+            self.targets.leg_ended(self.route.name(), &target, success);
         }
         match result {
             Ok(mut reply) => {
-                reply.route = self.route.answered();
+                reply.route = self.route.answered_by(&target);
+                if self.next_leg > 1 && self.hedge.is_some() {
+                    let won = if number == 0 { "primary_won" } else { "won" };
+                    self.targets.hedged(self.route.name(), won);
+                }
+                self.cancel_legs(ctx);
                 self.finish(Ok(reply), ctx)
             }
-            Err(e) => match self.route.failed(&e) {
+            Err(e) => match self.route.leg_failed(&target, &e) {
+                Verdict::Racing => {}
                 Verdict::MoveOn => self.next(ctx),
-                Verdict::Stop => self.finish(Err(e), ctx),
+                Verdict::Stop => {
+                    self.cancel_legs(ctx);
+                    self.finish(Err(e), ctx)
+                }
             },
+        }
+    }
+
+    /// Cancels every leg still running (hedges that lost): each task is
+    /// dropped, its HTTP request aborted, its permit and slot given back
+    /// unused, and nothing recorded for its target.
+    fn cancel_legs(&mut self, ctx: &mut Context<Self>) {
+        if let Some(t) = self.hedge_timer.take() {
+            ctx.cancel_future(t);
+        }
+        for (_, _, handle) in self.legs.drain(..) {
+            ctx.cancel_future(handle);
+            self.targets.hedged(self.route.name(), "cancelled");
         }
     }
 }

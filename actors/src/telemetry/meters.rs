@@ -88,6 +88,12 @@ struct ProviderLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct HedgeLabels {
+    group: Arc<str>,
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct EjectionLabels {
     group: Arc<str>,
     target: Arc<str>,
@@ -132,6 +138,7 @@ struct Families {
     resumptions: Family<TargetLabels, Counter>,
     failovers: Family<FailoverLabels, Counter>,
     ejections: Family<EjectionLabels, Counter>,
+    hedges: Family<HedgeLabels, Counter>,
     transitions: Family<TransitionLabels, Counter>,
     breaker_state: Family<TargetLabels, Gauge>,
     rejections: Family<OutcomeLabels, Counter>,
@@ -193,6 +200,7 @@ impl Meters {
             resumptions: Family::default(),
             failovers: Family::default(),
             ejections: Family::default(),
+            hedges: Family::default(),
             transitions: Family::default(),
             breaker_state: Family::default(),
             rejections: Family::default(),
@@ -409,6 +417,18 @@ impl Meters {
                 group: Arc::from(group),
                 from: Arc::from(from),
                 to: Arc::from(to),
+            })
+            .inc();
+    }
+
+    /// A hedge of a request of `group`: `sent`, `won` (a hedge answered
+    /// first), `primary_won`, `cancelled` (a leg that lost, stopped).
+    pub fn hedge(&self, group: &str, outcome: &'static str) {
+        self.inner
+            .hedges
+            .get_or_create(&HedgeLabels {
+                group: Arc::from(group),
+                outcome,
             })
             .inc();
     }
@@ -684,6 +704,11 @@ impl Families {
             "steer_failovers",
             "Requests of a model group moved from one target to another",
             self.failovers.clone(),
+        );
+        r.register(
+            "steer_hedges",
+            "Hedges of model groups' requests, by outcome (sent, won, primary_won, cancelled)",
+            self.hedges.clone(),
         );
         r.register(
             "steer_ejections",

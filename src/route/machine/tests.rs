@@ -265,3 +265,45 @@ fn a_target_takes_a_wait_elsewhere_only_while_another_can_answer_and_before_the_
     let _ = route.next(in_order, None);
     assert!(!route.wait_elsewhere(in_order), "after the route waited");
 }
+
+#[test]
+fn hedged_legs_race_the_first_answer_wins_and_a_failure_waits_for_the_others() {
+    let group = Group::new(["a/m", "b/m", "c/m"]).unwrap();
+    let mut route = Route::new("g", group.clone());
+    let _ = route.next(in_order, None);
+    assert_eq!(route.hedge(in_order, false), Some(id("b/m")));
+    assert_eq!(
+        route.hedge(in_order, true),
+        Some(id("a/m")),
+        "the same target"
+    );
+    assert_eq!(route.legs(), 3);
+    // A failure while others run: wait for them.
+    let down = failed(Category::ServerError, GiveUp::AttemptsExhausted);
+    assert_eq!(route.leg_failed(&id("b/m"), &down), Verdict::Racing);
+    assert_eq!(route.leg_failed(&id("a/m"), &down), Verdict::Racing);
+    let steps = route.answered_by(&id("a/m"));
+    let outcomes: Vec<_> = steps
+        .iter()
+        .map(|s| (s.target.as_str(), s.outcome.as_str()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("b/m", "server_error"),
+            ("a/m", "server_error"),
+            ("a/m", "answered")
+        ]
+    );
+    // Every leg failed: the last failure decides, the untried target is next.
+    let mut route = Route::new("g", group);
+    let _ = route.next(in_order, None);
+    let _ = route.hedge(in_order, false);
+    assert_eq!(route.leg_failed(&id("a/m"), &down), Verdict::Racing);
+    assert_eq!(route.current(), Some(&id("b/m")), "the hedge runs on");
+    assert_eq!(route.leg_failed(&id("b/m"), &down), Verdict::MoveOn);
+    assert_eq!(go(route.next(in_order, None)).0, id("c/m"));
+    let steps = route.answered();
+    assert_eq!(steps.last().map(|s| s.outcome.as_str()), Some("answered"));
+    assert_eq!(steps.len(), 3, "{steps:?}");
+}

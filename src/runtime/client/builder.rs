@@ -343,7 +343,7 @@ impl ClientBuilder {
         });
         let targets = Targets::new(
             resolved,
-            self.groups.values(),
+            &self.groups,
             ejected,
             outliers.clone().map(|a| a.recipient()),
             meters.clone(),

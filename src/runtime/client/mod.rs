@@ -290,12 +290,22 @@ impl Client {
         let name = req.model.model().to_string();
         let group = self.group(&name)?;
         let deadline = options.deadline.or(self.inner.deadline);
+        let side_effects = options.side_effects || req.tools.iter().any(|t| t.side_effects);
+        let hedge = options.hedge.or(group.hedge).filter(|_| !side_effects);
+        if let Some(h) = &hedge {
+            h.validate().map_err(|e| ConfigError::setting("hedge", e))?;
+        }
+        self.inner.targets.count_request(&name);
         let (tx, rx) = oneshot::channel();
         let client = self.clone();
         let leg: Leg = Arc::new(move |req, options| client.generate_with(req, options).boxed());
         let route = Route::new(name, group);
         let targets = self.inner.targets.clone();
         let route = RouteActor::new(route, targets, leg, req, options, deadline, tx);
+        let route = match hedge {
+            Some(h) => route.hedged(h),
+            None => route,
+        };
         if self.inner.handles.is_empty() {
             return Err(Error::Config(ConfigError::NoProvider));
         }

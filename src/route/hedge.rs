@@ -1,0 +1,238 @@
+//! Hedging a group's request: when its target has not answered after a delay,
+//! the same request goes to the next target of the group (or the same one)
+//! too; the first reply wins and the others are cancelled. The settings
+//! ([`Hedge`]), the delay a target's recent latencies give, and the cap on the
+//! extra load ([`HedgeCap`], a share of the group's recent requests). After
+//! gRPC's hedging policy, Finagle's backup requests and "The Tail at Scale".
+//!
+//! ```
+//! use std::time::Duration;
+//! use steer_llm::route::hedge::{Hedge, HedgeDelay};
+//! let h = Hedge::after(Duration::from_millis(800));
+//! assert_eq!((h.max_hedges, h.same_target, h.max_share_percent), (1, false, 10));
+//! assert_eq!(h.delay, HedgeDelay::After(Duration::from_millis(800)));
+//! ```
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// When a hedge goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HedgeDelay {
+    /// After this long without a reply.
+    After(Duration),
+    /// After the target's recent latency at this percentile (1 to 99), and
+    /// `fallback` until it has 20 samples.
+    Percentile {
+        /// The percentile.
+        p: u8,
+        /// The delay before the target has enough samples.
+        fallback: Duration,
+    },
+}
+
+/// How a group's requests are hedged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hedge {
+    /// When.
+    pub delay: HedgeDelay,
+    /// Hedges a request may send (1 to 4; default 1).
+    pub max_hedges: u32,
+    /// Hedge at the same target rather than the next of the group.
+    pub same_target: bool,
+    /// Hedges at most this share of the group's requests over the last ten
+    /// seconds, in percent (default 10).
+    pub max_share_percent: u32,
+}
+
+impl Hedge {
+    /// One hedge, to the next target, after `delay`, at most 10% more load.
+    pub fn after(delay: Duration) -> Self {
+        Hedge {
+            delay: HedgeDelay::After(delay),
+            max_hedges: 1,
+            same_target: false,
+            max_share_percent: 10,
+        }
+    }
+
+    /// One hedge after the target's recent latency at percentile `p`
+    /// (`fallback` until it has enough samples).
+    pub fn at_percentile(p: u8, fallback: Duration) -> Self {
+        Hedge {
+            delay: HedgeDelay::Percentile { p, fallback },
+            ..Hedge::after(fallback)
+        }
+    }
+
+    /// Checks the settings.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=4).contains(&self.max_hedges) {
+            return Err(format!(
+                "max_hedges {} must be from 1 to 4",
+                self.max_hedges
+            ));
+        }
+        if self.max_share_percent > 100 {
+            return Err("max_share_percent must be at most 100".into());
+        }
+        if let HedgeDelay::Percentile { p, .. } = self.delay {
+            if !(1..=99).contains(&p) {
+                return Err(format!("percentile {p} must be from 1 to 99"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The delay for a target whose recent latencies (milliseconds) are
+    /// `recent`.
+    pub fn delay_for(&self, recent: &[u64]) -> Duration {
+        match self.delay {
+            HedgeDelay::After(d) => d,
+            HedgeDelay::Percentile { p, fallback } => {
+                percentile(recent, p).map_or(fallback, Duration::from_millis)
+            }
+        }
+    }
+}
+
+/// Samples a percentile needs.
+const MIN_SAMPLES: usize = 20;
+
+/// The `p`-th percentile of `samples` (nearest rank), once there are enough.
+fn percentile(samples: &[u64], p: u8) -> Option<u64> {
+    if samples.len() < MIN_SAMPLES {
+        return None;
+    }
+    let mut sorted = samples.to_vec();
+    sorted.sort_unstable();
+    let rank = (sorted.len() * usize::from(p)).div_ceil(100);
+    sorted.get(rank.saturating_sub(1)).copied()
+}
+
+/// The cap on a group's hedges: at most a share of its requests over a
+/// window of ten seconds (counted in two halves, so that it never forgets all
+/// at once). Atomics: every route of the group reads and writes it.
+#[derive(Debug)]
+pub struct HedgeCap {
+    epoch: tokio::time::Instant,
+    /// The half-window the counts belong to, and the counts of this half and
+    /// the one before: requests, hedges.
+    half: AtomicU64,
+    now: [AtomicU64; 2],
+    before: [AtomicU64; 2],
+}
+
+/// Half of the cap's window.
+const HALF_WINDOW: Duration = Duration::from_secs(5);
+
+impl Default for HedgeCap {
+    fn default() -> Self {
+        HedgeCap {
+            epoch: tokio::time::Instant::now(),
+            half: AtomicU64::new(0),
+            now: [AtomicU64::new(0), AtomicU64::new(0)],
+            before: [AtomicU64::new(0), AtomicU64::new(0)],
+        }
+    }
+}
+
+impl HedgeCap {
+    /// Counts a request of the group.
+    pub fn request(&self) {
+        self.roll();
+        self.now[0].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Takes a hedge if the group's hedges stay within `share_percent` of its
+    /// requests; `false` when they would not.
+    pub fn try_hedge(&self, share_percent: u32) -> bool {
+        self.roll();
+        let sum = |i: usize| {
+            self.now[i]
+                .load(Ordering::Relaxed)
+                .saturating_add(self.before[i].load(Ordering::Relaxed))
+        };
+        let (requests, hedges) = (sum(0), sum(1));
+        let allowed = requests.saturating_mul(u64::from(share_percent)) / 100;
+        if hedges < allowed {
+            self.now[1].fetch_add(1, Ordering::Relaxed);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Moves to a new half-window when one has passed (a race between two
+    /// routes loses a few counts at worst).
+    fn roll(&self) {
+        let half = u64::try_from(self.epoch.elapsed().as_nanos() / HALF_WINDOW.as_nanos().max(1))
+            .unwrap_or(u64::MAX);
+        let seen = self.half.load(Ordering::Relaxed);
+        if half == seen
+            || self
+                .half
+                .compare_exchange(seen, half, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        for i in 0..2 {
+            let current = self.now[i].swap(0, Ordering::Relaxed);
+            let keep = if half == seen.saturating_add(1) {
+                current
+            } else {
+                0
+            };
+            self.before[i].store(keep, Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_percentile_delay_needs_twenty_samples_and_settings_are_checked() {
+        let h = Hedge::at_percentile(95, Duration::from_millis(700));
+        assert_eq!(h.delay_for(&[10; 19]), Duration::from_millis(700));
+        let samples: Vec<u64> = (1..=100).collect();
+        assert_eq!(h.delay_for(&samples), Duration::from_millis(95));
+        assert!(h.validate().is_ok());
+        for wrong in [
+            Hedge { max_hedges: 0, ..h },
+            Hedge { max_hedges: 5, ..h },
+            Hedge {
+                max_share_percent: 101,
+                ..h
+            },
+            Hedge::at_percentile(100, Duration::ZERO),
+        ] {
+            assert!(wrong.validate().is_err(), "{wrong:?}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn hedges_stay_within_their_share_of_recent_requests() {
+        let cap = HedgeCap::default();
+        for _ in 0..100 {
+            cap.request();
+        }
+        let granted = (0..50).filter(|_| cap.try_hedge(10)).count();
+        assert_eq!(granted, 10);
+        // Half a window on, the counts before still count.
+        tokio::time::advance(HALF_WINDOW).await;
+        assert!(!cap.try_hedge(10));
+        // A whole window on, they are forgotten: no requests, no hedge.
+        tokio::time::advance(HALF_WINDOW * 2).await;
+        assert!(!cap.try_hedge(10));
+        for _ in 0..20 {
+            cap.request();
+        }
+        assert_eq!((0..5).filter(|_| cap.try_hedge(10)).count(), 2);
+    }
+}
