@@ -176,6 +176,21 @@ async fn a_group_ejects_its_failing_target_never_more_than_its_share_and_takes_i
     assert_eq!(reply.route[0].target, targets[0], "bad1 tried again");
 }
 
+/// Waits (bounded) until `provider`'s bulkhead shows `running` calls and
+/// `waiting` in its queue; `false` if it never does.
+async fn bulkhead_at(
+    client: &steer_llm::Client,
+    provider: &str,
+    running: u32,
+    waiting: usize,
+) -> bool {
+    common::eventually(|| async {
+        let s = client.limit_status(provider).await.unwrap().unwrap();
+        (s.in_flight, s.queued) == (running, waiting)
+    })
+    .await
+}
+
 /// A limit of `n` slots that stays `n` (min = max), `queue` waiting, 150 ms.
 fn fixed(n: u32, queue: u32) -> LimitConfig {
     LimitConfig {
@@ -259,26 +274,11 @@ async fn over_the_limit_calls_wait_by_priority_a_full_queue_refuses_and_a_wait_t
     let (running, low, high, refused) = within(async {
         let running = tokio::spawn(running);
         // The first holds the one slot; the others queue behind it in turn.
-        common::eventually(|| async {
-            client
-                .limit_status("openai")
-                .await
-                .unwrap()
-                .unwrap()
-                .in_flight
-                == 1
-        })
-        .await;
+        assert!(bulkhead_at(&client, "openai", 1, 0).await);
         let low = tokio::spawn(low);
-        common::eventually(|| async {
-            client.limit_status("openai").await.unwrap().unwrap().queued == 1
-        })
-        .await;
+        assert!(bulkhead_at(&client, "openai", 1, 1).await);
         let high = tokio::spawn(high);
-        common::eventually(|| async {
-            client.limit_status("openai").await.unwrap().unwrap().queued == 2
-        })
-        .await;
+        assert!(bulkhead_at(&client, "openai", 1, 2).await);
         let refused = refused.await;
         (
             running.await.unwrap(),
@@ -319,18 +319,7 @@ async fn over_the_limit_calls_wait_by_priority_a_full_queue_refuses_and_a_wait_t
         FaultPlan::normal().with_latency(Duration::from_secs(2)),
     ));
     let holder = tokio::spawn(client.generate(said("holder")));
-    assert!(
-        common::eventually(|| async {
-            client
-                .limit_status("openai")
-                .await
-                .unwrap()
-                .unwrap()
-                .in_flight
-                == 1
-        })
-        .await
-    );
+    assert!(bulkhead_at(&client, "openai", 1, 0).await);
     let waited = within(client.generate(said("waiter"))).await;
     assert_eq!(
         concurrency_rejection(&waited),
@@ -363,18 +352,54 @@ async fn in_a_group_a_target_at_its_limit_passes_the_request_on_at_once() {
     ));
     let ask = || ChatRequest::new("group/fast").unwrap().user("hi");
     let holder = tokio::spawn(client.generate(ask()));
-    assert!(
-        common::eventually(|| async {
-            client.limit_status("one").await.unwrap().unwrap().in_flight == 1
-        })
-        .await
-    );
+    assert!(bulkhead_at(&client, "one", 1, 0).await);
     let reply = within(client.generate(ask())).await.unwrap();
     assert_eq!(reply.provider, "two");
     assert_eq!(reply.route[0].outcome, "concurrency_limit");
     assert_eq!(first.request_count(), 1, "not queued at one");
     assert_eq!(holder.await.unwrap().unwrap().provider, "one");
     assert_eq!(client.limit_status("two").await.unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_group_the_last_target_left_queues_the_request_rather_than_fail_it() {
+    let first = MockServer::builder().start_background().unwrap();
+    let second = MockServer::builder().start_background().unwrap();
+    let client = quick_builder(
+        steer_llm::Providers::new()
+            .with(common::deployment("one", &first))
+            .with(common::deployment("two", &second)),
+        1,
+    )
+    .adaptive_limit(LimitConfig {
+        queue_timeout: Duration::from_secs(10),
+        ..fixed(1, 10)
+    })
+    .group(
+        "fast",
+        Group::new(["one/gpt-4o-mini", "two/gpt-4o-mini"]).unwrap(),
+    )
+    .build()
+    .unwrap();
+    let slow = FaultPlan::normal().with_latency(Duration::from_millis(200));
+    first.set_default_fault(Some(slow.clone()));
+    second.set_default_fault(Some(slow));
+    let ask = || ChatRequest::new("group/fast").unwrap().user("hi");
+    let a = tokio::spawn(client.generate(ask()));
+    assert!(bulkhead_at(&client, "one", 1, 0).await);
+    let b = tokio::spawn(client.generate(ask()));
+    assert!(bulkhead_at(&client, "two", 1, 0).await);
+    // Both at their limit: "one" passes it on, "two" (the last) queues it.
+    let reply = within(client.generate(ask())).await.unwrap();
+    let outcomes: Vec<&str> = reply.route.iter().map(|s| s.outcome.as_str()).collect();
+    assert_eq!(
+        outcomes,
+        ["concurrency_limit", "answered"],
+        "{:?}",
+        reply.route
+    );
+    assert_eq!(reply.provider, "two");
+    assert!(a.await.unwrap().is_ok() && b.await.unwrap().is_ok());
 }
 
 /// A group `fast` of `slow` (its replies `latency` late) and `quick`, in order,
@@ -503,4 +528,50 @@ async fn hedges_stop_at_their_share_and_never_go_for_a_request_with_side_effects
     assert_eq!(quick.request_count(), 0);
     let reply = within(client.generate(group_ask())).await.unwrap();
     assert_eq!(reply.provider, "quick");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_failed_over_to_the_last_target_at_its_limit_waits_for_a_slot() {
+    let trickling = MockServer::builder()
+        .default_fault("trickle?after=1&ms=300".parse().unwrap())
+        .start_background()
+        .unwrap();
+    let healthy = MockServer::builder().start_background().unwrap();
+    let client = quick_builder(
+        steer_llm::Providers::new()
+            .with(common::deployment("trickling", &trickling))
+            .with(common::deployment("healthy", &healthy)),
+        1,
+    )
+    .adaptive_limit_for(
+        "healthy",
+        LimitConfig {
+            queue_timeout: Duration::from_secs(10),
+            ..fixed(1, 10)
+        },
+    )
+    .group(
+        "fast",
+        Group::new(["trickling/gpt-4o-mini", "healthy/gpt-4o-mini"])
+            .unwrap()
+            .min_rate(steer_llm::runtime::RateFloor::new(
+                100,
+                Duration::from_millis(100),
+            )),
+    )
+    .build()
+    .unwrap();
+    // "healthy" busy for 400 ms with a call of its own.
+    healthy.push_faults([FaultPlan::normal().with_latency(Duration::from_millis(400))]);
+    let direct = ChatRequest::new("healthy/gpt-4o-mini").unwrap().user("hi");
+    let busy = tokio::spawn(client.generate(direct));
+    assert!(bulkhead_at(&client, "healthy", 1, 0).await);
+    let stream = within(client.stream(ChatRequest::new("group/fast").unwrap().user("hi")))
+        .await
+        .unwrap();
+    let seen = common::read_stream(stream).await.unwrap();
+    let steps = seen.steps.unwrap();
+    let outcomes: Vec<&str> = steps.iter().map(|s| s.outcome.as_str()).collect();
+    assert_eq!(outcomes, ["slow_stream", "answered"], "{steps:?}");
+    assert!(busy.await.unwrap().is_ok());
 }

@@ -303,6 +303,24 @@ async fn a_stream_broken_midway_completes_on_the_next_target_in_its_wire_format(
     }
 }
 
+/// A client whose group `fast` picks by latency between two deployments,
+/// each a mock of its own.
+fn latency_group(deployments: [(&str, &MockServer); 2]) -> Client {
+    let mut providers = Providers::new();
+    for (name, mock) in deployments {
+        providers = providers.with(deployment(name, mock));
+    }
+    let targets = deployments.map(|(name, _)| format!("{name}/gpt-4o-mini"));
+    Client::builder()
+        .providers(providers)
+        .group(
+            "fast",
+            Group::new(targets).unwrap().selection(Selection::Latency),
+        )
+        .build()
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_latency_selection_settles_on_the_faster_deployment() {
     let slow = MockServer::builder()
@@ -310,20 +328,7 @@ async fn the_latency_selection_settles_on_the_faster_deployment() {
         .start_background()
         .unwrap();
     let fast = MockServer::builder().start_background().unwrap();
-    let client = Client::builder()
-        .providers(
-            Providers::new()
-                .with(deployment("slow", &slow))
-                .with(deployment("quick", &fast)),
-        )
-        .group(
-            "fast",
-            Group::new(["slow/gpt-4o-mini", "quick/gpt-4o-mini"])
-                .unwrap()
-                .selection(Selection::Latency),
-        )
-        .build()
-        .unwrap();
+    let client = latency_group([("slow", &slow), ("quick", &fast)]);
     let mut answered = Vec::new();
     for _ in 0..12 {
         answered.push(within(client.generate(ask())).await.unwrap().provider);
@@ -346,20 +351,7 @@ async fn the_latency_selection_learns_from_streams_that_trickle_after_a_fast_fir
         .default_fault(FaultPlan::normal().with_latency(Duration::from_millis(30)))
         .start_background()
         .unwrap();
-    let client = Client::builder()
-        .providers(
-            Providers::new()
-                .with(deployment("trickling", &trickling))
-                .with(deployment("healthy", &healthy)),
-        )
-        .group(
-            "fast",
-            Group::new(["trickling/gpt-4o-mini", "healthy/gpt-4o-mini"])
-                .unwrap()
-                .selection(Selection::Latency),
-        )
-        .build()
-        .unwrap();
+    let client = latency_group([("trickling", &trickling), ("healthy", &healthy)]);
     let mut went = Vec::new();
     for _ in 0..12 {
         let stream = within(client.stream(ask())).await.unwrap();

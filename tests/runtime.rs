@@ -474,8 +474,11 @@ async fn a_retry_after_above_the_cap_fails_at_once_and_reports_the_wait() {
     assert_eq!(script.calls.load(Ordering::SeqCst), 1);
 }
 
-#[actix_rt::test]
-async fn a_rate_limit_that_spends_the_key_pauses_every_request_to_the_provider() {
+/// Two requests, the second starting 1 s after the first, whose first call
+/// is answered 429 asking for 5 s with `x-ratelimit-remaining-requests:
+/// remaining`: both succeed; returns the client and when each call was made,
+/// from the start.
+async fn two_requests_after_a_429(remaining: &str) -> (Client, Vec<Duration>) {
     tokio::time::pause();
     let script = Arc::new(Script::default());
     let client = client_with_policy(&script, RetryPolicy::default());
@@ -485,26 +488,34 @@ async fn a_rate_limit_that_spends_the_key_pauses_every_request_to_the_provider()
             429,
             vec![
                 ("retry-after", "5".into()),
-                ("x-ratelimit-remaining-requests", "0".into()),
+                ("x-ratelimit-remaining-requests", remaining.into()),
             ],
         )],
     );
     let first = client.generate(request());
     let second = async {
-        // Starts while the provider is paused.
         tokio::time::sleep(Duration::from_secs(1)).await;
         client.generate(request()).await
     };
     let started = Instant::now();
     let (a, b) = futures::join!(first, second);
     assert!(a.is_ok() && b.is_ok());
-    let times = script.call_times.lock().clone();
+    let times = script
+        .call_times
+        .lock()
+        .iter()
+        .map(|t| *t - started)
+        .collect();
+    (client, times)
+}
+
+#[actix_rt::test]
+async fn a_rate_limit_that_spends_the_key_pauses_every_request_to_the_provider() {
+    let (client, times) = two_requests_after_a_429("0").await;
     assert_eq!(times.len(), 3);
     // The second request made its only call when the pause ended, at 5 s.
     assert!(
-        times[1..]
-            .iter()
-            .all(|t| *t - started >= Duration::from_secs(5)),
+        times[1..].iter().all(|t| *t >= Duration::from_secs(5)),
         "{times:?}"
     );
     settle().await;
@@ -517,33 +528,11 @@ async fn a_rate_limit_that_spends_the_key_pauses_every_request_to_the_provider()
 
 #[actix_rt::test]
 async fn a_rate_limit_while_capacity_is_left_is_that_calls_alone() {
-    tokio::time::pause();
-    let script = Arc::new(Script::default());
-    let client = client_with_policy(&script, RetryPolicy::default());
-    push(
-        &script,
-        [Step::Status(
-            429,
-            vec![
-                ("retry-after", "5".into()),
-                ("x-ratelimit-remaining-requests", "12".into()),
-            ],
-        )],
-    );
-    let first = client.generate(request());
-    let second = async {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        client.generate(request()).await
-    };
-    let started = Instant::now();
-    let (a, b) = futures::join!(first, second);
-    assert!(a.is_ok() && b.is_ok());
-    let times = script.call_times.lock().clone();
+    let (_, times) = two_requests_after_a_429("12").await;
     assert_eq!(times.len(), 3);
-    let at = |i: usize| times[i] - started;
     // The second request went at 1 s, unpaused; the first waited its own 5 s.
-    assert!(at(1) < Duration::from_secs(2), "{times:?}");
-    assert!(at(2) >= Duration::from_secs(5), "{times:?}");
+    assert!(times[1] < Duration::from_secs(2), "{times:?}");
+    assert!(times[2] >= Duration::from_secs(5), "{times:?}");
 }
 
 #[actix_rt::test]

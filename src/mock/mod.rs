@@ -551,6 +551,14 @@ impl MockServer {
             .fetch_add(queue.len() - before, Ordering::AcqRel);
     }
 
+    /// Forgets the queued fault plans (not the keyed ones, nor the default).
+    pub fn clear_faults(&self) {
+        let mut queue = self.shared.queue.lock();
+        let dropped = queue.len();
+        queue.clear();
+        self.shared.scripted.fetch_sub(dropped, Ordering::AcqRel);
+    }
+
     /// Queues fault plans for the requests whose `x-client-request-id` is `key`
     /// (steer sends its request id there).
     pub fn script_key(&self, key: &str, plans: impl IntoIterator<Item = FaultPlan>) {

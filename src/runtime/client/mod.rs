@@ -459,7 +459,9 @@ impl Client {
             policy: options.retry.clone(),
             use_breaker: options.breaker.unwrap_or(true),
             wait_elsewhere: options.wait_elsewhere,
-            may_queue: !options.skip_pauses,
+            // In a group, a target at its limit passes the request on while
+            // another can answer now; the last one left queues it.
+            may_queue: !options.skip_pauses || !options.wait_elsewhere,
             priority: options.priority,
         }
     }

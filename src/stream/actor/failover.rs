@@ -3,7 +3,6 @@
 //! come back; or the end with the caller's error.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix::prelude::*;
 use steer_actors::lifecycle::request::RequestError;
@@ -42,7 +41,8 @@ impl StreamActor {
             if let (Some(target), true) = (route.route.current(), counts_against(&error)) {
                 route.targets.leg_ended(route.route.name(), target, false);
                 if let Some(load) = route.targets.load(target) {
-                    load.record(failure_sample(Duration::ZERO, &load));
+                    let elapsed = self.core.started.elapsed();
+                    load.record(failure_sample(elapsed, &load));
                 }
             }
         }
@@ -136,6 +136,8 @@ impl StreamActor {
         self.core.spec.wait_elsewhere = route
             .route
             .wait_elsewhere(|g, tried| targets.pick_now(name, g, tried));
+        // The last target left queues the stream under its limit.
+        self.core.spec.may_queue = !self.core.spec.wait_elsewhere;
         self.core
             .retarget(actors, target.provider(), target.model());
         self.open_gauge = self

@@ -1,0 +1,231 @@
+//! Brownouts: two mock deployments of one group, one healthy and one half
+//! failing, and what each selection gives with steer's brownout features off
+//! and on, in one run: p50 and p99 latency (and p99 as a ratio of the same
+//! selection's healthy p99), the share that succeeded within the deadline, and
+//! the extra load sent to the providers (attempts over requests, minus one).
+//! `cargo bench --features mock --bench brownout`
+//!
+//! Requests: the browned-out target answers 5% of calls 20 times slower
+//! (1 s against 50 ms) and 20% with a call's own 429 asking for a 1 s wait
+//! (issue 28's plan); `STEER_BENCH_REQUESTS` (default 1000) at 32 concurrent,
+//! a 5 s deadline. Streams: one target trickles after a fast first token (a
+//! chunk every 200 ms), `STEER_BENCH_STREAMS` (default 200) at 32 concurrent.
+
+use std::time::{Duration, Instant};
+
+use steer_llm::mock::{FaultPlan, MockServer};
+use steer_llm::route::hedge::Hedge;
+use steer_llm::route::outliers::OutlierConfig;
+use steer_llm::runtime::group::{Group, Selection};
+use steer_llm::runtime::{GenerateOptions, RateFloor};
+use steer_llm::{ChatRequest, Client, OpenAiCompatible, Providers, RetryPolicy};
+
+const CONCURRENCY: usize = 32;
+const DEADLINE: Duration = Duration::from_secs(5);
+const SELECTIONS: [(Selection, &str); 3] = [
+    (Selection::InOrder, "in_order"),
+    (Selection::LeastInFlight, "least_in_flight"),
+    (Selection::Latency, "latency"),
+];
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn deployment(name: &str, mock: &MockServer) -> OpenAiCompatible {
+    OpenAiCompatible::openai()
+        .name(name)
+        .base_url(mock.openai_base_url())
+        .api_key("sk-bench")
+        .build()
+        .expect("a deployment")
+}
+
+/// The brownout's plan for `n` calls, seeded: 5% slow, 20% a call's 429.
+fn brownout(n: usize) -> Vec<FaultPlan> {
+    let mut rng = fastrand::Rng::with_seed(28);
+    (0..n)
+        .map(|_| match rng.u32(0..100) {
+            0..5 => FaultPlan::normal().with_latency(Duration::from_millis(1000)),
+            5..25 => FaultPlan::error("rate_limit")
+                .retry_after("1")
+                .capacity_left(),
+            _ => FaultPlan::normal().with_latency(Duration::from_millis(50)),
+        })
+        .collect()
+}
+
+#[derive(Clone, Copy)]
+enum Features {
+    Off,
+    On,
+}
+
+struct Outcome {
+    p50: Duration,
+    p99: Duration,
+    ok_share: f64,
+    extra_load: f64,
+}
+
+fn percentile(sorted: &[Duration], p: usize) -> Duration {
+    let rank = (sorted.len() * p).div_ceil(100).max(1);
+    sorted.get(rank - 1).copied().unwrap_or_default()
+}
+
+/// Runs `requests` (streams when `streams`) through group `g` of a fresh
+/// client over the two mocks; returns what it measured.
+async fn run(
+    brown: &MockServer,
+    healthy: &MockServer,
+    group: Group,
+    features: Features,
+    requests: usize,
+    streams: bool,
+) -> Outcome {
+    let mut builder = Client::builder()
+        .providers(
+            Providers::new()
+                .with(deployment("brown", brown))
+                .with(deployment("healthy", healthy)),
+        )
+        .retry(RetryPolicy::default().max_attempts(3))
+        .deadline(Some(DEADLINE));
+    let mut group = group;
+    if let Features::On = features {
+        group = group
+            .hedge(Hedge::at_percentile(95, Duration::from_millis(250)))
+            .eject_outliers(OutlierConfig::default())
+            .min_rate(RateFloor::new(100, Duration::from_millis(500)));
+        builder = builder
+            .retry_throttle(steer_llm::ThrottleConfig::default())
+            .adaptive_limit(steer_llm::limit::LimitConfig::default());
+    }
+    let client = builder.group("g", group).build().expect("a client");
+    let before = brown.request_count() + healthy.request_count();
+    let semaphore = std::sync::Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
+    let tasks: Vec<_> = (0..requests)
+        .map(|_| {
+            let (client, semaphore) = (client.clone(), semaphore.clone());
+            tokio::spawn(async move {
+                let _slot = semaphore.acquire_owned().await;
+                let req = ChatRequest::new("group/g").expect("a request").user("hi");
+                let started = Instant::now();
+                let ok = if streams {
+                    match client.stream_with(req, GenerateOptions::default()).await {
+                        Ok(mut s) => {
+                            use futures::StreamExt;
+                            let mut ok = false;
+                            while let Some(e) = s.next().await {
+                                match e {
+                                    Ok(steer_llm::StreamEvent::Complete { .. }) => ok = true,
+                                    Err(e) => {
+                                        eprintln!("stream error: {e}");
+                                        break;
+                                    }
+                                    _ => {}
+                                }
+                            }
+                            ok
+                        }
+                        Err(e) => {
+                            eprintln!("start error: {e}");
+                            false
+                        }
+                    }
+                } else {
+                    client.generate(req).await.is_ok()
+                };
+                (started.elapsed(), ok)
+            })
+        })
+        .collect();
+    let mut times = Vec::new();
+    let mut ok = 0usize;
+    for t in tasks {
+        let (elapsed, success) = t.await.expect("a task");
+        times.push(elapsed);
+        ok += usize::from(success && elapsed <= DEADLINE);
+    }
+    times.sort();
+    let sent = brown.request_count() + healthy.request_count() - before;
+    Outcome {
+        p50: percentile(&times, 50),
+        p99: percentile(&times, 99),
+        ok_share: ok as f64 / requests as f64,
+        extra_load: sent as f64 / requests as f64 - 1.0,
+    }
+}
+
+fn line(label: &str, selection: &str, o: &Outcome, healthy_p99: Duration) {
+    println!(
+        "  {label:<28} {selection:<16} p50 {:>6.0} ms  p99 {:>6.0} ms  ({:>5.1}x healthy)  ok {:>6.1}%  extra load {:>+6.1}%",
+        o.p50.as_secs_f64() * 1e3,
+        o.p99.as_secs_f64() * 1e3,
+        o.p99.as_secs_f64() / healthy_p99.as_secs_f64().max(1e-9),
+        o.ok_share * 100.0,
+        o.extra_load * 100.0,
+    );
+}
+
+fn main() {
+    let requests = env("STEER_BENCH_REQUESTS", 1000);
+    let streams = env("STEER_BENCH_STREAMS", 200);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let normal = FaultPlan::normal().with_latency(Duration::from_millis(50));
+    let start = || {
+        MockServer::builder()
+            .default_fault(normal.clone())
+            .start_background()
+            .expect("a mock")
+    };
+    let (brown, healthy) = (start(), start());
+    let group = |s| {
+        Group::new(["brown/gpt-4o-mini", "healthy/gpt-4o-mini"])
+            .expect("a group")
+            .selection(s)
+    };
+    println!(
+        "requests: {requests} at {CONCURRENCY} concurrent, deadline {DEADLINE:?}; one target: 5% 1 s, 20% a 429 asking 1 s"
+    );
+    runtime.block_on(async {
+        for (s, name) in SELECTIONS {
+            let healthy_run = run(&brown, &healthy, group(s), Features::Off, requests, false).await;
+            line("healthy", name, &healthy_run, healthy_run.p99);
+            for (features, label) in [
+                (Features::Off, "brownout, features off"),
+                (Features::On, "brownout, features on"),
+            ] {
+                brown.push_faults(brownout(requests * 4));
+                let o = run(&brown, &healthy, group(s), features, requests, false).await;
+                brown.clear_faults();
+                line(label, name, &o, healthy_run.p99);
+            }
+        }
+    });
+    println!(
+        "streams: {streams} at {CONCURRENCY} concurrent, deadline {DEADLINE:?}; one target trickles (a chunk every 200 ms after the first)"
+    );
+    runtime.block_on(async {
+        for (s, name) in SELECTIONS {
+            brown.set_default_fault(Some(normal.clone()));
+            let healthy_run = run(&brown, &healthy, group(s), Features::Off, streams, true).await;
+            line("healthy", name, &healthy_run, healthy_run.p99);
+            brown.set_default_fault(Some("trickle?after=1&ms=200".parse().expect("a plan")));
+            for (features, label) in [
+                (Features::Off, "trickling, features off"),
+                (Features::On, "trickling, features on"),
+            ] {
+                let o = run(&brown, &healthy, group(s), features, streams, true).await;
+                line(label, name, &o, healthy_run.p99);
+            }
+        }
+    });
+}
