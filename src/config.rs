@@ -215,6 +215,62 @@ pub struct GroupConfig {
     /// `success_rate_min_calls`, `success_rate_stdev_factor`.
     #[serde(default)]
     pub outliers: Option<OutliersConfig>,
+    /// Hedges the group's requests: `{ after = "800ms" }`, or `{ percentile =
+    /// 95, fallback = "800ms" }`, with any of `max_hedges`, `same_target`,
+    /// `max_share_percent`.
+    #[serde(default)]
+    pub hedge: Option<HedgeConfig>,
+}
+
+/// Hedging in the file (see [`Hedge`](crate::route::hedge::Hedge)).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HedgeConfig {
+    /// A fixed delay (`"800ms"`).
+    #[serde(default, deserialize_with = "duration")]
+    pub after: Option<Duration>,
+    /// A percentile of the target's recent latency, instead.
+    #[serde(default)]
+    pub percentile: Option<u8>,
+    /// The delay until the target has enough samples for the percentile.
+    #[serde(default, deserialize_with = "duration")]
+    pub fallback: Option<Duration>,
+    /// Hedges a request may send (1 to 4).
+    #[serde(default)]
+    pub max_hedges: Option<u32>,
+    /// Hedge at the same target.
+    #[serde(default)]
+    pub same_target: Option<bool>,
+    /// Hedges at most this share of the group's requests, in percent.
+    #[serde(default)]
+    pub max_share_percent: Option<u32>,
+}
+
+impl HedgeConfig {
+    /// The hedge it sets: `after`, or `percentile` with its `fallback`.
+    pub fn hedge(&self) -> Result<crate::route::hedge::Hedge, String> {
+        use crate::route::hedge::Hedge;
+        let mut h = match (self.after, self.percentile) {
+            (Some(after), None) => Hedge::after(after),
+            (None, Some(p)) => Hedge::at_percentile(
+                p,
+                self.fallback
+                    .ok_or("hedge: a percentile needs a fallback delay")?,
+            ),
+            _ => return Err("hedge: set either after or percentile".into()),
+        };
+        if let Some(n) = self.max_hedges {
+            h.max_hedges = n;
+        }
+        if let Some(same) = self.same_target {
+            h.same_target = same;
+        }
+        if let Some(share) = self.max_share_percent {
+            h.max_share_percent = share;
+        }
+        h.validate().map_err(|e| format!("hedge: {e}"))?;
+        Ok(h)
+    }
 }
 
 /// Adaptive concurrency in the file (see
@@ -663,6 +719,9 @@ impl GroupConfig {
         if let Some(floor) = &self.min_rate {
             group = group.min_rate(floor.floor());
         }
+        if let Some(h) = &self.hedge {
+            group = group.hedge(h.hedge()?);
+        }
         if let Some(o) = &self.outliers {
             let config = o.config();
             config.validate().map_err(|e| format!("outliers: {e}"))?;
@@ -777,6 +836,41 @@ mod tests {
         let built = wrong.apply(crate::Client::builder()).unwrap().build();
         assert!(matches!(&built, Err(Error::Config(_))), "{:?}", built.err());
         assert!(Config::from_toml("[adaptive_limit]\nlimit = 5\n").is_err());
+    }
+
+    #[test]
+    fn a_group_is_hedged_after_a_delay_or_a_percentile() {
+        let c = Config::from_toml(
+            "[groups.a]\ntargets = [\"openai/x\"]\nhedge = { after = \"800ms\" }\n[groups.b]\ntargets = [\"openai/x\"]\nhedge = { percentile = 95, fallback = \"1s\", max_hedges = 2, same_target = true }\n",
+        )
+        .unwrap();
+        let a = c.groups["a"].group().unwrap().hedge.unwrap();
+        assert_eq!(
+            a,
+            crate::route::hedge::Hedge::after(Duration::from_millis(800))
+        );
+        let b = c.groups["b"].group().unwrap().hedge.unwrap();
+        assert_eq!(
+            (b.delay, b.max_hedges, b.same_target),
+            (
+                crate::route::hedge::HedgeDelay::Percentile {
+                    p: 95,
+                    fallback: Duration::from_secs(1)
+                },
+                2,
+                true
+            )
+        );
+        for wrong in [
+            "hedge = {}",
+            "hedge = { percentile = 95 }",
+            "hedge = { after = \"1s\", percentile = 95, fallback = \"1s\" }",
+            "hedge = { after = \"1s\", max_hedges = 9 }",
+        ] {
+            let toml = format!("[groups.a]\ntargets = [\"openai/x\"]\n{wrong}\n");
+            let err = Config::from_toml(&toml).unwrap_err().to_string();
+            assert!(err.contains("hedge"), "{wrong}: {err}");
+        }
     }
 
     #[test]
