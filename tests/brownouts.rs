@@ -575,3 +575,25 @@ async fn a_stream_failed_over_to_the_last_target_at_its_limit_waits_for_a_slot()
     assert_eq!(outcomes, ["slow_stream", "answered"], "{steps:?}");
     assert!(busy.await.unwrap().is_ok());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_hedge_goes_to_a_target_whose_breaker_holds_calls_back() {
+    let hedge = Hedge {
+        max_share_percent: 100,
+        ..Hedge::after(Duration::from_millis(20))
+    };
+    let (slow, quick, client) = hedged_pair(Duration::from_millis(200), hedge);
+    // Seen once (its gate published), then forced open.
+    let direct = ChatRequest::new("quick/gpt-4o-mini").unwrap().user("hi");
+    within(client.generate(direct)).await.unwrap();
+    client
+        .breakers()
+        .force("quick/gpt-4o-mini", steer_llm::BreakerState::ForcedOpen)
+        .unwrap();
+    client.breakers().status("quick/gpt-4o-mini").await.unwrap();
+    let reply = within(client.generate(group_ask())).await.unwrap();
+    assert_eq!(reply.provider, "slow");
+    assert_eq!(reply.route.len(), 1, "{:?}", reply.route);
+    assert_eq!((slow.request_count(), quick.request_count()), (1, 1));
+    assert!(!client.prometheus_text().contains("steer_hedges_total"));
+}

@@ -128,9 +128,12 @@ impl Targets {
     }
 
     /// An untried target of group `name` that can answer now (not ejected, its
-    /// rate limit not nearly spent), if there is one: no fallback.
+    /// rate limit not nearly spent, its breaker not holding calls back), if
+    /// there is one: no fallback.
     pub(crate) fn pick_now(&self, name: &str, group: &Group, tried: &[ModelId]) -> Option<ModelId> {
-        let now = |t: &ModelId| self.ejected.left(name, t).is_none() && self.available(t);
+        let now = |t: &ModelId| {
+            self.ejected.left(name, t).is_none() && self.available(t) && !self.held_back(t)
+        };
         group
             .pick_by_load(tried, now, 0.0, |t| self.load_of(t))
             .cloned()
@@ -146,6 +149,14 @@ impl Targets {
     /// Whether a group may pick `target` now: not while its rate limit is nearly spent.
     fn available(&self, target: &ModelId) -> bool {
         self.loads.get(target).is_none_or(|l| !l.is_spent())
+    }
+
+    /// Whether `target`'s breaker holds calls back now (open, half-open,
+    /// paused, forced open).
+    fn held_back(&self, target: &ModelId) -> bool {
+        self.providers
+            .get(target.provider())
+            .is_some_and(|(_, actors)| actors.breaker.holds_back(target.model()))
     }
 
     /// A group target's load, for selection.

@@ -62,6 +62,15 @@ impl GateMap {
         Some((gate.pass()?, name.clone()))
     }
 
+    /// Whether the breaker has seen `model` and its gate says "ask" (open,
+    /// half-open, paused or forced open).
+    pub fn holds_back(&self, model: &str) -> bool {
+        self.0
+            .load()
+            .get(model)
+            .is_some_and(|gate| gate.pass().is_none())
+    }
+
     /// Replaces the map.
     pub(crate) fn store(&self, map: HashMap<Arc<str>, AdmissionGate>) {
         self.0.store(Arc::new(map));

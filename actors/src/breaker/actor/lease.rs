@@ -58,6 +58,14 @@ impl BreakerRef {
         })
     }
 
+    /// Whether a call to `model` would have to ask now because the endpoint
+    /// or the model does not admit every call (open, half-open, paused or
+    /// forced open): a hedge or a move to avoid a wait does not go there. A
+    /// model the breaker has not seen yet is not held back.
+    pub fn holds_back(&self, model: &str) -> bool {
+        self.0.endpoint_gate.pass().is_none() || self.0.gates.holds_back(model)
+    }
+
     /// Asks the actor for a permit for `model`.
     pub fn acquire(&self, model: &Arc<str>) -> actix::dev::Request<CircuitBreaker, Acquire> {
         self.0.addr.send(Acquire {
