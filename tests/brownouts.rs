@@ -405,6 +405,15 @@ async fn in_a_group_the_last_target_left_queues_the_request_rather_than_fail_it(
 /// A group `fast` of `slow` (its replies `latency` late) and `quick`, in order,
 /// hedged as `hedge` says; `slow` has an adaptive limit (to see its slot back).
 fn hedged_pair(latency: Duration, hedge: Hedge) -> (MockServer, MockServer, steer_llm::Client) {
+    hedged_pair_with(latency, hedge, |b| b)
+}
+
+/// [`hedged_pair`], its client's builder adjusted by `adjust`.
+fn hedged_pair_with(
+    latency: Duration,
+    hedge: Hedge,
+    adjust: impl FnOnce(steer_llm::ClientBuilder) -> steer_llm::ClientBuilder,
+) -> (MockServer, MockServer, steer_llm::Client) {
     let slow = MockServer::builder()
         .default_fault(FaultPlan::normal().with_latency(latency))
         .start_background()
@@ -422,9 +431,8 @@ fn hedged_pair(latency: Duration, hedge: Hedge) -> (MockServer, MockServer, stee
         Group::new(["slow/gpt-4o-mini", "quick/gpt-4o-mini"])
             .unwrap()
             .hedge(hedge),
-    )
-    .build()
-    .unwrap();
+    );
+    let client = adjust(client).build().unwrap();
     (slow, quick, client)
 }
 
@@ -596,4 +604,26 @@ async fn no_hedge_goes_to_a_target_whose_breaker_holds_calls_back() {
     assert_eq!(reply.route.len(), 1, "{:?}", reply.route);
     assert_eq!((slow.request_count(), quick.request_count()), (1, 1));
     assert!(!client.prometheus_text().contains("steer_hedges_total"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hedge_spends_its_targets_retry_budget_and_none_goes_when_it_is_spent() {
+    let hedge = Hedge {
+        max_share_percent: 100,
+        ..Hedge::after(Duration::from_millis(20))
+    };
+    let no_budget = steer_llm::BudgetConfig {
+        ratio: 0.0,
+        min_retries_per_sec: 0,
+        window: Duration::from_secs(10),
+    };
+    let (slow, quick, client) = hedged_pair_with(Duration::from_millis(150), hedge, |b| {
+        b.retry_budget(no_budget)
+    });
+    let reply = within(client.generate(group_ask())).await.unwrap();
+    assert_eq!(reply.provider, "slow");
+    assert_eq!((slow.request_count(), quick.request_count()), (1, 0));
+    assert!(client
+        .prometheus_text()
+        .contains(r#"steer_hedges_total{group="fast",outcome="refused"} 1"#));
 }

@@ -167,6 +167,21 @@ impl Route {
         Some(target)
     }
 
+    /// A hedge at `target` did not go after all (its provider's retry budget
+    /// or throttle refused it): it is forgotten, and the target may be picked
+    /// again.
+    pub fn withdraw_hedge(&mut self, target: &ModelId) {
+        if let Some(i) = self.hedges.iter().rposition(|t| t == target) {
+            self.hedges.remove(i);
+        }
+        let running = self.current.as_ref() == Some(target) || self.hedges.contains(target);
+        if !running {
+            if let Some(i) = self.tried.iter().rposition(|t| t == target) {
+                self.tried.remove(i);
+            }
+        }
+    }
+
     /// Legs running: the current target and its hedges.
     pub fn legs(&self) -> usize {
         self.hedges.len() + usize::from(self.current.is_some())

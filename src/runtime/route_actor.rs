@@ -141,10 +141,27 @@ impl RouteActor {
         ) else {
             return;
         };
-        tracing::info!(parent: &self.span, group = %name, target = %target, "steer.hedge");
-        self.targets.hedged(&name, "sent");
-        self.run_leg(target, ctx);
-        self.arm_hedge(ctx);
+        // A hedge spends its target's retry budget (and needs its retry
+        // throttle above half), as a retry would.
+        let Some((_, actors)) = self.targets.resolve(&target) else {
+            self.route.withdraw_hedge(&target);
+            return;
+        };
+        let ask = actors.coordinator.send(steer_actors::retry::SpendHedge);
+        ctx.spawn(
+            actix::fut::wrap_future(ask).map(move |allowed, act: &mut Self, ctx| {
+                let name = act.route.name().to_string();
+                if allowed != Ok(true) || act.legs.is_empty() {
+                    act.route.withdraw_hedge(&target);
+                    act.targets.hedged(&name, "refused");
+                    return;
+                }
+                tracing::info!(parent: &act.span, group = %name, target = %target, "steer.hedge");
+                act.targets.hedged(&name, "sent");
+                act.run_leg(target, ctx);
+                act.arm_hedge(ctx);
+            }),
+        );
     }
 
     fn finish(&mut self, result: Result<ChatResponse, Error>, ctx: &mut Context<Self>) {

@@ -234,6 +234,25 @@ impl Handler<AttemptAbandoned> for RetryCoordinator {
     }
 }
 
+/// Asks whether a hedge may go to this provider: as a retry does, it needs
+/// the retry throttle above half (if set) and spends one retry of the
+/// budget; `false` when either refuses.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "bool")]
+pub struct SpendHedge;
+
+impl Handler<SpendHedge> for RetryCoordinator {
+    type Result = bool;
+
+    fn handle(&mut self, _: SpendHedge, ctx: &mut Context<Self>) -> bool {
+        crate::exec::supervise::guarded(self, ctx, "retry coordinator", |act, _| {
+            let throttled = act.throttle.as_ref().is_some_and(|t| !t.allows());
+            !throttled && act.budget.try_retry(now())
+        })
+        .unwrap_or(false)
+    }
+}
+
 /// Asks for the provider's metrics.
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "ProviderMetrics")]

@@ -9,7 +9,7 @@ pub mod progress;
 pub mod throttle;
 
 pub use budget::BudgetConfig;
-pub use coordinator::{AttemptAbandoned, AttemptFailed, GetMetrics, RetryCoordinator};
+pub use coordinator::{AttemptAbandoned, AttemptFailed, GetMetrics, RetryCoordinator, SpendHedge};
 pub(crate) use coordinator::{Decide, RequestFinished};
 pub use counters::{ProviderMetrics, RequestEnd};
 pub use policy::{decide, AttemptState, Backoff, Decision, GiveUp, Jitter, RetryPolicy};

@@ -307,3 +307,24 @@ fn hedged_legs_race_the_first_answer_wins_and_a_failure_waits_for_the_others() {
     assert_eq!(steps.last().map(|s| s.outcome.as_str()), Some("answered"));
     assert_eq!(steps.len(), 3, "{steps:?}");
 }
+
+#[test]
+fn a_withdrawn_hedge_is_forgotten_and_its_target_may_be_picked_again() {
+    let group = Group::new(["a/m", "b/m"]).unwrap();
+    let mut route = Route::new("g", group);
+    let _ = route.next(in_order, None);
+    assert_eq!(route.hedge(in_order, false), Some(id("b/m")));
+    route.withdraw_hedge(&id("b/m"));
+    assert_eq!(route.legs(), 1);
+    assert_eq!(
+        route.hedge(in_order, false),
+        Some(id("b/m")),
+        "untried again"
+    );
+    // A same-target hedge withdrawn leaves the target running.
+    route.withdraw_hedge(&id("b/m"));
+    assert_eq!(route.hedge(in_order, true), Some(id("a/m")));
+    route.withdraw_hedge(&id("a/m"));
+    assert_eq!(route.current(), Some(&id("a/m")));
+    assert_eq!(route.hedge(in_order, false), Some(id("b/m")));
+}
