@@ -191,6 +191,26 @@ async fn bulkhead_at(
     .await
 }
 
+/// Two deployments named `names`, each a mock of its own, in a group `fast`
+/// (in order, adjusted by `group`), the client's builder adjusted by `adjust`
+/// (one attempt a target, breakers that never open).
+fn pair(
+    names: [&str; 2],
+    group: impl FnOnce(Group) -> Group,
+    adjust: impl FnOnce(steer_llm::ClientBuilder) -> steer_llm::ClientBuilder,
+) -> (MockServer, MockServer, steer_llm::Client) {
+    let mocks = [(); 2].map(|_| MockServer::builder().start_background().unwrap());
+    let mut providers = steer_llm::Providers::new();
+    for (name, mock) in names.iter().zip(&mocks) {
+        providers = providers.with(common::deployment(name, mock));
+    }
+    let targets = names.map(|n| format!("{n}/gpt-4o-mini"));
+    let builder = quick_builder(providers, 1).group("fast", group(Group::new(targets).unwrap()));
+    let client = adjust(builder).build().unwrap();
+    let [first, second] = mocks;
+    (first, second, client)
+}
+
 /// A limit of `n` slots that stays `n` (min = max), `queue` waiting, 150 ms.
 fn fixed(n: u32, queue: u32) -> LimitConfig {
     LimitConfig {
@@ -332,21 +352,11 @@ async fn over_the_limit_calls_wait_by_priority_a_full_queue_refuses_and_a_wait_t
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_a_group_a_target_at_its_limit_passes_the_request_on_at_once() {
-    let first = MockServer::builder().start_background().unwrap();
-    let second = MockServer::builder().start_background().unwrap();
-    let client = quick_builder(
-        steer_llm::Providers::new()
-            .with(common::deployment("one", &first))
-            .with(common::deployment("two", &second)),
-        1,
-    )
-    .adaptive_limit_for("one", fixed(1, 10))
-    .group(
-        "fast",
-        Group::new(["one/gpt-4o-mini", "two/gpt-4o-mini"]).unwrap(),
-    )
-    .build()
-    .unwrap();
+    let (first, _second, client) = pair(
+        ["one", "two"],
+        |g| g,
+        |b| b.adaptive_limit_for("one", fixed(1, 10)),
+    );
     first.set_default_fault(Some(
         FaultPlan::normal().with_latency(Duration::from_millis(300)),
     ));
@@ -363,24 +373,16 @@ async fn in_a_group_a_target_at_its_limit_passes_the_request_on_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_a_group_the_last_target_left_queues_the_request_rather_than_fail_it() {
-    let first = MockServer::builder().start_background().unwrap();
-    let second = MockServer::builder().start_background().unwrap();
-    let client = quick_builder(
-        steer_llm::Providers::new()
-            .with(common::deployment("one", &first))
-            .with(common::deployment("two", &second)),
-        1,
-    )
-    .adaptive_limit(LimitConfig {
-        queue_timeout: Duration::from_secs(10),
-        ..fixed(1, 10)
-    })
-    .group(
-        "fast",
-        Group::new(["one/gpt-4o-mini", "two/gpt-4o-mini"]).unwrap(),
-    )
-    .build()
-    .unwrap();
+    let (first, second, client) = pair(
+        ["one", "two"],
+        |g| g,
+        |b| {
+            b.adaptive_limit(LimitConfig {
+                queue_timeout: Duration::from_secs(10),
+                ..fixed(1, 10)
+            })
+        },
+    );
     let slow = FaultPlan::normal().with_latency(Duration::from_millis(200));
     first.set_default_fault(Some(slow.clone()));
     second.set_default_fault(Some(slow));
@@ -414,25 +416,12 @@ fn hedged_pair_with(
     hedge: Hedge,
     adjust: impl FnOnce(steer_llm::ClientBuilder) -> steer_llm::ClientBuilder,
 ) -> (MockServer, MockServer, steer_llm::Client) {
-    let slow = MockServer::builder()
-        .default_fault(FaultPlan::normal().with_latency(latency))
-        .start_background()
-        .unwrap();
-    let quick = MockServer::builder().start_background().unwrap();
-    let client = quick_builder(
-        steer_llm::Providers::new()
-            .with(common::deployment("slow", &slow))
-            .with(common::deployment("quick", &quick)),
-        1,
-    )
-    .adaptive_limit_for("slow", LimitConfig::default())
-    .group(
-        "fast",
-        Group::new(["slow/gpt-4o-mini", "quick/gpt-4o-mini"])
-            .unwrap()
-            .hedge(hedge),
+    let (slow, quick, client) = pair(
+        ["slow", "quick"],
+        |g| g.hedge(hedge),
+        |b| adjust(b.adaptive_limit_for("slow", LimitConfig::default())),
     );
-    let client = adjust(client).build().unwrap();
+    slow.set_default_fault(Some(FaultPlan::normal().with_latency(latency)));
     (slow, quick, client)
 }
 
@@ -540,35 +529,17 @@ async fn hedges_stop_at_their_share_and_never_go_for_a_request_with_side_effects
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_failed_over_to_the_last_target_at_its_limit_waits_for_a_slot() {
-    let trickling = MockServer::builder()
-        .default_fault("trickle?after=1&ms=300".parse().unwrap())
-        .start_background()
-        .unwrap();
-    let healthy = MockServer::builder().start_background().unwrap();
-    let client = quick_builder(
-        steer_llm::Providers::new()
-            .with(common::deployment("trickling", &trickling))
-            .with(common::deployment("healthy", &healthy)),
-        1,
-    )
-    .adaptive_limit_for(
-        "healthy",
-        LimitConfig {
-            queue_timeout: Duration::from_secs(10),
-            ..fixed(1, 10)
-        },
-    )
-    .group(
-        "fast",
-        Group::new(["trickling/gpt-4o-mini", "healthy/gpt-4o-mini"])
-            .unwrap()
-            .min_rate(steer_llm::runtime::RateFloor::new(
-                100,
-                Duration::from_millis(100),
-            )),
-    )
-    .build()
-    .unwrap();
+    let floor = steer_llm::runtime::RateFloor::new(100, Duration::from_millis(100));
+    let queue = LimitConfig {
+        queue_timeout: Duration::from_secs(10),
+        ..fixed(1, 10)
+    };
+    let (trickling, healthy, client) = pair(
+        ["trickling", "healthy"],
+        |g| g.min_rate(floor),
+        |b| b.adaptive_limit_for("healthy", queue),
+    );
+    trickling.set_default_fault(Some("trickle?after=1&ms=300".parse().unwrap()));
     // "healthy" busy for 400 ms with a call of its own.
     healthy.push_faults([FaultPlan::normal().with_latency(Duration::from_millis(400))]);
     let direct = ChatRequest::new("healthy/gpt-4o-mini").unwrap().user("hi");
