@@ -383,3 +383,27 @@ fn a_continuation_that_meets_a_stop_sequence_the_limit_had_cut_ends_there() {
     };
     runtime.block_on(check(&client, &mock, &case, 0)).unwrap();
 }
+
+/// Found by the property above: an attempt that broke before its first
+/// content (its reasoning thought again) after one that had discarded a whole
+/// reasoning block: the discard must still reach the consumer.
+#[test]
+fn a_discard_pending_when_the_next_attempt_breaks_at_once_still_reaches_the_consumer() {
+    let runtime = common::two_worker_runtime();
+    let mock = MockServer::builder().start_background().unwrap();
+    let client = runtime.block_on(async { client(&mock) });
+    let case = Case {
+        model: "openai-responses/gpt-5-mini",
+        topic: 0,
+        max_tokens: None,
+        stop_word: None,
+        first: (StreamFault::Reset, 11),
+        second: Some((StreamFault::Reset, 0)),
+        tools: false,
+        continuation: Continuation::Auto,
+        behaviour: Behaviour::Standard,
+        background: false,
+        reasoning: true,
+    };
+    runtime.block_on(check(&client, &mock, &case, 0)).unwrap();
+}

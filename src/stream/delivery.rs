@@ -188,6 +188,28 @@ impl Delivery {
         });
     }
 
+    /// Sets the seam the next content comes behind. One the consumer has not
+    /// seen yet is replaced, but not its discards: a reasoning block or a
+    /// tool call the consumer holds is still taken back (an attempt that broke
+    /// before its first content would otherwise drop them).
+    pub fn set_seam(&mut self, seam: Vec<StreamEvent>) {
+        let mut kept: Vec<StreamEvent> = std::mem::take(&mut self.pending_seam)
+            .into_iter()
+            .filter(|e| {
+                matches!(
+                    e,
+                    StreamEvent::ReasoningDiscarded { .. } | StreamEvent::ToolCallDiscarded { .. }
+                )
+            })
+            .collect();
+        for e in seam {
+            if !kept.contains(&e) {
+                kept.push(e);
+            }
+        }
+        self.pending_seam = kept;
+    }
+
     /// The attempt broke: the seam events that discard its reasoning (the
     /// block it broke in; every block of it when `restarts`).
     pub fn reasoning_broken(&mut self, restarts: bool) -> Vec<StreamEvent> {

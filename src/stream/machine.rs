@@ -333,19 +333,20 @@ impl StreamMachine {
         if !d.delivered_anything() {
             if !server {
                 // Asked again: what reasoning it gave is thought again.
-                d.pending_seam = d.reasoning_broken(true);
+                let broken = d.reasoning_broken(true);
+                d.set_seam(broken);
             }
             return RetrySeam::None;
         }
         let offset = d.checkpoint.chars;
         if server {
             // The same response goes on: no call is interrupted.
-            d.pending_seam = vec![StreamEvent::Resumed {
+            d.set_seam(vec![StreamEvent::Resumed {
                 attempt,
                 offset,
                 provider: provider.to_string(),
                 by: ResumedBy::Server,
-            }];
+            }]);
             return RetrySeam::Resumed {
                 offset,
                 server: true,
@@ -358,15 +359,16 @@ impl StreamMachine {
         if strategy == Continuation::Restart {
             d.checkpoint = Checkpoint::default();
             d.reset_calls();
-            d.pending_seam = d.reasoning_broken(true);
+            let broken = d.reasoning_broken(true);
+            d.set_seam(broken);
             return RetrySeam::Restarted(StreamEvent::Restarted { attempt });
         }
-        d.pending_seam = vec![StreamEvent::Resumed {
+        d.set_seam(vec![StreamEvent::Resumed {
             attempt,
             offset,
             provider: provider.to_string(),
             by,
-        }];
+        }]);
         let mut broken = d.reasoning_broken(false);
         d.pending_seam.append(&mut broken);
         if let Some(index) = d.interrupted_call() {
@@ -389,21 +391,22 @@ impl StreamMachine {
         let strategy = self.strategy;
         let d = self.delivery();
         if !d.delivered_anything() {
-            d.pending_seam = d.reasoning_broken(true);
+            let broken = d.reasoning_broken(true);
+            d.set_seam(broken);
             return;
         }
         if strategy == Continuation::Restart {
             d.checkpoint = Checkpoint::default();
             d.reset_calls();
-            d.pending_seam = vec![StreamEvent::Restarted { attempt: 1 }];
+            d.set_seam(vec![StreamEvent::Restarted { attempt: 1 }]);
             let mut broken = d.reasoning_broken(true);
             d.pending_seam.append(&mut broken);
         } else {
-            d.pending_seam = vec![StreamEvent::FailedOver {
+            d.set_seam(vec![StreamEvent::FailedOver {
                 attempt: 1,
                 offset: d.checkpoint.chars,
                 target: target.to_string(),
-            }];
+            }]);
             let mut broken = d.reasoning_broken(false);
             d.pending_seam.append(&mut broken);
             if let Some(index) = d.interrupted_call() {
