@@ -202,7 +202,7 @@ impl Handler<Release> for ConcurrencyLimiter {
     fn handle(&mut self, msg: Release, ctx: &mut Context<Self>) {
         let at = now();
         if let Some(until) = msg.spent_for.and_then(|d| at.checked_add(d)) {
-            self.bulkhead.spent(until);
+            self.bulkhead.spent(until, at);
         }
         // Waiters whose callers went away are withdrawn first.
         let gone: Vec<u64> = self

@@ -103,6 +103,10 @@ pub enum Signal {
     Ignore,
 }
 
+/// The longest a spent rate-limit header caps the limit (the breaker's
+/// default `max_pause`).
+pub const MAX_CAP: Duration = Duration::from_secs(60);
+
 /// Smoothing of the recent TTFT (per sample) and of the long-run one.
 const SHORT: f64 = 0.2;
 const LONG: f64 = 0.01;
@@ -179,8 +183,10 @@ impl AdaptiveLimit {
     }
 
     /// A response said the rate limit is spent until `until`: the limit is
-    /// capped at `in_flight` (at least `min`) until then.
-    pub fn cap(&mut self, in_flight: u32, until: Instant) {
+    /// capped at `in_flight` (at least `min`) until then, and never longer
+    /// than [`MAX_CAP`] from `now`: no header holds a deployment down for a day.
+    pub fn cap(&mut self, in_flight: u32, until: Instant, now: Instant) {
+        let until = until.min(now.checked_add(MAX_CAP).unwrap_or(now));
         let cap = in_flight.max(self.config.min);
         self.cap = match self.cap {
             Some((old, old_until)) if old_until >= until => Some((old.min(cap), old_until)),

@@ -155,8 +155,8 @@ impl Bulkhead {
 
     /// A rate-limit header said nothing is left until `until`: the limit is
     /// capped at what is in flight.
-    pub fn spent(&mut self, until: Instant) {
-        self.limit.cap(self.in_flight, until);
+    pub fn spent(&mut self, until: Instant, now: Instant) {
+        self.limit.cap(self.in_flight, until, now);
     }
 
     /// Waiters whose wait ran out by `now`, refused; returns them and the

@@ -59,14 +59,18 @@ fn a_scripted_sequence_falls_on_drops_once_a_round_trip_and_grows_slowly_when_us
 fn a_spent_rate_limit_caps_the_limit_at_what_runs_until_its_reset() {
     let t0 = Instant::now();
     let mut l = AdaptiveLimit::new(LimitConfig::default());
-    l.cap(3, t0 + ms(500));
+    l.cap(3, t0 + ms(500), t0);
     assert_eq!(l.limit(t0), 3);
     // A later, looser cap before the first ends does not lift it.
-    l.cap(8, t0 + ms(200));
+    l.cap(8, t0 + ms(200), t0);
     assert_eq!(l.limit(t0 + ms(100)), 3);
     assert_eq!(l.limit(t0 + ms(500)), 20, "uncapped at the reset");
-    l.cap(0, t0 + ms(900));
+    l.cap(0, t0 + ms(900), t0);
     assert_eq!(l.limit(t0 + ms(600)), 1, "never below min");
+    // A hostile reset (ten years) caps it for MAX_CAP at most.
+    l.cap(1, t0 + Duration::from_secs(86_400 * 3650), t0);
+    assert_eq!(l.limit(t0 + MAX_CAP - ms(1)), 1);
+    assert_eq!(l.limit(t0 + MAX_CAP), 20, "uncapped after MAX_CAP");
 }
 
 #[test]
