@@ -598,3 +598,148 @@ async fn a_hedge_spends_its_targets_retry_budget_and_none_goes_when_it_is_spent(
         .prometheus_text()
         .contains(r#"steer_hedges_total{group="fast",outcome="refused"} 1"#));
 }
+
+/// The steps of a route, as (target, outcome).
+fn outcomes(steps: &[steer_llm::model::RouteStep]) -> Vec<(&str, &str)> {
+    steps
+        .iter()
+        .map(|s| (s.target.as_str(), s.outcome.as_str()))
+        .collect()
+}
+
+/// A hedge with room for every request to send one, after `ms`.
+fn hedge_after(ms: u64) -> Hedge {
+    Hedge {
+        max_share_percent: 100,
+        ..Hedge::after(Duration::from_millis(ms))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streams_hedge_wins_with_its_first_content_and_the_leader_is_cut() {
+    let (slow, quick, client) = hedged_pair(Duration::ZERO, hedge_after(50));
+    // Headers and the role chunk at once, the first text 3 s later.
+    slow.set_default_fault(Some("first_token?ms=3000".parse().unwrap()));
+    let stream = within(client.stream(group_ask())).await.unwrap();
+    let seen = common::read_stream(stream).await.unwrap();
+    let at_quick = ChatRequest::new("quick/gpt-4o-mini").unwrap().user("hi");
+    assert_eq!(seen.text, common::expected_text(&at_quick, None));
+    assert_eq!(seen.starts, ["quick"], "one start: the winner's");
+    assert_eq!(
+        outcomes(&seen.steps.unwrap()),
+        [
+            ("slow/gpt-4o-mini", "hedge_lost"),
+            ("quick/gpt-4o-mini", "answered")
+        ]
+    );
+    assert_eq!((slow.request_count(), quick.request_count()), (1, 1));
+    // The leader's connection closed at once, its slot back unused.
+    assert!(common::eventually(|| async { slow.streams_cut() == 1 }).await);
+    assert!(bulkhead_at(&client, "slow", 0, 0).await);
+    let status = client.limit_status("slow").await.unwrap().unwrap();
+    assert_eq!(status.limit, 20, "nothing learned from a cancelled leg");
+    for outcome in ["sent", "won", "cancelled"] {
+        let line = format!(r#"steer_hedges_total{{group="fast",outcome="{outcome}"}} 1"#);
+        assert!(common::metrics_show(&client, &line).await, "{outcome}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_chunk_or_an_error_never_wins_a_streams_race() {
+    // The hedge has its headers and role chunk first, its text late: the
+    // leader's text, later than the hedge's start, wins.
+    let (slow, quick, client) = hedged_pair(Duration::ZERO, hedge_after(20));
+    slow.set_default_fault(Some("first_token?ms=300".parse().unwrap()));
+    quick.set_default_fault(Some("first_token?ms=5000".parse().unwrap()));
+    let stream = within(client.stream(group_ask())).await.unwrap();
+    let seen = common::read_stream(stream).await.unwrap();
+    let at_slow = ChatRequest::new("slow/gpt-4o-mini").unwrap().user("hi");
+    assert_eq!(seen.text, common::expected_text(&at_slow, None));
+    assert_eq!(seen.starts, ["slow"]);
+    assert_eq!(
+        outcomes(&seen.steps.unwrap()),
+        [
+            ("quick/gpt-4o-mini", "hedge_lost"),
+            ("slow/gpt-4o-mini", "answered")
+        ]
+    );
+    assert!(common::eventually(|| async { quick.streams_cut() == 1 }).await);
+    assert!(
+        common::metrics_show(
+            &client,
+            r#"steer_hedges_total{group="fast",outcome="primary_won"} 1"#
+        )
+        .await
+    );
+    // A hedge whose stream opens with an error event loses; the leader's
+    // text comes.
+    quick.set_default_fault(Some(FaultPlan::stream_error("server_error", 0)));
+    let stream = within(client.stream(group_ask())).await.unwrap();
+    let seen = common::read_stream(stream).await.unwrap();
+    assert_eq!(seen.text, common::expected_text(&at_slow, None));
+    assert_eq!(
+        outcomes(&seen.steps.unwrap()),
+        [
+            ("quick/gpt-4o-mini", "server_error"),
+            ("slow/gpt-4o-mini", "answered")
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_fails_before_its_content_hands_the_stream_to_its_hedge() {
+    let (slow, quick, client) = hedged_pair(Duration::ZERO, hedge_after(20));
+    // The leader fails at 150 ms; the hedge, sent at 20 ms, has its text at 300.
+    slow.set_default_fault(Some(
+        FaultPlan::error("server_error").with_latency(Duration::from_millis(150)),
+    ));
+    quick.set_default_fault(Some("first_token?ms=300".parse().unwrap()));
+    let stream = within(client.stream(group_ask())).await.unwrap();
+    let seen = common::read_stream(stream).await.unwrap();
+    let at_quick = ChatRequest::new("quick/gpt-4o-mini").unwrap().user("hi");
+    assert_eq!(seen.text, common::expected_text(&at_quick, None));
+    assert_eq!(seen.starts, ["quick"]);
+    assert_eq!(
+        outcomes(&seen.steps.unwrap()),
+        [
+            ("slow/gpt-4o-mini", "server_error"),
+            ("quick/gpt-4o-mini", "answered")
+        ]
+    );
+    assert_eq!((slow.request_count(), quick.request_count()), (1, 1));
+    // The leader's failure reached its own breaker.
+    let status = client.breakers().status("slow/gpt-4o-mini").await.unwrap();
+    assert_eq!(status.stats.failures, 1, "{status:?}");
+    // The hedge took over, already running: no failover sent a new call.
+    let text = client.prometheus_text();
+    assert!(
+        text.contains(r#"steer_hedges_total{group="fast",outcome="sent"} 1"#),
+        "{text}"
+    );
+    assert!(!text.contains("steer_failovers_total{"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_is_not_hedged_with_side_effects_nor_past_its_share() {
+    let (slow, quick, client) =
+        hedged_pair(Duration::ZERO, Hedge::after(Duration::from_millis(20)));
+    slow.set_default_fault(Some("first_token?ms=200".parse().unwrap()));
+    // 20 streams at once: 10% of them may be hedged.
+    let streams = (0..20).map(|_| async {
+        let stream = client.stream(group_ask()).await.unwrap();
+        common::read_stream(stream).await.unwrap()
+    });
+    let seen = within(futures::future::join_all(streams)).await;
+    let hedged = seen.iter().filter(|s| s.starts == ["quick"]).count();
+    assert_eq!((hedged, quick.request_count()), (2, 2));
+    let acts =
+        steer_llm::Tool::new("send_mail", serde_json::json!({"type": "object"})).side_effects(true);
+    let (_slow, quick, client) = hedged_pair(Duration::ZERO, hedge_after(20));
+    _slow.set_default_fault(Some("first_token?ms=200".parse().unwrap()));
+    let stream = within(client.stream(group_ask().tool(acts))).await.unwrap();
+    let seen = common::read_stream(stream).await.unwrap();
+    assert_eq!(
+        (seen.starts.as_slice(), quick.request_count()),
+        (&["slow".to_string()][..], 0)
+    );
+}

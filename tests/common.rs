@@ -270,6 +270,8 @@ pub struct SeenStream {
     pub resumed_by: Vec<steer_llm::ResumedBy>,
     /// The whole reasoning blocks kept (a discarded one removed), by index.
     pub reasoning: Vec<steer_llm::Reasoning>,
+    /// The provider each `Start` named.
+    pub starts: Vec<String>,
     reasoning_at: Vec<usize>,
 }
 
@@ -316,6 +318,7 @@ pub async fn read_stream(
                 seen.usage = usage;
             }
             Some(Ok(StreamEvent::Resumed { by, .. })) => seen.resumed_by.push(by),
+            Some(Ok(StreamEvent::Start { provider, .. })) => seen.starts.push(provider),
             Some(Ok(StreamEvent::Reasoning { index, block })) => {
                 if seen.reasoning_at.contains(&index) {
                     return Err(format!("reasoning block {index} twice"));

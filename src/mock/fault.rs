@@ -124,6 +124,11 @@ pub struct FaultPlan {
     pub latency: Option<Duration>,
     /// Delay before each streamed event.
     pub chunk_delay: Option<Duration>,
+    /// Delay before the first content event of a stream, after its headers
+    /// and opening events (OpenAI's role-only chunk, Anthropic's
+    /// `message_start`, the Responses API's `response.created`): a slow
+    /// time to first token, as a queued or thinking model gives.
+    pub first_token: Option<Duration>,
     /// What the response is.
     pub outcome: Outcome,
 }
@@ -139,6 +144,7 @@ impl From<Outcome> for FaultPlan {
         FaultPlan {
             latency: None,
             chunk_delay: None,
+            first_token: None,
             outcome,
         }
     }
@@ -196,6 +202,12 @@ impl FaultPlan {
     /// Adds a delay before the response headers.
     pub fn with_latency(mut self, d: Duration) -> Self {
         self.latency = Some(d);
+        self
+    }
+    /// Adds a delay before a stream's first content event (after its
+    /// headers and opening events).
+    pub fn with_first_token(mut self, d: Duration) -> Self {
+        self.first_token = Some(d);
         self
     }
     /// Adds a delay before each streamed event.
@@ -266,20 +278,20 @@ impl FromStr for FaultPlan {
         for part in spec.split('+').map(str::trim) {
             let (kind, params) = parse_part(part).map_err(&fail)?;
             match kind {
-                "latency" | "chunk_delay" => {
+                "latency" | "chunk_delay" | "first_token" => {
                     let ms = params.number::<u64>("ms").map_err(&fail)?.unwrap_or(0);
                     params.only(&["ms"]).map_err(&fail)?;
                     let d = Some(Duration::from_millis(ms));
-                    if kind == "latency" {
-                        plan.latency = d;
-                    } else {
-                        plan.chunk_delay = d;
+                    match kind {
+                        "latency" => plan.latency = d,
+                        "chunk_delay" => plan.chunk_delay = d,
+                        _ => plan.first_token = d,
                     }
                 }
                 _ => {
                     if outcome_set {
                         return Err(fail(format!(
-                            "{part:?}: only one outcome per plan (latency and chunk_delay combine)"
+                            "{part:?}: only one outcome per plan (latency, chunk_delay and first_token combine)"
                         )));
                     }
                     plan.outcome = parse_outcome(kind, &params).map_err(&fail)?;
@@ -476,6 +488,9 @@ impl fmt::Display for FaultPlan {
         if let Some(d) = self.chunk_delay {
             parts.push(format!("chunk_delay?ms={}", d.as_millis()));
         }
+        if let Some(d) = self.first_token {
+            parts.push(format!("first_token?ms={}", d.as_millis()));
+        }
         if self.outcome != Outcome::Normal || parts.is_empty() {
             parts.push(self.outcome.to_string());
         }
@@ -574,6 +589,7 @@ mod tests {
             "malformed_sse",
             "latency?ms=200+overloaded",
             "chunk_delay?ms=5",
+            "first_token?ms=300+reset?after=2",
             "mix?seed=7&server_error=10&reset=5&rate_limit=15",
         ] {
             let plan: FaultPlan = spec.parse().unwrap_or_else(|e| panic!("{e}"));

@@ -54,6 +54,7 @@
 //! | `stuck_queued` | the response never leaves `queued`: the stream drops after `response.created` (and, in background mode, `response.queued`), and a resume of it sends nothing (a community.openai.com report) |
 //! | `latency?ms=N` | wait N ms before the response headers (combines with any part) |
 //! | `chunk_delay?ms=N` | wait N ms before each streamed event (combines with any part) |
+//! | `first_token?ms=N` | wait N ms before a stream's first content event, after its headers and opening events (role-only chunk, `message_start`, `response.created`): a slow time to first token, as a queued or reasoning model gives (combines with any part) |
 //! | `mix?seed=S&kind=pct&...` | each request draws one kind by percentage, reproducibly for a seed |
 //!
 //! On non-streaming requests, `truncate` and `malformed_*` give a body that is
@@ -375,6 +376,8 @@ pub(crate) struct Shared {
     log: Mutex<VecDeque<RecordedRequest>>,
     counter: AtomicU64,
     events_sent: Arc<AtomicU64>,
+    /// Streamed bodies whose client went away before their end.
+    streams_cut: Arc<AtomicU64>,
     /// Requests whose client went away while the mock waited to answer.
     abandoned: AtomicU64,
     /// Background responses of the Responses API.
@@ -382,6 +385,14 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The counters a streamed body moves.
+    fn body_counters(&self) -> steps::BodyCounters {
+        steps::BodyCounters {
+            sent: self.events_sent.clone(),
+            cut: self.streams_cut.clone(),
+        }
+    }
+
     fn new(config: MockBuilder) -> Self {
         Shared {
             default_fault: Mutex::new(config.default_fault.clone()),
@@ -394,6 +405,7 @@ impl Shared {
             log: Mutex::new(VecDeque::new()),
             counter: AtomicU64::new(0),
             events_sent: Arc::new(AtomicU64::new(0)),
+            streams_cut: Arc::new(AtomicU64::new(0)),
             abandoned: AtomicU64::new(0),
             store: Mutex::new(background::Store::default()),
         }
@@ -600,6 +612,13 @@ impl MockServer {
     /// cancelled call).
     pub fn abandoned(&self) -> u64 {
         self.shared.abandoned.load(Ordering::Relaxed)
+    }
+
+    /// Streamed bodies whose client closed the connection before their end
+    /// (a stream cancelled, a hedge that lost its race once it had headers):
+    /// the server sees the close as hyper does, at its next write.
+    pub fn streams_cut(&self) -> u64 {
+        self.shared.streams_cut.load(Ordering::Relaxed)
     }
 
     /// Forgets the recorded requests.

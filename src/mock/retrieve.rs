@@ -123,7 +123,7 @@ pub(super) async fn retrieve(
         Ok(r) => r,
         Err(refusal) => return refused(&ctx, refusal),
     };
-    let mut steps = steps::stream_steps(resumed.frames, cut);
+    let mut steps = steps::stream_steps(resumed.frames, cut, None);
     if resumed.stuck {
         // A response stuck in `queued` sends nothing more.
         steps.push(Step::Stall);
@@ -132,7 +132,7 @@ pub(super) async fn retrieve(
         steps,
         plan.chunk_delay,
         ctx.shared.config.stall_limit,
-        ctx.shared.events_sent.clone(),
+        ctx.shared.body_counters(),
     );
     let mut resp = Response::new(body);
     let h = resp.headers_mut();

@@ -793,7 +793,7 @@ impl Ctx {
                 );
             }
             let whole_stream = stream_fault.is_none();
-            let mut steps = stream_steps(frames, stream_fault);
+            let mut steps = stream_steps(frames, stream_fault, plan.first_token);
             if whole_stream && self.behaviour == Behaviour::Lingering {
                 if self.flavour == Flavour::Responses {
                     steps.push(Step::Send(Bytes::from_static(b"data: [DONE]\n\n")));
@@ -806,7 +806,7 @@ impl Ctx {
                     steps,
                     plan.chunk_delay,
                     self.shared.config.stall_limit,
-                    self.shared.events_sent.clone(),
+                    self.shared.body_counters(),
                 ),
             )
         } else {
@@ -827,7 +827,7 @@ impl Ctx {
                         steps,
                         None,
                         self.shared.config.stall_limit,
-                        self.shared.events_sent.clone(),
+                        self.shared.body_counters(),
                     )
                 }
             };

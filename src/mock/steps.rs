@@ -1,6 +1,7 @@
 //! How the mock sends a body: the steps of a stream (events, waits, a stall,
 //! a reset) and how a fault cuts it.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,7 +32,13 @@ pub(super) enum Step {
     Reset,
 }
 
-pub(super) fn stream_steps(frames: Frames, fault: Option<(usize, Cut)>) -> Vec<Step> {
+/// The steps of a stream of `frames`, cut by `fault`; `first_token` waits
+/// before the first content frame.
+pub(super) fn stream_steps(
+    frames: Frames,
+    fault: Option<(usize, Cut)>,
+    first_token: Option<Duration>,
+) -> Vec<Step> {
     let Frames {
         head,
         content,
@@ -50,6 +57,9 @@ pub(super) fn stream_steps(frames: Frames, fault: Option<(usize, Cut)>) -> Vec<S
             (Some(at), None) if i == at => break,
             _ => {}
         }
+        if let (0, Some(d)) = (i, first_token) {
+            steps.push(Step::Wait(d));
+        }
         steps.push(Step::Send(frame));
     }
     match fault {
@@ -62,49 +72,77 @@ pub(super) fn stream_steps(frames: Frames, fault: Option<(usize, Cut)>) -> Vec<S
     steps
 }
 
+/// What a streamed body counts: events handed to the network, and bodies
+/// their client closed before the end.
+pub(super) struct BodyCounters {
+    pub sent: Arc<AtomicU64>,
+    pub cut: Arc<AtomicU64>,
+}
+
+/// Counts its body cut when dropped before [`Unfinished::finished`].
+struct Unfinished(Option<Arc<AtomicU64>>);
+
+impl Unfinished {
+    fn finished(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if let Some(cut) = self.0.take() {
+            cut.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
 pub(super) fn steps_body(
     steps: Vec<Step>,
     delay: Option<Duration>,
     stall_limit: Duration,
-    sent: Arc<std::sync::atomic::AtomicU64>,
+    counters: BodyCounters,
 ) -> Body {
-    let stream = futures::stream::unfold(steps.into_iter(), move |mut steps| {
+    let BodyCounters { sent, cut } = counters;
+    let state = (steps.into_iter(), Unfinished(Some(cut)));
+    let stream = futures::stream::unfold(state, move |(mut steps, mut unfinished)| {
         let sent = sent.clone();
         async move {
-            match steps.next()? {
-                Step::Send(bytes) => {
-                    if let Some(d) = delay {
-                        tokio::time::sleep(d).await;
-                    }
-                    sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    Some((Ok(bytes), steps))
-                }
-                Step::Wait(d) => {
-                    tokio::time::sleep(d).await;
-                    // The next step comes in the same turn.
-                    match steps.next()? {
-                        Step::Send(bytes) => {
-                            sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            Some((Ok(bytes), steps))
+            // A wait's next step comes in the same turn (without the chunk delay).
+            let mut waited = false;
+            loop {
+                let Some(step) = steps.next() else {
+                    unfinished.finished();
+                    return None;
+                };
+                match step {
+                    Step::Send(bytes) => {
+                        if let (Some(d), false) = (delay, waited) {
+                            tokio::time::sleep(d).await;
                         }
-                        _ => None,
+                        sent.fetch_add(1, Ordering::Relaxed);
+                        return Some((Ok(bytes), (steps, unfinished)));
                     }
-                }
-                Step::Stall => {
-                    tokio::time::sleep(stall_limit).await;
-                    None
-                }
-                Step::Reset => {
-                    // Let the server flush what was sent, so the client sees the
-                    // headers and the first events before the connection dies.
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                    Some((
-                        Err(std::io::Error::new(
+                    Step::Wait(d) => {
+                        tokio::time::sleep(d).await;
+                        waited = true;
+                    }
+                    Step::Stall => {
+                        // The server's own end (its stall limit), not the client's.
+                        tokio::time::sleep(stall_limit).await;
+                        unfinished.finished();
+                        return None;
+                    }
+                    Step::Reset => {
+                        // Let the server flush what was sent, so the client sees the
+                        // headers and the first events before the connection dies.
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                        unfinished.finished();
+                        let error = std::io::Error::new(
                             std::io::ErrorKind::ConnectionReset,
                             "steer mock: connection reset",
-                        )),
-                        Vec::new().into_iter(),
-                    ))
+                        );
+                        return Some((Err(error), (Vec::new().into_iter(), Unfinished(None))));
+                    }
                 }
             }
         }

@@ -158,9 +158,19 @@ pub struct RouteStep {
 
 impl RouteStep {
     pub(crate) fn answered(target: &ModelId) -> Self {
+        RouteStep::ended(target, "answered")
+    }
+
+    /// A hedge's leg at `target` that lost its race (`hedge_lost`).
+    pub(crate) fn lost_race(target: &ModelId) -> Self {
+        RouteStep::ended(target, "hedge_lost")
+    }
+
+    /// `target` ended with `outcome`, with no time to come back.
+    pub(crate) fn ended(target: &ModelId, outcome: &str) -> Self {
         RouteStep {
             target: target.to_string(),
-            outcome: "answered".into(),
+            outcome: outcome.into(),
             back_in: None,
         }
     }

@@ -205,13 +205,47 @@ impl Route {
         }
         self.steps.push(RouteStep::answered(target));
         for t in losers {
-            self.steps.push(RouteStep {
-                target: t.to_string(),
-                outcome: "hedge_lost".into(),
-                back_in: None,
-            });
+            self.steps.push(RouteStep::lost_race(&t));
         }
         std::mem::take(&mut self.steps)
+    }
+
+    /// The leg at `target` leads now (a stream's hedge that took over from a
+    /// leg that failed, or won its race): it is the current target, and the
+    /// leg that led before, if it still runs, races on as a hedge.
+    pub fn lead(&mut self, target: &ModelId) {
+        if self.current.as_ref() == Some(target) {
+            return;
+        }
+        let Some(i) = self.hedges.iter().position(|t| t == target) else {
+            return;
+        };
+        let leader = self.hedges.remove(i);
+        if let Some(before) = self.current.replace(leader) {
+            self.hedges.push(before);
+        }
+    }
+
+    /// A stream's race is won by the leg at `target` (its first content came
+    /// first): it leads, and every other leg lost (its step says
+    /// `hedge_lost`); the route goes on from `target`.
+    pub fn won(&mut self, target: &ModelId) {
+        self.lead(target);
+        for t in std::mem::take(&mut self.hedges) {
+            self.steps.push(RouteStep::lost_race(&t));
+        }
+    }
+
+    /// A leg of a stream's race at `target` failed before its content, with
+    /// `outcome`, while another leg races on: recorded, and the leg is gone
+    /// (the one that takes the lead is named by [`Route::lead`]).
+    pub fn leg_lost(&mut self, target: &ModelId, outcome: &str) {
+        self.steps.push(RouteStep::ended(target, outcome));
+        if let Some(i) = self.hedges.iter().position(|t| t == target) {
+            self.hedges.remove(i);
+        } else if self.current.as_ref() == Some(target) {
+            self.current = self.hedges.pop();
+        }
     }
 
     /// The current target ended with `error`: failures of the target move on, a

@@ -15,6 +15,7 @@
 mod breaks;
 mod failover;
 mod finish;
+mod hedging;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,6 +57,8 @@ pub(crate) struct StreamActor {
     lease: Option<PermitLease>,
     done: bool,
     route: Option<Box<StreamRoute>>,
+    /// How a grouped stream is hedged, and its attempt's race.
+    hedge: Option<hedging::StreamHedge>,
     /// A grouped stream counts as in flight at its current target.
     in_flight_at: Option<InFlight>,
     /// Counts the stream open at its provider while it lives.
@@ -102,6 +105,7 @@ impl StreamActor {
             lease: None,
             done: false,
             route: None,
+            hedge: None,
             in_flight_at: None,
             open_gauge,
             record_content,
@@ -117,6 +121,10 @@ impl StreamActor {
         let (request, resume) = match call {
             AttemptCall::Send(request) => (request, None),
             AttemptCall::Resume(point) => (self.original.clone(), Some(point)),
+        };
+        let race = match resume {
+            None => self.race_for(delivery.delivered_anything(), ctx),
+            Some(_) => None,
         };
         let plan = AttemptPlan {
             delivery: Some(delivery),
@@ -134,6 +142,7 @@ impl StreamActor {
             span: self.core.span.clone(),
             attempt_span: self.core.attempt_span.clone(),
             report: ctx.address().recipient(),
+            race,
         };
         if self
             .tx
@@ -147,6 +156,7 @@ impl StreamActor {
     /// An attempt's reader handed the delivery state back with its outcome.
     fn attempt_ended(&mut self, ended: AttemptEnded, ctx: &mut Context<Self>) {
         self.machine.attempt_ended(ended.delivery);
+        self.race_over(ctx);
         if self.done {
             return;
         }
@@ -298,6 +308,7 @@ mod contract {
             include_str!("actor/breaks.rs"),
             include_str!("actor/failover.rs"),
             include_str!("actor/finish.rs"),
+            include_str!("actor/hedging.rs"),
         ] {
             let unchecked = steer_actors::exec::in_place::spawns_unchecked(source);
             assert_eq!(unchecked, Vec::<String>::new());

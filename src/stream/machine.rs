@@ -384,6 +384,13 @@ impl StreamMachine {
     /// The stream moves to `target` (whose server continues a prefill as
     /// `prefill` says): its strategy, and after content a pending seam
     /// (`FailedOver`, or `Restarted` where it starts again).
+    /// The attempt in flight moved, before any content, to a target whose
+    /// server continues a prefill as `prefill` says (a hedge that took the
+    /// lead): only the continuation strategy changes (the delivery is lent).
+    pub(crate) fn took_over(&mut self, prefill: Prefill) {
+        self.strategy = strategy_for(self.asked, prefill);
+    }
+
     pub(crate) fn failed_over(&mut self, target: &ModelId, prefill: Prefill) {
         self.abandon_resume();
         self.refused = None;

@@ -17,6 +17,7 @@ pub mod continuation;
 pub(crate) mod delivery;
 mod ending;
 pub(crate) mod machine;
+pub(crate) mod race;
 pub mod rate;
 pub(crate) mod reader;
 mod reasoning;

@@ -17,17 +17,17 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use actix::{Message, Recipient};
-use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use steer_actors::retry::limit_at;
 use steer_actors::Category;
 use tokio::time::{Instant, Sleep};
 
 use super::delivery::{Asked, Delivery, Step};
+use super::race::{hold, is_content, Call, Race, RaceNews, RacePlan, Racer, Turn};
 use super::rate::{Rate, RateWindow};
 use crate::error::{Error, ProviderError};
-use crate::model::{ChatRequest, ResumePoint, RouteStep, StreamEvent};
-use crate::provider::{EventStream, Provider};
+use crate::model::{ChatRequest, ProviderEvent, ResumePoint, RouteStep, StreamEvent};
+use crate::provider::Provider;
 
 /// What the consumer receives: an event or the error that ends the stream.
 pub(crate) type Item = Result<StreamEvent, Error>;
@@ -74,6 +74,8 @@ pub(crate) struct AttemptPlan {
     pub attempt_span: tracing::Span,
     /// Where the outcome goes.
     pub report: Recipient<AttemptEnded>,
+    /// The race to the first content, when the attempt is hedged.
+    pub race: Option<RacePlan>,
 }
 
 /// How an attempt ended, with the delivery state handed back.
@@ -105,6 +107,20 @@ pub(crate) enum Outcome {
     Diverged,
 }
 
+impl Outcome {
+    /// The failure category it is counted under (`success` for a complete
+    /// attempt).
+    pub(crate) fn category(&self) -> &'static str {
+        match self {
+            Outcome::Complete => "success",
+            Outcome::Failed(e) => crate::classify::classify(e).category.as_str(),
+            Outcome::Steer { category, .. } => category.as_str(),
+            Outcome::DeadlineCut => Category::DeadlineExceeded.as_str(),
+            Outcome::Diverged => "diverged",
+        }
+    }
+}
+
 /// A reader dropped during its attempt (its consumer went away, the stream's
 /// actor with it) cancels the background response it was reading: the server
 /// would otherwise generate it to its end, billed.
@@ -131,13 +147,6 @@ const LAST_LOOK: Duration = Duration::from_millis(25);
 /// Events queued for the consumer, at most, before it gets them.
 const BATCH: usize = 64;
 
-type Opening = BoxFuture<'static, std::thread::Result<Result<EventStream, ProviderError>>>;
-
-enum State {
-    Opening(Opening),
-    Reading(EventStream),
-}
-
 /// The timer of the wait in progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Wait {
@@ -162,7 +171,9 @@ pub(crate) struct Reader {
     plan: Box<AttemptPlan>,
     /// The stream's delivery state while this attempt holds it.
     delivery: Option<Box<Delivery>>,
-    state: State,
+    state: Call,
+    /// The race to the first content, while a hedged attempt has none.
+    race: Option<Box<Race>>,
     wait: Wait,
     timer: Option<Pin<Box<Sleep>>>,
     /// Whether the wait in progress had its last look.
@@ -198,6 +209,7 @@ impl Reader {
             std::mem::replace(&mut plan.attempt_span, tracing::Span::none()),
         )
         .boxed();
+        let race = plan.race.take().map(|r| Box::new(Race::new(r)));
         let delivery = plan.delivery.take();
         let base = delivery.as_ref().map_or(0, |d| d.checkpoint.chars as u64);
         let rate = plan.min_rate.map(|floor| {
@@ -210,7 +222,8 @@ impl Reader {
         Reader {
             delivery,
             plan,
-            state: State::Opening(opening),
+            state: Call::Opening(opening),
+            race,
             wait: Wait::Unarmed,
             timer: None,
             looked_last: false,
@@ -252,11 +265,14 @@ impl Reader {
         false
     }
 
-    fn slow(&mut self) -> Poll<Read> {
-        self.end(Outcome::Steer {
-            category: Category::SlowStream,
-            message: "the stream fell below its rate floor",
-        })
+    fn slow(&mut self, queue: &mut VecDeque<Item>) -> Poll<Read> {
+        self.end(
+            queue,
+            Outcome::Steer {
+                category: Category::SlowStream,
+                message: "the stream fell below its rate floor",
+            },
+        )
     }
 
     /// Sets the timer for a wait of at most `timeout` (and the deadline).
@@ -309,7 +325,19 @@ impl Reader {
     }
 
     /// Ends the attempt: the delivery goes back to the actor with `outcome`.
-    fn end(&mut self, outcome: Outcome) -> Poll<Read> {
+    /// A leg that failed before its content while a hedge races hands the
+    /// attempt to that hedge instead; with none, what it held back is
+    /// delivered first (its start, its usage), as an unhedged attempt's is.
+    fn end(&mut self, queue: &mut VecDeque<Item>, outcome: Outcome) -> Poll<Read> {
+        let Some(outcome) = self.hand_over(outcome) else {
+            return Poll::Ready(Read::Events);
+        };
+        if let Some(race) = self.race.take() {
+            let (held, _hedges) = race.decide();
+            for event in held {
+                self.take(event, queue);
+            }
+        }
         let delivery = self.delivery.take().unwrap_or_default();
         // An actor that is gone cannot be told; its consumer then sees the
         // channel close, an error of its own.
@@ -317,36 +345,165 @@ impl Reader {
         Poll::Ready(Read::Ended)
     }
 
+    /// One event of the attempt to the consumer's queue, through the
+    /// delivery; the attempt's end, when the event ends it.
+    fn take(&mut self, event: ProviderEvent, queue: &mut VecDeque<Item>) -> Option<Outcome> {
+        let plan = &mut *self.plan;
+        let asked = Asked {
+            original: &plan.original,
+            provider: plan.provider.name(),
+            started: plan.started,
+            route: plan.route.as_deref(),
+        };
+        let Some(delivery) = self.delivery.as_deref_mut() else {
+            return Some(Outcome::Steer {
+                category: Category::Unknown,
+                message: "the stream's delivery state is missing",
+            });
+        };
+        let step = delivery.on_event(event, &asked, &plan.span, &mut self.scratch);
+        queue.extend(self.scratch.drain(..).map(Ok));
+        match step {
+            Step::Complete => Some(Outcome::Complete),
+            Step::Diverged => Some(Outcome::Diverged),
+            Step::Continue => None,
+        }
+    }
+
+    /// The leader yielded the first content: the race is decided for it, its
+    /// hedges dropped (their HTTP calls aborted), what it held back delivered.
+    fn kept(&mut self, queue: &mut VecDeque<Item>) -> Option<Outcome> {
+        let race = self.race.take()?;
+        race.tell(RaceNews::Kept);
+        let (held, dropped) = race.decide();
+        if let Some(route) = self.plan.route.as_mut() {
+            route.extend(
+                dropped
+                    .iter()
+                    .map(|h| RouteStep::lost_race(&h.request.model)),
+            );
+        }
+        held.into_iter().find_map(|event| self.take(event, queue))
+    }
+
+    /// Polls the hedges of a race: the first to yield content takes the
+    /// attempt (the leader and every other hedge dropped, the route told they
+    /// lost), and what it held back and that content are delivered.
+    fn hedges(&mut self, cx: &mut Context<'_>, queue: &mut VecDeque<Item>) -> Option<Outcome> {
+        let race = self.race.as_deref_mut()?;
+        let turn = race.poll(cx);
+        if let Some(route) = self.plan.route.as_mut() {
+            route.append(&mut race.lost);
+        }
+        let Turn::Won(i, first) = turn else {
+            return None;
+        };
+        let race = self.race.take()?;
+        let number = race.hedges.get(i)?.number;
+        race.tell(RaceNews::Won { number });
+        let (_held, mut hedges) = race.decide();
+        let winner = hedges.remove(i);
+        if let Some(route) = self.plan.route.as_mut() {
+            for lost in hedges.iter().map(|h| &h.request.model) {
+                route.push(RouteStep::lost_race(lost));
+            }
+            route.push(RouteStep::lost_race(&self.plan.original.model));
+        }
+        let held = self.lead(winner);
+        held.into_iter()
+            .chain(std::iter::once(first))
+            .find_map(|event| self.take(event, queue))
+    }
+
+    /// `racer` leads the attempt now: its call is read, its request and
+    /// provider are the attempt's, its timers start afresh; returns what it
+    /// held back.
+    fn lead(&mut self, racer: Racer) -> Vec<ProviderEvent> {
+        let Racer {
+            provider,
+            request,
+            call,
+            held,
+            ..
+        } = racer;
+        self.state = call;
+        self.plan.provider = provider;
+        self.plan.original = request;
+        self.wait = Wait::Unarmed;
+        self.looked_last = false;
+        held
+    }
+
+    /// The leader failed before its content with `outcome`: the first hedge
+    /// still racing takes the lead (the actor told, the route's step
+    /// recorded); the outcome comes back when none races.
+    fn hand_over(&mut self, outcome: Outcome) -> Option<Outcome> {
+        let handed = matches!(outcome, Outcome::Failed(_) | Outcome::Steer { .. });
+        let Some(race) = self
+            .race
+            .as_deref_mut()
+            .filter(|r| handed && !r.hedges.is_empty())
+        else {
+            return Some(outcome);
+        };
+        let next = race.hedges.remove(0);
+        if let Some(route) = self.plan.route.as_mut() {
+            route.push(RouteStep::ended(
+                &self.plan.original.model,
+                outcome.category(),
+            ));
+        }
+        race.tell(RaceNews::Took {
+            number: next.number,
+            failed: outcome,
+        });
+        let held = self.lead(next);
+        if let Some(race) = self.race.as_deref_mut() {
+            race.held = held;
+        }
+        None
+    }
+
     /// Reads on: `Events` once the body has nothing more ready (or a batch is
     /// queued) and the consumer has something, `Ended` when the attempt ends.
     pub fn poll(&mut self, cx: &mut Context<'_>, queue: &mut VecDeque<Item>) -> Poll<Read> {
+        // A hedge's progress wakes this task too: a race is looked at first.
+        if let Some(ended) = self.hedges(cx, queue) {
+            return self.end(queue, ended);
+        }
         loop {
             let stream = match &mut self.state {
-                State::Opening(opening) => match opening.as_mut().poll(cx) {
+                Call::Opening(opening) => match opening.as_mut().poll(cx) {
                     Poll::Ready(Ok(Ok(stream))) => {
                         self.wait = Wait::Unarmed;
-                        self.state = State::Reading(stream);
+                        self.state = Call::Reading(stream);
                         continue;
                     }
-                    Poll::Ready(Ok(Err(e))) => return self.end(Outcome::Failed(e)),
+                    Poll::Ready(Ok(Err(e))) => return self.end(queue, Outcome::Failed(e)),
                     Poll::Ready(Err(_panic)) => {
-                        return self.end(Outcome::Steer {
-                            category: Category::Unknown,
-                            message: "the provider panicked",
-                        })
+                        return self.end(
+                            queue,
+                            Outcome::Steer {
+                                category: Category::Unknown,
+                                message: "the provider panicked",
+                            },
+                        )
                     }
                     Poll::Pending => {
                         return match self.timed_out(cx, self.plan.headers_timeout) {
-                            Some(true) => self.end(Outcome::DeadlineCut),
-                            Some(false) => self.end(Outcome::Steer {
-                                category: Category::Timeout,
-                                message: "no response headers in time",
-                            }),
+                            Some(true) => self.end(queue, Outcome::DeadlineCut),
+                            Some(false) => self.end(
+                                queue,
+                                Outcome::Steer {
+                                    category: Category::Timeout,
+                                    message: "no response headers in time",
+                                },
+                            ),
                             None => Poll::Pending,
                         };
                     }
                 },
-                State::Reading(stream) => stream,
+                Call::Reading(stream) => stream,
             };
             // Each poll of the provider's stream is guarded: a panic in provider
             // code ends the attempt (keeping the events before it).
@@ -355,23 +512,29 @@ impl Reader {
             }));
             let event = match next {
                 Err(_panic) => {
-                    return self.end(Outcome::Steer {
-                        category: Category::Unknown,
-                        message: "the provider's stream panicked",
-                    })
+                    return self.end(
+                        queue,
+                        Outcome::Steer {
+                            category: Category::Unknown,
+                            message: "the provider's stream panicked",
+                        },
+                    )
                 }
                 Ok(Poll::Ready(Some(Ok(event)))) => event,
-                Ok(Poll::Ready(Some(Err(e)))) => return self.end(Outcome::Failed(e)),
+                Ok(Poll::Ready(Some(Err(e)))) => return self.end(queue, Outcome::Failed(e)),
                 Ok(Poll::Ready(None)) => {
                     // Decoders always end with Complete or an error; be safe anyway.
-                    return self.end(Outcome::Steer {
-                        category: Category::StreamInterrupted,
-                        message: "the stream ended without its terminal event",
-                    });
+                    return self.end(
+                        queue,
+                        Outcome::Steer {
+                            category: Category::StreamInterrupted,
+                            message: "the stream ended without its terminal event",
+                        },
+                    );
                 }
                 Ok(Poll::Pending) => {
                     if self.too_slow(cx) {
-                        return self.slow();
+                        return self.slow(queue);
                     }
                     let first_token = self.delivery.as_ref().is_none_or(|d| d.attempt_deltas == 0);
                     let timeout = if first_token {
@@ -380,15 +543,18 @@ impl Reader {
                         self.plan.idle_timeout
                     };
                     return match self.timed_out(cx, timeout) {
-                        Some(true) => self.end(Outcome::DeadlineCut),
-                        Some(false) => self.end(Outcome::Steer {
-                            category: Category::Timeout,
-                            message: if first_token {
-                                "no first token in time"
-                            } else {
-                                "the stream went idle"
+                        Some(true) => self.end(queue, Outcome::DeadlineCut),
+                        Some(false) => self.end(
+                            queue,
+                            Outcome::Steer {
+                                category: Category::Timeout,
+                                message: if first_token {
+                                    "no first token in time"
+                                } else {
+                                    "the stream went idle"
+                                },
                             },
-                        }),
+                        ),
                         None if queue.is_empty() => {
                             // A waiting stream holds no buffer of its own.
                             self.scratch = Vec::new();
@@ -403,28 +569,21 @@ impl Reader {
                 }
             };
             self.wait = Wait::Unarmed;
-            let plan = &mut *self.plan;
-            let asked = Asked {
-                original: &plan.original,
-                provider: plan.provider.name(),
-                started: plan.started,
-                route: plan.route.as_deref(),
-            };
-            let Some(delivery) = self.delivery.as_deref_mut() else {
-                return self.end(Outcome::Steer {
-                    category: Category::Unknown,
-                    message: "the stream's delivery state is missing",
-                });
-            };
-            let step = delivery.on_event(event, &asked, &plan.span, &mut self.scratch);
-            queue.extend(self.scratch.drain(..).map(Ok));
-            match step {
-                Step::Complete => return self.end(Outcome::Complete),
-                Step::Diverged => return self.end(Outcome::Diverged),
-                Step::Continue => {}
+            if let Some(race) = self.race.as_deref_mut() {
+                if !is_content(&event) {
+                    hold(&mut race.held, event);
+                    continue;
+                }
+                // The leader's first content came first: it keeps the stream.
+                if let Some(ended) = self.kept(queue) {
+                    return self.end(queue, ended);
+                }
+            }
+            if let Some(ended) = self.take(event, queue) {
+                return self.end(queue, ended);
             }
             if self.rate.is_some() && self.too_slow(cx) {
-                return self.slow();
+                return self.slow(queue);
             }
             // Events that already arrived are read on, up to a batch, before the
             // consumer gets them: no latency is added (the next one is not

@@ -30,4 +30,6 @@ pub(crate) struct StreamRoute {
     pub route: Route,
     /// Its targets' providers, actors and load.
     pub targets: Targets,
+    /// How its attempts are hedged before their first content, if they are.
+    pub hedge: Option<crate::route::hedge::Hedge>,
 }

@@ -159,12 +159,16 @@ where
 ///     run_later_send(ctx, Duration::from_millis(1), move |_, _| drop(held));
 /// }
 /// ```
-pub fn run_later_send<A, F>(ctx: &mut Context<A>, delay: std::time::Duration, f: F)
+pub fn run_later_send<A, F>(
+    ctx: &mut Context<A>,
+    delay: std::time::Duration,
+    f: F,
+) -> actix::SpawnHandle
 where
     A: SendContext,
     F: FnOnce(&mut A, &mut Context<A>) + Send + 'static,
 {
-    actix::AsyncContext::run_later(ctx, delay, f);
+    actix::AsyncContext::run_later(ctx, delay, f)
 }
 
 /// The lines of `source` (an implementor of [`SendContext`]) that spawn into

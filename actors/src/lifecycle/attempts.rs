@@ -320,6 +320,17 @@ impl Attempts {
         self.phase = Phase::Ready;
     }
 
+    /// Moves the attempt in flight to another target (a stream's hedge that
+    /// took the lead there): as [`Attempts::retarget`], with that attempt
+    /// counted there and running. Nothing moves unless an attempt runs.
+    pub fn take_over(&mut self, spec: &RequestSpec, now: Instant) {
+        if self.phase != Phase::Running {
+            return;
+        }
+        self.retarget(spec, now);
+        let _ = self.run(now);
+    }
+
     /// Where the request stands.
     pub fn phase(&self) -> Phase {
         self.phase

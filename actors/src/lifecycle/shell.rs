@@ -129,6 +129,23 @@ impl RequestCore {
             .retarget(&self.spec, tokio::time::Instant::now());
     }
 
+    /// Moves the attempt in flight to another provider and model (a stream's
+    /// hedge that took the lead there): as [`RequestCore::retarget`], the
+    /// attempt counted running there from `started` (when the hedge went).
+    pub fn take_over(
+        &mut self,
+        actors: Arc<ProviderActors>,
+        provider: &str,
+        model: &str,
+        started: tokio::time::Instant,
+    ) {
+        self.retarget(actors, provider, model);
+        let now = tokio::time::Instant::now();
+        self.attempts.take_over(&self.spec, now);
+        let number = self.attempts.attempts();
+        self.begin_attempt(number, started);
+    }
+
     /// Opens the span of attempt number `attempt`, started at `now` (a child of
     /// the request's, with the attempt number and the resend count of the
     /// OpenTelemetry HTTP conventions).

@@ -221,7 +221,8 @@ pub struct AttemptAbandoned {
 
 impl AttemptAbandoned {
     /// An attempt its caller cancelled.
-    pub(crate) const CANCELLED: AttemptAbandoned = AttemptAbandoned {
+    /// An attempt its caller cancelled.
+    pub const CANCELLED: AttemptAbandoned = AttemptAbandoned {
         outcome: "cancelled",
     };
 }

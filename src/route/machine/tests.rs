@@ -328,3 +328,51 @@ fn a_withdrawn_hedge_is_forgotten_and_its_target_may_be_picked_again() {
     assert_eq!(route.current(), Some(&id("a/m")));
     assert_eq!(route.hedge(in_order, false), Some(id("b/m")));
 }
+
+#[test]
+fn a_streams_race_is_won_by_its_first_content_and_the_route_goes_on_from_the_winner() {
+    let group = Group::new(["a/m", "b/m", "c/m"]).unwrap();
+    let mut route = Route::new("g", group.clone());
+    let _ = route.next(in_order, None);
+    assert_eq!(route.hedge(in_order, false), Some(id("b/m")));
+    // The hedge's first content came first: it leads, the primary lost.
+    route.won(&id("b/m"));
+    assert_eq!((route.current(), route.legs()), (Some(&id("b/m")), 1));
+    // A later failure of the winner moves on from it, to the untried one.
+    let down = failed(Category::StreamInterrupted, GiveUp::AttemptsExhausted);
+    assert_eq!(route.failed(&down), Verdict::MoveOn);
+    let (next, from) = go(route.next(in_order, None));
+    assert_eq!((next, from), (id("c/m"), Some(id("b/m"))));
+    let steps = route.answered();
+    let outcomes: Vec<_> = steps
+        .iter()
+        .map(|s| (s.target.as_str(), s.outcome.as_str()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("a/m", "hedge_lost"),
+            ("b/m", "stream_interrupted"),
+            ("c/m", "answered")
+        ]
+    );
+    // The primary failed first: a named hedge takes the lead (not only the
+    // last one), the others race on behind it.
+    let mut route = Route::new("g", group);
+    let _ = route.next(in_order, None);
+    let _ = route.hedge(in_order, false);
+    let _ = route.hedge(in_order, false);
+    assert_eq!(route.leg_failed(&id("a/m"), &down), Verdict::Racing);
+    route.lead(&id("b/m"));
+    assert_eq!((route.current(), route.legs()), (Some(&id("b/m")), 2));
+    route.lead(&id("z/m"));
+    assert_eq!(
+        route.current(),
+        Some(&id("b/m")),
+        "no leg there: nothing moves"
+    );
+    route.won(&id("b/m"));
+    assert_eq!(route.legs(), 1);
+    let outcomes: Vec<_> = route.answered().iter().map(|s| s.outcome.clone()).collect();
+    assert_eq!(outcomes, ["stream_interrupted", "hedge_lost", "answered"]);
+}

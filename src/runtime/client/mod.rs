@@ -365,6 +365,8 @@ impl Client {
             options.min_rate = group.min_rate;
         }
         let targets = self.inner.targets.clone();
+        targets.count_request(&name);
+        let group_hedge = group.hedge;
         let mut route = Route::new(name.clone(), group);
         let Next::Go { target: first, .. } =
             route.next(|g, tried| targets.pick(&name, g, tried), None)
@@ -376,7 +378,16 @@ impl Client {
         // is a server's wait while another target could answer now.
         options.skip_pauses = true;
         options.wait_elsewhere = route.wait_elsewhere(|g, tried| targets.pick_now(&name, g, tried));
-        let route = Box::new(StreamRoute { route, targets });
+        let side_effects = options.side_effects || req.tools.iter().any(|t| t.side_effects);
+        let hedge = options.hedge.or(group_hedge).filter(|_| !side_effects);
+        if let Some(h) = &hedge {
+            h.validate().map_err(|e| ConfigError::setting("hedge", e))?;
+        }
+        let route = Box::new(StreamRoute {
+            route,
+            targets,
+            hedge,
+        });
         self.start_stream(req, options, Some(route)).await
     }
 

@@ -22,6 +22,7 @@ impl StreamActor {
     /// Carries the stream through a model group's targets.
     pub(crate) fn with_route(mut self, route: Box<StreamRoute>) -> Self {
         self.in_flight_at = route.targets.load(&self.original.model).map(|l| l.start());
+        self.hedge = route.hedge.map(super::hedging::StreamHedge::new);
         self.route = Some(route);
         self
     }
@@ -85,7 +86,9 @@ impl StreamActor {
         };
         let time_left = self.core.attempts.progress().time_left();
         loop {
-            let StreamRoute { route: r, targets } = &mut *route;
+            let StreamRoute {
+                route: r, targets, ..
+            } = &mut *route;
             let name = r.name().to_string();
             match r.next(|g, tried| targets.pick(&name, g, tried), time_left) {
                 Next::Go { target, from } => {

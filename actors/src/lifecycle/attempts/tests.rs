@@ -321,3 +321,33 @@ fn a_servers_wait_ends_the_attempts_at_once_only_when_the_route_has_elsewhere_to
         Step::GiveUp(_, GiveUp::WaitElsewhere { .. })
     ));
 }
+
+#[test]
+fn an_attempt_taken_over_by_another_target_runs_there_as_its_first() {
+    let now = Instant::now();
+    let mut a = Attempts::new(&spec(Some(ms(1_000)), true), now);
+    // Nothing runs: nothing to take over.
+    a.take_over(&spec(None, true), now);
+    assert_eq!((a.phase(), a.attempts()), (Phase::Ready, 0));
+    a.start(now);
+    a.permitted(now);
+    a.failed(failure(), now);
+    a.decided(Decision::Retry {
+        delay: ms(10),
+        server_directed: false,
+    });
+    a.start(now + ms(10));
+    a.permitted(now + ms(10));
+    assert_eq!(a.attempts(), 2);
+    // A hedge took the lead at 400 ms: its attempt runs, the first there,
+    // within what is left of the deadline.
+    let later = now + ms(400);
+    a.take_over(&spec(None, true), later);
+    assert!(a.in_flight());
+    assert_eq!(a.attempts(), 1);
+    assert_eq!(a.progress().time_left_at(later), Some(ms(600)));
+    let Step::Ask(question) = a.failed(failure(), later) else {
+        panic!("its failure is asked about as any attempt's")
+    };
+    assert_eq!(question.state.attempts, 1);
+}

@@ -1,0 +1,425 @@
+//! Hedging a grouped stream, the actor's half (the reader's is
+//! [`crate::stream::race`]): while an attempt that has delivered nothing waits
+//! for its first content, a hedge delay runs on an actor timer; when it passes,
+//! the same request goes to the next target of the group (or the same one),
+//! after the group's hedge cap, the target's retry budget and throttle
+//! (`SpendHedge`) and its breaker's permit allow it. The reader races the legs;
+//! its news move the stream to the leg that won (or took the lead when the
+//! leader failed), return the permits of the legs that lost unused, and report
+//! a leg's own failure to its own breaker.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use actix::prelude::*;
+use futures::channel::mpsc;
+use steer_actors::breaker::PermitLease;
+use steer_actors::lifecycle::shell;
+use steer_actors::retry::{AttemptAbandoned, RequestEnd, SpendHedge};
+use steer_actors::{Category, Failure, ProviderActors};
+
+use super::StreamActor;
+use crate::classify::classify;
+use crate::model::ModelId;
+use crate::provider::Provider;
+use crate::route::hedge::Hedge;
+use crate::stream::race::{HedgeLeg, RaceNews, RacePlan};
+use crate::stream::reader::Outcome;
+
+/// How a stream is hedged, and the race of its attempt in flight.
+pub(crate) struct StreamHedge {
+    settings: Hedge,
+    /// Hedges the stream may still send.
+    left: u32,
+    race: Option<RaceState>,
+}
+
+impl StreamHedge {
+    pub(crate) fn new(settings: Hedge) -> Self {
+        StreamHedge {
+            settings,
+            left: settings.max_hedges,
+            race: None,
+        }
+    }
+}
+
+/// The actor's side of one attempt's race.
+struct RaceState {
+    legs: mpsc::UnboundedSender<HedgeLeg>,
+    decided: Arc<AtomicBool>,
+    timer: Option<SpawnHandle>,
+    /// The hedges sent and still racing.
+    sent: Vec<Sent>,
+    next: u32,
+}
+
+/// A hedge sent: where, and the permit it holds there.
+struct Sent {
+    number: u32,
+    target: ModelId,
+    provider: Arc<dyn Provider>,
+    actors: Arc<ProviderActors>,
+    lease: Option<PermitLease>,
+    started: tokio::time::Instant,
+}
+
+/// How a hedge that went to `target` ends for the metrics.
+fn count(act: &StreamActor, outcome: &'static str) {
+    if let Some(route) = &act.route {
+        route.targets.hedged(route.route.name(), outcome);
+    }
+}
+
+impl StreamActor {
+    /// The race of an attempt about to open, when it is hedged: a grouped
+    /// stream with hedges left whose attempt has delivered nothing (and is no
+    /// background response, whose hedges would leave responses running).
+    pub(super) fn race_for(
+        &mut self,
+        delivered_anything: bool,
+        ctx: &mut Context<Self>,
+    ) -> Option<RacePlan> {
+        let hedge = self.hedge.as_mut()?;
+        if delivered_anything || hedge.left == 0 || self.original.background {
+            return None;
+        }
+        let route = self.route.as_ref()?;
+        let current = route.route.current()?;
+        let recent = route
+            .targets
+            .load(current)
+            .map(|l| l.recent_ms())
+            .unwrap_or_default();
+        let delay = hedge.settings.delay_for(&recent);
+        let (legs, receiver) = mpsc::unbounded();
+        let decided = Arc::new(AtomicBool::new(false));
+        let timer = shell::run_later_send(ctx, delay, |act: &mut Self, ctx| act.send_hedge(ctx));
+        hedge.race = Some(RaceState {
+            legs,
+            decided: decided.clone(),
+            timer: Some(timer),
+            sent: Vec::new(),
+            next: 1,
+        });
+        Some(RacePlan {
+            legs: receiver,
+            decided,
+            news: ctx.address().recipient(),
+        })
+    }
+
+    /// The hedge delay passed with no content: a hedge goes, if the group's
+    /// cap allows one, a target can take it now, and its coordinator spends
+    /// its retry budget on it.
+    fn send_hedge(&mut self, ctx: &mut Context<Self>) {
+        let Some(hedge) = self.hedge.as_mut() else {
+            return;
+        };
+        let settings = hedge.settings;
+        let Some(race) = hedge.race.as_mut() else {
+            return;
+        };
+        race.timer = None;
+        if race.decided.load(Ordering::Relaxed) || hedge.left == 0 {
+            return;
+        }
+        let Some(route) = self.route.as_deref_mut() else {
+            return;
+        };
+        let name = route.route.name().to_string();
+        if !route.targets.try_hedge(&name, settings) {
+            return;
+        }
+        hedge.left = hedge.left.saturating_sub(1);
+        let targets = &route.targets;
+        let pick = |g: &_, tried: &[ModelId]| targets.pick_now(&name, g, tried);
+        let Some(target) = route.route.hedge(pick, settings.same_target) else {
+            return;
+        };
+        let Some((provider, actors)) = targets.resolve(&target) else {
+            route.route.withdraw_hedge(&target);
+            return;
+        };
+        let ask = actors.coordinator.send(SpendHedge);
+        shell::spawn_send(
+            ctx,
+            actix::fut::wrap_future(ask).map(move |allowed, act: &mut Self, ctx| {
+                if allowed != Ok(true) {
+                    return act.hedge_refused(&target);
+                }
+                act.hedge_permit(target, provider, actors, ctx);
+            }),
+        );
+    }
+
+    /// Asks the hedge's breaker for a permit: an open, half-open or paused
+    /// target takes no hedge.
+    fn hedge_permit(
+        &mut self,
+        target: ModelId,
+        provider: Arc<dyn Provider>,
+        actors: Arc<ProviderActors>,
+        ctx: &mut Context<Self>,
+    ) {
+        let model: Arc<str> = Arc::from(target.model());
+        if let Some(lease) = actors.breaker.pass(&model) {
+            return self.launch(target, provider, actors, Some(lease), ctx);
+        }
+        let ask = actors.breaker.acquire(&model);
+        shell::spawn_send(
+            ctx,
+            actix::fut::wrap_future(ask).map(move |answer, act: &mut Self, ctx| match answer {
+                Ok(Ok(lease)) => act.launch(target, provider, actors, Some(lease), ctx),
+                _ => act.hedge_refused(&target),
+            }),
+        );
+    }
+
+    fn hedge_refused(&mut self, target: &ModelId) {
+        if let Some(route) = self.route.as_deref_mut() {
+            route.route.withdraw_hedge(target);
+        }
+        count(self, "refused");
+    }
+
+    /// Hands the hedge to the reader, unless the race was decided meanwhile
+    /// (its permit then goes back unused).
+    fn launch(
+        &mut self,
+        target: ModelId,
+        provider: Arc<dyn Provider>,
+        actors: Arc<ProviderActors>,
+        lease: Option<PermitLease>,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(race) = self
+            .hedge
+            .as_mut()
+            .and_then(|h| h.race.as_mut())
+            .filter(|r| !r.decided.load(Ordering::Relaxed))
+        else {
+            return self.hedge_refused(&target);
+        };
+        let number = race.next;
+        race.next = race.next.saturating_add(1);
+        let mut request = self.original.as_ref().clone();
+        request.model = target.clone();
+        let span = tracing::info_span!(
+            parent: &self.core.span,
+            "steer.attempt",
+            steer.hedge = number,
+            steer.target = %target,
+        );
+        let leg = HedgeLeg {
+            number,
+            provider: provider.clone(),
+            request: Arc::new(request),
+            span,
+        };
+        if race.legs.unbounded_send(leg).is_err() {
+            return self.hedge_refused(&target);
+        }
+        race.sent.push(Sent {
+            number,
+            target: target.clone(),
+            provider,
+            actors,
+            lease,
+            started: tokio::time::Instant::now(),
+        });
+        tracing::info!(parent: &self.core.span, target = %target, "steer.hedge");
+        count(self, "sent");
+        self.arm_next_hedge(ctx);
+    }
+
+    /// Sets the timer of the next hedge, if the stream may send one.
+    fn arm_next_hedge(&mut self, ctx: &mut Context<Self>) {
+        let Some(hedge) = self.hedge.as_mut() else {
+            return;
+        };
+        let Some(race) = hedge.race.as_mut().filter(|_| hedge.left > 0) else {
+            return;
+        };
+        let recent = self
+            .route
+            .as_ref()
+            .and_then(|r| r.route.current().and_then(|c| r.targets.load(c)))
+            .map(|l| l.recent_ms())
+            .unwrap_or_default();
+        let delay = hedge.settings.delay_for(&recent);
+        race.timer = Some(shell::run_later_send(ctx, delay, |act: &mut Self, ctx| {
+            act.send_hedge(ctx)
+        }));
+    }
+
+    /// The race of the attempt in flight ends (decided, or the attempt
+    /// ended): its timer stops, and every hedge still held is returned
+    /// unused (counted cancelled, recorded as lost in the route).
+    fn end_race(&mut self, ctx: &mut Context<Self>) -> Vec<Sent> {
+        let Some(race) = self.hedge.as_mut().and_then(|h| h.race.take()) else {
+            return Vec::new();
+        };
+        race.decided.store(true, Ordering::Relaxed);
+        if let Some(timer) = race.timer {
+            ctx.cancel_future(timer);
+        }
+        race.sent
+    }
+
+    /// The attempt ended while its race was undecided: the hedges still held
+    /// lost with it.
+    pub(super) fn race_over(&mut self, ctx: &mut Context<Self>) {
+        let losers = self.end_race(ctx);
+        self.lost_race(losers);
+    }
+
+    /// Hedges that lost: their permits go back unused, each counted
+    /// cancelled; the route records them.
+    fn lost_race(&mut self, losers: Vec<Sent>) {
+        for _ in &losers {
+            count(self, "cancelled");
+        }
+        if let Some(route) = self.route.as_deref_mut() {
+            if let Some(current) = route.route.current().cloned() {
+                route.route.won(&current);
+            }
+        }
+    }
+
+    fn race_news(&mut self, news: RaceNews, ctx: &mut Context<Self>) {
+        match news {
+            RaceNews::Kept => {
+                let losers = self.end_race(ctx);
+                if !losers.is_empty() {
+                    count(self, "primary_won");
+                }
+                self.lost_race(losers);
+            }
+            RaceNews::Won { number } => {
+                let mut losers = self.end_race(ctx);
+                let Some(i) = losers.iter().position(|s| s.number == number) else {
+                    return;
+                };
+                let winner = losers.remove(i);
+                count(self, "won");
+                // The leg that led is cancelled at its target.
+                count(self, "cancelled");
+                self.lease = None;
+                self.core.end_attempt("cancelled");
+                self.core
+                    .actors
+                    .coordinator
+                    .do_send(AttemptAbandoned::CANCELLED);
+                shell::report_end(self, RequestEnd::Cancelled);
+                if let Some(route) = self.route.as_deref_mut() {
+                    route.route.won(&winner.target);
+                }
+                self.lost_race(losers);
+                self.take_lead(winner);
+            }
+            RaceNews::Took { number, failed } => {
+                let Some(race) = self.hedge.as_mut().and_then(|h| h.race.as_mut()) else {
+                    return;
+                };
+                let Some(i) = race.sent.iter().position(|s| s.number == number) else {
+                    return;
+                };
+                let next = race.sent.remove(i);
+                // The leader's failure is its target's: reported there.
+                let failure = self.race_failure(&failed);
+                self.core.note_failure(&failure);
+                self.core.end_attempt(failure.category.as_str());
+                let lease = self.lease.take();
+                let (model, pause) = (&self.core.spec.model, self.core.spec.use_breaker);
+                self.core
+                    .actors
+                    .report_failure(lease, model, &failure, pause);
+                shell::report_end(
+                    self,
+                    RequestEnd::Failed {
+                        category: failure.category,
+                    },
+                );
+                if let Some(route) = self.route.as_deref_mut() {
+                    if let Some(leader) = route.route.current().cloned() {
+                        route.route.leg_lost(&leader, failure.category.as_str());
+                    }
+                    route.route.lead(&next.target);
+                }
+                self.take_lead(next);
+            }
+            RaceNews::Lost { number, failed } => {
+                let Some(race) = self.hedge.as_mut().and_then(|h| h.race.as_mut()) else {
+                    return;
+                };
+                let Some(i) = race.sent.iter().position(|s| s.number == number) else {
+                    return;
+                };
+                let lost = race.sent.remove(i);
+                let mut failure = self.race_failure(&failed);
+                failure.provider = lost.provider.name().to_string();
+                let model: Arc<str> = Arc::from(lost.target.model());
+                let pause = self.core.spec.use_breaker;
+                lost.actors
+                    .report_failure(lost.lease, &model, &failure, pause);
+                if let Some(route) = self.route.as_deref_mut() {
+                    route
+                        .route
+                        .leg_lost(&lost.target, failure.category.as_str());
+                }
+            }
+        }
+    }
+
+    /// A leg's failure before its content, as its target's breaker hears it.
+    fn race_failure(&self, failed: &Outcome) -> Failure {
+        let provider = self.provider.name();
+        let mut failure = match failed {
+            Outcome::Failed(e) => classify(e),
+            Outcome::Steer { category, message } => Failure::new(*category, provider, message),
+            other => Failure::new(Category::Unknown, provider, other.category()),
+        };
+        failure.request_id = Some(self.original.request_id.to_string());
+        failure
+    }
+
+    /// The hedge `sent` leads the stream now: its provider, breaker and
+    /// coordinator, its permit, and its attempt, running since it was sent.
+    fn take_lead(&mut self, sent: Sent) {
+        let Sent {
+            target,
+            provider,
+            actors,
+            lease,
+            started,
+            ..
+        } = sent;
+        self.machine.took_over(provider.prefill(target.model()));
+        self.provider = provider;
+        self.core
+            .take_over(actors, target.provider(), target.model(), started);
+        self.open_gauge = self
+            .core
+            .actors
+            .meters
+            .open_stream(self.core.spec.provider.clone());
+        self.lease = lease;
+        let mut original = self.original.as_ref().clone();
+        original.model = target.clone();
+        self.original = Arc::new(original);
+        if let Some(route) = self.route.as_deref() {
+            self.in_flight_at = route.targets.load(&target).map(|l| l.start());
+        }
+    }
+}
+
+impl Handler<RaceNews> for StreamActor {
+    type Result = ();
+
+    fn handle(&mut self, news: RaceNews, ctx: &mut Context<Self>) {
+        if !self.done {
+            self.race_news(news, ctx);
+        }
+    }
+}
