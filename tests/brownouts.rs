@@ -743,3 +743,22 @@ async fn a_stream_is_not_hedged_with_side_effects_nor_past_its_share() {
         (&["slow".to_string()][..], 0)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_whose_every_leg_fails_before_content_fails_with_the_groups_error() {
+    // The hedge goes at 15 ms, takes over when the leader fails at 100 ms,
+    // and fails at 150 ms itself (found by the hedged stream property: the
+    // attempt taken over was not counted running, and the stream hung).
+    let (slow, quick, client) = hedged_pair(Duration::ZERO, hedge_after(15));
+    let failing = |ms| FaultPlan::error("server_error").with_latency(Duration::from_millis(ms));
+    slow.set_default_fault(Some(failing(100)));
+    quick.set_default_fault(Some(failing(150)));
+    let stream = within(client.stream(group_ask())).await.unwrap();
+    let error = common::read_stream(stream).await.unwrap_err();
+    assert!(
+        error.contains("slow/gpt-4o-mini: server_error")
+            && error.contains("quick/gpt-4o-mini: server_error"),
+        "{error}"
+    );
+    assert_eq!((slow.request_count(), quick.request_count()), (1, 1));
+}

@@ -12,6 +12,12 @@
 //! A first target that trickles after a fast start, below the stream's rate
 //! floor, is failed over the same way.
 //!
+//! A hedged stream (`a_hedged_stream_shows_one_attempt_only`) never mixes the
+//! text of its legs: whichever leg's first content comes first, and whatever
+//! either leg does before its content (a slow first token, a reset, an error
+//! event, an error status), the consumer sees one start and one target's own
+//! reply, for every parameter.
+//!
 //! And a hostile first target (extreme or garbage `retry-after` on a 429 or 503, a
 //! 2xx body of the wrong shape) never holds a grouped request, streamed or not.
 #![cfg(feature = "mock")]
@@ -27,6 +33,7 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use steer_llm::continue_message::{self, rejects_prefill};
 use steer_llm::mock::text::{self, Turn};
 use steer_llm::mock::{Behaviour, MockServer, BEHAVIOUR_HEADER};
+use steer_llm::route::hedge::Hedge;
 use steer_llm::runtime::group::Group;
 use steer_llm::stream::checkpoint::{MAX_OVERLAP, MIN_OVERLAP};
 use steer_llm::{BreakerConfig, ChatRequest, Client, RetryPolicy};
@@ -632,6 +639,120 @@ fn a_hostile_first_target_never_holds_a_grouped_request() {
                 }
             })
             .map_err(|e| TestCaseError::fail(format!("{hostile:?} stream={stream}: {e}")))
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
+
+/// What a leg of a hedged stream does before its content.
+#[derive(Debug, Clone, Copy)]
+enum Before {
+    Nothing,
+    Reset,
+    ErrorEvent,
+    ErrorStatus,
+}
+
+impl Before {
+    /// The mock's plan: this, after a first token `ms` late.
+    fn plan(self, ms: u64) -> steer_llm::mock::FaultPlan {
+        use steer_llm::mock::FaultPlan;
+        let plan = match self {
+            Before::Nothing => FaultPlan::normal(),
+            Before::Reset => FaultPlan::reset(0),
+            Before::ErrorEvent => FaultPlan::stream_error("server_error", 0),
+            Before::ErrorStatus => FaultPlan::error("server_error"),
+        };
+        plan.with_first_token(Duration::from_millis(ms))
+    }
+}
+
+fn before() -> impl Strategy<Value = Before> {
+    prop_oneof![
+        4 => Just(Before::Nothing),
+        1 => Just(Before::Reset),
+        1 => Just(Before::ErrorEvent),
+        1 => Just(Before::ErrorStatus),
+    ]
+}
+
+/// A hedged stream shows one attempt only: for every pair of targets (the
+/// three wire formats and a prefill-rejecting model), `max_tokens`, stop
+/// sequence, tools and server behaviour, with each leg's first token late by
+/// any amount around the hedge delay and each leg failing before its content
+/// or not, the consumer sees one `Start`, the reply of the target the route
+/// says answered, whole, and no seam; it fails only when both legs fail.
+#[test]
+fn a_hedged_stream_shows_one_attempt_only() {
+    let runtime = common::two_worker_runtime();
+    let mock = common::quiet_mock();
+    let clients: RefCell<HashMap<(&str, &str), Client>> = RefCell::default();
+    let mut runner = TestRunner::new(Config {
+        cases: 48,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let n = std::sync::atomic::AtomicU64::new(0);
+    let legs = ((before(), 0u64..40), (before(), 0u64..40));
+    let result = runner.run(&(case(), legs), |(case, (leader, hedge))| {
+        let n = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let pair = case.models();
+        let client = clients
+            .borrow_mut()
+            .entry(pair)
+            .or_insert_with(|| {
+                runtime.block_on(async {
+                    let hedged = Group::new([pair.0, pair.1]).unwrap().hedge(Hedge {
+                        max_share_percent: 100,
+                        ..Hedge::after(Duration::from_millis(15))
+                    });
+                    Client::builder()
+                        .providers(mock.providers().unwrap())
+                        .retry(RetryPolicy::never())
+                        .breaker(BreakerConfig {
+                            failure_threshold: 1_000_000,
+                            ..BreakerConfig::default()
+                        })
+                        .group("pair", hedged)
+                        .build()
+                        .unwrap()
+                })
+            })
+            .clone();
+        let id = format!("hedge-prop-{n}");
+        mock.script_key(&id, [leader.0.plan(leader.1), hedge.0.plan(hedge.1)]);
+        let stop = stops(&case);
+        let req = request("group/pair", &case, &stop).request_id(id.as_str());
+        let both_fail = !matches!(leader.0, Before::Nothing) && !matches!(hedge.0, Before::Nothing);
+        runtime
+            .block_on(async {
+                let stream = client.stream(req).await.map_err(|e| e.to_string())?;
+                let seen = match common::read_stream(stream).await {
+                    Err(_) if both_fail => return Ok(()),
+                    Err(e) => return Err(e),
+                    Ok(_) if both_fail => return Err("both legs failed, yet it answered".into()),
+                    Ok(seen) => seen,
+                };
+                let steps = seen.steps.clone().ok_or("no route")?;
+                let winner = steps.last().map(|s| s.target.clone()).unwrap_or_default();
+                if seen.starts.len() != 1 || !seen.seams.is_empty() || seen.restarts > 0 {
+                    return Err(format!("one attempt shown? {seen:?}"));
+                }
+                // The winner's own reply, text and calls, asked without a fault.
+                let oracle = request(&winner, &case, &stop).request_id(format!("oracle-{n}"));
+                let own = client.generate(oracle).await.map_err(|e| e.to_string())?;
+                let calls_same = seen.calls.len() == own.tool_calls.len()
+                    && common::calls_begin(&seen.calls, &own.tool_calls);
+                if seen.text != own.text || !calls_same {
+                    return Err(format!(
+                        "{:?} {:?}\n  {winner}'s own {:?} {:?}",
+                        seen.text, seen.calls, own.text, own.tool_calls
+                    ));
+                }
+                Ok(())
+            })
+            .map_err(TestCaseError::fail)
     });
     if let Err(e) = result {
         panic!("{e}");

@@ -116,6 +116,14 @@ impl RequestCore {
     /// labels and in-flight count go there, and its retries start afresh within
     /// what is left of its deadline.
     pub fn retarget(&mut self, actors: Arc<ProviderActors>, provider: &str, model: &str) {
+        self.move_to(actors, provider, model);
+        self.attempts
+            .retarget(&self.spec, tokio::time::Instant::now());
+    }
+
+    /// Moves the request's actors, labels and in-flight count to `provider`
+    /// and `model`.
+    fn move_to(&mut self, actors: Arc<ProviderActors>, provider: &str, model: &str) {
         self.spec.provider = Arc::from(provider);
         self.spec.model = Arc::from(model);
         self.target = actors
@@ -125,8 +133,6 @@ impl RequestCore {
         // A slot under the old deployment's limit goes back there.
         self.slot = None;
         self.actors = actors;
-        self.attempts
-            .retarget(&self.spec, tokio::time::Instant::now());
     }
 
     /// Moves the attempt in flight to another provider and model (a stream's
@@ -139,7 +145,7 @@ impl RequestCore {
         model: &str,
         started: tokio::time::Instant,
     ) {
-        self.retarget(actors, provider, model);
+        self.move_to(actors, provider, model);
         let now = tokio::time::Instant::now();
         self.attempts.take_over(&self.spec, now);
         let number = self.attempts.attempts();
