@@ -179,6 +179,18 @@ pub struct DeploymentConfig {
     /// response about ten minutes: not for zero data retention). Default off.
     #[serde(default)]
     pub background: bool,
+    /// Hedges the requests and streams to its models outside a group, at
+    /// itself: `{ after = "2s" }` or `{ percentile = 95, fallback = "2s" }`
+    /// (as a group's `hedge`; `same_target` is implied).
+    #[serde(default)]
+    pub hedge: Option<HedgeConfig>,
+    /// The least rate of content of its streams after their first token (a
+    /// request's or a group's own comes first): `{ chars_per_sec = 200 }`.
+    #[serde(default)]
+    pub min_rate: Option<RateFloorConfig>,
+    /// Its own adaptive concurrency limit, over `[adaptive_limit]`'s.
+    #[serde(default)]
+    pub adaptive_limit: Option<AdaptiveLimitConfig>,
 }
 
 /// One model group.
@@ -644,6 +656,20 @@ impl Config {
 
     /// `builder` with the groups, the retry policy and the breaker settings.
     pub fn apply(&self, mut builder: ClientBuilder) -> Result<ClientBuilder, Error> {
+        for (name, d) in &self.deployments {
+            if let Some(h) = &d.hedge {
+                let hedge = h
+                    .hedge()
+                    .map_err(|e| ConfigError::setting(format!("deployments.{name}.hedge"), e))?;
+                builder = builder.hedge_for(name, hedge);
+            }
+            if let Some(f) = &d.min_rate {
+                builder = builder.stream_min_rate_for(name, f.floor());
+            }
+            if let Some(l) = &d.adaptive_limit {
+                builder = builder.adaptive_limit_for(name, l.config());
+            }
+        }
         for (name, g) in &self.groups {
             builder = builder.group(
                 name,
@@ -871,6 +897,28 @@ mod tests {
             let err = Config::from_toml(&toml).unwrap_err().to_string();
             assert!(err.contains("hedge"), "{wrong}: {err}");
         }
+    }
+
+    #[test]
+    fn a_deployment_hedges_its_own_calls_with_its_floor_and_limit() {
+        let toml = "[deployments.a]\nkind = \"openai\"\nhedge = { after = \"2s\" }\nmin_rate = { chars_per_sec = 50 }\nadaptive_limit = { max = 40 }\n";
+        let c = Config::from_toml(toml).unwrap();
+        let a = &c.deployments["a"];
+        let h = a.hedge.as_ref().unwrap().hedge().unwrap();
+        assert_eq!(h, crate::route::hedge::Hedge::after(Duration::from_secs(2)));
+        let floor = a.min_rate.as_ref().unwrap().floor();
+        assert_eq!(
+            floor,
+            crate::runtime::RateFloor::new(50, Duration::from_secs(2))
+        );
+        assert_eq!(a.adaptive_limit.as_ref().unwrap().config().max, 40);
+        assert!(c.apply(ClientBuilder::default()).is_ok());
+        let wrong = Config::from_toml(&toml.replace("after = \"2s\"", "max_hedges = 2")).unwrap();
+        let err = wrong
+            .apply(ClientBuilder::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("deployments.a.hedge"), "{err}");
     }
 
     #[test]

@@ -762,3 +762,98 @@ async fn a_stream_whose_every_leg_fails_before_content_fails_with_the_groups_err
     );
     assert_eq!((slow.request_count(), quick.request_count()), (1, 1));
 }
+
+/// A deployment `solo` of its own mock, its calls hedged as `hedge` says
+/// (one attempt a call).
+fn hedged_solo(hedge: Hedge) -> (MockServer, steer_llm::Client) {
+    let mock = MockServer::builder().start_background().unwrap();
+    let providers = steer_llm::Providers::new().with(common::deployment("solo", &mock));
+    let client = quick_builder(providers, 1)
+        .hedge_for("solo", hedge)
+        .build()
+        .unwrap();
+    (mock, client)
+}
+
+fn solo_ask() -> ChatRequest {
+    ChatRequest::new("solo/gpt-4o-mini").unwrap().user("hi")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_hedges_its_calls_at_itself_and_a_failure_is_the_calls_own() {
+    let (mock, client) = hedged_solo(hedge_after(30));
+    // The first call waits 5 s for its headers; its hedge answers at once.
+    mock.push_faults([
+        FaultPlan::normal().with_latency(Duration::from_secs(5)),
+        FaultPlan::normal(),
+    ]);
+    let reply = within(client.generate(solo_ask())).await.unwrap();
+    assert_eq!(reply.text, common::expected_text(&solo_ask(), None));
+    assert_eq!(mock.request_count(), 2);
+    assert!(common::eventually(|| async { mock.abandoned() == 1 }).await);
+    assert!(
+        common::metrics_show(
+            &client,
+            r#"steer_hedges_total{group="solo",outcome="won"} 1"#
+        )
+        .await
+    );
+    // A stream the same way: its first text 5 s late, its hedge's at once.
+    mock.push_faults([
+        FaultPlan::normal().with_first_token(Duration::from_secs(5)),
+        FaultPlan::normal(),
+    ]);
+    let stream = within(client.stream(solo_ask())).await.unwrap();
+    let seen = common::read_stream(stream).await.unwrap();
+    assert_eq!(seen.text, common::expected_text(&solo_ask(), None));
+    assert_eq!(
+        (seen.starts.len(), seen.steps),
+        (1, None),
+        "one attempt, no route"
+    );
+    assert_eq!(mock.request_count(), 4);
+    assert!(common::eventually(|| async { mock.streams_cut() == 1 }).await);
+    // A call whose legs both fail fails as it would alone: its own error,
+    // no group's.
+    let late = FaultPlan::error("invalid_request").with_latency(Duration::from_millis(500));
+    mock.push_faults([late, FaultPlan::error("invalid_request")]);
+    let error = within(client.generate(solo_ask())).await.unwrap_err();
+    assert!(matches!(error, Error::Failed(_)), "{error:?}");
+    assert_eq!(mock.request_count(), 6);
+    // A call with side effects is never hedged.
+    mock.push_faults([FaultPlan::normal().with_latency(Duration::from_millis(200))]);
+    let marked = steer_llm::runtime::GenerateOptions::default().side_effects(true);
+    within(client.generate_with(solo_ask(), marked))
+        .await
+        .unwrap();
+    assert_eq!(mock.request_count(), 7);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployments_rate_floor_fails_its_trickling_stream_over() {
+    let floor = steer_llm::runtime::RateFloor::new(100, Duration::from_millis(100));
+    let (trickling, healthy, client) = pair(
+        ["trickling", "healthy"],
+        |g| g,
+        |b| b.stream_min_rate_for("trickling", floor),
+    );
+    trickling.set_default_fault(Some("trickle?after=1&ms=300".parse().unwrap()));
+    let stream = within(client.stream(group_ask())).await.unwrap();
+    let seen = common::read_stream(stream).await.unwrap();
+    let outcomes: Vec<(&str, &str)> = outcomes(seen.steps.as_deref().unwrap());
+    assert_eq!(
+        outcomes,
+        [
+            ("trickling/gpt-4o-mini", "slow_stream"),
+            ("healthy/gpt-4o-mini", "answered")
+        ]
+    );
+    assert_eq!(healthy.request_count(), 1);
+    // A deployment that names no deployment is refused when the client is built.
+    let err = steer_llm::Client::builder()
+        .providers(healthy.providers().unwrap())
+        .stream_min_rate_for("nowhere", floor)
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("nowhere"), "{err}");
+}

@@ -182,6 +182,14 @@ impl Route {
         }
     }
 
+    /// Every hedge not yet decided is withdrawn (a stream's attempt ended
+    /// before they ran): their targets may be picked again.
+    pub fn withdraw_hedges(&mut self) {
+        for target in self.hedges.clone() {
+            self.withdraw_hedge(&target);
+        }
+    }
+
     /// Legs running: the current target and its hedges.
     pub fn legs(&self) -> usize {
         self.hedges.len() + usize::from(self.current.is_some())

@@ -27,8 +27,13 @@ pub(crate) struct Targets {
     ejected: Arc<EjectedFlags>,
     /// Where the ends of legs go, for the groups that eject outliers.
     outliers: Option<actix::Recipient<LegEnded>>,
-    /// Each group's hedge cap (every group has one: a request may hedge).
+    /// Each group's hedge cap (every group has one: a request may hedge),
+    /// then each deployment's (for requests to a model of it that hedge).
     hedge_caps: Arc<HashMap<String, crate::route::hedge::HedgeCap>>,
+    deployment_caps: Arc<HashMap<String, crate::route::hedge::HedgeCap>>,
+    /// Each deployment's recent latencies, for the percentile delay of
+    /// hedges of requests to a model of it (not in a group).
+    deployment_loads: Arc<HashMap<String, Arc<TargetLoad>>>,
     meters: Meters,
 }
 
@@ -57,12 +62,22 @@ impl Targets {
             })
             .map(|t| (t, Arc::new(TargetLoad::default())))
             .collect();
+        let deployment_caps = providers
+            .keys()
+            .map(|name| (name.clone(), crate::route::hedge::HedgeCap::default()))
+            .collect();
+        let deployment_loads = providers
+            .keys()
+            .map(|name| (name.clone(), Arc::new(TargetLoad::default())))
+            .collect();
         Targets {
             providers: Arc::new(providers),
             loads: Arc::new(loads),
             ejected,
             outliers,
             hedge_caps: Arc::new(hedge_caps),
+            deployment_caps: Arc::new(deployment_caps),
+            deployment_loads: Arc::new(deployment_loads),
             meters,
         }
     }
@@ -79,23 +94,31 @@ impl Targets {
         }
     }
 
-    /// Takes a hedge for group `group` if its cap allows one.
-    pub(crate) fn try_hedge(&self, group: &str, hedge: crate::route::hedge::Hedge) -> bool {
+    /// The hedge cap of `scope`: a group's, else a deployment's.
+    fn cap(&self, scope: &str) -> Option<&crate::route::hedge::HedgeCap> {
         self.hedge_caps
-            .get(group)
+            .get(scope)
+            .or_else(|| self.deployment_caps.get(scope))
+    }
+
+    /// Takes a hedge for `scope` (a group, or a deployment for requests to a
+    /// model of it) if its cap allows one.
+    pub(crate) fn try_hedge(&self, scope: &str, hedge: crate::route::hedge::Hedge) -> bool {
+        self.cap(scope)
             .is_some_and(|c| c.try_hedge(hedge.max_share_percent))
     }
 
-    /// Counts a request of group `group` (the base of its hedge cap).
-    pub(crate) fn count_request(&self, group: &str) {
-        if let Some(c) = self.hedge_caps.get(group) {
+    /// Counts a request of `scope` (the base of its hedge cap).
+    pub(crate) fn count_request(&self, scope: &str) {
+        if let Some(c) = self.cap(scope) {
             c.request();
         }
     }
 
-    /// Counts a hedge of group `group`: `sent`, `won`, `primary_won`, `cancelled`.
-    pub(crate) fn hedged(&self, group: &str, outcome: &'static str) {
-        self.meters.hedge(group, outcome);
+    /// Counts a hedge of `scope`: `sent`, `won`, `primary_won`, `cancelled`,
+    /// `refused`.
+    pub(crate) fn hedged(&self, scope: &str, outcome: &'static str) {
+        self.meters.hedge(scope, outcome);
     }
 
     /// How long `target` stays ejected from `group`, if it is out now.
@@ -108,9 +131,13 @@ impl Targets {
         self.providers.get(target.provider()).cloned()
     }
 
-    /// A group target's load counters.
+    /// A group target's load counters; for a model in no group, its
+    /// deployment's (the latencies of its hedged requests).
     pub(crate) fn load(&self, target: &ModelId) -> Option<Arc<TargetLoad>> {
-        self.loads.get(target).cloned()
+        self.loads
+            .get(target)
+            .or_else(|| self.deployment_loads.get(target.provider()))
+            .cloned()
     }
 
     /// The next target of group `name` for a route that tried `tried`: one

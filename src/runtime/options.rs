@@ -36,12 +36,16 @@ pub struct GenerateOptions {
     pub(crate) priority: i32,
     pub(crate) hedge: Option<crate::route::hedge::Hedge>,
     pub(crate) side_effects: bool,
+    /// A leg of a route (a group's, or a hedged request's): its route hedges
+    /// it, never its deployment.
+    pub(crate) leg: bool,
 }
 
 impl GenerateOptions {
-    /// Hedges this request when it names a group (see
-    /// [`Group::hedge`](crate::route::Group::hedge)), over the group's own
-    /// setting.
+    /// Hedges this request (see [`Hedge`](crate::route::hedge::Hedge)): over
+    /// its group's setting when it names a group, else over its deployment's
+    /// ([`ClientBuilder::hedge_for`](crate::ClientBuilder::hedge_for)), at the
+    /// same deployment.
     pub fn hedge(mut self, hedge: crate::route::hedge::Hedge) -> Self {
         self.hedge = Some(hedge);
         self

@@ -55,6 +55,10 @@ pub(crate) struct RouteActor {
     next_leg: u32,
     /// The timer of the next hedge.
     hedge_timer: Option<SpawnHandle>,
+    /// A route of one request alone (a hedged request to a model outside any
+    /// group): its legs wait out pauses as the request would, and it fails
+    /// with its last leg's own error.
+    alone: bool,
 }
 
 impl RouteActor {
@@ -87,7 +91,14 @@ impl RouteActor {
             legs: Vec::new(),
             next_leg: 0,
             hedge_timer: None,
+            alone: false,
         }
+    }
+
+    /// Runs a request alone (see `alone`).
+    pub(crate) fn alone(mut self) -> Self {
+        self.alone = true;
+        self
     }
 
     /// Hedges the request with `hedge` (checked by the caller).
@@ -209,14 +220,17 @@ impl RouteActor {
         let mut leg = self.request.clone();
         leg.model = target.clone();
         let mut options = self.options.clone();
-        // A paused target is skipped, not waited for: the route moves on; so
-        // is a server's wait while another target could answer now.
-        options.skip_pauses = true;
-        let targets = &self.targets;
-        let name = self.route.name();
-        options.wait_elsewhere = self
-            .route
-            .wait_elsewhere(|g, tried| targets.pick_now(name, g, tried));
+        options.leg = true;
+        if !self.alone {
+            // A paused target is skipped, not waited for: the route moves on;
+            // so is a server's wait while another target could answer now.
+            options.skip_pauses = true;
+            let targets = &self.targets;
+            let name = self.route.name();
+            options.wait_elsewhere = self
+                .route
+                .wait_elsewhere(|g, tried| targets.pick_now(name, g, tried));
+        }
         if let Some(d) = self.deadline {
             options.deadline = Some(d.saturating_duration_since(tokio::time::Instant::now()));
         }
@@ -279,6 +293,11 @@ impl RouteActor {
             }
             Err(e) => match self.route.leg_failed(&target, &e) {
                 Verdict::Racing => {}
+                // A request alone fails as it would have unhedged.
+                _ if self.alone => {
+                    self.cancel_legs(ctx);
+                    self.finish(Err(e), ctx)
+                }
                 Verdict::MoveOn => self.next(ctx),
                 Verdict::Stop => {
                     self.cancel_legs(ctx);

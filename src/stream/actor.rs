@@ -41,6 +41,7 @@ use crate::model::ChatRequest;
 use crate::observe::trace;
 use crate::provider::Provider;
 use crate::route::InFlight;
+pub(crate) use hedging::StreamHedge;
 
 pub(crate) struct StreamActor {
     provider: Arc<dyn Provider>,
@@ -200,6 +201,13 @@ impl StreamActor {
 }
 
 impl StreamActor {
+    /// Hedges a stream outside any group at its own deployment (see
+    /// `hedging.rs`).
+    pub(crate) fn hedged_alone(mut self, hedge: hedging::StreamHedge) -> Self {
+        self.hedge = Some(hedge);
+        self
+    }
+
     /// Cancels the background responses the stream left running.
     fn cancel_abandoned(&mut self) {
         let ids = self.machine.take_abandoned();

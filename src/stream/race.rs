@@ -156,15 +156,21 @@ impl Race {
         self.plan.news.do_send(news);
     }
 
+    /// Hedges the actor sent that the reader has not taken yet join the race
+    /// (a leader failing at once may hand over to one).
+    pub(crate) fn join_sent(&mut self) {
+        while let Ok(leg) = self.plan.legs.try_recv() {
+            self.join(leg);
+        }
+    }
+
     /// The race is decided: no hedge is sent any more; returns the leader's
     /// held events and the hedges (to drop, or to take the lead), with those
     /// sent but not started yet (their calls never made).
     pub(crate) fn decide(mut self) -> (Vec<ProviderEvent>, Vec<Racer>) {
         self.plan.decided.store(true, Ordering::Relaxed);
         self.plan.legs.close();
-        while let Ok(leg) = self.plan.legs.try_recv() {
-            self.join(leg);
-        }
+        self.join_sent();
         (self.held, self.hedges)
     }
 

@@ -439,6 +439,9 @@ impl Reader {
     /// recorded); the outcome comes back when none races.
     fn hand_over(&mut self, outcome: Outcome) -> Option<Outcome> {
         let handed = matches!(outcome, Outcome::Failed(_) | Outcome::Steer { .. });
+        if let (Some(race), true) = (self.race.as_deref_mut(), handed) {
+            race.join_sent();
+        }
         let Some(race) = self
             .race
             .as_deref_mut()

@@ -376,3 +376,20 @@ fn a_streams_race_is_won_by_its_first_content_and_the_route_goes_on_from_the_win
     let outcomes: Vec<_> = route.answered().iter().map(|s| s.outcome.clone()).collect();
     assert_eq!(outcomes, ["stream_interrupted", "hedge_lost", "answered"]);
 }
+
+#[test]
+fn hedges_withdrawn_together_leave_only_the_leader_and_may_be_picked_again() {
+    let group = Group::new(["a/m", "b/m", "c/m"]).unwrap();
+    let mut route = Route::new("g", group);
+    let _ = route.next(in_order, None);
+    let _ = route.hedge(in_order, false);
+    let _ = route.hedge(in_order, false);
+    assert_eq!(route.legs(), 3);
+    route.withdraw_hedges();
+    assert_eq!((route.legs(), route.current()), (1, Some(&id("a/m"))));
+    // The leader fails: the route moves on to the hedges' targets, untried.
+    let down = failed(Category::ServerError, GiveUp::AttemptsExhausted);
+    assert_eq!(route.failed(&down), Verdict::MoveOn);
+    assert_eq!(go(route.next(in_order, None)).0, id("b/m"));
+    assert!(route.steps().iter().all(|s| s.outcome != "hedge_lost"));
+}

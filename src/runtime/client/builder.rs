@@ -48,6 +48,8 @@ pub struct ClientBuilder {
     throttle: Option<steer_actors::retry::ThrottleConfig>,
     limit: Option<steer_actors::limit::LimitConfig>,
     limit_for: BTreeMap<String, steer_actors::limit::LimitConfig>,
+    hedge_for: BTreeMap<String, crate::route::hedge::Hedge>,
+    min_rate_for: BTreeMap<String, crate::stream::rate::RateFloor>,
     arbiters: Option<usize>,
     max_in_flight: usize,
     overload: Overload,
@@ -72,6 +74,8 @@ impl Default for ClientBuilder {
             throttle: None,
             limit: None,
             limit_for: BTreeMap::new(),
+            hedge_for: BTreeMap::new(),
+            min_rate_for: BTreeMap::new(),
             arbiters: None,
             max_in_flight: 10_000,
             overload: Overload::Reject,
@@ -153,6 +157,32 @@ impl ClientBuilder {
         config: steer_actors::limit::LimitConfig,
     ) -> Self {
         self.limit_for.insert(provider.to_string(), config);
+        self
+    }
+    /// Hedges the requests and streams to one deployment's models (outside a
+    /// group; a group's own `hedge` governs its legs): when a call has not
+    /// answered (a stream: not yielded its first content) after the delay,
+    /// the same call goes to the same deployment again, the first answer
+    /// wins and the other is cancelled (see [`Hedge`](crate::route::hedge::Hedge);
+    /// `same_target` is implied). Per request: [`GenerateOptions::hedge`](crate::runtime::GenerateOptions::hedge).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use steer_llm::route::hedge::Hedge;
+    /// let builder = steer_llm::Client::builder().hedge_for("openai", Hedge::after(Duration::from_secs(2)));
+    /// ```
+    pub fn hedge_for(mut self, provider: &str, hedge: crate::route::hedge::Hedge) -> Self {
+        self.hedge_for.insert(provider.to_string(), hedge);
+        self
+    }
+    /// [`ClientBuilder::stream_min_rate`] for one deployment's streams (over
+    /// the client's; a request's own, then its group's, come first).
+    pub fn stream_min_rate_for(
+        mut self,
+        provider: &str,
+        floor: crate::stream::rate::RateFloor,
+    ) -> Self {
+        self.min_rate_for.insert(provider.to_string(), floor);
         self
     }
     /// Arbiters (threads) the actors spread over; default one per core. `0` runs
@@ -261,7 +291,18 @@ impl ClientBuilder {
             l.validate()
                 .map_err(|e| ConfigError::setting("adaptive_limit", e))?;
         }
+        for h in self.hedge_for.values() {
+            h.validate().map_err(|e| ConfigError::setting("hedge", e))?;
+        }
         let known = self.providers.names();
+        for name in self.hedge_for.keys().chain(self.min_rate_for.keys()) {
+            if !known.contains(name) {
+                return Err(ConfigError::setting(
+                    "hedge_for / stream_min_rate_for",
+                    format!("no deployment named {name:?}"),
+                ));
+            }
+        }
         for (name, group) in &self.groups {
             group
                 .validate(&known)
@@ -293,12 +334,18 @@ impl ClientBuilder {
                 limit,
                 meters.clone(),
             );
+            let (hedge, min_rate) = (
+                self.hedge_for.get(&name).copied(),
+                self.min_rate_for.get(&name).copied(),
+            );
             handles.insert(
                 name,
                 ProviderHandle {
                     name: Arc::from(provider.name()),
                     provider,
                     max_pause_wait,
+                    hedge,
+                    min_rate,
                     actors,
                 },
             );

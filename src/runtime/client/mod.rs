@@ -33,8 +33,9 @@ use crate::error::{ConfigError, Error, ProviderError};
 use crate::model::{ChatRequest, ChatResponse, RequestId};
 use crate::observe::trace;
 use crate::provider::{Provider, Providers};
+use crate::route::hedge::Hedge;
 use crate::route::{Group, Next, Route, Targets, GROUP_PROVIDER};
-use crate::stream::actor::{StreamActor, StreamRoute, StreamSettings};
+use crate::stream::actor::{StreamActor, StreamHedge, StreamRoute, StreamSettings};
 use crate::stream::continuation::{Continuation, Divergence};
 use crate::stream::SteerStream;
 use steer_actors::partials::{GetPartial, PartialResponse, PartialStore};
@@ -53,6 +54,10 @@ struct ProviderHandle {
     name: Arc<str>,
     /// Longest server-directed pause its requests wait out: its policy's cap.
     max_pause_wait: Duration,
+    /// How requests to its models are hedged (outside a group), if they are.
+    hedge: Option<crate::route::hedge::Hedge>,
+    /// The least rate of its streams' content, over the client's.
+    min_rate: Option<crate::stream::rate::RateFloor>,
     actors: Arc<ProviderActors>,
 }
 
@@ -210,6 +215,13 @@ impl Client {
             if req.model.provider() == GROUP_PROVIDER {
                 return Box::pin(this.generate_in_group(req, options)).await;
             }
+            match this.deployment_hedge(&req, &options) {
+                Ok(Some(hedge)) => {
+                    return Box::pin(this.generate_hedged(req, options, hedge)).await
+                }
+                Ok(None) => {}
+                Err(e) => return Err(e),
+            }
             let record_content = this.inner.record_content;
             let span = trace::request_span(&req, trace::Kind::Generate, record_content);
             let result = 'run: {
@@ -278,6 +290,69 @@ impl Client {
         );
         let target = actor.target_meters();
         (request_run::start(actor, rx), target)
+    }
+
+    /// How a request to a model outside any group is hedged, if it is: its
+    /// own setting, else its deployment's; never one with side effects, nor a
+    /// group's leg (its route hedges it).
+    fn deployment_hedge(
+        &self,
+        req: &ChatRequest,
+        options: &GenerateOptions,
+    ) -> Result<Option<Hedge>, Error> {
+        if options.leg {
+            return Ok(None);
+        }
+        let deployment = self
+            .inner
+            .handles
+            .get(req.model.provider())
+            .and_then(|h| h.hedge);
+        let Some(hedge) = options.hedge.or(deployment) else {
+            return Ok(None);
+        };
+        if options.side_effects || req.tools.iter().any(|t| t.side_effects) {
+            return Ok(None);
+        }
+        hedge
+            .validate()
+            .map_err(|e| ConfigError::setting("hedge", e))?;
+        Ok(Some(Hedge {
+            same_target: true,
+            ..hedge
+        }))
+    }
+
+    /// A hedged request to a model outside any group: a route actor races it
+    /// at its deployment (a route of one target, named by the deployment, whose
+    /// hedges go to the same target); it fails as the request alone would.
+    async fn generate_hedged(
+        &self,
+        req: ChatRequest,
+        options: GenerateOptions,
+        hedge: Hedge,
+    ) -> Result<ChatResponse, Error> {
+        let scope = req.model.provider().to_string();
+        let group = Group::new([req.model.to_string()])?;
+        self.inner.targets.count_request(&scope);
+        let deadline = options.deadline.or(self.inner.deadline);
+        let (tx, rx) = oneshot::channel();
+        let client = self.clone();
+        let leg: Leg = Arc::new(move |req, options| client.generate_with(req, options).boxed());
+        let route = Route::new(scope, group);
+        let targets = self.inner.targets.clone();
+        let route = RouteActor::new(route, targets, leg, req, options, deadline, tx)
+            .hedged(hedge)
+            .alone();
+        let addr = self.start(route);
+        let mut guard = CancelOnDrop(Some(addr));
+        let reply = rx.await;
+        guard.0 = None;
+        reply.unwrap_or_else(|_| {
+            Err(Error::Internal(
+                "the route actor stopped without a reply".into(),
+            ))
+        })
     }
 
     /// A request to `group/<name>`: a route actor carries it through the group's
@@ -399,13 +474,17 @@ impl Client {
     ) -> Result<SteerStream, Error> {
         let handle = self.handle(req.model.provider())?;
         handle.check(&req)?;
+        let alone_hedge = match route {
+            None => self.deployment_hedge(&req, &options)?,
+            Some(_) => None,
+        };
         let admission = self.admit().await?;
         let d = self.inner.stream;
         let settings = StreamSettings {
             spec: self.spec(handle, &req, &options, d.headers_timeout),
             first_token_timeout: options.first_token_timeout.or(d.first_token_timeout),
             idle_timeout: options.idle_timeout.or(d.idle_timeout),
-            min_rate: options.min_rate.or(d.min_rate),
+            min_rate: options.min_rate.or(handle.min_rate).or(d.min_rate),
             continuation: options.continuation.unwrap_or(d.continuation),
             divergence: options.divergence.unwrap_or(d.divergence),
             record_content: self.inner.record_content,
@@ -423,10 +502,19 @@ impl Client {
             consumer_gone,
             admission,
         );
-        Ok(stream.run(match route {
+        let actor = match route {
             Some(route) => actor.with_route(route),
-            None => actor,
-        }))
+            None => match alone_hedge {
+                Some(h) => {
+                    let scope = handle.name.to_string();
+                    self.inner.targets.count_request(&scope);
+                    let targets = self.inner.targets.clone();
+                    actor.hedged_alone(StreamHedge::new(h, targets, scope))
+                }
+                None => actor,
+            },
+        };
+        Ok(stream.run(actor))
     }
 
     fn group(&self, name: &str) -> Result<Group, Error> {

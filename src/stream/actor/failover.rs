@@ -22,7 +22,10 @@ impl StreamActor {
     /// Carries the stream through a model group's targets.
     pub(crate) fn with_route(mut self, route: Box<StreamRoute>) -> Self {
         self.in_flight_at = route.targets.load(&self.original.model).map(|l| l.start());
-        self.hedge = route.hedge.map(super::hedging::StreamHedge::new);
+        let scope = route.route.name().to_string();
+        self.hedge = route
+            .hedge
+            .map(|h| super::hedging::StreamHedge::new(h, route.targets.clone(), scope));
         self.route = Some(route);
         self
     }

@@ -1,8 +1,9 @@
-//! Hedging a grouped stream, the actor's half (the reader's is
+//! Hedging a stream, the actor's half (the reader's is
 //! [`crate::stream::race`]): while an attempt that has delivered nothing waits
 //! for its first content, a hedge delay runs on an actor timer; when it passes,
-//! the same request goes to the next target of the group (or the same one),
-//! after the group's hedge cap, the target's retry budget and throttle
+//! the same request goes to the next target of the group (or the same one; a
+//! stream outside any group, to its own deployment again), after the group's
+//! (or deployment's) hedge cap, the target's retry budget and throttle
 //! (`SpendHedge`) and its breaker's permit allow it. The reader races the legs;
 //! its news move the stream to the leg that won (or took the lead when the
 //! leader failed), return the permits of the legs that lost unused, and report
@@ -23,6 +24,7 @@ use crate::classify::classify;
 use crate::model::ModelId;
 use crate::provider::Provider;
 use crate::route::hedge::Hedge;
+use crate::route::Targets;
 use crate::stream::race::{HedgeLeg, RaceNews, RacePlan};
 use crate::stream::reader::Outcome;
 
@@ -31,14 +33,21 @@ pub(crate) struct StreamHedge {
     settings: Hedge,
     /// Hedges the stream may still send.
     left: u32,
+    /// Its caps, loads and meters, and the scope they are kept under (its
+    /// group, or its deployment).
+    targets: Targets,
+    scope: String,
     race: Option<RaceState>,
 }
 
 impl StreamHedge {
-    pub(crate) fn new(settings: Hedge) -> Self {
+    /// A stream hedged as `settings` say, within `scope`'s cap.
+    pub(crate) fn new(settings: Hedge, targets: Targets, scope: String) -> Self {
         StreamHedge {
             settings,
             left: settings.max_hedges,
+            targets,
+            scope,
             race: None,
         }
     }
@@ -64,10 +73,10 @@ struct Sent {
     started: tokio::time::Instant,
 }
 
-/// How a hedge that went to `target` ends for the metrics.
+/// Counts a hedge's `outcome` in the stream's scope.
 fn count(act: &StreamActor, outcome: &'static str) {
-    if let Some(route) = &act.route {
-        route.targets.hedged(route.route.name(), outcome);
+    if let Some(h) = &act.hedge {
+        h.targets.hedged(&h.scope, outcome);
     }
 }
 
@@ -84,11 +93,9 @@ impl StreamActor {
         if delivered_anything || hedge.left == 0 || self.original.background {
             return None;
         }
-        let route = self.route.as_ref()?;
-        let current = route.route.current()?;
-        let recent = route
+        let recent = hedge
             .targets
-            .load(current)
+            .load(&self.original.model)
             .map(|l| l.recent_ms())
             .unwrap_or_default();
         let delay = hedge.settings.delay_for(&recent);
@@ -124,22 +131,31 @@ impl StreamActor {
         if race.decided.load(Ordering::Relaxed) || hedge.left == 0 {
             return;
         }
-        let Some(route) = self.route.as_deref_mut() else {
-            return;
-        };
-        let name = route.route.name().to_string();
-        if !route.targets.try_hedge(&name, settings) {
+        if !hedge.targets.try_hedge(&hedge.scope, settings) {
             return;
         }
         hedge.left = hedge.left.saturating_sub(1);
-        let targets = &route.targets;
-        let pick = |g: &_, tried: &[ModelId]| targets.pick_now(&name, g, tried);
-        let Some(target) = route.route.hedge(pick, settings.same_target) else {
-            return;
-        };
-        let Some((provider, actors)) = targets.resolve(&target) else {
-            route.route.withdraw_hedge(&target);
-            return;
+        let (target, provider, actors) = match self.route.as_deref_mut() {
+            Some(route) => {
+                let (name, targets) = (route.route.name().to_string(), &route.targets);
+                let pick = |g: &_, tried: &[ModelId]| targets.pick_now(&name, g, tried);
+                let Some(target) = route.route.hedge(pick, settings.same_target) else {
+                    return;
+                };
+                let Some((provider, actors)) = targets.resolve(&target) else {
+                    route.route.withdraw_hedge(&target);
+                    return;
+                };
+                (target, provider, actors)
+            }
+            // A stream alone hedges at its own deployment, once it can answer.
+            None => {
+                let target = self.original.model.clone();
+                if self.core.actors.breaker.holds_back(target.model()) {
+                    return;
+                }
+                (target, self.provider.clone(), self.core.actors.clone())
+            }
         };
         let ask = actors.coordinator.send(SpendHedge);
         shell::spawn_send(
@@ -241,10 +257,9 @@ impl StreamActor {
         let Some(race) = hedge.race.as_mut().filter(|_| hedge.left > 0) else {
             return;
         };
-        let recent = self
-            .route
-            .as_ref()
-            .and_then(|r| r.route.current().and_then(|c| r.targets.load(c)))
+        let recent = hedge
+            .targets
+            .load(&self.original.model)
             .map(|l| l.recent_ms())
             .unwrap_or_default();
         let delay = hedge.settings.delay_for(&recent);
@@ -267,11 +282,17 @@ impl StreamActor {
         race.sent
     }
 
-    /// The attempt ended while its race was undecided: the hedges still held
-    /// lost with it.
+    /// The attempt ended while its race was undecided (every leg running had
+    /// handed over or failed): hedges sent but never read are withdrawn, their
+    /// permits returned unused, their targets free to be picked again.
     pub(super) fn race_over(&mut self, ctx: &mut Context<Self>) {
-        let losers = self.end_race(ctx);
-        self.lost_race(losers);
+        let unread = self.end_race(ctx);
+        for _ in &unread {
+            count(self, "cancelled");
+        }
+        if let Some(route) = self.route.as_deref_mut() {
+            route.route.withdraw_hedges();
+        }
     }
 
     /// Hedges that lost: their permits go back unused, each counted
@@ -408,8 +429,12 @@ impl StreamActor {
         let mut original = self.original.as_ref().clone();
         original.model = target.clone();
         self.original = Arc::new(original);
-        if let Some(route) = self.route.as_deref() {
-            self.in_flight_at = route.targets.load(&target).map(|l| l.start());
+        if self.route.is_some() {
+            self.in_flight_at = self
+                .hedge
+                .as_ref()
+                .and_then(|h| h.targets.load(&target))
+                .map(|l| l.start());
         }
     }
 }
