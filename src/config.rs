@@ -56,6 +56,11 @@ pub struct Config {
     /// `[retry_throttle]` with `max_tokens` and `token_ratio`.
     #[serde(default)]
     pub retry_throttle: Option<steer_actors::retry::ThrottleConfig>,
+    /// Client-side adaptive throttling of every deployment, the SRE book's
+    /// (off unless present): `[adaptive_throttle]` with any of `k` (2) and
+    /// `window` ("2m").
+    #[serde(default)]
+    pub adaptive_throttle: Option<AdaptiveThrottleFile>,
     /// Adaptive concurrency of every deployment (off unless present):
     /// `[adaptive_limit]` with any of `initial`, `min`, `max`, `backoff`,
     /// `tolerance`, `max_queue`, `queue_timeout`.
@@ -232,6 +237,31 @@ pub struct GroupConfig {
     /// `max_share_percent`.
     #[serde(default)]
     pub hedge: Option<HedgeConfig>,
+}
+
+/// Adaptive throttling in the file (see
+/// [`AdaptiveThrottleConfig`](steer_actors::limit::AdaptiveThrottleConfig));
+/// each setting optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdaptiveThrottleFile {
+    /// Calls per accepted call before any is shed.
+    #[serde(default)]
+    pub k: Option<f64>,
+    /// The window the counts cover (`"2m"`).
+    #[serde(default, deserialize_with = "duration")]
+    pub window: Option<Duration>,
+}
+
+impl AdaptiveThrottleFile {
+    /// The settings it gives (checked when the client is built).
+    pub fn config(&self) -> steer_actors::limit::AdaptiveThrottleConfig {
+        let d = steer_actors::limit::AdaptiveThrottleConfig::default();
+        steer_actors::limit::AdaptiveThrottleConfig {
+            k: self.k.unwrap_or(d.k),
+            window: self.window.unwrap_or(d.window),
+        }
+    }
 }
 
 /// Hedging in the file (see [`Hedge`](crate::route::hedge::Hedge)).
@@ -696,6 +726,9 @@ impl Config {
         if let Some(t) = self.retry_throttle {
             builder = builder.retry_throttle(t);
         }
+        if let Some(t) = &self.adaptive_throttle {
+            builder = builder.adaptive_throttle(t.config());
+        }
         if let Some(l) = &self.adaptive_limit {
             builder = builder.adaptive_limit(l.config());
         }
@@ -919,6 +952,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("deployments.a.hedge"), "{err}");
+    }
+
+    #[test]
+    fn adaptive_throttling_is_read_with_its_defaults_and_checked_when_the_client_is_built() {
+        let c = Config::from_toml("[adaptive_throttle]\nwindow = \"30s\"\n").unwrap();
+        let t = c.adaptive_throttle.as_ref().unwrap().config();
+        assert_eq!((t.k, t.window), (2.0, Duration::from_secs(30)));
+        assert!(c.apply(ClientBuilder::default()).is_ok());
+        let wrong = Config::from_toml("[adaptive_throttle]\nk = 0.5\n").unwrap();
+        let builder = wrong.apply(ClientBuilder::default()).unwrap();
+        let err = builder.build().unwrap_err().to_string();
+        assert!(err.contains("adaptive_throttle"), "{err}");
+        assert!(Config::from_toml("[adaptive_throttle]\nratio = 2\n").is_err());
     }
 
     #[test]

@@ -131,6 +131,10 @@ fn rejection_text(r: &Rejection) -> String {
                 format!("overloaded: no slot of its concurrency limit of {limit} freed in time")
             }
         },
+        Rejection::Throttled => {
+            "shed by adaptive throttling: it rejected most recent calls (rate limits, overloads)"
+                .into()
+        }
     }
 }
 

@@ -857,3 +857,48 @@ async fn a_deployments_rate_floor_fails_its_trickling_stream_over() {
         .unwrap_err();
     assert!(err.to_string().contains("nowhere"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adaptive_throttling_sheds_calls_while_the_server_rejects_them_and_lets_them_back_after() {
+    let mock = MockServer::builder()
+        .default_fault(FaultPlan::error("overloaded"))
+        .start_background()
+        .unwrap();
+    let window = Duration::from_millis(300);
+    let client = quick_builder(mock.providers().unwrap(), 1)
+        .adaptive_throttle(steer_llm::limit::AdaptiveThrottleConfig { k: 2.0, window })
+        .build()
+        .unwrap();
+    let mut shed = 0;
+    for _ in 0..100 {
+        match client.generate(ask()).await {
+            Err(Error::Rejected {
+                rejection: steer_llm::runtime::Rejection::Throttled,
+                ..
+            }) => shed += 1,
+            Err(Error::Failed(_)) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    // With nothing accepted, the n-th call goes with probability 1/n: about
+    // five of a hundred reach the server.
+    assert_eq!(shed + mock.request_count(), 100);
+    assert!(mock.request_count() < 40, "{} sent", mock.request_count());
+    let line = format!(
+        r#"steer_breaker_rejections_total{{provider="openai",model="gpt-4o-mini",outcome="throttled"}} {shed}"#
+    );
+    assert!(common::metrics_show(&client, &line).await, "{line}");
+    // The server answers again: once the window has moved on, calls go.
+    mock.set_default_fault(None);
+    let recovered = common::eventually(|| async { client.generate(ask()).await.is_ok() }).await;
+    assert!(recovered);
+    // A window out of range is refused when the client is built.
+    let wrong = quick_builder(mock.providers().unwrap(), 1)
+        .adaptive_throttle(steer_llm::limit::AdaptiveThrottleConfig {
+            k: 2.0,
+            window: Duration::ZERO,
+        })
+        .build()
+        .unwrap_err();
+    assert!(wrong.to_string().contains("adaptive_throttle"), "{wrong}");
+}

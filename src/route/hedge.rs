@@ -13,10 +13,10 @@
 //! assert_eq!(h.delay, HedgeDelay::After(Duration::from_millis(800)));
 //! ```
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use steer_actors::limit::window::WindowCounts;
 
 /// When a hedge goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,29 +113,22 @@ fn percentile(samples: &[u64], p: u8) -> Option<u64> {
     sorted.get(rank.saturating_sub(1)).copied()
 }
 
-/// The cap on a group's hedges: at most a share of its requests over a
-/// window of ten seconds (counted in two halves, so that it never forgets all
-/// at once). Atomics: every route of the group reads and writes it.
+/// The cap on a group's (or a deployment's) hedges: at most a share of its
+/// requests over a window of ten seconds, counted without a lock (every route
+/// of the group reads and writes it).
 #[derive(Debug)]
 pub struct HedgeCap {
-    epoch: tokio::time::Instant,
-    /// The half-window the counts belong to, and the counts of this half and
-    /// the one before: requests, hedges.
-    half: AtomicU64,
-    now: [AtomicU64; 2],
-    before: [AtomicU64; 2],
+    /// Requests (0) and hedges (1).
+    counts: WindowCounts,
 }
 
-/// Half of the cap's window.
-const HALF_WINDOW: Duration = Duration::from_secs(5);
+/// The cap's window.
+const WINDOW: Duration = Duration::from_secs(10);
 
 impl Default for HedgeCap {
     fn default() -> Self {
         HedgeCap {
-            epoch: tokio::time::Instant::now(),
-            half: AtomicU64::new(0),
-            now: [AtomicU64::new(0), AtomicU64::new(0)],
-            before: [AtomicU64::new(0), AtomicU64::new(0)],
+            counts: WindowCounts::new(WINDOW),
         }
     }
 }
@@ -143,51 +136,19 @@ impl Default for HedgeCap {
 impl HedgeCap {
     /// Counts a request of the group.
     pub fn request(&self) {
-        self.roll();
-        self.now[0].fetch_add(1, Ordering::Relaxed);
+        self.counts.add(0);
     }
 
     /// Takes a hedge if the group's hedges stay within `share_percent` of its
     /// requests; `false` when they would not.
     pub fn try_hedge(&self, share_percent: u32) -> bool {
-        self.roll();
-        let sum = |i: usize| {
-            self.now[i]
-                .load(Ordering::Relaxed)
-                .saturating_add(self.before[i].load(Ordering::Relaxed))
-        };
-        let (requests, hedges) = (sum(0), sum(1));
+        let [requests, hedges] = self.counts.sums();
         let allowed = requests.saturating_mul(u64::from(share_percent)) / 100;
         if hedges < allowed {
-            self.now[1].fetch_add(1, Ordering::Relaxed);
+            self.counts.add(1);
             true
         } else {
             false
-        }
-    }
-
-    /// Moves to a new half-window when one has passed (a race between two
-    /// routes loses a few counts at worst).
-    fn roll(&self) {
-        let half = u64::try_from(self.epoch.elapsed().as_nanos() / HALF_WINDOW.as_nanos().max(1))
-            .unwrap_or(u64::MAX);
-        let seen = self.half.load(Ordering::Relaxed);
-        if half == seen
-            || self
-                .half
-                .compare_exchange(seen, half, Ordering::Relaxed, Ordering::Relaxed)
-                .is_err()
-        {
-            return;
-        }
-        for i in 0..2 {
-            let current = self.now[i].swap(0, Ordering::Relaxed);
-            let keep = if half == seen.saturating_add(1) {
-                current
-            } else {
-                0
-            };
-            self.before[i].store(keep, Ordering::Relaxed);
         }
     }
 }
@@ -225,10 +186,10 @@ mod tests {
         let granted = (0..50).filter(|_| cap.try_hedge(10)).count();
         assert_eq!(granted, 10);
         // Half a window on, the counts before still count.
-        tokio::time::advance(HALF_WINDOW).await;
+        tokio::time::advance(WINDOW / 2).await;
         assert!(!cap.try_hedge(10));
         // A whole window on, they are forgotten: no requests, no hedge.
-        tokio::time::advance(HALF_WINDOW * 2).await;
+        tokio::time::advance(WINDOW).await;
         assert!(!cap.try_hedge(10));
         for _ in 0..20 {
             cap.request();

@@ -326,6 +326,7 @@ pub fn failed_step(target: &ModelId, error: &Error) -> RouteStep {
             Rejection::ProbesBusy => ("breaker_half_open".to_string(), None),
             Rejection::ForcedOpen => ("breaker_forced_open".to_string(), None),
             Rejection::ConcurrencyLimit(_) => ("concurrency_limit".to_string(), None),
+            Rejection::Throttled => ("throttled".to_string(), None),
         },
         Error::InvalidRequest { .. } => ("invalid_request".to_string(), None),
         other => (

@@ -197,6 +197,9 @@ pub enum Rejection {
     },
     /// The deployment's adaptive concurrency limit had no slot for the call.
     ConcurrencyLimit(crate::limit::LimitRejection),
+    /// Client-side adaptive throttling shed the call: the deployment has been
+    /// rejecting most calls (rate limits, overloads) over its window.
+    Throttled,
 }
 
 impl Rejection {
@@ -208,6 +211,7 @@ impl Rejection {
             Rejection::ForcedOpen => "forced_open",
             Rejection::Paused { .. } => "paused",
             Rejection::ConcurrencyLimit(_) => "concurrency_limit",
+            Rejection::Throttled => "throttled",
         }
     }
 }

@@ -101,6 +101,13 @@ impl RequestCore {
     /// capacity: a clean success, a drop (a 429, an overload, a timeout), or
     /// nothing.
     fn release_slot(&mut self, outcome: &str) {
+        // What the server did not refuse, it accepted (for adaptive throttling).
+        if let (Some(t), false) = (
+            self.actors.throttle.as_ref(),
+            matches!(outcome, "rate_limited" | "overloaded"),
+        ) {
+            t.accepted();
+        }
         let (ttft, spent_for) = std::mem::take(&mut self.slot_notes);
         if let Some(slot) = self.slot.take() {
             let signal = match outcome {
@@ -265,6 +272,18 @@ pub(crate) fn execute<A: AttemptLoop>(act: &mut A, step: Step, ctx: &mut Context
 /// (and the request holds none yet), then a permit.
 fn ask_permit<A: AttemptLoop>(act: &mut A, ctx: &mut Context<A>) {
     let core = act.core();
+    // A deployment that rejects most calls sheds some here, before the call.
+    if core.slot.is_none()
+        && core
+            .actors
+            .throttle
+            .as_ref()
+            .is_some_and(|t| t.sheds(fastrand::f64()))
+    {
+        let now = tokio::time::Instant::now();
+        let step = core.attempts.rejected(Rejection::Throttled, now);
+        return execute(act, step, ctx);
+    }
     let Some(limiter) = core.actors.limiter.as_ref().filter(|_| core.slot.is_none()) else {
         return ask_breaker(act, ctx);
     };

@@ -36,6 +36,8 @@ pub struct ProviderActors {
     pub coordinator: Addr<RetryCoordinator>,
     /// The concurrency limiter, when the deployment's concurrency adapts.
     pub limiter: Option<Addr<crate::limit::ConcurrencyLimiter>>,
+    /// Client-side adaptive throttling (the SRE book's), when it is on.
+    pub throttle: Option<crate::limit::AdaptiveThrottle>,
     /// The client's metric families, which its requests record into.
     pub meters: Meters,
     /// One relay per runtime its requests ran on (an arbiter's or a plain tokio one).
@@ -51,6 +53,16 @@ impl std::fmt::Debug for ProviderActors {
     }
 }
 
+/// What bounds a deployment's calls beside its breaker: an adaptive
+/// concurrency limit and client-side adaptive throttling, each when set.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Limits {
+    /// The concurrency limit.
+    pub limit: Option<crate::limit::LimitConfig>,
+    /// Adaptive throttling.
+    pub throttle: Option<crate::limit::AdaptiveThrottleConfig>,
+}
+
 impl ProviderActors {
     /// Starts `breaker` and `coordinator` on `arbiter`, each under a supervisor,
     /// recording into `meters`. A request actor placed on the same arbiter
@@ -61,18 +73,19 @@ impl ProviderActors {
         coordinator: RetryCoordinator,
         meters: Meters,
     ) -> Arc<Self> {
-        Self::start_with_limit(arbiter, breaker, coordinator, None, meters)
+        Self::start_with_limit(arbiter, breaker, coordinator, Limits::default(), meters)
     }
 
-    /// [`ProviderActors::start`], and a concurrency limiter with `limit`
-    /// (checked by the caller) when it is set.
+    /// [`ProviderActors::start`], with a concurrency limiter and adaptive
+    /// throttling as `limits` (checked by the caller) say.
     pub fn start_with_limit(
         arbiter: &ArbiterHandle,
         breaker: CircuitBreaker,
         coordinator: RetryCoordinator,
-        limit: Option<crate::limit::LimitConfig>,
+        limits: Limits,
         meters: Meters,
     ) -> Arc<Self> {
+        let Limits { limit, throttle } = limits;
         Arc::new(ProviderActors {
             breaker: BreakerRef::start(breaker.with_meters(meters.clone()), arbiter),
             // Supervised: restarted at the same address if a handler fails.
@@ -82,6 +95,7 @@ impl ProviderActors {
                     crate::limit::ConcurrencyLimiter::new(l)
                 })
             }),
+            throttle: throttle.map(crate::limit::AdaptiveThrottle::new),
             meters,
             relays: RwLock::new(Vec::new()),
         })

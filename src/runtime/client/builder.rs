@@ -49,6 +49,7 @@ pub struct ClientBuilder {
     limit: Option<steer_actors::limit::LimitConfig>,
     limit_for: BTreeMap<String, steer_actors::limit::LimitConfig>,
     hedge_for: BTreeMap<String, crate::route::hedge::Hedge>,
+    adaptive_throttle: Option<steer_actors::limit::AdaptiveThrottleConfig>,
     min_rate_for: BTreeMap<String, crate::stream::rate::RateFloor>,
     arbiters: Option<usize>,
     max_in_flight: usize,
@@ -75,6 +76,7 @@ impl Default for ClientBuilder {
             limit: None,
             limit_for: BTreeMap::new(),
             hedge_for: BTreeMap::new(),
+            adaptive_throttle: None,
             min_rate_for: BTreeMap::new(),
             arbiters: None,
             max_in_flight: 10_000,
@@ -148,6 +150,25 @@ impl ClientBuilder {
     /// ```
     pub fn adaptive_limit(mut self, config: steer_actors::limit::LimitConfig) -> Self {
         self.limit = Some(config);
+        self
+    }
+    /// Sheds calls at the client while a deployment rejects most of them
+    /// (off by default): the Google SRE book's adaptive throttling, per
+    /// deployment. Over its `window`, a call is refused before it is sent
+    /// (`Rejection::Throttled`; in a group the route moves on) with
+    /// probability `max(0, (requests - k * accepts) / (requests + 1))`, where
+    /// accepts are calls the server answered with anything but a rate limit
+    /// or an overload ([`AdaptiveThrottleConfig`](steer_actors::limit::AdaptiveThrottleConfig)).
+    ///
+    /// ```
+    /// use steer_llm::limit::AdaptiveThrottleConfig;
+    /// let builder = steer_llm::Client::builder().adaptive_throttle(AdaptiveThrottleConfig::default());
+    /// ```
+    pub fn adaptive_throttle(
+        mut self,
+        config: steer_actors::limit::AdaptiveThrottleConfig,
+    ) -> Self {
+        self.adaptive_throttle = Some(config);
         self
     }
     /// [`ClientBuilder::adaptive_limit`] for one deployment.
@@ -291,6 +312,10 @@ impl ClientBuilder {
             l.validate()
                 .map_err(|e| ConfigError::setting("adaptive_limit", e))?;
         }
+        if let Some(t) = &self.adaptive_throttle {
+            t.validate()
+                .map_err(|e| ConfigError::setting("adaptive_throttle", e))?;
+        }
         for h in self.hedge_for.values() {
             h.validate().map_err(|e| ConfigError::setting("hedge", e))?;
         }
@@ -323,7 +348,10 @@ impl ClientBuilder {
             let policy = self.retry_for.get(&name).unwrap_or(&self.retry).clone();
             let max_pause_wait = policy.max_server_wait;
             let (budget, seed) = (self.budget, self.seed.wrapping_add(i as u64));
-            let limit = self.limit_for.get(&name).copied().or(self.limit);
+            let limits = steer_actors::provider::Limits {
+                limit: self.limit_for.get(&name).copied().or(self.limit),
+                throttle: self.adaptive_throttle,
+            };
             let actors = ProviderActors::start_with_limit(
                 &arbiter,
                 CircuitBreaker::new(&name, breaker_config),
@@ -331,7 +359,7 @@ impl ClientBuilder {
                     Some(t) => RetryCoordinator::new(policy, budget, seed).with_throttle(t),
                     None => RetryCoordinator::new(policy, budget, seed),
                 },
-                limit,
+                limits,
                 meters.clone(),
             );
             let (hedge, min_rate) = (
