@@ -110,21 +110,9 @@ impl Seen {
     }
 }
 
-async fn collect(mut stream: SteerStream) -> Seen {
-    let mut seen = Seen::default();
-    while let Some(item) = tokio::time::timeout(Duration::from_secs(20), stream.next())
-        .await
-        .expect("the stream must not hang")
-    {
-        match item {
-            Ok(e) => seen.events.push(e),
-            Err(e) => {
-                seen.error = Some(e);
-                break;
-            }
-        }
-    }
-    seen
+async fn collect(stream: SteerStream) -> Seen {
+    let (events, error) = common::all_events(stream).await;
+    Seen { events, error }
 }
 
 fn background(id: &str) -> ChatRequest {

@@ -275,6 +275,25 @@ pub struct SeenStream {
     reasoning_at: Vec<usize>,
 }
 
+/// Every event of a stream, read to its end, and the error that ended it if
+/// one did (20 s without an event panics: a stream must not hang).
+#[allow(dead_code)]
+pub async fn all_events(
+    mut stream: steer_llm::runtime::SteerStream,
+) -> (Vec<StreamEvent>, Option<steer_llm::Error>) {
+    let mut events = Vec::new();
+    while let Some(item) = tokio::time::timeout(std::time::Duration::from_secs(20), stream.next())
+        .await
+        .expect("the stream must not hang")
+    {
+        match item {
+            Ok(e) => events.push(e),
+            Err(e) => return (events, Some(e)),
+        }
+    }
+    (events, None)
+}
+
 /// Reads a stream to its end, checking as it goes that every delta comes at the
 /// offset of the text before it and every tool call at the next index. An
 /// error event, a broken promise or 20 s without an event is an `Err`.

@@ -11,7 +11,6 @@ mod common;
 use std::time::Duration;
 
 use common::expected_text;
-use futures::StreamExt;
 use serde_json::json;
 use steer_llm::mock::{FaultPlan, MockServer, RecordedRequest};
 use steer_llm::runtime::SteerStream;
@@ -43,41 +42,38 @@ struct Seen {
     error: Option<Error>,
 }
 
-async fn collect(mut stream: SteerStream) -> Seen {
-    let mut seen = Seen::default();
-    while let Some(item) = tokio::time::timeout(Duration::from_secs(20), stream.next())
-        .await
-        .expect("the stream must not hang")
-    {
+async fn collect(stream: SteerStream) -> Seen {
+    let (events, error) = common::all_events(stream).await;
+    let mut seen = Seen {
+        error,
+        ..Seen::default()
+    };
+    for item in events {
         match item {
-            Ok(StreamEvent::TextDelta { text, offset }) => {
+            StreamEvent::TextDelta { text, offset } => {
                 assert_eq!(offset, seen.text.chars().count());
                 seen.text.push_str(&text);
             }
-            Ok(StreamEvent::ReasoningDelta { index, text }) => {
+            StreamEvent::ReasoningDelta { index, text } => {
                 match seen.pieces.iter_mut().find(|(i, _)| *i == index) {
                     Some((_, t)) => t.push_str(&text),
                     None => seen.pieces.push((index, text)),
                 }
             }
-            Ok(StreamEvent::Reasoning { index, block }) => {
+            StreamEvent::Reasoning { index, block } => {
                 assert!(
                     !seen.blocks.iter().any(|(i, _)| *i == index),
                     "block {index} twice"
                 );
                 seen.blocks.push((index, block));
             }
-            Ok(StreamEvent::ReasoningDiscarded { index }) => {
+            StreamEvent::ReasoningDiscarded { index } => {
                 seen.discarded.push(index);
                 seen.blocks.retain(|(i, _)| *i != index);
                 seen.pieces.retain(|(i, _)| *i != index);
             }
-            Ok(StreamEvent::Resumed { .. } | StreamEvent::FailedOver { .. }) => seen.seams += 1,
-            Ok(_) => {}
-            Err(e) => {
-                seen.error = Some(e);
-                break;
-            }
+            StreamEvent::Resumed { .. } | StreamEvent::FailedOver { .. } => seen.seams += 1,
+            _ => {}
         }
     }
     seen

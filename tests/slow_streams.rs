@@ -9,7 +9,6 @@ mod common;
 use std::time::Duration;
 
 use common::{expected_text, request};
-use futures::StreamExt;
 use steer_llm::mock::{FaultPlan, MockServer};
 use steer_llm::runtime::{RateFloor, SteerStream};
 use steer_llm::{Error, StreamEvent};
@@ -26,26 +25,23 @@ struct Seen {
     error: Option<Error>,
 }
 
-async fn collect(mut stream: SteerStream) -> Seen {
-    let mut seen = Seen::default();
-    while let Some(item) = tokio::time::timeout(Duration::from_secs(20), stream.next())
-        .await
-        .expect("the stream must not hang")
-    {
-        match item {
-            Ok(StreamEvent::TextDelta { text, offset }) => {
+async fn collect(stream: SteerStream) -> Seen {
+    let (events, error) = common::all_events(stream).await;
+    let mut seen = Seen {
+        error,
+        ..Seen::default()
+    };
+    for event in events {
+        match event {
+            StreamEvent::TextDelta { text, offset } => {
                 assert_eq!(offset, seen.text.chars().count());
                 seen.text.push_str(&text);
             }
-            Ok(e @ (StreamEvent::Resumed { .. } | StreamEvent::FailedOver { .. })) => {
+            e @ (StreamEvent::Resumed { .. } | StreamEvent::FailedOver { .. }) => {
                 seen.seams.push(e)
             }
-            Ok(StreamEvent::Route { steps }) => seen.route = steps,
-            Ok(_) => {}
-            Err(e) => {
-                seen.error = Some(e);
-                break;
-            }
+            StreamEvent::Route { steps } => seen.route = steps,
+            _ => {}
         }
     }
     seen

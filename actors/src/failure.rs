@@ -257,6 +257,11 @@ pub struct Failure {
     pub provider_request_id: Option<String>,
     /// Before or after content reached the caller.
     pub phase: Phase,
+    /// Whether the failure names a limit of the key, its organization or
+    /// team, or the model group (set by classification from the body: see
+    /// [`Failure::pause_wait`]).
+    #[serde(default)]
+    pub key_limit: bool,
 }
 
 impl Failure {
@@ -276,6 +281,7 @@ impl Failure {
             request_id: None,
             provider_request_id: None,
             phase: Phase::BeforeContent,
+            key_limit: false,
         }
     }
 }
@@ -306,33 +312,10 @@ impl Failure {
         let for_key = if hints.requests_remaining.is_some() || hints.tokens_remaining.is_some() {
             !hints.capacity_left()
         } else {
-            names_a_key_limit(&self.message)
-                || self
-                    .error_code
-                    .as_deref()
-                    .is_some_and(|c| KEY_LIMIT_CODES.contains(&c))
+            self.key_limit
         };
         for_key.then_some(wait)
     }
-}
-
-/// Error codes that speak for the key or the model as a whole.
-const KEY_LIMIT_CODES: &[&str] = &["slow_down", "all_deployments_in_cooldown"];
-
-/// Whether an error message names a limit of the key, its organization or
-/// team, or the model group (real bodies: providers.md, real-servers.md §5).
-fn names_a_key_limit(message: &str) -> bool {
-    const PHRASES: &[&str] = &[
-        "in organization",
-        "your organization",
-        "your per-minute rate limit",
-        "rate limit of your team",
-        "requests per min",
-        "tokens per min",
-        "cooldown",
-    ];
-    let lower = message.to_ascii_lowercase();
-    PHRASES.iter().any(|p| lower.contains(p))
 }
 
 impl fmt::Display for Failure {
@@ -381,36 +364,27 @@ mod tests {
     #[test]
     fn a_rate_limit_pauses_the_model_only_when_it_speaks_for_the_key() {
         let wait = Duration::from_secs(1);
-        let limited = |message: &str, remaining: Option<u64>| {
-            let mut f = Failure::new(Category::RateLimited, "p", message);
+        // `key`: the body names the key's limit (classification says so).
+        let limited = |key: bool, remaining: Option<u64>| {
+            let mut f = Failure::new(Category::RateLimited, "p", "limited");
             f.retry_after = Some(wait);
             f.rate_limit.requests_remaining = remaining;
+            f.key_limit = key;
             f
         };
-        let openai = "Rate limit reached for gpt-4o-mini in organization org-x on requests per min (RPM): Limit 60, Used 60, Requested 1.";
-        let anthropic = "Number of request tokens has exceeded your per-minute rate limit";
-        let xai = "Too many requests: you have exceeded the rate limit of your team.";
-        for body in [openai, anthropic, xai, "all deployments in cooldown"] {
-            assert_eq!(limited(body, None).pause_wait(), Some(wait), "{body}");
-            // The headers decide when there are some: capacity left is the call's.
-            assert_eq!(limited(body, Some(12)).pause_wait(), None, "{body}");
-            assert_eq!(limited(body, Some(0)).pause_wait(), Some(wait), "{body}");
-        }
-        assert_eq!(limited("Too Many Requests", None).pause_wait(), None);
-        assert_eq!(
-            limited("Too Many Requests", Some(0)).pause_wait(),
-            Some(wait)
-        );
-        let mut tokens_spent = limited("Too Many Requests", Some(40));
+        assert_eq!(limited(true, None).pause_wait(), Some(wait));
+        // The headers decide when there are some: capacity left is the call's.
+        assert_eq!(limited(true, Some(12)).pause_wait(), None);
+        assert_eq!(limited(true, Some(0)).pause_wait(), Some(wait));
+        assert_eq!(limited(false, None).pause_wait(), None, "a bare 429");
+        assert_eq!(limited(false, Some(0)).pause_wait(), Some(wait));
+        let mut tokens_spent = limited(false, Some(40));
         tokens_spent.rate_limit.tokens_remaining = Some(0);
         assert_eq!(tokens_spent.pause_wait(), Some(wait), "any limit spent");
-        let mut code = limited("Please reduce your request rate.", None);
-        code.error_code = Some("slow_down".into());
-        assert_eq!(code.pause_wait(), Some(wait));
-        let mut no_wait = limited(openai, Some(0));
+        let mut no_wait = limited(true, Some(0));
         no_wait.retry_after = None;
         assert_eq!(no_wait.pause_wait(), None, "no wait, no pause");
-        let mut overload = limited(openai, Some(0));
+        let mut overload = limited(true, Some(0));
         overload.category = Category::Overloaded;
         assert_eq!(overload.pause_wait(), None, "only rate limits pause");
     }

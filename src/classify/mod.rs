@@ -115,6 +115,7 @@
 //! ```
 
 pub mod body;
+pub mod key_limit;
 pub mod text;
 pub mod wait;
 
@@ -194,6 +195,8 @@ pub fn classify_at(err: &ProviderError, now: SystemTime) -> Failure {
     let retryable = wait::should_retry_in(&headers).unwrap_or(category.retryable_by_default())
         && category != Category::DeadlineExceeded
         && !deterministic;
+    let key_limit = category == Category::RateLimited
+        && key_limit::names_a_key_limit(&message, info.code.as_deref());
     Failure {
         category,
         retryable,
@@ -212,6 +215,7 @@ pub fn classify_at(err: &ProviderError, now: SystemTime) -> Failure {
         } else {
             Phase::BeforeContent
         },
+        key_limit,
     }
 }
 

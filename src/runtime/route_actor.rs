@@ -37,6 +37,14 @@ impl Drop for CancelOnDrop {
     }
 }
 
+/// A leg in flight: its number, target, task, and whether it is a hedge.
+struct RunningLeg {
+    number: u32,
+    target: ModelId,
+    task: SpawnHandle,
+    hedge: bool,
+}
+
 pub(crate) struct RouteActor {
     route: Route,
     targets: Targets,
@@ -49,10 +57,11 @@ pub(crate) struct RouteActor {
     span: tracing::Span,
     /// How the request is hedged, if it is, and the hedges it may still send.
     hedge: Option<(Hedge, u32)>,
-    /// The legs running: their number, target and task (cancelled when
-    /// another wins).
-    legs: Vec<(u32, ModelId, SpawnHandle)>,
+    /// The legs running (cancelled when another wins).
+    legs: Vec<RunningLeg>,
     next_leg: u32,
+    /// Hedges sent so far.
+    hedges_sent: u32,
     /// The timer of the next hedge.
     hedge_timer: Option<SpawnHandle>,
     /// A route of one request alone (a hedged request to a model outside any
@@ -90,6 +99,7 @@ impl RouteActor {
             hedge: None,
             legs: Vec::new(),
             next_leg: 0,
+            hedges_sent: 0,
             hedge_timer: None,
             alone: false,
         }
@@ -169,7 +179,8 @@ impl RouteActor {
                 }
                 tracing::info!(parent: &act.span, group = %name, target = %target, "steer.hedge");
                 act.targets.hedged(&name, "sent");
-                act.run_leg(target, ctx);
+                act.hedges_sent = act.hedges_sent.saturating_add(1);
+                act.run_leg(target, true, ctx);
                 act.arm_hedge(ctx);
             }),
         );
@@ -200,7 +211,7 @@ impl RouteActor {
                 if let Some(from) = from {
                     targets.failover(&self.span, self.route.name(), &from, &target);
                 }
-                self.run_leg(target, ctx);
+                self.run_leg(target, false, ctx);
             }
             Next::Wait(wait) => {
                 tracing::debug!(group = %self.route.name(), ?wait, "every target unavailable: waiting for the earliest");
@@ -213,7 +224,7 @@ impl RouteActor {
     /// Runs the request at `target`, counted in flight there, its latency and
     /// rate limit kept for the group's selection. A leg cancelled (a hedge
     /// that lost) is dropped before it records anything.
-    fn run_leg(&mut self, target: ModelId, ctx: &mut Context<Self>) {
+    fn run_leg(&mut self, target: ModelId, hedge: bool, ctx: &mut Context<Self>) {
         if self.legs.is_empty() {
             self.arm_hedge(ctx);
         }
@@ -261,7 +272,12 @@ impl RouteActor {
             actix::fut::wrap_future(tracing::Instrument::instrument(run, self.span.clone()))
                 .map(move |result, act: &mut Self, ctx| act.on_leg(number, result, ctx)),
         );
-        self.legs.push((number, target, handle));
+        self.legs.push(RunningLeg {
+            number,
+            target,
+            task: handle,
+            hedge,
+        });
     }
 
     fn on_leg(
@@ -270,10 +286,10 @@ impl RouteActor {
         result: Result<ChatResponse, Error>,
         ctx: &mut Context<Self>,
     ) {
-        let Some(i) = self.legs.iter().position(|(n, _, _)| *n == number) else {
+        let Some(i) = self.legs.iter().position(|l| l.number == number) else {
             return;
         };
-        let (_, target, _) = self.legs.remove(i);
+        let RunningLeg { target, hedge, .. } = self.legs.remove(i);
         let success = match &result {
             Ok(_) => Some(true),
             Err(e) => counts_against(e).then_some(false),
@@ -284,8 +300,8 @@ impl RouteActor {
         match result {
             Ok(mut reply) => {
                 reply.route = self.route.answered_by(&target);
-                if self.next_leg > 1 && self.hedge.is_some() {
-                    let won = if number == 0 { "primary_won" } else { "won" };
+                if self.hedges_sent > 0 {
+                    let won = if hedge { "won" } else { "primary_won" };
                     self.targets.hedged(self.route.name(), won);
                 }
                 self.cancel_legs(ctx);
@@ -314,8 +330,8 @@ impl RouteActor {
         if let Some(t) = self.hedge_timer.take() {
             ctx.cancel_future(t);
         }
-        for (_, _, handle) in self.legs.drain(..) {
-            ctx.cancel_future(handle);
+        for leg in self.legs.drain(..) {
+            ctx.cancel_future(leg.task);
             self.targets.hedged(self.route.name(), "cancelled");
         }
     }

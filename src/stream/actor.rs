@@ -25,6 +25,7 @@ use futures::channel::{mpsc, oneshot};
 use steer_actors::breaker::PermitLease;
 use steer_actors::lifecycle::request::RequestError;
 use steer_actors::lifecycle::shell::{self, AttemptLoop, RequestCore, Run, Stop};
+use steer_actors::lifecycle::AttemptEnd;
 use steer_actors::partials::PartialStore;
 use steer_actors::retry::{GiveUp, RequestEnd};
 use steer_actors::telemetry::meters::GaugeGuard;
@@ -183,7 +184,7 @@ impl StreamActor {
                 if let (1, Some(ttft)) = (attempts, self.machine.delivery().first_content) {
                     self.core.note_first_token(ttft);
                 }
-                self.core.end_attempt("success");
+                self.core.end_attempt(AttemptEnd::Success);
                 if let Some(lease) = self.lease.take() {
                     self.core.actors.report_success(lease, Duration::ZERO);
                 }

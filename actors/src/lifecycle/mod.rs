@@ -7,10 +7,13 @@
 //!   (messages to the breaker and the coordinator, actor timers, meters, spans).
 //! - [`request`]: the supervised request actor, a shell around one; [`reply`]:
 //!   what it is given and what it answers.
+//! - [`attempt_end`]: how an attempt ended, for its meters, limit and throttle.
 
+pub mod attempt_end;
 pub mod attempts;
 pub mod reply;
 pub mod request;
 pub mod shell;
 
+pub use attempt_end::AttemptEnd;
 pub use attempts::{Attempts, Phase, Run, Step, Stop};

@@ -20,6 +20,7 @@ pub use crate::lifecycle::reply::{
     AttemptError, AttemptFn, Cancel, Completed, RequestError, RequestResult,
 };
 use crate::lifecycle::shell::{self, AttemptLoop, RequestCore, Run, Stop};
+use crate::lifecycle::AttemptEnd;
 use crate::provider::ProviderActors;
 use crate::retry::{GiveUp, RequestEnd};
 use crate::spec::RequestSpec;
@@ -105,7 +106,7 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
     ) {
         let (failure, raw) = match outcome {
             Outcome::Done(Ok(value)) => {
-                self.core.end_attempt_after("success", elapsed);
+                self.core.end_attempt_after(AttemptEnd::Success, elapsed);
                 // Reported with the request's end, in `finish`.
                 self.succeeded = lease.map(|l| (l, elapsed));
                 let attempts = self.core.attempts.succeeded();
@@ -119,7 +120,7 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
                 if let Some(l) = lease {
                     l.report(CallOutcome::Neutral);
                 }
-                self.core.end_attempt_after("panicked", elapsed);
+                self.core.end_attempt_after(AttemptEnd::Panicked, elapsed);
                 let message = crate::exec::supervise::panic_message(panic.as_ref());
                 tracing::error!(parent: &self.core.span, %message, "attempt panicked");
                 self.core.attempts.end();
@@ -139,7 +140,7 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
         };
         self.core.note_failure(&failure);
         self.core
-            .end_attempt_after(failure.category.as_str(), elapsed);
+            .end_attempt_after(AttemptEnd::Failed(failure.category), elapsed);
         self.core.actors.report_failure(
             lease,
             &self.core.spec.model,

@@ -18,8 +18,9 @@ use crate::breaker::{CallOutcome, PermitLease, Rejection};
 use crate::exec::in_place::SendContext;
 pub use crate::exec::in_place::{run_later_send, spawn_send};
 use crate::failure::{Category, Failure};
+use crate::lifecycle::AttemptEnd;
 pub use crate::lifecycle::{Attempts, Run, Step, Stop};
-use crate::limit::{AcquireSlot, Signal, SlotLease};
+use crate::limit::{AcquireSlot, SlotLease};
 use crate::provider::ProviderActors;
 use crate::retry::{AttemptAbandoned, Decide, GiveUp, RequestEnd, RequestFinished};
 use crate::spec::RequestSpec;
@@ -100,22 +101,14 @@ impl RequestCore {
     /// Gives the attempt's slot back, with what its end `outcome` says about
     /// capacity: a clean success, a drop (a 429, an overload, a timeout), or
     /// nothing.
-    fn release_slot(&mut self, outcome: &str) {
+    fn release_slot(&mut self, end: AttemptEnd) {
         // What the server did not refuse, it accepted (for adaptive throttling).
-        if let (Some(t), false) = (
-            self.actors.throttle.as_ref(),
-            matches!(outcome, "rate_limited" | "overloaded"),
-        ) {
+        if let (Some(t), true) = (self.actors.throttle.as_ref(), end.accepted()) {
             t.accepted();
         }
         let (ttft, spent_for) = std::mem::take(&mut self.slot_notes);
         if let Some(slot) = self.slot.take() {
-            let signal = match outcome {
-                "success" => Signal::Clean { ttft },
-                "rate_limited" | "overloaded" | "timeout" | "slow_stream" => Signal::Drop,
-                _ => Signal::Ignore,
-            };
-            slot.release(signal, spent_for);
+            slot.release(end.limit_signal(ttft), spent_for);
         }
     }
 
@@ -179,21 +172,22 @@ impl RequestCore {
         };
     }
 
-    /// The attempt in flight ended with `outcome` (`success`, `cancelled`, or the
-    /// failure's category): counted and timed, its span closed with the outcome
-    /// as `error.type` unless it succeeded.
-    pub fn end_attempt(&mut self, outcome: &'static str) {
+    /// The attempt in flight ended as `end` says: counted and timed, its span
+    /// closed with the outcome as `error.type` unless it succeeded, its slot
+    /// and throttle told.
+    pub fn end_attempt(&mut self, end: AttemptEnd) {
         let elapsed = self.attempt_started.elapsed();
-        self.end_attempt_after(outcome, elapsed);
+        self.end_attempt_after(end, elapsed);
     }
 
     /// [`end_attempt`](Self::end_attempt), with the attempt's duration already read.
-    pub(crate) fn end_attempt_after(&mut self, outcome: &'static str, elapsed: Duration) {
-        self.release_slot(outcome);
+    pub(crate) fn end_attempt_after(&mut self, end: AttemptEnd, elapsed: Duration) {
+        self.release_slot(end);
+        let outcome = end.outcome();
         self.actors
             .meters
             .attempt_at(&self.target, outcome, elapsed);
-        if outcome != "success" {
+        if end != AttemptEnd::Success {
             self.attempt_span.record("error.type", outcome);
         }
     }
@@ -472,7 +466,7 @@ pub fn deadline_cut<A: AttemptLoop>(act: &mut A, lease: Option<PermitLease>, ctx
     }
     let core = act.core();
     let step = core.attempts.cut_by_deadline();
-    core.end_attempt(Category::DeadlineExceeded.as_str());
+    core.end_attempt(AttemptEnd::Failed(Category::DeadlineExceeded));
     core.actors.coordinator.do_send(AttemptAbandoned {
         outcome: Category::DeadlineExceeded.as_str(),
     });
@@ -483,7 +477,7 @@ pub fn deadline_cut<A: AttemptLoop>(act: &mut A, lease: Option<PermitLease>, ctx
 /// is counted as abandoned, then the request as cancelled.
 pub fn report_cancelled<A: AttemptLoop>(act: &mut A) {
     if act.core().attempts.cancel() {
-        act.core().end_attempt("cancelled");
+        act.core().end_attempt(AttemptEnd::Cancelled);
         act.core()
             .actors
             .coordinator

@@ -7,6 +7,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use steer_actors::lifecycle::request::RequestError;
 use steer_actors::lifecycle::shell;
+use steer_actors::lifecycle::AttemptEnd;
 use steer_actors::retry::{AttemptAbandoned, GiveUp, RequestEnd};
 use steer_actors::{Category, Failure};
 
@@ -49,7 +50,7 @@ impl StreamActor {
             // The attempt delivered all it could: one successful attempt.
             tracing::debug!(parent: &self.core.span, category = %failure.category, "stream broke after its last allowed token: complete");
             let attempts = self.core.attempts.succeeded();
-            self.core.end_attempt("success");
+            self.core.end_attempt(AttemptEnd::Success);
             if let Some(lease) = self.lease.take() {
                 self.core.actors.report_success(lease, Duration::ZERO);
             }
@@ -60,7 +61,7 @@ impl StreamActor {
             };
         }
         self.core.note_failure(&failure);
-        self.core.end_attempt(failure.category.as_str());
+        self.core.end_attempt(AttemptEnd::Failed(failure.category));
         self.core.actors.report_failure(
             self.lease.take(),
             &self.core.spec.model,
@@ -99,7 +100,7 @@ impl StreamActor {
     /// original request is sent again (a fresh reply to the conversation, tool
     /// calls and all, rather than one to the continuation).
     pub(super) fn diverged(&mut self, ctx: &mut Context<Self>) {
-        self.core.end_attempt("diverged");
+        self.core.end_attempt(AttemptEnd::Diverged);
         if let Some(lease) = self.lease.take() {
             self.core.actors.report_success(lease, Duration::ZERO);
         }

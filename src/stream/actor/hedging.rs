@@ -16,6 +16,7 @@ use actix::prelude::*;
 use futures::channel::mpsc;
 use steer_actors::breaker::PermitLease;
 use steer_actors::lifecycle::shell;
+use steer_actors::lifecycle::AttemptEnd;
 use steer_actors::retry::{AttemptAbandoned, RequestEnd, SpendHedge};
 use steer_actors::{Category, Failure, ProviderActors};
 
@@ -327,7 +328,7 @@ impl StreamActor {
                 // The leg that led is cancelled at its target.
                 count(self, "cancelled");
                 self.lease = None;
-                self.core.end_attempt("cancelled");
+                self.core.end_attempt(AttemptEnd::Cancelled);
                 self.core
                     .actors
                     .coordinator
@@ -350,7 +351,7 @@ impl StreamActor {
                 // The leader's failure is its target's: reported there.
                 let failure = self.race_failure(&failed);
                 self.core.note_failure(&failure);
-                self.core.end_attempt(failure.category.as_str());
+                self.core.end_attempt(AttemptEnd::Failed(failure.category));
                 let lease = self.lease.take();
                 let (model, pause) = (&self.core.spec.model, self.core.spec.use_breaker);
                 self.core
