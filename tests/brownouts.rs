@@ -145,6 +145,17 @@ async fn a_group_ejects_its_failing_target_never_more_than_its_share_and_takes_i
     assert_eq!(out.len(), 1, "{out:?}");
     assert_eq!(out[0].0, bad1);
     assert!(out[0].1 <= Duration::from_millis(500));
+    // The status (`/reliability`) shows it too.
+    let status = client.metrics().await.unwrap();
+    let ejected: Vec<&str> = status.groups[0]
+        .ejected
+        .iter()
+        .map(|e| e.target.as_str())
+        .collect();
+    assert_eq!(
+        (status.groups[0].group.as_str(), ejected),
+        ("fast", vec![targets[0].as_str()])
+    );
     let reply = within(client.generate(ask())).await.unwrap();
     let tried: Vec<&str> = reply.route.iter().map(|s| s.target.as_str()).collect();
     assert_eq!(tried, [&targets[1], &targets[2]], "bad1 skipped");

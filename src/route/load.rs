@@ -23,10 +23,46 @@ pub(crate) struct TargetLoad {
     /// Until when (milliseconds after `epoch`) its rate limit is nearly spent.
     spent_until_ms: AtomicU64,
     epoch: tokio::time::Instant,
-    /// Its last latency samples in milliseconds (0: none yet), a ring: the
-    /// bounded sketch a hedge's percentile delay reads.
-    recent: [AtomicU64; RECENT],
+    /// Its last latencies, the bounded sketch a request hedge's percentile
+    /// delay reads.
+    recent: Samples,
+    /// Its streams' last times to first content, a stream hedge's.
+    first_tokens: Samples,
+}
+
+/// The last [`RECENT`] samples in milliseconds (0: none yet), a ring of
+/// atomics.
+#[derive(Debug)]
+struct Samples {
+    ring: [AtomicU64; RECENT],
     next: AtomicU64,
+}
+
+impl Default for Samples {
+    fn default() -> Self {
+        Samples {
+            ring: std::array::from_fn(|_| AtomicU64::new(0)),
+            next: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Samples {
+    fn push(&self, d: Duration) {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % RECENT as u64;
+        let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1);
+        if let Some(slot) = usize::try_from(i).ok().and_then(|i| self.ring.get(i)) {
+            slot.store(ms, Ordering::Relaxed);
+        }
+    }
+
+    fn all(&self) -> Vec<u64> {
+        self.ring
+            .iter()
+            .map(|s| s.load(Ordering::Relaxed))
+            .filter(|ms| *ms > 0)
+            .collect()
+    }
 }
 
 /// Latency samples a target keeps for hedge delays.
@@ -39,8 +75,8 @@ impl Default for TargetLoad {
             ewma_micros: AtomicU64::new(0),
             spent_until_ms: AtomicU64::new(0),
             epoch: tokio::time::Instant::now(),
-            recent: std::array::from_fn(|_| AtomicU64::new(0)),
-            next: AtomicU64::new(0),
+            recent: Samples::default(),
+            first_tokens: Samples::default(),
         }
     }
 }
@@ -76,22 +112,23 @@ impl TargetLoad {
 
     /// Its recent latencies in milliseconds (at most 64, oldest gone first).
     pub fn recent_ms(&self) -> Vec<u64> {
-        self.recent
-            .iter()
-            .map(|s| s.load(Ordering::Relaxed))
-            .filter(|ms| *ms > 0)
-            .collect()
+        self.recent.all()
+    }
+
+    /// Its streams' recent times to first content in milliseconds (at most
+    /// 64): what a stream hedge's percentile delay reads.
+    pub fn first_tokens_ms(&self) -> Vec<u64> {
+        self.first_tokens.all()
+    }
+
+    /// A stream's first content came `ttft` after it started.
+    pub fn record_first_token(&self, ttft: Duration) {
+        self.first_tokens.push(ttft);
     }
 
     /// Folds one answer's latency into the average and the recent samples.
     pub fn record(&self, latency: Duration) {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % RECENT as u64;
-        let ms = u64::try_from(latency.as_millis())
-            .unwrap_or(u64::MAX)
-            .max(1);
-        if let Some(slot) = usize::try_from(i).ok().and_then(|i| self.recent.get(i)) {
-            slot.store(ms, Ordering::Relaxed);
-        }
+        self.recent.push(latency);
         let sample = u64::try_from(latency.as_micros())
             .unwrap_or(u64::MAX)
             .max(1);
@@ -148,6 +185,32 @@ impl Drop for InFlight {
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    #[test]
+    fn answers_and_first_tokens_are_kept_apart_the_last_64_of_each() {
+        let load = TargetLoad::default();
+        for ms in 1..=100u64 {
+            load.record(Duration::from_millis(ms));
+        }
+        load.record_first_token(Duration::from_millis(7));
+        let recent = load.recent_ms();
+        assert_eq!(recent.len(), 64);
+        assert_eq!(
+            (recent.iter().min(), recent.iter().max()),
+            (Some(&37), Some(&100))
+        );
+        assert_eq!(
+            load.first_tokens_ms(),
+            [7],
+            "a stream's first token, not its answer"
+        );
+        load.record_first_token(Duration::ZERO);
+        assert_eq!(
+            load.first_tokens_ms(),
+            [7, 1],
+            "a zero sample counts as 1 ms"
+        );
+    }
 
     #[test]
     fn a_trickling_stream_reads_slow_and_a_failure_reads_twice_as_slow() {

@@ -37,11 +37,32 @@ pub use steer_actors::breaker::{
 pub use steer_actors::partials::PartialResponse;
 pub use steer_actors::telemetry::meters::Meters;
 
-/// A serialisable snapshot of every provider's breaker and counters.
+/// A serialisable snapshot of every provider's breaker and counters, and of
+/// every group's ejected targets.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct MetricsSnapshot {
     /// One report per provider, sorted by name.
     pub providers: Vec<steer_actors::ProviderReport>,
+    /// One report per group, sorted by name.
+    pub groups: Vec<GroupReport>,
+}
+
+/// Where a group stands: the targets it has ejected as outliers.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct GroupReport {
+    /// The group's name.
+    pub group: String,
+    /// Each target out of its rotation, and for how long yet.
+    pub ejected: Vec<EjectedTarget>,
+}
+
+/// A target a group has ejected.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct EjectedTarget {
+    /// The target, `deployment/model`.
+    pub target: String,
+    /// Until it is back, in milliseconds.
+    pub back_in_ms: u64,
 }
 
 impl MetricsSnapshot {

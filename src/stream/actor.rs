@@ -178,6 +178,11 @@ impl StreamActor {
                         }
                     }
                 }
+                // A hedged stream's next delays read its first tokens.
+                if let (Some(h), Some(ttft)) = (&self.hedge, self.machine.delivery().first_content)
+                {
+                    h.note_first_token(&self.original.model, ttft);
+                }
                 self.cancel_abandoned();
                 let attempts = self.core.attempts.succeeded();
                 // A first attempt's first token is the deployment's TTFT.

@@ -101,7 +101,8 @@ impl Client {
         }
     }
 
-    /// Every provider's breaker status and counters.
+    /// Every provider's breaker status and counters, and every group's
+    /// ejected targets.
     pub async fn metrics(&self) -> Result<MetricsSnapshot, Error> {
         let mut providers = Vec::new();
         for (name, h) in &self.inner.handles {
@@ -123,7 +124,23 @@ impl Client {
                 metrics,
             });
         }
-        Ok(MetricsSnapshot { providers })
+        let groups = self
+            .inner
+            .groups
+            .keys()
+            .map(|group| crate::runtime::GroupReport {
+                group: group.clone(),
+                ejected: self
+                    .ejected(group)
+                    .into_iter()
+                    .map(|(target, left)| crate::runtime::EjectedTarget {
+                        target: target.to_string(),
+                        back_in_ms: u64::try_from(left.as_millis()).unwrap_or(u64::MAX),
+                    })
+                    .collect(),
+            })
+            .collect();
+        Ok(MetricsSnapshot { providers, groups })
     }
 }
 

@@ -42,6 +42,14 @@ pub(crate) struct StreamHedge {
 }
 
 impl StreamHedge {
+    /// The stream's first content at `target` came `ttft` after it started:
+    /// the sample a percentile delay reads.
+    pub(crate) fn note_first_token(&self, target: &ModelId, ttft: std::time::Duration) {
+        if let Some(load) = self.targets.load(target) {
+            load.record_first_token(ttft);
+        }
+    }
+
     /// A stream hedged as `settings` say, within `scope`'s cap.
     pub(crate) fn new(settings: Hedge, targets: Targets, scope: String) -> Self {
         StreamHedge {
@@ -97,7 +105,7 @@ impl StreamActor {
         let recent = hedge
             .targets
             .load(&self.original.model)
-            .map(|l| l.recent_ms())
+            .map(|l| l.first_tokens_ms())
             .unwrap_or_default();
         let delay = hedge.settings.delay_for(&recent);
         let (legs, receiver) = mpsc::unbounded();
@@ -261,7 +269,7 @@ impl StreamActor {
         let recent = hedge
             .targets
             .load(&self.original.model)
-            .map(|l| l.recent_ms())
+            .map(|l| l.first_tokens_ms())
             .unwrap_or_default();
         let delay = hedge.settings.delay_for(&recent);
         race.timer = Some(shell::run_later_send(ctx, delay, |act: &mut Self, ctx| {
