@@ -341,6 +341,9 @@ pub struct AdaptiveLimitConfig {
     /// How long a call waits for a slot at most (`"5s"`).
     #[serde(default, deserialize_with = "duration")]
     pub queue_timeout: Option<Duration>,
+    /// A limit per model rather than one per deployment.
+    #[serde(default)]
+    pub per_model: bool,
 }
 
 impl AdaptiveLimitConfig {
@@ -355,6 +358,7 @@ impl AdaptiveLimitConfig {
             tolerance: self.tolerance.unwrap_or(d.tolerance),
             max_queue: self.max_queue.unwrap_or(d.max_queue),
             queue_timeout: self.queue_timeout.unwrap_or(d.queue_timeout),
+            per_model: self.per_model,
         }
     }
 }

@@ -913,3 +913,36 @@ async fn adaptive_throttling_sheds_calls_while_the_server_rejects_them_and_lets_
         .unwrap_err();
     assert!(wrong.to_string().contains("adaptive_throttle"), "{wrong}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_limit_per_model_falls_for_the_model_that_is_refused_alone() {
+    let mock = MockServer::builder().start_background().unwrap();
+    let client = quick_builder(mock.providers().unwrap(), 1)
+        .adaptive_limit(LimitConfig {
+            per_model: true,
+            ..LimitConfig::default()
+        })
+        .build()
+        .unwrap();
+    let to = |model: &str| {
+        ChatRequest::new(&format!("openai/{model}"))
+            .unwrap()
+            .user("hi")
+    };
+    // One model's calls get 429s (with capacity left: the call's own), the
+    // other's answer.
+    for _ in 0..3 {
+        mock.push_faults([FaultPlan::error("rate_limit").capacity_left()]);
+        assert!(client.generate(to("gpt-4o-mini")).await.is_err());
+        client.generate(to("gpt-4o")).await.unwrap();
+    }
+    let limit = |name: &'static str| {
+        let client = client.clone();
+        async move { client.limit_status(name).await.unwrap().unwrap().limit }
+    };
+    assert!(
+        limit("openai/gpt-4o-mini").await < 20,
+        "the refused model's limit fell"
+    );
+    assert_eq!(limit("openai/gpt-4o").await, 20, "the other's did not");
+}

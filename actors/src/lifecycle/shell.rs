@@ -278,7 +278,12 @@ fn ask_permit<A: AttemptLoop>(act: &mut A, ctx: &mut Context<A>) {
         let step = core.attempts.rejected(Rejection::Throttled, now);
         return execute(act, step, ctx);
     }
-    let Some(limiter) = core.actors.limiter.as_ref().filter(|_| core.slot.is_none()) else {
+    let limiter = core
+        .actors
+        .limiters
+        .as_ref()
+        .filter(|_| core.slot.is_none());
+    let Some(limiter) = limiter.map(|l| l.for_model(&core.spec.model)) else {
         return ask_breaker(act, ctx);
     };
     let (answer, slot) = tokio::sync::oneshot::channel();

@@ -43,6 +43,9 @@ pub struct LimitConfig {
     pub max_queue: u32,
     /// How long a call waits for a slot at most (default 5 s).
     pub queue_timeout: Duration,
+    /// A limit per model of the deployment rather than one for it all
+    /// (default off; at most 64 models have their own, the rest share one).
+    pub per_model: bool,
 }
 
 impl Default for LimitConfig {
@@ -55,6 +58,7 @@ impl Default for LimitConfig {
             tolerance: 2.0,
             max_queue: 100,
             queue_timeout: Duration::from_secs(5),
+            per_model: false,
         }
     }
 }

@@ -8,10 +8,12 @@
 pub mod actor;
 pub mod adaptive;
 pub mod bulkhead;
+pub mod per_model;
 pub mod throttle;
 pub mod window;
 
 pub use actor::{AcquireSlot, ConcurrencyLimiter, GetLimit, LimitStatus, SlotLease};
 pub use adaptive::{AdaptiveLimit, LimitConfig, Signal};
 pub use bulkhead::{Admission, Bulkhead, LimitRejection};
+pub use per_model::Limiters;
 pub use throttle::{AdaptiveThrottle, AdaptiveThrottleConfig};

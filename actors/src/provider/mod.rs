@@ -34,8 +34,8 @@ pub struct ProviderActors {
     pub breaker: BreakerRef,
     /// The retry coordinator.
     pub coordinator: Addr<RetryCoordinator>,
-    /// The concurrency limiter, when the deployment's concurrency adapts.
-    pub limiter: Option<Addr<crate::limit::ConcurrencyLimiter>>,
+    /// The concurrency limiters, when the deployment's concurrency adapts.
+    pub limiters: Option<crate::limit::Limiters>,
     /// Client-side adaptive throttling (the SRE book's), when it is on.
     pub throttle: Option<crate::limit::AdaptiveThrottle>,
     /// The client's metric families, which its requests record into.
@@ -90,11 +90,7 @@ impl ProviderActors {
             breaker: BreakerRef::start(breaker.with_meters(meters.clone()), arbiter),
             // Supervised: restarted at the same address if a handler fails.
             coordinator: actix::Supervisor::start_in_arbiter(arbiter, move |_| coordinator),
-            limiter: limit.map(|l| {
-                actix::Supervisor::start_in_arbiter(arbiter, move |_| {
-                    crate::limit::ConcurrencyLimiter::new(l)
-                })
-            }),
+            limiters: limit.map(|l| crate::limit::Limiters::start(arbiter, l)),
             throttle: throttle.map(crate::limit::AdaptiveThrottle::new),
             meters,
             relays: RwLock::new(Vec::new()),

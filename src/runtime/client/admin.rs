@@ -31,13 +31,18 @@ impl Client {
 
     /// Where deployment `provider`'s adaptive concurrency limit stands (its
     /// limit now, calls running, calls waiting); `None` when it has none.
+    /// With a limit per model, `"provider/model"` names a model's (a model
+    /// not called yet shows the limit the models past the bound share).
     pub async fn limit_status(
         &self,
         provider: &str,
     ) -> Result<Option<steer_actors::limit::LimitStatus>, Error> {
-        let Some(limiter) = self.handle(provider)?.actors.limiter.clone() else {
+        // `provider`, or `provider/model` for a model's own limit.
+        let (name, model) = provider.split_once('/').unwrap_or((provider, ""));
+        let Some(limiters) = self.handle(name)?.actors.limiters.as_ref() else {
             return Ok(None);
         };
+        let limiter = limiters.current(model);
         limiter
             .send(steer_actors::limit::GetLimit)
             .await
