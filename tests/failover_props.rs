@@ -652,6 +652,8 @@ enum Before {
     Reset,
     ErrorEvent,
     ErrorStatus,
+    /// A 2xx whose first event is not JSON.
+    Malformed,
 }
 
 impl Before {
@@ -663,6 +665,7 @@ impl Before {
             Before::Reset => FaultPlan::reset(0),
             Before::ErrorEvent => FaultPlan::stream_error("server_error", 0),
             Before::ErrorStatus => FaultPlan::error("server_error"),
+            Before::Malformed => "malformed_json?after=0".parse().expect("a fault plan"),
         };
         plan.with_first_token(Duration::from_millis(ms))
     }
@@ -674,6 +677,7 @@ fn before() -> impl Strategy<Value = Before> {
         1 => Just(Before::Reset),
         1 => Just(Before::ErrorEvent),
         1 => Just(Before::ErrorStatus),
+        1 => Just(Before::Malformed),
     ]
 }
 
@@ -681,7 +685,8 @@ fn before() -> impl Strategy<Value = Before> {
 /// three wire formats and a prefill-rejecting model), `max_tokens`, stop
 /// sequence, tools and server behaviour, with each leg's first token late by
 /// any amount around the hedge delay and each leg failing before its content
-/// or not, the consumer sees one `Start`, the reply of the target the route
+/// or not (a reset, an error event, an error status, a 2xx that is not the
+/// wire format), the consumer sees one `Start`, the reply of the target the route
 /// says answered, whole, and no seam; it fails only when both legs fail.
 #[test]
 fn a_hedged_stream_shows_one_attempt_only() {
