@@ -88,13 +88,22 @@ mod tests {
         };
         let limiters = Limiters::start(&arbiter, per_model);
         let a = limiters.for_model("a");
-        assert!(a == limiters.for_model("a"), "the same model, the same limiter");
+        assert!(
+            a == limiters.for_model("a"),
+            "the same model, the same limiter"
+        );
         assert!(a != limiters.for_model("b"));
-        assert!(limiters.current("unseen") == limiters.shared, "a status starts none");
+        assert!(
+            limiters.current("unseen") == limiters.shared,
+            "a status starts none"
+        );
         for n in 0..MAX_MODELS * 2 {
             let _ = limiters.for_model(&format!("m{n}"));
         }
-        assert!(limiters.for_model("one more") == limiters.shared, "past the bound");
+        assert!(
+            limiters.for_model("one more") == limiters.shared,
+            "past the bound"
+        );
         // One for the deployment when the limit is not per model.
         let one = Limiters::start(&arbiter, LimitConfig::default());
         assert!(one.for_model("a") == one.for_model("b"));

@@ -308,18 +308,10 @@ impl Client {
             .handles
             .get(req.model.provider())
             .and_then(|h| h.hedge);
-        let Some(hedge) = options.hedge.or(deployment) else {
-            return Ok(None);
-        };
-        if options.side_effects || req.tools.iter().any(|t| t.side_effects) {
-            return Ok(None);
-        }
-        hedge
-            .validate()
-            .map_err(|e| ConfigError::setting("hedge", e))?;
-        Ok(Some(Hedge {
+        let hedge = Self::hedge_of(req, options, deployment)?;
+        Ok(hedge.map(|h| Hedge {
             same_target: true,
-            ..hedge
+            ..h
         }))
     }
 
@@ -344,6 +336,16 @@ impl Client {
         let route = RouteActor::new(route, targets, leg, req, options, deadline, tx)
             .hedged(hedge)
             .alone();
+        self.run_route(route, rx).await
+    }
+
+    /// Starts `route` and waits for its reply on `rx`; dropping the future
+    /// cancels the route.
+    async fn run_route(
+        &self,
+        route: RouteActor,
+        rx: oneshot::Receiver<Result<ChatResponse, Error>>,
+    ) -> Result<ChatResponse, Error> {
         let addr = self.start(route);
         let mut guard = CancelOnDrop(Some(addr));
         let reply = rx.await;
@@ -353,6 +355,26 @@ impl Client {
                 "the route actor stopped without a reply".into(),
             ))
         })
+    }
+
+    /// How a request is hedged: its own setting, else `fallback` (its group's
+    /// or deployment's), checked; never one with side effects (a tool marked
+    /// so, or the request).
+    fn hedge_of(
+        req: &ChatRequest,
+        options: &GenerateOptions,
+        fallback: Option<Hedge>,
+    ) -> Result<Option<Hedge>, Error> {
+        if options.side_effects || req.tools.iter().any(|t| t.side_effects) {
+            return Ok(None);
+        }
+        let Some(hedge) = options.hedge.or(fallback) else {
+            return Ok(None);
+        };
+        hedge
+            .validate()
+            .map_err(|e| ConfigError::setting("hedge", e))?;
+        Ok(Some(hedge))
     }
 
     /// A request to `group/<name>`: a route actor carries it through the group's
@@ -365,11 +387,7 @@ impl Client {
         let name = req.model.model().to_string();
         let group = self.group(&name)?;
         let deadline = options.deadline.or(self.inner.deadline);
-        let side_effects = options.side_effects || req.tools.iter().any(|t| t.side_effects);
-        let hedge = options.hedge.or(group.hedge).filter(|_| !side_effects);
-        if let Some(h) = &hedge {
-            h.validate().map_err(|e| ConfigError::setting("hedge", e))?;
-        }
+        let hedge = Self::hedge_of(&req, &options, group.hedge)?;
         self.inner.targets.count_request(&name);
         let (tx, rx) = oneshot::channel();
         let client = self.clone();
@@ -384,15 +402,7 @@ impl Client {
         if self.inner.handles.is_empty() {
             return Err(Error::Config(ConfigError::NoProvider));
         }
-        let addr = self.start(route);
-        let mut guard = CancelOnDrop(Some(addr));
-        let reply = rx.await;
-        guard.0 = None;
-        reply.unwrap_or_else(|_| {
-            Err(Error::Internal(
-                "the route actor stopped without a reply".into(),
-            ))
-        })
+        self.run_route(route, rx).await
     }
 
     /// Streams a request: retried before content like [`Client::generate`], resumed
@@ -453,11 +463,7 @@ impl Client {
         // is a server's wait while another target could answer now.
         options.skip_pauses = true;
         options.wait_elsewhere = route.wait_elsewhere(|g, tried| targets.pick_now(&name, g, tried));
-        let side_effects = options.side_effects || req.tools.iter().any(|t| t.side_effects);
-        let hedge = options.hedge.or(group_hedge).filter(|_| !side_effects);
-        if let Some(h) = &hedge {
-            h.validate().map_err(|e| ConfigError::setting("hedge", e))?;
-        }
+        let hedge = Self::hedge_of(&req, &options, group_hedge)?;
         let route = Box::new(StreamRoute {
             route,
             targets,

@@ -349,13 +349,9 @@ impl StreamActor {
                 self.take_lead(winner);
             }
             RaceNews::Took { number, failed } => {
-                let Some(race) = self.hedge.as_mut().and_then(|h| h.race.as_mut()) else {
+                let Some(next) = self.take_sent(number) else {
                     return;
                 };
-                let Some(i) = race.sent.iter().position(|s| s.number == number) else {
-                    return;
-                };
-                let next = race.sent.remove(i);
                 // The leader's failure is its target's: reported there.
                 let failure = self.race_failure(&failed);
                 self.core.note_failure(&failure);
@@ -380,13 +376,9 @@ impl StreamActor {
                 self.take_lead(next);
             }
             RaceNews::Lost { number, failed } => {
-                let Some(race) = self.hedge.as_mut().and_then(|h| h.race.as_mut()) else {
+                let Some(lost) = self.take_sent(number) else {
                     return;
                 };
-                let Some(i) = race.sent.iter().position(|s| s.number == number) else {
-                    return;
-                };
-                let lost = race.sent.remove(i);
                 let mut failure = self.race_failure(&failed);
                 failure.provider = lost.provider.name().to_string();
                 let model: Arc<str> = Arc::from(lost.target.model());
@@ -400,6 +392,13 @@ impl StreamActor {
                 }
             }
         }
+    }
+
+    /// The hedge numbered `number` of the race running, taken out of it.
+    fn take_sent(&mut self, number: u32) -> Option<Sent> {
+        let race = self.hedge.as_mut()?.race.as_mut()?;
+        let i = race.sent.iter().position(|s| s.number == number)?;
+        Some(race.sent.remove(i))
     }
 
     /// A leg's failure before its content, as its target's breaker hears it.
