@@ -8,7 +8,8 @@
 //! Requests: the browned-out target answers 5% of calls 20 times slower
 //! (1 s against 50 ms) and 20% with a call's own 429 asking for a 1 s wait
 //! (issue 28's plan); `STEER_BENCH_REQUESTS` (default 1000) at 32 concurrent,
-//! a 5 s deadline. Streams: one target trickles after a fast first token (a
+//! a 5 s deadline. Streams (a third scenario: 5% of one target's streams with
+//! their first content 1 s late, what a stream hedge takes): one target trickles after a fast first token (a
 //! chunk every 200 ms), `STEER_BENCH_STREAMS` (default 200) at 32 concurrent.
 
 use std::time::{Duration, Instant};
@@ -42,6 +43,21 @@ fn deployment(name: &str, mock: &MockServer) -> OpenAiCompatible {
         .api_key("sk-bench")
         .build()
         .expect("a deployment")
+}
+
+/// `n` streams' plans, seeded: 5% with their first content 1 s late (after
+/// their headers and role chunk), the rest 50 ms a reply.
+fn slow_first_tokens(n: usize) -> Vec<FaultPlan> {
+    let mut rng = fastrand::Rng::with_seed(29);
+    (0..n)
+        .map(|_| {
+            let plan = FaultPlan::normal().with_latency(Duration::from_millis(50));
+            match rng.u32(0..100) {
+                0..5 => plan.with_first_token(Duration::from_millis(1000)),
+                _ => plan,
+            }
+        })
+        .collect()
 }
 
 /// The brownout's plan for `n` calls, seeded: 5% slow, 20% a call's 429.
@@ -224,6 +240,25 @@ fn main() {
                 (Features::On, "trickling, features on"),
             ] {
                 let o = run(&brown, &healthy, group(s), features, streams, true).await;
+                line(label, name, &o, healthy_run.p99);
+            }
+        }
+    });
+    println!(
+        "streams: {streams} at {CONCURRENCY} concurrent, deadline {DEADLINE:?}; one target: 5% of streams' first content 1 s late"
+    );
+    runtime.block_on(async {
+        for (s, name) in SELECTIONS {
+            brown.set_default_fault(Some(normal.clone()));
+            let healthy_run = run(&brown, &healthy, group(s), Features::Off, streams, true).await;
+            line("healthy", name, &healthy_run, healthy_run.p99);
+            for (features, label) in [
+                (Features::Off, "slow first token, off"),
+                (Features::On, "slow first token, on"),
+            ] {
+                brown.push_faults(slow_first_tokens(streams * 4));
+                let o = run(&brown, &healthy, group(s), features, streams, true).await;
+                brown.clear_faults();
                 line(label, name, &o, healthy_run.p99);
             }
         }
