@@ -335,7 +335,7 @@ async fn the_latency_selection_settles_on_the_faster_deployment() {
     }
     // Each is heard from once (a target with no latency yet goes first), then the
     // quicker one gets the traffic, but for a probe now and then (one pick in
-    // twenty, half of them to the slow one).
+    // fifty, half of them to the slow one).
     assert!(answered[..2].contains(&"slow".to_string()), "{answered:?}");
     let quick = answered[2..].iter().filter(|p| *p == "quick").count();
     assert!(quick >= 7, "{answered:?}");

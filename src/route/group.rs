@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::model::{ModelId, RouteStep};
 
 /// The share of [`Selection::Latency`]'s picks that probe a random target.
-pub const LATENCY_PROBE_SHARE: f64 = 0.05;
+pub const LATENCY_PROBE_SHARE: f64 = 0.02;
 
 /// The provider name that means "a group": `group/fast` names the group `fast`.
 pub const GROUP_PROVIDER: &str = "group";
