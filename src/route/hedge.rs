@@ -99,6 +99,56 @@ impl Hedge {
     }
 }
 
+/// One request's hedging, as a plain machine: the hedges it may still send,
+/// when the next goes, and whether one may go now. The route actor and the
+/// stream actor each own one and run its timer.
+///
+/// ```
+/// use std::time::Duration;
+/// use steer_llm::route::hedge::{Hedge, Hedging};
+/// let mut h = Hedging::new(Hedge::after(Duration::from_millis(300)));
+/// assert_eq!(h.next_delay(&[]), Some(Duration::from_millis(300)));
+/// assert!(!h.take(|| false), "the cap refused: none taken");
+/// assert!(h.take(|| true));
+/// assert_eq!(h.next_delay(&[]), None, "one hedge by default, sent");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hedging {
+    settings: Hedge,
+    left: u32,
+}
+
+impl Hedging {
+    /// A request hedged as `settings` say, that has sent none.
+    pub fn new(settings: Hedge) -> Self {
+        Hedging {
+            settings,
+            left: settings.max_hedges,
+        }
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> Hedge {
+        self.settings
+    }
+
+    /// The wait before the next hedge, if the request may still send one;
+    /// `recent` are its target's samples (for a percentile delay).
+    pub fn next_delay(&self, recent: &[u64]) -> Option<Duration> {
+        (self.left > 0).then(|| self.settings.delay_for(recent))
+    }
+
+    /// A hedge is due: takes one if any is left and `cap` (asked only then)
+    /// allows it.
+    pub fn take(&mut self, cap: impl FnOnce() -> bool) -> bool {
+        if self.left == 0 || !cap() {
+            return false;
+        }
+        self.left = self.left.saturating_sub(1);
+        true
+    }
+}
+
 /// Samples a percentile needs.
 const MIN_SAMPLES: usize = 20;
 
@@ -175,6 +225,32 @@ mod tests {
         ] {
             assert!(wrong.validate().is_err(), "{wrong:?}");
         }
+    }
+
+    #[test]
+    fn a_request_sends_its_hedges_one_at_a_time_and_no_more() {
+        let mut h = Hedging::new(Hedge {
+            max_hedges: 2,
+            ..Hedge::at_percentile(50, Duration::from_millis(900))
+        });
+        let samples: Vec<u64> = (1..=40).collect();
+        assert_eq!(h.next_delay(&samples), Some(Duration::from_millis(20)));
+        assert_eq!(h.next_delay(&[]), Some(Duration::from_millis(900)));
+        let mut asked = 0;
+        assert!(h.take(|| {
+            asked += 1;
+            true
+        }));
+        assert!(h.take(|| true));
+        assert!(!h.take(|| {
+            asked += 1;
+            true
+        }));
+        assert_eq!(
+            (asked, h.next_delay(&samples)),
+            (1, None),
+            "the cap is not asked past the last"
+        );
     }
 
     #[tokio::test(start_paused = true)]

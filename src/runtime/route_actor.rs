@@ -15,7 +15,7 @@ use super::options::GenerateOptions;
 use crate::error::Error;
 use crate::model::{ChatRequest, ChatResponse, ModelId};
 use crate::route::failure_sample;
-use crate::route::hedge::Hedge;
+use crate::route::hedge::{Hedge, Hedging};
 use crate::route::outliers::counts_against;
 use crate::route::{Next, Route, Targets, Verdict};
 
@@ -56,7 +56,7 @@ pub(crate) struct RouteActor {
     /// The group request's span: each leg's request span is its child.
     span: tracing::Span,
     /// How the request is hedged, if it is, and the hedges it may still send.
-    hedge: Option<(Hedge, u32)>,
+    hedge: Option<Hedging>,
     /// The legs running (cancelled when another wins).
     legs: Vec<RunningLeg>,
     next_leg: u32,
@@ -113,7 +113,7 @@ impl RouteActor {
 
     /// Hedges the request with `hedge` (checked by the caller).
     pub(crate) fn hedged(mut self, hedge: Hedge) -> Self {
-        self.hedge = Some((hedge, hedge.max_hedges));
+        self.hedge = Some(Hedging::new(hedge));
         self
     }
 
@@ -123,21 +123,17 @@ impl RouteActor {
         if let Some(t) = self.hedge_timer.take() {
             ctx.cancel_future(t);
         }
-        let Some((hedge, left)) = self.hedge else {
+        let (Some(hedging), Some(current)) = (self.hedge, self.route.current()) else {
             return;
         };
-        let Some(current) = self.route.current() else {
-            return;
-        };
-        if left == 0 {
-            return;
-        }
         let recent = self
             .targets
             .load(current)
             .map(|l| l.recent_ms())
             .unwrap_or_default();
-        let delay = hedge.delay_for(&recent);
+        let Some(delay) = hedging.next_delay(&recent) else {
+            return;
+        };
         self.hedge_timer = Some(ctx.run_later(delay, |act, ctx| {
             act.hedge_timer = None;
             act.send_hedge(ctx);
@@ -147,14 +143,13 @@ impl RouteActor {
     /// The delay passed without a reply: a hedge goes, if the group's cap
     /// allows one and a target can take it.
     fn send_hedge(&mut self, ctx: &mut Context<Self>) {
-        let Some((hedge, left)) = self.hedge.as_mut() else {
+        let Some(hedging) = self.hedge.as_mut().filter(|_| !self.legs.is_empty()) else {
             return;
         };
-        let (hedge, name) = (*hedge, self.route.name().to_string());
-        if self.legs.is_empty() || *left == 0 || !self.targets.try_hedge(&name, hedge) {
+        let (hedge, name) = (hedging.settings(), self.route.name().to_string());
+        if !hedging.take(|| self.targets.try_hedge(&name, hedge)) {
             return;
         }
-        *left = left.saturating_sub(1);
         let targets = &self.targets;
         let Some(target) = self.route.hedge(
             |g, tried| targets.pick_now(&name, g, tried),

@@ -24,16 +24,15 @@ use super::StreamActor;
 use crate::classify::classify;
 use crate::model::ModelId;
 use crate::provider::Provider;
-use crate::route::hedge::Hedge;
+use crate::route::hedge::{Hedge, Hedging};
 use crate::route::Targets;
 use crate::stream::race::{HedgeLeg, RaceNews, RacePlan};
 use crate::stream::reader::Outcome;
 
 /// How a stream is hedged, and the race of its attempt in flight.
 pub(crate) struct StreamHedge {
-    settings: Hedge,
-    /// Hedges the stream may still send.
-    left: u32,
+    /// The hedges it may still send, and when.
+    hedging: Hedging,
     /// Its caps, loads and meters, and the scope they are kept under (its
     /// group, or its deployment).
     targets: Targets,
@@ -53,8 +52,7 @@ impl StreamHedge {
     /// A stream hedged as `settings` say, within `scope`'s cap.
     pub(crate) fn new(settings: Hedge, targets: Targets, scope: String) -> Self {
         StreamHedge {
-            settings,
-            left: settings.max_hedges,
+            hedging: Hedging::new(settings),
             targets,
             scope,
             race: None,
@@ -99,7 +97,7 @@ impl StreamActor {
         ctx: &mut Context<Self>,
     ) -> Option<RacePlan> {
         let hedge = self.hedge.as_mut()?;
-        if delivered_anything || hedge.left == 0 || self.original.background {
+        if delivered_anything || self.original.background {
             return None;
         }
         let recent = hedge
@@ -107,7 +105,7 @@ impl StreamActor {
             .load(&self.original.model)
             .map(|l| l.first_tokens_ms())
             .unwrap_or_default();
-        let delay = hedge.settings.delay_for(&recent);
+        let delay = hedge.hedging.next_delay(&recent)?;
         let (legs, receiver) = mpsc::unbounded();
         let decided = Arc::new(AtomicBool::new(false));
         let timer = shell::run_later_send(ctx, delay, |act: &mut Self, ctx| act.send_hedge(ctx));
@@ -132,18 +130,18 @@ impl StreamActor {
         let Some(hedge) = self.hedge.as_mut() else {
             return;
         };
-        let settings = hedge.settings;
+        let settings = hedge.hedging.settings();
         let Some(race) = hedge.race.as_mut() else {
             return;
         };
         race.timer = None;
-        if race.decided.load(Ordering::Relaxed) || hedge.left == 0 {
+        if race.decided.load(Ordering::Relaxed) {
             return;
         }
-        if !hedge.targets.try_hedge(&hedge.scope, settings) {
+        let (targets, scope) = (&hedge.targets, &hedge.scope);
+        if !hedge.hedging.take(|| targets.try_hedge(scope, settings)) {
             return;
         }
-        hedge.left = hedge.left.saturating_sub(1);
         let (target, provider, actors) = match self.route.as_deref_mut() {
             Some(route) => {
                 let (name, targets) = (route.route.name().to_string(), &route.targets);
@@ -263,15 +261,15 @@ impl StreamActor {
         let Some(hedge) = self.hedge.as_mut() else {
             return;
         };
-        let Some(race) = hedge.race.as_mut().filter(|_| hedge.left > 0) else {
-            return;
-        };
         let recent = hedge
             .targets
             .load(&self.original.model)
             .map(|l| l.first_tokens_ms())
             .unwrap_or_default();
-        let delay = hedge.settings.delay_for(&recent);
+        let (Some(delay), Some(race)) = (hedge.hedging.next_delay(&recent), hedge.race.as_mut())
+        else {
+            return;
+        };
         race.timer = Some(shell::run_later_send(ctx, delay, |act: &mut Self, ctx| {
             act.send_hedge(ctx)
         }));
