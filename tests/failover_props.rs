@@ -204,6 +204,12 @@ fn expected_rest(second: &str, case: &Case, stop: &[String], delivered: &str) ->
 }
 
 fn client(mock: &MockServer, first: &str, second: &str) -> Client {
+    client_with(mock, Group::new([first, second]).unwrap())
+}
+
+/// A client of the mock's providers whose group `pair` is `group`: no retries,
+/// breakers that stay closed, generous timeouts and a rate floor.
+fn client_with(mock: &MockServer, group: Group) -> Client {
     Client::builder()
         .providers(mock.providers().unwrap())
         .retry(RetryPolicy::never())
@@ -225,9 +231,18 @@ fn client(mock: &MockServer, first: &str, second: &str) -> Client {
             200,
             Duration::from_millis(300),
         )))
-        .group("pair", Group::new([first, second]).unwrap())
+        .group("pair", group)
         .build()
         .unwrap()
+}
+
+/// A property runner of `cases` cases, none persisted.
+fn runner(cases: u32) -> TestRunner {
+    TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    })
 }
 
 async fn check(client: &Client, mock: &MockServer, case: &Case, n: u64) -> Result<(), String> {
@@ -447,11 +462,7 @@ fn a_stream_failed_over_midway_holds_every_character_once_for_every_parameter_an
     let runtime = common::two_worker_runtime();
     let mock = common::quiet_mock();
     let clients: RefCell<HashMap<(&str, &str), Client>> = RefCell::default();
-    let mut runner = TestRunner::new(Config {
-        cases: 300,
-        failure_persistence: None,
-        ..Config::default()
-    });
+    let mut runner = runner(300);
     let n = std::sync::atomic::AtomicU64::new(0);
     let result = runner.run(&case(), |case| {
         let n = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -566,11 +577,7 @@ fn hostile() -> impl Strategy<Value = Hostile> {
 fn a_hostile_first_target_never_holds_a_grouped_request() {
     let runtime = common::two_worker_runtime();
     let mock = common::quiet_mock();
-    let mut runner = TestRunner::new(Config {
-        cases: 120,
-        failure_persistence: None,
-        ..Config::default()
-    });
+    let mut runner = runner(120);
     let n = std::sync::atomic::AtomicU64::new(0);
     let strategy = (
         0usize..MODELS.len(),
@@ -693,11 +700,7 @@ fn a_hedged_stream_shows_one_attempt_only() {
     let runtime = common::two_worker_runtime();
     let mock = common::quiet_mock();
     let clients: RefCell<HashMap<(&str, &str), Client>> = RefCell::default();
-    let mut runner = TestRunner::new(Config {
-        cases: 48,
-        failure_persistence: None,
-        ..Config::default()
-    });
+    let mut runner = runner(48);
     let n = std::sync::atomic::AtomicU64::new(0);
     let legs = ((before(), 0u64..40), (before(), 0u64..40));
     let result = runner.run(&(case(), legs), |(case, (leader, hedge))| {
@@ -712,16 +715,7 @@ fn a_hedged_stream_shows_one_attempt_only() {
                         max_share_percent: 100,
                         ..Hedge::after(Duration::from_millis(15))
                     });
-                    Client::builder()
-                        .providers(mock.providers().unwrap())
-                        .retry(RetryPolicy::never())
-                        .breaker(BreakerConfig {
-                            failure_threshold: 1_000_000,
-                            ..BreakerConfig::default()
-                        })
-                        .group("pair", hedged)
-                        .build()
-                        .unwrap()
+                    client_with(&mock, hedged)
                 })
             })
             .clone();
