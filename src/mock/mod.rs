@@ -54,7 +54,7 @@
 //! | `stuck_queued` | the response never leaves `queued`: the stream drops after `response.created` (and, in background mode, `response.queued`), and a resume of it sends nothing (a community.openai.com report) |
 //! | `latency?ms=N` | wait N ms before the response headers (combines with any part) |
 //! | `chunk_delay?ms=N` | wait N ms before each streamed event (combines with any part) |
-//! | `first_token?ms=N` | wait N ms before a stream's first content event, after its headers and opening events (role-only chunk, `message_start`, `response.created`): a slow time to first token, as a queued or reasoning model gives (combines with any part) |
+//! | `first_token?ms=N` | wait N ms before a stream's first content event, after its headers and opening events (role-only chunk, `message_start`, `response.created`): a slow time to first token, as a queued or reasoning model gives (gateways time it out: TensorZero's `streaming.ttft_ms`, Bifrost's `ttft_timeout_ms`; control-layer PR #1808 measured a median 11.7 s under load) (combines with any part) |
 //! | `mix?seed=S&kind=pct&...` | each request draws one kind by percentage, reproducibly for a seed |
 //!
 //! On non-streaming requests, `truncate` and `malformed_*` give a body that is
