@@ -182,6 +182,22 @@ const TABLE: &[Row] = &[
     ),
     (
         Flavour::Anthropic,
+        "workspace_limit",
+        400,
+        QuotaExceeded,
+        Some("invalid_request_error"),
+        None,
+    ),
+    (
+        Flavour::Anthropic,
+        "enforced_spend_limit",
+        429,
+        QuotaExceeded,
+        Some("rate_limit_error"),
+        None,
+    ),
+    (
+        Flavour::Anthropic,
         "prefill_rejected",
         400,
         InvalidRequest,
@@ -495,6 +511,54 @@ const TABLE: &[Row] = &[
         Overloaded,
         None,
         Some("500"),
+    ),
+    (
+        Flavour::OpenAi,
+        "openrouter_in_flight_budget",
+        402,
+        RateLimited,
+        None,
+        Some("402"),
+    ),
+    (
+        Flavour::OpenAi,
+        "openrouter_credits",
+        402,
+        QuotaExceeded,
+        None,
+        Some("402"),
+    ),
+    (
+        Flavour::Anthropic,
+        "openrouter_in_flight_budget",
+        402,
+        RateLimited,
+        None,
+        Some("402"),
+    ),
+    (
+        Flavour::Anthropic,
+        "openrouter_credits",
+        402,
+        QuotaExceeded,
+        None,
+        Some("402"),
+    ),
+    (
+        Flavour::Xai,
+        "openrouter_in_flight_budget",
+        402,
+        RateLimited,
+        None,
+        Some("402"),
+    ),
+    (
+        Flavour::Xai,
+        "openrouter_credits",
+        402,
+        QuotaExceeded,
+        None,
+        Some("402"),
     ),
 ];
 
@@ -863,4 +927,44 @@ fn free_text_follows_the_ordered_patterns() {
         assert_eq!((f.category, f.retryable), (category, retryable), "{text:?}");
         assert_eq!(f.provider, "custom");
     }
+}
+
+/// Spend limits are what they are (issue 29): a provider's spend cap moves a
+/// group to its next target at once and is never retried at the deployment;
+/// OpenRouter's in-flight budget is a wait, retried after its `Retry-After`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spend_limit_moves_a_group_on_and_an_in_flight_budget_is_waited_out() {
+    let capped = MockServer::builder().start_background().unwrap();
+    let healthy = MockServer::builder().start_background().unwrap();
+    let providers = Providers::new()
+        .with(common::deployment("capped", &capped))
+        .with(common::deployment("healthy", &healthy));
+    let client = common::quick_builder(providers, 3)
+        .group(
+            "fast",
+            steer_llm::runtime::group::Group::new(["capped/gpt-4o-mini", "healthy/gpt-4o-mini"])
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let ask = |model: &str| steer_llm::ChatRequest::new(model).unwrap().user("hi");
+    for cap in ["openrouter_credits", "insufficient_quota"] {
+        capped.push_faults([FaultPlan::error(cap)]);
+        let before = capped.request_count();
+        let reply = common::within(client.generate(ask("group/fast")))
+            .await
+            .unwrap();
+        assert_eq!(reply.provider, "healthy", "{cap}");
+        assert_eq!(reply.route[0].outcome, "quota_exceeded", "{cap}");
+        assert_eq!(capped.request_count() - before, 1, "{cap}: never retried");
+    }
+    // The in-flight budget asks for a wait: retried at the same deployment
+    // after it (a millisecond wait here).
+    capped.push_faults([FaultPlan::error("openrouter_in_flight_budget").retry_after_ms("20")]);
+    let before = capped.request_count();
+    let reply = common::within(client.generate(ask("capped/gpt-4o-mini")))
+        .await
+        .unwrap();
+    assert_eq!(reply.provider, "capped");
+    assert_eq!(capped.request_count() - before, 2, "one wait, one retry");
 }

@@ -16,6 +16,66 @@ pub struct ErrorInfo {
     pub code: Option<String>,
     /// `error.message`, a string `error` (xAI), or a top-level `message`.
     pub message: Option<String>,
+    /// `error.metadata.limit_source` (OpenRouter: which limit refused the
+    /// call, `openrouter_in_flight_budget`, `openrouter_credits`, ...).
+    pub limit_source: Option<String>,
+}
+
+/// OpenRouter's `error.metadata`: its `limit_source`, when it is an object
+/// that has one as text; anything else is ignored.
+struct LimitSource(Option<String>);
+
+impl<'de> Deserialize<'de> for LimitSource {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = LimitSource;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<LimitSource, A::Error> {
+                let mut out = None;
+                while let Some(key) = map.next_key::<Loose>()? {
+                    match key.0.as_deref() {
+                        Some("limit_source") => out = map.next_value::<Loose>()?.0,
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(LimitSource(out))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<LimitSource, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(LimitSource(None))
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<LimitSource, D::Error> {
+                LimitSource::deserialize(d)
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<LimitSource, E> {
+                Ok(LimitSource(None))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<LimitSource, E> {
+                Ok(LimitSource(None))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<LimitSource, E> {
+                Ok(LimitSource(None))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<LimitSource, E> {
+                Ok(LimitSource(None))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<LimitSource, E> {
+                Ok(LimitSource(None))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<LimitSource, E> {
+                Ok(LimitSource(None))
+            }
+            fn visit_none<E: de::Error>(self) -> Result<LimitSource, E> {
+                Ok(LimitSource(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// A JSON value read as text when it is a string or a number, ignored otherwise.
@@ -73,6 +133,7 @@ struct ErrorField {
     kind: Option<String>,
     code: Option<String>,
     message: Option<String>,
+    limit_source: Option<String>,
 }
 
 impl<'de> Deserialize<'de> for ErrorField {
@@ -96,6 +157,9 @@ impl<'de> Deserialize<'de> for ErrorField {
                         Some("type") => out.kind = map.next_value::<Loose>()?.0,
                         Some("code") => out.code = map.next_value::<Loose>()?.0,
                         Some("message") => out.message = map.next_value::<Loose>()?.0,
+                        Some("metadata") => {
+                            out.limit_source = map.next_value::<LimitSource>()?.0;
+                        }
                         _ => {
                             map.next_value::<IgnoredAny>()?;
                         }
@@ -163,11 +227,13 @@ pub fn parse(body: &[u8]) -> ErrorInfo {
             kind: e.kind,
             code: e.code.or(top_code),
             message: e.message.or(e.text).or(top_message),
+            limit_source: e.limit_source,
         },
         None => ErrorInfo {
             kind: None,
             code: top_code,
             message: top_message,
+            limit_source: None,
         },
     }
 }
@@ -205,6 +271,8 @@ fn phrases(message: &str) -> u8 {
             "credit" if at("credit balance is too low") => Phrase::Billing,
             "spend" if at("spend cap") => Phrase::Billing,
             "specified" if at("specified api usage limits") => Phrase::Billing,
+            // Anthropic's workspace limit, set by the organization.
+            "specified" if at("specified workspace api usage limits") => Phrase::Billing,
             "maximum" if at("maximum context length") => Phrase::ContextLength,
             "prompt" if at("prompt is too long") => Phrase::ContextLength,
             "context" if at("context window") => Phrase::ContextLength,
@@ -236,6 +304,12 @@ pub fn category(status: Option<u16>, info: &ErrorInfo) -> Category {
     let kind = info.kind.as_deref().unwrap_or("");
     let code = info.code.as_deref().unwrap_or("");
     let message = info.message.as_deref().unwrap_or("");
+    // OpenRouter's in-flight budget: a 402 that is a wait (its `Retry-After`),
+    // until the account's calls in flight settle; branch on the limit's
+    // source, not the text (OpenRouterTeam/docs `limits.mdx`).
+    if status == Some(402) && info.limit_source.as_deref() == Some("openrouter_in_flight_budget") {
+        return Category::RateLimited;
+    }
     // Billing and spend caps first: never retried, never mistaken for a rate limit.
     if matches!(
         code,

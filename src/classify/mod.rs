@@ -28,8 +28,8 @@
 //! | permission_denied | no | no | OpenAI 403; Anthropic 403 `permission_error`; xAI 403 (not credits) |
 //! | not_found | no | no | 404 `model_not_found`, `not_found_error`, xAI `not-found` |
 //! | conflict | yes | no | Anthropic 409 `conflict_error`, any 409 |
-//! | rate_limited | yes | no (it pauses the provider) | OpenAI 429 `rate_limit_exceeded`; Anthropic 429 `rate_limit_error`; xAI 429 |
-//! | quota_exceeded | no | no | OpenAI 429 `insufficient_quota`; Anthropic 402, 400 spend limit; xAI 402, 403/429 credits |
+//! | rate_limited | yes | no (it pauses the provider) | OpenAI 429 `rate_limit_exceeded`; Anthropic 429 `rate_limit_error`; xAI 429; OpenRouter 402 whose `metadata.limit_source` is its in-flight budget (a wait) |
+//! | quota_exceeded | no | no | OpenAI 429 `insufficient_quota` and spend-limit codes; Anthropic 402, 400 spend and workspace limits, 429 tier spend limit; xAI 402, 403/429 credits; any other 402 |
 //! | invalid_request | no | no | 400 `invalid_request_error` (prefill rejection too), 405, 415, 422; the Responses API's in-band `invalid_prompt`, `invalid_image*`, `image_too_large` |
 //! | request_too_large | no | no | OpenAI 429 "Request too large"; 413 (JSON or a proxy's HTML) |
 //! | context_length_exceeded | no | no | OpenAI 400 `context_length_exceeded`, "prompt is too long" |

@@ -76,6 +76,10 @@ const ANTHROPIC: &[AnthropicRow] = &[
     ("conflict", 409, "conflict_error", "Conflict with a concurrent request."),
     ("rate_limit", 429, "rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit (https://docs.anthropic.com/en/api/rate-limits); see the response headers for current usage. Please reduce the prompt length or the maximum tokens requested, or try again later."),
     ("spend_cap", 429, "rate_limit_error", "You have reached your monthly spend cap. Raise it in the Console to continue."),
+    // The tier's cap, no `retry-after` (real-servers.md §6, from public client fixtures).
+    ("enforced_spend_limit", 429, "rate_limit_error", "You have reached your API usage limits: your organization has crossed its monthly API usage threshold, set based on your organization's API tier. You will regain access on 2026-09-01 at 00:00 UTC."),
+    // A workspace limit the organization set (real-servers.md §6).
+    ("workspace_limit", 400, "invalid_request_error", "You have reached your specified workspace API usage limits. You will regain access on 2026-12-01 at 00:00 UTC."),
     ("api_error", 500, "api_error", "Internal server error"),
     ("timeout", 504, "timeout_error", "Request timed out"),
     ("overloaded", 529, "overloaded_error", "Overloaded"),
@@ -160,6 +164,19 @@ const GATEWAY: &[(&str, u16, &str)] = &[
         "gateway_rate_limit",
         429,
         r#"{"error":{"message":"litellm.RateLimitError: RateLimitError: OpenAIException - Rate limit reached for gpt-4o-mini on requests per min (RPM): Limit 60, Used 60, Requested 1.","type":"throttling_error","param":null,"code":"429"}}"#,
+    ),
+    // OpenRouter's in-flight budget: a wait, until the account's calls in
+    // flight settle (real-servers.md §6, OpenRouterTeam/docs `limits.mdx`).
+    (
+        "openrouter_in_flight_budget",
+        402,
+        r#"{"error":{"code":402,"message":"This request would exceed your available credits given your current in-flight requests. Retry after in-flight requests settle, or add credits.","metadata":{"reason":"in_flight_budget_exhausted","limit_source":"openrouter_in_flight_budget","remedy_hint":"Retry after in-flight requests settle."}}}"#,
+    ),
+    // OpenRouter's credits: one request too big for what is left (not a wait).
+    (
+        "openrouter_credits",
+        402,
+        r#"{"error":{"code":402,"message":"This request requires more credits, or fewer max_tokens. You requested up to 4096 tokens, but can only afford 1000.","metadata":{"reason":"weight_exceeds_budget","limit_source":"openrouter_credits"}}}"#,
     ),
     // Anthropic's 529, passed on as a 500.
     (
