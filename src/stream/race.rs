@@ -26,7 +26,9 @@ use actix::{Message, Recipient};
 use futures::channel::mpsc;
 use futures::{FutureExt, StreamExt};
 
-use super::reader::Outcome;
+use steer_actors::{Category, Failure};
+
+use crate::classify::classify;
 use crate::error::ProviderError;
 use crate::model::{ChatRequest, ProviderEvent, RouteStep};
 use crate::provider::{EventStream, Provider};
@@ -61,14 +63,14 @@ pub(crate) enum RaceNews {
         /// The new leader.
         number: u32,
         /// How the leg that led ended.
-        failed: Outcome,
+        failed: Failure,
     },
     /// Hedge `number` failed before any content; the others race on.
     Lost {
         /// The hedge.
         number: u32,
         /// How it ended.
-        failed: Outcome,
+        failed: Failure,
     },
 }
 
@@ -206,7 +208,7 @@ impl Race {
                 Leg::Content(event) => return Turn::Won(i, event),
                 Leg::Ended(failed) => {
                     let racer = self.hedges.remove(i);
-                    let step = RouteStep::ended(&racer.request.model, failed.category());
+                    let step = RouteStep::ended(&racer.request.model, failed.category.as_str());
                     self.lost.push(step);
                     self.tell(RaceNews::Lost {
                         number: racer.number,
@@ -223,10 +225,14 @@ impl Race {
 enum Leg {
     Waiting,
     Content(ProviderEvent),
-    Ended(Outcome),
+    /// It failed before its content.
+    Ended(Failure),
 }
 
 fn poll_racer(racer: &mut Racer, cx: &mut Context<'_>) -> Leg {
+    let provider = racer.provider.clone();
+    let steer = |category, message| Leg::Ended(Failure::new(category, provider.name(), message));
+    let panicked = || steer(Category::Unknown, "the provider panicked");
     loop {
         let stream = match &mut racer.call {
             Call::Opening(opening) => match opening.as_mut().poll(cx) {
@@ -235,33 +241,24 @@ fn poll_racer(racer: &mut Racer, cx: &mut Context<'_>) -> Leg {
                     racer.call = Call::Reading(stream);
                     continue;
                 }
-                Poll::Ready(Ok(Err(e))) => return Leg::Ended(Outcome::Failed(e)),
-                Poll::Ready(Err(_panic)) => return Leg::Ended(panicked()),
+                Poll::Ready(Ok(Err(e))) => return Leg::Ended(classify(&e)),
+                Poll::Ready(Err(_panic)) => return panicked(),
             },
             Call::Reading(stream) => stream,
         };
         let next =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| stream.poll_next_unpin(cx)));
         match next {
-            Err(_panic) => return Leg::Ended(panicked()),
+            Err(_panic) => return panicked(),
             Ok(Poll::Pending) => return Leg::Waiting,
             Ok(Poll::Ready(Some(Ok(event)))) if is_content(&event) => return Leg::Content(event),
             Ok(Poll::Ready(Some(Ok(event)))) => hold(&mut racer.held, event),
-            Ok(Poll::Ready(Some(Err(e)))) => return Leg::Ended(Outcome::Failed(e)),
+            Ok(Poll::Ready(Some(Err(e)))) => return Leg::Ended(classify(&e)),
             Ok(Poll::Ready(None)) => {
-                return Leg::Ended(Outcome::Steer {
-                    category: steer_actors::Category::StreamInterrupted,
-                    message: "the stream ended without its terminal event",
-                })
+                let message = "the stream ended without its terminal event";
+                return steer(Category::StreamInterrupted, message);
             }
         }
-    }
-}
-
-fn panicked() -> Outcome {
-    Outcome::Steer {
-        category: steer_actors::Category::Unknown,
-        message: "the provider panicked",
     }
 }
 

@@ -108,15 +108,15 @@ pub(crate) enum Outcome {
 }
 
 impl Outcome {
-    /// The failure category it is counted under (`success` for a complete
-    /// attempt).
-    pub(crate) fn category(&self) -> &'static str {
+    /// The failure of `provider`'s attempt it is, classified: a provider's
+    /// error, or steer's own reading's; `None` for any other end.
+    pub(crate) fn failure(&self, provider: &str) -> Option<steer_actors::Failure> {
         match self {
-            Outcome::Complete => "success",
-            Outcome::Failed(e) => crate::classify::classify(e).category.as_str(),
-            Outcome::Steer { category, .. } => category.as_str(),
-            Outcome::DeadlineCut => Category::DeadlineExceeded.as_str(),
-            Outcome::Diverged => "diverged",
+            Outcome::Failed(e) => Some(crate::classify::classify(e)),
+            Outcome::Steer { category, message } => {
+                Some(steer_actors::Failure::new(*category, provider, message))
+            }
+            Outcome::Complete | Outcome::DeadlineCut | Outcome::Diverged => None,
         }
     }
 }
@@ -438,27 +438,24 @@ impl Reader {
     /// still racing takes the lead (the actor told, the route's step
     /// recorded); the outcome comes back when none races.
     fn hand_over(&mut self, outcome: Outcome) -> Option<Outcome> {
-        let handed = matches!(outcome, Outcome::Failed(_) | Outcome::Steer { .. });
-        if let (Some(race), true) = (self.race.as_deref_mut(), handed) {
-            race.join_sent();
-        }
-        let Some(race) = self
-            .race
-            .as_deref_mut()
-            .filter(|r| handed && !r.hedges.is_empty())
-        else {
+        let Some(failed) = outcome.failure(self.plan.provider.name()) else {
             return Some(outcome);
         };
+        let Some(race) = self.race.as_deref_mut() else {
+            return Some(outcome);
+        };
+        race.join_sent();
+        if race.hedges.is_empty() {
+            return Some(outcome);
+        }
         let next = race.hedges.remove(0);
         if let Some(route) = self.plan.route.as_mut() {
-            route.push(RouteStep::ended(
-                &self.plan.original.model,
-                outcome.category(),
-            ));
+            let step = RouteStep::ended(&self.plan.original.model, failed.category.as_str());
+            route.push(step);
         }
         race.tell(RaceNews::Took {
             number: next.number,
-            failed: outcome,
+            failed,
         });
         let held = self.lead(next);
         if let Some(race) = self.race.as_deref_mut() {

@@ -7,16 +7,11 @@
 //! ```
 //! use std::time::Duration;
 //! use steer_actors::limit::window::WindowCounts;
-//! # tokio_test_block(async {
 //! let counts = WindowCounts::new(Duration::from_secs(10));
 //! counts.add(0);
 //! counts.add(1);
 //! counts.add(1);
 //! assert_eq!(counts.sums(), [1, 2]);
-//! # });
-//! # fn tokio_test_block(f: impl std::future::Future<Output = ()>) {
-//! #     tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(f)
-//! # }
 //! ```
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -36,6 +36,14 @@ fn rejected(rejection: Rejection) -> Error {
     }
 }
 
+/// Each step as (target, outcome).
+fn outcomes(steps: &[RouteStep]) -> Vec<(&str, &str)> {
+    steps
+        .iter()
+        .map(|s| (s.target.as_str(), s.outcome.as_str()))
+        .collect()
+}
+
 fn go(next: Next) -> (ModelId, Option<ModelId>) {
     match next {
         Next::Go { target, from } => (target, from),
@@ -55,10 +63,7 @@ fn a_route_moves_on_from_a_failing_target_and_reports_every_step() {
         "a failover leaves the target that failed"
     );
     let steps = route.answered();
-    let outcomes: Vec<_> = steps
-        .iter()
-        .map(|s| (s.target.as_str(), s.outcome.as_str()))
-        .collect();
+    let outcomes = outcomes(&steps);
     assert_eq!(outcomes, [("a/m", "overloaded"), ("b/m", "answered")]);
 }
 
@@ -283,10 +288,7 @@ fn hedged_legs_race_the_first_answer_wins_and_a_failure_waits_for_the_others() {
     assert_eq!(route.leg_failed(&id("b/m"), &down), Verdict::Racing);
     assert_eq!(route.leg_failed(&id("a/m"), &down), Verdict::Racing);
     let steps = route.answered_by(&id("a/m"));
-    let outcomes: Vec<_> = steps
-        .iter()
-        .map(|s| (s.target.as_str(), s.outcome.as_str()))
-        .collect();
+    let outcomes = outcomes(&steps);
     assert_eq!(
         outcomes,
         [
@@ -344,10 +346,7 @@ fn a_streams_race_is_won_by_its_first_content_and_the_route_goes_on_from_the_win
     let (next, from) = go(route.next(in_order, None));
     assert_eq!((next, from), (id("c/m"), Some(id("b/m"))));
     let steps = route.answered();
-    let outcomes: Vec<_> = steps
-        .iter()
-        .map(|s| (s.target.as_str(), s.outcome.as_str()))
-        .collect();
+    let outcomes = outcomes(&steps);
     assert_eq!(
         outcomes,
         [

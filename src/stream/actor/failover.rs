@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use actix::prelude::*;
+use steer_actors::breaker::PermitLease;
 use steer_actors::lifecycle::request::RequestError;
 use steer_actors::lifecycle::shell;
 use steer_actors::retry::RequestEnd;
@@ -14,8 +15,8 @@ use super::{StreamActor, StreamRoute};
 use crate::error::{Error, ProviderError};
 use crate::model::ModelId;
 use crate::provider::Provider;
-use crate::route::failure_sample;
 use crate::route::outliers::counts_against;
+use crate::route::{failure_sample, InFlight};
 use crate::route::{Next, Verdict};
 
 impl StreamActor {
@@ -120,6 +121,29 @@ impl StreamActor {
         }
     }
 
+    /// The stream reads from `target` now (its core already moved there):
+    /// its provider, its open-stream gauge there, the permit it holds, its
+    /// request at that model, and its count in flight in its group.
+    pub(super) fn point_at(
+        &mut self,
+        target: &ModelId,
+        provider: Arc<dyn Provider>,
+        lease: Option<PermitLease>,
+        in_flight: Option<InFlight>,
+    ) {
+        self.provider = provider;
+        self.open_gauge = self
+            .core
+            .actors
+            .meters
+            .open_stream(self.core.spec.provider.clone());
+        self.lease = lease;
+        let mut original = self.original.as_ref().clone();
+        original.model = target.clone();
+        self.original = Arc::new(original);
+        self.in_flight_at = in_flight;
+    }
+
     /// Moves the stream to `target`: its provider, breaker and coordinator, a
     /// fresh retry progress within the deadline, its continuation strategy, and a
     /// seam for the consumer if content was delivered.
@@ -136,7 +160,6 @@ impl StreamActor {
         self.cancel_abandoned();
         self.machine
             .failed_over(&target, provider.prefill(target.model()));
-        self.provider = provider;
         let targets = &route.targets;
         let name = route.route.name();
         self.core.spec.wait_elsewhere = route
@@ -146,16 +169,8 @@ impl StreamActor {
         self.core.spec.may_queue = !self.core.spec.wait_elsewhere;
         self.core
             .retarget(actors, target.provider(), target.model());
-        self.open_gauge = self
-            .core
-            .actors
-            .meters
-            .open_stream(self.core.spec.provider.clone());
-        self.lease = None;
-        let mut original = self.original.as_ref().clone();
-        original.model = target.clone();
-        self.original = Arc::new(original);
-        self.in_flight_at = route.targets.load(&target).map(|l| l.start());
+        let in_flight = route.targets.load(&target).map(|l| l.start());
+        self.point_at(&target, provider, None, in_flight);
         self.route = Some(route);
         shell::next_attempt(self, ctx);
     }

@@ -18,16 +18,14 @@ use steer_actors::breaker::PermitLease;
 use steer_actors::lifecycle::shell;
 use steer_actors::lifecycle::AttemptEnd;
 use steer_actors::retry::{AttemptAbandoned, RequestEnd, SpendHedge};
-use steer_actors::{Category, Failure, ProviderActors};
+use steer_actors::{Failure, ProviderActors};
 
 use super::StreamActor;
-use crate::classify::classify;
 use crate::model::ModelId;
 use crate::provider::Provider;
 use crate::route::hedge::{Hedge, Hedging};
 use crate::route::Targets;
 use crate::stream::race::{HedgeLeg, RaceNews, RacePlan};
-use crate::stream::reader::Outcome;
 
 /// How a stream is hedged, and the race of its attempt in flight.
 pub(crate) struct StreamHedge {
@@ -351,7 +349,7 @@ impl StreamActor {
                     return;
                 };
                 // The leader's failure is its target's: reported there.
-                let failure = self.race_failure(&failed);
+                let failure = self.race_failure(failed);
                 self.core.note_failure(&failure);
                 self.core.end_attempt(AttemptEnd::Failed(failure.category));
                 let lease = self.lease.take();
@@ -377,8 +375,7 @@ impl StreamActor {
                 let Some(lost) = self.take_sent(number) else {
                     return;
                 };
-                let mut failure = self.race_failure(&failed);
-                failure.provider = lost.provider.name().to_string();
+                let failure = self.race_failure(failed);
                 let model: Arc<str> = Arc::from(lost.target.model());
                 let pause = self.core.spec.use_breaker;
                 lost.actors
@@ -400,13 +397,7 @@ impl StreamActor {
     }
 
     /// A leg's failure before its content, as its target's breaker hears it.
-    fn race_failure(&self, failed: &Outcome) -> Failure {
-        let provider = self.provider.name();
-        let mut failure = match failed {
-            Outcome::Failed(e) => classify(e),
-            Outcome::Steer { category, message } => Failure::new(*category, provider, message),
-            other => Failure::new(Category::Unknown, provider, other.category()),
-        };
+    fn race_failure(&self, mut failure: Failure) -> Failure {
         failure.request_id = Some(self.original.request_id.to_string());
         failure
     }
@@ -423,25 +414,13 @@ impl StreamActor {
             ..
         } = sent;
         self.machine.took_over(provider.prefill(target.model()));
-        self.provider = provider;
         self.core
             .take_over(actors, target.provider(), target.model(), started);
-        self.open_gauge = self
-            .core
-            .actors
-            .meters
-            .open_stream(self.core.spec.provider.clone());
-        self.lease = lease;
-        let mut original = self.original.as_ref().clone();
-        original.model = target.clone();
-        self.original = Arc::new(original);
-        if self.route.is_some() {
-            self.in_flight_at = self
-                .hedge
-                .as_ref()
-                .and_then(|h| h.targets.load(&target))
-                .map(|l| l.start());
-        }
+        let in_flight = match (&self.route, &self.hedge) {
+            (Some(_), Some(h)) => h.targets.load(&target).map(|l| l.start()),
+            _ => self.in_flight_at.take(),
+        };
+        self.point_at(&target, provider, lease, in_flight);
     }
 }
 
