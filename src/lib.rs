@@ -27,6 +27,7 @@ pub mod classify;
 pub mod config;
 pub mod content;
 pub mod continue_message;
+pub mod cost;
 pub mod error;
 mod fold;
 #[cfg(feature = "mock")]

@@ -3,7 +3,7 @@
 //! `cl100k_base` for GPT-4 and GPT-3.5), through `tiktoken-rs`, which keeps the
 //! model-to-encoding map. Anthropic's and xAI's tokenizers are not public: for
 //! their models there is none, and steer estimates on the high side
-//! ([`crate::stream::checkpoint::estimate_tokens`]).
+//! ([`estimate_tokens`]).
 //!
 //! A tokenizer's tables take a moment to load (about 0.2 s), once a process.
 //! [`count`] never waits for them: until they are loaded it answers `None` (the
@@ -117,6 +117,35 @@ pub fn preload(model: &str) {
     if let Some(t) = table(model) {
         let _ = t.get();
     }
+}
+
+/// Tokens in `text`, estimated on the high side for any model whose tokenizer
+/// is not public: each word (a run of non-whitespace) counts a token per four
+/// ASCII characters, rounded up, and a token per other character; whitespace
+/// counts nothing. English averages about four characters a token (this says
+/// about 1.3 times that), CJK about one a character. Split across deltas, a
+/// word counts at least as much as whole, so a sum over deltas stays high too.
+///
+/// ```
+/// use steer_llm::tokens::estimate_tokens;
+/// assert_eq!(estimate_tokens("The river runs."), 5); // 1 + 2 + 2
+/// assert_eq!(estimate_tokens("日本語"), 3);
+/// assert_eq!(estimate_tokens("  \n"), 0);
+/// ```
+pub fn estimate_tokens(text: &str) -> u64 {
+    text.split(char::is_whitespace)
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let (ascii, other) = w.chars().fold((0u64, 0u64), |(a, o), c| {
+                if c.is_ascii() {
+                    (a.saturating_add(1), o)
+                } else {
+                    (a, o.saturating_add(1))
+                }
+            });
+            ascii.div_ceil(4).saturating_add(other)
+        })
+        .fold(0u64, u64::saturating_add)
 }
 
 #[cfg(test)]

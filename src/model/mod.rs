@@ -14,5 +14,7 @@ pub use events::{ProviderEvent, StreamEvent};
 pub use id::{InvalidModelId, ModelId, RequestId};
 pub use rate_floor::RateFloor;
 pub use request::{ChatRequest, ExtraHeaders, Message, Role, TOKEN_LIMIT_FIELDS};
-pub use response::{ChatResponse, FinishReason, RouteStep, Usage};
+pub use response::{
+    CacheAccounting, ChatResponse, FinishReason, InferenceGeo, RouteStep, ServiceTier, Usage,
+};
 pub use resume::{ResumePoint, ResumedBy};

@@ -63,6 +63,104 @@ pub struct Usage {
     /// Generated tokens spent on reasoning, when the provider reports them
     /// (OpenAI `reasoning_tokens`).
     pub reasoning_tokens: Option<u64>,
+    /// Prompt tokens written to the provider's cache, when it reports them
+    /// (Anthropic `cache_creation_input_tokens`, every lifetime).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_write_tokens: Option<u64>,
+    /// Of [`Usage::cache_write_tokens`], those written for an hour (Anthropic
+    /// `cache_creation.ephemeral_1h_input_tokens`; the rest are for 5 minutes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_write_1h_tokens: Option<u64>,
+    /// Whether the cache's tokens are counted in [`Usage::prompt_tokens`]
+    /// (OpenAI) or beside it (Anthropic).
+    #[serde(default)]
+    pub cache: CacheAccounting,
+    /// The tier the provider says it served (and bills) the request at
+    /// (OpenAI's and Anthropic's `service_tier`), when it says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_tier: Option<ServiceTier>,
+    /// Where Anthropic says it ran the request (`usage.inference_geo`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inference_geo: Option<InferenceGeo>,
+}
+
+/// `a` where `b` agrees, else nothing.
+fn agreed<T: PartialEq>(a: Option<T>, b: Option<T>) -> Option<T> {
+    if a == b {
+        a
+    } else {
+        None
+    }
+}
+
+/// How a provider counts its prompt cache against the prompt tokens.
+///
+/// OpenAI's `cached_tokens` are part of `prompt_tokens`; Anthropic's cache
+/// reads and writes come beside `input_tokens`. Pricing a usage needs to know
+/// which, or the cached tokens are billed twice or never.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheAccounting {
+    /// Cache reads are included in the prompt tokens (OpenAI, xAI, the
+    /// Responses API).
+    #[default]
+    InPrompt,
+    /// Cache reads and writes come beside the prompt tokens (Anthropic).
+    BesidePrompt,
+}
+
+/// The service tier a provider served a request at, as its usage names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceTier {
+    /// The standard (or `default`) tier: the table's base prices.
+    Standard,
+    /// Priority processing.
+    Priority,
+    /// OpenAI's flex processing.
+    Flex,
+    /// A batch.
+    Batch,
+    /// A tier steer has no name for.
+    Other,
+}
+
+impl ServiceTier {
+    /// The tier a provider's word names (`default`, `auto` and `standard` are
+    /// the standard tier).
+    pub fn parse(raw: &str) -> Self {
+        match raw {
+            "default" | "standard" | "auto" | "standard_only" => ServiceTier::Standard,
+            "priority" => ServiceTier::Priority,
+            "flex" => ServiceTier::Flex,
+            "batch" => ServiceTier::Batch,
+            _ => ServiceTier::Other,
+        }
+    }
+}
+
+/// Where a provider ran a request, when it prices places apart (Anthropic's
+/// `inference_geo`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InferenceGeo {
+    /// Anywhere (`global`): the table's base prices.
+    Global,
+    /// The United States only (`us`).
+    Us,
+    /// A place steer has no name for.
+    Other,
+}
+
+impl InferenceGeo {
+    /// The place a provider's word names.
+    pub fn parse(raw: &str) -> Self {
+        match raw {
+            "global" | "" => InferenceGeo::Global,
+            "us" => InferenceGeo::Us,
+            _ => InferenceGeo::Other,
+        }
+    }
 }
 
 impl Usage {
@@ -74,21 +172,62 @@ impl Usage {
             total_tokens: prompt_tokens.saturating_add(completion_tokens),
             cached_prompt_tokens: None,
             reasoning_tokens: None,
+            cache_write_tokens: None,
+            cache_write_1h_tokens: None,
+            cache: CacheAccounting::InPrompt,
+            service_tier: None,
+            inference_geo: None,
+        }
+    }
+
+    /// Every prompt token the provider read, the cache's included (Anthropic's
+    /// cache reads and writes added to its `input_tokens`).
+    pub fn input_tokens(&self) -> u64 {
+        match self.cache {
+            CacheAccounting::InPrompt => self.prompt_tokens,
+            CacheAccounting::BesidePrompt => self
+                .prompt_tokens
+                .saturating_add(self.cached_prompt_tokens.unwrap_or(0))
+                .saturating_add(self.cache_write_tokens.unwrap_or(0)),
+        }
+    }
+
+    /// The same usage with the cache counted in the prompt tokens (as OpenAI
+    /// counts it): usages of two conventions add up this way.
+    pub fn cache_in_prompt(self) -> Usage {
+        Usage {
+            prompt_tokens: self.input_tokens(),
+            total_tokens: self.input_tokens().saturating_add(self.completion_tokens),
+            cache: CacheAccounting::InPrompt,
+            ..self
         }
     }
 
     /// The usage of two attempts together (saturating).
+    /// Two usages of different cache conventions add up with the cache in the
+    /// prompt; the tier and place are kept where both agree.
     pub fn plus(self, other: Usage) -> Usage {
+        let (a, b) = if self.cache == other.cache {
+            (self, other)
+        } else {
+            (self.cache_in_prompt(), other.cache_in_prompt())
+        };
+        let (this, other) = (a, b);
         let add = |a: Option<u64>, b: Option<u64>| match (a, b) {
             (None, None) => None,
             (a, b) => Some(a.unwrap_or(0).saturating_add(b.unwrap_or(0))),
         };
         Usage {
-            cached_prompt_tokens: add(self.cached_prompt_tokens, other.cached_prompt_tokens),
-            reasoning_tokens: add(self.reasoning_tokens, other.reasoning_tokens),
+            cached_prompt_tokens: add(this.cached_prompt_tokens, other.cached_prompt_tokens),
+            reasoning_tokens: add(this.reasoning_tokens, other.reasoning_tokens),
+            cache_write_tokens: add(this.cache_write_tokens, other.cache_write_tokens),
+            cache_write_1h_tokens: add(this.cache_write_1h_tokens, other.cache_write_1h_tokens),
+            cache: this.cache,
+            service_tier: agreed(this.service_tier, other.service_tier),
+            inference_geo: agreed(this.inference_geo, other.inference_geo),
             ..Usage::new(
-                self.prompt_tokens.saturating_add(other.prompt_tokens),
-                self.completion_tokens
+                this.prompt_tokens.saturating_add(other.prompt_tokens),
+                this.completion_tokens
                     .saturating_add(other.completion_tokens),
             )
         }

@@ -4,7 +4,10 @@ use serde::{Deserialize, Serialize};
 
 use super::{snippet, DecodeError, Progress, StreamDecoder, TextCursor};
 use crate::content::{ImageSource, Part};
-use crate::model::{ChatRequest, FinishReason, ProviderEvent, Role, Usage};
+use crate::model::{
+    CacheAccounting, ChatRequest, FinishReason, InferenceGeo, ProviderEvent, Role, ServiceTier,
+    Usage,
+};
 use crate::reasoning::{Reasoning, ReasoningFamily};
 use crate::tools::{ResponseFormat, ToolCall, ToolChoice};
 use serde_json::Value;
@@ -352,8 +355,9 @@ pub fn request_json(req: &ChatRequest, stream: bool) -> Result<Vec<u8>, String> 
     super::with_extra(&body, &req.extra_body)
 }
 
-/// Usage as Anthropic sends it.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+/// Usage as Anthropic sends it: the cache's reads and writes beside
+/// `input_tokens`, the tier and place it billed at.
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct WireUsage {
     /// Input tokens (absent in most `message_delta` events).
     #[serde(default)]
@@ -364,6 +368,68 @@ pub struct WireUsage {
     /// Input tokens read from the prompt cache.
     #[serde(default)]
     pub cache_read_input_tokens: Option<u64>,
+    /// Input tokens written to the prompt cache (every lifetime).
+    #[serde(default)]
+    pub cache_creation_input_tokens: Option<u64>,
+    /// The writes by lifetime.
+    #[serde(default)]
+    pub cache_creation: Option<CacheCreation>,
+    /// `standard`, `priority` or `batch`.
+    #[serde(default)]
+    pub service_tier: Option<String>,
+    /// `global` or `us`.
+    #[serde(default)]
+    pub inference_geo: Option<String>,
+}
+
+/// Anthropic's cache writes by lifetime.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+pub struct CacheCreation {
+    /// Written for an hour (billed at twice the input price).
+    #[serde(default)]
+    pub ephemeral_1h_input_tokens: Option<u64>,
+}
+
+impl WireUsage {
+    /// This usage updated by a later one of the same reply (each field the
+    /// later one sends replaces this one's: Anthropic's counts are cumulative).
+    pub fn merge(&mut self, later: WireUsage) {
+        fn take<T>(field: &mut Option<T>, later: Option<T>) {
+            if later.is_some() {
+                *field = later;
+            }
+        }
+        take(&mut self.input_tokens, later.input_tokens);
+        take(&mut self.output_tokens, later.output_tokens);
+        take(
+            &mut self.cache_read_input_tokens,
+            later.cache_read_input_tokens,
+        );
+        take(
+            &mut self.cache_creation_input_tokens,
+            later.cache_creation_input_tokens,
+        );
+        take(&mut self.cache_creation, later.cache_creation);
+        take(&mut self.service_tier, later.service_tier);
+        take(&mut self.inference_geo, later.inference_geo);
+    }
+
+    /// steer's usage: the cache beside the prompt, as Anthropic counts it.
+    pub fn usage(&self) -> Usage {
+        let mut usage = Usage::new(
+            self.input_tokens.unwrap_or(0),
+            self.output_tokens.unwrap_or(0),
+        );
+        usage.cache = CacheAccounting::BesidePrompt;
+        usage.cached_prompt_tokens = self.cache_read_input_tokens;
+        usage.cache_write_tokens = self.cache_creation_input_tokens;
+        usage.cache_write_1h_tokens = self
+            .cache_creation
+            .and_then(|c| c.ephemeral_1h_input_tokens);
+        usage.service_tier = self.service_tier.as_deref().map(ServiceTier::parse);
+        usage.inference_geo = self.inference_geo.as_deref().map(InferenceGeo::parse);
+        usage
+    }
 }
 
 #[derive(Deserialize)]
@@ -444,11 +510,7 @@ pub fn parse_response(body: &[u8]) -> Result<Parsed, DecodeError> {
         .filter(|b| matches!(kind(b), "thinking" | "redacted_thinking"))
         .map(|b| Reasoning::anthropic(b.clone()))
         .collect();
-    let mut usage = Usage::new(
-        parsed.usage.input_tokens.unwrap_or(0),
-        parsed.usage.output_tokens.unwrap_or(0),
-    );
-    usage.cached_prompt_tokens = parsed.usage.cache_read_input_tokens;
+    let usage = parsed.usage.usage();
     Ok(Parsed {
         tool_calls,
         reasoning,
@@ -567,9 +629,7 @@ pub struct Decoder {
     thinking: Option<Box<OpenThinking>>,
     /// Reasoning blocks begun (the next one's index).
     reasoning: usize,
-    input_tokens: u64,
-    output_tokens: u64,
-    cached_tokens: Option<u64>,
+    usage: WireUsage,
     finish: Option<FinishReason>,
     saw_usage: bool,
 }
@@ -624,8 +684,7 @@ impl StreamDecoder for Decoder {
                 if let Some(id) = message.id {
                     out.push(ProviderEvent::ResponseId { id });
                 }
-                self.input_tokens = message.usage.input_tokens.unwrap_or(0);
-                self.cached_tokens = message.usage.cache_read_input_tokens;
+                self.usage = message.usage;
             }
             Event::ContentBlockStart {
                 index,
@@ -720,14 +779,9 @@ impl StreamDecoder for Decoder {
                     self.finish = Some(FinishReason::from_anthropic(&reason));
                 }
                 if let Some(u) = usage {
-                    if let Some(input) = u.input_tokens {
-                        self.input_tokens = input;
-                    }
-                    if let Some(output) = u.output_tokens {
-                        self.output_tokens = output;
-                    }
+                    self.usage.merge(u);
                     self.saw_usage = true;
-                    out.push(ProviderEvent::Usage(self.usage()));
+                    out.push(ProviderEvent::Usage(self.usage.usage()));
                 }
             }
             Event::MessageStop {} => return Ok(self.complete(out)),
@@ -740,14 +794,8 @@ impl StreamDecoder for Decoder {
 impl Decoder {
     /// The stream's end: its open calls completed, then `Complete`.
     fn complete(&mut self, out: &mut Vec<ProviderEvent>) -> Progress {
-        let usage = self.saw_usage.then(|| self.usage());
+        let usage = self.saw_usage.then(|| self.usage.usage());
         super::end_of_stream(&mut self.calls, self.finish.take(), usage, out)
-    }
-
-    fn usage(&self) -> Usage {
-        let mut usage = Usage::new(self.input_tokens, self.output_tokens);
-        usage.cached_prompt_tokens = self.cached_tokens;
-        usage
     }
 }
 

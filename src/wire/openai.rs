@@ -398,6 +398,16 @@ pub struct ResponseBody {
     /// Usage.
     #[serde(default)]
     pub usage: Option<WireUsage>,
+    /// The tier the reply was served (and billed) at: `default`, `flex`,
+    /// `priority` (not the `auto` a request may ask).
+    #[serde(default)]
+    pub service_tier: Option<String>,
+}
+
+/// `usage` with the tier a reply's `service_tier` names.
+pub(crate) fn with_tier(mut usage: Usage, tier: Option<&str>) -> Usage {
+    usage.service_tier = tier.map(crate::model::ServiceTier::parse);
+    usage
 }
 
 /// One choice of a non-streaming response.
@@ -498,7 +508,10 @@ pub fn parse_response(body: &[u8]) -> Result<Parsed, DecodeError> {
             .as_deref()
             .map(FinishReason::from_openai)
             .unwrap_or_else(|| FinishReason::Other("missing".into())),
-        usage: parsed.usage.map(Usage::from).unwrap_or_default(),
+        usage: with_tier(
+            parsed.usage.map(Usage::from).unwrap_or_default(),
+            parsed.service_tier.as_deref(),
+        ),
         model: parsed.model,
         id: parsed.id,
     })
@@ -515,6 +528,8 @@ struct Chunk {
     choices: Option<Vec<ChunkChoice>>,
     #[serde(default)]
     usage: Option<WireUsage>,
+    #[serde(default)]
+    service_tier: Option<String>,
     #[serde(default)]
     error: Option<Value>,
 }
@@ -646,7 +661,7 @@ impl StreamDecoder for Decoder {
             }
         }
         if let Some(usage) = chunk.usage {
-            let usage = Usage::from(usage);
+            let usage = with_tier(Usage::from(usage), chunk.service_tier.as_deref());
             self.usage = Some(usage);
             out.push(ProviderEvent::Usage(usage));
         }
@@ -795,6 +810,15 @@ mod tests {
         let p = parse_response(body).unwrap();
         assert_eq!(p.text, "Hi there");
         assert_eq!(p.finish_reason, FinishReason::Length);
-        assert_eq!(p.usage, Usage::new(3, 2));
+        let mut want = Usage::new(3, 2);
+        want.service_tier = Some(crate::model::ServiceTier::Standard);
+        assert_eq!(p.usage, want);
+        // The tier billed, streamed on the usage chunk too.
+        let mut d = Decoder::default();
+        let mut out = Vec::new();
+        let chunk = r#"{"id":"c","choices":[],"service_tier":"flex","usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}"#;
+        d.on_event("", chunk, &mut out).unwrap();
+        want.service_tier = Some(crate::model::ServiceTier::Flex);
+        assert_eq!(out.last(), Some(&ProviderEvent::Usage(want)));
     }
 }

@@ -288,6 +288,10 @@ pub struct ResponseObject {
     /// Usage.
     #[serde(default)]
     pub usage: Option<WireUsage>,
+    /// The tier the reply was served (and billed) at: `default`, `flex`,
+    /// `priority` (not the `auto` a request may ask).
+    #[serde(default)]
+    pub service_tier: Option<String>,
     /// Why an `incomplete` response stopped.
     #[serde(default)]
     pub incomplete_details: Option<IncompleteDetails>,
@@ -427,7 +431,10 @@ pub fn parse_response(body: &[u8]) -> Result<super::openai::Parsed, DecodeError>
         } else {
             finish
         },
-        usage: response.usage.map(Usage::from).unwrap_or_default(),
+        usage: super::openai::with_tier(
+            response.usage.map(Usage::from).unwrap_or_default(),
+            response.service_tier.as_deref(),
+        ),
         model: response.model,
         id: response.id,
         tool_calls,
@@ -618,7 +625,10 @@ impl Decoder {
         self.response_id(Some(&response), out);
         let held = self.stop.finish();
         self.cursor.delta(held, out);
-        let usage = response.usage.map(Usage::from);
+        let tier = response.service_tier.as_deref();
+        let usage = response
+            .usage
+            .map(|u| super::openai::with_tier(Usage::from(u), tier));
         if let Some(u) = usage {
             out.push(ProviderEvent::Usage(u));
         }

@@ -2,6 +2,44 @@
 
 use super::*;
 
+/// Anthropic's usage: the cache beside the input.
+fn beside(input: u64, output: u64) -> Usage {
+    let mut u = Usage::new(input, output);
+    u.cache = CacheAccounting::BesidePrompt;
+    u
+}
+
+#[test]
+fn cache_writes_by_lifetime_tier_and_place_are_read_in_both_shapes() {
+    let usage = r#"{"input_tokens":10,"output_tokens":3,"cache_read_input_tokens":500,"cache_creation_input_tokens":300,"cache_creation":{"ephemeral_5m_input_tokens":200,"ephemeral_1h_input_tokens":100},"service_tier":"batch","inference_geo":"us"}"#;
+    let mut want = beside(10, 3);
+    want.cached_prompt_tokens = Some(500);
+    want.cache_write_tokens = Some(300);
+    want.cache_write_1h_tokens = Some(100);
+    want.service_tier = Some(ServiceTier::Batch);
+    want.inference_geo = Some(InferenceGeo::Us);
+    assert_eq!(want.input_tokens(), 810);
+    let body = format!(
+        r#"{{"id":"m","type":"message","role":"assistant","content":[{{"type":"text","text":"Hi"}}],"stop_reason":"end_turn","usage":{usage}}}"#
+    );
+    assert_eq!(parse_response(body.as_bytes()).unwrap().usage, want);
+    // Streamed: the start's usage, then a delta's cumulative counts.
+    let mut d = Decoder::default();
+    let mut out = Vec::new();
+    let start = format!(
+        r#"{{"type":"message_start","message":{{"id":"m","type":"message","role":"assistant","content":[],"usage":{usage}}}}}"#
+    );
+    d.on_event("message_start", &start, &mut out).unwrap();
+    let delta = r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":9}}"#;
+    d.on_event("message_delta", delta, &mut out).unwrap();
+    want.completion_tokens = 9;
+    want.total_tokens = 19;
+    assert_eq!(out.last(), Some(&ProviderEvent::Usage(want)));
+    // A tier or place of the wrong type is not a reply.
+    let odd = r#"{"id":"m","type":"message","role":"assistant","content":[],"usage":{"input_tokens":1,"service_tier":7}}"#;
+    assert!(parse_response(odd.as_bytes()).is_err());
+}
+
 const REFERENCE: &[(&str, &str)] = &[
     (
         "message_start",
@@ -52,10 +90,10 @@ fn the_reference_stream_decodes() {
                 text: " there".into(),
                 offset: 5
             },
-            ProviderEvent::Usage(Usage::new(11, 6)),
+            ProviderEvent::Usage(beside(11, 6)),
             ProviderEvent::Complete {
                 finish_reason: FinishReason::Stop,
-                usage: Some(Usage::new(11, 6))
+                usage: Some(beside(11, 6))
             },
         ]
     );
@@ -277,5 +315,5 @@ fn non_streaming_body_joins_text_blocks() {
     let p = parse_response(body).unwrap();
     assert_eq!(p.text, "Hi there");
     assert_eq!(p.finish_reason, FinishReason::Length);
-    assert_eq!(p.usage, Usage::new(4, 2));
+    assert_eq!(p.usage, beside(4, 2));
 }
