@@ -9,6 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::{quick_builder, within};
+use steer_llm::cost::Fate;
 use steer_llm::limit::{LimitConfig, LimitRejection};
 use steer_llm::mock::{FaultPlan, MockServer};
 use steer_llm::route::hedge::Hedge;
@@ -462,6 +463,21 @@ async fn a_hedge_after_its_delay_wins_and_the_loser_is_cancelled_its_slot_given_
         ]
     );
     assert_eq!((slow.request_count(), quick.request_count()), (1, 1));
+    // The loser's tokens count as spent: its prompt (estimated), wasted.
+    let spent: Vec<(&str, Fate, bool)> = reply
+        .spend
+        .attempts
+        .iter()
+        .map(|a| (a.target.as_str(), a.fate, a.estimated))
+        .collect();
+    assert_eq!(
+        spent,
+        [
+            ("quick/gpt-4o-mini", Fate::Delivered, false),
+            ("slow/gpt-4o-mini", Fate::Cancelled, true)
+        ]
+    );
+    assert!(reply.spend.wasted().nanos() > 0);
     // The loser's connection closed while the slow target still waited.
     assert!(common::eventually(|| async { slow.abandoned() == 1 }).await);
     // Its slot back, nothing learned from it.

@@ -13,12 +13,36 @@
 //! ```
 
 pub mod estimate;
+mod log;
 mod price;
-mod spend;
 mod table;
-mod usd;
 
+pub use log::{billed, close_reply, SpendLog, Ticket};
 pub use price::{LongContext, PerMillion, Price, Rates, ReasoningBilling, Unpriced};
-pub use spend::{AttemptSpend, Fate, Spend, MAX_LISTED};
 pub use table::{PriceTable, DEFAULTS_AS_OF};
-pub use usd::Usd;
+
+use crate::model::Usage;
+pub use crate::model::{AttemptSpend, Fate, Spend, Usd, MAX_LISTED};
+
+/// An attempt's spend, priced by `prices` (`cost` is `None` when the model,
+/// its tier or its place has no price).
+pub fn priced(
+    prices: &PriceTable,
+    deployment: &str,
+    model: &str,
+    usage: Usage,
+    estimated: bool,
+    fate: Fate,
+) -> AttemptSpend {
+    let cost = prices
+        .price(deployment, model)
+        .and_then(|p| p.cost(&usage))
+        .ok();
+    AttemptSpend {
+        target: format!("{deployment}/{model}"),
+        usage,
+        estimated,
+        fate,
+        cost,
+    }
+}

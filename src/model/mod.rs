@@ -9,6 +9,8 @@ mod rate_floor;
 mod request;
 mod response;
 mod resume;
+mod spend;
+mod usd;
 
 pub use events::{ProviderEvent, StreamEvent};
 pub use id::{InvalidModelId, ModelId, RequestId};
@@ -18,3 +20,5 @@ pub use response::{
     CacheAccounting, ChatResponse, FinishReason, InferenceGeo, RouteStep, ServiceTier, Usage,
 };
 pub use resume::{ResumePoint, ResumedBy};
+pub use spend::{AttemptSpend, Fate, Spend, MAX_LISTED};
+pub use usd::Usd;

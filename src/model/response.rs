@@ -238,7 +238,7 @@ impl Usage {
 ///
 /// A custom [`Provider`](crate::Provider) builds one with [`ChatResponse::new`]
 /// and the `with_*` setters: the fields the runtime fills (`route`,
-/// `rate_limit`) start empty, and new fields do not break it.
+/// `rate_limit`, `spend`) start empty, and new fields do not break it.
 ///
 /// ```
 /// use steer_llm::{ChatRequest, ChatResponse, FinishReason, Usage};
@@ -280,6 +280,11 @@ pub struct ChatResponse {
     pub route: Vec<RouteStep>,
     /// What the response's rate-limit headers said (remaining counts and resets).
     pub rate_limit: steer_actors::RateLimitHints,
+    /// What the request spent: every attempt (retries, a group's legs, hedges
+    /// that lost) at the client's prices, delivered and wasted apart
+    /// ([`crate::cost`]). `usage` is this reply's own attempt's.
+    #[serde(default)]
+    pub spend: super::Spend,
 }
 
 /// One target a grouped request tried.
@@ -332,6 +337,7 @@ impl ChatResponse {
             reasoning: Vec::new(),
             route: Vec::new(),
             rate_limit: steer_actors::RateLimitHints::default(),
+            spend: super::Spend::default(),
         }
     }
 

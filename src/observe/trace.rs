@@ -58,6 +58,12 @@ pub(crate) fn request_span(req: &ChatRequest, kind: Kind, record_content: bool) 
                 gen_ai.response.finish_reasons = Empty,
                 gen_ai.usage.input_tokens = Empty,
                 gen_ai.usage.output_tokens = Empty,
+                gen_ai.usage.cache_read.input_tokens = Empty,
+                gen_ai.usage.cache_creation.input_tokens = Empty,
+                steer.cost.usd = Empty,
+                steer.cost.wasted_usd = Empty,
+                steer.cost.unpriced = Empty,
+                steer.usage.estimated = Empty,
                 gen_ai.input.messages = Empty,
                 gen_ai.output.messages = Empty,
                 error.type = Empty,
@@ -138,8 +144,32 @@ pub(crate) fn record_end(span: &Span, finish: &FinishReason, usage: Option<Usage
         json_text(&[finish_word(finish)]).as_str(),
     );
     if let Some(usage) = usage {
-        span.record("gen_ai.usage.input_tokens", usage.prompt_tokens);
+        // Every input token, the cache's included (the conventions' rule;
+        // Anthropic counts its cache beside its `input_tokens`).
+        span.record("gen_ai.usage.input_tokens", usage.input_tokens());
         span.record("gen_ai.usage.output_tokens", usage.completion_tokens);
+        if let Some(n) = usage.cached_prompt_tokens {
+            span.record("gen_ai.usage.cache_read.input_tokens", n);
+        }
+        if let Some(n) = usage.cache_write_tokens {
+            span.record("gen_ai.usage.cache_creation.input_tokens", n);
+        }
+    }
+}
+
+/// Records what a request spent: its cost in dollars (every attempt's), the
+/// part wasted, and whether a model was unpriced or a count estimated.
+pub(crate) fn record_spend(span: &Span, spend: &crate::model::Spend) {
+    if span.is_disabled() || spend.count == 0 {
+        return;
+    }
+    span.record("steer.cost.usd", spend.total().dollars());
+    span.record("steer.cost.wasted_usd", spend.wasted().dollars());
+    if spend.unpriced() {
+        span.record("steer.cost.unpriced", true);
+    }
+    if spend.estimated() {
+        span.record("steer.usage.estimated", true);
     }
 }
 

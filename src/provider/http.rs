@@ -552,6 +552,7 @@ async fn generate_from(
         request_id: req.request_id.clone(),
         provider_request_id,
         response_id: parsed.id,
+        spend: Default::default(),
     })
 }
 

@@ -39,6 +39,9 @@ pub struct GenerateOptions {
     /// A leg of a route (a group's, or a hedged request's): its route hedges
     /// it, never its deployment.
     pub(crate) leg: bool,
+    /// The spend log of the request these options run (set by the client:
+    /// a route's legs share their request's).
+    pub(crate) spend: Option<crate::cost::SpendLog>,
 }
 
 impl GenerateOptions {

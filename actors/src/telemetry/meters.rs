@@ -75,6 +75,36 @@ struct TokenLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct SpendLabels {
+    provider: Arc<str>,
+    model: Arc<str>,
+    /// `delivered` or `wasted`.
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct SpendTokenLabels {
+    provider: Arc<str>,
+    model: Arc<str>,
+    outcome: &'static str,
+    /// `true` when steer estimated them.
+    estimated: &'static str,
+}
+
+/// One attempt's spend, as the families count it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SpendSample {
+    /// `delivered` (its output is in the reply) or `wasted`.
+    pub outcome: &'static str,
+    /// What it cost in dollars; `None` when unpriced.
+    pub dollars: Option<f64>,
+    /// Its tokens, input and output.
+    pub tokens: u64,
+    /// Whether steer estimated them.
+    pub estimated: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct TransitionLabels {
     provider: Arc<str>,
     model: Arc<str>,
@@ -146,6 +176,9 @@ struct Families {
     pause_seconds: Family<TargetLabels, Counter<f64>>,
     tokens: Family<TokenLabels, Counter>,
     usage_unknown: Family<TargetLabels, Counter>,
+    spend_usd: Family<SpendLabels, Counter<f64>>,
+    spend_tokens: Family<SpendTokenLabels, Counter>,
+    unpriced: Family<TargetLabels, Counter>,
     in_flight: Family<ProviderLabels, Gauge>,
     open_streams: Family<ProviderLabels, Gauge>,
     shared_up: Gauge,
@@ -208,6 +241,9 @@ impl Meters {
             pause_seconds: Family::default(),
             tokens: Family::default(),
             usage_unknown: Family::default(),
+            spend_usd: Family::default(),
+            spend_tokens: Family::default(),
+            unpriced: Family::default(),
             in_flight: Family::default(),
             open_streams: Family::default(),
             shared_up: Gauge::default(),
@@ -525,6 +561,48 @@ impl Meters {
         self.inner.usage_unknown.get_or_create(t).inc();
     }
 
+    /// One attempt's spend: its cost by outcome (delivered or wasted), its
+    /// tokens (estimated apart), or that its model is unpriced.
+    ///
+    /// ```
+    /// use steer_actors::telemetry::meters::{Meters, SpendSample};
+    /// let meters = Meters::new();
+    /// let t = meters.target("openai", "gpt-4o");
+    /// meters.spend(&t, SpendSample { outcome: "wasted", dollars: Some(0.5), tokens: 10, estimated: true });
+    /// let text = meters.encode();
+    /// assert!(text.contains(r#"steer_spend_usd_total{provider="openai",model="gpt-4o",outcome="wasted"} 0.5"#));
+    /// assert!(text.contains(r#"steer_spend_tokens_total{provider="openai",model="gpt-4o",outcome="wasted",estimated="true"} 10"#));
+    /// ```
+    pub fn spend(&self, t: &TargetLabels, sample: SpendSample) {
+        let (provider, model) = (t.provider.clone(), t.model.clone());
+        match sample.dollars {
+            Some(d) => {
+                self.inner
+                    .spend_usd
+                    .get_or_create(&SpendLabels {
+                        provider: provider.clone(),
+                        model: model.clone(),
+                        outcome: sample.outcome,
+                    })
+                    .inc_by(d);
+            }
+            None => {
+                self.inner.unpriced.get_or_create(t).inc();
+            }
+        }
+        if sample.tokens > 0 {
+            self.inner
+                .spend_tokens
+                .get_or_create(&SpendTokenLabels {
+                    provider,
+                    model,
+                    outcome: sample.outcome,
+                    estimated: if sample.estimated { "true" } else { "false" },
+                })
+                .inc_by(sample.tokens);
+        }
+    }
+
     /// Whether the replica's shared state (Redis) answers.
     pub fn shared_up(&self, up: bool) {
         self.inner.shared_up.set(i64::from(up));
@@ -750,6 +828,21 @@ impl Families {
             "steer_usage_unknown",
             "Replies whose server reported no usage (their tokens are not in steer_tokens)",
             self.usage_unknown.clone(),
+        );
+        r.register(
+            "steer_spend_usd",
+            "What attempts cost in US dollars at the price table, by outcome: delivered (their output is the reply) or wasted (failed, cancelled, repeated)",
+            self.spend_usd.clone(),
+        );
+        r.register(
+            "steer_spend_tokens",
+            "Tokens of every attempt, by outcome, estimated apart from those the server counted",
+            self.spend_tokens.clone(),
+        );
+        r.register(
+            "steer_unpriced_attempts",
+            "Attempts whose model (or tier) has no price: their cost is not in steer_spend_usd",
+            self.unpriced.clone(),
         );
         r.register(
             "steer_in_flight_requests",

@@ -61,6 +61,7 @@ pub struct ClientBuilder {
     groups: BTreeMap<String, Group>,
     record_content: bool,
     shared: Option<crate::shared::SharedConfig>,
+    prices: PriceTable,
 }
 
 impl Default for ClientBuilder {
@@ -87,6 +88,7 @@ impl Default for ClientBuilder {
             stream: StreamDefaults::default(),
             groups: BTreeMap::new(),
             record_content: false,
+            prices: PriceTable::defaults(),
             shared: None,
         }
     }
@@ -269,6 +271,26 @@ impl ClientBuilder {
         self.groups.insert(name.to_string(), group);
         self
     }
+    /// The price table attempts are costed at, instead of the defaults
+    /// ([`PriceTable::defaults`]).
+    pub fn prices(mut self, table: PriceTable) -> Self {
+        self.prices = table;
+        self
+    }
+    /// Sets one row of the price table: a model (`gpt-4o`) or a deployment's
+    /// model (`azure/gpt-4o`, which wins over the model's own).
+    ///
+    /// ```
+    /// use steer_llm::cost::{PerMillion, Price, Rates};
+    /// let d = |x| PerMillion::dollars(x).unwrap();
+    /// let contract = Price::new(Rates::new(d(2.0), d(8.0)), "2026-12-01", "our contract");
+    /// let builder = steer_llm::Client::builder().price("azure/gpt-4o", contract);
+    /// # let _ = builder;
+    /// ```
+    pub fn price(mut self, key: impl Into<String>, price: crate::cost::Price) -> Self {
+        self.prices.set(key, price);
+        self
+    }
     /// Whether request spans record the prompt (`gen_ai.input.messages`) and the
     /// reply (`gen_ai.output.messages`). Off by default: traces often leave the
     /// service, and prompts hold what users typed.
@@ -440,6 +462,7 @@ impl ClientBuilder {
                 outliers,
                 groups: self.groups,
                 meters,
+                prices: Arc::new(self.prices),
                 record_content: self.record_content,
                 #[cfg(feature = "shared-redis")]
                 shared,

@@ -29,6 +29,7 @@ use super::route_actor::{CancelOnDrop, Leg, RouteActor};
 use super::system::Arbiters;
 use super::MetricsSnapshot;
 use crate::classify::classify;
+use crate::cost::{PriceTable, SpendLog};
 use crate::error::{ConfigError, Error, ProviderError};
 use crate::model::{ChatRequest, ChatResponse, RequestId};
 use crate::observe::trace;
@@ -94,6 +95,8 @@ struct Inner {
     outliers: Option<Addr<OutlierActor>>,
     /// The client's metric families.
     meters: Meters,
+    /// The prices attempts are costed at.
+    prices: Arc<PriceTable>,
     /// Whether spans record prompt and reply text.
     record_content: bool,
     /// The mirror of pauses shared with other replicas, when sharing is on.
@@ -212,16 +215,54 @@ impl Client {
         let client = self.clone();
         async move {
             let this = &client;
-            if req.model.provider() == GROUP_PROVIDER {
-                return Box::pin(this.generate_in_group(req, options)).await;
-            }
-            match this.deployment_hedge(&req, &options) {
-                Ok(Some(hedge)) => {
-                    return Box::pin(this.generate_hedged(req, options, hedge)).await
+            // The request's own call keeps the log its attempts write to
+            // (a route's legs write to their request's).
+            let (options, log) = this.spend_log(options);
+            let mut result = 'all: {
+                if req.model.provider() == GROUP_PROVIDER {
+                    break 'all Box::pin(this.generate_in_group(req, options)).await;
                 }
-                Ok(None) => {}
-                Err(e) => return Err(e),
+                match this.deployment_hedge(&req, &options) {
+                    Ok(Some(hedge)) => {
+                        break 'all Box::pin(this.generate_hedged(req, options, hedge)).await
+                    }
+                    Ok(None) => {}
+                    Err(e) => break 'all Err(e),
+                }
+                Box::pin(this.generate_at_deployment(req, options)).await
+            };
+            if let Some(log) = log {
+                log.cancel_open();
+                if let Ok(reply) = &mut result {
+                    reply.spend = log.spend();
+                }
             }
+            result
+        }
+    }
+
+    /// `options` with the spend log of the request they run: a new one for a
+    /// request's own call (returned too, to read at its end), the route's for
+    /// a leg.
+    fn spend_log(&self, mut options: GenerateOptions) -> (GenerateOptions, Option<SpendLog>) {
+        if options.spend.is_some() {
+            return (options, None);
+        }
+        let inner = &self.inner;
+        let log = SpendLog::new(inner.prices.clone(), Some(inner.meters.clone()));
+        options.spend = Some(log.clone());
+        (options, Some(log))
+    }
+
+    /// A request at its deployment: its request actor, in the caller's
+    /// future.
+    async fn generate_at_deployment(
+        &self,
+        req: ChatRequest,
+        options: GenerateOptions,
+    ) -> Result<ChatResponse, Error> {
+        let this = self;
+        {
             let record_content = this.inner.record_content;
             let span = trace::request_span(&req, trace::Kind::Generate, record_content);
             let result = 'run: {
@@ -250,6 +291,10 @@ impl Client {
                 Ok(reply) => trace::record_response(&span, reply, record_content),
                 Err(e) => trace::record_error(&span, e),
             }
+            // The request's spend so far (a leg's: its route's, all legs').
+            if let (Some(log), false) = (&options.spend, span.is_disabled()) {
+                trace::record_spend(&span, &log.spend());
+            }
             result
         }
     }
@@ -269,10 +314,18 @@ impl Client {
         let spec = self.spec(handle, &req, options, self.inner.attempt_timeout);
         let provider = handle.provider.clone();
         let req = Arc::new(req);
+        let log = options.spend.clone();
         let attempt: AttemptFn<Box<ChatResponse>, ProviderError> = Box::new(move |_attempt| {
             let (provider, req) = (provider.clone(), req.clone());
+            let ticket = log
+                .as_ref()
+                .map(|l| l.open(req.model.provider(), req.clone()));
             async move {
-                match provider.generate(&req).await {
+                let result = provider.generate(&req).await;
+                if let Some(ticket) = ticket {
+                    crate::cost::close_reply(ticket, &result);
+                }
+                match result {
                     Ok(reply) => Ok(Box::new(reply)),
                     Err(e) => Err(Box::new((classify(&e), e))),
                 }

@@ -5,8 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{PriceTable, Usd};
-use crate::model::Usage;
+use super::{Usage, Usd};
 
 /// Attempts a [`Spend`] lists one by one; later ones count in its totals only
 /// (memory stays bounded whatever a retry policy allows).
@@ -59,40 +58,16 @@ pub struct AttemptSpend {
     pub cost: Option<Usd>,
 }
 
-impl AttemptSpend {
-    /// An attempt's spend, priced by `prices`.
-    pub fn priced(
-        prices: &PriceTable,
-        deployment: &str,
-        model: &str,
-        usage: Usage,
-        estimated: bool,
-        fate: Fate,
-    ) -> Self {
-        let cost = prices
-            .price(deployment, model)
-            .and_then(|p| p.cost(&usage))
-            .ok();
-        AttemptSpend {
-            target: format!("{deployment}/{model}"),
-            usage,
-            estimated,
-            fate,
-            cost,
-        }
-    }
-}
-
 /// What a request spent, across its attempts.
 ///
 /// ```
-/// use steer_llm::cost::{AttemptSpend, Fate, PriceTable, Spend};
+/// use steer_llm::cost::{priced, Fate, PriceTable, Spend};
 /// use steer_llm::Usage;
 /// let prices = PriceTable::defaults();
 /// let mut spend = Spend::default();
 /// let failed = Usage::new(1_000, 200);
-/// spend.push(AttemptSpend::priced(&prices, "openai", "gpt-4o-mini", failed, true, Fate::Failed));
-/// spend.push(AttemptSpend::priced(&prices, "openai", "gpt-4o-mini", Usage::new(1_000, 400), false, Fate::Delivered));
+/// spend.push(priced(&prices, "openai", "gpt-4o-mini", failed, true, Fate::Failed));
+/// spend.push(priced(&prices, "openai", "gpt-4o-mini", Usage::new(1_000, 400), false, Fate::Delivered));
 /// assert_eq!(spend.delivered().to_string(), "$0.000390");
 /// assert_eq!(spend.wasted().to_string(), "$0.000270");
 /// assert!(spend.estimated() && !spend.unpriced());

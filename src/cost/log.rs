@@ -1,0 +1,263 @@
+//! The spend of one request as its attempts run: each attempt opens a
+//! [`Ticket`] when it starts and closes it with its usage when it ends; a
+//! ticket dropped open (its attempt cancelled: a hedge that lost, a caller
+//! gone) closes itself as cancelled, its prompt estimated. Every attempt a
+//! request runs (its retries, a group's legs, hedges) writes to the same log,
+//! which the request's reply carries at its end, and the client's metrics
+//! count as each attempt closes.
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use steer_actors::telemetry::meters::{Meters, SpendSample};
+
+use super::{estimate, priced, Fate, PriceTable, Spend};
+use crate::error::{FailureKind, ProviderError, TransportKind};
+use crate::model::{ChatRequest, ChatResponse, Usage};
+
+/// One request's spend, shared by its attempts. Cloning shares it.
+#[derive(Clone)]
+pub struct SpendLog {
+    inner: Arc<Mutex<LogState>>,
+    prices: Arc<PriceTable>,
+    meters: Option<Meters>,
+}
+
+impl std::fmt::Debug for SpendLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpendLog").finish_non_exhaustive()
+    }
+}
+
+#[derive(Default)]
+struct LogState {
+    spend: Spend,
+    /// Attempts started and not ended.
+    open: Vec<OpenAttempt>,
+    next: u64,
+}
+
+struct OpenAttempt {
+    id: u64,
+    deployment: String,
+    request: Arc<ChatRequest>,
+}
+
+/// An attempt's place in its request's [`SpendLog`], from its start to its
+/// end. Dropped open, it closes as cancelled.
+#[must_use = "a ticket dropped at once records a cancelled attempt"]
+pub struct Ticket {
+    log: SpendLog,
+    id: u64,
+}
+
+impl SpendLog {
+    /// An empty log, priced by `prices`, counted in `meters` (if any).
+    pub fn new(prices: Arc<PriceTable>, meters: Option<Meters>) -> Self {
+        SpendLog {
+            inner: Arc::new(Mutex::new(LogState::default())),
+            prices,
+            meters,
+        }
+    }
+
+    /// An attempt starts: `request` at `deployment` (its model is the
+    /// request's).
+    pub fn open(&self, deployment: &str, request: Arc<ChatRequest>) -> Ticket {
+        let mut state = self.inner.lock();
+        let id = state.next;
+        state.next = state.next.wrapping_add(1);
+        state.open.push(OpenAttempt {
+            id,
+            deployment: deployment.to_string(),
+            request,
+        });
+        Ticket {
+            log: self.clone(),
+            id,
+        }
+    }
+
+    /// Closes every attempt still open as cancelled: the request has its
+    /// reply (or its error), and what still runs lost.
+    pub fn cancel_open(&self) {
+        let open = std::mem::take(&mut self.inner.lock().open);
+        for attempt in open {
+            let usage = Usage::new(estimate::prompt_tokens(&attempt.request), 0);
+            let model = attempt.request.model.model();
+            self.record(&attempt.deployment, model, usage, true, Fate::Cancelled);
+        }
+    }
+
+    /// What the request spent so far.
+    pub fn spend(&self) -> Spend {
+        self.inner.lock().spend.clone()
+    }
+
+    /// Adds an attempt's spend (priced, counted).
+    pub fn record(&self, deployment: &str, model: &str, usage: Usage, estimated: bool, fate: Fate) {
+        let attempt = priced(&self.prices, deployment, model, usage, estimated, fate);
+        if let Some(meters) = &self.meters {
+            let labels = meters.target(deployment.to_string(), model);
+            let sample = SpendSample {
+                outcome: fate.label(),
+                dollars: attempt.cost.map(|c| c.dollars()),
+                tokens: usage.input_tokens().saturating_add(usage.completion_tokens),
+                estimated,
+            };
+            meters.spend(&labels, sample);
+        }
+        self.inner.lock().spend.push(attempt);
+    }
+
+    /// Removes attempt `id` from the open ones, if it is still there.
+    fn take_open(&self, id: u64) -> Option<OpenAttempt> {
+        let mut state = self.inner.lock();
+        let i = state.open.iter().position(|a| a.id == id)?;
+        Some(state.open.swap_remove(i))
+    }
+}
+
+impl Ticket {
+    /// The attempt ended with `usage` (as the server counted it, or
+    /// `estimated`): its output is in the reply or not, as `fate` says.
+    /// `model` is the model that answered (priced as such).
+    pub fn close(self, model: Option<&str>, usage: Usage, estimated: bool, fate: Fate) {
+        if let Some(open) = self.log.take_open(self.id) {
+            let model = model.unwrap_or(open.request.model.model());
+            self.log
+                .record(&open.deployment, model, usage, estimated, fate);
+        }
+    }
+
+    /// The attempt ended with no usage from its server: its prompt is
+    /// estimated, and `output_tokens` (what it delivered, estimated) added.
+    pub fn close_estimated(self, output_tokens: u64, fate: Fate) {
+        if let Some(open) = self.log.take_open(self.id) {
+            let usage = Usage::new(estimate::prompt_tokens(&open.request), output_tokens);
+            let model = open.request.model.model();
+            self.log.record(&open.deployment, model, usage, true, fate);
+        }
+    }
+
+    /// The attempt ended without reaching the server's model (refused with
+    /// an error status, or never connected): nothing billed.
+    pub fn close_unbilled(self) {
+        self.close(None, Usage::default(), false, Fate::Failed);
+    }
+}
+
+/// Whether a failed attempt reached the model, and is billed: an error status
+/// is not (the server refused it), nor a connection that never opened; a
+/// reply cut, timed out, malformed or of the wrong shape is (the model ran).
+pub fn billed(error: &ProviderError) -> bool {
+    match &error.kind {
+        FailureKind::Status { .. } => false,
+        FailureKind::Transport { kind, .. } => !matches!(
+            kind,
+            TransportKind::Connect
+                | TransportKind::Dns
+                | TransportKind::Tls
+                | TransportKind::ConnectTimeout
+        ),
+        _ => true,
+    }
+}
+
+/// Closes a non-streaming attempt's ticket with its result: a reply's usage
+/// (estimated from its text when the server sent none), a billed failure's
+/// estimated prompt, an unbilled one's nothing.
+pub fn close_reply(ticket: Ticket, result: &Result<ChatResponse, ProviderError>) {
+    match result {
+        Ok(reply) if reply.usage == Usage::default() => {
+            let output = estimate::text_tokens(&reply.model, &reply.text);
+            ticket.close_estimated(output, Fate::Delivered)
+        }
+        Ok(reply) => ticket.close(Some(&reply.model), reply.usage, false, Fate::Delivered),
+        Err(e) if billed(e) => ticket.close_estimated(0, Fate::Failed),
+        Err(_) => ticket.close_unbilled(),
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if let Some(open) = self.log.take_open(self.id) {
+            let usage = Usage::new(estimate::prompt_tokens(&open.request), 0);
+            let model = open.request.model.model();
+            self.log
+                .record(&open.deployment, model, usage, true, Fate::Cancelled);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log() -> SpendLog {
+        SpendLog::new(Arc::new(PriceTable::defaults()), Some(Meters::new()))
+    }
+
+    fn request() -> Arc<ChatRequest> {
+        Arc::new(
+            ChatRequest::new("openai/gpt-4o-mini")
+                .unwrap()
+                .user("one two three"),
+        )
+    }
+
+    #[test]
+    fn attempts_close_with_their_usage_and_dropped_ones_as_cancelled() {
+        let log = log();
+        let failed = log.open("openai", request());
+        let won = log.open("openai", request());
+        let lost = log.open("openai", request());
+        failed.close_unbilled();
+        won.close(
+            Some("gpt-4o-mini-2024-07-18"),
+            Usage::new(10, 20),
+            false,
+            Fate::Delivered,
+        );
+        drop(lost);
+        let spend = log.spend();
+        assert_eq!(spend.count, 3);
+        let fates: Vec<Fate> = spend.attempts.iter().map(|a| a.fate).collect();
+        assert_eq!(fates, [Fate::Failed, Fate::Delivered, Fate::Cancelled]);
+        // 10 in at 0.15, 20 out at 0.60 a million.
+        assert_eq!(spend.delivered().nanos(), 1_500 + 12_000);
+        let cancelled = &spend.attempts[2];
+        assert!(cancelled.estimated && cancelled.usage.prompt_tokens > 0);
+        assert!(spend.wasted().nanos() > 0 && !spend.unpriced());
+    }
+
+    #[test]
+    fn cancel_open_closes_what_still_runs_once() {
+        let log = log();
+        let still = log.open("openai", request());
+        log.cancel_open();
+        // Its own close later records nothing more.
+        still.close(None, Usage::new(1, 1), false, Fate::Delivered);
+        let spend = log.spend();
+        assert_eq!(spend.count, 1);
+        assert_eq!(spend.attempts[0].fate, Fate::Cancelled);
+    }
+
+    #[test]
+    fn the_metrics_count_delivered_and_wasted_apart() {
+        let meters = Meters::new();
+        let log = SpendLog::new(Arc::new(PriceTable::defaults()), Some(meters.clone()));
+        log.open("openai", request())
+            .close(None, Usage::new(1_000_000, 0), false, Fate::Delivered);
+        let unpriced = Arc::new(ChatRequest::new("local/llama").unwrap().user("hi"));
+        log.open("local", unpriced).close_estimated(3, Fate::Failed);
+        let text = meters.encode();
+        assert!(text.contains(
+            r#"steer_spend_usd_total{provider="openai",model="gpt-4o-mini",outcome="delivered"} 0.15"#
+        ), "{text}");
+        assert!(text.contains(r#"steer_unpriced_attempts_total{provider="local",model="llama"} 1"#));
+        assert!(text.contains(
+            r#"steer_spend_tokens_total{provider="local",model="llama",outcome="wasted",estimated="true"}"#
+        ));
+    }
+}
