@@ -69,6 +69,13 @@ pub struct Config {
     /// State shared with the other replicas through Redis (feature `shared-redis`).
     #[serde(default)]
     pub shared: Option<SharedSettings>,
+    /// Rows of the price table over the defaults, by model (`gpt-4o`) or by
+    /// a deployment's model (`azure/gpt-4o`): `[prices."<key>"]` with
+    /// `input` and `output` in dollars a million tokens, and any of
+    /// `cache_read`, `cache_write_5m`, `cache_write_1h`, `long_context`,
+    /// `tiers`, `geos`, `reasoning`, `as_of`, `source` ([`crate::cost::PriceFile`]).
+    #[serde(default)]
+    pub prices: BTreeMap<String, crate::cost::PriceFile>,
 }
 
 /// `[shared]`: pauses, opens and probe leases shared through Redis.
@@ -704,6 +711,12 @@ impl Config {
                 builder = builder.adaptive_limit_for(name, l.config());
             }
         }
+        for (key, p) in &self.prices {
+            let price = p
+                .price()
+                .map_err(|e| ConfigError::setting(format!("prices.{key}.{}", e.field), e.why))?;
+            builder = builder.price(key, price);
+        }
         for (name, g) in &self.groups {
             builder = builder.group(
                 name,
@@ -960,6 +973,15 @@ mod tests {
 
     #[test]
     fn adaptive_throttling_is_read_with_its_defaults_and_checked_when_the_client_is_built() {
+        let c = Config::from_toml(
+            "[prices.\"azure/gpt-4o\"]\ninput = 2.0\noutput = 8.0\nas_of = \"2026-12-01\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.prices["azure/gpt-4o"].input, 2.0);
+        assert!(c.apply(ClientBuilder::default()).is_ok());
+        let bad = Config::from_toml("[prices.m]\ninput = -2.0\noutput = 8.0\n").unwrap();
+        let err = bad.apply(ClientBuilder::default()).unwrap_err().to_string();
+        assert!(err.contains("prices.m.input"), "{err}");
         let c = Config::from_toml("[adaptive_throttle]\nwindow = \"30s\"\n").unwrap();
         let t = c.adaptive_throttle.as_ref().unwrap().config();
         assert_eq!((t.k, t.window), (2.0, Duration::from_secs(30)));

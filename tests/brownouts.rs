@@ -660,6 +660,21 @@ async fn a_streams_hedge_wins_with_its_first_content_and_the_leader_is_cut() {
         ]
     );
     assert_eq!((slow.request_count(), quick.request_count()), (1, 1));
+    // The leader's tokens are spent: its prompt, estimated, wasted.
+    let spend = seen.spend.expect("a complete stream says what it spent");
+    let spent: Vec<(&str, Fate, bool)> = spend
+        .attempts
+        .iter()
+        .map(|a| (a.target.as_str(), a.fate, a.estimated))
+        .collect();
+    assert_eq!(
+        spent,
+        [
+            ("slow/gpt-4o-mini", Fate::Cancelled, true),
+            ("quick/gpt-4o-mini", Fate::Delivered, false)
+        ]
+    );
+    assert!(spend.wasted().nanos() > 0);
     // The leader's connection closed at once, its slot back unused.
     assert!(common::eventually(|| async { slow.streams_cut() == 1 }).await);
     assert!(bulkhead_at(&client, "slow", 0, 0).await);

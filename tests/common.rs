@@ -272,6 +272,8 @@ pub struct SeenStream {
     pub reasoning: Vec<steer_llm::Reasoning>,
     /// The provider each `Start` named.
     pub starts: Vec<String>,
+    /// What the stream spent, as its `Spend` (just before `Complete`) said.
+    pub spend: Option<steer_llm::cost::Spend>,
     reasoning_at: Vec<usize>,
 }
 
@@ -329,10 +331,18 @@ pub async fn read_stream(
                 seen.calls_at_seam = None;
                 seen.deltas = 0;
             }
+            Some(Ok(StreamEvent::Spend(spend))) => {
+                if seen.spend.replace(*spend).is_some() {
+                    return Err("two Spend events".into());
+                }
+            }
             Some(Ok(StreamEvent::Complete {
                 finish_reason,
                 usage,
             })) => {
+                if seen.spend.is_none() {
+                    return Err("Complete without the stream's Spend before it".into());
+                }
                 seen.finish = Some(finish_reason);
                 seen.usage = usage;
             }

@@ -89,6 +89,12 @@ impl SpendLog {
         }
     }
 
+    /// The reply starts again from its beginning: what was delivered so far
+    /// is wasted ([`Spend::repeat_delivered`]).
+    pub fn repeat_delivered(&self) {
+        self.inner.lock().spend.repeat_delivered();
+    }
+
     /// What the request spent so far.
     pub fn spend(&self) -> Spend {
         self.inner.lock().spend.clone()
@@ -137,6 +143,16 @@ impl Ticket {
             let usage = Usage::new(estimate::prompt_tokens(&open.request), output_tokens);
             let model = open.request.model.model();
             self.log.record(&open.deployment, model, usage, true, fate);
+        }
+    }
+
+    /// The attempt failed before any output: its prompt estimated if its
+    /// server `billed` it, else nothing.
+    pub fn close_failed(self, billed: bool) {
+        if billed {
+            self.close_estimated(0, Fate::Failed)
+        } else {
+            self.close_unbilled()
         }
     }
 

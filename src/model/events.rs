@@ -127,6 +127,10 @@ pub enum StreamEvent {
         /// The attempt that starts again.
         attempt: u32,
     },
+    /// What the stream spent, every attempt's (retries, continuations, a
+    /// group's targets, hedges that lost) at the client's prices: sent once,
+    /// just before `Complete`.
+    Spend(Box<super::Spend>),
     /// The stream finished successfully.
     Complete {
         /// Why generation stopped.

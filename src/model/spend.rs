@@ -134,6 +134,25 @@ impl Spend {
         self.attempts.extend(other.attempts.into_iter().take(room));
     }
 
+    /// The reply started again from its beginning (a continuation the server
+    /// answered afresh): what the attempts so far delivered was discarded,
+    /// and their spend is wasted (repeated).
+    pub fn repeat_delivered(&mut self) {
+        for a in self
+            .attempts
+            .iter_mut()
+            .filter(|a| a.fate == Fate::Delivered)
+        {
+            a.fate = Fate::Repeated;
+            self.wasted_tokens = self
+                .wasted_tokens
+                .saturating_add(a.usage.input_tokens())
+                .saturating_add(a.usage.completion_tokens);
+        }
+        self.wasted = self.wasted.plus(self.delivered);
+        self.delivered = Usd::ZERO;
+    }
+
     /// What the attempts whose output is the reply cost (priced ones).
     pub fn delivered(&self) -> Usd {
         self.delivered

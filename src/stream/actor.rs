@@ -37,6 +37,7 @@ use super::machine::{AttemptCall, StreamMachine};
 use super::reader::{AttemptEnded, AttemptPlan, Command, Outcome};
 pub(crate) use super::settings::{StreamRoute, StreamSettings};
 use crate::classify::classify;
+use crate::cost::SpendLog;
 use crate::error::ProviderError;
 use crate::model::ChatRequest;
 use crate::observe::trace;
@@ -66,6 +67,9 @@ pub(crate) struct StreamActor {
     /// Counts the stream open at its provider while it lives.
     open_gauge: GaugeGuard,
     record_content: bool,
+    /// Where its attempts' spend goes, and the restarts it has counted.
+    spend: Option<SpendLog>,
+    restarts: u32,
 }
 
 impl StreamActor {
@@ -88,6 +92,7 @@ impl StreamActor {
             continuation,
             divergence,
             record_content,
+            spend,
         } = settings;
         let span = trace::request_span(&original, trace::Kind::Stream, record_content);
         let open_gauge = actors.meters.open_stream(spec.provider.clone());
@@ -111,6 +116,8 @@ impl StreamActor {
             in_flight_at: None,
             open_gauge,
             record_content,
+            spend,
+            restarts: 0,
         }
     }
 
@@ -124,6 +131,19 @@ impl StreamActor {
             AttemptCall::Send(request) => (request, None),
             AttemptCall::Resume(point) => (self.original.clone(), Some(point)),
         };
+        // A reply started again: what was delivered before is spent twice.
+        if delivery.restarts > self.restarts {
+            self.restarts = delivery.restarts;
+            if let Some(log) = &self.spend {
+                log.repeat_delivered();
+            }
+        }
+        let deployment = self.original.model.provider();
+        let ticket = self
+            .spend
+            .as_ref()
+            .map(|l| l.open(deployment, request.clone()));
+        let text_start = delivery.checkpoint.text.len();
         let race = match resume {
             None => self.race_for(delivery.delivered_anything(), ctx),
             Some(_) => None,
@@ -145,6 +165,9 @@ impl StreamActor {
             attempt_span: self.core.attempt_span.clone(),
             report: ctx.address().recipient(),
             race,
+            ticket,
+            spend: self.spend.clone(),
+            text_start,
         };
         if self
             .tx

@@ -65,6 +65,9 @@ pub(crate) struct Delivery {
     pub left_running: Option<String>,
     /// Reasoning blocks across attempts (boxed: most streams have none).
     reasoning: Option<Box<StreamReasoning>>,
+    /// Times the reply started again from its beginning (the consumer told
+    /// to discard what it had).
+    pub restarts: u32,
 }
 
 /// A background response's last resume point, and the content after it.
@@ -131,9 +134,19 @@ impl Delivery {
         self.calls.as_mut().and_then(|c| c.interrupted())
     }
 
-    /// Forgets every tool call (the stream restarts from scratch).
-    pub fn reset_calls(&mut self) {
+    /// The reply starts again from scratch: the text and tool calls
+    /// delivered are forgotten, and the restart counted.
+    pub fn restart(&mut self) {
+        self.checkpoint = Checkpoint::default();
         self.calls = None;
+        self.restarts = self.restarts.saturating_add(1);
+    }
+
+    /// The current attempt's tokens as its server counted them, when it
+    /// counted after its last delta or at its end; `None` when it did not.
+    pub fn attempt_counted(&self) -> Option<Usage> {
+        self.attempt_usage
+            .filter(|_| self.usage_current || self.finish_reason.is_some())
     }
 
     /// Usage of every attempt so far.

@@ -18,7 +18,6 @@ use std::sync::Arc;
 
 use steer_actors::Failure;
 
-use super::checkpoint::Checkpoint;
 use super::continuation::{
     continuation_request, is_prefill_rejection, strategy_for, Continuation, Divergence,
 };
@@ -357,8 +356,7 @@ impl StreamMachine {
             None => ResumedBy::Continuation,
         };
         if strategy == Continuation::Restart {
-            d.checkpoint = Checkpoint::default();
-            d.reset_calls();
+            d.restart();
             let broken = d.reasoning_broken(true);
             d.set_seam(broken);
             return RetrySeam::Restarted(StreamEvent::Restarted { attempt });
@@ -403,8 +401,7 @@ impl StreamMachine {
             return;
         }
         if strategy == Continuation::Restart {
-            d.checkpoint = Checkpoint::default();
-            d.reset_calls();
+            d.restart();
             d.set_seam(vec![StreamEvent::Restarted { attempt: 1 }]);
             let mut broken = d.reasoning_broken(true);
             d.pending_seam.append(&mut broken);

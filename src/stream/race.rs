@@ -29,6 +29,7 @@ use futures::{FutureExt, StreamExt};
 use steer_actors::{Category, Failure};
 
 use crate::classify::classify;
+use crate::cost::{billed, Ticket};
 use crate::error::ProviderError;
 use crate::model::{ChatRequest, ProviderEvent, RouteStep};
 use crate::provider::{EventStream, Provider};
@@ -43,6 +44,9 @@ pub(crate) struct HedgeLeg {
     pub request: Arc<ChatRequest>,
     /// The span its HTTP call runs in.
     pub span: tracing::Span,
+    /// Its place in the request's spend (closed when it fails, dropped, as
+    /// cancelled, when it loses).
+    pub ticket: Option<Ticket>,
 }
 
 /// What the reader tells the stream actor about its race.
@@ -121,6 +125,8 @@ pub(crate) struct Racer {
     pub call: Call,
     /// Its events before its first content.
     pub held: Vec<ProviderEvent>,
+    /// Its place in the request's spend.
+    pub ticket: Option<Ticket>,
 }
 
 /// A hedge's turn: it yielded content first, or is still on its way.
@@ -183,6 +189,7 @@ impl Race {
             provider,
             request,
             span,
+            ticket,
         } = leg;
         let call = Call::open(provider.clone(), request.clone(), span);
         self.hedges.push(Racer {
@@ -191,6 +198,7 @@ impl Race {
             request,
             call,
             held: Vec::new(),
+            ticket,
         });
     }
 
@@ -206,8 +214,11 @@ impl Race {
             match poll_racer(&mut self.hedges[i], cx) {
                 Leg::Waiting => i += 1,
                 Leg::Content(event) => return Turn::Won(i, event),
-                Leg::Ended(failed) => {
-                    let racer = self.hedges.remove(i);
+                Leg::Ended(failed, billed) => {
+                    let mut racer = self.hedges.remove(i);
+                    if let Some(ticket) = racer.ticket.take() {
+                        ticket.close_failed(billed);
+                    }
                     let step = RouteStep::ended(&racer.request.model, failed.category.as_str());
                     self.lost.push(step);
                     self.tell(RaceNews::Lost {
@@ -225,13 +236,15 @@ impl Race {
 enum Leg {
     Waiting,
     Content(ProviderEvent),
-    /// It failed before its content.
-    Ended(Failure),
+    /// It failed before its content (and whether its server billed it).
+    Ended(Failure, bool),
 }
 
 fn poll_racer(racer: &mut Racer, cx: &mut Context<'_>) -> Leg {
     let provider = racer.provider.clone();
-    let steer = |category, message| Leg::Ended(Failure::new(category, provider.name(), message));
+    let steer =
+        |category, message| Leg::Ended(Failure::new(category, provider.name(), message), true);
+    let failed = |e: &crate::error::ProviderError| Leg::Ended(classify(e), billed(e));
     let panicked = || steer(Category::Unknown, "the provider panicked");
     loop {
         let stream = match &mut racer.call {
@@ -241,7 +254,7 @@ fn poll_racer(racer: &mut Racer, cx: &mut Context<'_>) -> Leg {
                     racer.call = Call::Reading(stream);
                     continue;
                 }
-                Poll::Ready(Ok(Err(e))) => return Leg::Ended(classify(&e)),
+                Poll::Ready(Ok(Err(e))) => return failed(&e),
                 Poll::Ready(Err(_panic)) => return panicked(),
             },
             Call::Reading(stream) => stream,
@@ -253,7 +266,7 @@ fn poll_racer(racer: &mut Racer, cx: &mut Context<'_>) -> Leg {
             Ok(Poll::Pending) => return Leg::Waiting,
             Ok(Poll::Ready(Some(Ok(event)))) if is_content(&event) => return Leg::Content(event),
             Ok(Poll::Ready(Some(Ok(event)))) => hold(&mut racer.held, event),
-            Ok(Poll::Ready(Some(Err(e)))) => return Leg::Ended(classify(&e)),
+            Ok(Poll::Ready(Some(Err(e)))) => return failed(&e),
             Ok(Poll::Ready(None)) => {
                 let message = "the stream ended without its terminal event";
                 return steer(Category::StreamInterrupted, message);

@@ -25,6 +25,7 @@ use tokio::time::{Instant, Sleep};
 use super::delivery::{Asked, Delivery, Step};
 use super::race::{hold, is_content, Call, Race, RaceNews, RacePlan, Racer, Turn};
 use super::rate::{Rate, RateWindow};
+use crate::cost::{billed, estimate, Fate, SpendLog, Ticket};
 use crate::error::{Error, ProviderError};
 use crate::model::{ChatRequest, ProviderEvent, ResumePoint, RouteStep, StreamEvent};
 use crate::provider::Provider;
@@ -76,6 +77,12 @@ pub(crate) struct AttemptPlan {
     pub report: Recipient<AttemptEnded>,
     /// The race to the first content, when the attempt is hedged.
     pub race: Option<RacePlan>,
+    /// The attempt's place in the request's spend, and the spend (the
+    /// stream's `Spend` event reads it).
+    pub ticket: Option<Ticket>,
+    pub spend: Option<SpendLog>,
+    /// Bytes of delivered text before the attempt (what it adds is its own).
+    pub text_start: usize,
 }
 
 /// How an attempt ended, with the delivery state handed back.
@@ -129,6 +136,13 @@ impl Drop for Reader {
         let Some(delivery) = self.delivery.as_mut() else {
             return;
         };
+        // The attempt's tokens so far are spent.
+        if let Some(ticket) = self.plan.ticket.take() {
+            let text = delivery.checkpoint.text.get(self.plan.text_start..);
+            let model = self.plan.original.model.model();
+            let output = text.map_or(0, |t| estimate::text_tokens(model, t));
+            ticket.close_estimated(output, Fate::Cancelled);
+        }
         let ids: Vec<String> = delivery
             .take_resume()
             .map(|p| p.response_id)
@@ -339,10 +353,41 @@ impl Reader {
             }
         }
         let delivery = self.delivery.take().unwrap_or_default();
+        self.spent(&delivery, &outcome, queue);
         // An actor that is gone cannot be told; its consumer then sees the
         // channel close, an error of its own.
         self.plan.report.do_send(AttemptEnded { delivery, outcome });
         Poll::Ready(Read::Ended)
+    }
+
+    /// The attempt's spend, at its end: what its server counted, else its
+    /// prompt and the text it delivered estimated; delivered when its text
+    /// reached the consumer. A complete stream's `Spend` goes just before its
+    /// `Complete`.
+    fn spent(&mut self, delivery: &Delivery, outcome: &Outcome, queue: &mut VecDeque<Item>) {
+        let Some(ticket) = self.plan.ticket.take() else {
+            return;
+        };
+        let plan = &*self.plan;
+        let model = plan.original.model.model();
+        let text = delivery
+            .checkpoint
+            .text
+            .get(plan.text_start..)
+            .unwrap_or("");
+        let fate = match outcome {
+            Outcome::Complete => Fate::Delivered,
+            _ if !text.is_empty() => Fate::Delivered,
+            _ => Fate::Failed,
+        };
+        match (delivery.attempt_counted(), outcome) {
+            (Some(usage), _) => ticket.close(None, usage, false, fate),
+            (None, Outcome::Failed(e)) if text.is_empty() => ticket.close_failed(billed(e)),
+            (None, _) => ticket.close_estimated(estimate::text_tokens(model, text), fate),
+        }
+        if let (Outcome::Complete, Some(log)) = (outcome, &plan.spend) {
+            insert_spend(queue, log.spend());
+        }
     }
 
     /// One event of the attempt to the consumer's queue, through the
@@ -424,8 +469,11 @@ impl Reader {
             request,
             call,
             held,
+            ticket,
             ..
         } = racer;
+        // The leader's ticket, if still open, was cancelled: it lost.
+        self.plan.ticket = ticket;
         self.state = call;
         self.plan.provider = provider;
         self.plan.original = request;
@@ -448,6 +496,16 @@ impl Reader {
         if race.hedges.is_empty() {
             return Some(outcome);
         }
+        // The leader failed before its content.
+        if let Some(ticket) = self.plan.ticket.take() {
+            ticket.close_failed(match &outcome {
+                Outcome::Failed(e) => billed(e),
+                _ => true,
+            });
+        }
+        let Some(race) = self.race.as_deref_mut() else {
+            return Some(outcome);
+        };
         let next = race.hedges.remove(0);
         if let Some(route) = self.plan.route.as_mut() {
             let step = RouteStep::ended(&self.plan.original.model, failed.category.as_str());
@@ -593,5 +651,17 @@ impl Reader {
                 return Poll::Ready(Read::Events);
             }
         }
+    }
+}
+
+/// Puts `spend` just before the queue's `Complete` (or last, with none).
+pub(crate) fn insert_spend(queue: &mut VecDeque<Item>, spend: crate::model::Spend) {
+    let event = Ok(StreamEvent::Spend(Box::new(spend)));
+    match queue
+        .iter()
+        .rposition(|i| matches!(i, Ok(StreamEvent::Complete { .. })))
+    {
+        Some(at) => queue.insert(at, event),
+        None => queue.push_back(event),
     }
 }

@@ -22,6 +22,8 @@ pub(crate) struct StreamSettings {
     pub divergence: Divergence,
     /// Whether the span records prompt and reply text.
     pub record_content: bool,
+    /// Where its attempts' spend goes.
+    pub spend: Option<crate::cost::SpendLog>,
 }
 
 /// The route of a stream that names a model group.

@@ -34,6 +34,8 @@ pub struct SteerStream {
     /// Tells the actor how its consumer went: a `()` once the stream ended,
     /// dropped unsent when the consumer gave up before (a cancellation).
     alive: Option<oneshot::Sender<()>>,
+    /// What the stream spent, as its attempts end.
+    spend: Option<crate::cost::SpendLog>,
     /// The stream's actor, polled with the stream (`None` once it has stopped).
     /// Last: dropped after the consumer's end of everything above.
     actor: Option<SyncWrapper<InPlace<StreamActor>>>,
@@ -50,9 +52,25 @@ impl SteerStream {
             reader: None,
             ended: false,
             alive: Some(alive),
+            spend: None,
             actor: None,
         };
         (stream, tx, gone)
+    }
+
+    /// The stream whose attempts write their spend to `log`.
+    pub(crate) fn with_spend(mut self, log: crate::cost::SpendLog) -> Self {
+        self.spend = Some(log);
+        self
+    }
+
+    /// What the stream has spent so far: every attempt that ended (retries,
+    /// continuations, a group's targets, hedges that lost), at the client's
+    /// prices. A complete stream's `Spend` event carries the same at its end;
+    /// this is for a stream that failed, or was dropped (an attempt still
+    /// running counts once it ends).
+    pub fn spend(&self) -> crate::model::Spend {
+        self.spend.as_ref().map(|l| l.spend()).unwrap_or_default()
     }
 
     /// The stream with its actor, which runs as the stream is polled.

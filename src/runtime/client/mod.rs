@@ -248,10 +248,15 @@ impl Client {
         if options.spend.is_some() {
             return (options, None);
         }
-        let inner = &self.inner;
-        let log = SpendLog::new(inner.prices.clone(), Some(inner.meters.clone()));
+        let log = self.new_spend_log();
         options.spend = Some(log.clone());
         (options, Some(log))
+    }
+
+    /// An empty spend log, priced and counted as the client is.
+    fn new_spend_log(&self) -> SpendLog {
+        let inner = &self.inner;
+        SpendLog::new(inner.prices.clone(), Some(inner.meters.clone()))
     }
 
     /// A request at its deployment: its request actor, in the caller's
@@ -539,6 +544,10 @@ impl Client {
         };
         let admission = self.admit().await?;
         let d = self.inner.stream;
+        let spend = options
+            .spend
+            .clone()
+            .unwrap_or_else(|| self.new_spend_log());
         let settings = StreamSettings {
             spec: self.spec(handle, &req, &options, d.headers_timeout),
             first_token_timeout: options.first_token_timeout.or(d.first_token_timeout),
@@ -547,6 +556,7 @@ impl Client {
             continuation: options.continuation.unwrap_or(d.continuation),
             divergence: options.divergence.unwrap_or(d.divergence),
             record_content: self.inner.record_content,
+            spend: Some(spend.clone()),
         };
         let (stream, tx, consumer_gone) = SteerStream::channel();
         let provider = handle.provider.clone();
@@ -573,7 +583,7 @@ impl Client {
                 None => actor,
             },
         };
-        Ok(stream.run(actor))
+        Ok(stream.with_spend(spend).run(actor))
     }
 
     fn group(&self, name: &str) -> Result<Group, Error> {

@@ -54,7 +54,11 @@ impl StreamActor {
             if let Some(lease) = self.lease.take() {
                 self.core.actors.report_success(lease, Duration::ZERO);
             }
-            let last = last.into_iter().map(Ok).collect();
+            let mut last: std::collections::VecDeque<_> = last.into_iter().map(Ok).collect();
+            if let Some(log) = &self.spend {
+                crate::stream::reader::insert_spend(&mut last, log.spend());
+            }
+            let last = last.into_iter().collect();
             return match self.tx.unbounded_send(Command::Events(last)) {
                 Ok(()) => self.end(None, RequestEnd::Succeeded { attempts }, ctx),
                 Err(_) => self.cancelled(ctx),

@@ -47,6 +47,9 @@ impl StreamActor {
         let model = self.original.model.model();
         let d = self.machine.delivery();
         ending::record(d, &self.core, model, self.record_content, error, end);
+        if let (Some(log), false) = (&self.spend, self.core.span.is_disabled()) {
+            crate::observe::trace::record_spend(&self.core.span, &log.spend());
+        }
     }
 
     /// What the client's partial store keeps of a failed stream, if it delivered text.

@@ -232,11 +232,17 @@ impl StreamActor {
             steer.hedge = number,
             steer.target = %target,
         );
+        let request = Arc::new(request);
+        let ticket = self
+            .spend
+            .as_ref()
+            .map(|l| l.open(target.provider(), request.clone()));
         let leg = HedgeLeg {
             number,
             provider: provider.clone(),
-            request: Arc::new(request),
+            request,
             span,
+            ticket,
         };
         if race.legs.unbounded_send(leg).is_err() {
             return self.hedge_refused(&target);
