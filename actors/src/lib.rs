@@ -28,6 +28,7 @@
 pub(crate) const MAILBOX_CAPACITY: usize = 1 << 20;
 
 pub mod breaker;
+pub mod budget;
 pub mod exec;
 pub mod failure;
 pub mod lifecycle;
