@@ -271,6 +271,19 @@ impl Error {
         }
     }
 
+    /// The budget that refused the request's next attempt (category
+    /// `budget_exceeded`): which, what it had spent and held, what was
+    /// asked (its `remaining()` is what was left).
+    pub fn budget_refusal(&self) -> Option<&steer_actors::budget::Refusal> {
+        match self {
+            Error::Failed(f) => match f.last.as_ref().map(|e| &e.kind) {
+                Some(crate::provider_error::FailureKind::Budget { refusal }) => Some(refusal),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     /// For a failed stream: the text it delivered before failing.
     pub fn partial_text(&self) -> Option<&str> {
         match self {

@@ -23,6 +23,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod budget;
 pub mod classify;
 pub mod config;
 pub mod content;

@@ -96,6 +96,12 @@ pub enum FailureKind {
         /// What cannot be expressed.
         message: String,
     },
+    /// The client's spend budget had no room for the attempt (nothing was
+    /// sent): which budget, what it had spent and held, what was asked.
+    Budget {
+        /// The refusal.
+        refusal: Box<steer_actors::budget::Refusal>,
+    },
 }
 
 /// The failure of one attempt against one provider, with everything the classifier
@@ -208,6 +214,7 @@ impl fmt::Display for ProviderError {
             FailureKind::Invalid { message } => {
                 write!(f, "invalid request: {}", one_line(message))?
             }
+            FailureKind::Budget { refusal } => write!(f, "not sent: {refusal}")?,
         }
         write!(f, " (request {}", self.request_id)?;
         if let Some(id) = &self.provider_request_id {
@@ -261,6 +268,9 @@ impl fmt::Debug for FailureKind {
                 .finish(),
             FailureKind::Invalid { message } => {
                 f.debug_struct("Invalid").field("message", message).finish()
+            }
+            FailureKind::Budget { refusal } => {
+                f.debug_struct("Budget").field("refusal", refusal).finish()
             }
         }
     }

@@ -61,13 +61,16 @@ pub enum Category {
     /// A stream delivered content more slowly than its rate floor after its
     /// first token (a trickling target): a failure of that target.
     SlowStream,
+    /// The client's own spend budget had no room for the attempt: it was not
+    /// sent. Not retried, no sign of the provider's health.
+    BudgetExceeded,
     /// Nothing more specific is known.
     Unknown,
 }
 
 impl Category {
     /// Every category, for tables and metrics.
-    pub const ALL: [Category; 19] = [
+    pub const ALL: [Category; 20] = [
         Category::Authentication,
         Category::PermissionDenied,
         Category::NotFound,
@@ -86,6 +89,7 @@ impl Category {
         Category::StreamInterrupted,
         Category::MalformedResponse,
         Category::SlowStream,
+        Category::BudgetExceeded,
         Category::Unknown,
     ];
 
@@ -143,6 +147,7 @@ impl Category {
             Category::StreamInterrupted => "stream_interrupted",
             Category::MalformedResponse => "malformed_response",
             Category::SlowStream => "slow_stream",
+            Category::BudgetExceeded => "budget_exceeded",
             Category::Unknown => "unknown",
         }
     }

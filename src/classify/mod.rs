@@ -166,6 +166,7 @@ pub fn classify_at(err: &ProviderError, now: SystemTime) -> Failure {
             None,
         ),
         FailureKind::Invalid { .. } => (Category::InvalidRequest, body::ErrorInfo::default(), None),
+        FailureKind::Budget { .. } => (Category::BudgetExceeded, body::ErrorInfo::default(), None),
     };
     let headers = wait::Scanned::of(&err.headers);
     let retry_after = wait::retry_after_in(&headers, now).or_else(|| {
@@ -188,6 +189,7 @@ pub fn classify_at(err: &ProviderError, now: SystemTime) -> Failure {
         (None, FailureKind::Malformed { message }) => format!("malformed response: {message}"),
         (None, FailureKind::WrongShape { message }) => format!("not a reply: {message}"),
         (None, FailureKind::Invalid { message }) => format!("invalid request: {message}"),
+        (None, FailureKind::Budget { refusal }) => refusal.to_string(),
     };
     // A 2xx of the wrong shape is deterministic: the same target answers the
     // same again (a group still moves on).

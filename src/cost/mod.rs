@@ -14,12 +14,10 @@
 
 pub mod estimate;
 mod file;
-mod log;
 mod price;
 mod table;
 
 pub use file::{BadPrice, LongContextFile, PriceFile};
-pub use log::{billed, close_reply, SpendLog, Ticket};
 pub use price::{LongContext, PerMillion, Price, Rates, ReasoningBilling, Unpriced};
 pub use table::{PriceTable, DEFAULTS_AS_OF};
 

@@ -20,6 +20,9 @@ pub enum FinishReason {
     ContentFilter,
     /// The model called a tool (`tool_calls`, `function_call`, `tool_use`).
     ToolCalls,
+    /// steer stopped the stream at its spend budget's cap (the reply so far
+    /// is kept; see [`crate::budget`]).
+    Budget,
     /// Anything else, with the provider's own word (`pause_turn`, ...).
     Other(String),
 }

@@ -112,6 +112,7 @@ fn finish_word(reason: &FinishReason) -> &str {
         FinishReason::Stop => "stop",
         FinishReason::Length => "length",
         FinishReason::ContentFilter => "content_filter",
+        FinishReason::Budget => "budget",
         FinishReason::ToolCalls => "tool_calls",
         FinishReason::Other(word) => word,
     }

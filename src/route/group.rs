@@ -354,6 +354,12 @@ pub fn after_failure(group: &Group, error: &Error) -> Move {
                     Move::Stop
                 }
                 Category::DeadlineExceeded => Move::Stop,
+                // A deployment's budget spent: the next target may have
+                // room; any other budget holds for every target.
+                Category::BudgetExceeded => match error.budget_refusal() {
+                    Some(r) if r.account.scope.starts_with("deployment:") => Move::Next,
+                    _ => Move::Stop,
+                },
                 _ => Move::Next,
             }
         }

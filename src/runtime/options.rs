@@ -41,7 +41,13 @@ pub struct GenerateOptions {
     pub(crate) leg: bool,
     /// The spend log of the request these options run (set by the client:
     /// a route's legs share their request's).
-    pub(crate) spend: Option<crate::cost::SpendLog>,
+    pub(crate) spend: Option<crate::budget::SpendLog>,
+    /// The key the client's per-key budgets count this request under.
+    pub(crate) budget_key: Option<Arc<str>>,
+    /// This request's own spend budget.
+    pub(crate) budget: Option<crate::budget::Budget>,
+    /// The group the request names (its legs' budgets count it).
+    pub(crate) group: Option<Arc<str>>,
 }
 
 impl GenerateOptions {
@@ -51,6 +57,19 @@ impl GenerateOptions {
     /// same deployment.
     pub fn hedge(mut self, hedge: crate::route::hedge::Hedge) -> Self {
         self.hedge = Some(hedge);
+        self
+    }
+    /// The key (a tenant, a user) this request counts under for the client's
+    /// per-key budgets ([`Scope::Key`](crate::budget::Scope::Key),
+    /// [`Scope::EveryKey`](crate::budget::Scope::EveryKey)).
+    pub fn budget_key(mut self, key: impl Into<Arc<str>>) -> Self {
+        self.budget_key = Some(key.into());
+        self
+    }
+    /// This request's own spend budget across all its attempts (retries,
+    /// continuations, a group's legs, hedges); its period is ignored.
+    pub fn budget(mut self, budget: crate::budget::Budget) -> Self {
+        self.budget = Some(budget);
         self
     }
     /// Marks this request as acting on the world: it is never hedged.

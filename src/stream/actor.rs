@@ -36,14 +36,22 @@ use tokio::sync::OwnedSemaphorePermit;
 use super::machine::{AttemptCall, StreamMachine};
 use super::reader::{AttemptEnded, AttemptPlan, Command, Outcome};
 pub(crate) use super::settings::{StreamRoute, StreamSettings};
+use crate::budget::SpendLog;
 use crate::classify::classify;
-use crate::cost::SpendLog;
 use crate::error::ProviderError;
 use crate::model::ChatRequest;
 use crate::observe::trace;
 use crate::provider::Provider;
 use crate::route::InFlight;
 pub(crate) use hedging::StreamHedge;
+
+/// An attempt about to be sent: its request (or where it resumes) and the
+/// delivery state it borrows.
+type AttemptParts = (
+    Arc<ChatRequest>,
+    Option<crate::model::ResumePoint>,
+    Box<super::delivery::Delivery>,
+);
 
 pub(crate) struct StreamActor {
     provider: Arc<dyn Provider>,
@@ -70,6 +78,8 @@ pub(crate) struct StreamActor {
     /// Where its attempts' spend goes, and the restarts it has counted.
     spend: Option<SpendLog>,
     restarts: u32,
+    /// What admits its attempts against the budgets, when any could refuse.
+    budgets: Option<crate::budget::gate::Admission>,
 }
 
 impl StreamActor {
@@ -93,6 +103,7 @@ impl StreamActor {
             divergence,
             record_content,
             spend,
+            budgets,
         } = settings;
         let span = trace::request_span(&original, trace::Kind::Stream, record_content);
         let open_gauge = actors.meters.open_stream(spec.provider.clone());
@@ -118,6 +129,7 @@ impl StreamActor {
             record_content,
             spend,
             restarts: 0,
+            budgets,
         }
     }
 
@@ -143,6 +155,60 @@ impl StreamActor {
             .spend
             .as_ref()
             .map(|l| l.open(deployment, request.clone()));
+        match (&self.budgets, &self.spend, ticket) {
+            // What the attempt may cost is reserved before it is sent.
+            (Some(budgets), Some(log), Some(ticket)) => {
+                let (budgets, log) = (budgets.clone(), log.clone());
+                let (req, at) = (request.clone(), deployment.to_string());
+                let admit = async move { budgets.admit(&req, &at, &log).await };
+                shell::spawn_send(
+                    ctx,
+                    actix::fut::wrap_future(admit).map(move |answer, act: &mut Self, ctx| {
+                        act.admitted(answer, ticket, (request, resume, delivery), ctx)
+                    }),
+                );
+            }
+            (_, _, ticket) => self.send_attempt((request, resume, delivery), ticket, ctx),
+        }
+    }
+
+    /// The budgets answered for the attempt about to be sent: held, it goes;
+    /// refused, it is not sent and fails as a `budget_exceeded` attempt (not
+    /// retried: the stream ends, its partial kept, or a group moves on past
+    /// a deployment's own budget).
+    fn admitted(
+        &mut self,
+        answer: Result<Option<crate::budget::gate::Hold>, steer_actors::budget::Refusal>,
+        mut ticket: crate::budget::Ticket,
+        attempt: AttemptParts,
+        ctx: &mut Context<Self>,
+    ) {
+        if self.done {
+            return ticket.withdraw();
+        }
+        match answer {
+            Ok(hold) => {
+                if let Some(hold) = hold {
+                    ticket.hold(hold);
+                }
+                self.send_attempt(attempt, Some(ticket), ctx)
+            }
+            Err(refusal) => {
+                ticket.withdraw();
+                self.machine.attempt_ended(attempt.2);
+                let e = crate::budget::gate::refused(self.provider.name(), &self.original, refusal);
+                self.failed(classify(&e), Some(e), ctx)
+            }
+        }
+    }
+
+    /// Hands the attempt to the consumer's side to read.
+    fn send_attempt(
+        &mut self,
+        (request, resume, delivery): AttemptParts,
+        ticket: Option<crate::budget::Ticket>,
+        ctx: &mut Context<Self>,
+    ) {
         let text_start = delivery.checkpoint.text.len();
         let race = match resume {
             None => self.race_for(delivery.delivered_anything(), ctx),

@@ -11,6 +11,7 @@
 
 mod abandoned;
 pub(crate) mod actor;
+mod budget_cap;
 pub(crate) mod calls;
 pub mod checkpoint;
 pub mod continuation;

@@ -28,8 +28,8 @@ use futures::{FutureExt, StreamExt};
 
 use steer_actors::{Category, Failure};
 
+use crate::budget::{billed, Ticket};
 use crate::classify::classify;
-use crate::cost::{billed, Ticket};
 use crate::error::ProviderError;
 use crate::model::{ChatRequest, ProviderEvent, RouteStep};
 use crate::provider::{EventStream, Provider};

@@ -22,12 +22,14 @@ use steer_actors::retry::limit_at;
 use steer_actors::Category;
 use tokio::time::{Instant, Sleep};
 
+use super::budget_cap::{BudgetCap, Fits};
 use super::delivery::{Asked, Delivery, Step};
 use super::race::{hold, is_content, Call, Race, RaceNews, RacePlan, Racer, Turn};
 use super::rate::{Rate, RateWindow};
-use crate::cost::{billed, estimate, Fate, SpendLog, Ticket};
+use crate::budget::{billed, SpendLog, Ticket};
+use crate::cost::{estimate, Fate};
 use crate::error::{Error, ProviderError};
-use crate::model::{ChatRequest, ProviderEvent, ResumePoint, RouteStep, StreamEvent};
+use crate::model::{ChatRequest, FinishReason, ProviderEvent, ResumePoint, RouteStep, StreamEvent};
 use crate::provider::Provider;
 
 /// What the consumer receives: an event or the error that ends the stream.
@@ -197,6 +199,10 @@ pub(crate) struct Reader {
     /// The attempt's rate against its floor, and the timer of its next look
     /// (boxed: only streams with a floor have one).
     rate: Option<Box<RateCheck>>,
+    /// The attempt's budget cap (boxed: only attempts that hold a budget
+    /// have one), and the event that waits for its growth.
+    cap: Option<Box<BudgetCap>>,
+    stashed: Option<ProviderEvent>,
 }
 
 /// A rate floor's measure and the timer that wakes the reader to look again.
@@ -224,6 +230,11 @@ impl Reader {
         )
         .boxed();
         let race = plan.race.take().map(|r| Box::new(Race::new(r)));
+        let cap = plan
+            .ticket
+            .as_ref()
+            .and_then(|t| t.held_output())
+            .map(|_| Box::new(BudgetCap::new()));
         let delivery = plan.delivery.take();
         let base = delivery.as_ref().map_or(0, |d| d.checkpoint.chars as u64);
         let rate = plan.min_rate.map(|floor| {
@@ -243,6 +254,8 @@ impl Reader {
             looked_last: false,
             scratch: Vec::new(),
             rate,
+            cap,
+            stashed: None,
         }
     }
 
@@ -390,6 +403,103 @@ impl Reader {
         }
     }
 
+    /// `event` past the budget cap: it goes if it fits what the attempt
+    /// holds; if not, it waits while the hold grows (`Err`: what the reader
+    /// answers meanwhile).
+    fn through_cap(
+        &mut self,
+        event: ProviderEvent,
+        cx: &mut Context<'_>,
+        queue: &mut VecDeque<Item>,
+    ) -> Result<ProviderEvent, Poll<Read>> {
+        let Some(cap) = self.cap.as_deref_mut() else {
+            return Ok(event);
+        };
+        let tokens = BudgetCap::tokens(self.plan.original.model.model(), &event);
+        if tokens == 0 {
+            return Ok(event);
+        }
+        let ticket = self.plan.ticket.as_mut();
+        let Some(held) = ticket.as_ref().and_then(|t| t.held_output()) else {
+            // The hold is out growing ahead: the event waits for it.
+            self.stashed = Some(event);
+            return Err(self
+                .cap_turn(cx, queue)
+                .unwrap_or(Poll::Ready(Read::Events)));
+        };
+        if cap.fits(tokens, held) == Fits::Yes {
+            if cap.ahead(held) {
+                if let Some(hold) = ticket.and_then(|t| t.take_hold()) {
+                    cap.grow(hold, 0);
+                }
+            }
+            return Ok(event);
+        }
+        if let Some(hold) = ticket.and_then(|t| t.take_hold()) {
+            cap.grow(hold, tokens);
+        }
+        self.stashed = Some(event);
+        Err(self
+            .cap_turn(cx, queue)
+            .unwrap_or(Poll::Ready(Read::Events)))
+    }
+
+    /// The cap's growth in flight, polled: granted, its hold goes back to
+    /// the ticket and a waiting event goes on; refused, the stream ends at
+    /// the cap. `None`: read on.
+    fn cap_turn(&mut self, cx: &mut Context<'_>, queue: &mut VecDeque<Item>) -> Option<Poll<Read>> {
+        let cap = self.cap.as_deref_mut()?;
+        if !cap.growing() && self.stashed.is_none() {
+            return None;
+        }
+        match cap.poll_growth(cx) {
+            Poll::Pending if self.stashed.is_none() => return None,
+            Poll::Pending if queue.is_empty() => return Some(Poll::Pending),
+            Poll::Pending => return Some(Poll::Ready(Read::Events)),
+            Poll::Ready(None) => {}
+            Poll::Ready(Some((hold, granted))) => {
+                if let Some(ticket) = self.plan.ticket.as_mut() {
+                    ticket.hold(hold);
+                }
+                if let Err(refusal) = granted {
+                    return Some(self.at_cap(queue, &refusal));
+                }
+            }
+        }
+        let event = self.stashed.take()?;
+        let event = match self.through_cap(event, cx, queue) {
+            Ok(event) => event,
+            Err(read) => return Some(read),
+        };
+        match self.take(event, queue) {
+            Some(ended) => Some(self.end(queue, ended)),
+            None => Some(Poll::Ready(Read::Events)),
+        }
+    }
+
+    /// The budget has no room for more: the stream ends here, complete, its
+    /// reply so far kept (`FinishReason::Budget`).
+    fn at_cap(
+        &mut self,
+        queue: &mut VecDeque<Item>,
+        refusal: &steer_actors::budget::Refusal,
+    ) -> Poll<Read> {
+        self.stashed = None;
+        tracing::info!(parent: &self.plan.span, %refusal, "steer.budget: stream stopped at its cap");
+        let plan = &*self.plan;
+        if let Some(delivery) = self.delivery.as_deref_mut() {
+            let route = plan.route.as_deref();
+            delivery.complete(
+                FinishReason::Budget,
+                route,
+                &plan.original.model,
+                &mut self.scratch,
+            );
+            queue.extend(self.scratch.drain(..).map(Ok));
+        }
+        self.end(queue, Outcome::Complete)
+    }
+
     /// One event of the attempt to the consumer's queue, through the
     /// delivery; the attempt's end, when the event ends it.
     fn take(&mut self, event: ProviderEvent, queue: &mut VecDeque<Item>) -> Option<Outcome> {
@@ -529,6 +639,10 @@ impl Reader {
         if let Some(ended) = self.hedges(cx, queue) {
             return self.end(queue, ended);
         }
+        // So does a budget's growth: a delta that waited on it goes first.
+        if let Some(read) = self.cap_turn(cx, queue) {
+            return read;
+        }
         loop {
             let stream = match &mut self.state {
                 Call::Opening(opening) => match opening.as_mut().poll(cx) {
@@ -637,6 +751,10 @@ impl Reader {
                     return self.end(queue, ended);
                 }
             }
+            let event = match self.through_cap(event, cx, queue) {
+                Ok(event) => event,
+                Err(read) => return read,
+            };
             if let Some(ended) = self.take(event, queue) {
                 return self.end(queue, ended);
             }

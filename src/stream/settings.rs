@@ -23,7 +23,9 @@ pub(crate) struct StreamSettings {
     /// Whether the span records prompt and reply text.
     pub record_content: bool,
     /// Where its attempts' spend goes.
-    pub spend: Option<crate::cost::SpendLog>,
+    pub spend: Option<crate::budget::SpendLog>,
+    /// What admits its attempts against the budgets, when any could refuse.
+    pub budgets: Option<crate::budget::gate::Admission>,
 }
 
 /// The route of a stream that names a model group.

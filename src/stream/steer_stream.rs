@@ -35,7 +35,7 @@ pub struct SteerStream {
     /// dropped unsent when the consumer gave up before (a cancellation).
     alive: Option<oneshot::Sender<()>>,
     /// What the stream spent, as its attempts end.
-    spend: Option<crate::cost::SpendLog>,
+    spend: Option<crate::budget::SpendLog>,
     /// The stream's actor, polled with the stream (`None` once it has stopped).
     /// Last: dropped after the consumer's end of everything above.
     actor: Option<SyncWrapper<InPlace<StreamActor>>>,
@@ -59,7 +59,7 @@ impl SteerStream {
     }
 
     /// The stream whose attempts write their spend to `log`.
-    pub(crate) fn with_spend(mut self, log: crate::cost::SpendLog) -> Self {
+    pub(crate) fn with_spend(mut self, log: crate::budget::SpendLog) -> Self {
         self.spend = Some(log);
         self
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-use super::{Account, Ask, Held, HoldId, Ledger, Refusal};
+use super::{Account, Ask, Grown, Held, HoldId, Ledger, Refusal};
 
 /// How often holds whose lease ended are released.
 pub const EXPIRE_EVERY: Duration = Duration::from_secs(1);
@@ -44,14 +44,16 @@ pub struct Reserve {
     pub lease: Duration,
 }
 
-/// Grows a hold (see [`Ledger::grow`]); answers the warnings crossed.
+/// Grows a hold by up to `wanted`, at least `need` (see [`Ledger::grow`]).
 #[derive(Debug, Message)]
-#[rtype(result = "Result<Vec<Account>, Refusal>")]
+#[rtype(result = "Result<Grown, Refusal>")]
 pub struct Grow {
     /// The hold.
     pub id: HoldId,
-    /// One amount a line.
-    pub extra: Vec<u64>,
+    /// One amount a line: what is wanted.
+    pub wanted: Vec<u64>,
+    /// One amount a line: the least that will do.
+    pub need: Vec<u64>,
 }
 
 /// Settles a hold on what its attempt spent, one amount a line (empty:
@@ -80,11 +82,11 @@ impl Handler<Reserve> for BudgetLedger {
 }
 
 impl Handler<Grow> for BudgetLedger {
-    type Result = Result<Vec<Account>, Refusal>;
+    type Result = Result<Grown, Refusal>;
 
     fn handle(&mut self, msg: Grow, _: &mut Context<Self>) -> Self::Result {
         self.ledger
-            .grow(msg.id, &msg.extra, tokio::time::Instant::now())
+            .grow(msg.id, &msg.wanted, &msg.need, tokio::time::Instant::now())
     }
 }
 

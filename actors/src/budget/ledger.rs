@@ -145,6 +145,26 @@ struct Hold {
     lease: Duration,
 }
 
+/// A millionth's denominator.
+const MILLION: u64 = 1_000_000;
+
+/// `amounts[i]`, or nothing.
+fn at(amounts: &[u64], i: usize) -> u64 {
+    amounts.get(i).copied().unwrap_or(0)
+}
+
+/// What a growth got: the share of what was wanted (millionths) and the
+/// amount each line grew by, and the warnings it crossed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grown {
+    /// The share of the wanted amounts granted, in millionths.
+    pub share_ppm: u64,
+    /// What each line grew by.
+    pub granted: Vec<u64>,
+    /// Accounts that passed their warning with it.
+    pub warnings: Vec<Account>,
+}
+
 /// The ledger (see the module).
 #[derive(Debug, Default)]
 pub struct Ledger {
@@ -189,50 +209,88 @@ impl Ledger {
         Ok(Held { id, warnings })
     }
 
-    /// Adds `extra` (one amount a line, in the hold's order) to hold `id`,
-    /// all or nothing, and renews its lease. A hold that is gone (settled,
-    /// released, expired) is refused as if its first account had no room.
+    /// Adds up to `wanted` to hold `id` (one amount a line, in the hold's
+    /// order), at least `need`: each line gets what its account has room
+    /// for, the same share of `wanted` for every line; refused when a line
+    /// has not room for its `need`. Renews the hold's lease. A hold that is
+    /// gone (settled, released, expired) is refused.
     pub fn grow(
         &mut self,
         id: HoldId,
-        extra: &[u64],
+        wanted: &[u64],
+        need: &[u64],
         now: Instant,
-    ) -> Result<Vec<Account>, Refusal> {
+    ) -> Result<Grown, Refusal> {
         let Some(hold) = self.holds.get(&id) else {
             return Err(Refusal {
                 account: Account::tokens("expired hold", 0),
                 limit: 0,
                 spent: 0,
                 reserved: 0,
-                asked: extra.iter().copied().fold(0, u64::saturating_add),
+                asked: need.iter().copied().fold(0, u64::saturating_add),
             });
         };
-        let asks: Vec<Ask> = hold
-            .lines
-            .iter()
-            .zip(extra)
-            .map(|(line, e)| Ask {
-                amount: *e,
-                ..line.clone()
-            })
-            .collect();
-        self.check(&asks)?;
-        let mut warnings = Vec::new();
-        for ask in &asks {
-            let b = self.balances.entry(ask.account.clone()).or_default();
-            b.reserved = b.reserved.saturating_add(ask.amount);
-            if !b.warned && b.spent.saturating_add(b.reserved) >= ask.warn_at {
-                b.warned = true;
-                warnings.push(ask.account.clone());
+        // The share of `wanted` every line has room for, in millionths.
+        let mut share = MILLION;
+        for (i, line) in hold.lines.iter().enumerate() {
+            let (want, least) = (at(wanted, i), at(need, i));
+            let b = self
+                .balances
+                .get(&line.account)
+                .copied()
+                .unwrap_or_default();
+            let room = line
+                .limit
+                .saturating_sub(b.spent)
+                .saturating_sub(b.reserved);
+            // An account past its limit (spend settled above its holds) has
+            // no room at all.
+            let over = b.spent.saturating_add(b.reserved) > line.limit;
+            if over || room < least {
+                return Err(Refusal {
+                    account: line.account.clone(),
+                    limit: line.limit,
+                    spent: b.spent,
+                    reserved: b.reserved,
+                    asked: least,
+                });
+            }
+            if want > room {
+                let part = u128::from(room)
+                    .saturating_mul(u128::from(MILLION))
+                    .checked_div(u128::from(want))
+                    .unwrap_or(0);
+                share = share.min(u64::try_from(part).unwrap_or(MILLION));
             }
         }
+        let lines = hold.lines.clone();
+        let mut granted = Vec::with_capacity(lines.len());
+        let mut warnings = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            let part = u128::from(at(wanted, i))
+                .saturating_mul(u128::from(share))
+                .checked_div(u128::from(MILLION))
+                .unwrap_or(0);
+            let g = u64::try_from(part).unwrap_or(u64::MAX).max(at(need, i));
+            let b = self.balances.entry(line.account.clone()).or_default();
+            b.reserved = b.reserved.saturating_add(g);
+            if !b.warned && b.spent.saturating_add(b.reserved) >= line.warn_at {
+                b.warned = true;
+                warnings.push(line.account.clone());
+            }
+            granted.push(g);
+        }
         if let Some(hold) = self.holds.get_mut(&id) {
-            for (line, e) in hold.lines.iter_mut().zip(extra) {
-                line.amount = line.amount.saturating_add(*e);
+            for (line, g) in hold.lines.iter_mut().zip(&granted) {
+                line.amount = line.amount.saturating_add(*g);
             }
             hold.expires = now.checked_add(hold.lease).unwrap_or(now);
         }
-        Ok(warnings)
+        Ok(Grown {
+            share_ppm: share,
+            granted,
+            warnings,
+        })
     }
 
     /// Hold `id` ends with `spent` (one amount a line): its reservation goes,

@@ -7,4 +7,4 @@
 pub mod actor;
 mod ledger;
 
-pub use ledger::{Account, Ask, Held, HoldId, Ledger, Measure, Refusal};
+pub use ledger::{Account, Ask, Grown, Held, HoldId, Ledger, Measure, Refusal};

@@ -62,6 +62,7 @@ pub struct ClientBuilder {
     record_content: bool,
     shared: Option<crate::shared::SharedConfig>,
     prices: PriceTable,
+    spend_budgets: Vec<(crate::budget::Scope, crate::budget::Budget)>,
 }
 
 impl Default for ClientBuilder {
@@ -89,6 +90,7 @@ impl Default for ClientBuilder {
             groups: BTreeMap::new(),
             record_content: false,
             prices: PriceTable::defaults(),
+            spend_budgets: Vec::new(),
             shared: None,
         }
     }
@@ -271,6 +273,20 @@ impl ClientBuilder {
         self.groups.insert(name.to_string(), group);
         self
     }
+    /// A spend budget over `scope` (several may count one request: each
+    /// must have room). Before each attempt (a retry, a continuation, a
+    /// group's leg or hedge) what it may cost is reserved; a stream's hold
+    /// grows as it delivers and the stream ends at the cap
+    /// (`FinishReason::Budget`); each settles on what it spent. See
+    /// [`crate::budget`].
+    pub fn spend_budget(
+        mut self,
+        scope: crate::budget::Scope,
+        budget: crate::budget::Budget,
+    ) -> Self {
+        self.spend_budgets.push((scope, budget));
+        self
+    }
     /// The price table attempts are costed at, instead of the defaults
     /// ([`PriceTable::defaults`]).
     pub fn prices(mut self, table: PriceTable) -> Self {
@@ -445,6 +461,16 @@ impl ClientBuilder {
             outliers.clone().map(|a| a.recipient()),
             meters.clone(),
         );
+        let prices = Arc::new(self.prices);
+        let ledger = (!self.spend_budgets.is_empty()).then(|| {
+            use steer_actors::budget::actor::BudgetLedger;
+            BudgetLedger::start_in_arbiter(&arbiters.handles[0], |_| BudgetLedger::default())
+        });
+        let budgets = Arc::new(crate::budget::gate::BudgetGate::new(
+            self.spend_budgets,
+            ledger,
+            prices.clone(),
+        ));
         let partials = Arc::new(PartialStore::start_in_arbiter(&arbiters.handles[0], |_| {
             PartialStore::new(Duration::from_secs(15 * 60), 10_000)
         }));
@@ -462,7 +488,8 @@ impl ClientBuilder {
                 outliers,
                 groups: self.groups,
                 meters,
-                prices: Arc::new(self.prices),
+                prices,
+                budgets,
                 record_content: self.record_content,
                 #[cfg(feature = "shared-redis")]
                 shared,

@@ -28,8 +28,9 @@ use super::outlier_actor::OutlierActor;
 use super::route_actor::{CancelOnDrop, Leg, RouteActor};
 use super::system::Arbiters;
 use super::MetricsSnapshot;
+use crate::budget::SpendLog;
 use crate::classify::classify;
-use crate::cost::{PriceTable, SpendLog};
+use crate::cost::PriceTable;
 use crate::error::{ConfigError, Error, ProviderError};
 use crate::model::{ChatRequest, ChatResponse, RequestId};
 use crate::observe::trace;
@@ -97,6 +98,8 @@ struct Inner {
     meters: Meters,
     /// The prices attempts are costed at.
     prices: Arc<PriceTable>,
+    /// The client's spend budgets and their ledger.
+    budgets: Arc<crate::budget::gate::BudgetGate>,
     /// Whether spans record prompt and reply text.
     record_content: bool,
     /// The mirror of pauses shared with other replicas, when sharing is on.
@@ -253,10 +256,29 @@ impl Client {
         (options, Some(log))
     }
 
+    /// What admits a request's attempts against the budgets, when any
+    /// could refuse one.
+    pub(crate) fn admission(
+        &self,
+        options: &GenerateOptions,
+    ) -> Option<crate::budget::gate::Admission> {
+        let admission = crate::budget::gate::Admission {
+            gate: self.inner.budgets.clone(),
+            group: options.group.clone(),
+            key: options.budget_key.clone(),
+            request: options.budget,
+        };
+        admission.any().then_some(admission)
+    }
+
     /// An empty spend log, priced and counted as the client is.
     fn new_spend_log(&self) -> SpendLog {
         let inner = &self.inner;
-        SpendLog::new(inner.prices.clone(), Some(inner.meters.clone()))
+        let log = SpendLog::new(inner.prices.clone(), Some(inner.meters.clone()));
+        match inner.budgets.any() {
+            true => log.with_budgets(inner.budgets.clone()),
+            false => log,
+        }
     }
 
     /// A request at its deployment: its request actor, in the caller's
@@ -320,15 +342,31 @@ impl Client {
         let provider = handle.provider.clone();
         let req = Arc::new(req);
         let log = options.spend.clone();
+        let budgets = self.admission(options);
         let attempt: AttemptFn<Box<ChatResponse>, ProviderError> = Box::new(move |_attempt| {
             let (provider, req) = (provider.clone(), req.clone());
             let ticket = log
                 .as_ref()
                 .map(|l| l.open(req.model.provider(), req.clone()));
+            let (budgets, log) = (budgets.clone(), log.clone());
             async move {
+                let mut ticket = ticket;
+                if let (Some(budgets), Some(log), Some(t)) = (&budgets, &log, ticket.as_mut()) {
+                    match budgets.admit(&req, req.model.provider(), log).await {
+                        Ok(Some(hold)) => t.hold(hold),
+                        Ok(None) => {}
+                        Err(refusal) => {
+                            if let Some(t) = ticket.take() {
+                                t.withdraw();
+                            }
+                            let e = crate::budget::gate::refused(provider.name(), &req, refusal);
+                            return Err(Box::new((classify(&e), e)));
+                        }
+                    }
+                }
                 let result = provider.generate(&req).await;
                 if let Some(ticket) = ticket {
-                    crate::cost::close_reply(ticket, &result);
+                    crate::budget::close_reply(ticket, &result);
                 }
                 match result {
                     Ok(reply) => Ok(Box::new(reply)),
@@ -444,6 +482,8 @@ impl Client {
     ) -> Result<ChatResponse, Error> {
         let name = req.model.model().to_string();
         let group = self.group(&name)?;
+        let mut options = options;
+        options.group = Some(Arc::from(name.as_str()));
         let deadline = options.deadline.or(self.inner.deadline);
         let hedge = Self::hedge_of(&req, &options, group.hedge)?;
         self.inner.targets.count_request(&name);
@@ -503,6 +543,7 @@ impl Client {
     ) -> Result<SteerStream, Error> {
         let name = req.model.model().to_string();
         let group = self.group(&name)?;
+        options.group = Some(Arc::from(name.as_str()));
         req.background |= group.background;
         if options.min_rate.is_none() {
             options.min_rate = group.min_rate;
@@ -557,6 +598,7 @@ impl Client {
             divergence: options.divergence.unwrap_or(d.divergence),
             record_content: self.inner.record_content,
             spend: Some(spend.clone()),
+            budgets: self.admission(&options),
         };
         let (stream, tx, consumer_gone) = SteerStream::channel();
         let provider = handle.provider.clone();

@@ -21,7 +21,7 @@ use steer_actors::retry::{AttemptAbandoned, RequestEnd, SpendHedge};
 use steer_actors::{Failure, ProviderActors};
 
 use super::StreamActor;
-use crate::model::ModelId;
+use crate::model::{ChatRequest, ModelId};
 use crate::provider::Provider;
 use crate::route::hedge::{Hedge, Hedging};
 use crate::route::Targets;
@@ -237,6 +237,62 @@ impl StreamActor {
             .spend
             .as_ref()
             .map(|l| l.open(target.provider(), request.clone()));
+        let sent = Sent {
+            number,
+            target,
+            provider,
+            actors,
+            lease,
+            started: tokio::time::Instant::now(),
+        };
+        match (&self.budgets, &self.spend, ticket) {
+            // A hedge is an attempt: what it may cost is reserved first.
+            (Some(budgets), Some(log), Some(ticket)) => {
+                let (budgets, log) = (budgets.clone(), log.clone());
+                let (req, at) = (request.clone(), sent.target.provider().to_string());
+                let admit = async move { budgets.admit(&req, &at, &log).await };
+                shell::spawn_send(
+                    ctx,
+                    actix::fut::wrap_future(admit).map(move |answer, act: &mut Self, ctx| {
+                        let mut ticket = ticket;
+                        match answer {
+                            Ok(hold) => {
+                                if let Some(hold) = hold {
+                                    ticket.hold(hold);
+                                }
+                                act.send_leg(sent, request, span, Some(ticket), ctx)
+                            }
+                            Err(_) => {
+                                ticket.withdraw();
+                                act.hedge_refused(&sent.target)
+                            }
+                        }
+                    }),
+                );
+            }
+            (_, _, ticket) => self.send_leg(sent, request, span, ticket, ctx),
+        }
+    }
+
+    /// Hands a hedge admitted by its budgets to the reader, unless the race
+    /// was decided meanwhile.
+    fn send_leg(
+        &mut self,
+        sent: Sent,
+        request: Arc<ChatRequest>,
+        span: tracing::Span,
+        ticket: Option<crate::budget::Ticket>,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(race) = self
+            .hedge
+            .as_mut()
+            .and_then(|h| h.race.as_mut())
+            .filter(|r| !r.decided.load(Ordering::Relaxed))
+        else {
+            return self.hedge_refused(&sent.target);
+        };
+        let (number, provider, target) = (sent.number, sent.provider.clone(), sent.target.clone());
         let leg = HedgeLeg {
             number,
             provider: provider.clone(),
@@ -247,14 +303,7 @@ impl StreamActor {
         if race.legs.unbounded_send(leg).is_err() {
             return self.hedge_refused(&target);
         }
-        race.sent.push(Sent {
-            number,
-            target: target.clone(),
-            provider,
-            actors,
-            lease,
-            started: tokio::time::Instant::now(),
-        });
+        race.sent.push(sent);
         tracing::info!(parent: &self.core.span, target = %target, "steer.hedge");
         count(self, "sent");
         self.arm_next_hedge(ctx);

@@ -45,14 +45,24 @@ fn a_hold_grows_settles_on_what_was_spent_and_releases_the_rest() {
     let mut l = Ledger::default();
     let a = Account::usd("client", 0);
     let held = l.reserve(&[ask(&a, 100, 40)], now(), LEASE).unwrap();
-    l.grow(held.id, &[30], now()).unwrap();
+    l.grow(held.id, &[30], &[30], now()).unwrap();
     assert_eq!(l.balance(&a), (0, 70));
-    assert!(l.grow(held.id, &[31], now()).is_err(), "70 + 31 > 100");
+    assert!(
+        l.grow(held.id, &[31], &[31], now()).is_err(),
+        "70 + 31 > 100"
+    );
+    // Up to 40, at least 10: the 30 left.
+    let grown = l.grow(held.id, &[40], &[10], now()).unwrap();
+    assert_eq!(
+        (grown.granted.clone(), grown.share_ppm),
+        (vec![30], 750_000)
+    );
+    assert_eq!(l.balance(&a), (0, 100));
     l.settle(held.id, &[65]);
     assert_eq!(l.balance(&a), (65, 0));
     assert_eq!(l.holds(), 0);
     // A settled hold cannot grow again.
-    assert!(l.grow(held.id, &[1], now()).is_err());
+    assert!(l.grow(held.id, &[1], &[1], now()).is_err());
     // Released: nothing spent.
     let held = l.reserve(&[ask(&a, 100, 35)], now(), LEASE).unwrap();
     l.release(held.id);
@@ -103,7 +113,7 @@ fn a_hold_whose_lease_ended_is_released() {
     assert_eq!(l.expire(start + LEASE / 2), 0);
     // Growth renews the lease.
     let later = start + LEASE / 2;
-    assert!(l.grow(held.id, &[0], later).is_ok());
+    assert!(l.grow(held.id, &[0], &[0], later).is_ok());
     assert_eq!(l.expire(start + LEASE), 0);
     assert_eq!(l.expire(later + LEASE), 1);
     assert_eq!(l.balance(&a), (0, 0));
@@ -208,7 +218,7 @@ proptest! {
                         continue;
                     };
                     let room = h.1.iter().all(|&(i, _)| spent[i] + held(&open, i) + extra <= limits[i]);
-                    match l.grow(h.0, &vec![extra; h.1.len()], t) {
+                    match l.grow(h.0, &vec![extra; h.1.len()], &vec![extra; h.1.len()], t) {
                         Ok(_) => {
                             prop_assert!(room);
                             let entry = open.iter_mut().find(|o| o.0 == h.0).unwrap();

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use steer_actors::telemetry::meters::{Meters, SpendSample};
 
-use super::{estimate, priced, Fate, PriceTable, Spend};
+use crate::cost::{estimate, priced, Fate, PriceTable, Spend};
 use crate::error::{FailureKind, ProviderError, TransportKind};
 use crate::model::{ChatRequest, ChatResponse, Usage};
 
@@ -21,6 +21,9 @@ pub struct SpendLog {
     inner: Arc<Mutex<LogState>>,
     prices: Arc<PriceTable>,
     meters: Option<Meters>,
+    /// The client's budgets, when it has any: replies teach them their
+    /// model's output sizes.
+    budgets: Option<Arc<super::gate::BudgetGate>>,
 }
 
 impl std::fmt::Debug for SpendLog {
@@ -34,6 +37,9 @@ struct LogState {
     spend: Spend,
     /// Attempts started and not ended.
     open: Vec<OpenAttempt>,
+    /// Attempts closed as cancelled while their tickets live on: what each
+    /// spent (tokens, cost), for its hold to settle on when it drops.
+    closed: Vec<(u64, u64, Option<crate::cost::Usd>)>,
     next: u64,
 }
 
@@ -49,6 +55,8 @@ struct OpenAttempt {
 pub struct Ticket {
     log: SpendLog,
     id: u64,
+    /// What the attempt reserved of the client's budgets, settled with it.
+    hold: Option<super::gate::Hold>,
 }
 
 impl SpendLog {
@@ -58,7 +66,14 @@ impl SpendLog {
             inner: Arc::new(Mutex::new(LogState::default())),
             prices,
             meters,
+            budgets: None,
         }
+    }
+
+    /// The log, teaching `budgets` the output sizes of its replies.
+    pub(crate) fn with_budgets(mut self, budgets: Arc<super::gate::BudgetGate>) -> Self {
+        self.budgets = Some(budgets);
+        self
     }
 
     /// An attempt starts: `request` at `deployment` (its model is the
@@ -75,6 +90,7 @@ impl SpendLog {
         Ticket {
             log: self.clone(),
             id,
+            hold: None,
         }
     }
 
@@ -85,7 +101,19 @@ impl SpendLog {
         for attempt in open {
             let usage = Usage::new(estimate::prompt_tokens(&attempt.request), 0);
             let model = attempt.request.model.model();
-            self.record(&attempt.deployment, model, usage, true, Fate::Cancelled);
+            let cost = self.record(
+                &attempt.deployment,
+                model,
+                usage,
+                true,
+                Fate::Cancelled,
+                None,
+            );
+            let tokens = usage.input_tokens();
+            let mut state = self.inner.lock();
+            if state.closed.len() < crate::cost::MAX_LISTED {
+                state.closed.push((attempt.id, tokens, cost));
+            }
         }
     }
 
@@ -100,9 +128,25 @@ impl SpendLog {
         self.inner.lock().spend.clone()
     }
 
-    /// Adds an attempt's spend (priced, counted).
-    pub fn record(&self, deployment: &str, model: &str, usage: Usage, estimated: bool, fate: Fate) {
+    /// Adds an attempt's spend (priced, counted), settling its budget hold.
+    pub(crate) fn record(
+        &self,
+        deployment: &str,
+        model: &str,
+        usage: Usage,
+        estimated: bool,
+        fate: Fate,
+        hold: Option<super::gate::Hold>,
+    ) -> Option<crate::cost::Usd> {
         let attempt = priced(&self.prices, deployment, model, usage, estimated, fate);
+        let cost = attempt.cost;
+        if let Some(hold) = hold {
+            let tokens = usage.input_tokens().saturating_add(usage.completion_tokens);
+            hold.settle(tokens, attempt.cost);
+        }
+        if let (Some(budgets), Fate::Delivered, false) = (&self.budgets, fate, estimated) {
+            budgets.outputs.record(model, usage.completion_tokens);
+        }
         if let Some(meters) = &self.meters {
             let labels = meters.target(deployment.to_string(), model);
             let sample = SpendSample {
@@ -114,6 +158,16 @@ impl SpendLog {
             meters.spend(&labels, sample);
         }
         self.inner.lock().spend.push(attempt);
+        cost
+    }
+
+    /// What attempt `id`, closed as cancelled by [`SpendLog::cancel_open`],
+    /// spent.
+    fn closed(&self, id: u64) -> Option<(u64, Option<crate::cost::Usd>)> {
+        let mut state = self.inner.lock();
+        let i = state.closed.iter().position(|c| c.0 == id)?;
+        let (_, tokens, cost) = state.closed.swap_remove(i);
+        Some((tokens, cost))
     }
 
     /// Removes attempt `id` from the open ones, if it is still there.
@@ -128,22 +182,47 @@ impl Ticket {
     /// The attempt ended with `usage` (as the server counted it, or
     /// `estimated`): its output is in the reply or not, as `fate` says.
     /// `model` is the model that answered (priced as such).
-    pub fn close(self, model: Option<&str>, usage: Usage, estimated: bool, fate: Fate) {
+    pub fn close(mut self, model: Option<&str>, usage: Usage, estimated: bool, fate: Fate) {
         if let Some(open) = self.log.take_open(self.id) {
             let model = model.unwrap_or(open.request.model.model());
+            let hold = self.hold.take();
             self.log
-                .record(&open.deployment, model, usage, estimated, fate);
+                .record(&open.deployment, model, usage, estimated, fate, hold);
         }
     }
 
     /// The attempt ended with no usage from its server: its prompt is
     /// estimated, and `output_tokens` (what it delivered, estimated) added.
-    pub fn close_estimated(self, output_tokens: u64, fate: Fate) {
+    pub fn close_estimated(mut self, output_tokens: u64, fate: Fate) {
         if let Some(open) = self.log.take_open(self.id) {
             let usage = Usage::new(estimate::prompt_tokens(&open.request), output_tokens);
             let model = open.request.model.model();
-            self.log.record(&open.deployment, model, usage, true, fate);
+            let hold = self.hold.take();
+            self.log
+                .record(&open.deployment, model, usage, true, fate, hold);
         }
+    }
+
+    /// The attempt is not sent after all (its budget had no room): it is
+    /// not an attempt, and records nothing.
+    pub fn withdraw(self) {
+        let _ = self.log.take_open(self.id);
+    }
+
+    /// The attempt holds `hold` of the client's budgets: settled when it
+    /// ends, on what it spent.
+    pub(crate) fn hold(&mut self, hold: super::gate::Hold) {
+        self.hold = Some(hold);
+    }
+
+    /// The outputs the attempt's hold holds, if it has one.
+    pub(crate) fn held_output(&self) -> Option<u64> {
+        self.hold.as_ref().map(|h| h.output)
+    }
+
+    /// The attempt's hold, taken to grow it (put back after).
+    pub(crate) fn take_hold(&mut self) -> Option<super::gate::Hold> {
+        self.hold.take()
     }
 
     /// The attempt failed before any output: its prompt estimated if its
@@ -168,7 +247,9 @@ impl Ticket {
 /// reply cut, timed out, malformed or of the wrong shape is (the model ran).
 pub fn billed(error: &ProviderError) -> bool {
     match &error.kind {
-        FailureKind::Status { .. } => false,
+        FailureKind::Status { .. } | FailureKind::Budget { .. } | FailureKind::Invalid { .. } => {
+            false
+        }
         FailureKind::Transport { kind, .. } => !matches!(
             kind,
             TransportKind::Connect
@@ -197,11 +278,19 @@ pub fn close_reply(ticket: Ticket, result: &Result<ChatResponse, ProviderError>)
 
 impl Drop for Ticket {
     fn drop(&mut self) {
+        if let Some(hold) = self.hold.take() {
+            // Closed already as cancelled: the hold settles on that spend.
+            if let Some((tokens, cost)) = self.log.closed(self.id) {
+                return hold.settle(tokens, cost);
+            }
+            self.hold = Some(hold);
+        }
         if let Some(open) = self.log.take_open(self.id) {
             let usage = Usage::new(estimate::prompt_tokens(&open.request), 0);
             let model = open.request.model.model();
+            let hold = self.hold.take();
             self.log
-                .record(&open.deployment, model, usage, true, Fate::Cancelled);
+                .record(&open.deployment, model, usage, true, Fate::Cancelled, hold);
         }
     }
 }

@@ -1,0 +1,393 @@
+//! Where an attempt meets its budgets: before it is sent, what it may cost is
+//! reserved against every budget it counts against (its prompt estimated,
+//! its output the high percentile of the model's recent replies, capped by
+//! `max_tokens`); while a stream delivers past that, the hold grows; when the
+//! attempt ends, the hold settles on what it really spent (its ticket's
+//! spend). A hold dropped unsettled is released.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use actix::Addr;
+use steer_actors::budget::actor::{BudgetLedger, Grow, Reserve, Settle};
+use steer_actors::budget::{Account, Ask, HoldId, Measure, Refusal};
+
+use super::{Budget, OutputSizes, Scope};
+use crate::cost::{estimate, PriceTable};
+use crate::error::{FailureKind, ProviderError};
+use crate::model::{ChatRequest, Usage, Usd};
+
+/// How long a hold lasts without news (a growth): a replica or request that
+/// dies mid-stream holds its budget no longer than this.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(120);
+
+/// The budgets of a client and the ledger they are kept in.
+pub(crate) struct BudgetGate {
+    budgets: Vec<(Scope, Budget)>,
+    ledger: Option<Addr<BudgetLedger>>,
+    prices: Arc<PriceTable>,
+    pub(crate) outputs: OutputSizes,
+    lease: Duration,
+}
+
+/// Where an attempt runs, as budgets count it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Place<'a> {
+    /// Its deployment.
+    pub deployment: &'a str,
+    /// Its request's group, if it names one.
+    pub group: Option<&'a str>,
+    /// Its request's budget key, if it carries one.
+    pub key: Option<&'a str>,
+}
+
+/// What an attempt reserved: settled when it ends, released if dropped
+/// before.
+pub(crate) struct Hold {
+    gate: Arc<BudgetGate>,
+    id: HoldId,
+    /// The measure of each line, in the hold's order.
+    lines: Vec<Measure>,
+    /// The model's price, to grow a cost line by tokens.
+    deployment: String,
+    model: String,
+    /// Outputs held so far.
+    pub(crate) output: u64,
+    settled: bool,
+}
+
+impl std::fmt::Debug for Hold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hold")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BudgetGate {
+    /// `budgets` kept in `ledger` (none: only per-request budgets apply).
+    pub(crate) fn new(
+        budgets: Vec<(Scope, Budget)>,
+        ledger: Option<Addr<BudgetLedger>>,
+        prices: Arc<PriceTable>,
+    ) -> Self {
+        BudgetGate {
+            budgets,
+            ledger,
+            prices,
+            outputs: OutputSizes::default(),
+            lease: DEFAULT_LEASE,
+        }
+    }
+
+    /// Whether any budget of the client's could count an attempt.
+    pub(crate) fn any(&self) -> bool {
+        !self.budgets.is_empty()
+    }
+
+    /// What `req` may cost at `place`: its prompt estimated, and the outputs
+    /// to hold; tokens, and dollars (`None`: unpriced).
+    pub(crate) fn estimate(&self, req: &ChatRequest, deployment: &str) -> (u64, u64, Option<Usd>) {
+        let model = req.model.model();
+        let prompt = estimate::prompt_tokens(req);
+        let output = self.outputs.expected(model, req.token_limit());
+        let cost = self
+            .prices
+            .price(deployment, model)
+            .and_then(|p| p.cost(&Usage::new(prompt, output)))
+            .ok();
+        (prompt, output, cost)
+    }
+
+    /// The lines an attempt of `req` at `place` reserves, `now`.
+    fn asks(
+        &self,
+        req: &ChatRequest,
+        place: Place<'_>,
+        now: SystemTime,
+    ) -> Result<(Vec<Ask>, Vec<Measure>, u64), Refusal> {
+        let (prompt, output, cost) = self.estimate(req, place.deployment);
+        let tokens = prompt.saturating_add(output);
+        let mut asks = Vec::new();
+        for (scope, budget) in &self.budgets {
+            let applies = match scope {
+                Scope::Client | Scope::Key(_) | Scope::EveryKey => true,
+                Scope::Group(g) => place.group == Some(g.as_str()),
+                Scope::Deployment(d) => d == place.deployment,
+            };
+            if matches!(scope, Scope::Key(k) if Some(k.as_str()) != place.key) || !applies {
+                continue;
+            }
+            let Some(name) = scope.account_name(place.key) else {
+                continue;
+            };
+            let window = budget.period.window(now);
+            if let Some(limit) = budget.tokens {
+                asks.push(Ask {
+                    account: Account::tokens(name.clone(), window),
+                    limit,
+                    amount: tokens,
+                    warn_at: budget.warn_threshold(limit),
+                });
+            }
+            if let Some(limit) = budget.usd {
+                let limit = limit.nanos();
+                let Some(cost) = cost else {
+                    return Err(unpriced(place.deployment, req.model.model()));
+                };
+                asks.push(Ask {
+                    account: Account::usd(name, window),
+                    limit,
+                    amount: cost.nanos(),
+                    warn_at: budget.warn_threshold(limit),
+                });
+            }
+        }
+        let lines = asks.iter().map(|a| a.account.measure).collect();
+        Ok((asks, lines, output))
+    }
+
+    /// Reserves what an attempt of `req` at `place` may cost; `None` when no
+    /// budget counts it. Refused: the budget with no room, what it had.
+    pub(crate) async fn reserve(
+        self: &Arc<Self>,
+        req: &ChatRequest,
+        place: Place<'_>,
+    ) -> Result<Option<Hold>, Refusal> {
+        let Some(ledger) = &self.ledger else {
+            return Ok(None);
+        };
+        let (asks, lines, output) = self.asks(req, place, SystemTime::now())?;
+        if asks.is_empty() {
+            return Ok(None);
+        }
+        let reserve = Reserve {
+            asks,
+            lease: self.lease,
+        };
+        let held = match ledger.send(reserve).await {
+            Ok(answer) => answer?,
+            // The ledger is gone (the client stopping): nothing is sent.
+            Err(_) => return Err(unavailable()),
+        };
+        for account in &held.warnings {
+            warn(account);
+        }
+        Ok(Some(Hold {
+            gate: self.clone(),
+            id: held.id,
+            lines,
+            deployment: place.deployment.to_string(),
+            model: req.model.model().to_string(),
+            output,
+            settled: false,
+        }))
+    }
+}
+
+impl Hold {
+    /// Holds up to `wanted` more outputs, at least `need` (a stream
+    /// delivering past its hold: what the budgets have room for).
+    pub(crate) async fn grow(&mut self, wanted: u64, need: u64) -> Result<(), Refusal> {
+        let Some(ledger) = self.gate.ledger.clone() else {
+            return Ok(());
+        };
+        let price = self.gate.prices.price(&self.deployment, &self.model).ok();
+        let lines = |tokens: u64| -> Vec<u64> {
+            let cost = price
+                .and_then(|p| p.cost(&Usage::new(0, tokens)).ok())
+                .map_or(0, Usd::nanos);
+            self.lines
+                .iter()
+                .map(|m| match m {
+                    Measure::Tokens => tokens,
+                    Measure::NanoUsd => cost,
+                })
+                .collect()
+        };
+        let ask = Grow {
+            id: self.id,
+            wanted: lines(wanted),
+            need: lines(need),
+        };
+        let grown = match ledger.send(ask).await {
+            Ok(answer) => answer?,
+            Err(_) => return Err(unavailable()),
+        };
+        for account in &grown.warnings {
+            warn(account);
+        }
+        let part = u128::from(wanted).saturating_mul(u128::from(grown.share_ppm)) / 1_000_000;
+        let got = u64::try_from(part).unwrap_or(u64::MAX).max(need);
+        self.output = self.output.saturating_add(got);
+        Ok(())
+    }
+
+    /// The attempt ended having spent `tokens` costing `cost` (a cost line
+    /// is only held for a priced model).
+    pub(crate) fn settle(mut self, tokens: u64, cost: Option<Usd>) {
+        self.settled = true;
+        let spent = self
+            .lines
+            .iter()
+            .map(|m| match m {
+                Measure::Tokens => tokens,
+                Measure::NanoUsd => cost.unwrap_or(Usd::ZERO).nanos(),
+            })
+            .collect();
+        if let Some(ledger) = &self.gate.ledger {
+            ledger.do_send(Settle { id: self.id, spent });
+        }
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        if !self.settled {
+            if let Some(ledger) = &self.gate.ledger {
+                ledger.do_send(Settle {
+                    id: self.id,
+                    spent: Vec::new(),
+                });
+            }
+        }
+    }
+}
+
+/// What one request's attempts are admitted by: the client's budgets (with
+/// the request's group and key) and the request's own.
+#[derive(Clone)]
+pub(crate) struct Admission {
+    pub gate: Arc<BudgetGate>,
+    pub group: Option<Arc<str>>,
+    pub key: Option<Arc<str>>,
+    pub request: Option<Budget>,
+}
+
+impl std::fmt::Debug for Admission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admission")
+            .field("group", &self.group)
+            .field("key", &self.key)
+            .field("request", &self.request)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Admission {
+    /// Whether anything could refuse an attempt.
+    pub(crate) fn any(&self) -> bool {
+        self.request.is_some() || self.gate.any()
+    }
+
+    /// Admits an attempt of `req` at `deployment`: within the request's own
+    /// budget (its spend so far in `log` and what the attempt may cost), then
+    /// reserved against the client's.
+    pub(crate) async fn admit(
+        &self,
+        req: &ChatRequest,
+        deployment: &str,
+        log: &super::SpendLog,
+    ) -> Result<Option<Hold>, Refusal> {
+        if let Some(budget) = &self.request {
+            let (prompt, output, cost) = self.gate.estimate(req, deployment);
+            let spent = log.spend();
+            let used = spent.usage();
+            let tokens = used.input_tokens().saturating_add(used.completion_tokens);
+            within_request(
+                budget,
+                tokens,
+                spent.total(),
+                prompt.saturating_add(output),
+                cost,
+            )?;
+        }
+        let place = Place {
+            deployment,
+            group: self.group.as_deref(),
+            key: self.key.as_deref(),
+        };
+        self.gate.reserve(req, place).await
+    }
+}
+
+/// Whether an attempt asking `tokens` costing `cost` fits a request's own
+/// `budget`, which has `spent_tokens` and `spent` so far.
+pub(crate) fn within_request(
+    budget: &Budget,
+    spent_tokens: u64,
+    spent: Usd,
+    tokens: u64,
+    cost: Option<Usd>,
+) -> Result<(), Refusal> {
+    if let Some(limit) = budget.tokens {
+        if spent_tokens.saturating_add(tokens) > limit {
+            return Err(Refusal {
+                account: Account::tokens("request", 0),
+                limit,
+                spent: spent_tokens,
+                reserved: 0,
+                asked: tokens,
+            });
+        }
+    }
+    if let Some(limit) = budget.usd {
+        let Some(cost) = cost else {
+            return Err(unpriced("request", "its model"));
+        };
+        if spent.plus(cost) > limit {
+            return Err(Refusal {
+                account: Account::usd("request", 0),
+                limit: limit.nanos(),
+                spent: spent.nanos(),
+                reserved: 0,
+                asked: cost.nanos(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The error of an attempt of `req` its budget refused (nothing was sent):
+/// classified `budget_exceeded`, never retried.
+pub(crate) fn refused(provider: &str, req: &ChatRequest, refusal: Refusal) -> ProviderError {
+    ProviderError::new(
+        provider,
+        req.request_id.clone(),
+        FailureKind::Budget {
+            refusal: Box::new(refusal),
+        },
+    )
+}
+
+/// A dollar budget cannot hold an attempt at an unpriced model: refused (a
+/// price in the table or the config file lets it through).
+fn unpriced(deployment: &str, model: &str) -> Refusal {
+    Refusal {
+        account: Account::usd(format!("price of {deployment}/{model} (unpriced)"), 0),
+        limit: 0,
+        spent: 0,
+        reserved: 0,
+        asked: 0,
+    }
+}
+
+/// The ledger cannot be reached: refused (failing closed).
+fn unavailable() -> Refusal {
+    Refusal {
+        account: Account::tokens("ledger (unavailable)", 0),
+        limit: 0,
+        spent: 0,
+        reserved: 0,
+        asked: 0,
+    }
+}
+
+/// A budget passed its warning threshold.
+fn warn(account: &Account) {
+    tracing::warn!(
+        scope = %account.scope,
+        measure = account.measure.as_str(),
+        "steer.budget.warning: past its warning threshold"
+    );
+}
