@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use actix::Addr;
 use steer_actors::budget::actor::{BudgetLedger, Grow, Reserve, Settle};
-use steer_actors::budget::{Account, Ask, HoldId, Measure, Refusal};
+use steer_actors::budget::{Account, Ask, Held, HoldId, Measure, Refusal};
 
 use super::{Budget, OutputSizes, Scope};
 use crate::cost::{estimate, PriceTable};
@@ -21,10 +21,30 @@ use crate::model::{ChatRequest, Usage, Usd};
 /// dies mid-stream holds its budget no longer than this.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(120);
 
+/// Where a client's budgets are kept: in this process (its ledger actor), or
+/// in Redis, shared by the replicas (with this process's ledger to fall back
+/// on when Redis cannot be reached, if failing open).
+#[derive(Clone)]
+pub(crate) enum Ledgers {
+    /// This process's ledger.
+    Local(Addr<BudgetLedger>),
+    /// The replicas' ledger in Redis.
+    #[cfg(feature = "shared-redis")]
+    Shared(Arc<crate::shared::ledger::RedisLedger>),
+}
+
+/// Which ledger a hold was made in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kept {
+    Local,
+    #[cfg(feature = "shared-redis")]
+    Shared,
+}
+
 /// The budgets of a client and the ledger they are kept in.
 pub(crate) struct BudgetGate {
     budgets: Vec<(Scope, Budget)>,
-    ledger: Option<Addr<BudgetLedger>>,
+    ledger: Option<Ledgers>,
     prices: Arc<PriceTable>,
     pub(crate) outputs: OutputSizes,
     lease: Duration,
@@ -46,8 +66,10 @@ pub(crate) struct Place<'a> {
 pub(crate) struct Hold {
     gate: Arc<BudgetGate>,
     id: HoldId,
-    /// The measure of each line, in the hold's order.
-    lines: Vec<Measure>,
+    /// Its lines, in order (their amounts as reserved at first).
+    lines: Vec<Ask>,
+    /// Which ledger holds it.
+    kept: Kept,
     /// The model's price, to grow a cost line by tokens.
     deployment: String,
     model: String,
@@ -68,7 +90,7 @@ impl BudgetGate {
     /// `budgets` kept in `ledger` (none: only per-request budgets apply).
     pub(crate) fn new(
         budgets: Vec<(Scope, Budget)>,
-        ledger: Option<Addr<BudgetLedger>>,
+        ledger: Option<Ledgers>,
         prices: Arc<PriceTable>,
     ) -> Self {
         BudgetGate {
@@ -78,6 +100,12 @@ impl BudgetGate {
             outputs: OutputSizes::default(),
             lease: DEFAULT_LEASE,
         }
+    }
+
+    /// Holds last `lease` without news.
+    pub(crate) fn with_lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
     }
 
     /// Whether any budget of the client's could count an attempt.
@@ -105,7 +133,7 @@ impl BudgetGate {
         req: &ChatRequest,
         place: Place<'_>,
         now: SystemTime,
-    ) -> Result<(Vec<Ask>, Vec<Measure>, u64), Refusal> {
+    ) -> Result<(Vec<Ask>, u64), Refusal> {
         let (prompt, output, cost) = self.estimate(req, place.deployment);
         let tokens = prompt.saturating_add(output);
         let mut asks = Vec::new();
@@ -143,8 +171,37 @@ impl BudgetGate {
                 });
             }
         }
-        let lines = asks.iter().map(|a| a.account.measure).collect();
-        Ok((asks, lines, output))
+        Ok((asks, output))
+    }
+
+    /// The balances of the budgets over `scope` (for a request carrying
+    /// `key`), in this period: one a measure the budget limits.
+    pub(crate) async fn balances(&self, scope: &Scope, key: Option<&str>) -> Vec<BudgetBalance> {
+        let Some(ledger) = &self.ledger else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (s, budget) in self.budgets.iter().filter(|(s, _)| s == scope) {
+            let Some(name) = s.account_name(key) else {
+                continue;
+            };
+            let window = budget.period.window(SystemTime::now());
+            let lines = [
+                (Account::tokens(name.clone(), window), budget.tokens),
+                (Account::usd(name, window), budget.usd.map(Usd::nanos)),
+            ];
+            for (account, limit) in lines {
+                let Some(limit) = limit else { continue };
+                let (spent, reserved) = ledger.balance(&account).await;
+                out.push(BudgetBalance {
+                    account,
+                    limit,
+                    spent,
+                    reserved,
+                });
+            }
+        }
+        out
     }
 
     /// Reserves what an attempt of `req` at `place` may cost; `None` when no
@@ -157,26 +214,19 @@ impl BudgetGate {
         let Some(ledger) = &self.ledger else {
             return Ok(None);
         };
-        let (asks, lines, output) = self.asks(req, place, SystemTime::now())?;
+        let (asks, output) = self.asks(req, place, SystemTime::now())?;
         if asks.is_empty() {
             return Ok(None);
         }
-        let reserve = Reserve {
-            asks,
-            lease: self.lease,
-        };
-        let held = match ledger.send(reserve).await {
-            Ok(answer) => answer?,
-            // The ledger is gone (the client stopping): nothing is sent.
-            Err(_) => return Err(unavailable()),
-        };
+        let (held, kept) = ledger.reserve(&asks, self.lease).await?;
         for account in &held.warnings {
             warn(account);
         }
         Ok(Some(Hold {
             gate: self.clone(),
             id: held.id,
-            lines,
+            lines: asks,
+            kept,
             deployment: place.deployment.to_string(),
             model: req.model.model().to_string(),
             output,
@@ -192,6 +242,7 @@ impl Hold {
         let Some(ledger) = self.gate.ledger.clone() else {
             return Ok(());
         };
+        let lease = self.gate.lease;
         let price = self.gate.prices.price(&self.deployment, &self.model).ok();
         let lines = |tokens: u64| -> Vec<u64> {
             let cost = price
@@ -199,21 +250,23 @@ impl Hold {
                 .map_or(0, Usd::nanos);
             self.lines
                 .iter()
-                .map(|m| match m {
+                .map(|line| match line.account.measure {
                     Measure::Tokens => tokens,
                     Measure::NanoUsd => cost,
                 })
-                .collect()
+                .collect::<Vec<u64>>()
         };
-        let ask = Grow {
-            id: self.id,
-            wanted: lines(wanted),
-            need: lines(need),
-        };
-        let grown = match ledger.send(ask).await {
-            Ok(answer) => answer?,
-            Err(_) => return Err(unavailable()),
-        };
+        let (wanted_lines, need_lines) = (lines(wanted), lines(need));
+        let grown = ledger
+            .grow(
+                self.kept,
+                self.id,
+                &self.lines,
+                wanted_lines,
+                need_lines,
+                lease,
+            )
+            .await?;
         for account in &grown.warnings {
             warn(account);
         }
@@ -230,13 +283,13 @@ impl Hold {
         let spent = self
             .lines
             .iter()
-            .map(|m| match m {
+            .map(|line| match line.account.measure {
                 Measure::Tokens => tokens,
                 Measure::NanoUsd => cost.unwrap_or(Usd::ZERO).nanos(),
             })
             .collect();
         if let Some(ledger) = &self.gate.ledger {
-            ledger.do_send(Settle { id: self.id, spent });
+            ledger.settle(self.kept, self.id, &self.lines, spent);
         }
     }
 }
@@ -245,10 +298,7 @@ impl Drop for Hold {
     fn drop(&mut self) {
         if !self.settled {
             if let Some(ledger) = &self.gate.ledger {
-                ledger.do_send(Settle {
-                    id: self.id,
-                    spent: Vec::new(),
-                });
+                ledger.settle(self.kept, self.id, &self.lines, Vec::new());
             }
         }
     }
@@ -372,15 +422,119 @@ fn unpriced(deployment: &str, model: &str) -> Refusal {
     }
 }
 
-/// The ledger cannot be reached: refused (failing closed).
-fn unavailable() -> Refusal {
-    Refusal {
-        account: Account::tokens("ledger (unavailable)", 0),
-        limit: 0,
-        spent: 0,
-        reserved: 0,
-        asked: 0,
+/// A budget's standing in its current period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BudgetBalance {
+    /// Its account (scope, measure, window).
+    pub account: Account,
+    /// Its limit (tokens, or nano-dollars).
+    pub limit: u64,
+    /// Spent (settled).
+    pub spent: u64,
+    /// Held by attempts running.
+    pub reserved: u64,
+}
+
+impl Ledgers {
+    /// An account's spent and held amounts (nothing known: zeros).
+    async fn balance(&self, account: &Account) -> (u64, u64) {
+        match self {
+            Ledgers::Local(addr) => addr
+                .send(steer_actors::budget::actor::Balance(account.clone()))
+                .await
+                .unwrap_or((0, 0)),
+            #[cfg(feature = "shared-redis")]
+            Ledgers::Shared(redis) => redis.balance(account).await.unwrap_or((0, 0)),
+        }
     }
+
+    /// Reserves `asks` for `lease`: in Redis when shared (in this process's
+    /// ledger when Redis cannot answer and the budgets fail open).
+    async fn reserve(&self, asks: &[Ask], lease: Duration) -> Result<(Held, Kept), Refusal> {
+        match self {
+            Ledgers::Local(addr) => Ok((local_reserve(addr, asks, lease).await?, Kept::Local)),
+            #[cfg(feature = "shared-redis")]
+            Ledgers::Shared(redis) => match redis.reserve(asks, lease).await {
+                Ok(answer) => Ok((answer?, Kept::Shared)),
+                Err(down) => match redis.fallback() {
+                    Some(addr) => Ok((local_reserve(addr, asks, lease).await?, Kept::Local)),
+                    None => Err(down),
+                },
+            },
+        }
+    }
+
+    /// Grows hold `id` of `lines` where it is kept.
+    async fn grow(
+        &self,
+        kept: Kept,
+        id: HoldId,
+        lines: &[Ask],
+        wanted: Vec<u64>,
+        need: Vec<u64>,
+        lease: Duration,
+    ) -> Result<steer_actors::budget::Grown, Refusal> {
+        let local = match (self, kept) {
+            (Ledgers::Local(addr), _) => Some(addr),
+            #[cfg(feature = "shared-redis")]
+            (Ledgers::Shared(redis), Kept::Local) => redis.fallback(),
+            #[cfg(feature = "shared-redis")]
+            (Ledgers::Shared(redis), Kept::Shared) => {
+                return redis.grow(id, lines, &wanted, &need, lease).await;
+            }
+        };
+        let _ = (lines, lease);
+        let Some(addr) = local else {
+            return Err(unavailable());
+        };
+        match addr.send(Grow { id, wanted, need }).await {
+            Ok(answer) => answer,
+            Err(_) => Err(unavailable()),
+        }
+    }
+
+    /// Settles hold `id` of `lines` on `spent` (empty: released), one way.
+    fn settle(&self, kept: Kept, id: HoldId, lines: &[Ask], spent: Vec<u64>) {
+        let accounts = lines.iter().map(|l| l.account.clone()).collect();
+        let settle = Settle {
+            id,
+            spent,
+            accounts,
+        };
+        match (self, kept) {
+            (Ledgers::Local(addr), _) => addr.do_send(settle),
+            #[cfg(feature = "shared-redis")]
+            (Ledgers::Shared(redis), Kept::Local) => {
+                if let Some(addr) = redis.fallback() {
+                    addr.do_send(settle)
+                }
+            }
+            #[cfg(feature = "shared-redis")]
+            (Ledgers::Shared(redis), Kept::Shared) => redis.settle(settle),
+        }
+    }
+}
+
+/// A reservation in this process's ledger.
+async fn local_reserve(
+    addr: &Addr<BudgetLedger>,
+    asks: &[Ask],
+    lease: Duration,
+) -> Result<Held, Refusal> {
+    let reserve = Reserve {
+        asks: asks.to_vec(),
+        lease,
+    };
+    match addr.send(reserve).await {
+        Ok(answer) => answer,
+        // The ledger is gone (the client stopping): nothing is sent.
+        Err(_) => Err(unavailable()),
+    }
+}
+
+/// The ledger cannot be reached: refused (failing closed).
+pub(crate) fn unavailable() -> Refusal {
+    Refusal::unavailable()
 }
 
 /// A budget passed its warning threshold.

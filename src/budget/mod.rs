@@ -19,7 +19,7 @@ mod log;
 mod outputs;
 mod spec;
 
-pub use gate::DEFAULT_LEASE;
+pub use gate::{BudgetBalance, DEFAULT_LEASE};
 pub use log::{billed, close_reply, SpendLog, Ticket};
 pub use outputs::{OutputSizes, DEFAULT_OUTPUT};
 pub use spec::{Budget, Period, Scope};

@@ -22,6 +22,8 @@
 //! fail.
 
 #[cfg(feature = "shared-redis")]
+pub(crate) mod ledger;
+#[cfg(feature = "shared-redis")]
 pub mod redis;
 
 use std::time::Duration;
@@ -44,6 +46,22 @@ pub struct SharedConfig {
     pub probes: u32,
     /// How long a probe lease lasts (default 5 s).
     pub probe_lease: Duration,
+    /// What the spend budgets do while Redis cannot be reached (default:
+    /// fail open, counting in this process).
+    pub budget_fail: BudgetFail,
+}
+
+/// What spend budgets kept in Redis do while it cannot be reached.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetFail {
+    /// Count in this process's own ledger meanwhile (each replica then
+    /// holds the whole budget on its own).
+    #[default]
+    Open,
+    /// Refuse every attempt a budget counts (`budget_exceeded`, the ledger
+    /// named unavailable).
+    Closed,
 }
 
 impl SharedConfig {
@@ -56,7 +74,14 @@ impl SharedConfig {
             quorum: 2,
             probes: 1,
             probe_lease: Duration::from_secs(5),
+            budget_fail: BudgetFail::Open,
         }
+    }
+
+    /// What the spend budgets do while Redis cannot be reached.
+    pub fn budget_fail(mut self, fail: BudgetFail) -> Self {
+        self.budget_fail = fail;
+        self
     }
 
     /// Replicas that must open a target before the fleet does (at least 1).

@@ -57,7 +57,8 @@ pub struct Grow {
 }
 
 /// Settles a hold on what its attempt spent, one amount a line (empty:
-/// released, nothing spent).
+/// released, nothing spent); a hold whose lease ended meanwhile has its
+/// spend charged to `accounts` all the same (the attempt ran).
 #[derive(Debug, Message)]
 #[rtype(result = "Vec<Account>")]
 pub struct Settle {
@@ -65,6 +66,8 @@ pub struct Settle {
     pub id: HoldId,
     /// One amount a line.
     pub spent: Vec<u64>,
+    /// The hold's accounts, in its order.
+    pub accounts: Vec<Account>,
 }
 
 /// An account's spent and held amounts.
@@ -94,7 +97,14 @@ impl Handler<Settle> for BudgetLedger {
     type Result = Vec<Account>;
 
     fn handle(&mut self, msg: Settle, _: &mut Context<Self>) -> Self::Result {
-        self.ledger.settle(msg.id, &msg.spent)
+        match self.ledger.settle(msg.id, &msg.spent) {
+            Some(warnings) => warnings,
+            None => {
+                let lines: Vec<(Account, u64)> = msg.accounts.into_iter().zip(msg.spent).collect();
+                self.ledger.charge(&lines);
+                Vec::new()
+            }
+        }
     }
 }
 
@@ -149,6 +159,7 @@ mod tests {
             .send(Settle {
                 id: held.id,
                 spent: vec![60],
+                accounts: vec![account.clone()],
             })
             .await
             .unwrap();

@@ -111,6 +111,18 @@ pub struct Refusal {
 }
 
 impl Refusal {
+    /// The ledger could not be reached (its actor gone, Redis down with the
+    /// budgets failing closed): nothing can be held.
+    pub fn unavailable() -> Self {
+        Refusal {
+            account: Account::tokens("ledger (unavailable)", 0),
+            limit: 0,
+            spent: 0,
+            reserved: 0,
+            asked: 0,
+        }
+    }
+
     /// What is left of the budget, holds aside.
     pub fn remaining(&self) -> u64 {
         self.limit
@@ -296,11 +308,10 @@ impl Ledger {
     /// Hold `id` ends with `spent` (one amount a line): its reservation goes,
     /// its spend is counted (even past the limit: it was spent). Returns the
     /// accounts whose warning the spend crossed.
-    pub fn settle(&mut self, id: HoldId, spent: &[u64]) -> Vec<Account> {
-        let Some(hold) = self.holds.remove(&id) else {
-            // Expired: its spend still counts (the attempt ran).
-            return Vec::new();
-        };
+    /// A hold that is gone (its lease ended) answers `None`: its spend is
+    /// then [charged](Ledger::charge) by its caller, who knows its accounts.
+    pub fn settle(&mut self, id: HoldId, spent: &[u64]) -> Option<Vec<Account>> {
+        let hold = self.holds.remove(&id)?;
         let mut warnings = Vec::new();
         for (i, line) in hold.lines.iter().enumerate() {
             let b = self.balances.entry(line.account.clone()).or_default();
@@ -314,7 +325,7 @@ impl Ledger {
         for line in &hold.lines {
             self.drop_if_idle(&line.account);
         }
-        warnings
+        Some(warnings)
     }
 
     /// Counts `spent` against accounts directly (an attempt whose hold

@@ -63,6 +63,7 @@ pub struct ClientBuilder {
     shared: Option<crate::shared::SharedConfig>,
     prices: PriceTable,
     spend_budgets: Vec<(crate::budget::Scope, crate::budget::Budget)>,
+    budget_lease: Duration,
 }
 
 impl Default for ClientBuilder {
@@ -91,6 +92,7 @@ impl Default for ClientBuilder {
             record_content: false,
             prices: PriceTable::defaults(),
             spend_budgets: Vec::new(),
+            budget_lease: crate::budget::DEFAULT_LEASE,
             shared: None,
         }
     }
@@ -287,6 +289,13 @@ impl ClientBuilder {
         self.spend_budgets.push((scope, budget));
         self
     }
+    /// How long a budget hold lasts without news from its attempt (a
+    /// stream's growth renews it): a replica or request that dies mid-stream
+    /// holds its budget no longer (default 2 minutes; at least 100 ms).
+    pub fn budget_lease(mut self, lease: Duration) -> Self {
+        self.budget_lease = lease.max(Duration::from_millis(100));
+        self
+    }
     /// The price table attempts are costed at, instead of the defaults
     /// ([`PriceTable::defaults`]).
     pub fn prices(mut self, table: PriceTable) -> Self {
@@ -462,15 +471,14 @@ impl ClientBuilder {
             meters.clone(),
         );
         let prices = Arc::new(self.prices);
-        let ledger = (!self.spend_budgets.is_empty()).then(|| {
-            use steer_actors::budget::actor::BudgetLedger;
-            BudgetLedger::start_in_arbiter(&arbiters.handles[0], |_| BudgetLedger::default())
-        });
-        let budgets = Arc::new(crate::budget::gate::BudgetGate::new(
-            self.spend_budgets,
-            ledger,
-            prices.clone(),
-        ));
+        let ledger = match self.spend_budgets.is_empty() {
+            true => None,
+            false => Some(ledgers(self.shared.as_ref(), &arbiters.handles[0])?),
+        };
+        let budgets = Arc::new(
+            crate::budget::gate::BudgetGate::new(self.spend_budgets, ledger, prices.clone())
+                .with_lease(self.budget_lease),
+        );
         let partials = Arc::new(PartialStore::start_in_arbiter(&arbiters.handles[0], |_| {
             PartialStore::new(Duration::from_secs(15 * 60), 10_000)
         }));
@@ -498,4 +506,22 @@ impl ClientBuilder {
             }),
         })
     }
+}
+
+/// Where the spend budgets are kept: in Redis when the replicas share state
+/// (this process's ledger behind it when failing open), else in this process.
+fn ledgers(
+    shared: Option<&crate::shared::SharedConfig>,
+    arbiter: &actix::ArbiterHandle,
+) -> Result<crate::budget::gate::Ledgers, Error> {
+    use steer_actors::budget::actor::BudgetLedger;
+    let local = BudgetLedger::start_in_arbiter(arbiter, |_| BudgetLedger::default());
+    #[cfg(feature = "shared-redis")]
+    if let Some(config) = shared {
+        let fallback = (config.budget_fail == crate::shared::BudgetFail::Open).then_some(local);
+        let redis = crate::shared::ledger::RedisLedger::new(config, fallback)?;
+        return Ok(crate::budget::gate::Ledgers::Shared(Arc::new(redis)));
+    }
+    let _ = shared;
+    Ok(crate::budget::gate::Ledgers::Local(local))
 }

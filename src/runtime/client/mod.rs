@@ -271,6 +271,18 @@ impl Client {
         admission.any().then_some(admission)
     }
 
+    /// Where the budgets over `scope` stand this period (for a request
+    /// carrying `key`, for per-key budgets): one balance a limited measure,
+    /// spent and held; empty when no budget has that scope. With replicas
+    /// sharing a ledger, the fleet's.
+    pub async fn budget_balance(
+        &self,
+        scope: &crate::budget::Scope,
+        key: Option<&str>,
+    ) -> Vec<crate::budget::BudgetBalance> {
+        self.inner.budgets.balances(scope, key).await
+    }
+
     /// An empty spend log, priced and counted as the client is.
     fn new_spend_log(&self) -> SpendLog {
         let inner = &self.inner;
