@@ -76,6 +76,14 @@ pub struct Config {
     /// `tiers`, `geos`, `reasoning`, `as_of`, `source` ([`crate::cost::PriceFile`]).
     #[serde(default)]
     pub prices: BTreeMap<String, crate::cost::PriceFile>,
+    /// Spend budgets (`[[budgets]]` with `scope` and `tokens`, `usd` or
+    /// both, and any of `period`, `warn_at`: [`crate::budget::BudgetFile`]).
+    #[serde(default)]
+    pub budgets: Vec<crate::budget::BudgetFile>,
+    /// How long a budget hold lasts without news from its attempt
+    /// (default "2m").
+    #[serde(default, deserialize_with = "duration")]
+    pub budget_lease: Option<Duration>,
 }
 
 /// `[shared]`: pauses, opens and probe leases shared through Redis.
@@ -106,6 +114,10 @@ pub struct SharedSettings {
     /// How long a probe lease lasts (default 5 s).
     #[serde(default, deserialize_with = "duration")]
     pub probe_lease: Option<Duration>,
+    /// What spend budgets do while Redis cannot be reached: `open` (count
+    /// in this process meanwhile; the default) or `closed` (refuse).
+    #[serde(default)]
+    pub budget_fail: Option<crate::shared::BudgetFail>,
 }
 
 impl SharedSettings {
@@ -126,6 +138,7 @@ impl SharedSettings {
             self.probe_lease.unwrap_or(c.probe_lease),
         );
         c.probes(probes, lease)
+            .budget_fail(self.budget_fail.unwrap_or_default())
     }
 }
 
@@ -711,6 +724,15 @@ impl Config {
                 builder = builder.adaptive_limit_for(name, l.config());
             }
         }
+        for (i, b) in self.budgets.iter().enumerate() {
+            let (scope, budget) = b
+                .budget()
+                .map_err(|e| ConfigError::setting(format!("budgets[{i}]"), e))?;
+            builder = builder.spend_budget(scope, budget);
+        }
+        if let Some(lease) = self.budget_lease {
+            builder = builder.budget_lease(lease);
+        }
         for (key, p) in &self.prices {
             let price = p
                 .price()
@@ -982,6 +1004,15 @@ mod tests {
         let bad = Config::from_toml("[prices.m]\ninput = -2.0\noutput = 8.0\n").unwrap();
         let err = bad.apply(ClientBuilder::default()).unwrap_err().to_string();
         assert!(err.contains("prices.m.input"), "{err}");
+        let c = Config::from_toml(
+            "budget_lease = \"30s\"\n[[budgets]]\nscope = \"every_key\"\ntokens = 100\nperiod = \"day\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.budget_lease, Some(Duration::from_secs(30)));
+        assert!(c.apply(ClientBuilder::default()).is_ok());
+        let bad = Config::from_toml("[[budgets]]\nscope = \"nobody\"\ntokens = 1\n").unwrap();
+        let err = bad.apply(ClientBuilder::default()).unwrap_err().to_string();
+        assert!(err.contains("budgets[0]"), "{err}");
         let c = Config::from_toml("[adaptive_throttle]\nwindow = \"30s\"\n").unwrap();
         let t = c.adaptive_throttle.as_ref().unwrap().config();
         assert_eq!((t.k, t.window), (2.0, Duration::from_secs(30)));

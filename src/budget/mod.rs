@@ -14,11 +14,13 @@
 //! # let _ = builder;
 //! ```
 
+mod file;
 pub(crate) mod gate;
 mod log;
 mod outputs;
 mod spec;
 
+pub use file::BudgetFile;
 pub use gate::{BudgetBalance, DEFAULT_LEASE};
 pub use log::{billed, close_reply, SpendLog, Ticket};
 pub use outputs::{OutputSizes, DEFAULT_OUTPUT};
