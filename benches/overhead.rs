@@ -1,6 +1,7 @@
 //! What steer's runtime costs per request, without HTTP: `client.generate` against a
 //! provider that answers at once, minus a direct call of the same provider.
-//! `cargo bench --bench overhead`
+//! `cargo bench --bench overhead` (`steer_budget`: the same with a client-wide
+//! budget, every attempt reserved and settled).
 //!
 //! The loopback benchmark (`e2e`) tells what a user sees; this one isolates the
 //! actor path (admission, request actor, permit, attempt, reports, reply) so that a
@@ -62,6 +63,19 @@ fn overhead(c: &mut Criterion) {
             .build()
             .unwrap_or_else(|e| panic!("client: {e}"))
     });
+    // The same with a client-wide token budget that never runs out: every
+    // attempt reserved and settled in the ledger actor.
+    let budgeted = system.block_on(async {
+        Client::builder()
+            .providers(Providers::new().with(Immediate))
+            .arbiters(0)
+            .spend_budget(
+                steer_llm::budget::Scope::Client,
+                steer_llm::budget::Budget::tokens(u64::MAX / 2),
+            )
+            .build()
+            .unwrap_or_else(|e| panic!("client: {e}"))
+    });
     let direct = Immediate;
     let mut group = c.benchmark_group("overhead");
     for concurrency in [1u64, 64, 1024] {
@@ -76,6 +90,13 @@ fn overhead(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 system.block_on(run(iters, concurrency, || async {
                     let _ = client.generate(request()).await;
+                }))
+            })
+        });
+        group.bench_function(format!("steer_budget/{concurrency}"), |b| {
+            b.iter_custom(|iters| {
+                system.block_on(run(iters, concurrency, || async {
+                    let _ = budgeted.generate(request()).await;
                 }))
             })
         });

@@ -121,9 +121,8 @@ impl BudgetGate {
         let output = self.outputs.expected(model, req.token_limit());
         let cost = self
             .prices
-            .price(deployment, model)
-            .and_then(|p| p.cost(&Usage::new(prompt, output)))
-            .ok();
+            .get(deployment, model)
+            .and_then(|p| p.cost(&Usage::new(prompt, output)).ok());
         (prompt, output, cost)
     }
 
@@ -243,7 +242,7 @@ impl Hold {
             return Ok(());
         };
         let lease = self.gate.lease;
-        let price = self.gate.prices.price(&self.deployment, &self.model).ok();
+        let price = self.gate.prices.get(&self.deployment, &self.model);
         let lines = |tokens: u64| -> Vec<u64> {
             let cost = price
                 .and_then(|p| p.cost(&Usage::new(0, tokens)).ok())

@@ -45,7 +45,6 @@ struct LogState {
 
 struct OpenAttempt {
     id: u64,
-    deployment: String,
     request: Arc<ChatRequest>,
 }
 
@@ -76,17 +75,14 @@ impl SpendLog {
         self
     }
 
-    /// An attempt starts: `request` at `deployment` (its model is the
+    /// An attempt starts: `request` at `deployment` (its model's
     /// request's).
     pub fn open(&self, deployment: &str, request: Arc<ChatRequest>) -> Ticket {
+        debug_assert_eq!(deployment, request.model.provider());
         let mut state = self.inner.lock();
         let id = state.next;
         state.next = state.next.wrapping_add(1);
-        state.open.push(OpenAttempt {
-            id,
-            deployment: deployment.to_string(),
-            request,
-        });
+        state.open.push(OpenAttempt { id, request });
         Ticket {
             log: self.clone(),
             id,
@@ -100,15 +96,7 @@ impl SpendLog {
         let open = std::mem::take(&mut self.inner.lock().open);
         for attempt in open {
             let usage = Usage::new(estimate::prompt_tokens(&attempt.request), 0);
-            let model = attempt.request.model.model();
-            let cost = self.record(
-                &attempt.deployment,
-                model,
-                usage,
-                true,
-                Fate::Cancelled,
-                None,
-            );
+            let cost = self.record(&attempt.request, None, usage, true, Fate::Cancelled, None);
             let tokens = usage.input_tokens();
             let mut state = self.inner.lock();
             if state.closed.len() < crate::cost::MAX_LISTED {
@@ -128,17 +116,27 @@ impl SpendLog {
         self.inner.lock().spend.clone()
     }
 
-    /// Adds an attempt's spend (priced, counted), settling its budget hold.
+    /// What the request spent, taken out of the log (its end: nothing more
+    /// is recorded that the reply should carry).
+    pub fn take_spend(&self) -> Spend {
+        std::mem::take(&mut self.inner.lock().spend)
+    }
+
+    /// Adds the spend of an attempt of `request` (priced as `answered`, the
+    /// model that answered, if it said; counted under the request's model),
+    /// settling its budget hold.
     pub(crate) fn record(
         &self,
-        deployment: &str,
-        model: &str,
+        request: &ChatRequest,
+        answered: Option<&str>,
         usage: Usage,
         estimated: bool,
         fate: Fate,
         hold: Option<super::gate::Hold>,
     ) -> Option<crate::cost::Usd> {
-        let attempt = priced(&self.prices, deployment, model, usage, estimated, fate);
+        let (deployment, model) = (request.model.provider(), request.model.model());
+        let priced_as = answered.unwrap_or(model);
+        let attempt = priced(&self.prices, deployment, priced_as, usage, estimated, fate);
         let cost = attempt.cost;
         if let Some(hold) = hold {
             let tokens = usage.input_tokens().saturating_add(usage.completion_tokens);
@@ -148,14 +146,14 @@ impl SpendLog {
             budgets.outputs.record(model, usage.completion_tokens);
         }
         if let Some(meters) = &self.meters {
-            let labels = meters.target(deployment.to_string(), model);
+            let labels = meters.find_target(deployment, model);
             let sample = SpendSample {
                 outcome: fate.label(),
                 dollars: attempt.cost.map(|c| c.dollars()),
                 tokens: usage.input_tokens().saturating_add(usage.completion_tokens),
                 estimated,
             };
-            meters.spend(&labels, sample);
+            meters.spend_at(&labels, sample);
         }
         self.inner.lock().spend.push(attempt);
         cost
@@ -184,10 +182,9 @@ impl Ticket {
     /// `model` is the model that answered (priced as such).
     pub fn close(mut self, model: Option<&str>, usage: Usage, estimated: bool, fate: Fate) {
         if let Some(open) = self.log.take_open(self.id) {
-            let model = model.unwrap_or(open.request.model.model());
             let hold = self.hold.take();
             self.log
-                .record(&open.deployment, model, usage, estimated, fate, hold);
+                .record(&open.request, model, usage, estimated, fate, hold);
         }
     }
 
@@ -196,10 +193,9 @@ impl Ticket {
     pub fn close_estimated(mut self, output_tokens: u64, fate: Fate) {
         if let Some(open) = self.log.take_open(self.id) {
             let usage = Usage::new(estimate::prompt_tokens(&open.request), output_tokens);
-            let model = open.request.model.model();
             let hold = self.hold.take();
             self.log
-                .record(&open.deployment, model, usage, true, fate, hold);
+                .record(&open.request, None, usage, true, fate, hold);
         }
     }
 
@@ -287,10 +283,9 @@ impl Drop for Ticket {
         }
         if let Some(open) = self.log.take_open(self.id) {
             let usage = Usage::new(estimate::prompt_tokens(&open.request), 0);
-            let model = open.request.model.model();
             let hold = self.hold.take();
             self.log
-                .record(&open.deployment, model, usage, true, Fate::Cancelled, hold);
+                .record(&open.request, None, usage, true, Fate::Cancelled, hold);
         }
     }
 }

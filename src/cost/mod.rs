@@ -35,9 +35,8 @@ pub fn priced(
     fate: Fate,
 ) -> AttemptSpend {
     let cost = prices
-        .price(deployment, model)
-        .and_then(|p| p.cost(&usage))
-        .ok();
+        .get(deployment, model)
+        .and_then(|p| p.cost(&usage).ok());
     AttemptSpend {
         target: format!("{deployment}/{model}"),
         usage,

@@ -3,7 +3,7 @@
 //! `deployment/model` first, then by model (a dated or `-latest` name finds
 //! its family's row). A model with no row is unpriced, never free.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::Arc;
 
 use super::price::{LongContext, PerMillion, Price, Rates, ReasoningBilling, Unpriced};
@@ -31,6 +31,9 @@ const XAI: &str =
 #[derive(Debug, Clone, Default)]
 pub struct PriceTable {
     rows: HashMap<String, Arc<Price>>,
+    /// Whether any row is a deployment's own (`deployment/model`): without
+    /// one, a lookup builds no key.
+    own_rows: bool,
 }
 
 impl PriceTable {
@@ -51,7 +54,9 @@ impl PriceTable {
     /// Sets the row of `key`: a model (`gpt-4o`), or a deployment's model
     /// (`openai-b/gpt-4o`), which wins over the model's own.
     pub fn set(&mut self, key: impl Into<String>, price: Price) -> &mut Self {
-        self.rows.insert(key.into(), Arc::new(price));
+        let key = key.into();
+        self.own_rows |= key.contains('/');
+        self.rows.insert(key, Arc::new(price));
         self
     }
 
@@ -59,19 +64,23 @@ impl PriceTable {
     /// model's, else its family's (`-latest` or a date removed; after a
     /// router's `vendor/` prefix).
     pub fn price(&self, deployment: &str, model: &str) -> Result<&Price, Unpriced> {
-        let own = format!("{deployment}/{model}");
-        if let Some(p) = self.rows.get(&own) {
-            return Ok(p);
-        }
-        let bare = model.rsplit('/').next().unwrap_or(model);
-        for name in [model, bare] {
-            for candidate in family_names(name) {
-                if let Some(p) = self.rows.get(candidate) {
-                    return Ok(p);
-                }
+        self.get(deployment, model)
+            .ok_or_else(|| Unpriced::Model(format!("{deployment}/{model}")))
+    }
+
+    /// [`PriceTable::price`], `None` when unpriced (no allocation).
+    pub fn get(&self, deployment: &str, model: &str) -> Option<&Price> {
+        if self.own_rows {
+            if let Some(p) = self.rows.get(&format!("{deployment}/{model}")) {
+                return Some(p);
             }
         }
-        Err(Unpriced::Model(own))
+        let bare = model.rsplit('/').next().unwrap_or(model);
+        let names = std::iter::once(model).chain((bare.len() < model.len()).then_some(bare));
+        names
+            .flat_map(family_names)
+            .find_map(|candidate| self.rows.get(candidate))
+            .map(|p| &**p)
     }
 }
 

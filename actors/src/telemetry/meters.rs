@@ -353,6 +353,56 @@ impl Meters {
             .observe(elapsed.as_secs_f64());
     }
 
+    /// One attempt's spend at `t` (see [`spend`](Self::spend)), its series
+    /// resolved once per target.
+    pub fn spend_at(&self, t: &TargetMeters, sample: SpendSample) {
+        let f = &self.inner;
+        let h = &t.0;
+        let wasted = usize::from(sample.outcome != "delivered");
+        let outcome = if wasted == 1 { "wasted" } else { "delivered" };
+        let labels = || SpendLabels {
+            provider: h.labels.provider.clone(),
+            model: h.labels.model.clone(),
+            outcome,
+        };
+        match sample.dollars {
+            Some(d) => {
+                h.spend_usd[wasted]
+                    .get_or_init(|| f.spend_usd.get_or_create_owned(&labels()))
+                    .inc_by(d);
+            }
+            None => {
+                h.unpriced
+                    .get_or_init(|| f.unpriced.get_or_create_owned(&h.labels))
+                    .inc();
+            }
+        };
+        if sample.tokens > 0 {
+            let estimated = usize::from(sample.estimated);
+            h.spend_tokens[wasted * 2 + estimated]
+                .get_or_init(|| {
+                    f.spend_tokens.get_or_create_owned(&SpendTokenLabels {
+                        provider: h.labels.provider.clone(),
+                        model: h.labels.model.clone(),
+                        outcome,
+                        estimated: if sample.estimated { "true" } else { "false" },
+                    })
+                })
+                .inc_by(sample.tokens);
+        }
+    }
+
+    /// The metrics of `provider` and `model`, looked up without allocating
+    /// when they are known (see [`target_meters`](Self::target_meters)).
+    pub fn find_target(&self, provider: &str, model: &str) -> TargetMeters {
+        if let Some(known) = self.inner.models.read().get(provider) {
+            if let Some(t) = known.get(model) {
+                return t;
+            }
+        }
+        self.target_meters(provider, model)
+    }
+
     /// Tokens a reply used (see [`tokens`](Self::tokens)).
     pub fn tokens_at(&self, t: &TargetMeters, input: u64, output: u64) {
         let f = &self.inner;
@@ -668,6 +718,11 @@ struct TargetHandles {
     output_tokens: OnceLock<Counter>,
     in_flight: OnceLock<Gauge>,
     in_flight_family: Family<ProviderLabels, Gauge>,
+    /// Spend: dollars delivered and wasted; tokens delivered and wasted,
+    /// counted and estimated; attempts unpriced.
+    spend_usd: [OnceLock<Counter<f64>>; 2],
+    spend_tokens: [OnceLock<Counter>; 4],
+    unpriced: OnceLock<Counter>,
 }
 
 impl TargetHandles {
@@ -682,6 +737,9 @@ impl TargetHandles {
             output_tokens: OnceLock::new(),
             in_flight: OnceLock::new(),
             in_flight_family,
+            spend_usd: Default::default(),
+            spend_tokens: Default::default(),
+            unpriced: OnceLock::new(),
         }
     }
 

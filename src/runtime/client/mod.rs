@@ -237,7 +237,7 @@ impl Client {
             if let Some(log) = log {
                 log.cancel_open();
                 if let Ok(reply) = &mut result {
-                    reply.spend = log.spend();
+                    reply.spend = log.take_spend();
                 }
             }
             result
@@ -262,6 +262,9 @@ impl Client {
         &self,
         options: &GenerateOptions,
     ) -> Option<crate::budget::gate::Admission> {
+        if options.budget.is_none() && !self.inner.budgets.any() {
+            return None;
+        }
         let admission = crate::budget::gate::Admission {
             gate: self.inner.budgets.clone(),
             group: options.group.clone(),
