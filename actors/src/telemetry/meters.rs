@@ -379,7 +379,7 @@ impl Meters {
         };
         if sample.tokens > 0 {
             let estimated = usize::from(sample.estimated);
-            h.spend_tokens[wasted * 2 + estimated]
+            h.spend_tokens[wasted][estimated]
                 .get_or_init(|| {
                     f.spend_tokens.get_or_create_owned(&SpendTokenLabels {
                         provider: h.labels.provider.clone(),
@@ -721,7 +721,7 @@ struct TargetHandles {
     /// Spend: dollars delivered and wasted; tokens delivered and wasted,
     /// counted and estimated; attempts unpriced.
     spend_usd: [OnceLock<Counter<f64>>; 2],
-    spend_tokens: [OnceLock<Counter>; 4],
+    spend_tokens: [[OnceLock<Counter>; 2]; 2],
     unpriced: OnceLock<Counter>,
 }
 
