@@ -151,6 +151,10 @@ pub struct FailedRequest {
     pub last: Option<ProviderError>,
     /// For a stream: the text delivered before it failed.
     pub partial: Option<String>,
+    /// What the request spent before it failed, every attempt's (see
+    /// [`crate::cost`]): with a budget's refusal, what this request had
+    /// spent of it.
+    pub spend: crate::model::Spend,
 }
 
 impl fmt::Display for FailedRequest {
@@ -206,6 +210,7 @@ impl Error {
                 attempts,
                 last,
                 partial,
+                spend: crate::model::Spend::default(),
             })),
             RequestError::Rejected {
                 rejection,
@@ -280,6 +285,15 @@ impl Error {
                 Some(crate::provider_error::FailureKind::Budget { refusal }) => Some(refusal),
                 _ => None,
             },
+            _ => None,
+        }
+    }
+
+    /// What the request spent before it failed (a failed request's; the
+    /// spend of a stream that failed is also `SteerStream::spend()`).
+    pub fn spend(&self) -> Option<&crate::model::Spend> {
+        match self {
+            Error::Failed(f) => Some(&f.spend),
             _ => None,
         }
     }

@@ -437,6 +437,15 @@ fn hedged_pair_with(
     (slow, quick, client)
 }
 
+/// Each attempt of `spend`: its target, fate, and whether it was estimated.
+fn spent(spend: &steer_llm::cost::Spend) -> Vec<(&str, Fate, bool)> {
+    spend
+        .attempts
+        .iter()
+        .map(|a| (a.target.as_str(), a.fate, a.estimated))
+        .collect()
+}
+
 fn group_ask() -> ChatRequest {
     ChatRequest::new("group/fast").unwrap().user("hi")
 }
@@ -464,14 +473,8 @@ async fn a_hedge_after_its_delay_wins_and_the_loser_is_cancelled_its_slot_given_
     );
     assert_eq!((slow.request_count(), quick.request_count()), (1, 1));
     // The loser's tokens count as spent: its prompt (estimated), wasted.
-    let spent: Vec<(&str, Fate, bool)> = reply
-        .spend
-        .attempts
-        .iter()
-        .map(|a| (a.target.as_str(), a.fate, a.estimated))
-        .collect();
     assert_eq!(
-        spent,
+        spent(&reply.spend),
         [
             ("quick/gpt-4o-mini", Fate::Delivered, false),
             ("slow/gpt-4o-mini", Fate::Cancelled, true)
@@ -662,13 +665,8 @@ async fn a_streams_hedge_wins_with_its_first_content_and_the_leader_is_cut() {
     assert_eq!((slow.request_count(), quick.request_count()), (1, 1));
     // The leader's tokens are spent: its prompt, estimated, wasted.
     let spend = seen.spend.expect("a complete stream says what it spent");
-    let spent: Vec<(&str, Fate, bool)> = spend
-        .attempts
-        .iter()
-        .map(|a| (a.target.as_str(), a.fate, a.estimated))
-        .collect();
     assert_eq!(
-        spent,
+        spent(&spend),
         [
             ("slow/gpt-4o-mini", Fate::Cancelled, true),
             ("quick/gpt-4o-mini", Fate::Delivered, false)

@@ -234,12 +234,40 @@ impl BudgetGate {
     }
 }
 
+/// What grows a hold, apart from it: the hold stays with its attempt (which
+/// settles it whenever it ends, a growth in flight or not; the ledger keeps
+/// the amounts), and the outputs granted are added to it when the growth
+/// answers.
+pub(crate) struct Grower {
+    gate: Arc<BudgetGate>,
+    id: HoldId,
+    kept: Kept,
+    lines: Vec<Ask>,
+    deployment: String,
+    model: String,
+}
+
 impl Hold {
+    /// What grows this hold.
+    pub(crate) fn grower(&self) -> Grower {
+        Grower {
+            gate: self.gate.clone(),
+            id: self.id,
+            kept: self.kept,
+            lines: self.lines.clone(),
+            deployment: self.deployment.clone(),
+            model: self.model.clone(),
+        }
+    }
+}
+
+impl Grower {
     /// Holds up to `wanted` more outputs, at least `need` (a stream
-    /// delivering past its hold: what the budgets have room for).
-    pub(crate) async fn grow(&mut self, wanted: u64, need: u64) -> Result<(), Refusal> {
+    /// delivering past its hold: what the budgets have room for); answers
+    /// the outputs granted.
+    pub(crate) async fn grow(self, wanted: u64, need: u64) -> Result<u64, Refusal> {
         let Some(ledger) = self.gate.ledger.clone() else {
-            return Ok(());
+            return Ok(wanted);
         };
         let lease = self.gate.lease;
         let price = self.gate.prices.get(&self.deployment, &self.model);
@@ -270,9 +298,14 @@ impl Hold {
             warn(account);
         }
         let part = u128::from(wanted).saturating_mul(u128::from(grown.share_ppm)) / 1_000_000;
-        let got = u64::try_from(part).unwrap_or(u64::MAX).max(need);
-        self.output = self.output.saturating_add(got);
-        Ok(())
+        Ok(u64::try_from(part).unwrap_or(u64::MAX).max(need))
+    }
+}
+
+impl Hold {
+    /// `granted` outputs more are held (a growth answered).
+    pub(crate) fn add_output(&mut self, granted: u64) {
+        self.output = self.output.saturating_add(granted);
     }
 
     /// The attempt ended having spent `tokens` costing `cost` (a cost line

@@ -216,9 +216,16 @@ impl Ticket {
         self.hold.as_ref().map(|h| h.output)
     }
 
-    /// The attempt's hold, taken to grow it (put back after).
-    pub(crate) fn take_hold(&mut self) -> Option<super::gate::Hold> {
-        self.hold.take()
+    /// What grows the attempt's hold, if it has one.
+    pub(crate) fn grower(&self) -> Option<super::gate::Grower> {
+        self.hold.as_ref().map(|h| h.grower())
+    }
+
+    /// A growth of the attempt's hold granted `outputs` more.
+    pub(crate) fn grown(&mut self, outputs: u64) {
+        if let Some(hold) = self.hold.as_mut() {
+            hold.add_output(outputs);
+        }
     }
 
     /// The attempt failed before any output: its prompt estimated if its

@@ -117,6 +117,29 @@ fn factor(field: String, f: f64) -> Result<u32, BadPrice> {
     Ok((f * 1_000.0).round() as u32)
 }
 
+/// A table of factors (`tiers`, `geos`) read: each key named by `parse`
+/// (`None`: not one, `unknown` says which are), each factor checked.
+fn factors<K>(
+    table: &str,
+    entries: &BTreeMap<String, f64>,
+    parse: impl Fn(&str) -> Option<K>,
+    unknown: &'static str,
+) -> Result<Vec<(K, u32)>, BadPrice> {
+    entries
+        .iter()
+        .map(|(k, f)| {
+            let field = format!("{table}.{k}");
+            match parse(k) {
+                None => Err(BadPrice {
+                    field,
+                    why: unknown,
+                }),
+                Some(key) => Ok((key, factor(field, *f)?)),
+            }
+        })
+        .collect()
+}
+
 impl PriceFile {
     /// The row it writes; `as_of` and `source` default to "config file".
     pub fn price(&self) -> Result<Price, BadPrice> {
@@ -140,34 +163,18 @@ impl PriceFile {
                 },
             }),
         };
-        let tiers = self
-            .tiers
-            .iter()
-            .map(|(k, f)| {
-                let field = format!("tiers.{k}");
-                match ServiceTier::parse(k) {
-                    ServiceTier::Other => Err(BadPrice {
-                        field,
-                        why: "tiers are standard, priority, flex and batch",
-                    }),
-                    tier => Ok((tier, factor(field, *f)?)),
-                }
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let geos = self
-            .geos
-            .iter()
-            .map(|(k, f)| {
-                let field = format!("geos.{k}");
-                match InferenceGeo::parse(k) {
-                    InferenceGeo::Other => Err(BadPrice {
-                        field,
-                        why: "places are global and us",
-                    }),
-                    geo => Ok((geo, factor(field, *f)?)),
-                }
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let tiers = factors(
+            "tiers",
+            &self.tiers,
+            |k| Some(ServiceTier::parse(k)).filter(|t| *t != ServiceTier::Other),
+            "tiers are standard, priority, flex and batch",
+        )?;
+        let geos = factors(
+            "geos",
+            &self.geos,
+            |k| Some(InferenceGeo::parse(k)).filter(|g| *g != InferenceGeo::Other),
+            "places are global and us",
+        )?;
         let mut p = Price::new(
             rates,
             self.as_of.clone().unwrap_or_else(|| "config file".into()),

@@ -500,6 +500,7 @@ mod tests {
                 attempts: 1,
                 last: None,
                 partial: None,
+                spend: Default::default(),
             }))
         };
         for c in [

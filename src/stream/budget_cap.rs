@@ -9,7 +9,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::budget::gate::Hold;
+use crate::budget::gate::Grower;
 use crate::cost::estimate;
 use crate::model::ProviderEvent;
 use steer_actors::budget::Refusal;
@@ -17,14 +17,17 @@ use steer_actors::budget::Refusal;
 /// Tokens a growth adds at least.
 pub const MIN_STEP: u64 = 256;
 
-type Growing = Pin<Box<dyn Future<Output = (Hold, Result<(), Refusal>)> + Send>>;
+type Growing = Pin<Box<dyn Future<Output = Result<u64, Refusal>> + Send>>;
 
 /// The cap of one attempt (see the module).
 pub(crate) struct BudgetCap {
     /// Outputs the attempt delivered, estimated.
     pub delivered: u64,
-    /// A growth in flight, with the hold it grows.
+    /// A growth in flight.
     growing: Option<Growing>,
+    /// A growth asked ahead was refused: no more are asked ahead (a delta
+    /// that does not fit still asks).
+    pub ahead_refused: bool,
 }
 
 /// What an event means for the cap.
@@ -41,6 +44,7 @@ impl BudgetCap {
         BudgetCap {
             delivered: 0,
             growing: None,
+            ahead_refused: false,
         }
     }
 
@@ -72,7 +76,7 @@ impl BudgetCap {
 
     /// Whether a growth should be asked ahead: past three quarters held.
     pub(crate) fn ahead(&self, held: u64) -> bool {
-        self.growing.is_none() && self.delivered > held / 4 * 3
+        !self.ahead_refused && self.growing.is_none() && self.delivered > held / 4 * 3
     }
 
     /// Whether a growth is in flight.
@@ -80,21 +84,19 @@ impl BudgetCap {
         self.growing.is_some()
     }
 
-    /// Grows `hold` by at least enough for `tokens` more (nothing, when
-    /// asked ahead), and by half of it besides where the budgets have room.
-    pub(crate) fn grow(&mut self, mut hold: Hold, tokens: u64) {
-        let wanted = (hold.output / 2).max(MIN_STEP).max(tokens);
-        self.growing = Some(Box::pin(async move {
-            let result = hold.grow(wanted, tokens).await;
-            (hold, result)
-        }));
+    /// Grows a hold of `held` outputs by at least enough for `tokens` more
+    /// (nothing, when asked ahead), and by half of it besides where the
+    /// budgets have room.
+    pub(crate) fn grow(&mut self, grower: Grower, held: u64, tokens: u64) {
+        let wanted = (held / 2).max(MIN_STEP).max(tokens);
+        self.growing = Some(Box::pin(grower.grow(wanted, tokens)));
     }
 
-    /// The growth in flight, polled: its hold and answer once it has one.
+    /// The growth in flight, polled: the outputs it granted, once it answers.
     pub(crate) fn poll_growth(
         &mut self,
         cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<(Hold, Result<(), Refusal>)>> {
+    ) -> std::task::Poll<Option<Result<u64, Refusal>>> {
         let Some(growing) = self.growing.as_mut() else {
             return std::task::Poll::Ready(None);
         };

@@ -419,24 +419,22 @@ impl Reader {
         if tokens == 0 {
             return Ok(event);
         }
-        let ticket = self.plan.ticket.as_mut();
-        let Some(held) = ticket.as_ref().and_then(|t| t.held_output()) else {
-            // The hold is out growing ahead: the event waits for it.
-            self.stashed = Some(event);
-            return Err(self
-                .cap_turn(cx, queue)
-                .unwrap_or(Poll::Ready(Read::Events)));
+        let ticket = self.plan.ticket.as_ref();
+        let Some(held) = ticket.and_then(|t| t.held_output()) else {
+            return Ok(event);
         };
         if cap.fits(tokens, held) == Fits::Yes {
             if cap.ahead(held) {
-                if let Some(hold) = ticket.and_then(|t| t.take_hold()) {
-                    cap.grow(hold, 0);
+                if let Some(grower) = ticket.and_then(|t| t.grower()) {
+                    cap.grow(grower, held, 0);
                 }
             }
             return Ok(event);
         }
-        if let Some(hold) = ticket.and_then(|t| t.take_hold()) {
-            cap.grow(hold, tokens);
+        if !cap.growing() {
+            if let Some(grower) = ticket.and_then(|t| t.grower()) {
+                cap.grow(grower, held, tokens);
+            }
         }
         self.stashed = Some(event);
         Err(self
@@ -457,14 +455,17 @@ impl Reader {
             Poll::Pending if queue.is_empty() => return Some(Poll::Pending),
             Poll::Pending => return Some(Poll::Ready(Read::Events)),
             Poll::Ready(None) => {}
-            Poll::Ready(Some((hold, granted))) => {
+            Poll::Ready(Some(Ok(granted))) => {
                 if let Some(ticket) = self.plan.ticket.as_mut() {
-                    ticket.hold(hold);
-                }
-                if let Err(refusal) = granted {
-                    return Some(self.at_cap(queue, &refusal));
+                    ticket.grown(granted);
                 }
             }
+            // Refused: a waiting delta ends the stream at the cap; a growth
+            // asked ahead was only ahead.
+            Poll::Ready(Some(Err(refusal))) if self.stashed.is_some() => {
+                return Some(self.at_cap(queue, &refusal));
+            }
+            Poll::Ready(Some(Err(_))) => cap.ahead_refused = true,
         }
         let event = self.stashed.take()?;
         let event = match self.through_cap(event, cx, queue) {

@@ -22,6 +22,7 @@ fn failed(category: Category, reason: GiveUp) -> Error {
         attempts: 1,
         last: None,
         partial: None,
+        spend: Default::default(),
     }))
 }
 

@@ -236,8 +236,10 @@ impl Client {
             };
             if let Some(log) = log {
                 log.cancel_open();
-                if let Ok(reply) = &mut result {
-                    reply.spend = log.take_spend();
+                match &mut result {
+                    Ok(reply) => reply.spend = log.take_spend(),
+                    Err(Error::Failed(f)) => f.spend = log.take_spend(),
+                    Err(_) => {}
                 }
             }
             result

@@ -20,6 +20,10 @@ impl StreamActor {
         if self.done {
             return;
         }
+        let mut error = error;
+        if let (Some(Error::Failed(f)), Some(log)) = (error.as_mut(), &self.spend) {
+            f.spend = log.spend();
+        }
         self.done = true;
         self.machine.abandon_resume();
         self.cancel_abandoned();

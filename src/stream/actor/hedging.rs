@@ -214,12 +214,7 @@ impl StreamActor {
         lease: Option<PermitLease>,
         ctx: &mut Context<Self>,
     ) {
-        let Some(race) = self
-            .hedge
-            .as_mut()
-            .and_then(|h| h.race.as_mut())
-            .filter(|r| !r.decided.load(Ordering::Relaxed))
-        else {
+        let Some(race) = self.undecided_race() else {
             return self.hedge_refused(&target);
         };
         let number = race.next;
@@ -284,12 +279,7 @@ impl StreamActor {
         ticket: Option<crate::budget::Ticket>,
         ctx: &mut Context<Self>,
     ) {
-        let Some(race) = self
-            .hedge
-            .as_mut()
-            .and_then(|h| h.race.as_mut())
-            .filter(|r| !r.decided.load(Ordering::Relaxed))
-        else {
+        let Some(race) = self.undecided_race() else {
             return self.hedge_refused(&sent.target);
         };
         let (number, provider, target) = (sent.number, sent.provider.clone(), sent.target.clone());
@@ -307,6 +297,14 @@ impl StreamActor {
         tracing::info!(parent: &self.core.span, target = %target, "steer.hedge");
         count(self, "sent");
         self.arm_next_hedge(ctx);
+    }
+
+    /// The race of the attempt in flight, while it is undecided.
+    fn undecided_race(&mut self) -> Option<&mut RaceState> {
+        self.hedge
+            .as_mut()
+            .and_then(|h| h.race.as_mut())
+            .filter(|r| !r.decided.load(Ordering::Relaxed))
     }
 
     /// Sets the timer of the next hedge, if the stream may send one.
