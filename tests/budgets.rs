@@ -224,3 +224,33 @@ async fn a_stream_stops_at_its_cap_with_its_reply_so_far_and_the_next_is_refused
     assert!(r.spent <= limit, "{r:?}");
     assert!(r.spent >= limit - 10, "the budget was usable: {r:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_continuation_that_does_not_fit_is_not_sent_and_the_partial_is_kept() {
+    let mock = MockServer::builder().start_background().unwrap();
+    let client =
+        common::fault_tolerant_client_of(mock.providers().unwrap(), Duration::from_millis(150));
+    let req = ask("cut-then-refused");
+    let prompt = estimate::prompt_tokens(&req);
+    // Room for the first attempt (its prompt and 40 outputs), not for the
+    // continuation besides what the cut one spent.
+    let opts = GenerateOptions::default().budget(Budget::tokens(prompt + 45));
+    mock.script_key("cut-then-refused", [FaultPlan::reset(3)]);
+    let stream = within(client.stream_with(req, opts)).await.unwrap();
+    let (events, error) = common::all_events(stream).await;
+    let e = error.expect("the continuation was refused");
+    assert_eq!(budget_error(&e).account.scope, "request");
+    let delivered: String = events
+        .iter()
+        .filter_map(|e| match e {
+            steer_llm::StreamEvent::TextDelta { text, .. } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(!delivered.is_empty());
+    assert_eq!(e.partial_text(), Some(delivered.as_str()));
+    assert_eq!(mock.requests().len(), 1, "the continuation was never sent");
+    let spend = e.spend().expect("the error says what was spent");
+    assert_eq!(spend.count, 1);
+    assert!(spend.attempts[0].estimated);
+}

@@ -201,3 +201,33 @@ async fn a_replica_that_dies_mid_stream_holds_its_reservation_no_longer_than_its
     .await;
     assert!(released, "its hold ended with its lease");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_gone_budgets_fail_closed_or_open_as_configured() {
+    let mut redis = Redis::start();
+    let mock = MockServer::builder().start_background().unwrap();
+    let build = |fail| {
+        common::quick_builder(mock.providers().unwrap(), 1)
+            .shared(
+                SharedConfig::redis(&redis.url())
+                    .prefix("p3")
+                    .budget_fail(fail),
+            )
+            .spend_budget(Scope::Client, Budget::tokens(LIMIT))
+            .build()
+            .unwrap()
+    };
+    let (closed, open) = (build(BudgetFail::Closed), build(BudgetFail::Open));
+    let req = || ChatRequest::new("openai/gpt-4o-mini").unwrap().user("hi");
+    common::within(closed.generate(req())).await.unwrap();
+    let _ = redis.child.kill();
+    let _ = redis.child.wait();
+    let e = common::within(closed.generate(req())).await.unwrap_err();
+    let r = e
+        .budget_refusal()
+        .expect("refused: the ledger cannot be read");
+    assert!(r.account.scope.contains("unavailable"), "{r:?}");
+    // Failing open, the replica counts on its own meanwhile.
+    let reply = common::within(open.generate(req())).await.unwrap();
+    assert!(reply.spend.count == 1 && !reply.text.is_empty());
+}
