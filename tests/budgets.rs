@@ -254,3 +254,32 @@ async fn a_continuation_that_does_not_fit_is_not_sent_and_the_partial_is_kept() 
     assert_eq!(spend.count, 1);
     assert!(spend.attempts[0].estimated);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_budget_key_is_refused_cleanly_and_extreme_limits_hold() {
+    let mock = MockServer::builder().start_background().unwrap();
+    let client = quick_builder(mock.providers().unwrap(), 1)
+        .spend_budget(Scope::EveryKey, Budget::tokens(u64::MAX))
+        .spend_budget(Scope::Client, Budget::usd(1e12).unwrap())
+        .build()
+        .unwrap();
+    let long = "k".repeat(100_000);
+    let opts = GenerateOptions::default().budget_key(long.as_str());
+    let req = ChatRequest::new("openai/gpt-4o-mini").unwrap().user("hi");
+    let e = within(client.generate_with(req.clone(), opts))
+        .await
+        .unwrap_err();
+    assert!(budget_error(&e).account.scope.contains("longer than"));
+    assert!(e.to_string().len() < 2_000, "the key is not echoed whole");
+    assert_eq!(mock.request_count(), 0);
+    // The longest key allowed, and limits at the top of their range, pass.
+    let key = "k".repeat(steer_llm::budget::MAX_KEY);
+    let opts = GenerateOptions::default().budget_key(key.as_str());
+    let reply = within(client.generate_with(req, opts)).await.unwrap();
+    assert!(!reply.text.is_empty());
+    let b = client
+        .budget_balance(&Scope::EveryKey, Some(key.as_str()))
+        .await;
+    assert_eq!(b[0].limit, u64::MAX);
+    assert!(b[0].spent > 0 && b[0].reserved == 0);
+}

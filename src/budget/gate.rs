@@ -17,6 +17,9 @@ use crate::cost::{estimate, PriceTable};
 use crate::error::{FailureKind, ProviderError};
 use crate::model::{ChatRequest, Usage, Usd};
 
+/// The longest budget key a request may carry, in bytes.
+pub const MAX_KEY: usize = 256;
+
 /// How long a hold lasts without news (a growth): a replica or request that
 /// dies mid-stream holds its budget no longer than this.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(120);
@@ -371,6 +374,17 @@ impl Admission {
         deployment: &str,
         log: &super::SpendLog,
     ) -> Result<Option<Hold>, Refusal> {
+        // A key names an account (a map entry, a Redis key): a longer one
+        // is refused rather than kept.
+        if self.key.as_deref().is_some_and(|k| k.len() > MAX_KEY) {
+            return Err(Refusal {
+                account: Account::tokens(format!("key (longer than {MAX_KEY} bytes)"), 0),
+                limit: 0,
+                spent: 0,
+                reserved: 0,
+                asked: 0,
+            });
+        }
         if let Some(budget) = &self.request {
             let (prompt, output, cost) = self.gate.estimate(req, deployment);
             let spent = log.spend();

@@ -21,7 +21,7 @@ mod outputs;
 mod spec;
 
 pub use file::BudgetFile;
-pub use gate::{BudgetBalance, DEFAULT_LEASE};
+pub use gate::{BudgetBalance, DEFAULT_LEASE, MAX_KEY};
 pub use log::{billed, close_reply, SpendLog, Ticket};
 pub use outputs::{OutputSizes, DEFAULT_OUTPUT};
 pub use spec::{Budget, Period, Scope};

@@ -61,7 +61,9 @@ impl GenerateOptions {
     }
     /// The key (a tenant, a user) this request counts under for the client's
     /// per-key budgets ([`Scope::Key`](crate::budget::Scope::Key),
-    /// [`Scope::EveryKey`](crate::budget::Scope::EveryKey)).
+    /// [`Scope::EveryKey`](crate::budget::Scope::EveryKey)); at most
+    /// [`MAX_KEY`](crate::budget::MAX_KEY) bytes (a longer one is refused,
+    /// `budget_exceeded`, when a budget is set).
     pub fn budget_key(mut self, key: impl Into<Arc<str>>) -> Self {
         self.budget_key = Some(key.into());
         self
