@@ -529,6 +529,7 @@ impl Ledgers {
                 return redis.grow(id, lines, &wanted, &need, lease).await;
             }
         };
+        // (Only a hold kept in Redis needs its lines and lease to grow.)
         let _ = (lines, lease);
         let Some(addr) = local else {
             return Err(unavailable());

@@ -75,10 +75,8 @@ impl SpendLog {
         self
     }
 
-    /// An attempt starts: `request` at `deployment` (its model's
-    /// request's).
-    pub fn open(&self, deployment: &str, request: Arc<ChatRequest>) -> Ticket {
-        debug_assert_eq!(deployment, request.model.provider());
+    /// An attempt of `request` starts (at the deployment its model names).
+    pub fn open(&self, request: Arc<ChatRequest>) -> Ticket {
         let mut state = self.inner.lock();
         let id = state.next;
         state.next = state.next.wrapping_add(1);
@@ -316,9 +314,9 @@ mod tests {
     #[test]
     fn attempts_close_with_their_usage_and_dropped_ones_as_cancelled() {
         let log = log();
-        let failed = log.open("openai", request());
-        let won = log.open("openai", request());
-        let lost = log.open("openai", request());
+        let failed = log.open(request());
+        let won = log.open(request());
+        let lost = log.open(request());
         failed.close_unbilled();
         won.close(
             Some("gpt-4o-mini-2024-07-18"),
@@ -341,7 +339,7 @@ mod tests {
     #[test]
     fn cancel_open_closes_what_still_runs_once() {
         let log = log();
-        let still = log.open("openai", request());
+        let still = log.open(request());
         log.cancel_open();
         // Its own close later records nothing more.
         still.close(None, Usage::new(1, 1), false, Fate::Delivered);
@@ -354,10 +352,10 @@ mod tests {
     fn the_metrics_count_delivered_and_wasted_apart() {
         let meters = Meters::new();
         let log = SpendLog::new(Arc::new(PriceTable::defaults()), Some(meters.clone()));
-        log.open("openai", request())
+        log.open(request())
             .close(None, Usage::new(1_000_000, 0), false, Fate::Delivered);
         let unpriced = Arc::new(ChatRequest::new("local/llama").unwrap().user("hi"));
-        log.open("local", unpriced).close_estimated(3, Fate::Failed);
+        log.open(unpriced).close_estimated(3, Fate::Failed);
         let text = meters.encode();
         assert!(text.contains(
             r#"steer_spend_usd_total{provider="openai",model="gpt-4o-mini",outcome="delivered"} 0.15"#

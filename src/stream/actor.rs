@@ -151,10 +151,7 @@ impl StreamActor {
             }
         }
         let deployment = self.original.model.provider();
-        let ticket = self
-            .spend
-            .as_ref()
-            .map(|l| l.open(deployment, request.clone()));
+        let ticket = self.spend.as_ref().map(|l| l.open(request.clone()));
         match (&self.budgets, &self.spend, ticket) {
             // What the attempt may cost is reserved before it is sent.
             (Some(budgets), Some(log), Some(ticket)) => {

@@ -362,9 +362,7 @@ impl Client {
         let budgets = self.admission(options);
         let attempt: AttemptFn<Box<ChatResponse>, ProviderError> = Box::new(move |_attempt| {
             let (provider, req) = (provider.clone(), req.clone());
-            let ticket = log
-                .as_ref()
-                .map(|l| l.open(req.model.provider(), req.clone()));
+            let ticket = log.as_ref().map(|l| l.open(req.clone()));
             let (budgets, log) = (budgets.clone(), log.clone());
             async move {
                 let mut ticket = ticket;

@@ -228,10 +228,7 @@ impl StreamActor {
             steer.target = %target,
         );
         let request = Arc::new(request);
-        let ticket = self
-            .spend
-            .as_ref()
-            .map(|l| l.open(target.provider(), request.clone()));
+        let ticket = self.spend.as_ref().map(|l| l.open(request.clone()));
         let sent = Sent {
             number,
             target,
