@@ -84,6 +84,41 @@ pub struct Config {
     /// (default "2m").
     #[serde(default, deserialize_with = "duration")]
     pub budget_lease: Option<Duration>,
+    /// Timeouts (each optional: the default stays): `[timeouts]` with any of
+    /// `attempt`, `deadline`, `headers`, `first_token`, `idle`.
+    #[serde(default)]
+    pub timeouts: Option<TimeoutSettings>,
+}
+
+/// `[timeouts]`: how long an attempt, a request and a stream's phases may take.
+///
+/// ```toml
+/// [timeouts]
+/// attempt = "30s"      # one attempt, non-streaming (default: none)
+/// deadline = "2m"      # the whole request, retries included (default: none)
+/// headers = "20s"      # a stream's response headers (default 60 s)
+/// first_token = "30s"  # a stream's first text (default 120 s)
+/// idle = "10s"         # the longest silence between a stream's events (default 60 s)
+/// ```
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeoutSettings {
+    /// One non-streaming attempt.
+    #[serde(default, deserialize_with = "duration")]
+    pub attempt: Option<Duration>,
+    /// The whole request, retries and failovers included.
+    #[serde(default, deserialize_with = "duration")]
+    pub deadline: Option<Duration>,
+    /// Until a stream's response headers.
+    #[serde(default, deserialize_with = "duration")]
+    pub headers: Option<Duration>,
+    /// Until a stream's first text.
+    #[serde(default, deserialize_with = "duration")]
+    pub first_token: Option<Duration>,
+    /// The longest silence between a stream's events (keep-alives count as
+    /// silence).
+    #[serde(default, deserialize_with = "duration")]
+    pub idle: Option<Duration>,
 }
 
 /// `[shared]`: pauses, opens and probe leases shared through Redis.
@@ -542,14 +577,14 @@ impl Config {
     }
 
     /// `providers` with the deployments added. `embedded` may point a deployment
-    /// elsewhere by kind, with a key (the CLI's embedded mock does).
+    /// elsewhere by its name and kind, with a key (the CLI's embedded mock does).
     pub fn deployments(
         &self,
         mut providers: Providers,
-        embedded: impl Fn(Kind) -> Option<(String, String)>,
+        embedded: impl Fn(&str, Kind) -> Option<(String, String)>,
     ) -> Result<Providers, Error> {
         for (name, d) in &self.deployments {
-            let pointed = embedded(d.kind);
+            let pointed = embedded(name, d.kind);
             let (base, key) = match pointed.clone() {
                 Some((url, key)) => (Some(url), Some(key)),
                 None => (
@@ -732,6 +767,20 @@ impl Config {
         }
         if let Some(lease) = self.budget_lease {
             builder = builder.budget_lease(lease);
+        }
+        if let Some(t) = &self.timeouts {
+            if t.attempt.is_some() {
+                builder = builder.attempt_timeout(t.attempt);
+            }
+            if t.deadline.is_some() {
+                builder = builder.deadline(t.deadline);
+            }
+            let (headers, first_token, idle) = builder.stream_timeout_settings();
+            builder = builder.stream_timeouts(
+                t.headers.or(headers),
+                t.first_token.or(first_token),
+                t.idle.or(idle),
+            );
         }
         for (key, p) in &self.prices {
             let price = p
@@ -1051,14 +1100,14 @@ mod tests {
             "[deployments.r]\nkind = \"openai\"\napi = \"responses\"\nbase_url = \"http://127.0.0.1:9/v1\"\n[deployments.c]\nkind = \"xai\"\napi = \"chat\"\nbase_url = \"http://127.0.0.1:9/v1\"\n",
         )
         .unwrap();
-        assert!(c.deployments(Providers::new(), |_| None).is_ok());
+        assert!(c.deployments(Providers::new(), |_, _| None).is_ok());
         for wrong in [
             "[deployments.a]\nkind = \"anthropic\"\napi = \"responses\"\n",
             "[deployments.r]\nkind = \"openai\"\napi = \"responses\"\nprefill = \"trailing\"\n",
         ] {
             let c = Config::from_toml(wrong).unwrap();
             assert!(matches!(
-                c.deployments(Providers::new(), |_| None),
+                c.deployments(Providers::new(), |_, _| None),
                 Err(Error::Config(_))
             ));
         }
@@ -1074,7 +1123,7 @@ mod tests {
     #[tokio::test]
     async fn an_azure_deployment_needs_its_resource_and_sends_api_key() {
         let c = Config::from_toml("[deployments.az]\nkind = \"azure\"\n").unwrap();
-        let err = c.deployments(Providers::new(), |_| None).err();
+        let err = c.deployments(Providers::new(), |_, _| None).err();
         assert!(
             matches!(&err, Some(Error::Config(e)) if e.to_string().contains("deployments.az.base_url")),
             "{err:?}"
@@ -1082,7 +1131,7 @@ mod tests {
         let mock = crate::mock::MockServer::start().await.unwrap();
         let url = mock.openai_base_url();
         let providers = c
-            .deployments(Providers::new(), |_| {
+            .deployments(Providers::new(), |_, _| {
                 Some((url.clone(), crate::mock::MOCK_API_KEY.to_string()))
             })
             .unwrap();
@@ -1112,7 +1161,7 @@ mod tests {
         .unwrap();
         let url = mock.openai_base_url();
         let providers = c
-            .deployments(Providers::new(), |_| {
+            .deployments(Providers::new(), |_, _| {
                 Some((url.clone(), crate::mock::MOCK_API_KEY.to_string()))
             })
             .unwrap();
@@ -1172,7 +1221,7 @@ mod tests {
         let bad =
             Config::from_toml("[deployments.o]\nkind = \"openai\"\napi_version = \"2024-10-21\"\n")
                 .unwrap()
-                .deployments(Providers::new(), |_| None)
+                .deployments(Providers::new(), |_, _| None)
                 .err();
         assert!(
             matches!(&bad, Some(Error::Config(e)) if e.to_string().contains("deployments.o.api_version")),
@@ -1189,7 +1238,7 @@ mod tests {
             Config::from_toml("[deployments.r]\nkind = \"openai\"\napi = \"responses\"\n").unwrap();
         let url = mock.openai_base_url();
         let providers = c
-            .deployments(Providers::new(), |_| {
+            .deployments(Providers::new(), |_, _| {
                 Some((url.clone(), crate::mock::MOCK_API_KEY.to_string()))
             })
             .unwrap();
@@ -1228,7 +1277,7 @@ mod tests {
         );
         let url = mock.openai_base_url();
         let providers = c
-            .deployments(Providers::new(), |_| {
+            .deployments(Providers::new(), |_, _| {
                 Some((url.clone(), crate::mock::MOCK_API_KEY.to_string()))
             })
             .unwrap();
@@ -1254,7 +1303,7 @@ mod tests {
         ] {
             let err = Config::from_toml(toml)
                 .unwrap()
-                .deployments(Providers::new(), |_| None)
+                .deployments(Providers::new(), |_, _| None)
                 .err();
             assert!(
                 matches!(&err, Some(Error::Config(e)) if e.to_string().contains(setting)),
@@ -1269,7 +1318,7 @@ mod tests {
             "[deployments.deepseek]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:9/beta\"\nprefill = \"prefix_flag\"\n[deployments.plain]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\n",
         )
         .unwrap();
-        let providers = c.deployments(Providers::new(), |_| None).unwrap();
+        let providers = c.deployments(Providers::new(), |_, _| None).unwrap();
         let prefill = |name: &str| providers.get(name).unwrap().prefill("m");
         assert_eq!(prefill("deepseek"), crate::Prefill::PrefixFlag);
         assert_eq!(prefill("plain"), crate::Prefill::None);
@@ -1281,7 +1330,9 @@ mod tests {
             "[deployments.a]\nkind = \"anthropic\"\nbase_url = \"http://127.0.0.1:9\"\nprefill = \"trailing\"\n",
         )
         .unwrap();
-        assert!(anthropic.deployments(Providers::new(), |_| None).is_err());
+        assert!(anthropic
+            .deployments(Providers::new(), |_, _| None)
+            .is_err());
     }
 
     #[test]

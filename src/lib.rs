@@ -29,6 +29,8 @@ pub mod config;
 pub mod content;
 pub mod continue_message;
 pub mod cost;
+#[cfg(feature = "mock")]
+pub mod drill;
 pub mod error;
 mod fold;
 #[cfg(feature = "mock")]

@@ -247,3 +247,63 @@ open_for = "30s"
     assert!(err.contains("line 3") && err.contains("selecton"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn drill_prints_a_json_report_of_the_scenarios_it_ran() {
+    let out = steer(&[
+        "drill",
+        "--scenario",
+        "outage,stream_resets",
+        "--requests",
+        "30",
+        "--duration",
+        "300ms",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(report["schema"], 1);
+    let names: Vec<&str> = report["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["scenario"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["outage", "stream_resets"]);
+    for s in report["scenarios"].as_array().unwrap() {
+        assert_eq!(s["requests"], 30);
+        assert_eq!(s["text"]["chars_lost"], 0);
+        assert_eq!(s["text"]["chars_repeated"], 0);
+    }
+}
+
+#[test]
+fn drill_refuses_an_unknown_scenario_naming_the_catalogue() {
+    let out = steer(&["drill", "--scenario", "meteor"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("meteor") && err.contains("outage"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn drill_prints_one_screen_per_scenario() {
+    let out = steer(&[
+        "drill",
+        "--scenario",
+        "overloaded_bursts",
+        "--requests",
+        "20",
+        "--duration",
+        "200ms",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("== overloaded_bursts"), "{text}");
+    assert!(text.contains("without steer"), "{text}");
+    assert!(
+        text.contains("characters lost or repeated, all scenarios: 0"),
+        "{text}"
+    );
+    assert!(text.lines().count() < 24, "{text}");
+}

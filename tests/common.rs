@@ -172,6 +172,9 @@ pub enum StreamFault {
     /// Chunks at once, then one every 120 ms: slow only for a stream with a
     /// rate floor.
     Trickle,
+    /// Chunks, then keep-alives every 20 ms and nothing else: alive by its
+    /// bytes, dead by its content (the idle timeout must not count them).
+    Pings,
 }
 
 impl StreamFault {
@@ -197,6 +200,9 @@ impl StreamFault {
                 .expect("a fault plan"),
             StreamFault::Stall => FaultPlan::stall(after),
             StreamFault::Trickle => format!("trickle?after={after}&ms=120")
+                .parse()
+                .expect("a fault plan"),
+            StreamFault::Pings => format!("pings?after={after}&ms=20")
                 .parse()
                 .expect("a fault plan"),
         }

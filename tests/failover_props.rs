@@ -75,6 +75,7 @@ fn case() -> impl Strategy<Value = Case> {
         2 => Just(StreamFault::InBandOverloaded),
         2 => Just(StreamFault::MalformedJson),
         2 => Just(StreamFault::Trickle),
+        1 => Just(StreamFault::Pings),
     ];
     (
         0usize..MODELS.len(),

@@ -31,6 +31,7 @@ fn kind() -> impl Strategy<Value = StreamFault> {
         2 => Just(StreamFault::InBandOverloaded),
         2 => Just(StreamFault::MalformedJson),
         1 => Just(StreamFault::Stall),
+        1 => Just(StreamFault::Pings),
     ]
 }
 
@@ -249,7 +250,10 @@ async fn check(client: &Client, mock: &MockServer, case: &Case, n: u64) -> Resul
         .all(|(kind, _)| kind.breaks_the_line());
     // A resume that stalls before it sends anything looks like a response
     // stuck in `queued`: it falls back to a continuation.
-    let resume_stalls = matches!(case.second, Some((common::StreamFault::Stall, 0)));
+    let resume_stalls = matches!(
+        case.second,
+        Some((common::StreamFault::Stall | common::StreamFault::Pings, 0))
+    );
     if server_side && breaks_only && req_has_no_stop(case) && !resume_stalls {
         if resumed_by
             .iter()

@@ -76,6 +76,19 @@ pub enum Outcome {
         /// Milliseconds before each later chunk.
         ms: u64,
     },
+    /// After `after` text chunks, keep-alive events every `ms` and nothing
+    /// else, until the server's stall limit: a stream that is alive by every
+    /// byte it sends and says nothing. Anthropic documents "any number of
+    /// `ping` events" in a stream (shared/reference/providers.md §2);
+    /// OpenAI-compatible proxies send SSE comments (OpenRouter's `:
+    /// OPENROUTER PROCESSING`, documented in its streaming guide). A non-streaming
+    /// request stalls instead.
+    Pings {
+        /// Text chunks sent first.
+        after: Option<usize>,
+        /// Milliseconds between keep-alives.
+        ms: u64,
+    },
     /// End the body cleanly, without the terminal event, after `after` text chunks.
     Truncate {
         /// Text chunks sent first.
@@ -104,6 +117,12 @@ pub enum Outcome {
     /// (`content-type: application/json`), as LiteLLM's proxy answers
     /// `/v1/messages` for some models whatever `stream` says.
     WholeReply,
+    /// A normal reply whose headers come `ms` late: in a mix, a slow tail
+    /// (issue 28's measured brownout: 5% of calls 20 times slower).
+    Slow {
+        /// Milliseconds before the headers.
+        ms: u64,
+    },
     /// A seeded random mix: each request draws one outcome.
     Mix(Mix),
 }
@@ -413,6 +432,22 @@ fn parse_outcome(kind: &str, params: &Params<'_>) -> Result<Outcome, String> {
                 ms: params.number::<u64>("ms")?.ok_or("trickle needs ms=N")?,
             }
         }
+        "slow" => {
+            params.only(&["ms"])?;
+            Outcome::Slow {
+                ms: params.number::<u64>("ms")?.unwrap_or(1000),
+            }
+        }
+        "pings" => {
+            params.only(&["after", "ms"])?;
+            Outcome::Pings {
+                after: after()?,
+                ms: params
+                    .number::<u64>("ms")?
+                    .filter(|ms| *ms > 0)
+                    .ok_or("pings needs ms=N (at least 1)")?,
+            }
+        }
         "status" => {
             let code = params
                 .number::<u16>("code")?
@@ -539,6 +574,12 @@ impl fmt::Display for Outcome {
                 let mut p: Vec<String> = after(a);
                 p.push(format!("ms={ms}"));
                 with_params("trickle", p)
+            }
+            Outcome::Slow { ms } => format!("slow?ms={ms}"),
+            Outcome::Pings { after: a, ms } => {
+                let mut p: Vec<String> = after(a);
+                p.push(format!("ms={ms}"));
+                with_params("pings", p)
             }
             Outcome::Error { name, wait } => with_params(name, wait_params(wait)),
             Outcome::Status { code, wait } => {

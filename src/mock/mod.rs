@@ -50,6 +50,8 @@
 //! | `malformed_json?after=N` | after N text chunks, a data line whose JSON is cut short |
 //! | `malformed_sse?after=N` | after N text chunks, bytes that are not UTF-8 |
 //! | `whole_reply` | a streaming request answered with the whole reply as JSON, as LiteLLM's proxy does for some models |
+//! | `slow?ms=N` | a normal reply, its headers N ms late (default 1000); in a `mix`, a slow tail (issue 28's measured brownout: 5% of calls 20 times slower) |
+//! | `pings?after=N&ms=M` | after N text chunks, keep-alives every M ms and nothing else until the stall limit (Anthropic documents any number of `ping` events; OpenAI-compatible proxies send SSE comments, OpenRouter's documented `: OPENROUTER PROCESSING`); a non-streaming request stalls |
 //! | `trickle?after=N&ms=M` | after N text chunks at once, each later one M ms after the one before (a stream that trickles after a fast first token, issue 28's reported incident) |
 //! | `stuck_queued` | the response never leaves `queued`: the stream drops after `response.created` (and, in background mode, `response.queued`), and a resume of it sends nothing (a community.openai.com report) |
 //! | `latency?ms=N` | wait N ms before the response headers (combines with any part) |
@@ -78,6 +80,10 @@
 //! assert_eq!(plan("whole_reply"), FaultPlan::whole_reply());
 //! assert_eq!(plan("stuck_queued").outcome, steer_llm::mock::Outcome::StuckQueued);
 //! assert_eq!(plan("trickle?after=2&ms=150").to_string(), "trickle?after=2&ms=150");
+//! assert_eq!(plan("pings?after=1&ms=20").to_string(), "pings?after=1&ms=20");
+//! use steer_llm::mock::Outcome;
+//! let slow_tail = plan("mix?seed=3&slow=5").outcome;
+//! assert!(matches!(slow_tail, Outcome::Mix(m) if m.entries == [(Outcome::Slow { ms: 1000 }, 5.0)]));
 //! assert_eq!(
 //!     plan("reset?after=2+latency?ms=5+chunk_delay?ms=1"),
 //!     FaultPlan::reset(2)

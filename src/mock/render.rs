@@ -364,6 +364,15 @@ pub fn malformed_json_frame(flavour: Flavour) -> Bytes {
     }
 }
 
+/// A keep-alive: Anthropic's `ping` event, an SSE comment elsewhere (see
+/// [`super::Outcome::Pings`]).
+pub fn keep_alive_frame(flavour: Flavour) -> Bytes {
+    match flavour {
+        Flavour::Anthropic => Bytes::from_static(b"event: ping\ndata: {\"type\": \"ping\"}\n\n"),
+        _ => Bytes::from_static(b": keep-alive\n\n"),
+    }
+}
+
 /// Bytes that no SSE parser can read as text.
 pub fn malformed_sse_frame() -> Bytes {
     Bytes::from_static(b"data: \xff\xfe\xfd broken\n\n")

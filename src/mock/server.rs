@@ -223,6 +223,11 @@ pub(super) fn choose_fault(
             }
             plan.outcome = chosen;
         }
+        if let Outcome::Slow { ms } = plan.outcome {
+            let late = plan.latency.unwrap_or_default();
+            plan.latency = Some(late.saturating_add(Duration::from_millis(ms)));
+            plan.outcome = Outcome::Normal;
+        }
         plan
     }))
 }
@@ -668,7 +673,11 @@ impl Ctx {
     ) -> Result<Option<(usize, Cut)>, Box<Response>> {
         let after = |a: Option<usize>| a.unwrap_or(0);
         Ok(match outcome {
-            Outcome::Normal | Outcome::NearlySpent | Outcome::WholeReply | Outcome::Mix(_) => None,
+            Outcome::Normal
+            | Outcome::NearlySpent
+            | Outcome::WholeReply
+            | Outcome::Slow { .. }
+            | Outcome::Mix(_) => None,
             Outcome::Error { name, mut wait } => {
                 let name = match self.behaviour.rewritten_error(&name) {
                     Some(rewritten) => {
@@ -711,6 +720,15 @@ impl Ctx {
                 Some((after(a), Cut::Trickle(Duration::from_millis(ms))))
             }
             Outcome::Stall { after: a } => Some((after(a), Cut::Stall)),
+            Outcome::Pings { .. } if !stream => Some((0, Cut::Stall)),
+            Outcome::Pings { after: a, ms } => Some((
+                after(a),
+                Cut::Pings {
+                    frame: render::keep_alive_frame(self.flavour),
+                    every: Duration::from_millis(ms),
+                    until: self.shared.config.stall_limit,
+                },
+            )),
             Outcome::Truncate { after: a } => Some((after(a), Cut::End)),
             Outcome::Reset { after: a } => Some((after(a), Cut::Reset)),
             Outcome::MalformedJson { after: a } => Some((
@@ -822,6 +840,7 @@ impl Ctx {
                         Cut::Reset => vec![Step::Send(half), Step::Reset],
                         Cut::Send(frame) => vec![Step::Send(non_json(frame))],
                         Cut::Trickle(_) => vec![Step::Send(half)],
+                        Cut::Pings { .. } => vec![Step::Send(half), Step::Stall],
                     };
                     steps_body(
                         steps,

@@ -18,6 +18,13 @@ pub(super) enum Cut {
     Send(Bytes),
     /// Send nothing more, keep the connection open.
     Stall,
+    /// Send `frame` every `every` and nothing else, until `until` has passed;
+    /// then end without the terminal event.
+    Pings {
+        frame: Bytes,
+        every: Duration,
+        until: Duration,
+    },
     /// End cleanly without the terminal event.
     End,
     /// Abort the connection.
@@ -66,11 +73,30 @@ pub(super) fn stream_steps(
         None | Some((_, Cut::Trickle(_))) => steps.extend(tail.into_iter().map(Step::Send)),
         Some((_, Cut::Send(frame))) => steps.push(Step::Send(frame)),
         Some((_, Cut::Stall)) => steps.push(Step::Stall),
+        Some((
+            _,
+            Cut::Pings {
+                frame,
+                every,
+                until,
+            },
+        )) => {
+            let every_ms = every.as_millis().max(1);
+            let count = (until.as_millis() / every_ms).min(MAX_PINGS);
+            for _ in 0..count {
+                steps.push(Step::Wait(every));
+                steps.push(Step::Send(frame.clone()));
+            }
+        }
         Some((_, Cut::End)) => {}
         Some((_, Cut::Reset)) => steps.push(Step::Reset),
     }
     steps
 }
+
+/// The most keep-alives one stream sends (a stall limit of hours at a
+/// millisecond's pace stays a bounded list of steps).
+const MAX_PINGS: u128 = 10_000;
 
 /// What a streamed body counts: events handed to the network, and bodies
 /// their client closed before the end.

@@ -69,6 +69,11 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<std::path::PathBuf>,
     },
+    /// Replay real incidents (outages, 429 storms, broken and trickling
+    /// streams, ...) against your configuration on the embedded mock, and
+    /// report what a user would lose. Exits 1 if any reply lost or repeated
+    /// a character.
+    Drill(crate::drill::DrillArgs),
 }
 
 /// Runs the CLI and maps any failure to one line on stderr and exit code 1 (2 for usage).
@@ -109,6 +114,7 @@ pub fn run() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Drill(args) => crate::drill::run(args).await,
             Command::Mock {
                 port,
                 faults,
@@ -291,7 +297,7 @@ async fn chat(model: String, prompt: String, opts: ChatOptions) -> Result<(), St
     };
     let providers = match &config {
         Some(c) => c
-            .deployments(providers, |kind| {
+            .deployments(providers, |_, kind| {
                 let mock = _mock.as_ref()?;
                 let url = match kind {
                     steer_llm::config::Kind::Anthropic => mock.base_url(),

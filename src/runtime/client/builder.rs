@@ -248,6 +248,13 @@ impl ClientBuilder {
         self.stream.idle_timeout = idle;
         self
     }
+    /// The stream timeouts set so far: headers, first token, idle.
+    pub(crate) fn stream_timeout_settings(
+        &self,
+    ) -> (Option<Duration>, Option<Duration>, Option<Duration>) {
+        let s = &self.stream;
+        (s.headers_timeout, s.first_token_timeout, s.idle_timeout)
+    }
     /// The least content every stream must deliver after its first token
     /// (default: none): one that trickles below it fails over or is resumed
     /// with the exact seam, as a `slow_stream` failure of its target.

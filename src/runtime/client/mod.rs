@@ -146,7 +146,7 @@ impl Client {
     /// `RequestRun` says, a stream's in its `SteerStream`.) The provider's breaker
     /// and coordinator stay on their home arbiter: requests reach them by the
     /// lock-free gate and one-way reports.
-    fn start<A>(&self, actor: A) -> Addr<A>
+    pub(crate) fn start<A>(&self, actor: A) -> Addr<A>
     where
         A: Actor<Context = actix::Context<A>> + Send,
     {

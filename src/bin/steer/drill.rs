@@ -1,0 +1,209 @@
+//! `steer drill`: the arguments, the progress bar, the report.
+
+use std::io::IsTerminal;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use steer_llm::drill::{Drill, Live, Report, Scenario};
+
+/// Arguments of `steer drill`.
+#[derive(clap::Args, Debug)]
+pub struct DrillArgs {
+    /// A TOML file of deployments and groups (default: a built-in pair of
+    /// deployments serving one model; see `steer_llm::drill::BUILT_IN_CONFIG`).
+    #[arg(long, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
+    /// The model the requests name, `deployment/model`.
+    #[arg(long, conflicts_with = "group")]
+    model: Option<String>,
+    /// The group the requests name (default: the configuration's first).
+    #[arg(long)]
+    group: Option<String>,
+    /// Scenarios to run, by name, or `all` (the default). Repeat or separate with commas.
+    #[arg(long, value_delimiter = ',')]
+    scenario: Vec<String>,
+    /// Requests a scenario.
+    #[arg(long, default_value_t = 120)]
+    requests: u64,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// The share of requests that stream, 0 to 1.
+    #[arg(long, default_value_t = 0.5)]
+    stream_share: f64,
+    /// Spread each scenario's requests over this long (`2s`, `1500ms`, `1m`):
+    /// the faults' windows are shares of it.
+    #[arg(long, value_parser = parse_duration, default_value = "1500ms")]
+    duration: Duration,
+    /// The seed of the workload and of the faults' draws.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Print the report as JSON (schema: `steer_llm::drill::Report`).
+    #[arg(long)]
+    json: bool,
+    /// Against your own endpoints instead of the mock (not available yet).
+    #[arg(long)]
+    live: bool,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (number, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((s, "s"), |i| s.split_at(i));
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration such as 30s, 500ms or 2m"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n.saturating_mul(60))),
+        _ => Err(format!("{s:?} is not a duration such as 30s, 500ms or 2m")),
+    }
+}
+
+fn scenarios(names: &[String]) -> Result<Vec<Scenario>, String> {
+    if names.is_empty() || names.iter().any(|n| n.trim() == "all") {
+        return Ok(Scenario::ALL.to_vec());
+    }
+    names
+        .iter()
+        .map(|n| n.parse::<Scenario>().map_err(|e| e.to_string()))
+        .collect()
+}
+
+/// Runs the drill; an error if a reply lost or repeated a character.
+pub async fn run(args: DrillArgs) -> Result<(), String> {
+    if args.live {
+        return Err("--live is not available yet: the drill runs against the embedded mock".into());
+    }
+    let scenarios = scenarios(&args.scenario)?;
+    let mut drill = match &args.config {
+        Some(path) => {
+            let config = steer_llm::config::Config::load(path).map_err(|e| e.to_string())?;
+            Drill::of(config, &path.display().to_string()).map_err(|e| e.to_string())?
+        }
+        None => Drill::built_in().map_err(|e| e.to_string())?,
+    };
+    if let Some(m) = &args.model {
+        drill = drill.target(m).map_err(|e| e.to_string())?;
+    }
+    if let Some(g) = &args.group {
+        drill = drill
+            .target(&format!("group/{g}"))
+            .map_err(|e| e.to_string())?;
+    }
+    let drill = drill
+        .requests(args.requests)
+        .concurrency(args.concurrency)
+        .stream_share(args.stream_share)
+        .spread(args.duration)
+        .seed(args.seed);
+    let stop = drill.stop_flag();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            stop.store(true, Ordering::Relaxed);
+        }
+    });
+    let total = args.requests.saturating_mul(scenarios.len() as u64);
+    let progress = Progress::start(drill.live(), total);
+    let report = drill.run(&scenarios).await.map_err(|e| e.to_string());
+    progress.finish();
+    let report = report?;
+    print(&report, args.json)?;
+    match report.chars_wrong() {
+        0 => Ok(()),
+        n => Err(format!(
+            "{n} characters lost or repeated across the replies"
+        )),
+    }
+}
+
+fn print(report: &Report, json: bool) -> Result<(), String> {
+    if json {
+        let text = serde_json::to_string_pretty(report).map_err(|e| e.to_string())?;
+        println!("{text}");
+        return Ok(());
+    }
+    println!(
+        "steer drill: {} against {} (configuration: {}, seed {}){}",
+        report
+            .scenarios
+            .iter()
+            .map(|s| s.scenario.name())
+            .collect::<Vec<_>>()
+            .join(", "),
+        report.target,
+        report.config,
+        report.seed,
+        if report.interrupted {
+            " - stopped early"
+        } else {
+            ""
+        }
+    );
+    for s in &report.scenarios {
+        println!();
+        print!("{s}");
+    }
+    println!();
+    println!(
+        "characters lost or repeated, all scenarios: {}",
+        report.chars_wrong()
+    );
+    Ok(())
+}
+
+/// The progress bar on a terminal, plain lines elsewhere.
+struct Progress {
+    task: tokio::task::JoinHandle<()>,
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Progress {
+    fn start(live: std::sync::Arc<Live>, total: u64) -> Progress {
+        let terminal = std::io::stderr().is_terminal();
+        let bar = terminal.then(|| {
+            let bar = indicatif::ProgressBar::new(total);
+            let style = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+            bar.set_style(style);
+            bar
+        });
+        let shown = bar.clone();
+        let task = tokio::spawn(async move {
+            let mut last_line = std::time::Instant::now();
+            loop {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let line = format!(
+                    "in flight {}, retries {}, resumptions {}, failovers {}, open breakers {}",
+                    live.in_flight.load(Ordering::Relaxed),
+                    live.retries.load(Ordering::Relaxed),
+                    live.resumptions.load(Ordering::Relaxed),
+                    live.failovers.load(Ordering::Relaxed),
+                    live.open_breakers.load(Ordering::Relaxed),
+                );
+                let done = live.done.load(Ordering::Relaxed);
+                match &shown {
+                    Some(bar) => {
+                        bar.set_position(done);
+                        bar.set_message(line);
+                    }
+                    None if last_line.elapsed() >= Duration::from_secs(5) => {
+                        last_line = std::time::Instant::now();
+                        eprintln!("steer drill: {done} done, {line}");
+                    }
+                    None => {}
+                }
+            }
+        });
+        Progress { task, bar }
+    }
+
+    fn finish(self) {
+        self.task.abort();
+        if let Some(bar) = self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

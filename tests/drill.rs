@@ -1,0 +1,128 @@
+//! `steer drill` as a library: each scenario against the built-in
+//! configuration (and a file's), over real HTTP to the mocks, reports what
+//! the faults cost and that no reply lost or repeated a character.
+#![cfg(feature = "mock")]
+
+use std::time::Duration;
+
+use steer_llm::config::Config;
+use steer_llm::drill::{Drill, Scenario};
+
+fn quick(drill: Drill) -> Drill {
+    drill
+        .requests(48)
+        .concurrency(8)
+        .spread(Duration::from_millis(600))
+        .seed(7)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_scenario_loses_no_character_and_says_what_the_faults_cost() {
+    let report = quick(Drill::built_in().unwrap())
+        .run(&Scenario::ALL)
+        .await
+        .unwrap();
+    assert_eq!(report.scenarios.len(), Scenario::ALL.len());
+    assert!(!report.interrupted);
+    for s in &report.scenarios {
+        assert_eq!(s.requests, 48, "{}", s.scenario);
+        assert_eq!(
+            s.text.chars_lost + s.text.chars_repeated,
+            0,
+            "{}: {s}",
+            s.scenario
+        );
+        assert_eq!(
+            s.with_steer.succeeded + s.with_steer.failures(),
+            s.requests,
+            "{}: every request ends once",
+            s.scenario
+        );
+        assert_eq!(
+            s.without_steer.succeeded + s.without_steer.failures(),
+            s.requests
+        );
+        assert!(
+            s.with_steer.succeeded >= s.without_steer.succeeded,
+            "{}: steer never does worse than one bare attempt: {s}",
+            s.scenario
+        );
+        assert!(
+            s.server_requests >= s.requests - s.with_steer.failures(),
+            "{}",
+            s.scenario
+        );
+    }
+    let by = |sc: Scenario| report.scenarios.iter().find(|s| s.scenario == sc).unwrap();
+    // An outage of the first target: failed over, nothing lost, and the
+    // bare attempts would have failed.
+    let outage = by(Scenario::Outage);
+    assert_eq!(outage.with_steer.succeeded, 48, "{outage}");
+    assert!(outage.without_steer.failures() > 0, "{outage}");
+    assert!(outage.extra.failovers > 0, "{outage}");
+    assert!(
+        outage
+            .breaker
+            .iter()
+            .any(|t| t.to == steer_llm::BreakerState::Open),
+        "the first target's breaker opened: {outage}"
+    );
+    // Resets mid-stream: resumed or failed over, with the exact seam.
+    let resets = by(Scenario::StreamResets);
+    assert_eq!(resets.with_steer.succeeded, 48, "{resets}");
+    assert!(
+        resets.extra.resumptions + resets.extra.failovers > 0,
+        "{resets}"
+    );
+    // A slow tail is latency, not failure.
+    let tail = by(Scenario::SlowTail);
+    assert!(tail.latency_ms.max >= 1000, "{tail}");
+    // The JSON report carries its schema.
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["schema"], 1);
+    assert_eq!(json["scenarios"][0]["scenario"], "outage");
+    assert!(json["scenarios"][0]["text"]["chars_lost"].is_u64());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drill_of_a_files_model_faults_that_deployment_alone() {
+    let config = Config::from_toml(
+        r#"
+[deployments.only]
+kind = "openai"
+
+[retry]
+base = "5ms"
+max_delay = "20ms"
+"#,
+    )
+    .unwrap();
+    let drill = quick(Drill::of(config, "test").unwrap())
+        .target("only/gpt-4o-mini")
+        .unwrap();
+    let report = drill.run(&[Scenario::RateLimitOverCap]).await.unwrap();
+    let s = &report.scenarios[0];
+    assert_eq!(report.target, "only/gpt-4o-mini");
+    // One deployment and a wait far above the cap: not obeyed, not failed
+    // over (there is nowhere to go): reported as the failure it is, fast.
+    assert!(s.with_steer.failed.contains_key("rate_limited"), "{s}");
+    assert!(s.latency_ms.max < 5_000, "{s}");
+    assert_eq!(s.text.chars_lost + s.text.chars_repeated, 0, "{s}");
+}
+
+#[test]
+fn a_group_the_configuration_lacks_is_a_clear_error() {
+    let err = Drill::built_in().unwrap().target("group/nope").unwrap_err();
+    assert!(err.to_string().contains("nope"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_drill_reports_what_ran() {
+    let drill = quick(Drill::built_in().unwrap());
+    drill
+        .stop_flag()
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let report = drill.run(&Scenario::ALL).await.unwrap();
+    assert!(report.interrupted);
+    assert!(report.scenarios.is_empty());
+}
