@@ -344,4 +344,6 @@ pub fn failed_step(target: &ModelId, error: &Error) -> RouteStep {
 }
 
 #[cfg(test)]
+mod model_tests;
+#[cfg(test)]
 mod tests;

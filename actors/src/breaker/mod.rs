@@ -6,6 +6,9 @@ pub mod scope;
 pub mod state;
 pub(crate) mod wakeups;
 
+#[cfg(test)]
+mod model_tests;
+
 pub use actor::report_failure;
 pub(crate) use actor::{failure_outcome, pause_for};
 pub use actor::{

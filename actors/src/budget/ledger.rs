@@ -423,4 +423,6 @@ impl Ledger {
 }
 
 #[cfg(test)]
+mod model_tests;
+#[cfg(test)]
 mod tests;

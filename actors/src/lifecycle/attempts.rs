@@ -391,4 +391,6 @@ impl Attempts {
 }
 
 #[cfg(test)]
+mod model_tests;
+#[cfg(test)]
 mod tests;

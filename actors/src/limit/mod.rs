@@ -17,3 +17,6 @@ pub use adaptive::{AdaptiveLimit, LimitConfig, Signal};
 pub use bulkhead::{Admission, Bulkhead, LimitRejection};
 pub use per_model::Limiters;
 pub use throttle::{AdaptiveThrottle, AdaptiveThrottleConfig};
+
+#[cfg(test)]
+mod model_tests;
