@@ -916,6 +916,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn timeouts_set_only_what_they_name_and_refuse_unknown_keys() {
+        let c = Config::from_toml("[timeouts]\nidle = \"250ms\"\nattempt = \"2s\"\n").unwrap();
+        let builder = c.apply(ClientBuilder::default()).unwrap();
+        let (headers, first_token, idle) = builder.stream_timeout_settings();
+        assert_eq!(idle, Some(Duration::from_millis(250)));
+        assert_eq!(
+            (headers, first_token),
+            (
+                Some(Duration::from_secs(60)),
+                Some(Duration::from_secs(120))
+            ),
+            "the defaults stay where the file says nothing"
+        );
+        let err = Config::from_toml("[timeouts]\nidel = \"1s\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("idel"), "{err}");
+    }
+
+    #[test]
     fn errors_name_the_line_and_the_key() {
         let err = Config::from_toml("[groups.fast]\ntargets = [\"a/b\"]\nweigths = [1]\n")
             .unwrap_err()

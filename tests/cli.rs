@@ -307,3 +307,25 @@ fn drill_prints_one_screen_per_scenario() {
     );
     assert!(text.lines().count() < 24, "{text}");
 }
+
+#[test]
+fn drill_live_runs_only_named_scenarios_against_named_endpoints() {
+    for args in [
+        &["drill", "--live"][..],
+        &[
+            "drill",
+            "--live",
+            "--scenario",
+            "all",
+            "--model",
+            "openai/gpt-4o-mini",
+        ][..],
+        &["drill", "--live", "--scenario", "outage"][..],
+        &["drill", "--max-usd", "1", "--scenario", "outage"][..],
+    ] {
+        let out = steer(args);
+        assert!(!out.status.success(), "{args:?}");
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    }
+}

@@ -126,3 +126,79 @@ async fn a_stopped_drill_reports_what_ran() {
     assert!(report.interrupted);
     assert!(report.scenarios.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_drill_strikes_the_real_endpoint_through_its_proxy() {
+    // Two "real" endpoints (mocks on 127.0.0.1 standing in for providers),
+    // reached by their base URLs with keys from the environment.
+    let (up, other) = (
+        steer_llm::mock::MockServer::builder()
+            .start_background()
+            .unwrap(),
+        steer_llm::mock::MockServer::builder()
+            .start_background()
+            .unwrap(),
+    );
+    std::env::set_var("STEER_DRILL_TEST_KEY", steer_llm::mock::MOCK_API_KEY);
+    let config = Config::from_toml(&format!(
+        r#"
+[deployments.up]
+kind = "openai"
+base_url = "{}"
+api_key_env = "STEER_DRILL_TEST_KEY"
+
+[deployments.other]
+kind = "openai"
+base_url = "{}"
+api_key_env = "STEER_DRILL_TEST_KEY"
+
+[groups.pair]
+targets = ["up/gpt-4o-mini", "other/gpt-4o-mini"]
+
+[retry]
+base = "5ms"
+max_delay = "20ms"
+
+[breaker]
+open_for = "200ms"
+"#,
+        up.openai_base_url(),
+        other.openai_base_url()
+    ))
+    .unwrap();
+    let drill = quick(Drill::of(config, "test").unwrap()).live(1.0).unwrap();
+    let report = drill
+        .run(&[Scenario::Outage, Scenario::StreamResets])
+        .await
+        .unwrap();
+    for s in &report.scenarios {
+        assert!(!s.text.checked, "live: no fault-free text");
+        assert_eq!(s.with_steer.succeeded, 48, "{s}");
+        assert!(s.without_steer.failures() > 0, "the proxy struck: {s}");
+    }
+    // The outage's 503s came from the proxy: the other target took the
+    // requests the first could not answer.
+    let outage = &report.scenarios[0];
+    assert!(outage.extra.failovers > 0, "{outage}");
+    assert!(other.request_count() > 0);
+    // Every request asked for at most the live limit.
+    let asked: Vec<u64> = up
+        .requests()
+        .iter()
+        .filter_map(|r| r.body.get("max_tokens").and_then(|v| v.as_u64()))
+        .collect();
+    assert!(!asked.is_empty());
+    assert!(asked
+        .iter()
+        .all(|m| *m <= u64::from(steer_llm::drill::LIVE_MAX_TOKENS)));
+}
+
+#[test]
+fn a_live_drill_is_capped() {
+    let drill = Drill::built_in().unwrap().requests(10_000);
+    assert!(drill.clone().live(1.0).is_err(), "too many requests");
+    let drill = drill.requests(10);
+    assert!(drill.clone().live(0.0).is_err(), "no spend cap");
+    assert!(drill.clone().live(f64::NAN).is_err());
+    assert!(drill.live(0.5).is_ok());
+}

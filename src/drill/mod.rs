@@ -25,11 +25,12 @@
 //! [`Report`] (its `schema` field is [`report::SCHEMA_VERSION`]).
 
 mod plant;
+mod proxy;
 pub mod report;
 mod run;
 pub mod scenario;
 mod workload;
 
 pub use report::{Report, ScenarioReport};
-pub use run::{Drill, Live, BUILT_IN_CONFIG};
+pub use run::{Drill, Live, BUILT_IN_CONFIG, LIVE_MAX_REQUESTS, LIVE_MAX_TOKENS};
 pub use scenario::{Scenario, UnknownScenario};

@@ -9,7 +9,7 @@ use actix::{Actor, Context, Handler};
 use futures::StreamExt;
 use parking_lot::Mutex;
 
-use super::plant::Plant;
+use super::plant::{LiveLimits, Plant};
 use super::report::{Report, ScenarioReport, Transition};
 use super::scenario::Scenario;
 use super::workload;
@@ -87,9 +87,17 @@ pub struct Drill {
     stream_share: f64,
     spread: Duration,
     seed: u64,
-    live: Arc<Live>,
+    progress: Arc<Live>,
     stop: Arc<AtomicBool>,
+    /// Live: the real endpoints, within these limits.
+    live: Option<LiveLimits>,
 }
+
+/// The most requests a live drill sends a scenario.
+pub const LIVE_MAX_REQUESTS: u64 = 500;
+
+/// The output limit of every request of a live drill (its spend stays small).
+pub const LIVE_MAX_TOKENS: u32 = 64;
 
 impl Drill {
     /// A drill of [`BUILT_IN_CONFIG`] on its group.
@@ -113,8 +121,9 @@ impl Drill {
             stream_share: 0.5,
             spread: DEFAULT_SPREAD,
             seed: 1,
-            live: Arc::new(Live::default()),
+            progress: Arc::new(Live::default()),
             stop: Arc::new(AtomicBool::new(false)),
+            live: None,
         })
     }
 
@@ -168,8 +177,33 @@ impl Drill {
     }
 
     /// Counters to show progress with while it runs.
-    pub fn live(&self) -> Arc<Live> {
-        self.live.clone()
+    pub fn progress(&self) -> Arc<Live> {
+        self.progress.clone()
+    }
+
+    /// Runs against the real endpoints of the configuration (their keys from
+    /// the environment) instead of the mock: a fault proxy on 127.0.0.1 in
+    /// front of the first target injects the scenarios' faults (an error
+    /// fault is answered by the proxy, costing nothing), every request asks
+    /// for at most [`LIVE_MAX_TOKENS`] tokens, a scenario sends at most
+    /// [`LIVE_MAX_REQUESTS`], and a client-wide budget refuses anything past
+    /// `max_usd` dollars a scenario. There is no fault-free text to compare
+    /// replies with: the report says the text was not checked.
+    pub fn live(mut self, max_usd: f64) -> Result<Drill, Error> {
+        if !(max_usd.is_finite() && max_usd > 0.0) {
+            return Err(ConfigError::setting(
+                "--max-usd",
+                "must be a positive number of dollars",
+            ));
+        }
+        if self.requests > LIVE_MAX_REQUESTS {
+            return Err(ConfigError::setting(
+                "--requests",
+                format!("a live drill sends at most {LIVE_MAX_REQUESTS} requests a scenario"),
+            ));
+        }
+        self.live = Some(LiveLimits { max_usd });
+        Ok(self)
     }
 
     /// A flag that stops the drill when set: requests in flight finish, no
@@ -250,19 +284,23 @@ impl Drill {
     }
 
     async fn run_one(&self, sc: Scenario) -> Result<ScenarioReport, Error> {
-        let plant = Plant::start(&self.config_for(sc))?;
         let (target, first) = self.target_for(sc)?;
         let kind = self.kind_of(&first);
+        let config = self.config_for(sc);
+        let plant = match self.live {
+            Some(limits) => Plant::start_live(&config, &first, kind, self.seed, limits)?,
+            None => Plant::start(&config)?,
+        };
         let transitions = Arc::new(Mutex::new(Vec::new()));
         let t0 = Instant::now();
         let wall0 = SystemTime::now();
         let recorder = plant.client.start(Recorder {
             wall0,
             seen: transitions.clone(),
-            live: self.live.clone(),
+            live: self.progress.clone(),
         });
         plant.client.breakers().subscribe_all(recorder.recipient());
-        self.live.open_breakers.store(0, Ordering::Relaxed);
+        self.progress.open_breakers.store(0, Ordering::Relaxed);
         let fault_end_share = sc.fault_ends();
         let fault_end = Mutex::new(None::<Duration>);
         let applied = Mutex::new(None::<Option<String>>);
@@ -274,15 +312,14 @@ impl Drill {
                 return;
             }
             *last = Some(key);
-            if let Some(mock) = plant.mocks.get(&first) {
-                mock.set_default_fault(plan);
-            }
+            plant.set_fault(&first, plan);
             if progress >= fault_end_share && fault_end_share < 1.0 {
                 fault_end.lock().get_or_insert(t0.elapsed());
             }
         };
-        let live = &self.live;
+        let live = &self.progress;
         let client = &plant.client;
+        let checked = self.live.is_none();
         let stop = &self.stop;
         let (requests, spread) = (self.requests, self.spread);
         let outcomes: Vec<workload::Outcome> = futures::stream::iter(0..requests)
@@ -296,11 +333,14 @@ impl Drill {
             .take_while(|_| futures::future::ready(!stop.load(Ordering::Relaxed)))
             .map(|i| {
                 set_faults(i as f64 / requests as f64);
-                let (req, stream) = workload::request(&target, i, self.seed, self.stream_share);
+                let (mut req, stream) = workload::request(&target, i, self.seed, self.stream_share);
+                if !checked {
+                    req = req.max_tokens(LIVE_MAX_TOKENS);
+                }
                 live.in_flight.fetch_add(1, Ordering::Relaxed);
                 let first = first.as_str();
                 async move {
-                    let out = workload::run(client, req, stream, first, t0).await;
+                    let out = workload::run(client, req, stream, first, checked, t0).await;
                     live.in_flight.fetch_sub(1, Ordering::Relaxed);
                     live.done.fetch_add(1, Ordering::Relaxed);
                     live.retries
@@ -327,7 +367,8 @@ impl Drill {
             fault_end,
             breaker,
             elapsed,
-            plant.mock_requests(),
+            plant.server_requests(),
+            checked,
         ))
     }
 }

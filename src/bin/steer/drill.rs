@@ -22,9 +22,9 @@ pub struct DrillArgs {
     /// Scenarios to run, by name, or `all` (the default). Repeat or separate with commas.
     #[arg(long, value_delimiter = ',')]
     scenario: Vec<String>,
-    /// Requests a scenario.
-    #[arg(long, default_value_t = 120)]
-    requests: u64,
+    /// Requests a scenario (default 120; live, 20, at most 500).
+    #[arg(long)]
+    requests: Option<u64>,
     /// Requests in flight at once.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
@@ -41,9 +41,16 @@ pub struct DrillArgs {
     /// Print the report as JSON (schema: `steer_llm::drill::Report`).
     #[arg(long)]
     json: bool,
-    /// Against your own endpoints instead of the mock (not available yet).
-    #[arg(long)]
+    /// Against the configuration's real endpoints (keys from the
+    /// environment) instead of the mock: a proxy on 127.0.0.1 in front of the
+    /// first target injects only the faults of the scenarios you name; every
+    /// request asks for at most 64 tokens.
+    #[arg(long, requires = "scenario")]
     live: bool,
+    /// Live: the most a scenario may spend, in dollars (a client-wide budget
+    /// refuses past it).
+    #[arg(long, default_value_t = 0.25, requires = "live")]
+    max_usd: f64,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -74,14 +81,25 @@ fn scenarios(names: &[String]) -> Result<Vec<Scenario>, String> {
 
 /// Runs the drill; an error if a reply lost or repeated a character.
 pub async fn run(args: DrillArgs) -> Result<(), String> {
-    if args.live {
-        return Err("--live is not available yet: the drill runs against the embedded mock".into());
+    if args.live && args.scenario.iter().any(|s| s.trim() == "all") {
+        return Err("--live runs only the scenarios you name (not all)".into());
     }
     let scenarios = scenarios(&args.scenario)?;
+    let requests = args.requests.unwrap_or(if args.live { 20 } else { 120 });
     let mut drill = match &args.config {
         Some(path) => {
             let config = steer_llm::config::Config::load(path).map_err(|e| e.to_string())?;
             Drill::of(config, &path.display().to_string()).map_err(|e| e.to_string())?
+        }
+        // Live with no file: the providers of the environment, by --model.
+        None if args.live => {
+            if args.model.is_none() {
+                return Err(
+                    "--live needs --config (your deployments) or --model provider/model".into(),
+                );
+            }
+            Drill::of(steer_llm::config::Config::default(), "the environment")
+                .map_err(|e| e.to_string())?
         }
         None => Drill::built_in().map_err(|e| e.to_string())?,
     };
@@ -93,20 +111,32 @@ pub async fn run(args: DrillArgs) -> Result<(), String> {
             .target(&format!("group/{g}"))
             .map_err(|e| e.to_string())?;
     }
-    let drill = drill
-        .requests(args.requests)
+    let mut drill = drill
+        .requests(requests)
         .concurrency(args.concurrency)
         .stream_share(args.stream_share)
         .spread(args.duration)
         .seed(args.seed);
+    if args.live {
+        drill = drill.live(args.max_usd).map_err(|e| e.to_string())?;
+        eprintln!(
+            "steer drill: live against {} (at most ${} a scenario)",
+            args.config
+                .as_ref()
+                .map_or("the built-in configuration's endpoints".to_string(), |p| p
+                    .display()
+                    .to_string()),
+            args.max_usd
+        );
+    }
     let stop = drill.stop_flag();
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
             stop.store(true, Ordering::Relaxed);
         }
     });
-    let total = args.requests.saturating_mul(scenarios.len() as u64);
-    let progress = Progress::start(drill.live(), total);
+    let total = requests.saturating_mul(scenarios.len() as u64);
+    let progress = Progress::start(drill.progress(), total);
     let report = drill.run(&scenarios).await.map_err(|e| e.to_string());
     progress.finish();
     let report = report?;
