@@ -19,6 +19,11 @@ use crate::model::{ChatRequest, ChatResponse, Usage};
 #[derive(Clone)]
 pub struct SpendLog {
     inner: Arc<Mutex<LogState>>,
+    /// Held while an attempt is taken from the open ones and recorded, and
+    /// while [`SpendLog::cancel_open`] runs: a request that reads its spend
+    /// after cancelling what is open never misses an attempt that closed on
+    /// another thread meanwhile (taken, not yet recorded).
+    closing: Arc<Mutex<()>>,
     prices: Arc<PriceTable>,
     meters: Option<Meters>,
     /// The client's budgets, when it has any: replies teach them their
@@ -63,6 +68,7 @@ impl SpendLog {
     pub fn new(prices: Arc<PriceTable>, meters: Option<Meters>) -> Self {
         SpendLog {
             inner: Arc::new(Mutex::new(LogState::default())),
+            closing: Arc::new(Mutex::new(())),
             prices,
             meters,
             budgets: None,
@@ -91,6 +97,7 @@ impl SpendLog {
     /// Closes every attempt still open as cancelled: the request has its
     /// reply (or its error), and what still runs lost.
     pub fn cancel_open(&self) {
+        let _closing = self.closing.lock();
         let open = std::mem::take(&mut self.inner.lock().open);
         for attempt in open {
             let usage = Usage::new(estimate::prompt_tokens(&attempt.request), 0);
@@ -179,6 +186,8 @@ impl Ticket {
     /// `estimated`): its output is in the reply or not, as `fate` says.
     /// `model` is the model that answered (priced as such).
     pub fn close(mut self, model: Option<&str>, usage: Usage, estimated: bool, fate: Fate) {
+        let log = self.log.clone();
+        let _closing = log.closing.lock();
         if let Some(open) = self.log.take_open(self.id) {
             let hold = self.hold.take();
             self.log
@@ -189,6 +198,8 @@ impl Ticket {
     /// The attempt ended with no usage from its server: its prompt is
     /// estimated, and `output_tokens` (what it delivered, estimated) added.
     pub fn close_estimated(mut self, output_tokens: u64, fate: Fate) {
+        let log = self.log.clone();
+        let _closing = log.closing.lock();
         if let Some(open) = self.log.take_open(self.id) {
             let usage = Usage::new(estimate::prompt_tokens(&open.request), output_tokens);
             let hold = self.hold.take();
@@ -286,6 +297,8 @@ impl Drop for Ticket {
             }
             self.hold = Some(hold);
         }
+        let log = self.log.clone();
+        let _closing = log.closing.lock();
         if let Some(open) = self.log.take_open(self.id) {
             let usage = Usage::new(estimate::prompt_tokens(&open.request), 0);
             let hold = self.hold.take();
@@ -334,6 +347,24 @@ mod tests {
         let cancelled = &spend.attempts[2];
         assert!(cancelled.estimated && cancelled.usage.prompt_tokens > 0);
         assert!(spend.wasted().nanos() > 0 && !spend.unpriced());
+    }
+
+    #[test]
+    fn an_attempt_dropped_beside_cancel_open_is_in_the_spend_read_after_it() {
+        // A hedge that lost drops its ticket on its own thread while its
+        // request cancels what is open and reads its spend: either way the
+        // attempt is counted, once.
+        for _ in 0..2_000 {
+            let log = log();
+            let ticket = log.open(request());
+            let dropper = std::thread::spawn(move || drop(ticket));
+            log.cancel_open();
+            let spend = log.take_spend();
+            dropper.join().unwrap();
+            let late = log.take_spend().count;
+            assert_eq!(spend.count + late, 1, "counted once");
+            assert_eq!(spend.count, 1, "in the spend read after cancel_open");
+        }
     }
 
     #[test]

@@ -130,23 +130,9 @@ impl Drop for FaultProxy {
 fn draw(shared: &Shared) -> Option<FaultPlan> {
     let mut plan = shared.fault.lock().clone()?;
     if let Outcome::Mix(mix) = &plan.outcome {
-        let roll = shared.rng.lock().f64() * 100.0;
-        let mut acc = 0.0;
-        let mut chosen = Outcome::Normal;
-        for (outcome, pct) in &mix.entries {
-            acc += pct;
-            if roll < acc {
-                chosen = outcome.clone();
-                break;
-            }
-        }
-        plan.outcome = chosen;
+        plan.outcome = mix.pick(shared.rng.lock().f64() * 100.0);
     }
-    if let Outcome::Slow { ms } = plan.outcome {
-        let late = plan.latency.unwrap_or_default();
-        plan.latency = Some(late.saturating_add(Duration::from_millis(ms)));
-        plan.outcome = Outcome::Normal;
-    }
+    let plan = plan.slow_as_latency();
     let faulted = plan.outcome != Outcome::Normal || plan.latency.is_some();
     faulted.then_some(plan)
 }

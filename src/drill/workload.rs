@@ -200,12 +200,15 @@ async fn run_once(
             }
             Some(resp.spend)
         }
-        Err(e) => {
-            out.result = Err(e.kind());
-            out.served_first = false;
-            e.spend().cloned()
-        }
+        Err(e) => failed(out, &e),
     }
+}
+
+/// Notes the request's failure; what it spent.
+fn failed(out: &mut Outcome, e: &crate::Error) -> Option<crate::model::Spend> {
+    out.result = Err(e.kind());
+    out.served_first = false;
+    e.spend().cloned()
 }
 
 async fn run_stream(
@@ -217,11 +220,7 @@ async fn run_stream(
 ) -> Option<crate::model::Spend> {
     let mut events = match client.stream(req.clone()).await {
         Ok(s) => s,
-        Err(e) => {
-            out.result = Err(e.kind());
-            out.served_first = false;
-            return e.spend().cloned();
-        }
+        Err(e) => return failed(out, &e),
     };
     let mut text = String::new();
     // The model of each stretch of text: (where it starts, model).
@@ -255,11 +254,7 @@ async fn run_stream(
                 stretches.extend(last.map(|m| (0, m)));
             }
             Ok(_) => {}
-            Err(e) => {
-                out.result = Err(e.kind());
-                out.served_first = false;
-                return Some(e.spend().cloned().unwrap_or_else(|| events.spend()));
-            }
+            Err(e) => return failed(out, &e).or_else(|| Some(events.spend())),
         }
     }
     let model = stretches

@@ -136,6 +136,30 @@ pub struct Mix {
     pub entries: Vec<(Outcome, f64)>,
 }
 
+impl Mix {
+    /// The outcome a roll from 0 to 100 draws: each entry takes its
+    /// percentage of the range in turn, the rest is normal.
+    ///
+    /// ```
+    /// use steer_llm::mock::{FaultPlan, Outcome};
+    /// let plan: FaultPlan = "mix?seed=1&server_error=30&reset=20".parse().unwrap();
+    /// let Outcome::Mix(mix) = plan.outcome else { unreachable!() };
+    /// assert!(matches!(mix.pick(10.0), Outcome::Error { .. }));
+    /// assert!(matches!(mix.pick(40.0), Outcome::Reset { .. }));
+    /// assert_eq!(mix.pick(60.0), Outcome::Normal);
+    /// ```
+    pub fn pick(&self, roll: f64) -> Outcome {
+        let mut acc = 0.0;
+        for (outcome, pct) in &self.entries {
+            acc += pct;
+            if roll < acc {
+                return outcome.clone();
+            }
+        }
+        Outcome::Normal
+    }
+}
+
 /// What the mock does to one request: timing plus one outcome.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FaultPlan {
@@ -170,6 +194,17 @@ impl From<Outcome> for FaultPlan {
 }
 
 impl FaultPlan {
+    /// The plan with a `slow` outcome as the latency it is (a normal reply,
+    /// later).
+    pub fn slow_as_latency(mut self) -> Self {
+        if let Outcome::Slow { ms } = self.outcome {
+            let late = self.latency.unwrap_or_default();
+            self.latency = Some(late.saturating_add(Duration::from_millis(ms)));
+            self.outcome = Outcome::Normal;
+        }
+        self
+    }
+
     /// A normal reply.
     pub fn normal() -> Self {
         Self::default()

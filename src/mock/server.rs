@@ -212,23 +212,9 @@ pub(super) fn choose_fault(
                 .as_mut()
                 .map(|(_, rng)| rng.f64() * 100.0)
                 .unwrap_or(100.0);
-            let mut acc = 0.0;
-            let mut chosen = Outcome::Normal;
-            for (outcome, pct) in &mix.entries {
-                acc += pct;
-                if draw < acc {
-                    chosen = outcome.clone();
-                    break;
-                }
-            }
-            plan.outcome = chosen;
+            plan.outcome = mix.pick(draw);
         }
-        if let Outcome::Slow { ms } = plan.outcome {
-            let late = plan.latency.unwrap_or_default();
-            plan.latency = Some(late.saturating_add(Duration::from_millis(ms)));
-            plan.outcome = Outcome::Normal;
-        }
-        plan
+        plan.slow_as_latency()
     }))
 }
 
