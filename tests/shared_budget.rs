@@ -231,3 +231,46 @@ async fn with_redis_gone_budgets_fail_closed_or_open_as_configured() {
     let reply = common::within(open.generate(req())).await.unwrap();
     assert!(reply.spend.count == 1 && !reply.text.is_empty());
 }
+
+/// `steer drill`'s `redis_gone` with budgets that fail closed refuses every
+/// attempt while Redis cannot be reached, and with budgets that fail open
+/// answers them all (counted on the replica's own ledger).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_drills_redis_gone_shows_what_a_budget_does_without_redis() {
+    use steer_llm::drill::{Drill, Scenario};
+    for (fail, all_refused) in [("closed", true), ("open", false)] {
+        let config = steer_llm::config::Config::from_toml(&format!(
+            r#"
+[deployments.direct]
+kind = "anthropic"
+
+[groups.main]
+targets = ["direct/claude-3-5-haiku-latest"]
+
+[shared]
+redis = "redis://127.0.0.1:6379/"
+budget_fail = "{fail}"
+
+[[budgets]]
+scope = "client"
+tokens = 1000000
+"#
+        ))
+        .unwrap();
+        let report = Drill::of(config, "test")
+            .unwrap()
+            .requests(24)
+            .spread(Duration::from_millis(300))
+            .run(&[Scenario::RedisGone])
+            .await
+            .unwrap();
+        let s = &report.scenarios[0];
+        assert!(s.skipped.is_none(), "{s}");
+        if all_refused {
+            assert_eq!(s.with_steer.succeeded, 0, "{s}");
+            assert_eq!(s.with_steer.failed.get("budget_exceeded"), Some(&24), "{s}");
+        } else {
+            assert_eq!(s.with_steer.succeeded, 24, "{s}");
+        }
+    }
+}

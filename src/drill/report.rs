@@ -49,6 +49,8 @@ pub struct ScenarioReport {
     pub scenario: Scenario,
     /// The incident it replays.
     pub incident: &'static str,
+    /// Why it did not run, if it did not (the figures are then all 0).
+    pub skipped: Option<String>,
     /// Requests started (streams among them).
     pub requests: u64,
     /// Streams among the requests.
@@ -256,6 +258,7 @@ impl ScenarioReport {
         ScenarioReport {
             scenario,
             incident: scenario.incident(),
+            skipped: None,
             requests: outcomes.len() as u64,
             streams: outcomes.iter().filter(|o| o.stream).count() as u64,
             elapsed_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
@@ -271,6 +274,16 @@ impl ScenarioReport {
     }
 }
 
+impl ScenarioReport {
+    /// `scenario` did not run, for `why`.
+    pub(super) fn skipped(scenario: Scenario, why: impl Into<String>) -> Self {
+        let mut report =
+            ScenarioReport::of(scenario, &[], None, Vec::new(), Duration::ZERO, 0, true);
+        report.skipped = Some(why.into());
+        report
+    }
+}
+
 fn tally_line(t: &Tally, requests: u64) -> String {
     let mut line = format!("{}/{} ok", t.succeeded, requests);
     if !t.failed.is_empty() {
@@ -283,6 +296,9 @@ fn tally_line(t: &Tally, requests: u64) -> String {
 impl fmt::Display for ScenarioReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "== {}: {}", self.scenario, self.incident)?;
+        if let Some(why) = &self.skipped {
+            return writeln!(f, "   skipped         {why}");
+        }
         writeln!(
             f,
             "   {} requests ({} streams) in {:.1} s",

@@ -47,6 +47,10 @@ attempt = "2s"
 idle = "1s"
 "#;
 
+/// Where the shared state points while Redis is gone: a port nothing
+/// listens on (connections are refused at once).
+const GONE_REDIS: &str = "redis://127.0.0.1:1/";
+
 /// How long a scenario's requests are spread over, by default.
 pub const DEFAULT_SPREAD: Duration = Duration::from_millis(1500);
 
@@ -270,9 +274,15 @@ impl Drill {
     }
 
     /// The configuration for `sc`: a prefill restart has the OpenAI-format
-    /// deployments claim to continue a prefill (their server does not).
+    /// deployments claim to continue a prefill (their server does not);
+    /// with Redis gone, the shared state points at a port nothing listens on.
     fn config_for(&self, sc: Scenario) -> Config {
         let mut config = self.config.clone();
+        if sc == Scenario::RedisGone {
+            if let Some(shared) = config.shared.as_mut() {
+                shared.redis = GONE_REDIS.to_string();
+            }
+        }
         if sc == Scenario::PrefillRestart {
             for d in config.deployments.values_mut() {
                 if d.kind != Kind::Anthropic {
@@ -283,7 +293,24 @@ impl Drill {
         config
     }
 
+    /// Why `sc` cannot run with this configuration and build, if it cannot.
+    fn cannot_run(&self, sc: Scenario) -> Option<&'static str> {
+        if sc != Scenario::RedisGone {
+            return None;
+        }
+        if self.config.shared.is_none() {
+            return Some("the configuration shares no state with other replicas (no [shared])");
+        }
+        if !cfg!(feature = "shared-redis") {
+            return Some("built without the shared-redis feature (--features cli,shared-redis)");
+        }
+        None
+    }
+
     async fn run_one(&self, sc: Scenario) -> Result<ScenarioReport, Error> {
+        if let Some(why) = self.cannot_run(sc) {
+            return Ok(ScenarioReport::skipped(sc, why));
+        }
         let (target, first) = self.target_for(sc)?;
         let kind = self.kind_of(&first);
         let config = self.config_for(sc);

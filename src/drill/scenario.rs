@@ -32,6 +32,10 @@ pub enum Scenario {
     PrefillRestart,
     /// The account's spend limit is reached (Anthropic's 429 that names it).
     SpendLimit,
+    /// The replicas' Redis cannot be reached (shared pauses, breaker votes
+    /// and budgets): for a configuration with `[shared]`, built with the
+    /// `shared-redis` feature; skipped otherwise.
+    RedisGone,
 }
 
 /// When a scenario's fault applies: a share of the run, `from` to `to` (0 to 1).
@@ -47,7 +51,7 @@ pub struct Window {
 
 impl Scenario {
     /// Every scenario, in the order `--scenario all` runs them.
-    pub const ALL: [Scenario; 10] = [
+    pub const ALL: [Scenario; 11] = [
         Scenario::Outage,
         Scenario::RateLimitStorm,
         Scenario::RateLimitOverCap,
@@ -58,6 +62,7 @@ impl Scenario {
         Scenario::EndlessEvent,
         Scenario::PrefillRestart,
         Scenario::SpendLimit,
+        Scenario::RedisGone,
     ];
 
     /// Its name on the command line and in the report.
@@ -73,6 +78,7 @@ impl Scenario {
             Scenario::EndlessEvent => "endless_event",
             Scenario::PrefillRestart => "prefill_restart",
             Scenario::SpendLimit => "spend_limit",
+            Scenario::RedisGone => "redis_gone",
         }
     }
 
@@ -95,6 +101,7 @@ impl Scenario {
                 "5% of calls cut mid-reply, continued on a server that answers a prefill afresh"
             }
             Scenario::SpendLimit => "the organisation's monthly spend limit reached (429)",
+            Scenario::RedisGone => "the replicas' Redis unreachable for the whole run",
         }
     }
 
@@ -164,6 +171,8 @@ impl Scenario {
                 vec![first(0.0, 1.0, mix(Outcome::Reset { after: Some(3) }, 5.0))]
             }
             Scenario::SpendLimit => vec![first(0.3, 1.0, FaultPlan::error(spend_limit))],
+            // Not the providers: the shared state (see `Drill`).
+            Scenario::RedisGone => Vec::new(),
         }
     }
 
@@ -177,12 +186,14 @@ impl Scenario {
     }
 
     /// Where its last fault ends, as a share of the run (1 when it lasts to
-    /// the end: nothing to recover from within the run).
+    /// the end, or is not the providers': nothing to recover from within
+    /// the run).
     pub fn fault_ends(self) -> f64 {
-        self.windows(0, Kind::Openai)
-            .iter()
-            .map(|w| w.to)
-            .fold(0.0, f64::max)
+        let windows = self.windows(0, Kind::Openai);
+        if windows.is_empty() {
+            return 1.0;
+        }
+        windows.iter().map(|w| w.to).fold(0.0, f64::max)
     }
 }
 
