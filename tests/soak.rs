@@ -37,7 +37,7 @@ const IN_FLIGHT: usize = 256;
 /// are clean), by name; `None` is a clean first attempt.
 fn fault(rng: &mut fastrand::Rng) -> Option<FaultPlan> {
     let after = rng.usize(0..6);
-    let spec = match rng.u8(..24) {
+    let spec = match rng.u8(..28) {
         0 => format!("reset?after={after}"),
         1 => format!("truncate?after={after}"),
         2 => format!("stream_error?name=server_error&after={after}"),
@@ -52,6 +52,13 @@ fn fault(rng: &mut fastrand::Rng) -> Option<FaultPlan> {
         11 => "status?code=502".to_string(),
         12 => "latency?ms=30".to_string(),
         13 => "chunk_delay?ms=2".to_string(),
+        // A stream answered with the whole reply as JSON (LiteLLM's proxy).
+        14 => "whole_reply".to_string(),
+        // A trickle too quick for any floor (none is set): only slower.
+        15 => format!("trickle?after={after}&ms=3"),
+        // A gateway's rewritten errors.
+        16 => "gateway_overloaded".to_string(),
+        17 => format!("stream_error?name=gateway_stream_error&after={after}"),
         _ => return None,
     };
     Some(spec.parse().expect("a fault plan"))
