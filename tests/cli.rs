@@ -329,3 +329,39 @@ fn drill_live_runs_only_named_scenarios_against_named_endpoints() {
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
     }
 }
+
+#[test]
+fn drill_stops_on_ctrl_c_and_prints_what_ran() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_steer"))
+        .args([
+            "drill",
+            "--scenario",
+            "outage,stream_resets",
+            "--requests",
+            "400",
+            "--duration",
+            "20s",
+            "--json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Off a terminal, it says when each scenario starts.
+    let mut line = String::new();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    stderr.read_line(&mut line).unwrap();
+    assert!(line.contains("scenario 1/2: outage"), "{line}");
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "a clean stop: {:?}", out.status);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(report["interrupted"], true);
+    let ran = report["scenarios"].as_array().unwrap();
+    assert_eq!(ran.len(), 1, "the second scenario never started");
+    assert!(ran[0]["requests"].as_u64().unwrap() < 400, "stopped early");
+}

@@ -69,6 +69,8 @@ pub struct Live {
     pub failovers: AtomicU64,
     /// Breakers open now.
     pub open_breakers: AtomicU64,
+    /// Scenarios started (the one running is this one, counting from 1).
+    pub scenarios_started: AtomicU64,
 }
 
 /// A drill: the configuration, the workload and the faults to replay.
@@ -230,6 +232,9 @@ impl Drill {
             if self.stop.load(Ordering::Relaxed) {
                 break;
             }
+            self.progress
+                .scenarios_started
+                .fetch_add(1, Ordering::Relaxed);
             report.scenarios.push(self.run_one(*sc).await?);
         }
         report.interrupted = self.stop.load(Ordering::Relaxed);

@@ -624,33 +624,7 @@ impl Meters {
     /// assert!(text.contains(r#"steer_spend_tokens_total{provider="openai",model="gpt-4o",outcome="wasted",estimated="true"} 10"#));
     /// ```
     pub fn spend(&self, t: &TargetLabels, sample: SpendSample) {
-        let (provider, model) = (t.provider.clone(), t.model.clone());
-        match sample.dollars {
-            Some(d) => {
-                self.inner
-                    .spend_usd
-                    .get_or_create(&SpendLabels {
-                        provider: provider.clone(),
-                        model: model.clone(),
-                        outcome: sample.outcome,
-                    })
-                    .inc_by(d);
-            }
-            None => {
-                self.inner.unpriced.get_or_create(t).inc();
-            }
-        }
-        if sample.tokens > 0 {
-            self.inner
-                .spend_tokens
-                .get_or_create(&SpendTokenLabels {
-                    provider,
-                    model,
-                    outcome: sample.outcome,
-                    estimated: if sample.estimated { "true" } else { "false" },
-                })
-                .inc_by(sample.tokens);
-        }
+        self.spend_at(&self.find_target(&t.provider, &t.model), sample);
     }
 
     /// Whether the replica's shared state (Redis) answers.

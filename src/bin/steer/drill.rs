@@ -136,7 +136,8 @@ pub async fn run(args: DrillArgs) -> Result<(), String> {
         }
     });
     let total = requests.saturating_mul(scenarios.len() as u64);
-    let progress = Progress::start(drill.progress(), total);
+    let names: Vec<&'static str> = scenarios.iter().map(|s| s.name()).collect();
+    let progress = Progress::start(drill.progress(), total, names);
     let report = drill.run(&scenarios).await.map_err(|e| e.to_string());
     progress.finish();
     let report = report?;
@@ -191,20 +192,36 @@ struct Progress {
 }
 
 impl Progress {
-    fn start(live: std::sync::Arc<Live>, total: u64) -> Progress {
+    fn start(live: std::sync::Arc<Live>, total: u64, names: Vec<&'static str>) -> Progress {
         let terminal = std::io::stderr().is_terminal();
         let bar = terminal.then(|| {
             let bar = indicatif::ProgressBar::new(total);
-            let style = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+            let style =
+                indicatif::ProgressStyle::with_template("{prefix} {bar:30} {pos}/{len} {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
             bar.set_style(style);
             bar
         });
         let shown = bar.clone();
         let task = tokio::spawn(async move {
             let mut last_line = std::time::Instant::now();
+            let mut scenario = 0;
             loop {
                 tokio::time::sleep(Duration::from_millis(100)).await;
+                let started = live.scenarios_started.load(Ordering::Relaxed);
+                if started != scenario {
+                    scenario = started;
+                    let name = usize::try_from(started)
+                        .ok()
+                        .and_then(|n| names.get(n.saturating_sub(1)))
+                        .copied()
+                        .unwrap_or("-");
+                    let line = format!("scenario {started}/{}: {name}", names.len());
+                    match &shown {
+                        Some(bar) => bar.set_prefix(line),
+                        None => eprintln!("steer drill: {line}"),
+                    }
+                }
                 let line = format!(
                     "in flight {}, retries {}, resumptions {}, failovers {}, open breakers {}",
                     live.in_flight.load(Ordering::Relaxed),
