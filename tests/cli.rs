@@ -365,3 +365,12 @@ fn drill_stops_on_ctrl_c_and_prints_what_ran() {
     assert_eq!(ran.len(), 1, "the second scenario never started");
     assert!(ran[0]["requests"].as_u64().unwrap() < 400, "stopped early");
 }
+
+#[test]
+fn drill_refuses_a_duration_that_would_overflow_the_clock() {
+    for d in ["18446744073709551615s", "99999999999m", "61m", "5h"] {
+        let out = steer(&["drill", "--scenario", "outage", "--duration", d]);
+        assert_eq!(out.status.code(), Some(2), "{d}");
+        assert_eq!(stderr(&out).lines().count(), 1, "{d}");
+    }
+}

@@ -201,12 +201,30 @@ open_for = "200ms"
         .all(|m| *m <= u64::from(steer_llm::drill::LIVE_MAX_TOKENS)));
 }
 
-#[test]
-fn a_live_drill_is_capped() {
-    let drill = Drill::built_in().unwrap().requests(10_000);
-    assert!(drill.clone().live(1.0).is_err(), "too many requests");
-    let drill = drill.requests(10);
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_drill_is_capped() {
+    let drill = Drill::built_in().unwrap();
     assert!(drill.clone().live(0.0).is_err(), "no spend cap");
     assert!(drill.clone().live(f64::NAN).is_err());
-    assert!(drill.live(0.5).is_ok());
+    assert!(drill.clone().live(-1.0).is_err());
+    // Too many requests, whichever was set first (refused before anything runs).
+    let too_many = drill.live(0.5).unwrap().requests(10_000);
+    let err = too_many.run(&[Scenario::Outage]).await.unwrap_err();
+    assert!(err.to_string().contains("at most 500"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_out_of_range_are_refused_before_anything_runs() {
+    let base = || Drill::built_in().unwrap();
+    for (drill, what) in [
+        (base().requests(0), "--requests"),
+        (base().concurrency(0), "--concurrency"),
+        (base().stream_share(1.5), "--stream-share"),
+        (base().stream_share(f64::NAN), "--stream-share"),
+        (base().stream_share(-0.1), "--stream-share"),
+        (base().spread(Duration::MAX), "--duration"),
+    ] {
+        let err = drill.run(&[Scenario::Outage]).await.unwrap_err();
+        assert!(err.to_string().contains(what), "{what}: {err}");
+    }
 }

@@ -51,6 +51,9 @@ idle = "1s"
 /// listens on (connections are refused at once).
 const GONE_REDIS: &str = "redis://127.0.0.1:1/";
 
+/// The longest a scenario's requests may be spread over.
+pub const MAX_SPREAD: Duration = Duration::from_secs(3_600);
+
 /// How long a scenario's requests are spread over, by default.
 pub const DEFAULT_SPREAD: Duration = Duration::from_millis(1500);
 
@@ -148,29 +151,25 @@ impl Drill {
 
     /// Requests a scenario (default 120; at least 1).
     pub fn requests(mut self, n: u64) -> Drill {
-        self.requests = n.max(1);
+        self.requests = n;
         self
     }
 
     /// Requests in flight at once (default 16; at least 1).
     pub fn concurrency(mut self, n: usize) -> Drill {
-        self.concurrency = n.max(1);
+        self.concurrency = n;
         self
     }
 
     /// The share of requests that stream, 0 to 1 (default 0.5).
     pub fn stream_share(mut self, share: f64) -> Drill {
-        self.stream_share = if share.is_finite() {
-            share.clamp(0.0, 1.0)
-        } else {
-            0.5
-        };
+        self.stream_share = share;
         self
     }
 
     /// Spreads each scenario's requests evenly over this long (default
-    /// 1.5 s): the faults' windows are shares of it, and a breaker has the
-    /// time to open and close again.
+    /// 1.5 s, at most [`MAX_SPREAD`]): the faults' windows are shares of it,
+    /// and a breaker has the time to open and close again.
     pub fn spread(mut self, d: Duration) -> Drill {
         self.spread = d;
         self
@@ -202,12 +201,6 @@ impl Drill {
                 "must be a positive number of dollars",
             ));
         }
-        if self.requests > LIVE_MAX_REQUESTS {
-            return Err(ConfigError::setting(
-                "--requests",
-                format!("a live drill sends at most {LIVE_MAX_REQUESTS} requests a scenario"),
-            ));
-        }
         self.live = Some(LiveLimits { max_usd });
         Ok(self)
     }
@@ -219,7 +212,10 @@ impl Drill {
     }
 
     /// Runs `scenarios` in turn.
+    /// Runs `scenarios` in turn; settings out of range are an error before
+    /// anything runs.
     pub async fn run(&self, scenarios: &[Scenario]) -> Result<Report, Error> {
+        self.validate()?;
         let mut report = Report {
             schema: super::report::SCHEMA_VERSION,
             seed: self.seed,
@@ -296,6 +292,36 @@ impl Drill {
             }
         }
         config
+    }
+
+    /// The settings, each within its range.
+    fn validate(&self) -> Result<(), Error> {
+        let bad = |what: &str, why: String| Err(ConfigError::setting(what, why));
+        if self.requests == 0 {
+            return bad("--requests", "at least 1".into());
+        }
+        if self.concurrency == 0 {
+            return bad("--concurrency", "at least 1".into());
+        }
+        if self.live.is_some() && self.requests > LIVE_MAX_REQUESTS {
+            return bad(
+                "--requests",
+                format!("a live drill sends at most {LIVE_MAX_REQUESTS} requests a scenario"),
+            );
+        }
+        if !(0.0..=1.0).contains(&self.stream_share) {
+            return bad(
+                "--stream-share",
+                format!("{} is not a share from 0 to 1", self.stream_share),
+            );
+        }
+        if self.spread > MAX_SPREAD {
+            return bad(
+                "--duration",
+                format!("{:?} is longer than the most, {MAX_SPREAD:?}", self.spread),
+            );
+        }
+        Ok(())
     }
 
     /// Why `sc` cannot run with this configuration and build, if it cannot.

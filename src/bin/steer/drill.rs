@@ -61,12 +61,16 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     let n: u64 = number
         .parse()
         .map_err(|_| format!("{s:?} is not a duration such as 30s, 500ms or 2m"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n.saturating_mul(60))),
-        _ => Err(format!("{s:?} is not a duration such as 30s, 500ms or 2m")),
+    let d = match unit {
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n.saturating_mul(60)),
+        _ => return Err(format!("{s:?} is not a duration such as 30s, 500ms or 2m")),
+    };
+    if d > steer_llm::drill::MAX_SPREAD {
+        return Err(format!("{s:?} is longer than the most, 60m"));
     }
+    Ok(d)
 }
 
 fn scenarios(names: &[String]) -> Result<Vec<Scenario>, String> {
