@@ -12,7 +12,8 @@
 //!   prefix of it), and every failed stream's partial is a prefix of it;
 //! - no reply has more output tokens than its `max_tokens`;
 //! - the attempts the metrics count equal the requests the mocks received;
-//! - at the end nothing is in flight, no stream open, no budget reserved;
+//! - at the end nothing is in flight, no stream open, no budget reserved, no
+//!   bulkhead slot held or waited for, no breaker probe out;
 //! - memory after the second wave is within a small bound of after the first.
 #![cfg(feature = "mock")]
 
@@ -359,6 +360,15 @@ async fn a_chaos_soak_loses_nothing_and_leaves_nothing_behind() {
         )
         .attempt_timeout(Some(Duration::from_secs(2)))
         .retry_budget(roomy_retry_budget())
+        // A bulkhead per deployment, roomy enough that nothing is refused:
+        // its slots must all come back.
+        .adaptive_limit(steer_llm::limit::LimitConfig {
+            initial: 128,
+            max: 512,
+            max_queue: 4_096,
+            queue_timeout: Duration::from_secs(10),
+            ..steer_llm::limit::LimitConfig::default()
+        })
         .group("pair", group)
         .build()
         .unwrap();
@@ -399,6 +409,20 @@ async fn a_chaos_soak_loses_nothing_and_leaves_nothing_behind() {
         first.request_count() + second.request_count(),
         "the metrics count every attempt the mocks received"
     );
+    // No slot of a bulkhead held, no call waiting for one, no probe out.
+    for deployment in ["openai", "xai"] {
+        let limit = grouped.limit_status(deployment).await.unwrap().unwrap();
+        assert_eq!(
+            (limit.in_flight, limit.queued),
+            (0, 0),
+            "{deployment}: {limit:?}"
+        );
+        let breaker = grouped.breakers().status(deployment).await.unwrap();
+        assert_eq!(
+            breaker.stats.probes_in_flight, 0,
+            "{deployment}: {breaker:?}"
+        );
+    }
     let after_two = resident_bytes();
     let bound = 64 * 1024 * 1024;
     assert!(
