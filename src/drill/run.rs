@@ -247,11 +247,9 @@ impl Drill {
         }
     }
 
-    /// What `sc`'s requests name, and the provider (deployment) of their
-    /// first target, which the faults strike. A prefill restart names the
-    /// group's first OpenAI-format target alone (an Anthropic deployment
-    /// continues a prefill as it should: nothing to restart there).
-    fn target_for(&self, sc: Scenario) -> Result<(ModelId, String), Error> {
+    /// What the requests name, and the provider (deployment) of their
+    /// first target, which the faults strike.
+    fn target_for(&self) -> Result<(ModelId, String), Error> {
         let targets: Vec<String> = if self.target.provider() == "group" {
             self.config
                 .groups
@@ -262,14 +260,6 @@ impl Drill {
             vec![self.target.to_string()]
         };
         let provider = |t: &str| t.split_once('/').map_or(t, |(d, _)| d).to_string();
-        if sc == Scenario::PrefillRestart {
-            if let Some(t) = targets
-                .iter()
-                .find(|t| self.kind_of(&provider(t)) != Kind::Anthropic)
-            {
-                return Ok((t.parse()?, provider(t)));
-            }
-        }
         let first = targets.first().map(|t| provider(t)).unwrap_or_default();
         Ok((self.target.clone(), first))
     }
@@ -342,7 +332,7 @@ impl Drill {
         if let Some(why) = self.cannot_run(sc) {
             return Ok(ScenarioReport::skipped(sc, why));
         }
-        let (target, first) = self.target_for(sc)?;
+        let (target, first) = self.target_for()?;
         let kind = self.kind_of(&first);
         let config = self.config_for(sc);
         let plant = match self.live {

@@ -27,8 +27,10 @@ pub enum Scenario {
     SlowTail,
     /// Streams go on sending keep-alives and nothing else.
     EndlessEvent,
-    /// Streams reset, and the server answers a continuation afresh where the
-    /// configuration says it continues a prefill.
+    /// Streams reset on the first target, and are continued where the
+    /// configuration says a server continues a prefill (its OpenAI-format
+    /// deployments, set so for the scenario) but the server answers afresh:
+    /// a divergence steer must catch and declare (`Restarted`).
     PrefillRestart,
     /// The account's spend limit is reached (Anthropic's 429 that names it).
     SpendLimit,
@@ -98,7 +100,8 @@ impl Scenario {
             Scenario::SlowTail => "5% of calls 20 times slower (1 s before the headers)",
             Scenario::EndlessEvent => "streams send keep-alives and nothing else after 2 chunks",
             Scenario::PrefillRestart => {
-                "5% of calls cut mid-reply, continued on a server that answers a prefill afresh"
+                "20% of calls cut mid-reply; OpenAI-format deployments claim to continue a prefill, \
+                 their server answers afresh"
             }
             Scenario::SpendLimit => "the organisation's monthly spend limit reached (429)",
             Scenario::RedisGone => "the replicas' Redis unreachable for the whole run",
@@ -168,7 +171,11 @@ impl Scenario {
                 }),
             )],
             Scenario::PrefillRestart => {
-                vec![first(0.0, 1.0, mix(Outcome::Reset { after: Some(3) }, 5.0))]
+                vec![first(
+                    0.0,
+                    1.0,
+                    mix(Outcome::Reset { after: Some(3) }, 20.0),
+                )]
             }
             Scenario::SpendLimit => vec![first(0.3, 1.0, FaultPlan::error(spend_limit))],
             // Not the providers: the shared state (see `Drill`).
