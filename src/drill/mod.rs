@@ -52,5 +52,5 @@ pub mod scenario;
 mod workload;
 
 pub use report::{Report, ScenarioReport};
-pub use run::{Drill, Live, BUILT_IN_CONFIG, LIVE_MAX_REQUESTS, LIVE_MAX_TOKENS, MAX_SPREAD};
+pub use run::{Counters, Drill, BUILT_IN_CONFIG, LIVE_MAX_REQUESTS, LIVE_MAX_TOKENS, MAX_SPREAD};
 pub use scenario::{Scenario, UnknownScenario};

@@ -59,7 +59,7 @@ pub const DEFAULT_SPREAD: Duration = Duration::from_millis(1500);
 
 /// What a drill's progress shows while it runs.
 #[derive(Debug, Default)]
-pub struct Live {
+pub struct Counters {
     /// Requests finished.
     pub done: AtomicU64,
     /// Requests in flight.
@@ -96,7 +96,7 @@ pub struct Drill {
     stream_share: f64,
     spread: Duration,
     seed: u64,
-    progress: Arc<Live>,
+    progress: Arc<Counters>,
     stop: Arc<AtomicBool>,
     /// Live: the real endpoints, within these limits.
     live: Option<LiveLimits>,
@@ -130,7 +130,7 @@ impl Drill {
             stream_share: 0.5,
             spread: DEFAULT_SPREAD,
             seed: 1,
-            progress: Arc::new(Live::default()),
+            progress: Arc::new(Counters::default()),
             stop: Arc::new(AtomicBool::new(false)),
             live: None,
         })
@@ -182,7 +182,7 @@ impl Drill {
     }
 
     /// Counters to show progress with while it runs.
-    pub fn progress(&self) -> Arc<Live> {
+    pub fn progress(&self) -> Arc<Counters> {
         self.progress.clone()
     }
 
@@ -345,7 +345,7 @@ impl Drill {
         let recorder = plant.client.start(Recorder {
             wall0,
             seen: transitions.clone(),
-            live: self.progress.clone(),
+            counters: self.progress.clone(),
         });
         plant.client.breakers().subscribe_all(recorder.recipient());
         self.progress.open_breakers.store(0, Ordering::Relaxed);
@@ -425,7 +425,7 @@ impl Drill {
 struct Recorder {
     wall0: SystemTime,
     seen: Arc<Mutex<Vec<Transition>>>,
-    live: Arc<Live>,
+    counters: Arc<Counters>,
 }
 
 impl Actor for Recorder {
@@ -438,14 +438,13 @@ impl Handler<TransitionEvent> for Recorder {
     fn handle(&mut self, e: TransitionEvent, _: &mut Context<Self>) {
         let open = |s: BreakerState| matches!(s, BreakerState::Open | BreakerState::ForcedOpen);
         if open(e.to) && !open(e.from) {
-            self.live.open_breakers.fetch_add(1, Ordering::Relaxed);
+            self.counters.open_breakers.fetch_add(1, Ordering::Relaxed);
         } else if open(e.from) && !open(e.to) {
-            let _ =
-                self.live
-                    .open_breakers
-                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                        Some(n.saturating_sub(1))
-                    });
+            let _ = self.counters.open_breakers.fetch_update(
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+                |n| Some(n.saturating_sub(1)),
+            );
         }
         let at = e.at.duration_since(self.wall0).unwrap_or_default();
         self.seen.lock().push(Transition {

@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use steer_llm::drill::{Drill, Live, Report, Scenario};
+use steer_llm::drill::{Counters, Drill, Report, Scenario};
 
 /// Arguments of `steer drill`.
 #[derive(clap::Args, Debug)]
@@ -196,7 +196,7 @@ struct Progress {
 }
 
 impl Progress {
-    fn start(live: std::sync::Arc<Live>, total: u64, names: Vec<&'static str>) -> Progress {
+    fn start(live: std::sync::Arc<Counters>, total: u64, names: Vec<&'static str>) -> Progress {
         let terminal = std::io::stderr().is_terminal();
         let bar = terminal.then(|| {
             let bar = indicatif::ProgressBar::new(total);
