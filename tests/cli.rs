@@ -17,6 +17,15 @@ fn steer(args: &[&str]) -> std::process::Output {
         .expect("run steer")
 }
 
+/// Sends `child` a Ctrl-C (SIGINT).
+fn interrupt(child: &std::process::Child) {
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+}
+
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -122,11 +131,7 @@ fn mock_prints_its_base_url_and_stops_on_ctrl_c() {
             .status()
     });
     assert_eq!(status, 503);
-    let kill = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    interrupt(&child);
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "a clean stop: {:?}", out.status);
     assert!(String::from_utf8_lossy(&out.stderr).contains("stopped after 1 requests"));
@@ -352,11 +357,7 @@ fn drill_stops_on_ctrl_c_and_prints_what_ran() {
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     stderr.read_line(&mut line).unwrap();
     assert!(line.contains("scenario 1/2: outage"), "{line}");
-    let kill = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    interrupt(&child);
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "a clean stop: {:?}", out.status);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");

@@ -272,6 +272,21 @@ async fn wave(
     kinds
 }
 
+/// Once the last actors stop: nothing in flight, no stream open, and as
+/// many attempts counted as the mocks received (`received`). The metrics.
+async fn assert_nothing_left(client: &Client, received: u64) -> String {
+    let text = settle_to_zero(client).await;
+    let in_flight = metric_sum(&text, "steer_in_flight_requests", "");
+    assert_eq!(in_flight, 0.0, "{text}");
+    assert_eq!(metric_sum(&text, "steer_open_streams", ""), 0.0, "{text}");
+    assert_eq!(
+        metric_sum(&text, "steer_attempts_total", "") as u64,
+        received,
+        "the metrics count every attempt the mocks received"
+    );
+    text
+}
+
 async fn settle_to_zero(client: &Client) -> String {
     // The gauges come down as the last actors stop: a bounded wait.
     let mut text = client.prometheus_text();
@@ -320,19 +335,7 @@ async fn a_chaos_soak_loses_nothing_and_leaves_nothing_behind() {
         Some(WAVE_ONE),
         "one faulted attempt and four clean ones: every request succeeds ({kinds:?})"
     );
-    let text = settle_to_zero(&client).await;
-    assert_eq!(
-        metric_sum(&text, "steer_in_flight_requests", ""),
-        0.0,
-        "{text}"
-    );
-    assert_eq!(metric_sum(&text, "steer_open_streams", ""), 0.0, "{text}");
-    let attempts = metric_sum(&text, "steer_attempts_total", "");
-    assert_eq!(
-        attempts as u64,
-        mock.request_count(),
-        "the metrics count every attempt the mock received"
-    );
+    assert_nothing_left(&client, mock.request_count()).await;
     let balance = client.budget_balance(&Scope::Client, None).await;
     assert!(
         balance.iter().all(|b| b.reserved == 0),
@@ -393,21 +396,10 @@ async fn a_chaos_soak_loses_nothing_and_leaves_nothing_behind() {
         Some(WAVE_TWO),
         "the outage is failed over: every request succeeds ({kinds:?})"
     );
-    let text = settle_to_zero(&grouped).await;
-    assert_eq!(
-        metric_sum(&text, "steer_in_flight_requests", ""),
-        0.0,
-        "{text}"
-    );
-    assert_eq!(metric_sum(&text, "steer_open_streams", ""), 0.0, "{text}");
+    let text = assert_nothing_left(&grouped, first.request_count() + second.request_count()).await;
     assert!(
         metric_sum(&text, "steer_failovers_total", "") > 0.0,
         "the outage moved requests to the second target"
-    );
-    assert_eq!(
-        metric_sum(&text, "steer_attempts_total", "") as u64,
-        first.request_count() + second.request_count(),
-        "the metrics count every attempt the mocks received"
     );
     // No slot of a bulkhead held, no call waiting for one, no probe out.
     for deployment in ["openai", "xai"] {
