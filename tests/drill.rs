@@ -118,10 +118,18 @@ max_delay = "20ms"
     assert_eq!(s.text.chars_lost + s.text.chars_repeated, 0, "{s}");
 }
 
-#[test]
-fn a_group_the_configuration_lacks_is_a_clear_error() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_the_configuration_lacks_or_no_target_at_all_is_a_clear_error() {
     let err = Drill::built_in().unwrap().target("group/nope").unwrap_err();
     assert!(err.to_string().contains("nope"), "{err}");
+    // A file with deployments and no group: the drill does not guess a model.
+    let config = Config::from_toml("[deployments.only]\nkind = \"openai\"\n").unwrap();
+    let err = Drill::of(config, "test")
+        .unwrap()
+        .run(&[Scenario::Outage])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("--model"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -90,7 +90,9 @@ pub struct Counters {
 pub struct Drill {
     config: Config,
     source: String,
-    target: ModelId,
+    /// What the requests name (none yet: a configuration with no group
+    /// and no target named).
+    target: Option<ModelId>,
     requests: u64,
     concurrency: usize,
     stream_share: f64,
@@ -115,14 +117,15 @@ impl Drill {
     }
 
     /// A drill of `config` (read from `source`, for the report), on its first
-    /// group (by name) if it has one; name another with [`Drill::target`].
+    /// group (by name) if it has one; name another, or a model when it has
+    /// none, with [`Drill::target`].
     pub fn of(config: Config, source: &str) -> Result<Drill, Error> {
         let target = match config.groups.keys().next() {
-            Some(group) => format!("group/{group}"),
-            None => "anthropic/claude-3-5-haiku-latest".to_string(),
+            Some(group) => Some(format!("group/{group}").parse()?),
+            None => None,
         };
         Ok(Drill {
-            target: target.parse()?,
+            target,
             config,
             source: source.to_string(),
             requests: 120,
@@ -145,7 +148,7 @@ impl Drill {
                 format!("the configuration has no group {:?}", id.model()),
             ));
         }
-        self.target = id;
+        self.target = Some(id);
         Ok(self)
     }
 
@@ -220,7 +223,10 @@ impl Drill {
             schema: super::report::SCHEMA_VERSION,
             seed: self.seed,
             config: self.source.clone(),
-            target: self.target.to_string(),
+            target: self
+                .target
+                .as_ref()
+                .map_or_else(String::new, ToString::to_string),
             scenarios: Vec::new(),
             interrupted: false,
         };
@@ -250,18 +256,19 @@ impl Drill {
     /// What the requests name, and the provider (deployment) of their
     /// first target, which the faults strike.
     fn target_for(&self) -> Result<(ModelId, String), Error> {
-        let targets: Vec<String> = if self.target.provider() == "group" {
+        let target = self.target.clone().ok_or_else(no_target)?;
+        let targets: Vec<String> = if target.provider() == "group" {
             self.config
                 .groups
-                .get(self.target.model())
+                .get(target.model())
                 .map(|g| g.targets.clone())
                 .unwrap_or_default()
         } else {
-            vec![self.target.to_string()]
+            vec![target.to_string()]
         };
         let provider = |t: &str| t.split_once('/').map_or(t, |(d, _)| d).to_string();
         let first = targets.first().map(|t| provider(t)).unwrap_or_default();
-        Ok((self.target.clone(), first))
+        Ok((target, first))
     }
 
     /// The configuration for `sc`: a prefill restart has the OpenAI-format
@@ -287,6 +294,9 @@ impl Drill {
     /// The settings, each within its range.
     fn validate(&self) -> Result<(), Error> {
         let bad = |what: &str, why: String| Err(ConfigError::setting(what, why));
+        if self.target.is_none() {
+            return Err(no_target());
+        }
         if self.requests == 0 {
             return bad("--requests", "at least 1".into());
         }
@@ -419,6 +429,15 @@ impl Drill {
             checked,
         ))
     }
+}
+
+/// The error of a drill with nothing to call.
+fn no_target() -> Error {
+    ConfigError::setting(
+        "--model",
+        "the configuration has no group: name what the requests call, \
+         --model deployment/model or --group NAME",
+    )
 }
 
 /// Keeps the breaker transitions of a scenario, and the count of open ones.
