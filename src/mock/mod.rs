@@ -577,6 +577,28 @@ impl MockServer {
         self.shared.scripted.fetch_sub(dropped, Ordering::AcqRel);
     }
 
+    /// Forgets the keyed fault plans still waiting (for request ids that
+    /// never came: a group that sent the request elsewhere, say); returns
+    /// how many plans were waiting.
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use steer_llm::mock::{FaultPlan, MockServer};
+    /// let mock = MockServer::builder().start_background()?;
+    /// mock.script_key("never-sent", [FaultPlan::error("overloaded"), FaultPlan::reset(1)]);
+    /// assert_eq!(mock.clear_keyed(), 2);
+    /// assert_eq!(mock.clear_keyed(), 0);
+    /// # Ok(()) }
+    /// ```
+    pub fn clear_keyed(&self) -> usize {
+        let mut keyed = self.shared.keyed.lock();
+        let dropped: usize = keyed.values().map(VecDeque::len).sum();
+        // A new map: a cleared one keeps its table's memory.
+        *keyed = HashMap::new();
+        self.shared.scripted.fetch_sub(dropped, Ordering::AcqRel);
+        dropped
+    }
+
     /// Queues fault plans for the requests whose `x-client-request-id` is `key`
     /// (steer sends its request id there).
     pub fn script_key(&self, key: &str, plans: impl IntoIterator<Item = FaultPlan>) {
