@@ -531,6 +531,14 @@ pub struct BreakerSettings {
     /// Probes admitted per half-open period.
     #[serde(default)]
     pub half_open_permits: Option<u32>,
+    /// Also open when this share of the window's calls failed (0 to 1, off
+    /// by default), once `min_calls` are in it: a rate that does not trip
+    /// on a small share of a large volume, as a count does.
+    #[serde(default)]
+    pub failure_rate: Option<f64>,
+    /// Calls in the window before a rate is judged (default 10).
+    #[serde(default)]
+    pub min_calls: Option<u32>,
 }
 
 /// A duration as `"500ms"`, `"30s"`, `"1m30s"`, or a number of seconds.
@@ -837,6 +845,12 @@ impl Config {
             if let Some(n) = b.half_open_permits {
                 config.half_open_permits = n;
             }
+            if b.failure_rate.is_some() {
+                config.failure_rate = b.failure_rate;
+            }
+            if let Some(n) = b.min_calls {
+                config.min_calls = n;
+            }
             builder = builder.breaker(config);
         }
         if let Some(shared) = &self.shared {
@@ -914,6 +928,24 @@ impl GroupConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_breaker_judges_a_failure_rate_from_the_file_and_refuses_one_out_of_range() {
+        let c = Config::from_toml("[breaker]\nfailure_rate = 0.5\nmin_calls = 20\n").unwrap();
+        let b = c.breaker.as_ref().unwrap();
+        assert_eq!((b.failure_rate, b.min_calls), (Some(0.5), Some(20)));
+        let builder = c.apply(ClientBuilder::default()).unwrap();
+        assert!(builder.build().is_ok());
+        let bad = Config::from_toml("[breaker]\nfailure_rate = 1.5\n").unwrap();
+        let err = bad
+            .apply(ClientBuilder::default())
+            .unwrap()
+            .build()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("failure_rate"), "{err}");
+    }
 
     #[test]
     fn timeouts_set_only_what_they_name_and_refuse_unknown_keys() {
