@@ -1,9 +1,10 @@
 //! The chaos soak: thousands of requests at 256 in flight, half of them
 //! streams, over the four wire formats and a model that rejects prefill,
 //! every mock behaviour, a seeded mix of every fault kind struck on a
-//! request's first attempt, with millisecond backoffs and timeouts; then a
-//! second wave over a group whose first target has an outage mid-run. Each
-//! of the promises is asserted over all of it:
+//! request's first attempt, with millisecond backoffs and timeouts (3,000
+//! requests); then a second wave over a group whose first target has an
+//! outage mid-run, twice on one client (2,000 requests each). Each of the
+//! promises is asserted over all of it:
 //!
 //! - every request ends exactly once (a reply, or one error after which the
 //!   stream yields nothing);
@@ -207,14 +208,24 @@ fn check(req: &ChatRequest, model_of_reply: &str, ended: &Ended) -> Result<(), S
     Ok(())
 }
 
-/// A retry budget with room for the soak's faults (two requests in five
-/// meet one): the default (20% more load) is the protection a real outage
-/// needs, and would turn the soak's retries into failures.
-fn roomy_retry_budget() -> BudgetConfig {
-    BudgetConfig {
-        ratio: 3.0,
-        ..BudgetConfig::default()
-    }
+/// A client of `providers` for the soak, `attempts` attempts a request:
+/// millisecond backoffs, a breaker that never opens (a wave may set its
+/// own), a 250 ms idle timeout, a 2 s attempt timeout, and a retry budget
+/// with room for the soak's faults (two requests in five meet one: the
+/// default, 20% more load, is the protection a real outage needs, and would
+/// turn the soak's retries into failures).
+fn soak_builder(providers: Providers, attempts: u32) -> steer_llm::ClientBuilder {
+    common::quick_builder(providers, attempts)
+        .stream_timeouts(
+            Some(Duration::from_secs(5)),
+            Some(Duration::from_secs(5)),
+            Some(Duration::from_millis(250)),
+        )
+        .attempt_timeout(Some(Duration::from_secs(2)))
+        .retry_budget(BudgetConfig {
+            ratio: 3.0,
+            ..BudgetConfig::default()
+        })
 }
 
 /// The sum of a metric family's samples whose line contains `filter`.
@@ -327,14 +338,7 @@ async fn settle_to_zero(client: &Client) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chaos_soak_loses_nothing_and_leaves_nothing_behind() {
     let mock = common::quiet_mock();
-    let client = common::quick_builder(mock.providers().unwrap(), 5)
-        .stream_timeouts(
-            Some(Duration::from_secs(5)),
-            Some(Duration::from_secs(5)),
-            Some(Duration::from_millis(250)),
-        )
-        .attempt_timeout(Some(Duration::from_secs(2)))
-        .retry_budget(roomy_retry_budget())
+    let client = soak_builder(mock.providers().unwrap(), 5)
         .spend_budget(Scope::Client, Budget::tokens(u64::MAX / 4))
         .build()
         .unwrap();
@@ -371,19 +375,12 @@ async fn a_chaos_soak_loses_nothing_and_leaves_nothing_behind() {
     providers.register(first.providers().unwrap().get("openai").unwrap());
     providers.register(second.providers().unwrap().get("xai").unwrap());
     let group = Group::new(["openai/gpt-4o-mini", "xai/gpt-4o-mini"]).unwrap();
-    let grouped = common::quick_builder(providers, 3)
+    let grouped = soak_builder(providers, 3)
         .breaker(BreakerConfig {
             failure_threshold: 5,
             open_for: Duration::from_millis(100),
             ..BreakerConfig::default()
         })
-        .stream_timeouts(
-            Some(Duration::from_secs(5)),
-            Some(Duration::from_secs(5)),
-            Some(Duration::from_millis(250)),
-        )
-        .attempt_timeout(Some(Duration::from_secs(2)))
-        .retry_budget(roomy_retry_budget())
         // A bulkhead per deployment, roomy enough that nothing is refused:
         // its slots must all come back.
         .adaptive_limit(steer_llm::limit::LimitConfig {

@@ -361,15 +361,16 @@ impl Drill {
         self.progress.open_breakers.store(0, Ordering::Relaxed);
         let fault_end_share = sc.fault_ends();
         let fault_end = Mutex::new(None::<Duration>);
-        let applied = Mutex::new(None::<Option<String>>);
+        // The plan last set (`None` before the first): set again only when
+        // the window changes.
+        let applied = Mutex::new(None::<Option<crate::mock::FaultPlan>>);
         let set_faults = |progress: f64| {
             let plan = sc.plan_at(self.seed, kind, progress);
-            let key = plan.as_ref().map(ToString::to_string);
             let mut last = applied.lock();
-            if last.as_ref() == Some(&key) {
+            if last.as_ref() == Some(&plan) {
                 return;
             }
-            *last = Some(key);
+            *last = Some(plan.clone());
             plant.set_fault(&first, plan);
             if progress >= fault_end_share && fault_end_share < 1.0 {
                 fault_end.lock().get_or_insert(t0.elapsed());

@@ -53,20 +53,13 @@ pub struct DrillArgs {
     max_usd: f64,
 }
 
+/// A duration as the configuration file writes one (`1500ms`, `2s`, `1m30s`,
+/// Go's syntax, `classify::wait::go_duration`), or a number of seconds.
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let (number, unit) = s
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or((s, "s"), |i| s.split_at(i));
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration such as 30s, 500ms or 2m"))?;
-    let d = match unit {
-        "ms" => Duration::from_millis(n),
-        "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n.saturating_mul(60)),
-        _ => return Err(format!("{s:?} is not a duration such as 30s, 500ms or 2m")),
-    };
+    let d = steer_llm::classify::wait::go_duration(s)
+        .or_else(|| s.parse::<u64>().ok().map(Duration::from_secs))
+        .ok_or_else(|| format!("{s:?} is not a duration such as 30s, 500ms or 2m"))?;
     if d > steer_llm::drill::MAX_SPREAD {
         return Err(format!("{s:?} is longer than the most, 60m"));
     }
