@@ -36,7 +36,8 @@ pub(super) struct Plant {
 /// client-wide budget that refuses past it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LiveLimits {
-    /// The most the drill may spend, in dollars, across its scenarios' clients.
+    /// The most one scenario may spend, in dollars (each scenario has a
+    /// client, and its budget, of its own).
     pub max_usd: f64,
 }
 
