@@ -316,8 +316,12 @@ impl Ledger {
         for (i, line) in hold.lines.iter().enumerate() {
             let b = self.balances.entry(line.account.clone()).or_default();
             b.reserved = b.reserved.saturating_sub(line.amount);
-            b.spent = b.spent.saturating_add(spent.get(i).copied().unwrap_or(0));
-            if !b.warned && b.spent.saturating_add(b.reserved) >= line.warn_at {
+            let line_spent = spent.get(i).copied().unwrap_or(0);
+            b.spent = b.spent.saturating_add(line_spent);
+            // Only a spend crosses a warning: a line that spent nothing
+            // lowers what is held (so that which of two holds ends first
+            // never decides a warning).
+            if line_spent > 0 && !b.warned && b.spent.saturating_add(b.reserved) >= line.warn_at {
                 b.warned = true;
                 warnings.push(line.account.clone());
             }

@@ -181,9 +181,13 @@ impl Model {
         let hold = self.holds.remove(&id)?;
         let mut warnings = Vec::new();
         for (i, &(a, amount)) in hold.lines.iter().enumerate() {
+            let line_spent = spent.get(i).copied().unwrap_or(0);
             self.bal[a].reserved -= amount;
-            self.bal[a].spent += spent.get(i).copied().unwrap_or(0);
-            self.warn(a, &mut warnings);
+            self.bal[a].spent += line_spent;
+            // A release lowers what is held: only a spend crosses a warning.
+            if line_spent > 0 {
+                self.warn(a, &mut warnings);
+            }
         }
         Some(warnings)
     }
