@@ -329,7 +329,8 @@ pub struct HedgeConfig {
     /// A percentile of the target's recent latency, instead.
     #[serde(default)]
     pub percentile: Option<u8>,
-    /// The delay until the target has enough samples for the percentile.
+    /// The delay until the target (or, pooled, its group) has enough samples
+    /// for the percentile.
     #[serde(default, deserialize_with = "duration")]
     pub fallback: Option<Duration>,
     /// Hedges a request may send (1 to 4).

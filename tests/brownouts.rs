@@ -498,6 +498,38 @@ async fn a_hedge_after_its_delay_wins_and_the_loser_is_cancelled_its_slot_given_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_the_group_barely_tried_hedges_after_its_peers_latency_not_the_fallback() {
+    // A percentile delay with a fallback far beyond the test's bound.
+    let hedge = Hedge {
+        max_share_percent: 100,
+        ..Hedge::at_percentile(95, Duration::from_secs(60))
+    };
+    let (slow, quick, client) = hedged_pair(Duration::ZERO, hedge);
+    // Twenty requests that `slow` refuses with a call's own 429 (no sample
+    // of its latency) and `quick` answers: the group's samples are quick's.
+    slow.set_default_fault(Some(FaultPlan::error("rate_limit").capacity_left()));
+    for _ in 0..20 {
+        let reply = within(client.generate(group_ask())).await.unwrap();
+        assert_eq!(reply.provider, "quick");
+    }
+    // Now `slow` takes two minutes: its hedge goes after the group's p95
+    // (quick's few milliseconds), not after the 60 s fallback its own
+    // empty samples would give.
+    slow.set_default_fault(Some(
+        FaultPlan::normal().with_latency(Duration::from_secs(120)),
+    ));
+    let reply = within(client.generate(group_ask())).await.unwrap();
+    assert_eq!(
+        outcomes(&reply.route),
+        [
+            ("quick/gpt-4o-mini", "answered"),
+            ("slow/gpt-4o-mini", "hedge_lost")
+        ]
+    );
+    assert_eq!(quick.request_count(), 21);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_error_never_wins_the_race() {
     let hedge = Hedge {
         max_share_percent: 100,
@@ -682,6 +714,36 @@ async fn a_streams_hedge_wins_with_its_first_content_and_the_leader_is_cut() {
         let line = format!(r#"steer_hedges_total{{group="fast",outcome="{outcome}"}} 1"#);
         assert!(common::metrics_show(&client, &line).await, "{outcome}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streams_hedge_at_a_target_the_group_barely_tried_goes_after_its_peers_first_tokens() {
+    let hedge = Hedge {
+        max_share_percent: 100,
+        ..Hedge::at_percentile(95, Duration::from_secs(60))
+    };
+    let (slow, quick, client) = hedged_pair(Duration::ZERO, hedge);
+    // Twenty streams `slow` refuses (a call's own 429) and `quick` answers:
+    // the group's first-token samples are quick's alone.
+    slow.set_default_fault(Some(FaultPlan::error("rate_limit").capacity_left()));
+    for _ in 0..20 {
+        let stream = within(client.stream(group_ask())).await.unwrap();
+        let seen = common::read_stream(stream).await.unwrap();
+        assert_eq!(seen.starts.last().map(String::as_str), Some("quick"));
+    }
+    // Then `slow` sends its first text two minutes late: the hedge goes
+    // after quick's first tokens, not after the 60 s fallback.
+    slow.set_default_fault(Some("first_token?ms=120000".parse().unwrap()));
+    let stream = within(client.stream(group_ask())).await.unwrap();
+    let seen = within(common::read_stream(stream)).await.unwrap();
+    assert_eq!(
+        outcomes(&seen.steps.unwrap()),
+        [
+            ("slow/gpt-4o-mini", "hedge_lost"),
+            ("quick/gpt-4o-mini", "answered")
+        ]
+    );
+    assert_eq!(quick.request_count(), 21);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

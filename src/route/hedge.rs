@@ -24,8 +24,9 @@ use steer_actors::limit::window::WindowCounts;
 pub enum HedgeDelay {
     /// After this long without a reply.
     After(Duration),
-    /// After the target's recent latency at this percentile (1 to 99), and
-    /// `fallback` until it has 20 samples.
+    /// After the target's recent latency at this percentile (1 to 99); while
+    /// the target has fewer than 20 samples, its group's (every target's,
+    /// pooled: [`samples_for`]), and `fallback` until those are 20 either.
     Percentile {
         /// The percentile.
         p: u8,
@@ -150,7 +151,26 @@ impl Hedging {
 }
 
 /// Samples a percentile needs.
-const MIN_SAMPLES: usize = 20;
+pub const MIN_SAMPLES: usize = 20;
+
+/// The latency samples a request's percentile delay reads: its target's own
+/// once there are [`MIN_SAMPLES`], else its group's, pooled (every target's,
+/// the target's own among them), which a group's first requests have long
+/// before each target has its own: a target the group has barely tried
+/// (one whose calls are refused or slow answers few) hedges after its peers'
+/// latency, not after the fixed fallback.
+///
+/// ```
+/// use steer_llm::route::hedge::samples_for;
+/// assert_eq!(samples_for(vec![7; 20], || vec![1; 40]).len(), 20);
+/// assert_eq!(samples_for(vec![7; 3], || vec![1; 40]).len(), 40);
+/// ```
+pub fn samples_for(own: Vec<u64>, group: impl FnOnce() -> Vec<u64>) -> Vec<u64> {
+    if own.len() >= MIN_SAMPLES {
+        return own;
+    }
+    group()
+}
 
 /// The `p`-th percentile of `samples` (nearest rank), once there are enough.
 fn percentile(samples: &[u64], p: u8) -> Option<u64> {
@@ -225,6 +245,23 @@ mod tests {
         ] {
             assert!(wrong.validate().is_err(), "{wrong:?}");
         }
+    }
+
+    #[test]
+    fn a_target_with_few_samples_hedges_after_its_groups_latency() {
+        let h = Hedge::at_percentile(95, Duration::from_millis(700));
+        let (own, peers): (Vec<u64>, Vec<u64>) = (vec![500; 5], (1..=100).collect());
+        let pooled = || own.iter().chain(&peers).copied().collect::<Vec<u64>>();
+        // Five of its own: the group's 105 samples give the delay.
+        let delay = h.delay_for(&samples_for(own.clone(), pooled));
+        assert_eq!(delay, Duration::from_millis(100));
+        // Twenty of its own: those alone, the group not even read.
+        let own = vec![40; 20];
+        let delay = h.delay_for(&samples_for(own, || unreachable!("own are enough")));
+        assert_eq!(delay, Duration::from_millis(40));
+        // A group as new as its target: the fallback.
+        let delay = h.delay_for(&samples_for(vec![1; 3], || vec![1; 19]));
+        assert_eq!(delay, Duration::from_millis(700));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use super::options::GenerateOptions;
 use crate::error::Error;
 use crate::model::{ChatRequest, ChatResponse, ModelId};
 use crate::route::failure_sample;
-use crate::route::hedge::{Hedge, Hedging};
+use crate::route::hedge::{samples_for, Hedge, Hedging};
 use crate::route::outliers::counts_against;
 use crate::route::{Next, Route, Targets, Verdict};
 
@@ -126,11 +126,16 @@ impl RouteActor {
         let (Some(hedging), Some(current)) = (self.hedge, self.route.current()) else {
             return;
         };
-        let recent = self
-            .targets
-            .load(current)
-            .map(|l| l.recent_ms())
-            .unwrap_or_default();
+        let targets = &self.targets;
+        let recent_of = |t: &ModelId| targets.load(t).map(|l| l.recent_ms()).unwrap_or_default();
+        let group = self.route.group();
+        let recent = samples_for(recent_of(current), || {
+            group
+                .targets
+                .iter()
+                .flat_map(|t| recent_of(&t.target))
+                .collect()
+        });
         let Some(delay) = hedging.next_delay(&recent) else {
             return;
         };

@@ -1,7 +1,10 @@
 //! The limit of one deployment's concurrent calls, and how it moves: cut
 //! multiplicatively on a drop (a 429, an overload, a 503, a timeout), grown by
 //! one per limit's worth of clean completions while the calls use at least
-//! half of it (Netflix's AIMD, slowed to TCP's congestion avoidance), cut in
+//! half of it (Netflix's AIMD, slowed to TCP's congestion avoidance; until the
+//! deployment first pushes back, by one per clean completion, as TCP's slow
+//! start: the initial limit is a guess that must not hold a healthy deployment
+//! down for minutes), cut in
 //! proportion when time to first token rises well above its long-run average
 //! (Netflix's Gradient2 and Envoy's gradient, on TTFT rather than total
 //! latency, which grows with the output), and capped at once at what is in
@@ -128,6 +131,8 @@ pub struct AdaptiveLimit {
     short_ttft: f64,
     long_ttft: f64,
     samples: u32,
+    /// No cut and no cap yet: grows by one per clean completion.
+    slow_start: bool,
 }
 
 impl AdaptiveLimit {
@@ -141,6 +146,7 @@ impl AdaptiveLimit {
             short_ttft: 0.0,
             long_ttft: 0.0,
             samples: 0,
+            slow_start: true,
         }
     }
 
@@ -178,7 +184,12 @@ impl AdaptiveLimit {
                         self.cut(gradient, now);
                     }
                     _ if f64::from(in_flight) * 2.0 >= self.limit => {
-                        self.limit = (self.limit + 1.0 / self.limit.max(1.0)).clamp(min, max);
+                        let step = if self.slow_start {
+                            1.0
+                        } else {
+                            1.0 / self.limit.max(1.0)
+                        };
+                        self.limit = (self.limit + step).clamp(min, max);
                     }
                     _ => {}
                 }
@@ -192,6 +203,7 @@ impl AdaptiveLimit {
     pub fn cap(&mut self, in_flight: u32, until: Instant, now: Instant) {
         let until = until.min(now.checked_add(MAX_CAP).unwrap_or(now));
         let cap = in_flight.max(self.config.min);
+        self.slow_start = false;
         self.cap = match self.cap {
             Some((old, old_until)) if old_until >= until => Some((old.min(cap), old_until)),
             _ => Some((cap, until)),
@@ -202,6 +214,7 @@ impl AdaptiveLimit {
         let (min, max) = (f64::from(self.config.min), f64::from(self.config.max));
         self.limit = (self.limit * factor).floor().clamp(min, max);
         self.last_cut = Some(now);
+        self.slow_start = false;
     }
 
     /// Folds a TTFT sample in; the gradient to cut by when the recent TTFT

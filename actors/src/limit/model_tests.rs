@@ -75,6 +75,8 @@ struct Model {
     limit: f64,
     last_cut: Option<Instant>,
     cap: Option<(u32, Instant)>,
+    /// A cut or a cap happened: growth is one per limit's worth.
+    pushed_back: bool,
     /// Running calls: (ticket, started).
     running: Vec<(u64, Instant)>,
     /// Waiting calls, first to be admitted first: (ticket, priority, until).
@@ -127,6 +129,7 @@ impl Model {
         let (min, max) = (f64::from(self.c.min), f64::from(self.c.max));
         self.limit = (self.limit * self.c.backoff).floor().clamp(min, max);
         self.last_cut = Some(now);
+        self.pushed_back = true;
     }
 
     fn release(&mut self, n: usize, end: End, now: Instant) -> Vec<u64> {
@@ -137,7 +140,13 @@ impl Model {
             End::Drop if after_cut => self.cut(now),
             End::Clean if f64::from(in_flight) * 2.0 >= self.limit => {
                 let (min, max) = (f64::from(self.c.min), f64::from(self.c.max));
-                self.limit = (self.limit + 1.0 / self.limit.max(1.0)).clamp(min, max);
+                // Slow start until the first cut or cap: one a completion.
+                let step = if self.pushed_back {
+                    1.0 / self.limit.max(1.0)
+                } else {
+                    1.0
+                };
+                self.limit = (self.limit + step).clamp(min, max);
             }
             _ => {}
         }
@@ -154,6 +163,7 @@ impl Model {
     fn spent(&mut self, until: Instant, now: Instant) {
         let until = until.min(now + MAX_CAP);
         let cap = (self.running.len() as u32).max(self.c.min);
+        self.pushed_back = true;
         self.cap = match self.cap {
             Some((old, old_until)) if old_until >= until => Some((old.min(cap), old_until)),
             _ => Some((cap, until)),
@@ -176,6 +186,7 @@ fn run(c: LimitConfig, ops: Vec<Op>) -> Result<(), TestCaseError> {
         c,
         limit: f64::from(c.initial),
         last_cut: None,
+        pushed_back: false,
         cap: None,
         running: Vec::new(),
         queue: Vec::new(),

@@ -635,7 +635,7 @@ impl Client {
                     let scope = handle.name.to_string();
                     self.inner.targets.count_request(&scope);
                     let targets = self.inner.targets.clone();
-                    actor.hedged_alone(StreamHedge::new(h, targets, scope))
+                    actor.hedged_alone(StreamHedge::new(h, targets, scope, Vec::new()))
                 }
                 None => actor,
             },

@@ -24,9 +24,10 @@ impl StreamActor {
     pub(crate) fn with_route(mut self, route: Box<StreamRoute>) -> Self {
         self.in_flight_at = route.targets.load(&self.original.model).map(|l| l.start());
         let scope = route.route.name().to_string();
-        self.hedge = route
-            .hedge
-            .map(|h| super::hedging::StreamHedge::new(h, route.targets.clone(), scope));
+        let peers = route.route.group().targets.iter().map(|t| t.target.clone());
+        self.hedge = route.hedge.map(|h| {
+            super::hedging::StreamHedge::new(h, route.targets.clone(), scope, peers.collect())
+        });
         self.route = Some(route);
         self
     }

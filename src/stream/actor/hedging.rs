@@ -23,7 +23,7 @@ use steer_actors::{Failure, ProviderActors};
 use super::StreamActor;
 use crate::model::{ChatRequest, ModelId};
 use crate::provider::Provider;
-use crate::route::hedge::{Hedge, Hedging};
+use crate::route::hedge::{samples_for, Hedge, Hedging};
 use crate::route::Targets;
 use crate::stream::race::{HedgeLeg, RaceNews, RacePlan};
 
@@ -35,6 +35,9 @@ pub(crate) struct StreamHedge {
     /// group, or its deployment).
     targets: Targets,
     scope: String,
+    /// Its group's targets, whose pooled samples a percentile delay reads
+    /// while its own target has too few (none for a deployment alone).
+    peers: Vec<ModelId>,
     race: Option<RaceState>,
 }
 
@@ -47,12 +50,19 @@ impl StreamHedge {
         }
     }
 
-    /// A stream hedged as `settings` say, within `scope`'s cap.
-    pub(crate) fn new(settings: Hedge, targets: Targets, scope: String) -> Self {
+    /// A stream hedged as `settings` say, within `scope`'s cap; `peers`
+    /// are its group's targets (empty for a deployment alone).
+    pub(crate) fn new(
+        settings: Hedge,
+        targets: Targets,
+        scope: String,
+        peers: Vec<ModelId>,
+    ) -> Self {
         StreamHedge {
             hedging: Hedging::new(settings),
             targets,
             scope,
+            peers,
             race: None,
         }
     }
@@ -98,11 +108,16 @@ impl StreamActor {
         if delivered_anything || self.original.background {
             return None;
         }
-        let recent = hedge
-            .targets
-            .load(&self.original.model)
-            .map(|l| l.first_tokens_ms())
-            .unwrap_or_default();
+        let targets = &hedge.targets;
+        let first_tokens = |t: &ModelId| {
+            targets
+                .load(t)
+                .map(|l| l.first_tokens_ms())
+                .unwrap_or_default()
+        };
+        let recent = samples_for(first_tokens(&self.original.model), || {
+            hedge.peers.iter().flat_map(first_tokens).collect()
+        });
         let delay = hedge.hedging.next_delay(&recent)?;
         let (legs, receiver) = mpsc::unbounded();
         let decided = Arc::new(AtomicBool::new(false));

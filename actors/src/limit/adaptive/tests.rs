@@ -56,6 +56,55 @@ fn a_scripted_sequence_falls_on_drops_once_a_round_trip_and_grows_slowly_when_us
 }
 
 #[test]
+fn a_new_limit_grows_one_a_completion_until_the_deployment_first_pushes_back() {
+    let t0 = Instant::now();
+    let config = LimitConfig {
+        initial: 20,
+        max: 200,
+        ..LimitConfig::default()
+    };
+    let clean = Signal::Clean { ttft: None };
+    // Slow start: every clean completion with at least half the limit in
+    // use adds one, so a healthy deployment outgrows a low first guess in as
+    // many completions as it needs slots, not in the thousands.
+    let mut l = AdaptiveLimit::new(config);
+    l.on_end(clean, t0, 9, t0);
+    assert_eq!(l.limit(t0), 20, "under half in use: no growth");
+    for n in 1..=30 {
+        l.on_end(clean, t0, l.limit(t0), t0);
+        assert_eq!(l.limit(t0), 20 + n);
+    }
+    // The first drop ends it: × 0.9, then one per limit's worth.
+    let t1 = t0 + ms(1);
+    l.on_end(Signal::Drop, t1, 50, t1);
+    assert_eq!(l.limit(t1), 45);
+    let t2 = t0 + ms(2);
+    let needed = (1..=100)
+        .find(|_| {
+            l.on_end(clean, t2, 45, t2);
+            l.limit(t2) > 45
+        })
+        .unwrap();
+    assert!((45..=47).contains(&needed), "a limit's worth: {needed}");
+    assert_eq!(l.limit(t2), 46);
+    // A rate-limit header that says nothing is left ends it too, even
+    // after the cap runs out.
+    let mut l = AdaptiveLimit::new(config);
+    l.cap(30, t0 + ms(10), t0);
+    let later = t0 + ms(20);
+    let needed = (1..=100)
+        .find(|_| {
+            l.on_end(clean, later, 20, later);
+            l.limit(later) > 20
+        })
+        .unwrap();
+    assert!(
+        (20..=21).contains(&needed),
+        "one per limit's worth: {needed}"
+    );
+}
+
+#[test]
 fn a_spent_rate_limit_caps_the_limit_at_what_runs_until_its_reset() {
     let t0 = Instant::now();
     let mut l = AdaptiveLimit::new(LimitConfig::default());
@@ -81,7 +130,8 @@ fn a_first_token_far_above_its_average_cuts_in_proportion() {
         max: 200,
         ..LimitConfig::default()
     });
-    // A steady 100 ms, the limit in use: it grows.
+    // A steady 100 ms, the limit in use: it grows (one a completion: nothing
+    // has pushed back yet).
     for i in 0..20 {
         l.on_end(
             Signal::Clean {
@@ -92,7 +142,7 @@ fn a_first_token_far_above_its_average_cuts_in_proportion() {
             t0 + ms(i),
         );
     }
-    assert_eq!(l.limit(t0 + ms(20)), 100, "0.2 a completion: not yet one");
+    assert_eq!(l.limit(t0 + ms(20)), 120, "slow start: one a completion");
     // Then 1 s, for calls that all started before the first cut: the
     // recent average passes twice the long one and cuts once, in proportion
     // (at most by half).
@@ -110,8 +160,8 @@ fn a_first_token_far_above_its_average_cuts_in_proportion() {
         );
         seen.push(l.limit(now));
     }
-    assert_eq!(seen[0], 78, "× 218/280: {seen:?}");
-    assert!(seen.iter().all(|&c| c == 78), "once a round trip: {seen:?}");
+    assert_eq!(seen[0], 93, "120 × 218/280: {seen:?}");
+    assert!(seen.iter().all(|&c| c == 93), "once a round trip: {seen:?}");
     // A call that started after the cut, still slow: cut again.
     let later = t0 + ms(2000);
     l.on_end(
@@ -123,7 +173,7 @@ fn a_first_token_far_above_its_average_cuts_in_proportion() {
         later,
     );
     assert!(
-        l.limit(later) < 78 && l.limit(later) >= 39,
+        l.limit(later) < 93 && l.limit(later) >= 46,
         "{}",
         l.limit(later)
     );
