@@ -6,7 +6,7 @@
 //! stream as a `StreamActor`) in its caller's own future or stream (`InPlace`),
 //! on whatever runtime polls it. It reaches its provider's actors through the
 //! admission gate and one-way reports, gathered per runtime; a stream's attempts
-//! are read by the task that polls it (ARCHITECTURE.md, "Placement").
+//! are read by the task that polls it (docs/design/placement.md).
 
 mod client;
 /// How a broken stream continues (it lives in [`crate::stream`]).

@@ -3,7 +3,7 @@
 //! checkpoint, the seam between an attempt and its continuation, the tool calls
 //! a stream carries, and [`SteerStream`], what the consumer holds.
 //!
-//! The life of one stream (ARCHITECTURE.md, "The life of a stream"): the
+//! The life of one stream (ARCHITECTURE.md, "The life of one stream"): the
 //! consumer's first poll starts the stream actor; each attempt is read by the
 //! consumer's own task (the reader) with the delivery state lent to it; on a
 //! break after content the actor asks for a [`continuation`] and splices it at
