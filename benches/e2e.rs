@@ -6,7 +6,8 @@
 //!
 //! `STEER_BENCH_PLACEMENTS=tokio,actix-web` picks placements; `STEER_BENCH_ROUNDS`
 //! and `STEER_BENCH_SLICE_MS` the rounds and their length; `STEER_BENCH_ARBITERS`
-//! the plain tokio client's arbiters; `STEER_BENCH_ONLY=steer` (or `bare`) runs one
+//! the plain tokio client's arbiters; `STEER_BENCH_FLAVOR=current` runs the plain
+//! tokio placement on a current-thread runtime instead of a multi-thread one; `STEER_BENCH_ONLY=steer` (or `bare`) runs one
 //! variant alone, for a profiler (its ratios are then of that variant to itself);
 //! `STEER_BENCH_CALLS=N` has each plain tokio task make N calls a slice instead of
 //! calling for a time, for an instruction counter to compare equal work;

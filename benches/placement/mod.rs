@@ -445,10 +445,14 @@ pub fn run(placement: Placement, mock: &MockProcess, plan: Plan) -> Vec<(Slice, 
         }),
         Placement::ActixWeb => actix_web_rounds(providers, url, plan),
         Placement::Tokio => {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
+            let rt = if std::env::var("STEER_BENCH_FLAVOR").is_ok_and(|f| f == "current") {
+                tokio::runtime::Builder::new_current_thread()
+            } else {
+                tokio::runtime::Builder::new_multi_thread()
+            }
+            .enable_all()
+            .build()
+            .expect("runtime");
             rt.block_on(async move {
                 let mut builder = Client::builder().providers(providers);
                 if let Some(n) = std::env::var("STEER_BENCH_ARBITERS").ok().and_then(|n| n.parse().ok()) {
