@@ -222,7 +222,7 @@ impl BudgetGate {
         }
         let (held, kept) = ledger.reserve(&asks, self.lease).await?;
         for account in &held.warnings {
-            warn(account);
+            steer_actors::budget::warn_crossed(account);
         }
         Ok(Some(Hold {
             gate: self.clone(),
@@ -298,7 +298,7 @@ impl Grower {
             )
             .await?;
         for account in &grown.warnings {
-            warn(account);
+            steer_actors::budget::warn_crossed(account);
         }
         let part = u128::from(wanted).saturating_mul(u128::from(grown.share_ppm)) / 1_000_000;
         Ok(u64::try_from(part).unwrap_or(u64::MAX).max(need))
@@ -543,10 +543,12 @@ impl Ledgers {
     /// Settles hold `id` of `lines` on `spent` (empty: released), one way.
     fn settle(&self, kept: Kept, id: HoldId, lines: &[Ask], spent: Vec<u64>) {
         let accounts = lines.iter().map(|l| l.account.clone()).collect();
+        let warn_at = lines.iter().map(|l| l.warn_at).collect();
         let settle = Settle {
             id,
             spent,
             accounts,
+            warn_at,
         };
         match (self, kept) {
             (Ledgers::Local(addr), _) => addr.do_send(settle),
@@ -582,13 +584,4 @@ async fn local_reserve(
 /// The ledger cannot be reached: refused (failing closed).
 pub(crate) fn unavailable() -> Refusal {
     Refusal::unavailable()
-}
-
-/// A budget passed its warning threshold.
-fn warn(account: &Account) {
-    tracing::warn!(
-        scope = %account.scope,
-        measure = account.measure.as_str(),
-        "steer.budget.warning: past its warning threshold"
-    );
 }

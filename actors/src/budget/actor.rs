@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-use super::{Account, Ask, Grown, Held, HoldId, Ledger, Refusal};
+use super::{Account, Ask, ChargeLine, Grown, Held, HoldId, Ledger, Refusal};
 
 /// How often holds whose lease ended are released.
 pub const EXPIRE_EVERY: Duration = Duration::from_secs(1);
@@ -68,6 +68,8 @@ pub struct Settle {
     pub spent: Vec<u64>,
     /// The hold's accounts, in its order.
     pub accounts: Vec<Account>,
+    /// Their warning thresholds, in the same order.
+    pub warn_at: Vec<u64>,
 }
 
 /// An account's spent and held amounts.
@@ -96,15 +98,29 @@ impl Handler<Grow> for BudgetLedger {
 impl Handler<Settle> for BudgetLedger {
     type Result = Vec<Account>;
 
+    /// Settles (or charges) and logs the warnings it crossed: a settlement is
+    /// sent one way, so this is the only place that knows of them.
     fn handle(&mut self, msg: Settle, _: &mut Context<Self>) -> Self::Result {
-        match self.ledger.settle(msg.id, &msg.spent) {
+        let warnings = match self.ledger.settle(msg.id, &msg.spent) {
             Some(warnings) => warnings,
             None => {
-                let lines: Vec<(Account, u64)> = msg.accounts.into_iter().zip(msg.spent).collect();
-                self.ledger.charge(&lines);
-                Vec::new()
+                let lines: Vec<ChargeLine> = msg
+                    .accounts
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, account)| ChargeLine {
+                        account,
+                        spent: msg.spent.get(i).copied().unwrap_or(0),
+                        warn_at: msg.warn_at.get(i).copied().unwrap_or(u64::MAX),
+                    })
+                    .collect();
+                self.ledger.charge(&lines)
             }
+        };
+        for account in &warnings {
+            super::warn_crossed(account);
         }
+        warnings
     }
 }
 
@@ -160,9 +176,25 @@ mod tests {
                 id: held.id,
                 spent: vec![60],
                 accounts: vec![account.clone()],
+                warn_at: vec![u64::MAX],
             })
             .await
             .unwrap();
         assert_eq!(ledger.send(Balance(account)).await.unwrap(), (60, 0));
+        // The spend of a hold gone meanwhile is charged to the accounts the
+        // settlement names, and a warning it crosses comes back (and is logged).
+        let other = Account::tokens("other", 0);
+        let settle_gone = |spent: u64| Settle {
+            id: HoldId::MAX,
+            spent: vec![spent],
+            accounts: vec![other.clone()],
+            warn_at: vec![50],
+        };
+        assert_eq!(ledger.send(settle_gone(40)).await.unwrap(), []);
+        assert_eq!(
+            ledger.send(settle_gone(10)).await.unwrap(),
+            std::slice::from_ref(&other)
+        );
+        assert_eq!(ledger.send(Balance(other)).await.unwrap(), (50, 0));
     }
 }

@@ -91,6 +91,17 @@ pub struct Ask {
     pub warn_at: u64,
 }
 
+/// Spend counted against an account without a hold ([`Ledger::charge`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChargeLine {
+    /// The account.
+    pub account: Account,
+    /// What was spent.
+    pub spent: u64,
+    /// Where its warning is, as the hold's line said.
+    pub warn_at: u64,
+}
+
 /// An account that had no room: what it had, and what was asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
@@ -332,13 +343,21 @@ impl Ledger {
         Some(warnings)
     }
 
-    /// Counts `spent` against accounts directly (an attempt whose hold
-    /// expired, or that ran with no hold): nothing is refused.
-    pub fn charge(&mut self, lines: &[(Account, u64)]) {
-        for (account, amount) in lines {
-            let b = self.balances.entry(account.clone()).or_default();
-            b.spent = b.spent.saturating_add(*amount);
+    /// Counts spend against accounts directly (an attempt whose hold
+    /// expired, or that ran with no hold): nothing is refused. Returns the
+    /// accounts whose warning the spend crossed, as [`settle`](Ledger::settle)
+    /// does.
+    pub fn charge(&mut self, lines: &[ChargeLine]) -> Vec<Account> {
+        let mut warnings = Vec::new();
+        for line in lines {
+            let b = self.balances.entry(line.account.clone()).or_default();
+            b.spent = b.spent.saturating_add(line.spent);
+            if line.spent > 0 && !b.warned && b.spent.saturating_add(b.reserved) >= line.warn_at {
+                b.warned = true;
+                warnings.push(line.account.clone());
+            }
         }
+        warnings
     }
 
     /// Hold `id` ends unspent (its attempt never ran).

@@ -7,4 +7,14 @@
 pub mod actor;
 mod ledger;
 
-pub use ledger::{Account, Ask, Grown, Held, HoldId, Ledger, Measure, Refusal};
+pub use ledger::{Account, Ask, ChargeLine, Grown, Held, HoldId, Ledger, Measure, Refusal};
+
+/// Logs that `account` passed its warning threshold (once a window: the
+/// ledger says when), as every ledger's caller does.
+pub fn warn_crossed(account: &Account) {
+    tracing::warn!(
+        scope = %account.scope,
+        measure = account.measure.as_str(),
+        "steer.budget.warning: past its warning threshold"
+    );
+}

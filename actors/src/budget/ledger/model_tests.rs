@@ -246,8 +246,17 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 }
             }
             Op::Charge(a, amount) => {
-                real.charge(&[(account(a), amount)]);
+                let line = ChargeLine {
+                    account: account(a),
+                    spent: amount,
+                    warn_at: warn_at(LIMITS[a]),
+                };
+                let mut warnings = Vec::new();
                 model.bal[a].spent += amount;
+                if amount > 0 {
+                    model.warn(a, &mut warnings);
+                }
+                prop_assert_eq!(real.charge(&[line]), warnings, "{}", said);
             }
             Op::Advance(ms) => now += Duration::from_millis(ms),
             Op::Expire => {

@@ -119,8 +119,27 @@ fn a_hold_whose_lease_ended_is_released() {
     assert_eq!(l.balance(&a), (0, 0));
     // Its attempt's late spend is still counted, refusing nothing.
     l.settle(held.id, &[10]);
-    l.charge(&[(a.clone(), 10)]);
+    let charged = |account: &Account, spent| ChargeLine {
+        account: account.clone(),
+        spent,
+        warn_at: 15,
+    };
+    assert_eq!(
+        l.charge(&[charged(&a, 10)]),
+        [],
+        "warned at its reservation"
+    );
     assert_eq!(l.balance(&a), (10, 0));
+    // A charge that crosses an account's warning reports it, once a window.
+    let b = Account::tokens("other", 0);
+    assert_eq!(l.charge(&[charged(&b, 10)]), [], "10 of a warning at 15");
+    assert_eq!(
+        l.charge(&[charged(&b, 0)]),
+        [],
+        "nothing spent crosses nothing"
+    );
+    assert_eq!(l.charge(&[charged(&b, 5)]), std::slice::from_ref(&b));
+    assert_eq!(l.charge(&[charged(&b, 5)]), []);
 }
 
 #[test]
@@ -132,7 +151,11 @@ fn extreme_amounts_saturate() {
         .unwrap();
     assert!(l.reserve(&[ask(&a, u64::MAX, 1)], now(), LEASE).is_err());
     l.settle(held.id, &[u64::MAX]);
-    l.charge(&[(a.clone(), u64::MAX)]);
+    l.charge(&[ChargeLine {
+        account: a.clone(),
+        spent: u64::MAX,
+        warn_at: u64::MAX,
+    }]);
     assert_eq!(l.balance(&a), (u64::MAX, 0));
 }
 
