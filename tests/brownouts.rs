@@ -497,17 +497,24 @@ async fn a_hedge_after_its_delay_wins_and_the_loser_is_cancelled_its_slot_given_
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_target_the_group_barely_tried_hedges_after_its_peers_latency_not_the_fallback() {
-    // A percentile delay with a fallback far beyond the test's bound.
+/// [`hedged_pair`] hedged at p95 with a 60 s fallback (far beyond a test's
+/// bound), `slow` refusing every call with a call's own 429 (no sample of its
+/// latency): a target the group barely tried.
+fn barely_tried_pair() -> (MockServer, MockServer, steer_llm::Client) {
     let hedge = Hedge {
         max_share_percent: 100,
         ..Hedge::at_percentile(95, Duration::from_secs(60))
     };
     let (slow, quick, client) = hedged_pair(Duration::ZERO, hedge);
-    // Twenty requests that `slow` refuses with a call's own 429 (no sample
-    // of its latency) and `quick` answers: the group's samples are quick's.
     slow.set_default_fault(Some(FaultPlan::error("rate_limit").capacity_left()));
+    (slow, quick, client)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_the_group_barely_tried_hedges_after_its_peers_latency_not_the_fallback() {
+    let (slow, quick, client) = barely_tried_pair();
+    // Twenty requests `slow` refuses and `quick` answers: the group's
+    // samples are quick's.
     for _ in 0..20 {
         let reply = within(client.generate(group_ask())).await.unwrap();
         assert_eq!(reply.provider, "quick");
@@ -718,14 +725,9 @@ async fn a_streams_hedge_wins_with_its_first_content_and_the_leader_is_cut() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_streams_hedge_at_a_target_the_group_barely_tried_goes_after_its_peers_first_tokens() {
-    let hedge = Hedge {
-        max_share_percent: 100,
-        ..Hedge::at_percentile(95, Duration::from_secs(60))
-    };
-    let (slow, quick, client) = hedged_pair(Duration::ZERO, hedge);
-    // Twenty streams `slow` refuses (a call's own 429) and `quick` answers:
-    // the group's first-token samples are quick's alone.
-    slow.set_default_fault(Some(FaultPlan::error("rate_limit").capacity_left()));
+    let (slow, quick, client) = barely_tried_pair();
+    // Twenty streams `slow` refuses and `quick` answers: the group's
+    // first-token samples are quick's alone.
     for _ in 0..20 {
         let stream = within(client.stream(group_ask())).await.unwrap();
         let seen = common::read_stream(stream).await.unwrap();

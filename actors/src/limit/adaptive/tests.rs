@@ -55,6 +55,17 @@ fn a_scripted_sequence_falls_on_drops_once_a_round_trip_and_grows_slowly_when_us
     assert_eq!(l.limit(at(51)), 12);
 }
 
+/// Clean completions (with `in_flight` running) until the limit grows by one.
+fn completions_to_grow(l: &mut AdaptiveLimit, at: Instant, in_flight: u32) -> usize {
+    let from = l.limit(at);
+    (1..=1_000)
+        .find(|_| {
+            l.on_end(Signal::Clean { ttft: None }, at, in_flight, at);
+            l.limit(at) > from
+        })
+        .unwrap_or(usize::MAX)
+}
+
 #[test]
 fn a_new_limit_grows_one_a_completion_until_the_deployment_first_pushes_back() {
     let t0 = Instant::now();
@@ -79,12 +90,7 @@ fn a_new_limit_grows_one_a_completion_until_the_deployment_first_pushes_back() {
     l.on_end(Signal::Drop, t1, 50, t1);
     assert_eq!(l.limit(t1), 45);
     let t2 = t0 + ms(2);
-    let needed = (1..=100)
-        .find(|_| {
-            l.on_end(clean, t2, 45, t2);
-            l.limit(t2) > 45
-        })
-        .unwrap();
+    let needed = completions_to_grow(&mut l, t2, 45);
     assert!((45..=47).contains(&needed), "a limit's worth: {needed}");
     assert_eq!(l.limit(t2), 46);
     // A rate-limit header that says nothing is left ends it too, even
@@ -92,12 +98,7 @@ fn a_new_limit_grows_one_a_completion_until_the_deployment_first_pushes_back() {
     let mut l = AdaptiveLimit::new(config);
     l.cap(30, t0 + ms(10), t0);
     let later = t0 + ms(20);
-    let needed = (1..=100)
-        .find(|_| {
-            l.on_end(clean, later, 20, later);
-            l.limit(later) > 20
-        })
-        .unwrap();
+    let needed = completions_to_grow(&mut l, later, 20);
     assert!(
         (20..=21).contains(&needed),
         "one per limit's worth: {needed}"
