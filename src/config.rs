@@ -193,6 +193,28 @@ pub enum Kind {
     Azure,
 }
 
+#[cfg(feature = "mock")]
+impl Kind {
+    /// Where `mock` serves this kind's wire format: the Anthropic Messages API
+    /// at its root, the OpenAI formats under `/v1`. What `steer chat` and
+    /// `steer drill` point a configured deployment at without a key.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use steer_llm::config::Kind;
+    /// let mock = steer_llm::mock::MockServer::builder().start_background()?;
+    /// assert_eq!(Kind::Anthropic.mock_base_url(&mock), mock.base_url());
+    /// assert_eq!(Kind::Xai.mock_base_url(&mock), format!("{}/v1", mock.base_url()));
+    /// # Ok(()) }
+    /// ```
+    pub fn mock_base_url(self, mock: &crate::mock::MockServer) -> String {
+        match self {
+            Kind::Anthropic => mock.base_url(),
+            Kind::Openai | Kind::Xai | Kind::Azure => mock.openai_base_url(),
+        }
+    }
+}
+
 /// Which API of an OpenAI-format deployment is called.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]

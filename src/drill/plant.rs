@@ -62,11 +62,7 @@ impl Plant {
         }
         let providers = config.deployments(providers, |name, kind| {
             let mock = mocks.get(name)?;
-            let url = match kind {
-                Kind::Anthropic => mock.base_url(),
-                _ => mock.openai_base_url(),
-            };
-            Some((url, MOCK_API_KEY.to_string()))
+            Some((kind.mock_base_url(mock), MOCK_API_KEY.to_string()))
         })?;
         let builder = Client::builder().providers(providers).arbiters(1);
         let client = config.apply(builder)?.build()?;

@@ -299,10 +299,7 @@ async fn chat(model: String, prompt: String, opts: ChatOptions) -> Result<(), St
         Some(c) => c
             .deployments(providers, |_, kind| {
                 let mock = _mock.as_ref()?;
-                let url = match kind {
-                    steer_llm::config::Kind::Anthropic => mock.base_url(),
-                    _ => mock.openai_base_url(),
-                };
+                let url = kind.mock_base_url(mock);
                 Some((url, steer_llm::mock::MOCK_API_KEY.to_string()))
             })
             .map_err(|e| e.to_string())?,
