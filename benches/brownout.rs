@@ -13,7 +13,8 @@
 //! send a chunk every 200 ms after a fast first token, `STEER_BENCH_STREAMS`
 //! (default 500, the baseline). Last, beyond the aim: the streams'
 //! slow tail without the 429s. `STEER_BENCH_TAILS=1` adds, under each line,
-//! how the slowest 2% went (their routes, counted).
+//! how the slowest 2% went (their routes, counted) and where each deployment's
+//! adaptive limit ended.
 
 use std::time::{Duration, Instant};
 
@@ -94,6 +95,8 @@ struct Outcome {
     extra_load: f64,
     /// The slowest 2%'s routes (with `STEER_BENCH_TAILS`).
     tail: Vec<(usize, Duration, String)>,
+    /// Each deployment's adaptive limit at the end (with `STEER_BENCH_TAILS`).
+    limits: Vec<String>,
 }
 
 fn percentile(sorted: &[Duration], p: usize) -> Duration {
@@ -161,6 +164,15 @@ async fn run(
     times.sort();
     let tail = tail(&times);
     let times: Vec<Duration> = times.into_iter().map(|(t, _)| t).collect();
+    // With the tails: where each deployment's adaptive limit ended.
+    let mut limits = Vec::new();
+    if std::env::var_os("STEER_BENCH_TAILS").is_some() {
+        for d in ["brown", "healthy"] {
+            if let Ok(Some(st)) = client.limit_status(d).await {
+                limits.push(format!("{d} {} (in flight {})", st.limit, st.in_flight));
+            }
+        }
+    }
     let sent = brown.request_count() + healthy.request_count() - before;
     Outcome {
         p50: percentile(&times, 50),
@@ -168,6 +180,7 @@ async fn run(
         ok_share: ok as f64 / requests as f64,
         extra_load: sent as f64 / requests as f64 - 1.0,
         tail,
+        limits,
     }
 }
 
@@ -232,6 +245,9 @@ fn line(label: &str, selection: &str, o: &Outcome, healthy_p99: Duration) {
         o.ok_share * 100.0,
         o.extra_load * 100.0,
     );
+    if !o.limits.is_empty() {
+        println!("      limits at the end: {}", o.limits.join(", "));
+    }
     for (n, slowest, route) in &o.tail {
         println!(
             "      {n:>4} up to {:>5.0} ms  {route}",
