@@ -242,19 +242,36 @@ impl Error {
     /// A short, fixed word for what went wrong, fit for a metric label or the
     /// OpenTelemetry `error.type` attribute: the failure's category
     /// (`rate_limited`, `server_error`, ...) when there is one, else
-    /// `breaker_rejected`, `deadline_exceeded`, `panicked`, `group_exhausted`,
-    /// `client_overloaded`, `invalid_request`, `unknown_provider`,
-    /// `invalid_model_id`, `config` or `internal`.
+    /// `breaker_rejected`, `overloaded` (a deployment's adaptive concurrency
+    /// limit had no slot: at its limit, its queue full or the wait too long),
+    /// `throttled` (client-side adaptive throttling shed the call),
+    /// `deadline_exceeded`, `panicked`, `group_exhausted`, `client_overloaded`
+    /// (the client's own `max_in_flight`), `invalid_request`,
+    /// `unknown_provider`, `invalid_model_id`, `config` or `internal`.
     ///
     /// ```
+    /// use steer_llm::{limit::LimitRejection, runtime::Rejection};
     /// let e = steer_llm::Error::Overloaded { max_in_flight: 8 };
     /// assert_eq!(e.kind(), "client_overloaded");
+    /// let full = steer_llm::Error::Rejected {
+    ///     provider: "openai".into(),
+    ///     request_id: "req-1".into(),
+    ///     rejection: Rejection::ConcurrencyLimit(LimitRejection::QueueFull { limit: 4, queue: 100 }),
+    ///     attempts: 0,
+    ///     last: None,
+    ///     partial: None,
+    /// };
+    /// assert_eq!(full.kind(), "overloaded");
     /// ```
     pub fn kind(&self) -> &'static str {
         match self {
             Error::Provider(e) => crate::classify::classify(e).category.as_str(),
             Error::Failed(f) => f.failure.category.as_str(),
-            Error::Rejected { .. } => "breaker_rejected",
+            Error::Rejected { rejection, .. } => match rejection {
+                Rejection::ConcurrencyLimit(_) => "overloaded",
+                Rejection::Throttled => "throttled",
+                _ => "breaker_rejected",
+            },
             Error::DeadlineExceeded { .. } => "deadline_exceeded",
             Error::Panicked { .. } => "panicked",
             Error::GroupExhausted { .. } => "group_exhausted",

@@ -325,6 +325,9 @@ async fn over_the_limit_calls_wait_by_priority_a_full_queue_refuses_and_a_wait_t
         Some(LimitRejection::QueueFull { limit: 1, queue: 2 }),
         "a full queue refuses at once: {refused:?}"
     );
+    let refused = refused.unwrap_err();
+    assert_eq!(refused.kind(), "overloaded", "not a breaker's: {refused}");
+    assert!(refused.to_string().contains("overloaded"), "{refused}");
     assert!(
         running.is_ok() && high.is_ok() && low.is_ok(),
         "{high:?} {low:?}"
