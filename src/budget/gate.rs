@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use actix::Addr;
 use steer_actors::budget::actor::{BudgetLedger, Grow, Reserve, Settle};
-use steer_actors::budget::{Account, Ask, Held, HoldId, Measure, Refusal};
+use steer_actors::budget::{Account, Ask, ChargeLine, Held, HoldId, Measure, Refusal};
 
 use super::{Budget, OutputSizes, Scope};
 use crate::cost::{estimate, PriceTable};
@@ -542,14 +542,16 @@ impl Ledgers {
 
     /// Settles hold `id` of `lines` on `spent` (empty: released), one way.
     fn settle(&self, kept: Kept, id: HoldId, lines: &[Ask], spent: Vec<u64>) {
-        let accounts = lines.iter().map(|l| l.account.clone()).collect();
-        let warn_at = lines.iter().map(|l| l.warn_at).collect();
-        let settle = Settle {
-            id,
-            spent,
-            accounts,
-            warn_at,
-        };
+        let lines = lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| ChargeLine {
+                account: l.account.clone(),
+                spent: spent.get(i).copied().unwrap_or(0),
+                warn_at: l.warn_at,
+            })
+            .collect();
+        let settle = Settle { id, lines };
         match (self, kept) {
             (Ledgers::Local(addr), _) => addr.do_send(settle),
             #[cfg(feature = "shared-redis")]

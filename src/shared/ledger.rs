@@ -315,9 +315,8 @@ impl RedisLedger {
             let mut call = this.scripts.settle.prepare_invoke();
             call.key(&holds).key(format!("{holds}:{}", settle.id));
             call.arg(settle.id);
-            for (i, account) in settle.accounts.iter().enumerate() {
-                call.key(this.account_key(account))
-                    .arg(settle.spent.get(i).copied().unwrap_or(0));
+            for line in &settle.lines {
+                call.key(this.account_key(&line.account)).arg(line.spent);
             }
             if let Err(e) = this.run::<i64>(call).await {
                 tracing::warn!(%e, "steer.budget: a settlement did not reach Redis (its hold ends with its lease)");

@@ -56,20 +56,24 @@ pub struct Grow {
     pub need: Vec<u64>,
 }
 
-/// Settles a hold on what its attempt spent, one amount a line (empty:
-/// released, nothing spent); a hold whose lease ended meanwhile has its
-/// spend charged to `accounts` all the same (the attempt ran).
+/// Settles a hold on what its attempt spent, one line per account of the
+/// hold, in its order (all 0: released, nothing spent); a hold whose lease
+/// ended meanwhile has its spend charged to the lines' accounts all the same
+/// (the attempt ran).
 #[derive(Debug, Message)]
 #[rtype(result = "Vec<Account>")]
 pub struct Settle {
     /// The hold.
     pub id: HoldId,
-    /// One amount a line.
-    pub spent: Vec<u64>,
-    /// The hold's accounts, in its order.
-    pub accounts: Vec<Account>,
-    /// Their warning thresholds, in the same order.
-    pub warn_at: Vec<u64>,
+    /// Each account of the hold: what was spent of it, and its warning.
+    pub lines: Vec<ChargeLine>,
+}
+
+impl Settle {
+    /// What was spent, one amount a line.
+    pub fn spent(&self) -> Vec<u64> {
+        self.lines.iter().map(|l| l.spent).collect()
+    }
 }
 
 /// An account's spent and held amounts.
@@ -101,21 +105,9 @@ impl Handler<Settle> for BudgetLedger {
     /// Settles (or charges) and logs the warnings it crossed: a settlement is
     /// sent one way, so this is the only place that knows of them.
     fn handle(&mut self, msg: Settle, _: &mut Context<Self>) -> Self::Result {
-        let warnings = match self.ledger.settle(msg.id, &msg.spent) {
+        let warnings = match self.ledger.settle(msg.id, &msg.spent()) {
             Some(warnings) => warnings,
-            None => {
-                let lines: Vec<ChargeLine> = msg
-                    .accounts
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, account)| ChargeLine {
-                        account,
-                        spent: msg.spent.get(i).copied().unwrap_or(0),
-                        warn_at: msg.warn_at.get(i).copied().unwrap_or(u64::MAX),
-                    })
-                    .collect();
-                self.ledger.charge(&lines)
-            }
+            None => self.ledger.charge(&msg.lines),
         };
         for account in &warnings {
             super::warn_crossed(account);
@@ -174,9 +166,11 @@ mod tests {
         ledger
             .send(Settle {
                 id: held.id,
-                spent: vec![60],
-                accounts: vec![account.clone()],
-                warn_at: vec![u64::MAX],
+                lines: vec![ChargeLine {
+                    account: account.clone(),
+                    spent: 60,
+                    warn_at: u64::MAX,
+                }],
             })
             .await
             .unwrap();
@@ -186,9 +180,11 @@ mod tests {
         let other = Account::tokens("other", 0);
         let settle_gone = |spent: u64| Settle {
             id: HoldId::MAX,
-            spent: vec![spent],
-            accounts: vec![other.clone()],
-            warn_at: vec![50],
+            lines: vec![ChargeLine {
+                account: other.clone(),
+                spent,
+                warn_at: 50,
+            }],
         };
         assert_eq!(ledger.send(settle_gone(40)).await.unwrap(), []);
         assert_eq!(

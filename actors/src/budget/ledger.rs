@@ -91,7 +91,8 @@ pub struct Ask {
     pub warn_at: u64,
 }
 
-/// Spend counted against an account without a hold ([`Ledger::charge`]).
+/// One account's spend, with its warning threshold: a line of a settlement,
+/// and what [`Ledger::charge`] counts when the hold is gone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChargeLine {
     /// The account.
