@@ -18,6 +18,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use steer_actors::limit::window::WindowCounts;
 
+use crate::model::ModelId;
+
 /// When a hedge goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -153,23 +155,33 @@ impl Hedging {
 /// Samples a percentile needs.
 pub const MIN_SAMPLES: usize = 20;
 
-/// The latency samples a request's percentile delay reads: its target's own
-/// once there are [`MIN_SAMPLES`], else its group's, pooled (every target's,
-/// the target's own among them), which a group's first requests have long
-/// before each target has its own: a target the group has barely tried
-/// (one whose calls are refused or slow answers few) hedges after its peers'
-/// latency, not after the fixed fallback.
+/// The latency samples a percentile delay at `target` reads, `of` giving a
+/// target's own: `target`'s once there are [`MIN_SAMPLES`], else its group's
+/// `peers`' pooled (the target among them), which a group's first requests
+/// have long before each target has its own: a target the group has barely
+/// tried (one whose calls are refused, or that answers few) hedges after its
+/// peers' latency, not after the fixed fallback.
 ///
 /// ```
 /// use steer_llm::route::hedge::samples_for;
-/// assert_eq!(samples_for(vec![7; 20], || vec![1; 40]).len(), 20);
-/// assert_eq!(samples_for(vec![7; 3], || vec![1; 40]).len(), 40);
+/// use steer_llm::ModelId;
+/// let (a, b): (ModelId, ModelId) = ("a/m".parse().unwrap(), "b/m".parse().unwrap());
+/// let peers = [a.clone(), b.clone()];
+/// let few = |t: &ModelId| if *t == a { vec![7; 3] } else { vec![1; 40] };
+/// assert_eq!(samples_for(&a, &peers, few).len(), 43, "pooled");
+/// let enough = |t: &ModelId| if *t == a { vec![7; 20] } else { vec![1; 40] };
+/// assert_eq!(samples_for(&a, &peers, enough), vec![7; 20], "its own");
 /// ```
-pub fn samples_for(own: Vec<u64>, group: impl FnOnce() -> Vec<u64>) -> Vec<u64> {
+pub fn samples_for<'a>(
+    target: &ModelId,
+    peers: impl IntoIterator<Item = &'a ModelId>,
+    of: impl Fn(&ModelId) -> Vec<u64>,
+) -> Vec<u64> {
+    let own = of(target);
     if own.len() >= MIN_SAMPLES {
         return own;
     }
-    group()
+    peers.into_iter().flat_map(of).collect()
 }
 
 /// The `p`-th percentile of `samples` (nearest rank), once there are enough.
@@ -250,17 +262,32 @@ mod tests {
     #[test]
     fn a_target_with_few_samples_hedges_after_its_groups_latency() {
         let h = Hedge::at_percentile(95, Duration::from_millis(700));
-        let (own, peers): (Vec<u64>, Vec<u64>) = (vec![500; 5], (1..=100).collect());
-        let pooled = || own.iter().chain(&peers).copied().collect::<Vec<u64>>();
+        let [target, peer]: [ModelId; 2] = ["a/m", "b/m"].map(|t| t.parse().unwrap());
+        let peers = [target.clone(), peer.clone()];
+        let with = |own: Vec<u64>, theirs: Vec<u64>| {
+            let target = target.clone();
+            move |t: &ModelId| {
+                if *t == target {
+                    own.clone()
+                } else {
+                    theirs.clone()
+                }
+            }
+        };
         // Five of its own: the group's 105 samples give the delay.
-        let delay = h.delay_for(&samples_for(own.clone(), pooled));
+        let five = with(vec![500; 5], (1..=100).collect());
+        let delay = h.delay_for(&samples_for(&target, &peers, five));
         assert_eq!(delay, Duration::from_millis(100));
         // Twenty of its own: those alone, the group not even read.
-        let own = vec![40; 20];
-        let delay = h.delay_for(&samples_for(own, || unreachable!("own are enough")));
+        let twenty = |t: &ModelId| {
+            assert_eq!(*t, target, "own are enough");
+            vec![40; 20]
+        };
+        let delay = h.delay_for(&samples_for(&target, &peers, twenty));
         assert_eq!(delay, Duration::from_millis(40));
         // A group as new as its target: the fallback.
-        let delay = h.delay_for(&samples_for(vec![1; 3], || vec![1; 19]));
+        let new = with(vec![1; 3], vec![1; 16]);
+        let delay = h.delay_for(&samples_for(&target, &peers, new));
         assert_eq!(delay, Duration::from_millis(700));
     }
 

@@ -127,14 +127,9 @@ impl RouteActor {
             return;
         };
         let targets = &self.targets;
-        let recent_of = |t: &ModelId| targets.load(t).map(|l| l.recent_ms()).unwrap_or_default();
-        let group = self.route.group();
-        let recent = samples_for(recent_of(current), || {
-            group
-                .targets
-                .iter()
-                .flat_map(|t| recent_of(&t.target))
-                .collect()
+        let peers = self.route.group().targets.iter().map(|t| &t.target);
+        let recent = samples_for(current, peers, |t| {
+            targets.load(t).map(|l| l.recent_ms()).unwrap_or_default()
         });
         let Some(delay) = hedging.next_delay(&recent) else {
             return;

@@ -109,14 +109,11 @@ impl StreamActor {
             return None;
         }
         let targets = &hedge.targets;
-        let first_tokens = |t: &ModelId| {
+        let recent = samples_for(&self.original.model, &hedge.peers, |t| {
             targets
                 .load(t)
                 .map(|l| l.first_tokens_ms())
                 .unwrap_or_default()
-        };
-        let recent = samples_for(first_tokens(&self.original.model), || {
-            hedge.peers.iter().flat_map(first_tokens).collect()
         });
         let delay = hedge.hedging.next_delay(&recent)?;
         let (legs, receiver) = mpsc::unbounded();
