@@ -272,9 +272,7 @@ impl ScenarioReport {
             server_requests,
         }
     }
-}
 
-impl ScenarioReport {
     /// `scenario` did not run, for `why`.
     pub(super) fn skipped(scenario: Scenario, why: impl Into<String>) -> Self {
         let mut report =

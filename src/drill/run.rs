@@ -214,7 +214,6 @@ impl Drill {
         self.stop.clone()
     }
 
-    /// Runs `scenarios` in turn.
     /// Runs `scenarios` in turn; settings out of range are an error before
     /// anything runs.
     pub async fn run(&self, scenarios: &[Scenario]) -> Result<Report, Error> {

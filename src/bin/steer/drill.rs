@@ -61,7 +61,8 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         .or_else(|| s.parse::<u64>().ok().map(Duration::from_secs))
         .ok_or_else(|| format!("{s:?} is not a duration such as 30s, 500ms or 2m"))?;
     if d > steer_llm::drill::MAX_SPREAD {
-        return Err(format!("{s:?} is longer than the most, 60m"));
+        let most = steer_llm::drill::MAX_SPREAD.as_secs() / 60;
+        return Err(format!("{s:?} is longer than the most, {most}m"));
     }
     Ok(d)
 }
