@@ -94,7 +94,7 @@ struct Outcome {
     ok_share: f64,
     extra_load: f64,
     /// The slowest 2%'s routes (with `STEER_BENCH_TAILS`).
-    tail: Vec<(usize, Duration, String)>,
+    tail: Vec<Tail>,
     /// Each deployment's adaptive limit at the end (with `STEER_BENCH_TAILS`).
     limits: Vec<String>,
 }
@@ -133,8 +133,10 @@ async fn run(
             .adaptive_limit(steer_llm::limit::LimitConfig::default());
     }
     let client = builder.group("g", group).build().expect("a client");
-    let before = brown.request_count() + healthy.request_count();
+    let brown_before = brown.request_count();
+    let before = brown_before + healthy.request_count();
     let semaphore = std::sync::Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
+    let began = Instant::now();
     let tasks: Vec<_> = (0..requests)
         .map(|_| {
             let (client, semaphore) = (client.clone(), semaphore.clone());
@@ -142,6 +144,7 @@ async fn run(
                 let _slot = semaphore.acquire_owned().await;
                 let req = ChatRequest::new("group/g").expect("a request").user("hi");
                 let started = Instant::now();
+                let into = started - began;
                 let (ok, route) = if streams {
                     stream_one(&client, req).await
                 } else {
@@ -150,23 +153,27 @@ async fn run(
                         Err(_) => (false, String::new()),
                     }
                 };
-                (started.elapsed(), ok, route)
+                (started.elapsed(), ok, route, into)
             })
         })
         .collect();
     let mut times = Vec::new();
     let mut ok = 0usize;
     for t in tasks {
-        let (elapsed, success, route) = t.await.expect("a task");
-        times.push((elapsed, route));
+        let (elapsed, success, route, into) = t.await.expect("a task");
+        times.push((elapsed, route, into));
         ok += usize::from(success && elapsed <= DEADLINE);
     }
     times.sort();
     let tail = tail(&times);
-    let times: Vec<Duration> = times.into_iter().map(|(t, _)| t).collect();
+    let times: Vec<Duration> = times.into_iter().map(|(t, _, _)| t).collect();
     // With the tails: where each deployment's adaptive limit ended.
     let mut limits = Vec::new();
     if std::env::var_os("STEER_BENCH_TAILS").is_some() {
+        limits.push(format!(
+            "{} calls sent to brown",
+            brown.request_count() - brown_before
+        ));
         for d in ["brown", "healthy"] {
             if let Ok(Some(st)) = client.limit_status(d).await {
                 limits.push(format!("{d} {} (in flight {})", st.limit, st.in_flight));
@@ -218,21 +225,39 @@ fn steps(route: &[steer_llm::model::RouteStep]) -> String {
     steps.join(" ")
 }
 
-/// With `STEER_BENCH_TAILS` set: how the slowest 2% went (routes counted,
-/// the slowest time of each), to see what makes a p99.
-fn tail(sorted: &[(Duration, String)]) -> Vec<(usize, Duration, String)> {
+/// One route among the slowest 2%: how many took it, their fastest and
+/// slowest times, and when the first and last of them started (into the run).
+struct Tail {
+    count: usize,
+    times: (Duration, Duration),
+    started: (Duration, Duration),
+    route: String,
+}
+
+/// With `STEER_BENCH_TAILS` set: how the slowest 2% went (routes counted),
+/// to see what makes a p99.
+fn tail(sorted: &[(Duration, String, Duration)]) -> Vec<Tail> {
     if std::env::var_os("STEER_BENCH_TAILS").is_none() {
         return Vec::new();
     }
     let from = sorted.len() - sorted.len().div_ceil(50);
-    let mut counted: Vec<(usize, Duration, String)> = Vec::new();
-    for (t, route) in &sorted[from..] {
-        match counted.iter_mut().find(|(_, _, r)| r == route) {
-            Some(c) => (c.0, c.1) = (c.0 + 1, (*t).max(c.1)),
-            None => counted.push((1, *t, route.clone())),
+    let mut counted: Vec<Tail> = Vec::new();
+    for (t, route, into) in &sorted[from..] {
+        match counted.iter_mut().find(|c| c.route == *route) {
+            Some(c) => {
+                c.count += 1;
+                c.times = (c.times.0.min(*t), c.times.1.max(*t));
+                c.started = (c.started.0.min(*into), c.started.1.max(*into));
+            }
+            None => counted.push(Tail {
+                count: 1,
+                times: (*t, *t),
+                started: (*into, *into),
+                route: route.clone(),
+            }),
         }
     }
-    counted.sort_by_key(|c| std::cmp::Reverse(c.0));
+    counted.sort_by_key(|c| std::cmp::Reverse(c.count));
     counted
 }
 
@@ -248,10 +273,16 @@ fn line(label: &str, selection: &str, o: &Outcome, healthy_p99: Duration) {
     if !o.limits.is_empty() {
         println!("      limits at the end: {}", o.limits.join(", "));
     }
-    for (n, slowest, route) in &o.tail {
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    for t in &o.tail {
         println!(
-            "      {n:>4} up to {:>5.0} ms  {route}",
-            slowest.as_secs_f64() * 1e3
+            "      {:>4} {:>5.0}-{:<5.0} ms  started {:>5.0}-{:<5.0} ms in  {}",
+            t.count,
+            ms(t.times.0),
+            ms(t.times.1),
+            ms(t.started.0),
+            ms(t.started.1),
+            t.route
         );
     }
 }
@@ -259,6 +290,10 @@ fn line(label: &str, selection: &str, o: &Outcome, healthy_p99: Duration) {
 fn main() {
     // The sizes of issue 28's baseline (2,000 requests, 500 streams).
     let requests = env("STEER_BENCH_REQUESTS", 2000);
+    // `STEER_BENCH_ONLY`: the sections to run (any of `requests`, `trickle`,
+    // `heavy`, `slow`, comma-separated); all by default.
+    let only = std::env::var("STEER_BENCH_ONLY").unwrap_or_default();
+    let wanted = |section: &str| only.is_empty() || only.split(',').any(|s| s.trim() == section);
     let streams = env("STEER_BENCH_STREAMS", 500);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -278,56 +313,67 @@ fn main() {
             .expect("a group")
             .selection(s)
     };
-    println!(
+    if wanted("requests") {
+        println!(
         "requests: {requests} at {CONCURRENCY} concurrent, deadline {DEADLINE:?}; one target: 5% 1 s, 20% a 429 asking 1 s"
     );
-    runtime.block_on(async {
-        for (s, name) in SELECTIONS {
-            let healthy_run = run(&brown, &healthy, group(s), Features::Off, requests, false).await;
-            line("healthy", name, &healthy_run, healthy_run.p99);
-            for (features, label) in [
-                (Features::Off, "brownout, features off"),
-                (Features::On, "brownout, features on"),
-            ] {
-                brown.push_faults(brownout(requests * 4));
-                let o = run(&brown, &healthy, group(s), features, requests, false).await;
-                brown.clear_faults();
-                line(label, name, &o, healthy_run.p99);
+        runtime.block_on(async {
+            for (s, name) in SELECTIONS {
+                let healthy_run =
+                    run(&brown, &healthy, group(s), Features::Off, requests, false).await;
+                line("healthy", name, &healthy_run, healthy_run.p99);
+                for (features, label) in [
+                    (Features::Off, "brownout, features off"),
+                    (Features::On, "brownout, features on"),
+                ] {
+                    brown.push_faults(brownout(requests * 4));
+                    let o = run(&brown, &healthy, group(s), features, requests, false).await;
+                    brown.clear_faults();
+                    line(label, name, &o, healthy_run.p99);
+                }
             }
-        }
-    });
-    println!(
+        });
+    }
+    if wanted("trickle") {
+        println!(
         "streams: {streams} at {CONCURRENCY} concurrent, deadline {DEADLINE:?}; one target trickles (a chunk every 200 ms after the first)"
     );
-    runtime.block_on(async {
-        for (s, name) in SELECTIONS {
-            brown.set_default_fault(Some(normal.clone()));
-            let healthy_run = run(&brown, &healthy, group(s), Features::Off, streams, true).await;
-            line("healthy", name, &healthy_run, healthy_run.p99);
-            brown.set_default_fault(Some("trickle?after=1&ms=200".parse().expect("a plan")));
-            for (features, label) in [
-                (Features::Off, "trickling, features off"),
-                (Features::On, "trickling, features on"),
-            ] {
-                let o = run(&brown, &healthy, group(s), features, streams, true).await;
-                line(label, name, &o, healthy_run.p99);
+        runtime.block_on(async {
+            for (s, name) in SELECTIONS {
+                brown.set_default_fault(Some(normal.clone()));
+                let healthy_run =
+                    run(&brown, &healthy, group(s), Features::Off, streams, true).await;
+                line("healthy", name, &healthy_run, healthy_run.p99);
+                brown.set_default_fault(Some("trickle?after=1&ms=200".parse().expect("a plan")));
+                for (features, label) in [
+                    (Features::Off, "trickling, features off"),
+                    (Features::On, "trickling, features on"),
+                ] {
+                    let o = run(&brown, &healthy, group(s), features, streams, true).await;
+                    line(label, name, &o, healthy_run.p99);
+                }
             }
-        }
-    });
-    for (refusals, about, off, on) in [
+        });
+    }
+    for (section, refusals, about, off, on) in [
         (
+            "heavy",
             true,
             "5% of streams' first content 1 s late, 20% a 429 asking 1 s (the requests' plan)",
             "heavy tail, 429s, off",
             "heavy tail, 429s, on",
         ),
         (
+            "slow",
             false,
             "5% of streams' first content 1 s late, no 429 (beyond the aim: nothing but the tail tells it apart)",
             "slow first token, off",
             "slow first token, on",
         ),
     ] {
+        if !wanted(section) {
+            continue;
+        }
         // The heavy tail's size is the requests': issue 28 measured both at 2,000.
         let streams = requests;
         println!("streams: {streams} at {CONCURRENCY} concurrent, deadline {DEADLINE:?}; one target: {about}");

@@ -258,8 +258,9 @@ async fn the_limit_falls_on_429s_and_a_spent_header_caps_it_at_what_runs() {
     let limit = || async { client.limit_status("openai").await.unwrap().unwrap() };
     assert_eq!(limit().await.limit, 10);
     // A call's 429 (capacity left in its headers), one after another: each
-    // call started after the last cut, so each cuts (× 0.9).
-    for expected in [9, 8, 7] {
+    // call started after the last cut, so each cuts (the first, ending slow
+    // start, × 0.5, the others × 0.9).
+    for expected in [5, 4, 3] {
         mock.push_faults([FaultPlan::error("rate_limit")
             .retry_after("0")
             .capacity_left()]);
@@ -274,7 +275,7 @@ async fn the_limit_falls_on_429s_and_a_spent_header_caps_it_at_what_runs() {
     mock.push_faults([FaultPlan::error("server_error")]);
     let _ = within(client.generate(ask())).await;
     let status = limit().await;
-    assert_eq!((status.limit, status.in_flight), (7, 0));
+    assert_eq!((status.limit, status.in_flight), (3, 0));
     // A 429 whose headers say nothing is left (tokens until 1m30s): capped
     // at the one call running, at once.
     mock.push_faults([FaultPlan::error("rate_limit").retry_after("0")]);

@@ -4,7 +4,7 @@
 //! half of it (Netflix's AIMD, slowed to TCP's congestion avoidance; until the
 //! deployment first pushes back, by one per clean completion, as TCP's slow
 //! start: the initial limit is a guess that must not hold a healthy deployment
-//! down for minutes), cut in
+//! down for minutes; the drop that ends slow start halves, as TCP's), cut in
 //! proportion when time to first token rises well above its long-run average
 //! (Netflix's Gradient2 and Envoy's gradient, on TTFT rather than total
 //! latency, which grows with the output), and capped at once at what is in
@@ -19,7 +19,10 @@
 //! let t0 = Instant::now();
 //! let mut l = AdaptiveLimit::new(LimitConfig { initial: 20, ..LimitConfig::default() });
 //! l.on_end(Signal::Drop, t0, 20, t0);
-//! assert_eq!(l.limit(t0), 18);
+//! assert_eq!(l.limit(t0), 10, "the first drop halves");
+//! let t1 = t0 + Duration::from_millis(50);
+//! l.on_end(Signal::Drop, t1, 10, t1);
+//! assert_eq!(l.limit(t1), 9, "later ones × 0.9");
 //! ```
 
 use std::time::{Duration, Instant};
@@ -36,7 +39,8 @@ pub struct LimitConfig {
     pub min: u32,
     /// The most it grows to (default 200).
     pub max: u32,
-    /// What a drop multiplies it by (default 0.9).
+    /// What a drop multiplies it by (default 0.9; the drop that ends slow
+    /// start by at most [`SLOW_START_EXIT`]).
     pub backoff: f64,
     /// How far above its long-run average the recent TTFT may rise before it
     /// cuts the limit (default 2.0: twice).
@@ -117,6 +121,8 @@ pub const MAX_CAP: Duration = Duration::from_secs(60);
 /// Smoothing of the recent TTFT (per sample) and of the long-run one.
 const SHORT: f64 = 0.2;
 const LONG: f64 = 0.01;
+/// What the drop that ends slow start multiplies the limit by (at most).
+pub const SLOW_START_EXIT: f64 = 0.5;
 /// Samples before the gradient may cut.
 const WARM_UP: u32 = 10;
 
@@ -174,7 +180,16 @@ impl AdaptiveLimit {
             Signal::Ignore => {}
             Signal::Drop => {
                 if after_cut {
-                    self.cut(self.config.backoff, now);
+                    // The drop that ends slow start halves, as TCP's does: a
+                    // limit grown by one a completion doubled each round trip
+                    // and may be twice what the deployment holds; the first
+                    // guess (`initial`) was just shown too high.
+                    let factor = if self.slow_start {
+                        self.config.backoff.min(SLOW_START_EXIT)
+                    } else {
+                        self.config.backoff
+                    };
+                    self.cut(factor, now);
                 }
             }
             Signal::Clean { ttft } => {

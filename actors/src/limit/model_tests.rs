@@ -3,8 +3,9 @@
 //! deadlines), releases of running calls with clean, dropped and ignored
 //! ends, spent rate-limit headers, withdrawals, queue expiries and clock
 //! advances, applied to [`Bulkhead`] and to a reference model written from
-//! the documentation here (AIMD: a cut by `backoff` per round trip, one
-//! `1/limit` step a clean end that used half the limit; a spent header caps
+//! the documentation here (AIMD: a cut by `backoff` per round trip, by half
+//! if that is deeper for the drop that ends slow start, one `1/limit` step a
+//! clean end that used half the limit (one a clean end in slow start); a spent header caps
 //! the limit at what is in flight until its reset, at most [`MAX_CAP`]);
 //! their admissions, queues and limits never differ. (The TTFT gradient is
 //! left out: the model would repeat its arithmetic, not check it.)
@@ -127,7 +128,13 @@ impl Model {
 
     fn cut(&mut self, now: Instant) {
         let (min, max) = (f64::from(self.c.min), f64::from(self.c.max));
-        self.limit = (self.limit * self.c.backoff).floor().clamp(min, max);
+        // The cut that ends slow start halves (at least).
+        let factor = if self.pushed_back {
+            self.c.backoff
+        } else {
+            self.c.backoff.min(0.5)
+        };
+        self.limit = (self.limit * factor).floor().clamp(min, max);
         self.last_cut = Some(now);
         self.pushed_back = true;
     }

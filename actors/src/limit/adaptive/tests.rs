@@ -18,17 +18,17 @@ fn a_scripted_sequence_falls_on_drops_once_a_round_trip_and_grows_slowly_when_us
         ..LimitConfig::default()
     });
     let at = |n: u64| t0 + ms(n);
-    // A 429 of a call started after the last cut: × 0.9, floored.
+    // The first 429 ends slow start: × 0.5 (TCP's), floored.
     l.on_end(Signal::Drop, at(0), 10, at(1));
-    assert_eq!(l.limit(at(1)), 9);
+    assert_eq!(l.limit(at(1)), 5);
     // Calls that started before that cut saw the old limit: no second cut.
-    l.on_end(Signal::Drop, at(0), 9, at(2));
-    l.on_end(Signal::Drop, at(1), 9, at(2));
-    assert_eq!(l.limit(at(2)), 9);
-    // A timeout of a later call cuts again.
-    l.on_end(Signal::Drop, at(2), 9, at(3));
-    assert_eq!(l.limit(at(3)), 8);
-    for (i, step) in [7, 6, 5, 4, 3, 2, 2].into_iter().enumerate() {
+    l.on_end(Signal::Drop, at(0), 5, at(2));
+    l.on_end(Signal::Drop, at(1), 5, at(2));
+    assert_eq!(l.limit(at(2)), 5);
+    // A timeout of a later call cuts again, × 0.9 now.
+    l.on_end(Signal::Drop, at(2), 5, at(3));
+    assert_eq!(l.limit(at(3)), 4);
+    for (i, step) in [3, 2, 2].into_iter().enumerate() {
         let now = at(10 + i as u64);
         l.on_end(Signal::Drop, now, 1, now);
         assert_eq!(l.limit(now), step, "never below min");
@@ -85,14 +85,21 @@ fn a_new_limit_grows_one_a_completion_until_the_deployment_first_pushes_back() {
         l.on_end(clean, t0, l.limit(t0), t0);
         assert_eq!(l.limit(t0), 20 + n);
     }
-    // The first drop ends it: × 0.9, then one per limit's worth.
+    // The first drop ends it: × 0.5, then one per limit's worth.
     let t1 = t0 + ms(1);
     l.on_end(Signal::Drop, t1, 50, t1);
-    assert_eq!(l.limit(t1), 45);
+    assert_eq!(l.limit(t1), 25);
     let t2 = t0 + ms(2);
-    let needed = completions_to_grow(&mut l, t2, 45);
-    assert!((45..=47).contains(&needed), "a limit's worth: {needed}");
-    assert_eq!(l.limit(t2), 46);
+    let needed = completions_to_grow(&mut l, t2, 25);
+    assert!((25..=27).contains(&needed), "a limit's worth: {needed}");
+    assert_eq!(l.limit(t2), 26);
+    // A backoff deeper than a half keeps its own.
+    let mut deep = AdaptiveLimit::new(LimitConfig {
+        backoff: 0.3,
+        ..config
+    });
+    deep.on_end(Signal::Drop, t1, 20, t1);
+    assert_eq!(deep.limit(t1), 6);
     // A rate-limit header that says nothing is left ends it too, even
     // after the cap runs out.
     let mut l = AdaptiveLimit::new(config);
