@@ -48,8 +48,12 @@ pub enum Error {
     /// The request failed for good: its last failure was not retried.
     #[error(transparent)]
     Failed(Box<FailedRequest>),
-    /// The provider's circuit breaker did not admit the request.
-    #[error("{provider}: not admitted by the circuit breaker ({}){} (request {request_id})",
+    /// The provider did not admit the request: its circuit breaker (open,
+    /// paused, probes busy), its adaptive concurrency limit (overloaded: no
+    /// slot, its queue full or the wait too long; `kind()` `overloaded`), or
+    /// adaptive throttling (`throttled`).
+    #[error("{provider}: not admitted by {} ({}){} (request {request_id})",
+        rejection_gate(rejection),
         rejection_text(rejection),
         last.as_ref().map(|f| format!(" after {attempts} attempts, last: {f}")).unwrap_or_default())]
     Rejected {
@@ -112,6 +116,15 @@ pub enum Error {
     Internal(String),
 }
 
+/// What refused: the breaker, the concurrency limit or the throttle.
+fn rejection_gate(r: &Rejection) -> &'static str {
+    match r {
+        Rejection::ConcurrencyLimit(_) => "its concurrency limit",
+        Rejection::Throttled => "adaptive throttling",
+        _ => "the circuit breaker",
+    }
+}
+
 fn rejection_text(r: &Rejection) -> String {
     match r {
         Rejection::Open { retry_in } => format!("open, half-opens in {retry_in:?}"),
@@ -132,8 +145,7 @@ fn rejection_text(r: &Rejection) -> String {
             }
         },
         Rejection::Throttled => {
-            "shed by adaptive throttling: it rejected most recent calls (rate limits, overloads)"
-                .into()
+            "shed: the deployment rejected most recent calls (rate limits, overloads)".into()
         }
     }
 }
@@ -262,6 +274,9 @@ impl Error {
     ///     partial: None,
     /// };
     /// assert_eq!(full.kind(), "overloaded");
+    /// assert!(full.to_string().starts_with(
+    ///     "openai: not admitted by its concurrency limit (overloaded: all 4 slots"
+    /// ));
     /// ```
     pub fn kind(&self) -> &'static str {
         match self {
