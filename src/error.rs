@@ -299,6 +299,41 @@ impl Error {
         }
     }
 
+    /// Whether steer refused the request because too much was at once: the
+    /// client's own `max_in_flight` ([`Error::Overloaded`]), or a deployment's
+    /// adaptive concurrency limit (no slot, its queue full, or the wait too
+    /// long: [`Error::Rejected`] with [`Rejection::ConcurrencyLimit`], which
+    /// names the limit). One check for "back off, then try again".
+    ///
+    /// ```
+    /// use steer_llm::{limit::LimitRejection, runtime::Rejection, Error};
+    /// assert!(Error::Overloaded { max_in_flight: 8 }.is_overloaded());
+    /// let full = Error::Rejected {
+    ///     provider: "openai".into(),
+    ///     request_id: "req-1".into(),
+    ///     rejection: Rejection::ConcurrencyLimit(LimitRejection::QueueFull { limit: 4, queue: 100 }),
+    ///     attempts: 0,
+    ///     last: None,
+    ///     partial: None,
+    /// };
+    /// assert!(full.is_overloaded());
+    /// let open = Error::Rejected {
+    ///     rejection: Rejection::ForcedOpen,
+    ///     provider: "openai".into(), request_id: "req-2".into(), attempts: 0, last: None, partial: None,
+    /// };
+    /// assert!(!open.is_overloaded(), "a breaker's rejection is not an overload");
+    /// ```
+    pub fn is_overloaded(&self) -> bool {
+        matches!(
+            self,
+            Error::Overloaded { .. }
+                | Error::Rejected {
+                    rejection: Rejection::ConcurrencyLimit(_),
+                    ..
+                }
+        )
+    }
+
     /// The classified failure behind this error, if there is one.
     pub fn failure(&self) -> Option<&Failure> {
         match self {
