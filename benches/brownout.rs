@@ -13,8 +13,10 @@
 //! send a chunk every 200 ms after a fast first token, `STEER_BENCH_STREAMS`
 //! (default 500, the baseline). Last, beyond the aim: the streams'
 //! slow tail without the 429s. `STEER_BENCH_TAILS=1` adds, under each line,
-//! how the slowest 2% went (their routes, counted) and where each deployment's
-//! adaptive limit ended.
+//! how the slowest 2% went (their routes, counted, with when they started),
+//! the calls each target got and where each deployment's adaptive limit
+//! ended; `STEER_BENCH_ONLY=heavy` (any of `requests`, `trickle`, `heavy`,
+//! `slow`, comma-separated) runs those sections alone.
 
 use std::time::{Duration, Instant};
 
@@ -261,6 +263,23 @@ fn tail(sorted: &[(Duration, String, Duration)]) -> Vec<Tail> {
     counted
 }
 
+/// A selection's run with both targets healthy, printed; its p99 (what the
+/// brownout lines are ratios of).
+async fn baseline(
+    brown: &MockServer,
+    healthy: &MockServer,
+    normal: &FaultPlan,
+    group: Group,
+    name: &str,
+    n: usize,
+    streams: bool,
+) -> Duration {
+    brown.set_default_fault(Some(normal.clone()));
+    let o = run(brown, healthy, group, Features::Off, n, streams).await;
+    line("healthy", name, &o, o.p99);
+    o.p99
+}
+
 fn line(label: &str, selection: &str, o: &Outcome, healthy_p99: Duration) {
     println!(
         "  {label:<28} {selection:<16} p50 {:>6.0} ms  p99 {:>6.0} ms  ({:>5.1}x healthy)  ok {:>6.1}%  extra load {:>+6.1}%",
@@ -319,9 +338,8 @@ fn main() {
     );
         runtime.block_on(async {
             for (s, name) in SELECTIONS {
-                let healthy_run =
-                    run(&brown, &healthy, group(s), Features::Off, requests, false).await;
-                line("healthy", name, &healthy_run, healthy_run.p99);
+                let healthy_p99 =
+                    baseline(&brown, &healthy, &normal, group(s), name, requests, false).await;
                 for (features, label) in [
                     (Features::Off, "brownout, features off"),
                     (Features::On, "brownout, features on"),
@@ -329,7 +347,7 @@ fn main() {
                     brown.push_faults(brownout(requests * 4));
                     let o = run(&brown, &healthy, group(s), features, requests, false).await;
                     brown.clear_faults();
-                    line(label, name, &o, healthy_run.p99);
+                    line(label, name, &o, healthy_p99);
                 }
             }
         });
@@ -340,17 +358,15 @@ fn main() {
     );
         runtime.block_on(async {
             for (s, name) in SELECTIONS {
-                brown.set_default_fault(Some(normal.clone()));
-                let healthy_run =
-                    run(&brown, &healthy, group(s), Features::Off, streams, true).await;
-                line("healthy", name, &healthy_run, healthy_run.p99);
+                let healthy_p99 =
+                    baseline(&brown, &healthy, &normal, group(s), name, streams, true).await;
                 brown.set_default_fault(Some("trickle?after=1&ms=200".parse().expect("a plan")));
                 for (features, label) in [
                     (Features::Off, "trickling, features off"),
                     (Features::On, "trickling, features on"),
                 ] {
                     let o = run(&brown, &healthy, group(s), features, streams, true).await;
-                    line(label, name, &o, healthy_run.p99);
+                    line(label, name, &o, healthy_p99);
                 }
             }
         });
@@ -379,15 +395,12 @@ fn main() {
         println!("streams: {streams} at {CONCURRENCY} concurrent, deadline {DEADLINE:?}; one target: {about}");
         runtime.block_on(async {
             for (s, name) in SELECTIONS {
-                brown.set_default_fault(Some(normal.clone()));
-                let healthy_run =
-                    run(&brown, &healthy, group(s), Features::Off, streams, true).await;
-                line("healthy", name, &healthy_run, healthy_run.p99);
+                let healthy_p99 = baseline(&brown, &healthy, &normal, group(s), name, streams, true).await;
                 for (features, label) in [(Features::Off, off), (Features::On, on)] {
                     brown.push_faults(slow_first_tokens(streams * 4, refusals));
                     let o = run(&brown, &healthy, group(s), features, streams, true).await;
                     brown.clear_faults();
-                    line(label, name, &o, healthy_run.p99);
+                    line(label, name, &o, healthy_p99);
                 }
             }
         });
