@@ -246,7 +246,7 @@ fn concurrency_rejection(r: &Result<steer_llm::ChatResponse, Error>) -> Option<L
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_limit_falls_on_429s_and_a_spent_header_caps_it_at_what_runs() {
+async fn the_limit_falls_on_429s_grows_back_on_clean_completions_and_a_spent_header_caps_it() {
     let mock = MockServer::builder().start_background().unwrap();
     let client = quick_builder(mock.providers().unwrap(), 1)
         .adaptive_limit(LimitConfig {
@@ -276,6 +276,23 @@ async fn the_limit_falls_on_429s_and_a_spent_header_caps_it_at_what_runs() {
     let _ = within(client.generate(ask())).await;
     let status = limit().await;
     assert_eq!((status.limit, status.in_flight), (3, 0));
+    // Clean completions grow it back, each by one over the limit, only while
+    // at least half of it is in use: batches of calls that overlap (the
+    // first of a batch of n ends with n running, the last with one).
+    let mut seen = Vec::new();
+    for n in [2, 2, 2, 2, 2, 2, 4, 4, 4, 4, 4] {
+        let slow = FaultPlan::normal().with_latency(Duration::from_millis(100));
+        mock.push_faults(vec![slow; n]);
+        let calls = (0..n).map(|_| client.generate(ask()));
+        let ends = within(futures::future::join_all(calls)).await;
+        assert!(ends.iter().all(Result::is_ok));
+        let drained = common::eventually(|| async { limit().await.in_flight == 0 }).await;
+        assert!(drained, "{:?}", limit().await);
+        seen.push(limit().await.limit);
+    }
+    // Pairs: 3 -> 3.33 -> 3.63 -> 3.91 -> 4.16, then none (2 running is
+    // under half of 4.16); fours: two ends of each grow it.
+    assert_eq!(seen, [3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 6]);
     // A 429 whose headers say nothing is left (tokens until 1m30s): capped
     // at the one call running, at once.
     mock.push_faults([FaultPlan::error("rate_limit").retry_after("0")]);
