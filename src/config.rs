@@ -1054,9 +1054,11 @@ mod tests {
             (l.max, l.queue_timeout, l.initial),
             (50, Duration::from_secs(2), 20)
         );
-        let wrong = Config::from_toml("[adaptive_limit]\nmax = 5\n").unwrap();
-        let built = wrong.apply(crate::Client::builder()).unwrap().build();
-        assert!(matches!(&built, Err(Error::Config(_))), "{:?}", built.err());
+        for wrong in ["max = 5", "queue_timeout = \"100000000h\""] {
+            let wrong = Config::from_toml(&format!("[adaptive_limit]\n{wrong}\n")).unwrap();
+            let built = wrong.apply(crate::Client::builder()).unwrap().build();
+            assert!(matches!(&built, Err(Error::Config(_))), "{:?}", built.err());
+        }
         assert!(Config::from_toml("[adaptive_limit]\nlimit = 5\n").is_err());
     }
 

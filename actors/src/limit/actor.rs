@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
-use super::adaptive::{LimitConfig, Signal};
+use super::adaptive::{LimitConfig, Signal, MAX_CAP};
 use super::bulkhead::{Admission, Bulkhead, LimitRejection};
 use crate::exec::clock::now;
 
@@ -201,7 +201,10 @@ impl Handler<Release> for ConcurrencyLimiter {
 
     fn handle(&mut self, msg: Release, ctx: &mut Context<Self>) {
         let at = now();
-        if let Some(until) = msg.spent_for.and_then(|d| at.checked_add(d)) {
+        // A reset too far to add (a hostile header) caps for the longest a
+        // cap lasts, as any reset past it does: never skipped.
+        let spent_until = msg.spent_for.and_then(|d| at.checked_add(d.min(MAX_CAP)));
+        if let Some(until) = spent_until {
             self.bulkhead.spent(until, at);
         }
         // Waiters whose callers went away are withdrawn first.
@@ -229,5 +232,40 @@ impl Handler<GetLimit> for ConcurrencyLimiter {
             in_flight: self.bulkhead.in_flight(),
             queued: self.bulkhead.queued(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn slot(limiter: &Addr<ConcurrencyLimiter>) -> SlotLease {
+        let (answer, got) = oneshot::channel();
+        limiter.do_send(AcquireSlot {
+            priority: 0,
+            may_wait: false,
+            max_wait: None,
+            answer,
+        });
+        match got.await {
+            Ok(Ok(lease)) => lease,
+            other => panic!("a slot: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_reset_too_far_to_add_still_caps_the_limit_at_what_runs() {
+        actix::System::new().block_on(async {
+            for spent_for in [Duration::MAX, Duration::from_secs(u64::MAX / 2)] {
+                let limiter = ConcurrencyLimiter::new(LimitConfig::default()).start();
+                let (first, second) = (slot(&limiter).await, slot(&limiter).await);
+                // A 429 whose header says nothing is left for (nearly) ever,
+                // with two calls running: capped at them, not ignored.
+                first.release(Signal::Drop, Some(spent_for));
+                let status = limiter.send(GetLimit).await.expect("the limiter");
+                assert_eq!((status.limit, status.in_flight), (2, 1), "{spent_for:?}");
+                drop(second);
+            }
+        });
     }
 }

@@ -48,7 +48,8 @@ pub struct LimitConfig {
     /// Calls that may wait for a slot (default 100, at most 100,000; 0: none
     /// wait).
     pub max_queue: u32,
-    /// How long a call waits for a slot at most (default 5 s).
+    /// How long a call waits for a slot at most (default 5 s; at most
+    /// [`MAX_QUEUE_TIMEOUT`]).
     pub queue_timeout: Duration,
     /// A limit per model of the deployment rather than one for it all
     /// (default off; at most 64 models have their own, the rest share one).
@@ -72,7 +73,8 @@ impl Default for LimitConfig {
 
 impl LimitConfig {
     /// Checks the settings: `1 <= min <= initial <= max`, `backoff` in (0, 1),
-    /// `tolerance` at least 1.
+    /// `tolerance` at least 1, `max_queue` at most 100,000, `queue_timeout`
+    /// at most [`MAX_QUEUE_TIMEOUT`].
     pub fn validate(&self) -> Result<(), String> {
         if !(1 <= self.min && self.min <= self.initial && self.initial <= self.max) {
             return Err(format!(
@@ -88,6 +90,12 @@ impl LimitConfig {
         }
         if !(self.tolerance.is_finite() && self.tolerance >= 1.0) {
             return Err(format!("tolerance {} must be at least 1", self.tolerance));
+        }
+        if self.queue_timeout > MAX_QUEUE_TIMEOUT {
+            return Err(format!(
+                "queue_timeout {:?} must be at most {MAX_QUEUE_TIMEOUT:?}",
+                self.queue_timeout
+            ));
         }
         if self.max_queue > 100_000 {
             return Err(format!(
@@ -113,6 +121,10 @@ pub enum Signal {
     /// server error, a hedge that lost).
     Ignore,
 }
+
+/// The longest a call may wait for a slot (`queue_timeout`): an hour. A
+/// request's own deadline bounds its wait too.
+pub const MAX_QUEUE_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// The longest a spent rate-limit header caps the limit (the breaker's
 /// default `max_pause`).

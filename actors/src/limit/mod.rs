@@ -13,7 +13,7 @@ pub mod throttle;
 pub mod window;
 
 pub use actor::{AcquireSlot, ConcurrencyLimiter, GetLimit, LimitStatus, SlotLease};
-pub use adaptive::{AdaptiveLimit, LimitConfig, Signal};
+pub use adaptive::{AdaptiveLimit, LimitConfig, Signal, MAX_QUEUE_TIMEOUT};
 pub use bulkhead::{Admission, Bulkhead, LimitRejection};
 pub use per_model::Limiters;
 pub use throttle::{AdaptiveThrottle, AdaptiveThrottleConfig};

@@ -252,3 +252,59 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn settings_out_of_range_are_refused_with_what_is_wrong() {
+    let ok = LimitConfig::default();
+    assert_eq!(ok.validate(), Ok(()));
+    let longest = LimitConfig {
+        queue_timeout: MAX_QUEUE_TIMEOUT,
+        ..ok
+    };
+    assert_eq!(longest.validate(), Ok(()));
+    for (bad, says) in [
+        (LimitConfig { min: 0, ..ok }, "min"),
+        (LimitConfig { initial: 300, ..ok }, "initial"),
+        (LimitConfig { backoff: 1.0, ..ok }, "backoff"),
+        (
+            LimitConfig {
+                backoff: f64::NAN,
+                ..ok
+            },
+            "backoff",
+        ),
+        (
+            LimitConfig {
+                tolerance: 0.5,
+                ..ok
+            },
+            "tolerance",
+        ),
+        (
+            LimitConfig {
+                max_queue: 100_001,
+                ..ok
+            },
+            "max_queue",
+        ),
+        // Once added to the time, past what an `Instant` holds: every wait
+        // would have ended at once.
+        (
+            LimitConfig {
+                queue_timeout: Duration::MAX,
+                ..ok
+            },
+            "queue_timeout",
+        ),
+        (
+            LimitConfig {
+                queue_timeout: MAX_QUEUE_TIMEOUT + ms(1),
+                ..ok
+            },
+            "queue_timeout",
+        ),
+    ] {
+        let e = bad.validate().expect_err(says);
+        assert!(e.contains(says), "{e}");
+    }
+}
