@@ -199,6 +199,15 @@ pub struct Ledger {
     next: HoldId,
 }
 
+/// The longest a hold's lease lasts: a day.
+pub const MAX_LEASE: Duration = Duration::from_secs(24 * 3600);
+
+/// When a hold leased at `now` for `lease` ends: at most [`MAX_LEASE`] on, so
+/// a lease too long to add to the clock holds rather than ending at once.
+fn expiry(now: Instant, lease: Duration) -> Instant {
+    now.checked_add(lease.min(MAX_LEASE)).unwrap_or(now)
+}
+
 impl Ledger {
     /// Reserves every line of `asks` or none: refused by the first account
     /// whose spent and held amounts plus the ask pass its limit. The hold
@@ -226,7 +235,7 @@ impl Ledger {
             id,
             Hold {
                 lines: asks.to_vec(),
-                expires: now.checked_add(lease).unwrap_or(now),
+                expires: expiry(now, lease),
                 lease,
             },
         );
@@ -308,7 +317,7 @@ impl Ledger {
             for (line, g) in hold.lines.iter_mut().zip(&granted) {
                 line.amount = line.amount.saturating_add(*g);
             }
-            hold.expires = now.checked_add(hold.lease).unwrap_or(now);
+            hold.expires = expiry(now, hold.lease);
         }
         Ok(Grown {
             share_ppm: share,

@@ -7,7 +7,9 @@
 pub mod actor;
 mod ledger;
 
-pub use ledger::{Account, Ask, ChargeLine, Grown, Held, HoldId, Ledger, Measure, Refusal};
+pub use ledger::{
+    Account, Ask, ChargeLine, Grown, Held, HoldId, Ledger, Measure, Refusal, MAX_LEASE,
+};
 
 /// Logs that `account` passed its warning threshold (once a window: the
 /// ledger says when), as every ledger's caller does.

@@ -298,9 +298,11 @@ impl ClientBuilder {
     }
     /// How long a budget hold lasts without news from its attempt (a
     /// stream's growth renews it): a replica or request that dies mid-stream
-    /// holds its budget no longer (default 2 minutes; at least 100 ms).
+    /// holds its budget no longer (default 2 minutes; at least 100 ms, at
+    /// most a day: `steer_actors::budget::MAX_LEASE`, in Redis too).
     pub fn budget_lease(mut self, lease: Duration) -> Self {
-        self.budget_lease = lease.max(Duration::from_millis(100));
+        let longest = steer_actors::budget::MAX_LEASE;
+        self.budget_lease = lease.clamp(Duration::from_millis(100), longest);
         self
     }
     /// The price table attempts are costed at, instead of the defaults

@@ -286,3 +286,21 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_lease_too_long_for_the_clock_holds_for_a_day_rather_than_ending_at_once() {
+    let mut l = Ledger::default();
+    let t0 = now();
+    let client = Account::tokens("client", 0);
+    l.reserve(&[ask(&client, 100, 60)], t0, Duration::MAX)
+        .unwrap();
+    assert_eq!(
+        l.expire(t0 + Duration::from_secs(3600)),
+        0,
+        "held an hour on"
+    );
+    assert_eq!(l.balance(&client), (0, 60));
+    assert!(l.reserve(&[ask(&client, 100, 60)], t0, LEASE).is_err());
+    assert_eq!(l.expire(t0 + MAX_LEASE), 1, "ended after a day");
+    assert_eq!(l.balance(&client), (0, 0));
+}
