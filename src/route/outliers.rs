@@ -77,8 +77,8 @@ impl Default for OutlierConfig {
 impl OutlierConfig {
     /// Checks the settings.
     pub fn validate(&self) -> Result<(), String> {
-        if self.interval < Duration::from_millis(10) {
-            return Err("interval must be at least 10ms".into());
+        if self.interval < Duration::from_millis(10) || self.interval > Duration::from_secs(3600) {
+            return Err("interval must be from 10ms to 1h".into());
         }
         if self.base_ejection.is_zero() || self.max_ejection < self.base_ejection {
             return Err("base_ejection must be above 0 and at most max_ejection".into());
@@ -285,7 +285,8 @@ impl Outliers {
             .base_ejection
             .saturating_mul(h.ejections)
             .min(config.max_ejection);
-        h.ejected_until = now.checked_add(duration);
+        // Saturating: an ejection too long for the clock still ejects.
+        h.ejected_until = Some(steer_actors::exec::clock::later(now, duration));
         h.consecutive = 0;
         Ejection {
             target: h.target.clone(),

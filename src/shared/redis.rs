@@ -189,7 +189,7 @@ impl Unsent {
         };
         Unsent {
             report: report.clone(),
-            until: now.checked_add(lasts).unwrap_or(now),
+            until: steer_actors::exec::clock::later(now, lasts),
         }
     }
 }

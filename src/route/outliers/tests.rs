@@ -52,6 +52,29 @@ fn failures_in_a_row_eject_for_longer_each_time_up_to_the_cap() {
 }
 
 #[test]
+fn an_ejection_too_long_for_the_clock_still_ejects() {
+    let targets = ids(5);
+    let config = OutlierConfig {
+        base_ejection: Duration::MAX,
+        max_ejection: Duration::MAX,
+        ..OutlierConfig::default()
+    };
+    assert_eq!(config.validate(), Ok(()));
+    let mut o = Outliers::new(config, targets.clone());
+    let t0 = Instant::now();
+    let ejected = (0..5).find_map(|_| o.record(&targets[1], false, t0));
+    assert_eq!(ejected.map(|e| e.duration), Some(Duration::MAX));
+    assert!(o.is_ejected(&targets[1], t0 + secs(365 * 24 * 3600)));
+    // An interval is added to the clock by the actor: bounded.
+    for interval in [Duration::MAX, secs(3601), Duration::from_millis(9)] {
+        let e = OutlierConfig { interval, ..config }
+            .validate()
+            .expect_err("out of range");
+        assert!(e.contains("interval"), "{e}");
+    }
+}
+
+#[test]
 fn never_more_than_the_share_at_once_one_always_and_never_the_last() {
     let now = Instant::now();
     let fail_all = |o: &mut Outliers, targets: &[ModelId]| {
