@@ -570,3 +570,23 @@ async fn the_last_target_left_waits_out_its_servers_wait_itself() {
     );
     assert_eq!((first.request_count(), second.request_count()), (1, 2));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadline_too_far_for_the_clock_is_none_for_requests_and_streams() {
+    use futures::StreamExt;
+    let (_first, _second, client) = two_deployments();
+    let far = GenerateOptions::default().deadline(Duration::MAX);
+    for model in ["group/fast", "one/gpt-4o-mini"] {
+        let req = || ChatRequest::new(model).unwrap().user("hi");
+        let reply = within(client.generate_with(req(), far.clone())).await;
+        assert!(reply.is_ok(), "{model}: {reply:?}");
+        let mut stream = within(client.stream_with(req(), far.clone()))
+            .await
+            .unwrap();
+        let mut complete = false;
+        while let Some(event) = within(stream.next()).await {
+            complete |= matches!(event, Ok(steer_llm::StreamEvent::Complete { .. }));
+        }
+        assert!(complete, "{model}: the stream completes");
+    }
+}

@@ -94,7 +94,8 @@ impl RouteActor {
             leg,
             request,
             options,
-            deadline: deadline.map(|d| tokio::time::Instant::now() + d),
+            // A deadline too far for the clock is none (not a panic).
+            deadline: deadline.and_then(|d| tokio::time::Instant::now().checked_add(d)),
             reply: Some(reply),
             hedge: None,
             legs: Vec::new(),
