@@ -90,11 +90,23 @@ impl SharedConfig {
         self
     }
 
-    /// Probes fleet-wide when an open ends, and how long each lease lasts.
+    /// Probes fleet-wide when an open ends (at least 1), and how long each
+    /// lease lasts (1 ms to 1 h: Redis keeps it as milliseconds).
     pub fn probes(mut self, probes: u32, lease: Duration) -> Self {
         self.probes = probes.max(1);
-        self.probe_lease = lease;
+        self.probe_lease = lease.clamp(Duration::from_millis(1), LONGEST);
         self
+    }
+
+    /// The backstop's period as its timer runs it: the field, within 10 ms
+    /// and 1 h (the field is public: set directly, it is not checked).
+    pub(crate) fn backstop_period(&self) -> Duration {
+        self.backstop.clamp(Duration::from_millis(10), LONGEST)
+    }
+
+    /// A probe lease as Redis keeps it: milliseconds, 1 to an hour's.
+    pub(crate) fn probe_lease_ms(&self) -> u64 {
+        wait_ms(self.probe_lease.clamp(Duration::from_millis(1), LONGEST))
     }
 
     /// The prefix of keys and channels.
@@ -103,12 +115,17 @@ impl SharedConfig {
         self
     }
 
-    /// The period of the backstop read.
+    /// The period of the backstop read (10 ms to 1 h: an actor timer runs it,
+    /// which a zero period would spin and a period past the clock would
+    /// overflow).
     pub fn backstop(mut self, every: Duration) -> Self {
-        self.backstop = every;
+        self.backstop = every.clamp(Duration::from_millis(10), LONGEST);
         self
     }
 }
+
+/// The longest backstop period and probe lease.
+const LONGEST: Duration = Duration::from_secs(3600);
 
 /// The key of a pause of `model` at `provider`.
 ///
@@ -223,6 +240,30 @@ pub fn wait_ms(wait: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_backstop_and_a_probe_lease_stay_within_what_a_timer_and_redis_take() {
+        let set = SharedConfig::redis("redis://127.0.0.1/")
+            .backstop(Duration::ZERO)
+            .probes(2, Duration::MAX);
+        assert_eq!(
+            (set.backstop, set.probe_lease),
+            (Duration::from_millis(10), LONGEST)
+        );
+        // Fields set directly are held to the same bounds where they are used.
+        let direct = SharedConfig {
+            backstop: Duration::MAX,
+            probe_lease: Duration::ZERO,
+            ..set.clone()
+        };
+        assert_eq!(direct.backstop_period(), LONGEST);
+        assert_eq!(direct.probe_lease_ms(), 1);
+        let zero = SharedConfig {
+            backstop: Duration::ZERO,
+            ..set
+        };
+        assert_eq!(zero.backstop_period(), Duration::from_millis(10));
+    }
 
     #[test]
     fn keys_and_announcements_read_back() {

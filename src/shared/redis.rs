@@ -521,7 +521,7 @@ impl Actor for SharedState {
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.meters.shared_up(false);
         self.connect(ctx);
-        ctx.run_interval(self.config.backstop, |act, ctx| {
+        ctx.run_interval(self.config.backstop_period(), |act, ctx| {
             if act.conn.is_some() {
                 act.resync(ctx);
             }
@@ -616,7 +616,7 @@ impl Handler<ClaimProbe> for SharedState {
             &self.config.prefix,
             &target(&msg.provider, msg.model.as_deref()),
         );
-        let (probes, lease) = (self.config.probes, wait_ms(self.config.probe_lease));
+        let (probes, lease) = (self.config.probes, self.config.probe_lease_ms());
         let scripts = self.scripts.clone();
         let claim = async move {
             let mut call = scripts.claim.key(&key);
