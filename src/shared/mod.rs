@@ -100,11 +100,13 @@ impl SharedConfig {
 
     /// The backstop's period as its timer runs it: the field, within 10 ms
     /// and 1 h (the field is public: set directly, it is not checked).
+    #[cfg(any(feature = "shared-redis", test))]
     pub(crate) fn backstop_period(&self) -> Duration {
         self.backstop.clamp(Duration::from_millis(10), LONGEST)
     }
 
     /// A probe lease as Redis keeps it: milliseconds, 1 to an hour's.
+    #[cfg(any(feature = "shared-redis", test))]
     pub(crate) fn probe_lease_ms(&self) -> u64 {
         wait_ms(self.probe_lease.clamp(Duration::from_millis(1), LONGEST))
     }
