@@ -305,9 +305,15 @@ pub fn earliest_back(steps: &[RouteStep]) -> Option<std::time::Duration> {
 /// the route's own.
 pub const RECOVERY_MARGIN: std::time::Duration = std::time::Duration::from_millis(10);
 
+/// The longest a route waits for a target to come back: 10 minutes, the
+/// breaker's default longest open time. Without a deadline, a breaker opened
+/// for longer (an hour, `Duration::MAX`) fails the route at once, saying when
+/// it is back, instead of holding the request that long.
+pub const MAX_RECOVERY_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// With every target unavailable: how long to wait for the earliest to come back
 /// (and [`RECOVERY_MARGIN`]), if the route may: it has not waited yet, and the
-/// wait ends before the deadline.
+/// wait ends before the deadline and within [`MAX_RECOVERY_WAIT`].
 pub fn recovery_wait(
     steps: &[RouteStep],
     waited: bool,
@@ -315,7 +321,8 @@ pub fn recovery_wait(
 ) -> Option<std::time::Duration> {
     let back = earliest_back(steps).filter(|_| !waited)?;
     let wait = back.saturating_add(RECOVERY_MARGIN);
-    time_left.is_none_or(|left| wait < left).then_some(wait)
+    let fits = time_left.is_none_or(|left| wait < left) && wait <= MAX_RECOVERY_WAIT;
+    fits.then_some(wait)
 }
 
 /// What a failed attempt at one target means for the route.
@@ -486,6 +493,16 @@ mod tests {
         );
         assert_eq!(recovery_wait(&steps, true, None), None, "once");
         assert_eq!(recovery_wait(&[step(None)], false, None), None);
+        // Without a deadline, at most ten minutes.
+        let longest = MAX_RECOVERY_WAIT - RECOVERY_MARGIN;
+        let at = |d| [step(Some(d))];
+        assert_eq!(
+            recovery_wait(&at(longest), false, None),
+            Some(MAX_RECOVERY_WAIT)
+        );
+        for past in [longest + ms(1), Duration::MAX] {
+            assert_eq!(recovery_wait(&at(past), false, None), None, "{past:?}");
+        }
     }
 
     #[test]
