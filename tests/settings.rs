@@ -164,3 +164,28 @@ async fn timeouts_of_zero_fail_each_attempt_with_a_typed_error() {
     let kind = streamed.as_ref().map_err(Error::kind);
     assert_eq!(kind.err(), Some("timeout"), "{streamed:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capacities_at_their_largest_build_or_say_why_not() {
+    let mock = MockServer::builder().start_background().unwrap();
+    // As many requests in flight as a number holds: as good as no bound.
+    let client = Client::builder()
+        .providers(mock.providers().unwrap())
+        .max_in_flight(usize::MAX, steer_llm::Overload::Reject)
+        .build()
+        .unwrap();
+    let reply = within(client.generate(ask("openai/gpt-4o-mini"))).await;
+    assert!(reply.is_ok(), "{reply:?}");
+    // As many threads as a number holds: refused, not started.
+    let built = Client::builder()
+        .providers(mock.providers().unwrap())
+        .arbiters(usize::MAX)
+        .build();
+    let said = built.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(said.contains("arbiters"), "{said}");
+    let most = Client::builder()
+        .providers(mock.providers().unwrap())
+        .arbiters(steer_llm::runtime::MAX_ARBITERS + 1)
+        .build();
+    assert!(matches!(most, Err(Error::Config(_))));
+}

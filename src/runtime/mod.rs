@@ -26,7 +26,7 @@ pub use crate::observe::trace;
 
 pub use crate::model::RateFloor;
 pub use crate::stream::SteerStream;
-pub use client::{Breakers, Client, ClientBuilder, Overload};
+pub use client::{Breakers, Client, ClientBuilder, Overload, MAX_ARBITERS};
 pub use continuation::{Continuation, Divergence};
 pub use generate::{Generate, GenerateStream, Router, StreamItem, StreamTo};
 pub use options::GenerateOptions;

@@ -2,6 +2,9 @@
 
 use super::*;
 
+/// The most arbiters (threads) a client starts.
+pub const MAX_ARBITERS: usize = 256;
+
 /// What happens when `max_in_flight` requests are already running.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Overload {
@@ -212,16 +215,19 @@ impl ClientBuilder {
         self.min_rate_for.insert(provider.to_string(), floor);
         self
     }
-    /// Arbiters (threads) the actors spread over; default one per core. `0` runs
+    /// Arbiters (threads) the actors spread over; default one per core, at
+    /// most [`MAX_ARBITERS`] (more is a configuration error). `0` runs
     /// everything on the current arbiter of a running actix System (tests use this
     /// with tokio's paused clock).
     pub fn arbiters(mut self, n: usize) -> Self {
         self.arbiters = Some(n);
         self
     }
-    /// Requests in flight at once (default 10,000), and what happens above it.
+    /// Requests in flight at once (default 10,000; at least 1, at most
+    /// tokio's `Semaphore::MAX_PERMITS`, which is as good as none), and what
+    /// happens above it.
     pub fn max_in_flight(mut self, n: usize, overload: Overload) -> Self {
-        self.max_in_flight = n.max(1);
+        self.max_in_flight = n.clamp(1, Semaphore::MAX_PERMITS);
         self.overload = overload;
         self
     }
@@ -393,7 +399,14 @@ impl ClientBuilder {
             std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1)
+                .min(MAX_ARBITERS)
         });
+        if count > MAX_ARBITERS {
+            return Err(ConfigError::setting(
+                "arbiters",
+                format!("{count} threads: at most {MAX_ARBITERS}"),
+            ));
+        }
         let arbiters = Arbiters::new(count)?;
         let meters = Meters::new();
         let mut handles = BTreeMap::new();

@@ -48,7 +48,7 @@ mod builder;
 
 pub use admin::Breakers;
 use builder::StreamDefaults;
-pub use builder::{ClientBuilder, Overload};
+pub use builder::{ClientBuilder, Overload, MAX_ARBITERS};
 
 struct ProviderHandle {
     provider: Arc<dyn Provider>,
