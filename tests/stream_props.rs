@@ -411,3 +411,28 @@ fn a_discard_pending_when_the_next_attempt_breaks_at_once_still_reaches_the_cons
     };
     runtime.block_on(check(&client, &mock, &case, 0)).unwrap();
 }
+
+/// Found by the property above (CI, 2026-12-07): a reply the limit ended
+/// (its text every token `max_tokens` allows), broken before its end, with
+/// tools offered: the continuation asked for adds nothing and says `stop`;
+/// the reply still ends as the limit cut it (`Length`).
+#[test]
+fn a_continuation_that_adds_nothing_past_a_spent_limit_keeps_the_limits_finish() {
+    let runtime = common::two_worker_runtime();
+    let mock = MockServer::builder().start_background().unwrap();
+    let client = runtime.block_on(async { client(&mock) });
+    let case = Case {
+        model: "openai/gpt-4o-mini",
+        topic: 124,
+        max_tokens: Some(6),
+        stop_word: Some(22),
+        first: (StreamFault::Reset, 2),
+        second: None,
+        tools: true,
+        continuation: Continuation::Auto,
+        behaviour: Behaviour::Standard,
+        background: false,
+        reasoning: false,
+    };
+    runtime.block_on(check(&client, &mock, &case, 0)).unwrap();
+}

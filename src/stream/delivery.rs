@@ -46,6 +46,8 @@ pub(crate) struct Delivery {
     /// Whether the current attempt continues delivered content (a tool call's
     /// state made later starts from it).
     continuing: bool,
+    /// Characters the consumer had when the current attempt began.
+    chars_at_attempt: usize,
     /// A continuation's scan for the request's stop sequences (boxed: only
     /// continuations of requests with stop sequences have one).
     stop_scan: Option<Box<StopScan>>,
@@ -320,6 +322,7 @@ impl Delivery {
 
     /// A new attempt starts: its usage and deltas count from zero.
     pub fn begin_attempt(&mut self, continuing: bool) {
+        self.chars_at_attempt = self.checkpoint.chars;
         self.attempt_usage = None;
         self.attempt_deltas = 0;
         self.earlier_deltas = 0;
@@ -564,8 +567,18 @@ impl Delivery {
                 if !stopped {
                     self.deliver_held(asked, out);
                 }
+                // A continuation asked for when the consumer already had every
+                // token the limit allows (a request that offers tools is asked
+                // rather than closed at its last token) and that added nothing
+                // ends cut by the limit, whatever its own end said: the reply
+                // a server gives at its limit.
+                let at_limit = self.continuing
+                    && self.checkpoint.chars == self.chars_at_attempt
+                    && self.budget_spent(asked.original);
                 let finish_reason = if stopped {
                     FinishReason::Stop
+                } else if at_limit {
+                    FinishReason::Length
                 } else {
                     finish_reason
                 };
