@@ -569,10 +569,12 @@ impl Delivery {
                 }
                 // A continuation asked for when the consumer already had every
                 // token the limit allows (a request that offers tools is asked
-                // rather than closed at its last token) and that added nothing
-                // ends cut by the limit, whatever its own end said: the reply
-                // a server gives at its limit.
+                // rather than closed at its last token, for the calls that may
+                // follow) that added no text and said `stop` ends cut by the
+                // limit: the reply a server gives at its limit. (Calls it
+                // brought keep their `tool_calls`.)
                 let at_limit = self.continuing
+                    && finish_reason == FinishReason::Stop
                     && self.checkpoint.chars == self.chars_at_attempt
                     && self.budget_spent(asked.original);
                 let finish_reason = if stopped {
