@@ -365,14 +365,19 @@ fn a_resumed_stream_equals_the_fault_free_reply_for_every_parameter_and_fault() 
     }
 }
 
+/// Checks one case, as the property does, on a mock of its own.
+fn check_alone(case: Case) {
+    let runtime = common::two_worker_runtime();
+    let mock = MockServer::builder().start_background().unwrap();
+    let client = runtime.block_on(async { client(&mock) });
+    runtime.block_on(check(&client, &mock, &case, 0)).unwrap();
+}
+
 /// Found by the property above: a reply the limit cut inside a stop sequence,
 /// continued after a reset (the continuation meets the whole sequence).
 #[test]
 fn a_continuation_that_meets_a_stop_sequence_the_limit_had_cut_ends_there() {
-    let runtime = common::two_worker_runtime();
-    let mock = MockServer::builder().start_background().unwrap();
-    let client = runtime.block_on(async { client(&mock) });
-    let case = Case {
+    check_alone(Case {
         model: "openai/gpt-4o-mini",
         topic: 121,
         max_tokens: Some(6),
@@ -384,8 +389,7 @@ fn a_continuation_that_meets_a_stop_sequence_the_limit_had_cut_ends_there() {
         behaviour: Behaviour::Gateway,
         background: false,
         reasoning: false,
-    };
-    runtime.block_on(check(&client, &mock, &case, 0)).unwrap();
+    });
 }
 
 /// Found by the property above: an attempt that broke before its first
@@ -393,10 +397,7 @@ fn a_continuation_that_meets_a_stop_sequence_the_limit_had_cut_ends_there() {
 /// reasoning block: the discard must still reach the consumer.
 #[test]
 fn a_discard_pending_when_the_next_attempt_breaks_at_once_still_reaches_the_consumer() {
-    let runtime = common::two_worker_runtime();
-    let mock = MockServer::builder().start_background().unwrap();
-    let client = runtime.block_on(async { client(&mock) });
-    let case = Case {
+    check_alone(Case {
         model: "openai-responses/gpt-5-mini",
         topic: 0,
         max_tokens: None,
@@ -408,8 +409,7 @@ fn a_discard_pending_when_the_next_attempt_breaks_at_once_still_reaches_the_cons
         behaviour: Behaviour::Standard,
         background: false,
         reasoning: true,
-    };
-    runtime.block_on(check(&client, &mock, &case, 0)).unwrap();
+    });
 }
 
 /// Found by the property above (CI, 2026-12-07): a reply the limit ended
@@ -418,10 +418,7 @@ fn a_discard_pending_when_the_next_attempt_breaks_at_once_still_reaches_the_cons
 /// the reply still ends as the limit cut it (`Length`).
 #[test]
 fn a_continuation_that_adds_nothing_past_a_spent_limit_keeps_the_limits_finish() {
-    let runtime = common::two_worker_runtime();
-    let mock = MockServer::builder().start_background().unwrap();
-    let client = runtime.block_on(async { client(&mock) });
-    let case = Case {
+    check_alone(Case {
         model: "openai/gpt-4o-mini",
         topic: 124,
         max_tokens: Some(6),
@@ -433,6 +430,5 @@ fn a_continuation_that_adds_nothing_past_a_spent_limit_keeps_the_limits_finish()
         behaviour: Behaviour::Standard,
         background: false,
         reasoning: false,
-    };
-    runtime.block_on(check(&client, &mock, &case, 0)).unwrap();
+    });
 }
