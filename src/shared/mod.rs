@@ -94,7 +94,7 @@ impl SharedConfig {
     /// lease lasts (1 ms to 1 h: Redis keeps it as milliseconds).
     pub fn probes(mut self, probes: u32, lease: Duration) -> Self {
         self.probes = probes.max(1);
-        self.probe_lease = lease.clamp(Duration::from_millis(1), LONGEST);
+        self.probe_lease = probe_lease_within(lease);
         self
     }
 
@@ -102,13 +102,13 @@ impl SharedConfig {
     /// and 1 h (the field is public: set directly, it is not checked).
     #[cfg(any(feature = "shared-redis", test))]
     pub(crate) fn backstop_period(&self) -> Duration {
-        self.backstop.clamp(Duration::from_millis(10), LONGEST)
+        backstop_within(self.backstop)
     }
 
     /// A probe lease as Redis keeps it: milliseconds, 1 to an hour's.
     #[cfg(any(feature = "shared-redis", test))]
     pub(crate) fn probe_lease_ms(&self) -> u64 {
-        wait_ms(self.probe_lease.clamp(Duration::from_millis(1), LONGEST))
+        wait_ms(probe_lease_within(self.probe_lease))
     }
 
     /// The prefix of keys and channels.
@@ -121,13 +121,23 @@ impl SharedConfig {
     /// which a zero period would spin and a period past the clock would
     /// overflow).
     pub fn backstop(mut self, every: Duration) -> Self {
-        self.backstop = every.clamp(Duration::from_millis(10), LONGEST);
+        self.backstop = backstop_within(every);
         self
     }
 }
 
 /// The longest backstop period and probe lease.
 const LONGEST: Duration = Duration::from_secs(3600);
+
+/// A backstop period an actor timer can run: 10 ms to [`LONGEST`].
+fn backstop_within(every: Duration) -> Duration {
+    every.clamp(Duration::from_millis(10), LONGEST)
+}
+
+/// A probe lease Redis can keep as milliseconds: 1 ms to [`LONGEST`].
+fn probe_lease_within(lease: Duration) -> Duration {
+    lease.clamp(Duration::from_millis(1), LONGEST)
+}
 
 /// The key of a pause of `model` at `provider`.
 ///

@@ -127,7 +127,9 @@ impl Bulkhead {
             });
         }
         let wait = max_wait.map_or(config.queue_timeout, |w| w.min(config.queue_timeout));
-        let until = now.checked_add(wait).unwrap_or(now);
+        // Saturating: a wait too long for the clock waits, never ends at once
+        // (a checked configuration is at most an hour anyway).
+        let until = crate::exec::clock::later(now, wait);
         let at = self
             .queue
             .iter()
