@@ -2,7 +2,10 @@
 //! set at its largest (a deadline, timeouts, breaker windows and open times,
 //! backoff caps, the longest server wait) means "no bound", never a panic from
 //! adding it to the clock; at zero, a timeout fails its attempt with a typed
-//! error. Every wait here is a hang detector, not a speed assertion.
+//! error. A property draws every duration setting (a client's and a
+//! request's) from zero to past the clock, alone or all alike: each call
+//! succeeds when every bound has room, else fails typed as out of time.
+//! Every wait here is a hang detector, not a speed assertion.
 #![cfg(feature = "mock")]
 
 mod common;
@@ -11,6 +14,8 @@ use std::time::Duration;
 
 use common::within;
 use futures::StreamExt;
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
 use steer_llm::mock::{FaultPlan, MockServer};
 use steer_llm::runtime::group::Group;
 use steer_llm::runtime::GenerateOptions;
@@ -188,4 +193,216 @@ async fn capacities_at_their_largest_build_or_say_why_not() {
         .arbiters(steer_llm::runtime::MAX_ARBITERS + 1)
         .build();
     assert!(matches!(most, Err(Error::Config(_))));
+}
+
+/// A duration a user could set, from none to past the clock (the largest
+/// drawn more often: a bound is the least of several durations).
+fn any_duration() -> impl Strategy<Value = Duration> {
+    prop_oneof![
+        1 => Just(Duration::ZERO),
+        1 => Just(Duration::from_millis(1)),
+        2 => Just(Duration::from_secs(1)),
+        1 => Just(Duration::from_secs(3_600)),
+        1 => Just(Duration::from_secs(86_400 * 365)),
+        2 => Just(Duration::from_secs(u64::MAX / 2)),
+        4 => Just(MAX),
+    ]
+}
+
+/// Every duration setting of one client and its request.
+#[derive(Debug, Clone)]
+struct Durations {
+    attempt_timeout: Duration,
+    /// The client's deadline, or none.
+    deadline: Option<Duration>,
+    stream: [Duration; 3],
+    lease: Duration,
+    server_wait: Duration,
+    total_backoff: Duration,
+    max_delay: Duration,
+    breaker: [Duration; 5],
+    hedge: Duration,
+    /// The request's own deadline and stream timeouts, if it sets them.
+    per_request: Option<[Duration; 3]>,
+}
+
+/// Each setting its own duration, or (a third of the cases) one duration
+/// for all of them.
+fn durations() -> impl Strategy<Value = Durations> {
+    prop_oneof![
+        2 => each_its_own(),
+        1 => any_duration().prop_map(|d| Durations {
+            attempt_timeout: d,
+            // The largest bound, or none at all.
+            deadline: (d != MAX).then_some(d),
+            stream: [d; 3],
+            lease: d,
+            server_wait: d,
+            total_backoff: d,
+            max_delay: d,
+            breaker: [d; 5],
+            hedge: d,
+            per_request: Some([d; 3]),
+        }),
+    ]
+}
+
+fn each_its_own() -> impl Strategy<Value = Durations> {
+    let d = any_duration;
+    (
+        (d(), prop::option::of(d()), [d(), d(), d()], d()),
+        (d(), d(), d(), [d(), d(), d(), d(), d()], d()),
+        prop::option::of([d(), d(), d()]),
+    )
+        .prop_map(
+            |(
+                (attempt_timeout, deadline, stream, lease),
+                (server_wait, total_backoff, max_delay, breaker, hedge),
+                per_request,
+            )| Durations {
+                attempt_timeout,
+                deadline,
+                stream,
+                lease,
+                server_wait,
+                total_backoff,
+                max_delay,
+                breaker,
+                hedge,
+                per_request,
+            },
+        )
+}
+
+impl Durations {
+    /// Whether every bound on a call is long enough for the mock's prompt
+    /// reply (a second at least): then every call must succeed.
+    fn roomy(&self) -> bool {
+        let own = self.per_request.map_or(vec![], |r| r.to_vec());
+        [self.attempt_timeout]
+            .iter()
+            .chain(&self.deadline)
+            .chain(&self.stream)
+            .chain(&own)
+            .all(|d| *d >= Duration::from_secs(1))
+    }
+
+    fn client(&self, mock: &MockServer) -> Result<Client, Error> {
+        let [window, slow, open_for, max_open_for, max_pause] = self.breaker;
+        let [first, idle, total] = self.stream;
+        Client::builder()
+            .providers(mock.providers().unwrap())
+            .attempt_timeout(Some(self.attempt_timeout))
+            .deadline(self.deadline)
+            .stream_timeouts(Some(first), Some(idle), Some(total))
+            .budget_lease(self.lease)
+            .retry(RetryPolicy {
+                max_server_wait: self.server_wait,
+                max_total_backoff: Some(self.total_backoff),
+                ..RetryPolicy::default().backoff(Backoff {
+                    max_attempts: 2,
+                    base: Duration::from_millis(1),
+                    multiplier: 2.0,
+                    max_delay: self.max_delay,
+                    jitter: Jitter::Full,
+                })
+            })
+            .breaker(BreakerConfig {
+                window,
+                slow_call_threshold: slow,
+                open_for,
+                max_open_for,
+                max_pause,
+                ..BreakerConfig::default()
+            })
+            .group(
+                "g",
+                Group::new(["openai/gpt-4o-mini", "anthropic/claude-3-5-haiku-latest"])?
+                    .hedge(steer_llm::route::hedge::Hedge::after(self.hedge)),
+            )
+            .build()
+    }
+
+    fn options(&self) -> GenerateOptions {
+        match self.per_request {
+            None => GenerateOptions::default(),
+            Some([deadline, first, idle]) => GenerateOptions::default()
+                .deadline(deadline)
+                .first_token_timeout(first)
+                .idle_timeout(idle),
+        }
+    }
+}
+
+/// Whether `e` says the request ran out of time: itself, or every target of
+/// its group.
+fn timed_out(e: &Error) -> bool {
+    match e {
+        Error::GroupExhausted { steps, .. } => {
+            !steps.is_empty()
+                && steps
+                    .iter()
+                    .all(|s| TIMED_OUT.contains(&s.outcome.as_str()))
+        }
+        e => TIMED_OUT.contains(&e.kind()),
+    }
+}
+
+const TIMED_OUT: [&str; 2] = ["timeout", "deadline_exceeded"];
+
+/// A request, a stream and a group request with `d`'s settings: each
+/// succeeds when every bound has room, else succeeds or fails `timeout` (or
+/// `deadline_exceeded`);
+/// a client the settings cannot make is a configuration error. Never a
+/// panic (it would surface as another kind, or fail the test) nor a hang.
+async fn check_durations(mock: &MockServer, d: &Durations) -> Result<(), String> {
+    let client = match d.client(mock) {
+        Ok(c) => c,
+        Err(Error::Config(_)) => return Ok(()),
+        Err(e) => return Err(format!("building: {e}")),
+    };
+    for model in ["openai/gpt-4o-mini", "group/g"] {
+        let reply = within(client.generate_with(ask(model), d.options())).await;
+        let stream = within(client.stream_with(ask(model), d.options())).await;
+        let streamed = match stream {
+            Ok(mut s) => {
+                let mut end = Ok(());
+                while let Some(event) = within(s.next()).await {
+                    if let Err(e) = event {
+                        end = Err(e);
+                        break;
+                    }
+                }
+                end
+            }
+            Err(e) => Err(e),
+        };
+        let outcomes = [("generate", reply.map(|_| ())), ("stream", streamed)];
+        for (what, outcome) in outcomes {
+            match outcome {
+                Ok(()) => {}
+                Err(e) if !d.roomy() && timed_out(&e) => {}
+                Err(e) => return Err(format!("{model} {what}: {} ({e})", e.kind())),
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn every_duration_from_zero_to_past_the_clock_bounds_or_fails_typed() {
+    let runtime = common::two_worker_runtime();
+    let mock = runtime.block_on(async { MockServer::builder().start_background().unwrap() });
+    let mut runner = TestRunner::new(Config {
+        cases: 48,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(&durations(), |d| {
+            let result = runtime.block_on(check_durations(&mock, &d));
+            prop_assert!(result.is_ok(), "{d:?}: {}", result.unwrap_err());
+            Ok(())
+        })
+        .unwrap();
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
+use steer_actors::exec::clock::later_tokio;
 use steer_actors::telemetry::meters::Meters;
 
 use crate::model::ModelId;
@@ -76,8 +77,11 @@ impl OutlierActor {
             EjectReason::ConsecutiveFailures(_) => "consecutive_failures",
             EjectReason::SuccessRate { .. } => "success_rate",
         };
-        self.flags
-            .set(group, &ejection.target, now.checked_add(ejection.duration));
+        self.flags.set(
+            group,
+            &ejection.target,
+            Some(later_tokio(now, ejection.duration)),
+        );
         self.meters
             .ejection(group, &ejection.target.to_string(), reason);
         tracing::warn!(group = %group, target = %ejection.target, reason, duration = ?ejection.duration,

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use futures::future::BoxFuture;
+use steer_actors::exec::clock::later_tokio;
 use tokio::sync::oneshot;
 
 use super::options::GenerateOptions;
@@ -94,8 +95,8 @@ impl RouteActor {
             leg,
             request,
             options,
-            // A deadline too far for the clock is none (not a panic).
-            deadline: deadline.and_then(|d| tokio::time::Instant::now().checked_add(d)),
+            // A deadline too far for the clock is the clock's last instant.
+            deadline: deadline.map(|d| later_tokio(tokio::time::Instant::now(), d)),
             reply: Some(reply),
             hedge: None,
             legs: Vec::new(),

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use actix::{Message, Recipient};
 use futures::{FutureExt, StreamExt};
+use steer_actors::exec::clock::later_tokio;
 use steer_actors::retry::limit_at;
 use steer_actors::Category;
 use tokio::time::{Instant, Sleep};
@@ -306,7 +307,7 @@ impl Reader {
     fn arm(&mut self, timeout: Option<Duration>) {
         let now = Instant::now();
         let limit = limit_at(timeout, self.plan.deadline, now);
-        let at = limit.and_then(|l| now.checked_add(l.duration).map(|at| (at, l.by_deadline)));
+        let at = limit.map(|l| (later_tokio(now, l.duration), l.by_deadline));
         self.wait = match at {
             None => Wait::Unlimited,
             Some((at, by_deadline)) => {
@@ -342,7 +343,7 @@ impl Reader {
         }
         self.looked_last = true;
         let grace = timeout.map_or(LAST_LOOK, |t| t.min(LAST_LOOK));
-        let at = Instant::now().checked_add(grace)?;
+        let at = later_tokio(Instant::now(), grace);
         timer.as_mut().reset(at);
         // Registered again: woken at the end of the last look.
         match timer.as_mut().poll(cx) {

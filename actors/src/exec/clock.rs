@@ -35,8 +35,19 @@ pub fn later(at: Instant, d: Duration) -> Instant {
     }
 }
 
-/// The same for tokio's instants.
-pub(crate) fn later_tokio(at: tokio::time::Instant, d: Duration) -> tokio::time::Instant {
+/// [`later`] for tokio's instants: the one way a deadline, a timer or a
+/// lease is set from a duration that input can reach, in both crates (a
+/// duration past the clock means "as late as the clock goes", never a panic
+/// nor "no limit" by accident).
+///
+/// ```
+/// use std::time::Duration;
+/// use steer_actors::exec::clock::later_tokio;
+/// let now = tokio::time::Instant::now();
+/// assert_eq!(later_tokio(now, Duration::from_millis(5)), now + Duration::from_millis(5));
+/// assert!(later_tokio(now, Duration::MAX) > now);
+/// ```
+pub fn later_tokio(at: tokio::time::Instant, d: Duration) -> tokio::time::Instant {
     tokio::time::Instant::from_std(later(at.into_std(), d))
 }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
-use super::adaptive::{LimitConfig, Signal, MAX_CAP};
+use super::adaptive::{LimitConfig, Signal};
 use super::bulkhead::{Admission, Bulkhead, LimitRejection};
 use crate::exec::clock::now;
 
@@ -201,11 +201,8 @@ impl Handler<Release> for ConcurrencyLimiter {
 
     fn handle(&mut self, msg: Release, ctx: &mut Context<Self>) {
         let at = now();
-        // A reset too far to add (a hostile header) caps for the longest a
-        // cap lasts, as any reset past it does: never skipped.
-        let spent_until = msg.spent_for.and_then(|d| at.checked_add(d.min(MAX_CAP)));
-        if let Some(until) = spent_until {
-            self.bulkhead.spent(until, at);
+        if let Some(spent_for) = msg.spent_for {
+            self.bulkhead.spent(spent_for, at);
         }
         // Waiters whose callers went away are withdrawn first.
         let gone: Vec<u64> = self

@@ -29,6 +29,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::exec::clock::later;
+
 /// How a deployment's concurrency limit adapts.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -224,11 +226,12 @@ impl AdaptiveLimit {
         }
     }
 
-    /// A response said the rate limit is spent until `until`: the limit is
-    /// capped at `in_flight` (at least `min`) until then, and never longer
-    /// than [`MAX_CAP`] from `now`: no header holds a deployment down for a day.
-    pub fn cap(&mut self, in_flight: u32, until: Instant, now: Instant) {
-        let until = until.min(now.checked_add(MAX_CAP).unwrap_or(now));
+    /// A response said the rate limit is spent for `spent_for` from `now`:
+    /// the limit is capped at `in_flight` (at least `min`) until then, and
+    /// never longer than [`MAX_CAP`]: no header holds a deployment down for a
+    /// day, and a reset too far to add to the clock caps for `MAX_CAP` too.
+    pub fn cap(&mut self, in_flight: u32, spent_for: Duration, now: Instant) {
+        let until = later(now, spent_for.min(MAX_CAP));
         let cap = in_flight.max(self.config.min);
         self.slow_start = false;
         self.cap = match self.cap {

@@ -14,7 +14,7 @@
 //! assert_eq!(b.release(Signal::Ignore, now, now), vec![2]);
 //! ```
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -155,10 +155,10 @@ impl Bulkhead {
         self.admit(now)
     }
 
-    /// A rate-limit header said nothing is left until `until`: the limit is
-    /// capped at what is in flight.
-    pub fn spent(&mut self, until: Instant, now: Instant) {
-        self.limit.cap(self.in_flight, until, now);
+    /// A rate-limit header said nothing is left for `spent_for`: the limit is
+    /// capped at what is in flight (see [`AdaptiveLimit::cap`]).
+    pub fn spent(&mut self, spent_for: Duration, now: Instant) {
+        self.limit.cap(self.in_flight, spent_for, now);
     }
 
     /// Waiters whose wait ran out by `now`, refused; returns them and the

@@ -167,8 +167,8 @@ impl Model {
         admitted
     }
 
-    fn spent(&mut self, until: Instant, now: Instant) {
-        let until = until.min(now + MAX_CAP);
+    fn spent(&mut self, spent_for: Duration, now: Instant) {
+        let until = now + spent_for.min(MAX_CAP);
         let cap = (self.running.len() as u32).max(self.c.min);
         self.pushed_back = true;
         self.cap = match self.cap {
@@ -222,9 +222,9 @@ fn run(c: LimitConfig, ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
             Op::Release(..) => {}
             Op::Spent(ms) => {
-                let until = now + Duration::from_millis(ms);
-                real.spent(until, now);
-                model.spent(until, now);
+                let spent_for = Duration::from_millis(ms);
+                real.spent(spent_for, now);
+                model.spent(spent_for, now);
             }
             Op::Withdraw(n) if !model.queue.is_empty() => {
                 let ticket = model.queue[n % model.queue.len()].0;

@@ -103,7 +103,7 @@ fn a_new_limit_grows_one_a_completion_until_the_deployment_first_pushes_back() {
     // A rate-limit header that says nothing is left ends it too, even
     // after the cap runs out.
     let mut l = AdaptiveLimit::new(config);
-    l.cap(30, t0 + ms(10), t0);
+    l.cap(30, ms(10), t0);
     let later = t0 + ms(20);
     let needed = completions_to_grow(&mut l, later, 20);
     assert!(
@@ -116,18 +116,22 @@ fn a_new_limit_grows_one_a_completion_until_the_deployment_first_pushes_back() {
 fn a_spent_rate_limit_caps_the_limit_at_what_runs_until_its_reset() {
     let t0 = Instant::now();
     let mut l = AdaptiveLimit::new(LimitConfig::default());
-    l.cap(3, t0 + ms(500), t0);
+    l.cap(3, ms(500), t0);
     assert_eq!(l.limit(t0), 3);
     // A later, looser cap before the first ends does not lift it.
-    l.cap(8, t0 + ms(200), t0);
+    l.cap(8, ms(200), t0);
     assert_eq!(l.limit(t0 + ms(100)), 3);
     assert_eq!(l.limit(t0 + ms(500)), 20, "uncapped at the reset");
-    l.cap(0, t0 + ms(900), t0);
+    l.cap(0, ms(900), t0);
     assert_eq!(l.limit(t0 + ms(600)), 1, "never below min");
-    // A hostile reset (ten years) caps it for MAX_CAP at most.
-    l.cap(1, t0 + Duration::from_secs(86_400 * 3650), t0);
-    assert_eq!(l.limit(t0 + MAX_CAP - ms(1)), 1);
-    assert_eq!(l.limit(t0 + MAX_CAP), 20, "uncapped after MAX_CAP");
+    // A hostile reset (ten years, or past the clock) caps it for MAX_CAP
+    // at most, never less.
+    for hostile in [Duration::from_secs(86_400 * 3650), Duration::MAX] {
+        let t = t0 + ms(1_000);
+        l.cap(1, hostile, t);
+        assert_eq!(l.limit(t + MAX_CAP - ms(1)), 1, "{hostile:?}");
+        assert_eq!(l.limit(t + MAX_CAP), 20, "uncapped after MAX_CAP");
+    }
 }
 
 #[test]
