@@ -37,8 +37,14 @@ pub fn priced(
     let cost = prices
         .get(deployment, model)
         .and_then(|p| p.cost(&usage).ok());
+    // Not `format!`: its machinery costs more than the two copies, on every
+    // attempt's path.
+    let mut target = String::with_capacity(deployment.len() + 1 + model.len());
+    target.push_str(deployment);
+    target.push('/');
+    target.push_str(model);
     AttemptSpend {
-        target: format!("{deployment}/{model}"),
+        target,
         usage,
         estimated,
         fate,

@@ -235,10 +235,10 @@ impl Client {
                 Box::pin(this.generate_at_deployment(req, options)).await
             };
             if let Some(log) = log {
-                log.cancel_open();
+                let spend = log.finish();
                 match &mut result {
-                    Ok(reply) => reply.spend = log.take_spend(),
-                    Err(Error::Failed(f)) => f.spend = log.take_spend(),
+                    Ok(reply) => reply.spend = spend,
+                    Err(Error::Failed(f)) => f.spend = spend,
                     Err(_) => {}
                 }
             }
@@ -291,11 +291,8 @@ impl Client {
     /// An empty spend log, priced and counted as the client is.
     fn new_spend_log(&self) -> SpendLog {
         let inner = &self.inner;
-        let log = SpendLog::new(inner.prices.clone(), Some(inner.meters.clone()));
-        match inner.budgets.any() {
-            true => log.with_budgets(inner.budgets.clone()),
-            false => log,
-        }
+        let budgets = inner.budgets.any().then(|| inner.budgets.clone());
+        SpendLog::teaching(inner.prices.clone(), Some(inner.meters.clone()), budgets)
     }
 
     /// A request at its deployment: its request actor, in the caller's
@@ -366,10 +363,11 @@ impl Client {
         let attempt: AttemptFn<Box<ChatResponse>, ProviderError> = Box::new(move |_attempt| {
             let (provider, req) = (provider.clone(), req.clone());
             let ticket = log.as_ref().map(|l| l.open(req.clone()));
-            let (budgets, log) = (budgets.clone(), log.clone());
+            // The log again only where budgets admit the attempt.
+            let admits = budgets.clone().zip(log.clone());
             async move {
                 let mut ticket = ticket;
-                if let (Some(budgets), Some(log), Some(t)) = (&budgets, &log, ticket.as_mut()) {
+                if let (Some((budgets, log)), Some(t)) = (&admits, ticket.as_mut()) {
                     match budgets.admit(&req, req.model.provider(), log).await {
                         Ok(Some(hold)) => t.hold(hold),
                         Ok(None) => {}
