@@ -11,6 +11,7 @@
 //! variant alone, for a profiler (its ratios are then of that variant to itself);
 //! `STEER_BENCH_CALLS=N` has each plain tokio task make N calls a slice instead of
 //! calling for a time, for an instruction counter to compare equal work;
+//! `STEER_BENCH_CONCURRENCY=64` (or `1`) runs one of the two phases;
 //! `STEER_BENCH_PIN=0` leaves the callers and the mock unpinned (by default the
 //! callers run on core 0 and the mock on core 1).
 
@@ -29,7 +30,7 @@ fn main() {
     println!("{}", placement::pinning_line(pinned));
     for p in settings.placements(&Placement::ALL) {
         println!("{}:", p.name());
-        for (label, concurrency) in [("one at a time", 1), ("64 concurrent", 64)] {
+        for (label, concurrency) in placement::concurrencies() {
             let plan = Plan {
                 kind: Kind::Generate,
                 concurrency,

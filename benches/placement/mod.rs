@@ -359,6 +359,19 @@ pub async fn spawned_slice(
     Slice::since(start, units)
 }
 
+/// The phases of a run, `(label, concurrency)`: one at a time and 64
+/// concurrent, or the one `STEER_BENCH_CONCURRENCY` names.
+pub fn concurrencies() -> Vec<(&'static str, usize)> {
+    let all = [("one at a time", 1), ("64 concurrent", 64)];
+    match std::env::var("STEER_BENCH_CONCURRENCY")
+        .ok()
+        .and_then(|c| c.parse::<usize>().ok())
+    {
+        Some(n) => all.into_iter().filter(|(_, c)| *c == n).collect(),
+        None => all.to_vec(),
+    }
+}
+
 /// Where the callers run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Placement {

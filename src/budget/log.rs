@@ -51,7 +51,7 @@ impl std::fmt::Debug for SpendLog {
 struct LogState {
     spend: Spend,
     /// Attempts started and not ended.
-    open: Vec<OpenAttempt>,
+    open: Open,
     /// Attempts closed as cancelled while their tickets live on: what each
     /// spent (tokens, cost), for its hold to settle on when it drops.
     closed: Vec<(u64, u64, Option<crate::cost::Usd>)>,
@@ -61,6 +61,42 @@ struct LogState {
 struct OpenAttempt {
     id: u64,
     request: Arc<ChatRequest>,
+}
+
+/// The attempts open: the first in place (most requests make one attempt at
+/// a time, and a vector would allocate for it), any more beside it.
+#[derive(Default)]
+struct Open {
+    first: Option<OpenAttempt>,
+    more: Vec<OpenAttempt>,
+}
+
+impl Open {
+    fn push(&mut self, attempt: OpenAttempt) {
+        match self.first {
+            None => self.first = Some(attempt),
+            Some(_) => self.more.push(attempt),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.first.is_none() && self.more.is_empty()
+    }
+
+    /// Attempt `id`, taken out, if it is open.
+    fn take(&mut self, id: u64) -> Option<OpenAttempt> {
+        if self.first.as_ref().is_some_and(|a| a.id == id) {
+            return self.first.take();
+        }
+        let i = self.more.iter().position(|a| a.id == id)?;
+        Some(self.more.swap_remove(i))
+    }
+
+    /// Every open attempt, taken out.
+    fn take_all(&mut self) -> impl Iterator<Item = OpenAttempt> {
+        let first = self.first.take();
+        first.into_iter().chain(std::mem::take(&mut self.more))
+    }
 }
 
 /// An attempt's place in its request's [`SpendLog`], from its start to its
@@ -138,7 +174,7 @@ impl SpendLog {
 
     /// [`SpendLog::cancel_open`], the closing lock held.
     fn cancel_open_closing(&self) {
-        let open = std::mem::take(&mut self.shared.state.lock().open);
+        let open: Vec<OpenAttempt> = self.shared.state.lock().open.take_all().collect();
         for attempt in open {
             let usage = Usage::new(estimate::prompt_tokens(&attempt.request), 0);
             let cost = self.record(&attempt.request, None, usage, true, Fate::Cancelled, None);
@@ -223,9 +259,7 @@ impl SpendLog {
 
     /// Removes attempt `id` from the open ones, if it is still there.
     fn take_open(&self, id: u64) -> Option<OpenAttempt> {
-        let mut state = self.shared.state.lock();
-        let i = state.open.iter().position(|a| a.id == id)?;
-        Some(state.open.swap_remove(i))
+        self.shared.state.lock().open.take(id)
     }
 }
 

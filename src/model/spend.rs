@@ -110,6 +110,11 @@ impl Spend {
             self.usage.plus(attempt.usage)
         };
         if self.attempts.len() < MAX_LISTED {
+            // Room for one first (most requests make one attempt): a
+            // vector's first growth would be four attempts' worth.
+            if self.attempts.capacity() == 0 {
+                self.attempts.reserve_exact(1);
+            }
             self.attempts.push(attempt);
         }
     }
