@@ -110,10 +110,10 @@ impl Hedge {
 /// use std::time::Duration;
 /// use steer_llm::route::hedge::{Hedge, Hedging};
 /// let mut h = Hedging::new(Hedge::after(Duration::from_millis(300)));
-/// assert_eq!(h.next_delay(&[]), Some(Duration::from_millis(300)));
+/// assert_eq!(h.next_delay(Vec::new), Some(Duration::from_millis(300)));
 /// assert!(!h.take(|| false), "the cap refused: none taken");
 /// assert!(h.take(|| true));
-/// assert_eq!(h.next_delay(&[]), None, "one hedge by default, sent");
+/// assert_eq!(h.next_delay(Vec::new), None, "one hedge by default, sent");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Hedging {
@@ -136,9 +136,16 @@ impl Hedging {
     }
 
     /// The wait before the next hedge, if the request may still send one;
-    /// `recent` are its target's samples (for a percentile delay).
-    pub fn next_delay(&self, recent: &[u64]) -> Option<Duration> {
-        (self.left > 0).then(|| self.settings.delay_for(recent))
+    /// `recent` gives its target's samples, read only for a percentile delay
+    /// (a fixed one gathers and allocates none).
+    pub fn next_delay(&self, recent: impl FnOnce() -> Vec<u64>) -> Option<Duration> {
+        if self.left == 0 {
+            return None;
+        }
+        Some(match self.settings.delay {
+            HedgeDelay::After(d) => d,
+            HedgeDelay::Percentile { .. } => self.settings.delay_for(&recent()),
+        })
     }
 
     /// A hedge is due: takes one if any is left and `cap` (asked only then)
@@ -292,14 +299,31 @@ mod tests {
     }
 
     #[test]
+    fn a_fixed_delay_reads_no_samples() {
+        let h = Hedging::new(Hedge::after(Duration::from_millis(70)));
+        let read = || -> Vec<u64> { panic!("a fixed delay gathered samples") };
+        assert_eq!(h.next_delay(read), Some(Duration::from_millis(70)));
+        let p = Hedging::new(Hedge::at_percentile(50, Duration::from_millis(900)));
+        let mut asked = 0;
+        let delay = p.next_delay(|| {
+            asked += 1;
+            (1..=40).collect()
+        });
+        assert_eq!((delay, asked), (Some(Duration::from_millis(20)), 1));
+    }
+
+    #[test]
     fn a_request_sends_its_hedges_one_at_a_time_and_no_more() {
         let mut h = Hedging::new(Hedge {
             max_hedges: 2,
             ..Hedge::at_percentile(50, Duration::from_millis(900))
         });
         let samples: Vec<u64> = (1..=40).collect();
-        assert_eq!(h.next_delay(&samples), Some(Duration::from_millis(20)));
-        assert_eq!(h.next_delay(&[]), Some(Duration::from_millis(900)));
+        assert_eq!(
+            h.next_delay(|| samples.clone()),
+            Some(Duration::from_millis(20))
+        );
+        assert_eq!(h.next_delay(Vec::new), Some(Duration::from_millis(900)));
         let mut asked = 0;
         assert!(h.take(|| {
             asked += 1;
@@ -311,7 +335,7 @@ mod tests {
             true
         }));
         assert_eq!(
-            (asked, h.next_delay(&samples)),
+            (asked, h.next_delay(|| samples.clone())),
             (1, None),
             "the cap is not asked past the last"
         );

@@ -130,10 +130,12 @@ impl RouteActor {
         };
         let targets = &self.targets;
         let peers = self.route.group().targets.iter().map(|t| &t.target);
-        let recent = samples_for(current, peers, |t| {
-            targets.load(t).map(|l| l.recent_ms()).unwrap_or_default()
-        });
-        let Some(delay) = hedging.next_delay(&recent) else {
+        let recent = || {
+            samples_for(current, peers, |t| {
+                targets.load(t).map(|l| l.recent_ms()).unwrap_or_default()
+            })
+        };
+        let Some(delay) = hedging.next_delay(recent) else {
             return;
         };
         self.hedge_timer = Some(ctx.run_later(delay, |act, ctx| {

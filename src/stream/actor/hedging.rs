@@ -109,13 +109,16 @@ impl StreamActor {
             return None;
         }
         let targets = &hedge.targets;
-        let recent = samples_for(&self.original.model, &hedge.peers, |t| {
-            targets
-                .load(t)
-                .map(|l| l.first_tokens_ms())
-                .unwrap_or_default()
-        });
-        let delay = hedge.hedging.next_delay(&recent)?;
+        let (model, peers) = (&self.original.model, &hedge.peers);
+        let recent = || {
+            samples_for(model, peers, |t| {
+                targets
+                    .load(t)
+                    .map(|l| l.first_tokens_ms())
+                    .unwrap_or_default()
+            })
+        };
+        let delay = hedge.hedging.next_delay(recent)?;
         let (legs, receiver) = mpsc::unbounded();
         let decided = Arc::new(AtomicBool::new(false));
         let timer = shell::run_later_send(ctx, delay, |act: &mut Self, ctx| act.send_hedge(ctx));
@@ -321,12 +324,14 @@ impl StreamActor {
         let Some(hedge) = self.hedge.as_mut() else {
             return;
         };
-        let recent = hedge
-            .targets
-            .load(&self.original.model)
-            .map(|l| l.first_tokens_ms())
-            .unwrap_or_default();
-        let (Some(delay), Some(race)) = (hedge.hedging.next_delay(&recent), hedge.race.as_mut())
+        let (targets, model) = (&hedge.targets, &self.original.model);
+        let recent = || {
+            targets
+                .load(model)
+                .map(|l| l.first_tokens_ms())
+                .unwrap_or_default()
+        };
+        let (Some(delay), Some(race)) = (hedge.hedging.next_delay(recent), hedge.race.as_mut())
         else {
             return;
         };
