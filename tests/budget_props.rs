@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestRunner};
 use steer_llm::budget::{Budget, Scope};
 use steer_llm::cost::Spend;
 use steer_llm::mock::{Behaviour, FaultPlan, MockServer, BEHAVIOUR_HEADER};
@@ -194,20 +193,7 @@ async fn check(mock: &MockServer, case: &Case, n: u64) -> Result<(), String> {
 
 #[test]
 fn a_budget_holds_whatever_the_request_the_faults_and_the_server() {
-    let runtime = common::two_worker_runtime();
-    let mock = runtime.block_on(async { MockServer::builder().start_background().unwrap() });
-    let mut runner = TestRunner::new(Config {
-        cases: 48,
-        failure_persistence: None,
-        ..Config::default()
+    common::mock_property(case(), 48, |runtime, mock, case, n| {
+        runtime.block_on(check(mock, case, n))
     });
-    let n = std::sync::atomic::AtomicU64::new(0);
-    runner
-        .run(&case(), |case| {
-            let n = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let result = runtime.block_on(check(&mock, &case, n));
-            prop_assert!(result.is_ok(), "{case:?}: {}", result.unwrap_err());
-            Ok(())
-        })
-        .unwrap();
 }

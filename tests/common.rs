@@ -53,6 +53,46 @@ pub fn fault_tolerant_client_of(
         .unwrap()
 }
 
+/// A property against the mock: `cases` random cases of `strategy`, each
+/// checked by `check` (given the runtime, one mock for all cases, the case
+/// and its number) on a two-worker runtime; a failing case fails the test
+/// with why, beside the case (no persisted regressions: each file keeps its
+/// own cases as tests).
+pub fn mock_property<S>(
+    strategy: S,
+    cases: u32,
+    check: impl Fn(
+        &tokio::runtime::Runtime,
+        &steer_llm::mock::MockServer,
+        &S::Value,
+        u64,
+    ) -> Result<(), String>,
+) where
+    S: proptest::strategy::Strategy,
+    S::Value: std::fmt::Debug,
+{
+    use proptest::test_runner::{Config, TestCaseError, TestRunner};
+    let runtime = two_worker_runtime();
+    let mock = runtime.block_on(async {
+        steer_llm::mock::MockServer::builder()
+            .start_background()
+            .unwrap()
+    });
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let n = std::sync::atomic::AtomicU64::new(0);
+    runner
+        .run(&strategy, |case| {
+            let n = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            check(&runtime, &mock, &case, n)
+                .map_err(|why| TestCaseError::fail(format!("{case:?}: {why}")))
+        })
+        .unwrap();
+}
+
 /// A multi-thread tokio runtime with two workers (the shape of most services).
 pub fn two_worker_runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()

@@ -15,7 +15,6 @@ use std::time::Duration;
 use common::within;
 use futures::StreamExt;
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestRunner};
 use steer_llm::mock::{FaultPlan, MockServer};
 use steer_llm::runtime::group::Group;
 use steer_llm::runtime::GenerateOptions;
@@ -391,18 +390,7 @@ async fn check_durations(mock: &MockServer, d: &Durations) -> Result<(), String>
 
 #[test]
 fn every_duration_from_zero_to_past_the_clock_bounds_or_fails_typed() {
-    let runtime = common::two_worker_runtime();
-    let mock = runtime.block_on(async { MockServer::builder().start_background().unwrap() });
-    let mut runner = TestRunner::new(Config {
-        cases: 48,
-        failure_persistence: None,
-        ..Config::default()
+    common::mock_property(durations(), 48, |runtime, mock, d, _| {
+        runtime.block_on(check_durations(mock, d))
     });
-    runner
-        .run(&durations(), |d| {
-            let result = runtime.block_on(check_durations(&mock, &d));
-            prop_assert!(result.is_ok(), "{d:?}: {}", result.unwrap_err());
-            Ok(())
-        })
-        .unwrap();
 }
