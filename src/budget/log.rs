@@ -453,6 +453,30 @@ mod tests {
     }
 
     #[test]
+    fn hedges_open_and_close_in_any_order_each_counted_once() {
+        // Three open (the first in place, two beside it), the first closes, a
+        // fourth opens in its place, the middle ones close out of order: the
+        // last one open is the one cancelled, and each attempt counts once.
+        let log = log();
+        let a = log.open(request());
+        let b = log.open(request());
+        let c = log.open(request());
+        a.close(None, Usage::new(1, 1), false, Fate::Delivered);
+        let d = log.open(request());
+        c.close_unbilled();
+        b.close_estimated(2, Fate::Failed);
+        let spend = log.finish();
+        let fates: Vec<Fate> = spend.attempts.iter().map(|a| a.fate).collect();
+        assert_eq!(
+            fates,
+            [Fate::Delivered, Fate::Failed, Fate::Failed, Fate::Cancelled]
+        );
+        // The cancelled one's own end, later, adds nothing.
+        d.close(None, Usage::new(5, 5), false, Fate::Delivered);
+        assert_eq!(log.finish().count, 0);
+    }
+
+    #[test]
     fn finish_cancels_what_is_open_and_takes_the_spend_once() {
         let log = log();
         let done = log.open(request());
