@@ -60,7 +60,7 @@ impl OutlierActor {
             .filter_map(|(name, g)| {
                 let config = g.outliers?;
                 let targets = g.targets.iter().map(|t| t.target.clone());
-                let next = tokio::time::Instant::now() + config.interval;
+                let next = later_tokio(tokio::time::Instant::now(), config.interval);
                 Some((name.clone(), (Outliers::new(config, targets), next)))
             })
             .collect();
@@ -105,7 +105,7 @@ impl OutlierActor {
             if now < *next {
                 continue;
             }
-            *next = now + outliers.config().interval;
+            *next = later_tokio(now, outliers.config().interval);
             let (ejections, back) = outliers.sweep(now.into_std());
             events.extend(ejections.into_iter().map(|e| (name.clone(), Ok(e))));
             events.extend(back.into_iter().map(|t| (name.clone(), Err(t))));

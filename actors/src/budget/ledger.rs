@@ -205,7 +205,7 @@ pub const MAX_LEASE: Duration = Duration::from_secs(24 * 3600);
 /// When a hold leased at `now` for `lease` ends: at most [`MAX_LEASE`] on, so
 /// a lease too long to add to the clock holds rather than ending at once.
 fn expiry(now: Instant, lease: Duration) -> Instant {
-    now.checked_add(lease.min(MAX_LEASE)).unwrap_or(now)
+    crate::exec::clock::later_tokio(now, lease.min(MAX_LEASE))
 }
 
 impl Ledger {
