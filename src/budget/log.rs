@@ -176,7 +176,7 @@ impl SpendLog {
     fn cancel_open_closing(&self) {
         let open: Vec<OpenAttempt> = self.shared.state.lock().open.take_all().collect();
         for attempt in open {
-            let usage = Usage::new(estimate::prompt_tokens(&attempt.request), 0);
+            let usage = cancelled_usage(&attempt.request);
             let cost = self.record(&attempt.request, None, usage, true, Fate::Cancelled, None);
             let tokens = usage.input_tokens();
             let mut state = self.shared.state.lock();
@@ -268,25 +268,34 @@ impl Ticket {
     /// `estimated`): its output is in the reply or not, as `fate` says.
     /// `model` is the model that answered (priced as such).
     pub fn close(mut self, model: Option<&str>, usage: Usage, estimated: bool, fate: Fate) {
-        self.closed = true;
-        let _closing = self.log.shared.closing.lock();
-        if let Some(open) = self.log.take_open(self.id) {
-            let hold = self.hold.take();
-            self.log
-                .record(&open.request, model, usage, estimated, fate, hold);
-        }
+        self.end(model, estimated, fate, |_| usage);
     }
 
     /// The attempt ended with no usage from its server: its prompt is
     /// estimated, and `output_tokens` (what it delivered, estimated) added.
     pub fn close_estimated(mut self, output_tokens: u64, fate: Fate) {
+        self.end(None, true, fate, |request| {
+            Usage::new(estimate::prompt_tokens(request), output_tokens)
+        });
+    }
+
+    /// Records the attempt's end, once: under the closing lock, if it is
+    /// still open (`cancel_open` may have closed it meanwhile), its usage
+    /// (`usage` of its request) priced and its hold settled on it.
+    fn end(
+        &mut self,
+        model: Option<&str>,
+        estimated: bool,
+        fate: Fate,
+        usage: impl FnOnce(&ChatRequest) -> Usage,
+    ) {
         self.closed = true;
         let _closing = self.log.shared.closing.lock();
         if let Some(open) = self.log.take_open(self.id) {
-            let usage = Usage::new(estimate::prompt_tokens(&open.request), output_tokens);
+            let usage = usage(&open.request);
             let hold = self.hold.take();
             self.log
-                .record(&open.request, None, usage, true, fate, hold);
+                .record(&open.request, model, usage, estimated, fate, hold);
         }
     }
 
@@ -337,6 +346,12 @@ impl Ticket {
     }
 }
 
+/// What an attempt cancelled before its end is counted to have used: its
+/// prompt, estimated.
+fn cancelled_usage(request: &ChatRequest) -> Usage {
+    Usage::new(estimate::prompt_tokens(request), 0)
+}
+
 /// Whether a failed attempt reached the model, and is billed: an error status
 /// is not (the server refused it), nor a connection that never opened; a
 /// reply cut, timed out, malformed or of the wrong shape is (the model ran).
@@ -380,15 +395,8 @@ impl Drop for Ticket {
             }
             self.hold = Some(hold);
         }
-        if self.closed {
-            return;
-        }
-        let _closing = self.log.shared.closing.lock();
-        if let Some(open) = self.log.take_open(self.id) {
-            let usage = Usage::new(estimate::prompt_tokens(&open.request), 0);
-            let hold = self.hold.take();
-            self.log
-                .record(&open.request, None, usage, true, Fate::Cancelled, hold);
+        if !self.closed {
+            self.end(None, true, Fate::Cancelled, cancelled_usage);
         }
     }
 }
