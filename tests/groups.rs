@@ -572,7 +572,7 @@ async fn the_last_target_left_waits_out_its_servers_wait_itself() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_deadline_too_far_for_the_clock_is_none_for_requests_and_streams() {
+async fn a_deadline_too_far_for_the_clock_means_no_bound_for_requests_and_streams() {
     use futures::StreamExt;
     let (_first, _second, client) = two_deployments();
     let far = GenerateOptions::default().deadline(Duration::MAX);

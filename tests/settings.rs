@@ -277,12 +277,11 @@ impl Durations {
     /// Whether every bound on a call is long enough for the mock's prompt
     /// reply (a second at least): then every call must succeed.
     fn roomy(&self) -> bool {
-        let own = self.per_request.map_or(vec![], |r| r.to_vec());
         [self.attempt_timeout]
             .iter()
             .chain(&self.deadline)
             .chain(&self.stream)
-            .chain(&own)
+            .chain(self.per_request.iter().flatten())
             .all(|d| *d >= Duration::from_secs(1))
     }
 
