@@ -9,11 +9,16 @@
 //! the plain tokio client's arbiters; `STEER_BENCH_FLAVOR=current` runs the plain
 //! tokio placement on a current-thread runtime instead of a multi-thread one; `STEER_BENCH_ONLY=steer` (or `bare`) runs one
 //! variant alone, for a profiler (its ratios are then of that variant to itself);
-//! `STEER_BENCH_CALLS=N` has each plain tokio task make N calls a slice instead of
-//! calling for a time, for an instruction counter to compare equal work;
-//! `STEER_BENCH_CONCURRENCY=64` (or `1`) runs one of the two phases;
-//! `STEER_BENCH_PIN=0` leaves the callers and the mock unpinned (by default the
-//! callers run on core 0 and the mock on core 1).
+//! `STEER_BENCH_CALLS=N` has each caller make N calls a slice instead of calling
+//! for a time (in every placement but actix-web), for a cache simulator to compare
+//! equal work (`valgrind --tool=cachegrind --cache-sim=yes`, BENCHMARKS.md);
+//! `STEER_BENCH_CONCURRENCY=64` (or `1`) runs one of the two phases, any other
+//! number one phase at that concurrency; `STEER_BENCH_PIN=0` leaves the callers
+//! and the mock unpinned (by default the callers run on core 0 and the mock on
+//! core 1). Built with `RUSTFLAGS="--cfg tokio_unstable"` (a target directory of
+//! its own), the plain tokio placement prints each slice's task polls, local
+//! schedules, parks and steals per request, and `STEER_BENCH_LIFO=0` turns its
+//! runtime's LIFO slot off.
 
 mod placement;
 

@@ -300,6 +300,15 @@ impl Slice {
     }
 }
 
+/// A fixed number of calls per caller instead of a time
+/// (`STEER_BENCH_CALLS`), for a cache simulator (cachegrind) to compare equal
+/// work.
+fn fixed_calls() -> Option<u64> {
+    std::env::var("STEER_BENCH_CALLS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+}
+
 /// `concurrency` callers calling for `length` in the current task (sequential
 /// when 1), measured.
 pub async fn slice(
@@ -311,10 +320,12 @@ pub async fn slice(
 ) -> Slice {
     let start = (Instant::now(), usage_now());
     let deadline = start.0 + length;
+    let calls = fixed_calls();
     let units = futures::future::join_all((0..concurrency).map(|_| async move {
-        let mut n = 0;
-        while Instant::now() < deadline {
+        let (mut n, mut made) = (0, 0u64);
+        while calls.map_or(Instant::now() < deadline, |calls| made < calls) {
             n += call(c, kind, variant).await;
+            made += 1;
         }
         n
     }))
@@ -332,13 +343,11 @@ pub async fn spawned_slice(
     concurrency: usize,
     length: Duration,
 ) -> Slice {
+    #[cfg(tokio_unstable)]
+    let polls_before = poll_counts();
     let start = (Instant::now(), usage_now());
     let deadline = start.0 + length;
-    // A fixed number of calls per task instead of a time, for an instruction
-    // counter (callgrind) to compare equal work.
-    let calls: Option<u64> = std::env::var("STEER_BENCH_CALLS")
-        .ok()
-        .and_then(|n| n.parse().ok());
+    let calls = fixed_calls();
     let tasks: Vec<_> = (0..concurrency)
         .map(|_| {
             let c = c.clone();
@@ -356,7 +365,37 @@ pub async fn spawned_slice(
     for task in tasks {
         units += task.await.expect("caller task");
     }
+    #[cfg(tokio_unstable)]
+    polls_per_unit(&polls_before, units, variant);
     Slice::since(start, units)
+}
+
+/// The runtime's task polls, local schedules and parks so far, summed over its
+/// workers (a build with `RUSTFLAGS="--cfg tokio_unstable"` only).
+#[cfg(tokio_unstable)]
+fn poll_counts() -> [u64; 4] {
+    let m = tokio::runtime::Handle::current().metrics();
+    (0..m.num_workers()).fold([0; 4], |mut a, w| {
+        a[0] += m.worker_poll_count(w);
+        a[1] += m.worker_local_schedule_count(w);
+        a[2] += m.worker_park_count(w);
+        a[3] += m.worker_steal_count(w);
+        a
+    })
+}
+
+/// Prints the slice's polls, local schedules, parks and steals per unit.
+#[cfg(tokio_unstable)]
+fn polls_per_unit(before: &[u64; 4], units: u64, variant: Variant) {
+    let after = poll_counts();
+    let per = |i: usize| after[i].saturating_sub(before[i]) as f64 / units.max(1) as f64;
+    eprintln!(
+        "{variant:?}: polls {:.2}, local schedules {:.2}, parks {:.3}, steals {:.3} per unit",
+        per(0),
+        per(1),
+        per(2),
+        per(3)
+    );
 }
 
 /// The phases of a run, `(label, concurrency)`: one at a time and 64
@@ -367,7 +406,10 @@ pub fn concurrencies() -> Vec<(&'static str, usize)> {
         .ok()
         .and_then(|c| c.parse::<usize>().ok())
     {
-        Some(n) => all.into_iter().filter(|(_, c)| *c == n).collect(),
+        Some(1) => vec![all[0]],
+        Some(64) => vec![all[1]],
+        // Any other number: one phase at that concurrency.
+        Some(n) => vec![("concurrent", n)],
         None => all.to_vec(),
     }
 }
@@ -461,7 +503,15 @@ pub fn run(placement: Placement, mock: &MockProcess, plan: Plan) -> Vec<(Slice, 
             let rt = if std::env::var("STEER_BENCH_FLAVOR").is_ok_and(|f| f == "current") {
                 tokio::runtime::Builder::new_current_thread()
             } else {
-                tokio::runtime::Builder::new_multi_thread()
+                #[allow(unused_mut)]
+                let mut b = tokio::runtime::Builder::new_multi_thread();
+                // tokio's LIFO slot off (`STEER_BENCH_LIFO=0`, in a build
+                // with `RUSTFLAGS="--cfg tokio_unstable"`).
+                #[cfg(tokio_unstable)]
+                if std::env::var("STEER_BENCH_LIFO").is_ok_and(|v| v == "0") {
+                    b.disable_lifo_slot();
+                }
+                b
             }
             .enable_all()
             .build()
