@@ -29,7 +29,6 @@ use super::route_actor::{CancelOnDrop, Leg, RouteActor};
 use super::system::Arbiters;
 use super::MetricsSnapshot;
 use crate::budget::SpendLog;
-use crate::classify::classify;
 use crate::cost::PriceTable;
 use crate::error::{ConfigError, Error, ProviderError};
 use crate::model::{ChatRequest, ChatResponse, RequestId};
@@ -44,6 +43,7 @@ use steer_actors::partials::{GetPartial, PartialResponse, PartialStore};
 use steer_actors::telemetry::meters::{Meters, TargetMeters};
 
 mod admin;
+mod attempt;
 mod builder;
 
 pub use admin::Breakers;
@@ -361,35 +361,10 @@ impl Client {
         let log = options.spend.clone();
         let budgets = self.admission(options);
         let attempt: AttemptFn<Box<ChatResponse>, ProviderError> = Box::new(move |_attempt| {
-            let (provider, req) = (provider.clone(), req.clone());
             let ticket = log.as_ref().map(|l| l.open(req.clone()));
             // The log again only where budgets admit the attempt.
             let admits = budgets.clone().zip(log.clone());
-            async move {
-                let mut ticket = ticket;
-                if let (Some((budgets, log)), Some(t)) = (&admits, ticket.as_mut()) {
-                    match budgets.admit(&req, req.model.provider(), log).await {
-                        Ok(Some(hold)) => t.hold(hold),
-                        Ok(None) => {}
-                        Err(refusal) => {
-                            if let Some(t) = ticket.take() {
-                                t.withdraw();
-                            }
-                            let e = crate::budget::gate::refused(provider.name(), &req, refusal);
-                            return Err(Box::new((classify(&e), e)));
-                        }
-                    }
-                }
-                let result = provider.generate(&req).await;
-                if let Some(ticket) = ticket {
-                    crate::budget::close_reply(ticket, &result);
-                }
-                match result {
-                    Ok(reply) => Ok(Box::new(reply)),
-                    Err(e) => Err(Box::new((classify(&e), e))),
-                }
-            }
-            .boxed()
+            attempt::at_provider(provider.clone(), req.clone(), ticket, admits).boxed()
         });
         let (tx, rx) = oneshot::channel();
         let actor = RequestActor::new(

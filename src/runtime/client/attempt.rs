@@ -1,0 +1,74 @@
+//! One attempt of a non-streaming request at its provider: admitted against
+//! the budgets where any could refuse it, its spend logged, its error
+//! classified for the request actor.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use steer_actors::lifecycle::request::AttemptError;
+
+use crate::budget::gate::Admission;
+use crate::budget::{SpendLog, Ticket};
+use crate::classify::classify;
+use crate::error::ProviderError;
+use crate::model::{ChatRequest, ChatResponse};
+use crate::provider::Provider;
+
+/// The attempt's future: `ticket` is its entry in the request's spend log (none
+/// when nothing is logged), `admits` the budgets that admit it and the log they
+/// read (none when no budget could refuse it).
+///
+/// Every request's attempt is boxed and kept while it runs (`attempts_stay_small`):
+/// the budgets' admission, rare and large, is boxed apart, only when it runs.
+pub(super) fn at_provider(
+    provider: Arc<dyn Provider>,
+    req: Arc<ChatRequest>,
+    mut ticket: Option<Ticket>,
+    admits: Option<(Admission, SpendLog)>,
+) -> impl Future<Output = Result<Box<ChatResponse>, AttemptError<ProviderError>>> + Send + 'static {
+    async move {
+        if let (Some((budgets, log)), Some(t)) = (&admits, ticket.as_mut()) {
+            match Box::pin(budgets.admit(&req, req.model.provider(), log)).await {
+                Ok(Some(hold)) => t.hold(hold),
+                Ok(None) => {}
+                Err(refusal) => {
+                    if let Some(t) = ticket.take() {
+                        t.withdraw();
+                    }
+                    let e = crate::budget::gate::refused(provider.name(), &req, refusal);
+                    return Err(Box::new((classify(&e), e)));
+                }
+            }
+        }
+        let result = provider.generate(&req).await;
+        if let Some(ticket) = ticket {
+            crate::budget::close_reply(ticket, &result);
+        }
+        match result {
+            Ok(reply) => Ok(Box::new(reply)),
+            Err(e) => Err(Box::new((classify(&e), e))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::OpenAiCompatible;
+
+    /// Boxed for every attempt and kept while it runs, among 64 or 1,024 others:
+    /// each byte of it is a byte of cache the request's own work does not get
+    /// (264 bytes; 760 with the admission inline).
+    #[test]
+    fn attempts_stay_small() {
+        let provider: Arc<dyn Provider> = Arc::new(
+            OpenAiCompatible::custom("p", "http://127.0.0.1:9/v1")
+                .api_key("k")
+                .build()
+                .expect("provider"),
+        );
+        let req = Arc::new(ChatRequest::new("p/m").expect("model").user("hi"));
+        let size = std::mem::size_of_val(&at_provider(provider, req, None, None));
+        assert!(size <= 320, "an attempt's future is {size} bytes");
+    }
+}
