@@ -196,7 +196,7 @@ async fn read_limited(mut response: reqwest::Response, limit: usize) -> (Bytes, 
 /// Reads a whole successful body, failing on transport errors and oversize bodies.
 pub(crate) async fn read_body(
     ctx: &CallContext,
-    mut response: reqwest::Response,
+    response: &mut reqwest::Response,
 ) -> Result<Bytes, ProviderError> {
     let too_large = || {
         ctx.malformed(format!(
@@ -496,15 +496,20 @@ async fn generate_from(
     parse: fn(&[u8]) -> Result<Parsed, DecodeError>,
 ) -> Result<ChatResponse, ProviderError> {
     let mut response = send(&ctx, sent).await?;
-    let provider_request_id = provider_request_id(response.headers());
-    // Moved out, not copied: reading the body does not need them.
+    // Lent, not moved, and its headers read after: the response is kept once
+    // in this future while its body comes (not here and in the read's, nor its
+    // headers beside it: 544 bytes against 928).
+    let read = read_body(&ctx, &mut response).await;
+    // Moved out, not copied.
     let headers = std::mem::take(response.headers_mut());
+    drop(response);
+    let provider_request_id = provider_request_id(&headers);
     let with_response = |mut err: ProviderError, headers: HeaderMap| {
         err.provider_request_id = provider_request_id.clone();
         err.headers = headers;
         err
     };
-    let body = match read_body(&ctx, response).await {
+    let body = match read {
         Ok(body) => body,
         Err(e) => return Err(with_response(e, headers)),
     };
@@ -600,7 +605,7 @@ fn is_event_stream(headers: &HeaderMap) -> bool {
 async fn not_a_stream(
     ctx: &CallContext,
     req: &ChatRequest,
-    response: reqwest::Response,
+    mut response: reqwest::Response,
     whole_reply: Option<crate::wire::ParseReply>,
 ) -> Result<EventStream, ProviderError> {
     let provider_request_id = provider_request_id(response.headers());
@@ -614,7 +619,7 @@ async fn not_a_stream(
     let parse = whole_reply.filter(|_| content_type.to_ascii_lowercase().contains("json"));
     let body = match parse {
         // Read as a reply is (up to its limit, not an error body's).
-        Some(_) => match read_body(ctx, response).await {
+        Some(_) => match read_body(ctx, &mut response).await {
             Ok(body) => body,
             Err(mut e) => {
                 e.provider_request_id = provider_request_id;
@@ -729,7 +734,9 @@ mod attempt_future_size {
                 std::mem::size_of_val(&*generate),
                 std::mem::size_of_val(&*stream),
             );
-            assert!(g <= 1024, "{}: generate's future is {g} bytes", p.name());
+            // Kept while the request runs: 544 bytes (928 with the response
+            // moved into the body's read).
+            assert!(g <= 640, "{}: generate's future is {g} bytes", p.name());
             assert!(s <= 1024, "{}: stream's future is {s} bytes", p.name());
         }
     }
