@@ -34,9 +34,6 @@ pub struct RequestActor<T: Send + 'static, E: Send + 'static> {
     core: RequestCore,
     attempt: AttemptFn<T, E>,
     reply: Option<oneshot::Sender<RequestResult<T, E>>>,
-    /// The permit of the attempt that succeeded and how long it took, reported
-    /// with the request's end (one trip through the relay for both).
-    succeeded: Option<(PermitLease, Duration)>,
 }
 
 impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
@@ -55,7 +52,6 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
             core: RequestCore::new(spec, actors, span, admission),
             attempt,
             reply: Some(reply),
-            succeeded: None,
         }
     }
 
@@ -65,14 +61,21 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
         self.core.target.clone()
     }
 
-    fn finish(&mut self, result: Result<Completed<T>, RequestError<E>>, ctx: &mut Context<Self>) {
+    /// Replies and stops; `succeeded` is the permit of the attempt that
+    /// succeeded and how long it took, reported with the request's end (one
+    /// trip through the relay for both).
+    fn finish(
+        &mut self,
+        result: Result<Completed<T>, RequestError<E>>,
+        succeeded: Option<(PermitLease, Duration)>,
+        ctx: &mut Context<Self>,
+    ) {
         let end = match &result {
             Ok(c) => RequestEnd::Succeeded {
                 attempts: c.attempts,
             },
             Err(e) => e.end(),
         };
-        let succeeded = self.succeeded.take();
         shell::report_end_after(self, end, succeeded);
         if let Some(tx) = self.reply.take() {
             let _ = tx.send(result.map_err(Box::new));
@@ -108,9 +111,9 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
             Outcome::Done(Ok(value)) => {
                 self.core.end_attempt_after(AttemptEnd::Success, elapsed);
                 // Reported with the request's end, in `finish`.
-                self.succeeded = lease.map(|l| (l, elapsed));
+                let succeeded = lease.map(|l| (l, elapsed));
                 let attempts = self.core.attempts.succeeded();
-                return self.finish(Ok(Completed { value, attempts }), ctx);
+                return self.finish(Ok(Completed { value, attempts }), succeeded, ctx);
             }
             Outcome::Done(Err(error)) => {
                 let (failure, raw) = *error;
@@ -125,7 +128,7 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
                 tracing::error!(parent: &self.core.span, %message, "attempt panicked");
                 self.core.attempts.end();
                 let attempts = self.core.attempts.attempts();
-                return self.finish(Err(RequestError::Panicked { message, attempts }), ctx);
+                return self.finish(Err(RequestError::Panicked { message, attempts }), None, ctx);
             }
             Outcome::TimedOut if deadline_bound => return shell::deadline_cut(self, lease, ctx),
             Outcome::TimedOut => {
@@ -177,13 +180,13 @@ impl<T: Send + 'static, E: Send + 'static> AttemptLoop for RequestActor<T, E> {
             attempts,
             last: raw,
         });
-        self.finish(result, ctx);
+        self.finish(result, None, ctx);
     }
 
     fn stop(&mut self, why: Stop, ctx: &mut Context<Self>) {
         let attempts = self.core.attempts.attempts();
         let last = self.core.take_last_failure();
-        self.finish(Err(RequestError::stopped(why, attempts, last)), ctx);
+        self.finish(Err(RequestError::stopped(why, attempts, last)), None, ctx);
     }
 }
 
