@@ -198,49 +198,65 @@ pub(crate) async fn read_body(
     ctx: &CallContext,
     response: &mut reqwest::Response,
 ) -> Result<Bytes, ProviderError> {
-    let too_large = || {
-        ctx.malformed(format!(
-            "response body larger than {RESPONSE_BODY_LIMIT} bytes"
-        ))
-    };
     if response
         .content_length()
         .is_some_and(|n| n > RESPONSE_BODY_LIMIT as u64)
     {
-        return Err(too_large());
+        return Err(too_large(ctx));
     }
     // Chunk by chunk (`chunk()`'s future is 32 bytes, `bytes()`'s 568: it would
     // grow every request's future past the allocator's per-thread cache size);
     // a body that comes in one chunk, as most do, is returned without a copy.
-    let mut len = 0usize;
+    let transport = |e: reqwest::Error| ctx.transport(&e);
+    let Some(first) = response.chunk().await.map_err(transport)? else {
+        return Ok(Bytes::new());
+    };
+    if first.len() > RESPONSE_BODY_LIMIT {
+        return Err(too_large(ctx));
+    }
+    let Some(second) = response.chunk().await.map_err(transport)? else {
+        return Ok(first);
+    };
+    // The rest apart (boxed, and its code out of the common path's): most
+    // bodies end with their first chunk.
+    Box::pin(read_rest(ctx, response, first, second)).await
+}
+
+/// The rest of a body whose first two chunks came apart: gathered into one
+/// buffer, within the limit.
+async fn read_rest(
+    ctx: &CallContext,
+    response: &mut reqwest::Response,
+    first: Bytes,
+    second: Bytes,
+) -> Result<Bytes, ProviderError> {
+    let mut len = first.len();
     // Whether the body, with `chunk`, is past the limit.
     let mut past_limit = |chunk: &Bytes| {
         len = len.saturating_add(chunk.len());
         len > RESPONSE_BODY_LIMIT
     };
-    let transport = |e: reqwest::Error| ctx.transport(&e);
-    let Some(first) = response.chunk().await.map_err(transport)? else {
-        return Ok(Bytes::new());
-    };
-    if past_limit(&first) {
-        return Err(too_large());
-    }
-    let Some(second) = response.chunk().await.map_err(transport)? else {
-        return Ok(first);
-    };
     if past_limit(&second) {
-        return Err(too_large());
+        return Err(too_large(ctx));
     }
     let mut buf = BytesMut::with_capacity(first.len().saturating_add(second.len()));
     buf.extend_from_slice(&first);
     buf.extend_from_slice(&second);
-    while let Some(chunk) = response.chunk().await.map_err(transport)? {
+    while let Some(chunk) = response.chunk().await.map_err(|e| ctx.transport(&e))? {
         if past_limit(&chunk) {
-            return Err(too_large());
+            return Err(too_large(ctx));
         }
         buf.extend_from_slice(&chunk);
     }
     Ok(buf.freeze())
+}
+
+/// A body past [`RESPONSE_BODY_LIMIT`].
+#[cold]
+fn too_large(ctx: &CallContext) -> ProviderError {
+    ctx.malformed(format!(
+        "response body larger than {RESPONSE_BODY_LIMIT} bytes"
+    ))
 }
 
 /// Turns a successful SSE response into steer stream events, starting with `start`.
@@ -516,21 +532,7 @@ async fn generate_from(
     let parsed = match parse(&body) {
         Ok(parsed) => parsed,
         Err(DecodeError::Malformed(m)) => {
-            // Whole and valid JSON yet not a reply, or not JSON at all (a
-            // proxy's page): the server will say it again. JSON cut short may
-            // be a passing fault.
-            let says_json = headers
-                .get(http::header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .is_none_or(|v| v.to_ascii_lowercase().contains("json"));
-            let readable = serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_ok();
-            let err = if readable || !says_json {
-                ctx.error(FailureKind::WrongShape {
-                    message: ctx.scrub(m),
-                })
-            } else {
-                ctx.malformed(m)
-            };
+            let err = not_a_reply(&ctx, &headers, &body, m);
             return Err(with_response(err, headers));
         }
         Err(DecodeError::InBand(body)) => {
@@ -559,6 +561,25 @@ async fn generate_from(
         response_id: parsed.id,
         spend: Default::default(),
     })
+}
+
+/// The error of a 2xx body that is not a reply: whole and valid JSON yet not
+/// a reply, or not JSON at all (a proxy's page), the server will say again (a
+/// wrong shape); JSON cut short may be a passing fault (malformed).
+#[cold]
+fn not_a_reply(ctx: &CallContext, headers: &HeaderMap, body: &[u8], m: String) -> ProviderError {
+    let says_json = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v.to_ascii_lowercase().contains("json"));
+    let readable = serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok();
+    if readable || !says_json {
+        ctx.error(FailureKind::WrongShape {
+            message: ctx.scrub(m),
+        })
+    } else {
+        ctx.malformed(m)
+    }
 }
 
 /// One streaming attempt: send, then decode the SSE body with `decoder` (the
