@@ -169,7 +169,7 @@ impl SpendLog {
             }
         }
         self.cancel_open_closing();
-        std::mem::take(&mut self.shared.state.lock().spend)
+        self.take_spend()
     }
 
     /// [`SpendLog::cancel_open`], the closing lock held.

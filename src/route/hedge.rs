@@ -93,10 +93,16 @@ impl Hedge {
     /// The delay for a target whose recent latencies (milliseconds) are
     /// `recent`.
     pub fn delay_for(&self, recent: &[u64]) -> Duration {
+        self.delay_from(|| recent)
+    }
+
+    /// [`Hedge::delay_for`], the samples read (`recent` called) only for a
+    /// percentile delay: a fixed one gathers none.
+    fn delay_from<S: AsRef<[u64]>>(&self, recent: impl FnOnce() -> S) -> Duration {
         match self.delay {
             HedgeDelay::After(d) => d,
             HedgeDelay::Percentile { p, fallback } => {
-                percentile(recent, p).map_or(fallback, Duration::from_millis)
+                percentile(recent().as_ref(), p).map_or(fallback, Duration::from_millis)
             }
         }
     }
@@ -139,13 +145,7 @@ impl Hedging {
     /// `recent` gives its target's samples, read only for a percentile delay
     /// (a fixed one gathers and allocates none).
     pub fn next_delay(&self, recent: impl FnOnce() -> Vec<u64>) -> Option<Duration> {
-        if self.left == 0 {
-            return None;
-        }
-        Some(match self.settings.delay {
-            HedgeDelay::After(d) => d,
-            HedgeDelay::Percentile { .. } => self.settings.delay_for(&recent()),
-        })
+        (self.left > 0).then(|| self.settings.delay_from(recent))
     }
 
     /// A hedge is due: takes one if any is left and `cap` (asked only then)
