@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use futures::future::{BoxFuture, FutureExt};
 use steer_actors::lifecycle::request::AttemptError;
 
 use crate::budget::gate::Admission;
@@ -13,6 +14,24 @@ use crate::classify::classify;
 use crate::error::ProviderError;
 use crate::model::{ChatRequest, ChatResponse};
 use crate::provider::Provider;
+
+/// What an attempt's future yields: the reply, or the classified error.
+type Outcome = Result<Box<ChatResponse>, AttemptError<ProviderError>>;
+
+/// An attempt of `req` at `provider` starts: its entry in the request's spend
+/// log (if it keeps one) opens now, so that an attempt dropped before it runs
+/// counts as cancelled; `budgets` admit it first, where any could refuse it.
+pub(super) fn start(
+    provider: &Arc<dyn Provider>,
+    req: &Arc<ChatRequest>,
+    log: Option<&SpendLog>,
+    budgets: Option<&Admission>,
+) -> BoxFuture<'static, Outcome> {
+    let ticket = log.map(|l| l.open(req.clone()));
+    // The log again only where budgets admit the attempt.
+    let admits = budgets.cloned().zip(log.cloned());
+    at_provider(provider.clone(), req.clone(), ticket, admits).boxed()
+}
 
 /// The attempt's future: `ticket` is its entry in the request's spend log (none
 /// when nothing is logged), `admits` the budgets that admit it and the log they
@@ -23,12 +42,12 @@ use crate::provider::Provider;
 // One `async move` block, not an `async fn`: an `async fn` keeps its arguments
 // beside the body's state (504 bytes against 264).
 #[allow(clippy::manual_async_fn)]
-pub(super) fn at_provider(
+fn at_provider(
     provider: Arc<dyn Provider>,
     req: Arc<ChatRequest>,
     mut ticket: Option<Ticket>,
     admits: Option<(Admission, SpendLog)>,
-) -> impl Future<Output = Result<Box<ChatResponse>, AttemptError<ProviderError>>> + Send + 'static {
+) -> impl Future<Output = Outcome> + Send + 'static {
     async move {
         if let (Some((budgets, log)), Some(t)) = (&admits, ticket.as_mut()) {
             match Box::pin(budgets.admit(&req, req.model.provider(), log)).await {

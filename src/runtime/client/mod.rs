@@ -367,10 +367,7 @@ impl Client {
         let log = options.spend.clone();
         let budgets = self.admission(options);
         let attempt: AttemptFn<Box<ChatResponse>, ProviderError> = Box::new(move |_attempt| {
-            let ticket = log.as_ref().map(|l| l.open(req.clone()));
-            // The log again only where budgets admit the attempt.
-            let admits = budgets.clone().zip(log.clone());
-            attempt::at_provider(provider.clone(), req.clone(), ticket, admits).boxed()
+            attempt::start(&provider, &req, log.as_ref(), budgets.as_ref())
         });
         let (tx, rx) = oneshot::channel();
         let actor = RequestActor::new(
