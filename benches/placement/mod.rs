@@ -309,6 +309,23 @@ fn fixed_calls() -> Option<u64> {
         .and_then(|n| n.parse().ok())
 }
 
+/// One caller: calls until `deadline`, or `calls` times when set; the units
+/// done.
+async fn caller(
+    c: &Callers,
+    kind: Kind,
+    variant: Variant,
+    deadline: Instant,
+    calls: Option<u64>,
+) -> u64 {
+    let (mut n, mut made) = (0, 0u64);
+    while calls.map_or(Instant::now() < deadline, |calls| made < calls) {
+        n += call(c, kind, variant).await;
+        made += 1;
+    }
+    n
+}
+
 /// `concurrency` callers calling for `length` in the current task (sequential
 /// when 1), measured.
 pub async fn slice(
@@ -321,14 +338,9 @@ pub async fn slice(
     let start = (Instant::now(), usage_now());
     let deadline = start.0 + length;
     let calls = fixed_calls();
-    let units = futures::future::join_all((0..concurrency).map(|_| async move {
-        let (mut n, mut made) = (0, 0u64);
-        while calls.map_or(Instant::now() < deadline, |calls| made < calls) {
-            n += call(c, kind, variant).await;
-            made += 1;
-        }
-        n
-    }))
+    let units = futures::future::join_all(
+        (0..concurrency).map(|_| caller(c, kind, variant, deadline, calls)),
+    )
     .await
     .into_iter()
     .sum();
@@ -351,14 +363,7 @@ pub async fn spawned_slice(
     let tasks: Vec<_> = (0..concurrency)
         .map(|_| {
             let c = c.clone();
-            tokio::spawn(async move {
-                let (mut n, mut made) = (0, 0u64);
-                while calls.map_or(Instant::now() < deadline, |calls| made < calls) {
-                    n += call(&c, kind, variant).await;
-                    made += 1;
-                }
-                n
-            })
+            tokio::spawn(async move { caller(&c, kind, variant, deadline, calls).await })
         })
         .collect();
     let mut units = 0;

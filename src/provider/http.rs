@@ -145,7 +145,11 @@ async fn status_error(ctx: &CallContext, response: reqwest::Response) -> Provide
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let body = read_error_body(ctx, response).await;
-    let mut err = ctx.error(FailureKind::Status { status, body });
+    with_response(ctx.error(FailureKind::Status { status, body }), headers)
+}
+
+/// `err` with the response's headers and the provider's id of the request in them.
+fn with_response(mut err: ProviderError, headers: HeaderMap) -> ProviderError {
     err.provider_request_id = provider_request_id(&headers);
     err.headers = headers;
     err
@@ -526,11 +530,7 @@ async fn generate_from(
         let headers = std::mem::take(response.headers_mut());
         match read {
             Ok(body) => (body, headers),
-            Err(mut e) => {
-                e.provider_request_id = provider_request_id(&headers);
-                e.headers = headers;
-                return Err(e);
-            }
+            Err(e) => return Err(with_response(e, headers)),
         }
     };
     reply_from(ctx, headers, &body, req, parse)
@@ -547,12 +547,6 @@ fn reply_from(
     req: &ChatRequest,
     parse: fn(&[u8]) -> Result<Parsed, DecodeError>,
 ) -> Result<ChatResponse, ProviderError> {
-    let provider_request_id = provider_request_id(&headers);
-    let with_response = |mut err: ProviderError, headers: HeaderMap| {
-        err.provider_request_id = provider_request_id.clone();
-        err.headers = headers;
-        err
-    };
     let parsed = match parse(body) {
         Ok(parsed) => parsed,
         Err(DecodeError::Malformed(m)) => {
@@ -568,6 +562,7 @@ fn reply_from(
     };
     let rate_limit =
         crate::classify::wait::rate_limit_hints(&headers, std::time::SystemTime::now());
+    let provider_request_id = provider_request_id(&headers);
     Ok(ChatResponse {
         rate_limit,
         route: Vec::new(),
