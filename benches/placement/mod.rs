@@ -413,8 +413,9 @@ pub fn concurrencies() -> Vec<(&'static str, usize)> {
     {
         Some(1) => vec![all[0]],
         Some(64) => vec![all[1]],
-        // Any other number: one phase at that concurrency.
-        Some(n) => vec![("concurrent", n)],
+        // Any other number: one phase at that concurrency (its label made
+        // once a run).
+        Some(n) => vec![(&*format!("{n} concurrent").leak(), n)],
         None => all.to_vec(),
     }
 }
