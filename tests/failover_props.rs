@@ -507,6 +507,31 @@ fn a_start_cut_inside_a_token_is_within_the_limit_its_server_kept() {
         .unwrap_or_else(|e| panic!("{e}"));
 }
 
+/// Found by CI: the first target's reply, cut by the stop sequence "r" at
+/// "Ocean canyon ancho", reset before its end; the second, asked to continue,
+/// says "O" and meets the same stop sequence. That "O" is new text, though the
+/// delivered text starts with it: it reaches the consumer.
+#[test]
+fn a_continuation_that_stops_after_the_delivered_texts_first_letter_is_delivered() {
+    let runtime = common::two_worker_runtime();
+    let mock = common::quiet_mock();
+    let case = Case {
+        first: 2,
+        second: 1,
+        topic: 434,
+        max_tokens: None,
+        stop_word: Some(18),
+        fault: (StreamFault::Reset, 2),
+        tools: false,
+        behaviour: Behaviour::Standard,
+    };
+    let (a, b) = case.models();
+    let client = runtime.block_on(async { client(&mock, a, b) });
+    runtime
+        .block_on(check(&client, &mock, &case, 0))
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
 /// What a hostile first target does to a request before any text.
 #[derive(Debug, Clone)]
 enum Hostile {

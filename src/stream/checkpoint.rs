@@ -203,9 +203,54 @@ impl Seam {
         }
     }
 
-    /// The continuation ended: decide with what there is. A continuation that
-    /// ends while it may still be repeating delivered text delivers none of it.
+    /// The continuation ended on its own (a natural end, a stop sequence, tool
+    /// calls): decide with what there is. What it said is its own unless it is
+    /// a whole repetition: of the delivered text's tail (an overlap) or of all
+    /// the delivered text (a restart). One that repeated the delivered text's
+    /// start ([`RESTART_MIN`] bytes or more) and ended where that text went on
+    /// restarted and differed ([`Seam::diverged`]); a shorter repetition of
+    /// its start is new text (a continuation cut by a stop sequence after "O"
+    /// said "O", whatever the delivered text began with).
+    ///
+    /// ```
+    /// use steer_llm::stream::checkpoint::Seam;
+    /// let mut seam = Seam::overlap("Ocean canyon ancho").verified_against("Ocean canyon ancho");
+    /// let mut out = seam.push("O".into());
+    /// out.extend(seam.finish());
+    /// assert_eq!(out.concat(), "O");
+    /// ```
     pub fn finish(&mut self) -> Vec<String> {
+        if self.decided {
+            return Vec::new();
+        }
+        let held = self.held.concat();
+        let drop = match self.restart() {
+            Restart::Repeated(all) => all,
+            Restart::Possible if held.len() >= RESTART_MIN => {
+                self.diverged = true;
+                0
+            }
+            Restart::Diverged => {
+                self.diverged = true;
+                0
+            }
+            Restart::Possible | Restart::No => self.best_drop(&held),
+        };
+        self.release(drop)
+    }
+
+    /// The continuation was cut short by its token limit: decide with what
+    /// there is. One cut while it may still be repeating delivered text (it
+    /// spent its tokens on the repetition) delivers none of it.
+    ///
+    /// ```
+    /// use steer_llm::stream::checkpoint::Seam;
+    /// let mut seam = Seam::exact("").verified_against("One two three ");
+    /// let mut out = seam.push("One two".into());
+    /// out.extend(seam.finish_cut());
+    /// assert_eq!(out.concat(), "");
+    /// ```
+    pub fn finish_cut(&mut self) -> Vec<String> {
         if self.decided {
             return Vec::new();
         }
@@ -365,6 +410,16 @@ mod tests {
         out
     }
 
+    /// `run`, for a continuation cut short by its token limit.
+    fn run_cut(mut seam: Seam, pieces: &[&str]) -> String {
+        let mut out: String = pieces
+            .iter()
+            .flat_map(|p| seam.push(p.to_string()))
+            .collect();
+        out.push_str(&seam.finish_cut().concat());
+        out
+    }
+
     #[test]
     fn deltas_keep_their_boundaries_and_wholly_repeated_ones_vanish() {
         let mut seam = Seam::overlap("The river runs to the sea. It ");
@@ -380,9 +435,19 @@ mod tests {
     }
 
     #[test]
-    fn a_continuation_that_ends_inside_the_repetition_delivers_nothing() {
-        // The model starts again at "sea. It " and is cut after "sea. I".
-        assert_eq!(run(Seam::overlap("to the sea. It "), &["sea. ", "I"]), "");
+    fn a_continuation_cut_inside_the_repetition_delivers_nothing() {
+        // The model starts again at "sea. It " and its limit cuts it after
+        // "sea. I"; one that ended there on its own (a stop sequence "t")
+        // repeated no whole tail of the delivered text: what it said is new.
+        assert_eq!(
+            run_cut(Seam::overlap("to the sea. It "), &["sea. ", "I"]),
+            ""
+        );
+        assert_eq!(
+            run(Seam::overlap("to the sea. It "), &["sea. ", "I"]),
+            "sea. I"
+        );
+        assert_eq!(run_cut(Seam::exact("\n\n"), &["\n"]), "");
         assert_eq!(run(Seam::exact("\n\n"), &["\n"]), "");
         // Text that is not a repetition is kept at the end too.
         assert_eq!(run(Seam::overlap("to the sea. It "), &["Then"]), "Then");
@@ -482,9 +547,28 @@ mod tests {
         out.extend(seam.push("north.".into()));
         assert!(seam.diverged());
         assert_eq!(out.concat(), "The river runs north.");
-        // A restart cut short while still repeating delivers nothing.
+        // A restart cut short by its limit while still repeating delivers
+        // nothing; one that ended there on its own said it (a stop sequence
+        // can end a new reply one letter in, and that letter may be the
+        // delivered text's first), unless it repeated a restart's worth.
         let seam = Seam::exact("").verified_against("One two three ");
-        assert_eq!(run(seam, &["One two"]), "");
+        assert_eq!(run_cut(seam, &["One two"]), "");
+        let seam = Seam::exact("").verified_against("One two three ");
+        assert_eq!(run(seam, &["One two"]), "One two");
+        let seam = Seam::overlap("Ocean canyon ancho").verified_against("Ocean canyon ancho");
+        assert_eq!(run(seam, &["O"]), "O");
+        let seam = Seam::overlap("Ocean canyon ancho").verified_against("Ocean canyon ancho");
+        assert_eq!(run_cut(seam, &["O"]), "");
+        let mut seam = Seam::exact("").verified_against("Rivers run to the sea and on. ");
+        let mut out = seam.push("Rivers run to the sea".into());
+        out.extend(seam.finish());
+        assert!(seam.diverged(), "a restart that ended early");
+        assert_eq!(out.concat(), "Rivers run to the sea");
+        // An overlap with the tail cut by a natural end is not one.
+        let seam = Seam::overlap("to the sea. ");
+        assert_eq!(run(seam, &["the s"]), "the s");
+        let seam = Seam::overlap("to the sea. ");
+        assert_eq!(run_cut(seam, &["the s"]), "");
         // A break after a character or two: a continuation that starts the
         // reply again (as mockllm's one-character chunks showed) repeats it.
         let seam = Seam::overlap("O").verified_against("O");

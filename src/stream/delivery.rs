@@ -553,7 +553,18 @@ impl Delivery {
             } => {
                 // The response ended: nothing to resume or cancel.
                 self.resume = None;
-                let rest = self.seam.as_mut().map(|s| s.finish()).unwrap_or_default();
+                // A continuation its limit cut may have been cut while it
+                // repeated delivered text; one that ended on its own said
+                // what it held.
+                let cut = matches!(
+                    finish_reason,
+                    FinishReason::Length | FinishReason::ContentFilter
+                );
+                let rest = match self.seam.as_mut() {
+                    Some(seam) if cut => seam.finish_cut(),
+                    Some(seam) => seam.finish(),
+                    None => Vec::new(),
+                };
                 if self.seam.as_ref().is_some_and(|s| s.diverged()) {
                     return Step::Diverged;
                 }
