@@ -44,11 +44,17 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// Records one delivered delta; returns its offset (in characters).
     pub fn deliver(&mut self, text: &str) -> usize {
+        self.deliver_counted(text, estimate_tokens(text).max(1))
+    }
+
+    /// Records one delivered delta counted as `tokens`; returns its offset
+    /// (in characters).
+    pub fn deliver_counted(&mut self, text: &str, tokens: u64) -> usize {
         let offset = self.chars;
         self.text.push_str(text);
         self.chars = self.chars.saturating_add(text.chars().count());
         self.chunks = self.chunks.saturating_add(1);
-        self.tokens = self.tokens.saturating_add(estimate_tokens(text).max(1));
+        self.tokens = self.tokens.saturating_add(tokens);
         offset
     }
 

@@ -92,10 +92,21 @@ pub fn tokens_left(original: &ChatRequest, checkpoint: &Checkpoint) -> Option<u6
     })
 }
 
+/// Tokens a continuation's delta `text` counts toward `original`'s
+/// `max_tokens`, on the high side: the estimate, or the count of the model's
+/// public tokenizer where that is more (the estimate is high for words, but a
+/// real tokenizer may cut a short word in more pieces: "Meadow," is two
+/// tokens by the estimate and three by `o200k_base`).
+pub fn delta_tokens(original: &ChatRequest, text: &str) -> u64 {
+    let estimate = estimate_tokens(text).max(1);
+    crate::tokens::count(original.model.model(), text).map_or(estimate, |n| n.max(estimate))
+}
+
 /// Whether delivering `text` would take the consumer past `original`'s
-/// `max_tokens` (counted on the high side): a continuation is cut before it.
+/// `max_tokens` (counted on the high side, [`delta_tokens`]): a continuation
+/// is cut before it.
 pub fn over_limit(original: &ChatRequest, checkpoint: &Checkpoint, text: &str) -> bool {
-    tokens_left(original, checkpoint).is_some_and(|left| estimate_tokens(text).max(1) > left)
+    tokens_left(original, checkpoint).is_some_and(|left| delta_tokens(original, text) > left)
 }
 
 /// The request that continues `original` after what `checkpoint` delivered, and
@@ -254,7 +265,8 @@ mod tests {
 
     #[test]
     fn the_budget_counts_delivered_tokens_high_and_what_the_seam_may_drop() {
-        let original = ChatRequest::new("openai/gpt-4o-mini")
+        // A model whose tokenizer is not public: the estimate alone.
+        let original = ChatRequest::new("anthropic/claude-3-5-haiku-latest")
             .unwrap()
             .user("hi")
             .max_tokens(4);
@@ -272,6 +284,23 @@ mod tests {
         assert_eq!(req.max_tokens, Some(2), "1 left, 1 for the trimmed space");
         assert!(!over_limit(&original, &checkpoint, "to "));
         assert!(over_limit(&original, &checkpoint, "to sea"));
+        // A model with a public tokenizer counts by it where it says more.
+        crate::tokens::preload("gpt-4o-mini");
+        let openai = ChatRequest::new("openai/gpt-4o-mini").unwrap().user("hi");
+        let anthropic = ChatRequest::new("anthropic/claude-3-5-haiku-latest")
+            .unwrap()
+            .user("hi");
+        assert_eq!(estimate_tokens("Meadow,"), 2);
+        assert_eq!(delta_tokens(&openai, "Meadow,"), 3, "Mead|ow|,");
+        assert_eq!(delta_tokens(&anthropic, "Meadow,"), 2);
+        assert_eq!(delta_tokens(&openai, "to sea"), estimate_tokens("to sea"));
+        // A trailing space is a token of its own until the next word comes.
+        assert_eq!(delta_tokens(&openai, "to "), 2);
+        assert!(over_limit(
+            &openai.clone().max_tokens(4),
+            &checkpoint,
+            "to "
+        ));
         let all = delivered(&["A ", "b ", "c ", "d "]);
         assert_eq!(tokens_left(&original, &all), Some(0));
         let unlimited = ChatRequest::new("openai/gpt-4o-mini").unwrap().user("hi");
