@@ -258,8 +258,8 @@ impl CircuitBreaker {
         ctx: &mut Context<Self>,
         body: impl FnOnce(&mut Self, &mut Context<Self>) -> R,
     ) -> Option<R> {
-        let who = format!("circuit breaker of {}", self.provider);
-        crate::exec::supervise::guarded(self, ctx, &who, body)
+        let who = |act: &Self| format!("circuit breaker of {}", act.provider);
+        crate::exec::supervise::guarded(self, ctx, who, body)
     }
 }
 

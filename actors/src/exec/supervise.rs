@@ -4,12 +4,14 @@
 
 use actix::{Actor, ActorContext};
 
-/// Runs `body`; on a panic, logs it with `who` and stops the actor (its
-/// supervisor restarts it). `None` when the body panicked.
+/// Runs `body`; on a panic, logs it with the name `who` gives the actor and
+/// stops the actor (its supervisor restarts it). `None` when the body
+/// panicked. The name is written only then: a handler that runs once a report
+/// allocates nothing for it.
 pub(crate) fn guarded<A, C, R>(
     act: &mut A,
     ctx: &mut C,
-    who: &str,
+    who: impl FnOnce(&A) -> String,
     body: impl FnOnce(&mut A, &mut C) -> R,
 ) -> Option<R>
 where
@@ -20,6 +22,7 @@ where
     match std::panic::catch_unwind(run) {
         Ok(r) => Some(r),
         Err(panic) => {
+            let who = who(act);
             let message = panic_message(panic.as_ref());
             tracing::error!(%who, %message, "actor failed: restarting it");
             ctx.stop();

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
+use tokio::time::Instant;
 
 use crate::breaker::{CallOutcome, PermitLease};
 use crate::exec::clock::later_tokio;
@@ -61,13 +62,12 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
         self.core.target.clone()
     }
 
-    /// Replies and stops; `succeeded` is the permit of the attempt that
-    /// succeeded and how long it took, reported with the request's end (one
-    /// trip through the relay for both).
+    /// Replies and stops; `succeeded`, the attempt that answered, is reported
+    /// with the request's end (one trip through the relay for both).
     fn finish(
         &mut self,
         result: Result<Completed<T>, RequestError<E>>,
-        succeeded: Option<(PermitLease, Duration)>,
+        succeeded: Option<Answered>,
         ctx: &mut Context<Self>,
     ) {
         let end = match &result {
@@ -76,7 +76,9 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
             },
             Err(e) => e.end(),
         };
-        shell::report_end_after(self, end, succeeded);
+        let ended = succeeded.as_ref().map(|a| a.ended);
+        let lease = succeeded.and_then(|a| a.lease.map(|l| (l, a.took)));
+        shell::report_end_after(self, end, lease, ended);
         if let Some(tx) = self.reply.take() {
             let _ = tx.send(result.map_err(Box::new));
         }
@@ -103,15 +105,20 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
         &mut self,
         outcome: Outcome<Result<T, AttemptError<E>>>,
         lease: Option<PermitLease>,
-        elapsed: Duration,
+        ended: Instant,
         deadline_bound: bool,
         ctx: &mut Context<Self>,
     ) {
+        let elapsed = ended.saturating_duration_since(self.core.attempt_started);
         let (failure, raw) = match outcome {
             Outcome::Done(Ok(value)) => {
                 self.core.end_attempt_after(AttemptEnd::Success, elapsed);
                 // Reported with the request's end, in `finish`.
-                let succeeded = lease.map(|l| (l, elapsed));
+                let succeeded = Some(Answered {
+                    lease,
+                    took: elapsed,
+                    ended,
+                });
                 let attempts = self.core.attempts.succeeded();
                 return self.finish(Ok(Completed { value, attempts }), succeeded, ctx);
             }
@@ -153,6 +160,13 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
         tracing::debug!(parent: &self.core.span, attempt = self.core.attempts.attempts(), category = %failure.category, "attempt failed");
         shell::retry_or_give_up(self, failure, raw, ctx);
     }
+}
+
+/// The attempt that answered: its permit, how long it took, when it ended.
+struct Answered {
+    lease: Option<PermitLease>,
+    took: Duration,
+    ended: Instant,
 }
 
 impl<T: Send + 'static, E: Send + 'static> AttemptLoop for RequestActor<T, E> {

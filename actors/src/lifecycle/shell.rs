@@ -440,22 +440,26 @@ fn backoff<A: AttemptLoop>(act: &mut A, delay: Duration, ctx: &mut Context<A>) {
 /// Tells the coordinator how the request ended (one-way); the request is counted
 /// then if it never reported before.
 pub fn report_end<A: AttemptLoop>(act: &mut A, end: RequestEnd) {
-    report_end_after(act, end, None);
+    report_end_after(act, end, None, None);
 }
 
 /// [`report_end`], with the permit of the attempt that succeeded and how long it
-/// took: both reports make one trip through the relay.
+/// took (both reports make one trip through the relay), and when the request
+/// ended if the clock was read for it already.
 pub(crate) fn report_end_after<A: AttemptLoop>(
     act: &mut A,
     end: RequestEnd,
     succeeded: Option<(PermitLease, Duration)>,
+    ended: Option<tokio::time::Instant>,
 ) {
     let core = act.core();
     core.attempt_span = tracing::Span::none();
     let outcome = end.outcome();
-    core.actors
-        .meters
-        .request_at(&core.target, outcome, core.started.elapsed());
+    let took = match ended {
+        Some(at) => at.saturating_duration_since(core.started),
+        None => core.started.elapsed(),
+    };
+    core.actors.meters.request_at(&core.target, outcome, took);
     let first_report = core.attempts.first_report();
     core.actors
         .request_ended(succeeded, RequestFinished { end, first_report });

@@ -3,12 +3,16 @@
 //! or give up?" after every failed attempt.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use actix::prelude::*;
 
 use crate::exec::clock::now;
 
 use crate::MAILBOX_CAPACITY;
+
+/// The coordinator's name in the log of a handler that panicked.
+const WHO: fn(&RetryCoordinator) -> String = |_| "retry coordinator".to_string();
 
 use super::budget::{BudgetConfig, RetryBudget};
 use super::counters::{ProviderMetrics, RequestEnd};
@@ -71,8 +75,8 @@ impl RetryCoordinator {
     /// announcing every start). The metrics count it at its end, which every
     /// request has exactly once: a first report lost with a cancelled request
     /// cannot make `cancelled` exceed `requests`.
-    fn count_request(&mut self) {
-        self.budget.record_request(now());
+    fn count_request(&mut self, now: Instant) {
+        self.budget.record_request(now);
     }
 }
 
@@ -85,7 +89,7 @@ pub(crate) fn decide_within_budget(
     state: AttemptState,
     random: f64,
     limits: (&mut RetryBudget, Option<&mut RetryThrottle>),
-    now: std::time::Instant,
+    now: Instant,
 ) -> Decision {
     let (budget, throttle) = limits;
     let throttled = throttle.is_some_and(|t| {
@@ -121,9 +125,10 @@ impl Handler<AttemptFailed> for RetryCoordinator {
     type Result = MessageResult<AttemptFailed>;
 
     fn handle(&mut self, msg: AttemptFailed, ctx: &mut Context<Self>) -> Self::Result {
-        let decision = crate::exec::supervise::guarded(self, ctx, "retry coordinator", |act, _| {
+        let decision = crate::exec::supervise::guarded(self, ctx, WHO, |act, _| {
+            let now = now();
             if msg.first_report {
-                act.count_request();
+                act.count_request(now);
             }
             act.metrics.record_attempt(msg.failure.category.as_str());
             let policy = msg.policy.as_ref().unwrap_or(&act.policy);
@@ -133,7 +138,7 @@ impl Handler<AttemptFailed> for RetryCoordinator {
                 msg.state,
                 act.rng.f64(),
                 (&mut act.budget, act.throttle.as_mut()),
-                now(),
+                now,
             );
             act.metrics.record_decision(&decision);
             decision
@@ -187,8 +192,10 @@ impl Handler<RequestsFinished> for RetryCoordinator {
     type Result = ();
 
     fn handle(&mut self, msg: RequestsFinished, ctx: &mut Context<Self>) {
+        // One reading of the clock for the batch: its ends came together.
+        let now = now();
         for end in msg.0 {
-            <Self as Handler<RequestFinished>>::handle(self, end, ctx);
+            self.finished(end, now, ctx);
         }
     }
 }
@@ -197,9 +204,16 @@ impl Handler<RequestFinished> for RetryCoordinator {
     type Result = ();
 
     fn handle(&mut self, msg: RequestFinished, ctx: &mut Context<Self>) {
-        crate::exec::supervise::guarded(self, ctx, "retry coordinator", |act, _| {
+        self.finished(msg, now(), ctx);
+    }
+}
+
+impl RetryCoordinator {
+    /// A request ended, as its report says, at `now`.
+    fn finished(&mut self, msg: RequestFinished, now: Instant, ctx: &mut Context<Self>) {
+        crate::exec::supervise::guarded(self, ctx, WHO, |act, _| {
             if msg.first_report {
-                act.count_request();
+                act.count_request(now);
             }
             if let (RequestEnd::Succeeded { .. }, Some(t)) = (msg.end, &mut act.throttle) {
                 t.succeeded();
@@ -246,7 +260,7 @@ impl Handler<SpendHedge> for RetryCoordinator {
     type Result = bool;
 
     fn handle(&mut self, _: SpendHedge, ctx: &mut Context<Self>) -> bool {
-        crate::exec::supervise::guarded(self, ctx, "retry coordinator", |act, _| {
+        crate::exec::supervise::guarded(self, ctx, WHO, |act, _| {
             let throttled = act.throttle.as_ref().is_some_and(|t| !t.allows());
             !throttled && act.budget.try_retry(now())
         })
@@ -278,7 +292,7 @@ impl Handler<Crash> for RetryCoordinator {
     type Result = ();
 
     fn handle(&mut self, _: Crash, ctx: &mut Context<Self>) {
-        crate::exec::supervise::guarded(self, ctx, "test", |_, _| panic!("injected failure"));
+        crate::exec::supervise::guarded(self, ctx, WHO, |_, _| panic!("injected failure"));
     }
 }
 

@@ -91,8 +91,10 @@ impl Handler<Reports> for CircuitBreaker {
     type Result = ();
 
     fn handle(&mut self, msg: Reports, ctx: &mut Context<Self>) {
+        // One reading of the clock for the batch: its reports came together.
+        let now = now();
         for report in msg.0 {
-            <Self as Handler<Report>>::handle(self, report, ctx);
+            self.reported(report, now, ctx);
         }
     }
 }
@@ -101,8 +103,14 @@ impl Handler<Report> for CircuitBreaker {
     type Result = ();
 
     fn handle(&mut self, msg: Report, ctx: &mut Context<Self>) {
+        self.reported(msg, now(), ctx);
+    }
+}
+
+impl CircuitBreaker {
+    /// A call's outcome, as its report says, at `now`.
+    fn reported(&mut self, msg: Report, now: std::time::Instant, ctx: &mut Context<Self>) {
         self.guarded(ctx, |act, ctx| {
-            let now = now();
             // A health failure counts where it belongs: an endpoint's (network)
             // for the endpoint alone (the model was never reached); a model's for
             // the model, and for the provider too while no sibling model is well

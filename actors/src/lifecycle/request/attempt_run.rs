@@ -37,14 +37,10 @@ impl<T: Send + 'static, E: Send + 'static> ActorFuture<RequestActor<T, E>> for A
         let Poll::Ready(outcome) = this.guarded.poll(task) else {
             return Poll::Pending;
         };
-        let elapsed = act.core.attempt_started.elapsed();
-        act.on_result(
-            outcome,
-            this.lease.take(),
-            elapsed,
-            *this.deadline_bound,
-            ctx,
-        );
+        // One reading of the clock ends the attempt and, if it answered, the
+        // request.
+        let ended = tokio::time::Instant::now();
+        act.on_result(outcome, this.lease.take(), ended, *this.deadline_bound, ctx);
         Poll::Ready(())
     }
 }
