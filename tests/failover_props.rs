@@ -482,15 +482,24 @@ fn a_stream_failed_over_midway_holds_every_character_once_for_every_parameter_an
     }
 }
 
+/// Checks one case the property found, alone.
+fn check_found(case: Case) {
+    let runtime = common::two_worker_runtime();
+    let mock = common::quiet_mock();
+    let (a, b) = case.models();
+    let client = runtime.block_on(async { client(&mock, a, b) });
+    runtime
+        .block_on(check(&client, &mock, &case, 0))
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
 /// Found by CI: one character a chunk, the first target's reply cut by its
 /// limit of 4 tokens in the middle of its last token, then reset after 25
 /// characters. What came is the start of its own reply: within the limit,
 /// though that start alone tokenizes to 5.
 #[test]
 fn a_start_cut_inside_a_token_is_within_the_limit_its_server_kept() {
-    let runtime = common::two_worker_runtime();
-    let mock = common::quiet_mock();
-    let case = Case {
+    check_found(Case {
         first: 0,
         second: 0,
         topic: 64,
@@ -499,12 +508,7 @@ fn a_start_cut_inside_a_token_is_within_the_limit_its_server_kept() {
         fault: (StreamFault::Reset, 25),
         tools: false,
         behaviour: Behaviour::CharChunks,
-    };
-    let (a, b) = case.models();
-    let client = runtime.block_on(async { client(&mock, a, b) });
-    runtime
-        .block_on(check(&client, &mock, &case, 0))
-        .unwrap_or_else(|e| panic!("{e}"));
+    });
 }
 
 /// Found by CI: the first target's reply, cut by the stop sequence "r" at
@@ -513,9 +517,7 @@ fn a_start_cut_inside_a_token_is_within_the_limit_its_server_kept() {
 /// delivered text starts with it: it reaches the consumer.
 #[test]
 fn a_continuation_that_stops_after_the_delivered_texts_first_letter_is_delivered() {
-    let runtime = common::two_worker_runtime();
-    let mock = common::quiet_mock();
-    let case = Case {
+    check_found(Case {
         first: 2,
         second: 1,
         topic: 434,
@@ -524,12 +526,7 @@ fn a_continuation_that_stops_after_the_delivered_texts_first_letter_is_delivered
         fault: (StreamFault::Reset, 2),
         tools: false,
         behaviour: Behaviour::Standard,
-    };
-    let (a, b) = case.models();
-    let client = runtime.block_on(async { client(&mock, a, b) });
-    runtime
-        .block_on(check(&client, &mock, &case, 0))
-        .unwrap_or_else(|e| panic!("{e}"));
+    });
 }
 
 /// Found by CI: the first target (the Responses API) sends 12 tokens of its
@@ -539,9 +536,7 @@ fn a_continuation_that_stops_after_the_delivered_texts_first_letter_is_delivered
 /// tokenizer, and cut before it.
 #[test]
 fn a_continuation_is_counted_by_its_models_public_tokenizer() {
-    let runtime = common::two_worker_runtime();
-    let mock = common::quiet_mock();
-    let case = Case {
+    check_found(Case {
         first: 4,
         second: 0,
         topic: 115,
@@ -550,12 +545,7 @@ fn a_continuation_is_counted_by_its_models_public_tokenizer() {
         fault: (StreamFault::Pings, 7),
         tools: false,
         behaviour: Behaviour::Standard,
-    };
-    let (a, b) = case.models();
-    let client = runtime.block_on(async { client(&mock, a, b) });
-    runtime
-        .block_on(check(&client, &mock, &case, 0))
-        .unwrap_or_else(|e| panic!("{e}"));
+    });
 }
 
 /// What a hostile first target does to a request before any text.

@@ -407,22 +407,21 @@ fn common_prefix(a: &str, b: &str) -> usize {
 mod tests {
     use super::*;
 
-    fn run(mut seam: Seam, pieces: &[&str]) -> String {
-        let mut out: String = pieces
-            .iter()
-            .flat_map(|p| seam.push(p.to_string()))
-            .collect();
-        out.push_str(&seam.finish().concat());
-        out
+    fn run(seam: Seam, pieces: &[&str]) -> String {
+        run_to(seam, pieces, Seam::finish)
     }
 
     /// `run`, for a continuation cut short by its token limit.
-    fn run_cut(mut seam: Seam, pieces: &[&str]) -> String {
+    fn run_cut(seam: Seam, pieces: &[&str]) -> String {
+        run_to(seam, pieces, Seam::finish_cut)
+    }
+
+    fn run_to(mut seam: Seam, pieces: &[&str], end: fn(&mut Seam) -> Vec<String>) -> String {
         let mut out: String = pieces
             .iter()
             .flat_map(|p| seam.push(p.to_string()))
             .collect();
-        out.push_str(&seam.finish_cut().concat());
+        out.push_str(&end(&mut seam).concat());
         out
     }
 
