@@ -529,7 +529,8 @@ fn a_continuation_that_stops_after_the_delivered_texts_first_letter_is_delivered
     });
 }
 
-/// Found by CI: the first target (the Responses API) sends 12 tokens of its
+/// Found by running the property again and again (its cases are random):
+/// the first target (the Responses API) sends 12 tokens of its
 /// reply and then only keep-alives, and is failed over as too slow; 2 of the
 /// limit's 14 are left, and the second's "Meadow," is 2 by steer's estimate
 /// but 3 by its model's tokenizer: the continuation is counted by the
