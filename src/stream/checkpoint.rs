@@ -226,23 +226,7 @@ impl Seam {
     /// assert_eq!(out.concat(), "O");
     /// ```
     pub fn finish(&mut self) -> Vec<String> {
-        if self.decided {
-            return Vec::new();
-        }
-        let held = self.held.concat();
-        let drop = match self.restart() {
-            Restart::Repeated(all) => all,
-            Restart::Possible if held.len() >= RESTART_MIN => {
-                self.diverged = true;
-                0
-            }
-            Restart::Diverged => {
-                self.diverged = true;
-                0
-            }
-            Restart::Possible | Restart::No => self.best_drop(&held),
-        };
-        self.release(drop)
+        self.end(false)
     }
 
     /// The continuation was cut short by its token limit: decide with what
@@ -257,19 +241,32 @@ impl Seam {
     /// assert_eq!(out.concat(), "");
     /// ```
     pub fn finish_cut(&mut self) -> Vec<String> {
+        self.end(true)
+    }
+
+    /// The continuation ended, cut short by its limit or not: what is held
+    /// is dropped as far as the rules of [`finish`](Self::finish) and
+    /// [`finish_cut`](Self::finish_cut) say, the rest released.
+    fn end(&mut self, cut: bool) -> Vec<String> {
         if self.decided {
             return Vec::new();
         }
         let held = self.held.concat();
-        let drop = match self.restart() {
-            Restart::Possible => held.len(),
-            Restart::Repeated(all) => all,
-            Restart::Diverged => {
+        let drop = match (self.restart(), cut) {
+            (Restart::Repeated(all), _) => all,
+            (Restart::Diverged, _) => {
                 self.diverged = true;
                 0
             }
-            Restart::No if self.still_repeating(&held) => held.len(),
-            Restart::No => self.best_drop(&held),
+            // Cut while it may still be repeating: none of it is new.
+            (Restart::Possible, true) => held.len(),
+            (Restart::No, true) if self.still_repeating(&held) => held.len(),
+            // Ended on its own after a restart's worth of the start.
+            (Restart::Possible, false) if held.len() >= RESTART_MIN => {
+                self.diverged = true;
+                0
+            }
+            (Restart::Possible | Restart::No, _) => self.best_drop(&held),
         };
         self.release(drop)
     }
