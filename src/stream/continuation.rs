@@ -102,11 +102,34 @@ pub fn delta_tokens(original: &ChatRequest, text: &str) -> u64 {
     crate::tokens::count(original.model.model(), text).map_or(estimate, |n| n.max(estimate))
 }
 
+/// Where a continuation's delta stands against `original`'s `max_tokens`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeltaLimit {
+    /// The request has no limit.
+    Unlimited,
+    /// Within it: the delta counts these tokens ([`delta_tokens`]).
+    Within(u64),
+    /// It would take the consumer past the limit: the continuation is cut
+    /// before it.
+    Over,
+}
+
+/// Where delivering `text` after `checkpoint` stands against `original`'s
+/// `max_tokens`, counted on the high side ([`delta_tokens`]).
+pub fn delta_limit(original: &ChatRequest, checkpoint: &Checkpoint, text: &str) -> DeltaLimit {
+    let Some(left) = tokens_left(original, checkpoint) else {
+        return DeltaLimit::Unlimited;
+    };
+    match delta_tokens(original, text) {
+        tokens if tokens > left => DeltaLimit::Over,
+        tokens => DeltaLimit::Within(tokens),
+    }
+}
+
 /// Whether delivering `text` would take the consumer past `original`'s
-/// `max_tokens` (counted on the high side, [`delta_tokens`]): a continuation
-/// is cut before it.
+/// `max_tokens` ([`delta_limit`]): a continuation is cut before it.
 pub fn over_limit(original: &ChatRequest, checkpoint: &Checkpoint, text: &str) -> bool {
-    tokens_left(original, checkpoint).is_some_and(|left| delta_tokens(original, text) > left)
+    delta_limit(original, checkpoint, text) == DeltaLimit::Over
 }
 
 /// The request that continues `original` after what `checkpoint` delivered, and

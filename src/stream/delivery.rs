@@ -13,7 +13,7 @@ use std::time::Duration;
 use super::checkpoint::{estimate_tokens, Checkpoint, Seam};
 
 use super::calls::StreamCalls;
-use super::continuation::{delta_tokens, tokens_left};
+use super::continuation::{delta_limit, tokens_left, DeltaLimit};
 use super::reasoning::StreamReasoning;
 use crate::model::{
     ChatRequest, FinishReason, ModelId, ProviderEvent, ResumePoint, RouteStep, StreamEvent, Usage,
@@ -408,23 +408,21 @@ impl Delivery {
         }
         // A continuation's text counts by its model's tokenizer too, where
         // that is public (a first attempt's is recounted whole at a break).
-        let counted = match tokens_left(asked.original, &self.checkpoint) {
-            Some(left) if self.continuing => {
-                let tokens = delta_tokens(asked.original, &text);
-                if tokens > left {
-                    return Delivered::AtLimit;
-                }
-                Some(tokens)
-            }
-            _ => None,
+        let counted = if self.continuing {
+            delta_limit(asked.original, &self.checkpoint, &text)
+        } else {
+            DeltaLimit::Unlimited
         };
+        if counted == DeltaLimit::Over {
+            return Delivered::AtLimit;
+        }
         out.append(&mut self.pending_seam);
         if self.first_content.is_none() {
             self.first_content = Some(asked.started.elapsed());
         }
         let offset = match counted {
-            Some(tokens) => self.checkpoint.deliver_counted(&text, tokens),
-            None => self.checkpoint.deliver(&text),
+            DeltaLimit::Within(tokens) => self.checkpoint.deliver_counted(&text, tokens),
+            DeltaLimit::Unlimited | DeltaLimit::Over => self.checkpoint.deliver(&text),
         };
         out.push(StreamEvent::TextDelta { text, offset });
         Delivered::Sent
