@@ -7,7 +7,6 @@
 //! no provider, it sees a future that yields a value or a classified [`Failure`].
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix::prelude::*;
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
@@ -20,7 +19,7 @@ use crate::failure::{Category, Failure};
 pub use crate::lifecycle::reply::{
     AttemptError, AttemptFn, Cancel, Completed, RequestError, RequestResult,
 };
-use crate::lifecycle::shell::{self, AttemptLoop, RequestCore, Run, Stop};
+use crate::lifecycle::shell::{self, Answered, AttemptLoop, RequestCore, Run, Stop};
 use crate::lifecycle::AttemptEnd;
 use crate::provider::ProviderActors;
 use crate::retry::{GiveUp, RequestEnd};
@@ -76,9 +75,7 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
             },
             Err(e) => e.end(),
         };
-        let ended = succeeded.as_ref().map(|a| a.ended);
-        let lease = succeeded.and_then(|a| a.lease.map(|l| (l, a.took)));
-        shell::report_end_after(self, end, lease, ended);
+        shell::report_end_after(self, end, succeeded);
         if let Some(tx) = self.reply.take() {
             let _ = tx.send(result.map_err(Box::new));
         }
@@ -160,13 +157,6 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
         tracing::debug!(parent: &self.core.span, attempt = self.core.attempts.attempts(), category = %failure.category, "attempt failed");
         shell::retry_or_give_up(self, failure, raw, ctx);
     }
-}
-
-/// The attempt that answered: its permit, how long it took, when it ended.
-struct Answered {
-    lease: Option<PermitLease>,
-    took: Duration,
-    ended: Instant,
 }
 
 impl<T: Send + 'static, E: Send + 'static> AttemptLoop for RequestActor<T, E> {

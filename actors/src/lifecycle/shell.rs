@@ -440,27 +440,34 @@ fn backoff<A: AttemptLoop>(act: &mut A, delay: Duration, ctx: &mut Context<A>) {
 /// Tells the coordinator how the request ended (one-way); the request is counted
 /// then if it never reported before.
 pub fn report_end<A: AttemptLoop>(act: &mut A, end: RequestEnd) {
-    report_end_after(act, end, None, None);
+    report_end_after(act, end, None);
 }
 
-/// [`report_end`], with the permit of the attempt that succeeded and how long it
-/// took (both reports make one trip through the relay), and when the request
-/// ended if the clock was read for it already.
+/// The attempt that answered a request: its permit, how long it took, and
+/// when it ended (the request's end too: one reading of the clock).
+pub(crate) struct Answered {
+    pub lease: Option<PermitLease>,
+    pub took: Duration,
+    pub ended: tokio::time::Instant,
+}
+
+/// [`report_end`], after the attempt that `answered`: its permit's success and
+/// the request's end make one trip through the relay.
 pub(crate) fn report_end_after<A: AttemptLoop>(
     act: &mut A,
     end: RequestEnd,
-    succeeded: Option<(PermitLease, Duration)>,
-    ended: Option<tokio::time::Instant>,
+    answered: Option<Answered>,
 ) {
     let core = act.core();
     core.attempt_span = tracing::Span::none();
     let outcome = end.outcome();
-    let took = match ended {
-        Some(at) => at.saturating_duration_since(core.started),
+    let took = match &answered {
+        Some(a) => a.ended.saturating_duration_since(core.started),
         None => core.started.elapsed(),
     };
     core.actors.meters.request_at(&core.target, outcome, took);
     let first_report = core.attempts.first_report();
+    let succeeded = answered.and_then(|a| a.lease.map(|l| (l, a.took)));
     core.actors
         .request_ended(succeeded, RequestFinished { end, first_report });
 }
