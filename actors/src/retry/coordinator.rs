@@ -11,14 +11,14 @@ use crate::exec::clock::now;
 
 use crate::MAILBOX_CAPACITY;
 
-/// The coordinator's name in the log of a handler that panicked.
-const WHO: fn(&RetryCoordinator) -> String = |_| "retry coordinator".to_string();
-
 use super::budget::{BudgetConfig, RetryBudget};
 use super::counters::{ProviderMetrics, RequestEnd};
 use super::policy::{decide, AttemptState, Decision, GiveUp, RetryPolicy};
 use super::throttle::{RetryThrottle, ThrottleConfig};
 use crate::failure::Failure;
+
+/// The coordinator's name in the log of a handler that panicked.
+const WHO: fn(&RetryCoordinator) -> String = |_| "retry coordinator".to_string();
 
 /// The retry coordinator of one provider.
 pub struct RetryCoordinator {
