@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use steer_actors::telemetry::meters::{Meters, SpendSample};
+use steer_actors::telemetry::meters::{Meters, SpendSample, TargetMeters};
 
 use crate::cost::{estimate, priced, Fate, PriceTable, Spend};
 use crate::error::{FailureKind, ProviderError, TransportKind};
@@ -21,7 +21,10 @@ use crate::model::{ChatRequest, ChatResponse, Usage};
 /// ticket holds a clone, and each clone, lock and allocation is on every
 /// request's path (`--bench overhead`: the log's share of steer's per-request
 /// cost, 0.4-0.8 µs of 2.7, was its four reference counts and three locks a
-/// step).
+/// step). One lock a step now: an attempt is taken from the open ones and
+/// recorded under one hold of it, so that a request that reads its spend
+/// after cancelling what is open never misses an attempt that closed on
+/// another thread meanwhile (taken, not yet recorded).
 #[derive(Clone)]
 pub struct SpendLog {
     shared: Arc<Shared>,
@@ -29,11 +32,6 @@ pub struct SpendLog {
 
 struct Shared {
     state: Mutex<LogState>,
-    /// Held while an attempt is taken from the open ones and recorded, and
-    /// while [`SpendLog::cancel_open`] runs: a request that reads its spend
-    /// after cancelling what is open never misses an attempt that closed on
-    /// another thread meanwhile (taken, not yet recorded).
-    closing: Mutex<()>,
     prices: Arc<PriceTable>,
     meters: Option<Meters>,
     /// The client's budgets, when it has any: replies teach them their
@@ -61,6 +59,9 @@ struct LogState {
 struct OpenAttempt {
     id: u64,
     request: Arc<ChatRequest>,
+    /// Its target's metric series, when whoever opened it had them resolved
+    /// (a request actor does, once a request): not looked up again.
+    target: Option<TargetMeters>,
 }
 
 /// The attempts open: the first in place (most requests make one attempt at
@@ -92,10 +93,9 @@ impl Open {
         Some(self.more.swap_remove(i))
     }
 
-    /// Every open attempt, taken out.
-    fn take_all(&mut self) -> impl Iterator<Item = OpenAttempt> {
-        let first = self.first.take();
-        first.into_iter().chain(std::mem::take(&mut self.more))
+    /// Every open attempt, in the order they opened.
+    fn in_order(self) -> impl Iterator<Item = OpenAttempt> {
+        self.first.into_iter().chain(self.more)
     }
 }
 
@@ -127,7 +127,6 @@ impl SpendLog {
         SpendLog {
             shared: Arc::new(Shared {
                 state: Mutex::new(LogState::default()),
-                closing: Mutex::new(()),
                 prices,
                 meters,
                 budgets,
@@ -137,10 +136,21 @@ impl SpendLog {
 
     /// An attempt of `request` starts (at the deployment its model names).
     pub fn open(&self, request: Arc<ChatRequest>) -> Ticket {
+        self.open_at(request, None)
+    }
+
+    /// [`SpendLog::open`], its spend counted in `target`, the metric series of
+    /// the request's deployment and model, resolved already (else looked up
+    /// when it ends).
+    pub fn open_at(&self, request: Arc<ChatRequest>, target: Option<TargetMeters>) -> Ticket {
         let mut state = self.shared.state.lock();
         let id = state.next;
         state.next = state.next.wrapping_add(1);
-        state.open.push(OpenAttempt { id, request });
+        state.open.push(OpenAttempt {
+            id,
+            request,
+            target,
+        });
         Ticket {
             log: self.clone(),
             id,
@@ -152,38 +162,19 @@ impl SpendLog {
     /// Closes every attempt still open as cancelled: the request has its
     /// reply (or its error), and what still runs lost.
     pub fn cancel_open(&self) {
-        let _closing = self.shared.closing.lock();
-        self.cancel_open_closing();
+        let mut state = self.shared.state.lock();
+        self.shared.cancel_open(&mut state);
     }
 
     /// The request's end: what is open closes as cancelled
     /// ([`SpendLog::cancel_open`]), then its spend is taken out
-    /// ([`SpendLog::take_spend`]), under one hold of the closing lock (and one
-    /// lock of the log when nothing is open, the common end).
+    /// ([`SpendLog::take_spend`]), under one lock of the log.
     pub fn finish(&self) -> Spend {
-        let _closing = self.shared.closing.lock();
-        {
-            let mut state = self.shared.state.lock();
-            if state.open.is_empty() {
-                return std::mem::take(&mut state.spend);
-            }
+        let mut state = self.shared.state.lock();
+        if !state.open.is_empty() {
+            self.shared.cancel_open(&mut state);
         }
-        self.cancel_open_closing();
-        self.take_spend()
-    }
-
-    /// [`SpendLog::cancel_open`], the closing lock held.
-    fn cancel_open_closing(&self) {
-        let open: Vec<OpenAttempt> = self.shared.state.lock().open.take_all().collect();
-        for attempt in open {
-            let usage = cancelled_usage(&attempt.request);
-            let cost = self.record(&attempt.request, None, usage, true, Fate::Cancelled, None);
-            let tokens = usage.input_tokens();
-            let mut state = self.shared.state.lock();
-            if state.closed.len() < crate::cost::MAX_LISTED {
-                state.closed.push((attempt.id, tokens, cost));
-            }
-        }
+        std::mem::take(&mut state.spend)
     }
 
     /// The reply starts again from its beginning: what was delivered so far
@@ -203,51 +194,6 @@ impl SpendLog {
         std::mem::take(&mut self.shared.state.lock().spend)
     }
 
-    /// Adds the spend of an attempt of `request` (priced as `answered`, the
-    /// model that answered, if it said; counted under the request's model),
-    /// settling its budget hold.
-    pub(crate) fn record(
-        &self,
-        request: &ChatRequest,
-        answered: Option<&str>,
-        usage: Usage,
-        estimated: bool,
-        fate: Fate,
-        hold: Option<super::gate::Hold>,
-    ) -> Option<crate::cost::Usd> {
-        let (deployment, model) = (request.model.provider(), request.model.model());
-        let priced_as = answered.unwrap_or(model);
-        let shared = &*self.shared;
-        let attempt = priced(
-            &shared.prices,
-            deployment,
-            priced_as,
-            usage,
-            estimated,
-            fate,
-        );
-        let cost = attempt.cost;
-        if let Some(hold) = hold {
-            let tokens = usage.input_tokens().saturating_add(usage.completion_tokens);
-            hold.settle(tokens, attempt.cost);
-        }
-        if let (Some(budgets), Fate::Delivered, false) = (&shared.budgets, fate, estimated) {
-            budgets.outputs.record(model, usage.completion_tokens);
-        }
-        if let Some(meters) = &shared.meters {
-            let labels = meters.find_target(deployment, model);
-            let sample = SpendSample {
-                outcome: fate.label(),
-                dollars: attempt.cost.map(|c| c.dollars()),
-                tokens: usage.input_tokens().saturating_add(usage.completion_tokens),
-                estimated,
-            };
-            meters.spend_at(&labels, sample);
-        }
-        shared.state.lock().spend.push(attempt);
-        cost
-    }
-
     /// What attempt `id`, closed as cancelled by [`SpendLog::cancel_open`],
     /// spent.
     fn closed(&self, id: u64) -> Option<(u64, Option<crate::cost::Usd>)> {
@@ -256,10 +202,61 @@ impl SpendLog {
         let (_, tokens, cost) = state.closed.swap_remove(i);
         Some((tokens, cost))
     }
+}
 
-    /// Removes attempt `id` from the open ones, if it is still there.
-    fn take_open(&self, id: u64) -> Option<OpenAttempt> {
-        self.shared.state.lock().open.take(id)
+impl Shared {
+    /// Closes every attempt open in `state` (its lock held) as cancelled.
+    fn cancel_open(&self, state: &mut LogState) {
+        for attempt in std::mem::take(&mut state.open).in_order() {
+            let usage = cancelled_usage(&attempt.request);
+            let cost = self.record(state, &attempt, None, usage, true, Fate::Cancelled, None);
+            if state.closed.len() < crate::cost::MAX_LISTED {
+                state.closed.push((attempt.id, usage.input_tokens(), cost));
+            }
+        }
+    }
+
+    /// Adds the spend of `attempt` to `state` (its lock held: whoever takes
+    /// the spend next finds it): priced as `answered`, the model that
+    /// answered, if it said; counted under the request's model; its budget
+    /// hold settled.
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &self,
+        state: &mut LogState,
+        attempt: &OpenAttempt,
+        answered: Option<&str>,
+        usage: Usage,
+        estimated: bool,
+        fate: Fate,
+        hold: Option<super::gate::Hold>,
+    ) -> Option<crate::cost::Usd> {
+        let request = &attempt.request;
+        let (deployment, model) = (request.model.provider(), request.model.model());
+        let priced_as = answered.unwrap_or(model);
+        let spend = priced(&self.prices, deployment, priced_as, usage, estimated, fate);
+        let cost = spend.cost;
+        let tokens = usage.input_tokens().saturating_add(usage.completion_tokens);
+        if let Some(hold) = hold {
+            hold.settle(tokens, cost);
+        }
+        if let (Some(budgets), Fate::Delivered, false) = (&self.budgets, fate, estimated) {
+            budgets.outputs.record(model, usage.completion_tokens);
+        }
+        if let Some(meters) = &self.meters {
+            let sample = SpendSample {
+                outcome: fate.label(),
+                dollars: cost.map(|c| c.dollars()),
+                tokens,
+                estimated,
+            };
+            match &attempt.target {
+                Some(target) => meters.spend_at(target, sample),
+                None => meters.spend_at(&meters.find_target(deployment, model), sample),
+            }
+        }
+        state.spend.push(spend);
+        cost
     }
 }
 
@@ -279,7 +276,7 @@ impl Ticket {
         });
     }
 
-    /// Records the attempt's end, once: under the closing lock, if it is
+    /// Records the attempt's end, once: under one lock of the log, if it is
     /// still open (`cancel_open` may have closed it meanwhile), its usage
     /// (`usage` of its request) priced and its hold settled on it.
     fn end(
@@ -290,12 +287,12 @@ impl Ticket {
         usage: impl FnOnce(&ChatRequest) -> Usage,
     ) {
         self.closed = true;
-        let _closing = self.log.shared.closing.lock();
-        if let Some(open) = self.log.take_open(self.id) {
+        let shared = &*self.log.shared;
+        let mut state = shared.state.lock();
+        if let Some(open) = state.open.take(self.id) {
             let usage = usage(&open.request);
             let hold = self.hold.take();
-            self.log
-                .record(&open.request, model, usage, estimated, fate, hold);
+            shared.record(&mut state, &open, model, usage, estimated, fate, hold);
         }
     }
 
@@ -303,7 +300,7 @@ impl Ticket {
     /// not an attempt, and records nothing.
     pub fn withdraw(mut self) {
         self.closed = true;
-        let _ = self.log.take_open(self.id);
+        let _ = self.log.shared.state.lock().open.take(self.id);
     }
 
     /// The attempt holds `hold` of the client's budgets: settled when it
@@ -511,6 +508,27 @@ mod tests {
         let spend = log.spend();
         assert_eq!(spend.count, 1);
         assert_eq!(spend.attempts[0].fate, Fate::Cancelled);
+    }
+
+    #[test]
+    fn an_attempt_opened_with_its_series_counts_there_without_a_lookup() {
+        // A request actor hands its attempts the series it resolved once; the
+        // log counts in them (here another target's, to tell them apart) and
+        // looks up the request's own only for an attempt opened without.
+        let meters = Meters::new();
+        let log = SpendLog::new(Arc::new(PriceTable::defaults()), Some(meters.clone()));
+        let given = meters.target_meters("resolved", "once");
+        log.open_at(request(), Some(given))
+            .close(None, Usage::new(1_000_000, 0), false, Fate::Delivered);
+        log.open(request()).close_estimated(0, Fate::Failed);
+        let text = meters.encode();
+        assert!(text.contains(
+            r#"steer_spend_usd_total{provider="resolved",model="once",outcome="delivered"} 0.15"#
+        ), "{text}");
+        assert!(text.contains(
+            r#"steer_spend_usd_total{provider="openai",model="gpt-4o-mini",outcome="wasted"}"#
+        ), "{text}");
+        assert!(!text.contains(r#"provider="openai",model="gpt-4o-mini",outcome="delivered""#));
     }
 
     #[test]

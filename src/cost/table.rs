@@ -69,40 +69,80 @@ impl PriceTable {
     }
 
     /// [`PriceTable::price`], `None` when unpriced (no allocation).
+    ///
+    /// Every attempt looks its model up here, so the common case (the model's
+    /// own row) is one hash lookup, and the rest no iterator chain or key built
+    /// on the heap.
     pub fn get(&self, deployment: &str, model: &str) -> Option<&Price> {
         if self.own_rows {
-            if let Some(p) = self.rows.get(&format!("{deployment}/{model}")) {
+            if let Some(p) = self.own_row(deployment, model) {
                 return Some(p);
             }
         }
-        let bare = model.rsplit('/').next().unwrap_or(model);
-        let names = std::iter::once(model).chain((bare.len() < model.len()).then_some(bare));
-        names
-            .flat_map(family_names)
-            .find_map(|candidate| self.rows.get(candidate))
-            .map(|p| &**p)
+        if let Some(p) = self.family_row(model) {
+            return Some(p);
+        }
+        // After a router's `vendor/` prefix.
+        let bare = after_last(model, b'/')?;
+        self.family_row(bare)
+    }
+
+    /// The row of `name`, else of its family: without `-latest`, then without
+    /// a trailing date (`-20241022` or `-2024-10-22`).
+    fn family_row(&self, name: &str) -> Option<&Price> {
+        let row = |n: &str| self.rows.get(n).map(|p| &**p);
+        row(name)
+            .or_else(|| name.strip_suffix("-latest").and_then(row))
+            .or_else(|| strip_date(name).and_then(row))
+    }
+
+    /// The deployment's own row (`deployment/model`), its key written on the
+    /// stack when it fits.
+    fn own_row(&self, deployment: &str, model: &str) -> Option<&Price> {
+        const ROOM: usize = 128;
+        let len = deployment
+            .len()
+            .saturating_add(1)
+            .saturating_add(model.len());
+        if len > ROOM {
+            return self
+                .rows
+                .get(&format!("{deployment}/{model}"))
+                .map(|p| &**p);
+        }
+        let mut key = [0u8; ROOM];
+        key[..deployment.len()].copy_from_slice(deployment.as_bytes());
+        key[deployment.len()] = b'/';
+        key[deployment.len() + 1..len].copy_from_slice(model.as_bytes());
+        // Two strings and an ASCII byte between them: always UTF-8.
+        let key = std::str::from_utf8(&key[..len]).ok()?;
+        self.rows.get(key).map(|p| &**p)
     }
 }
 
-/// `name`, then `name` without `-latest`, then without a trailing date
-/// (`-20241022` or `-2024-10-22`).
-fn family_names(name: &str) -> impl Iterator<Item = &str> {
-    let latest = name.strip_suffix("-latest");
-    let dated = strip_date(name);
-    std::iter::once(name).chain(latest).chain(dated)
+/// What follows the last `byte` (an ASCII one) in `s`, if it has one.
+fn after_last(s: &str, byte: u8) -> Option<&str> {
+    let i = s.bytes().rposition(|b| b == byte)?;
+    s.get(i + 1..)
+}
+
+/// What precedes the last `byte` (an ASCII one) in `s`, and what follows it.
+fn split_last(s: &str, byte: u8) -> Option<(&str, &str)> {
+    let i = s.bytes().rposition(|b| b == byte)?;
+    Some((s.get(..i)?, s.get(i + 1..)?))
 }
 
 /// `name` without a trailing `-YYYYMMDD` or `-YYYY-MM-DD`.
 fn strip_date(name: &str) -> Option<&str> {
     let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    let (head, tail) = name.rsplit_once('-')?;
+    let (head, tail) = split_last(name, b'-')?;
     if tail.len() == 8 && digits(tail) {
         return Some(head);
     }
     // -YYYY-MM-DD: three dash-separated parts of 4, 2 and 2 digits.
     let (head, day) = (head, tail);
-    let (head, month) = head.rsplit_once('-')?;
-    let (head, year) = head.rsplit_once('-')?;
+    let (head, month) = split_last(head, b'-')?;
+    let (head, year) = split_last(head, b'-')?;
     let ok = year.len() == 4 && month.len() == 2 && day.len() == 2;
     (ok && digits(year) && digits(month) && digits(day)).then_some(head)
 }
@@ -230,6 +270,22 @@ mod tests {
         t.set("azure/gpt-4o", own.clone());
         assert_eq!(t.price("azure", "gpt-4o").unwrap(), &own);
         assert_eq!(t.price("openai", "gpt-4o").unwrap().rates.input, m(2.5));
+        // Its key is written on the stack up to 128 bytes, on the heap past
+        // them: found either way, and a dated name finds the family's row.
+        let long = "d".repeat(200);
+        t.set(format!("{long}/gpt-4o"), own.clone());
+        assert_eq!(t.price(&long, "gpt-4o").unwrap(), &own);
+        assert_eq!(t.price(&long[..100], "gpt-4o").unwrap().rates.input, m(2.5));
+        assert_eq!(
+            t.price(&long, "gpt-4o-2024-08-06").unwrap().rates.input,
+            m(2.5)
+        );
+        // A router's vendor prefix: the model's own name after it, then its
+        // family's; a bare name with no row is unpriced.
+        let via = t.price("openrouter", "openai/gpt-4o-latest").unwrap();
+        assert_eq!(via.rates.input, m(2.5));
+        assert!(t.price("openrouter", "openai/").is_err());
+        assert!(t.price("openrouter", "/").is_err());
     }
 
     #[test]

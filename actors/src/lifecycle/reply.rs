@@ -9,11 +9,13 @@ use crate::breaker::Rejection;
 use crate::failure::{Category, Failure};
 use crate::lifecycle::attempts::Stop;
 use crate::retry::{GiveUp, RequestEnd};
+use crate::telemetry::meters::TargetMeters;
 
-/// One attempt: given the attempt number (1-based), a future of the value or of
-/// the classified failure with the raw error.
+/// One attempt: given the attempt number (1-based) and the request's metric
+/// series (its provider and model, resolved once a request), a future of the
+/// value or of the classified failure with the raw error.
 pub type AttemptFn<T, E> =
-    Box<dyn FnMut(u32) -> BoxFuture<'static, Result<T, AttemptError<E>>> + Send>;
+    Box<dyn FnMut(u32, &TargetMeters) -> BoxFuture<'static, Result<T, AttemptError<E>>> + Send>;
 
 /// A failed attempt: the classified failure and the raw error. Boxed, so that the
 /// success path moves small values.

@@ -86,7 +86,7 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
         // One reading of the clock starts the attempt, bounds it and sets its timer.
         let limit_at = run.limit.map(|l| later_tokio(run.started, l.duration));
         let deadline_bound = run.limit.is_some_and(|l| l.by_deadline);
-        let future = (self.attempt)(run.number);
+        let future = (self.attempt)(run.number, &self.core.target);
         let guarded = Guarded::new(future, limit_at, self.core.attempt_span.clone());
         shell::spawn_send(
             ctx,

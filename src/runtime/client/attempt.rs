@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use futures::future::{BoxFuture, FutureExt};
 use steer_actors::lifecycle::request::AttemptError;
+use steer_actors::telemetry::meters::TargetMeters;
 
 use crate::budget::gate::Admission;
 use crate::budget::{SpendLog, Ticket};
@@ -19,15 +20,17 @@ use crate::provider::Provider;
 type Outcome = Result<Box<ChatResponse>, AttemptError<ProviderError>>;
 
 /// An attempt of `req` at `provider` starts: its entry in the request's spend
-/// log (if it keeps one) opens now, so that an attempt dropped before it runs
-/// counts as cancelled; `budgets` admit it first, where any could refuse it.
+/// log (if it keeps one, counted in `target`, the request's metric series)
+/// opens now, so that an attempt dropped before it runs counts as cancelled;
+/// `budgets` admit it first, where any could refuse it.
 pub(super) fn start(
     provider: &Arc<dyn Provider>,
     req: &Arc<ChatRequest>,
     log: Option<&SpendLog>,
     budgets: Option<&Admission>,
+    target: &TargetMeters,
 ) -> BoxFuture<'static, Outcome> {
-    let ticket = log.map(|l| l.open(req.clone()));
+    let ticket = log.map(|l| l.open_at(req.clone(), Some(target.clone())));
     // The log again only where budgets admit the attempt.
     let admits = budgets.cloned().zip(log.cloned());
     at_provider(provider.clone(), req.clone(), ticket, admits).boxed()

@@ -366,9 +366,10 @@ impl Client {
         let provider = handle.provider.clone();
         let log = options.spend.clone();
         let budgets = self.admission(options);
-        let attempt: AttemptFn<Box<ChatResponse>, ProviderError> = Box::new(move |_attempt| {
-            attempt::start(&provider, &req, log.as_ref(), budgets.as_ref())
-        });
+        let attempt: AttemptFn<Box<ChatResponse>, ProviderError> =
+            Box::new(move |_attempt, target| {
+                attempt::start(&provider, &req, log.as_ref(), budgets.as_ref(), target)
+            });
         let (tx, rx) = oneshot::channel();
         let actor = RequestActor::new(
             spec,

@@ -41,7 +41,7 @@ fn cancel_drops_the_attempt_in_flight_and_counts_it_cancelled() {
         let (dropped_tx, dropped) = oneshot::channel::<()>();
         let mut started_tx = Some(started_tx);
         let mut dropped_tx = Some(dropped_tx);
-        let attempt: AttemptFn<(), ()> = Box::new(move |_| {
+        let attempt: AttemptFn<(), ()> = Box::new(move |_, _| {
             let (started, dropped) = (started_tx.take(), dropped_tx.take());
             Box::pin(async move {
                 // Tells the test when it is dropped unfinished.
