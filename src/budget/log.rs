@@ -518,16 +518,23 @@ mod tests {
         let meters = Meters::new();
         let log = SpendLog::new(Arc::new(PriceTable::defaults()), Some(meters.clone()));
         let given = meters.target_meters("resolved", "once");
-        log.open_at(request(), Some(given))
-            .close(None, Usage::new(1_000_000, 0), false, Fate::Delivered);
+        log.open_at(request(), Some(given)).close(
+            None,
+            Usage::new(1_000_000, 0),
+            false,
+            Fate::Delivered,
+        );
         log.open(request()).close_estimated(0, Fate::Failed);
         let text = meters.encode();
         assert!(text.contains(
             r#"steer_spend_usd_total{provider="resolved",model="once",outcome="delivered"} 0.15"#
         ), "{text}");
-        assert!(text.contains(
-            r#"steer_spend_usd_total{provider="openai",model="gpt-4o-mini",outcome="wasted"}"#
-        ), "{text}");
+        assert!(
+            text.contains(
+                r#"steer_spend_usd_total{provider="openai",model="gpt-4o-mini",outcome="wasted"}"#
+            ),
+            "{text}"
+        );
         assert!(!text.contains(r#"provider="openai",model="gpt-4o-mini",outcome="delivered""#));
     }
 

@@ -13,7 +13,7 @@
 //! and the actor's own wakes are polls, not yields.
 
 use steer_actors::exec::in_place::{InPlace, Until};
-use steer_actors::lifecycle::request::{RequestActor, RequestResult};
+use steer_actors::lifecycle::request::{MakeAttempt, RequestActor, RequestResult};
 use tokio::sync::oneshot;
 
 use crate::error::ProviderError;
@@ -25,13 +25,17 @@ use crate::model::ChatResponse;
 /// cache lines steer wrote that bare did not).
 pub(crate) type GenerateReply = RequestResult<Box<ChatResponse>, ProviderError>;
 
-type Actor = RequestActor<Box<ChatResponse>, ProviderError>;
+/// A request's actor, whose attempts `A` makes.
+type Actor<A> = RequestActor<Box<ChatResponse>, ProviderError, A>;
 
 /// A running request: its reply, or why none came. Dropping it cancels the
 /// request (the actor stops, seeing its caller gone).
-pub(crate) type RequestRun = Until<Actor, GenerateReply>;
+pub(crate) type RequestRun<A> = Until<Actor<A>, GenerateReply>;
 
 /// Runs `actor`, which replies on `reply`'s sender, in the future returned.
-pub(crate) fn start(actor: Actor, reply: oneshot::Receiver<GenerateReply>) -> RequestRun {
+pub(crate) fn start<A>(actor: Actor<A>, reply: oneshot::Receiver<GenerateReply>) -> RequestRun<A>
+where
+    A: MakeAttempt<Box<ChatResponse>, ProviderError>,
+{
     InPlace::new(actor).until(reply)
 }

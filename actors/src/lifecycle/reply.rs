@@ -1,6 +1,8 @@
 //! What a request actor is given and what it answers: the attempt it runs
-//! ([`AttemptFn`]), its reply ([`RequestResult`]: [`Completed`] or a
+//! ([`MakeAttempt`], [`AttemptFn`] boxed), its reply ([`RequestResult`]: [`Completed`] or a
 //! [`RequestError`]), and the message that cancels it ([`Cancel`]).
+
+use std::future::Future;
 
 use actix::prelude::*;
 use futures::future::BoxFuture;
@@ -11,9 +13,46 @@ use crate::lifecycle::attempts::Stop;
 use crate::retry::{GiveUp, RequestEnd};
 use crate::telemetry::meters::TargetMeters;
 
-/// One attempt: given the attempt number (1-based) and the request's metric
-/// series (its provider and model, resolved once a request), a future of the
-/// value or of the classified failure with the raw error.
+/// What makes a request's attempts: given the attempt number (1-based) and the
+/// request's metric series (its provider and model, resolved once a request),
+/// a future of the value or of the classified failure with the raw error.
+///
+/// Any such closure is one, its future kept as it is (inline in what the
+/// actor spawns, no box of its own); [`AttemptFn`] is the boxed kind.
+///
+/// ```
+/// use steer_actors::lifecycle::reply::{AttemptError, MakeAttempt};
+/// use steer_actors::telemetry::meters::{Meters, TargetMeters};
+///
+/// fn attempts() -> impl MakeAttempt<u32, ()> {
+///     |number: u32, _: &TargetMeters| async move { Ok::<_, AttemptError<()>>(number * 10) }
+/// }
+/// let mut make = attempts();
+/// let target = Meters::new().target_meters("p", "m");
+/// let value = futures::executor::block_on(make.attempt(2, &target));
+/// assert_eq!(value.ok(), Some(20));
+/// ```
+pub trait MakeAttempt<T, E>: Send + Unpin + 'static {
+    /// An attempt in flight.
+    type Future: Future<Output = Result<T, AttemptError<E>>> + Send + 'static;
+
+    /// Starts attempt `number` of the request whose series are `target`.
+    fn attempt(&mut self, number: u32, target: &TargetMeters) -> Self::Future;
+}
+
+impl<T, E, F, Fut> MakeAttempt<T, E> for F
+where
+    F: FnMut(u32, &TargetMeters) -> Fut + Send + Unpin + 'static,
+    Fut: Future<Output = Result<T, AttemptError<E>>> + Send + 'static,
+{
+    type Future = Fut;
+
+    fn attempt(&mut self, number: u32, target: &TargetMeters) -> Fut {
+        self(number, target)
+    }
+}
+
+/// One attempt, boxed: a [`MakeAttempt`] whose type can be named.
 pub type AttemptFn<T, E> =
     Box<dyn FnMut(u32, &TargetMeters) -> BoxFuture<'static, Result<T, AttemptError<E>>> + Send>;
 

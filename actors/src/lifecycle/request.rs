@@ -17,7 +17,7 @@ use crate::exec::clock::later_tokio;
 use crate::exec::guarded::{Guarded, Outcome};
 use crate::failure::{Category, Failure};
 pub use crate::lifecycle::reply::{
-    AttemptError, AttemptFn, Cancel, Completed, RequestError, RequestResult,
+    AttemptError, AttemptFn, Cancel, Completed, MakeAttempt, RequestError, RequestResult,
 };
 use crate::lifecycle::shell::{self, Answered, AttemptLoop, RequestCore, Run, Stop};
 use crate::lifecycle::AttemptEnd;
@@ -29,21 +29,25 @@ mod attempt_run;
 use crate::telemetry::meters::TargetMeters;
 use attempt_run::AttemptRun;
 
-/// A supervised request.
-pub struct RequestActor<T: Send + 'static, E: Send + 'static> {
+/// A supervised request, whose attempts `A` makes.
+pub struct RequestActor<
+    T: Send + 'static,
+    E: Send + 'static,
+    A: MakeAttempt<T, E> = AttemptFn<T, E>,
+> {
     core: RequestCore,
-    attempt: AttemptFn<T, E>,
+    attempt: A,
     reply: Option<oneshot::Sender<RequestResult<T, E>>>,
 }
 
-impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
+impl<T: Send + 'static, E: Send + 'static, A: MakeAttempt<T, E>> RequestActor<T, E, A> {
     /// A request actor; `admission` (the caller's in-flight slot) is held until it
     /// stops. Its attempts' spans are children of `span` (the caller's request
     /// span; `tracing::Span::none()` for none).
     pub fn new(
         spec: RequestSpec,
         actors: Arc<ProviderActors>,
-        attempt: AttemptFn<T, E>,
+        attempt: A,
         reply: oneshot::Sender<RequestResult<T, E>>,
         admission: Option<OwnedSemaphorePermit>,
         span: tracing::Span,
@@ -86,7 +90,7 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
         // One reading of the clock starts the attempt, bounds it and sets its timer.
         let limit_at = run.limit.map(|l| later_tokio(run.started, l.duration));
         let deadline_bound = run.limit.is_some_and(|l| l.by_deadline);
-        let future = (self.attempt)(run.number, &self.core.target);
+        let future = self.attempt.attempt(run.number, &self.core.target);
         let guarded = Guarded::new(future, limit_at, self.core.attempt_span.clone());
         shell::spawn_send(
             ctx,
@@ -100,7 +104,7 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
 
     fn on_result(
         &mut self,
-        outcome: Outcome<Result<T, AttemptError<E>>>,
+        outcome: Outcome<<A::Future as std::future::Future>::Output>,
         lease: Option<PermitLease>,
         ended: Instant,
         deadline_bound: bool,
@@ -159,7 +163,9 @@ impl<T: Send + 'static, E: Send + 'static> RequestActor<T, E> {
     }
 }
 
-impl<T: Send + 'static, E: Send + 'static> AttemptLoop for RequestActor<T, E> {
+impl<T: Send + 'static, E: Send + 'static, A: MakeAttempt<T, E>> AttemptLoop
+    for RequestActor<T, E, A>
+{
     type Raw = E;
 
     fn core(&mut self) -> &mut RequestCore {
@@ -197,12 +203,12 @@ impl<T: Send + 'static, E: Send + 'static> AttemptLoop for RequestActor<T, E> {
 // SAFETY: every future and timer closure it and its shell spawn goes through
 // `spawn_send` / `run_later_send`, which require `Send`, and no handler of it
 // returns a future actix would spawn (checked by `spawns_unchecked`).
-unsafe impl<T: Send + 'static, E: Send + 'static> crate::exec::in_place::SendContext
-    for RequestActor<T, E>
+unsafe impl<T: Send + 'static, E: Send + 'static, A: MakeAttempt<T, E>>
+    crate::exec::in_place::SendContext for RequestActor<T, E, A>
 {
 }
 
-impl<T: Send + 'static, E: Send + 'static> Actor for RequestActor<T, E> {
+impl<T: Send + 'static, E: Send + 'static, A: MakeAttempt<T, E>> Actor for RequestActor<T, E, A> {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
@@ -231,7 +237,7 @@ impl<T: Send + 'static, E: Send + 'static> Actor for RequestActor<T, E> {
 /// An actor dropped without stopping (one started on an arbiter, not in place,
 /// whose arbiter stopped under it) with its caller still waiting: the request is
 /// counted cancelled, as a dropped caller's would be.
-impl<T: Send + 'static, E: Send + 'static> Drop for RequestActor<T, E> {
+impl<T: Send + 'static, E: Send + 'static, A: MakeAttempt<T, E>> Drop for RequestActor<T, E, A> {
     fn drop(&mut self) {
         if self.reply.take().is_some() {
             shell::report_cancelled(self);
@@ -239,7 +245,9 @@ impl<T: Send + 'static, E: Send + 'static> Drop for RequestActor<T, E> {
     }
 }
 
-impl<T: Send + 'static, E: Send + 'static> Handler<Cancel> for RequestActor<T, E> {
+impl<T: Send + 'static, E: Send + 'static, A: MakeAttempt<T, E>> Handler<Cancel>
+    for RequestActor<T, E, A>
+{
     type Result = ();
 
     fn handle(&mut self, _: Cancel, ctx: &mut Context<Self>) {

@@ -5,7 +5,6 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use futures::future::{BoxFuture, FutureExt};
 use steer_actors::lifecycle::request::AttemptError;
 use steer_actors::telemetry::meters::TargetMeters;
 
@@ -29,19 +28,20 @@ pub(super) fn start(
     log: Option<&SpendLog>,
     budgets: Option<&Admission>,
     target: &TargetMeters,
-) -> BoxFuture<'static, Outcome> {
+) -> impl Future<Output = Outcome> + Send + 'static {
     let ticket = log.map(|l| l.open_at(req.clone(), Some(target.clone())));
     // The log again only where budgets admit the attempt.
     let admits = budgets.cloned().zip(log.cloned());
-    at_provider(provider.clone(), req.clone(), ticket, admits).boxed()
+    at_provider(provider.clone(), req.clone(), ticket, admits)
 }
 
 /// The attempt's future: `ticket` is its entry in the request's spend log (none
 /// when nothing is logged), `admits` the budgets that admit it and the log they
 /// read (none when no budget could refuse it).
 ///
-/// Every request's attempt is boxed and kept while it runs (`attempts_stay_small`):
-/// the budgets' admission, rare and large, is boxed apart, only when it runs.
+/// Every request's attempt is kept while it runs, inline in what its actor
+/// spawns (one box, actix's; `attempts_stay_small`): the budgets' admission,
+/// rare and large, is boxed apart, only when it runs.
 // One `async move` block, not an `async fn`: an `async fn` keeps its arguments
 // beside the body's state (504 bytes against 264).
 #[allow(clippy::manual_async_fn)]
@@ -81,7 +81,8 @@ mod tests {
     use super::*;
     use crate::provider::OpenAiCompatible;
 
-    /// Boxed for every attempt and kept while it runs, among 64 or 1,024 others:
+    /// Boxed (in its actor's `AttemptRun`) for every attempt and kept while it
+    /// runs, among 64 or 1,024 others:
     /// each byte of it is a byte of cache the request's own work does not get
     /// (264 bytes; 760 with the admission inline).
     #[test]

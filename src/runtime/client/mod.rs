@@ -10,7 +10,7 @@ use futures::FutureExt;
 use steer_actors::breaker::{
     BreakerStatus, ForceState, GetStatus, ResetBreaker, Subscribe, Target, TransitionEvent,
 };
-use steer_actors::lifecycle::request::{AttemptFn, RequestActor};
+use steer_actors::lifecycle::request::{MakeAttempt, RequestActor};
 use steer_actors::spec::RequestSpec;
 
 use steer_actors::exec::in_place::NoReply;
@@ -226,15 +226,19 @@ impl Client {
         let (options, log) = client.spend_log(options);
         async move {
             let this = &client;
+            // The reply stays boxed (104 bytes a move, not 552) until it is
+            // handed out.
             let mut result = 'all: {
                 if req.model.provider() == GROUP_PROVIDER {
                     let req = Arc::unwrap_or_clone(req);
-                    break 'all Box::pin(this.generate_in_group(req, options)).await;
+                    let routed = Box::pin(this.generate_in_group(req, options)).await;
+                    break 'all routed.map(Box::new);
                 }
                 match this.deployment_hedge(&req, &options) {
                     Ok(Some(hedge)) => {
                         let req = Arc::unwrap_or_clone(req);
-                        break 'all Box::pin(this.generate_hedged(req, options, hedge)).await;
+                        let hedged = Box::pin(this.generate_hedged(req, options, hedge)).await;
+                        break 'all hedged.map(Box::new);
                     }
                     Ok(None) => {}
                     Err(e) => break 'all Err(e),
@@ -249,7 +253,7 @@ impl Client {
                     Err(_) => {}
                 }
             }
-            result
+            result.map(|reply| *reply)
         }
     }
 
@@ -303,7 +307,7 @@ impl Client {
     }
 
     /// A request at its deployment: its request actor, in the caller's
-    /// future.
+    /// future. The reply comes boxed, as the attempt made it.
     // One `async move` block, not an `async fn`, as `generate_with`: the
     // boxed future stays under glibc's per-thread cache's 1,032 bytes.
     #[allow(clippy::manual_async_fn)]
@@ -311,7 +315,7 @@ impl Client {
         &self,
         req: Arc<ChatRequest>,
         options: GenerateOptions,
-    ) -> impl Future<Output = Result<ChatResponse, Error>> + Send + '_ {
+    ) -> impl Future<Output = Result<Box<ChatResponse>, Error>> + Send + '_ {
         let this = self;
         async move {
             let record_content = this.inner.record_content;
@@ -361,15 +365,19 @@ impl Client {
         options: &GenerateOptions,
         admission: tokio::sync::OwnedSemaphorePermit,
         span: tracing::Span,
-    ) -> (RequestRun, TargetMeters) {
+    ) -> (
+        RequestRun<impl MakeAttempt<Box<ChatResponse>, ProviderError>>,
+        TargetMeters,
+    ) {
         let spec = self.spec(handle, &req, options, self.inner.attempt_timeout);
         let provider = handle.provider.clone();
         let log = options.spend.clone();
         let budgets = self.admission(options);
-        let attempt: AttemptFn<Box<ChatResponse>, ProviderError> =
-            Box::new(move |_attempt, target| {
-                attempt::start(&provider, &req, log.as_ref(), budgets.as_ref(), target)
-            });
+        // Not boxed: the actor keeps the closure, and each attempt's future
+        // inline in what it spawns.
+        let attempt = move |_attempt: u32, target: &TargetMeters| {
+            attempt::start(&provider, &req, log.as_ref(), budgets.as_ref(), target)
+        };
         let (tx, rx) = oneshot::channel();
         let actor = RequestActor::new(
             spec,
@@ -692,14 +700,14 @@ impl Client {
     }
 }
 
-/// A request actor's reply as the caller's result.
+/// A request actor's reply as the caller's result (the reply still boxed).
 fn generate_result(
     reply: Result<GenerateReply, NoReply>,
     request_id: &RequestId,
     provider: &str,
-) -> Result<ChatResponse, Error> {
+) -> Result<Box<ChatResponse>, Error> {
     match reply {
-        Ok(Ok(done)) => Ok(*done.value),
+        Ok(Ok(done)) => Ok(done.value),
         Ok(Err(e)) => Err(Error::from_request(*e, request_id, provider, None)),
         Err(NoReply::Stopped) => Err(Error::Internal(format!(
             "request {request_id}: its actor stopped without a reply"

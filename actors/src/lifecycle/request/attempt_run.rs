@@ -5,32 +5,37 @@ use std::pin::Pin;
 use std::task::Poll;
 
 use actix::prelude::*;
-use futures::future::BoxFuture;
 
 use super::RequestActor;
 use crate::breaker::PermitLease;
 use crate::exec::guarded::Guarded;
-use crate::lifecycle::reply::AttemptError;
+use crate::lifecycle::reply::MakeAttempt;
 
 pin_project_lite::pin_project! {
     /// The attempt in flight, as its actor's context polls it: when the guarded
     /// future ends, its outcome goes straight to the actor (one future, not
-    /// actix's `wrap_future` and `map` around it).
-    pub(super) struct AttemptRun<T, E> {
+    /// actix's `wrap_future` and `map` around it). The attempt's future is
+    /// kept inline: actix boxes this once, and that is the only box.
+    pub(super) struct AttemptRun<F> {
         #[pin]
-        pub(super) guarded: Guarded<BoxFuture<'static, Result<T, AttemptError<E>>>>,
+        pub(super) guarded: Guarded<F>,
         pub(super) lease: Option<PermitLease>,
         pub(super) deadline_bound: bool,
     }
 }
 
-impl<T: Send + 'static, E: Send + 'static> ActorFuture<RequestActor<T, E>> for AttemptRun<T, E> {
+impl<T, E, A> ActorFuture<RequestActor<T, E, A>> for AttemptRun<A::Future>
+where
+    T: Send + 'static,
+    E: Send + 'static,
+    A: MakeAttempt<T, E>,
+{
     type Output = ();
 
     fn poll(
         self: Pin<&mut Self>,
-        act: &mut RequestActor<T, E>,
-        ctx: &mut Context<RequestActor<T, E>>,
+        act: &mut RequestActor<T, E, A>,
+        ctx: &mut Context<RequestActor<T, E, A>>,
         task: &mut std::task::Context<'_>,
     ) -> Poll<()> {
         let this = self.project();
