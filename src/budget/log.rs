@@ -32,11 +32,34 @@ pub struct SpendLog {
 
 struct Shared {
     state: Mutex<LogState>,
+    pricing: Arc<Pricing>,
+}
+
+/// What a client's spend logs price and count attempts with, built once and
+/// shared by every request's log (one reference count a request, not one for
+/// each part).
+pub(crate) struct Pricing {
     prices: Arc<PriceTable>,
     meters: Option<Meters>,
     /// The client's budgets, when it has any: replies teach them their
     /// model's output sizes.
     budgets: Option<Arc<super::gate::BudgetGate>>,
+}
+
+impl Pricing {
+    /// Attempts priced by `prices`, counted in `meters` (if any), teaching
+    /// `budgets` (if any) the output sizes of their replies.
+    pub(crate) fn new(
+        prices: Arc<PriceTable>,
+        meters: Option<Meters>,
+        budgets: Option<Arc<super::gate::BudgetGate>>,
+    ) -> Self {
+        Pricing {
+            prices,
+            meters,
+            budgets,
+        }
+    }
 }
 
 impl std::fmt::Debug for SpendLog {
@@ -115,21 +138,15 @@ pub struct Ticket {
 impl SpendLog {
     /// An empty log, priced by `prices`, counted in `meters` (if any).
     pub fn new(prices: Arc<PriceTable>, meters: Option<Meters>) -> Self {
-        Self::teaching(prices, meters, None)
+        Self::priced_by(Arc::new(Pricing::new(prices, meters, None)))
     }
 
-    /// The same, teaching `budgets` (if any) the output sizes of its replies.
-    pub(crate) fn teaching(
-        prices: Arc<PriceTable>,
-        meters: Option<Meters>,
-        budgets: Option<Arc<super::gate::BudgetGate>>,
-    ) -> Self {
+    /// An empty log, priced and counted as `pricing` says (a client's).
+    pub(crate) fn priced_by(pricing: Arc<Pricing>) -> Self {
         SpendLog {
             shared: Arc::new(Shared {
                 state: Mutex::new(LogState::default()),
-                prices,
-                meters,
-                budgets,
+                pricing,
             }),
         }
     }
@@ -234,16 +251,24 @@ impl Shared {
         let request = &attempt.request;
         let (deployment, model) = (request.model.provider(), request.model.model());
         let priced_as = answered.unwrap_or(model);
-        let spend = priced(&self.prices, deployment, priced_as, usage, estimated, fate);
+        let pricing = &*self.pricing;
+        let spend = priced(
+            &pricing.prices,
+            deployment,
+            priced_as,
+            usage,
+            estimated,
+            fate,
+        );
         let cost = spend.cost;
         let tokens = usage.input_tokens().saturating_add(usage.completion_tokens);
         if let Some(hold) = hold {
             hold.settle(tokens, cost);
         }
-        if let (Some(budgets), Fate::Delivered, false) = (&self.budgets, fate, estimated) {
+        if let (Some(budgets), Fate::Delivered, false) = (&pricing.budgets, fate, estimated) {
             budgets.outputs.record(model, usage.completion_tokens);
         }
-        if let Some(meters) = &self.meters {
+        if let Some(meters) = &pricing.meters {
             let sample = SpendSample {
                 outcome: fate.label(),
                 dollars: cost.map(|c| c.dollars()),

@@ -22,6 +22,7 @@ mod spec;
 
 pub use file::BudgetFile;
 pub use gate::{BudgetBalance, DEFAULT_LEASE, MAX_KEY};
+pub(crate) use log::Pricing;
 pub use log::{billed, close_reply, SpendLog, Ticket};
 pub use outputs::{OutputSizes, DEFAULT_OUTPUT};
 pub use spec::{Budget, Period, Scope};

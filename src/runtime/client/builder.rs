@@ -501,6 +501,8 @@ impl ClientBuilder {
             crate::budget::gate::BudgetGate::new(self.spend_budgets, ledger, prices.clone())
                 .with_lease(self.budget_lease),
         );
+        let teach = budgets.any().then(|| budgets.clone());
+        let pricing = Arc::new(Pricing::new(prices, Some(meters.clone()), teach));
         let partials = Arc::new(PartialStore::start_in_arbiter(&arbiters.handles[0], |_| {
             PartialStore::new(Duration::from_secs(15 * 60), 10_000)
         }));
@@ -518,7 +520,7 @@ impl ClientBuilder {
                 outliers,
                 groups: self.groups,
                 meters,
-                prices,
+                pricing,
                 budgets,
                 record_content: self.record_content,
                 #[cfg(feature = "shared-redis")]

@@ -28,7 +28,7 @@ use super::outlier_actor::OutlierActor;
 use super::route_actor::{CancelOnDrop, Leg, RouteActor};
 use super::system::Arbiters;
 use super::MetricsSnapshot;
-use crate::budget::SpendLog;
+use crate::budget::{Pricing, SpendLog};
 use crate::cost::PriceTable;
 use crate::error::{ConfigError, Error, ProviderError};
 use crate::model::{ChatRequest, ChatResponse, RequestId};
@@ -96,8 +96,8 @@ struct Inner {
     outliers: Option<Addr<OutlierActor>>,
     /// The client's metric families.
     meters: Meters,
-    /// The prices attempts are costed at.
-    prices: Arc<PriceTable>,
+    /// What requests' spend logs price and count attempts with.
+    pricing: Arc<Pricing>,
     /// The client's spend budgets and their ledger.
     budgets: Arc<crate::budget::gate::BudgetGate>,
     /// Whether spans record prompt and reply text.
@@ -301,9 +301,7 @@ impl Client {
 
     /// An empty spend log, priced and counted as the client is.
     fn new_spend_log(&self) -> SpendLog {
-        let inner = &self.inner;
-        let budgets = inner.budgets.any().then(|| inner.budgets.clone());
-        SpendLog::teaching(inner.prices.clone(), Some(inner.meters.clone()), budgets)
+        SpendLog::priced_by(self.inner.pricing.clone())
     }
 
     /// A request at its deployment: its request actor, in the caller's
