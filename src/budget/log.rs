@@ -159,7 +159,11 @@ impl SpendLog {
     /// [`SpendLog::open`], its spend counted in `target`, the metric series of
     /// the request's deployment and model, resolved already (else looked up
     /// when it ends).
-    pub fn open_at(&self, request: Arc<ChatRequest>, target: Option<TargetMeters>) -> Ticket {
+    pub(crate) fn open_at(
+        &self,
+        request: Arc<ChatRequest>,
+        target: Option<TargetMeters>,
+    ) -> Ticket {
         let mut state = self.shared.state.lock();
         let id = state.next;
         state.next = state.next.wrapping_add(1);

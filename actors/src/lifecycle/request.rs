@@ -104,7 +104,7 @@ impl<T: Send + 'static, E: Send + 'static, A: MakeAttempt<T, E>> RequestActor<T,
 
     fn on_result(
         &mut self,
-        outcome: Outcome<<A::Future as std::future::Future>::Output>,
+        outcome: Outcome<Result<T, AttemptError<E>>>,
         lease: Option<PermitLease>,
         ended: Instant,
         deadline_bound: bool,
