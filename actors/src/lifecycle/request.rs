@@ -115,11 +115,7 @@ impl<T: Send + 'static, E: Send + 'static, A: MakeAttempt<T, E>> RequestActor<T,
             Outcome::Done(Ok(value)) => {
                 self.core.end_attempt_after(AttemptEnd::Success, elapsed);
                 // Reported with the request's end, in `finish`.
-                let succeeded = Some(Answered {
-                    lease,
-                    took: elapsed,
-                    ended,
-                });
+                let succeeded = Some(Answered { lease, ended });
                 let attempts = self.core.attempts.succeeded();
                 return self.finish(Ok(Completed { value, attempts }), succeeded, ctx);
             }

@@ -443,11 +443,11 @@ pub fn report_end<A: AttemptLoop>(act: &mut A, end: RequestEnd) {
     report_end_after(act, end, None);
 }
 
-/// The attempt that answered a request: its permit, how long it took, and
-/// when it ended (the request's end too: one reading of the clock).
+/// The attempt that answered a request (the one in flight, started at
+/// [`RequestCore::attempt_started`]): its permit, and when it ended (the
+/// request's end too: one reading of the clock).
 pub(crate) struct Answered {
     pub lease: Option<PermitLease>,
-    pub took: Duration,
     pub ended: tokio::time::Instant,
 }
 
@@ -461,13 +461,16 @@ pub(crate) fn report_end_after<A: AttemptLoop>(
     let core = act.core();
     core.attempt_span = tracing::Span::none();
     let outcome = end.outcome();
-    let took = match &answered {
+    let request_took = match &answered {
         Some(a) => a.ended.saturating_duration_since(core.started),
         None => core.started.elapsed(),
     };
-    core.actors.meters.request_at(&core.target, outcome, took);
+    core.actors.meters.request_at(&core.target, outcome, request_took);
     let first_report = core.attempts.first_report();
-    let succeeded = answered.and_then(|a| a.lease.map(|l| (l, a.took)));
+    let succeeded = answered.and_then(|a| {
+        let attempt_took = a.ended.saturating_duration_since(core.attempt_started);
+        a.lease.map(|lease| (lease, attempt_took))
+    });
     core.actors
         .request_ended(succeeded, RequestFinished { end, first_report });
 }
