@@ -1,11 +1,10 @@
 //! What a request actor is given and what it answers: the attempt it runs
-//! ([`MakeAttempt`], [`AttemptFn`] boxed), its reply ([`RequestResult`]: [`Completed`] or a
+//! ([`MakeAttempt`]), its reply ([`RequestResult`]: [`Completed`] or a
 //! [`RequestError`]), and the message that cancels it ([`Cancel`]).
 
 use std::future::Future;
 
 use actix::prelude::*;
-use futures::future::BoxFuture;
 
 use crate::breaker::Rejection;
 use crate::failure::{Category, Failure};
@@ -18,7 +17,7 @@ use crate::telemetry::meters::TargetMeters;
 /// a future of the value or of the classified failure with the raw error.
 ///
 /// Any such closure is one, its future kept as it is (inline in what the
-/// actor spawns, no box of its own); [`AttemptFn`] is the boxed kind.
+/// actor spawns, no box of its own).
 ///
 /// ```
 /// use steer_actors::lifecycle::reply::{AttemptError, MakeAttempt};
@@ -51,10 +50,6 @@ where
         self(number, target)
     }
 }
-
-/// One attempt, boxed: a [`MakeAttempt`] whose type can be named.
-pub type AttemptFn<T, E> =
-    Box<dyn FnMut(u32, &TargetMeters) -> BoxFuture<'static, Result<T, AttemptError<E>>> + Send>;
 
 /// A failed attempt: the classified failure and the raw error. Boxed, so that the
 /// success path moves small values.

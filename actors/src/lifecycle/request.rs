@@ -17,7 +17,7 @@ use crate::exec::clock::later_tokio;
 use crate::exec::guarded::{Guarded, Outcome};
 use crate::failure::{Category, Failure};
 pub use crate::lifecycle::reply::{
-    AttemptError, AttemptFn, Cancel, Completed, MakeAttempt, RequestError, RequestResult,
+    AttemptError, Cancel, Completed, MakeAttempt, RequestError, RequestResult,
 };
 use crate::lifecycle::shell::{self, Answered, AttemptLoop, RequestCore, Run, Stop};
 use crate::lifecycle::AttemptEnd;
@@ -30,11 +30,7 @@ use crate::telemetry::meters::TargetMeters;
 use attempt_run::AttemptRun;
 
 /// A supervised request, whose attempts `A` makes.
-pub struct RequestActor<
-    T: Send + 'static,
-    E: Send + 'static,
-    A: MakeAttempt<T, E> = AttemptFn<T, E>,
-> {
+pub struct RequestActor<T: Send + 'static, E: Send + 'static, A: MakeAttempt<T, E>> {
     core: RequestCore,
     attempt: A,
     reply: Option<oneshot::Sender<RequestResult<T, E>>>,

@@ -465,7 +465,9 @@ pub(crate) fn report_end_after<A: AttemptLoop>(
         Some(a) => a.ended.saturating_duration_since(core.started),
         None => core.started.elapsed(),
     };
-    core.actors.meters.request_at(&core.target, outcome, request_took);
+    core.actors
+        .meters
+        .request_at(&core.target, outcome, request_took);
     let first_report = core.attempts.first_report();
     let succeeded = answered.and_then(|a| {
         let attempt_took = a.ended.saturating_duration_since(core.attempt_started);

@@ -41,9 +41,9 @@ fn cancel_drops_the_attempt_in_flight_and_counts_it_cancelled() {
         let (dropped_tx, dropped) = oneshot::channel::<()>();
         let mut started_tx = Some(started_tx);
         let mut dropped_tx = Some(dropped_tx);
-        let attempt: AttemptFn<(), ()> = Box::new(move |_, _| {
+        let attempt = move |_: u32, _: &TargetMeters| {
             let (started, dropped) = (started_tx.take(), dropped_tx.take());
-            Box::pin(async move {
+            async move {
                 // Tells the test when it is dropped unfinished.
                 struct OnDrop(Option<oneshot::Sender<()>>);
                 impl Drop for OnDrop {
@@ -58,8 +58,8 @@ fn cancel_drops_the_attempt_in_flight_and_counts_it_cancelled() {
                     let _ = tx.send(());
                 }
                 std::future::pending::<Result<(), AttemptError<()>>>().await
-            })
-        });
+            }
+        };
         let (reply, answer) = oneshot::channel();
         let span = tracing::Span::none();
         let actor = RequestActor::new(spec(), actors.clone(), attempt, reply, None, span);
