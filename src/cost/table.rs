@@ -280,6 +280,12 @@ mod tests {
             t.price(&long, "gpt-4o-2024-08-06").unwrap().rates.input,
             m(2.5)
         );
+        // Names that are not ASCII, their key's end on either side of 128 bytes.
+        for n in [59, 60, 61, 62, 63] {
+            let deployment = "é".repeat(n);
+            t.set(format!("{deployment}/modèle"), own.clone());
+            assert_eq!(t.price(&deployment, "modèle").unwrap(), &own, "{n}");
+        }
         // A router's vendor prefix: the model's own name after it, then its
         // family's; a bare name with no row is unpriced.
         let via = t.price("openrouter", "openai/gpt-4o-latest").unwrap();
