@@ -230,28 +230,30 @@ impl Shared {
     fn cancel_open(&self, state: &mut LogState) {
         for attempt in std::mem::take(&mut state.open).in_order() {
             let usage = cancelled_usage(&attempt.request);
-            let cost = self.record(state, &attempt, None, usage, true, Fate::Cancelled, None);
+            let spend = self.settle(&attempt, None, usage, true, Fate::Cancelled, None);
             if state.closed.len() < crate::cost::MAX_LISTED {
-                state.closed.push((attempt.id, usage.input_tokens(), cost));
+                state
+                    .closed
+                    .push((attempt.id, usage.input_tokens(), spend.cost));
             }
+            state.spend.push(spend);
         }
     }
 
-    /// Adds the spend of `attempt` to `state` (its lock held: whoever takes
-    /// the spend next finds it): priced as `answered`, the model that
+    /// The spend of `attempt`, for its caller to add to the log under the
+    /// same hold of its lock that took the attempt from the open ones (whoever
+    /// takes the spend next finds it): priced as `answered`, the model that
     /// answered, if it said; counted under the request's model; its budget
     /// hold settled.
-    #[allow(clippy::too_many_arguments)]
-    fn record(
+    fn settle(
         &self,
-        state: &mut LogState,
         attempt: &OpenAttempt,
         answered: Option<&str>,
         usage: Usage,
         estimated: bool,
         fate: Fate,
         hold: Option<super::gate::Hold>,
-    ) -> Option<crate::cost::Usd> {
+    ) -> crate::cost::AttemptSpend {
         let request = &attempt.request;
         let (deployment, model) = (request.model.provider(), request.model.model());
         let priced_as = answered.unwrap_or(model);
@@ -284,8 +286,7 @@ impl Shared {
                 None => meters.spend_at(&meters.find_target(deployment, model), sample),
             }
         }
-        state.spend.push(spend);
-        cost
+        spend
     }
 }
 
@@ -321,7 +322,8 @@ impl Ticket {
         if let Some(open) = state.open.take(self.id) {
             let usage = usage(&open.request);
             let hold = self.hold.take();
-            shared.record(&mut state, &open, model, usage, estimated, fate, hold);
+            let spend = shared.settle(&open, model, usage, estimated, fate, hold);
+            state.spend.push(spend);
         }
     }
 
