@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Instructions a request costs in the overhead bench (`benches/overhead.rs`), counted by
-# valgrind's callgrind: repeatable for the same build whatever else the machine is
-# doing, so a cut too small for the noisy clock shows here (BENCHMARKS.md, 2026-12-08).
+# valgrind's callgrind: far steadier than the clock on a noisy machine, so a cut too
+# small for the clock shows here, though not exact (work done by the clock, such as the
+# relay's flush every 10 ms, is counted per second, not per request: read differences
+# under about 150 as noise; BENCHMARKS.md, 2026-12-08).
 #
 #   benches/instructions.sh [steer|direct|steer_budget]   (default: steer)
 #
