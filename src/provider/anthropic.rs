@@ -46,8 +46,11 @@ impl WireFormat for Messages {
         (HeaderName::from_static("x-api-key"), "")
     }
 
-    fn headers(&self, builder: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        builder.header("anthropic-version", ANTHROPIC_VERSION)
+    fn headers(&self, headers: &mut http::HeaderMap) {
+        headers.insert(
+            HeaderName::from_static("anthropic-version"),
+            http::HeaderValue::from_static(ANTHROPIC_VERSION),
+        );
     }
 
     fn body(&self, req: &ChatRequest, stream: bool) -> Result<Vec<u8>, String> {

@@ -4,7 +4,7 @@
 //! endpoint, the HTTP client, errors, streams) is the one
 //! [`HttpProvider`](super::HttpProvider)'s.
 
-use http::HeaderName;
+use http::{HeaderMap, HeaderName};
 
 use crate::model::{ChatRequest, ChatResponse, ResumePoint};
 use crate::prefill::Prefill;
@@ -59,10 +59,8 @@ pub trait WireFormat: Sealed + Clone + std::fmt::Debug + Send + Sync + 'static {
     /// The header that carries the key and what goes before the key in it.
     fn key_header(&self) -> (HeaderName, &'static str);
 
-    /// Headers every request of this API carries (a version), added first.
-    fn headers(&self, builder: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        builder
-    }
+    /// Adds the headers every request of this API carries (a version).
+    fn headers(&self, _headers: &mut HeaderMap) {}
 
     /// The request's JSON body, or why this API cannot express it.
     fn body(&self, req: &ChatRequest, stream: bool) -> Result<Vec<u8>, String>;

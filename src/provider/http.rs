@@ -106,22 +106,20 @@ pub(crate) fn provider_request_id(headers: &HeaderMap) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Adds a request's extra headers to `builder` (names or values a header cannot
-/// carry are skipped, with a warning).
-pub(crate) fn extra_headers(
-    mut builder: reqwest::RequestBuilder,
-    req: &ChatRequest,
-) -> reqwest::RequestBuilder {
+/// Adds a request's extra headers to `headers`, after steer's own (names or
+/// values a header cannot carry are skipped, with a warning).
+pub(crate) fn extra_headers(headers: &mut HeaderMap, req: &ChatRequest) {
     for (name, value) in &req.extra_headers.0 {
         match (
             http::HeaderName::from_bytes(name.as_bytes()),
             http::HeaderValue::from_str(value),
         ) {
-            (Ok(name), Ok(value)) => builder = builder.header(name, value),
+            (Ok(name), Ok(value)) => {
+                headers.append(name, value);
+            }
             _ => tracing::warn!(header = %name, "extra header skipped: not a valid HTTP header"),
         }
     }
-    builder
 }
 
 /// Sends the request; a non-success status becomes a [`FailureKind::Status`] error
@@ -497,16 +495,16 @@ pub(crate) fn transport_kind(e: &reqwest::Error) -> TransportKind {
 
 /// One non-streaming attempt: send, read the body, parse it with `parse`.
 ///
-/// The request is handed to reqwest before the future starts: the builder (272
-/// bytes) is not kept in it, so that the attempt's future (boxed once per
+/// The request (its client and the request as built) is handed to reqwest
+/// before the future starts: neither is kept in it, so that the attempt's future (boxed once per
 /// attempt) stays within the allocator's per-thread cache (`attempt_futures_stay_small`).
 pub(crate) fn generate<'a>(
     ctx: CallContext,
-    request: reqwest::RequestBuilder,
+    (client, request): (reqwest::Client, reqwest::Request),
     req: &'a ChatRequest,
     parse: fn(&[u8]) -> Result<Parsed, DecodeError>,
 ) -> impl Future<Output = Result<ChatResponse, ProviderError>> + Send + 'a {
-    generate_from(ctx, request.send(), req, parse)
+    generate_from(ctx, client.execute(request), req, parse)
 }
 
 async fn generate_from(
@@ -605,11 +603,11 @@ fn not_a_reply(ctx: &CallContext, headers: &HeaderMap, body: &[u8], m: String) -
 /// request handed to reqwest before the future starts, as in [`generate`]).
 pub(crate) fn stream<'a, D: StreamDecoder + 'a>(
     ctx: CallContext,
-    request: reqwest::RequestBuilder,
+    (client, request): (reqwest::Client, reqwest::Request),
     req: &'a ChatRequest,
     decoder: D,
 ) -> impl Future<Output = Result<EventStream, ProviderError>> + Send + 'a {
-    stream_from(ctx, request.send(), req, decoder)
+    stream_from(ctx, client.execute(request), req, decoder)
 }
 
 async fn stream_from<D: StreamDecoder>(

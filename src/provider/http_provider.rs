@@ -2,6 +2,9 @@
 //! OpenAI-compatible server and Anthropic are this type over their format;
 //! a new API is a new format, not a new provider.
 
+use ::http::header::{ACCEPT, CONTENT_TYPE};
+use ::http::{HeaderMap, HeaderName, HeaderValue, Method};
+
 use super::endpoint::{Endpoint, EndpointBuilder};
 use super::format::WireFormat;
 use super::http::{self, CallContext};
@@ -9,6 +12,9 @@ use super::{EventStream, Provider};
 use crate::error::{Error, FailureKind, ProviderError};
 use crate::model::{ChatRequest, ChatResponse, ResumePoint};
 use crate::prefill::Prefill;
+
+/// steer's id of the request, sent with every call to the provider.
+const CLIENT_REQUEST_ID: HeaderName = HeaderName::from_static("x-client-request-id");
 
 /// Longest name (a response id, a deployment) steer puts in a URL's path.
 const MAX_RESPONSE_ID: usize = 256;
@@ -23,6 +29,22 @@ fn plain_segment(name: &str, also: &[u8]) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || also.contains(&b))
+}
+
+/// `req`'s id as a header's value, sharing the id's text: reqwest clones a
+/// request's headers to send it, and a copied value would be copied again
+/// then. `None` for an id a header cannot carry (a caller's id with a line
+/// break or another control character).
+fn request_id_header(req: &ChatRequest) -> Option<HeaderValue> {
+    /// The id's text, as the bytes of a header's value.
+    struct IdText(std::sync::Arc<str>);
+    impl AsRef<[u8]> for IdText {
+        fn as_ref(&self) -> &[u8] {
+            self.0.as_bytes()
+        }
+    }
+    let text = bytes::Bytes::from_owner(IdText(req.request_id.shared()));
+    HeaderValue::from_maybe_shared(text).ok()
 }
 
 /// A provider reached over HTTP in one API's wire format `F`. Name it by its
@@ -72,26 +94,58 @@ impl<F: WireFormat> HttpProvider<F> {
         self.endpoint.context(req)
     }
 
+    /// `req` as its API's request: its body, then the HTTP request and the
+    /// client (of the runtime that calls) to send it with.
     fn request(
         &self,
         req: &ChatRequest,
         stream: bool,
-    ) -> Result<reqwest::RequestBuilder, Box<ProviderError>> {
+    ) -> Result<(reqwest::Client, reqwest::Request), Box<ProviderError>> {
         let body = self.format.body(req, stream).map_err(|message| {
             Box::new(self.context(req).error(FailureKind::Invalid { message }))
         })?;
         let url = self.url_for(req)?;
-        let builder = self.endpoint.http.current().post(url);
-        let mut builder = self
-            .format
-            .headers(builder)
-            .header("x-client-request-id", req.request_id.as_str())
-            .header(::http::header::CONTENT_TYPE, "application/json")
-            .body(body);
-        if stream {
-            builder = builder.header("accept", "text/event-stream");
+        self.http_request(Method::POST, url, req, Some(body), stream)
+    }
+
+    /// An HTTP request for `req` (a body is JSON; `events` asks for a stream of
+    /// server-sent events), its headers set in place: the format's, steer's id
+    /// of the request, the key, then the request's own. A header's name is a
+    /// constant and its value shares the text it comes from (neither copied
+    /// nor parsed on every request, nor copied again when reqwest clones the
+    /// headers to send them).
+    fn http_request(
+        &self,
+        method: Method,
+        url: reqwest::Url,
+        req: &ChatRequest,
+        body: Option<Vec<u8>>,
+        events: bool,
+    ) -> Result<(reqwest::Client, reqwest::Request), Box<ProviderError>> {
+        let id = request_id_header(req).ok_or_else(|| {
+            self.invalid(
+                req,
+                format!(
+                    "the request id {:?} cannot be sent as an HTTP header (x-client-request-id): \
+                     use visible ASCII",
+                    crate::wire::snippet(req.request_id.as_str())
+                ),
+            )
+        })?;
+        let mut request = reqwest::Request::new(method, url);
+        let headers = request.headers_mut();
+        self.format.headers(headers);
+        headers.insert(CLIENT_REQUEST_ID, id);
+        if let Some(body) = body {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            *request.body_mut() = Some(body.into());
         }
-        Ok(self.authorised(builder, req))
+        let headers = request.headers_mut();
+        if events {
+            headers.insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
+        }
+        self.authorise(headers, req);
+        Ok((self.endpoint.http.current(), request))
     }
 
     /// The URL of a request: the endpoint's, or on Azure's dated API the
@@ -125,16 +179,12 @@ impl<F: WireFormat> HttpProvider<F> {
         Box::new(self.context(req).error(FailureKind::Invalid { message }))
     }
 
-    /// The key and the request's own headers.
-    fn authorised(
-        &self,
-        mut builder: reqwest::RequestBuilder,
-        req: &ChatRequest,
-    ) -> reqwest::RequestBuilder {
+    /// Adds the key and the request's own headers.
+    fn authorise(&self, headers: &mut HeaderMap, req: &ChatRequest) {
         if let Some(key) = &self.endpoint.key_header {
-            builder = builder.header(self.format.key_header().0, key.clone());
+            headers.append(self.format.key_header().0, key.clone());
         }
-        http::extra_headers(builder, req)
+        http::extra_headers(headers, req);
     }
 
     /// The URL of stored response `id` (`{base}/responses/{id}{tail}`): only an
@@ -284,12 +334,9 @@ impl<F: WireFormat> Provider for HttpProvider<F> {
         url.query_pairs_mut()
             .append_pair("stream", "true")
             .append_pair("starting_after", &point.after.to_string());
-        let builder = self
-            .format
-            .headers(self.endpoint.http.current().get(url))
-            .header("x-client-request-id", req.request_id.as_str())
-            .header("accept", "text/event-stream");
-        let request = self.authorised(builder, req);
+        let request = self
+            .http_request(Method::GET, url, req, None, true)
+            .map_err(|e| *e)?;
         let attempt = http::stream(self.context(req), request, req, decoder);
         attempt.await
     }
@@ -301,12 +348,10 @@ impl<F: WireFormat> Provider for HttpProvider<F> {
         let url = self
             .response_url(req, response_id, "/cancel")
             .map_err(|e| *e)?;
-        let builder = self
-            .format
-            .headers(self.endpoint.http.current().post(url))
-            .header("x-client-request-id", req.request_id.as_str());
-        let request = self.authorised(builder, req);
-        http::send(&self.context(req), request.send())
+        let (client, request) = self
+            .http_request(Method::POST, url, req, None, false)
+            .map_err(|e| *e)?;
+        http::send(&self.context(req), client.execute(request))
             .await
             .map(drop)
     }
@@ -387,6 +432,77 @@ mod tests {
             assert!(
                 matches!(err.kind, crate::FailureKind::Invalid { .. }),
                 "{hostile}"
+            );
+        }
+    }
+
+    /// Every request carries its format's headers, steer's id of it, its body's
+    /// type, the key (marked sensitive: never printed) and then the caller's
+    /// own headers; a stream asks for events.
+    #[test]
+    fn a_request_carries_its_headers() {
+        let claude = Anthropic::builder()
+            .base_url("http://127.0.0.1:9/")
+            .api_key("k")
+            .build()
+            .expect("provider");
+        let req = crate::ChatRequest::new("anthropic/claude-sonnet-4-5")
+            .expect("model")
+            .user("hi")
+            .request_id("id-1")
+            .extra_header("x-team", "a")
+            .extra_header("x-team", "b");
+        for stream in [false, true] {
+            let (_, request) = claude.request(&req, stream).expect("a request");
+            let h = request.headers();
+            let text = |name: &str| h.get(name).and_then(|v| v.to_str().ok());
+            assert_eq!(request.method(), ::http::Method::POST);
+            assert_eq!(
+                text("anthropic-version"),
+                Some(super::super::anthropic::ANTHROPIC_VERSION)
+            );
+            assert_eq!(text("x-client-request-id"), Some("id-1"));
+            assert_eq!(text("content-type"), Some("application/json"));
+            assert_eq!(text("x-api-key"), Some("k"));
+            assert!(h.get("x-api-key").is_some_and(|v| v.is_sensitive()));
+            let teams: Vec<_> = h.get_all("x-team").iter().collect();
+            assert_eq!(teams, ["a", "b"], "the caller's headers, each value kept");
+            assert_eq!(h.len(), 6 + usize::from(stream), "{h:?}");
+            assert_eq!(text("accept"), stream.then_some("text/event-stream"));
+            assert!(request
+                .body()
+                .and_then(|b| b.as_bytes())
+                .is_some_and(|b| !b.is_empty()));
+        }
+    }
+
+    /// A caller's request id that a header cannot carry is the request's own
+    /// error, before anything is sent: not a transport failure to retry.
+    #[tokio::test]
+    async fn a_request_id_a_header_cannot_carry_is_invalid() {
+        let openai = OpenAiCompatible::custom("local", "http://127.0.0.1:9/v1")
+            .api_key("k")
+            .build()
+            .expect("provider");
+        for hostile in ["line\nbreak", "nul\0", "del\u{7f}", "tab\tok"] {
+            let req = crate::ChatRequest::new("local/m")
+                .expect("model")
+                .user("hi")
+                .request_id(hostile);
+            if hostile.contains('\t') {
+                // A tab is allowed inside a header's value.
+                assert!(openai.request(&req, false).is_ok());
+                continue;
+            }
+            let err = openai.generate(&req).await.expect_err(hostile);
+            assert!(
+                matches!(&err.kind, crate::FailureKind::Invalid { message } if message.contains("x-client-request-id")),
+                "{hostile:?}: {err:?}"
+            );
+            let err = openai.stream(&req).await.err().expect(hostile);
+            assert!(
+                matches!(err.kind, crate::FailureKind::Invalid { .. }),
+                "{hostile:?}"
             );
         }
     }
