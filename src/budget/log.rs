@@ -403,6 +403,12 @@ pub fn billed(error: &ProviderError) -> bool {
 /// (estimated from its text when the server sent none), a billed failure's
 /// estimated prompt, an unbilled one's nothing.
 pub fn close_reply(ticket: Ticket, result: &Result<ChatResponse, ProviderError>) {
+    close_result(ticket, result.as_ref());
+}
+
+/// [`close_reply`] over a result lent (a reply already boxed, where the
+/// attempt keeps it).
+pub(crate) fn close_result(ticket: Ticket, result: Result<&ChatResponse, &ProviderError>) {
     match result {
         Ok(reply) if reply.usage == Usage::default() => {
             let output = estimate::text_tokens(&reply.model, &reply.text);

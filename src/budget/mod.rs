@@ -22,8 +22,8 @@ mod spec;
 
 pub use file::BudgetFile;
 pub use gate::{BudgetBalance, DEFAULT_LEASE, MAX_KEY};
-pub(crate) use log::Pricing;
 pub use log::{billed, close_reply, SpendLog, Ticket};
+pub(crate) use log::{close_result, Pricing};
 pub use outputs::{OutputSizes, DEFAULT_OUTPUT};
 pub use spec::{Budget, Period, Scope};
 pub use steer_actors::budget::{Account, Measure, Refusal};

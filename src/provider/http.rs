@@ -503,8 +503,9 @@ pub(crate) fn generate<'a>(
     (client, request): (reqwest::Client, reqwest::Request),
     req: &'a ChatRequest,
     parse: fn(&[u8]) -> Result<Parsed, DecodeError>,
+    finish: impl FnOnce(&mut ChatResponse) + Send + 'a,
 ) -> impl Future<Output = Result<ChatResponse, ProviderError>> + Send + 'a {
-    generate_from(ctx, client.execute(request), req, parse)
+    generate_from(ctx, client.execute(request), req, parse, finish)
 }
 
 async fn generate_from(
@@ -512,6 +513,7 @@ async fn generate_from(
     sent: impl Future<Output = reqwest::Result<reqwest::Response>>,
     req: &ChatRequest,
     parse: fn(&[u8]) -> Result<Parsed, DecodeError>,
+    finish: impl FnOnce(&mut ChatResponse),
 ) -> Result<ChatResponse, ProviderError> {
     // The request is built: on a multi-thread runtime, the tasks already
     // ready run before it is sent, so that steer's code (the replies handled,
@@ -531,7 +533,12 @@ async fn generate_from(
             Err(e) => return Err(with_response(e, headers)),
         }
     };
-    reply_from(ctx, headers, &body, req, parse)
+    // Finished where it is made: the reply is returned once, not moved out,
+    // finished and returned again by each layer above.
+    reply_from(ctx, headers, &body, req, parse).map(|mut reply| {
+        finish(&mut reply);
+        reply
+    })
 }
 
 /// The reply in a whole 2xx body, or the error of a body that is not one.

@@ -306,10 +306,15 @@ impl<F: WireFormat> Provider for HttpProvider<F> {
         // In statements of their own: a temporary of the awaiting statement
         // would be kept in the future beside the attempt's.
         let request = self.request(req, false).map_err(|e| *e)?;
-        let attempt = http::generate(self.context(req), request, req, self.format.parse_reply());
-        let mut reply = attempt.await?;
-        self.format.finish_reply(req, &mut reply);
-        Ok(reply)
+        let finish = |reply: &mut ChatResponse| self.format.finish_reply(req, reply);
+        let attempt = http::generate(
+            self.context(req),
+            request,
+            req,
+            self.format.parse_reply(),
+            finish,
+        );
+        attempt.await
     }
 
     async fn stream(&self, req: &ChatRequest) -> Result<EventStream, ProviderError> {

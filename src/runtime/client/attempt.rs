@@ -65,14 +65,13 @@ fn at_provider(
                 }
             }
         }
-        let result = provider.generate(&req).await;
+        // Boxed as it comes out of the provider's future: a move of the
+        // 552-byte reply is a copy, and the box is what the actor keeps.
+        let result = provider.generate(&req).await.map(Box::new);
         if let Some(ticket) = ticket {
-            crate::budget::close_reply(ticket, &result);
+            crate::budget::close_result(ticket, result.as_deref());
         }
-        match result {
-            Ok(reply) => Ok(Box::new(reply)),
-            Err(e) => Err(Box::new((classify(&e), e))),
-        }
+        result.map_err(|e| Box::new((classify(&e), e)))
     }
 }
 
