@@ -384,11 +384,15 @@ impl Delivery {
         }
     }
 
-    /// What a continuation's stop scan held back: the reply ended without a
-    /// stop sequence, so it is text of the reply.
+    /// What a continuation's stop scan held back, now that the text ended:
+    /// text of the reply up to a stop sequence it holds (one that waited on a
+    /// longer one beginning before it), which then ends the reply.
     fn deliver_held(&mut self, asked: &Asked<'_>, out: &mut Vec<StreamEvent>) -> Delivered {
         match self.stop_scan.as_mut().map(|scan| scan.finish()) {
-            Some(held) => self.deliver_now(held, asked, out),
+            Some((held, stopped)) => match self.deliver_now(held, asked, out) {
+                Delivered::Sent if stopped => Delivered::Stopped,
+                other => other,
+            },
             None => Delivered::Sent,
         }
     }
@@ -586,7 +590,7 @@ impl Delivery {
                     }
                 }
                 if !stopped {
-                    self.deliver_held(asked, out);
+                    stopped = self.deliver_held(asked, out) == Delivered::Stopped;
                 }
                 // A continuation asked for when the consumer already had every
                 // token the limit allows (a request that offers tools is asked

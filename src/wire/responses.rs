@@ -580,6 +580,20 @@ impl Decoder {
         if !stopped {
             return Progress::Continue;
         }
+        self.stopped_here(out)
+    }
+
+    /// What was held back passes, now that its text ended; a stop sequence
+    /// in it (one that waited on a longer one beginning before it) ends the
+    /// reply there.
+    fn release_held(&mut self, out: &mut Vec<ProviderEvent>) -> Option<Progress> {
+        let (held, stopped) = self.stop.finish();
+        self.cursor.delta(held, out);
+        stopped.then(|| self.stopped_here(out))
+    }
+
+    /// A stop sequence ended the reply before the server did.
+    fn stopped_here(&mut self, out: &mut Vec<ProviderEvent>) -> Progress {
         // Calls after the stop are not made; the usage is not known yet. A
         // background response runs on without a reader: it is cancelled.
         self.ended = true;
@@ -623,7 +637,7 @@ impl Decoder {
             DecodeError::Malformed("a terminal event without its response".into())
         })?;
         self.response_id(Some(&response), out);
-        let held = self.stop.finish();
+        let (held, stopped) = self.stop.finish();
         self.cursor.delta(held, out);
         let tier = response.service_tier.as_deref();
         let usage = response
@@ -631,6 +645,16 @@ impl Decoder {
             .map(|u| super::openai::with_tier(Usage::from(u), tier));
         if let Some(u) = usage {
             out.push(ProviderEvent::Usage(u));
+        }
+        if stopped {
+            // The last text held a stop sequence: the reply ends there, its
+            // usage known, and no call after it is made.
+            self.ended = true;
+            out.push(ProviderEvent::Complete {
+                finish_reason: FinishReason::Stop,
+                usage,
+            });
+            return Ok(Progress::Done);
         }
         let finish = response.finish_reason(self.any_call).map(|f| {
             if self.refusal {
@@ -724,12 +748,14 @@ impl Decoder {
             // because it might begin one passes when the text ends, before
             // any call that follows it.
             "response.output_text.done" | "response.refusal.done" => {
-                let held = self.stop.finish();
-                self.cursor.delta(held, out);
+                if let Some(done) = self.release_held(out) {
+                    return Ok(done);
+                }
             }
             "response.output_item.added" => {
-                let held = self.stop.finish();
-                self.cursor.delta(held, out);
+                if let Some(done) = self.release_held(out) {
+                    return Ok(done);
+                }
                 let item = event.item.as_ref();
                 if item.and_then(|i| i.get("type")).and_then(Value::as_str) == Some("reasoning") {
                     let key = event.output_index.unwrap_or_default();

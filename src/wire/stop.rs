@@ -2,7 +2,8 @@
 //! Responses API): the reply ends before the first stop sequence, as a server
 //! that checks them while generating would end it. Streamed text is scanned
 //! across chunks: what could still be the start of a stop sequence is held
-//! back until the next chunk says.
+//! back until the next chunk says, even past a stop sequence already seen
+//! (one that begins earlier and is not yet whole would end the reply first).
 
 /// Where `text` ends before its first stop sequence, if one occurs.
 ///
@@ -26,6 +27,11 @@ pub fn first_stop(text: &str, stops: &[String]) -> Option<usize> {
 /// let mut scan = StopScan::new(vec!["END".into()]);
 /// assert_eq!(scan.push("Hello E"), (String::from("Hello "), false));
 /// assert_eq!(scan.push("ND more"), (String::new(), true));
+///
+/// // "." is whole, but "é. " may begin before it: held until the text says.
+/// let mut scan = StopScan::new(vec![".".into(), "é. ".into()]);
+/// assert_eq!(scan.push("a é."), (String::from("a "), false));
+/// assert_eq!(scan.push(" b"), (String::from(""), true));
 /// ```
 #[derive(Debug, Default)]
 pub struct StopScan {
@@ -68,30 +74,49 @@ impl StopScan {
             return (String::new(), true);
         }
         self.held.push_str(chunk);
-        if let Some(at) = first_stop(&self.held, &self.stops) {
-            self.stopped = true;
-            let mut pass = std::mem::take(&mut self.held);
-            pass.truncate(at);
-            return (pass, true);
-        }
-        // Hold back the longest end of the text that begins a stop sequence.
-        let keep = self
+        let whole = first_stop(&self.held, &self.stops);
+        // Where a stop sequence may yet begin: the longest end of the text that
+        // begins one, before any stop sequence already whole (a later one
+        // cannot end the reply first).
+        let open = self
             .held
             .char_indices()
             .map(|(i, _)| i)
+            .take_while(|&i| whole.is_none_or(|at| i < at))
             .find(|&i| {
                 let tail = &self.held[i..];
-                self.stops.iter().any(|s| s.starts_with(tail))
-            })
-            .unwrap_or(self.held.len());
-        let rest = self.held.split_off(keep);
-        let pass = std::mem::replace(&mut self.held, rest);
-        (pass, false)
+                self.stops
+                    .iter()
+                    .any(|s| s.len() > tail.len() && s.starts_with(tail))
+            });
+        match (whole, open) {
+            (Some(at), None) => {
+                self.stopped = true;
+                let mut pass = std::mem::take(&mut self.held);
+                pass.truncate(at);
+                (pass, true)
+            }
+            (_, Some(keep)) => {
+                let rest = self.held.split_off(keep);
+                (std::mem::replace(&mut self.held, rest), false)
+            }
+            (None, None) => (std::mem::take(&mut self.held), false),
+        }
     }
 
-    /// The reply ended without a stop sequence: what was held back passes.
-    pub fn finish(&mut self) -> String {
-        std::mem::take(&mut self.held)
+    /// The text ended: what was held back passes, up to a stop sequence it
+    /// holds (one that waited on a longer one beginning before it), and
+    /// whether one ended the reply.
+    pub fn finish(&mut self) -> (String, bool) {
+        let mut held = std::mem::take(&mut self.held);
+        match first_stop(&held, &self.stops) {
+            Some(at) => {
+                held.truncate(at);
+                self.stopped = true;
+                (held, true)
+            }
+            None => (held, self.stopped),
+        }
     }
 }
 
@@ -100,6 +125,21 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    /// Found by the property below: "." is whole at the first chunk's end,
+    /// but "é. " begins before it and is whole only with the next; and when the
+    /// text ends first, the held "." still ends the reply.
+    #[test]
+    fn a_longer_stop_beginning_earlier_wins_over_one_already_whole() {
+        let stops = vec![".".to_string(), "é. ".to_string()];
+        let mut scan = StopScan::new(stops.clone());
+        assert_eq!(scan.push("a  é."), ("a  ".to_string(), false));
+        assert_eq!(scan.push(" "), (String::new(), true));
+        let mut scan = StopScan::new(stops);
+        assert_eq!(scan.push("a  é."), ("a  ".to_string(), false));
+        assert_eq!(scan.finish(), ("é".to_string(), true));
+        assert_eq!(scan.push("more"), (String::new(), true));
+    }
 
     proptest! {
         /// However the text is cut into chunks, what passes is the text before
@@ -127,7 +167,9 @@ mod tests {
                 from = c;
             }
             if !stopped {
-                passed.push_str(&scan.finish());
+                let (rest, s) = scan.finish();
+                passed.push_str(&rest);
+                stopped |= s;
             }
             let expected = match first_stop(&text, &stops) {
                 Some(at) => &text[..at],
