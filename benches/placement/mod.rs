@@ -146,9 +146,9 @@ pub fn pinning_line(pinned: bool) -> &'static str {
     }
 }
 
-/// This process's CPU time so far (user and system, every thread) and its
-/// context switches (voluntary and involuntary).
-pub fn usage_now() -> (Duration, u64) {
+/// This process's CPU time so far (user and system, every thread), the system
+/// part of it, and its context switches (voluntary and involuntary).
+pub fn usage_now() -> (Duration, Duration, u64) {
     // SAFETY: getrusage writes one plain struct we own.
     let usage = unsafe {
         let mut u: libc::rusage = std::mem::zeroed();
@@ -159,7 +159,11 @@ pub fn usage_now() -> (Duration, u64) {
         Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
     };
     let switches = (usage.ru_nvcsw as u64).saturating_add(usage.ru_nivcsw as u64);
-    (tv(usage.ru_utime) + tv(usage.ru_stime), switches)
+    (
+        tv(usage.ru_utime) + tv(usage.ru_stime),
+        tv(usage.ru_stime),
+        switches,
+    )
 }
 
 /// Everything one call needs, made in the runtime that calls.
@@ -269,6 +273,8 @@ pub struct Slice {
     pub units: u64,
     pub wall: Duration,
     pub cpu: Duration,
+    /// The part of `cpu` spent in the kernel.
+    pub sys: Duration,
     /// Context switches of this process's threads.
     pub switches: u64,
 }
@@ -276,19 +282,24 @@ pub struct Slice {
 impl Slice {
     /// The slice that began at `start` (an instant and [`usage_now`]) and did
     /// `units`.
-    fn since(start: (Instant, (Duration, u64)), units: u64) -> Slice {
-        let (t, (cpu, switches)) = start;
-        let (cpu_now, switches_now) = usage_now();
+    fn since(start: (Instant, (Duration, Duration, u64)), units: u64) -> Slice {
+        let (t, (cpu, sys, switches)) = start;
+        let (cpu_now, sys_now, switches_now) = usage_now();
         Slice {
             units,
             wall: t.elapsed(),
             cpu: cpu_now.saturating_sub(cpu),
+            sys: sys_now.saturating_sub(sys),
             switches: switches_now.saturating_sub(switches),
         }
     }
 
     pub fn rate(&self) -> f64 {
         self.units as f64 / self.wall.as_secs_f64()
+    }
+    /// System (kernel) CPU per unit, in µs.
+    pub fn sys_per_unit(&self) -> f64 {
+        self.sys.as_secs_f64() * 1e6 / self.units.max(1) as f64
     }
     /// CPU per unit, in µs.
     pub fn cpu_per_unit(&self) -> f64 {
@@ -650,11 +661,12 @@ fn actix_web_rounds(
         )
         .await;
         HttpResponse::Ok().body(format!(
-            "{} {} {} {}",
+            "{} {} {} {} {}",
             s.units,
             s.wall.as_nanos(),
             s.cpu.as_nanos(),
-            s.switches
+            s.switches,
+            s.sys.as_nanos()
         ))
     }
 
@@ -710,16 +722,18 @@ fn actix_web_rounds(
                 let mut n = text
                     .split_whitespace()
                     .map(|x| x.parse::<u64>().expect("number"));
-                let (units, wall, cpu, switches) = (
+                let (units, wall, cpu, switches, sys) = (
                     n.next().expect("units"),
                     n.next().expect("wall"),
                     n.next().expect("cpu"),
                     n.next().expect("switches"),
+                    n.next().expect("sys"),
                 );
                 Slice {
                     units,
                     wall: Duration::from_nanos(wall),
                     cpu: Duration::from_nanos(cpu),
+                    sys: Duration::from_nanos(sys),
                     switches,
                 }
             }
@@ -758,16 +772,20 @@ pub fn report(label: &str, unit: &str, rounds: &[(Slice, Slice)]) {
         let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         format!("{lo:.2}-{hi:.2}")
     };
+    let mut bare_sys: Vec<f64> = rounds.iter().map(|(b, _)| b.sys_per_unit()).collect();
+    let mut steer_sys: Vec<f64> = rounds.iter().map(|(_, s)| s.sys_per_unit()).collect();
     let mut bare_switches: Vec<f64> = rounds.iter().map(|(b, _)| b.switches_per_unit()).collect();
     let mut steer_switches: Vec<f64> = rounds.iter().map(|(_, s)| s.switches_per_unit()).collect();
     let (rate_spread, cpu_spread) = (spread(&rate), spread(&cpu));
     let (rate, cpu) = (median(&mut rate), median(&mut cpu));
     println!(
-        "  {label:<34} throughput {:>9.0} / {:>9.0} {unit}/s  ratio {rate:.2} ({rate_spread})   CPU {:>6.2} / {:>6.2} µs/{unit}  ratio {cpu:.2} ({cpu_spread})   switches {:.3} / {:.3} per {unit}",
+        "  {label:<34} throughput {:>9.0} / {:>9.0} {unit}/s  ratio {rate:.2} ({rate_spread})   CPU {:>6.2} / {:>6.2} µs/{unit}  ratio {cpu:.2} ({cpu_spread}) of which system {:.2} / {:.2}   switches {:.3} / {:.3} per {unit}",
         median(&mut steer_rate),
         median(&mut bare_rate),
         median(&mut steer_cpu),
         median(&mut bare_cpu),
+        median(&mut steer_sys),
+        median(&mut bare_sys),
         median(&mut steer_switches),
         median(&mut bare_switches),
     );
