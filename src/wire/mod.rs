@@ -164,8 +164,13 @@ impl TextCursor {
 pub const MAX_TOOL_ARGUMENTS: usize = 4 * 1024 * 1024;
 
 /// Checks what no wire format can express: invalid tools, a tool choice without
-/// tools or naming an unknown one, invalid images, a schema that is not an object.
+/// tools or naming an unknown one, invalid images, a schema that is not an object,
+/// a temperature that is not a number (JSON has no NaN nor infinity: it would be
+/// sent as `null`, the server's default, without a word).
 pub(crate) fn check_request(req: &ChatRequest) -> Result<(), String> {
+    if let Some(t) = req.temperature.filter(|t| !t.is_finite()) {
+        return Err(format!("temperature {t} is not a finite number"));
+    }
     for (i, tool) in req.tools.iter().enumerate() {
         tool.validate()?;
         if req.tools[..i].iter().any(|t| t.name == tool.name) {

@@ -715,6 +715,32 @@ mod tests {
         );
     }
 
+    /// JSON has no NaN nor infinity: serde_json writes them as `null`, which
+    /// would send the server's default temperature in the caller's place.
+    #[test]
+    fn a_temperature_that_is_not_a_number_is_refused_in_every_format() {
+        for t in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            let req = ChatRequest::new("p/m")
+                .expect("model")
+                .user("hi")
+                .temperature(t);
+            let bodies = [
+                request_json(&req, false, true, Prefill::None),
+                crate::wire::anthropic::request_json(&req, false),
+                crate::wire::responses::request_json(&req, false),
+            ];
+            for body in bodies {
+                let err = body.expect_err("refused");
+                assert!(err.contains("temperature"), "{err}");
+            }
+        }
+        let fine = ChatRequest::new("p/m")
+            .expect("model")
+            .user("hi")
+            .temperature(0.7);
+        assert!(request_json(&fine, false, true, Prefill::None).is_ok());
+    }
+
     #[test]
     fn offsets_count_characters_not_bytes() {
         let (out, _) = run(&[
