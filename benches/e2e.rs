@@ -2,7 +2,8 @@
 //! placement a caller has (an actix arbiter with `arbiters(0)`, a user's actor, an
 //! actix-web handler, tasks spawned on plain tokio), one request at a time and 64
 //! concurrent, against one mock process: steer / bare ratios of throughput and of
-//! CPU per request (this process's CPU, every thread). `cargo bench --features mock --bench e2e`
+//! CPU per request (this process's CPU, every thread; the kernel's part of it
+//! beside). `cargo bench --features mock --bench e2e`
 //!
 //! `STEER_BENCH_PLACEMENTS=tokio,actix-web` picks placements; `STEER_BENCH_ROUNDS`
 //! and `STEER_BENCH_SLICE_MS` the rounds and their length; `STEER_BENCH_ARBITERS`
