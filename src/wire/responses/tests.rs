@@ -152,6 +152,47 @@ fn a_stream_ends_before_its_first_stop_sequence_even_across_chunks() {
     assert_eq!(text_then_call, ["timber", ".", "<call>"]);
 }
 
+/// "." is whole in the text, but "é. " begins before it and might still end
+/// it first: held. However the text then ends (its `done`, the next item, the
+/// response's end), the held "." ends the reply there: what is before "é"
+/// passes, the reply completes with `stop`, and no call after it is made.
+#[test]
+fn a_held_stop_sequence_ends_the_reply_however_its_text_ends() {
+    let delta = r#"{"type":"response.output_text.delta","sequence_number":1,"output_index":0,"content_index":0,"delta":"a é."}"#;
+    let ends = [
+        r#"{"type":"response.output_text.done","sequence_number":2,"output_index":0,"content_index":0,"text":"a é."}"#,
+        r#"{"type":"response.output_item.added","sequence_number":2,"output_index":1,"item":{"type":"function_call","call_id":"call_1","name":"f","arguments":""}}"#,
+        TEXT_STREAM[8],
+    ];
+    for (i, end) in ends.into_iter().enumerate() {
+        let mut d = Decoder::with_stops(vec![".".into(), "é. ".into()]);
+        let mut out = Vec::new();
+        assert_eq!(d.on_event("", delta, &mut out), Ok(Progress::Continue));
+        assert_eq!(d.on_event("", end, &mut out), Ok(Progress::Done), "{i}");
+        let text: String = out
+            .iter()
+            .filter_map(|e| match e {
+                ProviderEvent::TextDelta { text, .. } => Some(text.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(text, "a é", "{i}: {out:?}");
+        assert!(
+            !out.iter()
+                .any(|e| matches!(e, ProviderEvent::ToolCallStart { .. })),
+            "{i}: {out:?}"
+        );
+        let usage = (i == 2).then(|| crate::model::Usage::new(3, 2));
+        assert!(
+            matches!(
+                out.last(),
+                Some(ProviderEvent::Complete { finish_reason: FinishReason::Stop, usage: u }) if *u == usage
+            ),
+            "{i}: {out:?}"
+        );
+    }
+}
+
 #[test]
 fn what_the_api_cannot_express_is_an_error_before_any_call() {
     let failed_tool = request(vec![Message {
