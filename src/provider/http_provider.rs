@@ -136,15 +136,14 @@ impl<F: WireFormat> HttpProvider<F> {
         let headers = request.headers_mut();
         self.format.headers(headers);
         headers.insert(CLIENT_REQUEST_ID, id);
-        if let Some(body) = body {
+        if body.is_some() {
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            *request.body_mut() = Some(body.into());
         }
-        let headers = request.headers_mut();
         if events {
             headers.insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
         }
         self.authorise(headers, req);
+        *request.body_mut() = body.map(reqwest::Body::from);
         Ok((self.endpoint.http.current(), request))
     }
 
