@@ -40,8 +40,11 @@ struct Case {
     model: &'static str,
     topic: u16,
     max_tokens: Option<u32>,
-    /// A word of the fault-free reply used as a stop sequence, by index.
-    stop_word: Option<usize>,
+    /// A word of the fault-free reply used as a stop sequence, by index; with
+    /// `true`, its inside too (the word without its first and last letters),
+    /// a second stop that is whole before the word is, though the word
+    /// begins first.
+    stop_word: Option<(usize, bool)>,
     first: (StreamFault, usize),
     second: Option<(StreamFault, usize)>,
     /// Two tools, named by the prompt: the reply calls both.
@@ -66,7 +69,10 @@ fn case() -> impl Strategy<Value = Case> {
         prop::sample::select(&MODELS[..]),
         0u16..500,
         prop_oneof![1 => Just(None), 3 => (1u32..60).prop_map(Some)],
-        prop_oneof![3 => Just(None), 1 => (0usize..50).prop_map(Some)],
+        prop_oneof![
+            3 => Just(None),
+            1 => (0usize..50, prop::bool::weighted(0.4)).prop_map(Some),
+        ],
         (kind(), 0usize..60),
         prop_oneof![2 => Just(None), 1 => (kind(), 0usize..40).prop_map(Some)],
         prop::bool::weighted(0.35),
@@ -156,9 +162,13 @@ fn request(case: &Case, id: &str) -> (ChatRequest, text::Reply) {
     if let Some(max) = case.max_tokens {
         req = req.max_tokens(max);
     }
-    if let Some(i) = case.stop_word {
+    if let Some((i, inside)) = case.stop_word {
         let whole = text::reply(req.model.model(), &turns(&req), None, &[], None);
         let word = whole.chunks[i % whole.chunks.len()].trim().to_string();
+        let letters: Vec<char> = word.chars().collect();
+        if inside && letters.len() >= 4 {
+            req = req.stop(letters[1..letters.len() - 1].iter().collect::<String>());
+        }
         if !word.is_empty() {
             req = req.stop(word);
         }
@@ -381,7 +391,7 @@ fn a_continuation_that_meets_a_stop_sequence_the_limit_had_cut_ends_there() {
         model: "openai/gpt-4o-mini",
         topic: 121,
         max_tokens: Some(6),
-        stop_word: Some(21),
+        stop_word: Some((21, false)),
         first: (StreamFault::Reset, 3),
         second: None,
         tools: true,
@@ -422,7 +432,7 @@ fn a_continuation_that_adds_nothing_past_a_spent_limit_keeps_the_limits_finish()
         model: "openai/gpt-4o-mini",
         topic: 124,
         max_tokens: Some(6),
-        stop_word: Some(22),
+        stop_word: Some((22, false)),
         first: (StreamFault::Reset, 2),
         second: None,
         tools: true,
