@@ -19,6 +19,16 @@ fn run(events: &[&str]) -> (Vec<ProviderEvent>, Result<Progress, DecodeError>, D
     (out, last, d)
 }
 
+/// The text the events deliver, in order.
+fn text_of(out: &[ProviderEvent]) -> String {
+    out.iter()
+        .filter_map(|e| match e {
+            ProviderEvent::TextDelta { text, .. } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
 fn request(messages: Vec<Message>) -> ChatRequest {
     let mut req = ChatRequest::new("openai/gpt-5").expect("a model id");
     req.messages = messages;
@@ -105,14 +115,7 @@ fn a_stream_ends_before_its_first_stop_sequence_even_across_chunks() {
         }
     }
     assert_eq!(last, Ok(Progress::Done));
-    let text: String = out
-        .iter()
-        .filter_map(|e| match e {
-            ProviderEvent::TextDelta { text, .. } => Some(text.as_str()),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(text, "Hello ");
+    assert_eq!(text_of(&out), "Hello ");
     assert!(matches!(
         out.last(),
         Some(ProviderEvent::Complete {
@@ -169,14 +172,7 @@ fn a_held_stop_sequence_ends_the_reply_however_its_text_ends() {
         let mut out = Vec::new();
         assert_eq!(d.on_event("", delta, &mut out), Ok(Progress::Continue));
         assert_eq!(d.on_event("", end, &mut out), Ok(Progress::Done), "{i}");
-        let text: String = out
-            .iter()
-            .filter_map(|e| match e {
-                ProviderEvent::TextDelta { text, .. } => Some(text.as_str()),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(text, "a é", "{i}: {out:?}");
+        assert_eq!(text_of(&out), "a é", "{i}: {out:?}");
         assert!(
             !out.iter()
                 .any(|e| matches!(e, ProviderEvent::ToolCallStart { .. })),
